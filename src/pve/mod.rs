@@ -1,0 +1,1 @@
+//! The Proxmox VE API client. This module never imports `kube`.

@@ -1,0 +1,1 @@
+//! The Proxmox VE API simulator: state machine and HTTP surface.
