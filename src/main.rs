@@ -16,16 +16,27 @@ struct Cli {
 enum Command {
     /// Run the operator.
     Run,
-    /// Print every CRD as one multi-document YAML.
-    Crds,
+    /// Print every CRD as one multi-document YAML (or write one file per CRD with --out-dir).
+    Crds {
+        /// Write one `<kind>.yaml` per CRD into this directory instead of printing.
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds => {
+        Command::Crds { out_dir: None } => {
             print!("{}", proxmox_lxc_operator::crd::all_crds_yaml()?);
+            Ok(())
+        }
+        Command::Crds { out_dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            for (file, crd) in proxmox_lxc_operator::crd::all_crds() {
+                std::fs::write(dir.join(file), proxmox_lxc_operator::crd::crd_yaml(&crd)?)?;
+            }
             Ok(())
         }
         Command::Run => {

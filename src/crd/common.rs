@@ -1,0 +1,298 @@
+//! Types shared by several kinds: references, conditions, quantities and validation patterns.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// The API group of every kind.
+pub const GROUP: &str = "pve.lxc.dev";
+/// The API version of every kind.
+pub const VERSION: &str = "v1alpha1";
+/// Prefix of the identity tag put on every container the operator creates: `k8s-<metadata.uid>`.
+pub const IDENTITY_TAG_PREFIX: &str = "k8s-";
+/// The finalizer the operator puts on resources that own Proxmox state.
+pub const FINALIZER: &str = "pve.lxc.dev/cleanup";
+
+/// DNS-1123 subdomain (names of Kubernetes objects).
+pub const K8S_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A Proxmox node name (`pve-node`).
+pub const NODE_PATTERN: &str = r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$";
+/// A Proxmox storage id (`pve-storage-id`).
+pub const STORAGE_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]*[a-zA-Z0-9]$";
+/// A DNS host name (`dns-name`); at most 255 characters overall.
+pub const HOSTNAME_PATTERN: &str =
+    r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$";
+/// A Linux bridge name (at most 15 characters, no separators).
+pub const BRIDGE_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$";
+/// A Proxmox tag (`pve-tag`).
+pub const TAG_PATTERN: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9_+.-]*$";
+/// A Proxmox pool id.
+pub const POOL_PATTERN: &str = r"^[a-zA-Z0-9_.-]+$";
+/// A unicast-looking MAC address `XX:XX:XX:XX:XX:XX`.
+pub const MAC_PATTERN: &str = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$";
+/// An IPv4 address.
+pub const IPV4_PATTERN: &str =
+    r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$";
+/// An IPv4 address with prefix length (CIDR).
+pub const IPV4_CIDR_PATTERN: &str =
+    r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$";
+/// An IPv6 address (shape only; the operator parses it fully).
+pub const IPV6_PATTERN: &str = r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$";
+/// An IPv6 address with prefix length (shape only; the operator parses it fully).
+pub const IPV6_CIDR_PATTERN: &str = r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])$";
+/// An IPv4 or IPv6 address.
+pub const IP_PATTERN: &str = r"^([0-9.]+|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$";
+/// A container template volume id, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`.
+pub const VZTMPL_VOLID_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]*:vztmpl/[a-zA-Z0-9_.+-]+$";
+/// A backup archive volume id, e.g. `nfs-backup:backup/vzdump-lxc-100-2026_01_01-02_00_00.tar.zst`
+/// or a PBS id `pbs:backup/ct/100/2026-01-01T02:00:00Z`.
+pub const BACKUP_VOLID_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]*:backup/[a-zA-Z0-9_.:+/-]+$";
+/// An absolute path inside the container, without property-string separators.
+pub const MOUNT_PATH_PATTERN: &str = r"^/[^,;=\s]*$";
+/// One line of text: no line breaks or other control characters.
+pub const SINGLE_LINE_PATTERN: &str = r"^[^\x00-\x1f\x7f]*$";
+/// A non-negative Kubernetes quantity without exponent (`512Mi`, `1Gi`, `8G`, `1073741824`).
+pub const QUANTITY_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$";
+/// A duration like `60s`, `5m`, `1h30m`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+
+/// A reference to the `ProxmoxCluster` in the same namespace. When omitted, `default` is used.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    /// Name of the `ProxmoxCluster` in the same namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = K8S_NAME_PATTERN))]
+    pub name: String,
+}
+
+/// A reference to another object of a known kind in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectRef {
+    /// Name of the object in the same namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = K8S_NAME_PATTERN))]
+    pub name: String,
+}
+
+/// A reference to one key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret in the same namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = K8S_NAME_PATTERN))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// What happens in Proxmox when the Kubernetes object is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the Proxmox object (containers are stopped, then destroyed with purge).
+    #[default]
+    Delete,
+    /// Keep the Proxmox object; only the operator's identity tag is removed.
+    Retain,
+}
+
+/// A non-negative byte quantity in Kubernetes notation (`512Mi`, `1Gi`, `8G`, or a plain number
+/// of bytes such as `0`).
+///
+/// Proxmox counts memory and disks in MiB, so the operator accepts only values that are a whole
+/// number of MiB and rejects everything else with a message naming the field.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ByteQuantity(pub String);
+
+impl<'de> Deserialize<'de> for ByteQuantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum IntOrString {
+            Int(u64),
+            Str(String),
+        }
+        Ok(match IntOrString::deserialize(d)? {
+            IntOrString::Int(n) => ByteQuantity(n.to_string()),
+            IntOrString::Str(s) => ByteQuantity(s),
+        })
+    }
+}
+
+impl JsonSchema for ByteQuantity {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteQuantity".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "x-kubernetes-int-or-string": true,
+            "minimum": 0,
+            "pattern": QUANTITY_PATTERN,
+            "maxLength": 32,
+        })
+    }
+}
+
+/// Why a [`ByteQuantity`] could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// The text is not a non-negative quantity.
+    #[error("'{0}' is not a non-negative quantity such as 512Mi or 8Gi")]
+    Syntax(String),
+    /// The value is not a whole number of MiB.
+    #[error("'{0}' is not a whole number of MiB (Proxmox counts in MiB)")]
+    NotWholeMiB(String),
+    /// The value does not fit in 64 bits.
+    #[error("'{0}' is too large")]
+    Overflow(String),
+}
+
+impl ByteQuantity {
+    /// Builds a quantity from text.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The exact number of bytes.
+    pub fn to_bytes(&self) -> Result<u64, QuantityError> {
+        let s = self.0.as_str();
+        let err = || QuantityError::Syntax(s.to_string());
+        let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let (num, suffix) = s.split_at(split);
+        let mult: u128 = match suffix {
+            "" => 1,
+            "Ki" => 1 << 10,
+            "Mi" => 1 << 20,
+            "Gi" => 1 << 30,
+            "Ti" => 1 << 40,
+            "Pi" => 1 << 50,
+            "Ei" => 1 << 60,
+            "k" => 1_000,
+            "M" => 1_000_000,
+            "G" => 1_000_000_000,
+            "T" => 1_000_000_000_000,
+            "P" => 1_000_000_000_000_000,
+            "E" => 1_000_000_000_000_000_000,
+            _ => return Err(err()),
+        };
+        let (int_part, frac_part) = match num.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (num, ""),
+        };
+        if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) || (num.contains('.') && frac_part.is_empty()) {
+            return Err(err());
+        }
+        if frac_part.len() > 18 {
+            return Err(QuantityError::NotWholeMiB(s.to_string()));
+        }
+        let overflow = || QuantityError::Overflow(s.to_string());
+        let int: u128 = int_part.parse().map_err(|_| overflow())?;
+        let frac: u128 = if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| overflow())? };
+        let scale = 10u128.pow(frac_part.len() as u32);
+        let total_scaled = int
+            .checked_mul(scale)
+            .and_then(|v| v.checked_add(frac))
+            .and_then(|v| v.checked_mul(mult))
+            .ok_or_else(overflow)?;
+        if total_scaled % scale != 0 {
+            return Err(QuantityError::NotWholeMiB(s.to_string()));
+        }
+        u64::try_from(total_scaled / scale).map_err(|_| overflow())
+    }
+
+    /// The exact number of MiB; fails when the value is not a whole number of MiB.
+    pub fn to_mib(&self) -> Result<u64, QuantityError> {
+        let bytes = self.to_bytes()?;
+        if bytes % (1 << 20) != 0 {
+            return Err(QuantityError::NotWholeMiB(self.0.clone()));
+        }
+        Ok(bytes >> 20)
+    }
+}
+
+/// Adds `x-kubernetes-list-type: map` keyed by `type` to a list of conditions, as Kubernetes does.
+pub fn conditions_schema(gen: &mut SchemaGenerator) -> Schema {
+    let mut schema = <Vec<Condition>>::json_schema(gen);
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema
+}
+
+/// The condition type that says whether the object is fully working.
+pub const CONDITION_READY: &str = "Ready";
+/// The condition type that says whether Proxmox matches the latest spec.
+pub const CONDITION_SYNCED: &str = "Synced";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mib(s: &str) -> Result<u64, QuantityError> {
+        ByteQuantity::new(s).to_mib()
+    }
+
+    #[test]
+    fn binary_quantities_convert_exactly_to_mib() {
+        assert_eq!(mib("512Mi"), Ok(512));
+        assert_eq!(mib("1Gi"), Ok(1024));
+        assert_eq!(mib("1.5Gi"), Ok(1536));
+        assert_eq!(mib("8Ti"), Ok(8 << 20));
+        assert_eq!(mib("1048576"), Ok(1));
+        assert_eq!(mib("2048Ki"), Ok(2));
+    }
+
+    #[test]
+    fn quantities_that_are_not_whole_mib_are_rejected() {
+        assert!(matches!(mib("1G"), Err(QuantityError::NotWholeMiB(_))));
+        assert!(matches!(mib("1000Ki"), Err(QuantityError::NotWholeMiB(_))));
+        assert!(matches!(mib("1.1Mi"), Err(QuantityError::NotWholeMiB(_))));
+        assert!(matches!(mib("100"), Err(QuantityError::NotWholeMiB(_))));
+    }
+
+    #[test]
+    fn malformed_or_negative_quantities_are_syntax_errors() {
+        for bad in ["", "-1Gi", "1.Gi", "Gi", "1gi", "1e3", "1 Gi", "1.5.5Mi"] {
+            assert!(matches!(mib(bad), Err(QuantityError::Syntax(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_integers_are_byte_counts() {
+        let q: ByteQuantity = serde_json::from_str("0").unwrap();
+        assert_eq!(q.to_mib(), Ok(0));
+        let q: ByteQuantity = serde_json::from_str("1048576").unwrap();
+        assert_eq!(q.to_mib(), Ok(1));
+        assert!(serde_json::from_str::<ByteQuantity>("-1").is_err());
+    }
+
+    #[test]
+    fn huge_quantities_overflow_cleanly() {
+        assert!(matches!(mib("99999999999999999999Ei"), Err(QuantityError::Overflow(_))));
+    }
+
+    #[test]
+    fn schema_patterns_compile_as_rust_regexes() {
+        for p in [
+            K8S_NAME_PATTERN, NODE_PATTERN, STORAGE_PATTERN, HOSTNAME_PATTERN, BRIDGE_PATTERN, TAG_PATTERN,
+            POOL_PATTERN, MAC_PATTERN, IPV4_PATTERN, IPV4_CIDR_PATTERN, IPV6_PATTERN, IPV6_CIDR_PATTERN,
+            IP_PATTERN, VZTMPL_VOLID_PATTERN, BACKUP_VOLID_PATTERN, MOUNT_PATH_PATTERN, SINGLE_LINE_PATTERN,
+            QUANTITY_PATTERN, DURATION_PATTERN,
+        ] {
+            regex::Regex::new(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn separators_cannot_pass_the_property_string_patterns() {
+        for p in [BRIDGE_PATTERN, TAG_PATTERN, STORAGE_PATTERN, HOSTNAME_PATTERN, MOUNT_PATH_PATTERN, POOL_PATTERN] {
+            let re = regex::Regex::new(p).unwrap();
+            for bad in ["vmbr0,firewall=0", "a=b", "a;b", "a\nb", "/data,backup=1"] {
+                assert!(!re.is_match(bad), "{p} accepted {bad:?}");
+            }
+        }
+    }
+}

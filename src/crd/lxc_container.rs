@@ -1,0 +1,636 @@
+//! `LxcContainer`: one Proxmox VE LXC container.
+
+use super::common::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of one LXC container in Proxmox VE.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "pve.lxc.dev",
+    version = "v1alpha1",
+    kind = "LxcContainer",
+    namespaced,
+    doc = "One Proxmox VE LXC container: source, resources, disks, network, firewall and power state; status holds vmid, node, state, IPs, usage and conditions.",
+    shortname = "lxc",
+    category = "proxmox",
+    status = "LxcContainerStatus",
+    printcolumn = r#"{"name":"VMID","type":"integer","jsonPath":".status.vmid"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
+    printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"IP","type":"string","jsonPath":".status.ipAddresses[0]"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LxcContainerSpec {
+    /// The `ProxmoxCluster` (same namespace) this container lives in; `default` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ref: Option<ClusterRef>,
+    /// Proxmox node to run on. When omitted, placement picks an online node that has the needed
+    /// storage and the most free memory. Changing it migrates the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = NODE_PATTERN))]
+    pub node: Option<String>,
+    /// Proxmox VM id; allocated when omitted. Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 999_999_999))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("vmid is immutable"))]
+    pub vmid: Option<u32>,
+    /// Where the container's root filesystem comes from: exactly one of `osTemplate`, `template`,
+    /// `clone` or `backup`. Immutable: Proxmox cannot change it after creation.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("source is immutable"))]
+    pub source: ContainerSource,
+    /// Host name inside the container; defaults to `metadata.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = HOSTNAME_PATTERN))]
+    pub hostname: Option<String>,
+    /// Free-text description shown in Proxmox (may span several lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8192))]
+    pub description: Option<String>,
+    /// Proxmox tags. The operator adds its own identity tag `k8s-<uid>` besides these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 64), regex(pattern = TAG_PATTERN)))]
+    pub tags: Vec<String>,
+    /// Proxmox resource pool to put the container in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = POOL_PATTERN))]
+    pub pool: Option<String>,
+    /// Run as an unprivileged container (user namespaces). Immutable after creation.
+    #[serde(default = "default_true")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("unprivileged is immutable"))]
+    pub unprivileged: bool,
+    /// CPU and memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// The root disk. It can grow in place; shrinking is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<RootFs>,
+    /// Extra volumes mounted inside the container (`mp0`, `mp1`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub mount_points: Vec<MountPoint>,
+    /// Network interfaces (`net0`..`net31`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub network: Vec<NetworkInterface>,
+    /// DNS settings inside the container; the host's are used when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+    /// Container features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+    /// Credentials set at creation only (Proxmox accepts them only then). Never copied into status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ContainerAuth>,
+    /// Start the container when its Proxmox node boots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_on_boot: Option<bool>,
+    /// Start/stop order and delays at node boot and shutdown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<Startup>,
+    /// Desired power state, driven to and kept.
+    #[serde(default)]
+    pub state: PowerState,
+    /// The container's firewall: options and rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<Firewall>,
+    /// Ports published in-cluster as a Service (without selector) and an EndpointSlice pointing at
+    /// the container's IP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub ports: Vec<ServicePort>,
+    /// `Full` manages the container; `ObserveOnly` adopts an existing one (by `vmid`) read-only:
+    /// status is reported, nothing is changed.
+    #[serde(default)]
+    pub management: Management,
+    /// What happens to the Proxmox container when this object is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Proxmox protection flag: when set, Proxmox refuses to remove the container or its disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<bool>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Where a container comes from. Exactly one field must be set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    {"required": ["osTemplate"]},
+    {"required": ["template"]},
+    {"required": ["clone"]},
+    {"required": ["backup"]}
+]))]
+pub struct ContainerSource {
+    /// A container template volume, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), regex(pattern = VZTMPL_VOLID_PATTERN))]
+    pub os_template: Option<String>,
+    /// Clone an `LxcTemplate` of the same namespace (linked clone by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateSource>,
+    /// Clone any existing Proxmox container or template by vmid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone: Option<CloneSource>,
+    /// Restore from a backup: an `LxcBackup` of the same namespace or an archive volume id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSource>,
+}
+
+/// Clone from an `LxcTemplate`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateSource {
+    /// Name of the `LxcTemplate` in the same namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = K8S_NAME_PATTERN))]
+    pub name: String,
+    /// Full clone (independent copy) instead of a linked clone.
+    #[serde(default)]
+    pub full: bool,
+}
+
+/// Clone an existing Proxmox container or template.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloneSource {
+    /// vmid of the container or template to clone.
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub vmid: u32,
+    /// Full clone. Proxmox always makes full clones of normal containers; linked clones need a template.
+    #[serde(default = "default_true")]
+    pub full: bool,
+}
+
+/// Restore from a backup: exactly one of `name` or `volid`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["name"]}, {"required": ["volid"]}]))]
+pub struct BackupSource {
+    /// Name of an `LxcBackup` in the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = K8S_NAME_PATTERN))]
+    pub name: Option<String>,
+    /// A backup archive volume id, e.g. `nfs-backup:backup/vzdump-lxc-100-2026_11_27-02_00_00.tar.zst`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), regex(pattern = BACKUP_VOLID_PATTERN))]
+    pub volid: Option<String>,
+}
+
+/// CPU and memory of a container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    /// Number of CPU cores visible to the container (1–8192).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 8192))]
+    pub cores: Option<u32>,
+    /// CPU time limit in cores, e.g. `"1.5"` (0 = unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), regex(pattern = r"^[0-9]+(\.[0-9]{1,4})?$"))]
+    pub cpu_limit: Option<String>,
+    /// CPU weight relative to other guests (Proxmox `cpuunits`, 0–500000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 500_000))]
+    pub cpu_units: Option<u32>,
+    /// Memory, a whole number of MiB (e.g. `1Gi`, `512Mi`); at least `16Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteQuantity>,
+    /// Swap, a whole number of MiB (e.g. `512Mi`); `0` disables swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<ByteQuantity>,
+}
+
+/// The root disk.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RootFs {
+    /// Proxmox storage id holding the disk (content `rootdir`).
+    #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
+    pub storage: String,
+    /// Size, a whole number of GiB for new disks (e.g. `8Gi`). Can grow; shrinking is refused.
+    pub size: ByteQuantity,
+}
+
+/// An extra volume mounted inside the container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MountPoint {
+    /// Proxmox key of the mount point, `mp0`..`mp255`.
+    #[schemars(regex(pattern = r"^mp([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$"))]
+    pub name: String,
+    /// Proxmox storage id holding the volume.
+    #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
+    pub storage: String,
+    /// Size, a whole number of GiB (e.g. `10Gi`). Can grow; shrinking is refused.
+    pub size: ByteQuantity,
+    /// Absolute path inside the container.
+    #[schemars(length(min = 2, max = 4096), regex(pattern = MOUNT_PATH_PATTERN))]
+    pub path: String,
+    /// Include the volume in backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<bool>,
+    /// Mount read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+}
+
+/// One network interface of the container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkInterface {
+    /// Interface name inside the container, e.g. `eth0`.
+    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
+    pub name: String,
+    /// Host bridge to attach to, e.g. `vmbr0`.
+    #[schemars(regex(pattern = BRIDGE_PATTERN))]
+    pub bridge: String,
+    /// IPv4 configuration; none when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Config>,
+    /// IPv6 configuration; none when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Config>,
+    /// VLAN tag (1–4094).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 4094))]
+    pub vlan: Option<u16>,
+    /// Apply the Proxmox firewall on this interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<bool>,
+    /// MTU (64–65535); the bridge's when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 64, max = 65535))]
+    pub mtu: Option<u32>,
+    /// Rate limit as Proxmox's `rate`: megabytes per second, fractions allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 100000.0))]
+    pub rate_mbps: Option<f64>,
+    /// Fixed MAC address; Proxmox assigns one when omitted (recorded in status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = MAC_PATTERN))]
+    pub mac: Option<String>,
+}
+
+/// IPv4 configuration of an interface: `dhcp: true`, or `address` (CIDR) with optional `gateway`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["dhcp"]}, {"required": ["address"]}]))]
+pub struct Ipv4Config {
+    /// Get the address by DHCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<bool>,
+    /// Static address with prefix length, e.g. `10.0.0.5/24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = IPV4_CIDR_PATTERN))]
+    pub address: Option<String>,
+    /// Default gateway, inside the address's subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = IPV4_PATTERN))]
+    pub gateway: Option<String>,
+}
+
+/// IPv6 configuration of an interface: `auto: true` (SLAAC), `dhcp: true`, or `address` with
+/// optional `gateway`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["auto"]}, {"required": ["dhcp"]}, {"required": ["address"]}]))]
+pub struct Ipv6Config {
+    /// Stateless address autoconfiguration (SLAAC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<bool>,
+    /// Get the address by DHCPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<bool>,
+    /// Static address with prefix length, e.g. `fd00::5/64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = IPV6_CIDR_PATTERN))]
+    pub address: Option<String>,
+    /// Default gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = IPV6_PATTERN))]
+    pub gateway: Option<String>,
+}
+
+/// DNS settings inside the container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dns {
+    /// Name server addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), inner(length(max = 64), regex(pattern = IP_PATTERN)))]
+    pub nameservers: Vec<String>,
+    /// DNS search domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253), regex(pattern = HOSTNAME_PATTERN))]
+    pub search_domain: Option<String>,
+}
+
+/// Container features (Proxmox `features`). API tokens may only toggle `nesting`; the others need
+/// `root@pam`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Features {
+    /// Allow nested containers (needed by systemd in recent distributions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nesting: Option<bool>,
+    /// Allow the `keyctl()` system call (Docker inside unprivileged containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyctl: Option<bool>,
+    /// Allow FUSE mounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuse: Option<bool>,
+}
+
+/// Credentials applied when the container is created.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerAuth {
+    /// SSH public keys installed for root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 16384), regex(pattern = r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?$")))]
+    pub ssh_public_keys: Vec<String>,
+    /// The root password, from a Secret in the same namespace. Never copied into status, events or logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Boot order and delays.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Startup {
+    /// Start order (lower starts first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub order: Option<u32>,
+    /// Seconds to wait after starting this container before starting the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub up_delay_seconds: Option<u32>,
+    /// Seconds to wait after stopping this container before stopping the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub down_delay_seconds: Option<u32>,
+}
+
+/// Desired power state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PowerState {
+    /// Keep the container running.
+    #[default]
+    Running,
+    /// Keep the container stopped.
+    Stopped,
+}
+
+/// How much the operator manages.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Management {
+    /// Create, update and delete the container to match the spec.
+    #[default]
+    Full,
+    /// Adopt an existing container (by `vmid`) read-only: report status, change nothing.
+    ObserveOnly,
+}
+
+/// The container's firewall.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Firewall {
+    /// Enable the firewall for this container.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Policy for incoming traffic no rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_in: Option<FirewallPolicy>,
+    /// Policy for outgoing traffic no rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_out: Option<FirewallPolicy>,
+    /// Log level for dropped/rejected packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<FirewallLogLevel>,
+    /// Rules, in order (first match wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
+    pub rules: Vec<FirewallRule>,
+}
+
+/// What a firewall policy does with unmatched packets.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum FirewallPolicy {
+    /// Let the packet through.
+    #[serde(rename = "ACCEPT")]
+    Accept,
+    /// Drop the packet silently.
+    #[serde(rename = "DROP")]
+    Drop,
+    /// Reject the packet.
+    #[serde(rename = "REJECT")]
+    Reject,
+}
+
+/// Firewall log level (Proxmox `log_level_in/out`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallLogLevel {
+    /// Emergency.
+    Emerg,
+    /// Alert.
+    Alert,
+    /// Critical.
+    Crit,
+    /// Error.
+    Err,
+    /// Warning.
+    Warning,
+    /// Notice.
+    Notice,
+    /// Informational.
+    Info,
+    /// Debug.
+    Debug,
+    /// Logging disabled.
+    Nolog,
+}
+
+/// Traffic direction of a firewall rule.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Incoming traffic.
+    In,
+    /// Outgoing traffic.
+    Out,
+}
+
+/// One firewall rule.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirewallRule {
+    /// What to do with matching packets.
+    pub action: FirewallPolicy,
+    /// Traffic direction.
+    pub direction: Direction,
+    /// IP protocol name, e.g. `tcp`, `udp`, `icmp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(tcp|udp|icmp|icmpv6|ipv6-icmp|sctp|udplite|gre|esp|ah|igmp)$"))]
+    pub protocol: Option<String>,
+    /// Destination port(s): `22`, `80,443` or a range `1000:2000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$"))]
+    pub port: Option<String>,
+    /// Source port(s), same syntax as `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$"))]
+    pub source_port: Option<String>,
+    /// Source address, CIDR, or alias name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512), regex(pattern = r"^[A-Za-z0-9_.:/+-]+$"))]
+    pub source: Option<String>,
+    /// Destination address, CIDR, or alias name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512), regex(pattern = r"^[A-Za-z0-9_.:/+-]+$"))]
+    pub dest: Option<String>,
+    /// Only match packets on this interface (`net0`..).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^net[0-9]{1,2}$"))]
+    pub iface: Option<String>,
+    /// Comment shown in Proxmox (one line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512), regex(pattern = SINGLE_LINE_PATTERN))]
+    pub comment: Option<String>,
+    /// Whether the rule is active.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// A port published as part of the in-cluster Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePort {
+    /// Port name (a DNS label), unique in the list.
+    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Port number on the container (and the Service).
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Protocol.
+    #[serde(default)]
+    pub protocol: PortProtocol,
+}
+
+/// Transport protocol of a published port.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PortProtocol {
+    /// TCP.
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP")]
+    Udp,
+    /// SCTP.
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+/// Observed state of a container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LxcContainerStatus {
+    /// The container's vmid in Proxmox (recorded before it is created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
+    /// The node the container is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Proxmox's status of the container (`running`, `stopped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Lifecycle phase: Pending, Creating, Running, Stopped, Failed or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<ContainerPhase>,
+    /// Addresses of the container's interfaces (IPv4 first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_addresses: Vec<String>,
+    /// MAC address per interface name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub mac: std::collections::BTreeMap<String, String>,
+    /// Resource usage as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// The Proxmox task in flight for this container (at most one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_task: Option<PendingTask>,
+    /// The `metadata.generation` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions: `Ready`, `Synced`, `PendingRestart`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// When Proxmox state was last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+}
+
+/// Lifecycle phase of a container.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ContainerPhase {
+    /// Accepted, nothing done in Proxmox yet.
+    Pending,
+    /// Being created.
+    Creating,
+    /// Exists and runs.
+    Running,
+    /// Exists and is stopped.
+    Stopped,
+    /// Cannot make progress without a change (see conditions).
+    Failed,
+    /// Being removed.
+    Deleting,
+}
+
+/// Resource usage of a container.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// CPU usage as a fraction of the host's CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory in use, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Root disk in use, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    /// Seconds since the container started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<u64>,
+    /// Bytes received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_in_bytes: Option<u64>,
+    /// Bytes sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_out_bytes: Option<u64>,
+}
+
+/// A Proxmox task in flight.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingTask {
+    /// The task's UPID.
+    pub upid: String,
+    /// What the task does, e.g. `create`, `start`, `migrate`.
+    pub operation: String,
+    /// When the task was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+}

@@ -1,0 +1,152 @@
+//! `LxcTemplate`: a Proxmox container template, the clone source for containers.
+
+use super::common::*;
+use super::lxc_container::{Features, NetworkInterface, Resources, RootFs};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A container template: an OS image made into a container and converted with Proxmox `template`.
+/// A template is immutable once made; changing its spec builds a new one.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "pve.lxc.dev",
+    version = "v1alpha1",
+    kind = "LxcTemplate",
+    namespaced,
+    doc = "A Proxmox VE container template (an OS image made into a container and converted), the clone source for LxcContainers.",
+    shortname = "lxct",
+    category = "proxmox",
+    status = "LxcTemplateStatus",
+    printcolumn = r#"{"name":"VMID","type":"integer","jsonPath":".status.vmid"}"#,
+    printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Image","type":"string","priority":1,"jsonPath":".status.osTemplate"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LxcTemplateSpec {
+    /// The `ProxmoxCluster` (same namespace); `default` when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ref: Option<ClusterRef>,
+    /// Node to build the template on; placement picks one when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), regex(pattern = NODE_PATTERN))]
+    pub node: Option<String>,
+    /// vmid of the template; allocated when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 999_999_999))]
+    pub vmid: Option<u32>,
+    /// The OS image: exactly one of `appliance`, `url` or `volid`.
+    pub image: TemplateImage,
+    /// Storage that holds the image (content `vztmpl`). Default `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
+    pub image_storage: Option<String>,
+    /// CPU and memory baked into the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// The template's root disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<RootFs>,
+    /// Network interfaces baked into the template.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub network: Vec<NetworkInterface>,
+    /// Container features baked into the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Features>,
+    /// Build an unprivileged template (default true).
+    #[serde(default = "default_true")]
+    pub unprivileged: bool,
+    /// Description shown in Proxmox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8192))]
+    pub description: Option<String>,
+    /// Proxmox tags (the operator adds its identity tag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 64), regex(pattern = TAG_PATTERN)))]
+    pub tags: Vec<String>,
+    /// What happens to the Proxmox template when this object is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The OS image of a template. Exactly one field must be set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["appliance"]}, {"required": ["url"]}, {"required": ["volid"]}]))]
+pub struct TemplateImage {
+    /// An entry of the node's appliance index (`pveam available`), e.g. `debian-12-standard`;
+    /// downloaded to `imageStorage` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$"))]
+    pub appliance: Option<String>,
+    /// Download an image from a URL (Proxmox storage `download-url`), checked against a checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<ImageUrl>,
+    /// An image already present, e.g. `local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), regex(pattern = VZTMPL_VOLID_PATTERN))]
+    pub volid: Option<String>,
+}
+
+/// An image downloaded from a URL.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageUrl {
+    /// HTTP(S) URL of a `.tar.gz`, `.tar.xz` or `.tar.zst` root filesystem.
+    #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s,;]+$"))]
+    pub url: String,
+    /// Expected checksum as `ALGORITHM:HEX`, e.g. `sha256:...`.
+    #[schemars(regex(pattern = r"^(md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]{32,128}$"))]
+    pub checksum: String,
+    /// File name to store it as; taken from the URL when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255), regex(pattern = r"^[a-zA-Z0-9_.+-]+\.(tar\.gz|tar\.xz|tar\.zst|tar\.bz2|tgz|txz|tar)$"))]
+    pub file_name: Option<String>,
+}
+
+/// Observed state of a template.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LxcTemplateStatus {
+    /// vmid of the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
+    /// Node holding the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Volume id of the OS image the template was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_template: Option<String>,
+    /// Phase: Pending, Downloading, Building, Ready, Failed or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Earlier templates kept while containers still clone from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<PreviousTemplate>,
+    /// The `metadata.generation` last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions: `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// An earlier build of a template.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousTemplate {
+    /// Its vmid.
+    pub vmid: u32,
+    /// Its node.
+    pub node: String,
+}

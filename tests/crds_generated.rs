@@ -1,0 +1,60 @@
+//! `crds/` is generated: this fails when it drifts from the Rust types.
+
+use proxmox_lxc_operator::crd;
+
+#[test]
+fn crds_directory_is_exactly_the_generated_output() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let mut expected_files: Vec<String> = Vec::new();
+    for (file, def) in crd::all_crds() {
+        let generated = crd::crd_yaml(&def).unwrap();
+        let on_disk = std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("crds/{file} missing ({e}); run `cargo run -- crds --out-dir crds`"));
+        assert!(
+            on_disk == generated,
+            "crds/{file} differs from the Rust types; regenerate with `cargo run -- crds --out-dir crds`"
+        );
+        expected_files.push(file.to_string());
+    }
+    let mut actual: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    actual.sort();
+    expected_files.sort();
+    assert_eq!(actual, expected_files, "crds/ holds files that are not generated");
+}
+
+#[test]
+fn crds_command_prints_all_five_kinds_in_one_stream() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator")).arg("crds").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let concatenated: String = crd::all_crds()
+        .iter()
+        .map(|(file, _)| std::fs::read_to_string(dir.join(file)).unwrap())
+        .collect();
+    assert_eq!(text, concatenated);
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 5);
+    for kind in ["ProxmoxCluster", "LxcContainer", "LxcTemplate", "LxcBackupSchedule", "LxcBackup"] {
+        assert!(text.contains(&format!("kind: {kind}\n")), "{kind} missing");
+    }
+}
+
+#[test]
+fn every_kind_is_namespaced_in_category_proxmox_with_status_and_short_name() {
+    let shorts = [("ProxmoxCluster", "pvec"), ("LxcContainer", "lxc"), ("LxcTemplate", "lxct"), ("LxcBackupSchedule", "lxcbs"), ("LxcBackup", "lxcb")];
+    for (_, def) in crd::all_crds() {
+        let spec = &def.spec;
+        assert_eq!(spec.group, "pve.lxc.dev");
+        assert_eq!(spec.scope, "Namespaced");
+        assert_eq!(spec.names.categories.as_deref(), Some(&["proxmox".to_string()][..]));
+        let short = shorts.iter().find(|(k, _)| *k == spec.names.kind).unwrap().1;
+        assert_eq!(spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
+        let v = &spec.versions[0];
+        assert_eq!(v.name, "v1alpha1");
+        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{} has no status subresource", spec.names.kind);
+        assert!(v.additional_printer_columns.as_ref().is_some_and(|c| c.iter().any(|c| c.name == "Age")));
+    }
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# A real local Kubernetes control plane for tests and the demo: Debian's etcd-server plus the
+# kube-apiserver built by build-kube-apiserver.sh, on loopback, with a static admin token.
+# No controllers run (no GC, no Pods): it is an API server, as envtest gives.
+#
+# usage:
+#   control-plane.sh start STATE_DIR [--port PORT] [--watch-pid PID]
+#       starts etcd + kube-apiserver, waits until ready, prints the kubeconfig path.
+#       With --watch-pid, both are stopped as soon as process PID exits (tests use this so
+#       nothing outlives the test binary, even when it is killed).
+#   control-plane.sh stop STATE_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cmd=${1:-}; dir=${2:-}
+[[ -n $cmd && -n $dir ]] || { sed -n 2,12p "$0" >&2; exit 2; }
+shift 2
+
+stop() {
+  local d=$1
+  for f in "$d/watchdog.pid" "$d/apiserver.pid" "$d/etcd.pid"; do
+    [[ -f $f ]] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+
+case $cmd in
+stop) stop "$dir"; exit 0 ;;
+start) ;;
+*) echo "unknown command $cmd" >&2; exit 2 ;;
+esac
+
+port=""; watch_pid=""
+while [[ $# -gt 0 ]]; do
+  case $1 in
+  --port) port=$2; shift 2 ;;
+  --watch-pid) watch_pid=$2; shift 2 ;;
+  *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+[[ -n $port ]] || port=$(free_port)
+etcd_port=$(free_port); peer_port=$(free_port)
+bin=${KUBE_APISERVER:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-apiserver-1.20.2/kube-apiserver}
+[[ -x $bin ]] || bin=$("$here/build-kube-apiserver.sh" | tail -n1)
+command -v etcd >/dev/null || { echo "etcd not found: run tests/scripts/setup.sh" >&2; exit 1; }
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+cd "$dir"
+[[ -f sa.key ]] || { openssl genrsa -out sa.key 2048 2>/dev/null; openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null; }
+token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "$token,admin,admin-uid,system:masters" > tokens.csv
+
+etcd --name cp --data-dir "$dir/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+  --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
+echo $! > etcd.pid
+"$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
+  --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
+  --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
+  --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
+  --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
+  --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
+echo $! > apiserver.pid
+
+if [[ -n $watch_pid ]]; then
+  # setsid + closed fds: the watchdog must not keep the caller's pipes open.
+  setsid bash -c "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; kill \$(cat '$dir/apiserver.pid' '$dir/etcd.pid' 2>/dev/null) 2>/dev/null" \
+    </dev/null >/dev/null 2>&1 &
+  echo $! > watchdog.pid
+fi
+
+ready=""
+for _ in $(seq 240); do
+  if curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  kill -0 "$(cat apiserver.pid)" 2>/dev/null || break
+  sleep 0.25
+done
+if [[ -z $ready ]]; then
+  echo "kube-apiserver did not become ready; last lines of $dir/apiserver.log:" >&2
+  tail -n 20 apiserver.log >&2
+  stop "$dir"
+  exit 1
+fi
+
+export KUBECONFIG=$dir/kubeconfig
+kubectl config set-cluster local --server="https://127.0.0.1:$port" --certificate-authority="$dir/certs/apiserver.crt" --embed-certs=true >/dev/null 2>&1 \
+  || kubectl config set-cluster local --server="https://127.0.0.1:$port" --insecure-skip-tls-verify=true >/dev/null
+kubectl config set-credentials admin --token="$token" >/dev/null
+kubectl config set-context local --cluster=local --user=admin --namespace=default >/dev/null
+kubectl config use-context local >/dev/null
+echo "$KUBECONFIG"

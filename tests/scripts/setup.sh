@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite and the demo need on a fresh Debian machine, idempotently:
+# Debian packages (etcd-server, python3-venv, lua), the kube-apiserver build (cached in
+# ~/.cache), and the Python venv with third-party tools (cached in ~/.cache).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+need=()
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [[ ${#need[@]} -gt 0 ]]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+"$here/build-kube-apiserver.sh" >/dev/null
+if [[ -x $here/python-venv.sh ]]; then "$here/python-venv.sh" >/dev/null; fi
+echo "setup: ok"

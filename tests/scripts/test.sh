@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): installs what is missing, then checks formatting-free
+# lint, docs and every test (unit, client, simulator, integration on a real kube-apiserver).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash tests/scripts/setup.sh
+export CARGO_TERM_COLOR=never
+cargo build --all-targets --locked
+cargo clippy --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
+cargo test --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-4}"
