@@ -31,6 +31,12 @@ fn check_value(field: &str, value: &str, allow_semicolon: bool) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid_property(field, "value must not be empty"));
     }
+    if value.trim() != value {
+        return Err(Error::invalid_property(
+            field,
+            format!("value {value:?} has leading or trailing whitespace"),
+        ));
+    }
     if let Some(c) = value.chars().find(|c| {
         *c == ',' || *c == '=' || c.is_control() || (!allow_semicolon && *c == ';')
     }) {
