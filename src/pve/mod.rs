@@ -1,1 +1,31 @@
-//! The Proxmox VE API client. This module never imports `kube`.
+//! The Proxmox VE client. This module never imports `kube`.
+//!
+//! * [`Client`] — async, cheap to clone; endpoint failover, API token or ticket auth,
+//!   TLS verify / fingerprint pinning / insecure, request-rate limit, GET retries.
+//! * [`Error`] — one error type; [`Error::class`] and [`Error::is_retryable`] tell the
+//!   controllers what to do.
+//! * [`Upid`], [`TaskStatus`], [`TaskResult`] — tasks; [`Client::wait_task`] polls one.
+//! * [`props`] — typed property strings (`netN`, `rootfs`, `mpN`, `features`, `startup`,
+//!   tags).
+//!
+//! Task-starting calls do not take a per-node task slot themselves; callers take one with
+//! [`Client::acquire_task_slot`] and hold it until the task has finished.
+
+mod api;
+mod auth;
+mod client;
+pub(crate) mod de;
+mod error;
+pub mod props;
+mod tls;
+mod types;
+mod upid;
+
+pub use auth::Auth;
+pub use client::{encode_segment, Client, ClientConfig, Limits, RetryPolicy};
+pub use error::{Error, ErrorClass, Result};
+pub use props::{Features, MountPoint, NetConfig, Startup};
+pub use reqwest::Method;
+pub use tls::{cert_fingerprint, format_fingerprint, parse_fingerprint, TlsMode};
+pub use types::*;
+pub use upid::{TaskLogLine, TaskResult, TaskStatus, Upid};
