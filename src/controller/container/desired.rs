@@ -1,0 +1,580 @@
+//! Validation of an `LxcContainer` spec into the Proxmox configuration it asks for (pure).
+//!
+//! The apiserver's schema rejects most bad input already; this runs again because older
+//! apiservers ignore CEL rules, because some rules (gateway inside the subnet, unique names)
+//! cannot be expressed in a schema, and because every value that ends up in a Proxmox property
+//! string must be proven free of `,` `=` `;` and control characters.
+
+use crate::crd::lxc_container::*;
+use crate::crd::IDENTITY_TAG_PREFIX;
+use crate::pve::props::{self, Features as PveFeatures, NetConfig, Startup as PveStartup};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A spec that cannot be applied: the field (JSON path below `spec`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.{field}: {message}")]
+pub struct InvalidSpec {
+    /// The offending field, e.g. `network[0].ipv4.gateway`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
+    InvalidSpec { field: field.into(), message: message.into() }
+}
+
+/// Where the container comes from, resolved from `spec.source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A vztmpl volume.
+    OsTemplate(String),
+    /// An `LxcTemplate` by name.
+    Template {
+        /// Name of the `LxcTemplate`.
+        name: String,
+        /// Full clone.
+        full: bool,
+    },
+    /// An existing container by vmid.
+    Clone {
+        /// vmid to clone.
+        vmid: u32,
+        /// Full clone.
+        full: bool,
+    },
+    /// An `LxcBackup` by name.
+    BackupName(String),
+    /// A backup archive volume id.
+    BackupVolid(String),
+}
+
+/// A mount point as Proxmox should have it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredMountPoint {
+    /// Storage id.
+    pub storage: String,
+    /// Size in GiB.
+    pub size_gib: u32,
+    /// Path inside the container.
+    pub path: String,
+    /// Included in backups.
+    pub backup: Option<bool>,
+    /// Read-only.
+    pub read_only: Option<bool>,
+}
+
+/// The Proxmox configuration a valid spec asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    /// Where the container comes from.
+    pub source: Source,
+    /// Scalar config keys the spec manages, with their Proxmox-encoded values
+    /// (`hostname`, `cores`, `memory`, `features`, `startup`, ...). Keys the spec leaves
+    /// out are not managed.
+    pub keys: BTreeMap<String, String>,
+    /// `netN` interfaces by index; managed only when the spec lists at least one.
+    pub nets: BTreeMap<u32, NetConfig>,
+    /// Root disk: storage and size in GiB.
+    pub rootfs: Option<(String, u32)>,
+    /// Mount points by index (`mpN`).
+    pub mount_points: BTreeMap<u32, DesiredMountPoint>,
+    /// The user's tags, normalized (lower-case, sorted, unique), without the identity tag.
+    pub tags: Vec<String>,
+    /// The identity tag `k8s-<uid>`.
+    pub identity_tag: String,
+    /// Unprivileged container.
+    pub unprivileged: bool,
+    /// Desired power state.
+    pub state: PowerState,
+    /// The pool to create the container in.
+    pub pool: Option<String>,
+}
+
+impl Desired {
+    /// Every tag the container must carry: the user's plus the identity tag, as Proxmox stores them.
+    pub fn all_tags(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.tags.clone();
+        t.push(self.identity_tag.clone());
+        t.sort();
+        t.dedup();
+        t
+    }
+}
+
+/// The identity tag of the object with this uid.
+pub fn identity_tag(uid: &str) -> String {
+    format!("{IDENTITY_TAG_PREFIX}{}", uid.to_ascii_lowercase())
+}
+
+/// Checks `spec` (of the object named `name` with uid `uid`) and computes what Proxmox should have.
+pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
+    let source = source(&spec.source)?;
+    if spec.management == Management::ObserveOnly && spec.vmid.is_none() {
+        return Err(invalid("vmid", "management ObserveOnly adopts an existing container: set spec.vmid"));
+    }
+    if let Some(v) = spec.vmid {
+        if !(100..=999_999_999).contains(&v) {
+            return Err(invalid("vmid", format!("{v} is outside 100..999999999")));
+        }
+    }
+    let mut keys = BTreeMap::new();
+    let hostname = spec.hostname.clone().unwrap_or_else(|| name.to_string());
+    check_hostname("hostname", &hostname)?;
+    keys.insert("hostname".into(), hostname);
+    if let Some(d) = &spec.description {
+        if d.len() > 8192 {
+            return Err(invalid("description", "longer than 8192 characters"));
+        }
+        keys.insert("description".into(), d.trim_end().to_string());
+    }
+    if let Some(r) = &spec.resources {
+        resources(r, &mut keys)?;
+    }
+    let rootfs = match &spec.rootfs {
+        Some(r) => Some((storage_id("rootfs.storage", &r.storage)?, gib("rootfs.size", &r.size)?)),
+        None => None,
+    };
+    let mut mount_points = BTreeMap::new();
+    let mut paths = BTreeSet::new();
+    for (i, mp) in spec.mount_points.iter().enumerate() {
+        let f = |k: &str| format!("mountPoints[{i}].{k}");
+        let idx: u32 = mp
+            .name
+            .strip_prefix("mp")
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n <= 255)
+            .ok_or_else(|| invalid(f("name"), format!("{:?} is not mp0..mp255", mp.name)))?;
+        if !mp.path.starts_with('/') || mp.path.len() < 2 || has_separator(&mp.path) {
+            return Err(invalid(f("path"), format!("{:?} must be an absolute path without , ; = or spaces", mp.path)));
+        }
+        if !paths.insert(mp.path.clone()) {
+            return Err(invalid(f("path"), format!("{} is mounted twice", mp.path)));
+        }
+        let d = DesiredMountPoint {
+            storage: storage_id(&f("storage"), &mp.storage)?,
+            size_gib: gib(&f("size"), &mp.size)?,
+            path: mp.path.clone(),
+            backup: mp.backup,
+            read_only: mp.read_only,
+        };
+        if mount_points.insert(idx, d).is_some() {
+            return Err(invalid(f("name"), format!("{} is used twice", mp.name)));
+        }
+    }
+    if !mount_points.is_empty() && rootfs.is_none() {
+        return Err(invalid("rootfs", "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)"));
+    }
+    let nets = networks(&spec.network)?;
+    if let Some(dns) = &spec.dns {
+        if !dns.nameservers.is_empty() {
+            for (i, ns) in dns.nameservers.iter().enumerate() {
+                if ns.parse::<std::net::IpAddr>().is_err() {
+                    return Err(invalid(format!("dns.nameservers[{i}]"), format!("{ns:?} is not an IP address")));
+                }
+            }
+            keys.insert("nameserver".into(), dns.nameservers.join(" "));
+        }
+        if let Some(sd) = &dns.search_domain {
+            check_hostname("dns.searchDomain", sd)?;
+            keys.insert("searchdomain".into(), sd.clone());
+        }
+    }
+    if let Some(f) = &spec.features {
+        let pf = PveFeatures { nesting: f.nesting, keyctl: f.keyctl, fuse: f.fuse, ..Default::default() };
+        let enc = pf.encode().map_err(|e| invalid("features", e.to_string()))?;
+        if !enc.is_empty() {
+            keys.insert("features".into(), enc);
+        }
+    }
+    if let Some(b) = spec.start_on_boot {
+        keys.insert("onboot".into(), bool01(b));
+    }
+    if let Some(s) = &spec.startup {
+        let ps = PveStartup { order: s.order, up: s.up_delay_seconds, down: s.down_delay_seconds };
+        let enc = ps.encode();
+        if !enc.is_empty() {
+            keys.insert("startup".into(), enc);
+        }
+    }
+    if let Some(p) = spec.protection {
+        keys.insert("protection".into(), bool01(p));
+    }
+    let mut tags = Vec::new();
+    for (i, t) in spec.tags.iter().enumerate() {
+        let t = t.to_ascii_lowercase();
+        if t.starts_with(IDENTITY_TAG_PREFIX) {
+            return Err(invalid(format!("tags[{i}]"), format!("tags starting with {IDENTITY_TAG_PREFIX:?} are reserved for the operator's identity tag")));
+        }
+        props::encode_tags([&t]).map_err(|e| invalid(format!("tags[{i}]"), e.to_string()))?;
+        tags.push(t);
+    }
+    tags.sort();
+    tags.dedup();
+    if let Some(p) = &spec.pool {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(invalid("pool", format!("{p:?} is not a valid pool id")));
+        }
+    }
+    if let Some(a) = &spec.auth {
+        for (i, k) in a.ssh_public_keys.iter().enumerate() {
+            if k.chars().any(|c| c.is_control()) {
+                return Err(invalid(format!("auth.sshPublicKeys[{i}]"), "one key per entry, without line breaks"));
+            }
+        }
+    }
+    Ok(Desired {
+        source,
+        keys,
+        nets,
+        rootfs,
+        mount_points,
+        tags,
+        identity_tag: identity_tag(uid),
+        unprivileged: spec.unprivileged,
+        state: spec.state,
+        pool: spec.pool.clone(),
+    })
+}
+
+fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
+    let mut found = Vec::new();
+    if let Some(t) = &s.os_template {
+        let ok = t.split_once(":vztmpl/").is_some_and(|(st, f)| !st.is_empty() && !f.is_empty() && !has_separator(t) && !f.contains('/'));
+        if !ok {
+            return Err(invalid("source.osTemplate", format!("{t:?} is not a volume id like local:vztmpl/NAME.tar.zst")));
+        }
+        found.push(Source::OsTemplate(t.clone()));
+    }
+    if let Some(t) = &s.template {
+        found.push(Source::Template { name: t.name.clone(), full: t.full });
+    }
+    if let Some(c) = &s.clone {
+        found.push(Source::Clone { vmid: c.vmid, full: c.full });
+    }
+    if let Some(b) = &s.backup {
+        match (&b.name, &b.volid) {
+            (Some(n), None) => found.push(Source::BackupName(n.clone())),
+            (None, Some(v)) => {
+                if !v.contains(":backup/") || has_separator(v) {
+                    return Err(invalid("source.backup.volid", format!("{v:?} is not a backup volume id")));
+                }
+                found.push(Source::BackupVolid(v.clone()))
+            }
+            _ => return Err(invalid("source.backup", "set exactly one of name or volid")),
+        }
+    }
+    match found.len() {
+        1 => Ok(found.pop().unwrap()),
+        0 => Err(invalid("source", "set exactly one of osTemplate, template, clone or backup (none is set)")),
+        _ => Err(invalid("source", "set exactly one of osTemplate, template, clone or backup (several are set)")),
+    }
+}
+
+fn resources(r: &Resources, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
+    if let Some(c) = r.cores {
+        if !(1..=8192).contains(&c) {
+            return Err(invalid("resources.cores", format!("{c} is outside 1..8192")));
+        }
+        keys.insert("cores".into(), c.to_string());
+    }
+    if let Some(l) = &r.cpu_limit {
+        let v: f64 = l.parse().map_err(|_| invalid("resources.cpuLimit", format!("{l:?} is not a number")))?;
+        if !(0.0..=8192.0).contains(&v) {
+            return Err(invalid("resources.cpuLimit", format!("{l} is outside 0..8192")));
+        }
+        keys.insert("cpulimit".into(), fmt_f64(v));
+    }
+    if let Some(u) = r.cpu_units {
+        if u > 500_000 {
+            return Err(invalid("resources.cpuUnits", format!("{u} is above 500000")));
+        }
+        keys.insert("cpuunits".into(), u.to_string());
+    }
+    if let Some(m) = &r.memory {
+        let mib = m.to_mib().map_err(|e| invalid("resources.memory", e.to_string()))?;
+        if mib < 16 {
+            return Err(invalid("resources.memory", format!("{} is below the Proxmox minimum of 16Mi", m.0)));
+        }
+        keys.insert("memory".into(), mib.to_string());
+    }
+    if let Some(s) = &r.swap {
+        let mib = s.to_mib().map_err(|e| invalid("resources.swap", e.to_string()))?;
+        keys.insert("swap".into(), mib.to_string());
+    }
+    Ok(())
+}
+
+fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, InvalidSpec> {
+    if list.len() > 32 {
+        return Err(invalid("network", "at most 32 interfaces"));
+    }
+    let mut names = BTreeSet::new();
+    let mut macs = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for (i, n) in list.iter().enumerate() {
+        let f = |k: &str| format!("network[{i}].{k}");
+        if n.name.is_empty() || n.name.len() > 15 || !n.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(invalid(f("name"), format!("{:?} is not an interface name", n.name)));
+        }
+        if !names.insert(n.name.clone()) {
+            return Err(invalid(f("name"), format!("{} is used twice", n.name)));
+        }
+        let b = &n.bridge;
+        if b.is_empty() || b.len() > 15 || !b.starts_with(|c: char| c.is_ascii_alphabetic()) || !b.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(invalid(f("bridge"), format!("{b:?} is not a bridge name")));
+        }
+        let mut nc = NetConfig { name: n.name.clone(), bridge: Some(b.clone()), net_type: Some("veth".into()), ..Default::default() };
+        if let Some(v4) = &n.ipv4 {
+            match (v4.dhcp, &v4.address) {
+                (Some(true), None) => {
+                    if v4.gateway.is_some() {
+                        return Err(invalid(f("ipv4.gateway"), "a gateway only goes with a static address"));
+                    }
+                    nc.ip = Some("dhcp".into());
+                }
+                (None | Some(false), Some(addr)) => {
+                    let (ip, prefix) = parse_cidr4(addr).ok_or_else(|| invalid(f("ipv4.address"), format!("{addr:?} is not an IPv4 address with prefix, e.g. 10.0.0.5/24")))?;
+                    nc.ip = Some(addr.clone());
+                    if let Some(gw) = &v4.gateway {
+                        let g: Ipv4Addr = gw.parse().map_err(|_| invalid(f("ipv4.gateway"), format!("{gw:?} is not an IPv4 address")))?;
+                        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+                        if u32::from(g) & mask != u32::from(ip) & mask {
+                            return Err(invalid(f("ipv4.gateway"), format!("{gw} is outside {addr}")));
+                        }
+                        if g == ip {
+                            return Err(invalid(f("ipv4.gateway"), format!("{gw} is the interface's own address")));
+                        }
+                        nc.gw = Some(gw.clone());
+                    }
+                }
+                _ => return Err(invalid(f("ipv4"), "set either dhcp: true or address")),
+            }
+        }
+        if let Some(v6) = &n.ipv6 {
+            let set = [v6.auto == Some(true), v6.dhcp == Some(true), v6.address.is_some()].iter().filter(|x| **x).count();
+            if set != 1 {
+                return Err(invalid(f("ipv6"), "set exactly one of auto: true, dhcp: true or address"));
+            }
+            if v6.auto == Some(true) {
+                nc.ip6 = Some("auto".into());
+            } else if v6.dhcp == Some(true) {
+                nc.ip6 = Some("dhcp".into());
+            } else if let Some(addr) = &v6.address {
+                let ok = addr.split_once('/').is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128));
+                if !ok {
+                    return Err(invalid(f("ipv6.address"), format!("{addr:?} is not an IPv6 address with prefix, e.g. fd00::5/64")));
+                }
+                nc.ip6 = Some(addr.clone());
+            }
+            if let Some(gw) = &v6.gateway {
+                if v6.address.is_none() {
+                    return Err(invalid(f("ipv6.gateway"), "a gateway only goes with a static address"));
+                }
+                gw.parse::<Ipv6Addr>().map_err(|_| invalid(f("ipv6.gateway"), format!("{gw:?} is not an IPv6 address")))?;
+                nc.gw6 = Some(gw.clone());
+            }
+        }
+        if let Some(v) = n.vlan {
+            if !(1..=4094).contains(&v) {
+                return Err(invalid(f("vlan"), format!("{v} is outside 1..4094")));
+            }
+            nc.tag = Some(v);
+        }
+        nc.firewall = n.firewall;
+        if let Some(m) = n.mtu {
+            nc.mtu = Some(u16::try_from(m).ok().filter(|m| *m >= 64).ok_or_else(|| invalid(f("mtu"), format!("{m} is outside 64..65535")))?);
+        }
+        if let Some(r) = n.rate_mbps {
+            if !r.is_finite() || r < 0.0 {
+                return Err(invalid(f("rateMbps"), format!("{r} is not a non-negative number")));
+            }
+            nc.rate = Some(r);
+        }
+        if let Some(mac) = &n.mac {
+            let bytes: Vec<u8> = mac.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2)).collect();
+            if bytes.len() != 6 || mac.len() != 17 {
+                return Err(invalid(f("mac"), format!("{mac:?} is not a MAC address XX:XX:XX:XX:XX:XX")));
+            }
+            if bytes[0] & 1 == 1 {
+                return Err(invalid(f("mac"), format!("{mac} is a multicast address")));
+            }
+            let up = mac.to_ascii_uppercase();
+            if !macs.insert(up.clone()) {
+                return Err(invalid(f("mac"), format!("{mac} is used twice")));
+            }
+            nc.hwaddr = Some(up);
+        }
+        nc.encode().map_err(|e| invalid(format!("network[{i}]"), e.to_string()))?;
+        out.insert(i as u32, nc);
+    }
+    Ok(out)
+}
+
+fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u32)> {
+    let (a, p) = s.split_once('/')?;
+    let p: u32 = p.parse().ok().filter(|p| *p <= 32)?;
+    Some((a.parse().ok()?, p))
+}
+
+fn check_hostname(field: &str, h: &str) -> Result<(), InvalidSpec> {
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{h:?} is not a valid host name")))
+    }
+}
+
+fn storage_id(field: &str, s: &str) -> Result<String, InvalidSpec> {
+    let ok = s.len() >= 2
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(invalid(field, format!("{s:?} is not a storage id")))
+    }
+}
+
+fn gib(field: &str, q: &crate::crd::ByteQuantity) -> Result<u32, InvalidSpec> {
+    let mib = q.to_mib().map_err(|e| invalid(field, e.to_string()))?;
+    if mib == 0 || mib % 1024 != 0 {
+        return Err(invalid(field, format!("{} is not a whole number of GiB (at least 1Gi)", q.0)));
+    }
+    u32::try_from(mib / 1024).map_err(|_| invalid(field, format!("{} is too large", q.0)))
+}
+
+fn has_separator(s: &str) -> bool {
+    s.chars().any(|c| matches!(c, ',' | ';' | '=') || c.is_whitespace() || c.is_control())
+}
+
+fn bool01(b: bool) -> String {
+    if b { "1" } else { "0" }.to_string()
+}
+
+/// Formats a float the way Proxmox prints it (`1.5`, `2`).
+pub fn fmt_f64(v: f64) -> String {
+    let s = format!("{v}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ByteQuantity;
+
+    fn base() -> LxcContainerSpec {
+        LxcContainerSpec {
+            source: ContainerSource { os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()), ..Default::default() },
+            unprivileged: true,
+            ..Default::default()
+        }
+    }
+
+    fn net(f: impl FnOnce(&mut NetworkInterface)) -> LxcContainerSpec {
+        let mut n = NetworkInterface { name: "eth0".into(), bridge: "vmbr0".into(), ..Default::default() };
+        f(&mut n);
+        LxcContainerSpec { network: vec![n], ..base() }
+    }
+
+    #[test]
+    fn a_minimal_spec_manages_only_the_hostname_and_our_tag() {
+        let d = validate(&base(), "web", "ABC-1").unwrap();
+        assert_eq!(d.keys.len(), 1);
+        assert_eq!(d.keys["hostname"], "web");
+        assert_eq!(d.identity_tag, "k8s-abc-1");
+        assert_eq!(d.all_tags(), vec!["k8s-abc-1"]);
+        assert!(d.nets.is_empty());
+    }
+
+    #[test]
+    fn resources_become_proxmox_units() {
+        let spec = LxcContainerSpec {
+            resources: Some(Resources { cores: Some(2), cpu_limit: Some("1.5".into()), cpu_units: Some(100), memory: Some(ByteQuantity::new("1Gi")), swap: Some(ByteQuantity::new("512Mi")) }),
+            ..base()
+        };
+        let d = validate(&spec, "web", "u").unwrap();
+        assert_eq!(d.keys["cores"], "2");
+        assert_eq!(d.keys["cpulimit"], "1.5");
+        assert_eq!(d.keys["memory"], "1024");
+        assert_eq!(d.keys["swap"], "512");
+    }
+
+    #[test]
+    fn memory_that_is_not_whole_mib_names_the_field() {
+        let spec = LxcContainerSpec { resources: Some(Resources { memory: Some(ByteQuantity::new("1G")), ..Default::default() }), ..base() };
+        let e = validate(&spec, "web", "u").unwrap_err();
+        assert_eq!(e.field, "resources.memory");
+    }
+
+    #[test]
+    fn two_sources_or_none_are_refused() {
+        let mut spec = base();
+        spec.source.clone = Some(CloneSource { vmid: 9000, full: true });
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "source");
+        spec.source = ContainerSource::default();
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "source");
+    }
+
+    #[test]
+    fn injected_property_separators_never_get_through() {
+        for bad in ["vmbr0,firewall=0", "vmbr0=1", "vmbr0;x", "vmbr0\nx"] {
+            let e = validate(&net(|n| n.bridge = bad.into()), "x", "u").unwrap_err();
+            assert_eq!(e.field, "network[0].bridge", "{bad}");
+        }
+        let mut spec = base();
+        spec.tags = vec!["a,b=c".into()];
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "tags[0]");
+        spec.tags = vec![];
+        spec.rootfs = Some(RootFs { storage: "local,size=1".into(), size: ByteQuantity::new("8Gi") });
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "rootfs.storage");
+        spec.rootfs = Some(RootFs { storage: "local".into(), size: ByteQuantity::new("8Gi") });
+        spec.mount_points = vec![MountPoint { name: "mp0".into(), storage: "local".into(), size: ByteQuantity::new("1Gi"), path: "/data,backup=0".into(), backup: None, read_only: None }];
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "mountPoints[0].path");
+    }
+
+    #[test]
+    fn gateway_outside_the_subnet_is_refused() {
+        let e = validate(&net(|n| n.ipv4 = Some(Ipv4Config { address: Some("10.0.0.5/24".into()), gateway: Some("10.0.1.1".into()), dhcp: None })), "x", "u").unwrap_err();
+        assert_eq!(e.field, "network[0].ipv4.gateway");
+        let d = validate(&net(|n| n.ipv4 = Some(Ipv4Config { address: Some("10.0.0.5/24".into()), gateway: Some("10.0.0.1".into()), dhcp: None })), "x", "u").unwrap();
+        assert_eq!(d.nets[&0].encode().unwrap(), "name=eth0,bridge=vmbr0,gw=10.0.0.1,ip=10.0.0.5/24,type=veth");
+    }
+
+    #[test]
+    fn duplicate_interface_names_are_refused() {
+        let mut spec = net(|_| {});
+        spec.network.push(spec.network[0].clone());
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "network[1].name");
+    }
+
+    #[test]
+    fn our_identity_tag_cannot_be_claimed_by_the_user() {
+        let mut spec = base();
+        spec.tags = vec!["k8s-someone-else".into()];
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "tags[0]");
+    }
+
+    #[test]
+    fn disks_must_be_whole_gib() {
+        let mut spec = base();
+        spec.rootfs = Some(RootFs { storage: "local-lvm".into(), size: ByteQuantity::new("1536Mi") });
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "rootfs.size");
+        spec.rootfs = Some(RootFs { storage: "local-lvm".into(), size: ByteQuantity::new("8Gi") });
+        assert_eq!(validate(&spec, "x", "u").unwrap().rootfs, Some(("local-lvm".into(), 8)));
+    }
+
+    #[test]
+    fn observe_only_needs_a_vmid() {
+        let mut spec = base();
+        spec.management = Management::ObserveOnly;
+        assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "vmid");
+    }
+}
