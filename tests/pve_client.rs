@@ -120,7 +120,9 @@ async fn serve_on(listener: TcpListener, pki: Arc<TestPki>, handler: Handler) ->
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(pki.leaf_der.clone())],
+            vec![rustls::pki_types::CertificateDer::from(
+                pki.leaf_der.clone(),
+            )],
             rustls::pki_types::PrivateKeyDer::Pkcs8(pki.leaf_key_der.clone().into()),
         )
         .unwrap();
@@ -129,12 +131,16 @@ async fn serve_on(listener: TcpListener, pki: Arc<TestPki>, handler: Handler) ->
     let seen2 = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             let handler = handler.clone();
             let seen = seen2.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let handler = handler.clone();
                     let seen = seen.clone();
@@ -178,14 +184,19 @@ async fn serve_on(listener: TcpListener, pki: Arc<TestPki>, handler: Handler) ->
     Server { addr, seen, pki }
 }
 
-async fn serve(pki: Arc<TestPki>, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Server {
+async fn serve(
+    pki: Arc<TestPki>,
+    handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     serve_on(listener, pki, Arc::new(handler)).await
 }
 
 fn version_handler(s: &Seen) -> Reply {
     match (s.method.as_str(), s.path.as_str()) {
-        ("GET", "/api2/json/version") => ok(serde_json::json!({"version": "9.1.1", "release": "9.1", "repoid": "abc"})),
+        ("GET", "/api2/json/version") => {
+            ok(serde_json::json!({"version": "9.1.1", "release": "9.1", "repoid": "abc"}))
+        }
         _ => err(501, "not implemented", r#"{"data":null}"#),
     }
 }
@@ -216,7 +227,12 @@ fn config(endpoints: Vec<String>, auth: Auth, tls: TlsMode) -> ClientConfig {
 }
 
 fn pinned(server: &Server, auth: Auth) -> Client {
-    Client::new(config(vec![server.url()], auth, TlsMode::Fingerprint(server.fingerprint()))).unwrap()
+    Client::new(config(
+        vec![server.url()],
+        auth,
+        TlsMode::Fingerprint(server.fingerprint()),
+    ))
+    .unwrap()
 }
 
 /// A 127.0.0.1 address nobody listens on.
@@ -232,7 +248,12 @@ async fn fingerprint_pinning_accepts_the_right_certificate_in_either_notation() 
     let v = pinned(&server, token()).version().await.unwrap();
     assert_eq!(v.version.as_deref(), Some("9.1.1"));
     let plain = server.fingerprint().replace(':', "").to_lowercase();
-    let c = Client::new(config(vec![server.url()], token(), TlsMode::Fingerprint(plain))).unwrap();
+    let c = Client::new(config(
+        vec![server.url()],
+        token(),
+        TlsMode::Fingerprint(plain),
+    ))
+    .unwrap();
     c.version().await.unwrap();
 }
 
@@ -240,10 +261,17 @@ async fn fingerprint_pinning_accepts_the_right_certificate_in_either_notation() 
 async fn wrong_fingerprint_is_rejected_with_both_fingerprints_in_the_error() {
     let server = serve(Arc::new(pki()), version_handler).await;
     let other = cert_fingerprint(&pki().leaf_der);
-    let c = Client::new(config(vec![server.url()], token(), TlsMode::Fingerprint(other.clone()))).unwrap();
+    let c = Client::new(config(
+        vec![server.url()],
+        token(),
+        TlsMode::Fingerprint(other.clone()),
+    ))
+    .unwrap();
     let e = c.version().await.unwrap_err();
     match &e {
-        Error::TlsFingerprintMismatch { expected, actual, .. } => {
+        Error::TlsFingerprintMismatch {
+            expected, actual, ..
+        } => {
             assert_eq!(expected, &other);
             assert_eq!(actual, &server.fingerprint());
         }
@@ -251,7 +279,11 @@ async fn wrong_fingerprint_is_rejected_with_both_fingerprints_in_the_error() {
     }
     assert_eq!(e.class(), ErrorClass::Auth);
     assert!(e.to_string().contains(&server.fingerprint()));
-    assert_eq!(server.seen().len(), 0, "nothing may be sent to an untrusted server");
+    assert_eq!(
+        server.seen().len(),
+        0,
+        "nothing may be sent to an untrusted server"
+    );
 }
 
 #[tokio::test]
@@ -261,7 +293,9 @@ async fn verify_mode_trusts_the_extra_ca_and_rejects_an_unknown_ca_as_such() {
     let good = Client::new(config(
         vec![server.url()],
         token(),
-        TlsMode::Verify { extra_ca_pem: Some(pki.ca_pem.clone()) },
+        TlsMode::Verify {
+            extra_ca_pem: Some(pki.ca_pem.clone()),
+        },
     ))
     .unwrap();
     good.version().await.unwrap();
@@ -269,7 +303,9 @@ async fn verify_mode_trusts_the_extra_ca_and_rejects_an_unknown_ca_as_such() {
     let bad = Client::new(config(
         vec![server.url()],
         token(),
-        TlsMode::Verify { extra_ca_pem: Some(pki_named("some other CA").ca_pem) },
+        TlsMode::Verify {
+            extra_ca_pem: Some(pki_named("some other CA").ca_pem),
+        },
     ))
     .unwrap();
     let e = bad.version().await.unwrap_err();
@@ -297,7 +333,11 @@ fn ticket_server(current: Arc<AtomicUsize>) -> impl Fn(&Seen) -> Reply + Send + 
             if s.form.get("username").map(String::as_str) != Some("root@pam")
                 || s.form.get("password").map(String::as_str) != Some(PASSWORD)
             {
-                return err(401, "authentication failure", r#"{"data":null,"message":"authentication failure\n"}"#);
+                return err(
+                    401,
+                    "authentication failure",
+                    r#"{"data":null,"message":"authentication failure\n"}"#,
+                );
             }
             let n = current.fetch_add(1, Ordering::SeqCst) + 1;
             return ok(serde_json::json!({
@@ -310,19 +350,28 @@ fn ticket_server(current: Arc<AtomicUsize>) -> impl Fn(&Seen) -> Reply + Send + 
         let cookie_ok = s
             .header("cookie")
             .and_then(|c| c.strip_prefix("PVEAuthCookie=").map(str::to_string))
-            .map(|v| percent_encoding::percent_decode_str(&v).decode_utf8().unwrap().into_owned())
+            .map(|v| {
+                percent_encoding::percent_decode_str(&v)
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned()
+            })
             .is_some_and(|t| t == want);
         if !cookie_ok {
             return err(401, "No ticket", "");
         }
         if s.method != "GET" && s.header("csrfpreventiontoken").as_deref() != Some(CSRF) {
-            return err(401, "Permission denied - invalid csrf token", r#"{"data":null}"#);
+            return err(
+                401,
+                "Permission denied - invalid csrf token",
+                r#"{"data":null}"#,
+            );
         }
         match (s.method.as_str(), s.path.as_str()) {
             ("GET", "/api2/json/version") => ok(serde_json::json!({"version": "9.1.1"})),
-            ("POST", "/api2/json/nodes/pve/lxc/100/status/start") => {
-                ok(serde_json::json!("UPID:pve:0002A1B3:0136F0E2:6650A1B2:vzstart:100:root@pam:"))
-            }
+            ("POST", "/api2/json/nodes/pve/lxc/100/status/start") => ok(serde_json::json!(
+                "UPID:pve:0002A1B3:0136F0E2:6650A1B2:vzstart:100:root@pam:"
+            )),
             _ => err(501, "not implemented", r#"{"data":null}"#),
         }
     }
@@ -336,9 +385,20 @@ async fn ticket_login_sends_the_cookie_and_the_csrf_token_on_writes() {
     c.version().await.unwrap();
     let upid = c.lxc_start("pve", 100).await.unwrap();
     assert_eq!(upid.task_type(), "vzstart");
-    assert_eq!(server.count("POST", "/api2/json/access/ticket"), 1, "one login for both calls");
-    let get = server.seen().into_iter().find(|s| s.method == "GET").unwrap();
-    assert!(get.header("csrfpreventiontoken").is_none(), "no CSRF token on GET");
+    assert_eq!(
+        server.count("POST", "/api2/json/access/ticket"),
+        1,
+        "one login for both calls"
+    );
+    let get = server
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "GET")
+        .unwrap();
+    assert!(
+        get.header("csrfpreventiontoken").is_none(),
+        "no CSRF token on GET"
+    );
     assert!(get.header("authorization").is_none());
 }
 
@@ -352,7 +412,10 @@ async fn a_rejected_ticket_triggers_one_new_login_and_the_call_succeeds() {
     current.fetch_add(1, Ordering::SeqCst);
     c.lxc_start("pve", 100).await.unwrap();
     assert_eq!(server.count("POST", "/api2/json/access/ticket"), 2);
-    assert_eq!(server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"), 2);
+    assert_eq!(
+        server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"),
+        2
+    );
 }
 
 #[tokio::test]
@@ -361,10 +424,16 @@ async fn a_wrong_password_is_unauthorized_and_set_auth_replaces_it() {
     let server = serve(Arc::new(pki()), ticket_server(current)).await;
     let c = pinned(
         &server,
-        Auth::Password { username: "root@pam".into(), password: "wrong-password".into() },
+        Auth::Password {
+            username: "root@pam".into(),
+            password: "wrong-password".into(),
+        },
     );
     let e = c.version().await.unwrap_err();
-    assert!(matches!(&e, Error::Unauthorized { message, .. } if message == "authentication failure"), "{e:?}");
+    assert!(
+        matches!(&e, Error::Unauthorized { message, .. } if message == "authentication failure"),
+        "{e:?}"
+    );
     c.set_auth(password()).unwrap();
     c.version().await.unwrap();
 }
@@ -388,7 +457,10 @@ async fn failover_skips_a_dead_endpoint_and_remembers_the_live_one() {
 #[tokio::test]
 async fn all_endpoints_dead_is_a_retryable_connect_error() {
     let c = Client::new(config(
-        vec![format!("https://{}", dead_addr().await), format!("https://{}", dead_addr().await)],
+        vec![
+            format!("https://{}", dead_addr().await),
+            format!("https://{}", dead_addr().await),
+        ],
         token(),
         TlsMode::Insecure,
     ))
@@ -404,9 +476,15 @@ async fn get_is_retried_on_500_but_post_is_not() {
     let gets = Arc::new(AtomicUsize::new(0));
     let g = gets.clone();
     let server = serve(Arc::new(pki()), move |s: &Seen| match s.method.as_str() {
-        "GET" if g.fetch_add(1, Ordering::SeqCst) < 2 => err(500, "proxy loop detected", r#"{"data":null}"#),
+        "GET" if g.fetch_add(1, Ordering::SeqCst) < 2 => {
+            err(500, "proxy loop detected", r#"{"data":null}"#)
+        }
         "GET" => ok(serde_json::json!([])),
-        _ => err(500, "got unexpected error", r#"{"data":null,"message":"got unexpected error\n"}"#),
+        _ => err(
+            500,
+            "got unexpected error",
+            r#"{"data":null,"message":"got unexpected error\n"}"#,
+        ),
     })
     .await;
     let c = pinned(&server, token());
@@ -415,8 +493,14 @@ async fn get_is_retried_on_500_but_post_is_not() {
     assert_eq!(gets.load(Ordering::SeqCst), 3, "two 500s then success");
 
     let e = c.lxc_start("pve", 100).await.unwrap_err();
-    assert!(matches!(&e, Error::Server { status: 500, message, .. } if message == "got unexpected error"), "{e:?}");
-    assert_eq!(server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"), 1);
+    assert!(
+        matches!(&e, Error::Server { status: 500, message, .. } if message == "got unexpected error"),
+        "{e:?}"
+    );
+    assert_eq!(
+        server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"),
+        1
+    );
 }
 
 #[tokio::test]
@@ -424,7 +508,11 @@ async fn get_is_retried_after_a_connect_error_until_the_server_is_up() {
     let pki = Arc::new(pki());
     let addr = dead_addr().await;
     let fp = cert_fingerprint(&pki.leaf_der);
-    let mut cfg = config(vec![format!("https://{addr}")], token(), TlsMode::Fingerprint(fp));
+    let mut cfg = config(
+        vec![format!("https://{addr}")],
+        token(),
+        TlsMode::Fingerprint(fp),
+    );
     cfg.retry.initial_backoff = Duration::from_millis(300);
     cfg.retry.max_backoff = Duration::from_millis(400);
     let c = Client::new(cfg).unwrap();
@@ -440,26 +528,50 @@ async fn get_is_retried_after_a_connect_error_until_the_server_is_up() {
 
 #[tokio::test]
 async fn a_custom_reason_phrase_is_the_message_when_the_body_has_none() {
-    let server = serve(Arc::new(pki()), |_: &Seen| err(500, "CT is locked (disk)", r#"{"data":null}"#)).await;
+    let server = serve(Arc::new(pki()), |_: &Seen| {
+        err(500, "CT is locked (disk)", r#"{"data":null}"#)
+    })
+    .await;
     let c = pinned(&server, token());
     let e = c
-        .lxc_update_config("pve", 100, &ConfigUpdate { delete: vec!["mp0".into()], ..Default::default() })
+        .lxc_update_config(
+            "pve",
+            100,
+            &ConfigUpdate {
+                delete: vec!["mp0".into()],
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&e, Error::Locked { reason, method, path, .. }
-        if reason == "disk" && method == "PUT" && path == "/nodes/pve/lxc/100/config"), "{e:?}");
+    assert!(
+        matches!(&e, Error::Locked { reason, method, path, .. }
+        if reason == "disk" && method == "PUT" && path == "/nodes/pve/lxc/100/config"),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]
 async fn parameter_errors_arrive_with_their_map_over_http() {
     let body = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pve/error.400.param_verification.pve9.constructed.json"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pve/error.400.param_verification.pve9.constructed.json"),
     )
     .unwrap();
-    let server = serve(Arc::new(pki()), move |_: &Seen| err(400, "Parameter verification failed.", &body)).await;
+    let server = serve(Arc::new(pki()), move |_: &Seen| {
+        err(400, "Parameter verification failed.", &body)
+    })
+    .await;
     let c = pinned(&server, token());
     let e = c
-        .lxc_create("pve", &LxcCreateParams { vmid: 100, ostemplate: "local:vztmpl/x.tar.zst".into(), ..Default::default() })
+        .lxc_create(
+            "pve",
+            &LxcCreateParams {
+                vmid: 100,
+                ostemplate: "local:vztmpl/x.tar.zst".into(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     match e {
@@ -476,22 +588,36 @@ fn pve_handler(s: &Seen) -> Reply {
     match (s.method.as_str(), s.path.as_str()) {
         ("GET", "/api2/json/cluster/nextid") => ok(serde_json::json!("100")),
         ("POST", "/api2/json/nodes/pve/vzdump") => ok(serde_json::json!("OK")),
-        ("POST", "/api2/json/nodes/pve/lxc") => ok(serde_json::json!("UPID:pve:0002A1B3:0136F0E2:6650A1B2:vzrestore:100:operator@pve!k8s:")),
+        ("POST", "/api2/json/nodes/pve/lxc") => ok(serde_json::json!(
+            "UPID:pve:0002A1B3:0136F0E2:6650A1B2:vzrestore:100:operator@pve!k8s:"
+        )),
         ("GET", "/api2/json/nodes/pve/lxc/100/interfaces") => ok(serde_json::Value::Null),
         ("GET", p) if p == format!("{}status", task_path(upid)) => {
             ok(serde_json::json!({"status": "stopped", "exitstatus": "WARNINGS: 2", "upid": upid}))
         }
-        ("GET", p) if p == format!("{}status", task_path(failed)) => {
-            ok(serde_json::json!({"status": "stopped", "exitstatus": "CT is locked (backup)", "upid": failed}))
-        }
+        ("GET", p) if p == format!("{}status", task_path(failed)) => ok(
+            serde_json::json!({"status": "stopped", "exitstatus": "CT is locked (backup)", "upid": failed}),
+        ),
         ("GET", p) if p == format!("{}log", task_path(failed)) => {
-            let start: usize = s.query.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let limit: usize = s.query.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
+            let start: usize = s
+                .query
+                .get("start")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let limit: usize = s
+                .query
+                .get("limit")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(50);
             let all: Vec<serde_json::Value> = (1..=30)
                 .map(|n| serde_json::json!({"n": n, "t": if n == 30 { "TASK ERROR: CT is locked (backup)".to_string() } else { format!("line {n}") }}))
                 .collect();
             let page: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
-            (200, None, serde_json::json!({"data": page, "total": 30}).to_string())
+            (
+                200,
+                None,
+                serde_json::json!({"data": page, "total": 30}).to_string(),
+            )
         }
         _ => err(501, "not implemented", r#"{"data":null}"#),
     }
@@ -501,19 +627,40 @@ fn pve_handler(s: &Seen) -> Reply {
 async fn wait_task_returns_warnings_and_a_failed_task_carries_its_log_tail() {
     let server = serve(Arc::new(pki()), pve_handler).await;
     let c = pinned(&server, token());
-    let ok_task: Upid = "UPID:pve:0002A1B3:0136F0E2:6650A1B2:vzstart:100:operator@pve!k8s:".parse().unwrap();
-    let r = c.wait_task(&ok_task, Duration::from_millis(10), Duration::from_secs(2)).await.unwrap();
+    let ok_task: Upid = "UPID:pve:0002A1B3:0136F0E2:6650A1B2:vzstart:100:operator@pve!k8s:"
+        .parse()
+        .unwrap();
+    let r = c
+        .wait_task(&ok_task, Duration::from_millis(10), Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(r, TaskResult::Warnings(2));
     // The UPID travels percent-encoded in the path.
-    assert!(server.seen()[0].raw_path.contains("UPID%3Apve%3A0002A1B3"), "{}", server.seen()[0].raw_path);
+    assert!(
+        server.seen()[0].raw_path.contains("UPID%3Apve%3A0002A1B3"),
+        "{}",
+        server.seen()[0].raw_path
+    );
 
-    let bad: Upid = "UPID:pve:0002A1B4:0136F0E2:6650A1B2:vzstart:101:operator@pve!k8s:".parse().unwrap();
-    let e = c.wait_task(&bad, Duration::from_millis(10), Duration::from_secs(2)).await.unwrap_err();
+    let bad: Upid = "UPID:pve:0002A1B4:0136F0E2:6650A1B2:vzstart:101:operator@pve!k8s:"
+        .parse()
+        .unwrap();
+    let e = c
+        .wait_task(&bad, Duration::from_millis(10), Duration::from_secs(2))
+        .await
+        .unwrap_err();
     match &e {
-        Error::TaskFailed { exitstatus, log_tail, .. } => {
+        Error::TaskFailed {
+            exitstatus,
+            log_tail,
+            ..
+        } => {
             assert_eq!(exitstatus, "CT is locked (backup)");
             assert_eq!(log_tail.len(), 20);
-            assert_eq!(log_tail.last().unwrap(), "TASK ERROR: CT is locked (backup)");
+            assert_eq!(
+                log_tail.last().unwrap(),
+                "TASK ERROR: CT is locked (backup)"
+            );
             assert_eq!(log_tail[0], "line 11");
         }
         other => panic!("{other:?}"),
@@ -527,11 +674,23 @@ async fn quirky_responses_are_typed_nextid_string_vzdump_ok_and_null_interfaces(
     let c = pinned(&server, token());
     assert_eq!(c.next_id(None).await.unwrap(), 100);
     assert_eq!(
-        c.vzdump("pve", &VzdumpParams { vmid: vec![100, 101], ..Default::default() }).await.unwrap(),
+        c.vzdump(
+            "pve",
+            &VzdumpParams {
+                vmid: vec![100, 101],
+                ..Default::default()
+            }
+        )
+        .await
+        .unwrap(),
         VzdumpResult::NothingToDo
     );
     assert!(c.lxc_interfaces("pve", 100).await.unwrap().is_empty());
-    let dump = server.seen().into_iter().find(|s| s.path.ends_with("/vzdump")).unwrap();
+    let dump = server
+        .seen()
+        .into_iter()
+        .find(|s| s.path.ends_with("/vzdump"))
+        .unwrap();
     assert_eq!(dump.form["vmid"], "100,101");
 }
 
@@ -539,7 +698,13 @@ async fn quirky_responses_are_typed_nextid_string_vzdump_ok_and_null_interfaces(
 async fn create_sends_a_form_body_with_booleans_as_0_and_1() {
     let server = serve(Arc::new(pki()), pve_handler).await;
     let c = pinned(&server, token());
-    let net = NetConfig { name: "eth0".into(), bridge: Some("vmbr0".into()), firewall: Some(true), ip: Some("dhcp".into()), ..Default::default() };
+    let net = NetConfig {
+        name: "eth0".into(),
+        bridge: Some("vmbr0".into()),
+        firewall: Some(true),
+        ip: Some("dhcp".into()),
+        ..Default::default()
+    };
     let params = LxcCreateParams {
         vmid: 100,
         ostemplate: "local:backup/vzdump-lxc-100-2024_05_24-16_18_26.tar.zst".into(),
@@ -554,8 +719,15 @@ async fn create_sends_a_form_body_with_booleans_as_0_and_1() {
     };
     let upid = c.lxc_create("pve", &params).await.unwrap();
     assert_eq!(upid.task_type(), "vzrestore");
-    let s = server.seen().into_iter().find(|s| s.path == "/api2/json/nodes/pve/lxc").unwrap();
-    assert_eq!(s.header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
+    let s = server
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "/api2/json/nodes/pve/lxc")
+        .unwrap();
+    assert_eq!(
+        s.header("content-type").as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
     assert_eq!(s.form["restore"], "1");
     assert_eq!(s.form["force"], "1");
     assert_eq!(s.form["unique"], "0");
@@ -569,7 +741,11 @@ async fn create_sends_a_form_body_with_booleans_as_0_and_1() {
 #[tokio::test]
 async fn the_request_rate_limit_spaces_calls() {
     let server = serve(Arc::new(pki()), version_handler).await;
-    let mut cfg = config(vec![server.url()], token(), TlsMode::Fingerprint(server.fingerprint()));
+    let mut cfg = config(
+        vec![server.url()],
+        token(),
+        TlsMode::Fingerprint(server.fingerprint()),
+    );
     cfg.limits.requests_per_second = 20.0;
     cfg.limits.burst = 1;
     let c = Client::new(cfg).unwrap();
@@ -577,7 +753,11 @@ async fn the_request_rate_limit_spaces_calls() {
     for _ in 0..5 {
         c.version().await.unwrap();
     }
-    assert!(t0.elapsed() >= Duration::from_millis(190), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -650,16 +830,64 @@ async fn no_credential_appears_in_any_log_line_or_debug_output() {
     // Config, credentials and create parameters.
     let cfg = config(vec![token_srv.url()], token(), TlsMode::Insecure);
     debug_output.push(format!("{cfg:?}"));
-    debug_output.push(format!("{:?} {} {:?} {}", token(), token(), password(), password()));
+    debug_output.push(format!(
+        "{:?} {} {:?} {}",
+        token(),
+        token(),
+        password(),
+        password()
+    ));
     debug_output.push(format!(
         "{:?}",
-        LxcCreateParams { vmid: 1, password: Some(PASSWORD.into()), ..Default::default() }
+        LxcCreateParams {
+            vmid: 1,
+            password: Some(PASSWORD.into()),
+            ..Default::default()
+        }
     ));
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("Proxmox API call"), "the client did log: {logs}");
+    assert!(
+        logs.contains("Proxmox API call"),
+        "the client did log: {logs}"
+    );
     let all = format!("{logs}\n{}", debug_output.join("\n"));
-    for secret in [TOKEN_SECRET, PASSWORD, TICKET, CSRF, "PVEAPIToken=", "PVEAuthCookie="] {
+    for secret in [
+        TOKEN_SECRET,
+        PASSWORD,
+        TICKET,
+        CSRF,
+        "PVEAPIToken=",
+        "PVEAuthCookie=",
+    ] {
         assert!(!all.contains(secret), "{secret} leaked:\n{all}");
     }
+}
+
+#[tokio::test]
+async fn a_ticket_older_than_the_renewal_age_is_renewed_before_use() {
+    let current = Arc::new(AtomicUsize::new(0));
+    let server = serve(Arc::new(pki()), ticket_server(current.clone())).await;
+    let mut cfg = config(
+        vec![server.url()],
+        password(),
+        TlsMode::Fingerprint(server.fingerprint()),
+    );
+    cfg.ticket_renew_after = Duration::from_millis(50);
+    let c = Client::new(cfg).unwrap();
+    c.version().await.unwrap();
+    c.version().await.unwrap();
+    assert_eq!(server.count("POST", "/api2/json/access/ticket"), 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    c.version().await.unwrap();
+    assert_eq!(
+        server.count("POST", "/api2/json/access/ticket"),
+        2,
+        "renewed proactively"
+    );
+    assert_eq!(
+        server.count("GET", "/api2/json/version"),
+        3,
+        "no 401 round trip needed"
+    );
 }

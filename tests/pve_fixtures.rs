@@ -35,7 +35,11 @@ fn error_for(name: &str) -> Error {
     let body = fixture(name);
     let v: Value = serde_json::from_slice(&body).unwrap();
     // The 401 fixture describes an HTTP response with an empty body.
-    let body = if v.get("_describes").is_some() { Vec::new() } else { body };
+    let body = if v.get("_describes").is_some() {
+        Vec::new()
+    } else {
+        body
+    };
     Error::from_response("POST", "/nodes/pve/lxc", status, Some(&reason), &body)
 }
 
@@ -47,7 +51,10 @@ fn data<T: serde::de::DeserializeOwned>(name: &str) -> T {
 #[test]
 fn a_missing_ticket_is_unauthorized_with_the_reason_phrase_as_message() {
     let e = error_for("error.401.no_ticket.http.json");
-    assert!(matches!(&e, Error::Unauthorized { message, .. } if message == "No ticket"), "{e:?}");
+    assert!(
+        matches!(&e, Error::Unauthorized { message, .. } if message == "No ticket"),
+        "{e:?}"
+    );
     assert_eq!(e.class(), ErrorClass::Auth);
     assert!(!e.is_retryable());
 }
@@ -56,7 +63,12 @@ fn a_missing_ticket_is_unauthorized_with_the_reason_phrase_as_message() {
 fn a_permission_failure_is_forbidden_and_names_the_privilege() {
     let e = error_for("error.403.permission.constructed.json");
     match &e {
-        Error::Forbidden { permission, acl_path, message, .. } => {
+        Error::Forbidden {
+            permission,
+            acl_path,
+            message,
+            ..
+        } => {
             assert_eq!(permission.as_deref(), Some("VM.Allocate"));
             assert_eq!(acl_path.as_deref(), Some("/vms/100"));
             assert_eq!(message, "Permission check failed (/vms/100, VM.Allocate)");
@@ -70,9 +82,14 @@ fn a_permission_failure_is_forbidden_and_names_the_privilege() {
 fn parameter_errors_keep_the_per_parameter_map_on_pve9() {
     let e = error_for("error.400.param_verification.pve9.constructed.json");
     match &e {
-        Error::InvalidParameters { errors, message, .. } => {
+        Error::InvalidParameters {
+            errors, message, ..
+        } => {
             assert_eq!(message, "Parameter verification failed.");
-            assert_eq!(errors["memory"], "type check ('integer') failed - got 'lots'");
+            assert_eq!(
+                errors["memory"],
+                "type check ('integer') failed - got 'lots'"
+            );
             assert!(errors["net0"].contains("net0.ip: invalid format"));
             assert!(errors.contains_key("foo"));
         }
@@ -87,9 +104,14 @@ fn parameter_errors_keep_the_per_parameter_map_on_pve9() {
 fn parameter_errors_without_a_body_message_use_the_reason_phrase_on_pve7() {
     let e = error_for("error.400.param_verification.pve7.json");
     match &e {
-        Error::InvalidParameters { errors, message, .. } => {
+        Error::InvalidParameters {
+            errors, message, ..
+        } => {
             assert_eq!(message, "Parameter verification failed.");
-            assert_eq!(errors["password"], "value must be at least 5 characters long");
+            assert_eq!(
+                errors["password"],
+                "value must be at least 5 characters long"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -98,15 +120,33 @@ fn parameter_errors_without_a_body_message_use_the_reason_phrase_on_pve7() {
 #[test]
 fn a_taken_vmid_from_nextid_is_already_exists() {
     let body = fixture("cluster_nextid.taken.400.json");
-    let e = Error::from_response("GET", "/cluster/nextid", 400, Some("Parameter verification failed."), &body);
-    assert!(matches!(&e, Error::AlreadyExists { vmid: Some(200), .. }), "{e:?}");
+    let e = Error::from_response(
+        "GET",
+        "/cluster/nextid",
+        400,
+        Some("Parameter verification failed."),
+        &body,
+    );
+    assert!(
+        matches!(
+            &e,
+            Error::AlreadyExists {
+                vmid: Some(200),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(e.class(), ErrorClass::Conflict);
 }
 
 #[test]
 fn an_existing_ct_is_already_exists_with_its_vmid() {
     let e = error_for("error.500.ct_already_exists.json");
-    assert!(matches!(&e, Error::AlreadyExists { vmid: Some(100), message, .. } if message == "CT 100 already exists on node 'pve'"), "{e:?}");
+    assert!(
+        matches!(&e, Error::AlreadyExists { vmid: Some(100), message, .. } if message == "CT 100 already exists on node 'pve'"),
+        "{e:?}"
+    );
     assert_eq!(e.class(), ErrorClass::Conflict);
     let race = Error::from_response(
         "POST",
@@ -115,13 +155,22 @@ fn an_existing_ct_is_already_exists_with_its_vmid() {
         Some("unable to create CT 102 - CT 102 already exists on node 'pve'"),
         b"",
     );
-    assert!(matches!(race, Error::AlreadyExists { vmid: Some(102), .. }));
+    assert!(matches!(
+        race,
+        Error::AlreadyExists {
+            vmid: Some(102),
+            ..
+        }
+    ));
 }
 
 #[test]
 fn a_pve7_lock_error_is_read_from_the_reason_phrase_alone() {
     let e = error_for("error.500.ct_locked.pve7-capture.json");
-    assert!(matches!(&e, Error::Locked { reason, .. } if reason == "disk"), "{e:?}");
+    assert!(
+        matches!(&e, Error::Locked { reason, .. } if reason == "disk"),
+        "{e:?}"
+    );
     assert_eq!(e.class(), ErrorClass::Locked);
     assert!(e.is_retryable());
 }
@@ -129,13 +178,18 @@ fn a_pve7_lock_error_is_read_from_the_reason_phrase_alone() {
 #[test]
 fn a_backup_lock_is_locked_with_reason_backup() {
     let e = error_for("error.500.ct_locked_backup.constructed.json");
-    assert!(matches!(&e, Error::Locked { reason, message, .. } if reason == "backup" && message == "CT is locked (backup)"));
+    assert!(
+        matches!(&e, Error::Locked { reason, message, .. } if reason == "backup" && message == "CT is locked (backup)")
+    );
 }
 
 #[test]
 fn a_config_lock_timeout_is_transient_and_retryable() {
     let e = error_for("error.500.cant_lock_file.constructed.json");
-    assert!(matches!(&e, Error::LockTimeout { message, .. } if message.contains("pve-config-100.lock")), "{e:?}");
+    assert!(
+        matches!(&e, Error::LockTimeout { message, .. } if message.contains("pve-config-100.lock")),
+        "{e:?}"
+    );
     assert_eq!(e.class(), ErrorClass::Transient);
     assert!(e.is_retryable());
 }
@@ -159,7 +213,10 @@ fn a_digest_mismatch_is_a_retryable_conflict() {
 #[test]
 fn already_running_is_a_wrong_state_conflict() {
     let e = error_for("error.500.already_running.constructed.json");
-    assert!(matches!(&e, Error::WrongState { message, .. } if message == "CT 100 already running"), "{e:?}");
+    assert!(
+        matches!(&e, Error::WrongState { message, .. } if message == "CT 100 already running"),
+        "{e:?}"
+    );
     assert_eq!(e.class(), ErrorClass::Conflict);
 }
 
@@ -173,8 +230,16 @@ fn an_unknown_path_is_not_implemented_and_permanent() {
 
 #[test]
 fn other_server_errors_are_transient_and_keep_status_and_text() {
-    let e = Error::from_response("GET", "/nodes/pve2/lxc", 595, Some("Connection refused"), b"");
-    assert!(matches!(&e, Error::Server { status: 595, message, .. } if message == "Connection refused"));
+    let e = Error::from_response(
+        "GET",
+        "/nodes/pve2/lxc",
+        595,
+        Some("Connection refused"),
+        b"",
+    );
+    assert!(
+        matches!(&e, Error::Server { status: 595, message, .. } if message == "Connection refused")
+    );
     assert_eq!(e.class(), ErrorClass::Transient);
     assert!(e.is_retryable());
 }
@@ -182,8 +247,14 @@ fn other_server_errors_are_transient_and_keep_status_and_text() {
 #[test]
 fn a_failed_start_task_locked_by_backup_is_classified_locked() {
     let st: TaskStatus = data("task_status.stopped_error_locked.constructed.json");
-    let TaskResult::Failed(exitstatus) = st.result() else { panic!("{st:?}") };
-    let e = Error::TaskFailed { upid: st.upid.clone().unwrap(), exitstatus, log_tail: vec![] };
+    let TaskResult::Failed(exitstatus) = st.result() else {
+        panic!("{st:?}")
+    };
+    let e = Error::TaskFailed {
+        upid: st.upid.clone().unwrap(),
+        exitstatus,
+        log_tail: vec![],
+    };
     assert_eq!(e.class(), ErrorClass::Locked);
     assert_eq!(st.tokenid.as_deref(), Some("operator"));
 }
@@ -193,7 +264,10 @@ fn task_statuses_decode_to_typed_results() {
     let ok: TaskStatus = data("task_status.stopped_ok.json");
     assert_eq!(ok.result(), TaskResult::Ok);
     let err: TaskStatus = data("task_status.stopped_error.json");
-    assert_eq!(err.result(), TaskResult::Failed("interrupted by signal".into()));
+    assert_eq!(
+        err.result(),
+        TaskResult::Failed("interrupted by signal".into())
+    );
     let running: TaskStatus = data("task_status.running.token.json");
     assert_eq!(running.result(), TaskResult::Running);
     let upid: Upid = running.upid.unwrap().parse().unwrap();
@@ -202,18 +276,28 @@ fn task_statuses_decode_to_typed_results() {
 
 #[test]
 fn task_creating_responses_decode_to_upids() {
-    for f in ["lxc_create.upid.json", "lxc_clone.upid.token.json", "vzdump.upid.constructed.json"] {
+    for f in [
+        "lxc_create.upid.json",
+        "lxc_clone.upid.token.json",
+        "vzdump.upid.constructed.json",
+    ] {
         let u: Upid = data(f);
         assert!(u.to_string().starts_with("UPID:"), "{f}");
     }
     let clone: Upid = data("lxc_clone.upid.token.json");
-    assert_eq!((clone.task_type(), clone.id(), clone.user()), ("vzclone", "200", "root@pam!api_token"));
+    assert_eq!(
+        (clone.task_type(), clone.id(), clone.user()),
+        ("vzclone", "200", "root@pam!api_token")
+    );
 }
 
 #[test]
 fn lxc_lists_accept_string_and_integer_vmids() {
     let old: Vec<LxcStatus> = data("lxc_list.pve7-gomock.json");
-    assert_eq!(old.iter().map(|c| c.vmid).collect::<Vec<_>>(), vec![106, 105, 101]);
+    assert_eq!(
+        old.iter().map(|c| c.vmid).collect::<Vec<_>>(),
+        vec![106, 105, 101]
+    );
     assert!(old[2].template);
     let new: Vec<LxcStatus> = data("lxc_list.pve9.constructed.json");
     assert_eq!(new[1].lock.as_deref(), Some("backup"));
@@ -227,7 +311,10 @@ fn lxc_configs_decode_typed_keys_and_property_strings() {
     assert_eq!(c.hostname.as_deref(), Some("web01"));
     assert_eq!(c.memory, Some(1024));
     assert_eq!(c.unprivileged, Some(true));
-    assert_eq!(c.digest.as_deref(), Some("3f0c4b1e9a2d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"));
+    assert_eq!(
+        c.digest.as_deref(),
+        Some("3f0c4b1e9a2d7c6b5a4f3e2d1c0b9a8f7e6d5c4b")
+    );
     let nets = c.networks().unwrap();
     assert_eq!(nets[&0].ip.as_deref(), Some("192.0.2.10/24"));
     assert_eq!(nets[&0].tag, Some(20));
@@ -247,7 +334,10 @@ fn lxc_configs_decode_typed_keys_and_property_strings() {
     let old: LxcConfig = data("lxc_config.pve7-gomock.json");
     assert!(old.raw["lxc"].is_array());
     assert_eq!(old.mount_points().unwrap()[&0].volume, "/mnt/foo/bar");
-    assert_eq!(old.features_parsed().unwrap().unwrap().encode().unwrap(), "fuse=1,mknod=1,nesting=1");
+    assert_eq!(
+        old.features_parsed().unwrap().unwrap().encode().unwrap(),
+        "fuse=1,mknod=1,nesting=1"
+    );
 }
 
 #[test]
@@ -262,9 +352,15 @@ fn status_snapshots_nodes_storage_and_resources_decode() {
     assert_eq!(snaps[2].running, Some(true));
     assert_eq!(snaps[1].parent.as_deref(), Some("snapshot1"));
 
-    for f in ["nodes_list.pve9-capture.json", "nodes_list.pve8-gomock.json"] {
+    for f in [
+        "nodes_list.pve9-capture.json",
+        "nodes_list.pve8-gomock.json",
+    ] {
         let nodes: Vec<NodeInfo> = data(f);
-        assert!(nodes[0].ssl_fingerprint.as_deref().unwrap().len() == 95, "{f}");
+        assert!(
+            nodes[0].ssl_fingerprint.as_deref().unwrap().len() == 95,
+            "{f}"
+        );
         parse_fingerprint(nodes[0].ssl_fingerprint.as_deref().unwrap()).unwrap();
     }
 
@@ -281,7 +377,10 @@ fn status_snapshots_nodes_storage_and_resources_decode() {
 
     let res: Vec<ClusterResource> = data("cluster_resources.pve8-capture.json");
     let ct = res.iter().find(|r| r.id == "lxc/103").unwrap();
-    assert_eq!((ct.vmid, ct.resource_type.as_str(), ct.template), (Some(103), "lxc", Some(false)));
+    assert_eq!(
+        (ct.vmid, ct.resource_type.as_str(), ct.template),
+        (Some(103), "lxc", Some(false))
+    );
     let st = res.iter().find(|r| r.resource_type == "storage").unwrap();
     assert_eq!(st.plugintype.as_deref(), Some("lvmthin"));
     assert_eq!(st.shared, Some(false));

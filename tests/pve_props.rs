@@ -22,7 +22,9 @@ fn hostile() -> BoxedStrategy<String> {
     .boxed()
 }
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> impl Strategy<Value = Option<T>> {
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> impl Strategy<Value = Option<T>> {
     proptest::option::of(s)
 }
 
@@ -38,11 +40,28 @@ fn net(value: BoxedStrategy<String>) -> impl Strategy<Value = NetConfig> {
         opt(value.clone()),
         opt(value.clone()),
         opt(any::<bool>()),
-        (opt(64u16..=65535), opt((0u32..100_000).prop_map(|n| f64::from(n) / 10.0)), opt(1u16..=4094)),
+        (
+            opt(64u16..=65535),
+            opt((0u32..100_000).prop_map(|n| f64::from(n) / 10.0)),
+            opt(1u16..=4094),
+        ),
         (proptest::collection::vec(1u16..=4094, 0..4), opt(value)),
     )
         .prop_map(
-            |(name, bridge, firewall, gw, gw6, host_managed, hwaddr, ip, ip6, link_down, (mtu, rate, tag), (trunks, net_type))| NetConfig {
+            |(
+                name,
+                bridge,
+                firewall,
+                gw,
+                gw6,
+                host_managed,
+                hwaddr,
+                ip,
+                ip6,
+                link_down,
+                (mtu, rate, tag),
+                (trunks, net_type),
+            )| NetConfig {
                 name,
                 bridge,
                 firewall,
@@ -66,28 +85,58 @@ fn net(value: BoxedStrategy<String>) -> impl Strategy<Value = NetConfig> {
 fn mount(value: BoxedStrategy<String>, with_mp: bool) -> impl Strategy<Value = MountPoint> {
     (
         value.clone(),
-        if with_mp { opt(value.clone()).prop_map(|o| Some(o.unwrap_or_else(|| "/data".into()))).boxed() } else { Just(None).boxed() },
+        if with_mp {
+            opt(value.clone())
+                .prop_map(|o| Some(o.unwrap_or_else(|| "/data".into())))
+                .boxed()
+        } else {
+            Just(None).boxed()
+        },
         opt(any::<bool>()),
-        if with_mp { opt(any::<bool>()).boxed() } else { Just(None).boxed() },
-        if with_mp { opt(any::<bool>()).boxed() } else { Just(None).boxed() },
+        if with_mp {
+            opt(any::<bool>()).boxed()
+        } else {
+            Just(None).boxed()
+        },
+        if with_mp {
+            opt(any::<bool>()).boxed()
+        } else {
+            Just(None).boxed()
+        },
         proptest::collection::vec(value, 0..3),
-        (opt(any::<bool>()), opt(any::<bool>()), opt(any::<bool>()), opt(any::<bool>())),
+        (
+            opt(any::<bool>()),
+            opt(any::<bool>()),
+            opt(any::<bool>()),
+            opt(any::<bool>()),
+        ),
         opt((0u64..1 << 20).prop_map(|n| n * 1024)),
     )
-        .prop_map(|(volume, mp, acl, backup, keepattrs, mountoptions, (quota, replicate, ro, shared), size)| MountPoint {
-            volume,
-            mp,
-            acl,
-            backup,
-            keepattrs,
-            mountoptions,
-            quota,
-            replicate,
-            ro,
-            shared,
-            size,
-            extra: Default::default(),
-        })
+        .prop_map(
+            |(
+                volume,
+                mp,
+                acl,
+                backup,
+                keepattrs,
+                mountoptions,
+                (quota, replicate, ro, shared),
+                size,
+            )| MountPoint {
+                volume,
+                mp,
+                acl,
+                backup,
+                keepattrs,
+                mountoptions,
+                quota,
+                replicate,
+                ro,
+                shared,
+                size,
+                extra: Default::default(),
+            },
+        )
 }
 
 fn features(value: BoxedStrategy<String>) -> impl Strategy<Value = Features> {
@@ -99,33 +148,69 @@ fn features(value: BoxedStrategy<String>) -> impl Strategy<Value = Features> {
         proptest::collection::vec(value, 0..3),
         opt(any::<bool>()),
     )
-        .prop_map(|(force_rw_sys, fuse, keyctl, mknod, mount, nesting)| Features {
-            force_rw_sys,
-            fuse,
-            keyctl,
-            mknod,
-            mount,
-            nesting,
-            extra: Default::default(),
-        })
+        .prop_map(
+            |(force_rw_sys, fuse, keyctl, mknod, mount, nesting)| Features {
+                force_rw_sys,
+                fuse,
+                keyctl,
+                mknod,
+                mount,
+                nesting,
+                extra: Default::default(),
+            },
+        )
 }
 
 /// The keys of an encoded property string (the default key counts as `volume`).
 fn keys(s: &str) -> BTreeSet<String> {
     s.split(',')
         .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').map(|(k, _)| k.to_string()).unwrap_or_else(|| "volume".into()))
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, _)| k.to_string())
+                .unwrap_or_else(|| "volume".into())
+        })
         .collect()
 }
 
 const NET_KEYS: &[&str] = &[
-    "name", "bridge", "firewall", "gw", "gw6", "host-managed", "hwaddr", "ip", "ip6", "link_down", "mtu", "rate",
-    "tag", "trunks", "type",
+    "name",
+    "bridge",
+    "firewall",
+    "gw",
+    "gw6",
+    "host-managed",
+    "hwaddr",
+    "ip",
+    "ip6",
+    "link_down",
+    "mtu",
+    "rate",
+    "tag",
+    "trunks",
+    "type",
 ];
 const MP_KEYS: &[&str] = &[
-    "volume", "mp", "acl", "backup", "keepattrs", "mountoptions", "quota", "replicate", "ro", "shared", "size",
+    "volume",
+    "mp",
+    "acl",
+    "backup",
+    "keepattrs",
+    "mountoptions",
+    "quota",
+    "replicate",
+    "ro",
+    "shared",
+    "size",
 ];
-const FEATURE_KEYS: &[&str] = &["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"];
+const FEATURE_KEYS: &[&str] = &[
+    "force_rw_sys",
+    "fuse",
+    "keyctl",
+    "mknod",
+    "mount",
+    "nesting",
+];
 
 fn only_known(s: &str, known: &[&str]) -> bool {
     keys(s).iter().all(|k| known.contains(&k.as_str())) && !s.contains('\n') && !s.contains('\r')

@@ -98,7 +98,10 @@ impl Client {
     }
 
     /// `GET /cluster/resources[?type=vm|storage|node|sdn]`.
-    pub async fn cluster_resources(&self, resource_type: Option<&str>) -> Result<Vec<ClusterResource>> {
+    pub async fn cluster_resources(
+        &self,
+        resource_type: Option<&str>,
+    ) -> Result<Vec<ClusterResource>> {
         let mut p = Params::new();
         p.opt("type", resource_type);
         self.get("/cluster/resources", &p).await
@@ -146,7 +149,12 @@ impl Client {
     }
 
     /// `POST /nodes/{node}/storage/{storage}/download-url` (task).
-    pub async fn download_url(&self, node: &str, storage: &str, params: &DownloadUrlParams) -> Result<Upid> {
+    pub async fn download_url(
+        &self,
+        node: &str,
+        storage: &str,
+        params: &DownloadUrlParams,
+    ) -> Result<Upid> {
         let mut p = Params::new();
         p.set("url", &params.url)
             .set("content", &params.content)
@@ -165,7 +173,12 @@ impl Client {
 
     /// `DELETE /nodes/{node}/storage/{storage}/content/{volume}`; returns a task id when
     /// Proxmox deletes in the background, `None` when it finished synchronously.
-    pub async fn delete_volume(&self, node: &str, storage: &str, volume: &str) -> Result<Option<Upid>> {
+    pub async fn delete_volume(
+        &self,
+        node: &str,
+        storage: &str,
+        volume: &str,
+    ) -> Result<Option<Upid>> {
         let path = format!(
             "/nodes/{}/storage/{}/content/{}",
             seg(node),
@@ -186,7 +199,12 @@ impl Client {
     }
 
     /// `POST /nodes/{node}/aplinfo`: download catalogue `template` to `storage` (task).
-    pub async fn aplinfo_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
+    pub async fn aplinfo_download(
+        &self,
+        node: &str,
+        storage: &str,
+        template: &str,
+    ) -> Result<Upid> {
         let mut p = Params::new();
         p.set("storage", storage).set("template", template);
         self.task_call(Method::POST, &format!("/nodes/{}/aplinfo", seg(node)), &p)
@@ -255,7 +273,12 @@ impl Client {
 
     /// `PUT …/lxc/{vmid}/config` (synchronous). With `digest`, fails with
     /// [`Error::DigestMismatch`] if the config changed since it was read.
-    pub async fn lxc_update_config(&self, node: &str, vmid: u32, update: &ConfigUpdate) -> Result<()> {
+    pub async fn lxc_update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        update: &ConfigUpdate,
+    ) -> Result<()> {
         let mut p = Params::new();
         for (k, v) in &update.set {
             p.set(k, v);
@@ -352,8 +375,12 @@ impl Client {
             .opt_str("target-storage", &params.target_storage)
             .opt("timeout", params.timeout)
             .opt("bwlimit", params.bwlimit);
-        self.task_call(Method::POST, &format!("{}/migrate", lxc_path(node, vmid)), &p)
-            .await
+        self.task_call(
+            Method::POST,
+            &format!("{}/migrate", lxc_path(node, vmid)),
+            &p,
+        )
+        .await
     }
 
     /// `POST …/clone` (task `vzclone`; the UPID's id is the *source* vmid).
@@ -388,22 +415,32 @@ impl Client {
         let mut p = Params::new();
         p.flag("purge", params.purge)
             .flag("force", params.force)
-            .flag("destroy-unreferenced-disks", params.destroy_unreferenced_disks);
-        self.task_call(Method::DELETE, &lxc_path(node, vmid), &p).await
+            .flag(
+                "destroy-unreferenced-disks",
+                params.destroy_unreferenced_disks,
+            );
+        self.task_call(Method::DELETE, &lxc_path(node, vmid), &p)
+            .await
     }
 
     /// `GET …/interfaces`: addresses seen inside the container; empty when stopped.
     pub async fn lxc_interfaces(&self, node: &str, vmid: u32) -> Result<Vec<Interface>> {
         let v: Option<Vec<Interface>> = self
-            .get(&format!("{}/interfaces", lxc_path(node, vmid)), &Params::new())
+            .get(
+                &format!("{}/interfaces", lxc_path(node, vmid)),
+                &Params::new(),
+            )
             .await?;
         Ok(v.unwrap_or_default())
     }
 
     /// `GET …/snapshot` (includes the pseudo-entry `current`).
     pub async fn lxc_snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>> {
-        self.get(&format!("{}/snapshot", lxc_path(node, vmid)), &Params::new())
-            .await
+        self.get(
+            &format!("{}/snapshot", lxc_path(node, vmid)),
+            &Params::new(),
+        )
+        .await
     }
 
     /// `POST …/snapshot` (task `vzsnapshot`).
@@ -416,12 +453,22 @@ impl Client {
     ) -> Result<Upid> {
         let mut p = Params::new();
         p.set("snapname", snapname).opt("description", description);
-        self.task_call(Method::POST, &format!("{}/snapshot", lxc_path(node, vmid)), &p)
-            .await
+        self.task_call(
+            Method::POST,
+            &format!("{}/snapshot", lxc_path(node, vmid)),
+            &p,
+        )
+        .await
     }
 
     /// `DELETE …/snapshot/{snapname}` (task `vzdelsnapshot`).
-    pub async fn lxc_snapshot_delete(&self, node: &str, vmid: u32, snapname: &str, force: Option<bool>) -> Result<Upid> {
+    pub async fn lxc_snapshot_delete(
+        &self,
+        node: &str,
+        vmid: u32,
+        snapname: &str,
+        force: Option<bool>,
+    ) -> Result<Upid> {
         let mut p = Params::new();
         p.flag("force", force);
         self.task_call(
@@ -433,12 +480,22 @@ impl Client {
     }
 
     /// `POST …/snapshot/{snapname}/rollback` (task `vzrollback`).
-    pub async fn lxc_snapshot_rollback(&self, node: &str, vmid: u32, snapname: &str, start: Option<bool>) -> Result<Upid> {
+    pub async fn lxc_snapshot_rollback(
+        &self,
+        node: &str,
+        vmid: u32,
+        snapname: &str,
+        start: Option<bool>,
+    ) -> Result<Upid> {
         let mut p = Params::new();
         p.flag("start", start);
         self.task_call(
             Method::POST,
-            &format!("{}/snapshot/{}/rollback", lxc_path(node, vmid), seg(snapname)),
+            &format!(
+                "{}/snapshot/{}/rollback",
+                lxc_path(node, vmid),
+                seg(snapname)
+            ),
             &p,
         )
         .await
@@ -456,7 +513,12 @@ impl Client {
     }
 
     /// `PUT …/firewall/options`.
-    pub async fn lxc_set_firewall_options(&self, node: &str, vmid: u32, o: &FirewallOptionsUpdate) -> Result<()> {
+    pub async fn lxc_set_firewall_options(
+        &self,
+        node: &str,
+        vmid: u32,
+        o: &FirewallOptionsUpdate,
+    ) -> Result<()> {
         let mut p = Params::new();
         p.flag("enable", o.enable)
             .flag("dhcp", o.dhcp)
@@ -517,7 +579,12 @@ impl Client {
     }
 
     /// `POST …/firewall/rules`.
-    pub async fn lxc_firewall_rule_create(&self, node: &str, vmid: u32, rule: &FirewallRuleParams) -> Result<()> {
+    pub async fn lxc_firewall_rule_create(
+        &self,
+        node: &str,
+        vmid: u32,
+        rule: &FirewallRuleParams,
+    ) -> Result<()> {
         self.unit_call(
             Method::POST,
             &format!("{}/firewall/rules", lxc_path(node, vmid)),
@@ -543,7 +610,13 @@ impl Client {
     }
 
     /// `DELETE …/firewall/rules/{pos}`.
-    pub async fn lxc_firewall_rule_delete(&self, node: &str, vmid: u32, pos: u32, digest: Option<&str>) -> Result<()> {
+    pub async fn lxc_firewall_rule_delete(
+        &self,
+        node: &str,
+        vmid: u32,
+        pos: u32,
+        digest: Option<&str>,
+    ) -> Result<()> {
         let mut p = Params::new();
         p.opt("digest", digest);
         self.unit_call(
@@ -591,7 +664,11 @@ impl Client {
     /// `GET /nodes/{node}/tasks/{upid}/status` (node taken from the UPID).
     pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
         self.get(
-            &format!("/nodes/{}/tasks/{}/status", seg(upid.node()), seg(upid.as_str())),
+            &format!(
+                "/nodes/{}/tasks/{}/status",
+                seg(upid.node()),
+                seg(upid.as_str())
+            ),
             &Params::new(),
         )
         .await
@@ -599,11 +676,22 @@ impl Client {
 
     /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`; returns the lines and the
     /// total line count.
-    pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<(Vec<TaskLogLine>, u64)> {
-        let path = format!("/nodes/{}/tasks/{}/log", seg(upid.node()), seg(upid.as_str()));
+    pub async fn task_log(
+        &self,
+        upid: &Upid,
+        start: u64,
+        limit: u64,
+    ) -> Result<(Vec<TaskLogLine>, u64)> {
+        let path = format!(
+            "/nodes/{}/tasks/{}/log",
+            seg(upid.node()),
+            seg(upid.as_str())
+        );
         let mut p = Params::new();
         p.set("start", start).set("limit", limit);
-        let mut env = self.request_envelope(Method::GET, &path, p.as_slice()).await?;
+        let mut env = self
+            .request_envelope(Method::GET, &path, p.as_slice())
+            .await?;
         let total = env.get("total").and_then(super::de::value_to_u64);
         let data = env.get_mut("data").map(Value::take).unwrap_or(Value::Null);
         let lines: Vec<TaskLogLine> = if data.is_null() {
@@ -634,7 +722,12 @@ impl Client {
     /// [`Error::TaskFailed`] (with the last 20 log lines) on failure, and
     /// [`Error::TaskWaitTimeout`] when the task is still running at the deadline.
     /// Transient polling errors are tolerated until the deadline.
-    pub async fn wait_task(&self, upid: &Upid, poll_interval: Duration, timeout: Duration) -> Result<TaskResult> {
+    pub async fn wait_task(
+        &self,
+        upid: &Upid,
+        poll_interval: Duration,
+        timeout: Duration,
+    ) -> Result<TaskResult> {
         let started = Instant::now();
         loop {
             match self.task_status(upid).await {

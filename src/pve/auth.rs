@@ -41,8 +41,14 @@ impl Auth {
                 if !token_id.contains('@') || !token_id.contains('!') {
                     return Err(bad("token_id must look like USER@REALM!TOKENID"));
                 }
-                if token_id.chars().chain(secret.chars()).any(|c| c.is_control() || c == ' ') {
-                    return Err(bad("token id or secret contains whitespace or control characters"));
+                if token_id
+                    .chars()
+                    .chain(secret.chars())
+                    .any(|c| c.is_control() || c == ' ')
+                {
+                    return Err(bad(
+                        "token id or secret contains whitespace or control characters",
+                    ));
                 }
                 if secret.is_empty() {
                     return Err(bad("empty token secret"));

@@ -318,7 +318,10 @@ impl Client {
         st.auth = auth;
         st.ticket = None;
         st.generation += 1;
-        tracing::info!(principal = st.auth.principal(), "Proxmox credentials replaced");
+        tracing::info!(
+            principal = st.auth.principal(),
+            "Proxmox credentials replaced"
+        );
         Ok(())
     }
 
@@ -329,11 +332,16 @@ impl Client {
 
     /// The endpoint currently used first (the last one that accepted a connection).
     pub fn active_endpoint(&self) -> &str {
-        &self.inner.endpoints[self.inner.active.load(Ordering::Relaxed) % self.inner.endpoints.len()]
+        &self.inner.endpoints
+            [self.inner.active.load(Ordering::Relaxed) % self.inner.endpoints.len()]
     }
 
     fn node_semaphore(&self, node: &str) -> Arc<Semaphore> {
-        let mut m = self.inner.task_slots.lock().expect("task slot map poisoned");
+        let mut m = self
+            .inner
+            .task_slots
+            .lock()
+            .expect("task slot map poisoned");
         m.entry(node.to_string())
             .or_insert_with(|| {
                 let n = match self.inner.max_tasks_per_node {
@@ -519,7 +527,11 @@ impl Client {
         Ok(t)
     }
 
-    async fn auth_headers(&self, method: &Method, bad_generation: Option<u64>) -> Result<(HeaderMap, u64)> {
+    async fn auth_headers(
+        &self,
+        method: &Method,
+        bad_generation: Option<u64>,
+    ) -> Result<(HeaderMap, u64)> {
         let (auth, generation) = {
             let st = self.inner.auth.read().expect("auth lock poisoned");
             (st.auth.clone(), st.generation)
@@ -535,7 +547,12 @@ impl Client {
             }
             Auth::Password { .. } => {
                 let t = self.ensure_ticket(bad_generation).await?;
-                let generation = self.inner.auth.read().expect("auth lock poisoned").generation;
+                let generation = self
+                    .inner
+                    .auth
+                    .read()
+                    .expect("auth lock poisoned")
+                    .generation;
                 h.insert(
                     COOKIE,
                     sensitive(&format!("PVEAuthCookie={}", encode_segment(&t.ticket)))?,
@@ -691,7 +708,10 @@ mod tests {
 
     #[test]
     fn endpoints_are_normalized_to_the_api2_json_base() {
-        assert_eq!(normalize_endpoint("pve1").unwrap(), "https://pve1:8006/api2/json");
+        assert_eq!(
+            normalize_endpoint("pve1").unwrap(),
+            "https://pve1:8006/api2/json"
+        );
         assert_eq!(
             normalize_endpoint("10.0.0.1:8443").unwrap(),
             "https://10.0.0.1:8443/api2/json"
@@ -709,7 +729,10 @@ mod tests {
             encode_segment("UPID:pve:0001:0002:0003:vzstart:100:root@pam!tok:"),
             "UPID%3Apve%3A0001%3A0002%3A0003%3Avzstart%3A100%3Aroot%40pam%21tok%3A"
         );
-        assert_eq!(encode_segment("local:vztmpl/a b.tar"), "local%3Avztmpl%2Fa%20b.tar");
+        assert_eq!(
+            encode_segment("local:vztmpl/a b.tar"),
+            "local%3Avztmpl%2Fa%20b.tar"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -724,6 +747,9 @@ mod tests {
             b.acquire().await;
         }
         let el = t0.elapsed();
-        assert!(el >= Duration::from_millis(390) && el < Duration::from_millis(500), "{el:?}");
+        assert!(
+            el >= Duration::from_millis(390) && el < Duration::from_millis(500),
+            "{el:?}"
+        );
     }
 }

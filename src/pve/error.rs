@@ -220,7 +220,9 @@ pub enum Error {
         waited: Duration,
     },
     /// The server certificate's SHA-256 fingerprint is not the pinned one.
-    #[error("TLS: certificate fingerprint mismatch at {endpoint}: expected {expected}, got {actual}")]
+    #[error(
+        "TLS: certificate fingerprint mismatch at {endpoint}: expected {expected}, got {actual}"
+    )]
     TlsFingerprintMismatch {
         /// The endpoint URL.
         endpoint: String,
@@ -550,9 +552,9 @@ impl Error {
             | Error::TlsUnknownCa { .. }
             | Error::Tls { .. } => ErrorClass::Auth,
             Error::NotFound { .. } => ErrorClass::NotFound,
-            Error::AlreadyExists { .. } | Error::DigestMismatch { .. } | Error::WrongState { .. } => {
-                ErrorClass::Conflict
-            }
+            Error::AlreadyExists { .. }
+            | Error::DigestMismatch { .. }
+            | Error::WrongState { .. } => ErrorClass::Conflict,
             Error::TaskFailed { exitstatus, .. } => match classify_message(exitstatus) {
                 Some(MessageKind::Locked(_)) => ErrorClass::Locked,
                 Some(MessageKind::LockTimeout) => ErrorClass::Transient,
@@ -633,7 +635,13 @@ mod tests {
 
     #[test]
     fn locked_reason_is_extracted_from_the_reason_phrase_when_the_body_has_no_message() {
-        let e = Error::from_response("POST", "/x", 500, Some("CT is locked (disk)"), b"{\"data\":null}");
+        let e = Error::from_response(
+            "POST",
+            "/x",
+            500,
+            Some("CT is locked (disk)"),
+            b"{\"data\":null}",
+        );
         assert!(matches!(&e, Error::Locked { reason, .. } if reason == "disk"));
         assert_eq!(e.class(), ErrorClass::Locked);
         assert!(e.is_retryable());

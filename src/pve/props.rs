@@ -37,9 +37,10 @@ fn check_value(field: &str, value: &str, allow_semicolon: bool) -> Result<()> {
             format!("value {value:?} has leading or trailing whitespace"),
         ));
     }
-    if let Some(c) = value.chars().find(|c| {
-        *c == ',' || *c == '=' || c.is_control() || (!allow_semicolon && *c == ';')
-    }) {
+    if let Some(c) = value
+        .chars()
+        .find(|c| *c == ',' || *c == '=' || c.is_control() || (!allow_semicolon && *c == ';'))
+    {
         return Err(Error::invalid_property(
             field,
             format!("value {value:?} contains forbidden character {c:?}"),
@@ -49,10 +50,7 @@ fn check_value(field: &str, value: &str, allow_semicolon: bool) -> Result<()> {
 }
 
 fn check_key(field: &str, key: &str) -> Result<()> {
-    let ok = key
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
+    let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -265,8 +263,21 @@ pub struct NetConfig {
 }
 
 const NET_KEYS: &[&str] = &[
-    "name", "bridge", "firewall", "gw", "gw6", "host-managed", "hwaddr", "ip", "ip6", "link_down",
-    "mtu", "rate", "tag", "trunks", "type",
+    "name",
+    "bridge",
+    "firewall",
+    "gw",
+    "gw6",
+    "host-managed",
+    "hwaddr",
+    "ip",
+    "ip6",
+    "link_down",
+    "mtu",
+    "rate",
+    "tag",
+    "trunks",
+    "type",
 ];
 
 impl NetConfig {
@@ -289,7 +300,10 @@ impl NetConfig {
         p.opt_num("mtu", self.mtu);
         if let Some(r) = self.rate {
             if !r.is_finite() || r < 0.0 {
-                return Err(Error::invalid_property("net.rate", format!("invalid rate {r}")));
+                return Err(Error::invalid_property(
+                    "net.rate",
+                    format!("invalid rate {r}"),
+                ));
             }
         }
         p.opt_num("rate", self.rate);
@@ -368,8 +382,17 @@ pub struct MountPoint {
 }
 
 const MP_KEYS: &[&str] = &[
-    "volume", "mp", "acl", "backup", "keepattrs", "mountoptions", "quota", "replicate", "ro",
-    "shared", "size",
+    "volume",
+    "mp",
+    "acl",
+    "backup",
+    "keepattrs",
+    "mountoptions",
+    "quota",
+    "replicate",
+    "ro",
+    "shared",
+    "size",
 ];
 
 impl MountPoint {
@@ -423,16 +446,23 @@ impl MountPoint {
 
     fn parse_as(prop: &str, s: &str, is_rootfs: bool) -> Result<MountPoint> {
         let mut m = parse_pairs(prop, s, Some("volume"))?;
-        let volume = m
-            .remove("volume")
-            .ok_or_else(|| Error::invalid_property(format!("{prop}.volume"), "volume is required"))?;
+        let volume = m.remove("volume").ok_or_else(|| {
+            Error::invalid_property(format!("{prop}.volume"), "volume is required")
+        })?;
         let mp = m.remove("mp");
         if !is_rootfs && mp.is_none() {
-            return Err(Error::invalid_property(format!("{prop}.mp"), "mp is required"));
+            return Err(Error::invalid_property(
+                format!("{prop}.mp"),
+                "mp is required",
+            ));
         }
         let size = m
             .remove("size")
-            .map(|v| parse_size(&v).map_err(|_| Error::invalid_property(format!("{prop}.size"), format!("invalid size {v:?}"))))
+            .map(|v| {
+                parse_size(&v).map_err(|_| {
+                    Error::invalid_property(format!("{prop}.size"), format!("invalid size {v:?}"))
+                })
+            })
             .transpose()?;
         Ok(MountPoint {
             volume,
@@ -485,7 +515,14 @@ pub struct Features {
     pub extra: BTreeMap<String, String>,
 }
 
-const FEATURE_KEYS: &[&str] = &["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"];
+const FEATURE_KEYS: &[&str] = &[
+    "force_rw_sys",
+    "fuse",
+    "keyctl",
+    "mknod",
+    "mount",
+    "nesting",
+];
 
 impl Features {
     /// Encodes as a `features` property string (may be empty when nothing is set).
@@ -554,7 +591,10 @@ impl Startup {
             down: take_num(prop, &mut m, "down")?,
         };
         if let Some(k) = m.keys().next() {
-            return Err(Error::invalid_property(format!("startup.{k}"), "unknown key"));
+            return Err(Error::invalid_property(
+                format!("startup.{k}"),
+                "unknown key",
+            ));
         }
         Ok(st)
     }
@@ -566,7 +606,8 @@ fn valid_tag(t: &str) -> bool {
         Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' => {}
         _ => return false,
     }
-    chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '+' | '.'))
+    chars
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '+' | '.'))
 }
 
 /// Parses a tag list as Proxmox stores it (`;`, `,` or space separated), returning the
@@ -653,9 +694,9 @@ pub fn format_size(bytes: u64) -> String {
 /// The new-volume syntax for create/PUT: `STORAGE:SIZE_IN_GiB`, e.g. `local-lvm:8`.
 pub fn new_volume(storage: &str, size_gib: u32) -> Result<String> {
     if storage.is_empty()
-        || storage
-            .chars()
-            .any(|c| c == ':' || c == ',' || c == '=' || c == ';' || c.is_whitespace() || c.is_control())
+        || storage.chars().any(|c| {
+            c == ':' || c == ',' || c == '=' || c == ';' || c.is_whitespace() || c.is_control()
+        })
     {
         return Err(Error::invalid_property(
             "storage",
@@ -684,7 +725,10 @@ mod tests {
         assert_eq!(m.size, Some(32 << 30));
         assert_eq!(m.encode_mp().unwrap(), s);
         let r = MountPoint::parse_rootfs("vmstore:subvol-101-disk-0,size=30G").unwrap();
-        assert_eq!(r.encode_rootfs().unwrap(), "vmstore:subvol-101-disk-0,size=30G");
+        assert_eq!(
+            r.encode_rootfs().unwrap(),
+            "vmstore:subvol-101-disk-0,size=30G"
+        );
     }
 
     #[test]

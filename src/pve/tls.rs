@@ -41,7 +41,12 @@ impl fmt::Debug for TlsMode {
         match self {
             TlsMode::Verify { extra_ca_pem } => f
                 .debug_struct("Verify")
-                .field("extra_ca_pem", &extra_ca_pem.as_ref().map(|p| format!("<{} bytes>", p.len())))
+                .field(
+                    "extra_ca_pem",
+                    &extra_ca_pem
+                        .as_ref()
+                        .map(|p| format!("<{} bytes>", p.len())),
+                )
                 .finish(),
             TlsMode::Fingerprint(fp) => f.debug_tuple("Fingerprint").field(fp).finish(),
             TlsMode::Insecure => f.write_str("Insecure"),
@@ -151,7 +156,12 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -160,11 +170,18 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -203,15 +220,19 @@ pub(crate) fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, Erro
             }
             if roots.is_empty() {
                 return Err(Error::Config {
-                    message: "no trusted CA certificates: system store is empty and no extra CA given".to_string(),
+                    message:
+                        "no trusted CA certificates: system store is empty and no extra CA given"
+                            .to_string(),
                 });
             }
-            let verifier =
-                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| Error::Config {
-                        message: format!("TLS verifier: {e}"),
-                    })?;
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| Error::Config {
+                message: format!("TLS verifier: {e}"),
+            })?;
             builder.with_webpki_verifier(verifier).with_no_client_auth()
         }
         TlsMode::Fingerprint(fp) => {
@@ -299,6 +320,11 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(format_fingerprint(&a), colon);
         assert!(parse_fingerprint("AB:CD").is_err());
-        assert!(parse_fingerprints(&format!("{colon}, {colon}")).unwrap().len() == 2);
+        assert!(
+            parse_fingerprints(&format!("{colon}, {colon}"))
+                .unwrap()
+                .len()
+                == 2
+        );
     }
 }

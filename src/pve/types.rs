@@ -515,7 +515,10 @@ impl LxcConfig {
 
     /// Parsed `rootfs`.
     pub fn rootfs_parsed(&self) -> Result<Option<MountPoint>> {
-        self.rootfs.as_deref().map(MountPoint::parse_rootfs).transpose()
+        self.rootfs
+            .as_deref()
+            .map(MountPoint::parse_rootfs)
+            .transpose()
     }
 
     /// Parsed `features`.
@@ -530,7 +533,10 @@ impl LxcConfig {
 
     /// Tags, lower-cased, sorted, de-duplicated.
     pub fn tag_list(&self) -> Vec<String> {
-        self.tags.as_deref().map(props::parse_tags).unwrap_or_default()
+        self.tags
+            .as_deref()
+            .map(props::parse_tags)
+            .unwrap_or_default()
     }
 }
 
@@ -588,9 +594,16 @@ impl<'de> Deserialize<'de> for Interface {
                     Some(p) if !ip.contains('/') => format!("{ip}/{p}"),
                     _ => ip.clone(),
                 };
-                let family = a.get("ip-address-type").and_then(Value::as_str).unwrap_or("");
+                let family = a
+                    .get("ip-address-type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 let is_v6 = family == "ipv6" || (family.is_empty() && ip.contains(':'));
-                let list = if is_v6 { &mut iface.inet6 } else { &mut iface.inet };
+                let list = if is_v6 {
+                    &mut iface.inet6
+                } else {
+                    &mut iface.inet
+                };
                 if !list.contains(&with_prefix) {
                     list.push(with_prefix);
                 }
