@@ -1,0 +1,4 @@
+//! The `LxcContainer` controller.
+
+pub mod desired;
+pub mod plan;
