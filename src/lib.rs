@@ -12,4 +12,6 @@ pub mod controller;
 pub mod crd;
 pub mod pve;
 pub mod sim;
+pub mod http;
+pub mod metrics;
 pub mod telemetry;

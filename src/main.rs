@@ -15,13 +15,30 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator.
-    Run,
+    Run(RunArgs),
     /// Print every CRD as one multi-document YAML (or write one file per CRD with --out-dir).
     Crds {
         /// Write one `<kind>.yaml` per CRD into this directory instead of printing.
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Watch only these namespaces (repeat or comma-separate); all namespaces when omitted.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Address of the health (/healthz, /readyz) and metrics (/metrics) listener.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "HTTP_ADDR")]
+    http_addr: std::net::SocketAddr,
+    /// How often a container's full config is compared with its spec even when the inventory
+    /// shows no change (`0s` turns it off), e.g. `1h`.
+    #[arg(long, default_value = "1h")]
+    drift_check_interval: String,
+    /// How often a running Proxmox task is checked, e.g. `1s`.
+    #[arg(long, default_value = "1s")]
+    task_poll_interval: String,
 }
 
 #[tokio::main]
@@ -39,10 +56,23 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run => {
-            telemetry::init(cli.log_format, "info");
-            tracing::info!("operator starting");
-            Ok(())
+        Command::Run(args) => {
+            telemetry::init(cli.log_format, "info,kube_runtime=warn");
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let dur = |flag: &str, v: &str| {
+                proxmox_lxc_operator::controller::cluster::reconcile::parse_duration(v)
+                    .or_else(|| (v == "0").then_some(std::time::Duration::ZERO))
+                    .ok_or_else(|| anyhow::anyhow!("--{flag}: {v:?} is not a duration like 30s or 1h"))
+            };
+            let settings = proxmox_lxc_operator::controller::Settings {
+                drift_check_interval: dur("drift-check-interval", &args.drift_check_interval)?,
+                task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
+                ..Default::default()
+            };
+            let client = kube::Client::try_default().await?;
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "operator starting");
+            let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings };
+            proxmox_lxc_operator::controller::run::run(client, opts).await
         }
     }
 }

@@ -1,4 +1,22 @@
 //! Controllers: one module per kind, plus the per-cluster observer.
+//!
+//! Data flow is one-way: watch events and observer triggers → reconcile (resolve → validate →
+//! plan → apply at most one task → status by server-side apply, only when it changed).
 
+pub mod cluster;
 pub mod conditions;
 pub mod container;
+pub mod context;
+pub mod error;
+pub mod run;
+pub mod status;
+
+pub use context::{Context, Settings};
+pub use error::Error;
+
+use std::time::Duration;
+
+/// `base` plus up to 20% random jitter, so that many objects do not retry in lockstep.
+pub fn jitter(base: Duration) -> Duration {
+    base + base.mul_f64(rand::random::<f64>() * 0.2)
+}

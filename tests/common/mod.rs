@@ -107,3 +107,201 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The API token the tests give the simulator and the operator.
+pub const SIM_TOKEN_ID: &str = "root@pam!operator";
+/// Its secret.
+pub const SIM_TOKEN_SECRET: &str = "0b6f6e21-7f0b-4c55-9a3c-5c6a1d2e3f40";
+
+/// A `pve-sim` process on a free port, killed when dropped.
+pub struct Sim {
+    child: std::process::Child,
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// SHA-256 fingerprint of its certificate, `AB:CD:...`.
+    pub fingerprint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    /// Starts the simulator with extra arguments (e.g. `--clock-speed 4`).
+    pub fn start(extra: &[&str]) -> Sim {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pve-sim"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--cert-out", cert.to_str().unwrap()])
+            .args(["--token", &format!("{SIM_TOKEN_ID}={SIM_TOKEN_SECRET}")])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pve-sim");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("pve-sim listening on ").unwrap_or_else(|| panic!("unexpected pve-sim output {line:?}")).to_string();
+        let stderr = child.stderr.take().unwrap();
+        let mut fingerprint = String::new();
+        for l in std::io::BufReader::new(stderr).lines() {
+            let l = l.unwrap();
+            if let Some(fp) = l.strip_prefix("pve-sim: certificate fingerprint ") {
+                fingerprint = fp.trim().to_string();
+                break;
+            }
+        }
+        assert!(!fingerprint.is_empty(), "pve-sim printed no fingerprint");
+        Sim { child, url, fingerprint, _dir: dir }
+    }
+
+    /// Calls the simulator (Proxmox API or `/_sim/` admin API) with curl; returns the JSON body.
+    pub fn call(&self, method: &str, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sk", "-X", method, "-H", &format!("Authorization: PVEAPIToken={SIM_TOKEN_ID}={SIM_TOKEN_SECRET}")]);
+        for (k, v) in form {
+            cmd.args(["--data-urlencode", &format!("{k}={v}")]);
+        }
+        let url = if path.starts_with("/_sim") { format!("{}{path}", self.url) } else { format!("{}/api2/json{path}", self.url) };
+        let out = cmd.arg(url).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Every container in the simulator (admin API).
+    pub fn containers(&self) -> Vec<serde_json::Value> {
+        let v = self.call("GET", "/_sim/containers", &[]);
+        v.get("data").cloned().unwrap_or(v).as_array().cloned().unwrap_or_default()
+    }
+
+    /// The container with `vmid`, if it exists.
+    pub fn container(&self, vmid: u64) -> Option<serde_json::Value> {
+        self.containers().into_iter().find(|c| c["vmid"].as_u64() == Some(vmid))
+    }
+
+    /// Request counters (`/_sim/stats`).
+    pub fn stats(&self) -> serde_json::Value {
+        self.call("GET", "/_sim/stats", &[])
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An operator process watching one namespace, killed when dropped.
+pub struct Operator {
+    child: Option<std::process::Child>,
+    kubeconfig: PathBuf,
+    namespace: String,
+    /// Port of its health/metrics listener.
+    pub http_port: u16,
+    log: PathBuf,
+}
+
+impl Operator {
+    /// Starts `proxmox-lxc-operator run --namespace NS` with short timings for tests.
+    pub fn start(cp: &ControlPlane, namespace: &str) -> Operator {
+        let log = std::env::temp_dir().join(format!("plo-operator-{namespace}.log"));
+        let mut op = Operator { child: None, kubeconfig: cp.kubeconfig.clone(), namespace: namespace.to_string(), http_port: free_port(), log };
+        op.spawn();
+        op
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
+            .args(["run", "--namespace", &self.namespace, "--http-addr", &format!("127.0.0.1:{}", self.http_port)])
+            .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", std::env::var("OPERATOR_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start operator");
+        self.child = Some(child);
+    }
+
+    /// Kills the operator with SIGKILL (no cleanup at all).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again after `kill`.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The operator's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let out = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{}/metrics", self.http_port)]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Creates the Secret and the `ProxmoxCluster` named `default` in `ns`, pointing at `sim`
+/// (certificate pinned by fingerprint), with a short inventory interval.
+pub fn connect_cluster(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str) {
+    let manifest = format!(
+        r#"{{"apiVersion":"v1","kind":"List","items":[
+  {{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"pve-credentials"}},"stringData":{{"tokenId":"{SIM_TOKEN_ID}","tokenSecret":"{SIM_TOKEN_SECRET}"}}}},
+  {{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{{"name":"default"}},
+    "spec":{{"endpoints":["{}"],"credentialsRef":{{"name":"pve-credentials"}},"tls":{{"fingerprint":"{}"}},
+             "resyncInterval":"{resync}","limits":{{"maxConcurrentTasksPerNode":4,"requestsPerSecond":500}}}}}}
+]}}"#,
+        sim.url, sim.fingerprint
+    );
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `kubectl get KIND NAME -o json` as JSON, or `None` when it does not exist.
+pub fn get_json(cp: &ControlPlane, ns: &str, kind: &str, name: &str) -> Option<serde_json::Value> {
+    let out = cp.kubectl(&["get", "-n", ns, kind, name, "-o", "json"]);
+    out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The condition `type_` of an object as (status, reason, message).
+pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
+    obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
+        (c["status"].as_str().unwrap_or("").to_string(), c["reason"].as_str().unwrap_or("").to_string(), c["message"].as_str().unwrap_or("").to_string())
+    })
+}
+
+/// Waits until `kind/name` has condition Ready=True; returns the object.
+pub fn wait_ready(cp: &ControlPlane, ns: &str, kind: &str, name: &str, timeout: Duration) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let start = Instant::now();
+    loop {
+        if let Some(o) = get_json(cp, ns, kind, name) {
+            if condition(&o, "Ready").is_some_and(|c| c.0 == "True") {
+                return o;
+            }
+            last = o;
+        }
+        assert!(start.elapsed() < timeout, "{kind}/{name} not Ready after {timeout:?}; last seen: {}", serde_json::to_string_pretty(&last["status"]).unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

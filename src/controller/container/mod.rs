@@ -1,4 +1,6 @@
-//! The `LxcContainer` controller.
+//! The `LxcContainer` controller: pure validation and planning, and the reconcile that applies
+//! them.
 
 pub mod desired;
 pub mod plan;
+pub mod reconcile;

@@ -1,0 +1,138 @@
+//! `ProxmoxCluster`: the registry of Proxmox connections, their controller and observers.
+
+pub mod observer;
+pub mod reconcile;
+
+use crate::pve;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{watch, Notify};
+
+pub use observer::{Guest, Snapshot};
+
+/// A `ProxmoxCluster` by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Whether the cluster can be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// No answer yet.
+    Connecting,
+    /// The last inventory read worked.
+    Connected,
+    /// The last inventory read failed: condition reason and message.
+    Failed {
+        /// CamelCase reason, e.g. `AuthenticationFailed`, `Unreachable`.
+        reason: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// One live connection to a Proxmox cluster and its latest inventory.
+pub struct ClusterHandle {
+    /// The cluster.
+    pub key: ClusterKey,
+    /// The Proxmox client.
+    pub client: pve::Client,
+    /// The latest inventory (`None` until the first read).
+    pub snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// The connection state.
+    pub connection: watch::Receiver<Connection>,
+    /// Wakes the observer for an early inventory read.
+    pub refresh: Arc<Notify>,
+    /// Hash of the settings the client was built from.
+    pub config_hash: u64,
+    /// Memory (bytes) promised to containers placed since the last inventory, per node, so a
+    /// burst of creates spreads over the nodes.
+    pub placements: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl ClusterHandle {
+    /// Picks a node for a new container that needs `memory` bytes on `storage`: an online node
+    /// with the storage and the most free memory, counting earlier placements not yet in the
+    /// inventory.
+    pub fn place(&self, storage: &str, memory: u64) -> Option<String> {
+        let snap = self.snapshot()?;
+        let mut reserved = self.placements.lock().unwrap();
+        let node = snap.placement_candidates(storage, &reserved).into_iter().next()?;
+        *reserved.entry(node.clone()).or_default() += memory;
+        Some(node)
+    }
+
+    /// The latest inventory.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Whether the last inventory read worked.
+    pub fn connected(&self) -> bool {
+        *self.connection.borrow() == Connection::Connected
+    }
+
+    /// Waits (at most `timeout`) for an inventory taken after `after`.
+    pub async fn fresh_snapshot(&self, after: std::time::Instant, timeout: std::time::Duration) -> Option<Arc<Snapshot>> {
+        let mut rx = self.snapshot.clone();
+        self.refresh.notify_one();
+        let wait = async {
+            loop {
+                if let Some(s) = rx.borrow_and_update().clone() {
+                    if s.taken_at >= after {
+                        return Some(s);
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
+    }
+}
+
+impl Drop for ClusterHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Every live Proxmox connection, by `ProxmoxCluster`.
+#[derive(Default)]
+pub struct ClusterRegistry {
+    handles: RwLock<HashMap<ClusterKey, Arc<ClusterHandle>>>,
+}
+
+impl ClusterRegistry {
+    /// The connection for `key`, if one is up.
+    pub fn get(&self, key: &ClusterKey) -> Option<Arc<ClusterHandle>> {
+        self.handles.read().unwrap().get(key).cloned()
+    }
+
+    /// Installs (or replaces) the connection for its key.
+    pub fn insert(&self, handle: Arc<ClusterHandle>) {
+        self.handles.write().unwrap().insert(handle.key.clone(), handle);
+    }
+
+    /// Drops the connection for `key`, stopping its observer.
+    pub fn remove(&self, key: &ClusterKey) {
+        self.handles.write().unwrap().remove(key);
+    }
+
+    /// Every key with a connection.
+    pub fn keys(&self) -> Vec<ClusterKey> {
+        self.handles.read().unwrap().keys().cloned().collect()
+    }
+}

@@ -1,0 +1,417 @@
+//! The per-cluster observer: one `GET /cluster/resources` per `resyncInterval` gives every
+//! container's node, state, lock, tags and usage, plus nodes and storages. It keeps that
+//! snapshot in memory, writes the inventory into `ProxmoxCluster.status` when it changed, and
+//! triggers a reconcile of exactly the containers whose observed state changed.
+
+use super::{ClusterHandle, ClusterKey, Connection};
+use crate::controller::conditions::{self, CondSpec};
+use crate::controller::context::FIELD_MANAGER;
+use crate::crd::proxmox_cluster::{NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, StorageStatus};
+use crate::crd::CONDITION_READY;
+use crate::pve::{self, ClusterResource, ErrorClass};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::Api;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+
+/// One container or VM as the inventory shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guest {
+    /// vmid.
+    pub vmid: u32,
+    /// Node it is on.
+    pub node: String,
+    /// `running`, `stopped`, ...
+    pub status: String,
+    /// Host name.
+    pub name: Option<String>,
+    /// Tags, normalized.
+    pub tags: Vec<String>,
+    /// Lock, while one is held.
+    pub lock: Option<String>,
+    /// Whether it is a template.
+    pub template: bool,
+    /// `lxc` or `qemu`.
+    pub kind: String,
+    /// Memory limit, bytes.
+    pub maxmem: Option<u64>,
+    /// Root disk size, bytes.
+    pub maxdisk: Option<u64>,
+    /// CPU limit (cores).
+    pub maxcpu: Option<f64>,
+    /// CPU usage.
+    pub cpu: Option<f64>,
+    /// Memory in use.
+    pub mem: Option<u64>,
+    /// Disk in use.
+    pub disk: Option<u64>,
+    /// Bytes received.
+    pub netin: Option<u64>,
+    /// Bytes sent.
+    pub netout: Option<u64>,
+    /// Seconds up.
+    pub uptime: Option<u64>,
+}
+
+impl Guest {
+    fn from_resource(r: &ClusterResource) -> Option<Guest> {
+        Some(Guest {
+            vmid: r.vmid?,
+            node: r.node.clone()?,
+            status: r.status.clone().unwrap_or_default(),
+            name: r.name.clone(),
+            tags: r.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
+            lock: r.lock.clone().filter(|l| !l.is_empty()),
+            template: r.template.unwrap_or(false),
+            kind: r.resource_type.clone(),
+            maxmem: r.maxmem,
+            maxdisk: r.maxdisk,
+            maxcpu: r.maxcpu,
+            cpu: r.cpu,
+            mem: r.mem,
+            disk: r.disk,
+            netin: r.netin,
+            netout: r.netout,
+            uptime: r.uptime,
+        })
+    }
+
+    /// What a reconcile cares about, without the usage figures that move all the time.
+    pub fn identity(&self) -> impl PartialEq + '_ {
+        (&self.node, &self.status, &self.name, &self.tags, &self.lock, self.template, self.maxmem, self.maxdisk, self.maxcpu.map(f64::to_bits))
+    }
+
+    /// Whether the guest carries `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+/// The inventory of one cluster at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// When it was read.
+    pub taken_at: Instant,
+    /// Containers and VMs by vmid.
+    pub guests: HashMap<u32, Guest>,
+    /// Nodes.
+    pub nodes: Vec<NodeStatus>,
+    /// Storages per node.
+    pub storages: Vec<StorageStatus>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from a `/cluster/resources` answer.
+    pub fn from_resources(list: &[ClusterResource], taken_at: Instant) -> Snapshot {
+        let mut guests = HashMap::new();
+        let mut nodes = Vec::new();
+        let mut storages = Vec::new();
+        for r in list {
+            match r.resource_type.as_str() {
+                "lxc" | "qemu" => {
+                    if let Some(g) = Guest::from_resource(r) {
+                        guests.insert(g.vmid, g);
+                    }
+                }
+                "node" => nodes.push(NodeStatus {
+                    name: r.node.clone().unwrap_or_default(),
+                    online: r.status.as_deref() == Some("online"),
+                    cpu: r.cpu,
+                    memory_used: r.mem,
+                    memory_total: r.maxmem,
+                    uptime_seconds: r.uptime,
+                }),
+                "storage" => storages.push(StorageStatus {
+                    node: r.node.clone().unwrap_or_default(),
+                    name: r.storage.clone().unwrap_or_default(),
+                    type_: r.plugintype.clone(),
+                    content: r.content.as_deref().map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default(),
+                    shared: r.shared.unwrap_or(false),
+                    used_bytes: r.disk,
+                    total_bytes: r.maxdisk,
+                }),
+                _ => {}
+            }
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        storages.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+        Snapshot { taken_at, guests, nodes, storages }
+    }
+
+    /// Whether `node` is known and online.
+    pub fn node_online(&self, node: &str) -> bool {
+        self.nodes.iter().any(|n| n.name == node && n.online)
+    }
+
+    /// Whether `storage` exists on `node` with content `content`.
+    pub fn node_has_storage(&self, node: &str, storage: &str, content: &str) -> bool {
+        self.storages.iter().any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
+    }
+
+    /// Online nodes that have `storage` (content `rootdir`), most free memory first, after
+    /// subtracting `reserved` bytes per node.
+    pub fn placement_candidates(&self, storage: &str, reserved: &HashMap<String, u64>) -> Vec<String> {
+        let mut c: Vec<(u64, &str)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.online && self.node_has_storage(&n.name, storage, "rootdir"))
+            .map(|n| {
+                let free = n.memory_total.unwrap_or(0).saturating_sub(n.memory_used.unwrap_or(0));
+                (free.saturating_sub(reserved.get(&n.name).copied().unwrap_or(0)), n.name.as_str())
+            })
+            .collect();
+        c.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        c.into_iter().map(|(_, n)| n.to_string()).collect()
+    }
+}
+
+/// vmids whose observed state differs between two snapshots (appeared, vanished or changed).
+pub fn changed_guests(old: &Snapshot, new: &Snapshot) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    for (vmid, g) in &new.guests {
+        match old.guests.get(vmid) {
+            Some(o) if o.identity() == g.identity() => {}
+            _ => out.push(*vmid),
+        }
+    }
+    out.extend(old.guests.keys().filter(|v| !new.guests.contains_key(v)));
+    out.sort_unstable();
+    out
+}
+
+/// What an observer needs.
+pub struct ObserverParams {
+    /// Which cluster.
+    pub key: ClusterKey,
+    /// Its client.
+    pub client: pve::Client,
+    /// Kubernetes client, for the status.
+    pub kube: kube::Client,
+    /// Inventory interval.
+    pub resync: Duration,
+    /// Usage figures in status are refreshed at least this often.
+    pub status_refresh: Duration,
+    /// Whether TLS verification is off (reported in the Ready condition).
+    pub insecure_tls: bool,
+    /// Where to send the vmids that changed.
+    pub triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
+    /// Hash of the settings the client was built from.
+    pub config_hash: u64,
+    /// Metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Starts the observer of one cluster and returns its handle.
+pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
+    let (snap_tx, snap_rx) = watch::channel(None);
+    let (conn_tx, conn_rx) = watch::channel(Connection::Connecting);
+    let refresh = Arc::new(Notify::new());
+    let key = p.key.clone();
+    let client = p.client.clone();
+    let config_hash = p.config_hash;
+    let r = refresh.clone();
+    let placements: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let pl = placements.clone();
+    let task = tokio::spawn(async move { run(p, snap_tx, conn_tx, r, pl).await });
+    Arc::new(ClusterHandle {
+        key,
+        client,
+        snapshot: snap_rx,
+        connection: conn_rx,
+        refresh,
+        config_hash,
+        placements,
+        task,
+    })
+}
+
+fn failure_reason(e: &pve::Error) -> &'static str {
+    match e {
+        pve::Error::Unauthorized { .. } => "AuthenticationFailed",
+        pve::Error::Forbidden { .. } => "PermissionDenied",
+        pve::Error::TlsFingerprintMismatch { .. } | pve::Error::TlsUnknownCa { .. } | pve::Error::Tls { .. } => "TLSVerificationFailed",
+        pve::Error::Connect { .. } | pve::Error::Timeout { .. } | pve::Error::Transport { .. } => "Unreachable",
+        _ if e.class() == ErrorClass::Auth => "AuthenticationFailed",
+        _ => "ProxmoxError",
+    }
+}
+
+async fn run(
+    p: ObserverParams,
+    snap_tx: watch::Sender<Option<Arc<Snapshot>>>,
+    conn_tx: watch::Sender<Connection>,
+    refresh: Arc<Notify>,
+    placements: Arc<Mutex<HashMap<String, u64>>>,
+) {
+    let api: Api<ProxmoxCluster> = Api::namespaced(p.kube.clone(), &p.key.namespace);
+    let mut written: Option<ProxmoxClusterStatus> = api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.status);
+    let mut last_write = Instant::now();
+    let mut version: Option<String> = None;
+    let mut prev: Option<Arc<Snapshot>> = None;
+    loop {
+        let started = Instant::now();
+        if version.is_none() {
+            version = p.client.version().await.ok().and_then(|v| v.version);
+        }
+        let result = p.client.cluster_resources(None).await;
+        p.metrics.observe_proxmox("GET", "/cluster/resources", result.as_ref().err().and_then(|e| e.status()).unwrap_or(200), started.elapsed());
+        let (conn, snap) = match result {
+            Ok(list) => {
+                let snap = Arc::new(Snapshot::from_resources(&list, started));
+                if let Some(old) = &prev {
+                    for vmid in changed_guests(old, &snap) {
+                        let _ = p.triggers.send((p.key.clone(), vmid));
+                    }
+                } else {
+                    for vmid in snap.guests.keys() {
+                        let _ = p.triggers.send((p.key.clone(), *vmid));
+                    }
+                }
+                p.metrics.set_guests(&p.key, &snap);
+                (Connection::Connected, Some(snap))
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %p.key, error = %e, "inventory read failed");
+                version = None;
+                (Connection::Failed { reason: failure_reason(&e).into(), message: e.to_string() }, None)
+            }
+        };
+        if let Some(s) = &snap {
+            prev = Some(s.clone());
+            placements.lock().unwrap().clear();
+            snap_tx.send_replace(Some(s.clone()));
+        }
+        conn_tx.send_if_modified(|c| {
+            if *c != conn {
+                *c = conn.clone();
+                true
+            } else {
+                false
+            }
+        });
+        // status: written when something other than usage changed, or when usage got old
+        let mut status = written.clone().unwrap_or_default();
+        if let Some(s) = &snap {
+            status.nodes = s.nodes.clone();
+            status.storages = s.storages.clone();
+            status.nodes_online = Some(format!("{}/{}", s.nodes.iter().filter(|n| n.online).count(), s.nodes.len()));
+            status.version = version.clone().or(status.version);
+        }
+        let now = Time(jiff::Timestamp::now());
+        let ready = match &conn {
+            Connection::Connected if p.insecure_tls => CondSpec::yes(CONDITION_READY, "InsecureTLS", "connected; TLS verification is OFF (insecureSkipVerify)"),
+            Connection::Connected => CondSpec::yes(CONDITION_READY, "Connected", format!("connected to {}", p.client.active_endpoint())),
+            Connection::Failed { reason, message } => CondSpec::no(CONDITION_READY, reason.clone(), message.clone()),
+            Connection::Connecting => CondSpec::no(CONDITION_READY, "Connecting", "connecting"),
+        };
+        let generation = api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.metadata.generation);
+        conditions::set(&mut status.conditions, ready, generation.or(status.observed_generation), &now);
+        status.observed_generation = generation.or(status.observed_generation);
+        let significant = |s: &ProxmoxClusterStatus| {
+            let mut s = s.clone();
+            s.last_sync_time = None;
+            for n in &mut s.nodes {
+                n.cpu = None;
+                n.memory_used = None;
+                n.uptime_seconds = None;
+            }
+            for st in &mut s.storages {
+                st.used_bytes = None;
+            }
+            s
+        };
+        let changed = written.as_ref().map(significant) != Some(significant(&status));
+        if changed || last_write.elapsed() >= p.status_refresh {
+            status.last_sync_time = Some(now);
+            let patch = serde_json::json!({
+                "apiVersion": "pve.lxc.dev/v1alpha1",
+                "kind": "ProxmoxCluster",
+                "status": status,
+            });
+            match api.patch_status(&p.key.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+                Ok(_) => {
+                    p.metrics.kube_write("ProxmoxCluster");
+                    written = Some(status);
+                    last_write = Instant::now();
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    tracing::info!(cluster = %p.key, "ProxmoxCluster is gone; observer stops");
+                    conn_tx.send_replace(Connection::Failed { reason: "ClusterDeleted".into(), message: format!("ProxmoxCluster {} was deleted", p.key) });
+                    return;
+                }
+                Err(e) => tracing::warn!(cluster = %p.key, error = %e, "could not write ProxmoxCluster status"),
+            }
+        }
+        let jitter = p.resync.mul_f64(rand::random::<f64>() * 0.1);
+        let wait = if snap.is_some() { p.resync + jitter } else { p.resync.min(Duration::from_secs(10)) + jitter };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = refresh.notified() => {}
+        }
+    }
+}
+
+/// Containers (uids) that are tagged as ours in the snapshot, for diagnostics.
+pub fn tagged_uids(s: &Snapshot) -> HashSet<String> {
+    s.guests
+        .values()
+        .flat_map(|g| g.tags.iter().filter_map(|t| t.strip_prefix(crate::crd::IDENTITY_TAG_PREFIX)).map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(v: serde_json::Value) -> Vec<ClusterResource> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn sample(mem: u64, status: &str) -> Vec<ClusterResource> {
+        res(serde_json::json!([
+            {"id": "node/pve1", "type": "node", "node": "pve1", "status": "online", "mem": 1_000, "maxmem": 10_000},
+            {"id": "node/pve2", "type": "node", "node": "pve2", "status": "online", "mem": 1_000, "maxmem": 20_000},
+            {"id": "node/pve3", "type": "node", "node": "pve3", "status": "offline", "mem": 0, "maxmem": 90_000},
+            {"id": "storage/pve1/local-lvm", "type": "storage", "node": "pve1", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
+            {"id": "storage/pve2/local-lvm", "type": "storage", "node": "pve2", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
+            {"id": "storage/pve3/local-lvm", "type": "storage", "node": "pve3", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
+            {"id": "lxc/100", "type": "lxc", "vmid": 100, "node": "pve1", "status": status, "name": "web", "tags": "k8s-abc;web", "maxmem": 536870912, "mem": mem}
+        ]))
+    }
+
+    #[test]
+    fn usage_changes_alone_trigger_nothing() {
+        let a = Snapshot::from_resources(&sample(1, "running"), Instant::now());
+        let b = Snapshot::from_resources(&sample(2, "running"), Instant::now());
+        assert!(changed_guests(&a, &b).is_empty());
+    }
+
+    #[test]
+    fn a_state_change_or_a_vanished_container_triggers_it() {
+        let a = Snapshot::from_resources(&sample(1, "running"), Instant::now());
+        let b = Snapshot::from_resources(&sample(1, "stopped"), Instant::now());
+        assert_eq!(changed_guests(&a, &b), vec![100]);
+        let mut c = b.clone();
+        c.guests.clear();
+        assert_eq!(changed_guests(&b, &c), vec![100]);
+    }
+
+    #[test]
+    fn placement_prefers_online_nodes_with_the_storage_and_free_memory() {
+        let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
+        assert_eq!(s.placement_candidates("local-lvm", &HashMap::new()), vec!["pve2", "pve1"]);
+        let reserved = HashMap::from([("pve2".to_string(), 15_000u64)]);
+        assert_eq!(s.placement_candidates("local-lvm", &reserved), vec!["pve1", "pve2"]);
+        assert!(s.placement_candidates("nfs", &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn tags_are_normalized_and_our_uid_is_found() {
+        let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
+        assert!(s.guests[&100].has_tag("k8s-abc"));
+        assert!(tagged_uids(&s).contains("abc"));
+    }
+}

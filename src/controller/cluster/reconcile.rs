@@ -1,0 +1,196 @@
+//! The `ProxmoxCluster` controller: reads credentials and TLS settings, builds the Proxmox
+//! client and keeps one observer per cluster running with the current settings. The Secret is
+//! read again every `credentials_recheck`, so a rotated token is picked up without a restart
+//! (and without the operator needing to list or watch Secrets).
+
+use super::{observer, ClusterKey};
+use crate::controller::conditions::{self, CondSpec};
+use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::Error;
+use crate::crd::proxmox_cluster::{ProxmoxCluster, ProxmoxClusterStatus};
+use crate::crd::{SecretKeyRef, CONDITION_READY};
+use crate::pve;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Parses `60s`, `5m`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n_end = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..n_end].parse().ok()?;
+        rest = &rest[n_end..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (Duration::from_millis(1), 2)
+        } else if rest.starts_with('s') {
+            (Duration::from_secs(1), 1)
+        } else if rest.starts_with('m') {
+            (Duration::from_secs(60), 1)
+        } else if rest.starts_with('h') {
+            (Duration::from_secs(3600), 1)
+        } else {
+            return None;
+        };
+        total += unit.checked_mul(u32::try_from(n).ok()?)?;
+        rest = &rest[len..];
+    }
+    Some(total)
+}
+
+/// What the client is built from, resolved from the spec and Secrets.
+struct Resolved {
+    config: pve::ClientConfig,
+    insecure: bool,
+    resync: Duration,
+    hash: u64,
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return String::from_utf8(v.0.clone()).ok().map(|s| s.trim().to_string());
+    }
+    secret.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.trim().to_string())
+}
+
+async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String, String)> {
+    let ns = pc.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
+    let cred_name = &pc.spec.credentials_ref.name;
+    let secret = match secrets.get_opt(cred_name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(("CredentialsNotFound".into(), format!("Secret {cred_name} not found in namespace {ns}"))),
+        Err(e) => return Err(("CredentialsNotReadable".into(), format!("Secret {cred_name}: {e}"))),
+    };
+    let auth = match (secret_value(&secret, "tokenId"), secret_value(&secret, "tokenSecret"), secret_value(&secret, "username"), secret_value(&secret, "password")) {
+        (Some(id), Some(sec), _, _) => pve::Auth::Token { token_id: id, secret: sec },
+        (_, _, Some(u), Some(p)) => pve::Auth::Password { username: u, password: p },
+        _ => {
+            return Err((
+                "InvalidCredentials".into(),
+                format!("Secret {cred_name} must hold tokenId and tokenSecret, or username and password"),
+            ))
+        }
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{auth:?}").hash(&mut hasher); // redacted Debug: identity of the credentials only
+    secret.metadata.resource_version.hash(&mut hasher);
+    let tls = pc.spec.tls.clone().unwrap_or_default();
+    let mut insecure = false;
+    let tls_mode = if tls.insecure_skip_verify == Some(true) {
+        insecure = true;
+        pve::TlsMode::Insecure
+    } else if let Some(fp) = &tls.fingerprint {
+        pve::TlsMode::Fingerprint(fp.clone())
+    } else if let Some(SecretKeyRef { name, key }) = &tls.ca_secret_ref {
+        let s = match secrets.get_opt(name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(("CASecretNotFound".into(), format!("Secret {name} not found in namespace {ns}"))),
+            Err(e) => return Err(("CASecretNotReadable".into(), format!("Secret {name}: {e}"))),
+        };
+        let pem = secret_value(&s, key).ok_or_else(|| ("CASecretNotFound".to_string(), format!("Secret {name} has no key {key}")))?;
+        pem.hash(&mut hasher);
+        pve::TlsMode::Verify { extra_ca_pem: Some(pem) }
+    } else {
+        pve::TlsMode::Verify { extra_ca_pem: None }
+    };
+    let resync = match &pc.spec.resync_interval {
+        Some(s) => parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| ("InvalidSpec".to_string(), format!("spec.resyncInterval: {s:?} is not a duration like 60s")))?,
+        None => ctx.settings.default_resync,
+    };
+    let mut config = pve::ClientConfig::new(pc.spec.endpoints.clone(), auth);
+    config.tls = tls_mode;
+    let limits = pc.spec.limits.clone().unwrap_or_default();
+    config.limits.max_concurrent_tasks_per_node = limits.max_concurrent_tasks_per_node.unwrap_or(2);
+    config.limits.requests_per_second = f64::from(limits.requests_per_second.unwrap_or(20));
+    (&pc.spec.endpoints, format!("{:?}", pc.spec.tls), format!("{:?}", pc.spec.limits), resync).hash(&mut hasher);
+    Ok(Resolved { config, insecure, resync, hash: hasher.finish() })
+}
+
+/// Reconciles one `ProxmoxCluster`.
+pub async fn reconcile(
+    pc: Arc<ProxmoxCluster>,
+    ctx: Arc<Context>,
+    triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
+) -> Result<Action, Error> {
+    let key = ClusterKey { namespace: pc.namespace().unwrap_or_default(), name: pc.name_any() };
+    let recheck = Action::requeue(ctx.settings.credentials_recheck);
+    match resolve(&pc, &ctx).await {
+        Ok(r) => {
+            if ctx.clusters.get(&key).is_some_and(|h| h.config_hash == r.hash) {
+                return Ok(recheck);
+            }
+            let client = match pve::Client::new(r.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    ctx.clusters.remove(&key);
+                    write_failure(&pc, &ctx, "InvalidSpec", &e.to_string()).await?;
+                    return Ok(recheck);
+                }
+            };
+            tracing::info!(cluster = %key, "connecting to Proxmox");
+            let handle = observer::spawn(observer::ObserverParams {
+                key: key.clone(),
+                client,
+                kube: ctx.kube.clone(),
+                resync: r.resync,
+                status_refresh: ctx.settings.cluster_status_refresh.max(r.resync * 10),
+                insecure_tls: r.insecure,
+                triggers,
+                config_hash: r.hash,
+                metrics: ctx.metrics.clone(),
+            });
+            ctx.clusters.insert(handle);
+            Ok(recheck)
+        }
+        Err((reason, message)) => {
+            ctx.clusters.remove(&key);
+            write_failure(&pc, &ctx, &reason, &message).await?;
+            Ok(recheck)
+        }
+    }
+}
+
+async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: &str, message: &str) -> Result<(), Error> {
+    let mut status: ProxmoxClusterStatus = pc.status.clone().unwrap_or_default();
+    let before = status.clone();
+    let now = Time(jiff::Timestamp::now());
+    conditions::set(&mut status.conditions, CondSpec::no(CONDITION_READY, reason, message), pc.metadata.generation, &now);
+    status.observed_generation = pc.metadata.generation;
+    if status == before {
+        return Ok(());
+    }
+    let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &pc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "status": status});
+    api.patch_status(&pc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    ctx.metrics.kube_write("ProxmoxCluster");
+    ctx.event(pc, true, reason, message.to_string()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_like_kubernetes_ones() {
+        assert_eq!(parse_duration("60s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("5"), None);
+    }
+}

@@ -1,0 +1,109 @@
+//! What every reconcile shares: the Kubernetes client, the Proxmox connections, settings,
+//! events and metrics.
+
+use super::cluster::ClusterRegistry;
+use crate::metrics::Metrics;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Resource, ResourceExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// The field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "proxmox-lxc-operator";
+
+/// Timings of the operator; the defaults suit production, tests shorten them.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often a running Proxmox task is checked.
+    pub task_poll: Duration,
+    /// How long to wait before retrying a locked container.
+    pub lock_retry: Duration,
+    /// How often a container's full config is read even when the inventory shows no change
+    /// (drift in values the inventory does not show, such as `net0`). Zero disables it.
+    pub drift_check_interval: Duration,
+    /// Default inventory interval when a `ProxmoxCluster` does not set `resyncInterval`.
+    pub default_resync: Duration,
+    /// How often a `ProxmoxCluster`'s Secret is read again (credential rotation).
+    pub credentials_recheck: Duration,
+    /// How long the status of a `ProxmoxCluster` may keep old usage figures before it is rewritten.
+    pub cluster_status_refresh: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            task_poll: Duration::from_secs(1),
+            lock_retry: Duration::from_secs(3),
+            drift_check_interval: Duration::from_secs(3600),
+            default_resync: Duration::from_secs(60),
+            credentials_recheck: Duration::from_secs(60),
+            cluster_status_refresh: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// Kubernetes client.
+    pub kube: kube::Client,
+    /// Proxmox connections and their inventories.
+    pub clusters: Arc<ClusterRegistry>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Timings.
+    pub settings: Settings,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-node task slots held for tasks in flight, by object uid.
+    pub task_slots: Mutex<HashMap<String, OwnedSemaphorePermit>>,
+    /// When each container's full config was last read, by object uid.
+    pub last_full_read: Mutex<HashMap<String, Instant>>,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(kube: kube::Client, clusters: Arc<ClusterRegistry>, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(kube.clone(), reporter),
+            kube,
+            clusters,
+            settings,
+            metrics,
+            task_slots: Mutex::default(),
+            last_full_read: Mutex::default(),
+        }
+    }
+
+    /// Publishes an event about `obj`; failures are logged, never fatal.
+    pub async fn event<K>(&self, obj: &K, warning: bool, reason: &str, note: String)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let ev = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(object = %obj.name_any(), error = %e, "could not publish event");
+        }
+    }
+
+    /// Keeps `permit` until the task of object `uid` has finished.
+    pub fn hold_slot(&self, uid: &str, permit: OwnedSemaphorePermit) {
+        self.task_slots.lock().unwrap().insert(uid.to_string(), permit);
+    }
+
+    /// Releases the task slot of object `uid`, if it holds one.
+    pub fn release_slot(&self, uid: &str) {
+        self.task_slots.lock().unwrap().remove(uid);
+    }
+}

@@ -1,0 +1,34 @@
+//! Errors of a reconcile and how each class is retried.
+
+use crate::pve;
+
+/// Why a reconcile failed. Specs that cannot be applied are not errors: they end in a
+/// `Ready=False, reason=InvalidSpec` condition and wait for the next spec change.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Proxmox failed.
+    #[error("Proxmox: {0}")]
+    Pve(#[from] pve::Error),
+}
+
+impl Error {
+    /// The error class, for metrics and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
+            Error::Kube(_) => "Kubernetes",
+            Error::Pve(e) => match e.class() {
+                pve::ErrorClass::Transient => "Transient",
+                pve::ErrorClass::Locked => "Locked",
+                pve::ErrorClass::InvalidSpec => "InvalidSpec",
+                pve::ErrorClass::Auth => "Auth",
+                pve::ErrorClass::NotFound => "NotFound",
+                pve::ErrorClass::Conflict => "Conflict",
+                pve::ErrorClass::Permanent => "Permanent",
+            },
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! `proxmox-lxc-operator run`: wires the watches, the controllers and the HTTP listener.
+
+use super::cluster::{self, ClusterKey, ClusterRegistry};
+use super::container::reconcile as container;
+use super::context::{Context, Settings};
+use super::jitter;
+use crate::crd::{LxcContainer, ProxmoxCluster};
+use crate::http::Health;
+use crate::metrics::Metrics;
+use futures::{Stream, StreamExt};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Options of `run`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Namespaces to watch; all when empty.
+    pub namespaces: Vec<String>,
+    /// Address of the health and metrics listener.
+    pub http_addr: SocketAddr,
+    /// Timings.
+    pub settings: Settings,
+}
+
+fn api<K>(client: &Client, namespaces: &[String]) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match namespaces {
+        [ns] => Api::namespaced(client.clone(), ns),
+        _ => Api::all(client.clone()),
+    }
+}
+
+/// Waits until our CRDs are established, saying which one is missing while it waits.
+pub async fn wait_for_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let names = ["proxmoxclusters.pve.lxc.dev", "lxccontainers.pve.lxc.dev"];
+    let mut warned = false;
+    loop {
+        let mut missing = Vec::new();
+        for n in names {
+            let ok = matches!(crds.get_opt(n).await, Ok(Some(c)) if c.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True")));
+            if !ok {
+                missing.push(n);
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        if !warned {
+            tracing::warn!(?missing, "CRDs are not installed or not established yet: apply crds/ (or install the Helm chart); waiting");
+            warned = true;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The containers a changed vmid concerns: same namespace and cluster, and the vmid in status
+/// (or in spec, for adopted containers).
+fn affected(store: &Store<LxcContainer>, key: &ClusterKey, vmid: u32) -> Vec<ObjectRef<LxcContainer>> {
+    store
+        .state()
+        .iter()
+        .filter(|c| c.namespace().as_deref() == Some(key.namespace.as_str()))
+        .filter(|c| c.spec.cluster_ref.as_ref().map(|r| r.name.as_str()).unwrap_or("default") == key.name)
+        .filter(|c| c.status.as_ref().and_then(|s| s.vmid).or(c.spec.vmid) == Some(vmid))
+        .map(|c| ObjectRef::from_obj(&**c))
+        .collect()
+}
+
+fn trigger_stream(mut rx: mpsc::UnboundedReceiver<(ClusterKey, u32)>, store: Store<LxcContainer>) -> impl Stream<Item = ObjectRef<LxcContainer>> + Send {
+    async_stream(move |tx| async move {
+        while let Some((key, vmid)) = rx.recv().await {
+            for r in affected(&store, &key, vmid) {
+                if tx.send(r).is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// A stream fed by a task (keeps the dependency list short: no async-stream crate).
+fn async_stream<T, F, Fut>(f: F) -> impl Stream<Item = T> + Send
+where
+    T: Send + 'static,
+    F: FnOnce(mpsc::UnboundedSender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(f(tx));
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Runs the operator until SIGTERM/SIGINT.
+///
+/// With several namespaces, each gets its own watches and controllers (so namespaced RBAC is
+/// enough); observer triggers are routed to the controller of their namespace.
+pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let http = tokio::spawn(crate::http::serve(opts.http_addr, health.clone(), metrics.clone()));
+    wait_for_crds(&client).await;
+    let registry = Arc::new(ClusterRegistry::default());
+    let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone()));
+    let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<(ClusterKey, u32)>();
+    let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() { vec![None] } else { opts.namespaces.iter().cloned().map(Some).collect() };
+    let mut routes: Vec<(Option<String>, mpsc::UnboundedSender<(ClusterKey, u32)>)> = Vec::new();
+    let mut runs = Vec::new();
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let (tx, rx) = mpsc::unbounded_channel();
+        routes.push((scope.clone(), tx));
+        let (pc, lxc, pc_store, lxc_store) = controllers(&client, scope.as_deref(), ctx.clone(), trig_tx.clone(), rx);
+        runs.push(tokio::spawn(pc));
+        runs.push(tokio::spawn(lxc));
+        stores.push((pc_store, lxc_store));
+    }
+    tokio::spawn(async move {
+        while let Some((key, vmid)) = trig_rx.recv().await {
+            for (scope, tx) in &routes {
+                if scope.as_deref().is_none_or(|s| s == key.namespace) {
+                    let _ = tx.send((key.clone(), vmid));
+                }
+            }
+        }
+    });
+    let h = health.clone();
+    tokio::spawn(async move {
+        for (pc, lxc) in stores {
+            let _ = pc.wait_until_ready().await;
+            let _ = lxc.wait_until_ready().await;
+        }
+        h.ready.store(true, Ordering::Relaxed);
+        tracing::info!("caches synced; ready");
+    });
+    tracing::info!(namespaces = ?opts.namespaces, "operator running");
+    tokio::select! {
+        _ = futures::future::join_all(runs) => {}
+        r = http => { if let Ok(Err(e)) = r { anyhow::bail!("health listener failed: {e}"); } }
+    }
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The `ProxmoxCluster` and `LxcContainer` controllers of one namespace (or all).
+fn controllers(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+    triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
+    container_triggers: mpsc::UnboundedReceiver<(ClusterKey, u32)>,
+) -> (ControllerFuture, ControllerFuture, Store<ProxmoxCluster>, Store<LxcContainer>) {
+    let ns: Vec<String> = namespace.map(|n| vec![n.to_string()]).unwrap_or_default();
+    let pc_ctl = Controller::new(api::<ProxmoxCluster>(client, &ns), watcher::Config::default());
+    let pc_store = pc_ctl.store();
+    let pc_run = pc_ctl
+        .shutdown_on_signal()
+        .run(
+            move |obj, ctx: Arc<Context>| {
+                let tt = triggers.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let r = cluster::reconcile::reconcile(obj, ctx.clone(), tt).await;
+                    ctx.metrics.reconcile("ProxmoxCluster", r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
+                    r
+                }
+            },
+            |obj: Arc<ProxmoxCluster>, err, _ctx| {
+                tracing::warn!(object = %obj.name_any(), error = %err, "ProxmoxCluster reconcile failed");
+                Action::requeue(jitter(Duration::from_secs(10)))
+            },
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    // spec changes (generation, which deletion bumps too) and observer triggers; not our own
+    // status writes
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api::<LxcContainer>(client, &ns), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let lxc_run = Controller::for_stream(stream, reader.clone())
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(100)))
+        .reconcile_on(trigger_stream(container_triggers, reader.clone()))
+        .shutdown_on_signal()
+        .run(container::reconcile, container::error_policy, ctx)
+        .for_each(|_| async {});
+    (Box::pin(pc_run), Box::pin(lxc_run), pc_store, reader)
+}

@@ -1,0 +1,201 @@
+//! Prometheus metrics, rendered in the text exposition format on `/metrics`.
+//!
+//! A small registry of labelled counters, gauges and histograms; names follow Prometheus
+//! conventions with the prefix `plo_` (proxmox-lxc-operator).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+type Labels = Vec<(&'static str, String)>;
+
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    counters: BTreeMap<(&'static str, Labels), f64>,
+    gauges: BTreeMap<(&'static str, Labels), f64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+/// The operator's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+const HELP: &[(&str, &str, &str)] = &[
+    ("plo_reconcile_total", "counter", "Reconciles by kind and result."),
+    ("plo_reconcile_errors_total", "counter", "Failed reconciles by kind and error class."),
+    ("plo_reconcile_duration_seconds", "histogram", "Reconcile duration by kind."),
+    ("plo_proxmox_requests_total", "counter", "Proxmox API requests by method, endpoint and status."),
+    ("plo_proxmox_request_duration_seconds", "histogram", "Proxmox API request latency by method and endpoint."),
+    ("plo_tasks_started_total", "counter", "Proxmox tasks started by operation."),
+    ("plo_tasks_failed_total", "counter", "Proxmox tasks that failed by operation."),
+    ("plo_kubernetes_writes_total", "counter", "Writes to the Kubernetes API by kind."),
+    ("plo_container_up", "gauge", "1 when the container runs."),
+    ("plo_container_cpu_ratio", "gauge", "CPU usage of the container as a fraction of its host's CPUs."),
+    ("plo_container_memory_bytes", "gauge", "Memory in use by the container."),
+    ("plo_container_disk_bytes", "gauge", "Root disk in use by the container."),
+    ("plo_container_network_receive_bytes_total", "counter", "Bytes received by the container."),
+    ("plo_container_network_transmit_bytes_total", "counter", "Bytes sent by the container."),
+    ("plo_queue_depth", "gauge", "Objects waiting for a task slot, by kind."),
+];
+
+impl Metrics {
+    fn inc(&self, name: &'static str, labels: Labels, by: f64) {
+        *self.inner.lock().unwrap().counters.entry((name, labels)).or_default() += by;
+    }
+
+    fn gauge(&self, name: &'static str, labels: Labels, v: f64) {
+        self.inner.lock().unwrap().gauges.insert((name, labels), v);
+    }
+
+    fn observe(&self, name: &'static str, labels: Labels, secs: f64) {
+        let mut inner = self.inner.lock().unwrap();
+        let h = inner.histograms.entry((name, labels)).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// Counts one reconcile of `kind` that ended with `result` (`ok` or an error class).
+    pub fn reconcile(&self, kind: &'static str, result: &str, took: Duration) {
+        self.inc("plo_reconcile_total", vec![("kind", kind.into()), ("result", if result == "ok" { "ok" } else { "error" }.into())], 1.0);
+        if result != "ok" {
+            self.inc("plo_reconcile_errors_total", vec![("kind", kind.into()), ("class", result.into())], 1.0);
+        }
+        self.observe("plo_reconcile_duration_seconds", vec![("kind", kind.into())], took.as_secs_f64());
+    }
+
+    /// Counts one Proxmox request.
+    pub fn observe_proxmox(&self, method: &str, endpoint: &str, status: u16, took: Duration) {
+        self.inc("plo_proxmox_requests_total", vec![("method", method.into()), ("endpoint", endpoint.into()), ("status", status.to_string())], 1.0);
+        self.observe("plo_proxmox_request_duration_seconds", vec![("method", method.into()), ("endpoint", endpoint.into())], took.as_secs_f64());
+    }
+
+    /// Counts a task started.
+    pub fn task_started(&self, operation: &str) {
+        self.inc("plo_tasks_started_total", vec![("operation", operation.into())], 1.0);
+    }
+
+    /// Counts a task that failed.
+    pub fn task_failed(&self, operation: &str) {
+        self.inc("plo_tasks_failed_total", vec![("operation", operation.into())], 1.0);
+    }
+
+    /// Counts a write to the Kubernetes API.
+    pub fn kube_write(&self, kind: &'static str) {
+        self.inc("plo_kubernetes_writes_total", vec![("kind", kind.into())], 1.0);
+    }
+
+    /// Sets the queue depth of `kind`.
+    pub fn queue_depth(&self, kind: &'static str, depth: usize) {
+        self.gauge("plo_queue_depth", vec![("kind", kind.into())], depth as f64);
+    }
+
+    /// Sets the per-container gauges of one container.
+    pub fn container(&self, namespace: &str, name: &str, g: &crate::controller::cluster::Guest) {
+        let l = || -> Labels {
+            vec![("namespace", namespace.into()), ("name", name.into()), ("node", g.node.clone()), ("vmid", g.vmid.to_string())]
+        };
+        let mut guard = self.inner.lock().unwrap();
+        let inner = &mut *guard;
+        // a container that moved leaves its old series behind: drop every series of this object
+        for map in [&mut inner.gauges, &mut inner.counters] {
+            map.retain(|(n, labels), _| {
+                !(n.starts_with("plo_container_") && labels.first().is_some_and(|(_, v)| v == namespace) && labels.get(1).is_some_and(|(_, v)| v == name) && labels.get(2).is_some_and(|(_, v)| *v != g.node))
+            });
+        }
+        inner.gauges.insert(("plo_container_up", l()), if g.status == "running" { 1.0 } else { 0.0 });
+        inner.gauges.insert(("plo_container_cpu_ratio", l()), g.cpu.unwrap_or(0.0));
+        inner.gauges.insert(("plo_container_memory_bytes", l()), g.mem.unwrap_or(0) as f64);
+        inner.gauges.insert(("plo_container_disk_bytes", l()), g.disk.unwrap_or(0) as f64);
+        inner.counters.insert(("plo_container_network_receive_bytes_total", l()), g.netin.unwrap_or(0) as f64);
+        inner.counters.insert(("plo_container_network_transmit_bytes_total", l()), g.netout.unwrap_or(0) as f64);
+    }
+
+    /// Forgets the per-container series of a deleted object.
+    pub fn forget_container(&self, namespace: &str, name: &str) {
+        let mut guard = self.inner.lock().unwrap();
+        let inner = &mut *guard;
+        for map in [&mut inner.gauges, &mut inner.counters] {
+            map.retain(|(n, labels), _| !(n.starts_with("plo_container_") && labels.first().is_some_and(|(_, v)| v == namespace) && labels.get(1).is_some_and(|(_, v)| v == name)));
+        }
+    }
+
+    /// Records the inventory of a cluster (nothing per guest: per-container series are set by
+    /// the container controller, which knows the object names).
+    pub fn set_guests(&self, _cluster: &crate::controller::cluster::ClusterKey, _snap: &crate::controller::cluster::Snapshot) {}
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let inner = self.inner.lock().unwrap();
+        let mut out = String::new();
+        for (name, typ, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {typ}");
+            for ((n, labels), v) in inner.counters.iter().chain(inner.gauges.iter()) {
+                if n == name {
+                    let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
+                }
+            }
+            for ((n, labels), h) in &inner.histograms {
+                if n == name {
+                    for (i, b) in BUCKETS.iter().enumerate() {
+                        let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(labels, Some(&b.to_string())), h.counts[i]);
+                    }
+                    let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
+                    let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(labels, None), h.sum);
+                    let _ = writeln!(out, "{name}_count{} {}", fmt_labels(labels, None), h.count);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_the_text_format() {
+        let m = Metrics::default();
+        m.reconcile("LxcContainer", "ok", Duration::from_millis(20));
+        m.reconcile("LxcContainer", "Transient", Duration::from_millis(2));
+        m.observe_proxmox("GET", "/cluster/resources", 200, Duration::from_millis(5));
+        let text = m.render();
+        assert!(text.contains("plo_reconcile_total{kind=\"LxcContainer\",result=\"ok\"} 1"));
+        assert!(text.contains("plo_reconcile_errors_total{kind=\"LxcContainer\",class=\"Transient\"} 1"));
+        assert!(text.contains("plo_reconcile_duration_seconds_bucket{kind=\"LxcContainer\",le=\"+Inf\"} 2"));
+        assert!(text.contains("plo_proxmox_requests_total{method=\"GET\",endpoint=\"/cluster/resources\",status=\"200\"} 1"));
+        assert!(text.contains("# TYPE plo_container_up gauge"));
+    }
+}
