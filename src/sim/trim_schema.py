@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Trim the official PVE API schema to the endpoints pve-sim serves.
+
+Usage: python3 src/sim/trim_schema.py ../shared/pve-api/schema-lxc.json > src/sim/schema-lxc.json
+
+Input: the cut of pve-docs api-viewer/apidata.js (PVE 9.1) described in
+../shared/pve-api/README.md. Output keeps, for every served path and method, only
+what the simulator needs to validate requests and to answer like Proxmox:
+`parameters` (verbatim, minus human descriptions), `protected`, `proxyto`,
+`allowtoken` and the returns type. Re-run it after updating the schema or the
+SERVED list (which must match the router in src/sim/api.rs).
+"""
+import json
+import sys
+
+SERVED = {
+    "/version": ["GET"],
+    "/access/ticket": ["GET", "POST"],
+    "/cluster/resources": ["GET"],
+    "/cluster/nextid": ["GET"],
+    "/cluster/status": ["GET"],
+    "/cluster/tasks": ["GET"],
+    "/nodes": ["GET"],
+    "/nodes/{node}/status": ["GET"],
+    "/nodes/{node}/version": ["GET"],
+    "/nodes/{node}/lxc": ["GET", "POST"],
+    "/nodes/{node}/lxc/{vmid}": ["GET", "DELETE"],
+    "/nodes/{node}/lxc/{vmid}/config": ["GET", "PUT"],
+    "/nodes/{node}/lxc/{vmid}/pending": ["GET"],
+    "/nodes/{node}/lxc/{vmid}/status": ["GET"],
+    "/nodes/{node}/lxc/{vmid}/status/current": ["GET"],
+    "/nodes/{node}/lxc/{vmid}/status/start": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/status/stop": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/status/shutdown": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/status/reboot": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/status/suspend": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/status/resume": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/snapshot": ["GET", "POST"],
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}": ["GET", "DELETE"],
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/snapshot/{snapname}/config": ["GET"],
+    "/nodes/{node}/lxc/{vmid}/firewall/rules": ["GET", "POST"],
+    "/nodes/{node}/lxc/{vmid}/firewall/rules/{pos}": ["GET", "PUT", "DELETE"],
+    "/nodes/{node}/lxc/{vmid}/firewall/options": ["GET", "PUT"],
+    "/nodes/{node}/lxc/{vmid}/migrate": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/template": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/clone": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/resize": ["PUT"],
+    "/nodes/{node}/lxc/{vmid}/interfaces": ["GET"],
+    "/nodes/{node}/vzdump": ["POST"],
+    "/nodes/{node}/tasks": ["GET"],
+    "/nodes/{node}/tasks/{upid}": ["GET", "DELETE"],
+    "/nodes/{node}/tasks/{upid}/log": ["GET"],
+    "/nodes/{node}/tasks/{upid}/status": ["GET"],
+    "/nodes/{node}/storage": ["GET"],
+    "/nodes/{node}/storage/{storage}/status": ["GET"],
+    "/nodes/{node}/storage/{storage}/content": ["GET"],
+    "/nodes/{node}/storage/{storage}/content/{volume}": ["GET", "DELETE"],
+    "/nodes/{node}/storage/{storage}/download-url": ["POST"],
+    "/nodes/{node}/aplinfo": ["GET", "POST"],
+    "/pools": ["GET", "POST"],
+}
+
+DROP = {"description", "verbose_description", "typetext", "format_description"}
+
+
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if k not in DROP}
+    if isinstance(v, list):
+        return [strip(x) for x in v]
+    return v
+
+
+def main():
+    src = json.load(open(sys.argv[1]))
+    out = []
+    for ep in src["endpoints"]:
+        methods = SERVED.get(ep["path"])
+        if not methods:
+            continue
+        info = {}
+        for m in methods:
+            i = ep["info"][m]
+            info[m] = {
+                "protected": i.get("protected", 0),
+                "proxyto": i.get("proxyto"),
+                "allowtoken": i.get("allowtoken", 1),
+                "parameters": strip(i.get("parameters", {})),
+                "returns_type": (i.get("returns") or {}).get("type"),
+            }
+        out.append({"path": ep["path"], "info": info})
+    missing = set(SERVED) - {e["path"] for e in out}
+    if missing:
+        sys.exit(f"paths not in the schema: {sorted(missing)}")
+    json.dump({"_source": src["_source"], "endpoints": out}, sys.stdout, indent=None,
+              separators=(",", ":"), sort_keys=True)
+    sys.stdout.write("\n")
+
+
+main()
