@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// The condition type set while changes wait for a restart of the container.
 pub const CONDITION_PENDING_RESTART: &str = "PendingRestart";
 
+/// The `upid` recorded before a task-starting call returns: if the operator dies in between, the
+/// next pass knows a call may have been made, and the identity rules decide what exists.
+pub const UNKNOWN_UPID: &str = "unknown";
+
 /// One pass over one object.
 struct Pass<'a> {
     obj: &'a LxcContainer,
@@ -378,7 +382,7 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
     };
     p.status.node = Some(node.clone());
     p.status.phase = Some(ContainerPhase::Creating);
-    p.status.pending_task = Some(PendingTask { upid: String::new(), operation: operation.into(), started_at: Some(p.now.clone()) });
+    p.status.pending_task = Some(PendingTask { upid: UNKNOWN_UPID.into(), operation: operation.into(), started_at: Some(p.now.clone()) });
     p.cond(CondSpec::no(CONDITION_READY, "Creating", format!("creating CT {vmid} on {node}")));
     p.save().await?;
     let result = match &how {
