@@ -172,6 +172,20 @@ impl Sim {
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 
+    /// POSTs a JSON body to the admin API (e.g. `/_sim/faults`).
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sk", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", &body.to_string(), &format!("{}{path}", self.url)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Requests counted for `"METHOD /template"` in `/_sim/stats`.
+    pub fn count(&self, key: &str) -> u64 {
+        self.stats()["requests"][key].as_u64().unwrap_or(0)
+    }
+
     /// Every container in the simulator (admin API).
     pub fn containers(&self) -> Vec<serde_json::Value> {
         let v = self.call("GET", "/_sim/containers", &[]);

@@ -58,6 +58,9 @@ pub struct ClusterHandle {
     /// Memory (bytes) promised to containers placed since the last inventory, per node, so a
     /// burst of creates spreads over the nodes.
     pub placements: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+    /// vmids handed out by this process, so concurrent creates never pick the same one
+    /// (Proxmox's `nextid` is not a reservation).
+    pub allocated: std::sync::Mutex<std::collections::HashSet<u32>>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
@@ -71,6 +74,19 @@ impl ClusterHandle {
         let node = snap.placement_candidates(storage, &reserved).into_iter().next()?;
         *reserved.entry(node.clone()).or_default() += memory;
         Some(node)
+    }
+
+    /// Allocates a vmid for a new container: Proxmox's next free id, skipping ids that the
+    /// inventory shows or that this process handed out already.
+    pub async fn allocate_vmid(&self) -> Result<u32, pve::Error> {
+        let mut candidate = self.client.next_id(None).await?;
+        let snap = self.snapshot();
+        let mut allocated = self.allocated.lock().unwrap();
+        while allocated.contains(&candidate) || snap.as_ref().is_some_and(|s| s.guests.contains_key(&candidate)) {
+            candidate += 1;
+        }
+        allocated.insert(candidate);
+        Ok(candidate)
     }
 
     /// The latest inventory.

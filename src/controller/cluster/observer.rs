@@ -224,6 +224,7 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
         refresh,
         config_hash,
         placements,
+        allocated: Mutex::default(),
         task,
     })
 }

@@ -178,7 +178,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         None => {
             let v = match obj.spec.vmid {
                 Some(v) => v,
-                None => handle.client.next_id(None).await?,
+                None => handle.allocate_vmid().await?,
             };
             // the vmid is recorded before anything is created with it
             p.status.vmid = Some(v);
@@ -432,6 +432,7 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
         Err(e) => {
             drop(permit);
             p.status.pending_task = None;
+            p.status.phase = Some(ContainerPhase::Pending);
             match e.class() {
                 // exists already: the next pass looks at its tag (ours → adopt; not ours → conflict)
                 ErrorClass::Conflict if matches!(e, pve::Error::AlreadyExists { .. }) => {
@@ -495,6 +496,13 @@ fn create_params(d: &Desired, vmid: u32, ostemplate: &str, restore: bool, passwo
 
 async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmid: u32, node: String, cfg: LxcConfig) -> Result<Action, Error> {
     let ours = cfg.tag_list().iter().any(|t| *t == desired.identity_tag);
+    if !ours && p.obj.spec.vmid.is_none() && matches!(p.status.phase, None | Some(ContainerPhase::Pending)) {
+        // an id we picked ourselves was taken by someone else before our create: pick another
+        tracing::info!(object = %p.obj.name_any(), vmid, "allocated vmid is taken by a container that is not ours; allocating another");
+        p.status.vmid = None;
+        p.save().await?;
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     if !ours {
         let claim = matches!(&p.status.phase, Some(ContainerPhase::Creating)) && matches!(desired.source, Source::Clone { .. } | Source::Template { .. });
         if !claim {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The demo on built-in defaults: a local kube-apiserver, the Proxmox VE simulator (3 nodes, an
+# appliance index, a backup storage), the CRDs, a ProxmoxCluster + Secret, the operator, and
+# the container examples; then `kubectl get proxmox` until the containers run.
+#
+# usage: demo.sh            leave everything running (prints how to stop it); Ctrl-C stops it
+#        demo.sh --headless stop everything once the containers run (used by the test suite)
+#        demo.sh stop       stop a demo left running
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+state=${PLO_DEMO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/proxmox-lxc-operator/demo}
+mode=${1:-interactive}
+
+stop_all() {
+  for f in "$state"/operator.pid "$state"/sim.pid; do
+    [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true
+    rm -f "$f"
+  done
+  bash tests/scripts/control-plane.sh stop "$state/cp" 2>/dev/null || true
+}
+
+if [[ $mode == stop ]]; then stop_all; echo "demo stopped"; exit 0; fi
+stop_all
+rm -rf "$state"; mkdir -p "$state"
+
+bash tests/scripts/setup.sh >/dev/null
+if [[ -z ${PLO_BIN_DIR:-} ]]; then
+  echo "building..."
+  cargo build --quiet --bins
+  PLO_BIN_DIR=$repo/target/debug
+fi
+
+echo "starting the control plane..."
+export KUBECONFIG=$(bash tests/scripts/control-plane.sh start "$state/cp" | tail -n1)
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+port=$(free_port)
+token_id='root@pam!operator'
+token_secret=$(python3 -c 'import uuid;print(uuid.uuid4())')
+"$PLO_BIN_DIR/pve-sim" --listen "127.0.0.1:$port" --cert-out "$state/sim.pem" --clock-speed 4 \
+  --token "$token_id=$token_secret" > "$state/sim.log" 2>&1 &
+echo $! > "$state/sim.pid"
+for _ in $(seq 100); do grep -q "listening on" "$state/sim.log" && break; sleep 0.1; done
+fingerprint=$(sed -n 's/^pve-sim: certificate fingerprint //p' "$state/sim.log")
+echo "pve-sim on https://127.0.0.1:$port (fingerprint $fingerprint)"
+
+kubectl apply --validate=false -f crds/ >/dev/null
+kubectl wait --for=condition=Established --timeout=60s -f crds/ >/dev/null
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Secret
+metadata: {name: pve-credentials}
+stringData: {tokenId: "$token_id", tokenSecret: "$token_secret"}
+---
+apiVersion: pve.lxc.dev/v1alpha1
+kind: ProxmoxCluster
+metadata: {name: default}
+spec:
+  endpoints: ["https://127.0.0.1:$port"]
+  credentialsRef: {name: pve-credentials}
+  tls: {fingerprint: "$fingerprint"}
+  resyncInterval: 5s
+YAML
+
+"$PLO_BIN_DIR/proxmox-lxc-operator" run --http-addr "127.0.0.1:$(free_port)" > "$state/operator.log" 2>&1 &
+echo $! > "$state/operator.pid"
+kubectl apply -f examples/lxccontainer-minimal.yaml -f examples/lxccontainer-full.yaml >/dev/null
+echo "applied examples/lxccontainer-minimal.yaml and examples/lxccontainer-full.yaml"
+
+if [[ $mode != --headless ]]; then trap 'echo; stop_all; echo "demo stopped"; exit 0' INT; fi
+ok=""
+for _ in $(seq 120); do
+  out=$(kubectl get proxmox 2>&1 || true)
+  if [[ $mode != --headless ]]; then clear 2>/dev/null || true; date; echo "$out"; fi
+  if kubectl wait --for=condition=Ready --timeout=1s lxc --all >/dev/null 2>&1; then ok=1; break; fi
+  sleep 1
+done
+echo "$out"
+kubectl get proxmox
+if [[ -z $ok ]]; then
+  echo "containers did not become Ready; see $state/operator.log" >&2
+  [[ $mode == --headless ]] && stop_all
+  exit 1
+fi
+echo "all containers are Ready"
+if [[ $mode == --headless ]]; then stop_all; exit 0; fi
+cat <<MSG
+
+The demo keeps running. Try:
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get proxmox
+  kubectl describe lxc web
+  kubectl patch lxc hello --type merge -p '{"spec":{"state":"Stopped"}}'
+Logs: $state/operator.log  $state/sim.log
+Stop it with: bash tests/scripts/demo.sh stop   (or Ctrl-C now)
+MSG
+while true; do sleep 3600; done
