@@ -16,7 +16,8 @@ use serde_json::Value;
 pub const API_MD: &str = "API.md";
 
 /// The command that regenerates `crds/`, `crds/API.md` and the chart's `crds/`.
-pub const GENERATE_COMMAND: &str = "cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator";
+pub const GENERATE_COMMAND: &str =
+    "cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator";
 
 /// Writes every CRD as `<kind>.yaml` plus [`API_MD`] into `dir`; with `chart_dir`, also writes the
 /// same CRD files (and nothing else) into `chart_dir/crds/`.
@@ -38,7 +39,8 @@ pub fn write_generated(dir: &Path, chart_dir: Option<&Path>) -> anyhow::Result<(
 
 /// Renders the API reference of every kind (in [`super::all_crds`] order) as one Markdown page.
 pub fn api_markdown() -> String {
-    let crds: Vec<CustomResourceDefinition> = super::all_crds().into_iter().map(|(_, c)| c).collect();
+    let crds: Vec<CustomResourceDefinition> =
+        super::all_crds().into_iter().map(|(_, c)| c).collect();
     render(&crds)
 }
 
@@ -50,7 +52,12 @@ pub fn render(crds: &[CustomResourceDefinition]) -> String {
         "<!-- Generated from the CRD schemas by `{GENERATE_COMMAND}`; do not edit. -->\n\n"
     ));
     if let Some(first) = crds.first() {
-        let versions: Vec<&str> = first.spec.versions.iter().map(|v| v.name.as_str()).collect();
+        let versions: Vec<&str> = first
+            .spec
+            .versions
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
         out.push_str(&format!(
             "Group `{}`, version `{}`. Every kind is namespaced and in the category `proxmox` \
              (`kubectl get proxmox`).\n\n",
@@ -62,12 +69,20 @@ pub fn render(crds: &[CustomResourceDefinition]) -> String {
     for crd in crds {
         let names = &crd.spec.names;
         let root = root_schema(crd);
-        let desc = root.as_ref().and_then(|s| s.get("description")).and_then(Value::as_str).unwrap_or("");
+        let desc = root
+            .as_ref()
+            .and_then(|s| s.get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         out.push_str(&format!(
             "| [`{kind}`](#{anchor}) | `{short}` | `{plural}` | {desc} |\n",
             kind = names.kind,
             anchor = names.kind.to_lowercase(),
-            short = names.short_names.as_deref().unwrap_or_default().join("`, `"),
+            short = names
+                .short_names
+                .as_deref()
+                .unwrap_or_default()
+                .join("`, `"),
             plural = names.plural,
             desc = cell(desc),
         ));
@@ -104,16 +119,34 @@ fn render_kind(out: &mut String, crd: &CustomResourceDefinition) {
         version.name,
         names.kind,
         crd.spec.scope,
-        names.short_names.as_deref().unwrap_or_default().join("`, `"),
-        if version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some() { "yes" } else { "no" },
+        names
+            .short_names
+            .as_deref()
+            .unwrap_or_default()
+            .join("`, `"),
+        if version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+        {
+            "yes"
+        } else {
+            "no"
+        },
     );
     if let Some(cols) = &version.additional_printer_columns {
-        let cols: Vec<String> = cols.iter().map(|c| format!("{} (`{}`)", c.name, c.json_path)).collect();
+        let cols: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{} (`{}`)", c.name, c.json_path))
+            .collect();
         let _ = writeln!(out, "\n`kubectl get` columns: {}.", cols.join(", "));
     }
     let props = root.get("properties").and_then(Value::as_object);
     for part in ["spec", "status"] {
-        let Some(schema) = props.and_then(|p| p.get(part)) else { continue };
+        let Some(schema) = props.and_then(|p| p.get(part)) else {
+            continue;
+        };
         let _ = write!(out, "\n### {}.{part}\n\n", names.kind);
         if let Some(desc) = schema.get("description").and_then(Value::as_str) {
             let _ = write!(out, "{}\n\n", desc.trim());
@@ -154,8 +187,11 @@ struct Row {
 /// Adds a row for every property of the object `schema` at `path`, depth first in schema order
 /// (alphabetical, as generated), descending into objects, list items and map values.
 fn collect_fields(path: &str, schema: &Value, rows: &mut Vec<Row>) {
-    let required: Vec<&str> =
-        schema.get("required").and_then(Value::as_array).map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         for (name, field) in props {
             let field_path = format!("{path}.{name}");
@@ -163,9 +199,17 @@ fn collect_fields(path: &str, schema: &Value, rows: &mut Vec<Row>) {
                 path: field_path.clone(),
                 type_: type_name(field),
                 required: required.contains(&name.as_str()),
-                default: field.get("default").map(|d| format!("`{}`", compact(d))).unwrap_or_default(),
+                default: field
+                    .get("default")
+                    .map(|d| format!("`{}`", compact(d)))
+                    .unwrap_or_default(),
                 constraints: constraints(field),
-                description: field.get("description").and_then(Value::as_str).unwrap_or("").trim().to_string(),
+                description: field
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
             });
             descend(&field_path, field, rows);
         }
@@ -192,24 +236,48 @@ fn descend(path: &str, field: &Value, rows: &mut Vec<Row>) {
 
 /// The field's type: `string (date-time)`, `[]object`, `map[string]string`, `int-or-string`.
 fn type_name(field: &Value) -> String {
-    if field.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+    if field
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         return "int-or-string".into();
     }
     let base = match field.get("type").and_then(Value::as_str) {
-        Some("array") => format!("[]{}", field.get("items").map(type_name).unwrap_or_else(|| "any".into())),
+        Some("array") => format!(
+            "[]{}",
+            field
+                .get("items")
+                .map(type_name)
+                .unwrap_or_else(|| "any".into())
+        ),
         Some("object") => match field.get("additionalProperties").filter(|v| v.is_object()) {
-            Some(values) if field.get("properties").is_none() => format!("map[string]{}", type_name(values)),
-            _ if field.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true) => {
+            Some(values) if field.get("properties").is_none() => {
+                format!("map[string]{}", type_name(values))
+            }
+            _ if field
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
+                == Some(true) =>
+            {
                 "object (any fields)".into()
             }
             _ => "object".into(),
         },
         Some(t) => t.to_string(),
-        None if field.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true) => "any".into(),
+        None if field
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
+            == Some(true) =>
+        {
+            "any".into()
+        }
         None => "any".into(),
     };
     match field.get("format").and_then(Value::as_str) {
-        Some(format) if !base.starts_with('[') && !base.starts_with("map") => format!("{base} ({format})"),
+        Some(format) if !base.starts_with('[') && !base.starts_with("map") => {
+            format!("{base} ({format})")
+        }
         _ => base,
     }
 }
@@ -219,7 +287,11 @@ fn constraints(field: &Value) -> String {
     let mut parts = own_constraints(field);
     if field.get("type").and_then(Value::as_str) == Some("array") {
         if let Some(items) = field.get("items").filter(|i| i.get("properties").is_none()) {
-            parts.extend(own_constraints(items).into_iter().map(|c| format!("each: {c}")));
+            parts.extend(
+                own_constraints(items)
+                    .into_iter()
+                    .map(|c| format!("each: {c}")),
+            );
         }
     }
     parts.join("; ")
@@ -229,7 +301,15 @@ fn own_constraints(field: &Value) -> Vec<String> {
     let mut parts = Vec::new();
     let num = |key: &str| field.get(key).map(compact);
     if let Some(values) = field.get("enum").and_then(Value::as_array) {
-        let values: Vec<String> = values.iter().map(|v| format!("`{}`", v.as_str().map(str::to_string).unwrap_or_else(|| compact(v)))).collect();
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| {
+                format!(
+                    "`{}`",
+                    v.as_str().map(str::to_string).unwrap_or_else(|| compact(v))
+                )
+            })
+            .collect();
         parts.push(format!("one of {}", values.join(", ")));
     }
     if let Some(pattern) = field.get("pattern").and_then(Value::as_str) {
@@ -251,10 +331,24 @@ fn own_constraints(field: &Value) -> Vec<String> {
     let (min, max) = (num("minimum"), num("maximum"));
     if exclusive("exclusiveMinimum") || exclusive("exclusiveMaximum") {
         if let Some(a) = min {
-            parts.push(format!("{} {a}", if exclusive("exclusiveMinimum") { ">" } else { "≥" }));
+            parts.push(format!(
+                "{} {a}",
+                if exclusive("exclusiveMinimum") {
+                    ">"
+                } else {
+                    "≥"
+                }
+            ));
         }
         if let Some(b) = max {
-            parts.push(format!("{} {b}", if exclusive("exclusiveMaximum") { "<" } else { "≤" }));
+            parts.push(format!(
+                "{} {b}",
+                if exclusive("exclusiveMaximum") {
+                    "<"
+                } else {
+                    "≤"
+                }
+            ));
         }
     } else {
         parts.extend(range(min, max, ""));
@@ -269,10 +363,20 @@ fn own_constraints(field: &Value) -> Vec<String> {
         parts.push("unique items".into());
     }
     if let Some(list_type) = field.get("x-kubernetes-list-type").and_then(Value::as_str) {
-        match field.get("x-kubernetes-list-map-keys").and_then(Value::as_array) {
+        match field
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+        {
             Some(keys) => {
-                let keys: Vec<String> = keys.iter().filter_map(Value::as_str).map(|k| format!("`{k}`")).collect();
-                parts.push(format!("list type `{list_type}`, unique by {}", keys.join(", ")));
+                let keys: Vec<String> = keys
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|k| format!("`{k}`"))
+                    .collect();
+                parts.push(format!(
+                    "list type `{list_type}`, unique by {}",
+                    keys.join(", ")
+                ));
             }
             None => parts.push(format!("list type `{list_type}`")),
         }
@@ -289,13 +393,20 @@ fn own_constraints(field: &Value) -> Vec<String> {
             parts.push(format!("at least one of {}", alts.join(", ")));
         }
     }
-    if let Some(any_of) = field.get("not").and_then(|n| n.get("anyOf")).and_then(Value::as_array) {
+    if let Some(any_of) = field
+        .get("not")
+        .and_then(|n| n.get("anyOf"))
+        .and_then(Value::as_array)
+    {
         let alts = alternatives(any_of);
         if !alts.is_empty() {
             parts.push(format!("not together: {}", alts.join(", ")));
         }
     }
-    if let Some(rules) = field.get("x-kubernetes-validations").and_then(Value::as_array) {
+    if let Some(rules) = field
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
         for rule in rules {
             let text = rule.get("rule").and_then(Value::as_str).unwrap_or("");
             match rule.get("message").and_then(Value::as_str) {
@@ -311,7 +422,13 @@ fn own_constraints(field: &Value) -> Vec<String> {
 fn alternatives(alts: &[Value]) -> Vec<String> {
     alts.iter()
         .filter_map(|alt| alt.get("required").and_then(Value::as_array))
-        .map(|req| req.iter().filter_map(Value::as_str).map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" + "))
+        .map(|req| {
+            req.iter()
+                .filter_map(Value::as_str)
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
         .collect()
 }
 
@@ -320,7 +437,9 @@ fn compact(value: &Value) -> String {
     match value {
         Value::Object(map) if map.is_empty() => "{}".into(),
         Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 && !n.is_i64() && !n.is_u64() => format!("{}", f as i64),
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 && !n.is_i64() && !n.is_u64() => {
+                format!("{}", f as i64)
+            }
             _ => n.to_string(),
         },
         _ => serde_json::to_string(value).unwrap_or_default(),
@@ -333,7 +452,11 @@ fn code(text: &str) -> String {
     while text.contains(fence.as_str()) {
         fence.push('`');
     }
-    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{text}{pad}{fence}")
 }
 
@@ -350,10 +473,22 @@ mod tests {
 
     #[test]
     fn types_read_like_go_types() {
-        assert_eq!(type_name(&json!({"type": "string", "format": "date-time"})), "string (date-time)");
-        assert_eq!(type_name(&json!({"type": "array", "items": {"type": "object"}})), "[]object");
-        assert_eq!(type_name(&json!({"type": "object", "additionalProperties": {"type": "string"}})), "map[string]string");
-        assert_eq!(type_name(&json!({"x-kubernetes-int-or-string": true})), "int-or-string");
+        assert_eq!(
+            type_name(&json!({"type": "string", "format": "date-time"})),
+            "string (date-time)"
+        );
+        assert_eq!(
+            type_name(&json!({"type": "array", "items": {"type": "object"}})),
+            "[]object"
+        );
+        assert_eq!(
+            type_name(&json!({"type": "object", "additionalProperties": {"type": "string"}})),
+            "map[string]string"
+        );
+        assert_eq!(
+            type_name(&json!({"x-kubernetes-int-or-string": true})),
+            "int-or-string"
+        );
     }
 
     #[test]
@@ -362,11 +497,22 @@ mod tests {
             "type": "string", "pattern": "^(a|b)$", "minLength": 1, "maxLength": 8,
             "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "immutable"}]
         }));
-        assert_eq!(c, "pattern `^(a|b)$`; length 1..8; CEL `self == oldSelf` (immutable)");
-        assert_eq!(cell(&c), "pattern `^(a\\|b)$`; length 1..8; CEL `self == oldSelf` (immutable)");
-        let list = constraints(&json!({"type": "array", "maxItems": 3, "items": {"type": "integer", "minimum": 1}}));
+        assert_eq!(
+            c,
+            "pattern `^(a|b)$`; length 1..8; CEL `self == oldSelf` (immutable)"
+        );
+        assert_eq!(
+            cell(&c),
+            "pattern `^(a\\|b)$`; length 1..8; CEL `self == oldSelf` (immutable)"
+        );
+        let list = constraints(
+            &json!({"type": "array", "maxItems": 3, "items": {"type": "integer", "minimum": 1}}),
+        );
         assert_eq!(list, "≤ 3 items; each: ≥ 1");
-        assert_eq!(constraints(&json!({"type": "integer", "minimum": 1.0, "maximum": 64.0})), "1..64");
+        assert_eq!(
+            constraints(&json!({"type": "integer", "minimum": 1.0, "maximum": 64.0})),
+            "1..64"
+        );
         let one = constraints(&json!({"oneOf": [{"required": ["a"]}, {"required": ["b"]}]}));
         assert_eq!(one, "exactly one of `a`, `b`");
     }
@@ -374,13 +520,24 @@ mod tests {
     #[test]
     fn reference_covers_every_kind_and_nested_field() {
         let md = api_markdown();
-        for kind in ["ProxmoxCluster", "LxcContainer", "LxcTemplate", "LxcBackupSchedule", "LxcBackup"] {
+        for kind in [
+            "ProxmoxCluster",
+            "LxcContainer",
+            "LxcTemplate",
+            "LxcBackupSchedule",
+            "LxcBackup",
+        ] {
             assert!(md.contains(&format!("\n## {kind}\n")), "{kind} missing");
-            assert!(md.contains(&format!("\n### {kind}.spec\n")), "{kind}.spec missing");
+            assert!(
+                md.contains(&format!("\n### {kind}.spec\n")),
+                "{kind}.spec missing"
+            );
         }
         assert!(md.contains("| `spec.endpoints` | []string | yes |"), "{md}");
         assert!(md.contains("`spec.network[].bridge`"));
         assert!(md.contains("`spec.source.backup.volid`"));
-        assert!(md.contains("| `spec.deletionPolicy` | string |  | `\"Delete\"` | one of `Delete`, `Retain` |"));
+        assert!(md.contains(
+            "| `spec.deletionPolicy` | string |  | `\"Delete\"` | one of `Delete`, `Retain` |"
+        ));
     }
 }
