@@ -924,3 +924,117 @@ fn with_watch_namespaces_the_service_account_is_confined_to_them() {
     );
     cleanup(cp, &cluster_scoped);
 }
+
+/// An operator process started with a kubeconfig that impersonates the chart's ServiceAccount.
+struct ImpersonatedOperator {
+    child: std::process::Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ImpersonatedOperator {
+    fn start(cp: &ControlPlane, service_account: &str, namespace: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // The admin kubeconfig with `as: system:serviceaccount:NS:NAME` (kubeconfig impersonation,
+        // which kube-rs honours): every request the operator makes is authorized as the SA.
+        let mut kubeconfig: Value = serde_json::from_str(&cp.kubectl_ok(&[
+            "config",
+            "view",
+            "--raw",
+            "--flatten",
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        for user in kubeconfig["users"].as_array_mut().unwrap() {
+            user["user"]["as"] = json!(service_account);
+        }
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, kubeconfig.to_string()).unwrap();
+        let log = dir.path().join("operator.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--http-addr",
+                &format!("127.0.0.1:{}", common::free_port()),
+            ])
+            .args([
+                "--task-poll-interval",
+                "200ms",
+                "--drift-check-interval",
+                "0s",
+            ])
+            .env("KUBECONFIG", &path)
+            .env("RUST_LOG", "info,kube_runtime=warn")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start operator");
+        ImpersonatedOperator {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ImpersonatedOperator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_operator_reconciles_an_example_with_only_the_charts_service_account_rbac() {
+    let cp = ControlPlane::shared();
+    let release_ns = cp.namespace("plo-rbacop");
+    let apps = cp.namespace("plo-rbacapps");
+    // The strictest mode: namespace-scoped Roles for one watched namespace.
+    let r = render(
+        None,
+        json!({"fullnameOverride": release_ns, "watchNamespaces": [apps]}),
+        &release_ns,
+        LOCAL_KUBE_VERSION,
+    );
+    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
+    let sim = common::Sim::start(&["--clock-speed", "5"]);
+    common::connect_cluster(cp, &apps, &sim, "2s");
+    let op = ImpersonatedOperator::start(cp, &sa, &apps);
+    let timeout = std::time::Duration::from_secs(90);
+    common::wait_ready(cp, &apps, "proxmoxcluster", "default", timeout);
+    let example =
+        std::fs::read_to_string(repo().join("examples/lxccontainer-minimal.yaml")).unwrap();
+    let out = cp.kubectl_stdin(&["apply", "-n", &apps, "-f", "-"], Some(&example));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = example
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("name: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let obj = common::wait_ready(cp, &apps, "lxc", &name, timeout);
+    let vmid = obj["status"]["vmid"].as_u64().expect("vmid in status");
+    assert!(
+        sim.container(vmid).is_some(),
+        "container {vmid} not in the simulator"
+    );
+    let log = op.log();
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator was refused something with the chart's RBAC:\n{log}"
+    );
+    drop(op);
+    cleanup(cp, &cluster_scoped);
+}
