@@ -21,6 +21,9 @@ enum Command {
         /// Write one `<kind>.yaml` per CRD into this directory instead of printing.
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
+        /// Also write the same CRD files into `CHART/crds/` (`--out-dir` always gets `API.md` too).
+        #[arg(long, requires = "out_dir")]
+        chart_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -45,16 +48,12 @@ struct RunArgs {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crds { out_dir: None } => {
+        Command::Crds { out_dir: None, .. } => {
             print!("{}", proxmox_lxc_operator::crd::all_crds_yaml()?);
             Ok(())
         }
-        Command::Crds { out_dir: Some(dir) } => {
-            std::fs::create_dir_all(&dir)?;
-            for (file, crd) in proxmox_lxc_operator::crd::all_crds() {
-                std::fs::write(dir.join(file), proxmox_lxc_operator::crd::crd_yaml(&crd)?)?;
-            }
-            Ok(())
+        Command::Crds { out_dir: Some(dir), chart_dir } => {
+            proxmox_lxc_operator::crd::docs::write_generated(&dir, chart_dir.as_deref())
         }
         Command::Run(args) => {
             telemetry::init(cli.log_format, "info,kube_runtime=warn");

@@ -20,9 +20,21 @@ fn crds_directory_is_exactly_the_generated_output() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
+    expected_files.push(crd::docs::API_MD.to_string());
     actual.sort();
     expected_files.sort();
     assert_eq!(actual, expected_files, "crds/ holds files that are not generated");
+}
+
+#[test]
+fn api_reference_is_exactly_the_generated_markdown() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds").join(crd::docs::API_MD);
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("crds/API.md missing ({e}); run `{}`", crd::docs::GENERATE_COMMAND));
+    assert!(
+        on_disk == crd::docs::api_markdown(),
+        "crds/API.md differs from the CRD schemas; regenerate with `{}`",
+        crd::docs::GENERATE_COMMAND
+    );
 }
 
 #[test]

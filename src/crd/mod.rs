@@ -1,6 +1,7 @@
 //! Kubernetes API types of group `pve.lxc.dev`, version `v1alpha1`: one file per kind.
 
 pub mod common;
+pub mod docs;
 pub mod lxc_backup;
 pub mod lxc_backup_schedule;
 pub mod lxc_container;
