@@ -9,10 +9,10 @@ fn crds_directory_is_exactly_the_generated_output() {
     for (file, def) in crd::all_crds() {
         let generated = crd::crd_yaml(&def).unwrap();
         let on_disk = std::fs::read_to_string(dir.join(file))
-            .unwrap_or_else(|e| panic!("crds/{file} missing ({e}); run `cargo run -- crds --out-dir crds`"));
+            .unwrap_or_else(|e| panic!("crds/{file} missing ({e}); run `cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator`"));
         assert!(
             on_disk == generated,
-            "crds/{file} differs from the Rust types; regenerate with `cargo run -- crds --out-dir crds`"
+            "crds/{file} differs from the Rust types; regenerate with `cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator`"
         );
         expected_files.push(file.to_string());
     }

@@ -3,6 +3,7 @@
 //! Data flow is one-way: watch events and observer triggers → reconcile (resolve → validate →
 //! plan → apply at most one task → status by server-side apply, only when it changed).
 
+pub mod backup;
 pub mod cluster;
 pub mod conditions;
 pub mod container;
@@ -10,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod run;
 pub mod status;
+pub mod template;
 
 pub use context::{Context, Settings};
 pub use error::Error;

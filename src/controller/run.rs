@@ -118,7 +118,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone()));
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<(ClusterKey, u32)>();
     let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() { vec![None] } else { opts.namespaces.iter().cloned().map(Some).collect() };
-    let mut routes: Vec<(Option<String>, mpsc::UnboundedSender<(ClusterKey, u32)>)> = Vec::new();
+    let mut routes: Vec<(Option<String>, TriggerSender)> = Vec::new();
     let mut runs = Vec::new();
     let mut stores = Vec::new();
     for scope in scopes {
@@ -127,6 +127,8 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         let (pc, lxc, pc_store, lxc_store) = controllers(&client, scope.as_deref(), ctx.clone(), trig_tx.clone(), rx);
         runs.push(tokio::spawn(pc));
         runs.push(tokio::spawn(lxc));
+        runs.push(tokio::spawn(super::template::controller(&client, scope.as_deref(), ctx.clone())));
+        runs.push(tokio::spawn(super::backup::controller(&client, scope.as_deref(), ctx.clone())));
         stores.push((pc_store, lxc_store));
     }
     tokio::spawn(async move {
@@ -156,7 +158,11 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// Where observer triggers (cluster, vmid) are sent.
+type TriggerSender = mpsc::UnboundedSender<(ClusterKey, u32)>;
+
+/// A controller's run loop.
+pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The `ProxmoxCluster` and `LxcContainer` controllers of one namespace (or all).
 fn controllers(

@@ -182,7 +182,9 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         }
     }
     if let Some(f) = &spec.features {
-        let pf = PveFeatures { nesting: f.nesting, keyctl: f.keyctl, fuse: f.fuse, ..Default::default() };
+        // keyctl and fuse are only sent when on: Proxmox lets API tokens change nothing but
+        // `nesting`, and off is their default anyway
+        let pf = PveFeatures { nesting: f.nesting, keyctl: f.keyctl.filter(|k| *k), fuse: f.fuse.filter(|k| *k), ..Default::default() };
         let enc = pf.encode().map_err(|e| invalid("features", e.to_string()))?;
         if !enc.is_empty() {
             keys.insert("features".into(), enc);

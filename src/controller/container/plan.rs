@@ -226,7 +226,7 @@ fn disk_step(key: &str, field: &str, storage: &str, want_gib: u32, have: &MountP
 }
 
 fn gib_text(mib: u64) -> String {
-    if mib % 1024 == 0 {
+    if mib.is_multiple_of(1024) {
         format!("{}Gi", mib / 1024)
     } else {
         format!("{mib}Mi")

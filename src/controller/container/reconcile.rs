@@ -495,7 +495,7 @@ fn create_params(d: &Desired, vmid: u32, ostemplate: &str, restore: bool, passwo
 }
 
 async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmid: u32, node: String, cfg: LxcConfig) -> Result<Action, Error> {
-    let ours = cfg.tag_list().iter().any(|t| *t == desired.identity_tag);
+    let ours = cfg.tag_list().contains(&desired.identity_tag);
     if !ours && p.obj.spec.vmid.is_none() && matches!(p.status.phase, None | Some(ContainerPhase::Pending)) {
         // an id we picked ourselves was taken by someone else before our create: pick another
         tracing::info!(object = %p.obj.name_any(), vmid, "allocated vmid is taken by a container that is not ours; allocating another");
