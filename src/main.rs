@@ -42,6 +42,15 @@ struct RunArgs {
     /// How often a running Proxmox task is checked, e.g. `1s`.
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
+    /// Run several replicas with one active at a time (a coordination.k8s.io Lease).
+    #[arg(long)]
+    leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "proxmox-lxc-operator")]
+    lease_name: String,
+    /// Namespace of the Lease (defaults to the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
 }
 
 #[tokio::main]
@@ -70,7 +79,14 @@ async fn main() -> anyhow::Result<()> {
             };
             let client = kube::Client::try_default().await?;
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "operator starting");
-            let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings };
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            let leader_election = args
+                .leader_election
+                .then(|| proxmox_lxc_operator::controller::leader::LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone(), identity));
+            let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings, leader_election };
             proxmox_lxc_operator::controller::run::run(client, opts).await
         }
     }

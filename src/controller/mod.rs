@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod container;
 pub mod context;
 pub mod error;
+pub mod leader;
 pub mod run;
 pub mod status;
 pub mod template;

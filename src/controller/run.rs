@@ -28,6 +28,8 @@ pub struct Options {
     pub http_addr: SocketAddr,
     /// Timings.
     pub settings: Settings,
+    /// Leader election; `None` runs without it (one replica).
+    pub leader_election: Option<super::leader::LeaseConfig>,
 }
 
 fn api<K>(client: &Client, namespaces: &[String]) -> Api<K>
@@ -113,6 +115,12 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let http = tokio::spawn(crate::http::serve(opts.http_addr, health.clone(), metrics.clone()));
+    if let Some(lease) = opts.leader_election.clone() {
+        // a standby counts as ready, or a rolling update would wait for the leader to die
+        health.ready.store(true, Ordering::Relaxed);
+        super::leader::acquire_and_hold(client.clone(), lease).await;
+        health.ready.store(false, Ordering::Relaxed);
+    }
     wait_for_crds(&client).await;
     let registry = Arc::new(ClusterRegistry::default());
     let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone()));
