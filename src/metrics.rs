@@ -55,10 +55,6 @@ impl Metrics {
         *self.inner.lock().unwrap().counters.entry((name, labels)).or_default() += by;
     }
 
-    fn gauge(&self, name: &'static str, labels: Labels, v: f64) {
-        self.inner.lock().unwrap().gauges.insert((name, labels), v);
-    }
-
     fn observe(&self, name: &'static str, labels: Labels, secs: f64) {
         let mut inner = self.inner.lock().unwrap();
         let h = inner.histograms.entry((name, labels)).or_default();
@@ -86,6 +82,12 @@ impl Metrics {
         self.observe("plo_proxmox_request_duration_seconds", vec![("method", method.into()), ("endpoint", endpoint.into())], took.as_secs_f64());
     }
 
+    /// Counts one Proxmox request by its concrete path (turned into an endpoint template such
+    /// as `/nodes/{node}/lxc/{vmid}/config`, so labels stay few).
+    pub fn observe_proxmox_path(&self, method: &str, path: &str, status: u16, took: Duration) {
+        self.observe_proxmox(method, &endpoint_template(path), status, took);
+    }
+
     /// Counts a task started.
     pub fn task_started(&self, operation: &str) {
         self.inc("plo_tasks_started_total", vec![("operation", operation.into())], 1.0);
@@ -101,9 +103,11 @@ impl Metrics {
         self.inc("plo_kubernetes_writes_total", vec![("kind", kind.into())], 1.0);
     }
 
-    /// Sets the queue depth of `kind`.
-    pub fn queue_depth(&self, kind: &'static str, depth: usize) {
-        self.gauge("plo_queue_depth", vec![("kind", kind.into())], depth as f64);
+    /// Changes the number of `kind` objects waiting for a task slot by `delta`.
+    pub fn queue_wait(&self, kind: &'static str, delta: f64) {
+        let mut inner = self.inner.lock().unwrap();
+        let v = inner.gauges.entry(("plo_queue_depth", vec![("kind", kind.into())])).or_default();
+        *v = (*v + delta).max(0.0);
     }
 
     /// Sets the per-container gauges of one container.
@@ -136,10 +140,6 @@ impl Metrics {
         }
     }
 
-    /// Records the inventory of a cluster (nothing per guest: per-container series are set by
-    /// the container controller, which knows the object names).
-    pub fn set_guests(&self, _cluster: &crate::controller::cluster::ClusterKey, _snap: &crate::controller::cluster::Snapshot) {}
-
     /// Renders every metric in the Prometheus text format.
     pub fn render(&self) -> String {
         let inner = self.inner.lock().unwrap();
@@ -166,6 +166,31 @@ impl Metrics {
     }
 }
 
+/// `/nodes/pve1/lxc/100/config` → `/nodes/{node}/lxc/{vmid}/config`.
+pub fn endpoint_template(path: &str) -> String {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut out = String::new();
+    for (i, s) in segs.iter().enumerate() {
+        let prev = if i > 0 { segs[i - 1] } else { "" };
+        let t = match prev {
+            "nodes" => "{node}",
+            "storage" => "{storage}",
+            "tasks" => "{upid}",
+            "content" => "{volume}",
+            "snapshot" => "{snapname}",
+            "rules" => "{pos}",
+            _ if s.chars().all(|c| c.is_ascii_digit()) => "{vmid}",
+            _ => s,
+        };
+        out.push('/');
+        out.push_str(t);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
@@ -184,6 +209,13 @@ fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_become_endpoint_templates() {
+        assert_eq!(endpoint_template("/nodes/pve1/lxc/100/config"), "/nodes/{node}/lxc/{vmid}/config");
+        assert_eq!(endpoint_template("/nodes/pve1/tasks/UPID%3Apve1%3A1/status"), "/nodes/{node}/tasks/{upid}/status");
+        assert_eq!(endpoint_template("/cluster/resources"), "/cluster/resources");
+    }
 
     #[test]
     fn counters_and_histograms_render_in_the_text_format() {

@@ -55,6 +55,20 @@ fn a_container_from_a_template_is_created_running_with_the_spec_config() {
     assert!(tags.split(';').any(|t| t == format!("k8s-{uid}")), "identity tag missing: {tags}");
     assert!(cfg["net0"].as_str().unwrap().contains("ip=10.0.0.5/24"));
     assert!(e.op.log().contains("operator running"));
+    let metrics = e.op.metrics();
+    for family in [
+        "plo_reconcile_total{kind=\"LxcContainer\",result=\"ok\"}",
+        "plo_reconcile_duration_seconds_bucket{kind=\"LxcContainer\"",
+        "plo_proxmox_requests_total{method=\"POST\",endpoint=\"/nodes/{node}/lxc\",status=\"200\"} 1",
+        "plo_proxmox_request_duration_seconds_count{method=\"GET\",endpoint=\"/cluster/resources\"}",
+        "plo_tasks_started_total{operation=\"create\"} 1",
+        "plo_kubernetes_writes_total{kind=\"LxcContainer\"}",
+        "plo_container_up{namespace=",
+        "plo_container_memory_bytes{",
+        "# TYPE plo_queue_depth gauge",
+    ] {
+        assert!(metrics.contains(family), "/metrics lacks {family}:\n{metrics}");
+    }
 }
 
 fn vmid_of(e: &Env, name: &str) -> u64 {

@@ -65,6 +65,17 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Called after every HTTP exchange with `(method, path, status, elapsed)`; status 0 means
+/// no response (connect or transport error). For metrics.
+#[derive(Clone)]
+pub struct RequestHook(pub Arc<dyn Fn(&str, &str, u16, Duration) + Send + Sync>);
+
+impl std::fmt::Debug for RequestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestHook")
+    }
+}
+
 /// Everything needed to build a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -86,6 +97,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// A login ticket older than this is renewed before use (tickets live 2 h).
     pub ticket_renew_after: Duration,
+    /// Observer of every request (metrics); none by default.
+    pub on_request: Option<RequestHook>,
 }
 
 impl ClientConfig {
@@ -104,6 +117,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             ticket_renew_after: Duration::from_secs(90 * 60),
+            on_request: None,
         }
     }
 }
@@ -163,6 +177,7 @@ struct Inner {
     task_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     retry: RetryPolicy,
     ticket_renew_after: Duration,
+    on_request: Option<RequestHook>,
 }
 
 /// An async Proxmox VE API client. Cheap to clone (an `Arc` inside); share it freely.
@@ -306,6 +321,7 @@ impl Client {
                 task_slots: Mutex::new(HashMap::new()),
                 retry: config.retry,
                 ticket_renew_after: config.ticket_renew_after,
+                on_request: config.on_request.clone(),
             }),
         })
     }
@@ -412,6 +428,9 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
+                    if let Some(h) = &self.inner.on_request {
+                        (h.0)(method.as_str(), path, 0, t0.elapsed());
+                    }
                     let err = map_transport_error(&e, method, path, base);
                     if matches!(err, Error::Connect { .. }) {
                         tracing::warn!(endpoint = %base, method = %method, path, error = %err, "Proxmox endpoint unreachable, trying next");
@@ -435,6 +454,9 @@ impl Client {
                 .bytes()
                 .await
                 .map_err(|e| map_transport_error(&e, method, path, base))?;
+            if let Some(h) = &self.inner.on_request {
+                (h.0)(method.as_str(), path, status, t0.elapsed());
+            }
             tracing::debug!(
                 method = %method,
                 path,

@@ -258,7 +258,6 @@ async fn run(
             version = p.client.version().await.ok().and_then(|v| v.version);
         }
         let result = p.client.cluster_resources(None).await;
-        p.metrics.observe_proxmox("GET", "/cluster/resources", result.as_ref().err().and_then(|e| e.status()).unwrap_or(200), started.elapsed());
         let (conn, snap) = match result {
             Ok(list) => {
                 let snap = Arc::new(Snapshot::from_resources(&list, started));
@@ -271,7 +270,6 @@ async fn run(
                         let _ = p.triggers.send((p.key.clone(), *vmid));
                     }
                 }
-                p.metrics.set_guests(&p.key, &snap);
                 (Connection::Connected, Some(snap))
             }
             Err(e) => {

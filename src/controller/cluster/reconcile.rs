@@ -110,6 +110,8 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     };
     let mut config = pve::ClientConfig::new(pc.spec.endpoints.clone(), auth);
     config.tls = tls_mode;
+    let metrics = ctx.metrics.clone();
+    config.on_request = Some(pve::RequestHook(Arc::new(move |m, p, s, d| metrics.observe_proxmox_path(m, p, s, d))));
     let limits = pc.spec.limits.clone().unwrap_or_default();
     config.limits.max_concurrent_tasks_per_node = limits.max_concurrent_tasks_per_node.unwrap_or(2);
     config.limits.requests_per_second = f64::from(limits.requests_per_second.unwrap_or(20));

@@ -286,10 +286,18 @@ async fn check_pending_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<
     }
 }
 
+/// Waits (bounded) for a task slot on `node`, counted in the queue-depth metric.
+async fn task_slot(ctx: &Context, handle: &ClusterHandle, node: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    ctx.metrics.queue_wait("LxcContainer", 1.0);
+    let r = tokio::time::timeout(Duration::from_secs(20), handle.client.acquire_task_slot(node)).await.ok();
+    ctx.metrics.queue_wait("LxcContainer", -1.0);
+    r
+}
+
 async fn start_task(p: &mut Pass<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Action, Error> {
-    let permit = match tokio::time::timeout(Duration::from_secs(20), handle.client.acquire_task_slot(node)).await {
-        Ok(p) => p,
-        Err(_) => {
+    let permit = match task_slot(p.ctx, handle, node).await {
+        Some(p) => p,
+        None => {
             p.cond(CondSpec::no(CONDITION_SYNCED, "WaitingForTaskSlot", format!("waiting for a task slot on node {node}")));
             p.save().await?;
             return Ok(Action::requeue(jitter(Duration::from_millis(500))));
@@ -362,14 +370,13 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
             }
         },
     };
-    let permit = match tokio::time::timeout(Duration::from_secs(20), handle.client.acquire_task_slot(match &how {
-        How::Clone { src_node, .. } => src_node,
-        How::Create { .. } => &node,
-    }))
-    .await
-    {
-        Ok(permit) => permit,
-        Err(_) => {
+    let slot_node = match &how {
+        How::Clone { src_node, .. } => src_node.clone(),
+        How::Create { .. } => node.clone(),
+    };
+    let permit = match task_slot(p.ctx, handle, &slot_node).await {
+        Some(permit) => permit,
+        None => {
             p.status.phase = Some(ContainerPhase::Pending);
             return p.not_ready("WaitingForTaskSlot", format!("waiting for a task slot on node {node}"), Action::requeue(jitter(Duration::from_millis(500)))).await;
         }
