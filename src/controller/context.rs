@@ -85,11 +85,15 @@ impl Context {
     where
         K: Resource<DynamicType = ()>,
     {
+        // the recorder folds events with the same (type, reason, action) into one series that
+        // keeps the first note: an action that depends on the note keeps distinct notes apart,
+        // while repeats of the same note still fold
+        let hash = note.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let ev = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
             note: Some(note),
-            action: reason.into(),
+            action: format!("{reason}-{:08x}", hash as u32),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {

@@ -12,6 +12,9 @@ pub enum Error {
     /// Proxmox failed.
     #[error("Proxmox: {0}")]
     Pve(#[from] pve::Error),
+    /// The spec cannot be applied (reported as a condition, not retried until it changes).
+    #[error("{0}")]
+    Invalid(crate::controller::container::desired::InvalidSpec),
 }
 
 impl Error {
@@ -20,6 +23,7 @@ impl Error {
         match self {
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "Conflict",
             Error::Kube(_) => "Kubernetes",
+            Error::Invalid(_) => "InvalidSpec",
             Error::Pve(e) => match e.class() {
                 pve::ErrorClass::Transient => "Transient",
                 pve::ErrorClass::Locked => "Locked",

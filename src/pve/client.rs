@@ -68,7 +68,10 @@ impl Default for RetryPolicy {
 /// Called after every HTTP exchange with `(method, path, status, elapsed)`; status 0 means
 /// no response (connect or transport error). For metrics.
 #[derive(Clone)]
-pub struct RequestHook(pub Arc<dyn Fn(&str, &str, u16, Duration) + Send + Sync>);
+pub struct RequestHook(pub Arc<RequestHookFn>);
+
+/// The function inside a [`RequestHook`].
+pub type RequestHookFn = dyn Fn(&str, &str, u16, Duration) + Send + Sync;
 
 impl std::fmt::Debug for RequestHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

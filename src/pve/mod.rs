@@ -22,7 +22,7 @@ mod types;
 mod upid;
 
 pub use auth::Auth;
-pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RetryPolicy};
+pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RequestHookFn, RetryPolicy};
 pub use error::{Error, ErrorClass, Result};
 pub use props::{Features, MountPoint, NetConfig, Startup};
 pub use reqwest::Method;

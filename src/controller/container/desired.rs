@@ -219,6 +219,18 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             return Err(invalid("pool", format!("{p:?} is not a valid pool id")));
         }
     }
+    if let Some(fw) = &spec.firewall {
+        super::firewall::desired_rules(fw)?;
+    }
+    let mut port_names = BTreeSet::new();
+    for (i, p) in spec.ports.iter().enumerate() {
+        if !port_names.insert(&p.name) {
+            return Err(invalid(format!("ports[{i}].name"), format!("{} is used twice", p.name)));
+        }
+        if p.port == 0 {
+            return Err(invalid(format!("ports[{i}].port"), "must be 1..65535"));
+        }
+    }
     if let Some(a) = &spec.auth {
         for (i, k) in a.ssh_public_keys.iter().enumerate() {
             if k.chars().any(|c| c.is_control()) {

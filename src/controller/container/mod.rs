@@ -2,5 +2,7 @@
 //! them.
 
 pub mod desired;
+pub mod firewall;
 pub mod plan;
 pub mod reconcile;
+pub mod service;

@@ -645,8 +645,24 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
                 requeue = Action::requeue(jitter(Duration::from_secs(3)));
             }
         }
-    } else {
+    }
+    let last_ipv4 = p.status.ip_addresses.iter().find(|a| a.parse::<std::net::Ipv4Addr>().is_ok()).cloned();
+    if !running {
         p.status.ip_addresses.clear();
+    }
+    if let Some(fw) = &p.obj.spec.firewall {
+        match super::firewall::sync(&handle.client, &node, vmid, fw).await {
+            Ok(Some(note)) => p.event(false, "FirewallUpdated", note).await,
+            Ok(None) => {}
+            Err(Error::Invalid(e)) => return p.invalid(e).await,
+            Err(e) => return Err(e),
+        }
+    }
+    // the endpoint keeps the last known address while stopped, marked not ready
+    let static_ipv4 = desired.nets.values().find_map(|n| n.ip.as_deref().filter(|ip| ip.contains('/')).map(|ip| ip.split('/').next().unwrap_or(ip).to_string()));
+    let primary = if running { last_ipv4.clone() } else { last_ipv4.clone().or(static_ipv4) };
+    if super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await? {
+        p.ctx.metrics.kube_write("Service");
     }
     let (reason, msg) = if running { ("Running", format!("CT {vmid} runs on {node}")) } else { ("Stopped", format!("CT {vmid} is stopped on {node}, as requested")) };
     let became_ready = !conditions::is_true(&p.status.conditions, CONDITION_READY);
@@ -701,6 +717,9 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
     };
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
+    }
+    if super::service::remove(&p.ctx.kube, obj).await? {
+        p.ctx.metrics.kube_write("Service");
     }
     let Some(vmid) = p.status.vmid.filter(|_| obj.spec.management == Management::Full) else {
         remove_finalizer(&api, obj, FINALIZER).await?;
