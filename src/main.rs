@@ -42,6 +42,9 @@ struct RunArgs {
     /// How often a running Proxmox task is checked, e.g. `1s`.
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
+    /// How often each ProxmoxCluster's credential Secret is read again (rotation), e.g. `60s`.
+    #[arg(long, default_value = "60s")]
+    credentials_recheck_interval: String,
     /// Run several replicas with one active at a time (a coordination.k8s.io Lease).
     #[arg(long)]
     leader_election: bool,
@@ -75,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = proxmox_lxc_operator::controller::Settings {
                 drift_check_interval: dur("drift-check-interval", &args.drift_check_interval)?,
                 task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
+                credentials_recheck: dur("credentials-recheck-interval", &args.credentials_recheck_interval)?,
                 ..Default::default()
             };
             let client = kube::Client::try_default().await?;

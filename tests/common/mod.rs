@@ -247,7 +247,7 @@ impl Operator {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
             .args(["run", "--namespace", &self.namespace, "--http-addr", &format!("127.0.0.1:{}", self.http_port)])
-            .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s"])
+            .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s", "--credentials-recheck-interval", "2s"])
             .args(&self.extra)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", std::env::var("OPERATOR_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()))
