@@ -324,3 +324,23 @@ fn in_steady_state_only_the_inventory_is_read_and_nothing_is_written() {
     assert!(inventory <= window.as_secs() / 2 + 1, "at most one inventory read per resync: {inventory}");
     assert_eq!(writes, 0.0, "no Kubernetes writes in steady state");
 }
+
+#[test]
+fn the_root_password_and_the_api_token_never_reach_logs_events_or_status() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("secrets");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let op = Operator::start_logging(cp, &ns, "trace");
+    let password = "S3cret-root-pa55word";
+    apply(cp, &ns, &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rootpw\nstringData:\n  password: {password}\n---\n{}", container_yaml("locked", "  auth:\n    passwordSecretRef: {name: rootpw, key: password}\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc admin@example.org\"]\n")));
+    let obj = wait_ready(cp, &ns, "lxc", "locked", T);
+    let events = cp.kubectl_ok(&["get", "events", "-n", &ns, "-o", "json"]);
+    let log = op.log();
+    assert!(log.contains("Proxmox API call"), "trace logging was on");
+    for secret in [password, SIM_TOKEN_SECRET] {
+        assert!(!log.contains(secret), "a secret is in the operator log");
+        assert!(!events.contains(secret), "a secret is in an event");
+        assert!(!obj.to_string().contains(secret), "a secret is in the object");
+    }
+}

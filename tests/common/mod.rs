@@ -216,6 +216,8 @@ pub struct Operator {
     kubeconfig: PathBuf,
     namespace: String,
     extra: Vec<String>,
+    /// `RUST_LOG` of the process (default: env `OPERATOR_LOG`, else info).
+    pub log_filter: Option<String>,
     /// Port of its health/metrics listener.
     pub http_port: u16,
     log: PathBuf,
@@ -236,6 +238,7 @@ impl Operator {
             kubeconfig: cp.kubeconfig.clone(),
             namespace: namespace.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            log_filter: None,
             http_port: port,
             log,
         };
@@ -250,12 +253,20 @@ impl Operator {
             .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s", "--credentials-recheck-interval", "2s"])
             .args(&self.extra)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", std::env::var("OPERATOR_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()))
+            .env("RUST_LOG", self.log_filter.clone().or_else(|| std::env::var("OPERATOR_LOG").ok()).unwrap_or_else(|| "info,kube_runtime=warn".into()))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start operator");
         self.child = Some(child);
+    }
+
+    /// Starts it logging at `filter` (e.g. `trace`).
+    pub fn start_logging(cp: &ControlPlane, namespace: &str, filter: &str) -> Operator {
+        let mut op = Self::start_with(cp, namespace, &[]);
+        op.log_filter = Some(filter.to_string());
+        op.restart();
+        op
     }
 
     /// Kills the operator with SIGKILL (no cleanup at all).
