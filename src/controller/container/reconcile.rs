@@ -632,15 +632,7 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
     if running {
         let want_ips = !observed.config.networks().unwrap_or_default().is_empty();
         if want_ips && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation()) {
-            let ifaces = handle.client.lxc_interfaces(&node, vmid).await.unwrap_or_default();
-            let mut v4: Vec<String> = Vec::new();
-            let mut v6: Vec<String> = Vec::new();
-            for i in ifaces.iter().filter(|i| i.name != "lo") {
-                v4.extend(i.inet.iter().map(|a| a.split('/').next().unwrap_or(a).to_string()));
-                v6.extend(i.inet6.iter().map(|a| a.split('/').next().unwrap_or(a).to_string()).filter(|a| !a.starts_with("fe80")));
-            }
-            v4.extend(v6);
-            p.status.ip_addresses = v4;
+            p.status.ip_addresses = addresses(&handle.client.lxc_interfaces(&node, vmid).await.unwrap_or_default());
             if p.status.ip_addresses.is_empty() {
                 requeue = Action::requeue(jitter(Duration::from_secs(3)));
             }
@@ -677,6 +669,15 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
     Ok(requeue)
 }
 
+/// The container's addresses without prefix: IPv4 first, then IPv6 (no loopback, no link-local).
+pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
+    let strip = |a: &String| a.split('/').next().unwrap_or(a).to_string();
+    let up = ifaces.iter().filter(|i| i.name != "lo");
+    let v4 = up.clone().flat_map(|i| i.inet.iter().map(strip));
+    let v6 = up.flat_map(|i| i.inet6.iter().map(strip)).filter(|a| !a.to_ascii_lowercase().starts_with("fe80"));
+    v4.chain(v6).collect()
+}
+
 async fn observe_only(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Action, Error> {
     let vmid = p.obj.spec.vmid.expect("validated");
     // an adopted container is never changed: no finalizer, no tag
@@ -695,8 +696,7 @@ async fn observe_only(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Action
     p.status.phase = Some(if running { ContainerPhase::Running } else { ContainerPhase::Stopped });
     p.status.usage = Some(Usage { cpu: g.cpu.map(|c| (c * 1000.0).round() / 1000.0), memory_bytes: g.mem, disk_bytes: g.disk, uptime_seconds: g.uptime, net_in_bytes: g.netin, net_out_bytes: g.netout });
     if running && p.status.ip_addresses.is_empty() {
-        let ifaces = handle.client.lxc_interfaces(&g.node, vmid).await.unwrap_or_default();
-        p.status.ip_addresses = ifaces.iter().filter(|i| i.name != "lo").flat_map(|i| i.inet.iter().chain(i.inet6.iter()).map(|a| a.split('/').next().unwrap_or(a).to_string())).collect();
+        p.status.ip_addresses = addresses(&handle.client.lxc_interfaces(&g.node, vmid).await.unwrap_or_default());
     } else if !running {
         p.status.ip_addresses.clear();
     }
