@@ -1145,15 +1145,13 @@ fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller) -> ApiRe
                 for (_, v) in &vols {
                     st.remove_volume(&node, v);
                 }
-                for snap in st.cts.get(&vmid).map(|c| c.snapshots.values().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-                    let _ = snap;
-                }
                 st.cts.remove(&vmid);
-                if purge {
-                    ctx.log(format!("purging CT {vmid} from related configurations.."));
-                }
                 Ok(())
-            })
+            })?;
+            if purge {
+                ctx.log(format!("purging CT {vmid} from related configurations.."));
+            }
+            Ok(())
         })
     });
     Ok(json!(upid))
