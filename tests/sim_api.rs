@@ -271,7 +271,7 @@ async fn clone_is_linked_from_templates_and_full_otherwise() {
     let r = c.post("/nodes/pve1/lxc/9000/template", &[]).await;
     assert_eq!(r.body, fixture("lxc_template.null.json"));
     for _ in 0..100 {
-        if sim.container(9000).unwrap().config.get("template").is_some() {
+        if sim.container(9000).unwrap().config.contains_key("template") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
