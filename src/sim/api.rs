@@ -466,7 +466,7 @@ fn task_list(st: &State, node: Option<&str>, p: &Params) -> (Value, u64) {
         .filter(|t| userfilter.as_ref().is_none_or(|f| t.upid.user.contains(f.as_str())))
         .filter(|t| match source.as_str() {
             "active" => t.exitstatus.is_none(),
-            "archive" => node.is_none() || t.exitstatus.is_some() || true,
+            "archive" => true,
             _ => true,
         })
         .filter(|t| !errors || t.exitstatus.as_ref().is_some_and(|e| e != "OK"))
@@ -871,7 +871,7 @@ fn put_config(st: &mut State, p: &Params, caller: &Caller) -> ApiResult {
             let feat_only_nesting = k == "features"
                 && rest.get("features").is_none_or(|f| f.split(',').all(|x| x.is_empty() || x.starts_with("nesting=")));
             if !feat_only_nesting {
-                return Err(ApiError::status(403, format!("Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)")));
+                return Err(ApiError::status(403, "Permission check failed (changing feature flags (except nesting) is only allowed for root@pam)\n".to_string()));
             }
         }
         if k == "template" || k == "lock" {
@@ -1145,15 +1145,13 @@ fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller) -> ApiRe
                 for (_, v) in &vols {
                     st.remove_volume(&node, v);
                 }
-                for snap in st.cts.get(&vmid).map(|c| c.snapshots.values().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-                    let _ = snap;
-                }
                 st.cts.remove(&vmid);
-                if purge {
-                    ctx.log(format!("purging CT {vmid} from related configurations.."));
-                }
                 Ok(())
-            })
+            })?;
+            if purge {
+                ctx.log(format!("purging CT {vmid} from related configurations.."));
+            }
+            Ok(())
         })
     });
     Ok(json!(upid))
@@ -1926,7 +1924,7 @@ fn storage_content(st: &State, p: &Params) -> ApiResult {
         .get(&key)
         .map(|l| {
             l.iter()
-                .filter(|v| content.as_ref().is_none_or(|c| c == &v.content || (c == "images" && v.content == "rootdir" && false)))
+                .filter(|v| content.as_ref().is_none_or(|c| c == &v.content))
                 .filter(|v| vmid.is_none_or(|id| v.vmid == Some(id)))
                 .map(|v| {
                     let mut m = json!({"volid": v.volid, "content": v.content, "format": v.format, "size": v.size, "ctime": v.ctime});

@@ -168,7 +168,7 @@ impl Default for UserConfig {
 }
 
 /// An API token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// `user@realm!tokenid`.
@@ -179,11 +179,6 @@ pub struct TokenConfig {
     pub privileges: Option<Vec<String>>,
 }
 
-impl Default for TokenConfig {
-    fn default() -> Self {
-        TokenConfig { id: String::new(), secret: String::new(), privileges: None }
-    }
-}
 
 impl TokenConfig {
     /// Parse the `USER@REALM!ID=SECRET` shortcut of `--token`.

@@ -75,6 +75,7 @@ pub struct SimContainer {
 pub struct SimHandle {
     addr: SocketAddr,
     cert_pem: String,
+    cert_der: Vec<u8>,
     fingerprint: String,
     sim: Arc<state::Sim>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -103,6 +104,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let cert_pem = ck.cert.pem();
     let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
     let fingerprint = fingerprint_of(cert_der.as_ref());
+    let cert_der_bytes = cert_der.as_ref().to_vec();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -123,7 +125,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let front = Arc::new(server::Front { sim: sim.clone(), ticket_key: key });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(server::serve(listener, acceptor, front, rx));
-    Ok(SimHandle { addr, cert_pem, fingerprint, sim, shutdown: tx, task: Mutex::new(Some(task)) })
+    Ok(SimHandle { addr, cert_pem, cert_der: cert_der_bytes, fingerprint, sim, shutdown: tx, task: Mutex::new(Some(task)) })
 }
 
 /// SHA-256 of a DER certificate as `AB:CD:...`.
@@ -145,6 +147,11 @@ impl SimHandle {
     /// The self-signed certificate (PEM).
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
+    }
+
+    /// The self-signed certificate (DER).
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
     }
 
     /// SHA-256 fingerprint of the certificate, `AB:CD:...`.

@@ -148,7 +148,7 @@ pub(crate) fn format_size(size: u64) -> String {
     let units = ["", "K", "M", "G", "T"];
     let mut v = size;
     let mut u = 0;
-    while u < 4 && v > 0 && v % 1024 == 0 {
+    while u < 4 && v > 0 && v.is_multiple_of(1024) {
         v /= 1024;
         u += 1;
     }

@@ -421,6 +421,7 @@ fn bits_ok(bits: u32, v6: bool) -> bool {
 }
 
 /// Check a named format (`check_format` in JSONSchema.pm); the error text ends with `\n`.
+#[allow(clippy::collapsible_match)]
 pub(crate) fn check_format(format: &str, value: &str) -> Result<(), String> {
     if let Some(base) = format.strip_suffix("-list") {
         if is_known_format(base) {

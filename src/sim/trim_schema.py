@@ -66,7 +66,8 @@ DROP = {"description", "verbose_description", "typetext", "format_description"}
 
 def strip(v):
     if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if k not in DROP}
+        # drop human text attributes, but keep parameters that happen to be named like them
+        return {k: strip(x) for k, x in v.items() if not (k in DROP and isinstance(x, str))}
     if isinstance(v, list):
         return [strip(x) for x in v]
     return v
