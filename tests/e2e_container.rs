@@ -111,6 +111,7 @@ fn a_bad_spec_gets_invalid_spec_naming_the_field_and_no_request_loop() {
     let (status, _, message) = condition(&obj, "Ready").unwrap();
     assert_eq!(status, "False");
     assert!(message.contains("spec.network[0].ipv4.gateway"), "{message}");
+    assert_eq!(condition(&obj, "Stalled").map(|c| c.0), Some("True".to_string()), "kstatus sees it as failed");
     // no loop: nothing but the inventory reaches Proxmox while the spec stays bad
     e.sim.call("POST", "/_sim/stats/reset", &[]);
     std::thread::sleep(Duration::from_secs(6));

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// The condition type set while changes wait for a restart of the container.
 pub const CONDITION_PENDING_RESTART: &str = "PendingRestart";
+/// Set (True) when no progress is possible without a change by the user; read by Flux's kstatus.
+pub const CONDITION_STALLED: &str = "Stalled";
 
 /// The `upid` recorded before a task-starting call returns: if the operator dies in between, the
 /// next pass knows a call may have been made, and the identity rules decide what exists.
@@ -80,6 +82,7 @@ impl Pass<'_> {
         let was = conditions::get(&self.status.conditions, CONDITION_READY).map(|c| (c.reason.clone(), c.message.clone()));
         self.cond(CondSpec::no(CONDITION_READY, "InvalidSpec", msg.clone()));
         self.cond(CondSpec::no(CONDITION_SYNCED, "InvalidSpec", msg.clone()));
+        self.cond(CondSpec::yes(CONDITION_STALLED, "InvalidSpec", msg.clone()));
         if self.status.vmid.is_none() || self.status.phase.is_none() || self.status.phase == Some(ContainerPhase::Pending) {
             self.status.phase = Some(ContainerPhase::Failed);
         }
@@ -161,6 +164,8 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         Ok(d) => d,
         Err(e) => return p.invalid(e).await,
     };
+    // a valid spec can make progress again (set anew below if it cannot)
+    conditions::remove(&mut p.status.conditions, CONDITION_STALLED);
     if let (Some(have), Some(want)) = (p.status.vmid, obj.spec.vmid) {
         if have != want && obj.spec.management == Management::Full {
             return p.invalid(InvalidSpec { field: "vmid".into(), message: format!("vmid is immutable: this container is {have}") }).await;
@@ -518,6 +523,7 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
             p.cond(CondSpec::no(CONDITION_SYNCED, "VmidConflict", msg.clone()));
             let was = conditions::get(&p.status.conditions, CONDITION_READY).map(|c| c.reason.clone());
             p.cond(CondSpec::no(CONDITION_READY, "VmidConflict", msg.clone()));
+            p.cond(CondSpec::yes(CONDITION_STALLED, "VmidConflict", msg.clone()));
             p.save().await?;
             if was.as_deref() != Some("VmidConflict") {
                 p.event(true, "VmidConflict", msg).await;
@@ -660,6 +666,7 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
     let became_ready = !conditions::is_true(&p.status.conditions, CONDITION_READY);
     p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
     p.cond(CondSpec::yes(CONDITION_SYNCED, "InSync", "Proxmox matches the spec"));
+    conditions::remove(&mut p.status.conditions, CONDITION_STALLED);
     p.status.observed_generation = p.generation();
     p.save().await?;
     if became_ready {
@@ -703,6 +710,7 @@ async fn observe_only(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Action
     p.ctx.metrics.container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &g);
     p.cond(CondSpec::yes(CONDITION_READY, "Observed", format!("CT {vmid} on {} is {} (observed only; nothing is changed)", g.node, g.status)));
     conditions::remove(&mut p.status.conditions, CONDITION_SYNCED);
+    conditions::remove(&mut p.status.conditions, CONDITION_STALLED);
     p.status.observed_generation = p.generation();
     p.save().await?;
     Ok(Action::await_change())
