@@ -64,8 +64,8 @@ fn tags(ct: &Value) -> Vec<String> {
 #[test]
 fn an_appliance_template_is_downloaded_built_and_converted_and_a_second_one_reuses_the_image() {
     let e = env("tmpl-build");
-    let spec = "  image: {appliance: alpine-3.20-default}\n  resources: {cores: 1, memory: 256Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n  tags: [base]\n";
-    apply(e.cp, &e.ns, &template_yaml("alpine", spec));
+    let spec = "  image: {appliance: alpine-3.20-default}\n  resources: {cores: 1, memory: 256Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n";
+    apply(e.cp, &e.ns, &template_yaml("alpine", &format!("{spec}  tags: [base]\n")));
     let obj = wait_ready(e.cp, &e.ns, "lxct", "alpine", T);
     let st = &obj["status"];
     assert_eq!(st["phase"], "Ready");
@@ -87,7 +87,7 @@ fn an_appliance_template_is_downloaded_built_and_converted_and_a_second_one_reus
     assert_eq!(e.sim.count("POST /nodes/{node}/aplinfo"), 1);
 
     // the same image on the same node again: no second download
-    apply(e.cp, &e.ns, &template_yaml("alpine-2", &format!("{spec}  node: {node}\n  description: second\n")));
+    apply(e.cp, &e.ns, &template_yaml("alpine-2", &format!("{spec}  node: {node}\n  tags: [base, second]\n")));
     let obj2 = wait_ready(e.cp, &e.ns, "lxct", "alpine-2", T);
     assert_eq!(obj2["status"]["osTemplate"], st["osTemplate"]);
     assert_ne!(obj2["status"]["vmid"], st["vmid"]);
@@ -163,7 +163,7 @@ fn an_edited_template_is_rebuilt_and_deletion_waits_until_no_linked_clone_uses_a
     let web = status_u64(&e, "lxc", "web", "vmid");
 
     // an edit builds a new template; the old one stays for the linked clone
-    apply(e.cp, &e.ns, &template_yaml("base", &format!("{spec}  description: edited\n  resources: {{cores: 2}}\n")));
+    apply(e.cp, &e.ns, &template_yaml("base", &format!("{spec}  tags: [edited]\n  resources: {{cores: 2}}\n")));
     let obj = wait_for("a new build", T, || {
         let o = get_json(e.cp, &e.ns, "lxct", "base")?;
         let v = o["status"]["vmid"].as_u64()?;

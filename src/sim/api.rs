@@ -1149,11 +1149,14 @@ fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller) -> ApiRe
                     let _ = snap;
                 }
                 st.cts.remove(&vmid);
-                if purge {
-                    ctx.log(format!("purging CT {vmid} from related configurations.."));
-                }
                 Ok(())
-            })
+            })?;
+            // (template branch) logged outside `ctx.with`: `log` takes the state lock again,
+            // which deadlocked the whole simulator on every purge; same fix as on branch sim
+            if purge {
+                ctx.log(format!("purging CT {vmid} from related configurations.."));
+            }
+            Ok(())
         })
     });
     Ok(json!(upid))

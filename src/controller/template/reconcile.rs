@@ -460,7 +460,7 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
                     Ok(a)
                 }
                 // exists already: the next pass looks at its tag
-                Err(e) if matches!(e, pve::Error::AlreadyExists { .. }) => Ok(Action::requeue(Duration::from_millis(500))),
+                Err(pve::Error::AlreadyExists { .. }) => Ok(Action::requeue(Duration::from_millis(500))),
                 Err(e) if e.class() == ErrorClass::InvalidSpec => p.invalid(InvalidSpec { field: "(create)".into(), message: format!("Proxmox refused the create: {e}") }).await,
                 Err(e) => Err(e.into()),
             };
