@@ -60,6 +60,9 @@ pub struct Context {
     pub task_slots: Mutex<HashMap<String, OwnedSemaphorePermit>>,
     /// When each container's full config was last read, by object uid.
     pub last_full_read: Mutex<HashMap<String, Instant>>,
+    /// Image downloads in flight (`cluster/node/volid`) and the uid of the object that started
+    /// each, so that templates sharing an image download it once.
+    pub downloads: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -77,6 +80,7 @@ impl Context {
             metrics,
             task_slots: Mutex::default(),
             last_full_read: Mutex::default(),
+            downloads: Mutex::default(),
         }
     }
 

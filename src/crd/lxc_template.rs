@@ -1,7 +1,7 @@
 //! `LxcTemplate`: a Proxmox container template, the clone source for containers.
 
 use super::common::*;
-use super::lxc_container::{Features, NetworkInterface, Resources, RootFs};
+use super::lxc_container::{Features, NetworkInterface, PendingTask, Resources, RootFs};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -129,6 +129,14 @@ pub struct LxcTemplateStatus {
     /// Phase: Pending, Downloading, Building, Ready, Failed or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// Fingerprint of the spec fields the current template was built from; when the spec no
+    /// longer matches it, a new template is built and the current one moves to `previous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_hash: Option<String>,
+    /// The Proxmox task in flight for this template (at most one): a download, the create, the
+    /// conversion or a deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_task: Option<PendingTask>,
     /// Earlier templates kept while containers still clone from them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous: Vec<PreviousTemplate>,

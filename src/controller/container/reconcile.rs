@@ -375,6 +375,37 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
             }
         },
     };
+    // a clone onto another node: Proxmox `target` works only when every disk of the source is
+    // on shared storage; otherwise a full clone is made next to the source and then migrated
+    // (the normal update path moves it to spec.node), and a linked clone is refused
+    let node = match &how {
+        How::Clone { src_node, src_vmid, full } if node != *src_node => {
+            let src_cfg = handle.client.lxc_config(src_node, *src_vmid).await?;
+            let local: Vec<String> = crate::controller::template::build::disk_storages(&src_cfg)
+                .into_iter()
+                .filter(|s| !snap.storages.iter().any(|st| st.node == *src_node && st.name == *s && st.shared))
+                .collect();
+            if local.is_empty() {
+                node
+            } else if *full {
+                src_node.clone()
+            } else {
+                let what = match &desired.source {
+                    Source::Template { name, .. } => format!("LxcTemplate {name} (CT {src_vmid})"),
+                    _ => format!("CT {src_vmid}"),
+                };
+                p.status.phase = Some(ContainerPhase::Pending);
+                return p
+                    .not_ready(
+                        "CloneNotPossible",
+                        format!("a linked clone of {what} can only be made on node {src_node}: its disks are on storage {} that is not shared; remove spec.node, set it to {src_node}, or ask for a full clone", local.join(", ")),
+                        Action::requeue(jitter(Duration::from_secs(60))),
+                    )
+                    .await;
+            }
+        }
+        _ => node,
+    };
     let slot_node = match &how {
         How::Clone { src_node, .. } => src_node.clone(),
         How::Create { .. } => node.clone(),
