@@ -222,7 +222,12 @@ async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStatus, 
             Err(e) => return Err(e.into()),
         }
     }
-    // moved behind our back since the last inventory? ask for a fresh one once
+    // moved behind our back since the last inventory? ask for a fresh one once — only for a
+    // container known to have existed (a new one is simply not there yet)
+    let existed = matches!(status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped | ContainerPhase::Deleting));
+    if !existed {
+        return Ok(None);
+    }
     if let Some(s) = handle.fresh_snapshot(Instant::now(), Duration::from_secs(10)).await {
         if let Some(g) = s.guests.get(&vmid) {
             if status.node.as_deref() != Some(g.node.as_str()) {
