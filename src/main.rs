@@ -42,6 +42,14 @@ struct RunArgs {
     /// How often a running Proxmox task is checked, e.g. `1s`.
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
+    /// For tests and demos only: run backup schedules on a clock this many times faster than
+    /// the wall clock (e.g. `360`: an hourly schedule fires every 10 s). Default 1 (wall clock).
+    #[arg(long, default_value_t = 1.0, env = "SCHEDULE_CLOCK_SPEED")]
+    schedule_clock_speed: f64,
+    /// With `--schedule-clock-speed`: the RFC 3339 instant where schedule time equals wall time
+    /// (give the same one to every restart so schedule time continues). Default: process start.
+    #[arg(long, env = "SCHEDULE_CLOCK_ORIGIN")]
+    schedule_clock_origin: Option<jiff::Timestamp>,
 }
 
 #[tokio::main]
@@ -68,6 +76,11 @@ async fn main() -> anyhow::Result<()> {
                 task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
                 ..Default::default()
             };
+            anyhow::ensure!(args.schedule_clock_speed.is_finite() && args.schedule_clock_speed >= 1.0, "--schedule-clock-speed must be 1 or more");
+            proxmox_lxc_operator::controller::backup::ScheduleClock::install(proxmox_lxc_operator::controller::backup::ScheduleClock {
+                speed: args.schedule_clock_speed,
+                origin: args.schedule_clock_origin.unwrap_or_else(jiff::Timestamp::now),
+            });
             let client = kube::Client::try_default().await?;
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "operator starting");
             let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings };

@@ -218,13 +218,20 @@ pub struct Operator {
     /// Port of its health/metrics listener.
     pub http_port: u16,
     log: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Operator {
     /// Starts `proxmox-lxc-operator run --namespace NS` with short timings for tests.
     pub fn start(cp: &ControlPlane, namespace: &str) -> Operator {
+        Self::start_with(cp, namespace, &[])
+    }
+
+    /// Like [`Operator::start`], with extra arguments of `run` (kept for restarts), e.g.
+    /// `--schedule-clock-speed 360`.
+    pub fn start_with(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Operator {
         let log = std::env::temp_dir().join(format!("plo-operator-{namespace}.log"));
-        let mut op = Operator { child: None, kubeconfig: cp.kubeconfig.clone(), namespace: namespace.to_string(), http_port: free_port(), log };
+        let mut op = Operator { child: None, kubeconfig: cp.kubeconfig.clone(), namespace: namespace.to_string(), http_port: free_port(), log, extra: extra.iter().map(|s| s.to_string()).collect() };
         op.spawn();
         op
     }
@@ -234,6 +241,7 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
             .args(["run", "--namespace", &self.namespace, "--http-addr", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s"])
+            .args(&self.extra)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", std::env::var("OPERATOR_LOG").unwrap_or_else(|_| "info,kube_runtime=warn".into()))
             .stdout(log.try_clone().unwrap())
