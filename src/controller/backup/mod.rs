@@ -1,12 +1,12 @@
 //! The `LxcBackup` and `LxcBackupSchedule` controllers.
 //!
-//! - [`backup`]: one `vzdump` per `LxcBackup`, queued so that at most one runs per Proxmox node
+//! - [`lxc_backup`]: one `vzdump` per `LxcBackup`, queued so that at most one runs per Proxmox node
 //!   at a time across every backup this process runs; finalizer deletes the archive.
 //! - [`schedule`]: cron / Proxmox calendar schedules that create `LxcBackup`s for the
 //!   containers matching a selector, and prune them with Proxmox's retention semantics.
 //! - [`calendar`] and [`prune`]: the pure parts.
 
-pub mod backup;
+pub mod lxc_backup;
 pub mod calendar;
 pub mod prune;
 pub mod schedule;
@@ -79,7 +79,7 @@ impl ScheduleClock {
 /// The backup controllers of one namespace (or all): `LxcBackup` and `LxcBackupSchedule`,
 /// joined into one future.
 pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> ControllerFuture {
-    let b = backup::controller(client, namespace, ctx.clone());
+    let b = lxc_backup::controller(client, namespace, ctx.clone());
     let s = schedule::controller(client, namespace, ctx);
     Box::pin(async move {
         futures::future::join(b, s).await;

@@ -10,9 +10,12 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::collections::HashSet;
 
+/// The period key of a backup time (for keep-last, every backup is its own period).
+type PeriodOf = fn(&jiff::Zoned) -> String;
+
 /// Which of `backups` (id, time) to remove under `policy`. The newest backup is never removed.
 pub fn to_remove<I: Clone + Eq + std::hash::Hash>(backups: &[(I, Timestamp)], policy: &Retention, tz: &TimeZone) -> Vec<I> {
-    let opts: [(Option<u32>, fn(&jiff::Zoned) -> String); 6] = [
+    let opts: [(Option<u32>, PeriodOf); 6] = [
         (policy.keep_last, |z| z.timestamp().as_nanosecond().to_string()),
         (policy.keep_hourly, |z| z.strftime("%Y-%m-%d %H").to_string()),
         (policy.keep_daily, |z| z.strftime("%Y-%m-%d").to_string()),
@@ -24,7 +27,7 @@ pub fn to_remove<I: Clone + Eq + std::hash::Hash>(backups: &[(I, Timestamp)], po
         return Vec::new();
     }
     let mut list: Vec<(I, jiff::Zoned)> = backups.iter().map(|(i, t)| (i.clone(), t.to_zoned(tz.clone()))).collect();
-    list.sort_by(|a, b| b.1.timestamp().cmp(&a.1.timestamp()));
+    list.sort_by_key(|x| std::cmp::Reverse(x.1.timestamp()));
     // None = unmarked, Some(true) = keep, Some(false) = remove
     let mut mark: Vec<Option<bool>> = vec![None; list.len()];
     for (keep, id_of) in opts {

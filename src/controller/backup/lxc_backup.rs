@@ -291,7 +291,7 @@ async fn start(p: &mut Pass<'_>) -> Result<Action, Error> {
             && b.status.as_ref().is_some_and(|s| s.phase == Some(BackupPhase::Running) && s.node.as_deref() == Some(node.as_str()) && s.cluster.as_deref() == Some(cluster.as_str()))
     });
     let taken = match left_running {
-        Some(b) if !QUEUES.lock().unwrap().get(&qkey).is_some_and(|q| q.holder.as_ref().is_some_and(|h| Some(&h.0) == b.uid().as_ref())) => Err(b.name_any()),
+        Some(b) if QUEUES.lock().unwrap().get(&qkey).is_none_or(|q| q.holder.as_ref().is_none_or(|h| Some(&h.0) != b.uid().as_ref())) => Err(b.name_any()),
         _ => take_or_wait(&qkey, &p.uid, order, p.obj, &p.bctx.wake),
     };
     if let Err(other) = taken {
