@@ -54,6 +54,14 @@ struct RunArgs {
     /// Namespace of the Lease (defaults to the pod's namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
+    /// For tests and demos only: run backup schedules on a clock this many times faster than
+    /// the wall clock (e.g. `360`: an hourly schedule fires every 10 s). Default 1 (wall clock).
+    #[arg(long, default_value_t = 1.0, env = "SCHEDULE_CLOCK_SPEED")]
+    schedule_clock_speed: f64,
+    /// With `--schedule-clock-speed`: the RFC 3339 instant where schedule time equals wall time
+    /// (give the same one to every restart so schedule time continues). Default: process start.
+    #[arg(long, env = "SCHEDULE_CLOCK_ORIGIN")]
+    schedule_clock_origin: Option<jiff::Timestamp>,
 }
 
 #[tokio::main]
@@ -81,6 +89,11 @@ async fn main() -> anyhow::Result<()> {
                 credentials_recheck: dur("credentials-recheck-interval", &args.credentials_recheck_interval)?,
                 ..Default::default()
             };
+            anyhow::ensure!(args.schedule_clock_speed.is_finite() && args.schedule_clock_speed >= 1.0, "--schedule-clock-speed must be 1 or more");
+            proxmox_lxc_operator::controller::backup::ScheduleClock::install(proxmox_lxc_operator::controller::backup::ScheduleClock {
+                speed: args.schedule_clock_speed,
+                origin: args.schedule_clock_origin.unwrap_or_else(jiff::Timestamp::now),
+            });
             let client = kube::Client::try_default().await?;
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "operator starting");
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {

@@ -108,6 +108,13 @@ pub struct LxcBackupStatus {
     /// Node the backup ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The `ProxmoxCluster` (same namespace) the backup was made in; deletion uses it even when
+    /// the container is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The storage the archive is written to (the spec's, or the one chosen when it names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
     /// When vzdump started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,

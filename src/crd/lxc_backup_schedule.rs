@@ -31,7 +31,9 @@ pub struct LxcBackupScheduleSpec {
     /// The `ProxmoxCluster` (same namespace); `default` when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_ref: Option<ClusterRef>,
-    /// When to run: a 5-field cron expression (`0 2 * * *`) or a Proxmox calendar event (`daily 02:00`).
+    /// When to run: a 5-field cron expression (`0 2 * * *`, `@daily`) or a Proxmox calendar
+    /// event (`daily`, `mon..fri 02:30`, `sat *-1..7 15:00`, `*/5`; `daily 02:00` also works).
+    /// Slots missed while the operator was down run once at start.
     #[schemars(length(min = 1, max = 128), regex(pattern = SINGLE_LINE_PATTERN))]
     pub schedule: String,
     /// IANA time zone the schedule is read in. Default `UTC`.
@@ -97,7 +99,7 @@ pub struct LxcBackupScheduleStatus {
     /// When the next slot runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule_time: Option<Time>,
-    /// When a slot last completed with every backup successful.
+    /// The newest slot whose backups all completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<Time>,
     /// Backups of this schedule not finished yet.

@@ -338,13 +338,21 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
         Create { ostemplate: String, restore: bool },
         Clone { src_node: String, src_vmid: u32, full: bool },
     }
+    // a backup archive on storage that is not shared can only be restored on its node
+    let mut archive_node: Option<String> = None;
     let how = match &desired.source {
         Source::OsTemplate(t) => How::Create { ostemplate: t.clone(), restore: false },
         Source::BackupVolid(v) => How::Create { ostemplate: v.clone(), restore: true },
         Source::BackupName(n) => {
             let backups: Api<LxcBackup> = Api::namespaced(p.ctx.kube.clone(), &ns);
-            match backups.get_opt(n).await?.and_then(|b| b.status).and_then(|s| s.volid) {
-                Some(v) => How::Create { ostemplate: v, restore: true },
+            match backups.get_opt(n).await?.and_then(|b| b.status).and_then(|s| Some((s.volid?, s.node))) {
+                Some((v, bnode)) => {
+                    let storage = v.split_once(':').map(|x| x.0).unwrap_or_default();
+                    if !snap.storages.iter().any(|s| s.name == storage && s.shared) {
+                        archive_node = bnode;
+                    }
+                    How::Create { ostemplate: v, restore: true }
+                }
                 None => return p.not_ready("WaitingForBackup", format!("LxcBackup {n} has no completed archive yet"), Action::requeue(jitter(Duration::from_secs(10)))).await,
             }
         }
@@ -371,6 +379,13 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
             n.clone()
         }
         (None, How::Clone { src_node, .. }) => src_node.clone(),
+        (None, How::Create { .. }) if archive_node.is_some() => {
+            let n = archive_node.clone().unwrap_or_default();
+            if !snap.node_online(&n) {
+                return p.not_ready("NodeUnavailable", format!("the backup archive is on node {n}, which is not online"), Action::requeue(jitter(Duration::from_secs(15)))).await;
+            }
+            n
+        }
         (None, How::Create { .. }) => match handle.place(&rootfs_storage, memory_bytes) {
             Some(n) => n,
             None => {
