@@ -802,7 +802,9 @@ async fn no_credential_appears_in_any_log_line_or_debug_output() {
         .with_writer(capture.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // global, not thread-local: with a thread-local default, callsites first hit by other tests
+    // (running in parallel without a subscriber) can cache "never" and drop our events
+    tracing::subscriber::set_global_default(subscriber).expect("the only test that installs a subscriber");
 
     let current = Arc::new(AtomicUsize::new(0));
     let ticket_srv = serve(Arc::new(pki()), ticket_server(current.clone())).await;
