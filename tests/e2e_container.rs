@@ -225,6 +225,12 @@ fn a_container_cloned_and_one_restored_from_a_backup_volume_reach_running() {
         let content = e.sim.call("GET", &format!("/nodes/{node}/storage/nfs-backup/content"), &[]);
         content["data"].as_array()?.iter().find_map(|v| v["volid"].as_str().map(str::to_string))
     });
+    // archives found in storage are listed in the container's status at its next full
+    // reconcile (a spec change here; in production also the drift check)
+    apply(e.cp, &e.ns, &container_yaml("origin", "  state: Stopped\n  tags: [backed-up]\n"));
+    wait_for("backup listed in status", T, || {
+        (get_json(e.cp, &e.ns, "lxc", "origin")?["status"]["backups"][0]["volid"].as_str()? == volid).then_some(())
+    });
     apply(e.cp, &e.ns, &format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: restored\nspec:\n  source:\n    backup: {{volid: \"{volid}\"}}\n  resources: {{memory: 256Mi}}\n"));
     let r = wait_ready(e.cp, &e.ns, "lxc", "restored", T);
     let rc = e.sim.container(r["status"]["vmid"].as_u64().unwrap()).unwrap();

@@ -579,6 +579,27 @@ pub struct LxcContainerStatus {
     /// When Proxmox state was last read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
+    /// Backup archives of this container found in Proxmox storage (any origin), newest first,
+    /// at most 10. Restore one with `spec.source.backup.volid` in a new `LxcContainer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backups: Vec<BackupArchive>,
+}
+
+/// A backup archive found in storage.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupArchive {
+    /// Volume id, e.g. `nfs-backup:backup/vzdump-lxc-100-2026_11_27-02_00_00.tar.zst`.
+    pub volid: String,
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// When it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Time>,
+    /// Notes stored with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
 }
 
 /// Lifecycle phase of a container.

@@ -713,6 +713,7 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
     if super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await? {
         p.ctx.metrics.kube_write("Service");
     }
+    p.status.backups = backup_archives(handle, &node, vmid).await;
     let (reason, msg) = if running { ("Running", format!("CT {vmid} runs on {node}")) } else { ("Stopped", format!("CT {vmid} is stopped on {node}, as requested")) };
     let became_ready = !conditions::is_true(&p.status.conditions, CONDITION_READY);
     p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
@@ -734,6 +735,28 @@ pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
     let v4 = up.clone().flat_map(|i| i.inet.iter().map(strip));
     let v6 = up.flat_map(|i| i.inet6.iter().map(strip)).filter(|a| !a.to_ascii_lowercase().starts_with("fe80"));
     v4.chain(v6).collect()
+}
+
+/// How many archives `status.backups` lists.
+pub const MAX_LISTED_BACKUPS: usize = 10;
+
+/// Backup archives of `vmid` on the backup storages `node` can see (shared ones once), newest
+/// first, bounded. Storages that cannot be read are skipped.
+async fn backup_archives(handle: &ClusterHandle, node: &str, vmid: u32) -> Vec<BackupArchive> {
+    let Some(snap) = handle.snapshot() else { return Vec::new() };
+    let storages: Vec<String> = snap.storages.iter().filter(|s| s.node == node && s.content.iter().any(|c| c == "backup")).map(|s| s.name.clone()).collect();
+    let mut found: Vec<(i64, BackupArchive)> = Vec::new();
+    for storage in storages {
+        if let Ok(list) = handle.client.storage_content(node, &storage, Some("backup"), Some(vmid)).await {
+            for v in list.into_iter().filter(|v| v.vmid.is_none_or(|id| id == vmid)) {
+                let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
+                found.push((v.ctime.unwrap_or(0), BackupArchive { volid: v.volid, size_bytes: v.size, created_at: created, notes: v.notes.filter(|n| !n.is_empty()) }));
+            }
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.volid.cmp(&b.1.volid)));
+    found.dedup_by(|a, b| a.1.volid == b.1.volid);
+    found.into_iter().take(MAX_LISTED_BACKUPS).map(|(_, a)| a).collect()
 }
 
 async fn observe_only(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Action, Error> {
