@@ -345,3 +345,15 @@ pub fn wait_ready(cp: &ControlPlane, ns: &str, kind: &str, name: &str, timeout: 
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+impl Operator {
+    /// Process id of the running operator (for `/proc/PID/status`), `None` after `kill`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Whether the operator process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
