@@ -517,16 +517,14 @@ async fn create_burst(n: usize) -> Res<()> {
     eprintln!("== create-burst {n} (clock ×{clock}, load {load_before})");
     let e = Env::start("bench-burst", clock, None).await?;
     let tm = task_ms();
-    let per_ct_s = (tm["vzcreate"] + tm["vzstart"]) as f64 / 1000.0 / clock;
     let capacity = 3.0 * e.slots as f64;
-    let ideal_s = n as f64 * per_ct_s / capacity;
     e.http.post("/_sim/stats/reset", json!({})).await;
     let objs: Vec<Value> = (0..n).map(|i| container_obj(&format!("ct-{i:05}"), json!({}))).collect();
     let t0 = Instant::now();
     let mut samples = Vec::new();
     e.create_many(objs, 16).await?;
     let created_s = t0.elapsed().as_secs_f64();
-    let ok = e.wait_all_ready(n, Duration::from_secs_f64(ideal_s * 4.0 + 180.0), &mut samples, t0).await;
+    let ok = e.wait_all_ready(n, Duration::from_secs_f64(n as f64 * (tm["vzcreate"] + tm["vzstart"]) as f64 / 1000.0 / clock / capacity * 4.0 + 180.0), &mut samples, t0).await;
     let (ready_s, total_s, lock_shown, reasons) = {
         let t = e.track.lock().unwrap();
         let mut r: Vec<f64> = t.ready.values().map(|i| i.duration_since(t0).as_secs_f64()).collect();
@@ -537,6 +535,10 @@ async fn create_burst(n: usize) -> Res<()> {
     let stats = e.http.stats().await;
     let metrics = e.op.metrics();
     let (_, hwm_burst) = rss(e.pid());
+    // the limit: every task the simulator ran for these containers, packed perfectly into
+    // the task slots (3 nodes × slots), i.e. Σ task durations / slots
+    let (task_s, task_types) = sim_task_time(&e.http, &tm, clock).await;
+    let ideal_s = task_s / capacity;
     let ratio = total_s / ideal_s;
     eprintln!("  {}/{n} Ready in {total_s:.1}s; limit {ideal_s:.1}s; ratio {ratio:.2}", ready_s.len());
     let failed_statuses: u64 = stats["statuses"].as_object().map(|m| m.iter().filter(|(k, _)| !k.starts_with('2')).map(|(_, v)| v.as_u64().unwrap_or(0)).sum()).unwrap_or(0);
@@ -548,7 +550,7 @@ async fn create_burst(n: usize) -> Res<()> {
     std::fs::write(out_dir().join(format!("create-burst-{n}.svg")), svg)?;
     let v = json!({
         "scenario": "create-burst", "n": n, "nodes": 3, "max_concurrent_tasks_per_node": e.slots, "clock_speed": clock,
-        "task_ms_at_clock_1": tm, "sim_latency_ms": 20, "all_ready": ok, "ready": ready_s.len(),
+        "task_ms_at_clock_1": tm, "sim_tasks_by_type": task_types, "sim_task_time_s": r1(task_s), "sim_latency_ms": 20, "all_ready": ok, "ready": ready_s.len(),
         "create_calls_s": r1(created_s), "all_ready_s": r1(total_s), "limit_s": r1(ideal_s), "ratio": (ratio * 100.0).round() / 100.0,
         "target_ratio": 1.2, "target_met": ok && ratio <= 1.2 && lock_shown == 0,
         "ready_false_reasons_seen": reasons, "objects_that_showed_a_lock_error": lock_shown,
@@ -565,7 +567,7 @@ async fn create_burst(n: usize) -> Res<()> {
     let md = format!(
         "| figure | value | target |\n|---|---|---|\n\
          | all {n} Ready | {total_s:.1} s ({} Ready) | |\n\
-         | limit (N × (create {} ms + start {} ms) / clock {clock} / (3 nodes × {} slots)) | {ideal_s:.1} s | |\n\
+         | limit: Σ simulated task time ({task_s:.0} s: {}) / (3 nodes × {} slots) | {ideal_s:.1} s | |\n\
          | ratio | **{ratio:.2}×** | ≤ 1.2× |\n\
          | objects that showed a lock error / failed tasks | {lock_shown} / {} | 0 |\n\
          | Ready=False reasons seen (objects) | {} | |\n\
@@ -573,12 +575,25 @@ async fn create_burst(n: usize) -> Res<()> {
          | steady state: Kubernetes writes /min | {} | 0 |\n\
          | operator RSS steady / peak (VmHWM) | {rss_steady:.1} MiB / {hwm:.1} MiB | ≤ 64 MiB at 10,000 |\n\n\
          Chart: [create-burst-{n}.svg](create-burst-{n}.svg)\n",
-        ready_s.len(), tm["vzcreate"], tm["vzstart"], e.slots, stats["tasks_failed"],
+        ready_s.len(), serde_json::to_string(&task_types).unwrap(), e.slots, stats["tasks_failed"],
         serde_json::to_string(&reasons).unwrap(), e.resync, st["proxmox_requests_per_resync"], st["proxmox_requests_per_min"], st["kubernetes_writes_per_min"],
     );
     write_result(&format!("create-burst-{n}"), &v, &md);
     drop(e);
     Ok(())
+}
+
+/// Σ of the durations of every task the simulator ran (seconds at `clock`), and counts by type.
+async fn sim_task_time(http: &SimHttp, tm: &BTreeMap<String, u64>, clock: f64) -> (f64, BTreeMap<String, u64>) {
+    let tasks = http.get("/_sim/tasks").await;
+    let mut total = 0.0;
+    let mut types: BTreeMap<String, u64> = BTreeMap::new();
+    for t in tasks.as_array().cloned().unwrap_or_default() {
+        let typ = t["type"].as_str().unwrap_or("default");
+        total += tm.get(typ).copied().unwrap_or(tm["default"]) as f64 / 1000.0 / clock;
+        *types.entry(typ.to_string()).or_default() += 1;
+    }
+    (total, types)
 }
 
 async fn overhead(n: usize) -> Res<()> {
@@ -634,10 +649,10 @@ async fn overhead(n: usize) -> Res<()> {
         "machine": machine(), "load_before": load_before, "load_after": loadavg(),
     });
     let md = format!(
-        "Apply → `Ready=True` minus the simulator's task time for that container (vzcreate {} ms + vzstart {} ms at clock ×{clock}), \
+        "Apply → `Ready=True` minus the simulator's task time for that container (the tasks it ran for that vmid: {} — vzcreate {} ms, vzstart {} ms at clock ×{clock}), \
          {} containers, {conc} at a time (never waiting for a task slot), 20 ms latency per request, task poll interval 200 ms.\n\n\
          | figure | value | target |\n|---|---|---|\n| overhead p50 | **{p50:.0} ms** | ≤ 300 ms |\n| overhead p95 | {p95:.0} ms | |\n| overhead p99 | **{p99:.0} ms** | ≤ 1 s |\n| apply→Ready p50 (raw) | {:.0} ms | |\n",
-        tm["vzcreate"], tm["vzstart"], over.len(), pct(&raw, 50.0)
+        serde_json::to_string(&task_types).unwrap(), tm["vzcreate"], tm["vzstart"], over.len(), pct(&raw, 50.0)
     );
     write_result(&format!("overhead-{n}"), &v, &md);
     Ok(())
@@ -660,6 +675,7 @@ async fn observe(n: usize) -> Res<()> {
     let ok = e.wait_all_ready(n, Duration::from_secs(1800), &mut samples, t0).await;
     let all_ready_s = t0.elapsed().as_secs_f64();
     let reasons = e.track.lock().unwrap().reasons.clone();
+    let ready_n = e.ready_count();
     eprintln!("  {}/{n} Ready after {all_ready_s:.1}s", e.ready_count());
     let (_, hwm_load) = rss(e.pid());
     let steady_secs: u64 = env_or("BENCH_STEADY_SECS", 60);
@@ -703,7 +719,7 @@ async fn observe(n: usize) -> Res<()> {
     let (rss_end, _) = rss(e.pid());
     eprintln!("  pickup p50 {:.0} ms p99 {:.0} ms; RSS steady {rss_steady:.1} MiB, peak {hwm:.1} MiB", pct(&first, 50.0), pct(&first, 99.0));
     let v = json!({
-        "scenario": "observe", "n": n, "management": "ObserveOnly", "all_ready": ok, "ready": e.ready_count(),
+        "scenario": "observe", "n": n, "management": "ObserveOnly", "all_ready": ok, "ready": ready_n,
         "create_calls_s": r1(created_s), "all_ready_s": r1(all_ready_s), "ready_false_reasons_seen": reasons,
         "memory_mib": {"before_objects_vmrss": r1(rss_idle), "peak_vmhwm_while_loading": r1(hwm_load), "steady_vmrss": r1(rss_steady),
                         "peak_vmhwm": r1(hwm), "after_pickup_vmrss": r1(rss_end)},
@@ -719,7 +735,7 @@ async fn observe(n: usize) -> Res<()> {
         "{n} `management: ObserveOnly` LxcContainers adopting {n} stopped containers created directly in the simulator.\n\n\
          | figure | value | target |\n|---|---|---|\n\
          | {n} objects created (kube client, 32 in flight) | {created_s:.1} s | |\n\
-         | all Ready (Observed) | {all_ready_s:.1} s ({} Ready) | |\n\
+         | all Ready (Observed) | {all_ready_s:.1} s ({ready_n} Ready) | |\n\
          | operator RSS before the objects | {rss_idle:.1} MiB | |\n\
          | operator RSS steady | **{rss_steady:.1} MiB** | ≤ 64 MiB |\n\
          | operator peak RSS (VmHWM) | **{hwm:.1} MiB** | ≤ 64 MiB |\n\
@@ -727,7 +743,7 @@ async fn observe(n: usize) -> Res<()> {
          | steady state: Kubernetes writes /min | {} | 0 |\n\
          | pickup: create → first Proxmox request, p50 / p99 ({} samples) | {:.0} ms / **{:.0} ms** | |\n\
          | pickup: create → create call (`POST /nodes/{{node}}/lxc`), p50 / p99 | {:.0} ms / {:.0} ms | |\n",
-        e.ready_count(), e.resync, st["proxmox_requests_per_resync"], st["proxmox_requests_per_min"], st["kubernetes_writes_per_min"],
+        e.resync, st["proxmox_requests_per_resync"], st["proxmox_requests_per_min"], st["kubernetes_writes_per_min"],
         first.len(), pct(&first, 50.0), pct(&first, 99.0), pct(&create_call, 50.0), pct(&create_call, 99.0),
     );
     write_result(&format!("observe-{n}"), &v, &md);
