@@ -232,7 +232,7 @@ impl Run {
         let r = self.rng.random_range(0..100);
         match r {
             0..=19 if self.alive.len() < MAX_ALIVE => self.create(),
-            0..=19 | 20..=37 => self.update(),
+            0..=37 => self.update(),
             38..=49 => self.set_state(),
             50..=57 => self.delete(),
             58..=65 => self.conflict(),
@@ -292,7 +292,7 @@ impl Run {
             }
             let ready = condition(o, "Ready");
             let gen_ok = o["status"]["observedGeneration"] == o["metadata"]["generation"];
-            if !ready.as_ref().is_some_and(|c| c.0 == "True") || !gen_ok {
+            if !(ready.as_ref().is_some_and(|c| c.0 == "True") && gen_ok) {
                 problems.push(format!("{name} not Ready at its generation: {ready:?}, observed {} of {}", o["status"]["observedGeneration"], o["metadata"]["generation"]));
             }
             let spec = &o["spec"];

@@ -292,14 +292,19 @@ impl Env {
     /// Waits until `n` objects are Ready, sampling the operator's RSS every second.
     async fn wait_all_ready(&self, n: usize, timeout: Duration, rss_samples: &mut Vec<(f64, f64)>, t0: Instant) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut last_print = Instant::now();
+        let stall: u64 = env_or("BENCH_STALL_SECS", 180);
+        let (mut last_print, mut last_change, mut last_r) = (Instant::now(), Instant::now(), 0);
         loop {
             let r = self.ready_count();
             rss_samples.push((t0.elapsed().as_secs_f64(), rss(self.pid()).0));
             if r >= n {
                 return true;
             }
-            if Instant::now() > deadline {
+            if r != last_r {
+                (last_r, last_change) = (r, Instant::now());
+            }
+            if Instant::now() > deadline || last_change.elapsed() > Duration::from_secs(stall) {
+                eprintln!("  giving up: {r}/{n} Ready, no progress for {:.0}s", last_change.elapsed().as_secs_f64());
                 return false;
             }
             if last_print.elapsed() > Duration::from_secs(15) {
