@@ -60,6 +60,8 @@ pub struct Context {
     pub task_slots: Mutex<HashMap<String, OwnedSemaphorePermit>>,
     /// When each container's full config was last read, by object uid.
     pub last_full_read: Mutex<HashMap<String, Instant>>,
+    /// The container status this process wrote last, by object uid (newer than a lagging cache).
+    pub last_status: Mutex<HashMap<String, crate::crd::LxcContainerStatus>>,
     /// Image downloads in flight (`cluster/node/volid`) and the uid of the object that started
     /// each, so that templates sharing an image download it once.
     pub downloads: Mutex<HashMap<String, String>>,
@@ -80,6 +82,7 @@ impl Context {
             metrics,
             task_slots: Mutex::default(),
             last_full_read: Mutex::default(),
+            last_status: Mutex::default(),
             downloads: Mutex::default(),
         }
     }

@@ -61,6 +61,7 @@ impl Pass<'_> {
         apply_status(&self.api, self.obj, &self.status).await?;
         self.ctx.metrics.kube_write("LxcContainer");
         self.written = Some(self.status.clone());
+        self.ctx.last_status.lock().unwrap().insert(self.uid.clone(), self.status.clone());
         Ok(())
     }
 
@@ -127,12 +128,21 @@ fn cluster_key(obj: &LxcContainer) -> ClusterKey {
 
 async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Error> {
     let api: Api<LxcContainer> = Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
+    // the status this process wrote last is newer than a cache that has not seen it yet; acting
+    // on the older one could redo a create or drop a pending task
+    let uid = obj.uid().unwrap_or_default();
+    let last = ctx.last_status.lock().unwrap().get(&uid).cloned();
+    let current = match (last, &obj.status) {
+        (Some(mine), Some(cached)) if &mine != cached => Some(mine),
+        (Some(mine), None) => Some(mine),
+        (_, cached) => cached.clone(),
+    };
     let mut p = Pass {
         obj,
         ctx,
         api: api.clone(),
-        status: obj.status.clone().unwrap_or_default(),
-        written: obj.status.clone(),
+        status: current.clone().unwrap_or_default(),
+        written: current,
         now: Time(jiff::Timestamp::now()),
         uid: obj.uid().unwrap_or_default(),
     };
@@ -559,29 +569,43 @@ fn create_params(d: &Desired, vmid: u32, ostemplate: &str, restore: bool, passwo
 
 async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmid: u32, node: String, cfg: LxcConfig) -> Result<Action, Error> {
     let ours = cfg.tag_list().contains(&desired.identity_tag);
-    if !ours && p.obj.spec.vmid.is_none() && matches!(p.status.phase, None | Some(ContainerPhase::Pending)) {
+    // a locked container cannot be judged: while Proxmox creates one, its config holds little
+    // more than `lock: create` (no tags yet), so "not ours" would be a guess — wait for the lock
+    if !ours {
+        if let Some(lock) = &cfg.lock {
+            p.cond(CondSpec::no(CONDITION_SYNCED, "Locked", format!("CT {vmid} is locked ({lock}); waiting before deciding whose it is")));
+            p.save().await?;
+            return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
+        }
+    }
+    // a clone we started carries no tag until our first update: it is claimed below
+    let claim = matches!(&p.status.phase, Some(ContainerPhase::Creating)) && matches!(desired.source, Source::Clone { .. } | Source::Template { .. });
+    // an id we picked ourselves (never the user's) held by an unlocked container without our tag
+    // is someone else's — also after a crash or failed create left us in Creating or Failed
+    let never_ours = matches!(p.status.phase, None | Some(ContainerPhase::Pending | ContainerPhase::Creating | ContainerPhase::Failed));
+    if !ours && !claim && p.obj.spec.vmid.is_none() && never_ours {
         // an id we picked ourselves was taken by someone else before our create: pick another
         tracing::info!(object = %p.obj.name_any(), vmid, "allocated vmid is taken by a container that is not ours; allocating another");
         p.status.vmid = None;
+        p.status.phase = Some(ContainerPhase::Pending);
+        p.status.node = None;
+        conditions::remove(&mut p.status.conditions, CONDITION_STALLED);
         p.save().await?;
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
-    if !ours {
-        let claim = matches!(&p.status.phase, Some(ContainerPhase::Creating)) && matches!(desired.source, Source::Clone { .. } | Source::Template { .. });
-        if !claim {
-            let msg = format!("CT {vmid} exists on {node} but is not managed by this object (it lacks the tag {}); it is left untouched — choose another vmid, or adopt it with management: ObserveOnly", desired.identity_tag);
-            p.status.phase = Some(ContainerPhase::Failed);
-            p.cond(CondSpec::no(CONDITION_SYNCED, "VmidConflict", msg.clone()));
-            let was = conditions::get(&p.status.conditions, CONDITION_READY).map(|c| c.reason.clone());
-            p.cond(CondSpec::no(CONDITION_READY, "VmidConflict", msg.clone()));
-            p.cond(CondSpec::yes(CONDITION_STALLED, "VmidConflict", msg.clone()));
-            p.save().await?;
-            if was.as_deref() != Some("VmidConflict") {
-                p.event(true, "VmidConflict", msg).await;
-            }
-            return Ok(Action::requeue(jitter(Duration::from_secs(300))));
+    // (a clone we started whose tag is not set yet is claimed: the config update below sets it)
+    if !ours && !claim {
+        let msg = format!("CT {vmid} exists on {node} but is not managed by this object (it lacks the tag {}); it is left untouched — choose another vmid, or adopt it with management: ObserveOnly", desired.identity_tag);
+        p.status.phase = Some(ContainerPhase::Failed);
+        p.cond(CondSpec::no(CONDITION_SYNCED, "VmidConflict", msg.clone()));
+        let was = conditions::get(&p.status.conditions, CONDITION_READY).map(|c| c.reason.clone());
+        p.cond(CondSpec::no(CONDITION_READY, "VmidConflict", msg.clone()));
+        p.cond(CondSpec::yes(CONDITION_STALLED, "VmidConflict", msg.clone()));
+        p.save().await?;
+        if was.as_deref() != Some("VmidConflict") {
+            p.event(true, "VmidConflict", msg).await;
         }
-        // a clone we started whose tag is not set yet: the config update below sets it
+        return Ok(Action::requeue(jitter(Duration::from_secs(300))));
     }
     if p.status.node.as_deref() != Some(node.as_str()) {
         if p.status.node.is_some() && !matches!(p.status.phase, Some(ContainerPhase::Creating)) {
@@ -795,6 +819,7 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
     let api = p.api.clone();
     let done = |p: &Pass<'_>| {
         p.ctx.release_slot(&p.uid);
+        p.ctx.last_status.lock().unwrap().remove(&p.uid);
         p.ctx.metrics.forget_container(&obj.namespace().unwrap_or_default(), &obj.name_any());
     };
     if !obj.finalizers().iter().any(|f| f == FINALIZER) {
