@@ -23,3 +23,16 @@ use std::time::Duration;
 pub fn jitter(base: Duration) -> Duration {
     base + base.mul_f64(rand::random::<f64>() * 0.2)
 }
+
+/// The requeue for a failed reconcile, by error class: lock errors after the lock retry,
+/// conflicts soon, transient and Kubernetes errors after 5 s, everything else after 30 s
+/// (all with jitter).
+pub fn requeue_after_error(err: &Error, settings: &Settings) -> kube::runtime::controller::Action {
+    use kube::runtime::controller::Action;
+    match err.class() {
+        "Locked" => Action::requeue(jitter(settings.lock_retry)),
+        "Conflict" => Action::requeue(jitter(Duration::from_millis(500))),
+        "Transient" | "Kubernetes" => Action::requeue(jitter(Duration::from_secs(5))),
+        _ => Action::requeue(jitter(Duration::from_secs(30))),
+    }
+}

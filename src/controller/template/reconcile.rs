@@ -109,12 +109,7 @@ pub async fn reconcile(obj: Arc<LxcTemplate>, ctx: Arc<Context>) -> Result<Actio
 /// Requeue policy for errors: transient and lock errors retry soon with jitter; others back off.
 pub fn error_policy(obj: Arc<LxcTemplate>, err: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), class = err.class(), error = %err, "LxcTemplate reconcile failed");
-    match err.class() {
-        "Locked" => Action::requeue(jitter(ctx.settings.lock_retry)),
-        "Conflict" => Action::requeue(jitter(Duration::from_millis(500))),
-        "Transient" | "Kubernetes" => Action::requeue(jitter(Duration::from_secs(5))),
-        _ => Action::requeue(jitter(Duration::from_secs(30))),
-    }
+    crate::controller::requeue_after_error(err, &ctx.settings)
 }
 
 fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
