@@ -45,6 +45,10 @@ struct RunArgs {
     /// How often each ProxmoxCluster's credential Secret is read again (rotation), e.g. `60s`.
     #[arg(long, default_value = "60s")]
     credentials_recheck_interval: String,
+    /// On SIGTERM/SIGINT, how long running reconciles may take to finish before the process
+    /// exits anyway (keep it below the pod's `terminationGracePeriodSeconds`).
+    #[arg(long, default_value = "20s")]
+    shutdown_timeout: String,
     /// Run several replicas with one active at a time (a coordination.k8s.io Lease).
     #[arg(long)]
     leader_election: bool,
@@ -103,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
             let leader_election = args
                 .leader_election
                 .then(|| proxmox_lxc_operator::controller::leader::LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone(), identity));
-            let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings, leader_election };
+            let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings, leader_election, shutdown_timeout: dur("shutdown-timeout", &args.shutdown_timeout)? };
             proxmox_lxc_operator::controller::run::run(client, opts).await
         }
     }

@@ -44,3 +44,50 @@ fn one_leader_works_and_the_standby_takes_over_when_it_is_killed() {
     assert_eq!(creates(&sim), 3, "each container is created exactly once: {}", sim.stats());
     assert_eq!(sim.containers().len(), 3);
 }
+
+fn sigterm_and_wait(op: &mut Operator, within: Duration) -> Duration {
+    let pid = op.pid().expect("operator runs");
+    let t0 = std::time::Instant::now();
+    let ok = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill -TERM {pid}");
+    wait_for("the operator exits after SIGTERM", within, || (!op.is_running()).then_some(()));
+    t0.elapsed()
+}
+
+#[test]
+fn sigterm_stops_a_running_operator_gracefully() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("sigterm");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let mut op = Operator::start_with(cp, &ns, &["--shutdown-timeout", "5s"]);
+    cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("one")));
+    wait_ready(cp, &ns, "lxc", "one", Duration::from_secs(60));
+    let took = sigterm_and_wait(&mut op, Duration::from_secs(15));
+    assert!(op.log().contains("operator stopped") || op.log().contains("shutdown timeout"), "{}", op.log());
+    eprintln!("stopped {took:?} after SIGTERM");
+}
+
+#[test]
+fn sigterm_stops_an_operator_whose_apiserver_stopped_answering() {
+    // the control plane's host goes away without closing sockets: a reconcile hangs on its
+    // request and kube's graceful shutdown would wait for it; SIGTERM must still end the
+    // process within --shutdown-timeout, as Kubernetes expects of a pod being deleted
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("frozen");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let server = std::fs::read_to_string(&cp.kubeconfig).unwrap().lines().find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string)).unwrap();
+    let proxy = FreezableProxy::start(server.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let mut op = Operator::start_with_kubeconfig(&proxy.kubeconfig(&cp.kubeconfig, dir.path()), &ns, &["--shutdown-timeout", "3s"]);
+    cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("one")));
+    wait_ready(cp, &ns, "lxc", "one", Duration::from_secs(60));
+    proxy.freeze();
+    // the ProxmoxCluster controller reads its Secret every 2 s: that read now hangs
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(op.is_running());
+    let took = sigterm_and_wait(&mut op, Duration::from_secs(12));
+    eprintln!("stopped {took:?} after SIGTERM");
+    assert!(op.log().contains("shutdown timeout") || op.log().contains("operator stopped"), "{}", op.log());
+}

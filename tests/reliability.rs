@@ -355,8 +355,8 @@ impl Run {
                 let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
                 let objs = self.cp.kubectl(&["get", "-n", &self.ns, "lxc", "-o", "wide"]);
                 Err(format!(
-                    "seed {} FAILED (replay: PLO_SEED={} cargo test --test reliability):\n  {v}\nactions:\n  {}\nobjects:\n{}\noperator log (last 40 lines):\n{}",
-                    self.seed, self.seed, self.trace.join("\n  "), String::from_utf8_lossy(&objs.stdout), tail.join("\n")
+                    "seed {} FAILED (replay: PLO_SEED={} cargo test --test reliability):\n  {v}\nactions:\n  {}\nobjects:\n{}\noperator log (last 40 lines of {}):\n{}",
+                    self.seed, self.seed, self.trace.join("\n  "), String::from_utf8_lossy(&objs.stdout), self.op.log_path().display(), tail.join("\n")
                 ))
             }
         }

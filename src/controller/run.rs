@@ -30,6 +30,32 @@ pub struct Options {
     pub settings: Settings,
     /// Leader election; `None` runs without it (one replica).
     pub leader_election: Option<super::leader::LeaseConfig>,
+    /// After SIGTERM/SIGINT, how long running reconciles may take before the process exits
+    /// anyway (a reconcile can hang on an apiserver that went away).
+    pub shutdown_timeout: Duration,
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn api<K>(client: &Client, namespaces: &[String]) -> Api<K>
@@ -115,13 +141,34 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let http = tokio::spawn(crate::http::serve(opts.http_addr, health.clone(), metrics.clone()));
-    if let Some(lease) = opts.leader_election.clone() {
-        // a standby counts as ready, or a rolling update would wait for the leader to die
-        health.ready.store(true, Ordering::Relaxed);
-        super::leader::acquire_and_hold(client.clone(), lease).await;
-        health.ready.store(false, Ordering::Relaxed);
+    // the controllers stop on the signal themselves, letting running reconciles finish; this
+    // bounds that wait, and ends a process that is still waiting for the lease or the CRDs
+    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stop_flag, grace) = (stopping.clone(), opts.shutdown_timeout);
+    tokio::spawn(async move {
+        termination_signal().await;
+        stop_flag.store(true, Ordering::SeqCst);
+        tracing::info!(timeout = ?grace, "termination signal: stopping the controllers");
+        tokio::time::sleep(grace).await;
+        tracing::warn!(timeout = ?grace, "reconciles did not finish within the shutdown timeout; exiting");
+        std::process::exit(0);
+    });
+    let startup = async {
+        if let Some(lease) = opts.leader_election.clone() {
+            // a standby counts as ready, or a rolling update would wait for the leader to die
+            health.ready.store(true, Ordering::Relaxed);
+            super::leader::acquire_and_hold(client.clone(), lease).await;
+            health.ready.store(false, Ordering::Relaxed);
+        }
+        wait_for_crds(&client).await;
+    };
+    tokio::select! {
+        _ = startup => {}
+        _ = termination_signal() => {
+            tracing::info!("operator stopped before it started its controllers");
+            return Ok(());
+        }
     }
-    wait_for_crds(&client).await;
     let registry = Arc::new(ClusterRegistry::default());
     let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone()));
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<(ClusterKey, u32)>();
@@ -158,8 +205,23 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         tracing::info!("caches synced; ready");
     });
     tracing::info!(namespaces = ?opts.namespaces, "operator running");
+    // a controller that ends before the signal (it cannot, short of a bug) would leave its
+    // objects unattended while the process looks healthy: exit, and let Kubernetes restart us
+    let mut runs: futures::stream::FuturesUnordered<_> = runs.into_iter().collect();
+    let controllers = async {
+        while let Some(r) = runs.next().await {
+            // the signal reaches kube's shutdown and our flag in either order
+            if !stopping.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if !stopping.load(Ordering::SeqCst) {
+                return Err(anyhow::anyhow!("a controller stopped unexpectedly ({}); exiting so that the operator is restarted", r.err().map(|e| e.to_string()).unwrap_or_else(|| "it ended".into())));
+            }
+        }
+        Ok(())
+    };
     tokio::select! {
-        _ = futures::future::join_all(runs) => {}
+        r = controllers => r?,
         r = http => { if let Ok(Err(e)) = r { anyhow::bail!("health listener failed: {e}"); } }
     }
     tracing::info!("operator stopped");
@@ -190,7 +252,7 @@ fn controllers(
                 let tt = triggers.clone();
                 async move {
                     let started = std::time::Instant::now();
-                    let r = cluster::reconcile::reconcile(obj, ctx.clone(), tt).await;
+                    let r = super::Error::catch_panic(cluster::reconcile::reconcile(obj, ctx.clone(), tt)).await;
                     ctx.metrics.reconcile("ProxmoxCluster", r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
                     r
                 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The repository root.
@@ -231,11 +231,17 @@ impl Operator {
 
     /// Starts it with extra command-line arguments; each process logs to its own file.
     pub fn start_with(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Operator {
+        Self::start_with_kubeconfig(&cp.kubeconfig, namespace, extra)
+    }
+
+    /// Starts it against the apiserver of `kubeconfig`.
+    #[allow(dead_code)]
+    pub fn start_with_kubeconfig(kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("plo-operator-{namespace}-{port}.log"));
         let mut op = Operator {
             child: None,
-            kubeconfig: cp.kubeconfig.clone(),
+            kubeconfig: kubeconfig.to_path_buf(),
             namespace: namespace.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             log_filter: None,
@@ -281,6 +287,11 @@ impl Operator {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Where the operator logs (kept after the test).
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
     }
 
     /// The operator's log so far.
@@ -355,5 +366,68 @@ impl Operator {
     /// Whether the operator process is still alive.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+/// A TCP forwarder to the apiserver that can be frozen: connections stay open but nothing
+/// passes any more, as when the control plane's host dies without closing sockets.
+#[allow(dead_code)]
+pub struct FreezableProxy {
+    /// `127.0.0.1:PORT` to connect to.
+    pub addr: std::net::SocketAddr,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[allow(dead_code)]
+impl FreezableProxy {
+    /// Forwards a local port to `target`.
+    pub fn start(target: std::net::SocketAddr) -> FreezableProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = frozen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                let Ok(server) = std::net::TcpStream::connect(target) else { continue };
+                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                    let f = f.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            while f.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        FreezableProxy { addr, frozen }
+    }
+
+    /// Stops passing bytes (connections stay open).
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A copy of `kubeconfig` in `dir` whose server is this proxy.
+    pub fn kubeconfig(&self, kubeconfig: &Path, dir: &Path) -> PathBuf {
+        let original = std::fs::read_to_string(kubeconfig).unwrap();
+        let rewritten: Vec<String> =
+            original.lines().map(|l| if l.trim_start().starts_with("server:") { format!("    server: https://{}", self.addr) } else { l.to_string() }).collect();
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, rewritten.join("\n")).unwrap();
+        path
     }
 }

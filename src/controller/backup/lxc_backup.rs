@@ -141,7 +141,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
 /// Reconciles one `LxcBackup`.
 pub async fn reconcile(obj: Arc<LxcBackup>, bctx: Arc<BackupCtx>) -> Result<Action, Error> {
     let started = Instant::now();
-    let res = reconcile_inner(&obj, &bctx).await;
+    let res = Error::catch_panic(reconcile_inner(&obj, &bctx)).await;
     bctx.ctx.metrics.reconcile("LxcBackup", res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
     res
 }

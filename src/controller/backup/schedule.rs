@@ -55,7 +55,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
 /// Reconciles one `LxcBackupSchedule`.
 pub async fn reconcile(obj: Arc<LxcBackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let res = reconcile_inner(&obj, &ctx).await;
+    let res = Error::catch_panic(reconcile_inner(&obj, &ctx)).await;
     ctx.metrics.reconcile("LxcBackupSchedule", res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
     res
 }

@@ -99,12 +99,13 @@ impl Pass<'_> {
 /// Reconciles one `LxcContainer`.
 pub async fn reconcile(obj: Arc<LxcContainer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let res = reconcile_inner(&obj, &ctx).await;
+    let res = Error::catch_panic(reconcile_inner(&obj, &ctx)).await;
     let class = match &res {
         Ok(_) => "ok",
         Err(e) => e.class(),
     };
     ctx.metrics.reconcile("LxcContainer", class, started.elapsed());
+    tracing::debug!(object = %obj.name_any(), namespace = ?obj.namespace(), outcome = ?res.as_ref().map_err(|e| e.class()), elapsed_ms = started.elapsed().as_millis() as u64, "LxcContainer pass");
     res
 }
 

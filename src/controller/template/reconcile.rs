@@ -101,7 +101,7 @@ impl Pass<'_> {
 /// Reconciles one `LxcTemplate`.
 pub async fn reconcile(obj: Arc<LxcTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let res = reconcile_inner(&obj, &ctx).await;
+    let res = Error::catch_panic(reconcile_inner(&obj, &ctx)).await;
     ctx.metrics.reconcile("LxcTemplate", res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
     res
 }
