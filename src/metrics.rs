@@ -24,6 +24,43 @@ struct Inner {
     counters: BTreeMap<(&'static str, Labels), f64>,
     gauges: BTreeMap<(&'static str, Labels), f64>,
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    /// Per-container samples by (namespace, name): one compact entry per object rather than
+    /// six labelled series (at 10,000 objects the difference is tens of MiB).
+    containers: BTreeMap<(String, String), ContainerSample>,
+}
+
+struct ContainerSample {
+    node: String,
+    vmid: u32,
+    up: bool,
+    cpu: f64,
+    memory: u64,
+    disk: u64,
+    net_in: u64,
+    net_out: u64,
+}
+
+/// The per-container metrics, rendered from [`ContainerSample`]s.
+const CONTAINER_METRICS: [&str; 6] = [
+    "plo_container_up",
+    "plo_container_cpu_ratio",
+    "plo_container_memory_bytes",
+    "plo_container_disk_bytes",
+    "plo_container_network_receive_bytes_total",
+    "plo_container_network_transmit_bytes_total",
+];
+
+impl ContainerSample {
+    fn value(&self, metric: &str) -> f64 {
+        match metric {
+            "plo_container_up" => f64::from(u8::from(self.up)),
+            "plo_container_cpu_ratio" => self.cpu,
+            "plo_container_memory_bytes" => self.memory as f64,
+            "plo_container_disk_bytes" => self.disk as f64,
+            "plo_container_network_receive_bytes_total" => self.net_in as f64,
+            _ => self.net_out as f64,
+        }
+    }
 }
 
 /// The operator's metrics.
@@ -110,34 +147,30 @@ impl Metrics {
         *v = (*v + delta).max(0.0);
     }
 
-    /// Sets the per-container gauges of one container.
+    /// Sets the per-container gauges of one container (a container that moved keeps one set of
+    /// series, labelled with its new node).
     pub fn container(&self, namespace: &str, name: &str, g: &crate::controller::cluster::Guest) {
-        let l = || -> Labels {
-            vec![("namespace", namespace.into()), ("name", name.into()), ("node", g.node.clone()), ("vmid", g.vmid.to_string())]
+        let sample = ContainerSample {
+            node: g.node.clone(),
+            vmid: g.vmid,
+            up: g.status == "running",
+            cpu: g.cpu.unwrap_or(0.0),
+            memory: g.mem.unwrap_or(0),
+            disk: g.disk.unwrap_or(0),
+            net_in: g.netin.unwrap_or(0),
+            net_out: g.netout.unwrap_or(0),
         };
-        let mut guard = self.inner.lock().unwrap();
-        let inner = &mut *guard;
-        // a container that moved leaves its old series behind: drop every series of this object
-        for map in [&mut inner.gauges, &mut inner.counters] {
-            map.retain(|(n, labels), _| {
-                !(n.starts_with("plo_container_") && labels.first().is_some_and(|(_, v)| v == namespace) && labels.get(1).is_some_and(|(_, v)| v == name) && labels.get(2).is_some_and(|(_, v)| *v != g.node))
-            });
-        }
-        inner.gauges.insert(("plo_container_up", l()), if g.status == "running" { 1.0 } else { 0.0 });
-        inner.gauges.insert(("plo_container_cpu_ratio", l()), g.cpu.unwrap_or(0.0));
-        inner.gauges.insert(("plo_container_memory_bytes", l()), g.mem.unwrap_or(0) as f64);
-        inner.gauges.insert(("plo_container_disk_bytes", l()), g.disk.unwrap_or(0) as f64);
-        inner.counters.insert(("plo_container_network_receive_bytes_total", l()), g.netin.unwrap_or(0) as f64);
-        inner.counters.insert(("plo_container_network_transmit_bytes_total", l()), g.netout.unwrap_or(0) as f64);
+        self.inner.lock().unwrap().containers.insert((namespace.to_string(), name.to_string()), sample);
+    }
+
+    /// Keeps the per-container series of the objects for which `keep(namespace, name)` holds.
+    pub fn retain_containers(&self, mut keep: impl FnMut(&str, &str) -> bool) {
+        self.inner.lock().unwrap().containers.retain(|(ns, name), _| keep(ns, name));
     }
 
     /// Forgets the per-container series of a deleted object.
     pub fn forget_container(&self, namespace: &str, name: &str) {
-        let mut guard = self.inner.lock().unwrap();
-        let inner = &mut *guard;
-        for map in [&mut inner.gauges, &mut inner.counters] {
-            map.retain(|(n, labels), _| !(n.starts_with("plo_container_") && labels.first().is_some_and(|(_, v)| v == namespace) && labels.get(1).is_some_and(|(_, v)| v == name)));
-        }
+        self.inner.lock().unwrap().containers.remove(&(namespace.to_string(), name.to_string()));
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -149,6 +182,12 @@ impl Metrics {
             for ((n, labels), v) in inner.counters.iter().chain(inner.gauges.iter()) {
                 if n == name {
                     let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
+                }
+            }
+            if CONTAINER_METRICS.contains(name) {
+                for ((ns, obj), c) in &inner.containers {
+                    let labels: Labels = vec![("namespace", ns.clone()), ("name", obj.clone()), ("node", c.node.clone()), ("vmid", c.vmid.to_string())];
+                    let _ = writeln!(out, "{name}{} {}", fmt_labels(&labels, None), c.value(name));
                 }
             }
             for ((n, labels), h) in &inner.histograms {
@@ -229,5 +268,20 @@ mod tests {
         assert!(text.contains("plo_reconcile_duration_seconds_bucket{kind=\"LxcContainer\",le=\"+Inf\"} 2"));
         assert!(text.contains("plo_proxmox_requests_total{method=\"GET\",endpoint=\"/cluster/resources\",status=\"200\"} 1"));
         assert!(text.contains("# TYPE plo_container_up gauge"));
+    }
+
+    #[test]
+    fn a_moved_container_keeps_one_series_and_a_deleted_one_none() {
+        let m = Metrics::default();
+        let mut g = crate::controller::cluster::Guest { vmid: 101, node: "pve1".into(), status: "running".into(), kind: "lxc".into(), mem: Some(1024), ..Default::default() };
+        m.container("ns", "web", &g);
+        g.node = "pve2".into();
+        m.container("ns", "web", &g);
+        let text = m.render();
+        assert!(text.contains("plo_container_up{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1"), "{text}");
+        assert!(text.contains("plo_container_memory_bytes{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1024"), "{text}");
+        assert!(!text.contains("node=\"pve1\""), "{text}");
+        m.forget_container("ns", "web");
+        assert!(!m.render().contains("name=\"web\""));
     }
 }

@@ -195,6 +195,19 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             }
         }
     });
+    // objects deleted without a cleanup pass (no finalizer: ObserveOnly) leave per-object state
+    // behind; drop what no cached object owns any more
+    let (lxc_stores, pctx): (Vec<Store<LxcContainer>>, _) = (stores.iter().map(|(_, l)| l.clone()).collect(), ctx.clone());
+    tokio::spawn(async move {
+        for s in &lxc_stores {
+            let _ = s.wait_until_ready().await;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            prune_per_object_state(&pctx, &lxc_stores);
+        }
+    });
     let h = health.clone();
     tokio::spawn(async move {
         for (pc, lxc) in stores {
@@ -226,6 +239,19 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     }
     tracing::info!("operator stopped");
     Ok(())
+}
+
+/// Forgets the per-object state of `LxcContainer`s that are no longer in any cache.
+fn prune_per_object_state(ctx: &Context, stores: &[Store<LxcContainer>]) {
+    let mut uids = std::collections::HashSet::new();
+    let mut names = std::collections::HashSet::new();
+    for o in stores.iter().flat_map(|s| s.state()) {
+        uids.insert(o.uid().unwrap_or_default());
+        names.insert((o.namespace().unwrap_or_default(), o.name_any()));
+    }
+    ctx.last_status.lock().unwrap().retain(|uid, _| uids.contains(uid));
+    ctx.last_full_read.lock().unwrap().retain(|uid, _| uids.contains(uid));
+    ctx.metrics.retain_containers(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
 }
 
 /// Where observer triggers (cluster, vmid) are sent.
@@ -269,11 +295,20 @@ fn controllers(
     let (reader, writer) = reflector::store();
     let stream = watcher(api::<LxcContainer>(client, &ns), watcher::Config::default())
         .default_backoff()
+        // the cache keeps every object: not what the controller never reads (at 10,000 objects
+        // managedFields alone are tens of MiB)
+        .modify(|o: &mut LxcContainer| {
+            o.metadata.managed_fields = None;
+            if let Some(a) = o.metadata.annotations.as_mut() {
+                a.remove("kubectl.kubernetes.io/last-applied-configuration");
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let lxc_run = Controller::for_stream(stream, reader.clone())
-        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(100)))
+        // no debounce: kube adds it to every request, requeues included (a 200 ms task poll
+        // would become 300 ms); repeated triggers of one object are merged anyway
         .reconcile_on(trigger_stream(container_triggers, reader.clone()))
         .shutdown_on_signal()
         .run(container::reconcile, container::error_policy, ctx)

@@ -131,7 +131,12 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     let current = match (last, &obj.status) {
         (Some(mine), Some(cached)) if &mine != cached => Some(mine),
         (Some(mine), None) => Some(mine),
-        (_, cached) => cached.clone(),
+        (Some(_), cached) => {
+            // the cache has caught up: it is the reference again (and the copy costs memory)
+            ctx.last_status.lock().unwrap().remove(&uid);
+            cached.clone()
+        }
+        (None, cached) => cached.clone(),
     };
     let mut p = Pass {
         obj,
@@ -139,7 +144,8 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         api: api.clone(),
         status: current.clone().unwrap_or_default(),
         written: current,
-        now: Time(jiff::Timestamp::now()),
+        // whole seconds, as the apiserver stores them: a status read back equals the one written
+        now: Time(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now())),
         uid: obj.uid().unwrap_or_default(),
     };
     if obj.metadata.deletion_timestamp.is_some() {
@@ -205,13 +211,31 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
             }
             create(&mut p, &handle, &desired, vmid).await
         }
-        Some((node, cfg)) => converge(&mut p, &handle, &desired, vmid, node, cfg).await,
+        Some(found) => converge(&mut p, &handle, &desired, vmid, found).await,
+    }
+}
+
+/// Where a container was found, with its config and power state (read together: one round
+/// trip instead of two on every pass).
+struct Located {
+    node: String,
+    config: LxcConfig,
+    current: pve::LxcStatus,
+}
+
+/// Reads config and status of `vmid` on `node` concurrently; `None` when it is not there.
+async fn read_on(handle: &ClusterHandle, node: &str, vmid: u32) -> Result<Option<Located>, Error> {
+    let (cfg, st) = tokio::join!(handle.client.lxc_config(node, vmid), handle.client.lxc_status(node, vmid));
+    match cfg {
+        Ok(config) => Ok(Some(Located { node: node.to_string(), config, current: st? })),
+        Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Finds the container: on the node the inventory says, else the node in status, else the
 /// spec's node. `None` when Proxmox has no config for it on any of them.
-async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStatus, spec_node: Option<&str>) -> Result<Option<(String, LxcConfig)>, Error> {
+async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStatus, spec_node: Option<&str>) -> Result<Option<Located>, Error> {
     let snap = handle.snapshot();
     let mut nodes: Vec<String> = Vec::new();
     if let Some(g) = snap.as_ref().and_then(|s| s.guests.get(&vmid)) {
@@ -219,13 +243,10 @@ async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStatus, 
     }
     nodes.extend(status.node.clone());
     nodes.extend(spec_node.map(str::to_string));
-    nodes.dedup();
     let mut seen = std::collections::HashSet::new();
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())) {
-        match handle.client.lxc_config(&node, vmid).await {
-            Ok(cfg) => return Ok(Some((node, cfg))),
-            Err(e) if e.class() == ErrorClass::NotFound => continue,
-            Err(e) => return Err(e.into()),
+        if let Some(found) = read_on(handle, &node, vmid).await? {
+            return Ok(Some(found));
         }
     }
     // moved behind our back since the last inventory? ask for a fresh one once — only for a
@@ -237,11 +258,7 @@ async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStatus, 
     if let Some(s) = handle.fresh_snapshot(Instant::now(), Duration::from_secs(10)).await {
         if let Some(g) = s.guests.get(&vmid) {
             if status.node.as_deref() != Some(g.node.as_str()) {
-                return match handle.client.lxc_config(&g.node, vmid).await {
-                    Ok(cfg) => Ok(Some((g.node.clone(), cfg))),
-                    Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
-                    Err(e) => Err(e.into()),
-                };
+                return read_on(handle, &g.node, vmid).await;
             }
         }
     }
@@ -563,7 +580,8 @@ fn create_params(d: &Desired, vmid: u32, ostemplate: &str, restore: bool, passwo
     params
 }
 
-async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmid: u32, node: String, cfg: LxcConfig) -> Result<Action, Error> {
+async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmid: u32, found: Located) -> Result<Action, Error> {
+    let Located { node, config: cfg, current } = found;
     let ours = cfg.tag_list().contains(&desired.identity_tag);
     // a locked container cannot be judged: while Proxmox creates one, its config holds little
     // more than `lock: create` (no tags yet), so "not ours" would be a guess — wait for the lock
@@ -614,7 +632,6 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
-    let current = handle.client.lxc_status(&node, vmid).await?;
     let observed = Observed { node: node.clone(), status: current.status.clone(), config: cfg };
     let plan = match plan(desired, p.obj.spec.node.as_deref(), &observed) {
         Ok(pl) => pl,
@@ -706,13 +723,23 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
     // MACs from the config; IPs from the running container (polled until known)
     p.status.mac = observed.config.networks().unwrap_or_default().values().filter_map(|n| Some((n.name.clone(), n.hwaddr.clone()?))).collect();
     let mut requeue = if p.ctx.settings.drift_check_interval.is_zero() { Action::await_change() } else { Action::requeue(jitter(p.ctx.settings.drift_check_interval)) };
-    if running {
-        let want_ips = !observed.config.networks().unwrap_or_default().is_empty();
-        if want_ips && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation()) {
-            p.status.ip_addresses = addresses(&handle.client.lxc_interfaces(&node, vmid).await.unwrap_or_default());
-            if p.status.ip_addresses.is_empty() {
-                requeue = Action::requeue(jitter(Duration::from_secs(3)));
+    // the reads for the status go out together
+    let want_ips = running
+        && !observed.config.networks().unwrap_or_default().is_empty()
+        && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation());
+    let (ifaces, backups) = tokio::join!(
+        async {
+            match want_ips {
+                true => Some(handle.client.lxc_interfaces(&node, vmid).await.unwrap_or_default()),
+                false => None,
             }
+        },
+        backup_archives(handle, &node, vmid)
+    );
+    if let Some(ifaces) = ifaces {
+        p.status.ip_addresses = addresses(&ifaces);
+        if p.status.ip_addresses.is_empty() {
+            requeue = Action::requeue(jitter(Duration::from_secs(3)));
         }
     }
     let last_ipv4 = p.status.ip_addresses.iter().find(|a| a.parse::<std::net::Ipv4Addr>().is_ok()).cloned();
@@ -733,7 +760,7 @@ async fn converge(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, v
     if super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await? {
         p.ctx.metrics.kube_write("Service");
     }
-    p.status.backups = backup_archives(handle, &node, vmid).await;
+    p.status.backups = backups;
     let (reason, msg) = if running { ("Running", format!("CT {vmid} runs on {node}")) } else { ("Stopped", format!("CT {vmid} is stopped on {node}, as requested")) };
     let became_ready = !conditions::is_true(&p.status.conditions, CONDITION_READY);
     p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
@@ -766,13 +793,10 @@ async fn backup_archives(handle: &ClusterHandle, node: &str, vmid: u32) -> Vec<B
     let Some(snap) = handle.snapshot() else { return Vec::new() };
     let storages: Vec<String> = snap.storages.iter().filter(|s| s.node == node && s.content.iter().any(|c| c == "backup")).map(|s| s.name.clone()).collect();
     let mut found: Vec<(i64, BackupArchive)> = Vec::new();
-    for storage in storages {
-        if let Ok(list) = handle.client.storage_content(node, &storage, Some("backup"), Some(vmid)).await {
-            for v in list.into_iter().filter(|v| v.vmid.is_none_or(|id| id == vmid)) {
-                let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
-                found.push((v.ctime.unwrap_or(0), BackupArchive { volid: v.volid, size_bytes: v.size, created_at: created, notes: v.notes.filter(|n| !n.is_empty()) }));
-            }
-        }
+    let lists = futures::future::join_all(storages.iter().map(|storage| handle.client.storage_content(node, storage, Some("backup"), Some(vmid)))).await;
+    for v in lists.into_iter().flatten().flatten().filter(|v| v.vmid.is_none_or(|id| id == vmid)) {
+        let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
+        found.push((v.ctime.unwrap_or(0), BackupArchive { volid: v.volid, size_bytes: v.size, created_at: created, notes: v.notes.filter(|n| !n.is_empty()) }));
     }
     found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.volid.cmp(&b.1.volid)));
     found.dedup_by(|a, b| a.1.volid == b.1.volid);
@@ -841,7 +865,7 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
         return Ok(action);
     }
     let identity = super::desired::identity_tag(&p.uid);
-    let Some((node, cfg)) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? else {
+    let Some(Located { node, config: cfg, current }) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? else {
         // already gone counts as deleted
         remove_finalizer(&api, obj, FINALIZER).await?;
         done(p);
@@ -878,7 +902,6 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
         let update = pve::ConfigUpdate { set: [("protection".to_string(), "0".to_string())].into(), digest: cfg.digest.clone(), ..Default::default() };
         handle.client.lxc_update_config(&node, vmid, &update).await?;
     }
-    let current = handle.client.lxc_status(&node, vmid).await?;
     let client = handle.client.clone();
     p.cond(CondSpec::no(CONDITION_READY, "Deleting", format!("deleting CT {vmid}")));
     if current.status == "running" {
