@@ -140,6 +140,11 @@ impl Metrics {
         self.inc("plo_kubernetes_writes_total", vec![("kind", kind.into())], 1.0);
     }
 
+    /// Sets the number of `kind` objects waiting for a task slot.
+    pub fn set_queue_depth(&self, kind: &'static str, n: usize) {
+        self.inner.lock().unwrap().gauges.insert(("plo_queue_depth", vec![("kind", kind.into())]), n as f64);
+    }
+
     /// Changes the number of `kind` objects waiting for a task slot by `delta`.
     pub fn queue_wait(&self, kind: &'static str, delta: f64) {
         let mut inner = self.inner.lock().unwrap();

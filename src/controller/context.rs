@@ -29,6 +29,9 @@ pub struct Settings {
     pub credentials_recheck: Duration,
     /// How long the status of a `ProxmoxCluster` may keep old usage figures before it is rewritten.
     pub cluster_status_refresh: Duration,
+    /// At most this many `LxcContainer` reconciles run at once (`0`: no limit). Bounds memory
+    /// when thousands of objects arrive together (start-up, a bulk apply).
+    pub max_concurrent_reconciles: u16,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             default_resync: Duration::from_secs(60),
             credentials_recheck: Duration::from_secs(60),
             cluster_status_refresh: Duration::from_secs(600),
+            max_concurrent_reconciles: 64,
         }
     }
 }
@@ -58,6 +62,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Per-node task slots held for tasks in flight, by object uid.
     pub task_slots: Mutex<HashMap<String, OwnedSemaphorePermit>>,
+    /// Objects whose last pass found no free task slot, by uid.
+    pub waiting_for_slot: Mutex<std::collections::HashSet<String>>,
     /// When each container's full config was last read, by object uid.
     pub last_full_read: Mutex<HashMap<String, Instant>>,
     /// The container status this process wrote last, by object uid (newer than a lagging cache).
@@ -81,6 +87,7 @@ impl Context {
             settings,
             metrics,
             task_slots: Mutex::default(),
+            waiting_for_slot: Mutex::default(),
             last_full_read: Mutex::default(),
             last_status: Mutex::default(),
             downloads: Mutex::default(),
@@ -111,6 +118,15 @@ impl Context {
     /// Keeps `permit` until the task of object `uid` has finished.
     pub fn hold_slot(&self, uid: &str, permit: OwnedSemaphorePermit) {
         self.task_slots.lock().unwrap().insert(uid.to_string(), permit);
+    }
+
+    /// Records whether object `uid` is waiting for a task slot (the `plo_queue_depth` gauge).
+    pub fn slot_waiting(&self, uid: &str, waiting: bool) {
+        let mut set = self.waiting_for_slot.lock().unwrap();
+        let changed = if waiting { set.insert(uid.to_string()) } else { set.remove(uid) };
+        if changed {
+            self.metrics.set_queue_depth("LxcContainer", set.len());
+        }
     }
 
     /// Releases the task slot of object `uid`, if it holds one.

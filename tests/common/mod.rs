@@ -254,7 +254,17 @@ impl Operator {
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
+        // PLO_OPERATOR_WRAPPER="heaptrack -o /tmp/ht" runs the operator under a profiler
+        let wrapper: Vec<String> = std::env::var("PLO_OPERATOR_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(env!("CARGO_BIN_EXE_proxmox-lxc-operator"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator")),
+        };
+        let child = cmd
             .args(["run", "--namespace", &self.namespace, "--http-addr", &format!("127.0.0.1:{}", self.http_port)])
             .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s", "--credentials-recheck-interval", "2s"])
             .args(&self.extra)

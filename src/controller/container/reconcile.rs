@@ -319,21 +319,25 @@ async fn check_pending_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<
     }
 }
 
-/// Waits (bounded) for a task slot on `node`, counted in the queue-depth metric.
-async fn task_slot(ctx: &Context, handle: &ClusterHandle, node: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    ctx.metrics.queue_wait("LxcContainer", 1.0);
-    let r = tokio::time::timeout(Duration::from_secs(20), handle.client.acquire_task_slot(node)).await.ok();
-    ctx.metrics.queue_wait("LxcContainer", -1.0);
-    r
+/// A task slot on `node`, if one is free now. A pass never waits for one: with a bounded number
+/// of reconciles in flight, passes parked on a slot would keep out the task polls that free
+/// slots. The object is requeued instead (see [`SLOT_RETRY`]) and counted in `plo_queue_depth`.
+async fn task_slot(p: &Pass<'_>, handle: &ClusterHandle, node: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let permit = handle.client.try_acquire_task_slot(node);
+    p.ctx.slot_waiting(&p.uid, permit.is_none());
+    permit
 }
 
+/// How soon an object that found no free task slot looks again (plus up to 20 % jitter).
+const SLOT_RETRY: Duration = Duration::from_millis(400);
+
 async fn start_task(p: &mut Pass<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Action, Error> {
-    let permit = match task_slot(p.ctx, handle, node).await {
+    let permit = match task_slot(p, handle, node).await {
         Some(p) => p,
         None => {
             p.cond(CondSpec::no(CONDITION_SYNCED, "WaitingForTaskSlot", format!("waiting for a task slot on node {node}")));
             p.save().await?;
-            return Ok(Action::requeue(jitter(Duration::from_millis(500))));
+            return Ok(Action::requeue(jitter(SLOT_RETRY)));
         }
     };
     match call.await {
@@ -453,11 +457,11 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
         How::Clone { src_node, .. } => src_node.clone(),
         How::Create { .. } => node.clone(),
     };
-    let permit = match task_slot(p.ctx, handle, &slot_node).await {
+    let permit = match task_slot(p, handle, &slot_node).await {
         Some(permit) => permit,
         None => {
             p.status.phase = Some(ContainerPhase::Pending);
-            return p.not_ready("WaitingForTaskSlot", format!("waiting for a task slot on node {node}"), Action::requeue(jitter(Duration::from_millis(500)))).await;
+            return p.not_ready("WaitingForTaskSlot", format!("waiting for a task slot on node {node}"), Action::requeue(jitter(SLOT_RETRY))).await;
         }
     };
     // the marker goes first: a crash after the call leaves the status saying what was started
@@ -839,6 +843,7 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
     let api = p.api.clone();
     let done = |p: &Pass<'_>| {
         p.ctx.release_slot(&p.uid);
+        p.ctx.slot_waiting(&p.uid, false);
         p.ctx.last_status.lock().unwrap().remove(&p.uid);
         p.ctx.metrics.forget_container(&obj.namespace().unwrap_or_default(), &obj.name_any());
     };
