@@ -596,7 +596,7 @@ impl Client {
         method: &Method,
         path: &str,
         params: &[(String, String)],
-    ) -> Result<Value> {
+    ) -> Result<bytes::Bytes> {
         let (headers, generation) = self.auth_headers(method, None).await?;
         let mut raw = self.send_raw(method, path, params, headers).await?;
         let is_ticket = matches!(
@@ -619,14 +619,7 @@ impl Client {
                 &raw.body,
             ));
         }
-        if raw.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&raw.body).map_err(|e| Error::Decode {
-            method: m.to_string(),
-            path: path.to_string(),
-            message: e.to_string(),
-        })
+        Ok(raw.body)
     }
 
     /// Sends a request and returns the whole JSON envelope. GET requests are retried on
@@ -637,6 +630,22 @@ impl Client {
         path: &str,
         params: &[(String, String)],
     ) -> Result<Value> {
+        let m = method.as_str().to_string();
+        let body = self.request_body(method, path, params).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Decode { method: m, path: path.to_string(), message: e.to_string() })
+    }
+
+    /// Sends a request (GETs retried, see [`Client::request_envelope`]) and returns the body of
+    /// its successful answer.
+    async fn request_body(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<bytes::Bytes> {
         let retry = &self.inner.retry;
         let attempts = if method == Method::GET {
             retry.max_attempts.max(1)
@@ -675,14 +684,25 @@ impl Client {
         path: &str,
         params: &[(String, String)],
     ) -> Result<T> {
+        /// `{"data": …}` decoded straight into `T`: no intermediate JSON tree (the inventory of
+        /// a 10,000-guest cluster is megabytes of JSON; a `Value` of it is several times that).
+        #[derive(serde::Deserialize)]
+        struct Envelope<T> {
+            #[serde(default = "none")]
+            data: Option<T>,
+        }
+        fn none<T>() -> Option<T> {
+            None
+        }
         let m = method.as_str().to_string();
-        let mut v = self.request_envelope(method, path, params).await?;
-        let data = v.get_mut("data").map(Value::take).unwrap_or(Value::Null);
-        serde_json::from_value(data).map_err(|e| Error::Decode {
-            method: m,
-            path: path.to_string(),
-            message: e.to_string(),
-        })
+        let body = self.request_body(method, path, params).await?;
+        let decode_err = |e: serde_json::Error| Error::Decode { method: m.clone(), path: path.to_string(), message: e.to_string() };
+        let data = if body.iter().all(u8::is_ascii_whitespace) { None } else { serde_json::from_slice::<Envelope<T>>(&body).map_err(decode_err)?.data };
+        match data {
+            Some(d) => Ok(d),
+            // no data (or null): whatever `T` makes of null (`()`, `None`), else a decode error
+            None => serde_json::from_value(Value::Null).map_err(decode_err),
+        }
     }
 
     /// Escape hatch for endpoints without a typed method: sends `params` (query for

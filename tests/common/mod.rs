@@ -254,7 +254,8 @@ impl Operator {
 
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        // PLO_OPERATOR_WRAPPER="heaptrack -o /tmp/ht" runs the operator under a profiler
+        // PLO_OPERATOR_WRAPPER="heaptrack -o /tmp/ht" runs the operator under a profiler (a wrapper
+        // that forks rather than execs outlives kill(): end it by hand)
         let wrapper: Vec<String> = std::env::var("PLO_OPERATOR_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_string).collect();
         let mut cmd = match wrapper.split_first() {
             Some((prog, args)) => {
