@@ -321,7 +321,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     assert_eq!(
         args(deploy),
-        ["run", "--http-addr=0.0.0.0:8080", "--log-format=json"]
+        ["run", "--http-addr=0.0.0.0:8080", "--log-format=json", "--shutdown-timeout=20s"]
     );
     let env = c["env"].as_array().unwrap();
     assert!(env
@@ -394,6 +394,7 @@ fn chart_renders_every_option_of_the_all_on_values() {
         deploy["spec"]["strategy"].is_null(),
         "rolling update with leader election"
     );
+    assert_eq!(deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 60);
     let a = args(deploy);
     for want in [
         "--namespace=plo-team-a,plo-team-b",
@@ -402,6 +403,8 @@ fn chart_renders_every_option_of_the_all_on_values() {
         "--lease-namespace=$(POD_NAMESPACE)",
         "--http-addr=0.0.0.0:9090",
         "--log-format=text",
+        "--shutdown-timeout=45s",
+        "--max-concurrent-reconciles=128",
     ] {
         assert!(a.contains(&want.to_string()), "{want} missing from {a:?}");
     }
