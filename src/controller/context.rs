@@ -8,6 +8,7 @@ use kube::{Resource, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// The field manager of every server-side apply the operator makes.
@@ -48,6 +49,9 @@ impl Default for Settings {
     }
 }
 
+/// Sends an `LxcContainer` to its controller for a pass.
+pub type WakeSender = tokio::sync::mpsc::UnboundedSender<ObjectRef<crate::crd::LxcContainer>>;
+
 /// Shared state of the controllers.
 pub struct Context {
     /// Kubernetes client.
@@ -62,8 +66,11 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Per-node task slots held for tasks in flight, by object uid.
     pub task_slots: Mutex<HashMap<String, OwnedSemaphorePermit>>,
-    /// Objects whose last pass found no free task slot, by uid.
-    pub waiting_for_slot: Mutex<std::collections::HashSet<String>>,
+    /// Objects whose last pass found no free task slot, first come first: (uid, node, object).
+    pub waiting_for_slot: Mutex<std::collections::VecDeque<(String, String, ObjectRef<crate::crd::LxcContainer>)>>,
+    /// Where to send the objects to reconcile when a task slot frees up: one sender per
+    /// controller, by the namespace it watches (`None`: all), set by `run`.
+    pub slot_wakeups: Mutex<Vec<(Option<String>, WakeSender)>>,
     /// When each container's full config was last read, by object uid.
     pub last_full_read: Mutex<HashMap<String, Instant>>,
     /// The container status this process wrote last, by object uid (newer than a lagging cache).
@@ -88,6 +95,7 @@ impl Context {
             metrics,
             task_slots: Mutex::default(),
             waiting_for_slot: Mutex::default(),
+            slot_wakeups: Mutex::default(),
             last_full_read: Mutex::default(),
             last_status: Mutex::default(),
             downloads: Mutex::default(),
@@ -120,17 +128,45 @@ impl Context {
         self.task_slots.lock().unwrap().insert(uid.to_string(), permit);
     }
 
-    /// Records whether object `uid` is waiting for a task slot (the `plo_queue_depth` gauge).
-    pub fn slot_waiting(&self, uid: &str, waiting: bool) {
-        let mut set = self.waiting_for_slot.lock().unwrap();
-        let changed = if waiting { set.insert(uid.to_string()) } else { set.remove(uid) };
-        if changed {
-            self.metrics.set_queue_depth("LxcContainer", set.len());
+    /// Records that object `uid` waits for a task slot on `node` (keeping its place in the
+    /// queue), or with `None` that it no longer does. Feeds the `plo_queue_depth` gauge.
+    pub fn slot_waiting(&self, uid: &str, waiting: Option<(&str, ObjectRef<crate::crd::LxcContainer>)>) {
+        let mut q = self.waiting_for_slot.lock().unwrap();
+        let pos = q.iter().position(|(u, _, _)| u == uid);
+        match (pos, waiting) {
+            (Some(i), Some((node, _))) if q[i].1 == node => return,
+            (Some(i), w) => {
+                q.remove(i);
+                if let Some((node, r)) = w {
+                    q.push_back((uid.to_string(), node.to_string(), r));
+                }
+            }
+            (None, Some((node, r))) => q.push_back((uid.to_string(), node.to_string(), r)),
+            (None, None) => return,
+        }
+        self.metrics.set_queue_depth("LxcContainer", q.len());
+    }
+
+    /// Asks for a pass of the first waiting object of each node: a slot may be free now.
+    pub fn wake_slot_waiters(&self) {
+        let firsts: Vec<ObjectRef<crate::crd::LxcContainer>> = {
+            let q = self.waiting_for_slot.lock().unwrap();
+            let mut seen = std::collections::HashSet::new();
+            q.iter().filter(|(_, node, _)| seen.insert(node.clone())).map(|(_, _, r)| r.clone()).collect()
+        };
+        let senders = self.slot_wakeups.lock().unwrap();
+        for r in firsts {
+            if let Some((_, tx)) = senders.iter().find(|(scope, _)| scope.is_none() || *scope == r.namespace) {
+                let _ = tx.send(r);
+            }
         }
     }
 
     /// Releases the task slot of object `uid`, if it holds one.
     pub fn release_slot(&self, uid: &str) {
-        self.task_slots.lock().unwrap().remove(uid);
+        let released = self.task_slots.lock().unwrap().remove(uid).is_some();
+        if released {
+            self.wake_slot_waiters();
+        }
     }
 }

@@ -251,7 +251,7 @@ fn prune_per_object_state(ctx: &Context, stores: &[Store<LxcContainer>]) {
     }
     ctx.last_status.lock().unwrap().retain(|uid, _| uids.contains(uid));
     ctx.last_full_read.lock().unwrap().retain(|uid, _| uids.contains(uid));
-    ctx.waiting_for_slot.lock().unwrap().retain(|uid| uids.contains(uid));
+    ctx.waiting_for_slot.lock().unwrap().retain(|(uid, _, _)| uids.contains(uid));
     ctx.metrics.retain_containers(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
 }
 
@@ -308,11 +308,14 @@ fn controllers(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let concurrency = ctx.settings.max_concurrent_reconciles;
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    ctx.slot_wakeups.lock().unwrap().push((namespace.map(str::to_string), wake_tx));
     let lxc_run = Controller::for_stream(stream, reader.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         // no debounce: kube adds it to every request, requeues included (a 200 ms task poll
         // would become 300 ms); repeated triggers of one object are merged anyway
         .reconcile_on(trigger_stream(container_triggers, reader.clone()))
+        .reconcile_on(tokio_stream_from(wake_rx))
         .shutdown_on_signal()
         .run(container::reconcile, container::error_policy, ctx)
         .for_each(|_| async {});

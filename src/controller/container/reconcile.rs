@@ -324,12 +324,14 @@ async fn check_pending_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<
 /// slots. The object is requeued instead (see [`SLOT_RETRY`]) and counted in `plo_queue_depth`.
 async fn task_slot(p: &Pass<'_>, handle: &ClusterHandle, node: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let permit = handle.client.try_acquire_task_slot(node);
-    p.ctx.slot_waiting(&p.uid, permit.is_none());
+    p.ctx.slot_waiting(&p.uid, permit.is_none().then(|| (node, kube::runtime::reflector::ObjectRef::from_obj(p.obj))));
     permit
 }
 
-/// How soon an object that found no free task slot looks again (plus up to 20 % jitter).
-const SLOT_RETRY: Duration = Duration::from_millis(400);
+/// How soon an object that found no free task slot looks again on its own (plus up to 20 %
+/// jitter). Waiters are woken first come first as slots free up; this is only the safety net
+/// for slots freed elsewhere (another controller, a failed call).
+const SLOT_RETRY: Duration = Duration::from_secs(3);
 
 async fn start_task(p: &mut Pass<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Action, Error> {
     let permit = match task_slot(p, handle, node).await {
@@ -349,8 +351,14 @@ async fn start_task(p: &mut Pass<'_>, handle: &ClusterHandle, node: &str, operat
             p.save().await?;
             Ok(Action::requeue(p.ctx.settings.task_poll))
         }
-        Err(e) if e.class() == ErrorClass::InvalidSpec => p.invalid(InvalidSpec { field: operation.into(), message: format!("Proxmox refused it: {e}") }).await,
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            drop(permit);
+            p.ctx.wake_slot_waiters();
+            match e.class() {
+                ErrorClass::InvalidSpec => p.invalid(InvalidSpec { field: operation.into(), message: format!("Proxmox refused it: {e}") }).await,
+                _ => Err(e.into()),
+            }
+        }
     }
 }
 
@@ -521,6 +529,7 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
         }
         Err(e) => {
             drop(permit);
+            p.ctx.wake_slot_waiters();
             p.status.pending_task = None;
             p.status.phase = Some(ContainerPhase::Pending);
             match e.class() {
@@ -843,7 +852,7 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
     let api = p.api.clone();
     let done = |p: &Pass<'_>| {
         p.ctx.release_slot(&p.uid);
-        p.ctx.slot_waiting(&p.uid, false);
+        p.ctx.slot_waiting(&p.uid, None);
         p.ctx.last_status.lock().unwrap().remove(&p.uid);
         p.ctx.metrics.forget_container(&obj.namespace().unwrap_or_default(), &obj.name_any());
     };
