@@ -52,6 +52,37 @@ impl Default for Settings {
 /// Sends an `LxcContainer` to its controller for a pass.
 pub type WakeSender = tokio::sync::mpsc::UnboundedSender<ObjectRef<crate::crd::LxcContainer>>;
 
+/// Set once, when the process is asked to stop (SIGTERM/SIGINT): every controller shuts down
+/// gracefully on it, and `run` knows that a controller that ended was asked to.
+#[derive(Clone)]
+pub struct Shutdown(tokio::sync::watch::Sender<bool>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl Shutdown {
+    /// Asks everything to stop.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once [`Shutdown::trigger`] was called (for `Controller::graceful_shutdown_on`).
+    pub fn triggered(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
 /// Shared state of the controllers.
 pub struct Context {
     /// Kubernetes client.
@@ -78,11 +109,13 @@ pub struct Context {
     /// Image downloads in flight (`cluster/node/volid`) and the uid of the object that started
     /// each, so that templates sharing an image download it once.
     pub downloads: Mutex<HashMap<String, String>>,
+    /// When to stop.
+    pub shutdown: Shutdown,
 }
 
 impl Context {
     /// Builds the context.
-    pub fn new(kube: kube::Client, clusters: Arc<ClusterRegistry>, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(kube: kube::Client, clusters: Arc<ClusterRegistry>, settings: Settings, metrics: Arc<Metrics>, shutdown: Shutdown) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -99,6 +132,7 @@ impl Context {
             last_full_read: Mutex::default(),
             last_status: Mutex::default(),
             downloads: Mutex::default(),
+            shutdown,
         }
     }
 

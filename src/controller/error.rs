@@ -33,9 +33,7 @@ impl Error {
             }
         }
     }
-}
 
-impl Error {
     /// The error class, for metrics and logs.
     pub fn class(&self) -> &'static str {
         match self {

@@ -24,6 +24,17 @@ pub fn jitter(base: Duration) -> Duration {
     base + base.mul_f64(rand::random::<f64>() * 0.2)
 }
 
+/// Runs one reconcile of a `kind` object: a panic becomes [`Error::Panic`] (one bad object
+/// cannot stop its controller), and the outcome and duration go to the metrics and the debug log.
+pub async fn instrumented<T>(kind: &'static str, name: &str, metrics: &crate::metrics::Metrics, pass: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let started = std::time::Instant::now();
+    let res = Error::catch_panic(pass).await;
+    let class = res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class());
+    metrics.reconcile(kind, class, started.elapsed());
+    tracing::debug!(kind, object = name, outcome = class, elapsed_ms = started.elapsed().as_millis() as u64, "reconcile pass");
+    res
+}
+
 /// The requeue for a failed reconcile, by error class: lock errors after the lock retry,
 /// conflicts soon, transient and Kubernetes errors after 5 s, everything else after 30 s
 /// (all with jitter).

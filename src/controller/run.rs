@@ -2,7 +2,7 @@
 
 use super::cluster::{self, ClusterKey, ClusterRegistry};
 use super::container::reconcile as container;
-use super::context::{Context, Settings};
+use super::context::{Context, Settings, Shutdown};
 use super::jitter;
 use crate::crd::{LxcContainer, ProxmoxCluster};
 use crate::http::Health;
@@ -129,7 +129,8 @@ where
     tokio_stream_from(rx)
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + Send {
+/// A stream of what arrives on `rx`.
+pub(crate) fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -141,13 +142,13 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let http = tokio::spawn(crate::http::serve(opts.http_addr, health.clone(), metrics.clone()));
-    // the controllers stop on the signal themselves, letting running reconciles finish; this
-    // bounds that wait, and ends a process that is still waiting for the lease or the CRDs
-    let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (stop_flag, grace) = (stopping.clone(), opts.shutdown_timeout);
+    // the signal stops the controllers, letting running reconciles finish; this bounds that
+    // wait, and ends a process that is still waiting for the lease or the CRDs
+    let shutdown = Shutdown::default();
+    let (stop, grace) = (shutdown.clone(), opts.shutdown_timeout);
     tokio::spawn(async move {
         termination_signal().await;
-        stop_flag.store(true, Ordering::SeqCst);
+        stop.trigger();
         tracing::info!(timeout = ?grace, "termination signal: stopping the controllers");
         tokio::time::sleep(grace).await;
         tracing::warn!(timeout = ?grace, "reconciles did not finish within the shutdown timeout; exiting");
@@ -164,13 +165,13 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     };
     tokio::select! {
         _ = startup => {}
-        _ = termination_signal() => {
+        _ = shutdown.triggered() => {
             tracing::info!("operator stopped before it started its controllers");
             return Ok(());
         }
     }
     let registry = Arc::new(ClusterRegistry::default());
-    let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone()));
+    let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone(), shutdown.clone()));
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<(ClusterKey, u32)>();
     let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() { vec![None] } else { opts.namespaces.iter().cloned().map(Some).collect() };
     let mut routes: Vec<(Option<String>, TriggerSender)> = Vec::new();
@@ -223,11 +224,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let mut runs: futures::stream::FuturesUnordered<_> = runs.into_iter().collect();
     let controllers = async {
         while let Some(r) = runs.next().await {
-            // the signal reaches kube's shutdown and our flag in either order
-            if !stopping.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            if !stopping.load(Ordering::SeqCst) {
+            if !shutdown.is_triggered() {
                 return Err(anyhow::anyhow!("a controller stopped unexpectedly ({}); exiting so that the operator is restarted", r.err().map(|e| e.to_string()).unwrap_or_else(|| "it ended".into())));
             }
         }
@@ -273,15 +270,13 @@ fn controllers(
     let pc_ctl = Controller::new(api::<ProxmoxCluster>(client, &ns), watcher::Config::default());
     let pc_store = pc_ctl.store();
     let pc_run = pc_ctl
-        .shutdown_on_signal()
+        .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(
             move |obj, ctx: Arc<Context>| {
                 let tt = triggers.clone();
                 async move {
-                    let started = std::time::Instant::now();
-                    let r = super::Error::catch_panic(cluster::reconcile::reconcile(obj, ctx.clone(), tt)).await;
-                    ctx.metrics.reconcile("ProxmoxCluster", r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
-                    r
+                    let name = obj.name_any();
+                    super::instrumented("ProxmoxCluster", &name, &ctx.metrics, cluster::reconcile::reconcile(obj, ctx.clone(), tt)).await
                 }
             },
             |obj: Arc<ProxmoxCluster>, err, _ctx| {
@@ -316,7 +311,7 @@ fn controllers(
         // would become 300 ms); repeated triggers of one object are merged anyway
         .reconcile_on(trigger_stream(container_triggers, reader.clone()))
         .reconcile_on(tokio_stream_from(wake_rx))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(container::reconcile, container::error_policy, ctx)
         .for_each(|_| async {});
     (Box::pin(pc_run), Box::pin(lxc_run), pc_store, reader)

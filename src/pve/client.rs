@@ -688,11 +688,8 @@ impl Client {
         /// a 10,000-guest cluster is megabytes of JSON; a `Value` of it is several times that).
         #[derive(serde::Deserialize)]
         struct Envelope<T> {
-            #[serde(default = "none")]
+            /// missing or null: `None` (serde's rule for `Option` fields)
             data: Option<T>,
-        }
-        fn none<T>() -> Option<T> {
-            None
         }
         let m = method.as_str().to_string();
         let body = self.request_body(method, path, params).await?;

@@ -29,7 +29,7 @@ use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the `LxcBackup` reconciles of one namespace (or all) share.
@@ -124,15 +124,16 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let (wake, mut wake_rx) = mpsc::unbounded_channel::<ObjectRef<LxcBackup>>();
+    let (wake, wake_rx) = mpsc::unbounded_channel::<ObjectRef<LxcBackup>>();
     let (reader, writer) = reflector::store();
     // spec changes and deletion (generation); not our own status writes
     let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects().predicate_filter(predicates::generation, Default::default());
+    let stop = ctx.shutdown.triggered();
     let bctx = Arc::new(BackupCtx { ctx, store: reader.clone(), wake });
-    let wakes = futures::stream::poll_fn(move |cx| wake_rx.poll_recv(cx));
+    let wakes = crate::controller::run::tokio_stream_from(wake_rx);
     let run = Controller::for_stream(stream, reader)
         .reconcile_on(wakes)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, bctx)
         .for_each(|_| async {});
     Box::pin(run)
@@ -140,10 +141,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
 
 /// Reconciles one `LxcBackup`.
 pub async fn reconcile(obj: Arc<LxcBackup>, bctx: Arc<BackupCtx>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let res = Error::catch_panic(reconcile_inner(&obj, &bctx)).await;
-    bctx.ctx.metrics.reconcile("LxcBackup", res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
-    res
+    crate::controller::instrumented("LxcBackup", &obj.name_any(), &bctx.ctx.metrics, reconcile_inner(&obj, &bctx)).await
 }
 
 /// Requeue policy for errors.

@@ -32,7 +32,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Failed backups kept per container and schedule (newest first); older ones are deleted.
 pub const KEEP_FAILED: usize = 3;
@@ -46,7 +46,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
     let run = Controller::new(schedules, watcher::Config::default())
         .owns(backups, watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {});
     Box::pin(run)
@@ -54,10 +54,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
 
 /// Reconciles one `LxcBackupSchedule`.
 pub async fn reconcile(obj: Arc<LxcBackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let res = Error::catch_panic(reconcile_inner(&obj, &ctx)).await;
-    ctx.metrics.reconcile("LxcBackupSchedule", res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
-    res
+    crate::controller::instrumented("LxcBackupSchedule", &obj.name_any(), &ctx.metrics, reconcile_inner(&obj, &ctx)).await
 }
 
 /// Requeue policy for errors.

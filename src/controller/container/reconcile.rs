@@ -98,15 +98,7 @@ impl Pass<'_> {
 
 /// Reconciles one `LxcContainer`.
 pub async fn reconcile(obj: Arc<LxcContainer>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let res = Error::catch_panic(reconcile_inner(&obj, &ctx)).await;
-    let class = match &res {
-        Ok(_) => "ok",
-        Err(e) => e.class(),
-    };
-    ctx.metrics.reconcile("LxcContainer", class, started.elapsed());
-    tracing::debug!(object = %obj.name_any(), namespace = ?obj.namespace(), outcome = ?res.as_ref().map_err(|e| e.class()), elapsed_ms = started.elapsed().as_millis() as u64, "LxcContainer pass");
-    res
+    crate::controller::instrumented("LxcContainer", &obj.name_any(), &ctx.metrics, reconcile_inner(&obj, &ctx)).await
 }
 
 /// Requeue policy for errors: transient and lock errors retry soon with jitter; others back off.
@@ -322,7 +314,7 @@ async fn check_pending_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<
 /// A task slot on `node`, if one is free now. A pass never waits for one: with a bounded number
 /// of reconciles in flight, passes parked on a slot would keep out the task polls that free
 /// slots. The object is requeued instead (see [`SLOT_RETRY`]) and counted in `plo_queue_depth`.
-async fn task_slot(p: &Pass<'_>, handle: &ClusterHandle, node: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+fn task_slot(p: &Pass<'_>, handle: &ClusterHandle, node: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
     let permit = handle.client.try_acquire_task_slot(node);
     p.ctx.slot_waiting(&p.uid, permit.is_none().then(|| (node, kube::runtime::reflector::ObjectRef::from_obj(p.obj))));
     permit
@@ -334,7 +326,7 @@ async fn task_slot(p: &Pass<'_>, handle: &ClusterHandle, node: &str) -> Option<t
 const SLOT_RETRY: Duration = Duration::from_secs(3);
 
 async fn start_task(p: &mut Pass<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Action, Error> {
-    let permit = match task_slot(p, handle, node).await {
+    let permit = match task_slot(p, handle, node) {
         Some(p) => p,
         None => {
             p.cond(CondSpec::no(CONDITION_SYNCED, "WaitingForTaskSlot", format!("waiting for a task slot on node {node}")));
@@ -465,7 +457,7 @@ async fn create(p: &mut Pass<'_>, handle: &ClusterHandle, desired: &Desired, vmi
         How::Clone { src_node, .. } => src_node.clone(),
         How::Create { .. } => node.clone(),
     };
-    let permit = match task_slot(p, handle, &slot_node).await {
+    let permit = match task_slot(p, handle, &slot_node) {
         Some(permit) => permit,
         None => {
             p.status.phase = Some(ContainerPhase::Pending);

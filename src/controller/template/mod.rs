@@ -39,7 +39,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
     let run = Controller::for_stream(stream, reader)
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(100)))
         .watches(containers, watcher::Config::default(), |c| template_of_departing_container(&c))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| async {});
     Box::pin(run)

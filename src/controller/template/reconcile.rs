@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Phase while nothing has been done in Proxmox yet.
 pub const PHASE_PENDING: &str = "Pending";
@@ -100,10 +100,7 @@ impl Pass<'_> {
 
 /// Reconciles one `LxcTemplate`.
 pub async fn reconcile(obj: Arc<LxcTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let res = Error::catch_panic(reconcile_inner(&obj, &ctx)).await;
-    ctx.metrics.reconcile("LxcTemplate", res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class()), started.elapsed());
-    res
+    crate::controller::instrumented("LxcTemplate", &obj.name_any(), &ctx.metrics, reconcile_inner(&obj, &ctx)).await
 }
 
 /// Requeue policy for errors: transient and lock errors retry soon with jitter; others back off.
