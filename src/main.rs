@@ -35,8 +35,8 @@ struct RunArgs {
     /// Address of the health (/healthz, /readyz) and metrics (/metrics) listener.
     #[arg(long, default_value = "0.0.0.0:8080", env = "HTTP_ADDR")]
     http_addr: std::net::SocketAddr,
-    /// How often a container's full config is compared with its spec even when the inventory
-    /// shows no change (`0s` turns it off), e.g. `1h`.
+    /// How often an in-sync container is passed again (config, firewall and interfaces compared
+    /// with its spec) even when the inventory shows no change (`0s` turns it off), e.g. `1h`.
     #[arg(long, default_value = "1h")]
     drift_check_interval: String,
     /// How often a running Proxmox task is checked, e.g. `1s`.
@@ -53,6 +53,10 @@ struct RunArgs {
     /// thousands of objects arrive together.
     #[arg(long, default_value_t = 64)]
     max_concurrent_reconciles: u16,
+    /// How often the state kept for objects deleted without a cleanup pass (a finalizer removed
+    /// by hand) is dropped, freeing their task slots, queue places and download claims.
+    #[arg(long, default_value = "60s")]
+    prune_interval: String,
     /// Run several replicas with one active at a time (a coordination.k8s.io Lease).
     #[arg(long)]
     leader_election: bool,
@@ -91,18 +95,23 @@ async fn main() -> anyhow::Result<()> {
                     .or_else(|| (v == "0").then_some(std::time::Duration::ZERO))
                     .ok_or_else(|| anyhow::anyhow!("--{flag}: {v:?} is not a duration like 30s or 1h"))
             };
+            anyhow::ensure!(args.schedule_clock_speed.is_finite() && args.schedule_clock_speed >= 1.0, "--schedule-clock-speed must be 1 or more");
+            let schedule_clock = proxmox_lxc_operator::controller::backup::ScheduleClock {
+                speed: args.schedule_clock_speed,
+                origin: args.schedule_clock_origin.unwrap_or_else(jiff::Timestamp::now),
+            };
+            if schedule_clock.speed != 1.0 {
+                tracing::warn!(speed = schedule_clock.speed, origin = %schedule_clock.origin, "schedules run on a fast clock (for tests and demos only)");
+            }
             let settings = proxmox_lxc_operator::controller::Settings {
                 drift_check_interval: dur("drift-check-interval", &args.drift_check_interval)?,
                 task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
                 credentials_recheck: dur("credentials-recheck-interval", &args.credentials_recheck_interval)?,
                 max_concurrent_reconciles: args.max_concurrent_reconciles,
+                prune_interval: dur("prune-interval", &args.prune_interval)?,
+                schedule_clock,
                 ..Default::default()
             };
-            anyhow::ensure!(args.schedule_clock_speed.is_finite() && args.schedule_clock_speed >= 1.0, "--schedule-clock-speed must be 1 or more");
-            proxmox_lxc_operator::controller::backup::ScheduleClock::install(proxmox_lxc_operator::controller::backup::ScheduleClock {
-                speed: args.schedule_clock_speed,
-                origin: args.schedule_clock_origin.unwrap_or_else(jiff::Timestamp::now),
-            });
             let client = kube::Client::try_default().await?;
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "operator starting");
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub struct CondSpec {
     /// Condition type, e.g. `Ready`.
     pub type_: &'static str,
-    /// `True`, `False` or `Unknown`.
+    /// `True` (true) or `False` (false).
     pub status: bool,
     /// CamelCase reason.
     pub reason: String,
@@ -27,13 +27,27 @@ impl CondSpec {
     }
 }
 
+/// The longest condition message written (the apiserver allows 32,768 bytes).
+pub const MAX_MESSAGE: usize = 32_000;
+
+/// `s` cut to at most `max` bytes on a character boundary, with `…` marking the cut.
+pub fn cut(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+    s
+}
+
 /// Sets `spec` in `conditions`, keeping `lastTransitionTime` when the status did not change.
 pub fn set(conditions: &mut Vec<Condition>, spec: CondSpec, generation: Option<i64>, now: &Time) {
     let status = if spec.status { "True" } else { "False" }.to_string();
-    let mut message = spec.message;
-    if message.len() > 32_000 {
-        message.truncate(32_000);
-    }
+    let message = cut(spec.message, MAX_MESSAGE);
     match conditions.iter_mut().find(|c| c.type_ == spec.type_) {
         Some(c) => {
             if c.status != status {
@@ -87,6 +101,17 @@ mod tests {
         assert_eq!(c[0].last_transition_time, t(100));
         assert_eq!(c[0].message, "still ok");
         assert_eq!(c[0].observed_generation, Some(2));
+    }
+
+    #[test]
+    fn a_long_message_is_cut_on_a_character_boundary_without_panicking() {
+        let long = "→".repeat(20_000);
+        let mut c = Vec::new();
+        set(&mut c, CondSpec::no("Ready", "TaskFailed", long), Some(1), &t(1));
+        assert!(c[0].message.len() <= MAX_MESSAGE);
+        assert!(c[0].message.ends_with('…'));
+        assert_eq!(cut("short".into(), 3), "…");
+        assert_eq!(cut("ab".into(), 3), "ab");
     }
 
     #[test]

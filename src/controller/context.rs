@@ -1,28 +1,33 @@
 //! What every reconcile shares: the Kubernetes client, the Proxmox connections, settings,
-//! events and metrics.
+//! events, metrics, and the per-object services of the kernel.
 
+use super::backup::ScheduleClock;
 use super::cluster::ClusterRegistry;
+use super::kernel::{Claims, NodeQueue, StatusCache, TaskSlots, WakeRoutes};
+use crate::crd::{LxcBackup, LxcBackupStatus, LxcContainer, LxcContainerStatus, LxcTemplate, LxcTemplateStatus};
 use crate::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use kube::runtime::reflector::ObjectRef;
-use tokio::sync::OwnedSemaphorePermit;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "proxmox-lxc-operator";
 
+/// The longest Event note written (the apiserver drops notes over 1 KiB).
+pub const MAX_EVENT_NOTE: usize = 1000;
+
 /// Timings of the operator; the defaults suit production, tests shorten them.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// How often a running Proxmox task is checked.
+    /// The longest interval between two checks of a running Proxmox task (young tasks are
+    /// checked sooner, see `kernel::task::poll_interval`).
     pub task_poll: Duration,
     /// How long to wait before retrying a locked container.
     pub lock_retry: Duration,
-    /// How often a container's full config is read even when the inventory shows no change
-    /// (drift in values the inventory does not show, such as `net0`). Zero disables it.
+    /// How often an in-sync container is passed again without any change (its config and the
+    /// values the inventory does not show, such as firewall rules and `net0`, are read on every
+    /// pass). Zero disables it.
     pub drift_check_interval: Duration,
     /// Default inventory interval when a `ProxmoxCluster` does not set `resyncInterval`.
     pub default_resync: Duration,
@@ -33,6 +38,11 @@ pub struct Settings {
     /// At most this many `LxcContainer` reconciles run at once (`0`: no limit). Bounds memory
     /// when thousands of objects arrive together (start-up, a bulk apply).
     pub max_concurrent_reconciles: u16,
+    /// How often the state kept for objects that vanished without a cleanup pass (a finalizer
+    /// removed by hand) is dropped: their task slots, queue places and claims are freed.
+    pub prune_interval: Duration,
+    /// The clock backup schedules run on.
+    pub schedule_clock: ScheduleClock,
 }
 
 impl Default for Settings {
@@ -45,12 +55,11 @@ impl Default for Settings {
             credentials_recheck: Duration::from_secs(60),
             cluster_status_refresh: Duration::from_secs(600),
             max_concurrent_reconciles: 64,
+            prune_interval: Duration::from_secs(60),
+            schedule_clock: ScheduleClock::WALL,
         }
     }
 }
-
-/// Sends an `LxcContainer` to its controller for a pass.
-pub type WakeSender = tokio::sync::mpsc::UnboundedSender<ObjectRef<crate::crd::LxcContainer>>;
 
 /// Set once, when the process is asked to stop (SIGTERM/SIGINT): every controller shuts down
 /// gracefully on it, and `run` knows that a controller that ended was asked to.
@@ -83,6 +92,28 @@ impl Shutdown {
     }
 }
 
+/// The statuses this process wrote last, per kind (see [`StatusCache`]).
+#[derive(Default)]
+pub struct StatusCaches {
+    /// `LxcContainer`s.
+    pub containers: StatusCache<LxcContainerStatus>,
+    /// `LxcTemplate`s.
+    pub templates: StatusCache<LxcTemplateStatus>,
+    /// `LxcBackup`s.
+    pub backups: StatusCache<LxcBackupStatus>,
+}
+
+/// The wake channels, per kind (see [`WakeRoutes`]).
+#[derive(Default)]
+pub struct Wakes {
+    /// `LxcContainer`s.
+    pub containers: WakeRoutes<LxcContainer>,
+    /// `LxcTemplate`s.
+    pub templates: WakeRoutes<LxcTemplate>,
+    /// `LxcBackup`s.
+    pub backups: WakeRoutes<LxcBackup>,
+}
+
 /// Shared state of the controllers.
 pub struct Context {
     /// Kubernetes client.
@@ -95,52 +126,52 @@ pub struct Context {
     pub settings: Settings,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// Per-node task slots held for tasks in flight, by object uid.
-    pub task_slots: Mutex<HashMap<String, OwnedSemaphorePermit>>,
-    /// Objects whose last pass found no free task slot, first come first: (uid, node, object).
-    pub waiting_for_slot: Mutex<std::collections::VecDeque<(String, String, ObjectRef<crate::crd::LxcContainer>)>>,
-    /// Where to send the objects to reconcile when a task slot frees up: one sender per
-    /// controller, by the namespace it watches (`None`: all), set by `run`.
-    pub slot_wakeups: Mutex<Vec<(Option<String>, WakeSender)>>,
-    /// When each container's full config was last read, by object uid.
-    pub last_full_read: Mutex<HashMap<String, Instant>>,
-    /// The container status this process wrote last, by object uid (newer than a lagging cache).
-    pub last_status: Mutex<HashMap<String, crate::crd::LxcContainerStatus>>,
-    /// Image downloads in flight (`cluster/node/volid`) and the uid of the object that started
-    /// each, so that templates sharing an image download it once.
-    pub downloads: Mutex<HashMap<String, String>>,
+    /// Task slots per node.
+    pub slots: TaskSlots,
+    /// One vzdump per node at a time, namespaces in turn.
+    pub vzdump: NodeQueue,
+    /// Image downloads in flight (`cluster/node/volid` → uid of the object that started it).
+    pub downloads: Claims,
+    /// The statuses this process wrote last.
+    pub status: StatusCaches,
+    /// Where to send objects for a pass.
+    pub wakes: Wakes,
     /// When to stop.
     pub shutdown: Shutdown,
+}
+
+impl AsRef<Context> for Context {
+    fn as_ref(&self) -> &Context {
+        self
+    }
 }
 
 impl Context {
     /// Builds the context.
     pub fn new(kube: kube::Client, clusters: Arc<ClusterRegistry>, settings: Settings, metrics: Arc<Metrics>, shutdown: Shutdown) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         Self {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,
             clusters,
             settings,
+            slots: TaskSlots::new(metrics.clone()),
             metrics,
-            task_slots: Mutex::default(),
-            waiting_for_slot: Mutex::default(),
-            slot_wakeups: Mutex::default(),
-            last_full_read: Mutex::default(),
-            last_status: Mutex::default(),
-            downloads: Mutex::default(),
+            vzdump: NodeQueue::default(),
+            downloads: Claims::default(),
+            status: StatusCaches::default(),
+            wakes: Wakes::default(),
             shutdown,
         }
     }
 
-    /// Publishes an event about `obj`; failures are logged, never fatal.
+    /// Publishes an event about `obj`; failures are logged, never fatal. The note is cut below
+    /// the apiserver's 1 KiB limit on a character boundary.
     pub async fn event<K>(&self, obj: &K, warning: bool, reason: &str, note: String)
     where
         K: Resource<DynamicType = ()>,
     {
+        let note = super::conditions::cut(note, MAX_EVENT_NOTE);
         // the recorder folds events with the same (type, reason, action) into one series that
         // keeps the first note: an action that depends on the note keeps distinct notes apart,
         // while repeats of the same note still fold
@@ -157,50 +188,23 @@ impl Context {
         }
     }
 
-    /// Keeps `permit` until the task of object `uid` has finished.
-    pub fn hold_slot(&self, uid: &str, permit: OwnedSemaphorePermit) {
-        self.task_slots.lock().unwrap().insert(uid.to_string(), permit);
+    /// Forgets everything kept for the object `uid` (its cleanup is done, or it vanished).
+    pub fn forget(&self, uid: &str) {
+        self.slots.forget(uid);
+        self.vzdump.forget(uid);
+        self.downloads.forget(uid);
+        self.status.containers.forget(uid);
+        self.status.templates.forget(uid);
+        self.status.backups.forget(uid);
     }
 
-    /// Records that object `uid` waits for a task slot on `node` (keeping its place in the
-    /// queue), or with `None` that it no longer does. Feeds the `plo_queue_depth` gauge.
-    pub fn slot_waiting(&self, uid: &str, waiting: Option<(&str, ObjectRef<crate::crd::LxcContainer>)>) {
-        let mut q = self.waiting_for_slot.lock().unwrap();
-        let pos = q.iter().position(|(u, _, _)| u == uid);
-        match (pos, waiting) {
-            (Some(i), Some((node, _))) if q[i].1 == node => return,
-            (Some(i), w) => {
-                q.remove(i);
-                if let Some((node, r)) = w {
-                    q.push_back((uid.to_string(), node.to_string(), r));
-                }
-            }
-            (None, Some((node, r))) => q.push_back((uid.to_string(), node.to_string(), r)),
-            (None, None) => return,
-        }
-        self.metrics.set_queue_depth("LxcContainer", q.len());
-    }
-
-    /// Asks for a pass of the first waiting object of each node: a slot may be free now.
-    pub fn wake_slot_waiters(&self) {
-        let firsts: Vec<ObjectRef<crate::crd::LxcContainer>> = {
-            let q = self.waiting_for_slot.lock().unwrap();
-            let mut seen = std::collections::HashSet::new();
-            q.iter().filter(|(_, node, _)| seen.insert(node.clone())).map(|(_, _, r)| r.clone()).collect()
-        };
-        let senders = self.slot_wakeups.lock().unwrap();
-        for r in firsts {
-            if let Some((_, tx)) = senders.iter().find(|(scope, _)| scope.is_none() || *scope == r.namespace) {
-                let _ = tx.send(r);
-            }
-        }
-    }
-
-    /// Releases the task slot of object `uid`, if it holds one.
-    pub fn release_slot(&self, uid: &str) {
-        let released = self.task_slots.lock().unwrap().remove(uid).is_some();
-        if released {
-            self.wake_slot_waiters();
-        }
+    /// Forgets what is kept for every object for which `live` is false.
+    pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
+        self.slots.retain(live);
+        self.vzdump.retain(live);
+        self.downloads.retain(live);
+        self.status.containers.retain(live);
+        self.status.templates.retain(live);
+        self.status.backups.retain(live);
     }
 }

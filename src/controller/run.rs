@@ -183,9 +183,11 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         let (pc, lxc, pc_store, lxc_store) = controllers(&client, scope.as_deref(), ctx.clone(), trig_tx.clone(), rx);
         runs.push(tokio::spawn(pc));
         runs.push(tokio::spawn(lxc));
-        runs.push(tokio::spawn(super::template::controller(&client, scope.as_deref(), ctx.clone())));
-        runs.push(tokio::spawn(super::backup::controller(&client, scope.as_deref(), ctx.clone())));
-        stores.push((pc_store, lxc_store));
+        let (templates, template_store) = super::template::controller(&client, scope.as_deref(), ctx.clone());
+        let (backups, backup_store) = super::backup::controller(&client, scope.as_deref(), ctx.clone());
+        runs.push(tokio::spawn(templates));
+        runs.push(tokio::spawn(backups));
+        stores.push(Stores { clusters: pc_store, containers: lxc_store, templates: template_store, backups: backup_store });
     }
     tokio::spawn(async move {
         while let Some((key, vmid)) = trig_rx.recv().await {
@@ -196,24 +198,24 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             }
         }
     });
-    // objects deleted without a cleanup pass (no finalizer: ObserveOnly) leave per-object state
-    // behind; drop what no cached object owns any more
-    let (lxc_stores, pctx): (Vec<Store<LxcContainer>>, _) = (stores.iter().map(|(_, l)| l.clone()).collect(), ctx.clone());
+    // objects deleted without a cleanup pass (no finalizer: ObserveOnly, or a finalizer removed
+    // by hand) leave per-object state behind: slots, queue places, claims. Drop what no cached
+    // object owns any more
+    let (prune_stores, pctx) = (stores.clone(), ctx.clone());
     tokio::spawn(async move {
-        for s in &lxc_stores {
-            let _ = s.wait_until_ready().await;
+        for s in &prune_stores {
+            s.wait_until_ready().await;
         }
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut tick = tokio::time::interval(pctx.settings.prune_interval);
         loop {
             tick.tick().await;
-            prune_per_object_state(&pctx, &lxc_stores);
+            prune_per_object_state(&pctx, &prune_stores);
         }
     });
     let h = health.clone();
     tokio::spawn(async move {
-        for (pc, lxc) in stores {
-            let _ = pc.wait_until_ready().await;
-            let _ = lxc.wait_until_ready().await;
+        for s in &stores {
+            s.wait_until_ready().await;
         }
         h.ready.store(true, Ordering::Relaxed);
         tracing::info!("caches synced; ready");
@@ -238,17 +240,37 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Forgets the per-object state of `LxcContainer`s that are no longer in any cache.
-fn prune_per_object_state(ctx: &Context, stores: &[Store<LxcContainer>]) {
+/// The caches of one scope's controllers.
+#[derive(Clone)]
+struct Stores {
+    clusters: Store<ProxmoxCluster>,
+    containers: Store<LxcContainer>,
+    templates: Store<crate::crd::LxcTemplate>,
+    backups: Store<crate::crd::LxcBackup>,
+}
+
+impl Stores {
+    async fn wait_until_ready(&self) {
+        let _ = self.clusters.wait_until_ready().await;
+        let _ = self.containers.wait_until_ready().await;
+        let _ = self.templates.wait_until_ready().await;
+        let _ = self.backups.wait_until_ready().await;
+    }
+}
+
+/// Forgets the per-object state of objects that are no longer in any cache.
+fn prune_per_object_state(ctx: &Context, stores: &[Stores]) {
     let mut uids = std::collections::HashSet::new();
     let mut names = std::collections::HashSet::new();
-    for o in stores.iter().flat_map(|s| s.state()) {
-        uids.insert(o.uid().unwrap_or_default());
-        names.insert((o.namespace().unwrap_or_default(), o.name_any()));
+    for s in stores {
+        for o in s.containers.state() {
+            uids.insert(o.uid().unwrap_or_default());
+            names.insert((o.namespace().unwrap_or_default(), o.name_any()));
+        }
+        uids.extend(s.templates.state().iter().filter_map(|o| o.uid()));
+        uids.extend(s.backups.state().iter().filter_map(|o| o.uid()));
     }
-    ctx.last_status.lock().unwrap().retain(|uid, _| uids.contains(uid));
-    ctx.last_full_read.lock().unwrap().retain(|uid, _| uids.contains(uid));
-    ctx.waiting_for_slot.lock().unwrap().retain(|(uid, _, _)| uids.contains(uid));
+    ctx.retain(&|uid| uids.contains(uid));
     ctx.metrics.retain_containers(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
 }
 
@@ -304,7 +326,7 @@ fn controllers(
         .predicate_filter(predicates::generation, Default::default());
     let concurrency = ctx.settings.max_concurrent_reconciles;
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
-    ctx.slot_wakeups.lock().unwrap().push((namespace.map(str::to_string), wake_tx));
+    ctx.wakes.containers.add(namespace.map(str::to_string), wake_tx);
     let lxc_run = Controller::for_stream(stream, reader.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         // no debounce: kube adds it to every request, requeues included (a 200 ms task poll

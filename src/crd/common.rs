@@ -226,6 +226,9 @@ pub fn conditions_schema(gen: &mut SchemaGenerator) -> Schema {
 pub const CONDITION_READY: &str = "Ready";
 /// The condition type that says whether Proxmox matches the latest spec.
 pub const CONDITION_SYNCED: &str = "Synced";
+/// Condition type: set (True) when no progress is possible without a change by the user; read by
+/// Flux's kstatus.
+pub const CONDITION_STALLED: &str = "Stalled";
 
 #[cfg(test)]
 mod tests {

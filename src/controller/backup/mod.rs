@@ -15,7 +15,7 @@ use super::context::Context;
 use super::run::ControllerFuture;
 use jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Label on every `LxcBackup` a schedule creates: the schedule's name.
@@ -26,7 +26,7 @@ pub const LABEL_CONTAINER: &str = "pve.lxc.dev/container";
 /// Retention reads backup times from it.
 pub const ANNOTATION_SCHEDULED_AT: &str = "pve.lxc.dev/scheduled-at";
 
-/// The clock schedules run on. In production it is the wall clock. For tests and demos it can
+/// The clock schedules run on (in [`Settings`](super::Settings)). In production it is the wall clock. For tests and demos it can
 /// run faster (`--schedule-clock-speed`): schedule time = origin + (wall time − origin) × speed,
 /// so an hourly schedule at speed 360 fires every 10 s. Only schedule slots, `lastScheduleTime`,
 /// `nextScheduleTime` and retention periods use it; Proxmox and the other controllers keep the
@@ -39,21 +39,9 @@ pub struct ScheduleClock {
     pub origin: Timestamp,
 }
 
-static CLOCK: OnceLock<ScheduleClock> = OnceLock::new();
-
 impl ScheduleClock {
-    /// Sets the process-wide schedule clock (before `run`); later calls are ignored.
-    pub fn install(clock: ScheduleClock) {
-        if clock.speed != 1.0 {
-            tracing::warn!(speed = clock.speed, origin = %clock.origin, "schedules run on a fast clock (for tests and demos only)");
-        }
-        let _ = CLOCK.set(clock);
-    }
-
-    /// The process-wide schedule clock (the wall clock unless installed otherwise).
-    pub fn get() -> ScheduleClock {
-        *CLOCK.get_or_init(|| ScheduleClock { speed: 1.0, origin: Timestamp::UNIX_EPOCH })
-    }
+    /// The wall clock.
+    pub const WALL: ScheduleClock = ScheduleClock { speed: 1.0, origin: Timestamp::UNIX_EPOCH };
 
     /// Schedule time of a wall-clock instant.
     pub fn at(&self, wall: Timestamp) -> Timestamp {
@@ -77,13 +65,14 @@ impl ScheduleClock {
 }
 
 /// The backup controllers of one namespace (or all): `LxcBackup` and `LxcBackupSchedule`,
-/// joined into one future.
-pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> ControllerFuture {
-    let b = lxc_backup::controller(client, namespace, ctx.clone());
+/// joined into one future, and the `LxcBackup` cache (for the prune of vanished objects).
+pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> (ControllerFuture, kube::runtime::reflector::Store<crate::crd::LxcBackup>) {
+    let (b, store) = lxc_backup::controller(client, namespace, ctx.clone());
     let s = schedule::controller(client, namespace, ctx);
-    Box::pin(async move {
+    let run = Box::pin(async move {
         futures::future::join(b, s).await;
-    })
+    });
+    (run, store)
 }
 
 #[cfg(test)]

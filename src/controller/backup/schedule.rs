@@ -12,12 +12,12 @@
 //! requeues itself for the next slot.
 
 use super::calendar::{self, Schedule};
-use super::{prune, ScheduleClock, ANNOTATION_SCHEDULED_AT, LABEL_CONTAINER, LABEL_SCHEDULE};
+use super::{prune, ANNOTATION_SCHEDULED_AT, LABEL_CONTAINER, LABEL_SCHEDULE};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::Context;
 use crate::controller::run::ControllerFuture;
 use crate::controller::status::apply_status;
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_backup::{BackupPhase, LxcBackup, LxcBackupSpec};
 use crate::crd::lxc_backup_schedule::{LxcBackupSchedule, LxcBackupScheduleStatus};
 use crate::crd::lxc_container::LxcContainer;
@@ -57,13 +57,10 @@ pub async fn reconcile(obj: Arc<LxcBackupSchedule>, ctx: Arc<Context>) -> Result
     crate::controller::instrumented("LxcBackupSchedule", &obj.name_any(), &ctx.metrics, reconcile_inner(&obj, &ctx)).await
 }
 
-/// Requeue policy for errors.
-pub fn error_policy(obj: Arc<LxcBackupSchedule>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), class = err.class(), error = %err, "LxcBackupSchedule reconcile failed");
-    match err.class() {
-        "Conflict" => Action::requeue(jitter(Duration::from_millis(500))),
-        _ => Action::requeue(jitter(Duration::from_secs(5))),
-    }
+/// Requeue policy for errors: the one every kind uses.
+pub fn error_policy(obj: Arc<LxcBackupSchedule>, err: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), class = err.class().as_str(), error = %err, "LxcBackupSchedule reconcile failed");
+    crate::controller::error::requeue_after_error(err, &ctx.settings)
 }
 
 /// A label value for an object name (names longer than 63 characters are shortened with a hash).
@@ -133,7 +130,7 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
     let mut status = obj.status.clone().unwrap_or_default();
     let gen = obj.metadata.generation;
     let now_wall = Time(Timestamp::now());
-    let clock = ScheduleClock::get();
+    let clock = ctx.settings.schedule_clock;
     let now = clock.now();
     let parsed = calendar::time_zone(obj.spec.time_zone.as_deref()).and_then(|tz| Schedule::parse(&obj.spec.schedule).map(|s| (tz, s)).map_err(|e| e.to_string()));
     let (tz, sched) = match parsed {

@@ -65,15 +65,14 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
-    /// Picks a node for a new container that needs `memory` bytes on `storage`: an online node
-    /// with the storage and the most free memory, counting earlier placements not yet in the
-    /// inventory.
-    pub fn place(&self, storage: &str, memory: u64) -> Option<String> {
-        let snap = self.snapshot()?;
-        let mut reserved = self.placements.lock().unwrap();
-        let node = snap.placement_candidates(storage, &reserved).into_iter().next()?;
-        *reserved.entry(node.clone()).or_default() += memory;
-        Some(node)
+    /// Memory (bytes) promised per node to containers placed since the last inventory.
+    pub fn reserved(&self) -> HashMap<String, u64> {
+        self.placements.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Promises `memory` bytes on `node` to a container being placed there.
+    pub fn reserve(&self, node: &str, memory: u64) {
+        *self.placements.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_string()).or_default() += memory;
     }
 
     /// Allocates a vmid for a new container: Proxmox's next free id, skipping ids that the
@@ -134,21 +133,39 @@ pub struct ClusterRegistry {
 impl ClusterRegistry {
     /// The connection for `key`, if one is up.
     pub fn get(&self, key: &ClusterKey) -> Option<Arc<ClusterHandle>> {
-        self.handles.read().unwrap().get(key).cloned()
+        self.handles.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
     /// Installs (or replaces) the connection for its key.
     pub fn insert(&self, handle: Arc<ClusterHandle>) {
-        self.handles.write().unwrap().insert(handle.key.clone(), handle);
+        self.handles.write().unwrap_or_else(|e| e.into_inner()).insert(handle.key.clone(), handle);
     }
 
     /// Drops the connection for `key`, stopping its observer.
     pub fn remove(&self, key: &ClusterKey) {
-        self.handles.write().unwrap().remove(key);
+        self.handles.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// The connection for `key` with its latest inventory when the cluster can be used now;
+    /// otherwise why not, for a `ClusterNotReady` condition.
+    pub fn usable(&self, key: &ClusterKey) -> Result<(Arc<ClusterHandle>, Arc<Snapshot>), String> {
+        let Some(h) = self.get(key) else {
+            return Err(format!("ProxmoxCluster {} is not connected (missing, or its credentials are not usable)", key.name));
+        };
+        let why = match &*h.connection.borrow() {
+            Connection::Connected => None,
+            Connection::Failed { reason, message } => Some(format!("ProxmoxCluster {} is not ready ({reason}): {message}", key.name)),
+            Connection::Connecting => Some(format!("ProxmoxCluster {} is connecting", key.name)),
+        };
+        match (why, h.snapshot()) {
+            (None, Some(snap)) => Ok((h, snap)),
+            (Some(why), _) => Err(why),
+            (None, None) => Err(format!("ProxmoxCluster {} is connecting", key.name)),
+        }
     }
 
     /// Every key with a connection.
     pub fn keys(&self) -> Vec<ClusterKey> {
-        self.handles.read().unwrap().keys().cloned().collect()
+        self.handles.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 }

@@ -11,15 +11,7 @@ use crate::pve::props::{self, Features as PveFeatures, NetConfig, Startup as Pve
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// A spec that cannot be applied: the field (JSON path below `spec`) and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("spec.{field}: {message}")]
-pub struct InvalidSpec {
-    /// The offending field, e.g. `network[0].ipv4.gateway`.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
+pub use crate::controller::error::InvalidSpec;
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
     InvalidSpec { field: field.into(), message: message.into() }

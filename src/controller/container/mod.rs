@@ -1,8 +1,20 @@
-//! The `LxcContainer` controller: pure validation and planning, and the reconcile that applies
-//! them.
+//! The `LxcContainer` controller: pure validation, decisions and planning, and the passes that
+//! carry them out.
+//!
+//! - [`desired`]: the spec validated into the Proxmox config it asks for (pure).
+//! - [`decide`]: whose a Proxmox container is, and where a new one goes (pure).
+//! - [`plan`]: desired vs observed → the operations to make (pure).
+//! - [`reconcile`]: the pass: resolve, validate, check the task in flight, then create or converge.
+//! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
+//! - [`firewall`], [`service`]: the firewall rules and the published Service.
 
+pub mod converge;
+pub mod create;
+pub mod decide;
 pub mod desired;
 pub mod firewall;
+pub mod lifecycle;
+pub mod locate;
 pub mod plan;
 pub mod reconcile;
 pub mod service;

@@ -9,7 +9,7 @@ use super::context::Context;
 use super::run::ControllerFuture;
 use crate::crd::{LxcContainer, LxcTemplate};
 use futures::StreamExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub fn template_of_departing_container(c: &LxcContainer) -> Option<ObjectRef<Lxc
 
 /// The `LxcTemplate` controller of one namespace (or all): reacts to spec changes and deletion
 /// of templates (not to its own status writes) and to departing containers cloned from them.
-pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> ControllerFuture {
+pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> (ControllerFuture, Store<LxcTemplate>) {
     let (templates, containers): (Api<LxcTemplate>, Api<LxcContainer>) = match namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -36,13 +36,16 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-    let run = Controller::for_stream(stream, reader)
+    let (wake, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    ctx.wakes.templates.add(namespace.map(str::to_string), wake);
+    let run = Controller::for_stream(stream, reader.clone())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(100)))
         .watches(containers, watcher::Config::default(), |c| template_of_departing_container(&c))
+        .reconcile_on(crate::controller::run::tokio_stream_from(wake_rx))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| async {});
-    Box::pin(run)
+    (Box::pin(run), reader)
 }
 
 #[cfg(test)]

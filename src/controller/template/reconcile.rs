@@ -4,17 +4,18 @@
 //! in flight is kept in `status.pendingTask`; status is written only when it changed.
 
 use super::build::{self, create_params, disk_storages, image_volid, is_linked_clone_of, pick_appliance, volume_owner, Image, TemplatePlan};
-use crate::controller::cluster::{ClusterHandle, ClusterKey, Connection};
-use crate::controller::conditions::{self, CondSpec};
+use crate::controller::cluster::{ClusterHandle, ClusterKey, Snapshot};
+use crate::controller::conditions::CondSpec;
+use crate::controller::container::decide;
 use crate::controller::container::desired::{identity_tag, InvalidSpec};
 use crate::controller::context::Context;
-use crate::controller::status::{add_finalizer, apply_status, remove_finalizer};
+use crate::controller::kernel::task::{self, Polled, Started};
+use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{LxcContainer, PendingTask};
 use crate::crd::lxc_template::{LxcTemplate, LxcTemplateStatus, PreviousTemplate};
-use crate::crd::{DeletionPolicy, CONDITION_READY, FINALIZER};
-use crate::pve::{self, ErrorClass, LxcConfig, TaskResult, Upid};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use crate::crd::{DeletionPolicy, CONDITION_READY};
+use crate::pve::{self, ErrorClass, LxcConfig, Upid};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::sync::Arc;
@@ -38,75 +39,56 @@ const NO_UPID: &str = "none";
 /// How long a conversion may take before the call is made again.
 const CONVERSION_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One pass over one object.
-struct Pass<'a> {
-    obj: &'a LxcTemplate,
-    ctx: &'a Context,
-    api: Api<LxcTemplate>,
-    status: LxcTemplateStatus,
-    written: Option<LxcTemplateStatus>,
-    now: Time,
-    uid: String,
-    key: ClusterKey,
+/// One pass over one `LxcTemplate`.
+type P<'a> = Pass<'a, LxcTemplate>;
+
+impl Managed for LxcTemplate {
+    type Status = LxcTemplateStatus;
+    const KIND: &'static str = "LxcTemplate";
+
+    fn status_of(&self) -> Option<&LxcTemplateStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(s: &mut LxcTemplateStatus) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        &mut s.conditions
+    }
+    fn observed_generation(s: &mut LxcTemplateStatus) -> &mut Option<i64> {
+        &mut s.observed_generation
+    }
+    fn on_invalid(s: &mut LxcTemplateStatus) {
+        s.phase = Some(PHASE_FAILED.into());
+    }
+    fn cache(ctx: &Context) -> &StatusCache<LxcTemplateStatus> {
+        &ctx.status.templates
+    }
+    fn wakes(ctx: &Context) -> &WakeRoutes<LxcTemplate> {
+        &ctx.wakes.templates
+    }
 }
 
-impl Pass<'_> {
-    fn cond(&mut self, c: CondSpec) {
-        let g = self.obj.metadata.generation;
-        conditions::set(&mut self.status.conditions, c, g, &self.now);
+impl TaskRecord for LxcTemplateStatus {
+    fn pending(&self) -> Option<PendingTask> {
+        self.pending_task.clone()
     }
+    fn set_pending(&mut self, task: Option<PendingTask>) {
+        self.pending_task = task;
+    }
+}
 
-    async fn save(&mut self) -> Result<(), Error> {
-        if self.written.as_ref() == Some(&self.status) {
-            return Ok(());
-        }
-        apply_status(&self.api, self.obj, &self.status).await?;
-        self.ctx.metrics.kube_write("LxcTemplate");
-        self.written = Some(self.status.clone());
-        Ok(())
-    }
-
-    async fn event(&self, warning: bool, reason: &str, note: String) {
-        self.ctx.event(self.obj, warning, reason, note).await;
-    }
-
-    fn ready_reason(&self) -> Option<String> {
-        conditions::get(&self.status.conditions, CONDITION_READY).map(|c| c.reason.clone())
-    }
-
-    /// Not ready, with a reason (an Event when the reason is new); saves and ends the pass.
-    async fn not_ready(&mut self, reason: &str, message: String, action: Action) -> Result<Action, Error> {
-        let was = self.ready_reason();
-        self.cond(CondSpec::no(CONDITION_READY, reason, message.clone()));
-        self.save().await?;
-        if was.as_deref() != Some(reason) && !matches!(reason, "Downloading" | "Building" | "Converting" | "ClusterNotReady") {
-            self.event(true, reason, message).await;
-        }
-        Ok(action)
-    }
-
-    /// The spec cannot be built: `Ready=False, reason=InvalidSpec`; no retry until it changes.
-    async fn invalid(&mut self, e: InvalidSpec) -> Result<Action, Error> {
-        self.status.phase = Some(PHASE_FAILED.into());
-        self.status.observed_generation = self.obj.metadata.generation;
-        self.not_ready("InvalidSpec", e.to_string(), Action::await_change()).await
-    }
-
-    fn release(&self) {
-        self.ctx.release_slot(&self.uid);
-        self.ctx.downloads.lock().unwrap().retain(|_, v| *v != self.uid);
-    }
+/// Frees what the object holds: its task slot and its download claims.
+fn release(p: &P<'_>) {
+    p.ctx.slots.release(&p.uid);
+    p.ctx.downloads.forget(&p.uid);
 }
 
 /// Reconciles one `LxcTemplate`.
 pub async fn reconcile(obj: Arc<LxcTemplate>, ctx: Arc<Context>) -> Result<Action, Error> {
-    crate::controller::instrumented("LxcTemplate", &obj.name_any(), &ctx.metrics, reconcile_inner(&obj, &ctx)).await
+    crate::controller::kernel::pass::run(&*obj, &ctx, reconcile_inner(&obj, &ctx)).await
 }
 
-/// Requeue policy for errors: transient and lock errors retry soon with jitter; others back off.
+/// Requeue policy for errors: the one every kind uses.
 pub fn error_policy(obj: Arc<LxcTemplate>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), class = err.class(), error = %err, "LxcTemplate reconcile failed");
-    crate::controller::requeue_after_error(err, &ctx.settings)
+    crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
 fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
@@ -116,44 +98,17 @@ fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
     }
 }
 
-/// The connected cluster, or the reason it cannot be used.
-fn connected(ctx: &Context, key: &ClusterKey) -> Result<Arc<ClusterHandle>, String> {
-    let Some(h) = ctx.clusters.get(key) else {
-        return Err(format!("ProxmoxCluster {} is not connected (missing, or its credentials are not usable)", key.name));
-    };
-    if h.connected() && h.snapshot().is_some() {
-        return Ok(h);
-    }
-    let why = match &*h.connection.borrow() {
-        Connection::Failed { reason, message } => format!("ProxmoxCluster {} is not ready ({reason}): {message}", key.name),
-        _ => format!("ProxmoxCluster {} is connecting", key.name),
-    };
-    Err(why)
-}
-
 async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Error> {
-    let api: Api<LxcTemplate> = Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default());
-    let mut p = Pass {
-        obj,
-        ctx,
-        api: api.clone(),
-        status: obj.status.clone().unwrap_or_default(),
-        written: obj.status.clone(),
-        now: Time(jiff::Timestamp::now()),
-        uid: obj.uid().unwrap_or_default(),
-        key: cluster_key(obj),
-    };
+    let mut p = Pass::new(obj, ctx);
     if obj.metadata.deletion_timestamp.is_some() {
         return cleanup(&mut p).await;
     }
-    if add_finalizer(&api, obj, FINALIZER).await? {
-        ctx.metrics.kube_write("LxcTemplate");
-    }
-    let handle = match connected(ctx, &p.key) {
-        Ok(h) => h,
+    p.add_finalizer().await?;
+    let (handle, snap) = match ctx.clusters.usable(&cluster_key(obj)) {
+        Ok(u) => u,
         Err(why) => {
             p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
-            return p.not_ready("ClusterNotReady", why, Action::requeue(jitter(Duration::from_secs(10)))).await;
+            return p.not_ready(Reason::ClusterNotReady, why, Action::requeue(jitter(Duration::from_secs(10)))).await;
         }
     };
     let plan = match build::plan(&obj.spec, &obj.name_any(), &p.uid) {
@@ -168,14 +123,14 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
     if p.status.build_hash.as_deref() != Some(plan.hash.as_str()) {
         if let (Some(vmid), Some(node)) = (p.status.vmid, p.status.node.clone()) {
             p.status.previous.push(PreviousTemplate { vmid, node: node.clone() });
-            p.event(false, "Rebuilding", format!("the spec changed: building a new template; CT {vmid} on {node} is kept while linked clones use it")).await;
+            p.event(Reason::Rebuilding, format!("the spec changed: building a new template; CT {vmid} on {node} is kept while linked clones use it")).await;
         }
         p.status.vmid = None;
         p.status.node = None;
         p.status.os_template = None;
         p.status.build_hash = Some(plan.hash.clone());
         p.status.phase = Some(PHASE_PENDING.into());
-        p.cond(CondSpec::no(CONDITION_READY, "Pending", "the template is about to be built"));
+        p.cond(CondSpec::no(CONDITION_READY, Reason::Pending, "the template is about to be built"));
         p.save().await?;
     }
     // earlier builds nothing clones from any more are deleted first (one task per pass)
@@ -183,12 +138,12 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
         Collected::Kept(k) => k,
         Collected::Started(action) => return Ok(action),
     };
-    build_current(&mut p, &handle, &plan, kept).await
+    build_current(&mut p, &handle, &snap, &plan, kept).await
 }
 
 /// Checks the task in `status.pendingTask`. `Some(action)` while it runs or just failed;
 /// `None` once it has ended well or when there is none.
-async fn check_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
+async fn check_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
     let Some(pt) = p.status.pending_task.clone() else { return Ok(None) };
     if pt.operation == "template" {
         // the conversion has no task id: the config tells when it is done
@@ -209,49 +164,26 @@ async fn check_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Option<A
         }
         return Ok(Some(Action::requeue(p.ctx.settings.task_poll)));
     }
-    let Ok(upid) = pt.upid.parse::<Upid>() else {
-        // written before a call whose answer never reached us: what exists decides
-        p.status.pending_task = None;
-        p.release();
-        return Ok(None);
-    };
-    let st = match handle.client.task_status(&upid).await {
-        Ok(s) => s,
-        Err(e) if e.class() == ErrorClass::NotFound || matches!(e, pve::Error::InvalidParameters { .. }) => {
-            p.status.pending_task = None;
-            p.release();
-            return Ok(None);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    match st.result() {
-        TaskResult::Running => {
-            if !p.ctx.task_slots.lock().unwrap().contains_key(&p.uid) {
-                if let Some(permit) = handle.client.try_acquire_task_slot(upid.node()) {
-                    p.ctx.hold_slot(&p.uid, permit);
-                }
-            }
-            Ok(Some(Action::requeue(p.ctx.settings.task_poll)))
-        }
-        TaskResult::Ok | TaskResult::Warnings(_) => {
-            p.status.pending_task = None;
-            p.release();
-            handle.refresh.notify_one();
+    match task::poll(p, handle, 3).await? {
+        None | Some((_, Polled::Done(_))) => Ok(None),
+        Some((_, Polled::Unknown)) => {
+            // written before a call whose answer never reached us: what exists decides
+            p.ctx.downloads.forget(&p.uid);
             Ok(None)
         }
-        TaskResult::Failed(text) => {
-            p.status.pending_task = None;
-            p.release();
-            p.ctx.metrics.task_failed(&pt.operation);
-            let tail = handle.client.task_log_tail(&upid, 3).await.unwrap_or_default().join(" | ");
-            let msg = if tail.is_empty() { format!("{} task failed: {text}", pt.operation) } else { format!("{} task failed: {text} ({tail})", pt.operation) };
+        Some((pt, Polled::Running)) => {
+            Ok(Some(Action::requeue(task::poll_interval(pt.started_at.as_ref(), jiff::Timestamp::now(), p.ctx.settings.task_poll))))
+        }
+        Some((pt, Polled::Failed { text, tail })) => {
+            p.ctx.downloads.forget(&p.uid);
+            let msg = task::failure_message(&pt.operation, &text, &tail);
             let reason = match pt.operation.as_str() {
-                "download" => "DownloadFailed",
-                "create" => "CreateFailed",
-                "delete" => "DeleteFailed",
-                _ => "TaskFailed",
+                "download" => Reason::DownloadFailed,
+                "create" => Reason::CreateFailed,
+                "delete" => Reason::DeleteFailed,
+                _ => Reason::TaskFailed,
             };
-            if matches!(reason, "DownloadFailed" | "CreateFailed") {
+            if matches!(reason, Reason::DownloadFailed | Reason::CreateFailed) {
                 p.status.phase = Some(PHASE_FAILED.into());
             }
             // not_ready publishes the Event
@@ -261,28 +193,16 @@ async fn check_task(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Option<A
     }
 }
 
-/// Takes a task slot on `node` and starts `call`, recording its UPID as `operation`.
-async fn start_task(p: &mut Pass<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Result<Action, pve::Error>, Error> {
-    p.ctx.metrics.queue_wait("LxcTemplate", 1.0);
-    let permit = tokio::time::timeout(Duration::from_secs(20), handle.client.acquire_task_slot(node)).await;
-    p.ctx.metrics.queue_wait("LxcTemplate", -1.0);
-    let permit = match permit {
-        Ok(permit) => permit,
-        Err(_) => return p.not_ready("WaitingForTaskSlot", format!("waiting for a task slot on node {node}"), Action::requeue(jitter(Duration::from_millis(500)))).await.map(Ok),
-    };
-    // the marker goes first: a crash after the call leaves the status saying what was started
-    p.status.pending_task = Some(PendingTask { upid: "unknown".into(), operation: operation.into(), started_at: Some(p.now.clone()) });
-    p.save().await?;
-    match call.await {
-        Ok(upid) => {
-            p.ctx.hold_slot(&p.uid, permit);
-            p.ctx.metrics.task_started(operation);
-            p.status.pending_task = Some(PendingTask { upid: upid.to_string(), operation: operation.into(), started_at: Some(p.now.clone()) });
-            p.save().await?;
-            Ok(Ok(Action::requeue(p.ctx.settings.task_poll)))
+/// Takes a task slot on `node` and starts `call`, recording its UPID as `operation` (the
+/// write-ahead marker first). `Ok(Err(e))`: Proxmox refused the call.
+async fn start_task(p: &mut P<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Result<Action, pve::Error>, Error> {
+    match task::start(p, handle, node, operation, true, call).await? {
+        Started::Task(_) | Started::NoTask => Ok(Ok(Action::requeue(task::poll_interval(None, jiff::Timestamp::now(), p.ctx.settings.task_poll)))),
+        Started::NoSlot => {
+            let msg = format!("waiting for a task slot on node {node}");
+            p.not_synced(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(Duration::from_secs(3)))).await.map(Ok)
         }
-        Err(e) => {
-            p.status.pending_task = None;
+        Started::Refused(e) => {
             p.save().await?;
             Ok(Err(e))
         }
@@ -321,7 +241,7 @@ async fn linked_clones(handle: &ClusterHandle, node: &str, vmid: u32, cfg: &LxcC
 }
 
 /// `CT 101 (LxcContainer web), CT 102`: names the clones, with their objects where known.
-async fn describe_clones(p: &Pass<'_>, vmids: &[u32]) -> String {
+async fn describe_clones(p: &P<'_>, vmids: &[u32]) -> String {
     let api: Api<LxcContainer> = Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
     let list = api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
     vmids
@@ -343,7 +263,7 @@ enum Collected {
 }
 
 /// Deletes earlier builds that no linked clone uses any more (at most one task).
-async fn collect_previous(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Collected, Error> {
+async fn collect_previous(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Collected, Error> {
     let identity = identity_tag(&p.uid);
     let mut kept = Vec::new();
     for prev in p.status.previous.clone() {
@@ -353,7 +273,7 @@ async fn collect_previous(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Co
             continue;
         };
         if !cfg.tag_list().contains(&identity) {
-            p.event(false, "LeftUntouched", format!("earlier build CT {} on {} no longer carries our tag; it is not deleted", prev.vmid, prev.node)).await;
+            p.event(Reason::LeftUntouched, format!("earlier build CT {} on {} no longer carries our tag; it is not deleted", prev.vmid, prev.node)).await;
             p.status.previous.retain(|x| *x != prev);
             p.save().await?;
             continue;
@@ -363,10 +283,10 @@ async fn collect_previous(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Co
             kept.push((prev.vmid, clones));
             continue;
         }
-        p.event(false, "DeletingPrevious", format!("deleting earlier build CT {} on {}: no linked clone uses it any more", prev.vmid, prev.node)).await;
+        p.event(Reason::DeletingPrevious, format!("deleting earlier build CT {} on {}: no linked clone uses it any more", prev.vmid, prev.node)).await;
         let client = handle.client.clone();
         let (n, v) = (prev.node.clone(), prev.vmid);
-        let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(true), ..Default::default() };
+        let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(false), ..Default::default() };
         return match start_task(p, handle, &prev.node, "delete", async move { client.lxc_delete(&n, v, &params).await }).await? {
             Ok(a) => Ok(Collected::Started(a)),
             Err(e) if e.class() == ErrorClass::NotFound => Ok(Collected::Started(Action::requeue(Duration::from_millis(200)))),
@@ -377,25 +297,27 @@ async fn collect_previous(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Co
 }
 
 /// Builds (or checks) the current template: node, image, create, convert, Ready.
-async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &TemplatePlan, kept: Vec<(u32, Vec<u32>)>) -> Result<Action, Error> {
+async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, plan: &TemplatePlan, kept: Vec<(u32, Vec<u32>)>) -> Result<Action, Error> {
     let spec = &p.obj.spec;
-    let snap = handle.snapshot().expect("checked by the caller");
     // where
     let node = match (&p.status.node, &spec.node) {
         (Some(n), _) => n.clone(),
         (None, Some(n)) => {
             if !snap.node_online(n) {
                 p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
-                return p.not_ready("NodeUnavailable", format!("node {n} is not online in Proxmox"), Action::requeue(jitter(Duration::from_secs(15)))).await;
+                return p.not_ready(Reason::NodeUnavailable, format!("node {n} is not online in Proxmox"), Action::requeue(jitter(Duration::from_secs(15)))).await;
             }
             n.clone()
         }
         (None, None) => {
             let storage = plan.desired.rootfs.as_ref().map(|r| r.0.clone()).unwrap_or_else(|| "local".into());
             let memory = plan.desired.keys.get("memory").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20;
-            match handle.place(&storage, memory) {
-                Some(n) => n,
-                None => return p.not_ready("NoNodeAvailable", format!("no online node has storage {storage} for containers (content rootdir)"), Action::requeue(jitter(Duration::from_secs(15)))).await,
+            match decide::placement(None, &decide::Origin::Create, snap, &storage, &handle.reserved()) {
+                Ok(n) => {
+                    handle.reserve(&n, memory);
+                    n
+                }
+                Err(u) => return p.not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15)))).await,
             }
         }
     };
@@ -420,7 +342,7 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
                 Some(v) => {
                     if let Some((_, clones)) = kept.iter().find(|(pv, _)| *pv == v) {
                         let who = describe_clones(p, clones).await;
-                        return p.not_ready("VmidInUse", format!("spec.vmid {v} is the earlier build of this template, which linked clones still use ({who}); remove spec.vmid or choose another to build the changed template"), Action::requeue(jitter(Duration::from_secs(30)))).await;
+                        return p.not_ready(Reason::VmidInUse, format!("spec.vmid {v} is the earlier build of this template, which linked clones still use ({who}); remove spec.vmid or choose another to build the changed template"), Action::requeue(jitter(Duration::from_secs(30)))).await;
                     }
                     v
                 }
@@ -439,16 +361,16 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
     if !(seen && p.status.phase.as_deref() == Some(PHASE_READY)) {
         let Some(cfg) = config(handle, &node, vmid).await? else {
             if p.status.phase.as_deref() == Some(PHASE_READY) {
-                p.event(true, "Recreating", format!("template CT {vmid} is gone from Proxmox; building it again")).await;
+                p.event(Reason::Recreating, format!("template CT {vmid} is gone from Proxmox; building it again")).await;
             }
             p.status.phase = Some(PHASE_BUILDING.into());
-            p.cond(CondSpec::no(CONDITION_READY, "Building", format!("creating CT {vmid} on {node} from {os_template}")));
+            p.cond(CondSpec::no(CONDITION_READY, Reason::Building, format!("creating CT {vmid} on {node} from {os_template}")));
             let params = create_params(&plan.desired, vmid, &os_template);
             let client = handle.client.clone();
             let n = node.clone();
             return match start_task(p, handle, &node, "create", async move { client.lxc_create(&n, &params).await }).await? {
                 Ok(a) => {
-                    p.event(false, "Building", format!("creating template CT {vmid} on {node} from {os_template}")).await;
+                    p.event(Reason::Building, format!("creating template CT {vmid} on {node} from {os_template}")).await;
                     Ok(a)
                 }
                 // exists already: the next pass looks at its tag
@@ -466,11 +388,11 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
             }
             p.status.phase = Some(PHASE_FAILED.into());
             return p
-                .not_ready("VmidConflict", format!("CT {vmid} exists on {node} but is not managed by this object (it lacks the tag {identity}); it is left untouched — choose another vmid"), Action::requeue(jitter(Duration::from_secs(300))))
+                .not_ready(Reason::VmidConflict, format!("CT {vmid} exists on {node} but is not managed by this object (it lacks the tag {identity}); it is left untouched — choose another vmid"), Action::requeue(jitter(Duration::from_secs(300))))
                 .await;
         }
         if let Some(lock) = &cfg.lock {
-            p.cond(CondSpec::no(CONDITION_READY, "Building", format!("CT {vmid} is locked ({lock}); waiting")));
+            p.cond(CondSpec::no(CONDITION_READY, Reason::Building, format!("CT {vmid} is locked ({lock}); waiting")));
             p.save().await?;
             return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
         }
@@ -485,7 +407,7 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
                     Err(e) => Err(e.into()),
                 };
             }
-            p.cond(CondSpec::no(CONDITION_READY, "Converting", format!("converting CT {vmid} into a template")));
+            p.cond(CondSpec::no(CONDITION_READY, Reason::Converting, format!("converting CT {vmid} into a template")));
             handle.client.lxc_template(&node, vmid).await?;
             p.status.pending_task = Some(PendingTask { upid: NO_UPID.into(), operation: "template".into(), started_at: Some(p.now.clone()) });
             p.save().await?;
@@ -493,7 +415,7 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
         }
     }
     // ready
-    let became_ready = !conditions::is_true(&p.status.conditions, CONDITION_READY);
+    let became_ready = !p.is_true(CONDITION_READY);
     let mut msg = format!("template CT {vmid} on {node}, built from {os_template}");
     if !kept.is_empty() {
         let mut parts = Vec::new();
@@ -503,11 +425,11 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
         msg.push_str(&format!("; earlier builds kept while linked clones use them: {}", parts.join(", ")));
     }
     p.status.phase = Some(PHASE_READY.into());
-    p.cond(CondSpec::yes(CONDITION_READY, "Ready", msg));
-    p.status.observed_generation = p.obj.metadata.generation;
+    p.cond(CondSpec::yes(CONDITION_READY, Reason::Ready, msg));
+    p.observed();
     p.save().await?;
     if became_ready {
-        p.event(false, "Ready", format!("template CT {vmid} is ready on {node}")).await;
+        p.event(Reason::Ready, format!("template CT {vmid} is ready on {node}")).await;
     }
     // earlier builds are looked at again when clones go away (watch) and periodically
     Ok(if p.status.previous.is_empty() { Action::requeue(jitter(Duration::from_secs(600))) } else { Action::requeue(jitter(Duration::from_secs(15))) })
@@ -515,7 +437,7 @@ async fn build_current(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
 
 /// The image's volume id when it is present on `node`; otherwise starts its download (or
 /// explains why it cannot be had) and returns the action that ends the pass.
-async fn resolve_image(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &TemplatePlan, node: &str) -> Result<Result<String, Action>, Error> {
+async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePlan, node: &str) -> Result<Result<String, Action>, Error> {
     let (volid, storage, file) = match &plan.image {
         Image::Volid(v) => {
             let storage = v.split(':').next().unwrap_or_default().to_string();
@@ -523,14 +445,14 @@ async fn resolve_image(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
                 return Ok(Ok(v.clone()));
             }
             p.status.phase = Some(PHASE_PENDING.into());
-            let a = p.not_ready("ImageNotFound", format!("image {v} does not exist on node {node} (spec.image.volid)"), Action::requeue(jitter(Duration::from_secs(60)))).await?;
+            let a = p.not_ready(Reason::ImageNotFound, format!("image {v} does not exist on node {node} (spec.image.volid)"), Action::requeue(jitter(Duration::from_secs(60)))).await?;
             return Ok(Err(a));
         }
         Image::Appliance { name } => {
             let index = handle.client.aplinfo(node).await?;
             let Some(entry) = pick_appliance(&index, name) else {
                 p.status.phase = Some(PHASE_FAILED.into());
-                let a = p.not_ready("ApplianceNotFound", format!("appliance {name} is not in the appliance index of node {node} (spec.image.appliance; see `pveam available`)"), Action::requeue(jitter(Duration::from_secs(300)))).await?;
+                let a = p.not_ready(Reason::ApplianceNotFound, format!("appliance {name} is not in the appliance index of node {node} (spec.image.appliance; see `pveam available`)"), Action::requeue(jitter(Duration::from_secs(300)))).await?;
                 return Ok(Err(a));
             };
             (image_volid(&plan.image_storage, &entry.template), plan.image_storage.clone(), entry.template.clone())
@@ -541,25 +463,16 @@ async fn resolve_image(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
         return Ok(Ok(volid));
     }
     // one download per image: another template may be fetching it already
-    let claim = format!("{}/{node}/{volid}", p.key);
-    let someone_else = {
-        let mut d = p.ctx.downloads.lock().unwrap();
-        match d.get(&claim) {
-            Some(uid) if *uid != p.uid => true,
-            _ => {
-                d.insert(claim.clone(), p.uid.clone());
-                false
-            }
-        }
-    };
+    let claim = format!("{}/{node}/{volid}", cluster_key(p.obj));
+    let someone_else = !p.ctx.downloads.claim(&claim, &p.uid);
     if someone_else {
         p.status.phase = Some(PHASE_DOWNLOADING.into());
-        let a = p.not_ready("Downloading", format!("waiting for the download of {volid} to node {node} started for another template"), Action::requeue(jitter(Duration::from_secs(2)))).await?;
+        let a = p.not_ready(Reason::Downloading, format!("waiting for the download of {volid} to node {node} started for another template"), Action::requeue(jitter(Duration::from_secs(2)))).await?;
         return Ok(Err(a));
     }
     p.status.phase = Some(PHASE_DOWNLOADING.into());
     p.status.node = Some(node.to_string());
-    p.cond(CondSpec::no(CONDITION_READY, "Downloading", format!("downloading {file} to {storage} on node {node}")));
+    p.cond(CondSpec::no(CONDITION_READY, Reason::Downloading, format!("downloading {file} to {storage} on node {node}")));
     let client = handle.client.clone();
     let n = node.to_string();
     let started = match &plan.image {
@@ -581,14 +494,14 @@ async fn resolve_image(p: &mut Pass<'_>, handle: &ClusterHandle, plan: &Template
     };
     match started {
         Ok(a) => {
-            p.event(false, "Downloading", format!("downloading {file} to {} on node {node}", plan.image_storage)).await;
+            p.event(Reason::Downloading, format!("downloading {file} to {} on node {node}", plan.image_storage)).await;
             Ok(Err(a))
         }
         Err(e) => {
-            p.ctx.downloads.lock().unwrap().remove(&claim);
+            p.ctx.downloads.release(&claim);
             if matches!(e.class(), ErrorClass::InvalidSpec | ErrorClass::Permanent | ErrorClass::Conflict) {
                 p.status.phase = Some(PHASE_FAILED.into());
-                let a = p.not_ready("DownloadFailed", format!("Proxmox refused to download {file} to {} on node {node}: {}", plan.image_storage, e.message()), Action::requeue(jitter(Duration::from_secs(120)))).await?;
+                let a = p.not_ready(Reason::DownloadFailed, format!("Proxmox refused to download {file} to {} on node {node}: {}", plan.image_storage, e.message()), Action::requeue(jitter(Duration::from_secs(120)))).await?;
                 return Ok(Err(a));
             }
             Err(e.into())
@@ -607,10 +520,9 @@ async fn present(handle: &ClusterHandle, node: &str, storage: &str, volid: &str)
 
 /// Deletion: refused while linked clones depend on any build; `Retain` removes our tag and
 /// leaves the templates; `Delete` destroys them (one task per pass), then the finalizer goes.
-async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
+async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     let obj = p.obj;
-    let api = p.api.clone();
-    if !obj.finalizers().iter().any(|f| f == FINALIZER) {
+    if !p.has_finalizer() {
         return Ok(Action::await_change());
     }
     let mut targets: Vec<(u32, String)> = p.status.previous.iter().map(|x| (x.vmid, x.node.clone())).collect();
@@ -618,13 +530,13 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
         targets.push((v, n));
     }
     if targets.is_empty() && p.status.pending_task.is_none() {
-        p.release();
-        remove_finalizer(&api, obj, FINALIZER).await?;
+        release(p);
+        p.remove_finalizer().await?;
         return Ok(Action::await_change());
     }
-    let handle = match connected(p.ctx, &p.key) {
-        Ok(h) => h,
-        Err(why) => return p.not_ready("ClusterNotReady", format!("cannot clean up: {why}"), Action::requeue(jitter(Duration::from_secs(10)))).await,
+    let handle = match p.ctx.clusters.usable(&cluster_key(obj)) {
+        Ok((h, _)) => h,
+        Err(why) => return p.not_ready(Reason::ClusterNotReady, format!("cannot clean up: {why}"), Action::requeue(jitter(Duration::from_secs(10)))).await,
     };
     if let Some(action) = check_task(p, &handle).await? {
         return Ok(action);
@@ -636,7 +548,7 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
         match config(&handle, &node, vmid).await? {
             None => {}
             Some(cfg) if !cfg.tag_list().contains(&identity) => {
-                p.event(false, "LeftUntouched", format!("CT {vmid} on {node} does not carry our tag; it is not deleted")).await;
+                p.event(Reason::LeftUntouched, format!("CT {vmid} on {node} does not carry our tag; it is not deleted")).await;
             }
             Some(cfg) => ours.push((vmid, node, cfg)),
         }
@@ -650,10 +562,10 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
                 pve::ConfigUpdate { set: [("tags".to_string(), tags.join(";"))].into(), digest: cfg.digest.clone(), ..Default::default() }
             };
             handle.client.lxc_update_config(node, *vmid, &update).await?;
-            p.event(false, "Retained", format!("template CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed")).await;
+            p.event(Reason::Retained, format!("template CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed")).await;
         }
-        p.release();
-        remove_finalizer(&api, obj, FINALIZER).await?;
+        release(p);
+        p.remove_finalizer().await?;
         return Ok(Action::await_change());
     }
     // refused while linked clones depend on it
@@ -666,28 +578,28 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
         users.dedup();
         let who = describe_clones(p, &users).await;
         let msg = format!("deletion waits: linked clones depend on this template: {who}; delete them (or make them full clones) first");
-        let was = conditions::get(&p.status.conditions, CONDITION_READY).map(|c| (c.reason.clone(), c.message.clone()));
-        p.cond(CondSpec::no(CONDITION_READY, "InUse", msg.clone()));
+        let was = p.cond_of(CONDITION_READY);
+        p.cond(CondSpec::no(CONDITION_READY, Reason::InUse, msg.clone()));
         p.save().await?;
         if was != Some(("InUse".into(), msg.clone())) {
-            p.event(true, "InUse", msg).await;
+            p.event(Reason::InUse, msg).await;
         }
         return Ok(Action::requeue(jitter(Duration::from_secs(10))));
     }
     let Some((vmid, node, cfg)) = ours.into_iter().next() else {
-        p.release();
-        remove_finalizer(&api, obj, FINALIZER).await?;
+        release(p);
+        p.remove_finalizer().await?;
         return Ok(Action::await_change());
     };
     p.status.phase = Some(PHASE_DELETING.into());
     if let Some(lock) = &cfg.lock {
-        return p.not_ready("Locked", format!("CT {vmid} is locked ({lock}); deletion waits"), Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
+        return p.not_ready(Reason::Locked, format!("CT {vmid} is locked ({lock}); deletion waits"), Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
     }
-    p.cond(CondSpec::no(CONDITION_READY, "Deleting", format!("deleting template CT {vmid} on {node}")));
-    p.event(false, "Deleting", format!("destroying template CT {vmid} on {node}")).await;
+    p.cond(CondSpec::no(CONDITION_READY, Reason::Deleting, format!("deleting template CT {vmid} on {node}")));
+    p.event(Reason::Deleting, format!("destroying template CT {vmid} on {node}")).await;
     let client = handle.client.clone();
     let n = node.clone();
-    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(true), ..Default::default() };
+    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(false), ..Default::default() };
     match start_task(p, &handle, &node, "delete", async move { client.lxc_delete(&n, vmid, &params).await }).await? {
         Ok(a) => Ok(a),
         Err(e) if e.class() == ErrorClass::NotFound => Ok(Action::requeue(Duration::from_millis(200))),

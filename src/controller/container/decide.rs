@@ -1,0 +1,263 @@
+//! The container controller's decisions as pure functions of (object, Proxmox snapshot, what
+//! this process recorded): whose a Proxmox container is, and where a new one goes. The
+//! reconcile only carries out what these decide; the identity rules of DESIGN.md §3 and every
+//! case the reliability suite found are table tests here.
+
+use crate::controller::cluster::Snapshot;
+use crate::controller::kernel::Reason;
+use crate::crd::lxc_container::ContainerPhase;
+use std::collections::HashMap;
+
+/// What is known about the Proxmox container at our vmid, and about us.
+#[derive(Clone, Copy, Debug)]
+pub struct Evidence<'a> {
+    /// It carries our identity tag.
+    pub tagged: bool,
+    /// Its lock, if one is held.
+    pub lock: Option<&'a str>,
+    /// Our phase, as recorded in status.
+    pub phase: Option<ContainerPhase>,
+    /// The vmid was chosen by the user (`spec.vmid`), not by us.
+    pub user_vmid: bool,
+    /// We clone it from a container or template (a fresh clone carries no tag until our first update).
+    pub cloning: bool,
+}
+
+/// Whose the container at our vmid is, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Ours: converge it.
+    Ours,
+    /// A clone we started, not tagged yet: claim it (the next update sets the tag).
+    Claim,
+    /// Locked and not (yet) tagged: while Proxmox creates a container its config holds little
+    /// more than the lock, so wait before judging.
+    WaitLocked(String),
+    /// A vmid we picked ourselves is held by someone else's container: pick another.
+    Reallocate,
+    /// The container existed as ours (Running/Stopped) and lost its tag, e.g. edited in the
+    /// Proxmox GUI: keep every record and stop, never create a second one.
+    TagLost,
+    /// Someone else's container at the user's vmid: leave it untouched.
+    Conflict,
+}
+
+/// Decides whose the container at our vmid is (see [`Ownership`]).
+pub fn ownership(e: Evidence<'_>) -> Ownership {
+    use ContainerPhase::*;
+    if e.tagged {
+        return Ownership::Ours;
+    }
+    if let Some(lock) = e.lock {
+        return Ownership::WaitLocked(lock.to_string());
+    }
+    if e.phase == Some(Creating) && e.cloning {
+        return Ownership::Claim;
+    }
+    let existed = matches!(e.phase, Some(Running | Stopped | Deleting));
+    if existed {
+        return Ownership::TagLost;
+    }
+    if !e.user_vmid {
+        // never ours: also after a crash or a failed create left us in Creating or Failed
+        return Ownership::Reallocate;
+    }
+    Ownership::Conflict
+}
+
+/// What a guest of another kind at our vmid means before a create: `Some` when the create must
+/// not be tried (Proxmox would answer "already exists" forever).
+pub fn held_by_vm(snapshot_kind: Option<&str>, user_vmid: bool) -> Option<Ownership> {
+    match snapshot_kind {
+        Some("qemu") if user_vmid => Some(Ownership::Conflict),
+        Some("qemu") => Some(Ownership::Reallocate),
+        _ => None,
+    }
+}
+
+/// Where a new container comes from, for placement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// From an OS template.
+    Create,
+    /// From a backup archive; `Some(node)` when the archive is on storage only that node sees.
+    Restore(Option<String>),
+    /// A clone of a container on `node`.
+    Clone(String),
+}
+
+/// Why no node was chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unplaced {
+    /// Condition reason.
+    pub reason: Reason,
+    /// What to tell the user.
+    pub message: String,
+}
+
+/// Picks the node for a new container: the user's (if online), the clone source's, the
+/// archive's node for an archive not on shared storage, else an online node with `storage`
+/// (content rootdir) and the most free memory after `reserved` (placements not yet in the
+/// inventory).
+pub fn placement(
+    spec_node: Option<&str>,
+    origin: &Origin,
+    snap: &Snapshot,
+    storage: &str,
+    reserved: &HashMap<String, u64>,
+) -> Result<String, Unplaced> {
+    let offline = |n: &str, what: String| Unplaced { reason: Reason::NodeUnavailable, message: format!("{what} {n}, which is not online") };
+    match (spec_node, origin) {
+        (Some(n), _) if !snap.node_online(n) => Err(Unplaced { reason: Reason::NodeUnavailable, message: format!("node {n} is not online in Proxmox") }),
+        (Some(n), _) => Ok(n.to_string()),
+        (None, Origin::Clone(src)) => Ok(src.clone()),
+        (None, Origin::Restore(Some(n))) if !snap.node_online(n) => Err(offline(n, "the backup archive is on node".into())),
+        (None, Origin::Restore(Some(n))) => Ok(n.clone()),
+        (None, _) => snap.placement_candidates(storage, reserved).into_iter().next().ok_or_else(|| Unplaced {
+            reason: Reason::NoNodeAvailable,
+            message: format!("no online node has storage {storage} for containers (content rootdir)"),
+        }),
+    }
+}
+
+/// Where a clone onto `node` of a source on `src_node` is made. Proxmox's `target` works only
+/// when every disk of the source is on shared storage (`local_disks` lists the others): then
+/// the clone goes straight to `node`; otherwise a full clone is made next to the source (the
+/// update path then migrates it) and a linked clone is impossible (`Err` lists the storages).
+pub fn clone_node(node: &str, src_node: &str, full: bool, local_disks: &[String]) -> Result<String, String> {
+    if node == src_node || local_disks.is_empty() {
+        Ok(node.to_string())
+    } else if full {
+        Ok(src_node.to_string())
+    } else {
+        Err(local_disks.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pve::ClusterResource;
+    use ContainerPhase::*;
+
+    fn ev(tagged: bool, lock: Option<&str>, phase: Option<ContainerPhase>, user_vmid: bool, cloning: bool) -> Evidence<'_> {
+        Evidence { tagged, lock, phase, user_vmid, cloning }
+    }
+
+    #[test]
+    fn a_container_with_our_tag_is_ours_whatever_the_phase() {
+        for phase in [None, Some(Pending), Some(Creating), Some(Running), Some(Stopped), Some(Failed), Some(Deleting)] {
+            assert_eq!(ownership(ev(true, None, phase, false, false)), Ownership::Ours);
+            assert_eq!(ownership(ev(true, Some("backup"), phase, true, false)), Ownership::Ours);
+        }
+    }
+
+    #[test]
+    fn a_locked_container_without_our_tag_is_never_judged() {
+        // while Proxmox creates a container, its config has the lock and no tags yet
+        for phase in [None, Some(Pending), Some(Creating), Some(Running)] {
+            assert_eq!(ownership(ev(false, Some("create"), phase, false, false)), Ownership::WaitLocked("create".into()));
+        }
+    }
+
+    #[test]
+    fn a_clone_we_started_is_claimed_before_its_tag_is_set() {
+        assert_eq!(ownership(ev(false, None, Some(Creating), false, true)), Ownership::Claim);
+        assert_eq!(ownership(ev(false, None, Some(Creating), true, true)), Ownership::Claim);
+    }
+
+    #[test]
+    fn a_vmid_we_picked_held_by_a_foreign_container_is_picked_again_also_after_a_crash_or_failed_create() {
+        for phase in [None, Some(Pending), Some(Creating), Some(Failed)] {
+            assert_eq!(ownership(ev(false, None, phase, false, false)), Ownership::Reallocate, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn a_user_vmid_held_by_a_foreign_container_is_a_conflict_and_left_untouched() {
+        for phase in [None, Some(Pending), Some(Creating), Some(Failed)] {
+            assert_eq!(ownership(ev(false, None, phase, true, false)), Ownership::Conflict, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn a_container_of_ours_whose_tag_was_removed_is_never_replaced_by_a_second_one() {
+        for phase in [Some(Running), Some(Stopped), Some(Deleting)] {
+            assert_eq!(ownership(ev(false, None, phase, false, false)), Ownership::TagLost);
+            assert_eq!(ownership(ev(false, None, phase, true, false)), Ownership::TagLost);
+        }
+    }
+
+    #[test]
+    fn a_vmid_held_by_a_qemu_vm_is_never_created_over() {
+        assert_eq!(held_by_vm(Some("qemu"), true), Some(Ownership::Conflict));
+        assert_eq!(held_by_vm(Some("qemu"), false), Some(Ownership::Reallocate));
+        assert_eq!(held_by_vm(Some("lxc"), true), None);
+        assert_eq!(held_by_vm(None, true), None);
+    }
+
+    fn snap() -> Snapshot {
+        let node = |name: &str, online: bool, used: u64| -> ClusterResource {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("node/{name}"), "type": "node", "node": name,
+                "status": if online {"online"} else {"offline"}, "maxmem": 8u64 << 30, "mem": used,
+            }))
+            .unwrap()
+        };
+        let storage = |node: &str, name: &str| -> ClusterResource {
+            serde_json::from_value(serde_json::json!({
+                "id": format!("storage/{node}/{name}"), "type": "storage", "node": node, "storage": name,
+                "content": "rootdir,images", "status": "available", "shared": 0,
+            }))
+            .unwrap()
+        };
+        let list = vec![
+            node("pve1", true, 6 << 30),
+            node("pve2", true, 1 << 30),
+            node("pve3", false, 0),
+            storage("pve1", "local-lvm"),
+            storage("pve2", "local-lvm"),
+            storage("pve3", "local-lvm"),
+            storage("pve1", "only1"),
+        ];
+        Snapshot::from_resources(&list, std::time::Instant::now())
+    }
+
+    #[test]
+    fn placement_takes_the_users_node_only_when_it_is_online() {
+        let s = snap();
+        assert_eq!(placement(Some("pve1"), &Origin::Create, &s, "local-lvm", &HashMap::new()), Ok("pve1".into()));
+        let e = placement(Some("pve3"), &Origin::Create, &s, "local-lvm", &HashMap::new()).unwrap_err();
+        assert_eq!(e.reason, Reason::NodeUnavailable);
+    }
+
+    #[test]
+    fn placement_picks_the_online_node_with_the_storage_and_the_most_free_memory() {
+        let s = snap();
+        assert_eq!(placement(None, &Origin::Create, &s, "local-lvm", &HashMap::new()), Ok("pve2".into()));
+        assert_eq!(placement(None, &Origin::Create, &s, "only1", &HashMap::new()), Ok("pve1".into()));
+        // placements not yet in the inventory count: a burst spreads over the nodes
+        let reserved = HashMap::from([("pve2".to_string(), 6u64 << 30)]);
+        assert_eq!(placement(None, &Origin::Create, &s, "local-lvm", &reserved), Ok("pve1".into()));
+        let e = placement(None, &Origin::Create, &s, "nowhere", &HashMap::new()).unwrap_err();
+        assert_eq!(e.reason, Reason::NoNodeAvailable);
+    }
+
+    #[test]
+    fn a_clone_goes_next_to_its_source_and_a_local_archive_is_restored_on_its_node() {
+        let s = snap();
+        assert_eq!(placement(None, &Origin::Clone("pve1".into()), &s, "local-lvm", &HashMap::new()), Ok("pve1".into()));
+        assert_eq!(placement(None, &Origin::Restore(Some("pve1".into())), &s, "local-lvm", &HashMap::new()), Ok("pve1".into()));
+        assert_eq!(placement(None, &Origin::Restore(None), &s, "local-lvm", &HashMap::new()), Ok("pve2".into()));
+        let e = placement(None, &Origin::Restore(Some("pve3".into())), &s, "local-lvm", &HashMap::new()).unwrap_err();
+        assert_eq!(e.reason, Reason::NodeUnavailable);
+    }
+
+    #[test]
+    fn a_linked_clone_across_nodes_needs_shared_disks_and_a_full_one_is_made_next_to_its_source() {
+        assert_eq!(clone_node("pve2", "pve1", false, &[]), Ok("pve2".into()));
+        assert_eq!(clone_node("pve2", "pve1", true, &["local-lvm".into()]), Ok("pve1".into()));
+        assert_eq!(clone_node("pve2", "pve1", false, &["local-lvm".into()]), Err("local-lvm".into()));
+        assert_eq!(clone_node("pve1", "pve1", false, &["local-lvm".into()]), Ok("pve1".into()));
+    }
+}

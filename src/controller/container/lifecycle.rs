@@ -1,0 +1,135 @@
+//! The two ends of a container's life in Kubernetes: adoption (`ObserveOnly`: read status,
+//! change nothing) and deletion (stop, destroy what the config references, then the finalizer;
+//! `Retain` removes our tag; a container without our tag or protected in Proxmox is kept).
+
+use super::converge::{addresses, usage};
+use super::desired::identity_tag;
+use super::locate::{locate, Located};
+use super::reconcile::{check_pending_task, cluster_key, start_task, P};
+use crate::controller::cluster::{ClusterHandle, Snapshot};
+use crate::controller::conditions::CondSpec;
+use crate::controller::kernel::Reason;
+use crate::controller::{jitter, Error};
+use crate::crd::lxc_container::*;
+use crate::crd::{DeletionPolicy, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::pve;
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use std::time::Duration;
+
+/// An adopted container: status from the inventory, no finalizer, no tag, no change.
+pub(super) async fn observe_only(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot) -> Result<Action, Error> {
+    let vmid = p.obj.spec.vmid.expect("validated");
+    p.remove_finalizer().await?;
+    p.status.vmid = Some(vmid);
+    let Some(g) = snap.guests.get(&vmid).cloned() else {
+        p.status.phase = Some(ContainerPhase::Pending);
+        p.status.ip_addresses.clear();
+        let msg = format!("CT {vmid} does not exist in Proxmox");
+        return p.not_ready(Reason::NotFound, msg, Action::requeue(jitter(Duration::from_secs(60)))).await;
+    };
+    let running = g.status == "running";
+    p.status.node = Some(g.node.clone());
+    p.status.state = Some(g.status.clone());
+    p.status.phase = Some(if running { ContainerPhase::Running } else { ContainerPhase::Stopped });
+    p.status.usage = Some(usage(g.cpu, g.mem, g.disk, g.uptime, g.netin, g.netout));
+    if running && p.status.ip_addresses.is_empty() {
+        p.status.ip_addresses = addresses(&handle.client.lxc_interfaces(&g.node, vmid).await.unwrap_or_default());
+    } else if !running {
+        p.status.ip_addresses.clear();
+    }
+    p.ctx.metrics.container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &g);
+    let msg = format!("CT {vmid} on {} is {} (observed only; nothing is changed)", g.node, g.status);
+    p.cond(CondSpec::yes(CONDITION_READY, Reason::Observed, msg));
+    p.uncond(CONDITION_SYNCED);
+    p.uncond(CONDITION_STALLED);
+    p.observed();
+    p.save().await?;
+    Ok(Action::await_change())
+}
+
+/// The cleanup is done: the finalizer goes, and so does what this process kept for the object.
+async fn done(p: &mut P<'_>) -> Result<Action, Error> {
+    p.remove_finalizer().await?;
+    p.ctx.forget(&p.uid);
+    p.ctx.metrics.forget_container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any());
+    Ok(Action::await_change())
+}
+
+/// Deletion, one step per pass.
+pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
+    let obj = p.obj;
+    if !p.has_finalizer() {
+        p.ctx.forget(&p.uid);
+        return Ok(Action::await_change());
+    }
+    if super::service::remove(&p.ctx.kube, obj).await? {
+        p.ctx.metrics.kube_write("Service");
+    }
+    let Some(vmid) = p.status.vmid.filter(|_| obj.spec.management == Management::Full) else {
+        return done(p).await;
+    };
+    let key = cluster_key(obj);
+    let handle = match p.ctx.clusters.usable(&key) {
+        Ok((h, _)) => h,
+        Err(why) => {
+            p.status.phase = Some(ContainerPhase::Deleting);
+            let msg = format!("cannot clean up CT {vmid}: {why}");
+            return p.not_ready(Reason::ClusterNotReady, msg, Action::requeue(jitter(Duration::from_secs(10)))).await;
+        }
+    };
+    if let Some(action) = check_pending_task(p, &handle).await? {
+        return Ok(action);
+    }
+    let identity = identity_tag(&p.uid);
+    let Some(Located { node, config: cfg, current }) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? else {
+        // already gone counts as deleted
+        return done(p).await;
+    };
+    if !cfg.tag_list().contains(&identity) {
+        p.event(Reason::LeftUntouched, format!("CT {vmid} on {node} does not carry our tag; it is not deleted")).await;
+        return done(p).await;
+    }
+    if let Some(lock) = &cfg.lock {
+        p.status.phase = Some(ContainerPhase::Deleting);
+        let msg = format!("CT is locked ({lock}); deletion waits");
+        return p.not_ready(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
+    }
+    if obj.spec.deletion_policy == DeletionPolicy::Retain {
+        let tags: Vec<String> = cfg.tag_list().into_iter().filter(|t| *t != identity).collect();
+        let update = if tags.is_empty() {
+            pve::ConfigUpdate { delete: vec!["tags".into()], digest: cfg.digest.clone(), ..Default::default() }
+        } else {
+            pve::ConfigUpdate { set: [("tags".to_string(), tags.join(";"))].into(), digest: cfg.digest.clone(), ..Default::default() }
+        };
+        handle.client.lxc_update_config(&node, vmid, &update).await?;
+        let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
+        p.event(Reason::Retained, note).await;
+        return done(p).await;
+    }
+    p.status.phase = Some(ContainerPhase::Deleting);
+    if cfg.protection == Some(true) {
+        // protection set in Proxmox is removed only when the spec explicitly says false
+        if obj.spec.protection != Some(false) {
+            let msg = format!(
+                "CT {vmid} has protection enabled in Proxmox; it is not deleted until spec.protection is set to false (or deletionPolicy to Retain)"
+            );
+            return p.not_ready(Reason::Protected, msg, Action::requeue(jitter(Duration::from_secs(30)))).await;
+        }
+        let update = pve::ConfigUpdate { set: [("protection".to_string(), "0".to_string())].into(), digest: cfg.digest.clone(), ..Default::default() };
+        handle.client.lxc_update_config(&node, vmid, &update).await?;
+    }
+    let client = handle.client.clone();
+    p.cond(CondSpec::no(CONDITION_READY, Reason::Deleting, format!("deleting CT {vmid}")));
+    if current.is_running() {
+        p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it")).await;
+        let n = node.clone();
+        return start_task(p, &handle, &node, "stop", async move { client.lxc_stop(&n, vmid).await }).await;
+    }
+    p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}")).await;
+    let n = node.clone();
+    // only what the config references: disks of other guests with this vmid on shared storage,
+    // or detached ones, are not ours to destroy
+    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(false), ..Default::default() };
+    start_task(p, &handle, &node, "delete", async move { client.lxc_delete(&n, vmid, &params).await }).await
+}

@@ -1,0 +1,22 @@
+//! The kernel every kind's controller runs on:
+//!
+//! - [`pass`]: one pass over one object (status from the newest known, conditions, a single
+//!   status write, Events, invalid specs) and the wrapper that reports a failed pass as
+//!   `Synced=False` with the error's reason.
+//! - [`task`]: start a Proxmox task (slot, write-ahead marker, call, UPID) and poll it.
+//! - [`slots`]: the capacity services: task slots per node (a guard that wakes the next
+//!   waiter when dropped), the fair one-per-node queue for vzdump, shared-work claims.
+//! - [`reason`]: every condition and Event reason.
+//!
+//! Each kind's reconcile decides with pure functions (e.g. `container::decide`) and uses the
+//! kernel to act: `resolve → validate → decide → act (at most one task) → status`.
+
+pub mod pass;
+pub mod reason;
+pub mod slots;
+pub mod task;
+
+pub use pass::{Managed, Pass, StatusCache, WakeRoutes};
+pub use reason::Reason;
+pub use slots::{Claims, NodeQueue, TaskSlots, Waker};
+pub use task::{Polled, Started, TaskRecord, UNKNOWN_UPID};

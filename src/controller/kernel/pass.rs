@@ -1,0 +1,354 @@
+//! One pass over one object, for every kind: the status it starts from (never older than what
+//! this process wrote), conditions, the single status write, Events, and the wrapper that
+//! turns a failed pass into `Synced=False` with the error's reason.
+
+use super::reason::Reason;
+use super::slots::Waker;
+use crate::controller::conditions::{self, CondSpec};
+use crate::controller::context::Context;
+use crate::controller::error::{Class, InvalidSpec, KubeOp};
+use crate::controller::status::{add_finalizer, apply_status, remove_finalizer};
+use crate::controller::Error;
+use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED, FINALIZER};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// A kind the kernel runs passes for.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static
+{
+    /// The status type.
+    type Status: Clone + PartialEq + Default + Serialize + Debug + Send + Sync + 'static;
+    /// The kind's name (metrics, logs).
+    const KIND: &'static str;
+    /// The status as cached.
+    fn status_of(&self) -> Option<&Self::Status>;
+    /// The conditions of a status.
+    fn conditions(s: &mut Self::Status) -> &mut Vec<Condition>;
+    /// `observedGeneration` of a status.
+    fn observed_generation(s: &mut Self::Status) -> &mut Option<i64>;
+    /// `lastSyncTime`, for kinds that have it (not compared when deciding whether to write).
+    fn sync_time(_s: &mut Self::Status) -> Option<&mut Option<Time>> {
+        None
+    }
+    /// What an invalid spec does to the kind's phase.
+    fn on_invalid(_s: &mut Self::Status) {}
+    /// Whether a pass that failed with `class` also makes the object not ready.
+    fn failure_unreadies(class: Class) -> bool {
+        !class.is_blip()
+    }
+    /// The statuses this process wrote last for the kind.
+    fn cache(ctx: &Context) -> &StatusCache<Self::Status>;
+    /// Where to send objects of the kind for a pass.
+    fn wakes(ctx: &Context) -> &WakeRoutes<Self>;
+}
+
+/// The status this process wrote last, by object uid: newer than a watch cache that has not
+/// seen the write yet. A pass starts from it, so a lagging cache can never make the operator
+/// redo a step it recorded (a create, a build, a vzdump).
+pub struct StatusCache<S> {
+    map: Mutex<HashMap<String, S>>,
+}
+
+impl<S> Default for StatusCache<S> {
+    fn default() -> Self {
+        Self { map: Mutex::default() }
+    }
+}
+
+impl<S: Clone + PartialEq> StatusCache<S> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, S>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status to start from: ours while the cache differs from it; the cache's once it has
+    /// caught up (our copy is then dropped: it costs memory).
+    pub fn current(&self, uid: &str, cached: Option<&S>) -> Option<S> {
+        let mut m = self.lock();
+        match (m.get(uid), cached) {
+            (Some(mine), Some(c)) if mine != c => Some(mine.clone()),
+            (Some(mine), None) => Some(mine.clone()),
+            (Some(_), c) => {
+                m.remove(uid);
+                c.cloned()
+            }
+            (None, c) => c.cloned(),
+        }
+    }
+
+    /// Records what was written for `uid`.
+    pub fn record(&self, uid: &str, s: &S) {
+        self.lock().insert(uid.to_string(), s.clone());
+    }
+
+    /// Forgets `uid`.
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    /// Forgets every object for which `live` is false.
+    pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
+        self.lock().retain(|uid, _| live(uid));
+    }
+
+    /// How many statuses are kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The wake channels of a kind's controllers, by the namespace each watches (`None`: all).
+pub struct WakeRoutes<K: Resource> {
+    routes: Mutex<Vec<(Option<String>, mpsc::UnboundedSender<ObjectRef<K>>)>>,
+}
+
+impl<K: Resource> Default for WakeRoutes<K> {
+    fn default() -> Self {
+        Self { routes: Mutex::default() }
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + 'static> WakeRoutes<K> {
+    /// Adds the channel of a controller watching `scope`.
+    pub fn add(&self, scope: Option<String>, tx: mpsc::UnboundedSender<ObjectRef<K>>) {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner()).push((scope, tx));
+    }
+
+    /// A waker that sends `obj` to its controller (does nothing when none watches it).
+    pub fn waker(&self, obj: &K) -> Waker {
+        let r = ObjectRef::from_obj(obj);
+        let tx = {
+            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            routes.iter().find(|(scope, _)| scope.is_none() || *scope == r.namespace).map(|(_, tx)| tx.clone())
+        };
+        Arc::new(move || {
+            if let Some(tx) = &tx {
+                let _ = tx.send(r.clone());
+            }
+        })
+    }
+}
+
+/// Now in whole seconds, as the apiserver stores times: a status read back equals the one written.
+pub fn now() -> Time {
+    let t = jiff::Timestamp::now();
+    Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
+/// One pass over one object.
+pub struct Pass<'a, K: Managed> {
+    /// The object as cached.
+    pub obj: &'a K,
+    /// The operator's shared context.
+    pub ctx: &'a Context,
+    /// The object's API.
+    pub api: Api<K>,
+    /// The status being built (starts from the newest known one).
+    pub status: K::Status,
+    written: Option<K::Status>,
+    /// The pass's time.
+    pub now: Time,
+    /// The object's uid.
+    pub uid: String,
+}
+
+impl<'a, K: Managed> Pass<'a, K> {
+    /// Starts a pass from the newest status known: ours when the cache lags behind it.
+    pub fn new(obj: &'a K, ctx: &'a Context) -> Self {
+        let uid = obj.uid().unwrap_or_default();
+        let current = K::cache(ctx).current(&uid, obj.status_of());
+        Self {
+            obj,
+            ctx,
+            api: Api::namespaced(ctx.kube.clone(), &obj.namespace().unwrap_or_default()),
+            status: current.clone().unwrap_or_default(),
+            written: current,
+            now: now(),
+            uid,
+        }
+    }
+
+    /// The object's generation.
+    pub fn generation(&self) -> Option<i64> {
+        self.obj.meta().generation
+    }
+
+    /// Sets a condition (keeping its transition time when it does not flip).
+    pub fn cond(&mut self, c: CondSpec) {
+        let g = self.generation();
+        conditions::set(K::conditions(&mut self.status), c, g, &self.now);
+    }
+
+    /// Removes a condition.
+    pub fn uncond(&mut self, type_: &str) {
+        conditions::remove(K::conditions(&mut self.status), type_);
+    }
+
+    /// Whether a condition is true.
+    pub fn is_true(&mut self, type_: &str) -> bool {
+        conditions::is_true(K::conditions(&mut self.status), type_)
+    }
+
+    /// The reason and message of a condition.
+    pub fn cond_of(&mut self, type_: &str) -> Option<(String, String)> {
+        conditions::get(K::conditions(&mut self.status), type_).map(|c| (c.reason.clone(), c.message.clone()))
+    }
+
+    /// Records the generation the status describes.
+    pub fn observed(&mut self) {
+        *K::observed_generation(&mut self.status) = self.generation();
+    }
+
+    /// Writes the status when it differs from the last one written (ignoring `lastSyncTime`).
+    pub async fn save(&mut self) -> Result<(), Error> {
+        let mut cmp = self.status.clone();
+        if let Some(t) = K::sync_time(&mut cmp) {
+            *t = self.written.clone().as_mut().and_then(|w| K::sync_time(w).and_then(|t| t.clone()));
+        }
+        if self.written.as_ref() == Some(&cmp) {
+            return Ok(());
+        }
+        if let Some(t) = K::sync_time(&mut self.status) {
+            *t = Some(self.now.clone());
+        }
+        apply_status(&self.api, self.obj, &self.status).await.op("write status")?;
+        self.ctx.metrics.kube_write(K::KIND);
+        K::cache(self.ctx).record(&self.uid, &self.status);
+        self.written = Some(self.status.clone());
+        Ok(())
+    }
+
+    /// Publishes an Event (a warning when the reason is one).
+    pub async fn event(&self, reason: Reason, note: String) {
+        self.ctx.event(self.obj, reason.is_warning(), reason.as_str(), note).await;
+    }
+
+    /// `Ready=False` with a reason (an Event when the reason is new and publishes one); the
+    /// status is saved and the pass ends with `action`.
+    pub async fn not_ready(&mut self, reason: Reason, message: String, action: Action) -> Result<Action, Error> {
+        let was = self.cond_of(CONDITION_READY).map(|c| c.0);
+        self.cond(CondSpec::no(CONDITION_READY, reason, message.clone()));
+        self.save().await?;
+        if reason.emits_event() && was.as_deref() != Some(reason.as_str()) {
+            self.event(reason, message).await;
+        }
+        Ok(action)
+    }
+
+    /// `Synced=False` with a reason (the object may still be ready); saves; ends with `action`.
+    pub async fn not_synced(&mut self, reason: Reason, message: String, action: Action) -> Result<Action, Error> {
+        self.cond(CondSpec::no(CONDITION_SYNCED, reason, message));
+        self.save().await?;
+        Ok(action)
+    }
+
+    /// The spec cannot be applied: `Ready=False`, `Synced=False`, `Stalled=True` with reason
+    /// `InvalidSpec` naming the field, an Event when new; no retry until the spec changes.
+    pub async fn invalid(&mut self, e: InvalidSpec) -> Result<Action, Error> {
+        let msg = e.to_string();
+        let was = self.cond_of(CONDITION_READY);
+        self.cond(CondSpec::no(CONDITION_READY, Reason::InvalidSpec, msg.clone()));
+        self.cond(CondSpec::no(CONDITION_SYNCED, Reason::InvalidSpec, msg.clone()));
+        self.cond(CondSpec::yes(CONDITION_STALLED, Reason::InvalidSpec, msg.clone()));
+        K::on_invalid(&mut self.status);
+        self.observed();
+        self.save().await?;
+        if was != Some(("InvalidSpec".into(), msg.clone())) {
+            self.event(Reason::InvalidSpec, msg).await;
+        }
+        Ok(Action::await_change())
+    }
+
+    /// A waker that sends this object to its controller.
+    pub fn waker(&self) -> Waker {
+        K::wakes(self.ctx).waker(self.obj)
+    }
+
+    /// Adds our finalizer (a no-op when present).
+    pub async fn add_finalizer(&self) -> Result<(), Error> {
+        if add_finalizer(&self.api, self.obj, FINALIZER).await.op("add finalizer")? {
+            self.ctx.metrics.kube_write(K::KIND);
+        }
+        Ok(())
+    }
+
+    /// Removes our finalizer (a no-op when absent).
+    pub async fn remove_finalizer(&self) -> Result<(), Error> {
+        remove_finalizer(&self.api, self.obj, FINALIZER).await.op("remove finalizer")
+    }
+
+    /// Whether the object carries our finalizer.
+    pub fn has_finalizer(&self) -> bool {
+        self.obj.finalizers().iter().any(|f| f == FINALIZER)
+    }
+}
+
+/// Runs one pass of a `K` object (a panic becomes an error; outcome and duration go to the
+/// metrics and the debug log) and reports a failed pass on the object: `Synced=False` with the
+/// error class as reason and the error as message, and `Ready=False` too unless the class is a
+/// blip (see [`Managed::failure_unreadies`]). So `kubectl get` never shows a failing object as fine.
+pub async fn run<K: Managed>(
+    obj: &K,
+    ctx: &Context,
+    pass: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let res = crate::controller::instrumented(K::KIND, &obj.name_any(), &ctx.metrics, pass).await;
+    if let Err(e) = &res {
+        if !e.object_gone() {
+            if let Err(w) = report_failure(obj, ctx, e).await {
+                tracing::debug!(object = %obj.name_any(), error = %w, "could not report the failed pass");
+            }
+        }
+    }
+    res
+}
+
+async fn report_failure<K: Managed>(obj: &K, ctx: &Context, e: &Error) -> Result<(), Error> {
+    let mut p = Pass::new(obj, ctx);
+    let class = e.class();
+    let msg = e.to_string();
+    p.cond(CondSpec::no(CONDITION_SYNCED, class.reason(), msg.clone()));
+    if K::failure_unreadies(class) {
+        p.cond(CondSpec::no(CONDITION_READY, class.reason(), msg));
+    }
+    p.save().await
+}
+
+/// Logs a failed pass and picks its requeue: the one policy of every kind.
+pub fn error_policy<K: Managed, C>(obj: Arc<K>, err: &Error, ctx: Arc<C>) -> Action
+where
+    C: AsRef<Context>,
+{
+    tracing::warn!(kind = K::KIND, object = %obj.name_any(), namespace = ?obj.namespace(), class = err.class().as_str(), error = %err, "reconcile failed");
+    crate::controller::error::requeue_after_error(err, &(*ctx).as_ref().settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_this_process_wrote_beats_a_lagging_cache() {
+        let c: StatusCache<u32> = StatusCache::default();
+        assert_eq!(c.current("a", Some(&1)), Some(1));
+        c.record("a", &2);
+        assert_eq!(c.current("a", Some(&1)), Some(2), "the cache has not seen our write yet");
+        assert_eq!(c.current("a", None), Some(2));
+        assert_eq!(c.current("a", Some(&2)), Some(2), "caught up");
+        assert!(c.is_empty(), "our copy is dropped once the cache caught up");
+    }
+}

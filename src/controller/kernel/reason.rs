@@ -1,0 +1,297 @@
+//! Every condition and Event reason the operator writes, in one enum: CamelCase on the wire,
+//! with the rules for which ones are warnings and which ones publish an Event.
+
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
+        /// A condition or Event reason (CamelCase on the wire, as Kubernetes conventions ask).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Reason {
+            /// Every reason, for tests and documentation.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name,)+];
+
+            /// The reason as written into conditions and Events.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name),)+
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // ---- progress (not warnings)
+    /// Nothing was done in Proxmox yet.
+    Pending,
+    /// A container is being created.
+    Creating,
+    /// A Proxmox task runs.
+    TaskRunning,
+    /// The object waits for a free task slot on its node.
+    WaitingForTaskSlot,
+    /// A backup waits for its node (one vzdump per node at a time).
+    Queued,
+    /// An image is downloaded.
+    Downloading,
+    /// A template container is built.
+    Building,
+    /// A template container is converted into a template.
+    Converting,
+    /// The object is being deleted.
+    Deleting,
+    /// Proxmox matches the spec.
+    InSync,
+    /// The container runs.
+    Running,
+    /// The container is stopped, as requested.
+    Stopped,
+    /// The object is ready (templates).
+    Ready,
+    /// A backup completed.
+    Completed,
+    /// An adopted container is observed only.
+    Observed,
+    /// Changes wait for a restart of the container.
+    RestartRequired,
+    /// Events of normal operations.
+    Updated,
+    /// A container is started.
+    Starting,
+    /// A task was started (a vzdump).
+    Started,
+    /// The backup's container moved to another node.
+    ContainerMoved,
+    /// A container is stopped.
+    Stopping,
+    /// A disk grows.
+    Resizing,
+    /// A container moves to another node.
+    Migrating,
+    /// A container was found on another node.
+    Moved,
+    /// Values changed in Proxmox were put back.
+    DriftCorrected,
+    /// Firewall rules or options were changed.
+    FirewallUpdated,
+    /// A container or template is created again (it disappeared from Proxmox).
+    Recreating,
+    /// A changed template spec builds a new template.
+    Rebuilding,
+    /// An earlier template build is deleted.
+    DeletingPrevious,
+    /// The object stays in Proxmox (deletionPolicy Retain).
+    Retained,
+    /// A backup archive was deleted.
+    ArchiveDeleted,
+    /// A Proxmox object without our tag was left alone.
+    LeftUntouched,
+    /// A schedule created backups.
+    Scheduled,
+    /// Retention deleted backups.
+    Pruned,
+    /// A schedule is suspended.
+    Suspended,
+    /// The cluster is connected.
+    Connected,
+    /// The cluster is connecting.
+    Connecting,
+    /// The cluster is connected with TLS verification off.
+    InsecureTLS,
+    // ---- waiting on something else (warnings when they persist)
+    /// The ProxmoxCluster is missing, connecting or failing.
+    ClusterNotReady,
+    /// The named node is not online.
+    NodeUnavailable,
+    /// No node fits a new container.
+    NoNodeAvailable,
+    /// The Proxmox object is locked.
+    Locked,
+    /// The named LxcBackup has no archive yet.
+    WaitingForBackup,
+    /// The named LxcTemplate is not ready yet.
+    WaitingForTemplate,
+    /// The named LxcContainer has no vmid or is not in Proxmox yet.
+    WaitingForContainer,
+    /// The named LxcContainer does not exist.
+    ContainerNotFound,
+    /// The backup's container is locked.
+    ContainerLocked,
+    /// The clone source does not exist.
+    SourceNotFound,
+    /// A vmid already belongs to another Proxmox object.
+    VmidConflict,
+    /// A container this object created lost its identity tag in Proxmox.
+    IdentityTagMissing,
+    /// A vmid is used by an earlier template build.
+    VmidInUse,
+    /// Linked clones still use the template.
+    InUse,
+    /// The container is protected in Proxmox.
+    Protected,
+    /// A container of ours is gone from Proxmox.
+    NotFound,
+    // ---- failures
+    /// The spec cannot be applied.
+    InvalidSpec,
+    /// A Proxmox task failed.
+    TaskFailed,
+    /// A create, clone or restore failed.
+    CreateFailed,
+    /// A download failed.
+    DownloadFailed,
+    /// A delete failed.
+    DeleteFailed,
+    /// A backup failed.
+    BackupFailed,
+    /// A backup task reported success but no archive was found.
+    ArchiveNotFound,
+    /// Proxmox refused a migration.
+    MigrationRefused,
+    /// A linked clone cannot be made where asked.
+    CloneNotPossible,
+    /// The root password Secret is missing.
+    PasswordSecretNotFound,
+    /// The template image is not on the node.
+    ImageNotFound,
+    /// The appliance is not in the node's index.
+    ApplianceNotFound,
+    /// No backup storage on the node.
+    NoBackupStorage,
+    /// A schedule cannot be parsed.
+    InvalidSchedule,
+    /// A schedule has no next run.
+    NoNextRun,
+    /// A scheduled backup could not be created.
+    StartFailed,
+    /// A ProxmoxCluster's credentials Secret is missing.
+    CredentialsNotFound,
+    /// A ProxmoxCluster's credentials Secret cannot be read.
+    CredentialsNotReadable,
+    /// A ProxmoxCluster's credentials are incomplete.
+    InvalidCredentials,
+    /// A ProxmoxCluster's CA Secret is missing.
+    CASecretNotFound,
+    /// A ProxmoxCluster's CA Secret cannot be read.
+    CASecretNotReadable,
+    /// Proxmox rejected the credentials.
+    AuthenticationFailed,
+    /// The token lacks a privilege.
+    PermissionDenied,
+    /// The TLS certificate did not verify.
+    TLSVerificationFailed,
+    /// Proxmox cannot be reached.
+    Unreachable,
+    /// Proxmox answered with another error.
+    ProxmoxError,
+    /// The ProxmoxCluster was deleted.
+    ClusterDeleted,
+    // ---- a pass that failed with an error (Synced=False), by error class
+    /// Proxmox was unreachable or answered 5xx; retried.
+    ProxmoxUnavailable,
+    /// Proxmox refused the credentials or a privilege is missing.
+    ProxmoxAuthFailed,
+    /// Proxmox does not know what was asked for.
+    ProxmoxNotFound,
+    /// Proxmox refused because of the current state.
+    ProxmoxConflict,
+    /// The Kubernetes API failed.
+    KubernetesError,
+    /// A write lost a race on the Kubernetes object; retried soon.
+    KubernetesConflict,
+    /// A bug: the pass panicked.
+    InternalError,
+}
+
+impl Reason {
+    /// Whether an Event with this reason is a warning.
+    pub fn is_warning(self) -> bool {
+        use Reason::*;
+        !matches!(
+            self,
+            Pending
+                | Creating
+                | TaskRunning
+                | WaitingForTaskSlot
+                | Queued
+                | Downloading
+                | Building
+                | Converting
+                | Deleting
+                | InSync
+                | Running
+                | Stopped
+                | Ready
+                | Completed
+                | Observed
+                | RestartRequired
+                | Updated
+                | Starting
+                | Started
+                | ContainerMoved
+                | Stopping
+                | Resizing
+                | Migrating
+                | Moved
+                | DriftCorrected
+                | FirewallUpdated
+                | Rebuilding
+                | DeletingPrevious
+                | Retained
+                | ArchiveDeleted
+                | LeftUntouched
+                | Scheduled
+                | Pruned
+                | Suspended
+                | Connected
+                | Connecting
+        )
+    }
+
+    /// Whether a condition that newly takes this reason also publishes an Event: warnings do,
+    /// except the waits that resolve by themselves (a cluster connecting, a task slot, a queue).
+    pub fn emits_event(self) -> bool {
+        use Reason::*;
+        self.is_warning() && !matches!(self, ClusterNotReady | WaitingForTaskSlot | Queued | Locked | ContainerLocked)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Reason> for String {
+    fn from(r: Reason) -> String {
+        r.as_str().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_camel_case_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            let s = r.as_str();
+            assert!(s.chars().next().is_some_and(|c| c.is_ascii_uppercase()), "{s}");
+            assert!(s.chars().all(|c| c.is_ascii_alphanumeric()), "{s}");
+            assert!(seen.insert(s), "{s} twice");
+        }
+    }
+
+    #[test]
+    fn waits_that_resolve_by_themselves_publish_no_event() {
+        assert!(!Reason::WaitingForTaskSlot.emits_event());
+        assert!(!Reason::ClusterNotReady.emits_event());
+        assert!(!Reason::Downloading.emits_event());
+        assert!(Reason::VmidConflict.emits_event());
+        assert!(Reason::TaskFailed.emits_event());
+    }
+}

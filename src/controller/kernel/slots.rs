@@ -1,0 +1,424 @@
+//! Capacity shared between objects, owned by services instead of ad-hoc maps:
+//!
+//! - [`TaskSlots`]: at most `maxConcurrentTasksPerNode` Proxmox tasks per node. An object takes
+//!   a [`SlotGuard`] before it starts a task and keeps it (inside the service) until the task
+//!   has ended; an object that finds no free slot waits in a first-come-first-served queue per
+//!   node and is woken when a guard drops. A pass never blocks on a slot.
+//! - [`NodeQueue`]: one holder per node at a time (one `vzdump` per Proxmox node), handed to
+//!   waiting namespaces in turn (one namespace's many backups do not starve another's one).
+//! - [`Claims`]: one object does a shared piece of work (an image download) for all.
+//!
+//! Every service forgets an object on [`TaskSlots::forget`] (its cleanup) and on `retain`
+//! (the periodic prune of objects deleted without a cleanup pass, e.g. a finalizer removed by
+//! hand): a vanished object never keeps a slot, a queue place or a claim.
+
+use crate::metrics::Metrics;
+use crate::pve;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Asks for a pass of one object (sends it to its controller's queue).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+struct Waiter {
+    uid: String,
+    key: String,
+    kind: &'static str,
+    wake: Waker,
+}
+
+#[derive(Default)]
+struct SlotsInner {
+    held: HashMap<String, SlotGuard>,
+    waiting: VecDeque<Waiter>,
+}
+
+/// A task slot on one node. Dropping it frees the slot and wakes the first object waiting for
+/// that node.
+pub struct SlotGuard {
+    permit: Option<OwnedSemaphorePermit>,
+    key: String,
+    slots: Weak<Mutex<SlotsInner>>,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let Some(inner) = self.slots.upgrade() else { return };
+        let next = {
+            let g = inner.lock().unwrap_or_else(|e| e.into_inner());
+            g.waiting.iter().find(|w| w.key == self.key).map(|w| w.wake.clone())
+        };
+        if let Some(wake) = next {
+            wake();
+        }
+    }
+}
+
+/// The task-slot service (see the module docs).
+#[derive(Clone)]
+pub struct TaskSlots {
+    inner: Arc<Mutex<SlotsInner>>,
+    metrics: Arc<Metrics>,
+}
+
+/// The queue key of a node of a cluster.
+pub fn node_key(cluster: &impl std::fmt::Display, node: &str) -> String {
+    format!("{cluster}|{node}")
+}
+
+impl TaskSlots {
+    /// An empty service reporting its queue depth to `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { inner: Arc::default(), metrics }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotsInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report_depth(&self, g: &SlotsInner, kind: &'static str) {
+        self.metrics.set_queue_depth(kind, g.waiting.iter().filter(|w| w.kind == kind).count());
+    }
+
+    /// Takes a slot on `node` for object `uid` (true), or queues it (keeping its place) and
+    /// returns false; `wake` is called when a slot there frees up. An object that holds a slot
+    /// already keeps it.
+    pub fn try_take(&self, client: &pve::Client, key: &str, node: &str, uid: &str, kind: &'static str, wake: Waker) -> bool {
+        let mut g = self.lock();
+        if g.held.contains_key(uid) {
+            return true;
+        }
+        let pos = g.waiting.iter().position(|w| w.uid == uid);
+        match client.try_acquire_task_slot(node) {
+            Some(permit) => {
+                if let Some(i) = pos {
+                    g.waiting.remove(i);
+                }
+                let guard = SlotGuard { permit: Some(permit), key: key.to_string(), slots: Arc::downgrade(&self.inner) };
+                g.held.insert(uid.to_string(), guard);
+                self.report_depth(&g, kind);
+                true
+            }
+            None => {
+                match pos {
+                    Some(i) if g.waiting[i].key == key => {}
+                    Some(i) => {
+                        g.waiting.remove(i);
+                        g.waiting.push_back(Waiter { uid: uid.into(), key: key.into(), kind, wake });
+                    }
+                    None => g.waiting.push_back(Waiter { uid: uid.into(), key: key.into(), kind, wake }),
+                }
+                self.report_depth(&g, kind);
+                false
+            }
+        }
+    }
+
+    /// Takes a slot for a task found running (started by an earlier operator process), if one
+    /// is free; never queues.
+    pub fn adopt(&self, client: &pve::Client, key: &str, node: &str, uid: &str) {
+        let mut g = self.lock();
+        if g.held.contains_key(uid) {
+            return;
+        }
+        if let Some(permit) = client.try_acquire_task_slot(node) {
+            let guard = SlotGuard { permit: Some(permit), key: key.to_string(), slots: Arc::downgrade(&self.inner) };
+            g.held.insert(uid.to_string(), guard);
+        }
+    }
+
+    /// Whether `uid` holds a slot.
+    pub fn holds(&self, uid: &str) -> bool {
+        self.lock().held.contains_key(uid)
+    }
+
+    /// Frees the slot of `uid`, if it holds one (waking the next waiter of its node).
+    pub fn release(&self, uid: &str) {
+        let guard = self.lock().held.remove(uid);
+        drop(guard);
+    }
+
+    /// Forgets `uid` entirely: its slot and its place in the queue.
+    pub fn forget(&self, uid: &str) {
+        let guard = {
+            let mut g = self.lock();
+            let kinds: Vec<&'static str> = g.waiting.iter().filter(|w| w.uid == uid).map(|w| w.kind).collect();
+            g.waiting.retain(|w| w.uid != uid);
+            for k in kinds {
+                self.report_depth(&g, k);
+            }
+            g.held.remove(uid)
+        };
+        drop(guard);
+    }
+
+    /// Forgets every object for which `live` is false.
+    pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
+        let gone: Vec<String> = {
+            let g = self.lock();
+            g.held.keys().chain(g.waiting.iter().map(|w| &w.uid)).filter(|u| !live(u)).cloned().collect()
+        };
+        for uid in gone {
+            self.forget(&uid);
+        }
+    }
+
+    /// How many objects wait for a slot.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting.len()
+    }
+}
+
+// ------------------------------------------------------------------ one holder per node, fair
+
+struct QueueWaiter {
+    uid: String,
+    namespace: String,
+    order: (i64, String),
+    wake: Waker,
+}
+
+#[derive(Default)]
+struct NodeState {
+    /// (uid, namespace/name) of the holder.
+    holder: Option<(String, String)>,
+    waiting: Vec<QueueWaiter>,
+    /// The turn at which each namespace was last served (absent: never).
+    served: HashMap<String, u64>,
+    turn: u64,
+}
+
+impl NodeState {
+    /// The waiter that goes next: of the namespace served longest ago, its oldest.
+    fn next(&self) -> Option<&QueueWaiter> {
+        self.waiting.iter().min_by(|a, b| {
+            let sa = self.served.get(&a.namespace).copied().unwrap_or(0);
+            let sb = self.served.get(&b.namespace).copied().unwrap_or(0);
+            sa.cmp(&sb).then_with(|| a.order.cmp(&b.order))
+        })
+    }
+}
+
+/// One holder per node at a time, namespaces served in turn (see the module docs).
+#[derive(Default)]
+pub struct NodeQueue {
+    nodes: Mutex<HashMap<String, NodeState>>,
+}
+
+impl NodeQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, NodeState>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes node `key` for `uid` when it is free and `uid` goes next; otherwise queues it and
+    /// returns who holds the node or goes before it (`namespace/name`).
+    pub fn take_or_wait(&self, key: &str, uid: &str, namespace: &str, order: (i64, String), wake: Waker) -> Result<(), String> {
+        let mut nodes = self.lock();
+        let q = nodes.entry(key.to_string()).or_default();
+        if q.holder.as_ref().is_some_and(|h| h.0 == uid) {
+            return Ok(());
+        }
+        match q.waiting.iter_mut().find(|w| w.uid == uid) {
+            Some(w) => w.wake = wake,
+            None => q.waiting.push(QueueWaiter { uid: uid.into(), namespace: namespace.into(), order, wake }),
+        }
+        if let Some((_, name)) = &q.holder {
+            return Err(name.clone());
+        }
+        let next = q.next().expect("just queued");
+        if next.uid != uid {
+            return Err(next.order.1.clone());
+        }
+        let name = next.order.1.clone();
+        q.waiting.retain(|w| w.uid != uid);
+        q.turn += 1;
+        let turn = q.turn;
+        q.served.insert(namespace.to_string(), turn);
+        q.holder = Some((uid.to_string(), name));
+        Ok(())
+    }
+
+    /// Records that `uid` holds node `key` (a task found running after a restart), if free.
+    pub fn claim(&self, key: &str, uid: &str, name: &str) {
+        let mut nodes = self.lock();
+        let q = nodes.entry(key.to_string()).or_default();
+        if q.holder.is_none() {
+            q.holder = Some((uid.to_string(), name.to_string()));
+        }
+    }
+
+    /// Whether `uid` holds node `key`.
+    pub fn holds(&self, key: &str, uid: &str) -> bool {
+        self.lock().get(key).and_then(|q| q.holder.as_ref()).is_some_and(|h| h.0 == uid)
+    }
+
+    /// Frees what `uid` holds and leaves its places in the queues; waiters of a freed node
+    /// are woken (the one that goes next takes it).
+    pub fn forget(&self, uid: &str) {
+        let mut wake = Vec::new();
+        {
+            let mut nodes = self.lock();
+            for q in nodes.values_mut() {
+                q.waiting.retain(|w| w.uid != uid);
+                if q.holder.as_ref().is_some_and(|h| h.0 == uid) {
+                    q.holder = None;
+                    wake.extend(q.waiting.iter().map(|w| w.wake.clone()));
+                }
+            }
+        }
+        for w in wake {
+            w();
+        }
+    }
+
+    /// Leaves the waiting lists (keeps a node it holds).
+    pub fn leave_waiting(&self, uid: &str) {
+        for q in self.lock().values_mut() {
+            q.waiting.retain(|w| w.uid != uid);
+        }
+    }
+
+    /// Forgets every object for which `live` is false.
+    pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
+        let gone: Vec<String> = {
+            let nodes = self.lock();
+            nodes
+                .values()
+                .flat_map(|q| q.holder.iter().map(|h| h.0.clone()).chain(q.waiting.iter().map(|w| w.uid.clone())))
+                .filter(|u| !live(u))
+                .collect()
+        };
+        for uid in gone {
+            self.forget(&uid);
+        }
+    }
+}
+
+// ------------------------------------------------------------------ claims
+
+/// Shared work claimed by one object: `key` → the uid doing it.
+#[derive(Default)]
+pub struct Claims {
+    map: Mutex<HashMap<String, String>>,
+}
+
+impl Claims {
+    /// Claims `key` for `uid`: `true` when it is (now) `uid`'s, `false` when another has it.
+    pub fn claim(&self, key: &str, uid: &str) -> bool {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(key) {
+            Some(other) if other != uid => false,
+            _ => {
+                m.insert(key.to_string(), uid.to_string());
+                true
+            }
+        }
+    }
+
+    /// Gives up `key`.
+    pub fn release(&self, key: &str) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// Gives up every claim of `uid`.
+    pub fn forget(&self, uid: &str) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, v| v != uid);
+    }
+
+    /// Forgets the claims of every object for which `live` is false.
+    pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, v| live(v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn counter() -> (Arc<AtomicUsize>, Waker) {
+        let n = Arc::new(AtomicUsize::new(0));
+        let m = n.clone();
+        (n, Arc::new(move || {
+            m.fetch_add(1, Ordering::SeqCst);
+        }))
+    }
+
+    fn client(limit: u32) -> pve::Client {
+        let mut cfg = pve::ClientConfig::new(["https://127.0.0.1:1"], pve::Auth::Token { token_id: "u@pam!t".into(), secret: "s".into() });
+        cfg.limits.max_concurrent_tasks_per_node = limit;
+        pve::Client::new(cfg).unwrap()
+    }
+
+    #[test]
+    fn a_dropped_slot_wakes_the_first_waiter_of_its_node() {
+        let slots = TaskSlots::new(Arc::default());
+        let c = client(1);
+        let (_, wa) = counter();
+        let (nb, wb) = counter();
+        let (nc, wc) = counter();
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "a", "LxcContainer", wa));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "b", "LxcContainer", wb));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "c", "LxcContainer", wc));
+        slots.release("a");
+        assert_eq!((nb.load(Ordering::SeqCst), nc.load(Ordering::SeqCst)), (1, 0));
+        let (_, wb) = counter();
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "b", "LxcContainer", wb));
+        assert_eq!(slots.waiting(), 1);
+    }
+
+    #[test]
+    fn a_vanished_object_frees_its_slot_and_its_place_in_the_queue() {
+        let slots = TaskSlots::new(Arc::default());
+        let c = client(1);
+        let (_, w) = counter();
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "gone", "LxcContainer", w.clone()));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "ghost", "LxcContainer", w.clone()));
+        slots.retain(&|uid| uid != "gone" && uid != "ghost");
+        assert!(!slots.holds("gone"));
+        assert_eq!(slots.waiting(), 0);
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "next", "LxcContainer", w));
+    }
+
+    #[test]
+    fn the_node_queue_serves_namespaces_in_turn() {
+        let q = NodeQueue::default();
+        let (_, w) = counter();
+        // team-a queued five backups before team-b's one
+        for i in 0..5 {
+            let _ = q.take_or_wait("n", &format!("a{i}"), "team-a", (i, format!("team-a/b{i}")), w.clone());
+        }
+        let _ = q.take_or_wait("n", "b0", "team-b", (10, "team-b/b0".into()), w.clone());
+        assert!(q.holds("n", "a0"));
+        q.forget("a0");
+        // team-b has not been served: its backup goes before team-a's second one
+        assert_eq!(q.take_or_wait("n", "a1", "team-a", (1, "team-a/b1".into()), w.clone()), Err("team-b/b0".into()));
+        assert!(q.take_or_wait("n", "b0", "team-b", (10, "team-b/b0".into()), w.clone()).is_ok());
+        q.forget("b0");
+        assert!(q.take_or_wait("n", "a1", "team-a", (1, "team-a/b1".into()), w).is_ok());
+    }
+
+    #[test]
+    fn within_a_namespace_the_oldest_backup_goes_first() {
+        let q = NodeQueue::default();
+        let (_, w) = counter();
+        assert!(q.take_or_wait("n", "ua", "ns", (1, "ns/a".into()), w.clone()).is_ok());
+        assert_eq!(q.take_or_wait("n", "uc", "ns", (3, "ns/c".into()), w.clone()), Err("ns/a".into()));
+        assert_eq!(q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w.clone()), Err("ns/a".into()));
+        q.forget("ua");
+        assert_eq!(q.take_or_wait("n", "uc", "ns", (3, "ns/c".into()), w.clone()), Err("ns/b".into()));
+        assert!(q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w.clone()).is_ok());
+        assert!(q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w).is_ok(), "the holder keeps the node");
+    }
+
+    #[test]
+    fn a_claim_is_given_up_when_its_object_vanishes() {
+        let c = Claims::default();
+        assert!(c.claim("img", "a"));
+        assert!(!c.claim("img", "b"));
+        c.retain(&|u| u != "a");
+        assert!(c.claim("img", "b"));
+    }
+}

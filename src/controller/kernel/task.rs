@@ -1,0 +1,214 @@
+//! The task engine shared by every kind: start a Proxmox task (task slot first, the
+//! write-ahead marker when asked, the call, the UPID recorded), and poll the task recorded in
+//! status (its slot kept while it runs, freed when it ends, the failure text with the log tail).
+
+use super::pass::{Managed, Pass};
+use super::slots::node_key;
+use crate::controller::cluster::ClusterHandle;
+use crate::controller::Error;
+use crate::crd::lxc_container::PendingTask;
+use crate::pve::{self, ErrorClass, TaskResult, Upid};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::time::Duration;
+
+/// The `upid` recorded before a task-starting call returns: if the operator dies in between, the
+/// next pass knows a call may have been made, and the identity rules decide what exists.
+pub const UNKNOWN_UPID: &str = "unknown";
+
+/// How a status records the task in flight.
+pub trait TaskRecord {
+    /// The task in flight, if any.
+    fn pending(&self) -> Option<PendingTask>;
+    /// Records `task` as in flight (`None`: none is).
+    fn set_pending(&mut self, task: Option<PendingTask>);
+}
+
+/// What a task-starting call answers: a task, or (vzdump of a guest not on the node) none.
+pub trait IntoTask {
+    /// The task started, if any.
+    fn into_task(self) -> Option<Upid>;
+}
+
+impl IntoTask for Upid {
+    fn into_task(self) -> Option<Upid> {
+        Some(self)
+    }
+}
+
+impl IntoTask for pve::VzdumpResult {
+    fn into_task(self) -> Option<Upid> {
+        match self {
+            pve::VzdumpResult::Task(u) => Some(u),
+            pve::VzdumpResult::NothingToDo => None,
+        }
+    }
+}
+
+/// What a started task gave.
+#[derive(Debug)]
+pub enum Started {
+    /// The task runs (its UPID is recorded in status).
+    Task(Upid),
+    /// The call started no task (the slot is freed; the marker, if any, cleared).
+    NoTask,
+    /// No task slot was free on the node: the object waits in the queue (woken when one frees).
+    NoSlot,
+    /// Proxmox refused the call (the slot is freed; the marker, if any, cleared).
+    Refused(pve::Error),
+}
+
+/// How a recorded task stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Polled {
+    /// Still running (its slot is held).
+    Running,
+    /// Ended well (with the number of warnings, if any).
+    Done(Option<u32>),
+    /// Failed: Proxmox's exit status and the last lines of the task log.
+    Failed {
+        /// The exit status text.
+        text: String,
+        /// The last lines of the log.
+        tail: Vec<String>,
+    },
+    /// No task to poll: a marker whose call never answered, or a task Proxmox does not know.
+    /// What exists in Proxmox decides what happened.
+    Unknown,
+}
+
+/// `operation task failed: text (tail | tail)`.
+pub fn failure_message(operation: &str, text: &str, tail: &[String]) -> String {
+    if tail.is_empty() {
+        format!("{operation} task failed: {text}")
+    } else {
+        format!("{operation} task failed: {text} ({})", tail.join(" | "))
+    }
+}
+
+/// When to look at a task again: soon after it started (most tasks are short), then less
+/// often, up to the task poll interval: 200 ms for the first second, then a quarter of the
+/// task's age. A poll costs one request, so a burst of young tasks costs a few more, and
+/// steady state (no task) none at all.
+pub fn poll_interval(started: Option<&Time>, now: jiff::Timestamp, max: Duration) -> Duration {
+    let floor = Duration::from_millis(200).min(max);
+    let age = started.map(|s| now.duration_since(s.0).as_secs_f64().max(0.0)).unwrap_or(0.0);
+    Duration::from_secs_f64(age / 4.0).clamp(floor, max)
+}
+
+/// Starts `call` on `node` as `operation` for the pass's object: takes a task slot (or queues
+/// the object), records the write-ahead marker first when `write_ahead` (a crash after the call
+/// then leaves the status saying what may have been started), makes the call and records its
+/// UPID. The status is saved on every path.
+pub async fn start<K>(
+    p: &mut Pass<'_, K>,
+    handle: &ClusterHandle,
+    node: &str,
+    operation: &str,
+    write_ahead: bool,
+    call: impl std::future::Future<Output = pve::Result<impl IntoTask>>,
+) -> Result<Started, Error>
+where
+    K: Managed,
+    K::Status: TaskRecord,
+{
+    let waker = p.waker();
+    let key = node_key(&handle.key, node);
+    if !p.ctx.slots.try_take(&handle.client, &key, node, &p.uid, K::KIND, waker) {
+        return Ok(Started::NoSlot);
+    }
+    let now = p.now.clone();
+    let task = |upid: &str| PendingTask { upid: upid.into(), operation: operation.into(), started_at: Some(now.clone()) };
+    if write_ahead {
+        p.status.set_pending(Some(task(UNKNOWN_UPID)));
+        if let Err(e) = p.save().await {
+            p.ctx.slots.release(&p.uid);
+            return Err(e);
+        }
+    }
+    match call.await.map(IntoTask::into_task) {
+        Ok(Some(upid)) => {
+            p.ctx.metrics.task_started(operation);
+            p.status.set_pending(Some(task(&upid.to_string())));
+            p.save().await?;
+            Ok(Started::Task(upid))
+        }
+        Ok(None) => {
+            p.ctx.slots.release(&p.uid);
+            if write_ahead {
+                p.status.set_pending(None);
+            }
+            Ok(Started::NoTask)
+        }
+        Err(e) => {
+            p.ctx.slots.release(&p.uid);
+            if write_ahead {
+                p.status.set_pending(None);
+            }
+            Ok(Started::Refused(e))
+        }
+    }
+}
+
+/// Polls the task recorded in status (`None`: there is none). The record is cleared once the
+/// task has ended (or is unknown); the caller records the outcome and saves.
+pub async fn poll<K>(p: &mut Pass<'_, K>, handle: &ClusterHandle, log_lines: u64) -> Result<Option<(PendingTask, Polled)>, Error>
+where
+    K: Managed,
+    K::Status: TaskRecord,
+{
+    let Some(pt) = p.status.pending() else { return Ok(None) };
+    let Ok(upid) = pt.upid.parse::<Upid>() else {
+        p.status.set_pending(None);
+        p.ctx.slots.release(&p.uid);
+        return Ok(Some((pt, Polled::Unknown)));
+    };
+    let st = match handle.client.task_status(&upid).await {
+        Ok(s) => s,
+        Err(e) if e.class() == ErrorClass::NotFound || matches!(e, pve::Error::InvalidParameters { .. }) => {
+            p.status.set_pending(None);
+            p.ctx.slots.release(&p.uid);
+            return Ok(Some((pt, Polled::Unknown)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let polled = match st.result() {
+        TaskResult::Running => {
+            // keep the slot of a task started by an earlier operator process, too
+            p.ctx.slots.adopt(&handle.client, &node_key(&handle.key, upid.node()), upid.node(), &p.uid);
+            return Ok(Some((pt, Polled::Running)));
+        }
+        TaskResult::Ok => Polled::Done(None),
+        TaskResult::Warnings(n) => Polled::Done(Some(n)),
+        TaskResult::Failed(text) => {
+            p.ctx.metrics.task_failed(&pt.operation);
+            let tail = handle.client.task_log_tail(&upid, log_lines).await.unwrap_or_default();
+            Polled::Failed { text, tail }
+        }
+    };
+    p.status.set_pending(None);
+    p.ctx.slots.release(&p.uid);
+    handle.refresh.notify_one();
+    Ok(Some((pt, polled)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_young_task_is_polled_quickly_and_an_old_one_at_the_poll_interval() {
+        let now: jiff::Timestamp = "2026-12-01T00:00:10Z".parse().unwrap();
+        let at = |s: &str| Time(s.parse().unwrap());
+        let max = Duration::from_secs(1);
+        assert_eq!(poll_interval(Some(&at("2026-12-01T00:00:10Z")), now, max), Duration::from_millis(200));
+        assert_eq!(poll_interval(Some(&at("2026-12-01T00:00:08Z")), now, max), Duration::from_millis(500));
+        assert_eq!(poll_interval(Some(&at("2026-12-01T00:00:00Z")), now, max), max);
+        assert_eq!(poll_interval(None, now, Duration::from_millis(100)), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_failure_message_carries_the_log_tail() {
+        assert_eq!(failure_message("create", "boom", &[]), "create task failed: boom");
+        assert_eq!(failure_message("create", "boom", &["a".into(), "b".into()]), "create task failed: boom (a | b)");
+    }
+}
