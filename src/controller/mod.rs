@@ -15,6 +15,11 @@ pub mod run;
 pub mod status;
 pub mod template;
 
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod unit_tests;
+
 pub use context::{Context, Settings};
 pub use error::{Error, InvalidSpec};
 

@@ -90,7 +90,9 @@ impl TaskRecord for LxcBackupStatus {
                 self.upid = (t.upid != UNKNOWN_UPID).then_some(t.upid);
                 self.started_at = t.started_at;
             }
-            None => self.upid = None,
+            // the UPID stays: it tells which task made (or failed to make) the archive; the
+            // phase, set by the caller, says whether it is still in flight
+            None => {}
         }
     }
 }
@@ -388,7 +390,6 @@ async fn complete(p: &mut P<'_>, handle: &ClusterHandle, (volid, size): (String,
     release(p);
     let vmid = p.status.vmid.unwrap_or_default();
     p.status.phase = Some(BackupPhase::Completed);
-    p.status.upid = None;
     p.status.volid = Some(volid.clone());
     p.status.size_bytes = size;
     p.status.completed_at = Some(p.now.clone());
