@@ -350,3 +350,31 @@ fn the_root_password_and_the_api_token_never_reach_logs_events_or_status() {
         assert!(!obj.to_string().contains(secret), "a secret is in the object");
     }
 }
+
+#[test]
+fn a_force_deleted_container_frees_its_task_slot_for_the_next_one() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("forcedel");
+    // tasks take seconds, and one task at a time per node
+    let sim = Sim::start(&["--clock-speed", "1"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let out = cp.kubectl(&["patch", "-n", &ns, "proxmoxcluster", "default", "--type=merge", "-p", r#"{"spec":{"limits":{"maxConcurrentTasksPerNode":1,"requestsPerSecond":500}}}"#]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _op = Operator::start_with(cp, &ns, &["--prune-interval", "2s"]);
+    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    apply(cp, &ns, &container_yaml("first", "  node: pve1\n"));
+    wait_for("the first create to run", T, || {
+        let o = get_json(cp, &ns, "lxc", "first")?;
+        o["status"]["pendingTask"]["upid"].as_str()?.starts_with("UPID:").then_some(())
+    });
+    // deleted, then its finalizer removed by hand while the task runs: the object vanishes
+    // without the cleanup pass that would free its slot
+    let out = cp.kubectl(&["delete", "-n", &ns, "lxc", "first", "--wait=false"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cp.kubectl(&["patch", "-n", &ns, "lxc", "first", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the first object to be gone", T, || get_json(cp, &ns, "lxc", "first").is_none().then_some(()));
+    apply(cp, &ns, &container_yaml("second", "  node: pve1\n"));
+    let obj = wait_ready(cp, &ns, "lxc", "second", T);
+    assert_eq!(obj["status"]["phase"], "Running");
+}
