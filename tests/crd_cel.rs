@@ -23,12 +23,30 @@ struct Rule {
 }
 
 fn collect(schema: &Value, path: &str, kind: &str, out: &mut Vec<Rule>) {
-    for v in schema["x-kubernetes-validations"].as_array().into_iter().flatten() {
-        out.push(Rule { kind: kind.into(), path: path.into(), rule: v["rule"].as_str().unwrap().into(), message: v["message"].as_str().unwrap_or("").into() });
+    for v in schema["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        out.push(Rule {
+            kind: kind.into(),
+            path: path.into(),
+            rule: v["rule"].as_str().unwrap().into(),
+            message: v["message"].as_str().unwrap_or("").into(),
+        });
     }
     if let Some(props) = schema["properties"].as_object() {
         for (name, sub) in props {
-            collect(sub, &if path.is_empty() { name.clone() } else { format!("{path}.{name}") }, kind, out);
+            collect(
+                sub,
+                &if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                },
+                kind,
+                out,
+            );
         }
     }
     for key in ["items", "additionalProperties"] {
@@ -46,7 +64,11 @@ fn collect(schema: &Value, path: &str, kind: &str, out: &mut Vec<Rule>) {
 /// Every rule of every CRD in `crds/`.
 fn rules() -> Vec<Rule> {
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(repo().join("crds")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     files.sort();
     for f in files {
         let crd: Value = serde_saphyr::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
@@ -67,11 +89,19 @@ struct Case {
 }
 
 fn case(what: &'static str, old: Option<Value>, new: Value, admitted: bool) -> Case {
-    Case { what, old, new, admitted }
+    Case {
+        what,
+        old,
+        new,
+        admitted,
+    }
 }
 
+/// A rule's key: (kind, field path, rule text).
+type Key = (&'static str, &'static str, &'static str);
+
 /// The cases of each rule, by (kind, path, rule).
-fn cases() -> Vec<((&'static str, &'static str, &'static str), Vec<Case>)> {
+fn cases() -> Vec<(Key, Vec<Case>)> {
     let c = |spec: Value| json!({"spec": spec});
     let os = json!({"osTemplate": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"});
     vec![
@@ -79,32 +109,108 @@ fn cases() -> Vec<((&'static str, &'static str, &'static str), Vec<Case>)> {
             ("LxcContainer", "spec.source", "self == oldSelf"),
             vec![
                 case("create", None, c(json!({"source": os})), true),
-                case("unchanged source, other fields edited", Some(c(json!({"source": os, "hostname": "a"}))), c(json!({"source": os, "hostname": "b"})), true),
-                case("another OS template", Some(c(json!({"source": os}))), c(json!({"source": {"osTemplate": "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz"}})), false),
-                case("switched to a clone", Some(c(json!({"source": os}))), c(json!({"source": {"clone": {"vmid": 9000, "full": true}}})), false),
-                case("unchanged nested template source", Some(c(json!({"source": {"template": {"name": "debian-base", "full": false}}}))), c(json!({"source": {"template": {"name": "debian-base", "full": false}}})), true),
-                case("linked clone made full", Some(c(json!({"source": {"template": {"name": "debian-base", "full": false}}}))), c(json!({"source": {"template": {"name": "debian-base", "full": true}}})), false),
+                case(
+                    "unchanged source, other fields edited",
+                    Some(c(json!({"source": os, "hostname": "a"}))),
+                    c(json!({"source": os, "hostname": "b"})),
+                    true,
+                ),
+                case(
+                    "another OS template",
+                    Some(c(json!({"source": os}))),
+                    c(
+                        json!({"source": {"osTemplate": "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz"}}),
+                    ),
+                    false,
+                ),
+                case(
+                    "switched to a clone",
+                    Some(c(json!({"source": os}))),
+                    c(json!({"source": {"clone": {"vmid": 9000, "full": true}}})),
+                    false,
+                ),
+                case(
+                    "unchanged nested template source",
+                    Some(c(
+                        json!({"source": {"template": {"name": "debian-base", "full": false}}}),
+                    )),
+                    c(json!({"source": {"template": {"name": "debian-base", "full": false}}})),
+                    true,
+                ),
+                case(
+                    "linked clone made full",
+                    Some(c(
+                        json!({"source": {"template": {"name": "debian-base", "full": false}}}),
+                    )),
+                    c(json!({"source": {"template": {"name": "debian-base", "full": true}}})),
+                    false,
+                ),
             ],
         ),
         (
             ("LxcContainer", "spec.unprivileged", "self == oldSelf"),
             vec![
-                case("create privileged", None, c(json!({"source": os, "unprivileged": false})), true),
-                case("unchanged", Some(c(json!({"source": os, "unprivileged": true}))), c(json!({"source": os, "unprivileged": true})), true),
-                case("made privileged", Some(c(json!({"source": os, "unprivileged": true}))), c(json!({"source": os, "unprivileged": false})), false),
-                case("made unprivileged", Some(c(json!({"source": os, "unprivileged": false}))), c(json!({"source": os, "unprivileged": true})), false),
+                case(
+                    "create privileged",
+                    None,
+                    c(json!({"source": os, "unprivileged": false})),
+                    true,
+                ),
+                case(
+                    "unchanged",
+                    Some(c(json!({"source": os, "unprivileged": true}))),
+                    c(json!({"source": os, "unprivileged": true})),
+                    true,
+                ),
+                case(
+                    "made privileged",
+                    Some(c(json!({"source": os, "unprivileged": true}))),
+                    c(json!({"source": os, "unprivileged": false})),
+                    false,
+                ),
+                case(
+                    "made unprivileged",
+                    Some(c(json!({"source": os, "unprivileged": false}))),
+                    c(json!({"source": os, "unprivileged": true})),
+                    false,
+                ),
             ],
         ),
         (
             ("LxcContainer", "spec.vmid", "self == oldSelf"),
             vec![
-                case("create with a vmid", None, c(json!({"source": os, "vmid": 1234})), true),
-                case("unchanged", Some(c(json!({"source": os, "vmid": 1234}))), c(json!({"source": os, "vmid": 1234})), true),
-                case("another vmid", Some(c(json!({"source": os, "vmid": 1234}))), c(json!({"source": os, "vmid": 1235})), false),
+                case(
+                    "create with a vmid",
+                    None,
+                    c(json!({"source": os, "vmid": 1234})),
+                    true,
+                ),
+                case(
+                    "unchanged",
+                    Some(c(json!({"source": os, "vmid": 1234}))),
+                    c(json!({"source": os, "vmid": 1234})),
+                    true,
+                ),
+                case(
+                    "another vmid",
+                    Some(c(json!({"source": os, "vmid": 1234}))),
+                    c(json!({"source": os, "vmid": 1235})),
+                    false,
+                ),
                 // Both are outside what a transition rule sees (no old or no new value): the
                 // operator itself refuses a vmid that differs from status.vmid.
-                case("set later (allocated before)", Some(c(json!({"source": os}))), c(json!({"source": os, "vmid": 1234})), true),
-                case("removed", Some(c(json!({"source": os, "vmid": 1234}))), c(json!({"source": os})), true),
+                case(
+                    "set later (allocated before)",
+                    Some(c(json!({"source": os}))),
+                    c(json!({"source": os, "vmid": 1234})),
+                    true,
+                ),
+                case(
+                    "removed",
+                    Some(c(json!({"source": os, "vmid": 1234}))),
+                    c(json!({"source": os})),
+                    true,
+                ),
             ],
         ),
     ]
@@ -112,7 +218,9 @@ fn cases() -> Vec<((&'static str, &'static str, &'static str), Vec<Case>)> {
 
 /// The value at a dotted path (no `[*]` in today's rules).
 fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(obj, |v, k| v.get(k)).filter(|v| !v.is_null())
+    path.split('.')
+        .try_fold(obj, |v, k| v.get(k))
+        .filter(|v| !v.is_null())
 }
 
 const CEL_PY: &str = r#"
@@ -138,29 +246,78 @@ print(json.dumps(out))
 /// Evaluates each `(rule, self, oldSelf)` with cel-python: `true`/`false`, or the error text.
 fn evaluate(reqs: &[Value]) -> Vec<Value> {
     use std::io::Write;
-    let out = Command::new("bash").arg(repo().join("tests/scripts/python-venv.sh")).output().expect("run tests/scripts/python-venv.sh");
-    assert!(out.status.success(), "tests/scripts/python-venv.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    let python = String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap().to_string();
-    let mut child = Command::new(python).arg("-c").arg(CEL_PY).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(Value::from(reqs.to_vec()).to_string().as_bytes()).unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("tests/scripts/python-venv.sh"))
+        .output()
+        .expect("run tests/scripts/python-venv.sh");
+    assert!(
+        out.status.success(),
+        "tests/scripts/python-venv.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let mut child = Command::new(python)
+        .arg("-c")
+        .arg(CEL_PY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::from(reqs.to_vec()).to_string().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "cel-python failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cel-python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn every_cel_rule_in_the_crds_has_cases_that_it_admits_and_refuses() {
     let found = rules();
-    assert!(!found.is_empty(), "no CEL rules found: the collector is broken");
+    assert!(
+        !found.is_empty(),
+        "no CEL rules found: the collector is broken"
+    );
     let table = cases();
     for r in &found {
-        let cases = table.iter().find(|((k, p, rule), _)| *k == r.kind && *p == r.path && *rule == r.rule);
+        let cases = table
+            .iter()
+            .find(|((k, p, rule), _)| *k == r.kind && *p == r.path && *rule == r.rule);
         let cases = cases.unwrap_or_else(|| panic!("the CEL rule {:?} at {}.{} has no cases in tests/crd_cel.rs: add what it must admit and refuse", r.rule, r.kind, r.path)).1.as_slice();
-        assert!(cases.iter().any(|c| c.admitted) && cases.iter().any(|c| !c.admitted), "{}.{}: cases must admit and refuse", r.kind, r.path);
-        assert!(!r.message.is_empty(), "{}.{}: the rule has no message (users would see the CEL text)", r.kind, r.path);
+        assert!(
+            cases.iter().any(|c| c.admitted) && cases.iter().any(|c| !c.admitted),
+            "{}.{}: cases must admit and refuse",
+            r.kind,
+            r.path
+        );
+        assert!(
+            !r.message.is_empty(),
+            "{}.{}: the rule has no message (users would see the CEL text)",
+            r.kind,
+            r.path
+        );
     }
     for ((k, p, rule), _) in &table {
-        assert!(found.iter().any(|r| r.kind == *k && r.path == *p && r.rule == *rule), "cases for a rule the CRDs no longer have: {k}.{p} {rule:?}");
+        assert!(
+            found
+                .iter()
+                .any(|r| r.kind == *k && r.path == *p && r.rule == *rule),
+            "cases for a rule the CRDs no longer have: {k}.{p} {rule:?}"
+        );
     }
 }
 
@@ -172,17 +329,28 @@ fn the_crds_cel_rules_admit_and_refuse_what_their_cases_say() {
     let mut expect = Vec::new();
     let mut not_evaluated = 0;
     for r in &found {
-        let Some((_, cases)) = table.iter().find(|((k, p, rule), _)| *k == r.kind && *p == r.path && *rule == r.rule) else { continue };
+        let Some((_, cases)) = table
+            .iter()
+            .find(|((k, p, rule), _)| *k == r.kind && *p == r.path && *rule == r.rule)
+        else {
+            continue;
+        };
         let transition = r.rule.contains("oldSelf");
         for c in cases {
             let new = at(&c.new, &r.path);
             let old = c.old.as_ref().and_then(|o| at(o, &r.path));
             match (new, old, transition) {
-                (Some(new), Some(old), true) => reqs.push(json!({"rule": r.rule, "self": new, "oldSelf": old})),
+                (Some(new), Some(old), true) => {
+                    reqs.push(json!({"rule": r.rule, "self": new, "oldSelf": old}))
+                }
                 (Some(new), _, false) => reqs.push(json!({"rule": r.rule, "self": new})),
                 _ => {
                     // The apiserver does not evaluate this rule for this change: it is admitted.
-                    assert!(c.admitted, "{}.{} {:?}: `{}` expects a refusal the apiserver would never make", r.kind, r.path, r.rule, c.what);
+                    assert!(
+                        c.admitted,
+                        "{}.{} {:?}: `{}` expects a refusal the apiserver would never make",
+                        r.kind, r.path, r.rule, c.what
+                    );
                     not_evaluated += 1;
                     continue;
                 }
@@ -193,15 +361,39 @@ fn the_crds_cel_rules_admit_and_refuse_what_their_cases_say() {
     let results = evaluate(&reqs);
     assert_eq!(results.len(), expect.len());
     for ((r, c), got) in expect.iter().zip(&results) {
-        assert_eq!(got, &json!(c.admitted), "{}.{} rule {:?} ({:?}), case `{}`: cel-python says {got}", r.kind, r.path, r.rule, r.message, c.what);
+        assert_eq!(
+            got,
+            &json!(c.admitted),
+            "{}.{} rule {:?} ({:?}), case `{}`: cel-python says {got}",
+            r.kind,
+            r.path,
+            r.rule,
+            r.message,
+            c.what
+        );
     }
-    eprintln!("{} CEL rules, {} evaluations with cel-python, {} changes the apiserver would not evaluate", found.len(), results.len(), not_evaluated);
+    eprintln!(
+        "{} CEL rules, {} evaluations with cel-python, {} changes the apiserver would not evaluate",
+        found.len(),
+        results.len(),
+        not_evaluated
+    );
 }
 
 #[test]
 fn the_cel_evaluator_refuses_a_broken_rule_and_a_wrong_type() {
-    let got = evaluate(&[json!({"rule": "self ==", "self": 1}), json!({"rule": "self.size() > 0", "self": 5}), json!({"rule": "self == oldSelf", "self": {"a": 1}, "oldSelf": {"a": 1}})]);
-    assert!(got[0].as_str().is_some_and(|e| e.starts_with("error")), "{got:?}");
-    assert!(got[1].as_str().is_some_and(|e| e.starts_with("error")), "{got:?}");
+    let got = evaluate(&[
+        json!({"rule": "self ==", "self": 1}),
+        json!({"rule": "self.size() > 0", "self": 5}),
+        json!({"rule": "self == oldSelf", "self": {"a": 1}, "oldSelf": {"a": 1}}),
+    ]);
+    assert!(
+        got[0].as_str().is_some_and(|e| e.starts_with("error")),
+        "{got:?}"
+    );
+    assert!(
+        got[1].as_str().is_some_and(|e| e.starts_with("error")),
+        "{got:?}"
+    );
     assert_eq!(got[2], json!(true));
 }
