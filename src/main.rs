@@ -2,8 +2,14 @@
 use clap::{Parser, Subcommand};
 use proxmox_lxc_operator::telemetry::{self, LogFormat};
 
+/// `--version`: the crate version and the git commit it was built from (`PLO_GIT_COMMIT` at build
+/// time, set by tests/scripts/test.sh, the Containerfile and CI; `unknown` without it).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{} (commit {})", env!("CARGO_PKG_VERSION"), option_env!("PLO_GIT_COMMIT").filter(|c| !c.is_empty()).unwrap_or("unknown"))
+});
+
 #[derive(Parser, Debug)]
-#[command(version, about = "Manage Proxmox VE LXC containers as Kubernetes resources")]
+#[command(version = VERSION.as_str(), about = "Manage Proxmox VE LXC containers as Kubernetes resources")]
 struct Cli {
     /// Log line format.
     #[arg(long, value_enum, default_value = "text", global = true, env = "LOG_FORMAT")]
@@ -21,7 +27,8 @@ enum Command {
         /// Write one `<kind>.yaml` per CRD into this directory instead of printing.
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
-        /// Also write the same CRD files into `CHART/crds/` (`--out-dir` always gets `API.md` too).
+        /// Also write the CRDs as Helm templates into `CHART/templates/crds/` (`--out-dir` always
+        /// gets `API.md` too).
         #[arg(long, requires = "out_dir")]
         chart_dir: Option<std::path::PathBuf>,
     },
@@ -113,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let client = kube::Client::try_default().await?;
-            tracing::info!(version = env!("CARGO_PKG_VERSION"), "operator starting");
+            tracing::info!(version = VERSION.as_str(), "operator starting");
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())

@@ -5,19 +5,14 @@
 //! `tests/scripts/helm-venv.sh`; a test fails (never skips) when it cannot be made.
 
 mod common;
+mod helm;
 
 use common::{repo, ControlPlane};
+use helm::*;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::Instant;
 
-const RELEASE_NAMESPACE: &str = "plo-system";
-/// Kubernetes version of the `kubernetes-validate` schemas (the crate's k8s-openapi is v1_33).
-const VALIDATE_KUBE_VERSION: &str = "1.33.0";
-/// Version of the local kube-apiserver.
-const LOCAL_KUBE_VERSION: &str = "v1.20.2";
 const METRICS: [&str; 14] = [
     "plo_reconcile_total",
     "plo_reconcile_duration_seconds",
@@ -35,202 +30,6 @@ const METRICS: [&str; 14] = [
     "plo_queue_depth",
 ];
 
-/// The helper run inside the venv: one JSON request on stdin, one JSON answer on stdout.
-const HELM_PY: &str = r#"
-import json, sys, time
-import yaml
-import helm_python as helm
-from helm_python import _native
-
-def merge(a, b):
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(a.get(k), dict):
-            merge(a[k], v)
-        else:
-            a[k] = v
-    return a
-
-req = json.load(sys.stdin)
-values = {}
-if req.get("values_file"):
-    values = yaml.safe_load(open(req["values_file"])) or {}
-merge(values, req.get("set") or {})
-chart_dir = req["chart"]
-op = req["op"]
-if op == "version":
-    out = {"sdk": helm.__version__, "helm": helm.helm_sdk_version()}
-elif op == "lint":
-    out = helm.lint(chart_dir, values or None, strict=True, namespace=req["namespace"])
-elif op == "schema":
-    chart = helm.Chart.load(chart_dir)
-    try:
-        chart.validate_schema(values)
-        out = {"ok": True}
-    except helm.HelmValuesError as e:
-        out = {"ok": False, "error": str(e)}
-elif op == "render":
-    started = time.monotonic()
-    chart = helm.Chart.load(chart_dir)
-    opts = {"name": req["release"], "namespace": req["namespace"], "is_install": True,
-            "kube_version": req["kube_version"]}
-    # helm-python-sdk 0.2.2's Chart.render() has no kube_version keyword; the C ABI call it wraps
-    # (helm_render with an options JSON) takes it, like `helm template --kube-version`.
-    try:
-        rendered = json.loads(_native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(opts)))
-    except helm.HelmError as e:
-        print(json.dumps({"error": str(e), "error_type": type(e).__name__}))
-        sys.exit(0)
-    elapsed = time.monotonic() - started
-    objects = []
-    for path in sorted(rendered):
-        if path.endswith("NOTES.txt"):
-            continue
-        for doc in yaml.safe_load_all(rendered[path]):
-            if doc:
-                objects.append({"template": path, "object": doc})
-    out = {"notes": rendered.get(chart.name + "/templates/NOTES.txt", ""), "objects": objects,
-           "crds": [{"filename": c["filename"], "data": c["data"]} for c in chart.crds],
-           "render_seconds": elapsed}
-else:
-    raise SystemExit("unknown op " + op)
-print(json.dumps(out))
-"#;
-
-/// The venv's python, made once (`tests/scripts/helm-venv.sh`); panics when it cannot be made.
-fn python() -> &'static Path {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo().join("tests/scripts/helm-venv.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run tests/scripts/helm-venv.sh");
-        assert!(out.status.success(), "tests/scripts/helm-venv.sh failed: the chart tests need helm-python-sdk and kubernetes-validate");
-        let py = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim().lines().last().expect("venv python path").to_string());
-        assert!(py.exists(), "{} missing", py.display());
-        py
-    })
-}
-
-fn chart_dir() -> PathBuf {
-    repo().join("charts/proxmox-lxc-operator")
-}
-
-fn all_on() -> PathBuf {
-    repo().join("tests/fixtures/chart/values-all-on.yaml")
-}
-
-/// One request to the Helm SDK helper.
-fn helm(mut req: Value) -> Value {
-    use std::io::Write;
-    req["chart"] = json!(chart_dir());
-    let mut child = Command::new(python())
-        .arg("-c")
-        .arg(HELM_PY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("venv python");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(req.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "helm helper {req} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// A rendered release.
-struct Rendered {
-    objects: Vec<Value>,
-    notes: String,
-    crds: Vec<String>,
-}
-
-impl Rendered {
-    fn of_kind(&self, kind: &str) -> Vec<&Value> {
-        self.objects.iter().filter(|o| o["kind"] == kind).collect()
-    }
-    fn one(&self, kind: &str) -> &Value {
-        let all = self.of_kind(kind);
-        assert_eq!(all.len(), 1, "expected one {kind}, got {}", all.len());
-        all[0]
-    }
-    fn kinds(&self) -> Vec<String> {
-        let mut kinds: Vec<String> = self
-            .objects
-            .iter()
-            .map(|o| o["kind"].as_str().unwrap().to_string())
-            .collect();
-        kinds.sort();
-        kinds
-    }
-}
-
-/// Renders the chart with the SDK (values file and overrides, as `helm template -f FILE --set`).
-fn render(values_file: Option<&Path>, set: Value, namespace: &str, kube_version: &str) -> Rendered {
-    let started = Instant::now();
-    let out = helm(
-        json!({"op": "render", "values_file": values_file, "set": set, "release": "plo", "namespace": namespace, "kube_version": kube_version}),
-    );
-    assert!(
-        out.get("error").is_none(),
-        "render failed: {}",
-        out["error"]
-    );
-    eprintln!(
-        "render ({}, kube {kube_version}): {:.1} ms in the SDK, {:.0} ms with the Python start",
-        values_file
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .unwrap_or_else(|| "defaults".into()),
-        out["render_seconds"].as_f64().unwrap() * 1e3,
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    Rendered {
-        objects: out["objects"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o["object"].clone())
-            .collect(),
-        notes: out["notes"].as_str().unwrap().to_string(),
-        crds: out["crds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["data"].as_str().unwrap().to_string())
-            .collect(),
-    }
-}
-
-fn schema_ok(set: Value) -> Result<(), String> {
-    let out = helm(json!({"op": "schema", "set": set}));
-    if out["ok"] == true {
-        Ok(())
-    } else {
-        Err(out["error"].as_str().unwrap().to_string())
-    }
-}
-
-fn container(deploy: &Value) -> &Value {
-    &deploy["spec"]["template"]["spec"]["containers"][0]
-}
-
-fn args(deploy: &Value) -> Vec<String> {
-    container(deploy)["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
-}
 
 #[test]
 fn chart_lints_with_the_real_helm_sdk_for_default_and_all_on_values() {
@@ -269,13 +68,18 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
             "ClusterRole",
             "ClusterRoleBinding",
             "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Service",
             "ServiceAccount"
         ],
         "default values make exactly these objects"
     );
-    assert_eq!(r.crds.len(), 5, "the chart ships the five CRDs");
+    assert!(r.crds_dir.is_empty(), "Helm's crds/ is never upgraded: the five CRDs are templates");
     let deploy = r.one("Deployment");
     assert_eq!(deploy["spec"]["replicas"], 1);
     assert_eq!(
@@ -290,8 +94,9 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     let c = container(deploy);
     assert_eq!(
-        c["image"], "proxmox-lxc-operator:0.1.0",
-        "tag defaults to appVersion"
+        c["image"],
+        format!("ghcr.io/pve-lxc/proxmox-lxc-operator:{}", env!("CARGO_PKG_VERSION")),
+        "where the release publishes it; the tag defaults to appVersion (= the crate version)"
     );
     let sc = &c["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
@@ -383,6 +188,58 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
         "NOTES tell the next step:\n{}",
         r.notes
     );
+}
+
+/// The top-level `crds/` documents, parsed.
+fn top_level_crds() -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| serde_saphyr::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn chart_crds_are_templates_that_helm_upgrades_and_uninstall_keeps() {
+    const CRD: &str = "CustomResourceDefinition";
+    let r = render(None, json!({}), RELEASE_NAMESPACE, "v1.33.0");
+    let crds = r.of_kind(CRD);
+    let top = top_level_crds();
+    assert_eq!(crds.len(), top.len(), "every CRD of crds/ is in the release");
+    for want in &top {
+        let name = &want["metadata"]["name"];
+        let got = crds
+            .iter()
+            .find(|c| &c["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not rendered"));
+        assert_eq!(got["spec"], want["spec"], "{name}: the rendered spec is not crds/'s");
+        assert_eq!(
+            got["metadata"]["annotations"],
+            json!({"helm.sh/resource-policy": "keep"}),
+            "{name}: helm uninstall must leave the CRD (and every object of it)"
+        );
+        let labels = &got["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+        assert_eq!(labels["app.kubernetes.io/version"], env!("CARGO_PKG_VERSION"));
+        assert!(got["metadata"]["namespace"].is_null(), "CRDs are cluster-scoped");
+    }
+    let no_keep = render(None, json!({"crds": {"keep": false}}), RELEASE_NAMESPACE, "v1.33.0");
+    assert_eq!(no_keep.of_kind(CRD).len(), top.len());
+    for c in no_keep.of_kind(CRD) {
+        assert!(c["metadata"]["annotations"].is_null(), "crds.keep=false: no keep annotation: {}", c["metadata"]);
+    }
+    let off = render(None, json!({"crds": {"install": false}}), RELEASE_NAMESPACE, "v1.33.0");
+    assert!(off.of_kind(CRD).is_empty(), "crds.install=false renders no CRD");
+    assert_eq!(off.objects.len(), r.objects.len() - top.len(), "and changes nothing else");
+    for (bad, path) in [(json!({"crds": {"install": "yes"}}), "/crds/install"), (json!({"crds": {"upgrade": true}}), "upgrade")] {
+        let e = schema_ok(bad.clone()).expect_err(&format!("the schema accepted {bad}"));
+        assert!(e.contains(path), "refusal of {bad} does not name {path}: {e}");
+    }
 }
 
 #[test]
@@ -510,13 +367,6 @@ fn rendered_manifests_pass_kubernetes_validate_strict() {
             std::fs::write(&path, obj.to_string()).unwrap();
             files.push(path);
         }
-        if label == "default" {
-            for (i, crd) in r.crds.iter().enumerate() {
-                let path = dir.path().join(format!("crd-{i}.yaml"));
-                std::fs::write(&path, crd).unwrap();
-                files.push(path);
-            }
-        }
     }
     assert_eq!(
         skipped,
@@ -629,9 +479,6 @@ const SERVICE_MONITOR_CRD: &str = r#"{
       "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
 }"#;
 
-fn as_list(objects: &[Value]) -> String {
-    json!({"apiVersion": "v1", "kind": "List", "items": objects}).to_string()
-}
 
 #[test]
 fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
@@ -661,16 +508,23 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
     for (label, values_file, set) in cases {
         let r = render(values_file.as_deref(), set, &release_ns, LOCAL_KUBE_VERSION);
         let started = Instant::now();
-        let out = cp.kubectl_stdin(
-            &["apply", "--dry-run=server", "-f", "-"],
-            Some(&as_list(&r.objects)),
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the apiserver refused the {label} release: {}\n{stdout}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // The CRDs go without kubectl's client-side check, which refuses `x-kubernetes-validations`
+        // (CEL) against apiservers older than 1.25 (Helm does not run it); the server still checks.
+        let (crds, rest): (Vec<Value>, Vec<Value>) =
+            r.objects.iter().cloned().partition(|o| o["kind"] == "CustomResourceDefinition");
+        assert_eq!(crds.len(), 5, "{label}: the five CRDs are in the release");
+        let mut stdout = String::new();
+        for (objects, extra) in [(&crds, Some("--validate=false")), (&rest, None)] {
+            let mut args = vec!["apply", "--dry-run=server", "-f", "-"];
+            args.extend(extra);
+            let out = cp.kubectl_stdin(&args, Some(&as_list(objects)));
+            stdout.push_str(&String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "the apiserver refused the {label} release: {}\n{stdout}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert_eq!(
             stdout.matches("(server dry run)").count(),
             r.objects.len(),
@@ -698,346 +552,3 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
     }
 }
 
-/// `kubectl auth can-i` as the chart's ServiceAccount.
-fn can_i(cp: &ControlPlane, sa: &str, namespace: Option<&str>, args: &[&str]) -> bool {
-    let mut all: Vec<&str> = vec!["auth", "can-i", "--as", sa];
-    match namespace {
-        Some(ns) => all.extend(["-n", ns]),
-        None => all.push("--all-namespaces"),
-    }
-    all.extend(args);
-    let out = cp.kubectl(&all);
-    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(
-        answer == "yes" || answer == "no",
-        "kubectl {all:?}: {answer} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    answer == "yes"
-}
-
-/// Installs the ServiceAccount and RBAC objects of a render for real; returns the SA's user name.
-fn install_rbac(cp: &ControlPlane, r: &Rendered, release_ns: &str) -> (String, Vec<String>) {
-    let rbac: Vec<Value> = r
-        .objects
-        .iter()
-        .filter(|o| {
-            [
-                "ServiceAccount",
-                "ClusterRole",
-                "ClusterRoleBinding",
-                "Role",
-                "RoleBinding",
-            ]
-            .contains(&o["kind"].as_str().unwrap())
-        })
-        .cloned()
-        .collect();
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], Some(&as_list(&rbac)));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sa = r.one("ServiceAccount")["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let cluster_scoped = rbac
-        .iter()
-        .filter(|o| o["kind"].as_str().unwrap().starts_with("Cluster"))
-        .map(|o| {
-            format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap().to_lowercase(),
-                o["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect();
-    (
-        format!("system:serviceaccount:{release_ns}:{sa}"),
-        cluster_scoped,
-    )
-}
-
-fn cleanup(cp: &ControlPlane, cluster_scoped: &[String]) {
-    let mut args = vec!["delete", "--ignore-not-found"];
-    args.extend(cluster_scoped.iter().map(String::as_str));
-    cp.kubectl_ok(&args);
-}
-
-#[test]
-fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
-    let cp = ControlPlane::shared();
-    let release_ns = cp.namespace("plo-rbac");
-    let apps = cp.namespace("plo-apps");
-    // A release name of its own, so the cluster-scoped names do not collide with other tests.
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
-    let ns = Some(apps.as_str());
-    let allowed: &[&[&str]] = &[
-        &["list", "lxccontainers.pve.lxc.dev"],
-        &["watch", "lxcbackupschedules.pve.lxc.dev"],
-        &["patch", "lxccontainers.pve.lxc.dev", "--subresource=status"],
-        &[
-            "update",
-            "proxmoxclusters.pve.lxc.dev",
-            "--subresource=status",
-        ],
-        &[
-            "update",
-            "lxccontainers.pve.lxc.dev",
-            "--subresource=finalizers",
-        ],
-        &["patch", "lxctemplates.pve.lxc.dev"],
-        &["create", "lxcbackups.pve.lxc.dev"],
-        &["delete", "lxcbackups.pve.lxc.dev"],
-        &["get", "secrets/pve-credentials"],
-        &["create", "events.events.k8s.io"],
-        &["patch", "events.events.k8s.io"],
-        &["create", "services"],
-        &["delete", "endpointslices.discovery.k8s.io"],
-    ];
-    for a in allowed {
-        assert!(can_i(cp, &sa, ns, a), "the operator needs {a:?}");
-    }
-    assert!(
-        can_i(cp, &sa, None, &["list", "lxccontainers.pve.lxc.dev"]),
-        "cluster mode watches all namespaces"
-    );
-    assert!(can_i(
-        cp,
-        &sa,
-        ns,
-        &[
-            "get",
-            "customresourcedefinitions.apiextensions.k8s.io/lxccontainers.pve.lxc.dev"
-        ]
-    ));
-    let denied: &[&[&str]] = &[
-        &["list", "secrets"],
-        &["watch", "secrets"],
-        &["create", "secrets"],
-        &["delete", "pods"],
-        &["get", "pods"],
-        &["create", "clusterroles.rbac.authorization.k8s.io"],
-        &["create", "rolebindings.rbac.authorization.k8s.io"],
-        &["create", "lxccontainers.pve.lxc.dev"],
-        &["delete", "lxccontainers.pve.lxc.dev"],
-        &["delete", "proxmoxclusters.pve.lxc.dev"],
-        &["get", "configmaps"],
-        &["get", "leases.coordination.k8s.io"],
-        &[
-            "get",
-            "customresourcedefinitions.apiextensions.k8s.io/widgets.example.com",
-        ],
-        &["list", "customresourcedefinitions.apiextensions.k8s.io"],
-    ];
-    for d in denied {
-        assert!(!can_i(cp, &sa, ns, d), "the operator must not {d:?}");
-    }
-    assert!(
-        !can_i(cp, &sa, None, &["list", "secrets"]),
-        "no cluster-wide Secret list"
-    );
-    cleanup(cp, &cluster_scoped);
-}
-
-#[test]
-fn with_watch_namespaces_the_service_account_is_confined_to_them() {
-    let cp = ControlPlane::shared();
-    let release_ns = cp.namespace("plo-rbacns");
-    let (watched, other) = (cp.namespace("plo-watched"), cp.namespace("plo-other"));
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns, "watchNamespaces": [watched], "replicas": 2}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
-    let lease = format!("leases.coordination.k8s.io/{release_ns}");
-    assert!(can_i(
-        cp,
-        &sa,
-        Some(&watched),
-        &["list", "lxccontainers.pve.lxc.dev"]
-    ));
-    assert!(can_i(
-        cp,
-        &sa,
-        Some(&watched),
-        &["get", "secrets/pve-credentials"]
-    ));
-    assert!(can_i(
-        cp,
-        &sa,
-        Some(&release_ns),
-        &["create", "leases.coordination.k8s.io"]
-    ));
-    assert!(can_i(cp, &sa, Some(&release_ns), &["update", &lease]));
-    assert!(can_i(
-        cp,
-        &sa,
-        Some(&watched),
-        &[
-            "get",
-            "customresourcedefinitions.apiextensions.k8s.io/lxcbackups.pve.lxc.dev"
-        ]
-    ));
-    assert!(
-        !can_i(
-            cp,
-            &sa,
-            Some(&other),
-            &["list", "lxccontainers.pve.lxc.dev"]
-        ),
-        "outside watchNamespaces"
-    );
-    assert!(
-        !can_i(cp, &sa, Some(&other), &["get", "secrets/pve-credentials"]),
-        "no Secrets outside watchNamespaces"
-    );
-    assert!(
-        !can_i(cp, &sa, None, &["list", "lxccontainers.pve.lxc.dev"]),
-        "no cluster-wide list"
-    );
-    assert!(!can_i(cp, &sa, Some(&watched), &["list", "secrets"]));
-    assert!(
-        !can_i(
-            cp,
-            &sa,
-            Some(&release_ns),
-            &["update", "leases.coordination.k8s.io/someone-else"]
-        ),
-        "only its own Lease"
-    );
-    assert!(
-        !can_i(
-            cp,
-            &sa,
-            Some(&watched),
-            &["create", "leases.coordination.k8s.io"]
-        ),
-        "Leases only in the release namespace"
-    );
-    cleanup(cp, &cluster_scoped);
-}
-
-/// An operator process started with a kubeconfig that impersonates the chart's ServiceAccount.
-struct ImpersonatedOperator {
-    child: std::process::Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl ImpersonatedOperator {
-    fn start(cp: &ControlPlane, service_account: &str, namespace: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        // The admin kubeconfig with `as: system:serviceaccount:NS:NAME` (kubeconfig impersonation,
-        // which kube-rs honours): every request the operator makes is authorized as the SA.
-        let mut kubeconfig: Value = serde_json::from_str(&cp.kubectl_ok(&[
-            "config",
-            "view",
-            "--raw",
-            "--flatten",
-            "-o",
-            "json",
-        ]))
-        .unwrap();
-        for user in kubeconfig["users"].as_array_mut().unwrap() {
-            user["user"]["as"] = json!(service_account);
-        }
-        let path = dir.path().join("kubeconfig");
-        std::fs::write(&path, kubeconfig.to_string()).unwrap();
-        let log = dir.path().join("operator.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
-            .args([
-                "run",
-                "--namespace",
-                namespace,
-                "--http-addr",
-                &format!("127.0.0.1:{}", common::free_port()),
-            ])
-            .args([
-                "--task-poll-interval",
-                "200ms",
-                "--drift-check-interval",
-                "0s",
-            ])
-            .env("KUBECONFIG", &path)
-            .env("RUST_LOG", "info,kube_runtime=warn")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start operator");
-        ImpersonatedOperator {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for ImpersonatedOperator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[test]
-fn the_operator_reconciles_an_example_with_only_the_charts_service_account_rbac() {
-    let cp = ControlPlane::shared();
-    let release_ns = cp.namespace("plo-rbacop");
-    let apps = cp.namespace("plo-rbacapps");
-    // The strictest mode: namespace-scoped Roles for one watched namespace.
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns, "watchNamespaces": [apps]}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
-    let sim = common::Sim::start(&["--clock-speed", "5"]);
-    common::connect_cluster(cp, &apps, &sim, "2s");
-    let op = ImpersonatedOperator::start(cp, &sa, &apps);
-    let timeout = std::time::Duration::from_secs(90);
-    common::wait_ready(cp, &apps, "proxmoxcluster", "default", timeout);
-    let example =
-        std::fs::read_to_string(repo().join("examples/lxccontainer-minimal.yaml")).unwrap();
-    let out = cp.kubectl_stdin(&["apply", "-n", &apps, "-f", "-"], Some(&example));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let name = example
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("name: "))
-        .unwrap()
-        .trim()
-        .to_string();
-    let obj = common::wait_ready(cp, &apps, "lxc", &name, timeout);
-    let vmid = obj["status"]["vmid"].as_u64().expect("vmid in status");
-    assert!(
-        sim.container(vmid).is_some(),
-        "container {vmid} not in the simulator"
-    );
-    let log = op.log();
-    assert!(
-        !log.to_lowercase().contains("forbidden"),
-        "the operator was refused something with the chart's RBAC:\n{log}"
-    );
-    drop(op);
-    cleanup(cp, &cluster_scoped);
-}

@@ -15,12 +15,17 @@ use serde_json::Value;
 /// File name of the API reference inside the CRD directory (`kubectl apply -f crds/` ignores it).
 pub const API_MD: &str = "API.md";
 
-/// The command that regenerates `crds/`, `crds/API.md` and the chart's `crds/`.
+/// The command that regenerates `crds/`, `crds/API.md` and the chart's CRD templates.
 pub const GENERATE_COMMAND: &str =
     "cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator";
 
-/// Writes every CRD as `<kind>.yaml` plus [`API_MD`] into `dir`; with `chart_dir`, also writes the
-/// same CRD files (and nothing else) into `chart_dir/crds/`.
+/// Where the chart's CRDs live inside the chart: templates (not Helm's `crds/`, which Helm installs
+/// once and never upgrades), so `helm upgrade` brings new CRD versions along.
+pub const CHART_CRD_DIR: &str = "templates/crds";
+
+/// Writes every CRD as `<kind>.yaml` plus [`API_MD`] into `dir`; with `chart_dir`, also writes each
+/// CRD as a Helm template ([`chart_crd_template`]) into `chart_dir/`[`CHART_CRD_DIR`] (and nothing
+/// else there).
 pub fn write_generated(dir: &Path, chart_dir: Option<&Path>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (file, crd) in super::all_crds() {
@@ -28,13 +33,36 @@ pub fn write_generated(dir: &Path, chart_dir: Option<&Path>) -> anyhow::Result<(
     }
     std::fs::write(dir.join(API_MD), api_markdown())?;
     if let Some(chart) = chart_dir {
-        let chart_crds = chart.join("crds");
+        let chart_crds = chart.join(CHART_CRD_DIR);
         std::fs::create_dir_all(&chart_crds)?;
         for (file, crd) in super::all_crds() {
-            std::fs::write(chart_crds.join(file), super::crd_yaml(&crd)?)?;
+            std::fs::write(chart_crds.join(file), chart_crd_template(&crd)?)?;
         }
     }
     Ok(())
+}
+
+/// One CRD as a chart template: the document of `crds/` wrapped in `crds.install`, with the
+/// chart's labels and, with `crds.keep`, the `helm.sh/resource-policy: keep` annotation (so
+/// `helm uninstall` never deletes the CRDs and with them every object of the kind), as cert-manager
+/// does. Everything below `metadata` is byte for byte the `crds/` file.
+pub fn chart_crd_template(crd: &CustomResourceDefinition) -> anyhow::Result<String> {
+    let yaml = super::crd_yaml(crd)?;
+    let name = crd.metadata.name.as_deref().unwrap_or_default();
+    let plain_meta = format!("metadata:\n  name: {name}\nspec:\n");
+    anyhow::ensure!(
+        yaml.contains(&plain_meta) && !yaml.contains("{{"),
+        "the CRD {name} has metadata besides its name, or template delimiters: the chart template cannot wrap it"
+    );
+    let meta = format!(
+        "metadata:\n  name: {name}\n  labels:\n    {{{{- include \"plo.labels\" . | nindent 4 }}}}\n  \
+         {{{{- if .Values.crds.keep }}}}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{{{- end }}}}\nspec:\n"
+    );
+    let body = yaml.strip_prefix("---\n").unwrap_or(&yaml).replacen(&plain_meta, &meta, 1);
+    Ok(format!(
+        "{{{{- /* Generated from src/crd/ by `{GENERATE_COMMAND}`; do not edit. */}}}}\n\
+         {{{{- if .Values.crds.install }}}}\n---\n{body}{{{{- end }}}}\n"
+    ))
 }
 
 /// Renders the API reference of every kind (in [`super::all_crds`] order) as one Markdown page.

@@ -27,9 +27,15 @@ impl ControlPlane {
         static CP: OnceLock<ControlPlane> = OnceLock::new();
         CP.get_or_init(|| {
             if let Ok(kc) = std::env::var("TEST_KUBECONFIG") {
-                return ControlPlane { kubeconfig: kc.into(), _dir: None };
+                return ControlPlane {
+                    kubeconfig: kc.into(),
+                    _dir: None,
+                };
             }
-            let dir = tempfile::Builder::new().prefix("plo-cp-").tempdir().expect("tempdir");
+            let dir = tempfile::Builder::new()
+                .prefix("plo-cp-")
+                .tempdir()
+                .expect("tempdir");
             let out = Command::new("bash")
                 .arg(repo().join("tests/scripts/control-plane.sh"))
                 .arg("start")
@@ -39,9 +45,22 @@ impl ControlPlane {
                 .stderr(Stdio::inherit())
                 .output()
                 .expect("run control-plane.sh");
-            assert!(out.status.success(), "control plane did not start (run tests/scripts/setup.sh first)");
-            let kubeconfig = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap());
-            let cp = ControlPlane { kubeconfig, _dir: Some(dir) };
+            assert!(
+                out.status.success(),
+                "control plane did not start (run tests/scripts/setup.sh first)"
+            );
+            let kubeconfig = PathBuf::from(
+                String::from_utf8(out.stdout)
+                    .unwrap()
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap(),
+            );
+            let cp = ControlPlane {
+                kubeconfig,
+                _dir: Some(dir),
+            };
             cp.install_crds();
             cp
         })
@@ -58,13 +77,22 @@ impl ControlPlane {
         let mut child = Command::new("kubectl")
             .env("KUBECONFIG", &self.kubeconfig)
             .args(args)
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl");
         if let Some(input) = input {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -72,7 +100,11 @@ impl ControlPlane {
     /// Runs `kubectl` and returns its standard output, panicking with its error output on failure.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -83,14 +115,24 @@ impl ControlPlane {
     pub fn install_crds(&self) {
         let crds = repo().join("crds");
         self.kubectl_ok(&["apply", "--validate=false", "-f", crds.to_str().unwrap()]);
-        self.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "-f", crds.to_str().unwrap()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            crds.to_str().unwrap(),
+        ]);
     }
 
     /// Creates a fresh namespace for one test.
     pub fn namespace(&self, prefix: &str) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         self.kubectl_ok(&["create", "namespace", &name]);
         name
     }
@@ -103,14 +145,21 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The API token the tests give the simulator and the operator.
@@ -136,7 +185,12 @@ impl Sim {
         let cert = dir.path().join("cert.pem");
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pve-sim"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--cert-out", cert.to_str().unwrap()])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--cert-out",
+                cert.to_str().unwrap(),
+            ])
             .args(["--token", &format!("{SIM_TOKEN_ID}={SIM_TOKEN_SECRET}")])
             .args(extra)
             .stdout(Stdio::piped())
@@ -145,8 +199,14 @@ impl Sim {
             .expect("start pve-sim");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("pve-sim listening on ").unwrap_or_else(|| panic!("unexpected pve-sim output {line:?}")).to_string();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("pve-sim listening on ")
+            .unwrap_or_else(|| panic!("unexpected pve-sim output {line:?}"))
+            .to_string();
         let stderr = child.stderr.take().unwrap();
         let mut fingerprint = String::new();
         for l in std::io::BufReader::new(stderr).lines() {
@@ -157,17 +217,32 @@ impl Sim {
             }
         }
         assert!(!fingerprint.is_empty(), "pve-sim printed no fingerprint");
-        Sim { child, url, fingerprint, _dir: dir }
+        Sim {
+            child,
+            url,
+            fingerprint,
+            _dir: dir,
+        }
     }
 
     /// Calls the simulator (Proxmox API or `/_sim/` admin API) with curl; returns the JSON body.
     pub fn call(&self, method: &str, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
         let mut cmd = Command::new("curl");
-        cmd.args(["-sk", "-X", method, "-H", &format!("Authorization: PVEAPIToken={SIM_TOKEN_ID}={SIM_TOKEN_SECRET}")]);
+        cmd.args([
+            "-sk",
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: PVEAPIToken={SIM_TOKEN_ID}={SIM_TOKEN_SECRET}"),
+        ]);
         for (k, v) in form {
             cmd.args(["--data-urlencode", &format!("{k}={v}")]);
         }
-        let url = if path.starts_with("/_sim") { format!("{}{path}", self.url) } else { format!("{}/api2/json{path}", self.url) };
+        let url = if path.starts_with("/_sim") {
+            format!("{}{path}", self.url)
+        } else {
+            format!("{}/api2/json{path}", self.url)
+        };
         let out = cmd.arg(url).output().unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
@@ -175,7 +250,16 @@ impl Sim {
     /// POSTs a JSON body to the admin API (e.g. `/_sim/faults`).
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
         let out = Command::new("curl")
-            .args(["-sk", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", &body.to_string(), &format!("{}{path}", self.url)])
+            .args([
+                "-sk",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &body.to_string(),
+                &format!("{}{path}", self.url),
+            ])
             .output()
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
@@ -189,12 +273,19 @@ impl Sim {
     /// Every container in the simulator (admin API).
     pub fn containers(&self) -> Vec<serde_json::Value> {
         let v = self.call("GET", "/_sim/containers", &[]);
-        v.get("data").cloned().unwrap_or(v).as_array().cloned().unwrap_or_default()
+        v.get("data")
+            .cloned()
+            .unwrap_or(v)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The container with `vmid`, if it exists.
     pub fn container(&self, vmid: u64) -> Option<serde_json::Value> {
-        self.containers().into_iter().find(|c| c["vmid"].as_u64() == Some(vmid))
+        self.containers()
+            .into_iter()
+            .find(|c| c["vmid"].as_u64() == Some(vmid))
     }
 
     /// Request counters (`/_sim/stats`).
@@ -253,10 +344,18 @@ impl Operator {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         // PLO_OPERATOR_WRAPPER="heaptrack -o /tmp/ht" runs the operator under a profiler (a wrapper
         // that forks rather than execs outlives kill(): end it by hand)
-        let wrapper: Vec<String> = std::env::var("PLO_OPERATOR_WRAPPER").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+        let wrapper: Vec<String> = std::env::var("PLO_OPERATOR_WRAPPER")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         let mut cmd = match wrapper.split_first() {
             Some((prog, args)) => {
                 let mut c = Command::new(prog);
@@ -266,11 +365,30 @@ impl Operator {
             None => Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator")),
         };
         let child = cmd
-            .args(["run", "--namespace", &self.namespace, "--http-addr", &format!("127.0.0.1:{}", self.http_port)])
-            .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s", "--credentials-recheck-interval", "2s"])
+            .args([
+                "run",
+                "--namespace",
+                &self.namespace,
+                "--http-addr",
+                &format!("127.0.0.1:{}", self.http_port),
+            ])
+            .args([
+                "--task-poll-interval",
+                "200ms",
+                "--drift-check-interval",
+                "0s",
+                "--credentials-recheck-interval",
+                "2s",
+            ])
             .args(&self.extra)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", self.log_filter.clone().or_else(|| std::env::var("OPERATOR_LOG").ok()).unwrap_or_else(|| "info,kube_runtime=warn".into()))
+            .env(
+                "RUST_LOG",
+                self.log_filter
+                    .clone()
+                    .or_else(|| std::env::var("OPERATOR_LOG").ok())
+                    .unwrap_or_else(|| "info,kube_runtime=warn".into()),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -312,7 +430,13 @@ impl Operator {
 
     /// The `/metrics` text.
     pub fn metrics(&self) -> String {
-        let out = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{}/metrics", self.http_port)]).output().unwrap();
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                &format!("http://127.0.0.1:{}/metrics", self.http_port),
+            ])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -336,24 +460,44 @@ pub fn connect_cluster(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str) {
         sim.url, sim.fingerprint
     );
     let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `kubectl get KIND NAME -o json` as JSON, or `None` when it does not exist.
 pub fn get_json(cp: &ControlPlane, ns: &str, kind: &str, name: &str) -> Option<serde_json::Value> {
     let out = cp.kubectl(&["get", "-n", ns, kind, name, "-o", "json"]);
-    out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// The condition `type_` of an object as (status, reason, message).
 pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
-    obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
-        (c["status"].as_str().unwrap_or("").to_string(), c["reason"].as_str().unwrap_or("").to_string(), c["message"].as_str().unwrap_or("").to_string())
-    })
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+                c["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
 }
 
 /// Waits until `kind/name` has condition Ready=True; returns the object.
-pub fn wait_ready(cp: &ControlPlane, ns: &str, kind: &str, name: &str, timeout: Duration) -> serde_json::Value {
+pub fn wait_ready(
+    cp: &ControlPlane,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    timeout: Duration,
+) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
     let start = Instant::now();
     loop {
@@ -363,7 +507,11 @@ pub fn wait_ready(cp: &ControlPlane, ns: &str, kind: &str, name: &str, timeout: 
             }
             last = o;
         }
-        assert!(start.elapsed() < timeout, "{kind}/{name} not Ready after {timeout:?}; last seen: {}", serde_json::to_string_pretty(&last["status"]).unwrap());
+        assert!(
+            start.elapsed() < timeout,
+            "{kind}/{name} not Ready after {timeout:?}; last seen: {}",
+            serde_json::to_string_pretty(&last["status"]).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -376,7 +524,9 @@ impl Operator {
 
     /// Whether the operator process is still alive.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 }
 
@@ -402,8 +552,13 @@ impl FreezableProxy {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { continue };
-                let Ok(server) = std::net::TcpStream::connect(target) else { continue };
-                for (mut from, mut to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
+                let Ok(server) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
                     let f = f.clone();
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16384];
@@ -435,8 +590,16 @@ impl FreezableProxy {
     /// A copy of `kubeconfig` in `dir` whose server is this proxy.
     pub fn kubeconfig(&self, kubeconfig: &Path, dir: &Path) -> PathBuf {
         let original = std::fs::read_to_string(kubeconfig).unwrap();
-        let rewritten: Vec<String> =
-            original.lines().map(|l| if l.trim_start().starts_with("server:") { format!("    server: https://{}", self.addr) } else { l.to_string() }).collect();
+        let rewritten: Vec<String> = original
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("server:") {
+                    format!("    server: https://{}", self.addr)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
         let path = dir.join("kubeconfig");
         std::fs::write(&path, rewritten.join("\n")).unwrap();
         path

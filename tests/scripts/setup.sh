@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need on a fresh Debian machine, idempotently:
-# Debian packages (etcd-server, python3-venv, lua), the kube-apiserver build (cached in
-# ~/.cache), and the Python venv with third-party tools (cached in ~/.cache).
+# Debian packages (etcd-server, python3-venv, lua; buildah, umoci and binutils for the image test;
+# shellcheck for actionlint), the kube-apiserver build (cached in ~/.cache), and the Python venv
+# with third-party tools (cached in ~/.cache).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 need=()
@@ -9,6 +10,11 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v buildah >/dev/null || need+=(buildah)
+command -v umoci >/dev/null || need+=(umoci)
+command -v strip >/dev/null || need+=(binutils)
+command -v shellcheck >/dev/null || need+=(shellcheck)
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || need+=(ca-certificates)
 if [[ ${#need[@]} -gt 0 ]]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

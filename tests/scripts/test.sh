@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash tests/scripts/setup.sh
 export CARGO_TERM_COLOR=never
+# `proxmox-lxc-operator --version` names the commit it was built from (only main.rs reads it)
+PLO_GIT_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || true)
+export PLO_GIT_COMMIT
 cargo build --all-targets --locked
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
