@@ -251,11 +251,23 @@ struct Stores {
 
 impl Stores {
     async fn wait_until_ready(&self) {
-        let _ = self.clusters.wait_until_ready().await;
-        let _ = self.containers.wait_until_ready().await;
-        let _ = self.templates.wait_until_ready().await;
-        let _ = self.backups.wait_until_ready().await;
+        ready(&self.clusters).await;
+        ready(&self.containers).await;
+        ready(&self.templates).await;
+        ready(&self.backups).await;
     }
+}
+
+/// Waits until `store` has its first full list. `Store::wait_until_ready` alone can hang when
+/// another task (the controller's runner) waits on the same store: its one-shot channel wakes
+/// only the waiter that polled last, so a waiter whose wake was overwritten sleeps forever.
+/// Polling again now and then picks up the value once it is there.
+async fn ready<K>(store: &Store<K>)
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await.is_err() {}
 }
 
 /// Forgets the per-object state of objects that are no longer in any cache.
