@@ -1,0 +1,89 @@
+//! `DELETE /nodes/{node}/lxc/{vmid}`.
+
+use super::*;
+
+pub(super) fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller) -> ApiResult {
+    let node = p.node();
+    let vmid = p.vmid();
+    let ct = st.ct_on(&node, vmid)?;
+    if ct.conf.get("protection").map(String::as_str) == Some("1") {
+        return Err(ApiError::e500(format!(
+            "can't remove CT {vmid} - protection mode enabled"
+        )));
+    }
+    ct.check_lock()?;
+    let force = p.flag("force");
+    if ct.running && !force {
+        return Err(ApiError::e500(format!(
+            "unable to destroy CT {vmid} - container is running"
+        )));
+    }
+    let purge = p.flag("purge");
+    let upid = sim.spawn_task(
+        st,
+        &node.clone(),
+        "vzdestroy",
+        &vmid.to_string(),
+        &caller.user,
+        move |ctx| -> TaskBody {
+            Box::pin(async move {
+                ctx.with(|st| -> Result<(), String> {
+                    let ct = st
+                        .cts
+                        .get_mut(&vmid)
+                        .ok_or_else(|| format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"))?;
+                    if let Some(l) = ct.lock() {
+                        return Err(format!("CT is locked ({l})"));
+                    }
+                    if ct.running {
+                        if !force {
+                            return Err(format!("unable to destroy CT {vmid} - container is running"));
+                        }
+                        ct.running = false;
+                        ct.started = None;
+                    }
+                    ct.conf.insert("lock".into(), "destroyed".into());
+                    Ok(())
+                })?;
+                if force {
+                    ctx.log(format!("forced to stop CT {vmid} before destroying!"));
+                }
+                ctx.work("vzdestroy").await;
+                ctx.with(|st| -> Result<(), String> {
+                    let unlock = |st: &mut State| {
+                        if let Some(ct) = st.cts.get_mut(&vmid) {
+                            ct.conf.remove("lock");
+                        }
+                    };
+                    if let Err(e) = ctx.injected() {
+                        unlock(st);
+                        return Err(e);
+                    }
+                    let vols = st.cts.get(&vmid).map(|c| c.volumes()).unwrap_or_default();
+                    for (_, v) in &vols {
+                        if v.contains("base-") {
+                            let base = v.split(':').nth(1).unwrap_or_default().to_string();
+                            let used = st.cts.values().any(|c| {
+                                c.vmid != vmid && c.volumes().iter().any(|(_, cv)| cv.contains(&format!("{base}/")))
+                            });
+                            if used {
+                                unlock(st);
+                                return Err(format!("base volume '{v}' is still in use by linked cloned"));
+                            }
+                        }
+                    }
+                    for (_, v) in &vols {
+                        st.remove_volume(&node, v);
+                    }
+                    st.cts.remove(&vmid);
+                    Ok(())
+                })?;
+                if purge {
+                    ctx.log(format!("purging CT {vmid} from related configurations.."));
+                }
+                Ok(())
+            })
+        },
+    );
+    Ok(json!(upid))
+}
