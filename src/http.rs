@@ -29,7 +29,9 @@ pub async fn serve(addr: SocketAddr, health: Arc<Health>, metrics: Arc<Metrics>)
                 let metrics = metrics.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(req.uri().path(), &health, &metrics)) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
         });
     }
 }
@@ -38,9 +40,17 @@ fn route(path: &str, health: &Health, metrics: &Metrics) -> Response<Full<Bytes>
     let (code, ctype, body) = match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
         "/readyz" if health.ready.load(Ordering::Relaxed) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "caches not synced yet\n".to_string()),
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "caches not synced yet\n".to_string(),
+        ),
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
     };
-    Response::builder().status(code).header("content-type", ctype).body(Full::new(Bytes::from(body))).unwrap()
+    Response::builder()
+        .status(code)
+        .header("content-type", ctype)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
 }

@@ -10,8 +10,8 @@
 
 pub mod controller;
 pub mod crd;
-pub mod pve;
-pub mod sim;
 pub mod http;
 pub mod metrics;
+pub mod pve;
+pub mod sim;
 pub mod telemetry;

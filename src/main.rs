@@ -5,7 +5,13 @@ use proxmox_lxc_operator::telemetry::{self, LogFormat};
 /// `--version`: the crate version and the git commit it was built from (`PLO_GIT_COMMIT` at build
 /// time, set by tests/scripts/test.sh, the Containerfile and CI; `unknown` without it).
 static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("{} (commit {})", env!("CARGO_PKG_VERSION"), option_env!("PLO_GIT_COMMIT").filter(|c| !c.is_empty()).unwrap_or("unknown"))
+    format!(
+        "{} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("PLO_GIT_COMMIT")
+            .filter(|c| !c.is_empty())
+            .unwrap_or("unknown")
+    )
 });
 
 #[derive(Parser, Debug)]
@@ -21,7 +27,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print every CRD as one multi-document YAML (or write one file per CRD with --out-dir).
     Crds {
         /// Write one `<kind>.yaml` per CRD into this directory instead of printing.
@@ -91,10 +97,12 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", proxmox_lxc_operator::crd::all_crds_yaml()?);
             Ok(())
         }
-        Command::Crds { out_dir: Some(dir), chart_dir } => {
-            proxmox_lxc_operator::crd::docs::write_generated(&dir, chart_dir.as_deref())
-        }
+        Command::Crds {
+            out_dir: Some(dir),
+            chart_dir,
+        } => proxmox_lxc_operator::crd::docs::write_generated(&dir, chart_dir.as_deref()),
         Command::Run(args) => {
+            let args = *args;
             telemetry::init(cli.log_format, "info,kube_runtime=warn");
             let _ = rustls::crypto::ring::default_provider().install_default();
             let dur = |flag: &str, v: &str| {
@@ -102,7 +110,10 @@ async fn main() -> anyhow::Result<()> {
                     .or_else(|| (v == "0").then_some(std::time::Duration::ZERO))
                     .ok_or_else(|| anyhow::anyhow!("--{flag}: {v:?} is not a duration like 30s or 1h"))
             };
-            anyhow::ensure!(args.schedule_clock_speed.is_finite() && args.schedule_clock_speed >= 1.0, "--schedule-clock-speed must be 1 or more");
+            anyhow::ensure!(
+                args.schedule_clock_speed.is_finite() && args.schedule_clock_speed >= 1.0,
+                "--schedule-clock-speed must be 1 or more"
+            );
             let schedule_clock = proxmox_lxc_operator::controller::backup::ScheduleClock {
                 speed: args.schedule_clock_speed,
                 origin: args.schedule_clock_origin.unwrap_or_else(jiff::Timestamp::now),
@@ -125,10 +136,20 @@ async fn main() -> anyhow::Result<()> {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())
             });
-            let leader_election = args
-                .leader_election
-                .then(|| proxmox_lxc_operator::controller::leader::LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone(), identity));
-            let opts = proxmox_lxc_operator::controller::run::Options { namespaces: args.namespaces, http_addr: args.http_addr, settings, leader_election, shutdown_timeout: dur("shutdown-timeout", &args.shutdown_timeout)? };
+            let leader_election = args.leader_election.then(|| {
+                proxmox_lxc_operator::controller::leader::LeaseConfig::new(
+                    args.lease_namespace.clone(),
+                    args.lease_name.clone(),
+                    identity,
+                )
+            });
+            let opts = proxmox_lxc_operator::controller::run::Options {
+                namespaces: args.namespaces,
+                http_addr: args.http_addr,
+                settings,
+                leader_election,
+                shutdown_timeout: dur("shutdown-timeout", &args.shutdown_timeout)?,
+            };
             tokio::spawn(async {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
                 loop {

@@ -71,19 +71,63 @@ pub struct Metrics {
 
 const HELP: &[(&str, &str, &str)] = &[
     ("plo_reconcile_total", "counter", "Reconciles by kind and result."),
-    ("plo_reconcile_errors_total", "counter", "Failed reconciles by kind and error class."),
-    ("plo_reconcile_duration_seconds", "histogram", "Reconcile duration by kind."),
-    ("plo_proxmox_requests_total", "counter", "Proxmox API requests by method, endpoint and status."),
-    ("plo_proxmox_request_duration_seconds", "histogram", "Proxmox API request latency by method and endpoint."),
-    ("plo_tasks_started_total", "counter", "Proxmox tasks started by operation."),
-    ("plo_tasks_failed_total", "counter", "Proxmox tasks that failed by operation."),
-    ("plo_kubernetes_writes_total", "counter", "Writes to the Kubernetes API by kind."),
+    (
+        "plo_reconcile_errors_total",
+        "counter",
+        "Failed reconciles by kind and error class.",
+    ),
+    (
+        "plo_reconcile_duration_seconds",
+        "histogram",
+        "Reconcile duration by kind.",
+    ),
+    (
+        "plo_proxmox_requests_total",
+        "counter",
+        "Proxmox API requests by method, endpoint and status.",
+    ),
+    (
+        "plo_proxmox_request_duration_seconds",
+        "histogram",
+        "Proxmox API request latency by method and endpoint.",
+    ),
+    (
+        "plo_tasks_started_total",
+        "counter",
+        "Proxmox tasks started by operation.",
+    ),
+    (
+        "plo_tasks_failed_total",
+        "counter",
+        "Proxmox tasks that failed by operation.",
+    ),
+    (
+        "plo_kubernetes_writes_total",
+        "counter",
+        "Writes to the Kubernetes API by kind.",
+    ),
     ("plo_container_up", "gauge", "1 when the container runs."),
-    ("plo_container_cpu_ratio", "gauge", "CPU usage of the container as a fraction of its host's CPUs."),
+    (
+        "plo_container_cpu_ratio",
+        "gauge",
+        "CPU usage of the container as a fraction of its host's CPUs.",
+    ),
     ("plo_container_memory_bytes", "gauge", "Memory in use by the container."),
-    ("plo_container_disk_bytes", "gauge", "Root disk in use by the container."),
-    ("plo_container_network_receive_bytes_total", "counter", "Bytes received by the container."),
-    ("plo_container_network_transmit_bytes_total", "counter", "Bytes sent by the container."),
+    (
+        "plo_container_disk_bytes",
+        "gauge",
+        "Root disk in use by the container.",
+    ),
+    (
+        "plo_container_network_receive_bytes_total",
+        "counter",
+        "Bytes received by the container.",
+    ),
+    (
+        "plo_container_network_transmit_bytes_total",
+        "counter",
+        "Bytes sent by the container.",
+    ),
     ("plo_queue_depth", "gauge", "Objects waiting for a task slot, by kind."),
 ];
 
@@ -106,17 +150,44 @@ impl Metrics {
 
     /// Counts one reconcile of `kind` that ended with `result` (`ok` or an error class).
     pub fn reconcile(&self, kind: &'static str, result: &str, took: Duration) {
-        self.inc("plo_reconcile_total", vec![("kind", kind.into()), ("result", if result == "ok" { "ok" } else { "error" }.into())], 1.0);
+        self.inc(
+            "plo_reconcile_total",
+            vec![
+                ("kind", kind.into()),
+                ("result", if result == "ok" { "ok" } else { "error" }.into()),
+            ],
+            1.0,
+        );
         if result != "ok" {
-            self.inc("plo_reconcile_errors_total", vec![("kind", kind.into()), ("class", result.into())], 1.0);
+            self.inc(
+                "plo_reconcile_errors_total",
+                vec![("kind", kind.into()), ("class", result.into())],
+                1.0,
+            );
         }
-        self.observe("plo_reconcile_duration_seconds", vec![("kind", kind.into())], took.as_secs_f64());
+        self.observe(
+            "plo_reconcile_duration_seconds",
+            vec![("kind", kind.into())],
+            took.as_secs_f64(),
+        );
     }
 
     /// Counts one Proxmox request.
     pub fn observe_proxmox(&self, method: &str, endpoint: &str, status: u16, took: Duration) {
-        self.inc("plo_proxmox_requests_total", vec![("method", method.into()), ("endpoint", endpoint.into()), ("status", status.to_string())], 1.0);
-        self.observe("plo_proxmox_request_duration_seconds", vec![("method", method.into()), ("endpoint", endpoint.into())], took.as_secs_f64());
+        self.inc(
+            "plo_proxmox_requests_total",
+            vec![
+                ("method", method.into()),
+                ("endpoint", endpoint.into()),
+                ("status", status.to_string()),
+            ],
+            1.0,
+        );
+        self.observe(
+            "plo_proxmox_request_duration_seconds",
+            vec![("method", method.into()), ("endpoint", endpoint.into())],
+            took.as_secs_f64(),
+        );
     }
 
     /// Counts one Proxmox request by its concrete path (turned into an endpoint template such
@@ -142,13 +213,20 @@ impl Metrics {
 
     /// Sets the number of `kind` objects waiting for a task slot.
     pub fn set_queue_depth(&self, kind: &'static str, n: usize) {
-        self.inner.lock().unwrap().gauges.insert(("plo_queue_depth", vec![("kind", kind.into())]), n as f64);
+        self.inner
+            .lock()
+            .unwrap()
+            .gauges
+            .insert(("plo_queue_depth", vec![("kind", kind.into())]), n as f64);
     }
 
     /// Changes the number of `kind` objects waiting for a task slot by `delta`.
     pub fn queue_wait(&self, kind: &'static str, delta: f64) {
         let mut inner = self.inner.lock().unwrap();
-        let v = inner.gauges.entry(("plo_queue_depth", vec![("kind", kind.into())])).or_default();
+        let v = inner
+            .gauges
+            .entry(("plo_queue_depth", vec![("kind", kind.into())]))
+            .or_default();
         *v = (*v + delta).max(0.0);
     }
 
@@ -165,17 +243,29 @@ impl Metrics {
             net_in: g.netin.unwrap_or(0),
             net_out: g.netout.unwrap_or(0),
         };
-        self.inner.lock().unwrap().containers.insert((namespace.to_string(), name.to_string()), sample);
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .insert((namespace.to_string(), name.to_string()), sample);
     }
 
     /// Keeps the per-container series of the objects for which `keep(namespace, name)` holds.
     pub fn retain_containers(&self, mut keep: impl FnMut(&str, &str) -> bool) {
-        self.inner.lock().unwrap().containers.retain(|(ns, name), _| keep(ns, name));
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .retain(|(ns, name), _| keep(ns, name));
     }
 
     /// Forgets the per-container series of a deleted object.
     pub fn forget_container(&self, namespace: &str, name: &str) {
-        self.inner.lock().unwrap().containers.remove(&(namespace.to_string(), name.to_string()));
+        self.inner
+            .lock()
+            .unwrap()
+            .containers
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -191,14 +281,24 @@ impl Metrics {
             }
             if CONTAINER_METRICS.contains(name) {
                 for ((ns, obj), c) in &inner.containers {
-                    let labels: Labels = vec![("namespace", ns.clone()), ("name", obj.clone()), ("node", c.node.clone()), ("vmid", c.vmid.to_string())];
+                    let labels: Labels = vec![
+                        ("namespace", ns.clone()),
+                        ("name", obj.clone()),
+                        ("node", c.node.clone()),
+                        ("vmid", c.vmid.to_string()),
+                    ];
                     let _ = writeln!(out, "{name}{} {}", fmt_labels(&labels, None), c.value(name));
                 }
             }
             for ((n, labels), h) in &inner.histograms {
                 if n == name {
                     for (i, b) in BUCKETS.iter().enumerate() {
-                        let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(labels, Some(&b.to_string())), h.counts[i]);
+                        let _ = writeln!(
+                            out,
+                            "{name}_bucket{} {}",
+                            fmt_labels(labels, Some(&b.to_string())),
+                            h.counts[i]
+                        );
                     }
                     let _ = writeln!(out, "{name}_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
                     let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(labels, None), h.sum);
@@ -238,7 +338,12 @@ pub fn endpoint_template(path: &str) -> String {
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+            )
+        })
         .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
@@ -256,8 +361,14 @@ mod tests {
 
     #[test]
     fn paths_become_endpoint_templates() {
-        assert_eq!(endpoint_template("/nodes/pve1/lxc/100/config"), "/nodes/{node}/lxc/{vmid}/config");
-        assert_eq!(endpoint_template("/nodes/pve1/tasks/UPID%3Apve1%3A1/status"), "/nodes/{node}/tasks/{upid}/status");
+        assert_eq!(
+            endpoint_template("/nodes/pve1/lxc/100/config"),
+            "/nodes/{node}/lxc/{vmid}/config"
+        );
+        assert_eq!(
+            endpoint_template("/nodes/pve1/tasks/UPID%3Apve1%3A1/status"),
+            "/nodes/{node}/tasks/{upid}/status"
+        );
         assert_eq!(endpoint_template("/cluster/resources"), "/cluster/resources");
     }
 
@@ -271,20 +382,34 @@ mod tests {
         assert!(text.contains("plo_reconcile_total{kind=\"LxcContainer\",result=\"ok\"} 1"));
         assert!(text.contains("plo_reconcile_errors_total{kind=\"LxcContainer\",class=\"Transient\"} 1"));
         assert!(text.contains("plo_reconcile_duration_seconds_bucket{kind=\"LxcContainer\",le=\"+Inf\"} 2"));
-        assert!(text.contains("plo_proxmox_requests_total{method=\"GET\",endpoint=\"/cluster/resources\",status=\"200\"} 1"));
+        assert!(text
+            .contains("plo_proxmox_requests_total{method=\"GET\",endpoint=\"/cluster/resources\",status=\"200\"} 1"));
         assert!(text.contains("# TYPE plo_container_up gauge"));
     }
 
     #[test]
     fn a_moved_container_keeps_one_series_and_a_deleted_one_none() {
         let m = Metrics::default();
-        let mut g = crate::controller::cluster::Guest { vmid: 101, node: "pve1".into(), status: "running".into(), kind: "lxc".into(), mem: Some(1024), ..Default::default() };
+        let mut g = crate::controller::cluster::Guest {
+            vmid: 101,
+            node: "pve1".into(),
+            status: "running".into(),
+            kind: "lxc".into(),
+            mem: Some(1024),
+            ..Default::default()
+        };
         m.container("ns", "web", &g);
         g.node = "pve2".into();
         m.container("ns", "web", &g);
         let text = m.render();
-        assert!(text.contains("plo_container_up{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1"), "{text}");
-        assert!(text.contains("plo_container_memory_bytes{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1024"), "{text}");
+        assert!(
+            text.contains("plo_container_up{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("plo_container_memory_bytes{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1024"),
+            "{text}"
+        );
         assert!(!text.contains("node=\"pve1\""), "{text}");
         m.forget_container("ns", "web");
         assert!(!m.render().contains("name=\"web\""));

@@ -20,7 +20,10 @@ fn example_files() -> Vec<std::path::PathBuf> {
 fn documents(cp: &ControlPlane, file: &std::path::Path) -> Vec<Value> {
     let out = cp.kubectl_ok(&["create", "--dry-run=client", "-o", "json", "-f", file.to_str().unwrap()]);
     // one JSON object per document, concatenated
-    serde_json::Deserializer::from_str(&out).into_iter::<Value>().map(Result::unwrap).collect()
+    serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// Fails when a value of `expected` is missing or different in `actual` (schema pruning drops
@@ -47,8 +50,17 @@ fn assert_subset(expected: &Value, actual: &Value, path: &str) {
 
 #[test]
 fn every_kind_has_a_minimal_and_a_full_example() {
-    let names: Vec<String> = example_files().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for kind in ["proxmoxcluster", "lxccontainer", "lxctemplate", "lxcbackupschedule", "lxcbackup"] {
+    let names: Vec<String> = example_files()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for kind in [
+        "proxmoxcluster",
+        "lxccontainer",
+        "lxctemplate",
+        "lxcbackupschedule",
+        "lxcbackup",
+    ] {
         for variant in ["minimal", "full"] {
             let f = format!("{kind}-{variant}.yaml");
             assert!(names.contains(&f), "examples/{f} missing");
@@ -62,15 +74,33 @@ fn examples_are_accepted_and_every_field_survives_the_round_trip() {
     let ns = cp.namespace("examples");
     for file in example_files() {
         let out = cp.kubectl(&["apply", "-n", &ns, "-f", file.to_str().unwrap()]);
-        assert!(out.status.success(), "{} refused: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{} refused: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         for doc in documents(cp, &file) {
             let kind = doc["kind"].as_str().unwrap();
             if kind == "Secret" {
                 continue;
             }
             let name = doc["metadata"]["name"].as_str().unwrap();
-            let stored: Value = serde_json::from_str(&cp.kubectl_ok(&["get", "-n", &ns, &format!("{kind}.pve.lxc.dev"), name, "-o", "json"])).unwrap();
-            assert_subset(&doc["spec"], &stored["spec"], &format!("{}: {kind}/{name} spec", file.display()));
+            let stored: Value = serde_json::from_str(&cp.kubectl_ok(&[
+                "get",
+                "-n",
+                &ns,
+                &format!("{kind}.pve.lxc.dev"),
+                name,
+                "-o",
+                "json",
+            ]))
+            .unwrap();
+            assert_subset(
+                &doc["spec"],
+                &stored["spec"],
+                &format!("{}: {kind}/{name} spec", file.display()),
+            );
         }
     }
 }
@@ -79,7 +109,10 @@ fn examples_are_accepted_and_every_field_survives_the_round_trip() {
 fn kubectl_get_proxmox_lists_every_kind() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("category");
-    for file in example_files().iter().filter(|f| f.to_string_lossy().ends_with("-minimal.yaml")) {
+    for file in example_files()
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with("-minimal.yaml"))
+    {
         cp.kubectl_ok(&["apply", "-n", &ns, "-f", file.to_str().unwrap()]);
     }
     let listed = cp.kubectl_ok(&["get", "proxmox", "-n", &ns, "-o", "name"]);
@@ -90,11 +123,19 @@ fn kubectl_get_proxmox_lists_every_kind() {
         "lxcbackupschedule.pve.lxc.dev/nightly",
         "lxcbackup.pve.lxc.dev/hello-manual",
     ] {
-        assert!(listed.lines().any(|l| l == expected), "{expected} not in `kubectl get proxmox`:\n{listed}");
+        assert!(
+            listed.lines().any(|l| l == expected),
+            "{expected} not in `kubectl get proxmox`:\n{listed}"
+        );
     }
     // short names work too
     for short in ["pvec", "lxc", "lxct", "lxcbs", "lxcb"] {
-        assert!(!cp.kubectl_ok(&["get", short, "-n", &ns, "-o", "name"]).trim().is_empty(), "{short}");
+        assert!(
+            !cp.kubectl_ok(&["get", short, "-n", &ns, "-o", "name"])
+                .trim()
+                .is_empty(),
+            "{short}"
+        );
     }
 }
 
@@ -102,8 +143,15 @@ fn kubectl_get_proxmox_lists_every_kind() {
 fn defaults_are_filled_in_by_the_schema() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("defaults");
-    cp.kubectl_ok(&["apply", "-n", &ns, "-f", repo().join("examples/lxccontainer-minimal.yaml").to_str().unwrap()]);
-    let stored: Value = serde_json::from_str(&cp.kubectl_ok(&["get", "-n", &ns, "lxc", "hello", "-o", "json"])).unwrap();
+    cp.kubectl_ok(&[
+        "apply",
+        "-n",
+        &ns,
+        "-f",
+        repo().join("examples/lxccontainer-minimal.yaml").to_str().unwrap(),
+    ]);
+    let stored: Value =
+        serde_json::from_str(&cp.kubectl_ok(&["get", "-n", &ns, "lxc", "hello", "-o", "json"])).unwrap();
     let spec = &stored["spec"];
     assert_eq!(spec["state"], "Running");
     assert_eq!(spec["unprivileged"], true);
@@ -127,7 +175,10 @@ const VALID_CONTAINER: &str = r#"{
 fn refused_container(cp: &ControlPlane, ns: &str, edit: impl FnOnce(&mut Value)) -> String {
     let mut obj: Value = serde_json::from_str(VALID_CONTAINER).unwrap();
     edit(&mut obj["spec"]);
-    let out = cp.kubectl_stdin(&["create", "--validate=false", "-n", ns, "-f", "-"], Some(&obj.to_string()));
+    let out = cp.kubectl_stdin(
+        &["create", "--validate=false", "-n", ns, "-f", "-"],
+        Some(&obj.to_string()),
+    );
     assert!(!out.status.success(), "the apiserver accepted an invalid object: {obj}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -146,38 +197,163 @@ fn invalid_containers_are_refused_with_the_field_named() {
     let ns = cp.namespace("invalid");
     type Edit = Box<dyn FnOnce(&mut Value)>;
     let cases: Vec<(&str, &str, Edit)> = vec![
-        ("bad hostname", "spec.hostname", Box::new(|s| s["hostname"] = "bad_host!".into())),
-        ("cores 0", "spec.resources.cores", Box::new(|s| s["resources"]["cores"] = 0.into())),
-        ("cores too many", "spec.resources.cores", Box::new(|s| s["resources"]["cores"] = 8193.into())),
-        ("two sources", "spec.source", Box::new(|s| s["source"]["clone"] = serde_json::json!({"vmid": 9000}))),
-        ("no source", "spec.source", Box::new(|s| s["source"] = serde_json::json!({}))),
+        (
+            "bad hostname",
+            "spec.hostname",
+            Box::new(|s| s["hostname"] = "bad_host!".into()),
+        ),
+        (
+            "cores 0",
+            "spec.resources.cores",
+            Box::new(|s| s["resources"]["cores"] = 0.into()),
+        ),
+        (
+            "cores too many",
+            "spec.resources.cores",
+            Box::new(|s| s["resources"]["cores"] = 8193.into()),
+        ),
+        (
+            "two sources",
+            "spec.source",
+            Box::new(|s| s["source"]["clone"] = serde_json::json!({"vmid": 9000})),
+        ),
+        (
+            "no source",
+            "spec.source",
+            Box::new(|s| s["source"] = serde_json::json!({})),
+        ),
         ("vmid too small", "spec.vmid", Box::new(|s| s["vmid"] = 99.into())),
-        ("vmid too large", "spec.vmid", Box::new(|s| s["vmid"] = 1_000_000_000u64.into())),
+        (
+            "vmid too large",
+            "spec.vmid",
+            Box::new(|s| s["vmid"] = 1_000_000_000u64.into()),
+        ),
         ("bad state", "spec.state", Box::new(|s| s["state"] = "Paused".into())),
-        ("bad management", "spec.management", Box::new(|s| s["management"] = "Sometimes".into())),
-        ("bad deletion policy", "spec.deletionPolicy", Box::new(|s| s["deletionPolicy"] = "Orphan".into())),
-        ("bridge with injected key", "bridge", Box::new(|s| s["network"][0]["bridge"] = "vmbr0,firewall=0".into())),
-        ("bridge with =", "bridge", Box::new(|s| s["network"][0]["bridge"] = "vmbr0=1".into())),
-        ("bridge with ;", "bridge", Box::new(|s| s["network"][0]["bridge"] = "vmbr0;x".into())),
-        ("tag with ,", "spec.tags", Box::new(|s| s["tags"] = serde_json::json!(["a,b"]))),
-        ("tag with ;", "spec.tags", Box::new(|s| s["tags"] = serde_json::json!(["a;b"]))),
-        ("tag with =", "spec.tags", Box::new(|s| s["tags"] = serde_json::json!(["a=b"]))),
-        ("bad CIDR", "address", Box::new(|s| s["network"][0]["ipv4"]["address"] = "10.0.0.300/24".into())),
-        ("CIDR without prefix", "address", Box::new(|s| s["network"][0]["ipv4"]["address"] = "10.0.0.5".into())),
-        ("bad MAC", "mac", Box::new(|s| s["network"][0]["mac"] = "BC:24:11:00:00".into())),
-        ("negative memory", "spec.resources.memory", Box::new(|s| s["resources"]["memory"] = "-1Gi".into())),
-        ("negative memory as a number", "spec.resources.memory", Box::new(|s| s["resources"]["memory"] = (-1).into())),
-        ("memory with unit typo", "spec.resources.memory", Box::new(|s| s["resources"]["memory"] = "1GB".into())),
-        ("negative rootfs size", "spec.rootfs.size", Box::new(|s| s["rootfs"] = serde_json::json!({"storage": "local-lvm", "size": "-8Gi"}))),
-        ("storage with ,", "spec.rootfs.storage", Box::new(|s| s["rootfs"] = serde_json::json!({"storage": "local,size=1", "size": "8Gi"}))),
+        (
+            "bad management",
+            "spec.management",
+            Box::new(|s| s["management"] = "Sometimes".into()),
+        ),
+        (
+            "bad deletion policy",
+            "spec.deletionPolicy",
+            Box::new(|s| s["deletionPolicy"] = "Orphan".into()),
+        ),
+        (
+            "bridge with injected key",
+            "bridge",
+            Box::new(|s| s["network"][0]["bridge"] = "vmbr0,firewall=0".into()),
+        ),
+        (
+            "bridge with =",
+            "bridge",
+            Box::new(|s| s["network"][0]["bridge"] = "vmbr0=1".into()),
+        ),
+        (
+            "bridge with ;",
+            "bridge",
+            Box::new(|s| s["network"][0]["bridge"] = "vmbr0;x".into()),
+        ),
+        (
+            "tag with ,",
+            "spec.tags",
+            Box::new(|s| s["tags"] = serde_json::json!(["a,b"])),
+        ),
+        (
+            "tag with ;",
+            "spec.tags",
+            Box::new(|s| s["tags"] = serde_json::json!(["a;b"])),
+        ),
+        (
+            "tag with =",
+            "spec.tags",
+            Box::new(|s| s["tags"] = serde_json::json!(["a=b"])),
+        ),
+        (
+            "bad CIDR",
+            "address",
+            Box::new(|s| s["network"][0]["ipv4"]["address"] = "10.0.0.300/24".into()),
+        ),
+        (
+            "CIDR without prefix",
+            "address",
+            Box::new(|s| s["network"][0]["ipv4"]["address"] = "10.0.0.5".into()),
+        ),
+        (
+            "bad MAC",
+            "mac",
+            Box::new(|s| s["network"][0]["mac"] = "BC:24:11:00:00".into()),
+        ),
+        (
+            "negative memory",
+            "spec.resources.memory",
+            Box::new(|s| s["resources"]["memory"] = "-1Gi".into()),
+        ),
+        (
+            "negative memory as a number",
+            "spec.resources.memory",
+            Box::new(|s| s["resources"]["memory"] = (-1).into()),
+        ),
+        (
+            "memory with unit typo",
+            "spec.resources.memory",
+            Box::new(|s| s["resources"]["memory"] = "1GB".into()),
+        ),
+        (
+            "negative rootfs size",
+            "spec.rootfs.size",
+            Box::new(|s| s["rootfs"] = serde_json::json!({"storage": "local-lvm", "size": "-8Gi"})),
+        ),
+        (
+            "storage with ,",
+            "spec.rootfs.storage",
+            Box::new(|s| s["rootfs"] = serde_json::json!({"storage": "local,size=1", "size": "8Gi"})),
+        ),
         ("vlan 0", "vlan", Box::new(|s| s["network"][0]["vlan"] = 0.into())),
-        ("mount path with ,", "path", Box::new(|s| s["mountPoints"] = serde_json::json!([{"name": "mp0", "storage": "local-lvm", "size": "1Gi", "path": "/data,backup=0"}]))),
-        ("mount point key", "name", Box::new(|s| s["mountPoints"] = serde_json::json!([{"name": "mp256", "storage": "local-lvm", "size": "1Gi", "path": "/data"}]))),
-        ("template volid elsewhere", "osTemplate", Box::new(|s| s["source"]["osTemplate"] = "local:iso/x.iso".into())),
-        ("firewall comment with newline", "comment", Box::new(|s| s["firewall"] = serde_json::json!({"enabled": true, "rules": [{"action": "ACCEPT", "direction": "in", "comment": "a\nb"}]}))),
-        ("firewall bad action", "action", Box::new(|s| s["firewall"] = serde_json::json!({"enabled": true, "rules": [{"action": "ALLOW", "direction": "in"}]}))),
-        ("port 0", "port", Box::new(|s| s["ports"] = serde_json::json!([{"name": "http", "port": 0}]))),
-        ("unknown power state casing", "spec.state", Box::new(|s| s["state"] = "running".into())),
+        (
+            "mount path with ,",
+            "path",
+            Box::new(|s| {
+                s["mountPoints"] = serde_json::json!([{"name": "mp0", "storage": "local-lvm", "size": "1Gi", "path": "/data,backup=0"}])
+            }),
+        ),
+        (
+            "mount point key",
+            "name",
+            Box::new(|s| {
+                s["mountPoints"] =
+                    serde_json::json!([{"name": "mp256", "storage": "local-lvm", "size": "1Gi", "path": "/data"}])
+            }),
+        ),
+        (
+            "template volid elsewhere",
+            "osTemplate",
+            Box::new(|s| s["source"]["osTemplate"] = "local:iso/x.iso".into()),
+        ),
+        (
+            "firewall comment with newline",
+            "comment",
+            Box::new(
+                |s| s["firewall"] = serde_json::json!({"enabled": true, "rules": [{"action": "ACCEPT", "direction": "in", "comment": "a\nb"}]}),
+            ),
+        ),
+        (
+            "firewall bad action",
+            "action",
+            Box::new(|s| {
+                s["firewall"] = serde_json::json!({"enabled": true, "rules": [{"action": "ALLOW", "direction": "in"}]})
+            }),
+        ),
+        (
+            "port 0",
+            "port",
+            Box::new(|s| s["ports"] = serde_json::json!([{"name": "http", "port": 0}])),
+        ),
+        (
+            "unknown power state casing",
+            "spec.state",
+            Box::new(|s| s["state"] = "running".into()),
+        ),
     ];
     let mut failures = Vec::new();
     for (what, field, edit) in cases {
@@ -194,18 +370,66 @@ fn invalid_objects_of_the_other_kinds_are_refused_with_the_field_named() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("invalid-other");
     let cases = [
-        ("no endpoints", "spec.endpoints", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":[],"credentialsRef":{"name":"c"}}}"#),
-        ("http endpoint", "spec.endpoints", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["http://pve:8006"],"credentialsRef":{"name":"c"}}}"#),
-        ("two TLS modes", "spec.tls", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["https://pve:8006"],"credentialsRef":{"name":"c"},"tls":{"insecureSkipVerify":true,"fingerprint":"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"}}}"#),
-        ("bad resync", "spec.resyncInterval", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["https://pve:8006"],"credentialsRef":{"name":"c"},"resyncInterval":"soon"}}"#),
-        ("tasks per node 0", "maxConcurrentTasksPerNode", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["https://pve:8006"],"credentialsRef":{"name":"c"},"limits":{"maxConcurrentTasksPerNode":0}}}"#),
-        ("two images", "spec.image", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcTemplate","metadata":{"name":"x"},"spec":{"image":{"appliance":"debian-12-standard","volid":"local:vztmpl/a.tar.zst"}}}"#),
-        ("no image", "spec.image", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcTemplate","metadata":{"name":"x"},"spec":{"image":{}}}"#),
-        ("bad checksum", "checksum", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcTemplate","metadata":{"name":"x"},"spec":{"image":{"url":{"url":"https://x/a.tar.zst","checksum":"sha256:xyz"}}}}"#),
-        ("bad backup mode", "spec.mode", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackup","metadata":{"name":"x"},"spec":{"containerRef":{"name":"web"},"mode":"hot"}}"#),
-        ("notes with newline", "spec.notes", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackup","metadata":{"name":"x"},"spec":{"containerRef":{"name":"web"},"notes":"a\nb"}}"#),
-        ("schedule missing", "spec.schedule", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackupSchedule","metadata":{"name":"x"},"spec":{"selector":{},"storage":"pbs"}}"#),
-        ("keepLast 0", "keepLast", r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackupSchedule","metadata":{"name":"x"},"spec":{"schedule":"daily","selector":{},"storage":"pbs","retention":{"keepLast":0}}}"#),
+        (
+            "no endpoints",
+            "spec.endpoints",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":[],"credentialsRef":{"name":"c"}}}"#,
+        ),
+        (
+            "http endpoint",
+            "spec.endpoints",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["http://pve:8006"],"credentialsRef":{"name":"c"}}}"#,
+        ),
+        (
+            "two TLS modes",
+            "spec.tls",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["https://pve:8006"],"credentialsRef":{"name":"c"},"tls":{"insecureSkipVerify":true,"fingerprint":"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"}}}"#,
+        ),
+        (
+            "bad resync",
+            "spec.resyncInterval",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["https://pve:8006"],"credentialsRef":{"name":"c"},"resyncInterval":"soon"}}"#,
+        ),
+        (
+            "tasks per node 0",
+            "maxConcurrentTasksPerNode",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{"name":"x"},"spec":{"endpoints":["https://pve:8006"],"credentialsRef":{"name":"c"},"limits":{"maxConcurrentTasksPerNode":0}}}"#,
+        ),
+        (
+            "two images",
+            "spec.image",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcTemplate","metadata":{"name":"x"},"spec":{"image":{"appliance":"debian-12-standard","volid":"local:vztmpl/a.tar.zst"}}}"#,
+        ),
+        (
+            "no image",
+            "spec.image",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcTemplate","metadata":{"name":"x"},"spec":{"image":{}}}"#,
+        ),
+        (
+            "bad checksum",
+            "checksum",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcTemplate","metadata":{"name":"x"},"spec":{"image":{"url":{"url":"https://x/a.tar.zst","checksum":"sha256:xyz"}}}}"#,
+        ),
+        (
+            "bad backup mode",
+            "spec.mode",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackup","metadata":{"name":"x"},"spec":{"containerRef":{"name":"web"},"mode":"hot"}}"#,
+        ),
+        (
+            "notes with newline",
+            "spec.notes",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackup","metadata":{"name":"x"},"spec":{"containerRef":{"name":"web"},"notes":"a\nb"}}"#,
+        ),
+        (
+            "schedule missing",
+            "spec.schedule",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackupSchedule","metadata":{"name":"x"},"spec":{"selector":{},"storage":"pbs"}}"#,
+        ),
+        (
+            "keepLast 0",
+            "keepLast",
+            r#"{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcBackupSchedule","metadata":{"name":"x"},"spec":{"schedule":"daily","selector":{},"storage":"pbs","retention":{"keepLast":0}}}"#,
+        ),
     ];
     let mut failures = Vec::new();
     for (what, field, obj) in cases {

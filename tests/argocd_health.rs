@@ -12,12 +12,7 @@ fn argocd_dir() -> PathBuf {
 
 /// `lua5.4`, installed with apt-get when missing; panics (the test fails) when that is impossible.
 fn lua() -> &'static str {
-    let found = |name: &str| {
-        Command::new(name)
-            .arg("-v")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let found = |name: &str| Command::new(name).arg("-v").output().is_ok_and(|o| o.status.success());
     if !found("lua5.4") {
         let installed = Command::new("sh")
             .args(["-c", "export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq lua5.4 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null; }"])
@@ -39,10 +34,7 @@ fn lua_literal(value: &Value) -> String {
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
         Value::Number(n) => format!("{:?}", n.as_f64().unwrap()),
         Value::String(s) => lua_string(s),
-        Value::Array(items) => format!(
-            "{{{}}}",
-            items.iter().map(lua_literal).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("{{{}}}", items.iter().map(lua_literal).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
@@ -126,11 +118,7 @@ fn health_check_passes_every_test_case_with_debian_lua() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "health.lua disagrees:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "health.lua disagrees:\n{}", failures.join("\n"));
 }
 
 #[test]
@@ -150,10 +138,7 @@ fn test_cases_cover_every_kind_and_every_health_status() {
         "LxcTemplate",
         "ProxmoxCluster",
     ];
-    assert_eq!(
-        kinds.iter().map(String::as_str).collect::<Vec<_>>(),
-        want_kinds
-    );
+    assert_eq!(kinds.iter().map(String::as_str).collect::<Vec<_>>(), want_kinds);
     assert_eq!(
         statuses.iter().map(String::as_str).collect::<Vec<_>>(),
         ["Degraded", "Healthy", "Progressing", "Suspended"]
@@ -163,11 +148,7 @@ fn test_cases_cover_every_kind_and_every_health_status() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let listed = cases["tests"].as_array().unwrap().len();
-    assert_eq!(
-        files.len(),
-        listed,
-        "every file in testdata/ is a listed case"
-    );
+    assert_eq!(files.len(), listed, "every file in testdata/ is a listed case");
 }
 
 #[test]
@@ -194,9 +175,7 @@ fn chart_readme_documents_the_argocd_cm_snippet_for_every_kind() {
         "LxcBackup",
     ] {
         assert!(
-            readme.contains(&format!(
-                "  resource.customizations.health.pve.lxc.dev_{kind}: "
-            )),
+            readme.contains(&format!("  resource.customizations.health.pve.lxc.dev_{kind}: ")),
             "README lacks {kind}"
         );
     }

@@ -43,7 +43,10 @@ fn chart_crd_templates_are_exactly_the_generated_templates() {
 
 #[test]
 fn the_chart_has_no_crds_directory_that_helm_would_never_upgrade() {
-    assert!(!chart().join("crds").exists(), "charts/proxmox-lxc-operator/crds/ is installed once by Helm and never upgraded: the CRDs are templates");
+    assert!(
+        !chart().join("crds").exists(),
+        "charts/proxmox-lxc-operator/crds/ is installed once by Helm and never upgraded: the CRDs are templates"
+    );
 }
 
 #[test]
@@ -51,8 +54,7 @@ fn each_chart_crd_template_is_the_top_level_crd_below_its_metadata() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (file, def) in crd::all_crds() {
         let top = std::fs::read_to_string(root.join("crds").join(file)).unwrap();
-        let template =
-            std::fs::read_to_string(chart().join(crd::docs::CHART_CRD_DIR).join(file)).unwrap();
+        let template = std::fs::read_to_string(chart().join(crd::docs::CHART_CRD_DIR).join(file)).unwrap();
         let spec_of = |s: &str| {
             s[s.find("\nspec:\n").unwrap()..]
                 .trim_end_matches("{{- end }}\n")
@@ -64,19 +66,13 @@ fn each_chart_crd_template_is_the_top_level_crd_below_its_metadata() {
             "{file}: the chart's spec differs from crds/{file}"
         );
         let name = def.metadata.name.unwrap();
+        assert!(template.contains(&format!("metadata:\n  name: {name}\n")), "{file}");
         assert!(
-            template.contains(&format!("metadata:\n  name: {name}\n")),
-            "{file}"
-        );
-        assert!(
-            template.starts_with("{{- /* Generated")
-                && template.contains("{{- if .Values.crds.install }}\n---\n"),
+            template.starts_with("{{- /* Generated") && template.contains("{{- if .Values.crds.install }}\n---\n"),
             "{file}: not wrapped in crds.install"
         );
         assert!(
-            template.contains(
-                "{{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n"
-            ),
+            template.contains("{{- if .Values.crds.keep }}\n  annotations:\n    helm.sh/resource-policy: keep\n"),
             "{file}: no keep annotation"
         );
     }
@@ -92,11 +88,7 @@ fn crds_command_with_chart_dir_writes_both_directories_and_the_api_reference() {
         .arg(tmp.path().join("chart"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (file, _) in crd::all_crds() {
         assert_eq!(
@@ -104,13 +96,7 @@ fn crds_command_with_chart_dir_writes_both_directories_and_the_api_reference() {
             std::fs::read(root.join("crds").join(file)).unwrap()
         );
         assert_eq!(
-            std::fs::read(
-                tmp.path()
-                    .join("chart")
-                    .join(crd::docs::CHART_CRD_DIR)
-                    .join(file)
-            )
-            .unwrap(),
+            std::fs::read(tmp.path().join("chart").join(crd::docs::CHART_CRD_DIR).join(file)).unwrap(),
             std::fs::read(chart().join(crd::docs::CHART_CRD_DIR).join(file)).unwrap()
         );
     }
@@ -122,13 +108,8 @@ fn crds_command_with_chart_dir_writes_both_directories_and_the_api_reference() {
         !tmp.path().join("chart/crds").exists(),
         "nothing goes to the chart's crds/ any more"
     );
-    let chart_files: Vec<_> =
-        std::fs::read_dir(tmp.path().join("chart").join(crd::docs::CHART_CRD_DIR))
-            .unwrap()
-            .collect();
-    assert_eq!(
-        chart_files.len(),
-        crd::all_crds().len(),
-        "the chart gets CRDs only"
-    );
+    let chart_files: Vec<_> = std::fs::read_dir(tmp.path().join("chart").join(crd::docs::CHART_CRD_DIR))
+        .unwrap()
+        .collect();
+    assert_eq!(chart_files.len(), crd::all_crds().len(), "the chart gets CRDs only");
 }

@@ -30,7 +30,6 @@ const METRICS: [&str; 14] = [
     "plo_queue_depth",
 ];
 
-
 #[test]
 fn chart_lints_with_the_real_helm_sdk_for_default_and_all_on_values() {
     let version = helm(json!({"op": "version"}));
@@ -51,10 +50,7 @@ fn chart_lints_with_the_real_helm_sdk_for_default_and_all_on_values() {
             .iter()
             .filter(|m| m["severity"].as_i64().unwrap() >= 2)
             .collect();
-        assert!(
-            serious.is_empty(),
-            "lint warnings with {values_file:?}: {serious:?}"
-        );
+        assert!(serious.is_empty(), "lint warnings with {values_file:?}: {serious:?}");
     }
 }
 
@@ -79,7 +75,10 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
         ],
         "default values make exactly these objects"
     );
-    assert!(r.crds_dir.is_empty(), "Helm's crds/ is never upgraded: the five CRDs are templates");
+    assert!(
+        r.crds_dir.is_empty(),
+        "Helm's crds/ is never upgraded: the five CRDs are templates"
+    );
     let deploy = r.one("Deployment");
     assert_eq!(deploy["spec"]["replicas"], 1);
     assert_eq!(
@@ -88,10 +87,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(
-        pod["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     let c = container(deploy);
     assert_eq!(
         c["image"],
@@ -106,10 +102,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
     for kind in ["requests", "limits"] {
         for res in ["cpu", "memory"] {
-            assert!(
-                c["resources"][kind][res].is_string(),
-                "resources.{kind}.{res} missing"
-            );
+            assert!(c["resources"][kind][res].is_string(), "resources.{kind}.{res} missing");
         }
     }
     assert_eq!(
@@ -126,21 +119,22 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     assert_eq!(
         args(deploy),
-        ["run", "--http-addr=0.0.0.0:8080", "--log-format=json", "--shutdown-timeout=20s"]
+        [
+            "run",
+            "--http-addr=0.0.0.0:8080",
+            "--log-format=json",
+            "--shutdown-timeout=20s"
+        ]
     );
     let env = c["env"].as_array().unwrap();
+    assert!(env.iter().any(|e| e["name"] == "RUST_LOG" && e["value"] == "info"));
     assert!(env
         .iter()
-        .any(|e| e["name"] == "RUST_LOG" && e["value"] == "info"));
-    assert!(env.iter().any(|e| e["name"] == "POD_NAMESPACE"
-        && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"));
+        .any(|e| e["name"] == "POD_NAMESPACE" && e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"));
 
     let svc = r.one("Service");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
-    assert_eq!(
-        svc["spec"]["selector"],
-        deploy["spec"]["selector"]["matchLabels"]
-    );
+    assert_eq!(svc["spec"]["selector"], deploy["spec"]["selector"]["matchLabels"]);
 
     let roles = r.of_kind("ClusterRole");
     let main = roles
@@ -150,36 +144,24 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     let rules = main["rules"].as_array().unwrap();
     let secrets: Vec<&Value> = rules
         .iter()
-        .filter(|r| {
-            r["resources"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("secrets"))
-        })
+        .filter(|r| r["resources"].as_array().unwrap().contains(&json!("secrets")))
         .collect();
     assert_eq!(secrets.len(), 1);
     assert_eq!(secrets[0]["verbs"], json!(["get"]), "Secrets: get only");
     for rule in rules {
         let verbs = rule["verbs"].as_array().unwrap();
         assert!(
-            !verbs.contains(&json!("*"))
-                && !rule["resources"].as_array().unwrap().contains(&json!("*")),
+            !verbs.contains(&json!("*")) && !rule["resources"].as_array().unwrap().contains(&json!("*")),
             "no wildcards: {rule}"
         );
-        assert!(!rule["resources"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("pods")));
+        assert!(!rule["resources"].as_array().unwrap().contains(&json!("pods")));
     }
     let crds_role = roles
         .iter()
         .find(|r| r["metadata"]["name"].as_str().unwrap().ends_with("-crds"))
         .unwrap();
     assert_eq!(
-        crds_role["rules"][0]["resourceNames"]
-            .as_array()
-            .unwrap()
-            .len(),
+        crds_role["rules"][0]["resourceNames"].as_array().unwrap().len(),
         5,
         "CRD get is limited to our five"
     );
@@ -231,12 +213,23 @@ fn chart_crds_are_templates_that_helm_upgrades_and_uninstall_keeps() {
     let no_keep = render(None, json!({"crds": {"keep": false}}), RELEASE_NAMESPACE, "v1.33.0");
     assert_eq!(no_keep.of_kind(CRD).len(), top.len());
     for c in no_keep.of_kind(CRD) {
-        assert!(c["metadata"]["annotations"].is_null(), "crds.keep=false: no keep annotation: {}", c["metadata"]);
+        assert!(
+            c["metadata"]["annotations"].is_null(),
+            "crds.keep=false: no keep annotation: {}",
+            c["metadata"]
+        );
     }
     let off = render(None, json!({"crds": {"install": false}}), RELEASE_NAMESPACE, "v1.33.0");
     assert!(off.of_kind(CRD).is_empty(), "crds.install=false renders no CRD");
-    assert_eq!(off.objects.len(), r.objects.len() - top.len(), "and changes nothing else");
-    for (bad, path) in [(json!({"crds": {"install": "yes"}}), "/crds/install"), (json!({"crds": {"upgrade": true}}), "upgrade")] {
+    assert_eq!(
+        off.objects.len(),
+        r.objects.len() - top.len(),
+        "and changes nothing else"
+    );
+    for (bad, path) in [
+        (json!({"crds": {"install": "yes"}}), "/crds/install"),
+        (json!({"crds": {"upgrade": true}}), "upgrade"),
+    ] {
         let e = schema_ok(bad.clone()).expect_err(&format!("the schema accepted {bad}"));
         assert!(e.contains(path), "refusal of {bad} does not name {path}: {e}");
     }
@@ -288,26 +281,19 @@ fn chart_renders_every_option_of_the_all_on_values() {
         .unwrap()
         .iter()
         .any(|rule| rule["resourceNames"] == json!(["plo-all-on-leader"])));
-    assert_eq!(
-        r.one("ServiceMonitor")["spec"]["endpoints"][0]["path"],
-        "/metrics"
-    );
+    assert_eq!(r.one("ServiceMonitor")["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(r.one("PodDisruptionBudget")["apiVersion"], "policy/v1");
     assert_eq!(r.one("PodDisruptionBudget")["spec"]["minAvailable"], 1);
     let cm = r.one("ConfigMap");
     assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
-    let dashboard: Value =
-        serde_json::from_str(cm["data"]["proxmox-lxc-operator.json"].as_str().unwrap()).unwrap();
+    let dashboard: Value = serde_json::from_str(cm["data"]["proxmox-lxc-operator.json"].as_str().unwrap()).unwrap();
     let text = dashboard.to_string();
     for metric in METRICS {
         assert!(text.contains(metric), "dashboard does not chart {metric}");
     }
     let pvec = r.one("ProxmoxCluster");
     assert_eq!(pvec["metadata"]["namespace"], "plo-team-a");
-    assert_eq!(
-        pvec["spec"]["credentialsRef"]["name"],
-        "default-credentials"
-    );
+    assert_eq!(pvec["spec"]["credentialsRef"]["name"], "default-credentials");
     assert_eq!(pvec["spec"]["endpoints"].as_array().unwrap().len(), 2);
     let secret = r.one("Secret");
     assert_eq!(secret["stringData"]["tokenId"], "operator@pve!k8s");
@@ -323,21 +309,10 @@ fn chart_renders_every_option_of_the_all_on_values() {
     assert!(args(two.one("Deployment")).contains(&"--leader-election".to_string()));
     assert_eq!(two.of_kind("Role").len(), 1);
     assert!(two.of_kind("Secret").is_empty());
-    assert_eq!(
-        two.one("ProxmoxCluster")["spec"]["credentialsRef"]["name"],
-        "mine"
-    );
+    assert_eq!(two.one("ProxmoxCluster")["spec"]["credentialsRef"]["name"], "mine");
     // policy/v1beta1 for clusters before 1.21 (helm install reads the version from the cluster).
-    let old = render(
-        Some(&all_on()),
-        json!({}),
-        RELEASE_NAMESPACE,
-        LOCAL_KUBE_VERSION,
-    );
-    assert_eq!(
-        old.one("PodDisruptionBudget")["apiVersion"],
-        "policy/v1beta1"
-    );
+    let old = render(Some(&all_on()), json!({}), RELEASE_NAMESPACE, LOCAL_KUBE_VERSION);
+    assert_eq!(old.one("PodDisruptionBudget")["apiVersion"], "policy/v1beta1");
 }
 
 #[test]
@@ -360,18 +335,14 @@ fn rendered_manifests_pass_kubernetes_validate_strict() {
                 skipped.push(format!("{label}: {}", obj["kind"]));
                 continue;
             }
-            let path = dir.path().join(format!(
-                "{label}-{i:02}-{}.json",
-                obj["kind"].as_str().unwrap()
-            ));
+            let path = dir
+                .path()
+                .join(format!("{label}-{i:02}-{}.json", obj["kind"].as_str().unwrap()));
             std::fs::write(&path, obj.to_string()).unwrap();
             files.push(path);
         }
     }
-    assert_eq!(
-        skipped,
-        ["all-on: \"ProxmoxCluster\"", "all-on: \"ServiceMonitor\""]
-    );
+    assert_eq!(skipped, ["all-on: \"ProxmoxCluster\"", "all-on: \"ServiceMonitor\""]);
     let bin = python().parent().unwrap().join("kubernetes-validate");
     let out = Command::new(&bin)
         .args(["--strict", "--no-warn", "-k", VALIDATE_KUBE_VERSION])
@@ -394,8 +365,7 @@ fn rendered_manifests_pass_kubernetes_validate_strict() {
 #[test]
 fn bad_values_are_refused_by_the_schema() {
     assert_eq!(schema_ok(json!({})), Ok(()));
-    let all_on: Value =
-        serde_saphyr::from_str(&std::fs::read_to_string(all_on()).unwrap()).unwrap();
+    let all_on: Value = serde_saphyr::from_str(&std::fs::read_to_string(all_on()).unwrap()).unwrap();
     assert_eq!(schema_ok(all_on), Ok(()));
     assert_eq!(
         schema_ok(
@@ -410,10 +380,7 @@ fn bad_values_are_refused_by_the_schema() {
         (json!({"logLevel": ""}), "/logLevel"),
         (json!({"replica": 2}), "replica"),
         (json!({"image": {"tags": "1"}}), "tags"),
-        (
-            json!({"image": {"pullPolicy": "Sometimes"}}),
-            "/image/pullPolicy",
-        ),
+        (json!({"image": {"pullPolicy": "Sometimes"}}), "/image/pullPolicy"),
         (json!({"watchNamespaces": ["Team_A"]}), "/watchNamespaces/0"),
         (json!({"httpPort": 80}), "/httpPort"),
         (
@@ -424,10 +391,7 @@ fn bad_values_are_refused_by_the_schema() {
             json!({"podDisruptionBudget": {"minAvailable": "150%"}}),
             "/podDisruptionBudget/minAvailable",
         ),
-        (
-            json!({"proxmoxCluster": {"create": true}}),
-            "/proxmoxCluster",
-        ),
+        (json!({"proxmoxCluster": {"create": true}}), "/proxmoxCluster"),
         (
             json!({"proxmoxCluster": {"create": true, "endpoints": ["https://pve:8006"]}}),
             "/proxmoxCluster",
@@ -456,10 +420,7 @@ fn bad_values_are_refused_by_the_schema() {
     for (values, path) in bad {
         match schema_ok(values.clone()) {
             Ok(()) => panic!("the schema accepted {values}"),
-            Err(e) => assert!(
-                e.contains(path),
-                "refusal of {values} does not name {path}: {e}"
-            ),
+            Err(e) => assert!(e.contains(path), "refusal of {values} does not name {path}: {e}"),
         }
     }
     // The install path (render) refuses too, before any template runs.
@@ -479,16 +440,11 @@ const SERVICE_MONITOR_CRD: &str = r#"{
       "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
 }"#;
 
-
 #[test]
 fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
     let cp = ControlPlane::shared();
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], Some(SERVICE_MONITOR_CRD));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     cp.kubectl_ok(&[
         "wait",
         "--for=condition=Established",
@@ -510,8 +466,11 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
         let started = Instant::now();
         // The CRDs go without kubectl's client-side check, which refuses `x-kubernetes-validations`
         // (CEL) against apiservers older than 1.25 (Helm does not run it); the server still checks.
-        let (crds, rest): (Vec<Value>, Vec<Value>) =
-            r.objects.iter().cloned().partition(|o| o["kind"] == "CustomResourceDefinition");
+        let (crds, rest): (Vec<Value>, Vec<Value>) = r
+            .objects
+            .iter()
+            .cloned()
+            .partition(|o| o["kind"] == "CustomResourceDefinition");
         assert_eq!(crds.len(), 5, "{label}: the five CRDs are in the release");
         let mut stdout = String::new();
         for (objects, extra) in [(&crds, Some("--validate=false")), (&rest, None)] {
@@ -536,19 +495,12 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
             started.elapsed().as_secs_f64() * 1e3
         );
         if label == "all-on" {
-            assert!(
-                stdout.contains("poddisruptionbudget.policy/plo-all-on"),
-                "{stdout}"
-            );
+            assert!(stdout.contains("poddisruptionbudget.policy/plo-all-on"), "{stdout}");
             assert!(
                 stdout.contains("servicemonitor.monitoring.coreos.com/plo-all-on"),
                 "{stdout}"
             );
-            assert!(
-                stdout.contains("proxmoxcluster.pve.lxc.dev/default"),
-                "{stdout}"
-            );
+            assert!(stdout.contains("proxmoxcluster.pve.lxc.dev/default"), "{stdout}");
         }
     }
 }
-

@@ -47,11 +47,7 @@ fn install_rbac(cp: &ControlPlane, r: &Rendered, release_ns: &str) -> (String, V
         .cloned()
         .collect();
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], Some(&as_list(&rbac)));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let sa = r.one("ServiceAccount")["metadata"]["name"]
         .as_str()
         .unwrap()
@@ -67,10 +63,7 @@ fn install_rbac(cp: &ControlPlane, r: &Rendered, release_ns: &str) -> (String, V
             )
         })
         .collect();
-    (
-        format!("system:serviceaccount:{release_ns}:{sa}"),
-        cluster_scoped,
-    )
+    (format!("system:serviceaccount:{release_ns}:{sa}"), cluster_scoped)
 }
 
 fn cleanup(cp: &ControlPlane, cluster_scoped: &[String]) {
@@ -97,16 +90,8 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         &["list", "lxccontainers.pve.lxc.dev"],
         &["watch", "lxcbackupschedules.pve.lxc.dev"],
         &["patch", "lxccontainers.pve.lxc.dev", "--subresource=status"],
-        &[
-            "update",
-            "proxmoxclusters.pve.lxc.dev",
-            "--subresource=status",
-        ],
-        &[
-            "update",
-            "lxccontainers.pve.lxc.dev",
-            "--subresource=finalizers",
-        ],
+        &["update", "proxmoxclusters.pve.lxc.dev", "--subresource=status"],
+        &["update", "lxccontainers.pve.lxc.dev", "--subresource=finalizers"],
         &["patch", "lxctemplates.pve.lxc.dev"],
         &["create", "lxcbackups.pve.lxc.dev"],
         &["delete", "lxcbackups.pve.lxc.dev"],
@@ -174,18 +159,8 @@ fn with_watch_namespaces_the_service_account_is_confined_to_them() {
     );
     let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
     let lease = format!("leases.coordination.k8s.io/{release_ns}");
-    assert!(can_i(
-        cp,
-        &sa,
-        Some(&watched),
-        &["list", "lxccontainers.pve.lxc.dev"]
-    ));
-    assert!(can_i(
-        cp,
-        &sa,
-        Some(&watched),
-        &["get", "secrets/pve-credentials"]
-    ));
+    assert!(can_i(cp, &sa, Some(&watched), &["list", "lxccontainers.pve.lxc.dev"]));
+    assert!(can_i(cp, &sa, Some(&watched), &["get", "secrets/pve-credentials"]));
     assert!(can_i(
         cp,
         &sa,
@@ -203,12 +178,7 @@ fn with_watch_namespaces_the_service_account_is_confined_to_them() {
         ]
     ));
     assert!(
-        !can_i(
-            cp,
-            &sa,
-            Some(&other),
-            &["list", "lxccontainers.pve.lxc.dev"]
-        ),
+        !can_i(cp, &sa, Some(&other), &["list", "lxccontainers.pve.lxc.dev"]),
         "outside watchNamespaces"
     );
     assert!(
@@ -230,12 +200,7 @@ fn with_watch_namespaces_the_service_account_is_confined_to_them() {
         "only its own Lease"
     );
     assert!(
-        !can_i(
-            cp,
-            &sa,
-            Some(&watched),
-            &["create", "leases.coordination.k8s.io"]
-        ),
+        !can_i(cp, &sa, Some(&watched), &["create", "leases.coordination.k8s.io"]),
         "Leases only in the release namespace"
     );
     cleanup(cp, &cluster_scoped);
@@ -253,15 +218,8 @@ impl ImpersonatedOperator {
         let dir = tempfile::tempdir().unwrap();
         // The admin kubeconfig with `as: system:serviceaccount:NS:NAME` (kubeconfig impersonation,
         // which kube-rs honours): every request the operator makes is authorized as the SA.
-        let mut kubeconfig: Value = serde_json::from_str(&cp.kubectl_ok(&[
-            "config",
-            "view",
-            "--raw",
-            "--flatten",
-            "-o",
-            "json",
-        ]))
-        .unwrap();
+        let mut kubeconfig: Value =
+            serde_json::from_str(&cp.kubectl_ok(&["config", "view", "--raw", "--flatten", "-o", "json"])).unwrap();
         for user in kubeconfig["users"].as_array_mut().unwrap() {
             user["user"]["as"] = json!(service_account);
         }
@@ -277,23 +235,14 @@ impl ImpersonatedOperator {
                 "--http-addr",
                 &format!("127.0.0.1:{}", common::free_port()),
             ])
-            .args([
-                "--task-poll-interval",
-                "200ms",
-                "--drift-check-interval",
-                "0s",
-            ])
+            .args(["--task-poll-interval", "200ms", "--drift-check-interval", "0s"])
             .env("KUBECONFIG", &path)
             .env("RUST_LOG", "info,kube_runtime=warn")
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
             .expect("start operator");
-        ImpersonatedOperator {
-            child,
-            log,
-            _dir: dir,
-        }
+        ImpersonatedOperator { child, log, _dir: dir }
     }
 
     fn log(&self) -> String {
@@ -326,14 +275,9 @@ fn the_operator_reconciles_an_example_with_only_the_charts_service_account_rbac(
     let op = ImpersonatedOperator::start(cp, &sa, &apps);
     let timeout = std::time::Duration::from_secs(90);
     common::wait_ready(cp, &apps, "proxmoxcluster", "default", timeout);
-    let example =
-        std::fs::read_to_string(repo().join("examples/lxccontainer-minimal.yaml")).unwrap();
+    let example = std::fs::read_to_string(repo().join("examples/lxccontainer-minimal.yaml")).unwrap();
     let out = cp.kubectl_stdin(&["apply", "-n", &apps, "-f", "-"], Some(&example));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let name = example
         .lines()
         .find_map(|l| l.trim().strip_prefix("name: "))
@@ -342,10 +286,7 @@ fn the_operator_reconciles_an_example_with_only_the_charts_service_account_rbac(
         .to_string();
     let obj = common::wait_ready(cp, &apps, "lxc", &name, timeout);
     let vmid = obj["status"]["vmid"].as_u64().expect("vmid in status");
-    assert!(
-        sim.container(vmid).is_some(),
-        "container {vmid} not in the simulator"
-    );
+    assert!(sim.container(vmid).is_some(), "container {vmid} not in the simulator");
     let log = op.log();
     assert!(
         !log.to_lowercase().contains("forbidden"),

@@ -23,11 +23,7 @@ struct Rule {
 }
 
 fn collect(schema: &Value, path: &str, kind: &str, out: &mut Vec<Rule>) {
-    for v in schema["x-kubernetes-validations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for v in schema["x-kubernetes-validations"].as_array().into_iter().flatten() {
         out.push(Rule {
             kind: kind.into(),
             path: path.into(),
@@ -118,9 +114,7 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
                 case(
                     "another OS template",
                     Some(c(json!({"source": os}))),
-                    c(
-                        json!({"source": {"osTemplate": "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz"}}),
-                    ),
+                    c(json!({"source": {"osTemplate": "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz"}})),
                     false,
                 ),
                 case(
@@ -179,12 +173,7 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
         (
             ("LxcContainer", "spec.vmid", "self == oldSelf"),
             vec![
-                case(
-                    "create with a vmid",
-                    None,
-                    c(json!({"source": os, "vmid": 1234})),
-                    true,
-                ),
+                case("create with a vmid", None, c(json!({"source": os, "vmid": 1234})), true),
                 case(
                     "unchanged",
                     Some(c(json!({"source": os, "vmid": 1234}))),
@@ -218,9 +207,7 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
 
 /// The value at a dotted path (no `[*]` in today's rules).
 fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.')
-        .try_fold(obj, |v, k| v.get(k))
-        .filter(|v| !v.is_null())
+    path.split('.').try_fold(obj, |v, k| v.get(k)).filter(|v| !v.is_null())
 }
 
 const CEL_PY: &str = r#"
@@ -288,16 +275,21 @@ fn evaluate(reqs: &[Value]) -> Vec<Value> {
 #[test]
 fn every_cel_rule_in_the_crds_has_cases_that_it_admits_and_refuses() {
     let found = rules();
-    assert!(
-        !found.is_empty(),
-        "no CEL rules found: the collector is broken"
-    );
+    assert!(!found.is_empty(), "no CEL rules found: the collector is broken");
     let table = cases();
     for r in &found {
         let cases = table
             .iter()
             .find(|((k, p, rule), _)| *k == r.kind && *p == r.path && *rule == r.rule);
-        let cases = cases.unwrap_or_else(|| panic!("the CEL rule {:?} at {}.{} has no cases in tests/crd_cel.rs: add what it must admit and refuse", r.rule, r.kind, r.path)).1.as_slice();
+        let cases = cases
+            .unwrap_or_else(|| {
+                panic!(
+                    "the CEL rule {:?} at {}.{} has no cases in tests/crd_cel.rs: add what it must admit and refuse",
+                    r.rule, r.kind, r.path
+                )
+            })
+            .1
+            .as_slice();
         assert!(
             cases.iter().any(|c| c.admitted) && cases.iter().any(|c| !c.admitted),
             "{}.{}: cases must admit and refuse",
@@ -313,9 +305,7 @@ fn every_cel_rule_in_the_crds_has_cases_that_it_admits_and_refuses() {
     }
     for ((k, p, rule), _) in &table {
         assert!(
-            found
-                .iter()
-                .any(|r| r.kind == *k && r.path == *p && r.rule == *rule),
+            found.iter().any(|r| r.kind == *k && r.path == *p && r.rule == *rule),
             "cases for a rule the CRDs no longer have: {k}.{p} {rule:?}"
         );
     }
@@ -340,9 +330,7 @@ fn the_crds_cel_rules_admit_and_refuse_what_their_cases_say() {
             let new = at(&c.new, &r.path);
             let old = c.old.as_ref().and_then(|o| at(o, &r.path));
             match (new, old, transition) {
-                (Some(new), Some(old), true) => {
-                    reqs.push(json!({"rule": r.rule, "self": new, "oldSelf": old}))
-                }
+                (Some(new), Some(old), true) => reqs.push(json!({"rule": r.rule, "self": new, "oldSelf": old})),
                 (Some(new), _, false) => reqs.push(json!({"rule": r.rule, "self": new})),
                 _ => {
                     // The apiserver does not evaluate this rule for this change: it is admitted.
@@ -387,13 +375,7 @@ fn the_cel_evaluator_refuses_a_broken_rule_and_a_wrong_type() {
         json!({"rule": "self.size() > 0", "self": 5}),
         json!({"rule": "self == oldSelf", "self": {"a": 1}, "oldSelf": {"a": 1}}),
     ]);
-    assert!(
-        got[0].as_str().is_some_and(|e| e.starts_with("error")),
-        "{got:?}"
-    );
-    assert!(
-        got[1].as_str().is_some_and(|e| e.starts_with("error")),
-        "{got:?}"
-    );
+    assert!(got[0].as_str().is_some_and(|e| e.starts_with("error")), "{got:?}");
+    assert!(got[1].as_str().is_some_and(|e| e.starts_with("error")), "{got:?}");
     assert_eq!(got[2], json!(true));
 }

@@ -28,8 +28,11 @@ fn crds_directory_is_exactly_the_generated_output() {
 
 #[test]
 fn api_reference_is_exactly_the_generated_markdown() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds").join(crd::docs::API_MD);
-    let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("crds/API.md missing ({e}); run `{}`", crd::docs::GENERATE_COMMAND));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crds")
+        .join(crd::docs::API_MD);
+    let on_disk = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("crds/API.md missing ({e}); run `{}`", crd::docs::GENERATE_COMMAND));
     assert!(
         on_disk == crd::docs::api_markdown(),
         "crds/API.md differs from the CRD schemas; regenerate with `{}`",
@@ -39,7 +42,10 @@ fn api_reference_is_exactly_the_generated_markdown() {
 
 #[test]
 fn crds_command_prints_all_five_kinds_in_one_stream() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator")).arg("crds").output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
+        .arg("crds")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
@@ -49,14 +55,26 @@ fn crds_command_prints_all_five_kinds_in_one_stream() {
         .collect();
     assert_eq!(text, concatenated);
     assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 5);
-    for kind in ["ProxmoxCluster", "LxcContainer", "LxcTemplate", "LxcBackupSchedule", "LxcBackup"] {
+    for kind in [
+        "ProxmoxCluster",
+        "LxcContainer",
+        "LxcTemplate",
+        "LxcBackupSchedule",
+        "LxcBackup",
+    ] {
         assert!(text.contains(&format!("kind: {kind}\n")), "{kind} missing");
     }
 }
 
 #[test]
 fn every_kind_is_namespaced_in_category_proxmox_with_status_and_short_name() {
-    let shorts = [("ProxmoxCluster", "pvec"), ("LxcContainer", "lxc"), ("LxcTemplate", "lxct"), ("LxcBackupSchedule", "lxcbs"), ("LxcBackup", "lxcb")];
+    let shorts = [
+        ("ProxmoxCluster", "pvec"),
+        ("LxcContainer", "lxc"),
+        ("LxcTemplate", "lxct"),
+        ("LxcBackupSchedule", "lxcbs"),
+        ("LxcBackup", "lxcb"),
+    ];
     for (_, def) in crd::all_crds() {
         let spec = &def.spec;
         assert_eq!(spec.group, "pve.lxc.dev");
@@ -66,7 +84,14 @@ fn every_kind_is_namespaced_in_category_proxmox_with_status_and_short_name() {
         assert_eq!(spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));
         let v = &spec.versions[0];
         assert_eq!(v.name, "v1alpha1");
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{} has no status subresource", spec.names.kind);
-        assert!(v.additional_printer_columns.as_ref().is_some_and(|c| c.iter().any(|c| c.name == "Age")));
+        assert!(
+            v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
+            "{} has no status subresource",
+            spec.names.kind
+        );
+        assert!(v
+            .additional_printer_columns
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c.name == "Age")));
     }
 }

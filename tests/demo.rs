@@ -2,7 +2,10 @@
 
 #[test]
 fn the_demo_brings_the_example_containers_to_ready() {
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator")).parent().unwrap().to_path_buf();
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let state = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/demo.sh"))
@@ -13,7 +16,11 @@ fn the_demo_brings_the_example_containers_to_ready() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let log = std::fs::read_to_string(state.path().join("operator.log")).unwrap_or_default();
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}\noperator log:\n{log}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}\noperator log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("all containers are Ready"));
     assert!(stdout.contains("lxccontainer.pve.lxc.dev/web"), "{stdout}");
 }

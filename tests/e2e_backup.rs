@@ -31,7 +31,11 @@ fn env(prefix: &str) -> Env {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "1s");
     let origin = Timestamp::now().to_string();
-    let op = Operator::start_with(cp, &ns, &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin]);
+    let op = Operator::start_with(
+        cp,
+        &ns,
+        &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
+    );
     wait_ready(cp, &ns, "proxmoxcluster", "default", T);
     Env { cp, ns, sim, op }
 }
@@ -44,11 +48,18 @@ fn container(name: &str, labels: &str, extra: &str) -> String {
 
 fn backups(e: &Env) -> Vec<Value> {
     let out = e.cp.kubectl_ok(&["get", "-n", &e.ns, "lxcb", "-o", "json"]);
-    serde_json::from_str::<Value>(&out).unwrap()["items"].as_array().cloned().unwrap_or_default()
+    serde_json::from_str::<Value>(&out).unwrap()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn slot_of(b: &Value) -> Timestamp {
-    b["metadata"]["annotations"]["pve.lxc.dev/scheduled-at"].as_str().expect("scheduled-at").parse().unwrap()
+    b["metadata"]["annotations"]["pve.lxc.dev/scheduled-at"]
+        .as_str()
+        .expect("scheduled-at")
+        .parse()
+        .unwrap()
 }
 
 fn label(b: &Value, key: &str) -> String {
@@ -57,8 +68,17 @@ fn label(b: &Value, key: &str) -> String {
 
 /// Archives (volid) of `vmid` in `storage` on `node`, per the simulator.
 fn archives(sim: &Sim, node: &str, storage: &str, vmid: u64) -> BTreeSet<String> {
-    let v = sim.call("GET", &format!("/nodes/{node}/storage/{storage}/content?content=backup&vmid={vmid}"), &[]);
-    v["data"].as_array().into_iter().flatten().filter_map(|x| x["volid"].as_str().map(str::to_string)).collect()
+    let v = sim.call(
+        "GET",
+        &format!("/nodes/{node}/storage/{storage}/content?content=backup&vmid={vmid}"),
+        &[],
+    );
+    v["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["volid"].as_str().map(str::to_string))
+        .collect()
 }
 
 #[test]
@@ -72,7 +92,12 @@ fn a_schedule_backs_up_every_labelled_container_at_each_slot_one_vzdump_per_node
     apply(e.cp, &e.ns, &container("other", "backup: never", "  node: pve1\n"));
     let mut vmids = BTreeMap::new();
     for name in ["a", "b", "c", "other"] {
-        vmids.insert(name, wait_ready(e.cp, &e.ns, "lxc", name, T)["status"]["vmid"].as_u64().unwrap());
+        vmids.insert(
+            name,
+            wait_ready(e.cp, &e.ns, "lxc", name, T)["status"]["vmid"]
+                .as_u64()
+                .unwrap(),
+        );
     }
     apply(
         e.cp,
@@ -83,26 +108,49 @@ fn a_schedule_backs_up_every_labelled_container_at_each_slot_one_vzdump_per_node
     let mut seen: BTreeMap<Timestamp, BTreeSet<String>> = BTreeMap::new();
     let deadline = Instant::now() + T;
     while seen.len() < 5 {
-        assert!(Instant::now() < deadline, "only {} slots after {T:?}: {seen:?}\n{}", seen.len(), e.op.log());
+        assert!(
+            Instant::now() < deadline,
+            "only {} slots after {T:?}: {seen:?}\n{}",
+            seen.len(),
+            e.op.log()
+        );
         for b in backups(&e) {
-            seen.entry(slot_of(&b)).or_default().insert(label(&b, "pve.lxc.dev/container"));
+            seen.entry(slot_of(&b))
+                .or_default()
+                .insert(label(&b, "pve.lxc.dev/container"));
             assert_eq!(label(&b, "pve.lxc.dev/schedule"), "fast");
             assert_eq!(b["metadata"]["ownerReferences"][0]["kind"], "LxcBackupSchedule");
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let out = e.cp.kubectl(&["patch", "-n", &e.ns, "lxcbs", "fast", "--type", "merge", "-p", r#"{"spec":{"suspend":true}}"#]);
+    let out = e.cp.kubectl(&[
+        "patch",
+        "-n",
+        &e.ns,
+        "lxcbs",
+        "fast",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]);
     assert!(out.status.success());
     // settled: nothing active, two Completed backups per container, nothing being deleted
     let (sched, left) = wait_for("the schedule to settle after suspend", T, || {
         let s = get_json(e.cp, &e.ns, "lxcbs", "fast")?;
         let list = backups(&e);
         for b in &list {
-            seen.entry(slot_of(b)).or_default().insert(label(b, "pve.lxc.dev/container"));
+            seen.entry(slot_of(b))
+                .or_default()
+                .insert(label(b, "pve.lxc.dev/container"));
         }
         let settled = s["status"]["active"].as_array().is_none_or(|a| a.is_empty())
-            && list.iter().all(|b| b["status"]["phase"] == "Completed" && b["metadata"]["deletionTimestamp"].is_null())
-            && ["a", "b", "c"].iter().all(|c| list.iter().filter(|b| label(b, "pve.lxc.dev/container") == *c).count() == 2);
+            && list
+                .iter()
+                .all(|b| b["status"]["phase"] == "Completed" && b["metadata"]["deletionTimestamp"].is_null())
+            && ["a", "b", "c"]
+                .iter()
+                .all(|c| list.iter().filter(|b| label(b, "pve.lxc.dev/container") == *c).count() == 2);
         settled.then_some((s, list))
     });
     // every slot backed up exactly the three labelled containers, slots 30 minutes apart
@@ -112,7 +160,11 @@ fn a_schedule_backs_up_every_labelled_container_at_each_slot_one_vzdump_per_node
     }
     let slots: Vec<Timestamp> = seen.keys().copied().collect();
     for w in slots.windows(2) {
-        assert_eq!(w[1].duration_since(w[0]), SignedDuration::from_mins(30), "slots {slots:?}");
+        assert_eq!(
+            w[1].duration_since(w[0]),
+            SignedDuration::from_mins(30),
+            "slots {slots:?}"
+        );
     }
     // never two vzdumps on one node at once
     assert_eq!(e.sim.stats()["vzdump_overlaps"], 0, "{}", e.sim.stats());
@@ -127,7 +179,10 @@ fn a_schedule_backs_up_every_labelled_container_at_each_slot_one_vzdump_per_node
         let kept: BTreeSet<Timestamp> = mine.iter().map(|b| slot_of(b)).collect();
         assert_eq!(kept, want, "container {c}");
         // the pruned backups' archives are gone from storage; the kept ones are there
-        let volids: BTreeSet<String> = mine.iter().map(|b| b["status"]["volid"].as_str().unwrap().to_string()).collect();
+        let volids: BTreeSet<String> = mine
+            .iter()
+            .map(|b| b["status"]["volid"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(archives(&e.sim, "pve1", "local", vmids[c]), volids, "archives of {c}");
     }
     assert!(archives(&e.sim, "pve1", "local", vmids["other"]).is_empty());
@@ -141,18 +196,29 @@ fn a_failed_vzdump_gives_a_failed_backup_the_next_slot_still_runs_and_missed_slo
     let mut e = env("bfail");
     apply(e.cp, &e.ns, &container("solo", "backup: solo", ""));
     wait_ready(e.cp, &e.ns, "lxc", "solo", T);
-    e.sim.post_json("/_sim/faults", &serde_json::json!({"task_failure_rate": 1.0}));
+    e.sim
+        .post_json("/_sim/faults", &serde_json::json!({"task_failure_rate": 1.0}));
     apply(e.cp, &e.ns, "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackupSchedule\nmetadata:\n  name: s\nspec:\n  schedule: \"*:0/30\"\n  selector: {matchLabels: {backup: solo}}\n  storage: local\n");
-    let failed = wait_for("a Failed backup", T, || backups(&e).into_iter().find(|b| b["status"]["phase"] == "Failed"));
-    e.sim.post_json("/_sim/faults", &serde_json::json!({"task_failure_rate": 0.0}));
+    let failed = wait_for("a Failed backup", T, || {
+        backups(&e).into_iter().find(|b| b["status"]["phase"] == "Failed")
+    });
+    e.sim
+        .post_json("/_sim/faults", &serde_json::json!({"task_failure_rate": 0.0}));
     let (status, reason, message) = condition(&failed, "Ready").unwrap();
     assert_eq!((status.as_str(), reason.as_str()), ("False", "BackupFailed"));
     assert!(message.contains("simulated task failure"), "{message}");
     assert!(failed["status"]["completedAt"].as_str().is_some());
     assert!(failed["status"]["upid"].as_str().unwrap().starts_with("UPID:"));
     let failed_slot = slot_of(&failed);
-    let ok = wait_for("a later slot's backup Completed", T, || backups(&e).into_iter().find(|b| b["status"]["phase"] == "Completed" && slot_of(b) > failed_slot));
-    assert!(ok["status"]["volid"].as_str().unwrap().starts_with("local:backup/vzdump-lxc-"));
+    let ok = wait_for("a later slot's backup Completed", T, || {
+        backups(&e)
+            .into_iter()
+            .find(|b| b["status"]["phase"] == "Completed" && slot_of(b) > failed_slot)
+    });
+    assert!(ok["status"]["volid"]
+        .as_str()
+        .unwrap()
+        .starts_with("local:backup/vzdump-lxc-"));
     // the failed backup is still there to look at
     assert!(get_json(e.cp, &e.ns, "lxcb", failed["metadata"]["name"].as_str().unwrap()).is_some());
 
@@ -171,16 +237,34 @@ fn a_failed_vzdump_gives_a_failed_backup_the_next_slot_still_runs_and_missed_slo
         let last: Timestamp = s["status"]["lastScheduleTime"].as_str()?.parse().ok()?;
         (last > before).then_some(last)
     });
-    let new: BTreeSet<Timestamp> = backups(&e).iter().map(slot_of).filter(|s| !slots_before.contains(s)).collect();
-    assert!(after.duration_since(before) >= SignedDuration::from_mins(60), "{before} → {after}: at least two slots were missed");
-    assert_eq!(new.iter().next(), Some(&after), "the first slot after the restart is the latest missed one: {new:?}");
-    assert!(new.iter().all(|s| *s >= after), "no backup for the other missed slots: {new:?}");
+    let new: BTreeSet<Timestamp> = backups(&e)
+        .iter()
+        .map(slot_of)
+        .filter(|s| !slots_before.contains(s))
+        .collect();
+    assert!(
+        after.duration_since(before) >= SignedDuration::from_mins(60),
+        "{before} → {after}: at least two slots were missed"
+    );
+    assert_eq!(
+        new.iter().next(),
+        Some(&after),
+        "the first slot after the restart is the latest missed one: {new:?}"
+    );
+    assert!(
+        new.iter().all(|s| *s >= after),
+        "no backup for the other missed slots: {new:?}"
+    );
 }
 
 #[test]
 fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_the_policy() {
     let e = env("brestore");
-    apply(e.cp, &e.ns, &container("src", "app: web", "  resources: {cores: 2, memory: 1Gi}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container("src", "app: web", "  resources: {cores: 2, memory: 1Gi}\n"),
+    );
     let src = wait_ready(e.cp, &e.ns, "lxc", "src", T);
     let vmid = src["status"]["vmid"].as_u64().unwrap();
     apply(e.cp, &e.ns, "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: b1\nspec:\n  containerRef: {name: src}\n  storage: local\n  notes: before the upgrade\n");
@@ -188,13 +272,26 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
     let st = &b1["status"];
     assert_eq!(st["phase"], "Completed");
     let volid = st["volid"].as_str().unwrap().to_string();
-    assert!(volid.starts_with(&format!("local:backup/vzdump-lxc-{vmid}-")) && volid.ends_with(".tar.zst"), "{volid}");
+    assert!(
+        volid.starts_with(&format!("local:backup/vzdump-lxc-{vmid}-")) && volid.ends_with(".tar.zst"),
+        "{volid}"
+    );
     assert!(st["sizeBytes"].as_u64().unwrap() > 0);
     assert!(st["upid"].as_str().unwrap().starts_with("UPID:"));
     assert!(st["startedAt"].as_str().is_some() && st["completedAt"].as_str().is_some());
     let node = st["node"].as_str().unwrap().to_string();
-    let content = e.sim.call("GET", &format!("/nodes/{node}/storage/local/content?content=backup"), &[]);
-    let entry = content["data"].as_array().unwrap().iter().find(|v| v["volid"] == volid.as_str()).expect("archive in storage").clone();
+    let content = e.sim.call(
+        "GET",
+        &format!("/nodes/{node}/storage/local/content?content=backup"),
+        &[],
+    );
+    let entry = content["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volid"] == volid.as_str())
+        .expect("archive in storage")
+        .clone();
     assert_eq!(entry["notes"], "before the upgrade");
 
     // restore by name: the backed-up config (memory) with the new spec on top
@@ -202,24 +299,40 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
     let copy = wait_ready(e.cp, &e.ns, "lxc", "copy", T);
     let ct = e.sim.container(copy["status"]["vmid"].as_u64().unwrap()).unwrap();
     assert_eq!(ct["status"], "running");
-    assert_eq!(ct["node"], node.as_str(), "restored where the archive is (storage local is per node)");
+    assert_eq!(
+        ct["node"],
+        node.as_str(),
+        "restored where the archive is (storage local is per node)"
+    );
     let cfg = &ct["config"];
     assert_eq!(cfg["cores"], "4");
     assert_eq!(cfg["memory"], "1024");
     assert_eq!(cfg["hostname"], "copy");
     let tags = cfg["tags"].as_str().unwrap();
-    assert!(tags.contains("restored") && tags.contains(copy["metadata"]["uid"].as_str().unwrap()), "{tags}");
-    assert!(!tags.contains(src["metadata"]["uid"].as_str().unwrap()), "the source's identity tag is not copied: {tags}");
+    assert!(
+        tags.contains("restored") && tags.contains(copy["metadata"]["uid"].as_str().unwrap()),
+        "{tags}"
+    );
+    assert!(
+        !tags.contains(src["metadata"]["uid"].as_str().unwrap()),
+        "the source's identity tag is not copied: {tags}"
+    );
 
     // Delete (the default) removes the archive
     e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxcb", "b1", "--wait=true", "--timeout=60s"]);
-    assert!(!archives(&e.sim, &node, "local", vmid).contains(&volid), "archive {volid} should be gone");
+    assert!(
+        !archives(&e.sim, &node, "local", vmid).contains(&volid),
+        "archive {volid} should be gone"
+    );
     // Retain keeps it
     apply(e.cp, &e.ns, "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: keep\nspec:\n  containerRef: {name: src}\n  storage: local\n  deletionPolicy: Retain\n");
     let keep = wait_ready(e.cp, &e.ns, "lxcb", "keep", T);
     let kept = keep["status"]["volid"].as_str().unwrap().to_string();
     e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxcb", "keep", "--wait=true", "--timeout=60s"]);
     assert!(get_json(e.cp, &e.ns, "lxcb", "keep").is_none());
-    assert!(archives(&e.sim, &node, "local", vmid).contains(&kept), "archive {kept} should stay");
+    assert!(
+        archives(&e.sim, &node, "local", vmid).contains(&kept),
+        "archive {kept} should stay"
+    );
     assert_eq!(e.sim.stats()["vzdump_overlaps"], 0);
 }

@@ -33,25 +33,52 @@ fn the_inventory_is_in_status_and_a_rotated_secret_is_picked_up_without_restart(
     let ns = cp.namespace("cluster");
     let sim = Sim::start(&[]);
     secret(cp, &ns, "creds", "not-the-secret");
-    cluster((cp, &ns), &sim, "creds", &format!("{{fingerprint: \"{}\"}}", sim.fingerprint));
+    cluster(
+        (cp, &ns),
+        &sim,
+        "creds",
+        &format!("{{fingerprint: \"{}\"}}", sim.fingerprint),
+    );
     let _op = Operator::start(cp, &ns);
-    let failed = wait_for("AuthenticationFailed", T, || ready_reason(cp, &ns).filter(|c| c.1 == "AuthenticationFailed"));
+    let failed = wait_for("AuthenticationFailed", T, || {
+        ready_reason(cp, &ns).filter(|c| c.1 == "AuthenticationFailed")
+    });
     assert_eq!(failed.0, "False");
-    assert!(!failed.2.contains("not-the-secret"), "the secret leaked into the condition: {}", failed.2);
+    assert!(
+        !failed.2.contains("not-the-secret"),
+        "the secret leaked into the condition: {}",
+        failed.2
+    );
     secret(cp, &ns, "creds", SIM_TOKEN_SECRET);
-    wait_for("Connected after rotation", T, || ready_reason(cp, &ns).filter(|c| c.1 == "Connected"));
+    wait_for("Connected after rotation", T, || {
+        ready_reason(cp, &ns).filter(|c| c.1 == "Connected")
+    });
     let pc = get_json(cp, &ns, "proxmoxcluster", "default").unwrap();
     let st = &pc["status"];
     assert_eq!(st["version"], "9.1.3");
     assert_eq!(st["nodesOnline"], "3/3");
-    let nodes: Vec<&str> = st["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    let nodes: Vec<&str> = st["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
     assert_eq!(nodes, vec!["pve1", "pve2", "pve3"]);
-    assert!(st["storages"].as_array().unwrap().iter().any(|s| s["name"] == "local-lvm" && s["content"].as_array().unwrap().iter().any(|c| c == "rootdir")));
+    assert!(st["storages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "local-lvm" && s["content"].as_array().unwrap().iter().any(|c| c == "rootdir")));
     // a node going offline shows up
     sim.call("POST", "/_sim/nodes/pve3/offline", &[]);
-    wait_for("2/3 online", T, || (get_json(cp, &ns, "proxmoxcluster", "default")?["status"]["nodesOnline"] == "2/3").then_some(()));
+    wait_for("2/3 online", T, || {
+        (get_json(cp, &ns, "proxmoxcluster", "default")?["status"]["nodesOnline"] == "2/3").then_some(())
+    });
     let listed = cp.kubectl_ok(&["get", "pvec", "-n", &ns]);
-    assert!(listed.contains("9.1.3") && listed.contains("2/3") && listed.contains("True"), "{listed}");
+    assert!(
+        listed.contains("9.1.3") && listed.contains("2/3") && listed.contains("True"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -63,10 +90,18 @@ fn a_wrong_fingerprint_is_refused_and_insecure_mode_is_reported() {
     let wrong = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
     cluster((cp, &ns), &sim, "creds", &format!("{{fingerprint: \"{wrong}\"}}"));
     let _op = Operator::start(cp, &ns);
-    let c = wait_for("TLSVerificationFailed", T, || ready_reason(cp, &ns).filter(|c| c.1 == "TLSVerificationFailed"));
-    assert!(c.2.to_uppercase().contains(&sim.fingerprint.to_uppercase()) || c.2.contains("fingerprint"), "the message says which: {}", c.2);
+    let c = wait_for("TLSVerificationFailed", T, || {
+        ready_reason(cp, &ns).filter(|c| c.1 == "TLSVerificationFailed")
+    });
+    assert!(
+        c.2.to_uppercase().contains(&sim.fingerprint.to_uppercase()) || c.2.contains("fingerprint"),
+        "the message says which: {}",
+        c.2
+    );
     cluster((cp, &ns), &sim, "creds", "{insecureSkipVerify: true}");
-    let c = wait_for("InsecureTLS", T, || ready_reason(cp, &ns).filter(|c| c.1 == "InsecureTLS"));
+    let c = wait_for("InsecureTLS", T, || {
+        ready_reason(cp, &ns).filter(|c| c.1 == "InsecureTLS")
+    });
     assert_eq!(c.0, "True");
 }
 
@@ -76,12 +111,27 @@ fn an_existing_container_is_adopted_read_only() {
     let ns = cp.namespace("adopt");
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
-    sim.call("POST", "/nodes/pve2/lxc", &[("vmid", "700"), ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"), ("hostname", "legacy"), ("memory", "2048"), ("start", "1")]);
-    wait_for("legacy running", T, || (sim.container(700)?["status"] == "running").then_some(()));
+    sim.call(
+        "POST",
+        "/nodes/pve2/lxc",
+        &[
+            ("vmid", "700"),
+            ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+            ("hostname", "legacy"),
+            ("memory", "2048"),
+            ("start", "1"),
+        ],
+    );
+    wait_for("legacy running", T, || {
+        (sim.container(700)?["status"] == "running").then_some(())
+    });
     let before = sim.container(700).unwrap()["config"].clone();
     let _op = Operator::start(cp, &ns);
     let m = "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: legacy\nspec:\n  vmid: 700\n  management: ObserveOnly\n  source: {osTemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}\n  resources: {memory: 512Mi}\n";
-    assert!(cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(m)).status.success());
+    assert!(cp
+        .kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(m))
+        .status
+        .success());
     let o = wait_ready(cp, &ns, "lxc", "legacy", T);
     assert_eq!(condition(&o, "Ready").unwrap().1, "Observed");
     assert_eq!(o["status"]["node"], "pve2");

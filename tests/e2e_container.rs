@@ -52,7 +52,10 @@ fn a_container_from_a_template_is_created_running_with_the_spec_config() {
     assert_eq!(cfg["swap"], "256");
     let uid = obj["metadata"]["uid"].as_str().unwrap();
     let tags = cfg["tags"].as_str().unwrap();
-    assert!(tags.split(';').any(|t| t == format!("k8s-{uid}")), "identity tag missing: {tags}");
+    assert!(
+        tags.split(';').any(|t| t == format!("k8s-{uid}")),
+        "identity tag missing: {tags}"
+    );
     assert!(cfg["net0"].as_str().unwrap().contains("ip=10.0.0.5/24"));
     assert!(e.op.log().contains("operator running"));
     let metrics = e.op.metrics();
@@ -72,7 +75,9 @@ fn a_container_from_a_template_is_created_running_with_the_spec_config() {
 }
 
 fn vmid_of(e: &Env, name: &str) -> u64 {
-    get_json(e.cp, &e.ns, "lxc", name).unwrap()["status"]["vmid"].as_u64().unwrap()
+    get_json(e.cp, &e.ns, "lxc", name).unwrap()["status"]["vmid"]
+        .as_u64()
+        .unwrap()
 }
 
 fn wait_sim(e: &Env, what: &str, mut f: impl FnMut(&Sim) -> bool) {
@@ -82,19 +87,33 @@ fn wait_sim(e: &Env, what: &str, mut f: impl FnMut(&Sim) -> bool) {
 #[test]
 fn spec_edits_show_up_in_proxmox_and_state_stopped_stops_it() {
     let e = env("edit");
-    apply(e.cp, &e.ns, &container_yaml("app", "  resources: {cores: 1, memory: 512Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml(
+            "app",
+            "  resources: {cores: 1, memory: 512Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n",
+        ),
+    );
     wait_ready(e.cp, &e.ns, "lxc", "app", T);
     let vmid = vmid_of(&e, "app");
     apply(e.cp, &e.ns, &container_yaml("app", "  description: edited\n  resources: {cores: 3, memory: 768Mi}\n  rootfs: {storage: local-lvm, size: 5Gi}\n  tags: [edited]\n"));
     wait_sim(&e, "cores 3, memory 768, rootfs 5G, tag", |s| {
         s.container(vmid).is_some_and(|c| {
             let cfg = &c["config"];
-            cfg["cores"] == "3" && cfg["memory"] == "768" && cfg["rootfs"].as_str().unwrap_or("").contains("size=5G") && cfg["tags"].as_str().unwrap_or("").contains("edited")
+            cfg["cores"] == "3"
+                && cfg["memory"] == "768"
+                && cfg["rootfs"].as_str().unwrap_or("").contains("size=5G")
+                && cfg["tags"].as_str().unwrap_or("").contains("edited")
         })
     });
     apply(e.cp, &e.ns, &container_yaml("app", "  description: edited\n  resources: {cores: 3, memory: 768Mi}\n  rootfs: {storage: local-lvm, size: 5Gi}\n  tags: [edited]\n  state: Stopped\n"));
-    wait_sim(&e, "container stopped", |s| s.container(vmid).is_some_and(|c| c["status"] == "stopped"));
-    wait_for("phase Stopped", T, || (get_json(e.cp, &e.ns, "lxc", "app")?["status"]["phase"] == "Stopped").then_some(()));
+    wait_sim(&e, "container stopped", |s| {
+        s.container(vmid).is_some_and(|c| c["status"] == "stopped")
+    });
+    wait_for("phase Stopped", T, || {
+        (get_json(e.cp, &e.ns, "lxc", "app")?["status"]["phase"] == "Stopped").then_some(())
+    });
     let obj = wait_ready(e.cp, &e.ns, "lxc", "app", T);
     assert_eq!(condition(&obj, "Ready").unwrap().1, "Stopped");
 }
@@ -103,7 +122,14 @@ fn spec_edits_show_up_in_proxmox_and_state_stopped_stops_it() {
 fn a_bad_spec_gets_invalid_spec_naming_the_field_and_no_request_loop() {
     let e = env("invalid");
     // valid for the schema of old apiservers, refused by the operator: gateway outside the subnet
-    apply(e.cp, &e.ns, &container_yaml("bad", "  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.0.0.5/24, gateway: 10.9.9.1}}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml(
+            "bad",
+            "  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.0.0.5/24, gateway: 10.9.9.1}}\n",
+        ),
+    );
     let obj = wait_for("InvalidSpec", T, || {
         let o = get_json(e.cp, &e.ns, "lxc", "bad")?;
         condition(&o, "Ready").filter(|c| c.1 == "InvalidSpec").map(|_| o)
@@ -111,12 +137,22 @@ fn a_bad_spec_gets_invalid_spec_naming_the_field_and_no_request_loop() {
     let (status, _, message) = condition(&obj, "Ready").unwrap();
     assert_eq!(status, "False");
     assert!(message.contains("spec.network[0].ipv4.gateway"), "{message}");
-    assert_eq!(condition(&obj, "Stalled").map(|c| c.0), Some("True".to_string()), "kstatus sees it as failed");
+    assert_eq!(
+        condition(&obj, "Stalled").map(|c| c.0),
+        Some("True".to_string()),
+        "kstatus sees it as failed"
+    );
     // no loop: nothing but the inventory reaches Proxmox while the spec stays bad
     e.sim.call("POST", "/_sim/stats/reset", &[]);
     std::thread::sleep(Duration::from_secs(6));
     let stats = e.sim.stats();
-    let other: u64 = stats["requests"].as_object().unwrap().iter().filter(|(k, _)| !k.contains("/cluster/resources") && !k.contains("/version")).map(|(_, v)| v.as_u64().unwrap()).sum();
+    let other: u64 = stats["requests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.contains("/cluster/resources") && !k.contains("/version"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
     assert_eq!(other, 0, "requests while the spec is invalid: {stats}");
     assert!(e.sim.containers().is_empty());
 }
@@ -125,8 +161,18 @@ fn a_bad_spec_gets_invalid_spec_naming_the_field_and_no_request_loop() {
 fn a_container_without_our_tag_and_one_retained_survive_deletion_and_delete_removes_ours() {
     let e = env("delete");
     // a container made outside Kubernetes, with vmid 500
-    e.sim.call("POST", "/nodes/pve1/lxc", &[("vmid", "500"), ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"), ("hostname", "manual")]);
-    wait_sim(&e, "manual CT", |s| s.container(500).is_some_and(|c| c["lock"].is_null()));
+    e.sim.call(
+        "POST",
+        "/nodes/pve1/lxc",
+        &[
+            ("vmid", "500"),
+            ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+            ("hostname", "manual"),
+        ],
+    );
+    wait_sim(&e, "manual CT", |s| {
+        s.container(500).is_some_and(|c| c["lock"].is_null())
+    });
     apply(e.cp, &e.ns, &container_yaml("clash", "  vmid: 500\n"));
     let o = wait_for("VmidConflict", T, || {
         let o = get_json(e.cp, &e.ns, "lxc", "clash")?;
@@ -142,11 +188,20 @@ fn a_container_without_our_tag_and_one_retained_survive_deletion_and_delete_remo
     for name in ["clash", "keep", "gone"] {
         e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxc", name, "--wait=true", "--timeout=60s"]);
     }
-    let manual = e.sim.container(500).expect("the container without our tag is still there");
+    let manual = e
+        .sim
+        .container(500)
+        .expect("the container without our tag is still there");
     assert_eq!(manual["config"]["hostname"], "manual");
     let kept = e.sim.container(keep).expect("the retained container is still there");
-    assert!(!kept["config"]["tags"].as_str().unwrap_or("").contains("k8s-"), "our tag was not removed: {kept}");
-    assert!(e.sim.container(gone).is_none(), "the deleted container is still in Proxmox");
+    assert!(
+        !kept["config"]["tags"].as_str().unwrap_or("").contains("k8s-"),
+        "our tag was not removed: {kept}"
+    );
+    assert!(
+        e.sim.container(gone).is_none(),
+        "the deleted container is still in Proxmox"
+    );
 }
 
 #[test]
@@ -157,8 +212,12 @@ fn deleting_a_resource_whose_container_is_already_gone_finishes() {
     let vmid = vmid_of(&e, "ghost");
     e.sim.call("POST", &format!("/nodes/pve1/lxc/{vmid}/status/stop"), &[]);
     let node = e.sim.container(vmid).unwrap()["node"].as_str().unwrap().to_string();
-    e.sim.call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/stop"), &[]);
-    wait_sim(&e, "stopped", |s| s.container(vmid).is_some_and(|c| c["status"] == "stopped" && c["lock"].is_null()));
+    e.sim
+        .call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/stop"), &[]);
+    wait_sim(&e, "stopped", |s| {
+        s.container(vmid)
+            .is_some_and(|c| c["status"] == "stopped" && c["lock"].is_null())
+    });
     e.sim.call("DELETE", &format!("/nodes/{node}/lxc/{vmid}"), &[]);
     wait_sim(&e, "destroyed", |s| s.container(vmid).is_none());
     e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxc", "ghost", "--wait=true", "--timeout=60s"]);
@@ -173,18 +232,39 @@ fn drift_is_repaired_config_stopped_and_destroyed() {
     let vmid = vmid_of(&e, "steady");
     let node = e.sim.container(vmid).unwrap()["node"].as_str().unwrap().to_string();
     // a value changed behind our back
-    e.sim.call("PUT", &format!("/nodes/{node}/lxc/{vmid}/config"), &[("memory", "2048")]);
-    wait_sim(&e, "memory put back", |s| s.container(vmid).is_some_and(|c| c["config"]["memory"] == "512"));
+    e.sim.call(
+        "PUT",
+        &format!("/nodes/{node}/lxc/{vmid}/config"),
+        &[("memory", "2048")],
+    );
+    wait_sim(&e, "memory put back", |s| {
+        s.container(vmid).is_some_and(|c| c["config"]["memory"] == "512")
+    });
     // stopped behind our back
-    e.sim.call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/stop"), &[]);
-    wait_sim(&e, "stopped", |s| s.container(vmid).is_some_and(|c| c["status"] == "stopped"));
-    wait_sim(&e, "started again", |s| s.container(vmid).is_some_and(|c| c["status"] == "running"));
+    e.sim
+        .call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/stop"), &[]);
+    wait_sim(&e, "stopped", |s| {
+        s.container(vmid).is_some_and(|c| c["status"] == "stopped")
+    });
+    wait_sim(&e, "started again", |s| {
+        s.container(vmid).is_some_and(|c| c["status"] == "running")
+    });
     // destroyed behind our back (force: Proxmox stops it first, so the operator cannot restart
     // it in between)
-    wait_sim(&e, "unlocked", |s| s.container(vmid).is_some_and(|c| c["lock"].is_null()));
-    e.sim.call("DELETE", &format!("/nodes/{node}/lxc/{vmid}?force=1&purge=1"), &[]);
-    wait_for("Recreating event", T, || e.cp.kubectl_ok(&["get", "events", "-n", &e.ns, "-o", "json"]).contains("Recreating").then_some(()));
-    wait_sim(&e, "recreated with the same vmid and running", |s| s.container(vmid).is_some_and(|c| c["status"] == "running" && c["lock"].is_null()));
+    wait_sim(&e, "unlocked", |s| {
+        s.container(vmid).is_some_and(|c| c["lock"].is_null())
+    });
+    e.sim
+        .call("DELETE", &format!("/nodes/{node}/lxc/{vmid}?force=1&purge=1"), &[]);
+    wait_for("Recreating event", T, || {
+        e.cp.kubectl_ok(&["get", "events", "-n", &e.ns, "-o", "json"])
+            .contains("Recreating")
+            .then_some(())
+    });
+    wait_sim(&e, "recreated with the same vmid and running", |s| {
+        s.container(vmid)
+            .is_some_and(|c| c["status"] == "running" && c["lock"].is_null())
+    });
     let events = e.cp.kubectl_ok(&["get", "events", "-n", &e.ns, "-o", "json"]);
     assert!(events.contains("DriftCorrected"), "no DriftCorrected event");
     assert_eq!(e.sim.containers().len(), 1);
@@ -198,8 +278,13 @@ fn changing_the_node_moves_the_running_container() {
     let vmid = vmid_of(&e, "mover");
     assert_eq!(e.sim.container(vmid).unwrap()["node"], "pve1");
     apply(e.cp, &e.ns, &container_yaml("mover", "  node: pve2\n"));
-    wait_sim(&e, "on pve2 and running", |s| s.container(vmid).is_some_and(|c| c["node"] == "pve2" && c["status"] == "running"));
-    wait_for("status.node pve2", T, || (get_json(e.cp, &e.ns, "lxc", "mover")?["status"]["node"] == "pve2").then_some(()));
+    wait_sim(&e, "on pve2 and running", |s| {
+        s.container(vmid)
+            .is_some_and(|c| c["node"] == "pve2" && c["status"] == "running")
+    });
+    wait_for("status.node pve2", T, || {
+        (get_json(e.cp, &e.ns, "lxc", "mover")?["status"]["node"] == "pve2").then_some(())
+    });
     wait_ready(e.cp, &e.ns, "lxc", "mover", T);
 }
 
@@ -216,17 +301,37 @@ fn a_container_cloned_and_one_restored_from_a_backup_volume_reach_running() {
     let copy_vmid = copy["status"]["vmid"].as_u64().unwrap();
     let c = e.sim.container(copy_vmid).unwrap();
     assert_eq!(c["config"]["cores"], "2");
-    assert!(c["config"]["tags"].as_str().unwrap().contains(copy["metadata"]["uid"].as_str().unwrap()));
+    assert!(c["config"]["tags"]
+        .as_str()
+        .unwrap()
+        .contains(copy["metadata"]["uid"].as_str().unwrap()));
     // a backup archive made in Proxmox, restored into a new container
-    let upid = e.sim.call("POST", &format!("/nodes/{node}/vzdump"), &[("vmid", &origin.to_string()), ("storage", "nfs-backup"), ("mode", "snapshot")]);
+    let upid = e.sim.call(
+        "POST",
+        &format!("/nodes/{node}/vzdump"),
+        &[
+            ("vmid", &origin.to_string()),
+            ("storage", "nfs-backup"),
+            ("mode", "snapshot"),
+        ],
+    );
     assert!(upid["data"].as_str().is_some_and(|u| u.starts_with("UPID:")), "{upid}");
     let volid = wait_for("backup archive", T, || {
-        let content = e.sim.call("GET", &format!("/nodes/{node}/storage/nfs-backup/content"), &[]);
-        content["data"].as_array()?.iter().find_map(|v| v["volid"].as_str().map(str::to_string))
+        let content = e
+            .sim
+            .call("GET", &format!("/nodes/{node}/storage/nfs-backup/content"), &[]);
+        content["data"]
+            .as_array()?
+            .iter()
+            .find_map(|v| v["volid"].as_str().map(str::to_string))
     });
     // archives found in storage are listed in the container's status at its next full
     // reconcile (a spec change here; in production also the drift check)
-    apply(e.cp, &e.ns, &container_yaml("origin", "  state: Stopped\n  tags: [backed-up]\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml("origin", "  state: Stopped\n  tags: [backed-up]\n"),
+    );
     wait_for("backup listed in status", T, || {
         (get_json(e.cp, &e.ns, "lxc", "origin")?["status"]["backups"][0]["volid"].as_str()? == volid).then_some(())
     });
@@ -240,11 +345,28 @@ fn a_container_cloned_and_one_restored_from_a_backup_volume_reach_running() {
 
 /// Containers in the simulator carrying the identity tag of `uid`.
 fn tagged(sim: &Sim, uid: &str) -> usize {
-    sim.containers().iter().filter(|c| c["config"]["tags"].as_str().unwrap_or("").split(';').any(|t| t == format!("k8s-{uid}"))).count()
+    sim.containers()
+        .iter()
+        .filter(|c| {
+            c["config"]["tags"]
+                .as_str()
+                .unwrap_or("")
+                .split(';')
+                .any(|t| t == format!("k8s-{uid}"))
+        })
+        .count()
 }
 
 fn uids(e: &Env, names: &[String]) -> Vec<String> {
-    names.iter().map(|n| get_json(e.cp, &e.ns, "lxc", n).unwrap()["metadata"]["uid"].as_str().unwrap().to_string()).collect()
+    names
+        .iter()
+        .map(|n| {
+            get_json(e.cp, &e.ns, "lxc", n).unwrap()["metadata"]["uid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]
@@ -257,9 +379,16 @@ fn an_operator_killed_in_the_middle_of_creates_finishes_with_exactly_one_contain
         match i % 3 {
             0 => std::thread::sleep(Duration::from_millis(150)),
             1 => {
-                wait_for("vmid recorded", T, || get_json(e.cp, &e.ns, "lxc", name)?["status"]["vmid"].as_u64());
+                wait_for("vmid recorded", T, || {
+                    get_json(e.cp, &e.ns, "lxc", name)?["status"]["vmid"].as_u64()
+                });
             }
-            _ => wait_for("task running", T, || get_json(e.cp, &e.ns, "lxc", name)?["status"]["pendingTask"]["upid"].as_str().filter(|u| u.starts_with("UPID:")).map(|_| ())),
+            _ => wait_for("task running", T, || {
+                get_json(e.cp, &e.ns, "lxc", name)?["status"]["pendingTask"]["upid"]
+                    .as_str()
+                    .filter(|u| u.starts_with("UPID:"))
+                    .map(|_| ())
+            }),
         }
         e.op.kill();
         e.op.restart();
@@ -291,7 +420,10 @@ fn with_injected_500s_and_lock_errors_every_container_converges_without_duplicat
         wait_ready(e.cp, &e.ns, "lxc", n, Duration::from_secs(120));
     }
     let stats = e.sim.stats();
-    assert!(stats["statuses"]["500"].as_u64().unwrap_or(0) > 0, "no fault was injected: {stats}");
+    assert!(
+        stats["statuses"]["500"].as_u64().unwrap_or(0) > 0,
+        "no fault was injected: {stats}"
+    );
     for (name, uid) in names.iter().zip(uids(&e, &names)) {
         assert_eq!(tagged(&e.sim, &uid), 1, "{name} must have exactly one container");
     }
@@ -299,7 +431,11 @@ fn with_injected_500s_and_lock_errors_every_container_converges_without_duplicat
 }
 
 fn kube_writes(op: &Operator) -> f64 {
-    op.metrics().lines().filter(|l| l.starts_with("plo_kubernetes_writes_total")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    op.metrics()
+        .lines()
+        .filter(|l| l.starts_with("plo_kubernetes_writes_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 #[test]
@@ -327,7 +463,10 @@ fn in_steady_state_only_the_inventory_is_read_and_nothing_is_written() {
     let total = stats["total"].as_u64().unwrap();
     eprintln!("steady state, {n} Ready containers, resync 2s, {window:?}: {total} Proxmox requests ({inventory} inventory reads), {writes} Kubernetes writes");
     assert_eq!(total, inventory, "only inventory reads in steady state: {stats}");
-    assert!(inventory <= window.as_secs() / 2 + 1, "at most one inventory read per resync: {inventory}");
+    assert!(
+        inventory <= window.as_secs() / 2 + 1,
+        "at most one inventory read per resync: {inventory}"
+    );
     assert_eq!(writes, 0.0, "no Kubernetes writes in steady state");
 }
 
@@ -358,22 +497,45 @@ fn a_force_deleted_container_frees_its_task_slot_for_the_next_one() {
     // tasks take seconds, and one task at a time per node
     let sim = Sim::start(&["--clock-speed", "1"]);
     connect_cluster(cp, &ns, &sim, "2s");
-    let out = cp.kubectl(&["patch", "-n", &ns, "proxmoxcluster", "default", "--type=merge", "-p", r#"{"spec":{"limits":{"maxConcurrentTasksPerNode":1,"requestsPerSecond":500}}}"#]);
+    let out = cp.kubectl(&[
+        "patch",
+        "-n",
+        &ns,
+        "proxmoxcluster",
+        "default",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"limits":{"maxConcurrentTasksPerNode":1,"requestsPerSecond":500}}}"#,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _op = Operator::start_with(cp, &ns, &["--prune-interval", "2s"]);
     wait_ready(cp, &ns, "proxmoxcluster", "default", T);
     apply(cp, &ns, &container_yaml("first", "  node: pve1\n"));
     wait_for("the first create to run", T, || {
         let o = get_json(cp, &ns, "lxc", "first")?;
-        o["status"]["pendingTask"]["upid"].as_str()?.starts_with("UPID:").then_some(())
+        o["status"]["pendingTask"]["upid"]
+            .as_str()?
+            .starts_with("UPID:")
+            .then_some(())
     });
     // deleted, then its finalizer removed by hand while the task runs: the object vanishes
     // without the cleanup pass that would free its slot
     let out = cp.kubectl(&["delete", "-n", &ns, "lxc", "first", "--wait=false"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cp.kubectl(&["patch", "-n", &ns, "lxc", "first", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
+    let out = cp.kubectl(&[
+        "patch",
+        "-n",
+        &ns,
+        "lxc",
+        "first",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_for("the first object to be gone", T, || get_json(cp, &ns, "lxc", "first").is_none().then_some(()));
+    wait_for("the first object to be gone", T, || {
+        get_json(cp, &ns, "lxc", "first").is_none().then_some(())
+    });
     apply(cp, &ns, &container_yaml("second", "  node: pve1\n"));
     let obj = wait_ready(cp, &ns, "lxc", "second", T);
     assert_eq!(obj["status"]["phase"], "Running");

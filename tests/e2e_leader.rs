@@ -19,38 +19,65 @@ fn one_leader_works_and_the_standby_takes_over_when_it_is_killed() {
     let ns = cp.namespace("leader");
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
-    let args = ["--leader-election", "--lease-namespace", ns.as_str(), "--lease-name", "plo"];
+    let args = [
+        "--leader-election",
+        "--lease-namespace",
+        ns.as_str(),
+        "--lease-name",
+        "plo",
+    ];
     let mut a = Operator::start_with(cp, &ns, &args);
-    wait_for("a leads", Duration::from_secs(30), || a.log().contains("became the leader").then_some(()));
+    wait_for("a leads", Duration::from_secs(30), || {
+        a.log().contains("became the leader").then_some(())
+    });
     let b = Operator::start_with(cp, &ns, &args);
-    wait_for("b stands by", Duration::from_secs(30), || b.log().contains("standing by").then_some(()));
+    wait_for("b stands by", Duration::from_secs(30), || {
+        b.log().contains("standing by").then_some(())
+    });
     for n in ["one", "two"] {
         cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container(n)));
     }
     for n in ["one", "two"] {
         wait_ready(cp, &ns, "lxc", n, Duration::from_secs(60));
     }
-    assert!(!b.log().contains("became the leader"), "the standby must not lead while the leader lives");
+    assert!(
+        !b.log().contains("became the leader"),
+        "the standby must not lead while the leader lives"
+    );
     let killed = std::time::Instant::now();
     a.kill();
     cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("three")));
-    wait_for("b leads", Duration::from_secs(40), || b.log().contains("became the leader").then_some(()));
+    wait_for("b leads", Duration::from_secs(40), || {
+        b.log().contains("became the leader").then_some(())
+    });
     let failover = killed.elapsed();
     wait_ready(cp, &ns, "lxc", "three", Duration::from_secs(60));
     eprintln!("failover took {failover:?}");
     assert!(failover < Duration::from_secs(25), "failover took {failover:?}");
-    let lease: serde_json::Value = serde_json::from_str(&cp.kubectl_ok(&["get", "lease", "-n", &ns, "plo", "-o", "json"])).unwrap();
+    let lease: serde_json::Value =
+        serde_json::from_str(&cp.kubectl_ok(&["get", "lease", "-n", &ns, "plo", "-o", "json"])).unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
-    assert_eq!(creates(&sim), 3, "each container is created exactly once: {}", sim.stats());
+    assert_eq!(
+        creates(&sim),
+        3,
+        "each container is created exactly once: {}",
+        sim.stats()
+    );
     assert_eq!(sim.containers().len(), 3);
 }
 
 fn sigterm_and_wait(op: &mut Operator, within: Duration) -> Duration {
     let pid = op.pid().expect("operator runs");
     let t0 = std::time::Instant::now();
-    let ok = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -TERM {pid}");
-    wait_for("the operator exits after SIGTERM", within, || (!op.is_running()).then_some(()));
+    wait_for("the operator exits after SIGTERM", within, || {
+        (!op.is_running()).then_some(())
+    });
     t0.elapsed()
 }
 
@@ -64,7 +91,11 @@ fn sigterm_stops_a_running_operator_gracefully() {
     cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("one")));
     wait_ready(cp, &ns, "lxc", "one", Duration::from_secs(60));
     let took = sigterm_and_wait(&mut op, Duration::from_secs(15));
-    assert!(op.log().contains("operator stopped") || op.log().contains("shutdown timeout"), "{}", op.log());
+    assert!(
+        op.log().contains("operator stopped") || op.log().contains("shutdown timeout"),
+        "{}",
+        op.log()
+    );
     eprintln!("stopped {took:?} after SIGTERM");
 }
 
@@ -77,10 +108,18 @@ fn sigterm_stops_an_operator_whose_apiserver_stopped_answering() {
     let ns = cp.namespace("frozen");
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
-    let server = std::fs::read_to_string(&cp.kubeconfig).unwrap().lines().find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string)).unwrap();
+    let server = std::fs::read_to_string(&cp.kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string))
+        .unwrap();
     let proxy = FreezableProxy::start(server.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let mut op = Operator::start_with_kubeconfig(&proxy.kubeconfig(&cp.kubeconfig, dir.path()), &ns, &["--shutdown-timeout", "3s"]);
+    let mut op = Operator::start_with_kubeconfig(
+        &proxy.kubeconfig(&cp.kubeconfig, dir.path()),
+        &ns,
+        &["--shutdown-timeout", "3s"],
+    );
     cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("one")));
     wait_ready(cp, &ns, "lxc", "one", Duration::from_secs(60));
     proxy.freeze();
@@ -89,5 +128,9 @@ fn sigterm_stops_an_operator_whose_apiserver_stopped_answering() {
     assert!(op.is_running());
     let took = sigterm_and_wait(&mut op, Duration::from_secs(12));
     eprintln!("stopped {took:?} after SIGTERM");
-    assert!(op.log().contains("shutdown timeout") || op.log().contains("operator stopped"), "{}", op.log());
+    assert!(
+        op.log().contains("shutdown timeout") || op.log().contains("operator stopped"),
+        "{}",
+        op.log()
+    );
 }

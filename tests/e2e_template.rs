@@ -39,14 +39,30 @@ fn env(prefix: &str) -> Env {
 }
 
 fn status_u64(e: &Env, kind: &str, name: &str, field: &str) -> u64 {
-    get_json(e.cp, &e.ns, kind, name).unwrap()["status"][field].as_u64().unwrap_or_else(|| panic!("{kind}/{name} has no status.{field}"))
+    get_json(e.cp, &e.ns, kind, name).unwrap()["status"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{kind}/{name} has no status.{field}"))
 }
 
 /// Reasons of the Events about `name`.
 fn event_reasons(e: &Env, name: &str) -> Vec<String> {
-    let out = e.cp.kubectl_ok(&["get", "events", "-n", &e.ns, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json"]);
+    let out = e.cp.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        &e.ns,
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "json",
+    ]);
     let v: Value = serde_json::from_str(&out).unwrap();
-    v["items"].as_array().unwrap().iter().map(|i| i["reason"].as_str().unwrap_or("").to_string()).collect()
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reason"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 /// Waits until `kind/name` has a Ready condition with `reason`; returns its message.
@@ -58,18 +74,30 @@ fn wait_reason(e: &Env, kind: &str, name: &str, reason: &str) -> String {
 }
 
 fn tags(ct: &Value) -> Vec<String> {
-    ct["config"]["tags"].as_str().unwrap_or("").split(';').map(str::to_string).collect()
+    ct["config"]["tags"]
+        .as_str()
+        .unwrap_or("")
+        .split(';')
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
 fn an_appliance_template_is_downloaded_built_and_converted_and_a_second_one_reuses_the_image() {
     let e = env("tmpl-build");
     let spec = "  image: {appliance: alpine-3.20-default}\n  resources: {cores: 1, memory: 256Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n";
-    apply(e.cp, &e.ns, &template_yaml("alpine", &format!("{spec}  tags: [base]\n")));
+    apply(
+        e.cp,
+        &e.ns,
+        &template_yaml("alpine", &format!("{spec}  tags: [base]\n")),
+    );
     let obj = wait_ready(e.cp, &e.ns, "lxct", "alpine", T);
     let st = &obj["status"];
     assert_eq!(st["phase"], "Ready");
-    assert_eq!(st["osTemplate"], "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz");
+    assert_eq!(
+        st["osTemplate"],
+        "local:vztmpl/alpine-3.20-default_20240908_amd64.tar.xz"
+    );
     let vmid = st["vmid"].as_u64().unwrap();
     let node = st["node"].as_str().unwrap().to_string();
     let ct = e.sim.container(vmid).expect("template in the simulator");
@@ -77,9 +105,20 @@ fn an_appliance_template_is_downloaded_built_and_converted_and_a_second_one_reus
     assert_eq!(ct["node"], node.as_str());
     assert_eq!(ct["config"]["cores"], "1");
     assert_eq!(ct["config"]["memory"], "256");
-    assert!(ct["config"]["rootfs"].as_str().unwrap().contains(&format!("base-{vmid}-disk")), "{}", ct["config"]["rootfs"]);
+    assert!(
+        ct["config"]["rootfs"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("base-{vmid}-disk")),
+        "{}",
+        ct["config"]["rootfs"]
+    );
     let uid = obj["metadata"]["uid"].as_str().unwrap();
-    assert!(tags(&ct).contains(&format!("k8s-{uid}")) && tags(&ct).contains(&"base".to_string()), "{:?}", tags(&ct));
+    assert!(
+        tags(&ct).contains(&format!("k8s-{uid}")) && tags(&ct).contains(&"base".to_string()),
+        "{:?}",
+        tags(&ct)
+    );
     let reasons = event_reasons(&e, "alpine");
     for r in ["Downloading", "Building", "Ready"] {
         assert!(reasons.iter().any(|x| x == r), "no {r} event: {reasons:?}");
@@ -87,11 +126,19 @@ fn an_appliance_template_is_downloaded_built_and_converted_and_a_second_one_reus
     assert_eq!(e.sim.count("POST /nodes/{node}/aplinfo"), 1);
 
     // the same image on the same node again: no second download
-    apply(e.cp, &e.ns, &template_yaml("alpine-2", &format!("{spec}  node: {node}\n  tags: [base, second]\n")));
+    apply(
+        e.cp,
+        &e.ns,
+        &template_yaml("alpine-2", &format!("{spec}  node: {node}\n  tags: [base, second]\n")),
+    );
     let obj2 = wait_ready(e.cp, &e.ns, "lxct", "alpine-2", T);
     assert_eq!(obj2["status"]["osTemplate"], st["osTemplate"]);
     assert_ne!(obj2["status"]["vmid"], st["vmid"]);
-    assert_eq!(e.sim.count("POST /nodes/{node}/aplinfo"), 1, "the image was downloaded twice");
+    assert_eq!(
+        e.sim.count("POST /nodes/{node}/aplinfo"),
+        1,
+        "the image was downloaded twice"
+    );
 
     // an image from a URL goes through download-url with its checksum
     apply(
@@ -119,16 +166,30 @@ fn linked_and_full_clones_run_with_their_own_cores_memory_network_and_disk_size(
         &container_yaml("full", "  source: {template: {name: base, full: true}}\n  resources: {cores: 3, memory: 768Mi}\n  rootfs: {storage: local-lvm, size: 6Gi}\n  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.0.0.8/24}}\n"),
     );
     // a full clone onto another node than the template's (local storage: cloned, then moved)
-    apply(e.cp, &e.ns, &container_yaml("elsewhere", "  node: pve2\n  source: {template: {name: base, full: true}}\n  rootfs: {storage: local-lvm, size: 3Gi}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml(
+            "elsewhere",
+            "  node: pve2\n  source: {template: {name: base, full: true}}\n  rootfs: {storage: local-lvm, size: 3Gi}\n",
+        ),
+    );
     // a linked clone cannot leave the template's node when its storage is not shared
-    apply(e.cp, &e.ns, &container_yaml("linked-elsewhere", "  node: pve3\n  source: {template: {name: base}}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml("linked-elsewhere", "  node: pve3\n  source: {template: {name: base}}\n"),
+    );
     wait_reason(&e, "lxc", "linked", "WaitingForTemplate");
     apply(e.cp, &e.ns, &template_yaml("base", "  node: pve1\n  image: {appliance: debian-12-standard}\n  resources: {cores: 1, memory: 256Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {dhcp: true}}\n"));
     let t = wait_ready(e.cp, &e.ns, "lxct", "base", T);
     let tvmid = t["status"]["vmid"].as_u64().unwrap();
     // debian-12-standard is already in `local` on every node of the simulator: nothing downloaded
     assert_eq!(e.sim.count("POST /nodes/{node}/aplinfo"), 0);
-    for (name, cores, memory, disk, ip, linked) in [("linked", "2", "1024", "4G", "10.0.0.7/24", true), ("full", "3", "768", "6G", "10.0.0.8/24", false)] {
+    for (name, cores, memory, disk, ip, linked) in [
+        ("linked", "2", "1024", "4G", "10.0.0.7/24", true),
+        ("full", "3", "768", "6G", "10.0.0.8/24", false),
+    ] {
         let o = wait_ready(e.cp, &e.ns, "lxc", name, T);
         assert_eq!(o["status"]["phase"], "Running", "{name}");
         let ct = e.sim.container(o["status"]["vmid"].as_u64().unwrap()).unwrap();
@@ -138,8 +199,16 @@ fn linked_and_full_clones_run_with_their_own_cores_memory_network_and_disk_size(
         assert_eq!(cfg["memory"], memory, "{name}");
         let rootfs = cfg["rootfs"].as_str().unwrap();
         assert!(rootfs.contains(&format!("size={disk}")), "{name}: {rootfs}");
-        assert_eq!(rootfs.contains(&format!("base-{tvmid}-disk")), linked, "{name}: {rootfs}");
-        assert!(cfg["net0"].as_str().unwrap().contains(&format!("ip={ip}")), "{name}: {}", cfg["net0"]);
+        assert_eq!(
+            rootfs.contains(&format!("base-{tvmid}-disk")),
+            linked,
+            "{name}: {rootfs}"
+        );
+        assert!(
+            cfg["net0"].as_str().unwrap().contains(&format!("ip={ip}")),
+            "{name}: {}",
+            cfg["net0"]
+        );
         assert_eq!(cfg["hostname"], name);
     }
     let o = wait_ready(e.cp, &e.ns, "lxc", "elsewhere", T);
@@ -158,22 +227,41 @@ fn an_edited_template_is_rebuilt_and_deletion_waits_until_no_linked_clone_uses_a
     apply(e.cp, &e.ns, &template_yaml("base", spec));
     wait_ready(e.cp, &e.ns, "lxct", "base", T);
     let old = status_u64(&e, "lxct", "base", "vmid");
-    apply(e.cp, &e.ns, &container_yaml("web", "  source: {template: {name: base}}\n  rootfs: {storage: local-lvm, size: 2Gi}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml(
+            "web",
+            "  source: {template: {name: base}}\n  rootfs: {storage: local-lvm, size: 2Gi}\n",
+        ),
+    );
     wait_ready(e.cp, &e.ns, "lxc", "web", T);
     let web = status_u64(&e, "lxc", "web", "vmid");
 
     // an edit builds a new template; the old one stays for the linked clone
-    apply(e.cp, &e.ns, &template_yaml("base", &format!("{spec}  tags: [edited]\n  resources: {{cores: 2}}\n")));
+    apply(
+        e.cp,
+        &e.ns,
+        &template_yaml("base", &format!("{spec}  tags: [edited]\n  resources: {{cores: 2}}\n")),
+    );
     let obj = wait_for("a new build", T, || {
         let o = get_json(e.cp, &e.ns, "lxct", "base")?;
         let v = o["status"]["vmid"].as_u64()?;
         (v != old && condition(&o, "Ready")?.0 == "True").then_some(o)
     });
     let new = obj["status"]["vmid"].as_u64().unwrap();
-    assert_eq!(obj["status"]["previous"][0]["vmid"].as_u64(), Some(old), "{}", obj["status"]);
+    assert_eq!(
+        obj["status"]["previous"][0]["vmid"].as_u64(),
+        Some(old),
+        "{}",
+        obj["status"]
+    );
     assert!(condition(&obj, "Ready").unwrap().2.contains(&format!("CT {old}")));
     assert_eq!(e.sim.container(new).unwrap()["config"]["cores"], "2");
-    assert!(e.sim.container(old).is_some(), "the old build was deleted while a linked clone uses it");
+    assert!(
+        e.sim.container(old).is_some(),
+        "the old build was deleted while a linked clone uses it"
+    );
 
     // deletion is refused and explained while the clone exists
     e.cp.kubectl_ok(&["delete", "lxct", "base", "-n", &e.ns, "--wait=false"]);
@@ -186,7 +274,9 @@ fn an_edited_template_is_rebuilt_and_deletion_waits_until_no_linked_clone_uses_a
 
     // once the clone is gone, both builds and the object go
     e.cp.kubectl_ok(&["delete", "lxc", "web", "-n", &e.ns, "--wait=false"]);
-    wait_for("the template object to go", T, || get_json(e.cp, &e.ns, "lxct", "base").is_none().then_some(()));
+    wait_for("the template object to go", T, || {
+        get_json(e.cp, &e.ns, "lxct", "base").is_none().then_some(())
+    });
     assert!(e.sim.container(old).is_none(), "old build left behind");
     assert!(e.sim.container(new).is_none(), "new build left behind");
     assert!(e.sim.container(web).is_none());
@@ -195,8 +285,16 @@ fn an_edited_template_is_rebuilt_and_deletion_waits_until_no_linked_clone_uses_a
 #[test]
 fn a_missing_image_volid_or_an_unknown_appliance_gives_ready_false_naming_it() {
     let e = env("tmpl-bad");
-    apply(e.cp, &e.ns, &template_yaml("novol", "  image: {volid: \"local:vztmpl/nope-1.0_amd64.tar.zst\"}\n"));
-    apply(e.cp, &e.ns, &template_yaml("noappl", "  image: {appliance: no-such-appliance}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &template_yaml("novol", "  image: {volid: \"local:vztmpl/nope-1.0_amd64.tar.zst\"}\n"),
+    );
+    apply(
+        e.cp,
+        &e.ns,
+        &template_yaml("noappl", "  image: {appliance: no-such-appliance}\n"),
+    );
     let msg = wait_reason(&e, "lxct", "novol", "ImageNotFound");
     assert!(msg.contains("local:vztmpl/nope-1.0_amd64.tar.zst"), "{msg}");
     let msg = wait_reason(&e, "lxct", "noappl", "ApplianceNotFound");

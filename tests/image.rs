@@ -60,10 +60,7 @@ fn blob(layout: &Path, digest: &str) -> Vec<u8> {
 fn image() -> &'static Image {
     static IMAGE: OnceLock<Image> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("plo-image-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("plo-image-").tempdir().unwrap();
         let ctx = dir.path().join("ctx");
         std::fs::create_dir(&ctx).unwrap();
         run(Command::new("sh")
@@ -101,8 +98,7 @@ fn image() -> &'static Image {
         .args(["-t", "localhost/proxmox-lxc-operator:test"])
         .arg(&ctx));
         let layout = dir.path().join("oci");
-        run(buildah(&["push", "localhost/proxmox-lxc-operator:test"])
-            .arg(format!("oci:{}:test", layout.display())));
+        run(buildah(&["push", "localhost/proxmox-lxc-operator:test"]).arg(format!("oci:{}:test", layout.display())));
         run(Command::new("umoci")
             .args(["unpack", "--image"])
             .arg(format!("{}:test", layout.display()))
@@ -111,18 +107,11 @@ fn image() -> &'static Image {
             "image built, pushed to an OCI layout and unpacked in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        let index: Value =
-            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let manifest: Value = serde_json::from_slice(&blob(
-            &layout,
-            index["manifests"][0]["digest"].as_str().unwrap(),
-        ))
-        .unwrap();
-        let config: Value = serde_json::from_slice(&blob(
-            &layout,
-            manifest["config"]["digest"].as_str().unwrap(),
-        ))
-        .unwrap();
+        let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let manifest: Value =
+            serde_json::from_slice(&blob(&layout, index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+        let config: Value =
+            serde_json::from_slice(&blob(&layout, manifest["config"]["digest"].as_str().unwrap())).unwrap();
         let layers_bytes = manifest["layers"]
             .as_array()
             .unwrap()
@@ -152,8 +141,7 @@ fn charts_user() -> String {
 /// environment and nothing of ours but `env`.
 fn in_image(img: &Image, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new("chroot");
-    cmd.arg(format!("--userspec={}", charts_user()))
-        .arg(&img.rootfs);
+    cmd.arg(format!("--userspec={}", charts_user())).arg(&img.rootfs);
     cmd.args(
         img.config["config"]["Entrypoint"]
             .as_array()
@@ -182,9 +170,7 @@ fn the_image_runs_as_the_charts_non_root_user() {
     );
     let passwd = std::fs::read_to_string(img.rootfs.join("etc/passwd")).unwrap();
     assert!(
-        passwd
-            .lines()
-            .any(|l| l.starts_with("nonroot:x:65532:65532:")),
+        passwd.lines().any(|l| l.starts_with("nonroot:x:65532:65532:")),
         "{passwd}"
     );
     assert_eq!(
@@ -267,10 +253,7 @@ fn the_image_holds_only_the_binary_its_libraries_and_ca_certificates_within_its_
         MAX_ROOTFS_BYTES >> 20,
         MAX_LAYERS_BYTES >> 20
     );
-    assert!(
-        total <= MAX_ROOTFS_BYTES,
-        "the unpacked image is {total} bytes"
-    );
+    assert!(total <= MAX_ROOTFS_BYTES, "the unpacked image is {total} bytes");
     assert!(
         img.layers_bytes <= MAX_LAYERS_BYTES,
         "the image's layers are {} bytes",
@@ -282,24 +265,12 @@ fn the_image_holds_only_the_binary_its_libraries_and_ca_certificates_within_its_
 fn the_image_carries_the_oci_labels_source_version_revision_and_licence() {
     let labels = &image().config["config"]["Labels"];
     let want = [
-        (
-            "org.opencontainers.image.source",
-            env!("CARGO_PKG_REPOSITORY"),
-        ),
+        ("org.opencontainers.image.source", env!("CARGO_PKG_REPOSITORY")),
         ("org.opencontainers.image.version", VERSION),
-        (
-            "org.opencontainers.image.revision",
-            COMMIT.unwrap_or("unknown"),
-        ),
-        (
-            "org.opencontainers.image.licenses",
-            env!("CARGO_PKG_LICENSE"),
-        ),
+        ("org.opencontainers.image.revision", COMMIT.unwrap_or("unknown")),
+        ("org.opencontainers.image.licenses", env!("CARGO_PKG_LICENSE")),
         ("org.opencontainers.image.title", env!("CARGO_PKG_NAME")),
-        (
-            "org.opencontainers.image.description",
-            env!("CARGO_PKG_DESCRIPTION"),
-        ),
+        ("org.opencontainers.image.description", env!("CARGO_PKG_DESCRIPTION")),
     ];
     for (key, value) in want {
         assert_eq!(labels[key], value, "label {key}: {labels}");
@@ -334,13 +305,7 @@ fn the_binary_from_the_images_root_filesystem_serves_healthz_against_the_test_ap
     let file = std::fs::File::create(&log).unwrap();
     let mut child = in_image(
         img,
-        &[
-            "run",
-            "--namespace",
-            &ns,
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-        ],
+        &["run", "--namespace", &ns, "--http-addr", &format!("127.0.0.1:{port}")],
         &[("KUBECONFIG", &kubeconfig), ("RUST_LOG", "info")],
     )
     .stdout(file.try_clone().unwrap())
@@ -372,11 +337,9 @@ fn the_binary_from_the_images_root_filesystem_serves_healthz_against_the_test_ap
     );
     // "operator running" comes after it read the CRDs through the apiserver (TLS, client
     // certificate, CA all from the kubeconfig): it really talks to it from inside the image.
-    common::wait_for(
-        "the operator to reach the apiserver",
-        Duration::from_secs(60),
-        || logs().contains("operator running").then_some(()),
-    );
+    common::wait_for("the operator to reach the apiserver", Duration::from_secs(60), || {
+        logs().contains("operator running").then_some(())
+    });
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert_eq!(

@@ -12,20 +12,58 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use proxmox_lxc_operator::pve::props::{encode_tags, format_size, parse_size, parse_tags};
-use proxmox_lxc_operator::pve::{ClusterResource, Features, Interface, LxcConfig, MountPoint, NetConfig, Startup, TaskStatus, Upid};
+use proxmox_lxc_operator::pve::{
+    ClusterResource, Features, Interface, LxcConfig, MountPoint, NetConfig, Startup, TaskStatus, Upid,
+};
 use serde_json::Value;
 
 const FUZZ_DEFAULT_CASES: u32 = 256;
 
 fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(FUZZ_DEFAULT_CASES);
-    Config { cases, failure_persistence: None, max_shrink_iters: 4096, ..Config::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FUZZ_DEFAULT_CASES);
+    Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_iters: 4096,
+        ..Config::default()
+    }
 }
 
 // ------------------------------------------------------------------------- input generators
 
-const NET_KEYS: &[&str] = &["name", "bridge", "firewall", "gw", "gw6", "host-managed", "hwaddr", "ip", "ip6", "link_down", "mtu", "rate", "tag", "trunks", "type"];
-const MP_KEYS: &[&str] = &["volume", "mp", "acl", "backup", "keepattrs", "mountoptions", "quota", "replicate", "ro", "shared", "size"];
+const NET_KEYS: &[&str] = &[
+    "name",
+    "bridge",
+    "firewall",
+    "gw",
+    "gw6",
+    "host-managed",
+    "hwaddr",
+    "ip",
+    "ip6",
+    "link_down",
+    "mtu",
+    "rate",
+    "tag",
+    "trunks",
+    "type",
+];
+const MP_KEYS: &[&str] = &[
+    "volume",
+    "mp",
+    "acl",
+    "backup",
+    "keepattrs",
+    "mountoptions",
+    "quota",
+    "replicate",
+    "ro",
+    "shared",
+    "size",
+];
 const FEATURE_KEYS: &[&str] = &["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"];
 const STARTUP_KEYS: &[&str] = &["order", "up", "down"];
 
@@ -49,11 +87,15 @@ fn prop_value() -> BoxedStrategy<String> {
 fn prop_string(keys: &'static [&'static str]) -> BoxedStrategy<String> {
     let key = prop_oneof![4 => proptest::sample::select(keys).prop_map(String::from), 1 => "[a-z][a-z0-9_-]{0,6}", 1 => "[A-Z0-9 =]{0,3}"];
     let pair = (key, prop_value(), 0..10u8).prop_map(|(k, v, r)| match r {
-        0 => k,                // key without `=`
+        0 => k,               // key without `=`
         1 => format!("={v}"), // value without key
         _ => format!("{k}={v}"),
     });
-    (proptest::option::of(prop_value()), proptest::collection::vec(pair, 0..8), 0..6u8)
+    (
+        proptest::option::of(prop_value()),
+        proptest::collection::vec(pair, 0..8),
+        0..6u8,
+    )
         .prop_map(|(first, pairs, sep)| {
             let mut parts: Vec<String> = first.into_iter().collect();
             parts.extend(pairs);
@@ -73,7 +115,10 @@ fn junk() -> BoxedStrategy<String> {
     prop_oneof![
         any::<String>(),
         proptest::collection::vec((any::<f64>(), "[a-z]{1,8}"), 0..6).prop_map(|v| {
-            let m: serde_json::Map<String, Value> = v.into_iter().filter_map(|(f, k)| Some((k, Value::Number(serde_json::Number::from_f64(f)?)))).collect();
+            let m: serde_json::Map<String, Value> = v
+                .into_iter()
+                .filter_map(|(f, k)| Some((k, Value::Number(serde_json::Number::from_f64(f)?))))
+                .collect();
             Value::Object(m).to_string()
         }),
         "[\\[\\]{}:,\"0-9a-z.eE+-]{0,40}",
@@ -95,7 +140,11 @@ fn json(keys: &'static [&'static str]) -> BoxedStrategy<Value> {
         // floats exactly representable by serde_json's text parser (≤ 10 digits, |exp| ≤ 15):
         // its default parser is not correctly rounded for all f64, which is serde_json's own
         // limit (feature `float_roundtrip`), not the decoders'
-        (any::<i32>(), -15..15i32).prop_map(|(m, e)| serde_json::Number::from_f64(format!("{m}e{e}").parse().unwrap()).map(Value::Number).unwrap_or(Value::Null)),
+        (any::<i32>(), -15..15i32).prop_map(
+            |(m, e)| serde_json::Number::from_f64(format!("{m}e{e}").parse().unwrap())
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        ),
         prop_value().prop_map(Value::from),
         "-?[0-9]{1,21}(\\.[0-9]{1,3})?".prop_map(Value::from),
     ];
@@ -103,7 +152,8 @@ fn json(keys: &'static [&'static str]) -> BoxedStrategy<Value> {
     leaf.prop_recursive(2, 24, 6, move |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            proptest::collection::btree_map(key.clone(), inner, 0..10).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map(key.clone(), inner, 0..10)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
     .boxed()
@@ -113,19 +163,90 @@ fn json(keys: &'static [&'static str]) -> BoxedStrategy<Value> {
 fn json_object(keys: &'static [&'static str], prop_keys: &'static [&'static str]) -> BoxedStrategy<Value> {
     let val = prop_oneof![3 => json(prop_keys), 3 => prop_string(prop_keys).prop_map(Value::from)];
     let key = prop_oneof![5 => proptest::sample::select(keys).prop_map(String::from), 1 => "(net|mp|unused)[0-9]{1,3}", 1 => "[a-z0-9_-]{1,8}"];
-    proptest::collection::btree_map(key, val, 0..16).prop_map(|m| Value::Object(m.into_iter().collect())).boxed()
+    proptest::collection::btree_map(key, val, 0..16)
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+        .boxed()
 }
 
 const LXC_CONFIG_KEYS: &[&str] = &[
-    "hostname", "ostype", "arch", "cores", "cpulimit", "cpuunits", "memory", "swap", "unprivileged", "onboot", "protection",
-    "template", "lock", "tags", "description", "rootfs", "features", "startup", "nameserver", "searchdomain", "digest", "net0", "net1", "mp0", "unused0",
+    "hostname",
+    "ostype",
+    "arch",
+    "cores",
+    "cpulimit",
+    "cpuunits",
+    "memory",
+    "swap",
+    "unprivileged",
+    "onboot",
+    "protection",
+    "template",
+    "lock",
+    "tags",
+    "description",
+    "rootfs",
+    "features",
+    "startup",
+    "nameserver",
+    "searchdomain",
+    "digest",
+    "net0",
+    "net1",
+    "mp0",
+    "unused0",
 ];
 const CLUSTER_RESOURCE_KEYS: &[&str] = &[
-    "id", "type", "vmid", "node", "status", "name", "tags", "lock", "template", "pool", "hastate", "cpu", "maxcpu", "mem", "maxmem", "disk",
-    "maxdisk", "netin", "netout", "diskread", "diskwrite", "uptime", "storage", "content", "shared", "plugintype",
+    "id",
+    "type",
+    "vmid",
+    "node",
+    "status",
+    "name",
+    "tags",
+    "lock",
+    "template",
+    "pool",
+    "hastate",
+    "cpu",
+    "maxcpu",
+    "mem",
+    "maxmem",
+    "disk",
+    "maxdisk",
+    "netin",
+    "netout",
+    "diskread",
+    "diskwrite",
+    "uptime",
+    "storage",
+    "content",
+    "shared",
+    "plugintype",
 ];
-const TASK_STATUS_KEYS: &[&str] = &["upid", "node", "pid", "pstart", "starttime", "type", "id", "user", "tokenid", "status", "exitstatus"];
-const INTERFACE_KEYS: &[&str] = &["name", "hwaddr", "hardware-address", "inet", "inet6", "ip-addresses", "ip-address", "ip-address-type", "prefix"];
+const TASK_STATUS_KEYS: &[&str] = &[
+    "upid",
+    "node",
+    "pid",
+    "pstart",
+    "starttime",
+    "type",
+    "id",
+    "user",
+    "tokenid",
+    "status",
+    "exitstatus",
+];
+const INTERFACE_KEYS: &[&str] = &[
+    "name",
+    "hwaddr",
+    "hardware-address",
+    "inet",
+    "inet6",
+    "ip-addresses",
+    "ip-address",
+    "ip-address-type",
+    "prefix",
+];
 
 // ------------------------------------------------------------------------- checks
 
@@ -137,7 +258,11 @@ fn stable<T: PartialEq + std::fmt::Debug, E: std::fmt::Debug, F: std::fmt::Debug
 ) -> Result<(), TestCaseError> {
     let Ok(v) = parse(input) else { return Ok(()) };
     let Ok(s) = encode(&v) else { return Ok(()) };
-    let v2 = parse(&s).map_err(|e| TestCaseError::fail(format!("{input:?} parsed to {v:?}, encoded to {s:?}, which does not parse: {e:?}")))?;
+    let v2 = parse(&s).map_err(|e| {
+        TestCaseError::fail(format!(
+            "{input:?} parsed to {v:?}, encoded to {s:?}, which does not parse: {e:?}"
+        ))
+    })?;
     prop_assert_eq!(&v2, &v, "input {:?} encoded to {:?}", input, s);
     let s2 = encode(&v2).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
     prop_assert_eq!(s2, s);
@@ -273,7 +398,19 @@ mod regressions {
 
     #[test]
     fn known_inputs_do_not_panic() {
-        for s in ["", ",", "=", "name=", "name=eth0,,", "volume=,mp=/a", "order=", "size=1.5.5G", "size=99999999999999999999T", "trunks=;;", "rate=NaN"] {
+        for s in [
+            "",
+            ",",
+            "=",
+            "name=",
+            "name=eth0,,",
+            "volume=,mp=/a",
+            "order=",
+            "size=1.5.5G",
+            "size=99999999999999999999T",
+            "trunks=;;",
+            "rate=NaN",
+        ] {
             let _ = NetConfig::parse(s);
             let _ = MountPoint::parse_rootfs(s);
             let _ = MountPoint::parse_mp(s);

@@ -39,9 +39,7 @@ fn pki() -> TestPki {
 fn pki_named(ca_name: &str) -> TestPki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, ca_name);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
     let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
@@ -70,9 +68,7 @@ struct Seen {
 
 impl Seen {
     fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
+        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
     }
 }
 
@@ -120,9 +116,7 @@ async fn serve_on(listener: TcpListener, pki: Arc<TestPki>, handler: Handler) ->
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(
-                pki.leaf_der.clone(),
-            )],
+            vec![rustls::pki_types::CertificateDer::from(pki.leaf_der.clone())],
             rustls::pki_types::PrivateKeyDer::Pkcs8(pki.leaf_key_der.clone().into()),
         )
         .unwrap();
@@ -184,19 +178,14 @@ async fn serve_on(listener: TcpListener, pki: Arc<TestPki>, handler: Handler) ->
     Server { addr, seen, pki }
 }
 
-async fn serve(
-    pki: Arc<TestPki>,
-    handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
-) -> Server {
+async fn serve(pki: Arc<TestPki>, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     serve_on(listener, pki, Arc::new(handler)).await
 }
 
 fn version_handler(s: &Seen) -> Reply {
     match (s.method.as_str(), s.path.as_str()) {
-        ("GET", "/api2/json/version") => {
-            ok(serde_json::json!({"version": "9.1.1", "release": "9.1", "repoid": "abc"}))
-        }
+        ("GET", "/api2/json/version") => ok(serde_json::json!({"version": "9.1.1", "release": "9.1", "repoid": "abc"})),
         _ => err(501, "not implemented", r#"{"data":null}"#),
     }
 }
@@ -248,12 +237,7 @@ async fn fingerprint_pinning_accepts_the_right_certificate_in_either_notation() 
     let v = pinned(&server, token()).version().await.unwrap();
     assert_eq!(v.version.as_deref(), Some("9.1.1"));
     let plain = server.fingerprint().replace(':', "").to_lowercase();
-    let c = Client::new(config(
-        vec![server.url()],
-        token(),
-        TlsMode::Fingerprint(plain),
-    ))
-    .unwrap();
+    let c = Client::new(config(vec![server.url()], token(), TlsMode::Fingerprint(plain))).unwrap();
     c.version().await.unwrap();
 }
 
@@ -261,17 +245,10 @@ async fn fingerprint_pinning_accepts_the_right_certificate_in_either_notation() 
 async fn wrong_fingerprint_is_rejected_with_both_fingerprints_in_the_error() {
     let server = serve(Arc::new(pki()), version_handler).await;
     let other = cert_fingerprint(&pki().leaf_der);
-    let c = Client::new(config(
-        vec![server.url()],
-        token(),
-        TlsMode::Fingerprint(other.clone()),
-    ))
-    .unwrap();
+    let c = Client::new(config(vec![server.url()], token(), TlsMode::Fingerprint(other.clone()))).unwrap();
     let e = c.version().await.unwrap_err();
     match &e {
-        Error::TlsFingerprintMismatch {
-            expected, actual, ..
-        } => {
+        Error::TlsFingerprintMismatch { expected, actual, .. } => {
             assert_eq!(expected, &other);
             assert_eq!(actual, &server.fingerprint());
         }
@@ -279,11 +256,7 @@ async fn wrong_fingerprint_is_rejected_with_both_fingerprints_in_the_error() {
     }
     assert_eq!(e.class(), ErrorClass::Auth);
     assert!(e.to_string().contains(&server.fingerprint()));
-    assert_eq!(
-        server.seen().len(),
-        0,
-        "nothing may be sent to an untrusted server"
-    );
+    assert_eq!(server.seen().len(), 0, "nothing may be sent to an untrusted server");
 }
 
 #[tokio::test]
@@ -361,11 +334,7 @@ fn ticket_server(current: Arc<AtomicUsize>) -> impl Fn(&Seen) -> Reply + Send + 
             return err(401, "No ticket", "");
         }
         if s.method != "GET" && s.header("csrfpreventiontoken").as_deref() != Some(CSRF) {
-            return err(
-                401,
-                "Permission denied - invalid csrf token",
-                r#"{"data":null}"#,
-            );
+            return err(401, "Permission denied - invalid csrf token", r#"{"data":null}"#);
         }
         match (s.method.as_str(), s.path.as_str()) {
             ("GET", "/api2/json/version") => ok(serde_json::json!({"version": "9.1.1"})),
@@ -390,15 +359,8 @@ async fn ticket_login_sends_the_cookie_and_the_csrf_token_on_writes() {
         1,
         "one login for both calls"
     );
-    let get = server
-        .seen()
-        .into_iter()
-        .find(|s| s.method == "GET")
-        .unwrap();
-    assert!(
-        get.header("csrfpreventiontoken").is_none(),
-        "no CSRF token on GET"
-    );
+    let get = server.seen().into_iter().find(|s| s.method == "GET").unwrap();
+    assert!(get.header("csrfpreventiontoken").is_none(), "no CSRF token on GET");
     assert!(get.header("authorization").is_none());
 }
 
@@ -412,10 +374,7 @@ async fn a_rejected_ticket_triggers_one_new_login_and_the_call_succeeds() {
     current.fetch_add(1, Ordering::SeqCst);
     c.lxc_start("pve", 100).await.unwrap();
     assert_eq!(server.count("POST", "/api2/json/access/ticket"), 2);
-    assert_eq!(
-        server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"),
-        2
-    );
+    assert_eq!(server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"), 2);
 }
 
 #[tokio::test]
@@ -476,9 +435,7 @@ async fn get_is_retried_on_500_but_post_is_not() {
     let gets = Arc::new(AtomicUsize::new(0));
     let g = gets.clone();
     let server = serve(Arc::new(pki()), move |s: &Seen| match s.method.as_str() {
-        "GET" if g.fetch_add(1, Ordering::SeqCst) < 2 => {
-            err(500, "proxy loop detected", r#"{"data":null}"#)
-        }
+        "GET" if g.fetch_add(1, Ordering::SeqCst) < 2 => err(500, "proxy loop detected", r#"{"data":null}"#),
         "GET" => ok(serde_json::json!([])),
         _ => err(
             500,
@@ -497,10 +454,7 @@ async fn get_is_retried_on_500_but_post_is_not() {
         matches!(&e, Error::Server { status: 500, message, .. } if message == "got unexpected error"),
         "{e:?}"
     );
-    assert_eq!(
-        server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"),
-        1
-    );
+    assert_eq!(server.count("POST", "/api2/json/nodes/pve/lxc/100/status/start"), 1);
 }
 
 #[tokio::test]
@@ -508,11 +462,7 @@ async fn get_is_retried_after_a_connect_error_until_the_server_is_up() {
     let pki = Arc::new(pki());
     let addr = dead_addr().await;
     let fp = cert_fingerprint(&pki.leaf_der);
-    let mut cfg = config(
-        vec![format!("https://{addr}")],
-        token(),
-        TlsMode::Fingerprint(fp),
-    );
+    let mut cfg = config(vec![format!("https://{addr}")], token(), TlsMode::Fingerprint(fp));
     cfg.retry.initial_backoff = Duration::from_millis(300);
     cfg.retry.max_backoff = Duration::from_millis(400);
     let c = Client::new(cfg).unwrap();
@@ -595,29 +545,17 @@ fn pve_handler(s: &Seen) -> Reply {
         ("GET", p) if p == format!("{}status", task_path(upid)) => {
             ok(serde_json::json!({"status": "stopped", "exitstatus": "WARNINGS: 2", "upid": upid}))
         }
-        ("GET", p) if p == format!("{}status", task_path(failed)) => ok(
-            serde_json::json!({"status": "stopped", "exitstatus": "CT is locked (backup)", "upid": failed}),
-        ),
+        ("GET", p) if p == format!("{}status", task_path(failed)) => {
+            ok(serde_json::json!({"status": "stopped", "exitstatus": "CT is locked (backup)", "upid": failed}))
+        }
         ("GET", p) if p == format!("{}log", task_path(failed)) => {
-            let start: usize = s
-                .query
-                .get("start")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let limit: usize = s
-                .query
-                .get("limit")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(50);
+            let start: usize = s.query.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let limit: usize = s.query.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
             let all: Vec<serde_json::Value> = (1..=30)
                 .map(|n| serde_json::json!({"n": n, "t": if n == 30 { "TASK ERROR: CT is locked (backup)".to_string() } else { format!("line {n}") }}))
                 .collect();
             let page: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
-            (
-                200,
-                None,
-                serde_json::json!({"data": page, "total": 30}).to_string(),
-            )
+            (200, None, serde_json::json!({"data": page, "total": 30}).to_string())
         }
         _ => err(501, "not implemented", r#"{"data":null}"#),
     }
@@ -651,16 +589,11 @@ async fn wait_task_returns_warnings_and_a_failed_task_carries_its_log_tail() {
         .unwrap_err();
     match &e {
         Error::TaskFailed {
-            exitstatus,
-            log_tail,
-            ..
+            exitstatus, log_tail, ..
         } => {
             assert_eq!(exitstatus, "CT is locked (backup)");
             assert_eq!(log_tail.len(), 20);
-            assert_eq!(
-                log_tail.last().unwrap(),
-                "TASK ERROR: CT is locked (backup)"
-            );
+            assert_eq!(log_tail.last().unwrap(), "TASK ERROR: CT is locked (backup)");
             assert_eq!(log_tail[0], "line 11");
         }
         other => panic!("{other:?}"),
@@ -686,11 +619,7 @@ async fn quirky_responses_are_typed_nextid_string_vzdump_ok_and_null_interfaces(
         VzdumpResult::NothingToDo
     );
     assert!(c.lxc_interfaces("pve", 100).await.unwrap().is_empty());
-    let dump = server
-        .seen()
-        .into_iter()
-        .find(|s| s.path.ends_with("/vzdump"))
-        .unwrap();
+    let dump = server.seen().into_iter().find(|s| s.path.ends_with("/vzdump")).unwrap();
     assert_eq!(dump.form["vmid"], "100,101");
 }
 
@@ -741,11 +670,7 @@ async fn create_sends_a_form_body_with_booleans_as_0_and_1() {
 #[tokio::test]
 async fn the_request_rate_limit_spaces_calls() {
     let server = serve(Arc::new(pki()), version_handler).await;
-    let mut cfg = config(
-        vec![server.url()],
-        token(),
-        TlsMode::Fingerprint(server.fingerprint()),
-    );
+    let mut cfg = config(vec![server.url()], token(), TlsMode::Fingerprint(server.fingerprint()));
     cfg.limits.requests_per_second = 20.0;
     cfg.limits.burst = 1;
     let c = Client::new(cfg).unwrap();
@@ -753,11 +678,7 @@ async fn the_request_rate_limit_spaces_calls() {
     for _ in 0..5 {
         c.version().await.unwrap();
     }
-    assert!(
-        t0.elapsed() >= Duration::from_millis(190),
-        "{:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() >= Duration::from_millis(190), "{:?}", t0.elapsed());
 }
 
 #[tokio::test]
@@ -832,13 +753,7 @@ async fn no_credential_appears_in_any_log_line_or_debug_output() {
     // Config, credentials and create parameters.
     let cfg = config(vec![token_srv.url()], token(), TlsMode::Insecure);
     debug_output.push(format!("{cfg:?}"));
-    debug_output.push(format!(
-        "{:?} {} {:?} {}",
-        token(),
-        token(),
-        password(),
-        password()
-    ));
+    debug_output.push(format!("{:?} {} {:?} {}", token(), token(), password(), password()));
     debug_output.push(format!(
         "{:?}",
         LxcCreateParams {
@@ -849,19 +764,9 @@ async fn no_credential_appears_in_any_log_line_or_debug_output() {
     ));
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("Proxmox API call"),
-        "the client did log: {logs}"
-    );
+    assert!(logs.contains("Proxmox API call"), "the client did log: {logs}");
     let all = format!("{logs}\n{}", debug_output.join("\n"));
-    for secret in [
-        TOKEN_SECRET,
-        PASSWORD,
-        TICKET,
-        CSRF,
-        "PVEAPIToken=",
-        "PVEAuthCookie=",
-    ] {
+    for secret in [TOKEN_SECRET, PASSWORD, TICKET, CSRF, "PVEAPIToken=", "PVEAuthCookie="] {
         assert!(!all.contains(secret), "{secret} leaked:\n{all}");
     }
 }
@@ -887,9 +792,5 @@ async fn a_ticket_older_than_the_renewal_age_is_renewed_before_use() {
         2,
         "renewed proactively"
     );
-    assert_eq!(
-        server.count("GET", "/api2/json/version"),
-        3,
-        "no 401 round trip needed"
-    );
+    assert_eq!(server.count("GET", "/api2/json/version"), 3, "no 401 round trip needed");
 }

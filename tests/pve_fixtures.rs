@@ -82,14 +82,9 @@ fn a_permission_failure_is_forbidden_and_names_the_privilege() {
 fn parameter_errors_keep_the_per_parameter_map_on_pve9() {
     let e = error_for("error.400.param_verification.pve9.constructed.json");
     match &e {
-        Error::InvalidParameters {
-            errors, message, ..
-        } => {
+        Error::InvalidParameters { errors, message, .. } => {
             assert_eq!(message, "Parameter verification failed.");
-            assert_eq!(
-                errors["memory"],
-                "type check ('integer') failed - got 'lots'"
-            );
+            assert_eq!(errors["memory"], "type check ('integer') failed - got 'lots'");
             assert!(errors["net0"].contains("net0.ip: invalid format"));
             assert!(errors.contains_key("foo"));
         }
@@ -104,14 +99,9 @@ fn parameter_errors_keep_the_per_parameter_map_on_pve9() {
 fn parameter_errors_without_a_body_message_use_the_reason_phrase_on_pve7() {
     let e = error_for("error.400.param_verification.pve7.json");
     match &e {
-        Error::InvalidParameters {
-            errors, message, ..
-        } => {
+        Error::InvalidParameters { errors, message, .. } => {
             assert_eq!(message, "Parameter verification failed.");
-            assert_eq!(
-                errors["password"],
-                "value must be at least 5 characters long"
-            );
+            assert_eq!(errors["password"], "value must be at least 5 characters long");
         }
         other => panic!("{other:?}"),
     }
@@ -127,16 +117,7 @@ fn a_taken_vmid_from_nextid_is_already_exists() {
         Some("Parameter verification failed."),
         &body,
     );
-    assert!(
-        matches!(
-            &e,
-            Error::AlreadyExists {
-                vmid: Some(200),
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    assert!(matches!(&e, Error::AlreadyExists { vmid: Some(200), .. }), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Conflict);
 }
 
@@ -155,22 +136,13 @@ fn an_existing_ct_is_already_exists_with_its_vmid() {
         Some("unable to create CT 102 - CT 102 already exists on node 'pve'"),
         b"",
     );
-    assert!(matches!(
-        race,
-        Error::AlreadyExists {
-            vmid: Some(102),
-            ..
-        }
-    ));
+    assert!(matches!(race, Error::AlreadyExists { vmid: Some(102), .. }));
 }
 
 #[test]
 fn a_pve7_lock_error_is_read_from_the_reason_phrase_alone() {
     let e = error_for("error.500.ct_locked.pve7-capture.json");
-    assert!(
-        matches!(&e, Error::Locked { reason, .. } if reason == "disk"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, Error::Locked { reason, .. } if reason == "disk"), "{e:?}");
     assert_eq!(e.class(), ErrorClass::Locked);
     assert!(e.is_retryable());
 }
@@ -230,16 +202,8 @@ fn an_unknown_path_is_not_implemented_and_permanent() {
 
 #[test]
 fn other_server_errors_are_transient_and_keep_status_and_text() {
-    let e = Error::from_response(
-        "GET",
-        "/nodes/pve2/lxc",
-        595,
-        Some("Connection refused"),
-        b"",
-    );
-    assert!(
-        matches!(&e, Error::Server { status: 595, message, .. } if message == "Connection refused")
-    );
+    let e = Error::from_response("GET", "/nodes/pve2/lxc", 595, Some("Connection refused"), b"");
+    assert!(matches!(&e, Error::Server { status: 595, message, .. } if message == "Connection refused"));
     assert_eq!(e.class(), ErrorClass::Transient);
     assert!(e.is_retryable());
 }
@@ -264,10 +228,7 @@ fn task_statuses_decode_to_typed_results() {
     let ok: TaskStatus = data("task_status.stopped_ok.json");
     assert_eq!(ok.result(), TaskResult::Ok);
     let err: TaskStatus = data("task_status.stopped_error.json");
-    assert_eq!(
-        err.result(),
-        TaskResult::Failed("interrupted by signal".into())
-    );
+    assert_eq!(err.result(), TaskResult::Failed("interrupted by signal".into()));
     let running: TaskStatus = data("task_status.running.token.json");
     assert_eq!(running.result(), TaskResult::Running);
     let upid: Upid = running.upid.unwrap().parse().unwrap();
@@ -294,10 +255,7 @@ fn task_creating_responses_decode_to_upids() {
 #[test]
 fn lxc_lists_accept_string_and_integer_vmids() {
     let old: Vec<LxcStatus> = data("lxc_list.pve7-gomock.json");
-    assert_eq!(
-        old.iter().map(|c| c.vmid).collect::<Vec<_>>(),
-        vec![106, 105, 101]
-    );
+    assert_eq!(old.iter().map(|c| c.vmid).collect::<Vec<_>>(), vec![106, 105, 101]);
     assert!(old[2].template);
     let new: Vec<LxcStatus> = data("lxc_list.pve9.constructed.json");
     assert_eq!(new[1].lock.as_deref(), Some("backup"));
@@ -311,10 +269,7 @@ fn lxc_configs_decode_typed_keys_and_property_strings() {
     assert_eq!(c.hostname.as_deref(), Some("web01"));
     assert_eq!(c.memory, Some(1024));
     assert_eq!(c.unprivileged, Some(true));
-    assert_eq!(
-        c.digest.as_deref(),
-        Some("3f0c4b1e9a2d7c6b5a4f3e2d1c0b9a8f7e6d5c4b")
-    );
+    assert_eq!(c.digest.as_deref(), Some("3f0c4b1e9a2d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"));
     let nets = c.networks().unwrap();
     assert_eq!(nets[&0].ip.as_deref(), Some("192.0.2.10/24"));
     assert_eq!(nets[&0].tag, Some(20));
@@ -352,15 +307,9 @@ fn status_snapshots_nodes_storage_and_resources_decode() {
     assert_eq!(snaps[2].running, Some(true));
     assert_eq!(snaps[1].parent.as_deref(), Some("snapshot1"));
 
-    for f in [
-        "nodes_list.pve9-capture.json",
-        "nodes_list.pve8-gomock.json",
-    ] {
+    for f in ["nodes_list.pve9-capture.json", "nodes_list.pve8-gomock.json"] {
         let nodes: Vec<NodeInfo> = data(f);
-        assert!(
-            nodes[0].ssl_fingerprint.as_deref().unwrap().len() == 95,
-            "{f}"
-        );
+        assert!(nodes[0].ssl_fingerprint.as_deref().unwrap().len() == 95, "{f}");
         parse_fingerprint(nodes[0].ssl_fingerprint.as_deref().unwrap()).unwrap();
     }
 

@@ -14,12 +14,7 @@ fn safe() -> BoxedStrategy<String> {
 
 /// Arbitrary text, biased towards the characters that could break a property string.
 fn hostile() -> BoxedStrategy<String> {
-    prop_oneof![
-        "[a-z0-9]{0,4}[,=;\n\r\t][a-z0-9=,;]{0,8}",
-        ".{1,12}",
-        safe(),
-    ]
-    .boxed()
+    prop_oneof!["[a-z0-9]{0,4}[,=;\n\r\t][a-z0-9=,;]{0,8}", ".{1,12}", safe(),].boxed()
 }
 
 fn opt<T: std::fmt::Debug + Clone + 'static>(
@@ -113,16 +108,7 @@ fn mount(value: BoxedStrategy<String>, with_mp: bool) -> impl Strategy<Value = M
         opt((0u64..1 << 20).prop_map(|n| n * 1024)),
     )
         .prop_map(
-            |(
-                volume,
-                mp,
-                acl,
-                backup,
-                keepattrs,
-                mountoptions,
-                (quota, replicate, ro, shared),
-                size,
-            )| MountPoint {
+            |(volume, mp, acl, backup, keepattrs, mountoptions, (quota, replicate, ro, shared), size)| MountPoint {
                 volume,
                 mp,
                 acl,
@@ -148,17 +134,15 @@ fn features(value: BoxedStrategy<String>) -> impl Strategy<Value = Features> {
         proptest::collection::vec(value, 0..3),
         opt(any::<bool>()),
     )
-        .prop_map(
-            |(force_rw_sys, fuse, keyctl, mknod, mount, nesting)| Features {
-                force_rw_sys,
-                fuse,
-                keyctl,
-                mknod,
-                mount,
-                nesting,
-                extra: Default::default(),
-            },
-        )
+        .prop_map(|(force_rw_sys, fuse, keyctl, mknod, mount, nesting)| Features {
+            force_rw_sys,
+            fuse,
+            keyctl,
+            mknod,
+            mount,
+            nesting,
+            extra: Default::default(),
+        })
 }
 
 /// The keys of an encoded property string (the default key counts as `volume`).
@@ -203,14 +187,7 @@ const MP_KEYS: &[&str] = &[
     "shared",
     "size",
 ];
-const FEATURE_KEYS: &[&str] = &[
-    "force_rw_sys",
-    "fuse",
-    "keyctl",
-    "mknod",
-    "mount",
-    "nesting",
-];
+const FEATURE_KEYS: &[&str] = &["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"];
 
 fn only_known(s: &str, known: &[&str]) -> bool {
     keys(s).iter().all(|k| known.contains(&k.as_str())) && !s.contains('\n') && !s.contains('\r')

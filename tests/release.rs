@@ -26,10 +26,7 @@ fn yaml(path: &str) -> Value {
 #[test]
 fn chart_version_app_version_crate_version_and_image_tag_move_together() {
     let chart = yaml("charts/proxmox-lxc-operator/Chart.yaml");
-    assert_eq!(
-        chart["version"], VERSION,
-        "Chart.yaml version = Cargo.toml version"
-    );
+    assert_eq!(chart["version"], VERSION, "Chart.yaml version = Cargo.toml version");
     assert_eq!(
         chart["appVersion"], VERSION,
         "Chart.yaml appVersion = Cargo.toml version"
@@ -57,27 +54,19 @@ fn chart_version_app_version_crate_version_and_image_tag_move_together() {
     // The release refuses a tag that is not the crate, chart and appVersion (its first job).
     let verify = release["jobs"]["verify"]["steps"].to_string();
     for file in ["Cargo.toml", "Chart.yaml"] {
-        assert!(
-            verify.contains(file),
-            "release.yml's verify job does not read {file}"
-        );
+        assert!(verify.contains(file), "release.yml's verify job does not read {file}");
     }
 }
 
 #[test]
 fn the_repository_url_is_the_same_in_cargo_toml_the_chart_and_the_image_labels() {
-    assert_eq!(
-        REPOSITORY,
-        "https://github.com/pve-lxc/proxmox-lxc-operator"
-    );
+    assert_eq!(REPOSITORY, "https://github.com/pve-lxc/proxmox-lxc-operator");
     let chart = yaml("charts/proxmox-lxc-operator/Chart.yaml");
     assert_eq!(chart["home"], REPOSITORY);
     assert_eq!(chart["sources"], serde_json::json!([REPOSITORY]));
-    assert!(read("Containerfile")
-        .contains(&format!("org.opencontainers.image.source=\"{REPOSITORY}\"")));
+    assert!(read("Containerfile").contains(&format!("org.opencontainers.image.source=\"{REPOSITORY}\"")));
     assert_eq!(env!("CARGO_PKG_LICENSE"), "Apache-2.0");
-    assert!(read("LICENSE")
-        .contains("Apache License\n                           Version 2.0, January 2004"));
+    assert!(read("LICENSE").contains("Apache License\n                           Version 2.0, January 2004"));
     assert!(read("Containerfile").contains("org.opencontainers.image.licenses=\"Apache-2.0\""));
 }
 
@@ -85,10 +74,7 @@ fn the_repository_url_is_the_same_in_cargo_toml_the_chart_and_the_image_labels()
 fn ci_runs_the_readmes_test_command() {
     let readme = read("README.md");
     let command = "bash tests/scripts/test.sh";
-    assert!(
-        readme.contains(command),
-        "the README no longer names {command}"
-    );
+    assert!(readme.contains(command), "the README no longer names {command}");
     let ci = yaml(".github/workflows/ci.yml");
     let runs: Vec<String> = ci["jobs"]["test"]["steps"]
         .as_array()
@@ -139,20 +125,10 @@ fn the_workflows_pass_actionlint_with_shellcheck() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 2,
-        "ci.yml and release.yml expected: {files:?}"
-    );
+    assert!(files.len() >= 2, "ci.yml and release.yml expected: {files:?}");
     let out = Command::new(&actionlint)
         .current_dir(repo())
-        .args([
-            "-no-color",
-            "-oneline",
-            "-shellcheck",
-            "shellcheck",
-            "-pyflakes",
-            "",
-        ])
+        .args(["-no-color", "-oneline", "-shellcheck", "shellcheck", "-pyflakes", ""])
         .args(&files)
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", actionlint.display()));
@@ -165,7 +141,11 @@ fn the_workflows_pass_actionlint_with_shellcheck() {
     // It really checks: a broken workflow is refused.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yml");
-    std::fs::write(&bad, "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.evnt.name }}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.evnt.name }}\n",
+    )
+    .unwrap();
     let out = Command::new(&actionlint)
         .args(["-no-color", "-oneline"])
         .arg(&bad)

@@ -73,18 +73,54 @@ impl Run {
         for i in 0..n_manual {
             let vmid = 9000 + i;
             let node = format!("pve{}", rng.random_range(1..=3));
-            sim.call("POST", &format!("/nodes/{node}/lxc"), &[("vmid", &vmid.to_string()), ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"), ("hostname", &format!("manual{i}")), ("cores", "1"), ("memory", "300"), ("tags", "handmade")]);
-            wait_for("hand-made container", Duration::from_secs(30), || sim.container(vmid).filter(|c| c["lock"].is_null()).map(|_| ()));
+            sim.call(
+                "POST",
+                &format!("/nodes/{node}/lxc"),
+                &[
+                    ("vmid", &vmid.to_string()),
+                    ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+                    ("hostname", &format!("manual{i}")),
+                    ("cores", "1"),
+                    ("memory", "300"),
+                    ("tags", "handmade"),
+                ],
+            );
+            wait_for("hand-made container", Duration::from_secs(30), || {
+                sim.container(vmid).filter(|c| c["lock"].is_null()).map(|_| ())
+            });
             if i == 0 {
                 sim.call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/start"), &[]);
-                wait_for("hand-made container running", Duration::from_secs(30), || sim.container(vmid).filter(|c| c["status"] == "running" && c["lock"].is_null()).map(|_| ()));
+                wait_for("hand-made container running", Duration::from_secs(30), || {
+                    sim.container(vmid)
+                        .filter(|c| c["status"] == "running" && c["lock"].is_null())
+                        .map(|_| ())
+                });
             }
         }
-        let manual = sim.containers().iter().map(|c| (c["vmid"].as_u64().unwrap(), manual_view(c))).collect();
+        let manual = sim
+            .containers()
+            .iter()
+            .map(|c| (c["vmid"].as_u64().unwrap(), manual_view(c)))
+            .collect();
         connect_cluster(cp, &ns, &sim, "2s");
         let op = Operator::start(cp, &ns);
         wait_ready(cp, &ns, "proxmoxcluster", "default", Duration::from_secs(60));
-        Run { seed, cp, ns, sim, op, rng, alive: vec![], deleted: vec![], next: 0, manual, offline: BTreeSet::new(), faults: json!({}), trace: vec![], kills: 0 }
+        Run {
+            seed,
+            cp,
+            ns,
+            sim,
+            op,
+            rng,
+            alive: vec![],
+            deleted: vec![],
+            next: 0,
+            manual,
+            offline: BTreeSet::new(),
+            faults: json!({}),
+            trace: vec![],
+            kills: 0,
+        }
     }
 
     fn note(&mut self, s: String) {
@@ -101,7 +137,11 @@ impl Run {
     fn random_spec(&mut self) -> (u32, u32, &'static str) {
         let cores = self.rng.random_range(1..=4);
         let mem = [256, 384, 512, 768, 1024][self.rng.random_range(0..5)];
-        let state = if self.rng.random_bool(0.75) { "Running" } else { "Stopped" };
+        let state = if self.rng.random_bool(0.75) {
+            "Running"
+        } else {
+            "Stopped"
+        };
         (cores, mem, state)
     }
 
@@ -111,7 +151,10 @@ impl Run {
 
     fn apply(&mut self, name: &str, cores: u32, mem: u32, state: &str) {
         let (ok, err) = self.kubectl(&["apply", "-f", "-"], Some(&manifest(name, cores, mem, state)));
-        self.note(format!("apply {name} cores={cores} mem={mem}Mi {state} -> {}", if ok { "ok".into() } else { err.trim().to_string() }));
+        self.note(format!(
+            "apply {name} cores={cores} mem={mem}Mi {state} -> {}",
+            if ok { "ok".into() } else { err.trim().to_string() }
+        ));
     }
 
     fn create(&mut self) {
@@ -125,17 +168,28 @@ impl Run {
     fn update(&mut self) {
         let Some(name) = self.pick() else { return };
         let (c, m, s) = self.random_spec();
-        let cur = get_json(self.cp, &self.ns, "lxc", &name).map(|o| o["spec"]["state"].as_str().unwrap_or("Running").to_string()).unwrap_or_else(|| s.to_string());
+        let cur = get_json(self.cp, &self.ns, "lxc", &name)
+            .map(|o| o["spec"]["state"].as_str().unwrap_or("Running").to_string())
+            .unwrap_or_else(|| s.to_string());
         self.apply(&name, c, m, &cur);
     }
 
     fn set_state(&mut self) {
         let Some(name) = self.pick() else { return };
-        let Some(o) = get_json(self.cp, &self.ns, "lxc", &name) else { return };
-        let state = if o["spec"]["state"] == "Stopped" { "Running" } else { "Stopped" };
+        let Some(o) = get_json(self.cp, &self.ns, "lxc", &name) else {
+            return;
+        };
+        let state = if o["spec"]["state"] == "Stopped" {
+            "Running"
+        } else {
+            "Stopped"
+        };
         let patch = json!({"spec": {"state": state}}).to_string();
         let (ok, err) = self.kubectl(&["patch", "lxc", &name, "--type=merge", "-p", &patch], None);
-        self.note(format!("patch {name} state={state} -> {}", if ok { "ok".into() } else { err.trim().to_string() }));
+        self.note(format!(
+            "patch {name} state={state} -> {}",
+            if ok { "ok".into() } else { err.trim().to_string() }
+        ));
     }
 
     fn delete(&mut self) {
@@ -145,7 +199,10 @@ impl Run {
         let i = self.rng.random_range(0..self.alive.len());
         let name = self.alive.remove(i);
         let (ok, err) = self.kubectl(&["delete", "lxc", &name, "--wait=false"], None);
-        self.note(format!("delete {name} -> {}", if ok { "ok".into() } else { err.trim().to_string() }));
+        self.note(format!(
+            "delete {name} -> {}",
+            if ok { "ok".into() } else { err.trim().to_string() }
+        ));
         self.deleted.push(name);
     }
 
@@ -153,7 +210,9 @@ impl Run {
     /// gets a 409 Conflict when the apply lands first), plus a second apply racing them.
     fn conflict(&mut self) {
         let Some(name) = self.pick() else { return };
-        let Some(mut stale) = get_json(self.cp, &self.ns, "lxc", &name) else { return };
+        let Some(mut stale) = get_json(self.cp, &self.ns, "lxc", &name) else {
+            return;
+        };
         let (c1, m1, s1) = self.random_spec();
         let (c2, m2, _) = self.random_spec();
         stale["spec"]["resources"]["memory"] = json!(format!("{m2}Mi"));
@@ -167,8 +226,19 @@ impl Run {
             let c = s.spawn(|| cp.kubectl_stdin(&["-n", &ns, "apply", "-f", "-"], Some(&manifest(&name, c3, m3, s3))));
             [a.join().unwrap(), b.join().unwrap(), c.join().unwrap()]
         });
-        let r: Vec<String> = results.iter().map(|o| if o.status.success() { "ok".to_string() } else { String::from_utf8_lossy(&o.stderr).trim().chars().take(80).collect() }).collect();
-        self.note(format!("conflict on {name}: apply {c1}/{m1}/{s1}, stale replace {c2}/{m2}, apply {c3}/{m3}/{s3} -> {r:?}"));
+        let r: Vec<String> = results
+            .iter()
+            .map(|o| {
+                if o.status.success() {
+                    "ok".to_string()
+                } else {
+                    String::from_utf8_lossy(&o.stderr).trim().chars().take(80).collect()
+                }
+            })
+            .collect();
+        self.note(format!(
+            "conflict on {name}: apply {c1}/{m1}/{s1}, stale replace {c2}/{m2}, apply {c3}/{m3}/{s3} -> {r:?}"
+        ));
     }
 
     fn post_faults(&mut self) {
@@ -214,7 +284,11 @@ impl Run {
         if !self.offline.remove(&node) {
             self.offline.insert(node.clone());
         }
-        let action = if self.offline.contains(&node) { "offline" } else { "online" };
+        let action = if self.offline.contains(&node) {
+            "offline"
+        } else {
+            "online"
+        };
         self.sim.call("POST", &format!("/_sim/nodes/{node}/{action}"), &[]);
         self.note(format!("node {node} {action}"));
     }
@@ -259,7 +333,10 @@ impl Run {
         for (vmid, before) in &self.manual {
             match cts.iter().find(|c| c["vmid"].as_u64() == Some(*vmid)) {
                 Some(c) if &manual_view(c) == before => {}
-                Some(c) => problems.push(format!("SAFETY: hand-made CT {vmid} changed: before {before}, now {}", manual_view(c))),
+                Some(c) => problems.push(format!(
+                    "SAFETY: hand-made CT {vmid} changed: before {before}, now {}",
+                    manual_view(c)
+                )),
                 None => problems.push(format!("SAFETY: hand-made CT {vmid} is gone")),
             }
         }
@@ -273,7 +350,11 @@ impl Run {
         }
         for (uid, list) in &by_uid {
             if list.len() > 1 {
-                problems.push(format!("SAFETY: {} containers carry k8s-{uid}: vmids {:?}", list.len(), list.iter().map(|c| &c["vmid"]).collect::<Vec<_>>()));
+                problems.push(format!(
+                    "SAFETY: {} containers carry k8s-{uid}: vmids {:?}",
+                    list.len(),
+                    list.iter().map(|c| &c["vmid"]).collect::<Vec<_>>()
+                ));
             }
         }
         let names: BTreeSet<&str> = items.iter().filter_map(|o| o["metadata"]["name"].as_str()).collect();
@@ -293,17 +374,34 @@ impl Run {
             let ready = condition(o, "Ready");
             let gen_ok = o["status"]["observedGeneration"] == o["metadata"]["generation"];
             if !(ready.as_ref().is_some_and(|c| c.0 == "True") && gen_ok) {
-                problems.push(format!("{name} not Ready at its generation: {ready:?}, observed {} of {}", o["status"]["observedGeneration"], o["metadata"]["generation"]));
+                problems.push(format!(
+                    "{name} not Ready at its generation: {ready:?}, observed {} of {}",
+                    o["status"]["observedGeneration"], o["metadata"]["generation"]
+                ));
             }
             let spec = &o["spec"];
             let cores = spec["resources"]["cores"].as_u64().unwrap_or(0).to_string();
-            let mem = spec["resources"]["memory"].as_str().unwrap_or("").trim_end_matches("Mi").to_string();
-            let state = if spec["state"] == "Stopped" { "stopped" } else { "running" };
+            let mem = spec["resources"]["memory"]
+                .as_str()
+                .unwrap_or("")
+                .trim_end_matches("Mi")
+                .to_string();
+            let state = if spec["state"] == "Stopped" {
+                "stopped"
+            } else {
+                "running"
+            };
             match by_uid.get(&uid).map(|v| v.as_slice()) {
                 Some([c]) => {
                     let cfg = &c["config"];
-                    if cfg["cores"].as_str() != Some(cores.as_str()) || cfg["memory"].as_str() != Some(mem.as_str()) || c["status"] != state {
-                        problems.push(format!("{name}: want cores {cores} memory {mem} {state}, CT {} has cores {} memory {} {}", c["vmid"], cfg["cores"], cfg["memory"], c["status"]));
+                    if cfg["cores"].as_str() != Some(cores.as_str())
+                        || cfg["memory"].as_str() != Some(mem.as_str())
+                        || c["status"] != state
+                    {
+                        problems.push(format!(
+                            "{name}: want cores {cores} memory {mem} {state}, CT {} has cores {} memory {} {}",
+                            c["vmid"], cfg["cores"], cfg["memory"], c["status"]
+                        ));
                     }
                 }
                 Some(_) => {}
@@ -312,7 +410,10 @@ impl Run {
         }
         for (uid, list) in &by_uid {
             if !uids.contains(uid) {
-                problems.push(format!("orphan: CT {:?} carries k8s-{uid} of no existing resource", list.iter().map(|c| &c["vmid"]).collect::<Vec<_>>()));
+                problems.push(format!(
+                    "orphan: CT {:?} carries k8s-{uid} of no existing resource",
+                    list.iter().map(|c| &c["vmid"]).collect::<Vec<_>>()
+                ));
             }
         }
         (!problems.is_empty()).then(|| problems.join("\n  "))
@@ -375,10 +476,18 @@ fn randomized_runs_keep_the_invariants() {
     let seeds: Vec<u64> = match std::env::var("PLO_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(s) => vec![s],
         None => {
-            let base = env_or("PLO_SEED_BASE", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+            let base = env_or(
+                "PLO_SEED_BASE",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64,
+            );
             let runs: u64 = env_or("PLO_SOAK_RUNS", 20);
             eprintln!("reliability: {runs} runs from PLO_SEED_BASE={base}");
-            (0..runs).map(|i| splitmix(base.wrapping_add(i)) % 1_000_000_000_000).collect()
+            (0..runs)
+                .map(|i| splitmix(base.wrapping_add(i)) % 1_000_000_000_000)
+                .collect()
         }
     };
     let parallel: usize = env_or("PLO_PARALLEL", 4);
@@ -393,7 +502,11 @@ fn randomized_runs_keep_the_invariants() {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&seed) = seeds.get(i) else { break };
                 let r = std::panic::catch_unwind(|| Run::start(seed).run()).unwrap_or_else(|p| {
-                    let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
                     Err(format!("seed {seed} PANICKED (replay: PLO_SEED={seed}): {msg}"))
                 });
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
@@ -408,6 +521,17 @@ fn randomized_runs_keep_the_invariants() {
         }
     });
     let failures = failures.into_inner().unwrap();
-    eprintln!("reliability: {} runs, {} failed, {:.0}s", seeds.len(), failures.len(), t0.elapsed().as_secs_f64());
-    assert!(failures.is_empty(), "{} of {} runs failed:\n{}", failures.len(), seeds.len(), failures.join("\n\n"));
+    eprintln!(
+        "reliability: {} runs, {} failed, {:.0}s",
+        seeds.len(),
+        failures.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs failed:\n{}",
+        failures.len(),
+        seeds.len(),
+        failures.join("\n\n")
+    );
 }

@@ -13,7 +13,11 @@ async fn measure_requests_per_second() {
     for i in 0..20 {
         c.create_ct("pve1", 100 + i, &[]).await;
     }
-    for path in ["/nodes/pve1/lxc/105/config", "/cluster/resources", "/nodes/pve1/lxc/105/status/current"] {
+    for path in [
+        "/nodes/pve1/lxc/105/config",
+        "/cluster/resources",
+        "/nodes/pve1/lxc/105/status/current",
+    ] {
         let start = Instant::now();
         let dur = Duration::from_secs(3);
         let mut handles = Vec::new();
@@ -36,7 +40,10 @@ async fn measure_requests_per_second() {
         for h in handles {
             total += h.await.unwrap();
         }
-        println!("GET {path}: {:.0} req/s (8 keep-alive connections)", total as f64 / start.elapsed().as_secs_f64());
+        println!(
+            "GET {path}: {:.0} req/s (8 keep-alive connections)",
+            total as f64 / start.elapsed().as_secs_f64()
+        );
     }
     sim.shutdown().await;
 }

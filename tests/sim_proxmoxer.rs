@@ -8,9 +8,22 @@ use proxmox_lxc_operator::sim::{start, SimConfig};
 
 fn venv_python() -> String {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("bash").arg(format!("{root}/tests/scripts/python-venv.sh")).output().expect("run python-venv.sh");
-    assert!(out.status.success(), "python-venv.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().last().expect("venv python path").trim().to_string()
+    let out = Command::new("bash")
+        .arg(format!("{root}/tests/scripts/python-venv.sh"))
+        .output()
+        .expect("run python-venv.sh");
+    assert!(
+        out.status.success(),
+        "python-venv.sh failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .expect("venv python path")
+        .trim()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,6 +53,11 @@ async fn proxmoxer_drives_the_lifecycle_with_token_and_ticket_auth() {
     }
     let stats = sim.stats();
     assert!(stats["requests"]["POST /access/ticket"].as_u64().unwrap() >= 1);
-    assert!(stats["requests"]["GET /nodes/{node}/lxc/{vmid}/interfaces"].as_u64().unwrap() >= 4);
+    assert!(
+        stats["requests"]["GET /nodes/{node}/lxc/{vmid}/interfaces"]
+            .as_u64()
+            .unwrap()
+            >= 4
+    );
     sim.shutdown().await;
 }

@@ -33,18 +33,30 @@ pub struct Client {
 
 pub fn http_client(sim: &SimHandle) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(sim.cert_der().to_vec())).unwrap();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(sim.cert_der().to_vec()))
+        .unwrap();
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder().use_preconfigured_tls(tls).timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 /// Client with the sim's default token.
 pub fn client(sim: &SimHandle) -> Client {
-    Client { http: http_client(sim), base: sim.base_url(), auth: Some(sim.token_header()), cookie: None, csrf: None }
+    Client {
+        http: http_client(sim),
+        base: sim.base_url(),
+        auth: Some(sim.token_header()),
+        cookie: None,
+        csrf: None,
+    }
 }
 
 /// A fast in-process simulator (tasks take tens of ms, seed 1).
@@ -72,7 +84,11 @@ impl Client {
             rb = rb.header("CSRFPreventionToken", c);
         }
         if !form.is_empty() {
-            rb = if method == "GET" || method == "DELETE" { rb.query(form) } else { rb.form(form) };
+            rb = if method == "GET" || method == "DELETE" {
+                rb.query(form)
+            } else {
+                rb.form(form)
+            };
         }
         let r = rb.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = r.status().as_u16();
@@ -83,7 +99,12 @@ impl Client {
             .unwrap_or_else(|| r.status().canonical_reason().unwrap_or("").to_string());
         let text = r.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, reason, body, text }
+        Resp {
+            status,
+            reason,
+            body,
+            text,
+        }
     }
     pub async fn get(&self, path: &str) -> Resp {
         self.call("GET", path, &[]).await
@@ -101,7 +122,11 @@ impl Client {
     /// Expect 200 with a UPID and wait for the task; returns its final status object.
     pub async fn task(&self, r: Resp) -> Value {
         assert_eq!(r.status, 200, "{} {}", r.reason, r.text);
-        let upid = r.data().as_str().unwrap_or_else(|| panic!("no UPID: {}", r.text)).to_string();
+        let upid = r
+            .data()
+            .as_str()
+            .unwrap_or_else(|| panic!("no UPID: {}", r.text))
+            .to_string();
         self.wait(&upid).await
     }
 

@@ -40,12 +40,14 @@ struct Args {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let mut cfg = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
+            let text =
+                std::fs::read_to_string(path).unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
             SimConfig::from_yaml(&text).unwrap_or_else(|e| fail(&format!("invalid config {}: {e}", path.display())))
         }
         None => SimConfig::default(),
@@ -55,7 +57,8 @@ async fn main() {
             cfg.tokens.clear();
         }
         for t in &args.tokens {
-            let t = TokenConfig::parse(t).unwrap_or_else(|| fail(&format!("invalid --token '{t}', want USER@REALM!ID=SECRET")));
+            let t = TokenConfig::parse(t)
+                .unwrap_or_else(|| fail(&format!("invalid --token '{t}', want USER@REALM!ID=SECRET")));
             cfg.tokens.retain(|x| x.id != t.id);
             cfg.tokens.push(t);
         }

@@ -19,11 +19,21 @@ pub struct CondSpec {
 impl CondSpec {
     /// A condition that is `True`.
     pub fn yes(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status: true, reason: reason.into(), message: message.into() }
+        Self {
+            type_,
+            status: true,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
     /// A condition that is `False`.
     pub fn no(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status: false, reason: reason.into(), message: message.into() }
+        Self {
+            type_,
+            status: false,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -148,8 +148,17 @@ impl AsRef<Context> for Context {
 
 impl Context {
     /// Builds the context.
-    pub fn new(kube: kube::Client, clusters: Arc<ClusterRegistry>, settings: Settings, metrics: Arc<Metrics>, shutdown: Shutdown) -> Self {
-        let reporter = Reporter { controller: FIELD_MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+    pub fn new(
+        kube: kube::Client,
+        clusters: Arc<ClusterRegistry>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Self {
             recorder: Recorder::new(kube.clone(), reporter),
             kube,
@@ -175,7 +184,9 @@ impl Context {
         // the recorder folds events with the same (type, reason, action) into one series that
         // keeps the first note: an action that depends on the note keeps distinct notes apart,
         // while repeats of the same note still fold
-        let hash = note.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = note.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         let ev = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),

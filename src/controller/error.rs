@@ -117,7 +117,10 @@ impl Class {
 
     /// A blip that the next pass most likely gets past (the object's readiness is left alone).
     pub fn is_blip(self) -> bool {
-        matches!(self, Class::Transient | Class::Locked | Class::KubeConflict | Class::Kube)
+        matches!(
+            self,
+            Class::Transient | Class::Locked | Class::KubeConflict | Class::Kube
+        )
     }
 
     /// How soon a pass that failed with this class is retried (before jitter): lock errors after
@@ -153,7 +156,10 @@ impl Error {
     /// The error class.
     pub fn class(&self) -> Class {
         match self {
-            Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409 => Class::KubeConflict,
+            Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 409 => Class::KubeConflict,
             Error::Kube { .. } => Class::Kube,
             Error::Invalid(_) => Class::InvalidSpec,
             Error::Panic(_) => Class::Panic,

@@ -41,18 +41,30 @@ fn merge(into: &mut Value, patch: &Value) {
 impl FakeApi {
     /// Stores `obj` at `path` (`/apis/GROUP/VERSION/namespaces/NS/PLURAL/NAME`).
     pub fn put(&self, path: &str, obj: &impl serde::Serialize) {
-        self.objects.lock().unwrap().insert(path.to_string(), serde_json::to_value(obj).unwrap());
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(path.to_string(), serde_json::to_value(obj).unwrap());
     }
 
     /// The status bodies written to `path` (its `/status`), oldest first.
     pub fn status_writes(&self, path: &str) -> Vec<Value> {
         let p = format!("{path}/status");
-        self.writes.lock().unwrap().iter().filter(|(m, w, _)| m == "PATCH" && *w == p).map(|(_, _, b)| b["status"].clone()).collect()
+        self.writes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, w, _)| m == "PATCH" && *w == p)
+            .map(|(_, _, b)| b["status"].clone())
+            .collect()
     }
 
     fn answer(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
         if method != "GET" {
-            self.writes.lock().unwrap().push((method.to_string(), path.to_string(), body.clone()));
+            self.writes
+                .lock()
+                .unwrap()
+                .push((method.to_string(), path.to_string(), body.clone()));
         }
         if path.contains("/events") {
             return (StatusCode::CREATED, body);
@@ -63,7 +75,10 @@ impl FakeApi {
             None => (path.to_string(), false),
         };
         let Some(obj) = objects.get_mut(&target) else {
-            return (StatusCode::NOT_FOUND, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("{path} not found")}));
+            return (
+                StatusCode::NOT_FOUND,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": format!("{path} not found")}),
+            );
         };
         match method {
             "GET" => {}
@@ -87,7 +102,11 @@ pub fn kube_client(fake: Arc<FakeApi>) -> kube::Client {
             let bytes = req.into_body().collect_bytes().await.unwrap_or_default();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let (code, out) = fake.answer(&method, &path, body);
-            let resp = Response::builder().status(code).header("content-type", "application/json").body(Body::from(serde_json::to_vec(&out).unwrap())).unwrap();
+            let resp = Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&out).unwrap()))
+                .unwrap();
             send.send_response(resp);
         }
     });
@@ -114,14 +133,32 @@ impl World {
         let api = Arc::new(FakeApi::default());
         let kube = kube_client(api.clone());
         let metrics = Arc::new(Metrics::default());
-        let settings = Settings { task_poll: Duration::from_millis(100), ..Default::default() };
-        let ctx = Arc::new(Context::new(kube.clone(), Arc::new(ClusterRegistry::default()), settings, metrics.clone(), Shutdown::default()));
+        let settings = Settings {
+            task_poll: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let ctx = Arc::new(Context::new(
+            kube.clone(),
+            Arc::new(ClusterRegistry::default()),
+            settings,
+            metrics.clone(),
+            Shutdown::default(),
+        ));
         let token = sim.token();
         let (id, secret) = token.split_once('=').unwrap();
-        let mut cfg = pve::ClientConfig::new([sim.base_url()], pve::Auth::Token { token_id: id.into(), secret: secret.into() });
+        let mut cfg = pve::ClientConfig::new(
+            [sim.base_url()],
+            pve::Auth::Token {
+                token_id: id.into(),
+                secret: secret.into(),
+            },
+        );
         cfg.tls = pve::TlsMode::Fingerprint(sim.fingerprint().to_string());
         cfg.limits.max_concurrent_tasks_per_node = slots;
-        let key = ClusterKey { namespace: ns.into(), name: "default".into() };
+        let key = ClusterKey {
+            namespace: ns.into(),
+            name: "default".into(),
+        };
         let pc = json!({"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "metadata": {"name": "default", "namespace": ns}, "spec": {"endpoints": [sim.base_url()], "credentialsRef": {"name": "pve"}}});
         api.put(&path(ns, "proxmoxclusters", "default"), &pc);
         let handle = observer::spawn(observer::ObserverParams {
@@ -142,7 +179,11 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(handle.connected(), "the simulator answers: {:?}", *handle.connection.borrow());
+        assert!(
+            handle.connected(),
+            "the simulator answers: {:?}",
+            *handle.connection.borrow()
+        );
         World { api, sim, ctx, handle }
     }
 

@@ -28,13 +28,26 @@ pub struct LeaseConfig {
 impl LeaseConfig {
     /// Defaults: 15 s lease, renewed every 5 s, standbys retry every 2 s.
     pub fn new(namespace: String, name: String, identity: String) -> Self {
-        Self { namespace, name, identity, duration: Duration::from_secs(15), renew_every: Duration::from_secs(5), retry_every: Duration::from_secs(2) }
+        Self {
+            namespace,
+            name,
+            identity,
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+            retry_every: Duration::from_secs(2),
+        }
     }
 }
 
 /// Whether a lease held by `holder` and last renewed at `renewed` (valid `duration_s`) can be
 /// taken by `me` at `now`.
-pub fn can_take(holder: Option<&str>, renewed: Option<jiff::Timestamp>, duration_s: i32, me: &str, now: jiff::Timestamp) -> bool {
+pub fn can_take(
+    holder: Option<&str>,
+    renewed: Option<jiff::Timestamp>,
+    duration_s: i32,
+    me: &str,
+    now: jiff::Timestamp,
+) -> bool {
     match (holder, renewed) {
         (None, _) | (Some(""), _) => true,
         (Some(h), _) if h == me => true,
@@ -50,7 +63,11 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
     match api.get_opt(&cfg.name).await? {
         None => {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(cfg.name.clone()), namespace: Some(cfg.namespace.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(cfg.name.clone()),
+                    namespace: Some(cfg.namespace.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(cfg.identity.clone()),
                     lease_duration_seconds: Some(duration_s),
@@ -70,7 +87,13 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
             let spec = lease.spec.clone().unwrap_or_default();
             let holder = spec.holder_identity.as_deref();
             let renewed = spec.renew_time.as_ref().map(|t| t.0);
-            if !can_take(holder, renewed, spec.lease_duration_seconds.unwrap_or(duration_s), &cfg.identity, now) {
+            if !can_take(
+                holder,
+                renewed,
+                spec.lease_duration_seconds.unwrap_or(duration_s),
+                &cfg.identity,
+                now,
+            ) {
                 return Ok(false);
             }
             let transition = holder != Some(cfg.identity.as_str());

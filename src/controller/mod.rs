@@ -44,6 +44,12 @@ pub async fn instrumented<T>(
     let res = Error::catch_panic(pass).instrument(span).await;
     let class = res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class().as_str());
     metrics.reconcile(kind, class, started.elapsed());
-    tracing::debug!(kind, object = name, outcome = class, elapsed_ms = started.elapsed().as_millis() as u64, "reconcile pass");
+    tracing::debug!(
+        kind,
+        object = name,
+        outcome = class,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconcile pass"
+    );
     res
 }

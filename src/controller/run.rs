@@ -60,7 +60,10 @@ async fn termination_signal() {
 
 fn api<K>(client: &Client, namespaces: &[String]) -> Api<K>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
     match namespaces {
         [ns] => Api::namespaced(client.clone(), ns),
@@ -85,7 +88,10 @@ pub async fn wait_for_crds(client: &Client) {
             return;
         }
         if !warned {
-            tracing::warn!(?missing, "CRDs are not installed or not established yet: apply crds/ (or install the Helm chart); waiting");
+            tracing::warn!(
+                ?missing,
+                "CRDs are not installed or not established yet: apply crds/ (or install the Helm chart); waiting"
+            );
             warned = true;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -99,13 +105,23 @@ fn affected(store: &Store<LxcContainer>, key: &ClusterKey, vmid: u32) -> Vec<Obj
         .state()
         .iter()
         .filter(|c| c.namespace().as_deref() == Some(key.namespace.as_str()))
-        .filter(|c| c.spec.cluster_ref.as_ref().map(|r| r.name.as_str()).unwrap_or("default") == key.name)
+        .filter(|c| {
+            c.spec
+                .cluster_ref
+                .as_ref()
+                .map(|r| r.name.as_str())
+                .unwrap_or("default")
+                == key.name
+        })
         .filter(|c| c.status.as_ref().and_then(|s| s.vmid).or(c.spec.vmid) == Some(vmid))
         .map(|c| ObjectRef::from_obj(&**c))
         .collect()
 }
 
-fn trigger_stream(mut rx: mpsc::UnboundedReceiver<(ClusterKey, u32)>, store: Store<LxcContainer>) -> impl Stream<Item = ObjectRef<LxcContainer>> + Send {
+fn trigger_stream(
+    mut rx: mpsc::UnboundedReceiver<(ClusterKey, u32)>,
+    store: Store<LxcContainer>,
+) -> impl Stream<Item = ObjectRef<LxcContainer>> + Send {
     async_stream(move |tx| async move {
         while let Some((key, vmid)) = rx.recv().await {
             for r in affected(&store, &key, vmid) {
@@ -171,9 +187,19 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         }
     }
     let registry = Arc::new(ClusterRegistry::default());
-    let ctx = Arc::new(Context::new(client.clone(), registry, opts.settings.clone(), metrics.clone(), shutdown.clone()));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        registry,
+        opts.settings.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<(ClusterKey, u32)>();
-    let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() { vec![None] } else { opts.namespaces.iter().cloned().map(Some).collect() };
+    let scopes: Vec<Option<String>> = if opts.namespaces.is_empty() {
+        vec![None]
+    } else {
+        opts.namespaces.iter().cloned().map(Some).collect()
+    };
     let mut routes: Vec<(Option<String>, TriggerSender)> = Vec::new();
     let mut runs = Vec::new();
     let mut stores = Vec::new();
@@ -187,7 +213,12 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         let (backups, backup_store) = super::backup::controller(&client, scope.as_deref(), ctx.clone());
         runs.push(tokio::spawn(templates));
         runs.push(tokio::spawn(backups));
-        stores.push(Stores { clusters: pc_store, containers: lxc_store, templates: template_store, backups: backup_store });
+        stores.push(Stores {
+            clusters: pc_store,
+            containers: lxc_store,
+            templates: template_store,
+            backups: backup_store,
+        });
     }
     tokio::spawn(async move {
         while let Some((key, vmid)) = trig_rx.recv().await {
@@ -227,7 +258,10 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let controllers = async {
         while let Some(r) = runs.next().await {
             if !shutdown.is_triggered() {
-                return Err(anyhow::anyhow!("a controller stopped unexpectedly ({}); exiting so that the operator is restarted", r.err().map(|e| e.to_string()).unwrap_or_else(|| "it ended".into())));
+                return Err(anyhow::anyhow!(
+                    "a controller stopped unexpectedly ({}); exiting so that the operator is restarted",
+                    r.err().map(|e| e.to_string()).unwrap_or_else(|| "it ended".into())
+                ));
             }
         }
         Ok(())
@@ -267,7 +301,10 @@ where
     K: kube::runtime::reflector::Lookup + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
-    while tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await.is_err() {}
+    while tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
 }
 
 /// Forgets the per-object state of objects that are no longer in any cache.
@@ -283,7 +320,8 @@ fn prune_per_object_state(ctx: &Context, stores: &[Stores]) {
         uids.extend(s.backups.state().iter().filter_map(|o| o.uid()));
     }
     ctx.retain(&|uid| uids.contains(uid));
-    ctx.metrics.retain_containers(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
+    ctx.metrics
+        .retain_containers(|ns, name| names.contains(&(ns.to_string(), name.to_string())));
 }
 
 /// Where observer triggers (cluster, vmid) are sent.
@@ -299,7 +337,12 @@ fn controllers(
     ctx: Arc<Context>,
     triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
     container_triggers: mpsc::UnboundedReceiver<(ClusterKey, u32)>,
-) -> (ControllerFuture, ControllerFuture, Store<ProxmoxCluster>, Store<LxcContainer>) {
+) -> (
+    ControllerFuture,
+    ControllerFuture,
+    Store<ProxmoxCluster>,
+    Store<LxcContainer>,
+) {
     let ns: Vec<String> = namespace.map(|n| vec![n.to_string()]).unwrap_or_default();
     let pc_ctl = Controller::new(api::<ProxmoxCluster>(client, &ns), watcher::Config::default());
     let pc_store = pc_ctl.store();
@@ -310,7 +353,13 @@ fn controllers(
                 let tt = triggers.clone();
                 async move {
                     let name = obj.name_any();
-                    super::instrumented("ProxmoxCluster", &name, &ctx.metrics, cluster::reconcile::reconcile(obj, ctx.clone(), tt)).await
+                    super::instrumented(
+                        "ProxmoxCluster",
+                        &name,
+                        &ctx.metrics,
+                        cluster::reconcile::reconcile(obj, ctx.clone(), tt),
+                    )
+                    .await
                 }
             },
             |obj: Arc<ProxmoxCluster>, err, _ctx| {

@@ -20,7 +20,12 @@ fn object<K: serde::de::DeserializeOwned>(kind: &str, ns: &str, name: &str, spec
 }
 
 fn container(ns: &str, name: &str) -> LxcContainer {
-    object("LxcContainer", ns, name, json!({"source": {"osTemplate": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}, "rootfs": {"storage": "local-lvm", "size": "2Gi"}}))
+    object(
+        "LxcContainer",
+        ns,
+        name,
+        json!({"source": {"osTemplate": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}, "rootfs": {"storage": "local-lvm", "size": "2Gi"}}),
+    )
 }
 
 /// Runs passes of `obj` as the cache shows it (never updated: the watch lags behind every
@@ -65,7 +70,11 @@ async fn a_watch_cache_that_lags_behind_our_writes_never_builds_a_template_twice
         }
     })
     .await;
-    assert_eq!(w.requests("POST /nodes/{node}/lxc"), 1, "exactly one template container is created");
+    assert_eq!(
+        w.requests("POST /nodes/{node}/lxc"),
+        1,
+        "exactly one template container is created"
+    );
     assert_eq!(w.sim.containers().len(), 1);
 }
 
@@ -73,16 +82,35 @@ async fn a_watch_cache_that_lags_behind_our_writes_never_builds_a_template_twice
 async fn a_watch_cache_that_lags_behind_our_writes_never_starts_a_second_vzdump() {
     let w = World::new("ns", 2).await;
     // a container of ours in Proxmox, and its object with the vmid in status
-    let params = crate::pve::LxcCreateParams { vmid: 150, ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(), ..Default::default() };
+    let params = crate::pve::LxcCreateParams {
+        vmid: 150,
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        ..Default::default()
+    };
     let upid = w.handle.client.lxc_create("pve1", &params).await.unwrap();
-    w.handle.client.wait_task(&upid, Duration::from_millis(50), Duration::from_secs(30)).await.unwrap();
+    w.handle
+        .client
+        .wait_task(&upid, Duration::from_millis(50), Duration::from_secs(30))
+        .await
+        .unwrap();
     w.wait_for_guest(150).await;
     let mut ct = container("ns", "web");
-    ct.status = Some(crate::crd::LxcContainerStatus { vmid: Some(150), ..Default::default() });
+    ct.status = Some(crate::crd::LxcContainerStatus {
+        vmid: Some(150),
+        ..Default::default()
+    });
     w.api.put(&path("ns", "lxccontainers", "web"), &ct);
-    let obj: Arc<LxcBackup> = Arc::new(object("LxcBackup", "ns", "b1", json!({"containerRef": {"name": "web"}, "storage": "local"})));
+    let obj: Arc<LxcBackup> = Arc::new(object(
+        "LxcBackup",
+        "ns",
+        "b1",
+        json!({"containerRef": {"name": "web"}, "storage": "local"}),
+    ));
     w.api.put(&path("ns", "lxcbackups", "b1"), &*obj);
-    let bctx = Arc::new(BackupCtx { ctx: w.ctx.clone(), store: reflector::store().0 });
+    let bctx = Arc::new(BackupCtx {
+        ctx: w.ctx.clone(),
+        store: reflector::store().0,
+    });
     passes(15, || {
         let (o, b) = (obj.clone(), bctx.clone());
         async move {
@@ -107,22 +135,43 @@ async fn a_persistent_proxmox_failure_that_ends_a_pass_shows_synced_false_naming
         message: Some("Permission check failed (/vms/100, VM.Audit)".into()),
         status: Some(403),
     };
-    w.sim.set_faults(FaultConfig { rules: vec![rule], ..Default::default() });
+    w.sim.set_faults(FaultConfig {
+        rules: vec![rule],
+        ..Default::default()
+    });
     // the first pass creates the container; every pass after it fails reading its config
     let mut failed = 0;
     for _ in 0..20 {
-        if super::container::reconcile::reconcile(obj.clone(), w.ctx.clone()).await.is_err() {
+        if super::container::reconcile::reconcile(obj.clone(), w.ctx.clone())
+            .await
+            .is_err()
+        {
             failed += 1;
         }
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     assert!(failed >= 3, "the passes fail ({failed})");
     let last = w.api.status_writes(&path("ns", "lxccontainers", "web")).pop().unwrap();
-    let synced = last["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Synced").unwrap().clone();
+    let synced = last["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Synced")
+        .unwrap()
+        .clone();
     assert_eq!(synced["status"], "False");
     assert_eq!(synced["reason"], "ProxmoxAuthFailed");
     let msg = synced["message"].as_str().unwrap();
-    assert!(msg.contains("/config") && msg.contains("VM.Audit"), "the message names the call and the privilege: {msg}");
-    let ready = last["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+    assert!(
+        msg.contains("/config") && msg.contains("VM.Audit"),
+        "the message names the call and the privilege: {msg}"
+    );
+    let ready = last["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
     assert_eq!(ready["status"], "False", "a failing object is not shown as fine");
 }

@@ -35,8 +35,7 @@ pub const MAC_PATTERN: &str = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$";
 pub const IPV4_PATTERN: &str =
     r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$";
 /// An IPv4 address with prefix length (CIDR).
-pub const IPV4_CIDR_PATTERN: &str =
-    r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$";
+pub const IPV4_CIDR_PATTERN: &str = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$";
 /// An IPv6 address (shape only; the operator parses it fully).
 pub const IPV6_PATTERN: &str = r"^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*$";
 /// An IPv6 address with prefix length (shape only; the operator parses it fully).
@@ -183,7 +182,11 @@ impl ByteQuantity {
             Some((i, f)) => (i, f),
             None => (num, ""),
         };
-        if int_part.is_empty() || !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) || (num.contains('.') && frac_part.is_empty()) {
+        if int_part.is_empty()
+            || !int_part.bytes().all(|b| b.is_ascii_digit())
+            || !frac_part.bytes().all(|b| b.is_ascii_digit())
+            || (num.contains('.') && frac_part.is_empty())
+        {
             return Err(err());
         }
         if frac_part.len() > 18 {
@@ -191,7 +194,11 @@ impl ByteQuantity {
         }
         let overflow = || QuantityError::Overflow(s.to_string());
         let int: u128 = int_part.parse().map_err(|_| overflow())?;
-        let frac: u128 = if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| overflow())? };
+        let frac: u128 = if frac_part.is_empty() {
+            0
+        } else {
+            frac_part.parse().map_err(|_| overflow())?
+        };
         let scale = 10u128.pow(frac_part.len() as u32);
         let total_scaled = int
             .checked_mul(scale)
@@ -280,10 +287,25 @@ mod tests {
     #[test]
     fn schema_patterns_compile_as_rust_regexes() {
         for p in [
-            K8S_NAME_PATTERN, NODE_PATTERN, STORAGE_PATTERN, HOSTNAME_PATTERN, BRIDGE_PATTERN, TAG_PATTERN,
-            POOL_PATTERN, MAC_PATTERN, IPV4_PATTERN, IPV4_CIDR_PATTERN, IPV6_PATTERN, IPV6_CIDR_PATTERN,
-            IP_PATTERN, VZTMPL_VOLID_PATTERN, BACKUP_VOLID_PATTERN, MOUNT_PATH_PATTERN, SINGLE_LINE_PATTERN,
-            QUANTITY_PATTERN, DURATION_PATTERN,
+            K8S_NAME_PATTERN,
+            NODE_PATTERN,
+            STORAGE_PATTERN,
+            HOSTNAME_PATTERN,
+            BRIDGE_PATTERN,
+            TAG_PATTERN,
+            POOL_PATTERN,
+            MAC_PATTERN,
+            IPV4_PATTERN,
+            IPV4_CIDR_PATTERN,
+            IPV6_PATTERN,
+            IPV6_CIDR_PATTERN,
+            IP_PATTERN,
+            VZTMPL_VOLID_PATTERN,
+            BACKUP_VOLID_PATTERN,
+            MOUNT_PATH_PATTERN,
+            SINGLE_LINE_PATTERN,
+            QUANTITY_PATTERN,
+            DURATION_PATTERN,
         ] {
             regex::Regex::new(p).unwrap();
         }
@@ -291,7 +313,14 @@ mod tests {
 
     #[test]
     fn separators_cannot_pass_the_property_string_patterns() {
-        for p in [BRIDGE_PATTERN, TAG_PATTERN, STORAGE_PATTERN, HOSTNAME_PATTERN, MOUNT_PATH_PATTERN, POOL_PATTERN] {
+        for p in [
+            BRIDGE_PATTERN,
+            TAG_PATTERN,
+            STORAGE_PATTERN,
+            HOSTNAME_PATTERN,
+            MOUNT_PATH_PATTERN,
+            POOL_PATTERN,
+        ] {
             let re = regex::Regex::new(p).unwrap();
             for bad in ["vmbr0,firewall=0", "a=b", "a;b", "a\nb", "/data,backup=1"] {
                 assert!(!re.is_match(bad), "{p} accepted {bad:?}");

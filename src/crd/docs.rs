@@ -16,8 +16,7 @@ use serde_json::Value;
 pub const API_MD: &str = "API.md";
 
 /// The command that regenerates `crds/`, `crds/API.md` and the chart's CRD templates.
-pub const GENERATE_COMMAND: &str =
-    "cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator";
+pub const GENERATE_COMMAND: &str = "cargo run -- crds --out-dir crds --chart-dir charts/proxmox-lxc-operator";
 
 /// Where the chart's CRDs live inside the chart: templates (not Helm's `crds/`, which Helm installs
 /// once and never upgrades), so `helm upgrade` brings new CRD versions along.
@@ -58,7 +57,10 @@ pub fn chart_crd_template(crd: &CustomResourceDefinition) -> anyhow::Result<Stri
         "metadata:\n  name: {name}\n  labels:\n    {{{{- include \"plo.labels\" . | nindent 4 }}}}\n  \
          {{{{- if .Values.crds.keep }}}}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{{{- end }}}}\nspec:\n"
     );
-    let body = yaml.strip_prefix("---\n").unwrap_or(&yaml).replacen(&plain_meta, &meta, 1);
+    let body = yaml
+        .strip_prefix("---\n")
+        .unwrap_or(&yaml)
+        .replacen(&plain_meta, &meta, 1);
     Ok(format!(
         "{{{{- /* Generated from src/crd/ by `{GENERATE_COMMAND}`; do not edit. */}}}}\n\
          {{{{- if .Values.crds.install }}}}\n---\n{body}{{{{- end }}}}\n"
@@ -67,8 +69,7 @@ pub fn chart_crd_template(crd: &CustomResourceDefinition) -> anyhow::Result<Stri
 
 /// Renders the API reference of every kind (in [`super::all_crds`] order) as one Markdown page.
 pub fn api_markdown() -> String {
-    let crds: Vec<CustomResourceDefinition> =
-        super::all_crds().into_iter().map(|(_, c)| c).collect();
+    let crds: Vec<CustomResourceDefinition> = super::all_crds().into_iter().map(|(_, c)| c).collect();
     render(&crds)
 }
 
@@ -80,12 +81,7 @@ pub fn render(crds: &[CustomResourceDefinition]) -> String {
         "<!-- Generated from the CRD schemas by `{GENERATE_COMMAND}`; do not edit. -->\n\n"
     ));
     if let Some(first) = crds.first() {
-        let versions: Vec<&str> = first
-            .spec
-            .versions
-            .iter()
-            .map(|v| v.name.as_str())
-            .collect();
+        let versions: Vec<&str> = first.spec.versions.iter().map(|v| v.name.as_str()).collect();
         out.push_str(&format!(
             "Group `{}`, version `{}`. Every kind is namespaced and in the category `proxmox` \
              (`kubectl get proxmox`).\n\n",
@@ -106,11 +102,7 @@ pub fn render(crds: &[CustomResourceDefinition]) -> String {
             "| [`{kind}`](#{anchor}) | `{short}` | `{plural}` | {desc} |\n",
             kind = names.kind,
             anchor = names.kind.to_lowercase(),
-            short = names
-                .short_names
-                .as_deref()
-                .unwrap_or_default()
-                .join("`, `"),
+            short = names.short_names.as_deref().unwrap_or_default().join("`, `"),
             plural = names.plural,
             desc = cell(desc),
         ));
@@ -147,27 +139,15 @@ fn render_kind(out: &mut String, crd: &CustomResourceDefinition) {
         version.name,
         names.kind,
         crd.spec.scope,
-        names
-            .short_names
-            .as_deref()
-            .unwrap_or_default()
-            .join("`, `"),
-        if version
-            .subresources
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .is_some()
-        {
+        names.short_names.as_deref().unwrap_or_default().join("`, `"),
+        if version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some() {
             "yes"
         } else {
             "no"
         },
     );
     if let Some(cols) = &version.additional_printer_columns {
-        let cols: Vec<String> = cols
-            .iter()
-            .map(|c| format!("{} (`{}`)", c.name, c.json_path))
-            .collect();
+        let cols: Vec<String> = cols.iter().map(|c| format!("{} (`{}`)", c.name, c.json_path)).collect();
         let _ = writeln!(out, "\n`kubectl get` columns: {}.", cols.join(", "));
     }
     let props = root.get("properties").and_then(Value::as_object);
@@ -264,20 +244,13 @@ fn descend(path: &str, field: &Value, rows: &mut Vec<Row>) {
 
 /// The field's type: `string (date-time)`, `[]object`, `map[string]string`, `int-or-string`.
 fn type_name(field: &Value) -> String {
-    if field
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if field.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
         return "int-or-string".into();
     }
     let base = match field.get("type").and_then(Value::as_str) {
         Some("array") => format!(
             "[]{}",
-            field
-                .get("items")
-                .map(type_name)
-                .unwrap_or_else(|| "any".into())
+            field.get("items").map(type_name).unwrap_or_else(|| "any".into())
         ),
         Some("object") => match field.get("additionalProperties").filter(|v| v.is_object()) {
             Some(values) if field.get("properties").is_none() => {
@@ -315,11 +288,7 @@ fn constraints(field: &Value) -> String {
     let mut parts = own_constraints(field);
     if field.get("type").and_then(Value::as_str) == Some("array") {
         if let Some(items) = field.get("items").filter(|i| i.get("properties").is_none()) {
-            parts.extend(
-                own_constraints(items)
-                    .into_iter()
-                    .map(|c| format!("each: {c}")),
-            );
+            parts.extend(own_constraints(items).into_iter().map(|c| format!("each: {c}")));
         }
     }
     parts.join("; ")
@@ -331,12 +300,7 @@ fn own_constraints(field: &Value) -> Vec<String> {
     if let Some(values) = field.get("enum").and_then(Value::as_array) {
         let values: Vec<String> = values
             .iter()
-            .map(|v| {
-                format!(
-                    "`{}`",
-                    v.as_str().map(str::to_string).unwrap_or_else(|| compact(v))
-                )
-            })
+            .map(|v| format!("`{}`", v.as_str().map(str::to_string).unwrap_or_else(|| compact(v))))
             .collect();
         parts.push(format!("one of {}", values.join(", ")));
     }
@@ -359,24 +323,10 @@ fn own_constraints(field: &Value) -> Vec<String> {
     let (min, max) = (num("minimum"), num("maximum"));
     if exclusive("exclusiveMinimum") || exclusive("exclusiveMaximum") {
         if let Some(a) = min {
-            parts.push(format!(
-                "{} {a}",
-                if exclusive("exclusiveMinimum") {
-                    ">"
-                } else {
-                    "≥"
-                }
-            ));
+            parts.push(format!("{} {a}", if exclusive("exclusiveMinimum") { ">" } else { "≥" }));
         }
         if let Some(b) = max {
-            parts.push(format!(
-                "{} {b}",
-                if exclusive("exclusiveMaximum") {
-                    "<"
-                } else {
-                    "≤"
-                }
-            ));
+            parts.push(format!("{} {b}", if exclusive("exclusiveMaximum") { "<" } else { "≤" }));
         }
     } else {
         parts.extend(range(min, max, ""));
@@ -391,20 +341,14 @@ fn own_constraints(field: &Value) -> Vec<String> {
         parts.push("unique items".into());
     }
     if let Some(list_type) = field.get("x-kubernetes-list-type").and_then(Value::as_str) {
-        match field
-            .get("x-kubernetes-list-map-keys")
-            .and_then(Value::as_array)
-        {
+        match field.get("x-kubernetes-list-map-keys").and_then(Value::as_array) {
             Some(keys) => {
                 let keys: Vec<String> = keys
                     .iter()
                     .filter_map(Value::as_str)
                     .map(|k| format!("`{k}`"))
                     .collect();
-                parts.push(format!(
-                    "list type `{list_type}`, unique by {}",
-                    keys.join(", ")
-                ));
+                parts.push(format!("list type `{list_type}`, unique by {}", keys.join(", ")));
             }
             None => parts.push(format!("list type `{list_type}`")),
         }
@@ -421,20 +365,13 @@ fn own_constraints(field: &Value) -> Vec<String> {
             parts.push(format!("at least one of {}", alts.join(", ")));
         }
     }
-    if let Some(any_of) = field
-        .get("not")
-        .and_then(|n| n.get("anyOf"))
-        .and_then(Value::as_array)
-    {
+    if let Some(any_of) = field.get("not").and_then(|n| n.get("anyOf")).and_then(Value::as_array) {
         let alts = alternatives(any_of);
         if !alts.is_empty() {
             parts.push(format!("not together: {}", alts.join(", ")));
         }
     }
-    if let Some(rules) = field
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-    {
+    if let Some(rules) = field.get("x-kubernetes-validations").and_then(Value::as_array) {
         for rule in rules {
             let text = rule.get("rule").and_then(Value::as_str).unwrap_or("");
             match rule.get("message").and_then(Value::as_str) {
@@ -513,10 +450,7 @@ mod tests {
             type_name(&json!({"type": "object", "additionalProperties": {"type": "string"}})),
             "map[string]string"
         );
-        assert_eq!(
-            type_name(&json!({"x-kubernetes-int-or-string": true})),
-            "int-or-string"
-        );
+        assert_eq!(type_name(&json!({"x-kubernetes-int-or-string": true})), "int-or-string");
     }
 
     #[test]
@@ -525,17 +459,12 @@ mod tests {
             "type": "string", "pattern": "^(a|b)$", "minLength": 1, "maxLength": 8,
             "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "immutable"}]
         }));
-        assert_eq!(
-            c,
-            "pattern `^(a|b)$`; length 1..8; CEL `self == oldSelf` (immutable)"
-        );
+        assert_eq!(c, "pattern `^(a|b)$`; length 1..8; CEL `self == oldSelf` (immutable)");
         assert_eq!(
             cell(&c),
             "pattern `^(a\\|b)$`; length 1..8; CEL `self == oldSelf` (immutable)"
         );
-        let list = constraints(
-            &json!({"type": "array", "maxItems": 3, "items": {"type": "integer", "minimum": 1}}),
-        );
+        let list = constraints(&json!({"type": "array", "maxItems": 3, "items": {"type": "integer", "minimum": 1}}));
         assert_eq!(list, "≤ 3 items; each: ≥ 1");
         assert_eq!(
             constraints(&json!({"type": "integer", "minimum": 1.0, "maximum": 64.0})),
@@ -556,16 +485,11 @@ mod tests {
             "LxcBackup",
         ] {
             assert!(md.contains(&format!("\n## {kind}\n")), "{kind} missing");
-            assert!(
-                md.contains(&format!("\n### {kind}.spec\n")),
-                "{kind}.spec missing"
-            );
+            assert!(md.contains(&format!("\n### {kind}.spec\n")), "{kind}.spec missing");
         }
         assert!(md.contains("| `spec.endpoints` | []string | yes |"), "{md}");
         assert!(md.contains("`spec.network[].bridge`"));
         assert!(md.contains("`spec.source.backup.volid`"));
-        assert!(md.contains(
-            "| `spec.deletionPolicy` | string |  | `\"Delete\"` | one of `Delete`, `Retain` |"
-        ));
+        assert!(md.contains("| `spec.deletionPolicy` | string |  | `\"Delete\"` | one of `Delete`, `Retain` |"));
     }
 }

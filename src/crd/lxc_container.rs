@@ -355,7 +355,15 @@ pub struct Features {
 pub struct ContainerAuth {
     /// SSH public keys installed for root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 16384), regex(pattern = r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?$")))]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(max = 16384),
+            regex(
+                pattern = r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?$"
+            )
+        )
+    )]
     pub ssh_public_keys: Vec<String>,
     /// The root password, from a Secret in the same namespace. Never copied into status, events or logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -484,11 +492,17 @@ pub struct FirewallRule {
     pub protocol: Option<String>,
     /// Destination port(s): `22`, `80,443` or a range `1000:2000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256), regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$"))]
+    #[schemars(
+        length(max = 256),
+        regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$")
+    )]
     pub port: Option<String>,
     /// Source port(s), same syntax as `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 256), regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$"))]
+    #[schemars(
+        length(max = 256),
+        regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$")
+    )]
     pub source_port: Option<String>,
     /// Source address, CIDR, or alias name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -109,7 +109,10 @@ pub struct ImageUrl {
     pub checksum: String,
     /// File name to store it as; taken from the URL when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 255), regex(pattern = r"^[a-zA-Z0-9_.+-]+\.(tar\.gz|tar\.xz|tar\.zst|tar\.bz2|tgz|txz|tar)$"))]
+    #[schemars(
+        length(max = 255),
+        regex(pattern = r"^[a-zA-Z0-9_.+-]+\.(tar\.gz|tar\.xz|tar\.zst|tar\.bz2|tgz|txz|tar)$")
+    )]
     pub file_name: Option<String>,
 }
 

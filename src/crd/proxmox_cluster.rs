@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct ProxmoxClusterSpec {
     /// API endpoints such as `https://pve1.example:8006`, tried in order (failover on connect errors).
-    #[schemars(length(min = 1, max = 16), inner(length(max = 2048), regex(pattern = r"^https://[^\s/?#,]+(:[0-9]{1,5})?/?$")))]
+    #[schemars(
+        length(min = 1, max = 16),
+        inner(length(max = 2048), regex(pattern = r"^https://[^\s/?#,]+(:[0-9]{1,5})?/?$"))
+    )]
     pub endpoints: Vec<String>,
     /// Secret (same namespace) with `tokenId` + `tokenSecret` (API token `user@realm!name`), or
     /// `username` + `password` (ticket auth).

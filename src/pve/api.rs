@@ -93,15 +93,11 @@ impl Client {
 
     /// `GET /nodes/{node}/status`.
     pub async fn node_status(&self, node: &str) -> Result<NodeStatus> {
-        self.get(&format!("/nodes/{}/status", seg(node)), &Params::new())
-            .await
+        self.get(&format!("/nodes/{}/status", seg(node)), &Params::new()).await
     }
 
     /// `GET /cluster/resources[?type=vm|storage|node|sdn]`.
-    pub async fn cluster_resources(
-        &self,
-        resource_type: Option<&str>,
-    ) -> Result<Vec<ClusterResource>> {
+    pub async fn cluster_resources(&self, resource_type: Option<&str>) -> Result<Vec<ClusterResource>> {
         let mut p = Params::new();
         p.opt("type", resource_type);
         self.get("/cluster/resources", &p).await
@@ -141,20 +137,12 @@ impl Client {
     ) -> Result<Vec<StorageVolume>> {
         let mut p = Params::new();
         p.opt("content", content).opt("vmid", vmid);
-        self.get(
-            &format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)),
-            &p,
-        )
-        .await
+        self.get(&format!("/nodes/{}/storage/{}/content", seg(node), seg(storage)), &p)
+            .await
     }
 
     /// `POST /nodes/{node}/storage/{storage}/download-url` (task).
-    pub async fn download_url(
-        &self,
-        node: &str,
-        storage: &str,
-        params: &DownloadUrlParams,
-    ) -> Result<Upid> {
+    pub async fn download_url(&self, node: &str, storage: &str, params: &DownloadUrlParams) -> Result<Upid> {
         let mut p = Params::new();
         p.set("url", &params.url)
             .set("content", &params.content)
@@ -173,18 +161,8 @@ impl Client {
 
     /// `DELETE /nodes/{node}/storage/{storage}/content/{volume}`; returns a task id when
     /// Proxmox deletes in the background, `None` when it finished synchronously.
-    pub async fn delete_volume(
-        &self,
-        node: &str,
-        storage: &str,
-        volume: &str,
-    ) -> Result<Option<Upid>> {
-        let path = format!(
-            "/nodes/{}/storage/{}/content/{}",
-            seg(node),
-            seg(storage),
-            seg(volume)
-        );
+    pub async fn delete_volume(&self, node: &str, storage: &str, volume: &str) -> Result<Option<Upid>> {
+        let path = format!("/nodes/{}/storage/{}/content/{}", seg(node), seg(storage), seg(volume));
         let v: Value = self.request(Method::DELETE, &path, &[]).await?;
         match v {
             Value::Null => Ok(None),
@@ -194,17 +172,11 @@ impl Client {
 
     /// `GET /nodes/{node}/aplinfo`: the appliance/template catalogue.
     pub async fn aplinfo(&self, node: &str) -> Result<Vec<AplInfo>> {
-        self.get(&format!("/nodes/{}/aplinfo", seg(node)), &Params::new())
-            .await
+        self.get(&format!("/nodes/{}/aplinfo", seg(node)), &Params::new()).await
     }
 
     /// `POST /nodes/{node}/aplinfo`: download catalogue `template` to `storage` (task).
-    pub async fn aplinfo_download(
-        &self,
-        node: &str,
-        storage: &str,
-        template: &str,
-    ) -> Result<Upid> {
+    pub async fn aplinfo_download(&self, node: &str, storage: &str, template: &str) -> Result<Upid> {
         let mut p = Params::new();
         p.set("storage", storage).set("template", template);
         self.task_call(Method::POST, &format!("/nodes/{}/aplinfo", seg(node)), &p)
@@ -215,8 +187,7 @@ impl Client {
 
     /// `GET /nodes/{node}/lxc`.
     pub async fn lxc_list(&self, node: &str) -> Result<Vec<LxcStatus>> {
-        self.get(&format!("/nodes/{}/lxc", seg(node)), &Params::new())
-            .await
+        self.get(&format!("/nodes/{}/lxc", seg(node)), &Params::new()).await
     }
 
     /// `POST /nodes/{node}/lxc`: create (worker `vzcreate`) or restore (`vzrestore`).
@@ -273,12 +244,7 @@ impl Client {
 
     /// `PUT …/lxc/{vmid}/config` (synchronous). With `digest`, fails with
     /// [`Error::DigestMismatch`] if the config changed since it was read.
-    pub async fn lxc_update_config(
-        &self,
-        node: &str,
-        vmid: u32,
-        update: &ConfigUpdate,
-    ) -> Result<()> {
+    pub async fn lxc_update_config(&self, node: &str, vmid: u32, update: &ConfigUpdate) -> Result<()> {
         let mut p = Params::new();
         for (k, v) in &update.set {
             p.set(k, v);
@@ -299,11 +265,8 @@ impl Client {
 
     /// `GET …/lxc/{vmid}/status/current`.
     pub async fn lxc_status(&self, node: &str, vmid: u32) -> Result<LxcStatus> {
-        self.get(
-            &format!("{}/status/current", lxc_path(node, vmid)),
-            &Params::new(),
-        )
-        .await
+        self.get(&format!("{}/status/current", lxc_path(node, vmid)), &Params::new())
+            .await
     }
 
     /// `POST …/status/start` (task `vzstart`).
@@ -337,24 +300,16 @@ impl Client {
     ) -> Result<Upid> {
         let mut p = Params::new();
         p.opt("timeout", timeout).flag("forceStop", force_stop);
-        self.task_call(
-            Method::POST,
-            &format!("{}/status/shutdown", lxc_path(node, vmid)),
-            &p,
-        )
-        .await
+        self.task_call(Method::POST, &format!("{}/status/shutdown", lxc_path(node, vmid)), &p)
+            .await
     }
 
     /// `POST …/status/reboot` (task `vzreboot`).
     pub async fn lxc_reboot(&self, node: &str, vmid: u32, timeout: Option<u32>) -> Result<Upid> {
         let mut p = Params::new();
         p.opt("timeout", timeout);
-        self.task_call(
-            Method::POST,
-            &format!("{}/status/reboot", lxc_path(node, vmid)),
-            &p,
-        )
-        .await
+        self.task_call(Method::POST, &format!("{}/status/reboot", lxc_path(node, vmid)), &p)
+            .await
     }
 
     /// `PUT …/resize` (task `resize`): `disk` = `rootfs` or `mpN`, `size` = `[+]N[KMGT]`
@@ -375,12 +330,8 @@ impl Client {
             .opt_str("target-storage", &params.target_storage)
             .opt("timeout", params.timeout)
             .opt("bwlimit", params.bwlimit);
-        self.task_call(
-            Method::POST,
-            &format!("{}/migrate", lxc_path(node, vmid)),
-            &p,
-        )
-        .await
+        self.task_call(Method::POST, &format!("{}/migrate", lxc_path(node, vmid)), &p)
+            .await
     }
 
     /// `POST …/clone` (task `vzclone`; the UPID's id is the *source* vmid).
@@ -415,32 +366,22 @@ impl Client {
         let mut p = Params::new();
         p.flag("purge", params.purge)
             .flag("force", params.force)
-            .flag(
-                "destroy-unreferenced-disks",
-                params.destroy_unreferenced_disks,
-            );
-        self.task_call(Method::DELETE, &lxc_path(node, vmid), &p)
-            .await
+            .flag("destroy-unreferenced-disks", params.destroy_unreferenced_disks);
+        self.task_call(Method::DELETE, &lxc_path(node, vmid), &p).await
     }
 
     /// `GET …/interfaces`: addresses seen inside the container; empty when stopped.
     pub async fn lxc_interfaces(&self, node: &str, vmid: u32) -> Result<Vec<Interface>> {
         let v: Option<Vec<Interface>> = self
-            .get(
-                &format!("{}/interfaces", lxc_path(node, vmid)),
-                &Params::new(),
-            )
+            .get(&format!("{}/interfaces", lxc_path(node, vmid)), &Params::new())
             .await?;
         Ok(v.unwrap_or_default())
     }
 
     /// `GET …/snapshot` (includes the pseudo-entry `current`).
     pub async fn lxc_snapshots(&self, node: &str, vmid: u32) -> Result<Vec<Snapshot>> {
-        self.get(
-            &format!("{}/snapshot", lxc_path(node, vmid)),
-            &Params::new(),
-        )
-        .await
+        self.get(&format!("{}/snapshot", lxc_path(node, vmid)), &Params::new())
+            .await
     }
 
     /// `POST …/snapshot` (task `vzsnapshot`).
@@ -453,12 +394,8 @@ impl Client {
     ) -> Result<Upid> {
         let mut p = Params::new();
         p.set("snapname", snapname).opt("description", description);
-        self.task_call(
-            Method::POST,
-            &format!("{}/snapshot", lxc_path(node, vmid)),
-            &p,
-        )
-        .await
+        self.task_call(Method::POST, &format!("{}/snapshot", lxc_path(node, vmid)), &p)
+            .await
     }
 
     /// `DELETE …/snapshot/{snapname}` (task `vzdelsnapshot`).
@@ -491,11 +428,7 @@ impl Client {
         p.flag("start", start);
         self.task_call(
             Method::POST,
-            &format!(
-                "{}/snapshot/{}/rollback",
-                lxc_path(node, vmid),
-                seg(snapname)
-            ),
+            &format!("{}/snapshot/{}/rollback", lxc_path(node, vmid), seg(snapname)),
             &p,
         )
         .await
@@ -505,20 +438,12 @@ impl Client {
 
     /// `GET …/firewall/options`.
     pub async fn lxc_firewall_options(&self, node: &str, vmid: u32) -> Result<FirewallOptions> {
-        self.get(
-            &format!("{}/firewall/options", lxc_path(node, vmid)),
-            &Params::new(),
-        )
-        .await
+        self.get(&format!("{}/firewall/options", lxc_path(node, vmid)), &Params::new())
+            .await
     }
 
     /// `PUT …/firewall/options`.
-    pub async fn lxc_set_firewall_options(
-        &self,
-        node: &str,
-        vmid: u32,
-        o: &FirewallOptionsUpdate,
-    ) -> Result<()> {
+    pub async fn lxc_set_firewall_options(&self, node: &str, vmid: u32, o: &FirewallOptionsUpdate) -> Result<()> {
         let mut p = Params::new();
         p.flag("enable", o.enable)
             .flag("dhcp", o.dhcp)
@@ -534,21 +459,14 @@ impl Client {
         if !o.delete.is_empty() {
             p.set("delete", o.delete.join(","));
         }
-        self.unit_call(
-            Method::PUT,
-            &format!("{}/firewall/options", lxc_path(node, vmid)),
-            &p,
-        )
-        .await
+        self.unit_call(Method::PUT, &format!("{}/firewall/options", lxc_path(node, vmid)), &p)
+            .await
     }
 
     /// `GET …/firewall/rules`.
     pub async fn lxc_firewall_rules(&self, node: &str, vmid: u32) -> Result<Vec<FirewallRule>> {
-        self.get(
-            &format!("{}/firewall/rules", lxc_path(node, vmid)),
-            &Params::new(),
-        )
-        .await
+        self.get(&format!("{}/firewall/rules", lxc_path(node, vmid)), &Params::new())
+            .await
     }
 
     fn rule_params(r: &FirewallRuleParams, create: bool) -> Params {
@@ -579,12 +497,7 @@ impl Client {
     }
 
     /// `POST …/firewall/rules`.
-    pub async fn lxc_firewall_rule_create(
-        &self,
-        node: &str,
-        vmid: u32,
-        rule: &FirewallRuleParams,
-    ) -> Result<()> {
+    pub async fn lxc_firewall_rule_create(&self, node: &str, vmid: u32, rule: &FirewallRuleParams) -> Result<()> {
         self.unit_call(
             Method::POST,
             &format!("{}/firewall/rules", lxc_path(node, vmid)),
@@ -610,13 +523,7 @@ impl Client {
     }
 
     /// `DELETE …/firewall/rules/{pos}`.
-    pub async fn lxc_firewall_rule_delete(
-        &self,
-        node: &str,
-        vmid: u32,
-        pos: u32,
-        digest: Option<&str>,
-    ) -> Result<()> {
+    pub async fn lxc_firewall_rule_delete(&self, node: &str, vmid: u32, pos: u32, digest: Option<&str>) -> Result<()> {
         let mut p = Params::new();
         p.opt("digest", digest);
         self.unit_call(
@@ -664,11 +571,7 @@ impl Client {
     /// `GET /nodes/{node}/tasks/{upid}/status` (node taken from the UPID).
     pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
         self.get(
-            &format!(
-                "/nodes/{}/tasks/{}/status",
-                seg(upid.node()),
-                seg(upid.as_str())
-            ),
+            &format!("/nodes/{}/tasks/{}/status", seg(upid.node()), seg(upid.as_str())),
             &Params::new(),
         )
         .await
@@ -676,22 +579,11 @@ impl Client {
 
     /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`; returns the lines and the
     /// total line count.
-    pub async fn task_log(
-        &self,
-        upid: &Upid,
-        start: u64,
-        limit: u64,
-    ) -> Result<(Vec<TaskLogLine>, u64)> {
-        let path = format!(
-            "/nodes/{}/tasks/{}/log",
-            seg(upid.node()),
-            seg(upid.as_str())
-        );
+    pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<(Vec<TaskLogLine>, u64)> {
+        let path = format!("/nodes/{}/tasks/{}/log", seg(upid.node()), seg(upid.as_str()));
         let mut p = Params::new();
         p.set("start", start).set("limit", limit);
-        let mut env = self
-            .request_envelope(Method::GET, &path, p.as_slice())
-            .await?;
+        let mut env = self.request_envelope(Method::GET, &path, p.as_slice()).await?;
         let total = env.get("total").and_then(super::de::value_to_u64);
         let data = env.get_mut("data").map(Value::take).unwrap_or(Value::Null);
         let lines: Vec<TaskLogLine> = if data.is_null() {
@@ -722,12 +614,7 @@ impl Client {
     /// [`Error::TaskFailed`] (with the last 20 log lines) on failure, and
     /// [`Error::TaskWaitTimeout`] when the task is still running at the deadline.
     /// Transient polling errors are tolerated until the deadline.
-    pub async fn wait_task(
-        &self,
-        upid: &Upid,
-        poll_interval: Duration,
-        timeout: Duration,
-    ) -> Result<TaskResult> {
+    pub async fn wait_task(&self, upid: &Upid, poll_interval: Duration, timeout: Duration) -> Result<TaskResult> {
         let started = Instant::now();
         loop {
             match self.task_status(upid).await {

@@ -46,9 +46,7 @@ impl Auth {
                     .chain(secret.chars())
                     .any(|c| c.is_control() || c == ' ')
                 {
-                    return Err(bad(
-                        "token id or secret contains whitespace or control characters",
-                    ));
+                    return Err(bad("token id or secret contains whitespace or control characters"));
                 }
                 if secret.is_empty() {
                     return Err(bad("empty token secret"));

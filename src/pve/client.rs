@@ -205,11 +205,7 @@ impl std::fmt::Debug for Client {
 }
 
 /// Characters escaped in a path segment: everything but `A-Za-z0-9-._~`.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encodes one path segment (node names, storage ids, UPIDs, volume ids...).
 pub fn encode_segment(s: &str) -> String {
@@ -298,16 +294,15 @@ impl Client {
             .map_err(|e| Error::Config {
                 message: format!("HTTP client: {}", error_chain_text(&e)),
             })?;
-        let bucket = (config.limits.requests_per_second > 0.0
-            && config.limits.requests_per_second.is_finite())
-        .then(|| {
-            let burst = f64::from(config.limits.burst.max(1));
-            TokenBucket {
-                rate: config.limits.requests_per_second,
-                burst,
-                state: Mutex::new((burst, Instant::now())),
-            }
-        });
+        let bucket =
+            (config.limits.requests_per_second > 0.0 && config.limits.requests_per_second.is_finite()).then(|| {
+                let burst = f64::from(config.limits.burst.max(1));
+                TokenBucket {
+                    rate: config.limits.requests_per_second,
+                    burst,
+                    state: Mutex::new((burst, Instant::now())),
+                }
+            });
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -337,10 +332,7 @@ impl Client {
         st.auth = auth;
         st.ticket = None;
         st.generation += 1;
-        tracing::info!(
-            principal = st.auth.principal(),
-            "Proxmox credentials replaced"
-        );
+        tracing::info!(principal = st.auth.principal(), "Proxmox credentials replaced");
         Ok(())
     }
 
@@ -351,16 +343,11 @@ impl Client {
 
     /// The endpoint currently used first (the last one that accepted a connection).
     pub fn active_endpoint(&self) -> &str {
-        &self.inner.endpoints
-            [self.inner.active.load(Ordering::Relaxed) % self.inner.endpoints.len()]
+        &self.inner.endpoints[self.inner.active.load(Ordering::Relaxed) % self.inner.endpoints.len()]
     }
 
     fn node_semaphore(&self, node: &str) -> Arc<Semaphore> {
-        let mut m = self
-            .inner
-            .task_slots
-            .lock()
-            .expect("task slot map poisoned");
+        let mut m = self.inner.task_slots.lock().expect("task slot map poisoned");
         m.entry(node.to_string())
             .or_insert_with(|| {
                 let n = match self.inner.max_tasks_per_node {
@@ -416,11 +403,7 @@ impl Client {
             let idx = (start + i) % n;
             let base = &self.inner.endpoints[idx];
             let url = format!("{base}{path}");
-            let mut req = self
-                .inner
-                .http
-                .request(method.clone(), &url)
-                .headers(headers.clone());
+            let mut req = self.inner.http.request(method.clone(), &url).headers(headers.clone());
             req = if *method == Method::GET || *method == Method::DELETE {
                 req.query(params)
             } else {
@@ -468,11 +451,7 @@ impl Client {
                 elapsed_ms = t0.elapsed().as_millis() as u64,
                 "Proxmox API call"
             );
-            return Ok(RawResponse {
-                status,
-                reason,
-                body,
-            });
+            return Ok(RawResponse { status, reason, body });
         }
         Err(last_err.expect("at least one endpoint"))
     }
@@ -495,9 +474,7 @@ impl Client {
                 return Ok(t);
             }
             match &st.auth {
-                Auth::Password { username, password } => {
-                    (username.clone(), password.clone(), st.generation)
-                }
+                Auth::Password { username, password } => (username.clone(), password.clone(), st.generation),
                 Auth::Token { .. } => {
                     return Err(Error::Config {
                         message: "ticket requested with token auth".to_string(),
@@ -510,9 +487,7 @@ impl Client {
             ("username".to_string(), username.clone()),
             ("password".to_string(), password),
         ];
-        let raw = self
-            .send_raw(&Method::POST, path, &params, HeaderMap::new())
-            .await?;
+        let raw = self.send_raw(&Method::POST, path, &params, HeaderMap::new()).await?;
         if !(200..300).contains(&raw.status) {
             return Err(Error::from_response(
                 "POST",
@@ -528,10 +503,7 @@ impl Client {
             message: e.to_string(),
         })?;
         let data = &v["data"];
-        let (Some(ticket), Some(csrf)) = (
-            data["ticket"].as_str(),
-            data["CSRFPreventionToken"].as_str(),
-        ) else {
+        let (Some(ticket), Some(csrf)) = (data["ticket"].as_str(), data["CSRFPreventionToken"].as_str()) else {
             return Err(Error::Decode {
                 method: "POST".into(),
                 path: path.into(),
@@ -552,11 +524,7 @@ impl Client {
         Ok(t)
     }
 
-    async fn auth_headers(
-        &self,
-        method: &Method,
-        bad_generation: Option<u64>,
-    ) -> Result<(HeaderMap, u64)> {
+    async fn auth_headers(&self, method: &Method, bad_generation: Option<u64>) -> Result<(HeaderMap, u64)> {
         let (auth, generation) = {
             let st = self.inner.auth.read().expect("auth lock poisoned");
             (st.auth.clone(), st.generation)
@@ -564,20 +532,12 @@ impl Client {
         let mut h = HeaderMap::new();
         match auth {
             Auth::Token { token_id, secret } => {
-                h.insert(
-                    AUTHORIZATION,
-                    sensitive(&format!("PVEAPIToken={token_id}={secret}"))?,
-                );
+                h.insert(AUTHORIZATION, sensitive(&format!("PVEAPIToken={token_id}={secret}"))?);
                 Ok((h, generation))
             }
             Auth::Password { .. } => {
                 let t = self.ensure_ticket(bad_generation).await?;
-                let generation = self
-                    .inner
-                    .auth
-                    .read()
-                    .expect("auth lock poisoned")
-                    .generation;
+                let generation = self.inner.auth.read().expect("auth lock poisoned").generation;
                 h.insert(
                     COOKIE,
                     sensitive(&format!("PVEAuthCookie={}", encode_segment(&t.ticket)))?,
@@ -591,12 +551,7 @@ impl Client {
     }
 
     /// One attempt including authentication (and one re-login on 401 with ticket auth).
-    async fn execute_once(
-        &self,
-        method: &Method,
-        path: &str,
-        params: &[(String, String)],
-    ) -> Result<bytes::Bytes> {
+    async fn execute_once(&self, method: &Method, path: &str, params: &[(String, String)]) -> Result<bytes::Bytes> {
         let (headers, generation) = self.auth_headers(method, None).await?;
         let mut raw = self.send_raw(method, path, params, headers).await?;
         let is_ticket = matches!(
@@ -635,17 +590,16 @@ impl Client {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&body).map_err(|e| Error::Decode { method: m, path: path.to_string(), message: e.to_string() })
+        serde_json::from_slice(&body).map_err(|e| Error::Decode {
+            method: m,
+            path: path.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Sends a request (GETs retried, see [`Client::request_envelope`]) and returns the body of
     /// its successful answer.
-    async fn request_body(
-        &self,
-        method: Method,
-        path: &str,
-        params: &[(String, String)],
-    ) -> Result<bytes::Bytes> {
+    async fn request_body(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<bytes::Bytes> {
         let retry = &self.inner.retry;
         let attempts = if method == Method::GET {
             retry.max_attempts.max(1)
@@ -693,8 +647,16 @@ impl Client {
         }
         let m = method.as_str().to_string();
         let body = self.request_body(method, path, params).await?;
-        let decode_err = |e: serde_json::Error| Error::Decode { method: m.clone(), path: path.to_string(), message: e.to_string() };
-        let data = if body.iter().all(u8::is_ascii_whitespace) { None } else { serde_json::from_slice::<Envelope<T>>(&body).map_err(decode_err)?.data };
+        let decode_err = |e: serde_json::Error| Error::Decode {
+            method: m.clone(),
+            path: path.to_string(),
+            message: e.to_string(),
+        };
+        let data = if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            serde_json::from_slice::<Envelope<T>>(&body).map_err(decode_err)?.data
+        };
         match data {
             Some(d) => Ok(d),
             // no data (or null): whatever `T` makes of null (`()`, `None`), else a decode error
@@ -705,12 +667,7 @@ impl Client {
     /// Escape hatch for endpoints without a typed method: sends `params` (query for
     /// GET/DELETE, form body otherwise) to `path` (below `/api2/json`, already
     /// percent-encoded, see [`encode_segment`]) and returns the unwrapped `data`.
-    pub async fn raw_request(
-        &self,
-        method: Method,
-        path: &str,
-        params: &[(String, String)],
-    ) -> Result<Value> {
+    pub async fn raw_request(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<Value> {
         self.request(method, path, params).await
     }
 }
@@ -730,17 +687,9 @@ fn map_transport_error(e: &reqwest::Error, method: &Method, path: &str, endpoint
             message,
         }
     } else if e.is_timeout() {
-        Error::Timeout {
-            method,
-            path,
-            message,
-        }
+        Error::Timeout { method, path, message }
     } else {
-        Error::Transport {
-            method,
-            path,
-            message,
-        }
+        Error::Transport { method, path, message }
     }
 }
 
@@ -750,10 +699,7 @@ mod tests {
 
     #[test]
     fn endpoints_are_normalized_to_the_api2_json_base() {
-        assert_eq!(
-            normalize_endpoint("pve1").unwrap(),
-            "https://pve1:8006/api2/json"
-        );
+        assert_eq!(normalize_endpoint("pve1").unwrap(), "https://pve1:8006/api2/json");
         assert_eq!(
             normalize_endpoint("10.0.0.1:8443").unwrap(),
             "https://10.0.0.1:8443/api2/json"
@@ -771,10 +717,7 @@ mod tests {
             encode_segment("UPID:pve:0001:0002:0003:vzstart:100:root@pam!tok:"),
             "UPID%3Apve%3A0001%3A0002%3A0003%3Avzstart%3A100%3Aroot%40pam%21tok%3A"
         );
-        assert_eq!(
-            encode_segment("local:vztmpl/a b.tar"),
-            "local%3Avztmpl%2Fa%20b.tar"
-        );
+        assert_eq!(encode_segment("local:vztmpl/a b.tar"), "local%3Avztmpl%2Fa%20b.tar");
     }
 
     #[tokio::test(start_paused = true)]

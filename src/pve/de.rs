@@ -11,12 +11,9 @@ pub(crate) fn value_to_u64(v: &Value) -> Option<u64> {
             .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => {
             let s = s.trim();
-            s.parse::<u64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| *f >= 0.0)
-                    .map(|f| f as u64)
-            })
+            s.parse::<u64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().filter(|f| *f >= 0.0).map(|f| f as u64))
         }
         Value::Bool(b) => Some(u64::from(*b)),
         _ => None,

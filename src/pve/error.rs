@@ -220,9 +220,7 @@ pub enum Error {
         waited: Duration,
     },
     /// The server certificate's SHA-256 fingerprint is not the pinned one.
-    #[error(
-        "TLS: certificate fingerprint mismatch at {endpoint}: expected {expected}, got {actual}"
-    )]
+    #[error("TLS: certificate fingerprint mismatch at {endpoint}: expected {expected}, got {actual}")]
     TlsFingerprintMismatch {
         /// The endpoint URL.
         endpoint: String,
@@ -277,10 +275,7 @@ fn fmt_errors(errors: &BTreeMap<String, String>) -> String {
     if errors.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = errors
-        .iter()
-        .map(|(k, v)| format!("{k}: {}", v.trim_end()))
-        .collect();
+    let parts: Vec<String> = errors.iter().map(|(k, v)| format!("{k}: {}", v.trim_end())).collect();
     format!(" ({})", parts.join("; "))
 }
 
@@ -374,13 +369,7 @@ impl Error {
     ///
     /// `reason` is the raw HTTP reason phrase (Proxmox puts the first message line there),
     /// `body` the raw response body (may be empty or not JSON).
-    pub fn from_response(
-        method: &str,
-        path: &str,
-        status: u16,
-        reason: Option<&str>,
-        body: &[u8],
-    ) -> Error {
+    pub fn from_response(method: &str, path: &str, status: u16, reason: Option<&str>, body: &[u8]) -> Error {
         let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
         let body_message = parsed
             .as_ref()
@@ -418,11 +407,7 @@ impl Error {
         let path = path.to_string();
 
         match status {
-            401 => Error::Unauthorized {
-                method,
-                path,
-                message,
-            },
+            401 => Error::Unauthorized { method, path, message },
             403 => {
                 let (acl_path, permission) = parse_permission(&message);
                 Error::Forbidden {
@@ -452,16 +437,8 @@ impl Error {
                     errors,
                 }
             }
-            404 => Error::NotFound {
-                method,
-                path,
-                message,
-            },
-            501 => Error::NotImplemented {
-                method,
-                path,
-                message,
-            },
+            404 => Error::NotFound { method, path, message },
+            501 => Error::NotImplemented { method, path, message },
             500..=599 => match classify_message(&message) {
                 Some(MessageKind::AlreadyExists(vmid)) => Error::AlreadyExists {
                     method,
@@ -475,26 +452,10 @@ impl Error {
                     message,
                     reason,
                 },
-                Some(MessageKind::LockTimeout) => Error::LockTimeout {
-                    method,
-                    path,
-                    message,
-                },
-                Some(MessageKind::DigestMismatch) => Error::DigestMismatch {
-                    method,
-                    path,
-                    message,
-                },
-                Some(MessageKind::NotFound) => Error::NotFound {
-                    method,
-                    path,
-                    message,
-                },
-                Some(MessageKind::WrongState) => Error::WrongState {
-                    method,
-                    path,
-                    message,
-                },
+                Some(MessageKind::LockTimeout) => Error::LockTimeout { method, path, message },
+                Some(MessageKind::DigestMismatch) => Error::DigestMismatch { method, path, message },
+                Some(MessageKind::NotFound) => Error::NotFound { method, path, message },
+                Some(MessageKind::WrongState) => Error::WrongState { method, path, message },
                 None => Error::Server {
                     method,
                     path,
@@ -543,18 +504,16 @@ impl Error {
             | Error::Server { .. }
             | Error::TaskWaitTimeout { .. } => ErrorClass::Transient,
             Error::Locked { .. } => ErrorClass::Locked,
-            Error::InvalidParameters { .. } | Error::InvalidProperty { .. } => {
-                ErrorClass::InvalidSpec
-            }
+            Error::InvalidParameters { .. } | Error::InvalidProperty { .. } => ErrorClass::InvalidSpec,
             Error::Unauthorized { .. }
             | Error::Forbidden { .. }
             | Error::TlsFingerprintMismatch { .. }
             | Error::TlsUnknownCa { .. }
             | Error::Tls { .. } => ErrorClass::Auth,
             Error::NotFound { .. } => ErrorClass::NotFound,
-            Error::AlreadyExists { .. }
-            | Error::DigestMismatch { .. }
-            | Error::WrongState { .. } => ErrorClass::Conflict,
+            Error::AlreadyExists { .. } | Error::DigestMismatch { .. } | Error::WrongState { .. } => {
+                ErrorClass::Conflict
+            }
             Error::TaskFailed { exitstatus, .. } => match classify_message(exitstatus) {
                 Some(MessageKind::Locked(_)) => ErrorClass::Locked,
                 Some(MessageKind::LockTimeout) => ErrorClass::Transient,
@@ -564,10 +523,9 @@ impl Error {
                 | Some(MessageKind::WrongState) => ErrorClass::Conflict,
                 None => ErrorClass::Permanent,
             },
-            Error::NotImplemented { .. }
-            | Error::Rejected { .. }
-            | Error::Decode { .. }
-            | Error::Config { .. } => ErrorClass::Permanent,
+            Error::NotImplemented { .. } | Error::Rejected { .. } | Error::Decode { .. } | Error::Config { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 
@@ -635,13 +593,7 @@ mod tests {
 
     #[test]
     fn locked_reason_is_extracted_from_the_reason_phrase_when_the_body_has_no_message() {
-        let e = Error::from_response(
-            "POST",
-            "/x",
-            500,
-            Some("CT is locked (disk)"),
-            b"{\"data\":null}",
-        );
+        let e = Error::from_response("POST", "/x", 500, Some("CT is locked (disk)"), b"{\"data\":null}");
         assert!(matches!(&e, Error::Locked { reason, .. } if reason == "disk"));
         assert_eq!(e.class(), ErrorClass::Locked);
         assert!(e.is_retryable());
@@ -658,9 +610,7 @@ mod tests {
         );
         match e {
             Error::Forbidden {
-                acl_path,
-                permission,
-                ..
+                acl_path, permission, ..
             } => {
                 assert_eq!(acl_path.as_deref(), Some("/vms/100"));
                 assert_eq!(permission.as_deref(), Some("VM.Allocate"));

@@ -51,16 +51,11 @@ fn check_value(field: &str, value: &str, allow_semicolon: bool) -> Result<()> {
 
 fn check_key(field: &str, key: &str) -> Result<()> {
     let ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid_property(
-            field,
-            format!("invalid key {key:?}"),
-        ))
+        Err(Error::invalid_property(field, format!("invalid key {key:?}")))
     }
 }
 
@@ -172,19 +167,11 @@ fn parse_pairs(prop: &str, s: &str, default_key: Option<&str>) -> Result<BTreeMa
             Some((k, v)) => (k.to_string(), v.to_string()),
             None => match default_key {
                 Some(d) => (d.to_string(), part.to_string()),
-                None => {
-                    return Err(Error::invalid_property(
-                        prop,
-                        format!("missing `key=` in {part:?}"),
-                    ))
-                }
+                None => return Err(Error::invalid_property(prop, format!("missing `key=` in {part:?}"))),
             },
         };
         if out.insert(k.clone(), v).is_some() {
-            return Err(Error::invalid_property(
-                format!("{prop}.{k}"),
-                "duplicate key",
-            ));
+            return Err(Error::invalid_property(format!("{prop}.{k}"), "duplicate key"));
         }
     }
     Ok(out)
@@ -193,35 +180,25 @@ fn parse_pairs(prop: &str, s: &str, default_key: Option<&str>) -> Result<BTreeMa
 fn take_bool(prop: &str, m: &mut BTreeMap<String, String>, key: &str) -> Result<Option<bool>> {
     m.remove(key)
         .map(|v| {
-            parse_bool(&v).ok_or_else(|| {
-                Error::invalid_property(format!("{prop}.{key}"), format!("not a boolean: {v:?}"))
-            })
+            parse_bool(&v)
+                .ok_or_else(|| Error::invalid_property(format!("{prop}.{key}"), format!("not a boolean: {v:?}")))
         })
         .transpose()
 }
 
-fn take_num<T: std::str::FromStr>(
-    prop: &str,
-    m: &mut BTreeMap<String, String>,
-    key: &str,
-) -> Result<Option<T>> {
+fn take_num<T: std::str::FromStr>(prop: &str, m: &mut BTreeMap<String, String>, key: &str) -> Result<Option<T>> {
     m.remove(key)
         .map(|v| {
-            v.trim().parse::<T>().map_err(|_| {
-                Error::invalid_property(format!("{prop}.{key}"), format!("not a number: {v:?}"))
-            })
+            v.trim()
+                .parse::<T>()
+                .map_err(|_| Error::invalid_property(format!("{prop}.{key}"), format!("not a number: {v:?}")))
         })
         .transpose()
 }
 
 fn take_list(m: &mut BTreeMap<String, String>, key: &str) -> Vec<String> {
     m.remove(key)
-        .map(|v| {
-            v.split(';')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|v| v.split(';').filter(|s| !s.is_empty()).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -300,10 +277,7 @@ impl NetConfig {
         p.opt_num("mtu", self.mtu);
         if let Some(r) = self.rate {
             if !r.is_finite() || r < 0.0 {
-                return Err(Error::invalid_property(
-                    "net.rate",
-                    format!("invalid rate {r}"),
-                ));
+                return Err(Error::invalid_property("net.rate", format!("invalid rate {r}")));
             }
         }
         p.opt_num("rate", self.rate);
@@ -325,9 +299,8 @@ impl NetConfig {
         let trunks = take_list(&mut m, "trunks")
             .into_iter()
             .map(|t| {
-                t.parse::<u16>().map_err(|_| {
-                    Error::invalid_property("net.trunks", format!("not a VLAN id: {t:?}"))
-                })
+                t.parse::<u16>()
+                    .map_err(|_| Error::invalid_property("net.trunks", format!("not a VLAN id: {t:?}")))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(NetConfig {
@@ -406,10 +379,7 @@ impl MountPoint {
                 ("keepattrs", self.keepattrs.is_some()),
             ] {
                 if set {
-                    return Err(Error::invalid_property(
-                        format!("{prop}.{k}"),
-                        "not allowed for rootfs",
-                    ));
+                    return Err(Error::invalid_property(format!("{prop}.{k}"), "not allowed for rootfs"));
                 }
             }
         } else {
@@ -446,22 +416,18 @@ impl MountPoint {
 
     fn parse_as(prop: &str, s: &str, is_rootfs: bool) -> Result<MountPoint> {
         let mut m = parse_pairs(prop, s, Some("volume"))?;
-        let volume = m.remove("volume").ok_or_else(|| {
-            Error::invalid_property(format!("{prop}.volume"), "volume is required")
-        })?;
+        let volume = m
+            .remove("volume")
+            .ok_or_else(|| Error::invalid_property(format!("{prop}.volume"), "volume is required"))?;
         let mp = m.remove("mp");
         if !is_rootfs && mp.is_none() {
-            return Err(Error::invalid_property(
-                format!("{prop}.mp"),
-                "mp is required",
-            ));
+            return Err(Error::invalid_property(format!("{prop}.mp"), "mp is required"));
         }
         let size = m
             .remove("size")
             .map(|v| {
-                parse_size(&v).map_err(|_| {
-                    Error::invalid_property(format!("{prop}.size"), format!("invalid size {v:?}"))
-                })
+                parse_size(&v)
+                    .map_err(|_| Error::invalid_property(format!("{prop}.size"), format!("invalid size {v:?}")))
             })
             .transpose()?;
         Ok(MountPoint {
@@ -515,14 +481,7 @@ pub struct Features {
     pub extra: BTreeMap<String, String>,
 }
 
-const FEATURE_KEYS: &[&str] = &[
-    "force_rw_sys",
-    "fuse",
-    "keyctl",
-    "mknod",
-    "mount",
-    "nesting",
-];
+const FEATURE_KEYS: &[&str] = &["force_rw_sys", "fuse", "keyctl", "mknod", "mount", "nesting"];
 
 impl Features {
     /// Encodes as a `features` property string (may be empty when nothing is set).
@@ -591,10 +550,7 @@ impl Startup {
             down: take_num(prop, &mut m, "down")?,
         };
         if let Some(k) = m.keys().next() {
-            return Err(Error::invalid_property(
-                format!("startup.{k}"),
-                "unknown key",
-            ));
+            return Err(Error::invalid_property(format!("startup.{k}"), "unknown key"));
         }
         Ok(st)
     }
@@ -606,8 +562,7 @@ fn valid_tag(t: &str) -> bool {
         Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' => {}
         _ => return false,
     }
-    chars
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '+' | '.'))
+    chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '+' | '.'))
 }
 
 /// Parses a tag list as Proxmox stores it (`;`, `,` or space separated), returning the
@@ -694,9 +649,9 @@ pub fn format_size(bytes: u64) -> String {
 /// The new-volume syntax for create/PUT: `STORAGE:SIZE_IN_GiB`, e.g. `local-lvm:8`.
 pub fn new_volume(storage: &str, size_gib: u32) -> Result<String> {
     if storage.is_empty()
-        || storage.chars().any(|c| {
-            c == ':' || c == ',' || c == '=' || c == ';' || c.is_whitespace() || c.is_control()
-        })
+        || storage
+            .chars()
+            .any(|c| c == ':' || c == ',' || c == '=' || c == ';' || c.is_whitespace() || c.is_control())
     {
         return Err(Error::invalid_property(
             "storage",
@@ -712,7 +667,8 @@ mod tests {
 
     #[test]
     fn the_readme_net0_example_round_trips_byte_for_byte() {
-        let s = "name=eth0,bridge=vmbr0,firewall=1,gw=192.0.2.1,hwaddr=BC:24:11:5E:7A:01,ip=192.0.2.10/24,tag=20,type=veth";
+        let s =
+            "name=eth0,bridge=vmbr0,firewall=1,gw=192.0.2.1,hwaddr=BC:24:11:5E:7A:01,ip=192.0.2.10/24,tag=20,type=veth";
         let n = NetConfig::parse(s).unwrap();
         assert_eq!(n.tag, Some(20));
         assert_eq!(n.encode().unwrap(), s);
@@ -725,10 +681,7 @@ mod tests {
         assert_eq!(m.size, Some(32 << 30));
         assert_eq!(m.encode_mp().unwrap(), s);
         let r = MountPoint::parse_rootfs("vmstore:subvol-101-disk-0,size=30G").unwrap();
-        assert_eq!(
-            r.encode_rootfs().unwrap(),
-            "vmstore:subvol-101-disk-0,size=30G"
-        );
+        assert_eq!(r.encode_rootfs().unwrap(), "vmstore:subvol-101-disk-0,size=30G");
     }
 
     #[test]

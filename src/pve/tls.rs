@@ -43,9 +43,7 @@ impl fmt::Debug for TlsMode {
                 .debug_struct("Verify")
                 .field(
                     "extra_ca_pem",
-                    &extra_ca_pem
-                        .as_ref()
-                        .map(|p| format!("<{} bytes>", p.len())),
+                    &extra_ca_pem.as_ref().map(|p| format!("<{} bytes>", p.len())),
                 )
                 .finish(),
             TlsMode::Fingerprint(fp) => f.debug_tuple("Fingerprint").field(fp).finish(),
@@ -56,11 +54,7 @@ impl fmt::Debug for TlsMode {
 
 /// Formats 32 bytes as `AB:CD:...`.
 pub fn format_fingerprint(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// SHA-256 fingerprint of a DER certificate, `AB:CD:...`.
@@ -141,12 +135,12 @@ impl ServerCertVerifier for PinnedVerifier {
                 .map(|f| format_fingerprint(f))
                 .collect::<Vec<_>>()
                 .join(",");
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-                OtherError(Arc::new(FingerprintMismatch {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
+                Arc::new(FingerprintMismatch {
                     expected,
                     actual: format_fingerprint(&actual),
-                })),
-            )))
+                }),
+            ))))
         }
     }
 
@@ -156,12 +150,7 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -170,18 +159,11 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -220,19 +202,14 @@ pub(crate) fn client_config(mode: &TlsMode) -> Result<rustls::ClientConfig, Erro
             }
             if roots.is_empty() {
                 return Err(Error::Config {
-                    message:
-                        "no trusted CA certificates: system store is empty and no extra CA given"
-                            .to_string(),
+                    message: "no trusted CA certificates: system store is empty and no extra CA given".to_string(),
                 });
             }
-            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| Error::Config {
-                message: format!("TLS verifier: {e}"),
-            })?;
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| Error::Config {
+                    message: format!("TLS verifier: {e}"),
+                })?;
             builder.with_webpki_verifier(verifier).with_no_client_auth()
         }
         TlsMode::Fingerprint(fp) => {
@@ -320,11 +297,6 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(format_fingerprint(&a), colon);
         assert!(parse_fingerprint("AB:CD").is_err());
-        assert!(
-            parse_fingerprints(&format!("{colon}, {colon}"))
-                .unwrap()
-                .len()
-                == 2
-        );
+        assert!(parse_fingerprints(&format!("{colon}, {colon}")).unwrap().len() == 2);
     }
 }

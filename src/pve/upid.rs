@@ -255,10 +255,7 @@ mod tests {
     #[test]
     fn exit_statuses_map_to_results() {
         assert_eq!(TaskResult::from_exitstatus("OK"), TaskResult::Ok);
-        assert_eq!(
-            TaskResult::from_exitstatus("WARNINGS: 3"),
-            TaskResult::Warnings(3)
-        );
+        assert_eq!(TaskResult::from_exitstatus("WARNINGS: 3"), TaskResult::Warnings(3));
         assert_eq!(
             TaskResult::from_exitstatus("interrupted by signal"),
             TaskResult::Failed("interrupted by signal".into())

@@ -63,7 +63,12 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { name: "pve1".into(), cpus: 8, memory_bytes: 32 << 30, offline: false }
+        NodeConfig {
+            name: "pve1".into(),
+            cpus: 8,
+            memory_bytes: 32 << 30,
+            offline: false,
+        }
     }
 }
 
@@ -114,7 +119,10 @@ pub struct BridgeConfig {
 
 impl Default for BridgeConfig {
     fn default() -> Self {
-        BridgeConfig { name: "vmbr0".into(), dhcp_cidr: "10.10.0.0/24".into() }
+        BridgeConfig {
+            name: "vmbr0".into(),
+            dhcp_cidr: "10.10.0.0/24".into(),
+        }
     }
 }
 
@@ -163,7 +171,11 @@ pub struct UserConfig {
 
 impl Default for UserConfig {
     fn default() -> Self {
-        UserConfig { userid: "root@pam".into(), password: String::new(), privileges: None }
+        UserConfig {
+            userid: "root@pam".into(),
+            password: String::new(),
+            privileges: None,
+        }
     }
 }
 
@@ -179,7 +191,6 @@ pub struct TokenConfig {
     pub privileges: Option<Vec<String>>,
 }
 
-
 impl TokenConfig {
     /// Parse the `USER@REALM!ID=SECRET` shortcut of `--token`.
     pub fn parse(s: &str) -> Option<TokenConfig> {
@@ -187,7 +198,11 @@ impl TokenConfig {
         if !id.contains('@') || !id.contains('!') || secret.is_empty() {
             return None;
         }
-        Some(TokenConfig { id: id.into(), secret: secret.into(), privileges: None })
+        Some(TokenConfig {
+            id: id.into(),
+            secret: secret.into(),
+            privileges: None,
+        })
     }
 }
 
@@ -300,7 +315,12 @@ impl Default for SimConfig {
             cluster_name: "pve-sim".into(),
             version: "9.1.3".into(),
             nodes: (1..=3)
-                .map(|i| NodeConfig { name: format!("pve{i}"), cpus: 16, memory_bytes: 64 * gib, offline: false })
+                .map(|i| NodeConfig {
+                    name: format!("pve{i}"),
+                    cpus: 16,
+                    memory_bytes: 64 * gib,
+                    offline: false,
+                })
                 .collect(),
             storages: vec![
                 StorageConfig {
@@ -333,14 +353,46 @@ impl Default for SimConfig {
             ],
             bridges: vec![BridgeConfig::default()],
             appliances: vec![
-                appl("debian-12-standard_12.7-1_amd64.tar.zst", "debian-12", "12.7-1", "Debian 12 Bookworm (standard)", 120),
-                appl("debian-13-standard_13.1-2_amd64.tar.zst", "debian-13", "13.1-2", "Debian 13 Trixie (standard)", 125),
-                appl("ubuntu-24.04-standard_24.04-2_amd64.tar.zst", "ubuntu-24.04", "24.04-2", "Ubuntu 24.04 Noble (standard)", 141),
-                appl("alpine-3.20-default_20240908_amd64.tar.xz", "alpine-3.20", "3.20-0", "Alpine Linux 3.20 (default)", 3),
+                appl(
+                    "debian-12-standard_12.7-1_amd64.tar.zst",
+                    "debian-12",
+                    "12.7-1",
+                    "Debian 12 Bookworm (standard)",
+                    120,
+                ),
+                appl(
+                    "debian-13-standard_13.1-2_amd64.tar.zst",
+                    "debian-13",
+                    "13.1-2",
+                    "Debian 13 Trixie (standard)",
+                    125,
+                ),
+                appl(
+                    "ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+                    "ubuntu-24.04",
+                    "24.04-2",
+                    "Ubuntu 24.04 Noble (standard)",
+                    141,
+                ),
+                appl(
+                    "alpine-3.20-default_20240908_amd64.tar.xz",
+                    "alpine-3.20",
+                    "3.20-0",
+                    "Alpine Linux 3.20 (default)",
+                    3,
+                ),
             ],
             preloaded_templates: vec!["local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()],
-            users: vec![UserConfig { userid: "root@pam".into(), password: DEFAULT_ROOT_PASSWORD.into(), privileges: None }],
-            tokens: vec![TokenConfig { id: "root@pam!sim".into(), secret: DEFAULT_TOKEN_SECRET.into(), privileges: None }],
+            users: vec![UserConfig {
+                userid: "root@pam".into(),
+                password: DEFAULT_ROOT_PASSWORD.into(),
+                privileges: None,
+            }],
+            tokens: vec![TokenConfig {
+                id: "root@pam!sim".into(),
+                secret: DEFAULT_TOKEN_SECRET.into(),
+                privileges: None,
+            }],
             pools: vec![],
             task_durations_ms: BTreeMap::new(),
             clock_speed: 1.0,
@@ -371,6 +423,10 @@ impl SimConfig {
 
     /// A configuration suited for fast tests: tasks take ~20-60 ms, fixed seed.
     pub fn fast() -> SimConfig {
-        SimConfig { clock_speed: 50.0, seed: Some(1), ..SimConfig::default() }
+        SimConfig {
+            clock_speed: 50.0,
+            seed: Some(1),
+            ..SimConfig::default()
+        }
     }
 }

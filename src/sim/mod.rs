@@ -15,6 +15,7 @@
 //! against the official schema kept in `src/sim/schema-lxc.json`.
 
 mod api;
+mod api_error;
 mod config;
 mod propstr;
 mod schema;
@@ -29,8 +30,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use config::{
-    default_task_durations, ApplianceConfig, BridgeConfig, FaultConfig, FaultKind, FaultRule, LatencyConfig, NodeConfig,
-    SimConfig, StorageConfig, TokenConfig, UserConfig, DEFAULT_ROOT_PASSWORD, DEFAULT_TOKEN_SECRET,
+    default_task_durations, ApplianceConfig, BridgeConfig, FaultConfig, FaultKind, FaultRule, LatencyConfig,
+    NodeConfig, SimConfig, StorageConfig, TokenConfig, UserConfig, DEFAULT_ROOT_PASSWORD, DEFAULT_TOKEN_SECRET,
 };
 
 /// Errors starting the simulator.
@@ -84,7 +85,10 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("addr", &self.addr).field("fingerprint", &self.fingerprint).finish()
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
     }
 }
 
@@ -95,10 +99,19 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         return Err(SimError::Config("at least one node is needed".into()));
     }
     let addr = config.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?;
 
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "pve-sim".to_string(), addr.ip().to_string()];
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "pve-sim".to_string(),
+        addr.ip().to_string(),
+    ];
     let ck = rcgen::generate_simple_self_signed(names).map_err(|e| SimError::Tls(e.to_string()))?;
     let cert_der = ck.cert.der().clone();
     let cert_pem = ck.cert.pem();
@@ -120,17 +133,34 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         use rand::RngCore;
         rand::rng().fill_bytes(&mut key);
     }
-    let sim = Arc::new(state::Sim { state: Mutex::new(state::State::new(config)) });
+    let sim = Arc::new(state::Sim {
+        state: Mutex::new(state::State::new(config)),
+    });
     sim.lock().fingerprint = fingerprint.clone();
-    let front = Arc::new(server::Front { sim: sim.clone(), ticket_key: key });
+    let front = Arc::new(server::Front {
+        sim: sim.clone(),
+        ticket_key: key,
+    });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(server::serve(listener, acceptor, front, rx));
-    Ok(SimHandle { addr, cert_pem, cert_der: cert_der_bytes, fingerprint, sim, shutdown: tx, task: Mutex::new(Some(task)) })
+    Ok(SimHandle {
+        addr,
+        cert_pem,
+        cert_der: cert_der_bytes,
+        fingerprint,
+        sim,
+        shutdown: tx,
+        task: Mutex::new(Some(task)),
+    })
 }
 
 /// SHA-256 of a DER certificate as `AB:CD:...`.
 pub fn fingerprint_of(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 impl SimHandle {
@@ -162,7 +192,11 @@ impl SimHandle {
     /// The first configured token as `USER@REALM!ID=SECRET`.
     pub fn token(&self) -> String {
         let st = self.sim.lock();
-        st.cfg.tokens.first().map(|t| format!("{}={}", t.id, t.secret)).unwrap_or_default()
+        st.cfg
+            .tokens
+            .first()
+            .map(|t| format!("{}={}", t.id, t.secret))
+            .unwrap_or_default()
     }
 
     /// The `Authorization` header value for the first token: `PVEAPIToken=...`.
@@ -177,7 +211,13 @@ impl SimHandle {
 
     /// The first configured password user as (userid, password).
     pub fn user_credentials(&self) -> Option<(String, String)> {
-        self.sim.lock().cfg.users.iter().find(|u| !u.password.is_empty()).map(|u| (u.userid.clone(), u.password.clone()))
+        self.sim
+            .lock()
+            .cfg
+            .users
+            .iter()
+            .find(|u| !u.password.is_empty())
+            .map(|u| (u.userid.clone(), u.password.clone()))
     }
 
     /// One container's state.
@@ -253,7 +293,10 @@ impl SimHandle {
     pub fn volumes(&self, node: &str, storage: &str) -> Vec<String> {
         let st = self.sim.lock();
         let key = st.vol_key(storage, node);
-        st.volumes.get(&key).map(|l| l.iter().map(|v| v.volid.clone()).collect()).unwrap_or_default()
+        st.volumes
+            .get(&key)
+            .map(|l| l.iter().map(|v| v.volid.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Stop serving (open connections are closed).

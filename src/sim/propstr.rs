@@ -43,7 +43,9 @@ pub(crate) fn parse_raw(fmt: &Map<String, Value>, data: &str) -> Result<BTreeMap
                 return Err(format!("invalid key in comma-separated list property: {k}\n"));
             }
             let v = if is_bool(fmt, k) {
-                parse_boolean(v).map(|b| if b { "1" } else { "0" }.to_string()).unwrap_or(v.to_string())
+                parse_boolean(v)
+                    .map(|b| if b { "1" } else { "0" }.to_string())
+                    .unwrap_or(v.to_string())
             } else {
                 v.to_string()
             };
@@ -74,8 +76,17 @@ pub(crate) fn parse_checked(
     let res = parse_raw(fmt, data)?;
     let mut errors = ParamErrors::new();
     for (k, s) in fmt {
-        let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-        check_prop(res.get(k).map(|v| Value::String(v.clone())).as_ref(), s, &sub, &mut errors);
+        let sub = if path.is_empty() {
+            k.clone()
+        } else {
+            format!("{path}.{k}")
+        };
+        check_prop(
+            res.get(k).map(|v| Value::String(v.clone())).as_ref(),
+            s,
+            &sub,
+            &mut errors,
+        );
     }
     if errors.is_empty() {
         Ok(res)
@@ -100,7 +111,8 @@ pub(crate) fn print(fmt: &Map<String, Value>, data: &BTreeMap<String, String>) -
         }
     }
     let required = |k: &str| {
-        fmt.get(k).is_some_and(|s| s.get("optional").and_then(Value::as_i64).unwrap_or(0) == 0)
+        fmt.get(k)
+            .is_some_and(|s| s.get("optional").and_then(Value::as_i64).unwrap_or(0) == 0)
     };
     for (k, v) in data.iter().filter(|(k, _)| required(k) && !done.contains(*k)) {
         out.push(format!("{k}={v}"));
@@ -119,7 +131,10 @@ pub(crate) fn split_list(s: &str) -> Vec<String> {
     if s.contains('\0') {
         return s.split('\0').map(str::to_string).collect();
     }
-    s.replace([',', ';'], " ").split_whitespace().map(str::to_string).collect()
+    s.replace([',', ';'], " ")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// `parse_size`: `8G` / `512M` / `1.5T` / plain bytes.

@@ -90,7 +90,11 @@ impl Schema {
                     );
                 }
             }
-            routes.push(Route { template, segs, methods });
+            routes.push(Route {
+                template,
+                segs,
+                methods,
+            });
         }
         Schema { routes }
     }
@@ -118,7 +122,11 @@ impl Schema {
                         lits += 1;
                     }
                     Seg::Param(p) => {
-                        let v = if i == n - 1 { segs[i..].join("/") } else { segs[i].clone() };
+                        let v = if i == n - 1 {
+                            segs[i..].join("/")
+                        } else {
+                            segs[i].clone()
+                        };
                         params.insert(p.clone(), v);
                     }
                 }
@@ -183,7 +191,10 @@ fn add_error(errors: &mut ParamErrors, path: &str, msg: String) {
 pub(crate) fn validate(params_schema: &Value, values: &BTreeMap<String, Value>) -> Result<(), ParamErrors> {
     let mut errors = ParamErrors::new();
     let empty = Map::new();
-    let props = params_schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let props = params_schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     for (k, s) in props {
         if k.ends_with("[n]") {
             continue;
@@ -260,7 +271,8 @@ fn num_of(v: &Value) -> Option<f64> {
 
 pub(crate) fn is_number(s: &str) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$").unwrap()).is_match(s)
+    RE.get_or_init(|| Regex::new(r"^[+-]?(\d+\.\d+|\d+\.|\.\d+|\d+)([eE][+-]?\d+)?$").unwrap())
+        .is_match(s)
 }
 
 pub(crate) fn is_integer(s: &str) -> bool {
@@ -304,9 +316,17 @@ pub(crate) fn check_prop(value: Option<&Value>, schema: &Value, path: &str, erro
                 return;
             }
             if ty == "string" {
-                if *b { "1".to_string() } else { "0".to_string() }
+                if *b {
+                    "1".to_string()
+                } else {
+                    "0".to_string()
+                }
             } else {
-                add_error(errors, path, format!("type check ('{ty}') failed - got JSON::PP::Boolean"));
+                add_error(
+                    errors,
+                    path,
+                    format!("type check ('{ty}') failed - got JSON::PP::Boolean"),
+                );
                 return;
             }
         }
@@ -353,13 +373,24 @@ pub(crate) fn check_prop(value: Option<&Value>, schema: &Value, path: &str, erro
     let len = text.chars().count();
     if let Some(max) = schema.get("maxLength").and_then(num_of) {
         if len as f64 > max {
-            add_error(errors, path, format!("value may only be {} characters long", num_text(&schema["maxLength"])));
+            add_error(
+                errors,
+                path,
+                format!("value may only be {} characters long", num_text(&schema["maxLength"])),
+            );
             return;
         }
     }
     if let Some(min) = schema.get("minLength").and_then(num_of) {
         if (len as f64) < min {
-            add_error(errors, path, format!("value must be at least {} characters long", num_text(&schema["minLength"])));
+            add_error(
+                errors,
+                path,
+                format!(
+                    "value must be at least {} characters long",
+                    num_text(&schema["minLength"])
+                ),
+            );
             return;
         }
     }
@@ -367,13 +398,21 @@ pub(crate) fn check_prop(value: Option<&Value>, schema: &Value, path: &str, erro
         let x: f64 = text.parse().unwrap_or(0.0);
         if let Some(max) = schema.get("maximum").and_then(num_of) {
             if x > max {
-                add_error(errors, path, format!("value must have a maximum value of {}", num_text(&schema["maximum"])));
+                add_error(
+                    errors,
+                    path,
+                    format!("value must have a maximum value of {}", num_text(&schema["maximum"])),
+                );
                 return;
             }
         }
         if let Some(min) = schema.get("minimum").and_then(num_of) {
             if x < min {
-                add_error(errors, path, format!("value must have a minimum value of {}", num_text(&schema["minimum"])));
+                add_error(
+                    errors,
+                    path,
+                    format!("value must have a minimum value of {}", num_text(&schema["minimum"])),
+                );
                 return;
             }
         }
@@ -385,7 +424,10 @@ pub(crate) fn check_prop(value: Option<&Value>, schema: &Value, path: &str, erro
             add_error(
                 errors,
                 path,
-                format!("value '{text}' does not have a value in the enumeration '{}'", list.join(", ")),
+                format!(
+                    "value '{text}' does not have a value in the enumeration '{}'",
+                    list.join(", ")
+                ),
             );
         }
     }
@@ -402,7 +444,9 @@ fn is_ipv6(s: &str) -> bool {
     s.parse::<std::net::Ipv6Addr>().is_ok()
 }
 fn is_cidr(s: &str, v6: bool) -> bool {
-    let Some((ip, bits)) = s.split_once('/') else { return false };
+    let Some((ip, bits)) = s.split_once('/') else {
+        return false;
+    };
     if bits.is_empty() || !bits.chars().all(|c| c.is_ascii_digit()) {
         return false;
     }
@@ -536,9 +580,9 @@ pub(crate) fn check_format(format: &str, value: &str) -> Result<(), String> {
         }
         "pve-startup-order" => {
             if value.is_empty()
-                || !value.split(',').all(|p| {
-                    p.trim().is_empty() || re(r"(order=)?\d+|up=\d+|down=\d+").is_match(p)
-                })
+                || !value
+                    .split(',')
+                    .all(|p| p.trim().is_empty() || re(r"(order=)?\d+|up=\d+|down=\d+").is_match(p))
             {
                 return bad("unable to parse startup options");
             }
@@ -614,12 +658,17 @@ mod tests {
     use super::*;
 
     fn params(kv: &[(&str, &str)]) -> BTreeMap<String, Value> {
-        kv.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect()
     }
 
     #[test]
     fn finds_literal_routes_before_parameters() {
-        let segs: Vec<String> = "nodes/pve1/lxc/100/status/current".split('/').map(String::from).collect();
+        let segs: Vec<String> = "nodes/pve1/lxc/100/status/current"
+            .split('/')
+            .map(String::from)
+            .collect();
         let (r, p) = schema().find(&segs).unwrap();
         assert_eq!(r.template, "/nodes/{node}/lxc/{vmid}/status/current");
         assert_eq!(p["vmid"], "100");

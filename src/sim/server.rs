@@ -71,7 +71,8 @@ fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
     if status >= 400 {
         b = b.header("Connection", "close");
     }
-    b.body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default()))).expect("valid response")
+    b.body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap_or_default())))
+        .expect("valid response")
 }
 
 fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
@@ -85,7 +86,10 @@ fn error_response(e: &ApiError) -> Response<Full<Bytes>> {
 }
 
 fn status_401(reason: &str) -> Response<Full<Bytes>> {
-    let mut r = base_response(401).header("Connection", "close").body(Full::new(Bytes::new())).expect("valid response");
+    let mut r = base_response(401)
+        .header("Connection", "close")
+        .body(Full::new(Bytes::new()))
+        .expect("valid response");
     set_reason(&mut r, reason);
     r
 }
@@ -137,7 +141,9 @@ impl Front {
     }
 
     fn verify_csrf(&self, token: &str, user: &str) -> bool {
-        let Some((ts, sig)) = token.split_once(':') else { return false };
+        let Some((ts, sig)) = token.split_once(':') else {
+            return false;
+        };
         self.sign(&format!("csrf:{ts}:{user}")).trim_end_matches('=') == sig
     }
 
@@ -162,7 +168,10 @@ impl Front {
             return Outcome::Reply(self.admin(&method, rest, &query, &body));
         }
         let Some(api_path) = path.strip_prefix("/api2/json") else {
-            return Outcome::Reply(error_response(&ApiError::status(501, format!("Method '{method} {path}' not implemented"))));
+            return Outcome::Reply(error_response(&ApiError::status(
+                501,
+                format!("Method '{method} {path}' not implemented"),
+            )));
         };
         let api_path = if api_path.is_empty() { "/" } else { api_path };
         let segs: Vec<String> = api_path.split('/').filter(|s| !s.is_empty()).map(pct_decode).collect();
@@ -176,7 +185,11 @@ impl Front {
             (st.faults.latency.fixed_ms, st.faults.latency.jitter_ms)
         };
         if fixed > 0 || jitter > 0 {
-            let extra = if jitter > 0 { self.sim.lock().rng.random_range(0..=jitter) } else { 0 };
+            let extra = if jitter > 0 {
+                self.sim.lock().rng.random_range(0..=jitter)
+            } else {
+                0
+            };
             tokio::time::sleep(Duration::from_millis(fixed + extra)).await;
         }
         let out = self.api(&method, api_path, &query, &parts.headers, &body, found).await;
@@ -203,8 +216,12 @@ impl Front {
     ) -> Outcome {
         let reply = |e: ApiError| Outcome::Reply(error_response(&e));
         let not_impl = || ApiError::status(501, format!("Method '{method} {api_path}' not implemented"));
-        let Some((route, path_params)) = found else { return reply(not_impl()) };
-        let Some(info) = route.methods.get(method) else { return reply(not_impl()) };
+        let Some((route, path_params)) = found else {
+            return reply(not_impl());
+        };
+        let Some(info) = route.methods.get(method) else {
+            return reply(not_impl());
+        };
         let template = route.template.clone();
         // parameters: body, then query merged over it, then path params
         let mut params: BTreeMap<String, Value> = BTreeMap::new();
@@ -230,7 +247,10 @@ impl Front {
         for (k, v) in &path_params {
             if let Some(old) = params.get(k) {
                 if super::schema::scalar_text(old).as_deref() != Some(v.as_str()) {
-                    return reply(ApiError::param(k, "duplicate parameter (already defined in URI) with conflicting values!"));
+                    return reply(ApiError::param(
+                        k,
+                        "duplicate parameter (already defined in URI) with conflicting values!",
+                    ));
                 }
             }
             params.insert(k.clone(), Value::String(v.clone()));
@@ -238,7 +258,10 @@ impl Front {
         // authentication
         let is_ticket_call = template == "/access/ticket";
         let caller = if is_ticket_call {
-            Caller { user: String::new(), privs: None }
+            Caller {
+                user: String::new(),
+                privs: None,
+            }
         } else {
             match self.authenticate(method, headers).await {
                 Ok(c) => c,
@@ -263,7 +286,9 @@ impl Front {
                 }
                 FaultKind::LockTimeout => {
                     let vmid = path_params.get("vmid").cloned().unwrap_or_else(|| "100".into());
-                    return reply(ApiError::e500(format!("can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout")));
+                    return reply(ApiError::e500(format!(
+                        "can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout"
+                    )));
                 }
                 FaultKind::Error => {
                     let mut e = ApiError::e500(msg.unwrap_or_else(|| "simulated failure".into()));
@@ -279,12 +304,18 @@ impl Front {
             return self.ticket(&params).await;
         }
         if caller.user.contains('!') && !info.allowtoken {
-            return reply(ApiError::status(403, format!("URI '{api_path}' not available with API token, need proper ticket.\n")));
+            return reply(ApiError::status(
+                403,
+                format!("URI '{api_path}' not available with API token, need proper ticket.\n"),
+            ));
         }
         if let Some(privs) = &caller.privs {
             if let Some((path, p)) = api::required_privilege(method, &template, &params) {
                 if !privs.iter().any(|x| x == p) {
-                    return reply(ApiError::status(403, format!("Permission check failed ({path}, {p})\n")));
+                    return reply(ApiError::status(
+                        403,
+                        format!("Permission check failed ({path}, {p})\n"),
+                    ));
                 }
             }
         }
@@ -292,7 +323,11 @@ impl Front {
         if let Some(node) = path_params.get("node") {
             let st = self.sim.lock();
             match st.nodes.get(node) {
-                None => return reply(ApiError::e500(format!("unable to get IP for node '{node}' - node offline?"))),
+                None => {
+                    return reply(ApiError::e500(format!(
+                        "unable to get IP for node '{node}' - node offline?"
+                    )))
+                }
                 Some(n) if !n.online && info.proxyto.as_deref() == Some("node") => {
                     return reply(ApiError::status(595, "No route to host"));
                 }
@@ -326,7 +361,12 @@ impl Front {
 
     async fn authenticate(&self, method: &str, headers: &hyper::HeaderMap) -> Result<Caller, String> {
         let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let cookie = headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        let cookie = headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; ");
         let mut ticket = None;
         for c in cookie.split(';') {
             if let Some(v) = c.trim().strip_prefix("PVEAuthCookie=") {
@@ -341,22 +381,41 @@ impl Front {
         let st = self.sim.lock();
         if let Some(t) = ticket {
             let user = self.verify_ticket(&t).ok_or("Authentication failed!")?;
-            let u = st.cfg.users.iter().find(|u| u.userid == user).ok_or("Authentication failed!")?;
+            let u = st
+                .cfg
+                .users
+                .iter()
+                .find(|u| u.userid == user)
+                .ok_or("Authentication failed!")?;
             if method != "GET" {
-                let csrf = headers.get("csrfpreventiontoken").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let csrf = headers
+                    .get("csrfpreventiontoken")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 if !self.verify_csrf(csrf, &user) {
                     return Err("Permission denied - invalid csrf token".into());
                 }
             }
-            return Ok(Caller { user, privs: u.privileges.clone() });
+            return Ok(Caller {
+                user,
+                privs: u.privileges.clone(),
+            });
         }
         static TOKEN_RE: OnceLock<Regex> = OnceLock::new();
         let re = TOKEN_RE.get_or_init(|| Regex::new(r"(?:^|\s)PVEAPIToken(?:=| )([^;]*)").unwrap());
         if let Some(c) = re.captures(auth) {
             let raw = pct_decode(c[1].trim());
             let (id, secret) = raw.rsplit_once('=').ok_or("Authentication failed!")?;
-            let t = st.cfg.tokens.iter().find(|t| t.id == id && t.secret == secret).ok_or("Authentication failed!")?;
-            return Ok(Caller { user: t.id.clone(), privs: t.privileges.clone() });
+            let t = st
+                .cfg
+                .tokens
+                .iter()
+                .find(|t| t.id == id && t.secret == secret)
+                .ok_or("Authentication failed!")?;
+            return Ok(Caller {
+                user: t.id.clone(),
+                privs: t.privileges.clone(),
+            });
         }
         Err("No ticket".into())
     }
@@ -373,7 +432,11 @@ impl Front {
         }
         let (ok, cluster) = {
             let st = self.sim.lock();
-            let by_password = st.cfg.users.iter().any(|u| u.userid == username && !u.password.is_empty() && u.password == password);
+            let by_password = st
+                .cfg
+                .users
+                .iter()
+                .any(|u| u.userid == username && !u.password.is_empty() && u.password == password);
             let by_ticket = self.verify_ticket(&password).as_deref() == Some(username.as_str());
             (by_password || by_ticket, st.cfg.cluster_name.clone())
         };
@@ -386,7 +449,8 @@ impl Front {
             return Outcome::Reply(error_response(&ApiError::status(401, "authentication failure\n")));
         }
         let (ticket, csrf) = self.make_ticket(&username);
-        let all = |names: &[&str]| Value::Object(names.iter().map(|n| (n.to_string(), json!(1))).collect::<Map<_, _>>());
+        let all =
+            |names: &[&str]| Value::Object(names.iter().map(|n| (n.to_string(), json!(1))).collect::<Map<_, _>>());
         let body = json!({"data": {
             "username": username, "ticket": ticket, "CSRFPreventionToken": csrf, "clustername": cluster,
             "cap": {
@@ -431,17 +495,26 @@ impl Front {
                 }
             }
             ("GET", ["tasks"]) => {
-                let list: Vec<Value> = st.task_order.iter().filter_map(|u| st.tasks.get(u)).map(|t| {
-                    let mut v = t.status_json();
-                    v["log"] = json!(t.log);
-                    v
-                }).collect();
+                let list: Vec<Value> = st
+                    .task_order
+                    .iter()
+                    .filter_map(|u| st.tasks.get(u))
+                    .map(|t| {
+                        let mut v = t.status_json();
+                        v["log"] = json!(t.log);
+                        v
+                    })
+                    .collect();
                 admin_json(200, &Value::Array(list))
             }
             ("GET", ["storage"]) => {
                 let mut m = Map::new();
                 for ((node, sid), vols) in &st.volumes {
-                    let key = if node.is_empty() { sid.clone() } else { format!("{node}/{sid}") };
+                    let key = if node.is_empty() {
+                        sid.clone()
+                    } else {
+                        format!("{node}/{sid}")
+                    };
                     m.insert(key, vols.iter().map(|v| json!({"volid": v.volid, "content": v.content, "size": v.size, "vmid": v.vmid, "notes": v.notes})).collect());
                 }
                 admin_json(200, &Value::Object(m))
@@ -476,7 +549,10 @@ impl Front {
                 }
                 None => admin_json(404, &json!({"error": "no such node"})),
             },
-            _ => admin_json(404, &json!({"error": format!("unknown admin call {method} /_sim/{rest}")})),
+            _ => admin_json(
+                404,
+                &json!({"error": format!("unknown admin call {method} /_sim/{rest}")}),
+            ),
         }
     }
 }

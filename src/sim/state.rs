@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -15,46 +15,7 @@ use super::config::{FaultConfig, SimConfig, StorageConfig};
 use super::propstr::{self, Upid};
 use super::schema::{schema, Schema};
 
-/// An error answered to the client.
-#[derive(Debug, Clone)]
-pub(crate) struct ApiError {
-    pub status: u16,
-    pub message: String,
-    pub errors: Option<BTreeMap<String, String>>,
-}
-
-impl ApiError {
-    /// HTTP 500 with a plain message (a `die` in a PVE handler). A `\n` is appended like Perl's.
-    pub(crate) fn e500(msg: impl Into<String>) -> ApiError {
-        let mut m = msg.into();
-        if !m.ends_with('\n') {
-            m.push('\n');
-        }
-        ApiError { status: 500, message: m, errors: None }
-    }
-    /// HTTP 400 `Parameter verification failed.` with one error.
-    pub(crate) fn param(key: &str, msg: impl Into<String>) -> ApiError {
-        let mut e = BTreeMap::new();
-        e.insert(key.to_string(), msg.into());
-        ApiError::params(e)
-    }
-    /// HTTP 400 with an `errors` object.
-    pub(crate) fn params(errors: BTreeMap<String, String>) -> ApiError {
-        ApiError { status: 400, message: "Parameter verification failed.\n".into(), errors: Some(errors) }
-    }
-    /// Any status with a message.
-    pub(crate) fn status(status: u16, msg: impl Into<String>) -> ApiError {
-        ApiError { status, message: msg.into(), errors: None }
-    }
-}
-
-/// Result type of handlers.
-pub(crate) type ApiResult<T = Value> = Result<T, ApiError>;
-
-/// Seconds since the epoch.
-pub(crate) fn now_epoch() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+pub(crate) use super::api_error::*;
 
 /// A stored volume (disk image, template, backup archive).
 #[derive(Debug, Clone)]
@@ -207,7 +168,10 @@ impl Ct {
     }
 
     pub(crate) fn name(&self) -> String {
-        self.conf.get("hostname").cloned().unwrap_or_else(|| format!("CT{}", self.vmid))
+        self.conf
+            .get("hostname")
+            .cloned()
+            .unwrap_or_else(|| format!("CT{}", self.vmid))
     }
 
     pub(crate) fn uptime(&self, speed: f64) -> u64 {
@@ -272,7 +236,13 @@ impl Stats {
             "statuses": self.statuses,
             "max_concurrent_tasks": self.max_concurrent_tasks,
         });
-        for c in ["vzdump_overlaps", "faults_injected", "tasks_started", "tasks_failed", "auth_failures"] {
+        for c in [
+            "vzdump_overlaps",
+            "faults_injected",
+            "tasks_started",
+            "tasks_failed",
+            "auth_failures",
+        ] {
             v[c] = json!(self.counters.get(c).copied().unwrap_or(0));
         }
         for (k, c) in &self.counters {
@@ -355,7 +325,9 @@ impl State {
         };
         let node_names: Vec<String> = st.nodes.keys().cloned().collect();
         for volid in st.cfg.preloaded_templates.clone() {
-            let Some((sid, name)) = volid.split_once(':') else { continue };
+            let Some((sid, name)) = volid.split_once(':') else {
+                continue;
+            };
             let file = name.trim_start_matches("vztmpl/");
             let size = st
                 .cfg
@@ -380,7 +352,10 @@ impl State {
     /// Key into `volumes` for a storage as seen from a node.
     pub(crate) fn vol_key(&self, storage: &str, node: &str) -> (String, String) {
         let shared = self.storages.get(storage).is_some_and(|s| s.shared);
-        (if shared { String::new() } else { node.to_string() }, storage.to_string())
+        (
+            if shared { String::new() } else { node.to_string() },
+            storage.to_string(),
+        )
     }
 
     /// The storage if it exists and is available on the node.
@@ -395,12 +370,19 @@ impl State {
     pub(crate) fn storage_used(&self, storage: &str, node: &str) -> u64 {
         let base = self.storages.get(storage).map(|s| s.used_bytes).unwrap_or(0);
         let key = self.vol_key(storage, node);
-        base + self.volumes.get(&key).map(|l| l.iter().map(|v| v.size).sum::<u64>()).unwrap_or(0)
+        base + self
+            .volumes
+            .get(&key)
+            .map(|l| l.iter().map(|v| v.size).sum::<u64>())
+            .unwrap_or(0)
     }
 
     pub(crate) fn find_volume(&self, node: &str, volid: &str) -> Option<&Volume> {
         let sid = volid.split(':').next()?;
-        self.volumes.get(&self.vol_key(sid, node))?.iter().find(|v| v.volid == volid)
+        self.volumes
+            .get(&self.vol_key(sid, node))?
+            .iter()
+            .find(|v| v.volid == volid)
     }
 
     pub(crate) fn remove_volume(&mut self, node: &str, volid: &str) -> Option<Volume> {
@@ -426,8 +408,11 @@ impl State {
             ));
         }
         let key = self.vol_key(storage, node);
-        let existing: BTreeSet<String> =
-            self.volumes.get(&key).map(|l| l.iter().map(|v| v.volid.clone()).collect()).unwrap_or_default();
+        let existing: BTreeSet<String> = self
+            .volumes
+            .get(&key)
+            .map(|l| l.iter().map(|v| v.volid.clone()).collect())
+            .unwrap_or_default();
         let mut n = 0;
         let volid = loop {
             let name = match scfg.kind.as_str() {
@@ -436,7 +421,11 @@ impl State {
                 _ => format!("{vmid}/vm-{vmid}-disk-{n}.raw"),
             };
             let v = format!("{storage}:{name}");
-            let in_use = existing.iter().any(|e| e == &v || e.ends_with(&format!("/{}", name.rsplit('/').next().unwrap_or(""))) && e.contains(&format!("vm-{vmid}-disk-{n}")));
+            let in_use = existing.iter().any(|e| {
+                e == &v
+                    || e.ends_with(&format!("/{}", name.rsplit('/').next().unwrap_or("")))
+                        && e.contains(&format!("vm-{vmid}-disk-{n}"))
+            });
             if !in_use {
                 break v;
             }
@@ -487,21 +476,28 @@ impl State {
     pub(crate) fn ct_on(&self, node: &str, vmid: u32) -> ApiResult<&Ct> {
         match self.cts.get(&vmid) {
             Some(ct) if ct.node == node => Ok(ct),
-            _ => Err(ApiError::e500(format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"))),
+            _ => Err(ApiError::e500(format!(
+                "Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"
+            ))),
         }
     }
 
     pub(crate) fn ct_on_mut(&mut self, node: &str, vmid: u32) -> ApiResult<&mut Ct> {
         match self.cts.get_mut(&vmid) {
             Some(ct) if ct.node == node => Ok(ct),
-            _ => Err(ApiError::e500(format!("Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"))),
+            _ => Err(ApiError::e500(format!(
+                "Configuration file 'nodes/{node}/lxc/{vmid}.conf' does not exist"
+            ))),
         }
     }
 
     /// `check_vmid_unused` of pve-cluster.
     pub(crate) fn check_vmid_unused(&self, vmid: u32) -> ApiResult<()> {
         match self.cts.get(&vmid) {
-            Some(ct) => Err(ApiError::e500(format!("CT {vmid} already exists on node '{}'", ct.node))),
+            Some(ct) => Err(ApiError::e500(format!(
+                "CT {vmid} already exists on node '{}'",
+                ct.node
+            ))),
             None => Ok(()),
         }
     }
@@ -511,12 +507,22 @@ impl State {
         let params = schema().config_params();
         let mut m = Map::new();
         for (k, v) in conf {
-            let ty = Schema::property(params, k).and_then(|p| p.get("type")).and_then(Value::as_str);
+            let ty = Schema::property(params, k)
+                .and_then(|p| p.get("type"))
+                .and_then(Value::as_str);
             let val = match ty {
                 Some("integer") | Some("boolean") => v.parse::<i64>().map(Value::from).unwrap_or(json!(v)),
-                Some("number") => v.parse::<f64>().ok().and_then(|f| {
-                    if f.fract() == 0.0 { Some(json!(f as i64)) } else { serde_json::Number::from_f64(f).map(Value::Number) }
-                }).unwrap_or(json!(v)),
+                Some("number") => v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|f| {
+                        if f.fract() == 0.0 {
+                            Some(json!(f as i64))
+                        } else {
+                            serde_json::Number::from_f64(f).map(Value::Number)
+                        }
+                    })
+                    .unwrap_or(json!(v)),
                 _ => {
                     if k == "description" {
                         let mut d = v.trim_end_matches('\n').to_string();
@@ -542,7 +548,12 @@ impl State {
             .conf
             .get("cores")
             .and_then(|c| c.parse().ok())
-            .or_else(|| ct.conf.get("cpulimit").and_then(|c| c.parse::<f64>().ok()).filter(|c| *c > 0.0))
+            .or_else(|| {
+                ct.conf
+                    .get("cpulimit")
+                    .and_then(|c| c.parse::<f64>().ok())
+                    .filter(|c| *c > 0.0)
+            })
             .unwrap_or(node_cpus as f64);
         let maxmem = ct.conf.get("memory").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20;
         let maxswap = ct.conf.get("swap").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20;
@@ -580,7 +591,14 @@ impl State {
         }
         m.insert("uptime".into(), json!(uptime));
         m.insert("cpu".into(), json!(cpu));
-        m.insert("cpus".into(), if cpus.fract() == 0.0 { json!(cpus as u64) } else { json!(cpus) });
+        m.insert(
+            "cpus".into(),
+            if cpus.fract() == 0.0 {
+                json!(cpus as u64)
+            } else {
+                json!(cpus)
+            },
+        );
         m.insert("mem".into(), json!(mem));
         m.insert("maxmem".into(), json!(maxmem));
         m.insert("swap".into(), json!(0));
@@ -721,10 +739,22 @@ impl Sim {
         *mx = (*mx).max(r);
         st.tasks.insert(
             upid_str.clone(),
-            Task { upid, upid_str: upid_str.clone(), exitstatus: None, log: Vec::new(), endtime: None, abort: None },
+            Task {
+                upid,
+                upid_str: upid_str.clone(),
+                exitstatus: None,
+                log: Vec::new(),
+                endtime: None,
+                abort: None,
+            },
         );
         st.task_order.push(upid_str.clone());
-        let ctx = TaskCtx { sim: self.clone(), upid: upid_str.clone(), typ: typ.into(), inject_fail };
+        let ctx = TaskCtx {
+            sim: self.clone(),
+            upid: upid_str.clone(),
+            typ: typ.into(),
+            inject_fail,
+        };
         let fut = body(ctx);
         let sim = self.clone();
         let u = upid_str.clone();

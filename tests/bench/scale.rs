@@ -47,22 +47,40 @@ fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
 fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let commit = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(repo()).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     json!({"nproc": nproc, "cpu_model": cpu, "loadavg": loadavg(), "commit": commit, "date": jiff::Timestamp::now().to_string(),
            "build": if cfg!(debug_assertions) { "debug" } else { "release" }})
 }
 
 fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// (VmRSS, VmHWM) of a process in MiB.
 fn rss(pid: u32) -> (f64, f64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |k: &str| s.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
+    let kb = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
     (kb("VmRSS:"), kb("VmHWM:"))
 }
 
@@ -132,8 +150,15 @@ impl SimHttp {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
             .with_no_client_auth();
-        let http = reqwest::Client::builder().tls_backend_preconfigured(tls).pool_max_idle_per_host(128).build().unwrap();
-        SimHttp { http, base: url.to_string() }
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .pool_max_idle_per_host(128)
+            .build()
+            .unwrap();
+        SimHttp {
+            http,
+            base: url.to_string(),
+        }
     }
     async fn get(&self, path: &str) -> Value {
         match self.http.get(format!("{}{path}", self.base)).send().await {
@@ -151,7 +176,10 @@ impl SimHttp {
         let r = self
             .http
             .post(format!("{}/api2/json{path}", self.base))
-            .header("Authorization", format!("PVEAPIToken={SIM_TOKEN_ID}={SIM_TOKEN_SECRET}"))
+            .header(
+                "Authorization",
+                format!("PVEAPIToken={SIM_TOKEN_ID}={SIM_TOKEN_SECRET}"),
+            )
             .form(form)
             .send()
             .await?;
@@ -169,13 +197,24 @@ impl SimHttp {
 
 /// Requests in a `/_sim/stats` answer other than the inventory read.
 fn non_inventory(stats: &Value) -> u64 {
-    stats["requests"].as_object().map(|m| m.iter().filter(|(k, _)| !k.ends_with("/cluster/resources")).map(|(_, v)| v.as_u64().unwrap_or(0)).sum()).unwrap_or(0)
+    stats["requests"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.ends_with("/cluster/resources"))
+                .map(|(_, v)| v.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn metric_sum(metrics: &str, family: &str) -> f64 {
     metrics
         .lines()
-        .filter(|l| l.starts_with(family) && (l.as_bytes().get(family.len()) == Some(&b'{') || l.as_bytes().get(family.len()) == Some(&b' ')))
+        .filter(|l| {
+            l.starts_with(family)
+                && (l.as_bytes().get(family.len()) == Some(&b'{') || l.as_bytes().get(family.len()) == Some(&b' '))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -214,7 +253,10 @@ async fn kube_client(cp: &ControlPlane) -> Res<kube::Client> {
 }
 
 fn lxc_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("pve.lxc.dev", "v1alpha1", "LxcContainer"), "lxccontainers")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("pve.lxc.dev", "v1alpha1", "LxcContainer"),
+        "lxccontainers",
+    )
 }
 
 impl Env {
@@ -225,7 +267,14 @@ impl Env {
         let ns = cp.namespace(prefix);
         let cfg = repo().join(SIM_CONFIG);
         let clock_s = clock.to_string();
-        let sim = Sim::start(&["--config", cfg.to_str().unwrap(), "--clock-speed", &clock_s, "--seed", "1"]);
+        let sim = Sim::start(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--clock-speed",
+            &clock_s,
+            "--seed",
+            "1",
+        ]);
         let http = SimHttp::new(&sim.url);
         if let Some(n) = prepare {
             populate(&http, n, clock).await?;
@@ -247,7 +296,15 @@ impl Env {
         let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &lxc_resource());
         let track = Arc::new(Mutex::new(Track::default()));
         tokio::spawn(watch(api.clone(), track.clone()));
-        Ok(Env { _sim: sim, http, op, api, track, slots, resync })
+        Ok(Env {
+            _sim: sim,
+            http,
+            op,
+            api,
+            track,
+            slots,
+            resync,
+        })
     }
 
     fn pid(&self) -> u32 {
@@ -290,7 +347,13 @@ impl Env {
     }
 
     /// Waits until `n` objects are Ready, sampling the operator's RSS every second.
-    async fn wait_all_ready(&self, n: usize, timeout: Duration, rss_samples: &mut Vec<(f64, f64)>, t0: Instant) -> bool {
+    async fn wait_all_ready(
+        &self,
+        n: usize,
+        timeout: Duration,
+        rss_samples: &mut Vec<(f64, f64)>,
+        t0: Instant,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         let stall: u64 = env_or("BENCH_STALL_SECS", 180);
         let (mut last_print, mut last_change, mut last_r) = (Instant::now(), Instant::now(), 0);
@@ -304,11 +367,18 @@ impl Env {
                 (last_r, last_change) = (r, Instant::now());
             }
             if Instant::now() > deadline || last_change.elapsed() > Duration::from_secs(stall) {
-                eprintln!("  giving up: {r}/{n} Ready, no progress for {:.0}s", last_change.elapsed().as_secs_f64());
+                eprintln!(
+                    "  giving up: {r}/{n} Ready, no progress for {:.0}s",
+                    last_change.elapsed().as_secs_f64()
+                );
                 return false;
             }
             if last_print.elapsed() > Duration::from_secs(15) {
-                eprintln!("  … {r}/{n} Ready after {:.0}s (load {})", t0.elapsed().as_secs_f64(), loadavg());
+                eprintln!(
+                    "  … {r}/{n} Ready after {:.0}s (load {})",
+                    t0.elapsed().as_secs_f64(),
+                    loadavg()
+                );
                 last_print = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -366,7 +436,10 @@ async fn watch(api: Api<DynamicObject>, track: Arc<Mutex<Track>>) {
                 if let Some(v) = status["vmid"].as_u64() {
                     t.vmid.insert(name.clone(), v);
                 }
-                let ready = status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
+                let ready = status["conditions"]
+                    .as_array()
+                    .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+                    .cloned();
                 if let Some(c) = ready {
                     if c["status"] == "True" {
                         t.ready.entry(name).or_insert_with(Instant::now);
@@ -407,7 +480,10 @@ fn container_obj(name: &str, extra: Value) -> Value {
 fn task_ms() -> BTreeMap<String, u64> {
     let text = std::fs::read_to_string(repo().join(SIM_CONFIG)).unwrap();
     let cfg = proxmox_lxc_operator::sim::SimConfig::from_yaml(&text).unwrap();
-    ["vzcreate", "vzstart", "vzstop", "vzdestroy", "default"].iter().map(|t| (t.to_string(), cfg.task_duration_ms(t))).collect()
+    ["vzcreate", "vzstart", "vzstop", "vzdestroy", "default"]
+        .iter()
+        .map(|t| (t.to_string(), cfg.task_duration_ms(t)))
+        .collect()
 }
 
 /// Creates `n` stopped containers directly in the simulator (vmid 100000+i, round robin over
@@ -448,25 +524,40 @@ async fn populate(http: &SimHttp, n: usize, clock: f64) -> Res<()> {
     }
     http.post("/_sim/faults", json!({"latency": {"fixed_ms": 20}})).await;
     http.post(&format!("/_sim/clock?speed={clock}"), json!({})).await;
-    eprintln!("  simulator populated with {n} containers in {:.1}s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "  simulator populated with {n} containers in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 // ---------------------------------------------------------------------------- output
 
 fn out_dir() -> std::path::PathBuf {
-    std::env::var("BENCH_OUT").map(Into::into).unwrap_or_else(|_| repo().join("tests/bench/results"))
+    std::env::var("BENCH_OUT")
+        .map(Into::into)
+        .unwrap_or_else(|_| repo().join("tests/bench/results"))
 }
 
 fn write_result(name: &str, v: &Value, md: &str) {
     let dir = out_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(v).unwrap() + "\n").unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(v).unwrap() + "\n",
+    )
+    .unwrap();
     let m = &v["machine"];
     let head = format!(
         "# {name}\n\nMachine: {} × {} (nproc {}), load average {} before / {} after; {} build, commit {}, {}.\n\n",
-        m["nproc"], m["cpu_model"].as_str().unwrap_or(""), m["nproc"], v["load_before"].as_str().unwrap_or(""), v["load_after"].as_str().unwrap_or(""),
-        m["build"].as_str().unwrap_or(""), m["commit"].as_str().unwrap_or(""), m["date"].as_str().unwrap_or("")
+        m["nproc"],
+        m["cpu_model"].as_str().unwrap_or(""),
+        m["nproc"],
+        v["load_before"].as_str().unwrap_or(""),
+        v["load_after"].as_str().unwrap_or(""),
+        m["build"].as_str().unwrap_or(""),
+        m["commit"].as_str().unwrap_or(""),
+        m["date"].as_str().unwrap_or("")
     );
     std::fs::write(dir.join(format!("{name}.md")), head + md).unwrap();
     eprintln!("wrote {}/{name}.json and .md", dir.display());
@@ -479,38 +570,86 @@ fn burst_svg(n: usize, ready_s: &[f64], ideal_s: f64, total_s: f64, slots: u32, 
     let ymax = n as f64 * 1.05;
     let x = |t: f64| ml + t / xmax * (w - ml - mr);
     let y = |c: f64| h - mb - c / ymax * (h - mt - mb);
-    let mut s = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+    let mut s = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{}" y="22" text-anchor="middle" font-size="14">Create burst: {n} LxcContainers on 3 nodes, {slots} task slots per node (clock ×{clock})</text>
-"#, w / 2.0);
+"#,
+        w / 2.0
+    );
     // axes and grid
     for i in 0..=5 {
         let c = ymax / 1.05 * i as f64 / 5.0;
-        s += &format!(r##"<line x1="{ml}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{c:.0}</text>
-"##, w - mr, ml - 6.0, y(c) + 4.0, y = y(c));
+        s += &format!(
+            r##"<line x1="{ml}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{c:.0}</text>
+"##,
+            w - mr,
+            ml - 6.0,
+            y(c) + 4.0,
+            y = y(c)
+        );
         let t = xmax / 1.05 * i as f64 / 5.0;
-        s += &format!(r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{mt}" y2="{}" stroke="#eee"/><text x="{xx:.1}" y="{}" text-anchor="middle">{t:.0}</text>
-"##, h - mb, h - mb + 16.0, xx = x(t));
+        s += &format!(
+            r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{mt}" y2="{}" stroke="#eee"/><text x="{xx:.1}" y="{}" text-anchor="middle">{t:.0}</text>
+"##,
+            h - mb,
+            h - mb + 16.0,
+            xx = x(t)
+        );
     }
-    s += &format!(r##"<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{}" stroke="black"/><line x1="{ml}" x2="{}" y1="{}" y2="{}" stroke="black"/>
+    s += &format!(
+        r##"<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{}" stroke="black"/><line x1="{ml}" x2="{}" y1="{}" y2="{}" stroke="black"/>
 <text x="{}" y="{}" text-anchor="middle">seconds since the first create</text>
 <text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">containers Ready</text>
-"##, h - mb, w - mr, h - mb, h - mb, (ml + w - mr) / 2.0, h - 10.0, (mt + h - mb) / 2.0, (mt + h - mb) / 2.0);
+"##,
+        h - mb,
+        w - mr,
+        h - mb,
+        h - mb,
+        (ml + w - mr) / 2.0,
+        h - 10.0,
+        (mt + h - mb) / 2.0,
+        (mt + h - mb) / 2.0
+    );
     // limit line: the task slots kept busy all the time
-    s += &format!(r##"<polyline fill="none" stroke="#c33" stroke-dasharray="6 4" stroke-width="2" points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>
-"##, x(0.0), y(0.0), x(ideal_s), y(n as f64), x(xmax / 1.05), y(n as f64));
+    s += &format!(
+        r##"<polyline fill="none" stroke="#c33" stroke-dasharray="6 4" stroke-width="2" points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}"/>
+"##,
+        x(0.0),
+        y(0.0),
+        x(ideal_s),
+        y(n as f64),
+        x(xmax / 1.05),
+        y(n as f64)
+    );
     // measured staircase
     let mut pts = format!("{:.1},{:.1}", x(0.0), y(0.0));
     for (i, t) in ready_s.iter().enumerate() {
         pts += &format!(" {:.1},{:.1} {:.1},{:.1}", x(*t), y(i as f64), x(*t), y(i as f64 + 1.0));
     }
-    s += &format!(r##"<polyline fill="none" stroke="#1f5fbf" stroke-width="2" points="{pts}"/>
+    s += &format!(
+        r##"<polyline fill="none" stroke="#1f5fbf" stroke-width="2" points="{pts}"/>
 <rect x="{}" y="{}" width="250" height="42" fill="white" stroke="#ccc"/>
 <line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#1f5fbf" stroke-width="2"/><text x="{}" y="{}">measured: all Ready at {total_s:.1} s</text>
 <line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#c33" stroke-width="2" stroke-dasharray="6 4"/><text x="{}" y="{}">limit: {ideal_s:.1} s (ratio {:.2}×)</text>
 </svg>
-"##, w - mr - 260.0, h - mb - 56.0, w - mr - 252.0, w - mr - 222.0, h - mb - 42.0, h - mb - 42.0, w - mr - 216.0, h - mb - 38.0,
-        w - mr - 252.0, w - mr - 222.0, h - mb - 24.0, h - mb - 24.0, w - mr - 216.0, h - mb - 20.0, total_s / ideal_s);
+"##,
+        w - mr - 260.0,
+        h - mb - 56.0,
+        w - mr - 252.0,
+        w - mr - 222.0,
+        h - mb - 42.0,
+        h - mb - 42.0,
+        w - mr - 216.0,
+        h - mb - 38.0,
+        w - mr - 252.0,
+        w - mr - 222.0,
+        h - mb - 24.0,
+        h - mb - 24.0,
+        w - mr - 216.0,
+        h - mb - 20.0,
+        total_s / ideal_s
+    );
     s
 }
 
@@ -524,12 +663,23 @@ async fn create_burst(n: usize) -> Res<()> {
     let tm = task_ms();
     let capacity = 3.0 * e.slots as f64;
     e.http.post("/_sim/stats/reset", json!({})).await;
-    let objs: Vec<Value> = (0..n).map(|i| container_obj(&format!("ct-{i:05}"), json!({}))).collect();
+    let objs: Vec<Value> = (0..n)
+        .map(|i| container_obj(&format!("ct-{i:05}"), json!({})))
+        .collect();
     let t0 = Instant::now();
     let mut samples = Vec::new();
     e.create_many(objs, 16).await?;
     let created_s = t0.elapsed().as_secs_f64();
-    let ok = e.wait_all_ready(n, Duration::from_secs_f64(n as f64 * (tm["vzcreate"] + tm["vzstart"]) as f64 / 1000.0 / clock / capacity * 4.0 + 180.0), &mut samples, t0).await;
+    let ok = e
+        .wait_all_ready(
+            n,
+            Duration::from_secs_f64(
+                n as f64 * (tm["vzcreate"] + tm["vzstart"]) as f64 / 1000.0 / clock / capacity * 4.0 + 180.0,
+            ),
+            &mut samples,
+            t0,
+        )
+        .await;
     let (ready_s, total_s, lock_shown, reasons) = {
         let t = e.track.lock().unwrap();
         let mut r: Vec<f64> = t.ready.values().map(|i| i.duration_since(t0).as_secs_f64()).collect();
@@ -549,10 +699,25 @@ async fn create_burst(n: usize) -> Res<()> {
         ideal_s = ideal_s.max(n as f64 * tm["vzcreate"] as f64 / 1000.0 / clock / capacity);
     }
     let ratio = total_s / ideal_s;
-    eprintln!("  {}/{n} Ready in {total_s:.1}s; limit {ideal_s:.1}s; ratio {ratio:.2}", ready_s.len());
-    let failed_statuses: u64 = stats["statuses"].as_object().map(|m| m.iter().filter(|(k, _)| !k.starts_with('2')).map(|(_, v)| v.as_u64().unwrap_or(0)).sum()).unwrap_or(0);
+    eprintln!(
+        "  {}/{n} Ready in {total_s:.1}s; limit {ideal_s:.1}s; ratio {ratio:.2}",
+        ready_s.len()
+    );
+    let failed_statuses: u64 = stats["statuses"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('2'))
+                .map(|(_, v)| v.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
     let steady_secs: u64 = env_or("BENCH_STEADY_SECS", 60);
-    let steady = if ok && steady_secs > 0 { e.steady(steady_secs).await } else { Value::Null };
+    let steady = if ok && steady_secs > 0 {
+        e.steady(steady_secs).await
+    } else {
+        Value::Null
+    };
     let (rss_steady, hwm) = rss(e.pid());
     let svg = burst_svg(n, &ready_s, ideal_s, total_s, e.slots, clock);
     std::fs::create_dir_all(out_dir())?;
@@ -584,8 +749,15 @@ async fn create_burst(n: usize) -> Res<()> {
          | steady state: Kubernetes writes /min | {} | 0 |\n\
          | operator RSS steady / peak (VmHWM) | {rss_steady:.1} MiB / {hwm:.1} MiB | ≤ 64 MiB at 10,000 |\n\n\
          Chart: [create-burst-{n}.svg](create-burst-{n}.svg)\n",
-        ready_s.len(), serde_json::to_string(&task_types).unwrap(), e.slots, stats["tasks_failed"],
-        serde_json::to_string(&reasons).unwrap(), e.resync, st["proxmox_requests_per_resync"], st["proxmox_requests_per_min"], st["kubernetes_writes_per_min"],
+        ready_s.len(),
+        serde_json::to_string(&task_types).unwrap(),
+        e.slots,
+        stats["tasks_failed"],
+        serde_json::to_string(&reasons).unwrap(),
+        e.resync,
+        st["proxmox_requests_per_resync"],
+        st["proxmox_requests_per_min"],
+        st["kubernetes_writes_per_min"],
     );
     write_result(&format!("create-burst-{n}"), &v, &md);
     drop(e);
@@ -617,7 +789,10 @@ async fn overhead(n: usize) -> Res<()> {
     let e_ref = &e;
     futures::stream::iter(names.clone())
         .for_each_concurrent(conc, |name| async move {
-            e_ref.create_many(vec![container_obj(&name, json!({}))], 1).await.expect("create");
+            e_ref
+                .create_many(vec![container_obj(&name, json!({}))], 1)
+                .await
+                .expect("create");
             let deadline = Instant::now() + Duration::from_secs(120);
             while !e_ref.track.lock().unwrap().ready.contains_key(&name) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -648,7 +823,10 @@ async fn overhead(n: usize) -> Res<()> {
     over.sort_by(f64::total_cmp);
     raw.sort_by(f64::total_cmp);
     let (p50, p95, p99) = (pct(&over, 50.0), pct(&over, 95.0), pct(&over, 99.0));
-    eprintln!("  overhead p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms over {} containers", over.len());
+    eprintln!(
+        "  overhead p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms over {} containers",
+        over.len()
+    );
     let v = json!({
         "scenario": "overhead", "n": n, "measured": over.len(), "concurrency": conc, "clock_speed": clock, "task_ms_at_clock_1": tm,
         "sim_latency_ms": 20, "task_poll_interval_ms": 200, "sim_tasks_by_type": task_types,
@@ -670,11 +848,18 @@ async fn overhead(n: usize) -> Res<()> {
 async fn observe(n: usize) -> Res<()> {
     let clock: f64 = env_or("BENCH_CLOCK_SPEED", 1.0);
     let load_before = loadavg();
-    eprintln!("== observe {n}: memory, steady state and pickup with {n} ObserveOnly LxcContainers (load {load_before})");
+    eprintln!(
+        "== observe {n}: memory, steady state and pickup with {n} ObserveOnly LxcContainers (load {load_before})"
+    );
     let e = Env::start("bench-observe", clock, Some(n)).await?;
     let (rss_idle, _) = rss(e.pid());
     let objs: Vec<Value> = (0..n)
-        .map(|i| container_obj(&format!("obs-{i:05}"), json!({"vmid": 100000 + i, "management": "ObserveOnly", "state": "Stopped"})))
+        .map(|i| {
+            container_obj(
+                &format!("obs-{i:05}"),
+                json!({"vmid": 100000 + i, "management": "ObserveOnly", "state": "Stopped"}),
+            )
+        })
         .collect();
     let t0 = Instant::now();
     let mut samples = Vec::new();
@@ -688,7 +873,11 @@ async fn observe(n: usize) -> Res<()> {
     eprintln!("  {}/{n} Ready after {all_ready_s:.1}s", e.ready_count());
     let (_, hwm_load) = rss(e.pid());
     let steady_secs: u64 = env_or("BENCH_STEADY_SECS", 60);
-    let steady = if steady_secs > 0 { e.steady(steady_secs).await } else { Value::Null };
+    let steady = if steady_secs > 0 {
+        e.steady(steady_secs).await
+    } else {
+        Value::Null
+    };
     let (rss_steady, _) = rss(e.pid());
     // pickup: one new resource while n exist → its first Proxmox request
     let samples_n: usize = env_or("BENCH_PICKUP_SAMPLES", 20);
@@ -696,7 +885,10 @@ async fn observe(n: usize) -> Res<()> {
     for i in 0..samples_n {
         let name = format!("pick-{i:03}");
         let before = e.http.stats().await;
-        let (base_other, base_create) = (non_inventory(&before), before["requests"]["POST /nodes/{node}/lxc"].as_u64().unwrap_or(0));
+        let (base_other, base_create) = (
+            non_inventory(&before),
+            before["requests"]["POST /nodes/{node}/lxc"].as_u64().unwrap_or(0),
+        );
         let t = Instant::now();
         let api = e.api.clone();
         let obj: DynamicObject = serde_json::from_value(container_obj(&name, json!({})))?;
@@ -726,7 +918,11 @@ async fn observe(n: usize) -> Res<()> {
     create_call.sort_by(f64::total_cmp);
     let (_, hwm) = rss(e.pid());
     let (rss_end, _) = rss(e.pid());
-    eprintln!("  pickup p50 {:.0} ms p99 {:.0} ms; RSS steady {rss_steady:.1} MiB, peak {hwm:.1} MiB", pct(&first, 50.0), pct(&first, 99.0));
+    eprintln!(
+        "  pickup p50 {:.0} ms p99 {:.0} ms; RSS steady {rss_steady:.1} MiB, peak {hwm:.1} MiB",
+        pct(&first, 50.0),
+        pct(&first, 99.0)
+    );
     let v = json!({
         "scenario": "observe", "n": n, "management": "ObserveOnly", "all_ready": ok, "ready": ready_n,
         "create_calls_s": r1(created_s), "all_ready_s": r1(all_ready_s), "ready_false_reasons_seen": reasons,
@@ -771,7 +967,15 @@ async fn main() -> Res<()> {
             it.next();
         }
         match a.as_str() {
-            "all" => plan.extend([("create-burst", 100), ("overhead", 30), ("create-burst", 1000), ("observe", 10000)].map(|(s, n)| (s.to_string(), n))),
+            "all" => plan.extend(
+                [
+                    ("create-burst", 100),
+                    ("overhead", 30),
+                    ("create-burst", 1000),
+                    ("observe", 10000),
+                ]
+                .map(|(s, n)| (s.to_string(), n)),
+            ),
             "create-burst" => plan.push((a.clone(), n.unwrap_or(100))),
             "overhead" => plan.push((a.clone(), n.unwrap_or(30))),
             "observe" => plan.push((a.clone(), n.unwrap_or(1000))),

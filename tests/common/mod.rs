@@ -32,10 +32,7 @@ impl ControlPlane {
                     _dir: None,
                 };
             }
-            let dir = tempfile::Builder::new()
-                .prefix("plo-cp-")
-                .tempdir()
-                .expect("tempdir");
+            let dir = tempfile::Builder::new().prefix("plo-cp-").tempdir().expect("tempdir");
             let out = Command::new("bash")
                 .arg(repo().join("tests/scripts/control-plane.sh"))
                 .arg("start")
@@ -49,14 +46,7 @@ impl ControlPlane {
                 out.status.success(),
                 "control plane did not start (run tests/scripts/setup.sh first)"
             );
-            let kubeconfig = PathBuf::from(
-                String::from_utf8(out.stdout)
-                    .unwrap()
-                    .trim()
-                    .lines()
-                    .last()
-                    .unwrap(),
-            );
+            let kubeconfig = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap());
             let cp = ControlPlane {
                 kubeconfig,
                 _dir: Some(dir),
@@ -77,22 +67,13 @@ impl ControlPlane {
         let mut child = Command::new("kubectl")
             .env("KUBECONFIG", &self.kubeconfig)
             .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl");
         if let Some(input) = input {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -128,11 +109,7 @@ impl ControlPlane {
     pub fn namespace(&self, prefix: &str) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         self.kubectl_ok(&["create", "namespace", &name]);
         name
     }
@@ -199,9 +176,7 @@ impl Sim {
             .expect("start pve-sim");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
+        std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
         let url = line
             .trim()
             .strip_prefix("pve-sim listening on ")
@@ -283,9 +258,7 @@ impl Sim {
 
     /// The container with `vmid`, if it exists.
     pub fn container(&self, vmid: u64) -> Option<serde_json::Value> {
-        self.containers()
-            .into_iter()
-            .find(|c| c["vmid"].as_u64() == Some(vmid))
+        self.containers().into_iter().find(|c| c["vmid"].as_u64() == Some(vmid))
     }
 
     /// Request counters (`/_sim/stats`).
@@ -431,10 +404,7 @@ impl Operator {
     /// The `/metrics` text.
     pub fn metrics(&self) -> String {
         let out = Command::new("curl")
-            .args([
-                "-s",
-                &format!("http://127.0.0.1:{}/metrics", self.http_port),
-            ])
+            .args(["-s", &format!("http://127.0.0.1:{}/metrics", self.http_port)])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -460,11 +430,7 @@ pub fn connect_cluster(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str) {
         sim.url, sim.fingerprint
     );
     let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `kubectl get KIND NAME -o json` as JSON, or `None` when it does not exist.
@@ -491,13 +457,7 @@ pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String
 }
 
 /// Waits until `kind/name` has condition Ready=True; returns the object.
-pub fn wait_ready(
-    cp: &ControlPlane,
-    ns: &str,
-    kind: &str,
-    name: &str,
-    timeout: Duration,
-) -> serde_json::Value {
+pub fn wait_ready(cp: &ControlPlane, ns: &str, kind: &str, name: &str, timeout: Duration) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
     let start = Instant::now();
     loop {

@@ -87,8 +87,19 @@ pub fn python() -> &'static Path {
             .stderr(Stdio::inherit())
             .output()
             .expect("run tests/scripts/helm-venv.sh");
-        assert!(out.status.success(), "tests/scripts/helm-venv.sh failed: the chart tests need helm-python-sdk and kubernetes-validate");
-        let py = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim().lines().last().expect("venv python path").to_string());
+        assert!(
+            out.status.success(),
+            "tests/scripts/helm-venv.sh failed: the chart tests need helm-python-sdk and kubernetes-validate"
+        );
+        let py = PathBuf::from(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .lines()
+                .last()
+                .expect("venv python path")
+                .to_string(),
+        );
         assert!(py.exists(), "{} missing", py.display());
         py
     })
@@ -164,11 +175,7 @@ pub fn render(values_file: Option<&Path>, set: Value, namespace: &str, kube_vers
     let out = helm(
         json!({"op": "render", "values_file": values_file, "set": set, "release": "plo", "namespace": namespace, "kube_version": kube_version}),
     );
-    assert!(
-        out.get("error").is_none(),
-        "render failed: {}",
-        out["error"]
-    );
+    assert!(out.get("error").is_none(), "render failed: {}", out["error"]);
     eprintln!(
         "render ({}, kube {kube_version}): {:.1} ms in the SDK, {:.0} ms with the Python start",
         values_file
@@ -219,4 +226,3 @@ pub fn args(deploy: &Value) -> Vec<String> {
 pub fn as_list(objects: &[Value]) -> String {
     json!({"apiVersion": "v1", "kind": "List", "items": objects}).to_string()
 }
-

@@ -9,6 +9,7 @@ export CARGO_TERM_COLOR=never
 PLO_GIT_COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || true)
 export PLO_GIT_COMMIT
 cargo build --all-targets --locked
+cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 cargo test --locked --no-fail-fast -- --test-threads "${TEST_THREADS:-4}"

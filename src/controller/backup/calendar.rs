@@ -52,15 +52,33 @@ pub struct ParseError {
 impl Schedule {
     /// Parses a 5-field cron expression, a cron macro (`@daily`) or a Proxmox calendar event.
     pub fn parse(input: &str) -> Result<Schedule, ParseError> {
-        let err = |m: String| ParseError { input: input.to_string(), message: m };
+        let err = |m: String| ParseError {
+            input: input.to_string(),
+            message: m,
+        };
         let text = input.trim();
         if text.is_empty() {
             return Err(err("empty".into()));
         }
         let tokens: Vec<&str> = text.split_whitespace().collect();
-        let s = if text.starts_with('@') || tokens.len() == 5 { parse_cron(text) } else { parse_calendar(&tokens) }.map_err(err)?;
-        if s.seconds == 0 || s.minutes == 0 || s.hours == 0 || s.days & ALL_DAYS == 0 || s.months & ALL_MONTHS == 0 || s.weekdays == 0 || s.years.as_ref().is_some_and(|y| y.is_empty()) {
-            return Err(ParseError { input: input.to_string(), message: "it never matches".into() });
+        let s = if text.starts_with('@') || tokens.len() == 5 {
+            parse_cron(text)
+        } else {
+            parse_calendar(&tokens)
+        }
+        .map_err(err)?;
+        if s.seconds == 0
+            || s.minutes == 0
+            || s.hours == 0
+            || s.days & ALL_DAYS == 0
+            || s.months & ALL_MONTHS == 0
+            || s.weekdays == 0
+            || s.years.as_ref().is_some_and(|y| y.is_empty())
+        {
+            return Err(ParseError {
+                input: input.to_string(),
+                message: "it never matches".into(),
+            });
         }
         Ok(s)
     }
@@ -171,7 +189,9 @@ fn parse_cron(text: &str) -> Result<Schedule, String> {
     if f.len() != 5 {
         return Err("a cron expression has 5 fields: minute hour day-of-month month day-of-week".into());
     }
-    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
     const DOWS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
     let minutes = cron_field(f[0], 0, 59, &[], "minute")?;
     let hours = cron_field(f[1], 0, 23, &[], "hour")?;
@@ -224,13 +244,22 @@ fn cron_field(field: &str, min: u32, max: u32, names: &[&str], what: &str) -> Re
     let mut mask = 0u64;
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| format!("{what}: bad step in {part:?}"))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("{what}: bad step in {part:?}"))?,
+            ),
             None => (part, 1),
         };
         let (a, b) = if range == "*" || range == "?" {
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
-            (cron_value(a, min, max, names, what)?, cron_value(b, min, max, names, what)?)
+            (
+                cron_value(a, min, max, names, what)?,
+                cron_value(b, min, max, names, what)?,
+            )
         } else {
             let a = cron_value(range, min, max, names, what)?;
             (a, if part.contains('/') { max } else { a })
@@ -286,7 +315,16 @@ fn parse_calendar(tokens: &[&str]) -> Result<Schedule, String> {
             return parse_calendar(&t);
         }
     }
-    let mut s = Schedule { seconds: 1, minutes: 1, hours: 1, days: ALL_DAYS, months: ALL_MONTHS, weekdays: ALL_WEEKDAYS, years: None, day_or_weekday: false };
+    let mut s = Schedule {
+        seconds: 1,
+        minutes: 1,
+        hours: 1,
+        days: ALL_DAYS,
+        months: ALL_MONTHS,
+        weekdays: ALL_WEEKDAYS,
+        years: None,
+        day_or_weekday: false,
+    };
     let (mut seen_wd, mut seen_date, mut seen_time) = (false, false, false);
     for (i, tok) in tokens.iter().enumerate() {
         let tok = tok.to_ascii_lowercase();
@@ -341,7 +379,11 @@ fn parse_calendar(tokens: &[&str]) -> Result<Schedule, String> {
 fn weekday_spec(tok: &str) -> Result<u8, String> {
     let idx = |n: &str| {
         let n3: String = n.chars().take(3).collect();
-        WEEKDAY_NAMES.iter().position(|w| *w == n3).filter(|_| n.len() == 3 || WEEKDAY_FULL.contains(&n)).ok_or_else(|| format!("unknown weekday {n:?}"))
+        WEEKDAY_NAMES
+            .iter()
+            .position(|w| *w == n3)
+            .filter(|_| n.len() == 3 || WEEKDAY_FULL.contains(&n))
+            .ok_or_else(|| format!("unknown weekday {n:?}"))
     };
     let mut mask = 0u8;
     for part in tok.split(',') {
@@ -361,7 +403,15 @@ fn weekday_spec(tok: &str) -> Result<u8, String> {
     Ok(mask)
 }
 
-const WEEKDAY_FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const WEEKDAY_FULL: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
 
 /// One component (`*`, `N`, `A..B`, `N/STEP`, `A..B/STEP`, `*/STEP`, comma lists) as a bit mask.
 fn component(spec: &str, min: u32, max: u32, what: &str) -> Result<u64, String> {
@@ -378,7 +428,13 @@ fn component(spec: &str, min: u32, max: u32, what: &str) -> Result<u64, String> 
             return Err(format!("{what}: empty list entry in {spec:?}"));
         }
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| format!("{what}: bad repetition in {part:?}"))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("{what}: bad repetition in {part:?}"))?,
+            ),
             None => (part, 0),
         };
         let (a, b) = if range == "*" {
@@ -406,10 +462,21 @@ fn year_component(spec: &str) -> Result<Vec<i16>, String> {
     let mut out = Vec::new();
     for part in spec.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, s.parse::<i16>().ok().filter(|s| *s > 0).ok_or_else(|| format!("year: bad repetition in {part:?}"))?),
+            Some((r, s)) => (
+                r,
+                s.parse::<i16>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("year: bad repetition in {part:?}"))?,
+            ),
             None => (part, 1),
         };
-        let num = |s: &str| s.parse::<i16>().ok().filter(|y| (1970..=9999).contains(y)).ok_or_else(|| format!("year: {s:?} is not a year"));
+        let num = |s: &str| {
+            s.parse::<i16>()
+                .ok()
+                .filter(|y| (1970..=9999).contains(y))
+                .ok_or_else(|| format!("year: {s:?} is not a year"))
+        };
         let (a, b) = match range.split_once("..") {
             Some((a, b)) => (num(a)?, num(b)?),
             None => {
@@ -445,12 +512,22 @@ mod tests {
     }
 
     fn next(sched: &str, after: &str) -> String {
-        Schedule::parse(sched).unwrap().next_after(utc(after), &TimeZone::UTC).unwrap().timestamp().to_string()
+        Schedule::parse(sched)
+            .unwrap()
+            .next_after(utc(after), &TimeZone::UTC)
+            .unwrap()
+            .timestamp()
+            .to_string()
     }
 
     fn next_tz(sched: &str, tz: &str, after: &str) -> String {
         let tz = time_zone(Some(tz)).unwrap();
-        Schedule::parse(sched).unwrap().next_after(utc(after), &tz).unwrap().timestamp().to_string()
+        Schedule::parse(sched)
+            .unwrap()
+            .next_after(utc(after), &tz)
+            .unwrap()
+            .timestamp()
+            .to_string()
     }
 
     #[test]
@@ -491,9 +568,15 @@ mod tests {
         assert_eq!(next("mon..wed 30/10", "2026-03-02T05:41:00Z"), "2026-03-02T05:50:00Z");
         assert_eq!(next("mon..wed 30/10", "2026-03-02T05:51:00Z"), "2026-03-02T06:30:00Z");
         assert_eq!(next("fri 12..13:5/20", "2026-03-06T12:46:00Z"), "2026-03-06T13:05:00Z");
-        assert_eq!(next("12,14,16,18,20,22:5", "2026-03-06T12:06:00Z"), "2026-03-06T14:05:00Z");
+        assert_eq!(
+            next("12,14,16,18,20,22:5", "2026-03-06T12:06:00Z"),
+            "2026-03-06T14:05:00Z"
+        );
         assert_eq!(next("12/2:5", "2026-03-06T22:06:00Z"), "2026-03-07T12:05:00Z");
-        assert_eq!(next("mon..fri 8..17,22:0/15", "2026-03-06T17:50:00Z"), "2026-03-06T22:00:00Z");
+        assert_eq!(
+            next("mon..fri 8..17,22:0/15", "2026-03-06T17:50:00Z"),
+            "2026-03-06T22:00:00Z"
+        );
         assert_eq!(next("*", "2026-03-06T17:50:10Z"), "2026-03-06T17:51:00Z");
         assert_eq!(next("quarterly", "2026-03-06T17:50:10Z"), "2026-04-01T00:00:00Z");
         assert_eq!(next("weekly", "2026-03-06T17:50:10Z"), "2026-03-09T00:00:00Z");
@@ -514,26 +597,58 @@ mod tests {
     #[test]
     fn time_zones_move_the_slots_and_daylight_saving_gaps_move_forward() {
         // 02:30 in Berlin is 01:30 UTC in winter
-        assert_eq!(next_tz("daily 02:30", "Europe/Berlin", "2026-01-10T00:00:00Z"), "2026-01-10T01:30:00Z");
+        assert_eq!(
+            next_tz("daily 02:30", "Europe/Berlin", "2026-01-10T00:00:00Z"),
+            "2026-01-10T01:30:00Z"
+        );
         // 2026-03-29: 02:00 → 03:00 in Berlin; 02:30 does not exist and runs at 03:30 CEST = 01:30 UTC
-        assert_eq!(next_tz("02:30", "Europe/Berlin", "2026-03-29T00:00:00Z"), "2026-03-29T01:30:00Z");
-        assert_eq!(next_tz("0 2 * * *", "America/New_York", "2026-07-01T00:00:00Z"), "2026-07-01T06:00:00Z");
+        assert_eq!(
+            next_tz("02:30", "Europe/Berlin", "2026-03-29T00:00:00Z"),
+            "2026-03-29T01:30:00Z"
+        );
+        assert_eq!(
+            next_tz("0 2 * * *", "America/New_York", "2026-07-01T00:00:00Z"),
+            "2026-07-01T06:00:00Z"
+        );
     }
 
     #[test]
     fn the_last_slot_at_or_before_a_time() {
         let s = Schedule::parse("*/5").unwrap();
-        let at = |t: &str| s.last_at_or_before(utc(t), &TimeZone::UTC).unwrap().timestamp().to_string();
+        let at = |t: &str| {
+            s.last_at_or_before(utc(t), &TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .to_string()
+        };
         assert_eq!(at("2026-03-06T17:52:00Z"), "2026-03-06T17:50:00Z");
         assert_eq!(at("2026-03-06T17:50:00Z"), "2026-03-06T17:50:00Z");
         assert_eq!(at("2026-03-06T00:01:00Z"), "2026-03-06T00:00:00Z");
         let d = Schedule::parse("mon..fri 02:30").unwrap();
-        assert_eq!(d.last_at_or_before(utc("2026-03-08T12:00:00Z"), &TimeZone::UTC).unwrap().timestamp().to_string(), "2026-03-06T02:30:00Z");
+        assert_eq!(
+            d.last_at_or_before(utc("2026-03-08T12:00:00Z"), &TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .to_string(),
+            "2026-03-06T02:30:00Z"
+        );
     }
 
     #[test]
     fn bad_schedules_are_refused_with_a_reason() {
-        for bad in ["", "61 * * * *", "* * * *", "0 0 31 2 *x", "mon..xyz 02:00", "25:00", "*-13-01", "fri..mon", "@sometimes", "1 2 3 4 5 6", "*/0"] {
+        for bad in [
+            "",
+            "61 * * * *",
+            "* * * *",
+            "0 0 31 2 *x",
+            "mon..xyz 02:00",
+            "25:00",
+            "*-13-01",
+            "fri..mon",
+            "@sometimes",
+            "1 2 3 4 5 6",
+            "*/0",
+        ] {
             assert!(Schedule::parse(bad).is_err(), "{bad:?} should be refused");
         }
         let e = Schedule::parse("61 * * * *").unwrap_err();

@@ -84,15 +84,12 @@ impl TaskRecord for LxcBackupStatus {
         })
     }
     fn set_pending(&mut self, task: Option<PendingTask>) {
-        match task {
-            Some(t) => {
-                self.phase = Some(BackupPhase::Running);
-                self.upid = (t.upid != UNKNOWN_UPID).then_some(t.upid);
-                self.started_at = t.started_at;
-            }
-            // the UPID stays: it tells which task made (or failed to make) the archive; the
-            // phase, set by the caller, says whether it is still in flight
-            None => {}
+        // without a task the UPID stays: it tells which task made (or failed to make) the
+        // archive; the phase, set by the caller, says whether it is still in flight
+        if let Some(t) = task {
+            self.phase = Some(BackupPhase::Running);
+            self.upid = (t.upid != UNKNOWN_UPID).then_some(t.upid);
+            self.started_at = t.started_at;
         }
     }
 }
@@ -110,9 +107,16 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
     ctx.wakes.backups.add(namespace.map(str::to_string), wake);
     let (reader, writer) = reflector::store();
     // spec changes and deletion (generation); not our own status writes
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects().predicate_filter(predicates::generation, Default::default());
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
     let stop = ctx.shutdown.triggered();
-    let bctx = Arc::new(BackupCtx { ctx, store: reader.clone() });
+    let bctx = Arc::new(BackupCtx {
+        ctx,
+        store: reader.clone(),
+    });
     let wakes = crate::controller::run::tokio_stream_from(wake_rx);
     let run = Controller::for_stream(stream, reader.clone())
         .reconcile_on(wakes)
@@ -155,7 +159,10 @@ fn release(p: &P<'_>) {
 }
 
 fn cluster_key(ns: &str, name: &str) -> ClusterKey {
-    ClusterKey { namespace: ns.to_string(), name: name.to_string() }
+    ClusterKey {
+        namespace: ns.to_string(),
+        name: name.to_string(),
+    }
 }
 
 async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Error> {
@@ -178,12 +185,19 @@ async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Er
 /// The cluster named in status, when usable.
 fn usable(p: &P<'_>) -> Option<(Arc<ClusterHandle>, Arc<Snapshot>)> {
     let name = p.status.cluster.clone()?;
-    p.ctx.clusters.usable(&cluster_key(&p.obj.namespace().unwrap_or_default(), &name)).ok()
+    p.ctx
+        .clusters
+        .usable(&cluster_key(&p.obj.namespace().unwrap_or_default(), &name))
+        .ok()
 }
 
 /// A storage for backups on `node` when the spec names none: a shared one first.
 fn default_storage(snap: &Snapshot, node: &str) -> Option<String> {
-    let mut candidates: Vec<_> = snap.storages.iter().filter(|s| s.node == node && s.content.iter().any(|c| c == "backup")).collect();
+    let mut candidates: Vec<_> = snap
+        .storages
+        .iter()
+        .filter(|s| s.node == node && s.content.iter().any(|c| c == "backup"))
+        .collect();
     candidates.sort_by_key(|s| (!s.shared, s.name != "local", s.name.clone()));
     candidates.first().map(|s| s.name.clone())
 }
@@ -193,17 +207,38 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let spec = &p.obj.spec;
     let wait = |secs| Action::requeue(jitter(Duration::from_secs(secs)));
     let containers: Api<LxcContainer> = Api::namespaced(p.ctx.kube.clone(), &ns);
-    let Some(ct) = containers.get_opt(&spec.container_ref.name).await.op("read LxcContainer")? else {
+    let Some(ct) = containers
+        .get_opt(&spec.container_ref.name)
+        .await
+        .op("read LxcContainer")?
+    else {
         let msg = format!("LxcContainer {} does not exist", spec.container_ref.name);
         return pending(p, Reason::ContainerNotFound, msg, wait(15)).await;
     };
-    let cluster = ct.spec.cluster_ref.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "default".into());
+    let cluster = ct
+        .spec
+        .cluster_ref
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "default".into());
     p.status.cluster = Some(cluster.clone());
     let Some((handle, snap)) = usable(p) else {
-        return pending(p, Reason::ClusterNotReady, format!("ProxmoxCluster {cluster} is not connected"), wait(10)).await;
+        return pending(
+            p,
+            Reason::ClusterNotReady,
+            format!("ProxmoxCluster {cluster} is not connected"),
+            wait(10),
+        )
+        .await;
     };
     let Some(vmid) = ct.status.as_ref().and_then(|s| s.vmid) else {
-        return pending(p, Reason::WaitingForContainer, format!("LxcContainer {} has no vmid yet", ct.name_any()), wait(10)).await;
+        return pending(
+            p,
+            Reason::WaitingForContainer,
+            format!("LxcContainer {} has no vmid yet", ct.name_any()),
+            wait(10),
+        )
+        .await;
     };
     let guest = snap.guests.get(&vmid);
     let Some(node) = guest.map(|g| g.node.clone()) else {
@@ -211,7 +246,13 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         return pending(p, Reason::WaitingForContainer, msg, wait(10)).await;
     };
     if let Some(lock) = guest.and_then(|g| g.lock.clone()) {
-        return pending(p, Reason::ContainerLocked, format!("CT {vmid} is locked ({lock}); waiting"), wait(5)).await;
+        return pending(
+            p,
+            Reason::ContainerLocked,
+            format!("CT {vmid} is locked ({lock}); waiting"),
+            wait(5),
+        )
+        .await;
     }
     let Some(storage) = spec.storage.clone().or_else(|| default_storage(&snap, &node)) else {
         let msg = format!("node {node} has no storage for backups (content backup); set spec.storage");
@@ -222,13 +263,18 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     // the node: free in this process, namespaces in turn, and no backup of this scope left
     // running there by an earlier process
     let qkey = node_key(&handle.key, &node);
-    let order = (p.obj.creation_timestamp().map(|t| t.0.as_millisecond()).unwrap_or(0), format!("{ns}/{}", p.obj.name_any()));
+    let order = (
+        p.obj.creation_timestamp().map(|t| t.0.as_millisecond()).unwrap_or(0),
+        format!("{ns}/{}", p.obj.name_any()),
+    );
     let left_running = bctx.store.state().into_iter().find(|b| {
         b.uid().as_deref() != Some(p.uid.as_str())
             && b.namespace() == p.obj.namespace()
             && b.metadata.deletion_timestamp.is_none()
             && b.status.as_ref().is_some_and(|s| {
-                s.phase == Some(BackupPhase::Running) && s.node.as_deref() == Some(node.as_str()) && s.cluster.as_deref() == Some(cluster.as_str())
+                s.phase == Some(BackupPhase::Running)
+                    && s.node.as_deref() == Some(node.as_str())
+                    && s.cluster.as_deref() == Some(cluster.as_str())
             })
     });
     let taken = match left_running {
@@ -253,37 +299,79 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     // recorded before the call: a crash in between leaves a Running backup without UPID, which
     // the next pass resolves from the container's lock and the storage content
     p.status.node = Some(node.clone());
-    p.cond(CondSpec::no(CONDITION_READY, Reason::Running, format!("vzdump of CT {vmid} is running on {node}")));
+    p.cond(CondSpec::no(
+        CONDITION_READY,
+        Reason::Running,
+        format!("vzdump of CT {vmid} is running on {node}"),
+    ));
     let client = handle.client.clone();
     let (n, params) = (node.clone(), params);
-    match task::start(p, &handle, &node, "vzdump", true, async move { client.vzdump(&n, &params).await }).await {
+    match task::start(p, &handle, &node, "vzdump", true, async move {
+        client.vzdump(&n, &params).await
+    })
+    .await
+    {
         Err(e) => {
             release(p);
             Err(e)
         }
         Ok(Started::Task(_)) => {
-            p.event(Reason::Started, format!("vzdump of CT {vmid} started on {node} to storage {storage}")).await;
-            Ok(Action::requeue(task::poll_interval(None, jiff::Timestamp::now(), p.ctx.settings.task_poll)))
+            p.event(
+                Reason::Started,
+                format!("vzdump of CT {vmid} started on {node} to storage {storage}"),
+            )
+            .await;
+            Ok(Action::requeue(task::poll_interval(
+                None,
+                jiff::Timestamp::now(),
+                p.ctx.settings.task_poll,
+            )))
         }
         Ok(Started::NoSlot) => {
             p.ctx.vzdump.forget(&p.uid);
-            pending(p, Reason::WaitingForTaskSlot, format!("waiting for a task slot on node {node}"), wait(3)).await
+            pending(
+                p,
+                Reason::WaitingForTaskSlot,
+                format!("waiting for a task slot on node {node}"),
+                wait(3),
+            )
+            .await
         }
         Ok(Started::NoTask) => {
             release(p);
             handle.refresh.notify_one();
             p.status.started_at = None;
-            pending(p, Reason::ContainerMoved, format!("CT {vmid} is no longer on {node}; looking again"), wait(2)).await
+            pending(
+                p,
+                Reason::ContainerMoved,
+                format!("CT {vmid} is no longer on {node}; looking again"),
+                wait(2),
+            )
+            .await
         }
-        Ok(Started::Refused(e)) if matches!(e.class(), ErrorClass::InvalidSpec | ErrorClass::Permanent | ErrorClass::Conflict) => {
+        Ok(Started::Refused(e))
+            if matches!(
+                e.class(),
+                ErrorClass::InvalidSpec | ErrorClass::Permanent | ErrorClass::Conflict
+            ) =>
+        {
             p.ctx.metrics.task_failed("vzdump");
-            fail(p, Reason::BackupFailed, format!("Proxmox refused the vzdump of CT {vmid}: {}", e.message())).await
+            fail(
+                p,
+                Reason::BackupFailed,
+                format!("Proxmox refused the vzdump of CT {vmid}: {}", e.message()),
+            )
+            .await
         }
         Ok(Started::Refused(e)) => {
             release(p);
             p.status.phase = Some(BackupPhase::Pending);
             p.status.started_at = None;
-            p.cond(CondSpec::no(CONDITION_READY, Reason::StartFailed, format!("vzdump of CT {vmid} could not be started: {e}")));
+            p.cond(CondSpec::no(
+                CONDITION_READY,
+                Reason::StartFailed,
+                format!("vzdump of CT {vmid} could not be started: {e}"),
+            ));
             p.save().await?;
             Err(e.into())
         }
@@ -317,32 +405,56 @@ pub fn archive_from_log(lines: &[String]) -> Option<String> {
 }
 
 /// Finds the archive of a finished vzdump: (volid, size).
-async fn find_archive(handle: &ClusterHandle, upid: Option<&Upid>, node: &str, storage: &str, vmid: u32, since: Option<&Time>) -> Result<Option<(String, Option<u64>)>, pve::Error> {
+async fn find_archive(
+    handle: &ClusterHandle,
+    upid: Option<&Upid>,
+    node: &str,
+    storage: &str,
+    vmid: u32,
+    since: Option<&Time>,
+) -> Result<Option<(String, Option<u64>)>, pve::Error> {
     let from_log = match upid {
-        Some(u) => archive_from_log(&handle.client.task_log_tail(u, 50).await.unwrap_or_default()).map(|f| format!("{storage}:backup/{f}")),
+        Some(u) => archive_from_log(&handle.client.task_log_tail(u, 50).await.unwrap_or_default())
+            .map(|f| format!("{storage}:backup/{f}")),
         None => None,
     };
-    let list = handle.client.storage_content(node, storage, Some("backup"), Some(vmid)).await?;
+    let list = handle
+        .client
+        .storage_content(node, storage, Some("backup"), Some(vmid))
+        .await?;
     if let Some(v) = &from_log {
         if let Some(e) = list.iter().find(|e| &e.volid == v) {
             return Ok(Some((e.volid.clone(), e.size)));
         }
     }
     let since = since.map(|t| t.0.as_second() - 5).unwrap_or(i64::MAX);
-    Ok(list.iter().filter(|e| e.ctime.is_some_and(|c| c >= since)).max_by_key(|e| e.ctime).map(|e| (e.volid.clone(), e.size)))
+    Ok(list
+        .iter()
+        .filter(|e| e.ctime.is_some_and(|c| c >= since))
+        .max_by_key(|e| e.ctime)
+        .map(|e| (e.volid.clone(), e.size)))
 }
 
 async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let Some((handle, snap)) = usable(p) else {
         let cluster = p.status.cluster.clone().unwrap_or_default();
         let msg = format!("ProxmoxCluster {cluster} is not connected; the vzdump is checked once it is");
-        return p.not_ready(Reason::ClusterNotReady, msg, Action::requeue(jitter(Duration::from_secs(10)))).await;
+        return p
+            .not_ready(
+                Reason::ClusterNotReady,
+                msg,
+                Action::requeue(jitter(Duration::from_secs(10))),
+            )
+            .await;
     };
-    let (Some(node), Some(vmid), Some(storage)) = (p.status.node.clone(), p.status.vmid, p.status.storage.clone()) else {
+    let (Some(node), Some(vmid), Some(storage)) = (p.status.node.clone(), p.status.vmid, p.status.storage.clone())
+    else {
         p.status.phase = Some(BackupPhase::Pending);
         return start(p, bctx).await;
     };
-    p.ctx.vzdump.claim(&node_key(&handle.key, &node), &p.uid, &p.obj.name_any());
+    p.ctx
+        .vzdump
+        .claim(&node_key(&handle.key, &node), &p.uid, &p.obj.name_any());
     let Some(upid) = p.status.upid.as_ref().and_then(|u| u.parse::<Upid>().ok()) else {
         // the operator stopped between recording the start and learning the UPID
         let locked = snap.guests.get(&vmid).and_then(|g| g.lock.clone());
@@ -363,13 +475,31 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         None => Ok(Action::requeue(Duration::from_millis(100))),
         Some((pt, Polled::Running)) => {
             p.save().await?;
-            Ok(Action::requeue(task::poll_interval(pt.started_at.as_ref(), jiff::Timestamp::now(), p.ctx.settings.task_poll)))
+            Ok(Action::requeue(task::poll_interval(
+                pt.started_at.as_ref(),
+                jiff::Timestamp::now(),
+                p.ctx.settings.task_poll,
+            )))
         }
         Some((_, Polled::Unknown)) => {
             p.ctx.metrics.task_failed("vzdump");
-            fail(p, Reason::BackupFailed, format!("vzdump of CT {vmid} failed: the vzdump task is unknown to Proxmox")).await
+            fail(
+                p,
+                Reason::BackupFailed,
+                format!("vzdump of CT {vmid} failed: the vzdump task is unknown to Proxmox"),
+            )
+            .await
         }
-        Some((_, Polled::Done(warnings))) => match find_archive(&handle, Some(&upid), &node, &storage, vmid, p.status.started_at.as_ref()).await? {
+        Some((_, Polled::Done(warnings))) => match find_archive(
+            &handle,
+            Some(&upid),
+            &node,
+            &storage,
+            vmid,
+            p.status.started_at.as_ref(),
+        )
+        .await?
+        {
             Some(found) => complete(p, &handle, found, warnings).await,
             None => {
                 p.ctx.metrics.task_failed("vzdump");
@@ -380,13 +510,22 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         Some((_, Polled::Failed { text, tail })) => {
             let errors: Vec<String> = tail.iter().filter(|l| l.contains("ERROR")).cloned().collect();
             let detail = if errors.is_empty() { tail } else { errors };
-            let msg = task::failure_message(&format!("vzdump of CT {vmid}"), &text, &detail).replacen(" task failed", " failed", 1);
+            let msg = task::failure_message(&format!("vzdump of CT {vmid}"), &text, &detail).replacen(
+                " task failed",
+                " failed",
+                1,
+            );
             fail(p, Reason::BackupFailed, msg).await
         }
     }
 }
 
-async fn complete(p: &mut P<'_>, handle: &ClusterHandle, (volid, size): (String, Option<u64>), warnings: Option<u32>) -> Result<Action, Error> {
+async fn complete(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    (volid, size): (String, Option<u64>),
+    warnings: Option<u32>,
+) -> Result<Action, Error> {
     release(p);
     let vmid = p.status.vmid.unwrap_or_default();
     p.status.phase = Some(BackupPhase::Completed);
@@ -422,7 +561,11 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let volid = match (&p.status.volid, obj.spec.deletion_policy) {
         (Some(v), DeletionPolicy::Delete) => v.clone(),
         (Some(v), DeletionPolicy::Retain) => {
-            p.event(Reason::Retained, format!("archive {v} stays in storage (deletionPolicy Retain)")).await;
+            p.event(
+                Reason::Retained,
+                format!("archive {v} stays in storage (deletionPolicy Retain)"),
+            )
+            .await;
             p.remove_finalizer().await?;
             p.ctx.forget(&p.uid);
             return Ok(Action::await_change());
@@ -436,20 +579,39 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let Some((handle, snap)) = usable(p) else {
         let cluster = p.status.cluster.clone().unwrap_or_default();
         let msg = format!("cannot delete archive {volid}: ProxmoxCluster {cluster} is not connected");
-        return p.not_ready(Reason::ClusterNotReady, msg, Action::requeue(jitter(Duration::from_secs(10)))).await;
+        return p
+            .not_ready(
+                Reason::ClusterNotReady,
+                msg,
+                Action::requeue(jitter(Duration::from_secs(10))),
+            )
+            .await;
     };
     let storage = volid.split_once(':').map(|x| x.0.to_string()).unwrap_or_default();
-    let node = p
-        .status
-        .node
-        .clone()
-        .filter(|n| snap.node_online(n))
-        .or_else(|| snap.storages.iter().find(|s| s.shared && s.name == storage && snap.node_online(&s.node)).map(|s| s.node.clone()));
+    let node = p.status.node.clone().filter(|n| snap.node_online(n)).or_else(|| {
+        snap.storages
+            .iter()
+            .find(|s| s.shared && s.name == storage && snap.node_online(&s.node))
+            .map(|s| s.node.clone())
+    });
     let Some(node) = node else {
-        let msg = format!("cannot delete archive {volid}: node {} is not online", p.status.node.clone().unwrap_or_default());
-        return p.not_ready(Reason::NodeUnavailable, msg, Action::requeue(jitter(Duration::from_secs(30)))).await;
+        let msg = format!(
+            "cannot delete archive {volid}: node {} is not online",
+            p.status.node.clone().unwrap_or_default()
+        );
+        return p
+            .not_ready(
+                Reason::NodeUnavailable,
+                msg,
+                Action::requeue(jitter(Duration::from_secs(30))),
+            )
+            .await;
     };
-    let present = match handle.client.storage_content(&node, &storage, Some("backup"), p.status.vmid).await {
+    let present = match handle
+        .client
+        .storage_content(&node, &storage, Some("backup"), p.status.vmid)
+        .await
+    {
         Ok(list) => list.iter().any(|e| e.volid == volid),
         Err(e) if e.class() == ErrorClass::NotFound => false,
         Err(e) => return Err(e.into()),
@@ -457,19 +619,33 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let gone = |e: &pve::Error| e.class() == ErrorClass::NotFound || e.message().contains("does not exist");
     if present {
         match handle.client.delete_volume(&node, &storage, &volid).await {
-            Ok(Some(upid)) => match handle.client.wait_task(&upid, p.ctx.settings.task_poll, Duration::from_secs(60)).await {
+            Ok(Some(upid)) => match handle
+                .client
+                .wait_task(&upid, p.ctx.settings.task_poll, Duration::from_secs(60))
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if gone(&e) => {}
                 Err(e) => {
                     let msg = format!("deleting archive {volid} failed: {}", e.message());
-                    return p.not_ready(Reason::DeleteFailed, msg, Action::requeue(jitter(Duration::from_secs(30)))).await;
+                    return p
+                        .not_ready(
+                            Reason::DeleteFailed,
+                            msg,
+                            Action::requeue(jitter(Duration::from_secs(30))),
+                        )
+                        .await;
                 }
             },
             Ok(None) => {}
             Err(e) if gone(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        p.event(Reason::ArchiveDeleted, format!("deleted archive {volid} from storage {storage}")).await;
+        p.event(
+            Reason::ArchiveDeleted,
+            format!("deleted archive {volid} from storage {storage}"),
+        )
+        .await;
     }
     p.remove_finalizer().await?;
     p.ctx.forget(&p.uid);
@@ -483,11 +659,20 @@ mod tests {
     #[test]
     fn the_archive_name_comes_from_the_task_log() {
         let log = vec![
-            "INFO: starting new backup job: vzdump 101 --mode snapshot --storage local --compress zstd --node pve1".to_string(),
+            "INFO: starting new backup job: vzdump 101 --mode snapshot --storage local --compress zstd --node pve1"
+                .to_string(),
             "INFO: creating vzdump archive '/var/lib/vz/dump/vzdump-lxc-101-2026_03_02-02_00_01.tar.zst'".to_string(),
             "INFO: Finished Backup of VM 101 (00:00:12)".to_string(),
         ];
-        assert_eq!(archive_from_log(&log).as_deref(), Some("vzdump-lxc-101-2026_03_02-02_00_01.tar.zst"));
-        assert_eq!(archive_from_log(&["INFO: creating Proxmox Backup Server archive 'ct/101/2026-03-02T02:00:01Z'".to_string()]), None);
+        assert_eq!(
+            archive_from_log(&log).as_deref(),
+            Some("vzdump-lxc-101-2026_03_02-02_00_01.tar.zst")
+        );
+        assert_eq!(
+            archive_from_log(&[
+                "INFO: creating Proxmox Backup Server archive 'ct/101/2026-03-02T02:00:01Z'".to_string()
+            ]),
+            None
+        );
     }
 }

@@ -6,8 +6,8 @@
 //!   containers matching a selector, and prune them with Proxmox's retention semantics.
 //! - [`calendar`] and [`prune`]: the pure parts.
 
-pub mod lxc_backup;
 pub mod calendar;
+pub mod lxc_backup;
 pub mod prune;
 pub mod schedule;
 
@@ -41,7 +41,10 @@ pub struct ScheduleClock {
 
 impl ScheduleClock {
     /// The wall clock.
-    pub const WALL: ScheduleClock = ScheduleClock { speed: 1.0, origin: Timestamp::UNIX_EPOCH };
+    pub const WALL: ScheduleClock = ScheduleClock {
+        speed: 1.0,
+        origin: Timestamp::UNIX_EPOCH,
+    };
 
     /// Schedule time of a wall-clock instant.
     pub fn at(&self, wall: Timestamp) -> Timestamp {
@@ -49,7 +52,9 @@ impl ScheduleClock {
             return wall;
         }
         let d = wall.duration_since(self.origin).as_secs_f64() * self.speed;
-        self.origin.checked_add(SignedDuration::from_secs_f64(d)).unwrap_or(wall)
+        self.origin
+            .checked_add(SignedDuration::from_secs_f64(d))
+            .unwrap_or(wall)
     }
 
     /// Schedule time now.
@@ -66,7 +71,11 @@ impl ScheduleClock {
 
 /// The backup controllers of one namespace (or all): `LxcBackup` and `LxcBackupSchedule`,
 /// joined into one future, and the `LxcBackup` cache (for the prune of vanished objects).
-pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> (ControllerFuture, kube::runtime::reflector::Store<crate::crd::LxcBackup>) {
+pub fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+) -> (ControllerFuture, kube::runtime::reflector::Store<crate::crd::LxcBackup>) {
     let (b, store) = lxc_backup::controller(client, namespace, ctx.clone());
     let s = schedule::controller(client, namespace, ctx);
     let run = Box::pin(async move {
@@ -83,7 +92,10 @@ mod tests {
     fn a_fast_clock_runs_ahead_from_its_origin() {
         let origin: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let c = ScheduleClock { speed: 360.0, origin };
-        assert_eq!(c.at("2026-01-01T00:00:10Z".parse().unwrap()).to_string(), "2026-01-01T01:00:00Z");
+        assert_eq!(
+            c.at("2026-01-01T00:00:10Z".parse().unwrap()).to_string(),
+            "2026-01-01T01:00:00Z"
+        );
         assert_eq!(c.at(origin), origin);
         let wall = ScheduleClock { speed: 1.0, origin };
         let t: Timestamp = "2030-01-01T00:00:10Z".parse().unwrap();

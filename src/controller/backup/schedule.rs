@@ -1,6 +1,6 @@
 //! The `LxcBackupSchedule` controller.
 //!
-//! Each pass: the latest slot at or before now (schedule clock, see [`ScheduleClock`]) that is
+//! Each pass: the latest slot at or before now (schedule clock, see [`ScheduleClock`](super::ScheduleClock)) that is
 //! newer than `status.lastScheduleTime` (or than the schedule's creation) is run — so slots
 //! missed while the operator was down run once, not once per slot. Running a slot creates one
 //! `LxcBackup` per matching `LxcContainer` (same namespace, same `ProxmoxCluster`), named
@@ -54,7 +54,13 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
 
 /// Reconciles one `LxcBackupSchedule`.
 pub async fn reconcile(obj: Arc<LxcBackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    crate::controller::instrumented("LxcBackupSchedule", &obj.name_any(), &ctx.metrics, reconcile_inner(&obj, &ctx)).await
+    crate::controller::instrumented(
+        "LxcBackupSchedule",
+        &obj.name_any(),
+        &ctx.metrics,
+        reconcile_inner(&obj, &ctx),
+    )
+    .await
 }
 
 /// Requeue policy for errors: the one every kind uses.
@@ -80,7 +86,9 @@ fn short_hash(s: &str) -> String {
 /// `<schedule>-<container>-<yyyymmddhhmm>` (`…ss` for sub-minute schedules), at most 63
 /// characters (the front is shortened and a hash of it added when needed).
 pub fn backup_name(schedule: &str, container: &str, slot: &Zoned, seconds: bool) -> String {
-    let stamp = slot.strftime(if seconds { "%Y%m%d%H%M%S" } else { "%Y%m%d%H%M" }).to_string();
+    let stamp = slot
+        .strftime(if seconds { "%Y%m%d%H%M%S" } else { "%Y%m%d%H%M" })
+        .to_string();
     let base = format!("{schedule}-{container}");
     if base.len() + 1 + stamp.len() <= 63 {
         return format!("{base}-{stamp}");
@@ -132,12 +140,21 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
     let now_wall = Time(Timestamp::now());
     let clock = ctx.settings.schedule_clock;
     let now = clock.now();
-    let parsed = calendar::time_zone(obj.spec.time_zone.as_deref()).and_then(|tz| Schedule::parse(&obj.spec.schedule).map(|s| (tz, s)).map_err(|e| e.to_string()));
+    let parsed = calendar::time_zone(obj.spec.time_zone.as_deref()).and_then(|tz| {
+        Schedule::parse(&obj.spec.schedule)
+            .map(|s| (tz, s))
+            .map_err(|e| e.to_string())
+    });
     let (tz, sched) = match parsed {
         Ok(x) => x,
         Err(msg) => {
             let was = conditions::get(&status.conditions, CONDITION_READY).map(|c| c.message.clone());
-            conditions::set(&mut status.conditions, CondSpec::no(CONDITION_READY, "InvalidSchedule", msg.clone()), gen, &now_wall);
+            conditions::set(
+                &mut status.conditions,
+                CondSpec::no(CONDITION_READY, "InvalidSchedule", msg.clone()),
+                gen,
+                &now_wall,
+            );
             status.next_schedule_time = None;
             status.observed_generation = gen;
             save(&api, obj, ctx, &written, &status).await?;
@@ -148,53 +165,108 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
         }
     };
     // the slot due now, if any (missed slots collapse into the latest one)
-    let anchor = status.last_schedule_time.as_ref().map(|t| t.0).or_else(|| obj.creation_timestamp().map(|t| clock.at(t.0))).unwrap_or(now);
+    let anchor = status
+        .last_schedule_time
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| obj.creation_timestamp().map(|t| clock.at(t.0)))
+        .unwrap_or(now);
     let due = sched.last_at_or_before(now, &tz).filter(|s| s.timestamp() > anchor);
     if let (Some(slot), false) = (&due, obj.spec.suspend) {
         let made = run_slot(obj, ctx, &backups_api, slot, sched.has_seconds()).await?;
         status.last_schedule_time = Some(Time(slot.timestamp()));
-        ctx.event(obj, false, "Scheduled", format!("slot {slot}: {} backup(s) created: {}", made.len(), made.join(", "))).await;
+        ctx.event(
+            obj,
+            false,
+            "Scheduled",
+            format!("slot {slot}: {} backup(s) created: {}", made.len(), made.join(", ")),
+        )
+        .await;
     }
     let next = sched.next_after(now, &tz);
     status.next_schedule_time = next.as_ref().map(|z| Time(z.timestamp()));
     // what exists now
     let sel = format!("{LABEL_SCHEDULE}={}", label_value(&name));
-    let list: Vec<LxcBackup> = backups_api.list(&ListParams::default().labels(&sel)).await?.items.into_iter().filter(|b| b.metadata.deletion_timestamp.is_none()).collect();
+    let list: Vec<LxcBackup> = backups_api
+        .list(&ListParams::default().labels(&sel))
+        .await?
+        .items
+        .into_iter()
+        .filter(|b| b.metadata.deletion_timestamp.is_none())
+        .collect();
     let pruned = retention(obj, &backups_api, &list, &tz).await?;
     if !pruned.is_empty() {
-        ctx.event(obj, false, "Pruned", format!("retention deleted {}", pruned.join(", "))).await;
+        ctx.event(obj, false, "Pruned", format!("retention deleted {}", pruned.join(", ")))
+            .await;
     }
     let live: Vec<&LxcBackup> = list.iter().filter(|b| !pruned.contains(&b.name_any())).collect();
-    let mut active: Vec<String> = live.iter().filter(|b| !matches!(b.status.as_ref().and_then(|s| s.phase), Some(BackupPhase::Completed | BackupPhase::Failed))).map(|b| b.name_any()).collect();
+    let mut active: Vec<String> = live
+        .iter()
+        .filter(|b| {
+            !matches!(
+                b.status.as_ref().and_then(|s| s.phase),
+                Some(BackupPhase::Completed | BackupPhase::Failed)
+            )
+        })
+        .map(|b| b.name_any())
+        .collect();
     active.sort();
     status.active = active.into_iter().map(|name| LocalObjectRef { name }).collect();
     // the newest slot whose backups all completed
     let mut slots: BTreeMap<Timestamp, Vec<Option<BackupPhase>>> = BTreeMap::new();
     for b in &live {
-        if let Some(t) = b.annotations().get(ANNOTATION_SCHEDULED_AT).and_then(|s| s.parse::<Timestamp>().ok()) {
-            slots.entry(t).or_default().push(b.status.as_ref().and_then(|s| s.phase));
+        if let Some(t) = b
+            .annotations()
+            .get(ANNOTATION_SCHEDULED_AT)
+            .and_then(|s| s.parse::<Timestamp>().ok())
+        {
+            slots
+                .entry(t)
+                .or_default()
+                .push(b.status.as_ref().and_then(|s| s.phase));
         }
     }
-    if let Some(t) = slots.iter().rev().find(|(_, ps)| ps.iter().all(|p| *p == Some(BackupPhase::Completed))).map(|(t, _)| *t) {
+    if let Some(t) = slots
+        .iter()
+        .rev()
+        .find(|(_, ps)| ps.iter().all(|p| *p == Some(BackupPhase::Completed)))
+        .map(|(t, _)| *t)
+    {
         if status.last_successful_time.as_ref().is_none_or(|l| l.0 < t) {
             status.last_successful_time = Some(Time(t));
         }
     }
     let cond = match (&next, obj.spec.suspend) {
-        (_, true) => CondSpec::yes(CONDITION_READY, "Suspended", "suspended: no new backups are made (retention still applies)"),
+        (_, true) => CondSpec::yes(
+            CONDITION_READY,
+            "Suspended",
+            "suspended: no new backups are made (retention still applies)",
+        ),
         (Some(n), false) => CondSpec::yes(CONDITION_READY, "Scheduled", format!("next run at {n}")),
-        (None, false) => CondSpec::no(CONDITION_READY, "NoNextRun", format!("schedule {:?} has no run in the next 8 years", obj.spec.schedule)),
+        (None, false) => CondSpec::no(
+            CONDITION_READY,
+            "NoNextRun",
+            format!("schedule {:?} has no run in the next 8 years", obj.spec.schedule),
+        ),
     };
     conditions::set(&mut status.conditions, cond, gen, &now_wall);
     status.observed_generation = gen;
     save(&api, obj, ctx, &written, &status).await?;
     Ok(match next {
-        Some(n) => Action::requeue((clock.until(n.timestamp()) + Duration::from_millis(20)).min(Duration::from_secs(300))),
+        Some(n) => {
+            Action::requeue((clock.until(n.timestamp()) + Duration::from_millis(20)).min(Duration::from_secs(300)))
+        }
         None => Action::await_change(),
     })
 }
 
-async fn save(api: &Api<LxcBackupSchedule>, obj: &LxcBackupSchedule, ctx: &Context, written: &Option<LxcBackupScheduleStatus>, status: &LxcBackupScheduleStatus) -> Result<(), Error> {
+async fn save(
+    api: &Api<LxcBackupSchedule>,
+    obj: &LxcBackupSchedule,
+    ctx: &Context,
+    written: &Option<LxcBackupScheduleStatus>,
+    status: &LxcBackupScheduleStatus,
+) -> Result<(), Error> {
     if written.as_ref() != Some(status) {
         apply_status(api, obj, status).await?;
         ctx.metrics.kube_write("LxcBackupSchedule");
@@ -203,16 +275,36 @@ async fn save(api: &Api<LxcBackupSchedule>, obj: &LxcBackupSchedule, ctx: &Conte
 }
 
 /// Creates the slot's backups (existing ones count as made); returns their names.
-async fn run_slot(obj: &LxcBackupSchedule, ctx: &Context, api: &Api<LxcBackup>, slot: &Zoned, seconds: bool) -> Result<Vec<String>, Error> {
+async fn run_slot(
+    obj: &LxcBackupSchedule,
+    ctx: &Context,
+    api: &Api<LxcBackup>,
+    slot: &Zoned,
+    seconds: bool,
+) -> Result<Vec<String>, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let cluster = obj.spec.cluster_ref.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "default".into());
+    let cluster = obj
+        .spec
+        .cluster_ref
+        .as_ref()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| "default".into());
     let containers: Api<LxcContainer> = Api::namespaced(ctx.kube.clone(), &ns);
-    let list = containers.list(&ListParams::default().labels(&selector_string(&obj.spec.selector))).await?;
+    let list = containers
+        .list(&ListParams::default().labels(&selector_string(&obj.spec.selector)))
+        .await?;
     let owner = obj.controller_owner_ref(&());
     let mut made = Vec::new();
     for ct in list.items.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
-        if ct.spec.cluster_ref.as_ref().map(|c| c.name.as_str()).unwrap_or("default") != cluster {
+        if ct
+            .spec
+            .cluster_ref
+            .as_ref()
+            .map(|c| c.name.as_str())
+            .unwrap_or("default")
+            != cluster
+        {
             continue;
         }
         let bname = backup_name(&name, &ct.name_any(), slot, seconds);
@@ -220,7 +312,13 @@ async fn run_slot(obj: &LxcBackupSchedule, ctx: &Context, api: &Api<LxcBackup>, 
             metadata: ObjectMeta {
                 name: Some(bname.clone()),
                 namespace: Some(ns.clone()),
-                labels: Some([(LABEL_SCHEDULE.to_string(), label_value(&name)), (LABEL_CONTAINER.to_string(), label_value(&ct.name_any()))].into()),
+                labels: Some(
+                    [
+                        (LABEL_SCHEDULE.to_string(), label_value(&name)),
+                        (LABEL_CONTAINER.to_string(), label_value(&ct.name_any())),
+                    ]
+                    .into(),
+                ),
                 annotations: Some([(ANNOTATION_SCHEDULED_AT.to_string(), slot.timestamp().to_string())].into()),
                 owner_references: owner.clone().map(|o| vec![o]),
                 ..Default::default()
@@ -246,20 +344,34 @@ async fn run_slot(obj: &LxcBackupSchedule, ctx: &Context, api: &Api<LxcBackup>, 
 }
 
 /// Applies retention per container; returns the names of the backups deleted.
-async fn retention(obj: &LxcBackupSchedule, api: &Api<LxcBackup>, list: &[LxcBackup], tz: &jiff::tz::TimeZone) -> Result<Vec<String>, Error> {
+async fn retention(
+    obj: &LxcBackupSchedule,
+    api: &Api<LxcBackup>,
+    list: &[LxcBackup],
+    tz: &jiff::tz::TimeZone,
+) -> Result<Vec<String>, Error> {
     let mut by_container: BTreeMap<String, Vec<&LxcBackup>> = BTreeMap::new();
     for b in list {
-        by_container.entry(b.spec.container_ref.name.clone()).or_default().push(b);
+        by_container
+            .entry(b.spec.container_ref.name.clone())
+            .or_default()
+            .push(b);
     }
     let mut gone = Vec::new();
     for backups in by_container.values() {
         if let Some(policy) = &obj.spec.retention {
-            let completed: Vec<(String, Timestamp)> =
-                backups.iter().filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed)).filter_map(|b| Some((b.name_any(), backup_time(b)?))).collect();
+            let completed: Vec<(String, Timestamp)> = backups
+                .iter()
+                .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
+                .filter_map(|b| Some((b.name_any(), backup_time(b)?)))
+                .collect();
             gone.extend(prune::to_remove(&completed, policy, tz));
         }
-        let mut failed: Vec<(Timestamp, String)> =
-            backups.iter().filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed)).filter_map(|b| Some((backup_time(b)?, b.name_any()))).collect();
+        let mut failed: Vec<(Timestamp, String)> = backups
+            .iter()
+            .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Failed))
+            .filter_map(|b| Some((backup_time(b)?, b.name_any())))
+            .collect();
         failed.sort_by(|a, b| b.cmp(a));
         gone.extend(failed.into_iter().skip(KEEP_FAILED).map(|(_, n)| n));
     }
@@ -284,8 +396,14 @@ mod tests {
 
     #[test]
     fn backup_names_carry_schedule_container_and_slot_and_fit_63_characters() {
-        assert_eq!(backup_name("nightly", "web", &slot("2026-03-02T02:00:00Z"), false), "nightly-web-202603020200");
-        assert_eq!(backup_name("fast", "web", &slot("2026-03-02T02:00:05Z"), true), "fast-web-20260302020005");
+        assert_eq!(
+            backup_name("nightly", "web", &slot("2026-03-02T02:00:00Z"), false),
+            "nightly-web-202603020200"
+        );
+        assert_eq!(
+            backup_name("fast", "web", &slot("2026-03-02T02:00:05Z"), true),
+            "fast-web-20260302020005"
+        );
         let long = backup_name(&"s".repeat(40), &"c-".repeat(20), &slot("2026-03-02T02:00:00Z"), false);
         assert!(long.len() <= 63, "{long}");
         assert!(long.ends_with("-202603020200"), "{long}");
@@ -306,8 +424,16 @@ mod tests {
         let sel = LabelSelector {
             match_labels: Some([("backup".to_string(), "nightly".to_string())].into()),
             match_expressions: Some(vec![
-                LabelSelectorRequirement { key: "tier".into(), operator: "In".into(), values: Some(vec!["web".into(), "db".into()]) },
-                LabelSelectorRequirement { key: "skip".into(), operator: "DoesNotExist".into(), values: None },
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["web".into(), "db".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "skip".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
             ]),
         };
         assert_eq!(selector_string(&sel), "backup=nightly,tier in (web,db),!skip");

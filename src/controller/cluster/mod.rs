@@ -72,7 +72,12 @@ impl ClusterHandle {
 
     /// Promises `memory` bytes on `node` to a container being placed there.
     pub fn reserve(&self, node: &str, memory: u64) {
-        *self.placements.lock().unwrap_or_else(|e| e.into_inner()).entry(node.to_string()).or_default() += memory;
+        *self
+            .placements
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(node.to_string())
+            .or_default() += memory;
     }
 
     /// Allocates a vmid for a new container: Proxmox's next free id, skipping ids that the
@@ -99,7 +104,11 @@ impl ClusterHandle {
     }
 
     /// Waits (at most `timeout`) for an inventory taken after `after`.
-    pub async fn fresh_snapshot(&self, after: std::time::Instant, timeout: std::time::Duration) -> Option<Arc<Snapshot>> {
+    pub async fn fresh_snapshot(
+        &self,
+        after: std::time::Instant,
+        timeout: std::time::Duration,
+    ) -> Option<Arc<Snapshot>> {
         let mut rx = self.snapshot.clone();
         self.refresh.notify_one();
         let wait = async {
@@ -138,7 +147,10 @@ impl ClusterRegistry {
 
     /// Installs (or replaces) the connection for its key.
     pub fn insert(&self, handle: Arc<ClusterHandle>) {
-        self.handles.write().unwrap_or_else(|e| e.into_inner()).insert(handle.key.clone(), handle);
+        self.handles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(handle.key.clone(), handle);
     }
 
     /// Drops the connection for `key`, stopping its observer.
@@ -150,11 +162,17 @@ impl ClusterRegistry {
     /// otherwise why not, for a `ClusterNotReady` condition.
     pub fn usable(&self, key: &ClusterKey) -> Result<(Arc<ClusterHandle>, Arc<Snapshot>), String> {
         let Some(h) = self.get(key) else {
-            return Err(format!("ProxmoxCluster {} is not connected (missing, or its credentials are not usable)", key.name));
+            return Err(format!(
+                "ProxmoxCluster {} is not connected (missing, or its credentials are not usable)",
+                key.name
+            ));
         };
         let why = match &*h.connection.borrow() {
             Connection::Connected => None,
-            Connection::Failed { reason, message } => Some(format!("ProxmoxCluster {} is not ready ({reason}): {message}", key.name)),
+            Connection::Failed { reason, message } => Some(format!(
+                "ProxmoxCluster {} is not ready ({reason}): {message}",
+                key.name
+            )),
             Connection::Connecting => Some(format!("ProxmoxCluster {} is connecting", key.name)),
         };
         match (why, h.snapshot()) {
@@ -166,6 +184,11 @@ impl ClusterRegistry {
 
     /// Every key with a connection.
     pub fn keys(&self) -> Vec<ClusterKey> {
-        self.handles.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+        self.handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 }

@@ -81,7 +81,17 @@ impl Guest {
 
     /// What a reconcile cares about, without the usage figures that move all the time.
     pub fn identity(&self) -> impl PartialEq + '_ {
-        (&self.node, &self.status, &self.name, &self.tags, &self.lock, self.template, self.maxmem, self.maxdisk, self.maxcpu.map(f64::to_bits))
+        (
+            &self.node,
+            &self.status,
+            &self.name,
+            &self.tags,
+            &self.lock,
+            self.template,
+            self.maxmem,
+            self.maxdisk,
+            self.maxcpu.map(f64::to_bits),
+        )
     }
 
     /// Whether the guest carries `tag`.
@@ -128,7 +138,16 @@ impl Snapshot {
                     node: r.node.clone().unwrap_or_default(),
                     name: r.storage.clone().unwrap_or_default(),
                     type_: r.plugintype.clone(),
-                    content: r.content.as_deref().map(|c| c.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default(),
+                    content: r
+                        .content
+                        .as_deref()
+                        .map(|c| {
+                            c.split(',')
+                                .map(|s| s.trim().to_string())
+                                .filter(|s| !s.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                     shared: r.shared.unwrap_or(false),
                     used_bytes: r.disk,
                     total_bytes: r.maxdisk,
@@ -138,7 +157,12 @@ impl Snapshot {
         }
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         storages.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
-        Snapshot { taken_at, guests, nodes, storages }
+        Snapshot {
+            taken_at,
+            guests,
+            nodes,
+            storages,
+        }
     }
 
     /// Whether `node` is known and online.
@@ -148,7 +172,9 @@ impl Snapshot {
 
     /// Whether `storage` exists on `node` with content `content`.
     pub fn node_has_storage(&self, node: &str, storage: &str, content: &str) -> bool {
-        self.storages.iter().any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
+        self.storages
+            .iter()
+            .any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
     }
 
     /// Online nodes that have `storage` (content `rootdir`), most free memory first, after
@@ -160,7 +186,10 @@ impl Snapshot {
             .filter(|n| n.online && self.node_has_storage(&n.name, storage, "rootdir"))
             .map(|n| {
                 let free = n.memory_total.unwrap_or(0).saturating_sub(n.memory_used.unwrap_or(0));
-                (free.saturating_sub(reserved.get(&n.name).copied().unwrap_or(0)), n.name.as_str())
+                (
+                    free.saturating_sub(reserved.get(&n.name).copied().unwrap_or(0)),
+                    n.name.as_str(),
+                )
             })
             .collect();
         c.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
@@ -233,7 +262,9 @@ fn failure_reason(e: &pve::Error) -> &'static str {
     match e {
         pve::Error::Unauthorized { .. } => "AuthenticationFailed",
         pve::Error::Forbidden { .. } => "PermissionDenied",
-        pve::Error::TlsFingerprintMismatch { .. } | pve::Error::TlsUnknownCa { .. } | pve::Error::Tls { .. } => "TLSVerificationFailed",
+        pve::Error::TlsFingerprintMismatch { .. } | pve::Error::TlsUnknownCa { .. } | pve::Error::Tls { .. } => {
+            "TLSVerificationFailed"
+        }
         pve::Error::Connect { .. } | pve::Error::Timeout { .. } | pve::Error::Transport { .. } => "Unreachable",
         _ if e.class() == ErrorClass::Auth => "AuthenticationFailed",
         _ => "ProxmoxError",
@@ -248,7 +279,8 @@ async fn run(
     placements: Arc<Mutex<HashMap<String, u64>>>,
 ) {
     let api: Api<ProxmoxCluster> = Api::namespaced(p.kube.clone(), &p.key.namespace);
-    let mut written: Option<ProxmoxClusterStatus> = api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.status);
+    let mut written: Option<ProxmoxClusterStatus> =
+        api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.status);
     let mut last_write = Instant::now();
     let mut version: Option<String> = None;
     let mut prev: Option<Arc<Snapshot>> = None;
@@ -275,7 +307,13 @@ async fn run(
             Err(e) => {
                 tracing::warn!(cluster = %p.key, error = %e, "inventory read failed");
                 version = None;
-                (Connection::Failed { reason: failure_reason(&e).into(), message: e.to_string() }, None)
+                (
+                    Connection::Failed {
+                        reason: failure_reason(&e).into(),
+                        message: e.to_string(),
+                    },
+                    None,
+                )
             }
         };
         if let Some(s) = &snap {
@@ -296,18 +334,40 @@ async fn run(
         if let Some(s) = &snap {
             status.nodes = s.nodes.clone();
             status.storages = s.storages.clone();
-            status.nodes_online = Some(format!("{}/{}", s.nodes.iter().filter(|n| n.online).count(), s.nodes.len()));
+            status.nodes_online = Some(format!(
+                "{}/{}",
+                s.nodes.iter().filter(|n| n.online).count(),
+                s.nodes.len()
+            ));
             status.version = version.clone().or(status.version);
         }
         let now = Time(jiff::Timestamp::now());
         let ready = match &conn {
-            Connection::Connected if p.insecure_tls => CondSpec::yes(CONDITION_READY, "InsecureTLS", "connected; TLS verification is OFF (insecureSkipVerify)"),
-            Connection::Connected => CondSpec::yes(CONDITION_READY, "Connected", format!("connected to {}", p.client.active_endpoint())),
+            Connection::Connected if p.insecure_tls => CondSpec::yes(
+                CONDITION_READY,
+                "InsecureTLS",
+                "connected; TLS verification is OFF (insecureSkipVerify)",
+            ),
+            Connection::Connected => CondSpec::yes(
+                CONDITION_READY,
+                "Connected",
+                format!("connected to {}", p.client.active_endpoint()),
+            ),
             Connection::Failed { reason, message } => CondSpec::no(CONDITION_READY, reason.clone(), message.clone()),
             Connection::Connecting => CondSpec::no(CONDITION_READY, "Connecting", "connecting"),
         };
-        let generation = api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.metadata.generation);
-        conditions::set(&mut status.conditions, ready, generation.or(status.observed_generation), &now);
+        let generation = api
+            .get_opt(&p.key.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|c| c.metadata.generation);
+        conditions::set(
+            &mut status.conditions,
+            ready,
+            generation.or(status.observed_generation),
+            &now,
+        );
         status.observed_generation = generation.or(status.observed_generation);
         let significant = |s: &ProxmoxClusterStatus| {
             let mut s = s.clone();
@@ -330,7 +390,14 @@ async fn run(
                 "kind": "ProxmoxCluster",
                 "status": status,
             });
-            match api.patch_status(&p.key.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+            match api
+                .patch_status(
+                    &p.key.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await
+            {
                 Ok(_) => {
                     p.metrics.kube_write("ProxmoxCluster");
                     written = Some(status);
@@ -338,14 +405,21 @@ async fn run(
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 => {
                     tracing::info!(cluster = %p.key, "ProxmoxCluster is gone; observer stops");
-                    conn_tx.send_replace(Connection::Failed { reason: "ClusterDeleted".into(), message: format!("ProxmoxCluster {} was deleted", p.key) });
+                    conn_tx.send_replace(Connection::Failed {
+                        reason: "ClusterDeleted".into(),
+                        message: format!("ProxmoxCluster {} was deleted", p.key),
+                    });
                     return;
                 }
                 Err(e) => tracing::warn!(cluster = %p.key, error = %e, "could not write ProxmoxCluster status"),
             }
         }
         let jitter = p.resync.mul_f64(rand::random::<f64>() * 0.1);
-        let wait = if snap.is_some() { p.resync + jitter } else { p.resync.min(Duration::from_secs(10)) + jitter };
+        let wait = if snap.is_some() {
+            p.resync + jitter
+        } else {
+            p.resync.min(Duration::from_secs(10)) + jitter
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = refresh.notified() => {}
@@ -357,7 +431,12 @@ async fn run(
 pub fn tagged_uids(s: &Snapshot) -> HashSet<String> {
     s.guests
         .values()
-        .flat_map(|g| g.tags.iter().filter_map(|t| t.strip_prefix(crate::crd::IDENTITY_TAG_PREFIX)).map(str::to_string))
+        .flat_map(|g| {
+            g.tags
+                .iter()
+                .filter_map(|t| t.strip_prefix(crate::crd::IDENTITY_TAG_PREFIX))
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -401,7 +480,10 @@ mod tests {
     #[test]
     fn placement_prefers_online_nodes_with_the_storage_and_free_memory() {
         let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        assert_eq!(s.placement_candidates("local-lvm", &HashMap::new()), vec!["pve2", "pve1"]);
+        assert_eq!(
+            s.placement_candidates("local-lvm", &HashMap::new()),
+            vec!["pve2", "pve1"]
+        );
         let reserved = HashMap::from([("pve2".to_string(), 15_000u64)]);
         assert_eq!(s.placement_candidates("local-lvm", &reserved), vec!["pve1", "pve2"]);
         assert!(s.placement_candidates("nfs", &HashMap::new()).is_empty());

@@ -60,7 +60,11 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
         return String::from_utf8(v.0.clone()).ok().map(|s| s.trim().to_string());
     }
-    secret.string_data.as_ref().and_then(|d| d.get(key)).map(|s| s.trim().to_string())
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|s| s.trim().to_string())
 }
 
 async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String, String)> {
@@ -69,12 +73,28 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     let cred_name = &pc.spec.credentials_ref.name;
     let secret = match secrets.get_opt(cred_name).await {
         Ok(Some(s)) => s,
-        Ok(None) => return Err(("CredentialsNotFound".into(), format!("Secret {cred_name} not found in namespace {ns}"))),
+        Ok(None) => {
+            return Err((
+                "CredentialsNotFound".into(),
+                format!("Secret {cred_name} not found in namespace {ns}"),
+            ))
+        }
         Err(e) => return Err(("CredentialsNotReadable".into(), format!("Secret {cred_name}: {e}"))),
     };
-    let auth = match (secret_value(&secret, "tokenId"), secret_value(&secret, "tokenSecret"), secret_value(&secret, "username"), secret_value(&secret, "password")) {
-        (Some(id), Some(sec), _, _) => pve::Auth::Token { token_id: id, secret: sec },
-        (_, _, Some(u), Some(p)) => pve::Auth::Password { username: u, password: p },
+    let auth = match (
+        secret_value(&secret, "tokenId"),
+        secret_value(&secret, "tokenSecret"),
+        secret_value(&secret, "username"),
+        secret_value(&secret, "password"),
+    ) {
+        (Some(id), Some(sec), _, _) => pve::Auth::Token {
+            token_id: id,
+            secret: sec,
+        },
+        (_, _, Some(u), Some(p)) => pve::Auth::Password {
+            username: u,
+            password: p,
+        },
         _ => {
             return Err((
                 "InvalidCredentials".into(),
@@ -95,28 +115,58 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     } else if let Some(SecretKeyRef { name, key }) = &tls.ca_secret_ref {
         let s = match secrets.get_opt(name).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Err(("CASecretNotFound".into(), format!("Secret {name} not found in namespace {ns}"))),
+            Ok(None) => {
+                return Err((
+                    "CASecretNotFound".into(),
+                    format!("Secret {name} not found in namespace {ns}"),
+                ))
+            }
             Err(e) => return Err(("CASecretNotReadable".into(), format!("Secret {name}: {e}"))),
         };
-        let pem = secret_value(&s, key).ok_or_else(|| ("CASecretNotFound".to_string(), format!("Secret {name} has no key {key}")))?;
+        let pem = secret_value(&s, key).ok_or_else(|| {
+            (
+                "CASecretNotFound".to_string(),
+                format!("Secret {name} has no key {key}"),
+            )
+        })?;
         pem.hash(&mut hasher);
-        pve::TlsMode::Verify { extra_ca_pem: Some(pem) }
+        pve::TlsMode::Verify {
+            extra_ca_pem: Some(pem),
+        }
     } else {
         pve::TlsMode::Verify { extra_ca_pem: None }
     };
     let resync = match &pc.spec.resync_interval {
-        Some(s) => parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| ("InvalidSpec".to_string(), format!("spec.resyncInterval: {s:?} is not a duration like 60s")))?,
+        Some(s) => parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| {
+            (
+                "InvalidSpec".to_string(),
+                format!("spec.resyncInterval: {s:?} is not a duration like 60s"),
+            )
+        })?,
         None => ctx.settings.default_resync,
     };
     let mut config = pve::ClientConfig::new(pc.spec.endpoints.clone(), auth);
     config.tls = tls_mode;
     let metrics = ctx.metrics.clone();
-    config.on_request = Some(pve::RequestHook(Arc::new(move |m, p, s, d| metrics.observe_proxmox_path(m, p, s, d))));
+    config.on_request = Some(pve::RequestHook(Arc::new(move |m, p, s, d| {
+        metrics.observe_proxmox_path(m, p, s, d)
+    })));
     let limits = pc.spec.limits.clone().unwrap_or_default();
     config.limits.max_concurrent_tasks_per_node = limits.max_concurrent_tasks_per_node.unwrap_or(2);
     config.limits.requests_per_second = f64::from(limits.requests_per_second.unwrap_or(20));
-    (&pc.spec.endpoints, format!("{:?}", pc.spec.tls), format!("{:?}", pc.spec.limits), resync).hash(&mut hasher);
-    Ok(Resolved { config, insecure, resync, hash: hasher.finish() })
+    (
+        &pc.spec.endpoints,
+        format!("{:?}", pc.spec.tls),
+        format!("{:?}", pc.spec.limits),
+        resync,
+    )
+        .hash(&mut hasher);
+    Ok(Resolved {
+        config,
+        insecure,
+        resync,
+        hash: hasher.finish(),
+    })
 }
 
 /// Reconciles one `ProxmoxCluster`.
@@ -125,7 +175,10 @@ pub async fn reconcile(
     ctx: Arc<Context>,
     triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
 ) -> Result<Action, Error> {
-    let key = ClusterKey { namespace: pc.namespace().unwrap_or_default(), name: pc.name_any() };
+    let key = ClusterKey {
+        namespace: pc.namespace().unwrap_or_default(),
+        name: pc.name_any(),
+    };
     let recheck = Action::requeue(ctx.settings.credentials_recheck);
     match resolve(&pc, &ctx).await {
         Ok(r) => {
@@ -167,14 +220,24 @@ async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: &str, message
     let mut status: ProxmoxClusterStatus = pc.status.clone().unwrap_or_default();
     let before = status.clone();
     let now = Time(jiff::Timestamp::now());
-    conditions::set(&mut status.conditions, CondSpec::no(CONDITION_READY, reason, message), pc.metadata.generation, &now);
+    conditions::set(
+        &mut status.conditions,
+        CondSpec::no(CONDITION_READY, reason, message),
+        pc.metadata.generation,
+        &now,
+    );
     status.observed_generation = pc.metadata.generation;
     if status == before {
         return Ok(());
     }
     let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &pc.namespace().unwrap_or_default());
     let patch = serde_json::json!({"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "status": status});
-    api.patch_status(&pc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        &pc.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     ctx.metrics.kube_write("ProxmoxCluster");
     ctx.event(pc, true, reason, message.to_string()).await;
     Ok(())

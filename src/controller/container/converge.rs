@@ -21,7 +21,14 @@ use std::time::Duration;
 
 /// Acts on a verdict that the container at our vmid is not (or no longer) ours: wait, pick
 /// another vmid, or stop with a condition that says what happened and how to resolve it.
-pub(super) async fn foreign(p: &mut P<'_>, verdict: Ownership, vmid: u32, node: &str, desired: &Desired, what: &str) -> Result<Action, Error> {
+pub(super) async fn foreign(
+    p: &mut P<'_>,
+    verdict: Ownership,
+    vmid: u32,
+    node: &str,
+    desired: &Desired,
+    what: &str,
+) -> Result<Action, Error> {
     let tag = &desired.identity_tag;
     let (reason, msg) = match verdict {
         Ownership::Ours | Ownership::Claim => return Ok(Action::requeue(Duration::from_millis(100))),
@@ -57,12 +64,24 @@ pub(super) async fn foreign(p: &mut P<'_>, verdict: Ownership, vmid: u32, node: 
     };
     p.cond(CondSpec::no(CONDITION_SYNCED, reason, msg.clone()));
     p.cond(CondSpec::yes(CONDITION_STALLED, reason, msg.clone()));
-    p.not_ready(reason, msg, Action::requeue(jitter(Duration::from_secs(300)))).await
+    p.not_ready(reason, msg, Action::requeue(jitter(Duration::from_secs(300))))
+        .await
 }
 
 /// Converges the container found at our vmid.
-pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, desired: &Desired, vmid: u32, found: Located) -> Result<Action, Error> {
-    let Located { node, config: cfg, current } = found;
+pub(super) async fn converge(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    desired: &Desired,
+    vmid: u32,
+    found: Located,
+) -> Result<Action, Error> {
+    let Located {
+        node,
+        config: cfg,
+        current,
+    } = found;
     let tagged = cfg.tag_list().contains(&desired.identity_tag);
     let verdict = decide::ownership(Evidence {
         tagged,
@@ -86,27 +105,56 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
         p.status.node = Some(node.clone());
     }
     if let Some(lock) = &cfg.lock {
-        p.cond(CondSpec::no(CONDITION_SYNCED, Reason::Locked, format!("CT is locked ({lock}); waiting")));
+        p.cond(CondSpec::no(
+            CONDITION_SYNCED,
+            Reason::Locked,
+            format!("CT is locked ({lock}); waiting"),
+        ));
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
-    let observed = Observed { node: node.clone(), status: current.status.clone(), config: cfg };
+    let observed = Observed {
+        node: node.clone(),
+        status: current.status.clone(),
+        config: cfg,
+    };
     let plan = match plan(desired, p.obj.spec.node.as_deref(), &observed) {
         Ok(pl) => pl,
         Err(e) => return p.invalid(e).await,
     };
-    let drift = p.status.observed_generation == p.generation() && matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped));
+    let drift = p.status.observed_generation == p.generation()
+        && matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped));
     if let Some(target) = &plan.migrate_to {
-                if !snap.node_online(target) {
-            return p.not_ready(Reason::NodeUnavailable, format!("cannot move to node {target}: it is not online"), Action::requeue(jitter(Duration::from_secs(15)))).await;
+        if !snap.node_online(target) {
+            return p
+                .not_ready(
+                    Reason::NodeUnavailable,
+                    format!("cannot move to node {target}: it is not online"),
+                    Action::requeue(jitter(Duration::from_secs(15))),
+                )
+                .await;
         }
-        let params = pve::MigrateParams { target: target.clone(), restart: observed.running().then_some(true), ..Default::default() };
-        p.event(Reason::Migrating, format!("moving CT {vmid} from {node} to {target}")).await;
+        let params = pve::MigrateParams {
+            target: target.clone(),
+            restart: observed.running().then_some(true),
+            ..Default::default()
+        };
+        p.event(Reason::Migrating, format!("moving CT {vmid} from {node} to {target}"))
+            .await;
         let client = handle.client.clone();
         let (n, t) = (node.clone(), params);
-        return match start_task(p, handle, &node, "migrate", async move { client.lxc_migrate(&n, vmid, &t).await }).await {
+        return match start_task(p, handle, &node, "migrate", async move {
+            client.lxc_migrate(&n, vmid, &t).await
+        })
+        .await
+        {
             Err(Error::Pve(e)) if matches!(e.class(), ErrorClass::Conflict | ErrorClass::Permanent) => {
-                p.not_ready(Reason::MigrationRefused, format!("Proxmox refused to move CT {vmid} to {target}: {}", e.message()), Action::requeue(jitter(Duration::from_secs(60)))).await
+                p.not_ready(
+                    Reason::MigrationRefused,
+                    format!("Proxmox refused to move CT {vmid} to {target}: {}", e.message()),
+                    Action::requeue(jitter(Duration::from_secs(60))),
+                )
+                .await
             }
             other => other,
         };
@@ -114,15 +162,30 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
     let mut restart_keys: Vec<String> = Vec::new();
     if !plan.changes.is_empty() {
         let (set, delete) = plan.config_update();
-        let update = pve::ConfigUpdate { set, delete, digest: observed.config.digest.clone() };
+        let update = pve::ConfigUpdate {
+            set,
+            delete,
+            digest: observed.config.digest.clone(),
+        };
         match handle.client.lxc_update_config(&node, vmid, &update).await {
             Ok(()) => {}
-            Err(e) if e.class() == ErrorClass::InvalidSpec => return p.invalid(InvalidSpec { field: "(config)".into(), message: format!("Proxmox refused the update: {e}") }).await,
+            Err(e) if e.class() == ErrorClass::InvalidSpec => {
+                return p
+                    .invalid(InvalidSpec {
+                        field: "(config)".into(),
+                        message: format!("Proxmox refused the update: {e}"),
+                    })
+                    .await
+            }
             Err(e) => return Err(e.into()),
         }
         let what = plan.describe_changes();
         if drift && ours {
-            p.event(Reason::DriftCorrected, format!("put back values changed in Proxmox: {what}")).await;
+            p.event(
+                Reason::DriftCorrected,
+                format!("put back values changed in Proxmox: {what}"),
+            )
+            .await;
         } else {
             p.event(Reason::Updated, format!("updated CT {vmid}: {what}")).await;
         }
@@ -136,13 +199,21 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
     if restart_keys.is_empty() {
         p.uncond(CONDITION_PENDING_RESTART);
     } else {
-        p.cond(CondSpec::yes(CONDITION_PENDING_RESTART, Reason::RestartRequired, format!("Proxmox applies these after a restart: {}", restart_keys.join(", "))));
+        p.cond(CondSpec::yes(
+            CONDITION_PENDING_RESTART,
+            Reason::RestartRequired,
+            format!("Proxmox applies these after a restart: {}", restart_keys.join(", ")),
+        ));
     }
     if let Some((disk, gib)) = plan.resizes.first().cloned() {
         let client = handle.client.clone();
         let n = node.clone();
-        p.event(Reason::Resizing, format!("growing {disk} of CT {vmid} to {gib}Gi")).await;
-        return start_task(p, handle, &node, "resize", async move { client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await }).await;
+        p.event(Reason::Resizing, format!("growing {disk} of CT {vmid} to {gib}Gi"))
+            .await;
+        return start_task(p, handle, &node, "resize", async move {
+            client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await
+        })
+        .await;
     }
     if let Some(action) = plan.power {
         let client = handle.client.clone();
@@ -150,29 +221,66 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
         return match action {
             PowerAction::Start => {
                 if drift {
-                    p.event(Reason::Starting, format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)")).await;
+                    p.event(
+                        Reason::Starting,
+                        format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)"),
+                    )
+                    .await;
                 } else {
                     p.event(Reason::Starting, format!("starting CT {vmid}")).await;
                 }
-                start_task(p, handle, &node, "start", async move { client.lxc_start(&n, vmid).await }).await
+                start_task(
+                    p,
+                    handle,
+                    &node,
+                    "start",
+                    async move { client.lxc_start(&n, vmid).await },
+                )
+                .await
             }
             PowerAction::Shutdown => {
                 p.event(Reason::Stopping, format!("stopping CT {vmid}")).await;
-                start_task(p, handle, &node, "shutdown", async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await }).await
+                start_task(p, handle, &node, "shutdown", async move {
+                    client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await
+                })
+                .await
             }
         };
     }
     // in sync
     let running = observed.running();
     p.status.state = Some(current.status.clone());
-    p.status.phase = Some(if running { ContainerPhase::Running } else { ContainerPhase::Stopped });
-    p.status.usage = Some(usage(current.cpu, current.mem, current.disk, current.uptime, current.netin, current.netout));
+    p.status.phase = Some(if running {
+        ContainerPhase::Running
+    } else {
+        ContainerPhase::Stopped
+    });
+    p.status.usage = Some(usage(
+        current.cpu,
+        current.mem,
+        current.disk,
+        current.uptime,
+        current.netin,
+        current.netout,
+    ));
     if let Some(g) = snap.guests.get(&vmid) {
-        p.ctx.metrics.container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), g);
+        p.ctx
+            .metrics
+            .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), g);
     }
     // MACs from the config; IPs from the running container (polled until known)
-    p.status.mac = observed.config.networks().unwrap_or_default().values().filter_map(|n| Some((n.name.clone(), n.hwaddr.clone()?))).collect();
-    let mut requeue = if p.ctx.settings.drift_check_interval.is_zero() { Action::await_change() } else { Action::requeue(jitter(p.ctx.settings.drift_check_interval)) };
+    p.status.mac = observed
+        .config
+        .networks()
+        .unwrap_or_default()
+        .values()
+        .filter_map(|n| Some((n.name.clone(), n.hwaddr.clone()?)))
+        .collect();
+    let mut requeue = if p.ctx.settings.drift_check_interval.is_zero() {
+        Action::await_change()
+    } else {
+        Action::requeue(jitter(p.ctx.settings.drift_check_interval))
+    };
     // the reads for the status go out together
     let want_ips = running
         && !observed.config.networks().unwrap_or_default().is_empty()
@@ -192,7 +300,12 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
             requeue = Action::requeue(jitter(Duration::from_secs(3)));
         }
     }
-    let last_ipv4 = p.status.ip_addresses.iter().find(|a| a.parse::<std::net::Ipv4Addr>().is_ok()).cloned();
+    let last_ipv4 = p
+        .status
+        .ip_addresses
+        .iter()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .cloned();
     if !running {
         p.status.ip_addresses.clear();
     }
@@ -205,21 +318,41 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
         }
     }
     // the endpoint keeps the last known address while stopped, marked not ready
-    let static_ipv4 = desired.nets.values().find_map(|n| n.ip.as_deref().filter(|ip| ip.contains('/')).map(|ip| ip.split('/').next().unwrap_or(ip).to_string()));
-    let primary = if running { last_ipv4.clone() } else { last_ipv4.clone().or(static_ipv4) };
+    let static_ipv4 = desired.nets.values().find_map(|n| {
+        n.ip.as_deref()
+            .filter(|ip| ip.contains('/'))
+            .map(|ip| ip.split('/').next().unwrap_or(ip).to_string())
+    });
+    let primary = if running {
+        last_ipv4.clone()
+    } else {
+        last_ipv4.clone().or(static_ipv4)
+    };
     if super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await? {
         p.ctx.metrics.kube_write("Service");
     }
     p.status.backups = backups;
-    let (reason, msg) = if running { (Reason::Running, format!("CT {vmid} runs on {node}")) } else { (Reason::Stopped, format!("CT {vmid} is stopped on {node}, as requested")) };
+    let (reason, msg) = if running {
+        (Reason::Running, format!("CT {vmid} runs on {node}"))
+    } else {
+        (Reason::Stopped, format!("CT {vmid} is stopped on {node}, as requested"))
+    };
     let became_ready = !p.is_true(CONDITION_READY);
     p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
-    p.cond(CondSpec::yes(CONDITION_SYNCED, Reason::InSync, "Proxmox matches the spec"));
+    p.cond(CondSpec::yes(
+        CONDITION_SYNCED,
+        Reason::InSync,
+        "Proxmox matches the spec",
+    ));
     p.uncond(CONDITION_STALLED);
     p.observed();
     p.save().await?;
     if became_ready {
-        p.event(Reason::Ready, format!("CT {vmid} is {}", if running { "running" } else { "stopped" })).await;
+        p.event(
+            Reason::Ready,
+            format!("CT {vmid} is {}", if running { "running" } else { "stopped" }),
+        )
+        .await;
     }
     Ok(requeue)
 }
@@ -227,11 +360,22 @@ pub(super) async fn converge(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snaps
 /// The config keys Proxmox applies only after a restart (empty when it cannot tell).
 async fn awaiting_restart(handle: &ClusterHandle, node: &str, vmid: u32) -> Vec<String> {
     let pending = handle.client.lxc_pending(node, vmid).await.unwrap_or_default();
-    pending.into_iter().filter(|e| e.pending.is_some() || e.delete.is_some()).map(|e| e.key).collect()
+    pending
+        .into_iter()
+        .filter(|e| e.pending.is_some() || e.delete.is_some())
+        .map(|e| e.key)
+        .collect()
 }
 
 /// Usage for status, from what Proxmox reports (CPU rounded to 0.1 %).
-pub(super) fn usage(cpu: Option<f64>, mem: Option<u64>, disk: Option<u64>, uptime: Option<u64>, netin: Option<u64>, netout: Option<u64>) -> Usage {
+pub(super) fn usage(
+    cpu: Option<f64>,
+    mem: Option<u64>,
+    disk: Option<u64>,
+    uptime: Option<u64>,
+    netin: Option<u64>,
+    netout: Option<u64>,
+) -> Usage {
     Usage {
         cpu: cpu.map(|c| (c * 1000.0).round() / 1000.0),
         memory_bytes: mem,
@@ -247,7 +391,9 @@ pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
     let strip = |a: &String| a.split('/').next().unwrap_or(a).to_string();
     let up = ifaces.iter().filter(|i| i.name != "lo");
     let v4 = up.clone().flat_map(|i| i.inet.iter().map(strip));
-    let v6 = up.flat_map(|i| i.inet6.iter().map(strip)).filter(|a| !a.to_ascii_lowercase().starts_with("fe80"));
+    let v6 = up
+        .flat_map(|i| i.inet6.iter().map(strip))
+        .filter(|a| !a.to_ascii_lowercase().starts_with("fe80"));
     v4.chain(v6).collect()
 }
 
@@ -257,15 +403,37 @@ pub const MAX_LISTED_BACKUPS: usize = 10;
 /// Backup archives of `vmid` on the backup storages `node` can see (shared ones once), newest
 /// first, bounded. Storages that cannot be read are skipped.
 async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vmid: u32) -> Vec<BackupArchive> {
-    let storages: Vec<String> = snap.storages.iter().filter(|s| s.node == node && s.content.iter().any(|c| c == "backup")).map(|s| s.name.clone()).collect();
+    let storages: Vec<String> = snap
+        .storages
+        .iter()
+        .filter(|s| s.node == node && s.content.iter().any(|c| c == "backup"))
+        .map(|s| s.name.clone())
+        .collect();
     let mut found: Vec<(i64, BackupArchive)> = Vec::new();
-    let lists = futures::future::join_all(storages.iter().map(|storage| handle.client.storage_content(node, storage, Some("backup"), Some(vmid)))).await;
-    for v in lists.into_iter().flatten().flatten().filter(|v| v.vmid.is_none_or(|id| id == vmid)) {
+    let lists = futures::future::join_all(
+        storages
+            .iter()
+            .map(|storage| handle.client.storage_content(node, storage, Some("backup"), Some(vmid))),
+    )
+    .await;
+    for v in lists
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|v| v.vmid.is_none_or(|id| id == vmid))
+    {
         let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
-        found.push((v.ctime.unwrap_or(0), BackupArchive { volid: v.volid, size_bytes: v.size, created_at: created, notes: v.notes.filter(|n| !n.is_empty()) }));
+        found.push((
+            v.ctime.unwrap_or(0),
+            BackupArchive {
+                volid: v.volid,
+                size_bytes: v.size,
+                created_at: created,
+                notes: v.notes.filter(|n| !n.is_empty()),
+            },
+        ));
     }
     found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.volid.cmp(&b.1.volid)));
     found.dedup_by(|a, b| a.1.volid == b.1.volid);
     found.into_iter().take(MAX_LISTED_BACKUPS).map(|(_, a)| a).collect()
 }
-

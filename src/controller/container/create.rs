@@ -24,26 +24,60 @@ use std::time::Duration;
 
 /// What to create from.
 enum How {
-    Create { ostemplate: String, restore: bool },
-    Clone { src_node: String, src_vmid: u32, full: bool },
+    Create {
+        ostemplate: String,
+        restore: bool,
+    },
+    Clone {
+        src_node: String,
+        src_vmid: u32,
+        full: bool,
+    },
 }
 
 /// Resolves the source into what to call; `Err` ends the pass (waiting for it).
-async fn resolve_source(p: &mut P<'_>, snap: &Snapshot, desired: &Desired) -> Result<Result<(How, Origin), Action>, Error> {
+async fn resolve_source(
+    p: &mut P<'_>,
+    snap: &Snapshot,
+    desired: &Desired,
+) -> Result<Result<(How, Origin), Action>, Error> {
     let ns = p.obj.namespace().unwrap_or_default();
     let wait = |secs| Action::requeue(jitter(Duration::from_secs(secs)));
     Ok(Ok(match &desired.source {
-        Source::OsTemplate(t) => (How::Create { ostemplate: t.clone(), restore: false }, Origin::Create),
-        Source::BackupVolid(v) => (How::Create { ostemplate: v.clone(), restore: true }, Origin::Restore(None)),
+        Source::OsTemplate(t) => (
+            How::Create {
+                ostemplate: t.clone(),
+                restore: false,
+            },
+            Origin::Create,
+        ),
+        Source::BackupVolid(v) => (
+            How::Create {
+                ostemplate: v.clone(),
+                restore: true,
+            },
+            Origin::Restore(None),
+        ),
         Source::BackupName(n) => {
             let backups: Api<LxcBackup> = Api::namespaced(p.ctx.kube.clone(), &ns);
-            let found = backups.get_opt(n).await.op("read LxcBackup")?.and_then(|b| b.status).and_then(|s| Some((s.volid?, s.node)));
+            let found = backups
+                .get_opt(n)
+                .await
+                .op("read LxcBackup")?
+                .and_then(|b| b.status)
+                .and_then(|s| Some((s.volid?, s.node)));
             match found {
                 Some((v, bnode)) => {
                     // an archive on storage that is not shared can only be restored on its node
                     let storage = v.split_once(':').map(|x| x.0).unwrap_or_default();
                     let shared = snap.storages.iter().any(|s| s.name == storage && s.shared);
-                    (How::Create { ostemplate: v, restore: true }, Origin::Restore(if shared { None } else { bnode }))
+                    (
+                        How::Create {
+                            ostemplate: v,
+                            restore: true,
+                        },
+                        Origin::Restore(if shared { None } else { bnode }),
+                    )
                 }
                 None => {
                     let msg = format!("LxcBackup {n} has no completed archive yet");
@@ -52,7 +86,14 @@ async fn resolve_source(p: &mut P<'_>, snap: &Snapshot, desired: &Desired) -> Re
             }
         }
         Source::Clone { vmid: src, full } => match snap.guests.get(src) {
-            Some(g) => (How::Clone { src_node: g.node.clone(), src_vmid: *src, full: *full || !g.template }, Origin::Clone(g.node.clone())),
+            Some(g) => (
+                How::Clone {
+                    src_node: g.node.clone(),
+                    src_vmid: *src,
+                    full: *full || !g.template,
+                },
+                Origin::Clone(g.node.clone()),
+            ),
             None => {
                 let msg = format!("source CT {src} does not exist in Proxmox");
                 return Ok(Err(p.not_ready(Reason::SourceNotFound, msg, wait(30)).await?));
@@ -61,9 +102,19 @@ async fn resolve_source(p: &mut P<'_>, snap: &Snapshot, desired: &Desired) -> Re
         Source::Template { name, full } => {
             let templates: Api<LxcTemplate> = Api::namespaced(p.ctx.kube.clone(), &ns);
             let t = templates.get_opt(name).await.op("read LxcTemplate")?;
-            let ready = t.as_ref().and_then(|t| t.status.as_ref()).filter(|s| conditions::is_true(&s.conditions, CONDITION_READY));
+            let ready = t
+                .as_ref()
+                .and_then(|t| t.status.as_ref())
+                .filter(|s| conditions::is_true(&s.conditions, CONDITION_READY));
             match ready.and_then(|s| Some((s.vmid?, s.node.clone()?))) {
-                Some((tv, tn)) => (How::Clone { src_node: tn.clone(), src_vmid: tv, full: *full }, Origin::Clone(tn)),
+                Some((tv, tn)) => (
+                    How::Clone {
+                        src_node: tn.clone(),
+                        src_vmid: tv,
+                        full: *full,
+                    },
+                    Origin::Clone(tn),
+                ),
                 None => {
                     let msg = format!("LxcTemplate {name} is not Ready yet");
                     return Ok(Err(p.not_ready(Reason::WaitingForTemplate, msg, wait(5)).await?));
@@ -75,41 +126,94 @@ async fn resolve_source(p: &mut P<'_>, snap: &Snapshot, desired: &Desired) -> Re
 
 /// Reads the root password from its Secret (never logged or copied); `Err` ends the pass.
 async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, Error> {
-    let Some(r) = p.obj.spec.auth.as_ref().and_then(|a| a.password_secret_ref.clone()) else { return Ok(Ok(None)) };
+    let Some(r) = p.obj.spec.auth.as_ref().and_then(|a| a.password_secret_ref.clone()) else {
+        return Ok(Ok(None));
+    };
     let secrets: Api<Secret> = Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
     let secret = secrets.get_opt(&r.name).await.op("read the root password Secret")?;
-    match secret.and_then(|s| s.data.and_then(|d| d.get(&r.key).map(|v| String::from_utf8_lossy(&v.0).into_owned()))) {
+    match secret.and_then(|s| {
+        s.data
+            .and_then(|d| d.get(&r.key).map(|v| String::from_utf8_lossy(&v.0).into_owned()))
+    }) {
         Some(v) => Ok(Ok(Some(v))),
         None => {
             let msg = format!("Secret {} with key {} not found", r.name, r.key);
-            Ok(Err(p.not_ready(Reason::PasswordSecretNotFound, msg, Action::requeue(jitter(Duration::from_secs(15)))).await?))
+            Ok(Err(p
+                .not_ready(
+                    Reason::PasswordSecretNotFound,
+                    msg,
+                    Action::requeue(jitter(Duration::from_secs(15))),
+                )
+                .await?))
         }
     }
 }
 
 /// Creates CT `vmid` (absent from Proxmox) as the spec says.
-pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, desired: &Desired, vmid: u32) -> Result<Action, Error> {
+pub(super) async fn create(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    desired: &Desired,
+    vmid: u32,
+) -> Result<Action, Error> {
     let user_vmid = p.obj.spec.vmid.is_some();
     if let Some(verdict) = decide::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
         let node = snap.guests.get(&vmid).map(|g| g.node.clone()).unwrap_or_default();
-        return foreign(p, verdict, vmid, &node, desired, "a QEMU virtual machine holds this vmid").await;
+        return foreign(
+            p,
+            verdict,
+            vmid,
+            &node,
+            desired,
+            "a QEMU virtual machine holds this vmid",
+        )
+        .await;
     }
-    let memory_bytes = desired.keys.get("memory").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20;
-    let rootfs_storage = desired.rootfs.as_ref().map(|r| r.0.clone()).unwrap_or_else(|| "local".into());
+    let memory_bytes = desired
+        .keys
+        .get("memory")
+        .and_then(|m| m.parse::<u64>().ok())
+        .unwrap_or(512)
+        << 20;
+    let rootfs_storage = desired
+        .rootfs
+        .as_ref()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| "local".into());
     let (how, origin) = match resolve_source(p, snap, desired).await? {
         Ok(x) => x,
         Err(action) => return Ok(action),
     };
-    let node = match decide::placement(p.obj.spec.node.as_deref(), &origin, snap, &rootfs_storage, &handle.reserved()) {
+    let node = match decide::placement(
+        p.obj.spec.node.as_deref(),
+        &origin,
+        snap,
+        &rootfs_storage,
+        &handle.reserved(),
+    ) {
         Ok(n) => n,
-        Err(u) => return p.not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15)))).await,
+        Err(u) => {
+            return p
+                .not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15))))
+                .await
+        }
     };
     let node = match &how {
-        How::Clone { src_node, src_vmid, full } if node != *src_node => {
+        How::Clone {
+            src_node,
+            src_vmid,
+            full,
+        } if node != *src_node => {
             let src_cfg = handle.client.lxc_config(src_node, *src_vmid).await?;
             let local: Vec<String> = crate::controller::template::build::disk_storages(&src_cfg)
                 .into_iter()
-                .filter(|s| !snap.storages.iter().any(|st| st.node == *src_node && st.name == *s && st.shared))
+                .filter(|s| {
+                    !snap
+                        .storages
+                        .iter()
+                        .any(|st| st.node == *src_node && st.name == *s && st.shared)
+                })
                 .collect();
             match decide::clone_node(&node, src_node, *full, &local) {
                 Ok(n) => n,
@@ -122,7 +226,13 @@ pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapsho
                     let msg = format!(
                         "a linked clone of {what} can only be made on node {src_node}: its disks are on storage {storages} that is not shared; remove spec.node, set it to {src_node}, or ask for a full clone"
                     );
-                    return p.not_ready(Reason::CloneNotPossible, msg, Action::requeue(jitter(Duration::from_secs(60)))).await;
+                    return p
+                        .not_ready(
+                            Reason::CloneNotPossible,
+                            msg,
+                            Action::requeue(jitter(Duration::from_secs(60))),
+                        )
+                        .await;
                 }
             }
         }
@@ -147,7 +257,11 @@ pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapsho
     let before = (p.status.node.clone(), p.status.phase);
     p.status.node = Some(node.clone());
     p.status.phase = Some(ContainerPhase::Creating);
-    p.cond(CondSpec::no(CONDITION_READY, Reason::Creating, format!("creating CT {vmid} on {node}")));
+    p.cond(CondSpec::no(
+        CONDITION_READY,
+        Reason::Creating,
+        format!("creating CT {vmid} on {node}"),
+    ));
     let (client, obj) = (handle.client.clone(), p.obj);
     let call = async {
         match &how {
@@ -155,12 +269,20 @@ pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapsho
                 let params = create_params(desired, vmid, ostemplate, *restore, password, obj.spec.auth.as_ref());
                 client.lxc_create(&node, &params).await
             }
-            How::Clone { src_node, src_vmid, full } => {
+            How::Clone {
+                src_node,
+                src_vmid,
+                full,
+            } => {
                 let params = pve::CloneParams {
                     newid: vmid,
                     full: Some(*full),
                     target: (node != *src_node).then(|| node.clone()),
-                    storage: if *full { desired.rootfs.as_ref().map(|r| r.0.clone()) } else { None },
+                    storage: if *full {
+                        desired.rootfs.as_ref().map(|r| r.0.clone())
+                    } else {
+                        None
+                    },
                     hostname: desired.keys.get("hostname").cloned(),
                     pool: desired.pool.clone(),
                     description: desired.keys.get("description").cloned(),
@@ -176,13 +298,15 @@ pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapsho
             if p.obj.spec.node.is_none() {
                 handle.reserve(&node, memory_bytes);
             }
-            p.event(Reason::Creating, format!("{operation} of CT {vmid} started on {node}")).await;
+            p.event(Reason::Creating, format!("{operation} of CT {vmid} started on {node}"))
+                .await;
             Ok(next_poll(p))
         }
         Started::NoSlot => {
             (p.status.node, p.status.phase) = (before.0, Some(ContainerPhase::Pending));
             let msg = format!("waiting for a task slot on node {slot_node}");
-            p.not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY))).await
+            p.not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+                .await
         }
         Started::Refused(e) => {
             p.status.phase = Some(ContainerPhase::Pending);
@@ -195,7 +319,11 @@ pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapsho
                 }
                 ErrorClass::InvalidSpec => {
                     let message = format!("Proxmox refused the {operation}: {e}");
-                    p.invalid(InvalidSpec { field: "source".into(), message }).await
+                    p.invalid(InvalidSpec {
+                        field: "source".into(),
+                        message,
+                    })
+                    .await
                 }
                 _ => {
                     p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, e.to_string()));
@@ -208,11 +336,24 @@ pub(super) async fn create(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapsho
 }
 
 /// The parameters of `POST /nodes/{node}/lxc` for the desired container.
-fn create_params(d: &Desired, vmid: u32, ostemplate: &str, restore: bool, password: Option<String>, auth: Option<&ContainerAuth>) -> pve::LxcCreateParams {
+fn create_params(
+    d: &Desired,
+    vmid: u32,
+    ostemplate: &str,
+    restore: bool,
+    password: Option<String>,
+    auth: Option<&ContainerAuth>,
+) -> pve::LxcCreateParams {
     let k = |key: &str| d.keys.get(key).cloned();
     let mount_point = |m: &super::desired::DesiredMountPoint| -> Option<String> {
         let volume = pve::props::new_volume(&m.storage, m.size_gib).ok()?;
-        let mp = pve::MountPoint { volume, mp: Some(m.path.clone()), backup: m.backup, ro: m.read_only, ..Default::default() };
+        let mp = pve::MountPoint {
+            volume,
+            mp: Some(m.path.clone()),
+            backup: m.backup,
+            ro: m.read_only,
+            ..Default::default()
+        };
         mp.encode_mp().ok()
     };
     pve::LxcCreateParams {
@@ -220,15 +361,25 @@ fn create_params(d: &Desired, vmid: u32, ostemplate: &str, restore: bool, passwo
         ostemplate: ostemplate.to_string(),
         hostname: k("hostname"),
         rootfs: d.rootfs.as_ref().and_then(|(s, g)| pve::props::new_volume(s, *g).ok()),
-        mount_points: d.mount_points.iter().filter_map(|(i, m)| Some((*i, mount_point(m)?))).collect(),
-        networks: d.nets.iter().filter_map(|(i, n)| Some((*i, n.encode().ok()?))).collect(),
+        mount_points: d
+            .mount_points
+            .iter()
+            .filter_map(|(i, m)| Some((*i, mount_point(m)?)))
+            .collect(),
+        networks: d
+            .nets
+            .iter()
+            .filter_map(|(i, n)| Some((*i, n.encode().ok()?)))
+            .collect(),
         memory: k("memory").and_then(|v| v.parse().ok()),
         swap: k("swap").and_then(|v| v.parse().ok()),
         cores: k("cores").and_then(|v| v.parse().ok()),
         cpulimit: k("cpulimit").and_then(|v| v.parse().ok()),
         cpuunits: k("cpuunits").and_then(|v| v.parse().ok()),
         password,
-        ssh_public_keys: auth.filter(|a| !a.ssh_public_keys.is_empty()).map(|a| a.ssh_public_keys.join("\n")),
+        ssh_public_keys: auth
+            .filter(|a| !a.ssh_public_keys.is_empty())
+            .map(|a| a.ssh_public_keys.join("\n")),
         unprivileged: if restore { None } else { Some(d.unprivileged) },
         features: k("features"),
         pool: d.pool.clone(),

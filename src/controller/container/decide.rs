@@ -106,17 +106,29 @@ pub fn placement(
     storage: &str,
     reserved: &HashMap<String, u64>,
 ) -> Result<String, Unplaced> {
-    let offline = |n: &str, what: String| Unplaced { reason: Reason::NodeUnavailable, message: format!("{what} {n}, which is not online") };
+    let offline = |n: &str, what: String| Unplaced {
+        reason: Reason::NodeUnavailable,
+        message: format!("{what} {n}, which is not online"),
+    };
     match (spec_node, origin) {
-        (Some(n), _) if !snap.node_online(n) => Err(Unplaced { reason: Reason::NodeUnavailable, message: format!("node {n} is not online in Proxmox") }),
+        (Some(n), _) if !snap.node_online(n) => Err(Unplaced {
+            reason: Reason::NodeUnavailable,
+            message: format!("node {n} is not online in Proxmox"),
+        }),
         (Some(n), _) => Ok(n.to_string()),
         (None, Origin::Clone(src)) => Ok(src.clone()),
-        (None, Origin::Restore(Some(n))) if !snap.node_online(n) => Err(offline(n, "the backup archive is on node".into())),
+        (None, Origin::Restore(Some(n))) if !snap.node_online(n) => {
+            Err(offline(n, "the backup archive is on node".into()))
+        }
         (None, Origin::Restore(Some(n))) => Ok(n.clone()),
-        (None, _) => snap.placement_candidates(storage, reserved).into_iter().next().ok_or_else(|| Unplaced {
-            reason: Reason::NoNodeAvailable,
-            message: format!("no online node has storage {storage} for containers (content rootdir)"),
-        }),
+        (None, _) => snap
+            .placement_candidates(storage, reserved)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Unplaced {
+                reason: Reason::NoNodeAvailable,
+                message: format!("no online node has storage {storage} for containers (content rootdir)"),
+            }),
     }
 }
 
@@ -140,13 +152,33 @@ mod tests {
     use crate::pve::ClusterResource;
     use ContainerPhase::*;
 
-    fn ev(tagged: bool, lock: Option<&str>, phase: Option<ContainerPhase>, user_vmid: bool, cloning: bool) -> Evidence<'_> {
-        Evidence { tagged, lock, phase, user_vmid, cloning }
+    fn ev(
+        tagged: bool,
+        lock: Option<&str>,
+        phase: Option<ContainerPhase>,
+        user_vmid: bool,
+        cloning: bool,
+    ) -> Evidence<'_> {
+        Evidence {
+            tagged,
+            lock,
+            phase,
+            user_vmid,
+            cloning,
+        }
     }
 
     #[test]
     fn a_container_with_our_tag_is_ours_whatever_the_phase() {
-        for phase in [None, Some(Pending), Some(Creating), Some(Running), Some(Stopped), Some(Failed), Some(Deleting)] {
+        for phase in [
+            None,
+            Some(Pending),
+            Some(Creating),
+            Some(Running),
+            Some(Stopped),
+            Some(Failed),
+            Some(Deleting),
+        ] {
             assert_eq!(ownership(ev(true, None, phase, false, false)), Ownership::Ours);
             assert_eq!(ownership(ev(true, Some("backup"), phase, true, false)), Ownership::Ours);
         }
@@ -156,27 +188,41 @@ mod tests {
     fn a_locked_container_without_our_tag_is_never_judged() {
         // while Proxmox creates a container, its config has the lock and no tags yet
         for phase in [None, Some(Pending), Some(Creating), Some(Running)] {
-            assert_eq!(ownership(ev(false, Some("create"), phase, false, false)), Ownership::WaitLocked("create".into()));
+            assert_eq!(
+                ownership(ev(false, Some("create"), phase, false, false)),
+                Ownership::WaitLocked("create".into())
+            );
         }
     }
 
     #[test]
     fn a_clone_we_started_is_claimed_before_its_tag_is_set() {
-        assert_eq!(ownership(ev(false, None, Some(Creating), false, true)), Ownership::Claim);
+        assert_eq!(
+            ownership(ev(false, None, Some(Creating), false, true)),
+            Ownership::Claim
+        );
         assert_eq!(ownership(ev(false, None, Some(Creating), true, true)), Ownership::Claim);
     }
 
     #[test]
     fn a_vmid_we_picked_held_by_a_foreign_container_is_picked_again_also_after_a_crash_or_failed_create() {
         for phase in [None, Some(Pending), Some(Creating), Some(Failed)] {
-            assert_eq!(ownership(ev(false, None, phase, false, false)), Ownership::Reallocate, "{phase:?}");
+            assert_eq!(
+                ownership(ev(false, None, phase, false, false)),
+                Ownership::Reallocate,
+                "{phase:?}"
+            );
         }
     }
 
     #[test]
     fn a_user_vmid_held_by_a_foreign_container_is_a_conflict_and_left_untouched() {
         for phase in [None, Some(Pending), Some(Creating), Some(Failed)] {
-            assert_eq!(ownership(ev(false, None, phase, true, false)), Ownership::Conflict, "{phase:?}");
+            assert_eq!(
+                ownership(ev(false, None, phase, true, false)),
+                Ownership::Conflict,
+                "{phase:?}"
+            );
         }
     }
 
@@ -226,7 +272,10 @@ mod tests {
     #[test]
     fn placement_takes_the_users_node_only_when_it_is_online() {
         let s = snap();
-        assert_eq!(placement(Some("pve1"), &Origin::Create, &s, "local-lvm", &HashMap::new()), Ok("pve1".into()));
+        assert_eq!(
+            placement(Some("pve1"), &Origin::Create, &s, "local-lvm", &HashMap::new()),
+            Ok("pve1".into())
+        );
         let e = placement(Some("pve3"), &Origin::Create, &s, "local-lvm", &HashMap::new()).unwrap_err();
         assert_eq!(e.reason, Reason::NodeUnavailable);
     }
@@ -234,11 +283,20 @@ mod tests {
     #[test]
     fn placement_picks_the_online_node_with_the_storage_and_the_most_free_memory() {
         let s = snap();
-        assert_eq!(placement(None, &Origin::Create, &s, "local-lvm", &HashMap::new()), Ok("pve2".into()));
-        assert_eq!(placement(None, &Origin::Create, &s, "only1", &HashMap::new()), Ok("pve1".into()));
+        assert_eq!(
+            placement(None, &Origin::Create, &s, "local-lvm", &HashMap::new()),
+            Ok("pve2".into())
+        );
+        assert_eq!(
+            placement(None, &Origin::Create, &s, "only1", &HashMap::new()),
+            Ok("pve1".into())
+        );
         // placements not yet in the inventory count: a burst spreads over the nodes
         let reserved = HashMap::from([("pve2".to_string(), 6u64 << 30)]);
-        assert_eq!(placement(None, &Origin::Create, &s, "local-lvm", &reserved), Ok("pve1".into()));
+        assert_eq!(
+            placement(None, &Origin::Create, &s, "local-lvm", &reserved),
+            Ok("pve1".into())
+        );
         let e = placement(None, &Origin::Create, &s, "nowhere", &HashMap::new()).unwrap_err();
         assert_eq!(e.reason, Reason::NoNodeAvailable);
     }
@@ -246,18 +304,49 @@ mod tests {
     #[test]
     fn a_clone_goes_next_to_its_source_and_a_local_archive_is_restored_on_its_node() {
         let s = snap();
-        assert_eq!(placement(None, &Origin::Clone("pve1".into()), &s, "local-lvm", &HashMap::new()), Ok("pve1".into()));
-        assert_eq!(placement(None, &Origin::Restore(Some("pve1".into())), &s, "local-lvm", &HashMap::new()), Ok("pve1".into()));
-        assert_eq!(placement(None, &Origin::Restore(None), &s, "local-lvm", &HashMap::new()), Ok("pve2".into()));
-        let e = placement(None, &Origin::Restore(Some("pve3".into())), &s, "local-lvm", &HashMap::new()).unwrap_err();
+        assert_eq!(
+            placement(None, &Origin::Clone("pve1".into()), &s, "local-lvm", &HashMap::new()),
+            Ok("pve1".into())
+        );
+        assert_eq!(
+            placement(
+                None,
+                &Origin::Restore(Some("pve1".into())),
+                &s,
+                "local-lvm",
+                &HashMap::new()
+            ),
+            Ok("pve1".into())
+        );
+        assert_eq!(
+            placement(None, &Origin::Restore(None), &s, "local-lvm", &HashMap::new()),
+            Ok("pve2".into())
+        );
+        let e = placement(
+            None,
+            &Origin::Restore(Some("pve3".into())),
+            &s,
+            "local-lvm",
+            &HashMap::new(),
+        )
+        .unwrap_err();
         assert_eq!(e.reason, Reason::NodeUnavailable);
     }
 
     #[test]
     fn a_linked_clone_across_nodes_needs_shared_disks_and_a_full_one_is_made_next_to_its_source() {
         assert_eq!(clone_node("pve2", "pve1", false, &[]), Ok("pve2".into()));
-        assert_eq!(clone_node("pve2", "pve1", true, &["local-lvm".into()]), Ok("pve1".into()));
-        assert_eq!(clone_node("pve2", "pve1", false, &["local-lvm".into()]), Err("local-lvm".into()));
-        assert_eq!(clone_node("pve1", "pve1", false, &["local-lvm".into()]), Ok("pve1".into()));
+        assert_eq!(
+            clone_node("pve2", "pve1", true, &["local-lvm".into()]),
+            Ok("pve1".into())
+        );
+        assert_eq!(
+            clone_node("pve2", "pve1", false, &["local-lvm".into()]),
+            Err("local-lvm".into())
+        );
+        assert_eq!(
+            clone_node("pve1", "pve1", false, &["local-lvm".into()]),
+            Ok("pve1".into())
+        );
     }
 }

@@ -14,7 +14,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub use crate::controller::error::InvalidSpec;
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
-    InvalidSpec { field: field.into(), message: message.into() }
+    InvalidSpec {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Where the container comes from, resolved from `spec.source`.
@@ -104,7 +107,10 @@ pub fn identity_tag(uid: &str) -> String {
 pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
     let source = source(&spec.source)?;
     if spec.management == Management::ObserveOnly && spec.vmid.is_none() {
-        return Err(invalid("vmid", "management ObserveOnly adopts an existing container: set spec.vmid"));
+        return Err(invalid(
+            "vmid",
+            "management ObserveOnly adopts an existing container: set spec.vmid",
+        ));
     }
     if let Some(v) = spec.vmid {
         if !(100..=999_999_999).contains(&v) {
@@ -139,7 +145,10 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             .filter(|n| *n <= 255)
             .ok_or_else(|| invalid(f("name"), format!("{:?} is not mp0..mp255", mp.name)))?;
         if !mp.path.starts_with('/') || mp.path.len() < 2 || has_separator(&mp.path) {
-            return Err(invalid(f("path"), format!("{:?} must be an absolute path without , ; = or spaces", mp.path)));
+            return Err(invalid(
+                f("path"),
+                format!("{:?} must be an absolute path without , ; = or spaces", mp.path),
+            ));
         }
         if !paths.insert(mp.path.clone()) {
             return Err(invalid(f("path"), format!("{} is mounted twice", mp.path)));
@@ -156,14 +165,20 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         }
     }
     if !mount_points.is_empty() && rootfs.is_none() {
-        return Err(invalid("rootfs", "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)"));
+        return Err(invalid(
+            "rootfs",
+            "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)",
+        ));
     }
     let nets = networks(&spec.network)?;
     if let Some(dns) = &spec.dns {
         if !dns.nameservers.is_empty() {
             for (i, ns) in dns.nameservers.iter().enumerate() {
                 if ns.parse::<std::net::IpAddr>().is_err() {
-                    return Err(invalid(format!("dns.nameservers[{i}]"), format!("{ns:?} is not an IP address")));
+                    return Err(invalid(
+                        format!("dns.nameservers[{i}]"),
+                        format!("{ns:?} is not an IP address"),
+                    ));
                 }
             }
             keys.insert("nameserver".into(), dns.nameservers.join(" "));
@@ -176,7 +191,12 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     if let Some(f) = &spec.features {
         // keyctl and fuse are only sent when on: Proxmox lets API tokens change nothing but
         // `nesting`, and off is their default anyway
-        let pf = PveFeatures { nesting: f.nesting, keyctl: f.keyctl.filter(|k| *k), fuse: f.fuse.filter(|k| *k), ..Default::default() };
+        let pf = PveFeatures {
+            nesting: f.nesting,
+            keyctl: f.keyctl.filter(|k| *k),
+            fuse: f.fuse.filter(|k| *k),
+            ..Default::default()
+        };
         let enc = pf.encode().map_err(|e| invalid("features", e.to_string()))?;
         if !enc.is_empty() {
             keys.insert("features".into(), enc);
@@ -186,7 +206,11 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         keys.insert("onboot".into(), bool01(b));
     }
     if let Some(s) = &spec.startup {
-        let ps = PveStartup { order: s.order, up: s.up_delay_seconds, down: s.down_delay_seconds };
+        let ps = PveStartup {
+            order: s.order,
+            up: s.up_delay_seconds,
+            down: s.down_delay_seconds,
+        };
         let enc = ps.encode();
         if !enc.is_empty() {
             keys.insert("startup".into(), enc);
@@ -199,7 +223,10 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     for (i, t) in spec.tags.iter().enumerate() {
         let t = t.to_ascii_lowercase();
         if t.starts_with(IDENTITY_TAG_PREFIX) {
-            return Err(invalid(format!("tags[{i}]"), format!("tags starting with {IDENTITY_TAG_PREFIX:?} are reserved for the operator's identity tag")));
+            return Err(invalid(
+                format!("tags[{i}]"),
+                format!("tags starting with {IDENTITY_TAG_PREFIX:?} are reserved for the operator's identity tag"),
+            ));
         }
         props::encode_tags([&t]).map_err(|e| invalid(format!("tags[{i}]"), e.to_string()))?;
         tags.push(t);
@@ -207,7 +234,11 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     tags.sort();
     tags.dedup();
     if let Some(p) = &spec.pool {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(invalid("pool", format!("{p:?} is not a valid pool id")));
         }
     }
@@ -226,7 +257,10 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     if let Some(a) = &spec.auth {
         for (i, k) in a.ssh_public_keys.iter().enumerate() {
             if k.chars().any(|c| c.is_control()) {
-                return Err(invalid(format!("auth.sshPublicKeys[{i}]"), "one key per entry, without line breaks"));
+                return Err(invalid(
+                    format!("auth.sshPublicKeys[{i}]"),
+                    "one key per entry, without line breaks",
+                ));
             }
         }
     }
@@ -247,24 +281,38 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
 fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
     let mut found = Vec::new();
     if let Some(t) = &s.os_template {
-        let ok = t.split_once(":vztmpl/").is_some_and(|(st, f)| !st.is_empty() && !f.is_empty() && !has_separator(t) && !f.contains('/'));
+        let ok = t
+            .split_once(":vztmpl/")
+            .is_some_and(|(st, f)| !st.is_empty() && !f.is_empty() && !has_separator(t) && !f.contains('/'));
         if !ok {
-            return Err(invalid("source.osTemplate", format!("{t:?} is not a volume id like local:vztmpl/NAME.tar.zst")));
+            return Err(invalid(
+                "source.osTemplate",
+                format!("{t:?} is not a volume id like local:vztmpl/NAME.tar.zst"),
+            ));
         }
         found.push(Source::OsTemplate(t.clone()));
     }
     if let Some(t) = &s.template {
-        found.push(Source::Template { name: t.name.clone(), full: t.full });
+        found.push(Source::Template {
+            name: t.name.clone(),
+            full: t.full,
+        });
     }
     if let Some(c) = &s.clone {
-        found.push(Source::Clone { vmid: c.vmid, full: c.full });
+        found.push(Source::Clone {
+            vmid: c.vmid,
+            full: c.full,
+        });
     }
     if let Some(b) = &s.backup {
         match (&b.name, &b.volid) {
             (Some(n), None) => found.push(Source::BackupName(n.clone())),
             (None, Some(v)) => {
                 if !v.contains(":backup/") || has_separator(v) {
-                    return Err(invalid("source.backup.volid", format!("{v:?} is not a backup volume id")));
+                    return Err(invalid(
+                        "source.backup.volid",
+                        format!("{v:?} is not a backup volume id"),
+                    ));
                 }
                 found.push(Source::BackupVolid(v.clone()))
             }
@@ -273,8 +321,14 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
     }
     match found.len() {
         1 => Ok(found.pop().unwrap()),
-        0 => Err(invalid("source", "set exactly one of osTemplate, template, clone or backup (none is set)")),
-        _ => Err(invalid("source", "set exactly one of osTemplate, template, clone or backup (several are set)")),
+        0 => Err(invalid(
+            "source",
+            "set exactly one of osTemplate, template, clone or backup (none is set)",
+        )),
+        _ => Err(invalid(
+            "source",
+            "set exactly one of osTemplate, template, clone or backup (several are set)",
+        )),
     }
 }
 
@@ -286,7 +340,9 @@ fn resources(r: &Resources, keys: &mut BTreeMap<String, String>) -> Result<(), I
         keys.insert("cores".into(), c.to_string());
     }
     if let Some(l) = &r.cpu_limit {
-        let v: f64 = l.parse().map_err(|_| invalid("resources.cpuLimit", format!("{l:?} is not a number")))?;
+        let v: f64 = l
+            .parse()
+            .map_err(|_| invalid("resources.cpuLimit", format!("{l:?} is not a number")))?;
         if !(0.0..=8192.0).contains(&v) {
             return Err(invalid("resources.cpuLimit", format!("{l} is outside 0..8192")));
         }
@@ -301,7 +357,10 @@ fn resources(r: &Resources, keys: &mut BTreeMap<String, String>) -> Result<(), I
     if let Some(m) = &r.memory {
         let mib = m.to_mib().map_err(|e| invalid("resources.memory", e.to_string()))?;
         if mib < 16 {
-            return Err(invalid("resources.memory", format!("{} is below the Proxmox minimum of 16Mi", m.0)));
+            return Err(invalid(
+                "resources.memory",
+                format!("{} is below the Proxmox minimum of 16Mi", m.0),
+            ));
         }
         keys.insert("memory".into(), mib.to_string());
     }
@@ -321,17 +380,34 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
     let mut out = BTreeMap::new();
     for (i, n) in list.iter().enumerate() {
         let f = |k: &str| format!("network[{i}].{k}");
-        if n.name.is_empty() || n.name.len() > 15 || !n.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if n.name.is_empty()
+            || n.name.len() > 15
+            || !n
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(invalid(f("name"), format!("{:?} is not an interface name", n.name)));
         }
         if !names.insert(n.name.clone()) {
             return Err(invalid(f("name"), format!("{} is used twice", n.name)));
         }
         let b = &n.bridge;
-        if b.is_empty() || b.len() > 15 || !b.starts_with(|c: char| c.is_ascii_alphabetic()) || !b.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if b.is_empty()
+            || b.len() > 15
+            || !b.starts_with(|c: char| c.is_ascii_alphabetic())
+            || !b
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(invalid(f("bridge"), format!("{b:?} is not a bridge name")));
         }
-        let mut nc = NetConfig { name: n.name.clone(), bridge: Some(b.clone()), net_type: Some("veth".into()), ..Default::default() };
+        let mut nc = NetConfig {
+            name: n.name.clone(),
+            bridge: Some(b.clone()),
+            net_type: Some("veth".into()),
+            ..Default::default()
+        };
         if let Some(v4) = &n.ipv4 {
             match (v4.dhcp, &v4.address) {
                 (Some(true), None) => {
@@ -341,16 +417,26 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
                     nc.ip = Some("dhcp".into());
                 }
                 (None | Some(false), Some(addr)) => {
-                    let (ip, prefix) = parse_cidr4(addr).ok_or_else(|| invalid(f("ipv4.address"), format!("{addr:?} is not an IPv4 address with prefix, e.g. 10.0.0.5/24")))?;
+                    let (ip, prefix) = parse_cidr4(addr).ok_or_else(|| {
+                        invalid(
+                            f("ipv4.address"),
+                            format!("{addr:?} is not an IPv4 address with prefix, e.g. 10.0.0.5/24"),
+                        )
+                    })?;
                     nc.ip = Some(addr.clone());
                     if let Some(gw) = &v4.gateway {
-                        let g: Ipv4Addr = gw.parse().map_err(|_| invalid(f("ipv4.gateway"), format!("{gw:?} is not an IPv4 address")))?;
+                        let g: Ipv4Addr = gw
+                            .parse()
+                            .map_err(|_| invalid(f("ipv4.gateway"), format!("{gw:?} is not an IPv4 address")))?;
                         let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
                         if u32::from(g) & mask != u32::from(ip) & mask {
                             return Err(invalid(f("ipv4.gateway"), format!("{gw} is outside {addr}")));
                         }
                         if g == ip {
-                            return Err(invalid(f("ipv4.gateway"), format!("{gw} is the interface's own address")));
+                            return Err(invalid(
+                                f("ipv4.gateway"),
+                                format!("{gw} is the interface's own address"),
+                            ));
                         }
                         nc.gw = Some(gw.clone());
                     }
@@ -359,18 +445,29 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
             }
         }
         if let Some(v6) = &n.ipv6 {
-            let set = [v6.auto == Some(true), v6.dhcp == Some(true), v6.address.is_some()].iter().filter(|x| **x).count();
+            let set = [v6.auto == Some(true), v6.dhcp == Some(true), v6.address.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
             if set != 1 {
-                return Err(invalid(f("ipv6"), "set exactly one of auto: true, dhcp: true or address"));
+                return Err(invalid(
+                    f("ipv6"),
+                    "set exactly one of auto: true, dhcp: true or address",
+                ));
             }
             if v6.auto == Some(true) {
                 nc.ip6 = Some("auto".into());
             } else if v6.dhcp == Some(true) {
                 nc.ip6 = Some("dhcp".into());
             } else if let Some(addr) = &v6.address {
-                let ok = addr.split_once('/').is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128));
+                let ok = addr
+                    .split_once('/')
+                    .is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128));
                 if !ok {
-                    return Err(invalid(f("ipv6.address"), format!("{addr:?} is not an IPv6 address with prefix, e.g. fd00::5/64")));
+                    return Err(invalid(
+                        f("ipv6.address"),
+                        format!("{addr:?} is not an IPv6 address with prefix, e.g. fd00::5/64"),
+                    ));
                 }
                 nc.ip6 = Some(addr.clone());
             }
@@ -378,7 +475,8 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
                 if v6.address.is_none() {
                     return Err(invalid(f("ipv6.gateway"), "a gateway only goes with a static address"));
                 }
-                gw.parse::<Ipv6Addr>().map_err(|_| invalid(f("ipv6.gateway"), format!("{gw:?} is not an IPv6 address")))?;
+                gw.parse::<Ipv6Addr>()
+                    .map_err(|_| invalid(f("ipv6.gateway"), format!("{gw:?} is not an IPv6 address")))?;
                 nc.gw6 = Some(gw.clone());
             }
         }
@@ -390,7 +488,12 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
         }
         nc.firewall = n.firewall;
         if let Some(m) = n.mtu {
-            nc.mtu = Some(u16::try_from(m).ok().filter(|m| *m >= 64).ok_or_else(|| invalid(f("mtu"), format!("{m} is outside 64..65535")))?);
+            nc.mtu = Some(
+                u16::try_from(m)
+                    .ok()
+                    .filter(|m| *m >= 64)
+                    .ok_or_else(|| invalid(f("mtu"), format!("{m} is outside 64..65535")))?,
+            );
         }
         if let Some(r) = n.rate_mbps {
             if !r.is_finite() || r < 0.0 {
@@ -399,9 +502,15 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
             nc.rate = Some(r);
         }
         if let Some(mac) = &n.mac {
-            let bytes: Vec<u8> = mac.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2)).collect();
+            let bytes: Vec<u8> = mac
+                .split(':')
+                .filter_map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2))
+                .collect();
             if bytes.len() != 6 || mac.len() != 17 {
-                return Err(invalid(f("mac"), format!("{mac:?} is not a MAC address XX:XX:XX:XX:XX:XX")));
+                return Err(invalid(
+                    f("mac"),
+                    format!("{mac:?} is not a MAC address XX:XX:XX:XX:XX:XX"),
+                ));
             }
             if bytes[0] & 1 == 1 {
                 return Err(invalid(f("mac"), format!("{mac} is a multicast address")));
@@ -412,7 +521,8 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
             }
             nc.hwaddr = Some(up);
         }
-        nc.encode().map_err(|e| invalid(format!("network[{i}]"), e.to_string()))?;
+        nc.encode()
+            .map_err(|e| invalid(format!("network[{i}]"), e.to_string()))?;
         out.insert(i as u32, nc);
     }
     Ok(out)
@@ -428,7 +538,11 @@ fn check_hostname(field: &str, h: &str) -> Result<(), InvalidSpec> {
     let ok = !h.is_empty()
         && h.len() <= 253
         && h.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
     if ok {
         Ok(())
@@ -441,7 +555,8 @@ fn storage_id(field: &str, s: &str) -> Result<String, InvalidSpec> {
     let ok = s.len() >= 2
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(s.to_string())
     } else {
@@ -452,13 +567,17 @@ fn storage_id(field: &str, s: &str) -> Result<String, InvalidSpec> {
 fn gib(field: &str, q: &crate::crd::ByteQuantity) -> Result<u32, InvalidSpec> {
     let mib = q.to_mib().map_err(|e| invalid(field, e.to_string()))?;
     if mib == 0 || mib % 1024 != 0 {
-        return Err(invalid(field, format!("{} is not a whole number of GiB (at least 1Gi)", q.0)));
+        return Err(invalid(
+            field,
+            format!("{} is not a whole number of GiB (at least 1Gi)", q.0),
+        ));
     }
     u32::try_from(mib / 1024).map_err(|_| invalid(field, format!("{} is too large", q.0)))
 }
 
 fn has_separator(s: &str) -> bool {
-    s.chars().any(|c| matches!(c, ',' | ';' | '=') || c.is_whitespace() || c.is_control())
+    s.chars()
+        .any(|c| matches!(c, ',' | ';' | '=') || c.is_whitespace() || c.is_control())
 }
 
 fn bool01(b: bool) -> String {
@@ -478,16 +597,26 @@ mod tests {
 
     fn base() -> LxcContainerSpec {
         LxcContainerSpec {
-            source: ContainerSource { os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()), ..Default::default() },
+            source: ContainerSource {
+                os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()),
+                ..Default::default()
+            },
             unprivileged: true,
             ..Default::default()
         }
     }
 
     fn net(f: impl FnOnce(&mut NetworkInterface)) -> LxcContainerSpec {
-        let mut n = NetworkInterface { name: "eth0".into(), bridge: "vmbr0".into(), ..Default::default() };
+        let mut n = NetworkInterface {
+            name: "eth0".into(),
+            bridge: "vmbr0".into(),
+            ..Default::default()
+        };
         f(&mut n);
-        LxcContainerSpec { network: vec![n], ..base() }
+        LxcContainerSpec {
+            network: vec![n],
+            ..base()
+        }
     }
 
     #[test]
@@ -503,7 +632,13 @@ mod tests {
     #[test]
     fn resources_become_proxmox_units() {
         let spec = LxcContainerSpec {
-            resources: Some(Resources { cores: Some(2), cpu_limit: Some("1.5".into()), cpu_units: Some(100), memory: Some(ByteQuantity::new("1Gi")), swap: Some(ByteQuantity::new("512Mi")) }),
+            resources: Some(Resources {
+                cores: Some(2),
+                cpu_limit: Some("1.5".into()),
+                cpu_units: Some(100),
+                memory: Some(ByteQuantity::new("1Gi")),
+                swap: Some(ByteQuantity::new("512Mi")),
+            }),
             ..base()
         };
         let d = validate(&spec, "web", "u").unwrap();
@@ -515,7 +650,13 @@ mod tests {
 
     #[test]
     fn memory_that_is_not_whole_mib_names_the_field() {
-        let spec = LxcContainerSpec { resources: Some(Resources { memory: Some(ByteQuantity::new("1G")), ..Default::default() }), ..base() };
+        let spec = LxcContainerSpec {
+            resources: Some(Resources {
+                memory: Some(ByteQuantity::new("1G")),
+                ..Default::default()
+            }),
+            ..base()
+        };
         let e = validate(&spec, "web", "u").unwrap_err();
         assert_eq!(e.field, "resources.memory");
     }
@@ -539,19 +680,57 @@ mod tests {
         spec.tags = vec!["a,b=c".into()];
         assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "tags[0]");
         spec.tags = vec![];
-        spec.rootfs = Some(RootFs { storage: "local,size=1".into(), size: ByteQuantity::new("8Gi") });
+        spec.rootfs = Some(RootFs {
+            storage: "local,size=1".into(),
+            size: ByteQuantity::new("8Gi"),
+        });
         assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "rootfs.storage");
-        spec.rootfs = Some(RootFs { storage: "local".into(), size: ByteQuantity::new("8Gi") });
-        spec.mount_points = vec![MountPoint { name: "mp0".into(), storage: "local".into(), size: ByteQuantity::new("1Gi"), path: "/data,backup=0".into(), backup: None, read_only: None }];
+        spec.rootfs = Some(RootFs {
+            storage: "local".into(),
+            size: ByteQuantity::new("8Gi"),
+        });
+        spec.mount_points = vec![MountPoint {
+            name: "mp0".into(),
+            storage: "local".into(),
+            size: ByteQuantity::new("1Gi"),
+            path: "/data,backup=0".into(),
+            backup: None,
+            read_only: None,
+        }];
         assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "mountPoints[0].path");
     }
 
     #[test]
     fn gateway_outside_the_subnet_is_refused() {
-        let e = validate(&net(|n| n.ipv4 = Some(Ipv4Config { address: Some("10.0.0.5/24".into()), gateway: Some("10.0.1.1".into()), dhcp: None })), "x", "u").unwrap_err();
+        let e = validate(
+            &net(|n| {
+                n.ipv4 = Some(Ipv4Config {
+                    address: Some("10.0.0.5/24".into()),
+                    gateway: Some("10.0.1.1".into()),
+                    dhcp: None,
+                })
+            }),
+            "x",
+            "u",
+        )
+        .unwrap_err();
         assert_eq!(e.field, "network[0].ipv4.gateway");
-        let d = validate(&net(|n| n.ipv4 = Some(Ipv4Config { address: Some("10.0.0.5/24".into()), gateway: Some("10.0.0.1".into()), dhcp: None })), "x", "u").unwrap();
-        assert_eq!(d.nets[&0].encode().unwrap(), "name=eth0,bridge=vmbr0,gw=10.0.0.1,ip=10.0.0.5/24,type=veth");
+        let d = validate(
+            &net(|n| {
+                n.ipv4 = Some(Ipv4Config {
+                    address: Some("10.0.0.5/24".into()),
+                    gateway: Some("10.0.0.1".into()),
+                    dhcp: None,
+                })
+            }),
+            "x",
+            "u",
+        )
+        .unwrap();
+        assert_eq!(
+            d.nets[&0].encode().unwrap(),
+            "name=eth0,bridge=vmbr0,gw=10.0.0.1,ip=10.0.0.5/24,type=veth"
+        );
     }
 
     #[test]
@@ -571,9 +750,15 @@ mod tests {
     #[test]
     fn disks_must_be_whole_gib() {
         let mut spec = base();
-        spec.rootfs = Some(RootFs { storage: "local-lvm".into(), size: ByteQuantity::new("1536Mi") });
+        spec.rootfs = Some(RootFs {
+            storage: "local-lvm".into(),
+            size: ByteQuantity::new("1536Mi"),
+        });
         assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "rootfs.size");
-        spec.rootfs = Some(RootFs { storage: "local-lvm".into(), size: ByteQuantity::new("8Gi") });
+        spec.rootfs = Some(RootFs {
+            storage: "local-lvm".into(),
+            size: ByteQuantity::new("8Gi"),
+        });
         assert_eq!(validate(&spec, "x", "u").unwrap().rootfs, Some(("local-lvm".into(), 8)));
     }
 

@@ -62,7 +62,10 @@ fn clean(field: String, v: &Option<String>, allowed: impl Fn(char) -> bool) -> R
     match v {
         None => Ok(None),
         Some(s) if !s.is_empty() && s.chars().all(&allowed) => Ok(Some(s.clone())),
-        Some(s) => Err(InvalidSpec { field, message: format!("{s:?} contains characters Proxmox does not accept here") }),
+        Some(s) => Err(InvalidSpec {
+            field,
+            message: format!("{s:?} contains characters Proxmox does not accept here"),
+        }),
     }
 }
 
@@ -75,21 +78,35 @@ pub fn desired_rules(fw: &Firewall) -> Result<Vec<Rule>, InvalidSpec> {
         let addr_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '/' | '_' | '-' | '+');
         if let Some(c) = &r.comment {
             if c.chars().any(char::is_control) {
-                return Err(InvalidSpec { field: f("comment"), message: "one line only (no line breaks or control characters)".into() });
+                return Err(InvalidSpec {
+                    field: f("comment"),
+                    message: "one line only (no line breaks or control characters)".into(),
+                });
             }
             if c.starts_with(UNMANAGED_MARKER) {
-                return Err(InvalidSpec { field: f("comment"), message: format!("{UNMANAGED_MARKER} marks hand-made rules; do not use it in the spec") });
+                return Err(InvalidSpec {
+                    field: f("comment"),
+                    message: format!("{UNMANAGED_MARKER} marks hand-made rules; do not use it in the spec"),
+                });
             }
         }
-        if (r.port.is_some() || r.source_port.is_some()) && !matches!(r.protocol.as_deref(), Some("tcp" | "udp" | "sctp" | "udplite")) {
-            return Err(InvalidSpec { field: f("protocol"), message: "ports need protocol tcp, udp, udplite or sctp".into() });
+        if (r.port.is_some() || r.source_port.is_some())
+            && !matches!(r.protocol.as_deref(), Some("tcp" | "udp" | "sctp" | "udplite"))
+        {
+            return Err(InvalidSpec {
+                field: f("protocol"),
+                message: "ports need protocol tcp, udp, udplite or sctp".into(),
+            });
         }
         for (k, v) in [("port", &r.port), ("sourcePort", &r.source_port)] {
             if let Some(p) = v {
                 for part in p.split(',') {
                     let ok = part.split([':', '-']).all(|n| n.parse::<u16>().is_ok_and(|n| n > 0));
                     if !ok {
-                        return Err(InvalidSpec { field: f(k), message: format!("{p:?} is not a port list like 22, 80,443 or 1000:2000") });
+                        return Err(InvalidSpec {
+                            field: f(k),
+                            message: format!("{p:?} is not a port list like 22, 80,443 or 1000:2000"),
+                        });
                     }
                 }
             }
@@ -184,7 +201,12 @@ pub fn plan_options(fw: &Firewall, observed: &FirewallOptions) -> Option<Firewal
 
 /// Brings the container's firewall in line with `fw`. Returns a note for an Event when
 /// something changed (`None` when it already matched).
-pub async fn sync(client: &pve::Client, node: &str, vmid: u32, fw: &Firewall) -> Result<Option<String>, crate::controller::Error> {
+pub async fn sync(
+    client: &pve::Client,
+    node: &str,
+    vmid: u32,
+    fw: &Firewall,
+) -> Result<Option<String>, crate::controller::Error> {
     let desired = match desired_rules(fw) {
         Ok(d) => d,
         Err(e) => return Err(crate::controller::Error::Invalid(e)),
@@ -198,7 +220,10 @@ pub async fn sync(client: &pve::Client, node: &str, vmid: u32, fw: &Firewall) ->
     let observed = client.lxc_firewall_rules(node, vmid).await?;
     let (delete, create) = plan_rules(&desired, &observed);
     if !delete.is_empty() || !create.is_empty() {
-        let unknown = observed.iter().filter(|r| !unmanaged(r) && !desired.contains(&observed_rule(r))).count();
+        let unknown = observed
+            .iter()
+            .filter(|r| !unmanaged(r) && !desired.contains(&observed_rule(r)))
+            .count();
         for pos in &delete {
             client.lxc_firewall_rule_delete(node, vmid, *pos, None).await?;
         }
@@ -249,11 +274,24 @@ mod tests {
     }
 
     fn pve_rule(pos: u32, port: &str, comment: &str) -> FirewallRule {
-        FirewallRule { pos, rule_type: "in".into(), action: "ACCEPT".into(), enable: Some(true), proto: Some("tcp".into()), dport: Some(port.into()), comment: Some(comment.into()), ..Default::default() }
+        FirewallRule {
+            pos,
+            rule_type: "in".into(),
+            action: "ACCEPT".into(),
+            enable: Some(true),
+            proto: Some("tcp".into()),
+            dport: Some(port.into()),
+            comment: Some(comment.into()),
+            ..Default::default()
+        }
     }
 
     fn fw(rules: Vec<SpecRule>) -> Firewall {
-        Firewall { enabled: true, rules, ..Default::default() }
+        Firewall {
+            enabled: true,
+            rules,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -269,9 +307,23 @@ mod tests {
         let (del, create) = plan_rules(&d, &[pve_rule(0, "80", "web"), pve_rule(1, "22", "ssh")]);
         assert_eq!(del, vec![1, 0]);
         assert_eq!(create.len(), 2);
-        let (del, _) = plan_rules(&d, &[pve_rule(0, "22", "ssh"), pve_rule(1, "80", "web"), pve_rule(2, "3306", "by hand")]);
+        let (del, _) = plan_rules(
+            &d,
+            &[
+                pve_rule(0, "22", "ssh"),
+                pve_rule(1, "80", "web"),
+                pve_rule(2, "3306", "by hand"),
+            ],
+        );
         assert_eq!(del, vec![2, 1, 0]);
-        let (del, create) = plan_rules(&d, &[pve_rule(0, "22", "ssh"), pve_rule(1, "80", "web"), pve_rule(2, "3306", "[unmanaged] dba")]);
+        let (del, create) = plan_rules(
+            &d,
+            &[
+                pve_rule(0, "22", "ssh"),
+                pve_rule(1, "80", "web"),
+                pve_rule(2, "3306", "[unmanaged] dba"),
+            ],
+        );
         assert!(del.is_empty() && create.is_empty());
     }
 
@@ -281,16 +333,30 @@ mod tests {
         assert_eq!(e.field, "firewall.rules[0].comment");
         let mut r = spec_rule("22", "x");
         r.protocol = None;
-        assert_eq!(desired_rules(&fw(vec![r])).unwrap_err().field, "firewall.rules[0].protocol");
+        assert_eq!(
+            desired_rules(&fw(vec![r])).unwrap_err().field,
+            "firewall.rules[0].protocol"
+        );
         let mut r = spec_rule("22", "x");
         r.source = Some("10.0.0.0/8,1.2.3.4".into());
-        assert_eq!(desired_rules(&fw(vec![r])).unwrap_err().field, "firewall.rules[0].source");
+        assert_eq!(
+            desired_rules(&fw(vec![r])).unwrap_err().field,
+            "firewall.rules[0].source"
+        );
     }
 
     #[test]
     fn options_are_updated_only_when_they_differ() {
-        let f = Firewall { enabled: true, policy_in: Some(FirewallPolicy::Drop), ..Default::default() };
-        let same = FirewallOptions { enable: Some(true), policy_in: Some("DROP".into()), ..Default::default() };
+        let f = Firewall {
+            enabled: true,
+            policy_in: Some(FirewallPolicy::Drop),
+            ..Default::default()
+        };
+        let same = FirewallOptions {
+            enable: Some(true),
+            policy_in: Some("DROP".into()),
+            ..Default::default()
+        };
         assert!(plan_options(&f, &same).is_none());
         let off = FirewallOptions::default();
         let u = plan_options(&f, &off).unwrap();

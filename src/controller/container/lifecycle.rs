@@ -26,20 +26,31 @@ pub(super) async fn observe_only(p: &mut P<'_>, handle: &ClusterHandle, snap: &S
         p.status.phase = Some(ContainerPhase::Pending);
         p.status.ip_addresses.clear();
         let msg = format!("CT {vmid} does not exist in Proxmox");
-        return p.not_ready(Reason::NotFound, msg, Action::requeue(jitter(Duration::from_secs(60)))).await;
+        return p
+            .not_ready(Reason::NotFound, msg, Action::requeue(jitter(Duration::from_secs(60))))
+            .await;
     };
     let running = g.status == "running";
     p.status.node = Some(g.node.clone());
     p.status.state = Some(g.status.clone());
-    p.status.phase = Some(if running { ContainerPhase::Running } else { ContainerPhase::Stopped });
+    p.status.phase = Some(if running {
+        ContainerPhase::Running
+    } else {
+        ContainerPhase::Stopped
+    });
     p.status.usage = Some(usage(g.cpu, g.mem, g.disk, g.uptime, g.netin, g.netout));
     if running && p.status.ip_addresses.is_empty() {
         p.status.ip_addresses = addresses(&handle.client.lxc_interfaces(&g.node, vmid).await.unwrap_or_default());
     } else if !running {
         p.status.ip_addresses.clear();
     }
-    p.ctx.metrics.container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &g);
-    let msg = format!("CT {vmid} on {} is {} (observed only; nothing is changed)", g.node, g.status);
+    p.ctx
+        .metrics
+        .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &g);
+    let msg = format!(
+        "CT {vmid} on {} is {} (observed only; nothing is changed)",
+        g.node, g.status
+    );
     p.cond(CondSpec::yes(CONDITION_READY, Reason::Observed, msg));
     p.uncond(CONDITION_SYNCED);
     p.uncond(CONDITION_STALLED);
@@ -52,7 +63,9 @@ pub(super) async fn observe_only(p: &mut P<'_>, handle: &ClusterHandle, snap: &S
 async fn done(p: &mut P<'_>) -> Result<Action, Error> {
     p.remove_finalizer().await?;
     p.ctx.forget(&p.uid);
-    p.ctx.metrics.forget_container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any());
+    p.ctx
+        .metrics
+        .forget_container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any());
     Ok(Action::await_change())
 }
 
@@ -75,32 +88,57 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         Err(why) => {
             p.status.phase = Some(ContainerPhase::Deleting);
             let msg = format!("cannot clean up CT {vmid}: {why}");
-            return p.not_ready(Reason::ClusterNotReady, msg, Action::requeue(jitter(Duration::from_secs(10)))).await;
+            return p
+                .not_ready(
+                    Reason::ClusterNotReady,
+                    msg,
+                    Action::requeue(jitter(Duration::from_secs(10))),
+                )
+                .await;
         }
     };
     if let Some(action) = check_pending_task(p, &handle).await? {
         return Ok(action);
     }
     let identity = identity_tag(&p.uid);
-    let Some(Located { node, config: cfg, current }) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? else {
+    let Some(Located {
+        node,
+        config: cfg,
+        current,
+    }) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await?
+    else {
         // already gone counts as deleted
         return done(p).await;
     };
     if !cfg.tag_list().contains(&identity) {
-        p.event(Reason::LeftUntouched, format!("CT {vmid} on {node} does not carry our tag; it is not deleted")).await;
+        p.event(
+            Reason::LeftUntouched,
+            format!("CT {vmid} on {node} does not carry our tag; it is not deleted"),
+        )
+        .await;
         return done(p).await;
     }
     if let Some(lock) = &cfg.lock {
         p.status.phase = Some(ContainerPhase::Deleting);
         let msg = format!("CT is locked ({lock}); deletion waits");
-        return p.not_ready(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
+        return p
+            .not_ready(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry)))
+            .await;
     }
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
         let tags: Vec<String> = cfg.tag_list().into_iter().filter(|t| *t != identity).collect();
         let update = if tags.is_empty() {
-            pve::ConfigUpdate { delete: vec!["tags".into()], digest: cfg.digest.clone(), ..Default::default() }
+            pve::ConfigUpdate {
+                delete: vec!["tags".into()],
+                digest: cfg.digest.clone(),
+                ..Default::default()
+            }
         } else {
-            pve::ConfigUpdate { set: [("tags".to_string(), tags.join(";"))].into(), digest: cfg.digest.clone(), ..Default::default() }
+            pve::ConfigUpdate {
+                set: [("tags".to_string(), tags.join(";"))].into(),
+                digest: cfg.digest.clone(),
+                ..Default::default()
+            }
         };
         handle.client.lxc_update_config(&node, vmid, &update).await?;
         let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
@@ -114,22 +152,48 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             let msg = format!(
                 "CT {vmid} has protection enabled in Proxmox; it is not deleted until spec.protection is set to false (or deletionPolicy to Retain)"
             );
-            return p.not_ready(Reason::Protected, msg, Action::requeue(jitter(Duration::from_secs(30)))).await;
+            return p
+                .not_ready(Reason::Protected, msg, Action::requeue(jitter(Duration::from_secs(30))))
+                .await;
         }
-        let update = pve::ConfigUpdate { set: [("protection".to_string(), "0".to_string())].into(), digest: cfg.digest.clone(), ..Default::default() };
+        let update = pve::ConfigUpdate {
+            set: [("protection".to_string(), "0".to_string())].into(),
+            digest: cfg.digest.clone(),
+            ..Default::default()
+        };
         handle.client.lxc_update_config(&node, vmid, &update).await?;
     }
     let client = handle.client.clone();
-    p.cond(CondSpec::no(CONDITION_READY, Reason::Deleting, format!("deleting CT {vmid}")));
+    p.cond(CondSpec::no(
+        CONDITION_READY,
+        Reason::Deleting,
+        format!("deleting CT {vmid}"),
+    ));
     if current.is_running() {
-        p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it")).await;
+        p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it"))
+            .await;
         let n = node.clone();
-        return start_task(p, &handle, &node, "stop", async move { client.lxc_stop(&n, vmid).await }).await;
+        return start_task(
+            p,
+            &handle,
+            &node,
+            "stop",
+            async move { client.lxc_stop(&n, vmid).await },
+        )
+        .await;
     }
-    p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}")).await;
+    p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}"))
+        .await;
     let n = node.clone();
     // only what the config references: disks of other guests with this vmid on shared storage,
     // or detached ones, are not ours to destroy
-    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(false), ..Default::default() };
-    start_task(p, &handle, &node, "delete", async move { client.lxc_delete(&n, vmid, &params).await }).await
+    let params = pve::DeleteParams {
+        purge: Some(true),
+        destroy_unreferenced_disks: Some(false),
+        ..Default::default()
+    };
+    start_task(p, &handle, &node, "delete", async move {
+        client.lxc_delete(&n, vmid, &params).await
+    })
+    .await
 }

@@ -19,9 +19,16 @@ pub struct Located {
 
 /// Reads config and status of `vmid` on `node` concurrently; `None` when it is not there.
 async fn read_on(handle: &ClusterHandle, node: &str, vmid: u32) -> Result<Option<Located>, Error> {
-    let (cfg, st) = tokio::join!(handle.client.lxc_config(node, vmid), handle.client.lxc_status(node, vmid));
+    let (cfg, st) = tokio::join!(
+        handle.client.lxc_config(node, vmid),
+        handle.client.lxc_status(node, vmid)
+    );
     match cfg {
-        Ok(config) => Ok(Some(Located { node: node.to_string(), config, current: st? })),
+        Ok(config) => Ok(Some(Located {
+            node: node.to_string(),
+            config,
+            current: st?,
+        })),
         Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -29,10 +36,19 @@ async fn read_on(handle: &ClusterHandle, node: &str, vmid: u32) -> Result<Option
 
 /// Finds the container: on the node the inventory says, else the node in status, else the
 /// spec's node. `None` when Proxmox has no config for it on any of them.
-pub async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStatus, spec_node: Option<&str>) -> Result<Option<Located>, Error> {
+pub async fn locate(
+    handle: &ClusterHandle,
+    vmid: u32,
+    status: &LxcContainerStatus,
+    spec_node: Option<&str>,
+) -> Result<Option<Located>, Error> {
     let snap = handle.snapshot();
     let mut nodes: Vec<String> = Vec::new();
-    if let Some(g) = snap.as_ref().and_then(|s| s.guests.get(&vmid)).filter(|g| g.kind != "qemu") {
+    if let Some(g) = snap
+        .as_ref()
+        .and_then(|s| s.guests.get(&vmid))
+        .filter(|g| g.kind != "qemu")
+    {
         nodes.push(g.node.clone());
     }
     nodes.extend(status.node.clone());
@@ -45,7 +61,10 @@ pub async fn locate(handle: &ClusterHandle, vmid: u32, status: &LxcContainerStat
     }
     // moved behind our back since the last inventory? ask for a fresh one once — only for a
     // container known to have existed (a new one is simply not there yet)
-    let existed = matches!(status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped | ContainerPhase::Deleting));
+    let existed = matches!(
+        status.phase,
+        Some(ContainerPhase::Running | ContainerPhase::Stopped | ContainerPhase::Deleting)
+    );
     if !existed {
         return Ok(None);
     }

@@ -85,7 +85,9 @@ impl Plan {
         self.changes
             .iter()
             .map(|c| match (&c.from, &c.to) {
-                (_, _) if c.key == "description" || c.key.starts_with("net") || c.key.starts_with("mp") => format!("{} changed", c.key),
+                (_, _) if c.key == "description" || c.key.starts_with("net") || c.key.starts_with("mp") => {
+                    format!("{} changed", c.key)
+                }
                 (Some(f), Some(t)) => format!("{} {f} → {t}", c.key),
                 (None, Some(t)) => format!("{} set to {t}", c.key),
                 (Some(_), None) | (None, None) => format!("{} removed", c.key),
@@ -118,14 +120,22 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
     for (key, want) in &desired.keys {
         let have = raw.get(key.as_str()).cloned();
         if !same_value(key, have.as_deref(), want) {
-            p.changes.push(Change { key: key.clone(), from: have, to: Some(want.clone()) });
+            p.changes.push(Change {
+                key: key.clone(),
+                from: have,
+                to: Some(want.clone()),
+            });
         }
     }
     // tags: exactly the user's plus ours
     let want_tags = desired.all_tags();
     let have_tags = cfg.tags.as_deref().map(props::parse_tags).unwrap_or_default();
     if have_tags != want_tags {
-        p.changes.push(Change { key: "tags".into(), from: cfg.tags.clone(), to: Some(want_tags.join(";")) });
+        p.changes.push(Change {
+            key: "tags".into(),
+            from: cfg.tags.clone(),
+            to: Some(want_tags.join(";")),
+        });
     }
     // network: managed when the spec lists interfaces
     if !desired.nets.is_empty() {
@@ -140,14 +150,25 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
                         // keep the MAC Proxmox assigned, so the interface keeps its identity
                         w.hwaddr = h.and_then(|h| h.hwaddr.clone());
                     }
-                    let enc = w.encode().map_err(|e| InvalidSpec { field: format!("network[{idx}]"), message: e.to_string() })?;
-                    p.changes.push(Change { key: key.clone(), from: raw.get(key.as_str()).cloned(), to: Some(enc) });
+                    let enc = w.encode().map_err(|e| InvalidSpec {
+                        field: format!("network[{idx}]"),
+                        message: e.to_string(),
+                    })?;
+                    p.changes.push(Change {
+                        key: key.clone(),
+                        from: raw.get(key.as_str()).cloned(),
+                        to: Some(enc),
+                    });
                 }
             }
         }
         for idx in have.keys().filter(|i| !desired.nets.contains_key(i)) {
             let key = format!("net{idx}");
-            p.changes.push(Change { key: key.clone(), from: raw.get(key.as_str()).cloned(), to: None });
+            p.changes.push(Change {
+                key: key.clone(),
+                from: raw.get(key.as_str()).cloned(),
+                to: None,
+            });
         }
     }
     // root disk: grow only, same storage
@@ -164,14 +185,24 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
         match have_mps.get(idx) {
             None => {
                 let mp = MountPoint {
-                    volume: props::new_volume(&want.storage, want.size_gib).map_err(|e| InvalidSpec { field: field.clone(), message: e.to_string() })?,
+                    volume: props::new_volume(&want.storage, want.size_gib).map_err(|e| InvalidSpec {
+                        field: field.clone(),
+                        message: e.to_string(),
+                    })?,
                     mp: Some(want.path.clone()),
                     backup: want.backup,
                     ro: want.read_only,
                     ..Default::default()
                 };
-                let enc = mp.encode_mp().map_err(|e| InvalidSpec { field, message: e.to_string() })?;
-                p.changes.push(Change { key, from: None, to: Some(enc) });
+                let enc = mp.encode_mp().map_err(|e| InvalidSpec {
+                    field,
+                    message: e.to_string(),
+                })?;
+                p.changes.push(Change {
+                    key,
+                    from: None,
+                    to: Some(enc),
+                });
             }
             Some(have) => {
                 let differs = have.mp.as_deref() != Some(want.path.as_str())
@@ -187,8 +218,15 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
                         mp.ro = want.read_only;
                     }
                     mp.size = None; // read-only for the API; Proxmox keeps it
-                    let enc = mp.encode_mp().map_err(|e| InvalidSpec { field: field.clone(), message: e.to_string() })?;
-                    p.changes.push(Change { key: key.clone(), from: raw.get(key.as_str()).cloned(), to: Some(enc) });
+                    let enc = mp.encode_mp().map_err(|e| InvalidSpec {
+                        field: field.clone(),
+                        message: e.to_string(),
+                    })?;
+                    p.changes.push(Change {
+                        key: key.clone(),
+                        from: raw.get(key.as_str()).cloned(),
+                        to: Some(enc),
+                    });
                 }
                 disk_step(&key, &field, &want.storage, want.size_gib, have, &mut p)?;
             }
@@ -202,7 +240,14 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
     Ok(p)
 }
 
-fn disk_step(key: &str, field: &str, storage: &str, want_gib: u32, have: &MountPoint, p: &mut Plan) -> Result<(), InvalidSpec> {
+fn disk_step(
+    key: &str,
+    field: &str,
+    storage: &str,
+    want_gib: u32,
+    have: &MountPoint,
+    p: &mut Plan,
+) -> Result<(), InvalidSpec> {
     let have_storage = have.volume.split(':').next().unwrap_or_default();
     if have_storage != storage {
         return Err(InvalidSpec {
@@ -215,7 +260,10 @@ fn disk_step(key: &str, field: &str, storage: &str, want_gib: u32, have: &MountP
         if want_mib < have_mib {
             return Err(InvalidSpec {
                 field: format!("{field}.size"),
-                message: format!("shrinking from {} to {want_gib}Gi is not supported (disks only grow)", gib_text(have_mib)),
+                message: format!(
+                    "shrinking from {} to {want_gib}Gi is not supported (disks only grow)",
+                    gib_text(have_mib)
+                ),
             });
         }
         if want_mib > have_mib {
@@ -249,7 +297,9 @@ fn same_net(want: &NetConfig, have: &NetConfig) -> bool {
         && want.mtu == have.mtu
         && rate_eq
         && want.firewall.unwrap_or(false) == have.firewall.unwrap_or(false)
-        && (want.hwaddr.is_none() || want.hwaddr.as_deref().map(str::to_ascii_uppercase) == have.hwaddr.as_deref().map(str::to_ascii_uppercase))
+        && (want.hwaddr.is_none()
+            || want.hwaddr.as_deref().map(str::to_ascii_uppercase)
+                == have.hwaddr.as_deref().map(str::to_ascii_uppercase))
 }
 
 fn same_value(key: &str, have: Option<&str>, want: &str) -> bool {
@@ -292,18 +342,40 @@ mod tests {
 
     fn spec() -> LxcContainerSpec {
         LxcContainerSpec {
-            source: ContainerSource { os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()), ..Default::default() },
+            source: ContainerSource {
+                os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()),
+                ..Default::default()
+            },
             unprivileged: true,
-            resources: Some(Resources { cores: Some(2), memory: Some(ByteQuantity::new("1Gi")), ..Default::default() }),
-            rootfs: Some(RootFs { storage: "local-lvm".into(), size: ByteQuantity::new("8Gi") }),
-            network: vec![NetworkInterface { name: "eth0".into(), bridge: "vmbr0".into(), ipv4: Some(Ipv4Config { dhcp: Some(true), ..Default::default() }), ..Default::default() }],
+            resources: Some(Resources {
+                cores: Some(2),
+                memory: Some(ByteQuantity::new("1Gi")),
+                ..Default::default()
+            }),
+            rootfs: Some(RootFs {
+                storage: "local-lvm".into(),
+                size: ByteQuantity::new("8Gi"),
+            }),
+            network: vec![NetworkInterface {
+                name: "eth0".into(),
+                bridge: "vmbr0".into(),
+                ipv4: Some(Ipv4Config {
+                    dhcp: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
 
     fn observed(cfg: serde_json::Value, status: &str) -> Observed {
         let raw = serde_json::from_value(cfg).unwrap();
-        Observed { node: "pve1".into(), status: status.into(), config: LxcConfig::from_raw(raw) }
+        Observed {
+            node: "pve1".into(),
+            status: status.into(),
+            config: LxcConfig::from_raw(raw),
+        }
     }
 
     fn in_sync() -> serde_json::Value {
@@ -343,7 +415,10 @@ mod tests {
         s.network[0].vlan = Some(20);
         let d = validate(&s, "web", "uid").unwrap();
         let p = plan(&d, None, &observed(in_sync(), "running")).unwrap();
-        assert_eq!(p.config_update().0["net0"], "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=dhcp,tag=20,type=veth");
+        assert_eq!(
+            p.config_update().0["net0"],
+            "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=dhcp,tag=20,type=veth"
+        );
     }
 
     #[test]
@@ -372,7 +447,14 @@ mod tests {
     #[test]
     fn a_new_mount_point_is_added_with_the_new_volume_syntax() {
         let mut s = spec();
-        s.mount_points = vec![crate::crd::lxc_container::MountPoint { name: "mp0".into(), storage: "local-lvm".into(), size: ByteQuantity::new("10Gi"), path: "/data".into(), backup: Some(true), read_only: None }];
+        s.mount_points = vec![crate::crd::lxc_container::MountPoint {
+            name: "mp0".into(),
+            storage: "local-lvm".into(),
+            size: ByteQuantity::new("10Gi"),
+            path: "/data".into(),
+            backup: Some(true),
+            read_only: None,
+        }];
         let d = validate(&s, "web", "uid").unwrap();
         let p = plan(&d, None, &observed(in_sync(), "running")).unwrap();
         assert_eq!(p.config_update().0["mp0"], "local-lvm:10,mp=/data,backup=1");
@@ -397,6 +479,9 @@ mod tests {
         let mut s = spec();
         s.unprivileged = false;
         let d = validate(&s, "web", "uid").unwrap();
-        assert_eq!(plan(&d, None, &observed(in_sync(), "running")).unwrap_err().field, "unprivileged");
+        assert_eq!(
+            plan(&d, None, &observed(in_sync(), "running")).unwrap_err().field,
+            "unprivileged"
+        );
     }
 }

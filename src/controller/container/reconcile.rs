@@ -78,7 +78,12 @@ pub fn error_policy(obj: Arc<LxcContainer>, err: &Error, ctx: Arc<Context>) -> A
 pub(super) fn cluster_key(obj: &LxcContainer) -> ClusterKey {
     ClusterKey {
         namespace: obj.namespace().unwrap_or_default(),
-        name: obj.spec.cluster_ref.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "default".into()),
+        name: obj
+            .spec
+            .cluster_ref
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "default".into()),
     }
 }
 
@@ -96,7 +101,13 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         Ok(u) => u,
         Err(why) => {
             p.status.phase.get_or_insert(ContainerPhase::Pending);
-            return p.not_ready(Reason::ClusterNotReady, why, Action::requeue(jitter(Duration::from_secs(5)))).await;
+            return p
+                .not_ready(
+                    Reason::ClusterNotReady,
+                    why,
+                    Action::requeue(jitter(Duration::from_secs(5))),
+                )
+                .await;
         }
     };
     let desired = match validate(&obj.spec, &obj.name_any(), &p.uid) {
@@ -108,7 +119,12 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     if let (Some(have), Some(want)) = (p.status.vmid, obj.spec.vmid) {
         if have != want && obj.spec.management == Management::Full {
             let message = format!("vmid is immutable: this container is {have}");
-            return p.invalid(InvalidSpec { field: "vmid".into(), message }).await;
+            return p
+                .invalid(InvalidSpec {
+                    field: "vmid".into(),
+                    message,
+                })
+                .await;
         }
     }
     if obj.spec.management == Management::ObserveOnly {
@@ -135,7 +151,11 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     match locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? {
         None => {
             if matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped)) {
-                p.event(Reason::Recreating, format!("CT {vmid} is gone from Proxmox; creating it again with the same vmid")).await;
+                p.event(
+                    Reason::Recreating,
+                    format!("CT {vmid} is gone from Proxmox; creating it again with the same vmid"),
+                )
+                .await;
             }
             super::create::create(&mut p, &handle, &snap, &desired, vmid).await
         }
@@ -187,15 +207,24 @@ pub(super) async fn start_task(
     operation: &str,
     call: impl std::future::Future<Output = pve::Result<Upid>>,
 ) -> Result<Action, Error> {
-    p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskRunning, format!("{operation} is running on {node}")));
+    p.cond(CondSpec::no(
+        CONDITION_SYNCED,
+        Reason::TaskRunning,
+        format!("{operation} is running on {node}"),
+    ));
     match task::start(p, handle, node, operation, false, call).await? {
         Started::Task(_) | Started::NoTask => Ok(next_poll(p)),
         Started::NoSlot => {
             let msg = format!("waiting for a task slot on node {node}");
-            p.not_synced(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY))).await
+            p.not_synced(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+                .await
         }
         Started::Refused(e) if e.class() == ErrorClass::InvalidSpec => {
-            p.invalid(InvalidSpec { field: operation.into(), message: format!("Proxmox refused it: {e}") }).await
+            p.invalid(InvalidSpec {
+                field: operation.into(),
+                message: format!("Proxmox refused it: {e}"),
+            })
+            .await
         }
         Started::Refused(e) => Err(e.into()),
     }

@@ -32,7 +32,10 @@ async fn slice_version(client: &kube::Client) -> &'static str {
 }
 
 fn slice_api(client: &kube::Client, ns: &str, version: &str) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("discovery.k8s.io", version, "EndpointSlice"), "endpointslices");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("discovery.k8s.io", version, "EndpointSlice"),
+        "endpointslices",
+    );
     Api::namespaced_with(client.clone(), ns, &ar)
 }
 
@@ -45,17 +48,39 @@ fn protocol(p: PortProtocol) -> &'static str {
 }
 
 /// The Service and EndpointSlice for `obj`, given its primary IPv4 and whether it runs (pure).
-pub fn manifests(obj: &LxcContainer, ipv4: Option<&str>, running: bool, slice_version: &str) -> (serde_json::Value, serde_json::Value) {
+pub fn manifests(
+    obj: &LxcContainer,
+    ipv4: Option<&str>,
+    running: bool,
+    slice_version: &str,
+) -> (serde_json::Value, serde_json::Value) {
     let name = obj.name_any();
-    let owner = obj.controller_owner_ref(&()).map(|o| serde_json::to_value(o).unwrap()).into_iter().collect::<Vec<_>>();
-    let ports: Vec<_> = obj.spec.ports.iter().map(|p| json!({"name": p.name, "port": p.port, "targetPort": p.port, "protocol": protocol(p.protocol)})).collect();
+    let owner = obj
+        .controller_owner_ref(&())
+        .map(|o| serde_json::to_value(o).unwrap())
+        .into_iter()
+        .collect::<Vec<_>>();
+    let ports: Vec<_> = obj
+        .spec
+        .ports
+        .iter()
+        .map(|p| json!({"name": p.name, "port": p.port, "targetPort": p.port, "protocol": protocol(p.protocol)}))
+        .collect();
     let service = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "ownerReferences": owner, "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}},
         "spec": {"type": "ClusterIP", "ports": ports},
     });
-    let endpoints: Vec<_> = ipv4.map(|ip| json!({"addresses": [ip], "conditions": {"ready": running}})).into_iter().collect();
-    let slice_ports: Vec<_> = obj.spec.ports.iter().map(|p| json!({"name": p.name, "port": p.port, "protocol": protocol(p.protocol)})).collect();
+    let endpoints: Vec<_> = ipv4
+        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": running}}))
+        .into_iter()
+        .collect();
+    let slice_ports: Vec<_> = obj
+        .spec
+        .ports
+        .iter()
+        .map(|p| json!({"name": p.name, "port": p.port, "protocol": protocol(p.protocol)}))
+        .collect();
     let slice = json!({
         "apiVersion": format!("discovery.k8s.io/{slice_version}"), "kind": "EndpointSlice",
         "metadata": {"name": name, "ownerReferences": owner, "labels": {SERVICE_NAME_LABEL: name, "endpointslice.kubernetes.io/managed-by": "proxmox-lxc-operator.pve.lxc.dev"}},
@@ -68,7 +93,12 @@ pub fn manifests(obj: &LxcContainer, ipv4: Option<&str>, running: bool, slice_ve
 
 /// Publishes (or withdraws, when `spec.ports` is empty) the container's Service and
 /// EndpointSlice. Writes only when they differ from what exists.
-pub async fn sync(client: &kube::Client, obj: &LxcContainer, ipv4: Option<&str>, running: bool) -> Result<bool, kube::Error> {
+pub async fn sync(
+    client: &kube::Client,
+    obj: &LxcContainer,
+    ipv4: Option<&str>,
+    running: bool,
+) -> Result<bool, kube::Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let version = slice_version(client).await;
@@ -91,7 +121,10 @@ pub async fn sync(client: &kube::Client, obj: &LxcContainer, ipv4: Option<&str>,
         wrote = true;
     }
     let existing = slices.get_opt(&name).await?;
-    let slice_same = existing.as_ref().is_some_and(|s| s.data.get("endpoints").unwrap_or(&json!([])) == &slice["endpoints"] && s.data.get("ports") == Some(&slice["ports"]));
+    let slice_same = existing.as_ref().is_some_and(|s| {
+        s.data.get("endpoints").unwrap_or(&json!([])) == &slice["endpoints"]
+            && s.data.get("ports") == Some(&slice["ports"])
+    });
     if !slice_same {
         slices.patch(&name, &pp, &Patch::Apply(&slice)).await?;
         wrote = true;
@@ -108,7 +141,11 @@ pub async fn remove(client: &kube::Client, obj: &LxcContainer) -> Result<bool, k
     let mut wrote = false;
     if let Some(s) = services.get_opt(&name).await? {
         // only ours: a Service of the same name made by someone else is left alone
-        if s.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| Some(&o.uid) == obj.uid().as_ref())) {
+        if s.metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| Some(&o.uid) == obj.uid().as_ref()))
+        {
             match services.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => wrote = true,
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -118,7 +155,11 @@ pub async fn remove(client: &kube::Client, obj: &LxcContainer) -> Result<bool, k
     }
     let slices = slice_api(client, &ns, version);
     if let Some(s) = slices.get_opt(&name).await? {
-        if s.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|o| Some(&o.uid) == obj.uid().as_ref())) {
+        if s.metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| Some(&o.uid) == obj.uid().as_ref()))
+        {
             match slices.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => wrote = true,
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -136,12 +177,25 @@ mod tests {
 
     #[test]
     fn the_endpoint_is_ready_only_while_the_container_runs() {
-        let mut obj = LxcContainer::new("web", LxcContainerSpec { ports: vec![ServicePort { name: "http".into(), port: 80, protocol: PortProtocol::Tcp }], ..Default::default() });
+        let mut obj = LxcContainer::new(
+            "web",
+            LxcContainerSpec {
+                ports: vec![ServicePort {
+                    name: "http".into(),
+                    port: 80,
+                    protocol: PortProtocol::Tcp,
+                }],
+                ..Default::default()
+            },
+        );
         obj.metadata.namespace = Some("ns".into());
         obj.metadata.uid = Some("u1".into());
         let (svc, slice) = manifests(&obj, Some("10.0.0.5"), true, "v1");
         assert_eq!(svc["spec"]["ports"][0]["port"], 80);
-        assert!(svc["spec"].get("selector").is_none(), "a Service for a container has no selector");
+        assert!(
+            svc["spec"].get("selector").is_none(),
+            "a Service for a container has no selector"
+        );
         assert_eq!(svc["metadata"]["ownerReferences"][0]["uid"], "u1");
         assert_eq!(slice["endpoints"][0]["addresses"][0], "10.0.0.5");
         assert_eq!(slice["endpoints"][0]["conditions"]["ready"], true);

@@ -24,7 +24,14 @@ use tokio::sync::mpsc;
 
 /// A kind the kernel runs passes for.
 pub trait Managed:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync + 'static
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// The status type.
     type Status: Clone + PartialEq + Default + Serialize + Debug + Send + Sync + 'static;
@@ -111,14 +118,19 @@ impl<S: Clone + PartialEq> StatusCache<S> {
     }
 }
 
+/// A controller's wake channel and the namespace it watches (`None`: all).
+type Route<K> = (Option<String>, mpsc::UnboundedSender<ObjectRef<K>>);
+
 /// The wake channels of a kind's controllers, by the namespace each watches (`None`: all).
 pub struct WakeRoutes<K: Resource> {
-    routes: Mutex<Vec<(Option<String>, mpsc::UnboundedSender<ObjectRef<K>>)>>,
+    routes: Mutex<Vec<Route<K>>>,
 }
 
 impl<K: Resource> Default for WakeRoutes<K> {
     fn default() -> Self {
-        Self { routes: Mutex::default() }
+        Self {
+            routes: Mutex::default(),
+        }
     }
 }
 
@@ -133,7 +145,10 @@ impl<K: Resource<DynamicType = ()> + 'static> WakeRoutes<K> {
         let r = ObjectRef::from_obj(obj);
         let tx = {
             let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-            routes.iter().find(|(scope, _)| scope.is_none() || *scope == r.namespace).map(|(_, tx)| tx.clone())
+            routes
+                .iter()
+                .find(|(scope, _)| scope.is_none() || *scope == r.namespace)
+                .map(|(_, tx)| tx.clone())
         };
         Arc::new(move || {
             if let Some(tx) = &tx {
@@ -217,7 +232,11 @@ impl<'a, K: Managed> Pass<'a, K> {
     pub async fn save(&mut self) -> Result<(), Error> {
         let mut cmp = self.status.clone();
         if let Some(t) = K::sync_time(&mut cmp) {
-            *t = self.written.clone().as_mut().and_then(|w| K::sync_time(w).and_then(|t| t.clone()));
+            *t = self
+                .written
+                .clone()
+                .as_mut()
+                .and_then(|w| K::sync_time(w).and_then(|t| t.clone()));
         }
         if self.written.as_ref() == Some(&cmp) {
             return Ok(());
@@ -225,7 +244,9 @@ impl<'a, K: Managed> Pass<'a, K> {
         if let Some(t) = K::sync_time(&mut self.status) {
             *t = Some(self.now.clone());
         }
-        apply_status(&self.api, self.obj, &self.status).await.op("write status")?;
+        apply_status(&self.api, self.obj, &self.status)
+            .await
+            .op("write status")?;
         self.ctx.metrics.kube_write(K::KIND);
         K::cache(self.ctx).record(&self.uid, &self.status);
         self.written = Some(self.status.clone());
@@ -234,7 +255,9 @@ impl<'a, K: Managed> Pass<'a, K> {
 
     /// Publishes an Event (a warning when the reason is one).
     pub async fn event(&self, reason: Reason, note: String) {
-        self.ctx.event(self.obj, reason.is_warning(), reason.as_str(), note).await;
+        self.ctx
+            .event(self.obj, reason.is_warning(), reason.as_str(), note)
+            .await;
     }
 
     /// `Ready=False` with a reason (an Event when the reason is new and publishes one); the
@@ -280,7 +303,10 @@ impl<'a, K: Managed> Pass<'a, K> {
 
     /// Adds our finalizer (a no-op when present).
     pub async fn add_finalizer(&self) -> Result<(), Error> {
-        if add_finalizer(&self.api, self.obj, FINALIZER).await.op("add finalizer")? {
+        if add_finalizer(&self.api, self.obj, FINALIZER)
+            .await
+            .op("add finalizer")?
+        {
             self.ctx.metrics.kube_write(K::KIND);
         }
         Ok(())
@@ -288,7 +314,9 @@ impl<'a, K: Managed> Pass<'a, K> {
 
     /// Removes our finalizer (a no-op when absent).
     pub async fn remove_finalizer(&self) -> Result<(), Error> {
-        remove_finalizer(&self.api, self.obj, FINALIZER).await.op("remove finalizer")
+        remove_finalizer(&self.api, self.obj, FINALIZER)
+            .await
+            .op("remove finalizer")
     }
 
     /// Whether the object carries our finalizer.
@@ -346,7 +374,11 @@ mod tests {
         let c: StatusCache<u32> = StatusCache::default();
         assert_eq!(c.current("a", Some(&1)), Some(1));
         c.record("a", &2);
-        assert_eq!(c.current("a", Some(&1)), Some(2), "the cache has not seen our write yet");
+        assert_eq!(
+            c.current("a", Some(&1)),
+            Some(2),
+            "the cache has not seen our write yet"
+        );
         assert_eq!(c.current("a", None), Some(2));
         assert_eq!(c.current("a", Some(&2)), Some(2), "caught up");
         assert!(c.is_empty(), "our copy is dropped once the cache caught up");

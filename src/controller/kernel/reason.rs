@@ -255,7 +255,11 @@ impl Reason {
     /// except the waits that resolve by themselves (a cluster connecting, a task slot, a queue).
     pub fn emits_event(self) -> bool {
         use Reason::*;
-        self.is_warning() && !matches!(self, ClusterNotReady | WaitingForTaskSlot | Queued | Locked | ContainerLocked)
+        self.is_warning()
+            && !matches!(
+                self,
+                ClusterNotReady | WaitingForTaskSlot | Queued | Locked | ContainerLocked
+            )
     }
 }
 

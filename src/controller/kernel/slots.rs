@@ -71,7 +71,10 @@ pub fn node_key(cluster: &impl std::fmt::Display, node: &str) -> String {
 impl TaskSlots {
     /// An empty service reporting its queue depth to `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { inner: Arc::default(), metrics }
+        Self {
+            inner: Arc::default(),
+            metrics,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotsInner> {
@@ -79,13 +82,22 @@ impl TaskSlots {
     }
 
     fn report_depth(&self, g: &SlotsInner, kind: &'static str) {
-        self.metrics.set_queue_depth(kind, g.waiting.iter().filter(|w| w.kind == kind).count());
+        self.metrics
+            .set_queue_depth(kind, g.waiting.iter().filter(|w| w.kind == kind).count());
     }
 
     /// Takes a slot on `node` for object `uid` (true), or queues it (keeping its place) and
     /// returns false; `wake` is called when a slot there frees up. An object that holds a slot
     /// already keeps it.
-    pub fn try_take(&self, client: &pve::Client, key: &str, node: &str, uid: &str, kind: &'static str, wake: Waker) -> bool {
+    pub fn try_take(
+        &self,
+        client: &pve::Client,
+        key: &str,
+        node: &str,
+        uid: &str,
+        kind: &'static str,
+        wake: Waker,
+    ) -> bool {
         let mut g = self.lock();
         if g.held.contains_key(uid) {
             return true;
@@ -96,7 +108,11 @@ impl TaskSlots {
                 if let Some(i) = pos {
                     g.waiting.remove(i);
                 }
-                let guard = SlotGuard { permit: Some(permit), key: key.to_string(), slots: Arc::downgrade(&self.inner) };
+                let guard = SlotGuard {
+                    permit: Some(permit),
+                    key: key.to_string(),
+                    slots: Arc::downgrade(&self.inner),
+                };
                 g.held.insert(uid.to_string(), guard);
                 self.report_depth(&g, kind);
                 true
@@ -106,9 +122,19 @@ impl TaskSlots {
                     Some(i) if g.waiting[i].key == key => {}
                     Some(i) => {
                         g.waiting.remove(i);
-                        g.waiting.push_back(Waiter { uid: uid.into(), key: key.into(), kind, wake });
+                        g.waiting.push_back(Waiter {
+                            uid: uid.into(),
+                            key: key.into(),
+                            kind,
+                            wake,
+                        });
                     }
-                    None => g.waiting.push_back(Waiter { uid: uid.into(), key: key.into(), kind, wake }),
+                    None => g.waiting.push_back(Waiter {
+                        uid: uid.into(),
+                        key: key.into(),
+                        kind,
+                        wake,
+                    }),
                 }
                 self.report_depth(&g, kind);
                 false
@@ -124,7 +150,11 @@ impl TaskSlots {
             return;
         }
         if let Some(permit) = client.try_acquire_task_slot(node) {
-            let guard = SlotGuard { permit: Some(permit), key: key.to_string(), slots: Arc::downgrade(&self.inner) };
+            let guard = SlotGuard {
+                permit: Some(permit),
+                key: key.to_string(),
+                slots: Arc::downgrade(&self.inner),
+            };
             g.held.insert(uid.to_string(), guard);
         }
     }
@@ -158,7 +188,12 @@ impl TaskSlots {
     pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
         let gone: Vec<String> = {
             let g = self.lock();
-            g.held.keys().chain(g.waiting.iter().map(|w| &w.uid)).filter(|u| !live(u)).cloned().collect()
+            g.held
+                .keys()
+                .chain(g.waiting.iter().map(|w| &w.uid))
+                .filter(|u| !live(u))
+                .cloned()
+                .collect()
         };
         for uid in gone {
             self.forget(&uid);
@@ -214,7 +249,14 @@ impl NodeQueue {
 
     /// Takes node `key` for `uid` when it is free and `uid` goes next; otherwise queues it and
     /// returns who holds the node or goes before it (`namespace/name`).
-    pub fn take_or_wait(&self, key: &str, uid: &str, namespace: &str, order: (i64, String), wake: Waker) -> Result<(), String> {
+    pub fn take_or_wait(
+        &self,
+        key: &str,
+        uid: &str,
+        namespace: &str,
+        order: (i64, String),
+        wake: Waker,
+    ) -> Result<(), String> {
         let mut nodes = self.lock();
         let q = nodes.entry(key.to_string()).or_default();
         if q.holder.as_ref().is_some_and(|h| h.0 == uid) {
@@ -222,7 +264,12 @@ impl NodeQueue {
         }
         match q.waiting.iter_mut().find(|w| w.uid == uid) {
             Some(w) => w.wake = wake,
-            None => q.waiting.push(QueueWaiter { uid: uid.into(), namespace: namespace.into(), order, wake }),
+            None => q.waiting.push(QueueWaiter {
+                uid: uid.into(),
+                namespace: namespace.into(),
+                order,
+                wake,
+            }),
         }
         if let Some((_, name)) = &q.holder {
             return Err(name.clone());
@@ -251,7 +298,10 @@ impl NodeQueue {
 
     /// Whether `uid` holds node `key`.
     pub fn holds(&self, key: &str, uid: &str) -> bool {
-        self.lock().get(key).and_then(|q| q.holder.as_ref()).is_some_and(|h| h.0 == uid)
+        self.lock()
+            .get(key)
+            .and_then(|q| q.holder.as_ref())
+            .is_some_and(|h| h.0 == uid)
     }
 
     /// Frees what `uid` holds and leaves its places in the queues; waiters of a freed node
@@ -286,7 +336,12 @@ impl NodeQueue {
             let nodes = self.lock();
             nodes
                 .values()
-                .flat_map(|q| q.holder.iter().map(|h| h.0.clone()).chain(q.waiting.iter().map(|w| w.uid.clone())))
+                .flat_map(|q| {
+                    q.holder
+                        .iter()
+                        .map(|h| h.0.clone())
+                        .chain(q.waiting.iter().map(|w| w.uid.clone()))
+                })
                 .filter(|u| !live(u))
                 .collect()
         };
@@ -324,12 +379,18 @@ impl Claims {
 
     /// Gives up every claim of `uid`.
     pub fn forget(&self, uid: &str) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, v| v != uid);
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, v| v != uid);
     }
 
     /// Forgets the claims of every object for which `live` is false.
     pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, v| live(v));
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, v| live(v));
     }
 }
 
@@ -341,13 +402,22 @@ mod tests {
     fn counter() -> (Arc<AtomicUsize>, Waker) {
         let n = Arc::new(AtomicUsize::new(0));
         let m = n.clone();
-        (n, Arc::new(move || {
-            m.fetch_add(1, Ordering::SeqCst);
-        }))
+        (
+            n,
+            Arc::new(move || {
+                m.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
     }
 
     fn client(limit: u32) -> pve::Client {
-        let mut cfg = pve::ClientConfig::new(["https://127.0.0.1:1"], pve::Auth::Token { token_id: "u@pam!t".into(), secret: "s".into() });
+        let mut cfg = pve::ClientConfig::new(
+            ["https://127.0.0.1:1"],
+            pve::Auth::Token {
+                token_id: "u@pam!t".into(),
+                secret: "s".into(),
+            },
+        );
         cfg.limits.max_concurrent_tasks_per_node = limit;
         pve::Client::new(cfg).unwrap()
     }
@@ -394,8 +464,13 @@ mod tests {
         assert!(q.holds("n", "a0"));
         q.forget("a0");
         // team-b has not been served: its backup goes before team-a's second one
-        assert_eq!(q.take_or_wait("n", "a1", "team-a", (1, "team-a/b1".into()), w.clone()), Err("team-b/b0".into()));
-        assert!(q.take_or_wait("n", "b0", "team-b", (10, "team-b/b0".into()), w.clone()).is_ok());
+        assert_eq!(
+            q.take_or_wait("n", "a1", "team-a", (1, "team-a/b1".into()), w.clone()),
+            Err("team-b/b0".into())
+        );
+        assert!(q
+            .take_or_wait("n", "b0", "team-b", (10, "team-b/b0".into()), w.clone())
+            .is_ok());
         q.forget("b0");
         assert!(q.take_or_wait("n", "a1", "team-a", (1, "team-a/b1".into()), w).is_ok());
     }
@@ -405,12 +480,24 @@ mod tests {
         let q = NodeQueue::default();
         let (_, w) = counter();
         assert!(q.take_or_wait("n", "ua", "ns", (1, "ns/a".into()), w.clone()).is_ok());
-        assert_eq!(q.take_or_wait("n", "uc", "ns", (3, "ns/c".into()), w.clone()), Err("ns/a".into()));
-        assert_eq!(q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w.clone()), Err("ns/a".into()));
+        assert_eq!(
+            q.take_or_wait("n", "uc", "ns", (3, "ns/c".into()), w.clone()),
+            Err("ns/a".into())
+        );
+        assert_eq!(
+            q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w.clone()),
+            Err("ns/a".into())
+        );
         q.forget("ua");
-        assert_eq!(q.take_or_wait("n", "uc", "ns", (3, "ns/c".into()), w.clone()), Err("ns/b".into()));
+        assert_eq!(
+            q.take_or_wait("n", "uc", "ns", (3, "ns/c".into()), w.clone()),
+            Err("ns/b".into())
+        );
         assert!(q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w.clone()).is_ok());
-        assert!(q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w).is_ok(), "the holder keeps the node");
+        assert!(
+            q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w).is_ok(),
+            "the holder keeps the node"
+        );
     }
 
     #[test]

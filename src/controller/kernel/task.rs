@@ -91,7 +91,9 @@ pub fn failure_message(operation: &str, text: &str, tail: &[String]) -> String {
 /// steady state (no task) none at all.
 pub fn poll_interval(started: Option<&Time>, now: jiff::Timestamp, max: Duration) -> Duration {
     let floor = Duration::from_millis(200).min(max);
-    let age = started.map(|s| now.duration_since(s.0).as_secs_f64().max(0.0)).unwrap_or(0.0);
+    let age = started
+        .map(|s| now.duration_since(s.0).as_secs_f64().max(0.0))
+        .unwrap_or(0.0);
     Duration::from_secs_f64(age / 4.0).clamp(floor, max)
 }
 
@@ -117,7 +119,11 @@ where
         return Ok(Started::NoSlot);
     }
     let now = p.now.clone();
-    let task = |upid: &str| PendingTask { upid: upid.into(), operation: operation.into(), started_at: Some(now.clone()) };
+    let task = |upid: &str| PendingTask {
+        upid: upid.into(),
+        operation: operation.into(),
+        started_at: Some(now.clone()),
+    };
     if write_ahead {
         p.status.set_pending(Some(task(UNKNOWN_UPID)));
         if let Err(e) = p.save().await {
@@ -151,7 +157,11 @@ where
 
 /// Polls the task recorded in status (`None`: there is none). The record is cleared once the
 /// task has ended (or is unknown); the caller records the outcome and saves.
-pub async fn poll<K>(p: &mut Pass<'_, K>, handle: &ClusterHandle, log_lines: u64) -> Result<Option<(PendingTask, Polled)>, Error>
+pub async fn poll<K>(
+    p: &mut Pass<'_, K>,
+    handle: &ClusterHandle,
+    log_lines: u64,
+) -> Result<Option<(PendingTask, Polled)>, Error>
 where
     K: Managed,
     K::Status: TaskRecord,
@@ -174,7 +184,9 @@ where
     let polled = match st.result() {
         TaskResult::Running => {
             // keep the slot of a task started by an earlier operator process, too
-            p.ctx.slots.adopt(&handle.client, &node_key(&handle.key, upid.node()), upid.node(), &p.uid);
+            p.ctx
+                .slots
+                .adopt(&handle.client, &node_key(&handle.key, upid.node()), upid.node(), &p.uid);
             return Ok(Some((pt, Polled::Running)));
         }
         TaskResult::Ok => Polled::Done(None),
@@ -200,15 +212,27 @@ mod tests {
         let now: jiff::Timestamp = "2026-12-01T00:00:10Z".parse().unwrap();
         let at = |s: &str| Time(s.parse().unwrap());
         let max = Duration::from_secs(1);
-        assert_eq!(poll_interval(Some(&at("2026-12-01T00:00:10Z")), now, max), Duration::from_millis(200));
-        assert_eq!(poll_interval(Some(&at("2026-12-01T00:00:08Z")), now, max), Duration::from_millis(500));
+        assert_eq!(
+            poll_interval(Some(&at("2026-12-01T00:00:10Z")), now, max),
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            poll_interval(Some(&at("2026-12-01T00:00:08Z")), now, max),
+            Duration::from_millis(500)
+        );
         assert_eq!(poll_interval(Some(&at("2026-12-01T00:00:00Z")), now, max), max);
-        assert_eq!(poll_interval(None, now, Duration::from_millis(100)), Duration::from_millis(100));
+        assert_eq!(
+            poll_interval(None, now, Duration::from_millis(100)),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]
     fn a_failure_message_carries_the_log_tail() {
         assert_eq!(failure_message("create", "boom", &[]), "create task failed: boom");
-        assert_eq!(failure_message("create", "boom", &["a".into(), "b".into()]), "create task failed: boom (a | b)");
+        assert_eq!(
+            failure_message("create", "boom", &["a".into(), "b".into()]),
+            "create task failed: boom (a | b)"
+        );
     }
 }

@@ -49,14 +49,20 @@ pub struct TemplatePlan {
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
-    InvalidSpec { field: field.into(), message: message.into() }
+    InvalidSpec {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// The `LxcContainerSpec` that carries a template's container settings, so they are checked and
 /// encoded exactly as a container's are. Its source is a placeholder: only the settings are used.
 pub fn container_spec(spec: &LxcTemplateSpec) -> LxcContainerSpec {
     LxcContainerSpec {
-        source: ContainerSource { os_template: Some("local:vztmpl/image.tar.zst".into()), ..Default::default() },
+        source: ContainerSource {
+            os_template: Some("local:vztmpl/image.tar.zst".into()),
+            ..Default::default()
+        },
         description: spec.description.clone(),
         tags: spec.tags.clone(),
         unprivileged: spec.unprivileged,
@@ -80,23 +86,44 @@ pub fn build_hash(spec: &LxcTemplateSpec) -> String {
 
 /// Checks the spec of the template named `name` with uid `uid`.
 pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePlan, InvalidSpec> {
-    let image_storage = spec.image_storage.clone().unwrap_or_else(|| DEFAULT_IMAGE_STORAGE.into());
+    let image_storage = spec
+        .image_storage
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IMAGE_STORAGE.into());
     if !is_storage_id(&image_storage) {
-        return Err(invalid("imageStorage", format!("{image_storage:?} is not a storage id")));
+        return Err(invalid(
+            "imageStorage",
+            format!("{image_storage:?} is not a storage id"),
+        ));
     }
     let i = &spec.image;
-    let set = [i.appliance.is_some(), i.url.is_some(), i.volid.is_some()].iter().filter(|x| **x).count();
+    let set = [i.appliance.is_some(), i.url.is_some(), i.volid.is_some()]
+        .iter()
+        .filter(|x| **x)
+        .count();
     if set != 1 {
-        return Err(invalid("image", format!("set exactly one of appliance, url or volid ({set} are set)")));
+        return Err(invalid(
+            "image",
+            format!("set exactly one of appliance, url or volid ({set} are set)"),
+        ));
     }
     let image = if let Some(v) = &i.volid {
-        let ok = v.split_once(":vztmpl/").is_some_and(|(st, f)| is_storage_id(st) && is_file_name(f));
+        let ok = v
+            .split_once(":vztmpl/")
+            .is_some_and(|(st, f)| is_storage_id(st) && is_file_name(f));
         if !ok {
-            return Err(invalid("image.volid", format!("{v:?} is not a volume id like local:vztmpl/NAME.tar.zst")));
+            return Err(invalid(
+                "image.volid",
+                format!("{v:?} is not a volume id like local:vztmpl/NAME.tar.zst"),
+            ));
         }
         Image::Volid(v.clone())
     } else if let Some(a) = &i.appliance {
-        if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-')) {
+        if a.is_empty()
+            || !a
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-'))
+        {
             return Err(invalid("image.appliance", format!("{a:?} is not an appliance name")));
         }
         Image::Appliance { name: a.clone() }
@@ -106,39 +133,67 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         if rest.is_none_or(|r| r.is_empty()) || u.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("image.url.url", format!("{:?} is not an http(s) URL", u.url)));
         }
-        let (algorithm, checksum) = u.checksum.split_once(':').ok_or_else(|| invalid("image.url.checksum", "write it as ALGORITHM:HEX, e.g. sha256:..."))?;
+        let (algorithm, checksum) = u
+            .checksum
+            .split_once(':')
+            .ok_or_else(|| invalid("image.url.checksum", "write it as ALGORITHM:HEX, e.g. sha256:..."))?;
         if !["md5", "sha1", "sha224", "sha256", "sha384", "sha512"].contains(&algorithm) {
-            return Err(invalid("image.url.checksum", format!("{algorithm:?} is not one of md5, sha1, sha224, sha256, sha384, sha512")));
+            return Err(invalid(
+                "image.url.checksum",
+                format!("{algorithm:?} is not one of md5, sha1, sha224, sha256, sha384, sha512"),
+            ));
         }
         if checksum.is_empty() || !checksum.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(invalid("image.url.checksum", "the checksum must be hexadecimal"));
         }
         let file_name = match &u.file_name {
             Some(f) => f.clone(),
-            None => url_file_name(&u.url).ok_or_else(|| invalid("image.url.fileName", format!("cannot take a file name from {:?}: set fileName", u.url)))?,
+            None => url_file_name(&u.url).ok_or_else(|| {
+                invalid(
+                    "image.url.fileName",
+                    format!("cannot take a file name from {:?}: set fileName", u.url),
+                )
+            })?,
         };
         if !is_file_name(&file_name) || !is_image_name(&file_name) {
             return Err(invalid(if u.file_name.is_some() { "image.url.fileName" } else { "image.url.url" }, format!("{file_name:?} is not an image file name (.tar.gz, .tar.xz, .tar.zst, .tar.bz2, .tgz, .txz or .tar)")));
         }
-        Image::Url { url: u.url.clone(), algorithm: algorithm.into(), checksum: checksum.to_ascii_lowercase(), file_name }
+        Image::Url {
+            url: u.url.clone(),
+            algorithm: algorithm.into(),
+            checksum: checksum.to_ascii_lowercase(),
+            file_name,
+        }
     };
     let desired = validate(&container_spec(spec), name, uid)?;
-    Ok(TemplatePlan { image, image_storage, desired, hash: build_hash(spec) })
+    Ok(TemplatePlan {
+        image,
+        image_storage,
+        desired,
+        hash: build_hash(spec),
+    })
 }
 
 fn is_storage_id(s: &str) -> bool {
     s.len() >= 2
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn is_file_name(f: &str) -> bool {
-    !f.is_empty() && f.len() <= 255 && !f.starts_with('.') && f.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-'))
+    !f.is_empty()
+        && f.len() <= 255
+        && !f.starts_with('.')
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-'))
 }
 
 fn is_image_name(f: &str) -> bool {
-    [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tgz", ".txz", ".tar"].iter().any(|e| f.ends_with(e))
+    [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2", ".tgz", ".txz", ".tar"]
+        .iter()
+        .any(|e| f.ends_with(e))
 }
 
 /// The last path segment of `url` (without query or fragment), if it is a usable file name.
@@ -222,7 +277,13 @@ pub fn volume_owner(vol: &StorageVolume) -> Option<u32> {
 /// The storages holding a container's disks (rootfs and volume mount points).
 pub fn disk_storages(cfg: &pve::LxcConfig) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut vols: Vec<String> = cfg.rootfs_parsed().ok().flatten().map(|m| m.volume).into_iter().collect();
+    let mut vols: Vec<String> = cfg
+        .rootfs_parsed()
+        .ok()
+        .flatten()
+        .map(|m| m.volume)
+        .into_iter()
+        .collect();
     vols.extend(cfg.mount_points().unwrap_or_default().into_values().map(|m| m.volume));
     for v in vols {
         if let Some((s, _)) = v.split_once(':') {
@@ -242,7 +303,11 @@ pub fn create_params(d: &Desired, vmid: u32, ostemplate: &str) -> pve::LxcCreate
         ostemplate: ostemplate.to_string(),
         hostname: k("hostname"),
         rootfs: d.rootfs.as_ref().and_then(|(s, g)| pve::props::new_volume(s, *g).ok()),
-        networks: d.nets.iter().filter_map(|(i, n)| Some((*i, n.encode().ok()?))).collect(),
+        networks: d
+            .nets
+            .iter()
+            .filter_map(|(i, n)| Some((*i, n.encode().ok()?)))
+            .collect(),
         memory: k("memory").and_then(|v| v.parse().ok()),
         swap: k("swap").and_then(|v| v.parse().ok()),
         cores: k("cores").and_then(|v| v.parse().ok()),
@@ -265,15 +330,25 @@ mod tests {
     use crate::crd::ByteQuantity;
 
     fn spec(image: TemplateImage) -> LxcTemplateSpec {
-        LxcTemplateSpec { image, unprivileged: true, ..Default::default() }
+        LxcTemplateSpec {
+            image,
+            unprivileged: true,
+            ..Default::default()
+        }
     }
 
     fn appliance(name: &str) -> LxcTemplateSpec {
-        spec(TemplateImage { appliance: Some(name.into()), ..Default::default() })
+        spec(TemplateImage {
+            appliance: Some(name.into()),
+            ..Default::default()
+        })
     }
 
     fn apl(template: &str) -> AplInfo {
-        serde_json::from_value(serde_json::json!({"template": template, "package": template.split('_').next().unwrap(), "type": "lxc"})).unwrap()
+        serde_json::from_value(
+            serde_json::json!({"template": template, "package": template.split('_').next().unwrap(), "type": "lxc"}),
+        )
+        .unwrap()
     }
 
     fn vol(volid: &str, vmid: Option<u32>, parent: Option<&str>) -> StorageVolume {
@@ -283,11 +358,23 @@ mod tests {
     #[test]
     fn an_appliance_template_gets_its_settings_checked_like_a_container() {
         let mut s = appliance("debian-12-standard");
-        s.resources = Some(Resources { cores: Some(2), memory: Some(ByteQuantity::new("1Gi")), ..Default::default() });
-        s.rootfs = Some(RootFs { storage: "local-lvm".into(), size: ByteQuantity::new("4Gi") });
+        s.resources = Some(Resources {
+            cores: Some(2),
+            memory: Some(ByteQuantity::new("1Gi")),
+            ..Default::default()
+        });
+        s.rootfs = Some(RootFs {
+            storage: "local-lvm".into(),
+            size: ByteQuantity::new("4Gi"),
+        });
         s.tags = vec!["Base".into()];
         let p = plan(&s, "debian-base", "UID-1").unwrap();
-        assert_eq!(p.image, Image::Appliance { name: "debian-12-standard".into() });
+        assert_eq!(
+            p.image,
+            Image::Appliance {
+                name: "debian-12-standard".into()
+            }
+        );
         assert_eq!(p.image_storage, "local");
         assert_eq!(p.desired.keys["cores"], "2");
         assert_eq!(p.desired.keys["memory"], "1024");
@@ -302,49 +389,122 @@ mod tests {
     #[test]
     fn bad_settings_name_the_field() {
         let mut s = appliance("debian-12-standard");
-        s.rootfs = Some(RootFs { storage: "local,size=1".into(), size: ByteQuantity::new("4Gi") });
+        s.rootfs = Some(RootFs {
+            storage: "local,size=1".into(),
+            size: ByteQuantity::new("4Gi"),
+        });
         assert_eq!(plan(&s, "t", "u").unwrap_err().field, "rootfs.storage");
-        let s = spec(TemplateImage { volid: Some("local:iso/x.iso".into()), ..Default::default() });
+        let s = spec(TemplateImage {
+            volid: Some("local:iso/x.iso".into()),
+            ..Default::default()
+        });
         assert_eq!(plan(&s, "t", "u").unwrap_err().field, "image.volid");
-        let s = spec(TemplateImage { appliance: Some("a".into()), volid: Some("local:vztmpl/a.tar.zst".into()), ..Default::default() });
+        let s = spec(TemplateImage {
+            appliance: Some("a".into()),
+            volid: Some("local:vztmpl/a.tar.zst".into()),
+            ..Default::default()
+        });
         assert_eq!(plan(&s, "t", "u").unwrap_err().field, "image");
     }
 
     #[test]
     fn a_url_image_takes_its_file_name_from_the_url_and_splits_the_checksum() {
-        let s = spec(TemplateImage { url: Some(ImageUrl { url: "https://x.org/img/alpine-3.20_amd64.tar.xz?dl=1".into(), checksum: "SHA256:ABCDEF0123456789abcdef0123456789".into(), file_name: None }), ..Default::default() });
+        let s = spec(TemplateImage {
+            url: Some(ImageUrl {
+                url: "https://x.org/img/alpine-3.20_amd64.tar.xz?dl=1".into(),
+                checksum: "SHA256:ABCDEF0123456789abcdef0123456789".into(),
+                file_name: None,
+            }),
+            ..Default::default()
+        });
         assert!(plan(&s, "t", "u").is_err(), "upper-case algorithm is refused");
-        let s = spec(TemplateImage { url: Some(ImageUrl { url: "https://x.org/img/alpine-3.20_amd64.tar.xz?dl=1".into(), checksum: "sha256:ABCDEF0123456789abcdef0123456789".into(), file_name: None }), ..Default::default() });
+        let s = spec(TemplateImage {
+            url: Some(ImageUrl {
+                url: "https://x.org/img/alpine-3.20_amd64.tar.xz?dl=1".into(),
+                checksum: "sha256:ABCDEF0123456789abcdef0123456789".into(),
+                file_name: None,
+            }),
+            ..Default::default()
+        });
         match plan(&s, "t", "u").unwrap().image {
-            Image::Url { file_name, algorithm, checksum, .. } => {
+            Image::Url {
+                file_name,
+                algorithm,
+                checksum,
+                ..
+            } => {
                 assert_eq!(file_name, "alpine-3.20_amd64.tar.xz");
                 assert_eq!(algorithm, "sha256");
                 assert_eq!(checksum, "abcdef0123456789abcdef0123456789");
             }
             other => panic!("{other:?}"),
         }
-        let s = spec(TemplateImage { url: Some(ImageUrl { url: "https://x.org/download".into(), checksum: "sha256:00".into(), file_name: None }), ..Default::default() });
+        let s = spec(TemplateImage {
+            url: Some(ImageUrl {
+                url: "https://x.org/download".into(),
+                checksum: "sha256:00".into(),
+                file_name: None,
+            }),
+            ..Default::default()
+        });
         assert_eq!(plan(&s, "t", "u").unwrap_err().field, "image.url.url");
     }
 
     #[test]
     fn the_newest_appliance_of_a_package_is_picked_and_exact_file_names_work() {
-        let index = vec![apl("debian-12-standard_12.9-1_amd64.tar.zst"), apl("debian-12-standard_12.10-1_amd64.tar.zst"), apl("debian-13-standard_13.1-2_amd64.tar.zst")];
-        assert_eq!(pick_appliance(&index, "debian-12-standard").unwrap().template, "debian-12-standard_12.10-1_amd64.tar.zst");
-        assert_eq!(pick_appliance(&index, "debian-12-standard_12.9-1_amd64.tar.zst").unwrap().template, "debian-12-standard_12.9-1_amd64.tar.zst");
+        let index = vec![
+            apl("debian-12-standard_12.9-1_amd64.tar.zst"),
+            apl("debian-12-standard_12.10-1_amd64.tar.zst"),
+            apl("debian-13-standard_13.1-2_amd64.tar.zst"),
+        ];
+        assert_eq!(
+            pick_appliance(&index, "debian-12-standard").unwrap().template,
+            "debian-12-standard_12.10-1_amd64.tar.zst"
+        );
+        assert_eq!(
+            pick_appliance(&index, "debian-12-standard_12.9-1_amd64.tar.zst")
+                .unwrap()
+                .template,
+            "debian-12-standard_12.9-1_amd64.tar.zst"
+        );
         assert!(pick_appliance(&index, "debian-1").is_none());
         assert!(pick_appliance(&index, "nonexistent").is_none());
     }
 
     #[test]
     fn linked_clones_are_recognized_by_name_or_parent_but_not_the_base_itself() {
-        assert!(is_linked_clone_of(&vol("local-lvm:base-100-disk-0/vm-101-disk-0", Some(101), None), 100));
-        assert!(is_linked_clone_of(&vol("local:100/base-100-disk-0.qcow2/101/vm-101-disk-0.qcow2", Some(101), None), 100));
-        assert!(is_linked_clone_of(&vol("local-zfs:subvol-101-disk-0", Some(101), Some("base-100-disk-0")), 100));
-        assert!(!is_linked_clone_of(&vol("local-lvm:base-100-disk-0", Some(100), None), 100));
-        assert!(!is_linked_clone_of(&vol("local-lvm:base-1000-disk-0/vm-101-disk-0", Some(101), None), 100));
-        assert!(!is_linked_clone_of(&vol("local-lvm:vm-101-disk-0", Some(101), None), 100));
-        assert_eq!(volume_owner(&vol("local-lvm:base-100-disk-0/vm-101-disk-0", None, None)), Some(101));
+        assert!(is_linked_clone_of(
+            &vol("local-lvm:base-100-disk-0/vm-101-disk-0", Some(101), None),
+            100
+        ));
+        assert!(is_linked_clone_of(
+            &vol(
+                "local:100/base-100-disk-0.qcow2/101/vm-101-disk-0.qcow2",
+                Some(101),
+                None
+            ),
+            100
+        ));
+        assert!(is_linked_clone_of(
+            &vol("local-zfs:subvol-101-disk-0", Some(101), Some("base-100-disk-0")),
+            100
+        ));
+        assert!(!is_linked_clone_of(
+            &vol("local-lvm:base-100-disk-0", Some(100), None),
+            100
+        ));
+        assert!(!is_linked_clone_of(
+            &vol("local-lvm:base-1000-disk-0/vm-101-disk-0", Some(101), None),
+            100
+        ));
+        assert!(!is_linked_clone_of(
+            &vol("local-lvm:vm-101-disk-0", Some(101), None),
+            100
+        ));
+        assert_eq!(
+            volume_owner(&vol("local-lvm:base-100-disk-0/vm-101-disk-0", None, None)),
+            Some(101)
+        );
     }
 
     #[test]

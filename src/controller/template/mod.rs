@@ -3,6 +3,7 @@
 //! linked clones use them; deletion refused while linked clones depend on the template.
 
 pub mod build;
+pub mod cleanup;
 pub mod reconcile;
 
 use super::context::Context;
@@ -25,7 +26,11 @@ pub fn template_of_departing_container(c: &LxcContainer) -> Option<ObjectRef<Lxc
 
 /// The `LxcTemplate` controller of one namespace (or all): reacts to spec changes and deletion
 /// of templates (not to its own status writes) and to departing containers cloned from them.
-pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> (ControllerFuture, Store<LxcTemplate>) {
+pub fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+) -> (ControllerFuture, Store<LxcTemplate>) {
     let (templates, containers): (Api<LxcTemplate>, Api<LxcContainer>) = match namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -40,7 +45,9 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
     ctx.wakes.templates.add(namespace.map(str::to_string), wake);
     let run = Controller::for_stream(stream, reader.clone())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(100)))
-        .watches(containers, watcher::Config::default(), |c| template_of_departing_container(&c))
+        .watches(containers, watcher::Config::default(), |c| {
+            template_of_departing_container(&c)
+        })
         .reconcile_on(crate::controller::run::tokio_stream_from(wake_rx))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -55,7 +62,19 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn container(deleting: bool, template: Option<&str>) -> LxcContainer {
-        let mut c = LxcContainer::new("web", LxcContainerSpec { source: ContainerSource { template: template.map(|n| TemplateSource { name: n.into(), full: false }), ..Default::default() }, ..Default::default() });
+        let mut c = LxcContainer::new(
+            "web",
+            LxcContainerSpec {
+                source: ContainerSource {
+                    template: template.map(|n| TemplateSource {
+                        name: n.into(),
+                        full: false,
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        );
         c.metadata.namespace = Some("ns".into());
         if deleting {
             c.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
@@ -65,7 +84,10 @@ mod tests {
 
     #[test]
     fn only_departing_containers_cloned_from_a_template_wake_it() {
-        assert_eq!(template_of_departing_container(&container(true, Some("base"))), Some(ObjectRef::new("base").within("ns")));
+        assert_eq!(
+            template_of_departing_container(&container(true, Some("base"))),
+            Some(ObjectRef::new("base").within("ns"))
+        );
         assert_eq!(template_of_departing_container(&container(false, Some("base"))), None);
         assert_eq!(template_of_departing_container(&container(true, None)), None);
     }

@@ -3,7 +3,10 @@
 //! linked clones use them, and clean up on deletion. At most one Proxmox task per pass; the task
 //! in flight is kept in `status.pendingTask`; status is written only when it changed.
 
-use super::build::{self, create_params, disk_storages, image_volid, is_linked_clone_of, pick_appliance, volume_owner, Image, TemplatePlan};
+use super::build::{
+    self, create_params, disk_storages, image_volid, is_linked_clone_of, pick_appliance, volume_owner, Image,
+    TemplatePlan,
+};
 use crate::controller::cluster::{ClusterHandle, ClusterKey, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::container::decide;
@@ -14,7 +17,7 @@ use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, 
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{LxcContainer, PendingTask};
 use crate::crd::lxc_template::{LxcTemplate, LxcTemplateStatus, PreviousTemplate};
-use crate::crd::{DeletionPolicy, CONDITION_READY};
+use crate::crd::CONDITION_READY;
 use crate::pve::{self, ErrorClass, LxcConfig, Upid};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -40,7 +43,7 @@ const NO_UPID: &str = "none";
 const CONVERSION_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// One pass over one `LxcTemplate`.
-type P<'a> = Pass<'a, LxcTemplate>;
+pub(super) type P<'a> = Pass<'a, LxcTemplate>;
 
 impl Managed for LxcTemplate {
     type Status = LxcTemplateStatus;
@@ -76,7 +79,7 @@ impl TaskRecord for LxcTemplateStatus {
 }
 
 /// Frees what the object holds: its task slot and its download claims.
-fn release(p: &P<'_>) {
+pub(super) fn release(p: &P<'_>) {
     p.ctx.slots.release(&p.uid);
     p.ctx.downloads.forget(&p.uid);
 }
@@ -91,24 +94,35 @@ pub fn error_policy(obj: Arc<LxcTemplate>, err: &Error, ctx: Arc<Context>) -> Ac
     crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
-fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
+pub(super) fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
     ClusterKey {
         namespace: obj.namespace().unwrap_or_default(),
-        name: obj.spec.cluster_ref.as_ref().map(|c| c.name.clone()).unwrap_or_else(|| "default".into()),
+        name: obj
+            .spec
+            .cluster_ref
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "default".into()),
     }
 }
 
 async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Error> {
     let mut p = Pass::new(obj, ctx);
     if obj.metadata.deletion_timestamp.is_some() {
-        return cleanup(&mut p).await;
+        return super::cleanup::cleanup(&mut p).await;
     }
     p.add_finalizer().await?;
     let (handle, snap) = match ctx.clusters.usable(&cluster_key(obj)) {
         Ok(u) => u,
         Err(why) => {
             p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
-            return p.not_ready(Reason::ClusterNotReady, why, Action::requeue(jitter(Duration::from_secs(10)))).await;
+            return p
+                .not_ready(
+                    Reason::ClusterNotReady,
+                    why,
+                    Action::requeue(jitter(Duration::from_secs(10))),
+                )
+                .await;
         }
     };
     let plan = match build::plan(&obj.spec, &obj.name_any(), &p.uid) {
@@ -122,15 +136,28 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
     // a changed spec builds a new template; the current one is kept as a previous build
     if p.status.build_hash.as_deref() != Some(plan.hash.as_str()) {
         if let (Some(vmid), Some(node)) = (p.status.vmid, p.status.node.clone()) {
-            p.status.previous.push(PreviousTemplate { vmid, node: node.clone() });
-            p.event(Reason::Rebuilding, format!("the spec changed: building a new template; CT {vmid} on {node} is kept while linked clones use it")).await;
+            p.status.previous.push(PreviousTemplate {
+                vmid,
+                node: node.clone(),
+            });
+            p.event(
+                Reason::Rebuilding,
+                format!(
+                    "the spec changed: building a new template; CT {vmid} on {node} is kept while linked clones use it"
+                ),
+            )
+            .await;
         }
         p.status.vmid = None;
         p.status.node = None;
         p.status.os_template = None;
         p.status.build_hash = Some(plan.hash.clone());
         p.status.phase = Some(PHASE_PENDING.into());
-        p.cond(CondSpec::no(CONDITION_READY, Reason::Pending, "the template is about to be built"));
+        p.cond(CondSpec::no(
+            CONDITION_READY,
+            Reason::Pending,
+            "the template is about to be built",
+        ));
         p.save().await?;
     }
     // earlier builds nothing clones from any more are deleted first (one task per pass)
@@ -143,8 +170,10 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
 
 /// Checks the task in `status.pendingTask`. `Some(action)` while it runs or just failed;
 /// `None` once it has ended well or when there is none.
-async fn check_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
-    let Some(pt) = p.status.pending_task.clone() else { return Ok(None) };
+pub(super) async fn check_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
+    let Some(pt) = p.status.pending_task.clone() else {
+        return Ok(None);
+    };
     if pt.operation == "template" {
         // the conversion has no task id: the config tells when it is done
         let (Some(vmid), Some(node)) = (p.status.vmid, p.status.node.clone()) else {
@@ -171,9 +200,11 @@ async fn check_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Acti
             p.ctx.downloads.forget(&p.uid);
             Ok(None)
         }
-        Some((pt, Polled::Running)) => {
-            Ok(Some(Action::requeue(task::poll_interval(pt.started_at.as_ref(), jiff::Timestamp::now(), p.ctx.settings.task_poll))))
-        }
+        Some((pt, Polled::Running)) => Ok(Some(Action::requeue(task::poll_interval(
+            pt.started_at.as_ref(),
+            jiff::Timestamp::now(),
+            p.ctx.settings.task_poll,
+        )))),
         Some((pt, Polled::Failed { text, tail })) => {
             p.ctx.downloads.forget(&p.uid);
             let msg = task::failure_message(&pt.operation, &text, &tail);
@@ -187,7 +218,9 @@ async fn check_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Acti
                 p.status.phase = Some(PHASE_FAILED.into());
             }
             // not_ready publishes the Event
-            let action = p.not_ready(reason, msg, Action::requeue(jitter(Duration::from_secs(30)))).await?;
+            let action = p
+                .not_ready(reason, msg, Action::requeue(jitter(Duration::from_secs(30))))
+                .await?;
             Ok(Some(action))
         }
     }
@@ -195,12 +228,28 @@ async fn check_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Acti
 
 /// Takes a task slot on `node` and starts `call`, recording its UPID as `operation` (the
 /// write-ahead marker first). `Ok(Err(e))`: Proxmox refused the call.
-async fn start_task(p: &mut P<'_>, handle: &ClusterHandle, node: &str, operation: &str, call: impl std::future::Future<Output = pve::Result<Upid>>) -> Result<Result<Action, pve::Error>, Error> {
+pub(super) async fn start_task(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    node: &str,
+    operation: &str,
+    call: impl std::future::Future<Output = pve::Result<Upid>>,
+) -> Result<Result<Action, pve::Error>, Error> {
     match task::start(p, handle, node, operation, true, call).await? {
-        Started::Task(_) | Started::NoTask => Ok(Ok(Action::requeue(task::poll_interval(None, jiff::Timestamp::now(), p.ctx.settings.task_poll)))),
+        Started::Task(_) | Started::NoTask => Ok(Ok(Action::requeue(task::poll_interval(
+            None,
+            jiff::Timestamp::now(),
+            p.ctx.settings.task_poll,
+        )))),
         Started::NoSlot => {
             let msg = format!("waiting for a task slot on node {node}");
-            p.not_synced(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(Duration::from_secs(3)))).await.map(Ok)
+            p.not_synced(
+                Reason::WaitingForTaskSlot,
+                msg,
+                Action::requeue(jitter(Duration::from_secs(3))),
+            )
+            .await
+            .map(Ok)
         }
         Started::Refused(e) => {
             p.save().await?;
@@ -210,7 +259,7 @@ async fn start_task(p: &mut P<'_>, handle: &ClusterHandle, node: &str, operation
 }
 
 /// The config of CT `vmid` on `node`, `None` when it does not exist.
-async fn config(handle: &ClusterHandle, node: &str, vmid: u32) -> Result<Option<LxcConfig>, Error> {
+pub(super) async fn config(handle: &ClusterHandle, node: &str, vmid: u32) -> Result<Option<LxcConfig>, Error> {
     match handle.client.lxc_config(node, vmid).await {
         Ok(c) => Ok(Some(c)),
         Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
@@ -220,7 +269,12 @@ async fn config(handle: &ClusterHandle, node: &str, vmid: u32) -> Result<Option<
 
 /// The linked clones of template CT `vmid` on `node` (their vmids), found in the listings of
 /// the storages that hold its disks, so clones made outside Kubernetes count too.
-async fn linked_clones(handle: &ClusterHandle, node: &str, vmid: u32, cfg: &LxcConfig) -> Result<Vec<u32>, Error> {
+pub(super) async fn linked_clones(
+    handle: &ClusterHandle,
+    node: &str,
+    vmid: u32,
+    cfg: &LxcConfig,
+) -> Result<Vec<u32>, Error> {
     let mut out = Vec::new();
     for storage in disk_storages(cfg) {
         let vols = match handle.client.storage_content(node, &storage, None, None).await {
@@ -241,15 +295,17 @@ async fn linked_clones(handle: &ClusterHandle, node: &str, vmid: u32, cfg: &LxcC
 }
 
 /// `CT 101 (LxcContainer web), CT 102`: names the clones, with their objects where known.
-async fn describe_clones(p: &P<'_>, vmids: &[u32]) -> String {
+pub(super) async fn describe_clones(p: &P<'_>, vmids: &[u32]) -> String {
     let api: Api<LxcContainer> = Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
     let list = api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
     vmids
         .iter()
-        .map(|v| match list.iter().find(|c| c.status.as_ref().and_then(|s| s.vmid) == Some(*v)) {
-            Some(c) => format!("CT {v} (LxcContainer {})", c.name_any()),
-            None => format!("CT {v}"),
-        })
+        .map(
+            |v| match list.iter().find(|c| c.status.as_ref().and_then(|s| s.vmid) == Some(*v)) {
+                Some(c) => format!("CT {v} (LxcContainer {})", c.name_any()),
+                None => format!("CT {v}"),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -273,7 +329,14 @@ async fn collect_previous(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Colle
             continue;
         };
         if !cfg.tag_list().contains(&identity) {
-            p.event(Reason::LeftUntouched, format!("earlier build CT {} on {} no longer carries our tag; it is not deleted", prev.vmid, prev.node)).await;
+            p.event(
+                Reason::LeftUntouched,
+                format!(
+                    "earlier build CT {} on {} no longer carries our tag; it is not deleted",
+                    prev.vmid, prev.node
+                ),
+            )
+            .await;
             p.status.previous.retain(|x| *x != prev);
             p.save().await?;
             continue;
@@ -283,13 +346,30 @@ async fn collect_previous(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Colle
             kept.push((prev.vmid, clones));
             continue;
         }
-        p.event(Reason::DeletingPrevious, format!("deleting earlier build CT {} on {}: no linked clone uses it any more", prev.vmid, prev.node)).await;
+        p.event(
+            Reason::DeletingPrevious,
+            format!(
+                "deleting earlier build CT {} on {}: no linked clone uses it any more",
+                prev.vmid, prev.node
+            ),
+        )
+        .await;
         let client = handle.client.clone();
         let (n, v) = (prev.node.clone(), prev.vmid);
-        let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(false), ..Default::default() };
-        return match start_task(p, handle, &prev.node, "delete", async move { client.lxc_delete(&n, v, &params).await }).await? {
+        let params = pve::DeleteParams {
+            purge: Some(true),
+            destroy_unreferenced_disks: Some(false),
+            ..Default::default()
+        };
+        return match start_task(p, handle, &prev.node, "delete", async move {
+            client.lxc_delete(&n, v, &params).await
+        })
+        .await?
+        {
             Ok(a) => Ok(Collected::Started(a)),
-            Err(e) if e.class() == ErrorClass::NotFound => Ok(Collected::Started(Action::requeue(Duration::from_millis(200)))),
+            Err(e) if e.class() == ErrorClass::NotFound => {
+                Ok(Collected::Started(Action::requeue(Duration::from_millis(200))))
+            }
             Err(e) => Err(e.into()),
         };
     }
@@ -297,7 +377,13 @@ async fn collect_previous(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Colle
 }
 
 /// Builds (or checks) the current template: node, image, create, convert, Ready.
-async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, plan: &TemplatePlan, kept: Vec<(u32, Vec<u32>)>) -> Result<Action, Error> {
+async fn build_current(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    plan: &TemplatePlan,
+    kept: Vec<(u32, Vec<u32>)>,
+) -> Result<Action, Error> {
     let spec = &p.obj.spec;
     // where
     let node = match (&p.status.node, &spec.node) {
@@ -305,19 +391,40 @@ async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, p
         (None, Some(n)) => {
             if !snap.node_online(n) {
                 p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
-                return p.not_ready(Reason::NodeUnavailable, format!("node {n} is not online in Proxmox"), Action::requeue(jitter(Duration::from_secs(15)))).await;
+                return p
+                    .not_ready(
+                        Reason::NodeUnavailable,
+                        format!("node {n} is not online in Proxmox"),
+                        Action::requeue(jitter(Duration::from_secs(15))),
+                    )
+                    .await;
             }
             n.clone()
         }
         (None, None) => {
-            let storage = plan.desired.rootfs.as_ref().map(|r| r.0.clone()).unwrap_or_else(|| "local".into());
-            let memory = plan.desired.keys.get("memory").and_then(|m| m.parse::<u64>().ok()).unwrap_or(512) << 20;
+            let storage = plan
+                .desired
+                .rootfs
+                .as_ref()
+                .map(|r| r.0.clone())
+                .unwrap_or_else(|| "local".into());
+            let memory = plan
+                .desired
+                .keys
+                .get("memory")
+                .and_then(|m| m.parse::<u64>().ok())
+                .unwrap_or(512)
+                << 20;
             match decide::placement(None, &decide::Origin::Create, snap, &storage, &handle.reserved()) {
                 Ok(n) => {
                     handle.reserve(&n, memory);
                     n
                 }
-                Err(u) => return p.not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15)))).await,
+                Err(u) => {
+                    return p
+                        .not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15))))
+                        .await
+                }
             }
         }
     };
@@ -357,25 +464,50 @@ async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, p
     };
     let identity = identity_tag(&p.uid);
     // steady state: the inventory shows our template; nothing to read
-    let seen = snap.guests.get(&vmid).is_some_and(|g| g.template && g.node == node && g.has_tag(&identity));
+    let seen = snap
+        .guests
+        .get(&vmid)
+        .is_some_and(|g| g.template && g.node == node && g.has_tag(&identity));
     if !(seen && p.status.phase.as_deref() == Some(PHASE_READY)) {
         let Some(cfg) = config(handle, &node, vmid).await? else {
             if p.status.phase.as_deref() == Some(PHASE_READY) {
-                p.event(Reason::Recreating, format!("template CT {vmid} is gone from Proxmox; building it again")).await;
+                p.event(
+                    Reason::Recreating,
+                    format!("template CT {vmid} is gone from Proxmox; building it again"),
+                )
+                .await;
             }
             p.status.phase = Some(PHASE_BUILDING.into());
-            p.cond(CondSpec::no(CONDITION_READY, Reason::Building, format!("creating CT {vmid} on {node} from {os_template}")));
+            p.cond(CondSpec::no(
+                CONDITION_READY,
+                Reason::Building,
+                format!("creating CT {vmid} on {node} from {os_template}"),
+            ));
             let params = create_params(&plan.desired, vmid, &os_template);
             let client = handle.client.clone();
             let n = node.clone();
-            return match start_task(p, handle, &node, "create", async move { client.lxc_create(&n, &params).await }).await? {
+            return match start_task(p, handle, &node, "create", async move {
+                client.lxc_create(&n, &params).await
+            })
+            .await?
+            {
                 Ok(a) => {
-                    p.event(Reason::Building, format!("creating template CT {vmid} on {node} from {os_template}")).await;
+                    p.event(
+                        Reason::Building,
+                        format!("creating template CT {vmid} on {node} from {os_template}"),
+                    )
+                    .await;
                     Ok(a)
                 }
                 // exists already: the next pass looks at its tag
                 Err(pve::Error::AlreadyExists { .. }) => Ok(Action::requeue(Duration::from_millis(500))),
-                Err(e) if e.class() == ErrorClass::InvalidSpec => p.invalid(InvalidSpec { field: "(create)".into(), message: format!("Proxmox refused the create: {e}") }).await,
+                Err(e) if e.class() == ErrorClass::InvalidSpec => {
+                    p.invalid(InvalidSpec {
+                        field: "(create)".into(),
+                        message: format!("Proxmox refused the create: {e}"),
+                    })
+                    .await
+                }
                 Err(e) => Err(e.into()),
             };
         };
@@ -392,7 +524,11 @@ async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, p
                 .await;
         }
         if let Some(lock) = &cfg.lock {
-            p.cond(CondSpec::no(CONDITION_READY, Reason::Building, format!("CT {vmid} is locked ({lock}); waiting")));
+            p.cond(CondSpec::no(
+                CONDITION_READY,
+                Reason::Building,
+                format!("CT {vmid} is locked ({lock}); waiting"),
+            ));
             p.save().await?;
             return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
         }
@@ -402,14 +538,24 @@ async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, p
             if running {
                 let client = handle.client.clone();
                 let n = node.clone();
-                return match start_task(p, handle, &node, "stop", async move { client.lxc_stop(&n, vmid).await }).await? {
+                return match start_task(p, handle, &node, "stop", async move { client.lxc_stop(&n, vmid).await })
+                    .await?
+                {
                     Ok(a) => Ok(a),
                     Err(e) => Err(e.into()),
                 };
             }
-            p.cond(CondSpec::no(CONDITION_READY, Reason::Converting, format!("converting CT {vmid} into a template")));
+            p.cond(CondSpec::no(
+                CONDITION_READY,
+                Reason::Converting,
+                format!("converting CT {vmid} into a template"),
+            ));
             handle.client.lxc_template(&node, vmid).await?;
-            p.status.pending_task = Some(PendingTask { upid: NO_UPID.into(), operation: "template".into(), started_at: Some(p.now.clone()) });
+            p.status.pending_task = Some(PendingTask {
+                upid: NO_UPID.into(),
+                operation: "template".into(),
+                started_at: Some(p.now.clone()),
+            });
             p.save().await?;
             return Ok(Action::requeue(p.ctx.settings.task_poll));
         }
@@ -422,22 +568,35 @@ async fn build_current(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, p
         for (v, clones) in &kept {
             parts.push(format!("CT {v} (used by {})", describe_clones(p, clones).await));
         }
-        msg.push_str(&format!("; earlier builds kept while linked clones use them: {}", parts.join(", ")));
+        msg.push_str(&format!(
+            "; earlier builds kept while linked clones use them: {}",
+            parts.join(", ")
+        ));
     }
     p.status.phase = Some(PHASE_READY.into());
     p.cond(CondSpec::yes(CONDITION_READY, Reason::Ready, msg));
     p.observed();
     p.save().await?;
     if became_ready {
-        p.event(Reason::Ready, format!("template CT {vmid} is ready on {node}")).await;
+        p.event(Reason::Ready, format!("template CT {vmid} is ready on {node}"))
+            .await;
     }
     // earlier builds are looked at again when clones go away (watch) and periodically
-    Ok(if p.status.previous.is_empty() { Action::requeue(jitter(Duration::from_secs(600))) } else { Action::requeue(jitter(Duration::from_secs(15))) })
+    Ok(if p.status.previous.is_empty() {
+        Action::requeue(jitter(Duration::from_secs(600)))
+    } else {
+        Action::requeue(jitter(Duration::from_secs(15)))
+    })
 }
 
 /// The image's volume id when it is present on `node`; otherwise starts its download (or
 /// explains why it cannot be had) and returns the action that ends the pass.
-async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePlan, node: &str) -> Result<Result<String, Action>, Error> {
+async fn resolve_image(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    plan: &TemplatePlan,
+    node: &str,
+) -> Result<Result<String, Action>, Error> {
     let (volid, storage, file) = match &plan.image {
         Image::Volid(v) => {
             let storage = v.split(':').next().unwrap_or_default().to_string();
@@ -445,7 +604,13 @@ async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePla
                 return Ok(Ok(v.clone()));
             }
             p.status.phase = Some(PHASE_PENDING.into());
-            let a = p.not_ready(Reason::ImageNotFound, format!("image {v} does not exist on node {node} (spec.image.volid)"), Action::requeue(jitter(Duration::from_secs(60)))).await?;
+            let a = p
+                .not_ready(
+                    Reason::ImageNotFound,
+                    format!("image {v} does not exist on node {node} (spec.image.volid)"),
+                    Action::requeue(jitter(Duration::from_secs(60))),
+                )
+                .await?;
             return Ok(Err(a));
         }
         Image::Appliance { name } => {
@@ -455,9 +620,17 @@ async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePla
                 let a = p.not_ready(Reason::ApplianceNotFound, format!("appliance {name} is not in the appliance index of node {node} (spec.image.appliance; see `pveam available`)"), Action::requeue(jitter(Duration::from_secs(300)))).await?;
                 return Ok(Err(a));
             };
-            (image_volid(&plan.image_storage, &entry.template), plan.image_storage.clone(), entry.template.clone())
+            (
+                image_volid(&plan.image_storage, &entry.template),
+                plan.image_storage.clone(),
+                entry.template.clone(),
+            )
         }
-        Image::Url { file_name, .. } => (image_volid(&plan.image_storage, file_name), plan.image_storage.clone(), file_name.clone()),
+        Image::Url { file_name, .. } => (
+            image_volid(&plan.image_storage, file_name),
+            plan.image_storage.clone(),
+            file_name.clone(),
+        ),
     };
     if present(handle, node, &storage, &volid).await? {
         return Ok(Ok(volid));
@@ -467,16 +640,31 @@ async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePla
     let someone_else = !p.ctx.downloads.claim(&claim, &p.uid);
     if someone_else {
         p.status.phase = Some(PHASE_DOWNLOADING.into());
-        let a = p.not_ready(Reason::Downloading, format!("waiting for the download of {volid} to node {node} started for another template"), Action::requeue(jitter(Duration::from_secs(2)))).await?;
+        let a = p
+            .not_ready(
+                Reason::Downloading,
+                format!("waiting for the download of {volid} to node {node} started for another template"),
+                Action::requeue(jitter(Duration::from_secs(2))),
+            )
+            .await?;
         return Ok(Err(a));
     }
     p.status.phase = Some(PHASE_DOWNLOADING.into());
     p.status.node = Some(node.to_string());
-    p.cond(CondSpec::no(CONDITION_READY, Reason::Downloading, format!("downloading {file} to {storage} on node {node}")));
+    p.cond(CondSpec::no(
+        CONDITION_READY,
+        Reason::Downloading,
+        format!("downloading {file} to {storage} on node {node}"),
+    ));
     let client = handle.client.clone();
     let n = node.to_string();
     let started = match &plan.image {
-        Image::Url { url, algorithm, checksum, file_name } => {
+        Image::Url {
+            url,
+            algorithm,
+            checksum,
+            file_name,
+        } => {
             let params = pve::DownloadUrlParams {
                 url: url.clone(),
                 content: "vztmpl".into(),
@@ -485,23 +673,46 @@ async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePla
                 checksum_algorithm: Some(algorithm.clone()),
                 ..Default::default()
             };
-            start_task(p, handle, node, "download", async move { client.download_url(&n, &storage, &params).await }).await?
+            start_task(p, handle, node, "download", async move {
+                client.download_url(&n, &storage, &params).await
+            })
+            .await?
         }
         _ => {
             let f = file.clone();
-            start_task(p, handle, node, "download", async move { client.aplinfo_download(&n, &storage, &f).await }).await?
+            start_task(p, handle, node, "download", async move {
+                client.aplinfo_download(&n, &storage, &f).await
+            })
+            .await?
         }
     };
     match started {
         Ok(a) => {
-            p.event(Reason::Downloading, format!("downloading {file} to {} on node {node}", plan.image_storage)).await;
+            p.event(
+                Reason::Downloading,
+                format!("downloading {file} to {} on node {node}", plan.image_storage),
+            )
+            .await;
             Ok(Err(a))
         }
         Err(e) => {
             p.ctx.downloads.release(&claim);
-            if matches!(e.class(), ErrorClass::InvalidSpec | ErrorClass::Permanent | ErrorClass::Conflict) {
+            if matches!(
+                e.class(),
+                ErrorClass::InvalidSpec | ErrorClass::Permanent | ErrorClass::Conflict
+            ) {
                 p.status.phase = Some(PHASE_FAILED.into());
-                let a = p.not_ready(Reason::DownloadFailed, format!("Proxmox refused to download {file} to {} on node {node}: {}", plan.image_storage, e.message()), Action::requeue(jitter(Duration::from_secs(120)))).await?;
+                let a = p
+                    .not_ready(
+                        Reason::DownloadFailed,
+                        format!(
+                            "Proxmox refused to download {file} to {} on node {node}: {}",
+                            plan.image_storage,
+                            e.message()
+                        ),
+                        Action::requeue(jitter(Duration::from_secs(120))),
+                    )
+                    .await?;
                 return Ok(Err(a));
             }
             Err(e.into())
@@ -513,96 +724,14 @@ async fn resolve_image(p: &mut P<'_>, handle: &ClusterHandle, plan: &TemplatePla
 async fn present(handle: &ClusterHandle, node: &str, storage: &str, volid: &str) -> Result<bool, Error> {
     match handle.client.storage_content(node, storage, Some("vztmpl"), None).await {
         Ok(list) => Ok(list.iter().any(|v| v.volid == volid)),
-        Err(e) if matches!(e.class(), ErrorClass::NotFound | ErrorClass::InvalidSpec | ErrorClass::Permanent) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Deletion: refused while linked clones depend on any build; `Retain` removes our tag and
-/// leaves the templates; `Delete` destroys them (one task per pass), then the finalizer goes.
-async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
-    let obj = p.obj;
-    if !p.has_finalizer() {
-        return Ok(Action::await_change());
-    }
-    let mut targets: Vec<(u32, String)> = p.status.previous.iter().map(|x| (x.vmid, x.node.clone())).collect();
-    if let (Some(v), Some(n)) = (p.status.vmid, p.status.node.clone()) {
-        targets.push((v, n));
-    }
-    if targets.is_empty() && p.status.pending_task.is_none() {
-        release(p);
-        p.remove_finalizer().await?;
-        return Ok(Action::await_change());
-    }
-    let handle = match p.ctx.clusters.usable(&cluster_key(obj)) {
-        Ok((h, _)) => h,
-        Err(why) => return p.not_ready(Reason::ClusterNotReady, format!("cannot clean up: {why}"), Action::requeue(jitter(Duration::from_secs(10)))).await,
-    };
-    if let Some(action) = check_task(p, &handle).await? {
-        return Ok(action);
-    }
-    let identity = identity_tag(&p.uid);
-    // what still exists and is ours
-    let mut ours: Vec<(u32, String, LxcConfig)> = Vec::new();
-    for (vmid, node) in targets {
-        match config(&handle, &node, vmid).await? {
-            None => {}
-            Some(cfg) if !cfg.tag_list().contains(&identity) => {
-                p.event(Reason::LeftUntouched, format!("CT {vmid} on {node} does not carry our tag; it is not deleted")).await;
-            }
-            Some(cfg) => ours.push((vmid, node, cfg)),
+        Err(e)
+            if matches!(
+                e.class(),
+                ErrorClass::NotFound | ErrorClass::InvalidSpec | ErrorClass::Permanent
+            ) =>
+        {
+            Ok(false)
         }
-    }
-    if obj.spec.deletion_policy == DeletionPolicy::Retain {
-        for (vmid, node, cfg) in &ours {
-            let tags: Vec<String> = cfg.tag_list().into_iter().filter(|t| *t != identity).collect();
-            let update = if tags.is_empty() {
-                pve::ConfigUpdate { delete: vec!["tags".into()], digest: cfg.digest.clone(), ..Default::default() }
-            } else {
-                pve::ConfigUpdate { set: [("tags".to_string(), tags.join(";"))].into(), digest: cfg.digest.clone(), ..Default::default() }
-            };
-            handle.client.lxc_update_config(node, *vmid, &update).await?;
-            p.event(Reason::Retained, format!("template CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed")).await;
-        }
-        release(p);
-        p.remove_finalizer().await?;
-        return Ok(Action::await_change());
-    }
-    // refused while linked clones depend on it
-    let mut users: Vec<u32> = Vec::new();
-    for (vmid, node, cfg) in &ours {
-        users.extend(linked_clones(&handle, node, *vmid, cfg).await?);
-    }
-    if !users.is_empty() {
-        users.sort();
-        users.dedup();
-        let who = describe_clones(p, &users).await;
-        let msg = format!("deletion waits: linked clones depend on this template: {who}; delete them (or make them full clones) first");
-        let was = p.cond_of(CONDITION_READY);
-        p.cond(CondSpec::no(CONDITION_READY, Reason::InUse, msg.clone()));
-        p.save().await?;
-        if was != Some(("InUse".into(), msg.clone())) {
-            p.event(Reason::InUse, msg).await;
-        }
-        return Ok(Action::requeue(jitter(Duration::from_secs(10))));
-    }
-    let Some((vmid, node, cfg)) = ours.into_iter().next() else {
-        release(p);
-        p.remove_finalizer().await?;
-        return Ok(Action::await_change());
-    };
-    p.status.phase = Some(PHASE_DELETING.into());
-    if let Some(lock) = &cfg.lock {
-        return p.not_ready(Reason::Locked, format!("CT {vmid} is locked ({lock}); deletion waits"), Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
-    }
-    p.cond(CondSpec::no(CONDITION_READY, Reason::Deleting, format!("deleting template CT {vmid} on {node}")));
-    p.event(Reason::Deleting, format!("destroying template CT {vmid} on {node}")).await;
-    let client = handle.client.clone();
-    let n = node.clone();
-    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(false), ..Default::default() };
-    match start_task(p, &handle, &node, "delete", async move { client.lxc_delete(&n, vmid, &params).await }).await? {
-        Ok(a) => Ok(a),
-        Err(e) if e.class() == ErrorClass::NotFound => Ok(Action::requeue(Duration::from_millis(200))),
         Err(e) => Err(e.into()),
     }
 }
