@@ -191,6 +191,19 @@ fn usable(p: &P<'_>) -> Option<(Arc<ClusterHandle>, Arc<Snapshot>)> {
         .ok()
 }
 
+/// `Ready=False, reason=ClusterNotReady`: the cluster in status is not usable; `then` says what
+/// happens once it is.
+async fn cluster_not_ready(p: &mut P<'_>, then: &str) -> Result<Action, Error> {
+    let cluster = p.status.cluster.clone().unwrap_or_default();
+    let msg = format!("ProxmoxCluster {cluster} is not connected; {then}");
+    p.not_ready(
+        Reason::ClusterNotReady,
+        msg,
+        Action::requeue(jitter(Duration::from_secs(10))),
+    )
+    .await
+}
+
 /// A storage for backups on `node` when the spec names none: a shared one first.
 fn default_storage(snap: &Snapshot, node: &str) -> Option<String> {
     let mut candidates: Vec<_> = snap
@@ -437,15 +450,7 @@ async fn find_archive(
 
 async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let Some((handle, snap)) = usable(p) else {
-        let cluster = p.status.cluster.clone().unwrap_or_default();
-        let msg = format!("ProxmoxCluster {cluster} is not connected; the vzdump is checked once it is");
-        return p
-            .not_ready(
-                Reason::ClusterNotReady,
-                msg,
-                Action::requeue(jitter(Duration::from_secs(10))),
-            )
-            .await;
+        return cluster_not_ready(p, "the vzdump is checked once it is").await;
     };
     let (Some(node), Some(vmid), Some(storage)) = (p.status.node.clone(), p.status.vmid, p.status.storage.clone())
     else {
@@ -577,15 +582,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         }
     };
     let Some((handle, snap)) = usable(p) else {
-        let cluster = p.status.cluster.clone().unwrap_or_default();
-        let msg = format!("cannot delete archive {volid}: ProxmoxCluster {cluster} is not connected");
-        return p
-            .not_ready(
-                Reason::ClusterNotReady,
-                msg,
-                Action::requeue(jitter(Duration::from_secs(10))),
-            )
-            .await;
+        return cluster_not_ready(p, &format!("archive {volid} is deleted once it is")).await;
     };
     let storage = volid.split_once(':').map(|x| x.0.to_string()).unwrap_or_default();
     let node = p.status.node.clone().filter(|n| snap.node_online(n)).or_else(|| {

@@ -19,6 +19,16 @@ pub struct ClusterKey {
     pub name: String,
 }
 
+impl ClusterKey {
+    /// The cluster an object in `namespace` names in `spec.clusterRef` (`default` when unset).
+    pub fn referenced(namespace: Option<String>, cluster_ref: Option<&crate::crd::ClusterRef>) -> ClusterKey {
+        ClusterKey {
+            namespace: namespace.unwrap_or_default(),
+            name: cluster_ref.map(|c| c.name.clone()).unwrap_or_else(|| "default".into()),
+        }
+    }
+}
+
 impl std::fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)

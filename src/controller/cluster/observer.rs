@@ -12,7 +12,7 @@ use crate::pve::{self, ClusterResource, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
@@ -427,19 +427,6 @@ async fn run(
     }
 }
 
-/// Containers (uids) that are tagged as ours in the snapshot, for diagnostics.
-pub fn tagged_uids(s: &Snapshot) -> HashSet<String> {
-    s.guests
-        .values()
-        .flat_map(|g| {
-            g.tags
-                .iter()
-                .filter_map(|t| t.strip_prefix(crate::crd::IDENTITY_TAG_PREFIX))
-                .map(str::to_string)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,9 +477,8 @@ mod tests {
     }
 
     #[test]
-    fn tags_are_normalized_and_our_uid_is_found() {
+    fn tags_are_normalized_and_our_tag_is_found() {
         let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
         assert!(s.guests[&100].has_tag("k8s-abc"));
-        assert!(tagged_uids(&s).contains("abc"));
     }
 }

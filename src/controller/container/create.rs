@@ -335,7 +335,8 @@ pub(super) async fn create(
     }
 }
 
-/// The parameters of `POST /nodes/{node}/lxc` for the desired container.
+/// The parameters of `POST /nodes/{node}/lxc` for the desired container: its settings, and the
+/// root credentials (fresh creates only) or the restore flags.
 fn create_params(
     d: &Desired,
     vmid: u32,
@@ -344,55 +345,16 @@ fn create_params(
     password: Option<String>,
     auth: Option<&ContainerAuth>,
 ) -> pve::LxcCreateParams {
-    let k = |key: &str| d.keys.get(key).cloned();
-    let mount_point = |m: &super::desired::DesiredMountPoint| -> Option<String> {
-        let volume = pve::props::new_volume(&m.storage, m.size_gib).ok()?;
-        let mp = pve::MountPoint {
-            volume,
-            mp: Some(m.path.clone()),
-            backup: m.backup,
-            ro: m.read_only,
-            ..Default::default()
-        };
-        mp.encode_mp().ok()
-    };
-    pve::LxcCreateParams {
-        vmid,
-        ostemplate: ostemplate.to_string(),
-        hostname: k("hostname"),
-        rootfs: d.rootfs.as_ref().and_then(|(s, g)| pve::props::new_volume(s, *g).ok()),
-        mount_points: d
-            .mount_points
-            .iter()
-            .filter_map(|(i, m)| Some((*i, mount_point(m)?)))
-            .collect(),
-        networks: d
-            .nets
-            .iter()
-            .filter_map(|(i, n)| Some((*i, n.encode().ok()?)))
-            .collect(),
-        memory: k("memory").and_then(|v| v.parse().ok()),
-        swap: k("swap").and_then(|v| v.parse().ok()),
-        cores: k("cores").and_then(|v| v.parse().ok()),
-        cpulimit: k("cpulimit").and_then(|v| v.parse().ok()),
-        cpuunits: k("cpuunits").and_then(|v| v.parse().ok()),
-        password,
-        ssh_public_keys: auth
-            .filter(|a| !a.ssh_public_keys.is_empty())
-            .map(|a| a.ssh_public_keys.join("\n")),
-        unprivileged: if restore { None } else { Some(d.unprivileged) },
-        features: k("features"),
-        pool: d.pool.clone(),
-        tags: Some(d.all_tags().join(";")),
-        description: k("description"),
-        start: Some(d.state == PowerState::Running),
-        onboot: k("onboot").map(|v| v == "1"),
-        startup: k("startup"),
-        nameserver: k("nameserver"),
-        searchdomain: k("searchdomain"),
-        protection: k("protection").map(|v| v == "1"),
-        restore,
-        unique: restore.then_some(true),
-        ..Default::default()
+    let mut params = d.create_params(vmid, ostemplate);
+    params.password = password;
+    params.ssh_public_keys = auth
+        .filter(|a| !a.ssh_public_keys.is_empty())
+        .map(|a| a.ssh_public_keys.join("\n"));
+    if restore {
+        // the archive's privilege flag applies; a restore makes new MACs
+        params.unprivileged = None;
+        params.restore = true;
+        params.unique = Some(true);
     }
+    params
 }

@@ -7,6 +7,7 @@
 
 use crate::crd::lxc_container::*;
 use crate::crd::IDENTITY_TAG_PREFIX;
+use crate::pve;
 use crate::pve::props::{self, Features as PveFeatures, NetConfig, Startup as PveStartup};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -95,6 +96,78 @@ impl Desired {
         t.sort();
         t.dedup();
         t
+    }
+}
+
+impl Desired {
+    /// The parameters of `POST /nodes/{node}/lxc` that carry these settings (Proxmox's create
+    /// takes the same keys as the config), from `ostemplate` at `vmid`.
+    pub fn create_params(&self, vmid: u32, ostemplate: &str) -> pve::LxcCreateParams {
+        let k = |key: &str| self.keys.get(key).cloned();
+        let mount_point = |m: &DesiredMountPoint| -> Option<String> {
+            let volume = props::new_volume(&m.storage, m.size_gib).ok()?;
+            let mp = pve::MountPoint {
+                volume,
+                mp: Some(m.path.clone()),
+                backup: m.backup,
+                ro: m.read_only,
+                ..Default::default()
+            };
+            mp.encode_mp().ok()
+        };
+        pve::LxcCreateParams {
+            vmid,
+            ostemplate: ostemplate.to_string(),
+            hostname: k("hostname"),
+            rootfs: self.rootfs.as_ref().and_then(|(s, g)| props::new_volume(s, *g).ok()),
+            mount_points: self
+                .mount_points
+                .iter()
+                .filter_map(|(i, m)| Some((*i, mount_point(m)?)))
+                .collect(),
+            networks: self
+                .nets
+                .iter()
+                .filter_map(|(i, n)| Some((*i, n.encode().ok()?)))
+                .collect(),
+            memory: k("memory").and_then(|v| v.parse().ok()),
+            swap: k("swap").and_then(|v| v.parse().ok()),
+            cores: k("cores").and_then(|v| v.parse().ok()),
+            cpulimit: k("cpulimit").and_then(|v| v.parse().ok()),
+            cpuunits: k("cpuunits").and_then(|v| v.parse().ok()),
+            unprivileged: Some(self.unprivileged),
+            features: k("features"),
+            pool: self.pool.clone(),
+            tags: Some(self.all_tags().join(";")),
+            description: k("description"),
+            start: Some(self.state == PowerState::Running),
+            onboot: k("onboot").map(|v| v == "1"),
+            startup: k("startup"),
+            nameserver: k("nameserver"),
+            searchdomain: k("searchdomain"),
+            protection: k("protection").map(|v| v == "1"),
+            ..Default::default()
+        }
+    }
+}
+
+/// The config update that removes `identity` from the tags of `cfg` (deletionPolicy Retain:
+/// the container stays, no longer ours), with the config's digest.
+pub fn without_identity_tag(cfg: &pve::LxcConfig, identity: &str) -> pve::ConfigUpdate {
+    let tags: Vec<String> = cfg.tag_list().into_iter().filter(|t| t != identity).collect();
+    let digest = cfg.digest.clone();
+    if tags.is_empty() {
+        pve::ConfigUpdate {
+            delete: vec!["tags".into()],
+            digest,
+            ..Default::default()
+        }
+    } else {
+        pve::ConfigUpdate {
+            set: [("tags".to_string(), tags.join(";"))].into(),
+            digest,
+            ..Default::default()
+        }
     }
 }
 

@@ -126,20 +126,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             .await;
     }
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
-        let tags: Vec<String> = cfg.tag_list().into_iter().filter(|t| *t != identity).collect();
-        let update = if tags.is_empty() {
-            pve::ConfigUpdate {
-                delete: vec!["tags".into()],
-                digest: cfg.digest.clone(),
-                ..Default::default()
-            }
-        } else {
-            pve::ConfigUpdate {
-                set: [("tags".to_string(), tags.join(";"))].into(),
-                digest: cfg.digest.clone(),
-                ..Default::default()
-            }
-        };
+        let update = super::desired::without_identity_tag(&cfg, &identity);
         handle.client.lxc_update_config(&node, vmid, &update).await?;
         let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
         p.event(Reason::Retained, note).await;

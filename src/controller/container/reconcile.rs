@@ -76,15 +76,7 @@ pub fn error_policy(obj: Arc<LxcContainer>, err: &Error, ctx: Arc<Context>) -> A
 
 /// The `ProxmoxCluster` an object uses.
 pub(super) fn cluster_key(obj: &LxcContainer) -> ClusterKey {
-    ClusterKey {
-        namespace: obj.namespace().unwrap_or_default(),
-        name: obj
-            .spec
-            .cluster_ref
-            .as_ref()
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| "default".into()),
-    }
+    ClusterKey::referenced(obj.namespace(), obj.spec.cluster_ref.as_ref())
 }
 
 async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Error> {

@@ -297,28 +297,9 @@ pub fn disk_storages(cfg: &pve::LxcConfig) -> Vec<String> {
 
 /// Create parameters of the template container: the image, the settings, our tags, stopped.
 pub fn create_params(d: &Desired, vmid: u32, ostemplate: &str) -> pve::LxcCreateParams {
-    let k = |key: &str| d.keys.get(key).cloned();
     pve::LxcCreateParams {
-        vmid,
-        ostemplate: ostemplate.to_string(),
-        hostname: k("hostname"),
-        rootfs: d.rootfs.as_ref().and_then(|(s, g)| pve::props::new_volume(s, *g).ok()),
-        networks: d
-            .nets
-            .iter()
-            .filter_map(|(i, n)| Some((*i, n.encode().ok()?)))
-            .collect(),
-        memory: k("memory").and_then(|v| v.parse().ok()),
-        swap: k("swap").and_then(|v| v.parse().ok()),
-        cores: k("cores").and_then(|v| v.parse().ok()),
-        cpulimit: k("cpulimit").and_then(|v| v.parse().ok()),
-        cpuunits: k("cpuunits").and_then(|v| v.parse().ok()),
-        unprivileged: Some(d.unprivileged),
-        features: k("features"),
-        tags: Some(d.all_tags().join(";")),
-        description: k("description"),
         start: Some(false),
-        ..Default::default()
+        ..d.create_params(vmid, ostemplate)
     }
 }
 

@@ -95,15 +95,7 @@ pub fn error_policy(obj: Arc<LxcTemplate>, err: &Error, ctx: Arc<Context>) -> Ac
 }
 
 pub(super) fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
-    ClusterKey {
-        namespace: obj.namespace().unwrap_or_default(),
-        name: obj
-            .spec
-            .cluster_ref
-            .as_ref()
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| "default".into()),
-    }
+    ClusterKey::referenced(obj.namespace(), obj.spec.cluster_ref.as_ref())
 }
 
 async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Error> {
