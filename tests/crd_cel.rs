@@ -171,6 +171,32 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
             ],
         ),
         (
+            ("LxcContainer", "spec.clusterRef", "self == oldSelf"),
+            vec![
+                case("create with a clusterRef", None, c(json!({"source": os, "clusterRef": {"name": "a"}})), true),
+                case(
+                    "unchanged",
+                    Some(c(json!({"source": os, "clusterRef": {"name": "a"}}))),
+                    c(json!({"source": os, "clusterRef": {"name": "a"}})),
+                    true,
+                ),
+                case(
+                    "another cluster",
+                    Some(c(json!({"source": os, "clusterRef": {"name": "a"}}))),
+                    c(json!({"source": os, "clusterRef": {"name": "b"}})),
+                    false,
+                ),
+                // set later or removed: no transition rule sees it; the operator compares the
+                // cluster recorded in status.cluster
+                case(
+                    "set later",
+                    Some(c(json!({"source": os}))),
+                    c(json!({"source": os, "clusterRef": {"name": "b"}})),
+                    true,
+                ),
+            ],
+        ),
+        (
             ("LxcContainer", "spec.vmid", "self == oldSelf"),
             vec![
                 case("create with a vmid", None, c(json!({"source": os, "vmid": 1234})), true),

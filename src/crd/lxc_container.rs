@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct LxcContainerSpec {
     /// The `ProxmoxCluster` (same namespace) this container lives in; `default` when omitted.
+    /// Immutable once the container exists: a container cannot move between Proxmox clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("clusterRef is immutable"))]
     pub cluster_ref: Option<ClusterRef>,
     /// Proxmox node to run on. When omitted, placement picks an online node that has the needed
     /// storage and the most free memory. Changing it migrates the container.
@@ -562,6 +564,10 @@ pub struct LxcContainerStatus {
     /// The container's vmid in Proxmox (recorded before it is created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmid: Option<u32>,
+    /// The `ProxmoxCluster` the container was created in (recorded with the vmid; a later
+    /// `clusterRef` naming another one is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// The node the container is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,

@@ -89,6 +89,16 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         p.add_finalizer().await?;
     }
     let key = cluster_key(obj);
+    // a container cannot move between Proxmox clusters (checked first: the other cluster may
+    // not even exist)
+    match p.status.cluster.clone() {
+        Some(c) if c != key.name && obj.spec.management == Management::Full => {
+            let message = format!("clusterRef is immutable: this container lives in ProxmoxCluster {c}");
+            return p.invalid(InvalidSpec { field: "clusterRef".into(), message }).await;
+        }
+        None if p.status.vmid.is_some() => p.status.cluster = Some(key.name.clone()),
+        _ => {}
+    }
     let (handle, snap) = match ctx.clusters.usable(&key) {
         Ok(u) => u,
         Err(why) => {
@@ -135,6 +145,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
             };
             // the vmid is recorded before anything is created with it
             p.status.vmid = Some(v);
+            p.status.cluster = Some(key.name.clone());
             p.status.phase = Some(ContainerPhase::Pending);
             p.save().await?;
             v
