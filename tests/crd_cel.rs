@@ -173,7 +173,12 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
         (
             ("LxcContainer", "spec.clusterRef", "self == oldSelf"),
             vec![
-                case("create with a clusterRef", None, c(json!({"source": os, "clusterRef": {"name": "a"}})), true),
+                case(
+                    "create with a clusterRef",
+                    None,
+                    c(json!({"source": os, "clusterRef": {"name": "a"}})),
+                    true,
+                ),
                 case(
                     "unchanged",
                     Some(c(json!({"source": os, "clusterRef": {"name": "a"}}))),

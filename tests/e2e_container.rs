@@ -549,7 +549,11 @@ fn a_container_protected_in_proxmox_is_kept_until_the_spec_allows_its_deletion()
     let vmid = obj["status"]["vmid"].as_u64().unwrap();
     let node = obj["status"]["node"].as_str().unwrap().to_string();
     // an admin protects it in the Proxmox GUI
-    e.sim.call("PUT", &format!("/nodes/{node}/lxc/{vmid}/config"), &[("protection", "1")]);
+    e.sim.call(
+        "PUT",
+        &format!("/nodes/{node}/lxc/{vmid}/config"),
+        &[("protection", "1")],
+    );
     let out = e.cp.kubectl(&["delete", "-n", &e.ns, "lxc", "keep", "--wait=false"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, _, message) = wait_for("Ready=False reason=Protected", T, || {
@@ -559,36 +563,69 @@ fn a_container_protected_in_proxmox_is_kept_until_the_spec_allows_its_deletion()
     assert!(message.contains("spec.protection"), "{message}");
     std::thread::sleep(Duration::from_secs(3));
     let ct = e.sim.container(vmid).expect("the protected container is kept");
-    assert_eq!(ct["config"]["protection"], "1", "protection is not removed behind the admin's back");
+    assert_eq!(
+        ct["config"]["protection"], "1",
+        "protection is not removed behind the admin's back"
+    );
     // the user says otherwise: now it goes
-    let out = e.cp.kubectl(&["patch", "-n", &e.ns, "lxc", "keep", "--type=merge", "-p", r#"{"spec":{"protection":false}}"#]);
+    let out = e.cp.kubectl(&[
+        "patch",
+        "-n",
+        &e.ns,
+        "lxc",
+        "keep",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"protection":false}}"#,
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_for("the object to be gone", T, || get_json(e.cp, &e.ns, "lxc", "keep").is_none().then_some(()));
+    wait_for("the object to be gone", T, || {
+        get_json(e.cp, &e.ns, "lxc", "keep").is_none().then_some(())
+    });
     assert!(e.sim.container(vmid).is_none(), "destroyed once the spec allowed it");
 }
 
 #[test]
 fn a_container_whose_tag_was_removed_in_proxmox_is_never_created_twice() {
     let e = env("untag");
-    apply(e.cp, &e.ns, &container_yaml("solo", "  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.0.0.9/24, gateway: 10.0.0.1}}\n"));
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml(
+            "solo",
+            "  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.0.0.9/24, gateway: 10.0.0.1}}\n",
+        ),
+    );
     let obj = wait_ready(e.cp, &e.ns, "lxc", "solo", T);
     let vmid = obj["status"]["vmid"].as_u64().unwrap();
     let node = obj["status"]["node"].as_str().unwrap().to_string();
     // someone edits the tags in the Proxmox GUI
-    e.sim.call("PUT", &format!("/nodes/{node}/lxc/{vmid}/config"), &[("delete", "tags")]);
+    e.sim.call(
+        "PUT",
+        &format!("/nodes/{node}/lxc/{vmid}/config"),
+        &[("delete", "tags")],
+    );
     let (_, _, message) = wait_for("Ready=False reason=IdentityTagMissing", T, || {
         let o = get_json(e.cp, &e.ns, "lxc", "solo")?;
         condition(&o, "Ready").filter(|(s, r, _)| s == "False" && r == "IdentityTagMissing")
     });
     assert!(message.contains("add the tag back"), "{message}");
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(e.sim.containers().len(), 1, "no second container with the same hostname and IP");
+    assert_eq!(
+        e.sim.containers().len(),
+        1,
+        "no second container with the same hostname and IP"
+    );
     let o = get_json(e.cp, &e.ns, "lxc", "solo").unwrap();
     assert_eq!(o["status"]["vmid"].as_u64(), Some(vmid), "the evidence is kept");
     assert_eq!(o["status"]["phase"], "Running");
     // the tag back: the container is ours again
     let uid = o["metadata"]["uid"].as_str().unwrap();
-    e.sim.call("PUT", &format!("/nodes/{node}/lxc/{vmid}/config"), &[("tags", &format!("k8s-{uid}"))]);
+    e.sim.call(
+        "PUT",
+        &format!("/nodes/{node}/lxc/{vmid}/config"),
+        &[("tags", &format!("k8s-{uid}"))],
+    );
     wait_ready(e.cp, &e.ns, "lxc", "solo", T);
 }
 
@@ -604,6 +641,9 @@ fn changing_the_cluster_of_an_existing_container_is_refused_and_orphans_nothing(
         let o = get_json(e.cp, &e.ns, "lxc", "pinned")?;
         condition(&o, "Ready").filter(|(s, r, _)| s == "False" && r == "InvalidSpec")
     });
-    assert!(message.contains("clusterRef is immutable") && message.contains("default"), "{message}");
+    assert!(
+        message.contains("clusterRef is immutable") && message.contains("default"),
+        "{message}"
+    );
     assert_eq!(e.sim.containers().len(), 1);
 }

@@ -134,3 +134,57 @@ fn sigterm_stops_an_operator_whose_apiserver_stopped_answering() {
         op.log()
     );
 }
+
+#[test]
+fn a_leader_whose_apiserver_stops_answering_stops_before_its_lease_can_pass() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("frozenlead");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let server = std::fs::read_to_string(&cp.kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string))
+        .unwrap();
+    let proxy = FreezableProxy::start(server.parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--leader-election",
+        "--lease-namespace",
+        ns.as_str(),
+        "--lease-name",
+        "plo",
+    ];
+    let mut a = Operator::start_with_kubeconfig(&proxy.kubeconfig(&cp.kubeconfig, dir.path()), &ns, &args);
+    wait_for("a leads", Duration::from_secs(30), || {
+        a.log().contains("became the leader").then_some(())
+    });
+    cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("one")));
+    wait_ready(cp, &ns, "lxc", "one", Duration::from_secs(60));
+    proxy.freeze();
+    let frozen = std::time::Instant::now();
+    // the lease was renewed at most 5 s before the freeze; it lasts 15 s
+    wait_for("the frozen leader to stop", Duration::from_secs(20), || {
+        (!a.is_running()).then_some(())
+    });
+    let stopped = frozen.elapsed();
+    eprintln!("the frozen leader stopped {stopped:?} after the freeze");
+    assert!(
+        stopped < Duration::from_secs(15),
+        "stopped after {stopped:?}: its lease could have passed"
+    );
+    assert!(a.log().contains("could not renew the lease in time"), "{}", a.log());
+    // a standby now takes over and works
+    let writes_before = sim.count("POST /nodes/{node}/lxc");
+    let b = Operator::start_with(cp, &ns, &args);
+    wait_for("b leads", Duration::from_secs(40), || {
+        b.log().contains("became the leader").then_some(())
+    });
+    cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("two")));
+    wait_ready(cp, &ns, "lxc", "two", Duration::from_secs(60));
+    assert_eq!(
+        sim.count("POST /nodes/{node}/lxc"),
+        writes_before + 1,
+        "one create, by the new leader"
+    );
+}

@@ -135,32 +135,53 @@ pub async fn acquire_and_hold(client: kube::Client, cfg: LeaseConfig) {
         tokio::time::sleep(cfg.retry_every).await;
     }
     tracing::info!(lease = %cfg.name, identity = %cfg.identity, "became the leader");
+    let deadline = renew_deadline(cfg.duration);
     tokio::spawn(async move {
         let mut last_ok = std::time::Instant::now();
         loop {
             tokio::time::sleep(cfg.renew_every).await;
-            match try_acquire(&api, &cfg).await {
-                Ok(true) => last_ok = std::time::Instant::now(),
-                Ok(false) => {
+            // every renewal is bounded: a call that hangs (an apiserver that stopped answering)
+            // must not outlive the lease, or another replica takes over while we still act
+            let left = deadline.saturating_sub(last_ok.elapsed());
+            match tokio::time::timeout(left, try_acquire(&api, &cfg)).await {
+                Ok(Ok(true)) => last_ok = std::time::Instant::now(),
+                Ok(Ok(false)) => {
                     tracing::error!(lease = %cfg.name, "lost the lease to another replica; stopping now");
                     std::process::exit(1);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "lease renewal failed");
-                    if last_ok.elapsed() >= cfg.duration {
-                        tracing::error!(lease = %cfg.name, "could not renew the lease in time; stopping now");
-                        std::process::exit(1);
-                    }
+                Ok(Err(e)) if last_ok.elapsed() < deadline => tracing::warn!(error = %e, "lease renewal failed"),
+                Ok(Err(_)) | Err(_) => {
+                    tracing::error!(lease = %cfg.name, deadline = ?deadline, "could not renew the lease in time; stopping before another replica can take over");
+                    std::process::exit(1);
                 }
             }
         }
     });
 }
 
+/// How long a leader may go without a renewal before it stops: two thirds of the lease, so it
+/// has stopped well before another replica may take the lease over (a third of it, at least
+/// 2 s, is left for clock skew and the exit).
+pub fn renew_deadline(lease: Duration) -> Duration {
+    (lease * 2 / 3).min(lease.saturating_sub(Duration::from_secs(2)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::can_take;
     use jiff::{SignedDuration, Timestamp};
+
+    #[test]
+    fn a_leader_stops_well_before_its_lease_could_pass_to_another() {
+        assert_eq!(
+            super::renew_deadline(std::time::Duration::from_secs(15)),
+            std::time::Duration::from_secs(10)
+        );
+        assert_eq!(
+            super::renew_deadline(std::time::Duration::from_secs(3)),
+            std::time::Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn a_fresh_lease_of_another_replica_cannot_be_taken_and_an_expired_one_can() {

@@ -94,7 +94,12 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     match p.status.cluster.clone() {
         Some(c) if c != key.name && obj.spec.management == Management::Full => {
             let message = format!("clusterRef is immutable: this container lives in ProxmoxCluster {c}");
-            return p.invalid(InvalidSpec { field: "clusterRef".into(), message }).await;
+            return p
+                .invalid(InvalidSpec {
+                    field: "clusterRef".into(),
+                    message,
+                })
+                .await;
         }
         None if p.status.vmid.is_some() => p.status.cluster = Some(key.name.clone()),
         _ => {}
