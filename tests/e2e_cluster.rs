@@ -140,3 +140,57 @@ fn an_existing_container_is_adopted_read_only() {
     let after = sim.container(700).expect("an adopted container is never deleted");
     assert_eq!(after["config"], before, "an adopted container is never changed");
 }
+
+fn container(name: &str) -> String {
+    format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n")
+}
+
+#[test]
+fn deleting_a_cluster_together_with_its_containers_cleans_them_up_through_it_first() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("pcdelete");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let _op = Operator::start(cp, &ns);
+    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("web")));
+    let vmid = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    // what a namespace deletion does: everything at once
+    let out = cp.kubectl(&["delete", "-n", &ns, "proxmoxcluster/default", "lxc/web", "--wait=false"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the container to be gone", T, || {
+        get_json(cp, &ns, "lxc", "web").is_none().then_some(())
+    });
+    assert!(
+        sim.container(vmid).is_none(),
+        "destroyed in Proxmox through the cluster"
+    );
+    wait_for("the cluster to be gone", T, || {
+        get_json(cp, &ns, "proxmoxcluster", "default").is_none().then_some(())
+    });
+}
+
+#[test]
+fn a_cluster_deleted_and_created_again_with_the_same_spec_connects_again() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("pcrecreate");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let _op = Operator::start(cp, &ns);
+    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    let out = cp.kubectl(&[
+        "delete",
+        "-n",
+        &ns,
+        "proxmoxcluster",
+        "default",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    connect_cluster(cp, &ns, &sim, "2s");
+    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("after")));
+    let obj = wait_ready(cp, &ns, "lxc", "after", T);
+    assert_eq!(obj["status"]["phase"], "Running");
+}

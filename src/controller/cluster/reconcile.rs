@@ -6,13 +6,16 @@
 use super::{observer, ClusterKey};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::error::KubeOp;
+use crate::controller::status::{add_finalizer, remove_finalizer};
 use crate::controller::Error;
 use crate::crd::proxmox_cluster::{ProxmoxCluster, ProxmoxClusterStatus};
+use crate::crd::{LxcBackup, LxcContainer, LxcTemplate, FINALIZER};
 use crate::crd::{SecretKeyRef, CONDITION_READY};
 use crate::pve;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::hash::{Hash, Hasher};
@@ -103,6 +106,8 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
         }
     };
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    // a ProxmoxCluster deleted and created again (same spec, new uid) gets a new connection
+    pc.uid().hash(&mut hasher);
     format!("{auth:?}").hash(&mut hasher); // redacted Debug: identity of the credentials only
     secret.metadata.resource_version.hash(&mut hasher);
     let tls = pc.spec.tls.clone().unwrap_or_default();
@@ -169,7 +174,9 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     })
 }
 
-/// Reconciles one `ProxmoxCluster`.
+/// Reconciles one `ProxmoxCluster`: keeps its finalizer (its containers, templates and backups
+/// are cleaned up through it first), its connection and observer (rebuilt when the settings
+/// change, the object is created anew, or the observer ended), and its status on failures.
 pub async fn reconcile(
     pc: Arc<ProxmoxCluster>,
     ctx: Arc<Context>,
@@ -179,10 +186,22 @@ pub async fn reconcile(
         namespace: pc.namespace().unwrap_or_default(),
         name: pc.name_any(),
     };
+    let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &key.namespace);
+    if pc.metadata.deletion_timestamp.is_some() {
+        return finalize(&pc, &ctx, &api, &key).await;
+    }
+    if add_finalizer(&api, &*pc, FINALIZER).await.op("add finalizer")? {
+        ctx.metrics.kube_write("ProxmoxCluster");
+    }
     let recheck = Action::requeue(ctx.settings.credentials_recheck);
     match resolve(&pc, &ctx).await {
         Ok(r) => {
-            if ctx.clusters.get(&key).is_some_and(|h| h.config_hash == r.hash) {
+            // an observer that ended (it never should) is started again
+            if ctx
+                .clusters
+                .get(&key)
+                .is_some_and(|h| h.config_hash == r.hash && !h.task.is_finished())
+            {
                 return Ok(recheck);
             }
             let client = match pve::Client::new(r.config) {
@@ -214,6 +233,73 @@ pub async fn reconcile(
             Ok(recheck)
         }
     }
+}
+
+/// The objects of the namespace that still need the cluster for their cleanup: containers and
+/// templates that name it and backups made through it, with our finalizer.
+async fn dependents(ctx: &Context, key: &ClusterKey) -> Result<Vec<String>, Error> {
+    let ours = |m: &kube::api::ObjectMeta| m.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == FINALIZER));
+    let names = |r: Option<&crate::crd::ClusterRef>| r.map(|c| c.name.as_str()).unwrap_or("default") == key.name;
+    let lp = ListParams::default();
+    let mut out = Vec::new();
+    let containers: Api<LxcContainer> = Api::namespaced(ctx.kube.clone(), &key.namespace);
+    for c in containers.list(&lp).await.op("list LxcContainers")?.items {
+        if ours(&c.metadata) && names(c.spec.cluster_ref.as_ref()) {
+            out.push(format!("LxcContainer {}", c.name_any()));
+        }
+    }
+    let templates: Api<LxcTemplate> = Api::namespaced(ctx.kube.clone(), &key.namespace);
+    for t in templates.list(&lp).await.op("list LxcTemplates")?.items {
+        if ours(&t.metadata) && names(t.spec.cluster_ref.as_ref()) {
+            out.push(format!("LxcTemplate {}", t.name_any()));
+        }
+    }
+    let backups: Api<LxcBackup> = Api::namespaced(ctx.kube.clone(), &key.namespace);
+    for b in backups.list(&lp).await.op("list LxcBackups")?.items {
+        if ours(&b.metadata)
+            && b.status
+                .as_ref()
+                .and_then(|s| s.cluster.as_deref())
+                .unwrap_or("default")
+                == key.name
+        {
+            out.push(format!("LxcBackup {}", b.name_any()));
+        }
+    }
+    Ok(out)
+}
+
+/// Deletion: the connection stays until every object that needs it for its own cleanup is
+/// gone (so deleting a namespace, or the cluster together with its containers, cleans up in
+/// order); then the observer stops and the finalizer goes.
+async fn finalize(
+    pc: &ProxmoxCluster,
+    ctx: &Context,
+    api: &Api<ProxmoxCluster>,
+    key: &ClusterKey,
+) -> Result<Action, Error> {
+    if !pc.finalizers().iter().any(|f| f == FINALIZER) {
+        ctx.clusters.remove(key);
+        return Ok(Action::await_change());
+    }
+    let waiting = dependents(ctx, key).await?;
+    if !waiting.is_empty() {
+        let shown: Vec<&str> = waiting.iter().take(5).map(String::as_str).collect();
+        let more = if waiting.len() > 5 {
+            format!(" and {} more", waiting.len() - 5)
+        } else {
+            String::new()
+        };
+        let msg = format!(
+            "deletion waits until these are cleaned up through it: {}{more}",
+            shown.join(", ")
+        );
+        write_failure(pc, ctx, "Deleting", &msg).await?;
+        return Ok(Action::requeue(Duration::from_secs(3)));
+    }
+    ctx.clusters.remove(key);
+    remove_finalizer(api, pc, FINALIZER).await.op("remove finalizer")?;
+    Ok(Action::await_change())
 }
 
 async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: &str, message: &str) -> Result<(), Error> {
