@@ -647,3 +647,31 @@ fn changing_the_cluster_of_an_existing_container_is_refused_and_orphans_nothing(
     );
     assert_eq!(e.sim.containers().len(), 1);
 }
+
+#[test]
+fn deleting_a_container_while_its_clone_runs_leaks_no_clone() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("clonedel");
+    // tasks take seconds: a clone is still running when the object is deleted
+    let sim = Sim::start(&["--clock-speed", "1"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let _op = Operator::start(cp, &ns);
+    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    apply(cp, &ns, &container_yaml("origin", "  state: Stopped\n"));
+    let origin = wait_ready(cp, &ns, "lxc", "origin", T)["status"]["vmid"].as_u64().unwrap();
+    let copy = format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
+    );
+    apply(cp, &ns, &copy);
+    let vmid = wait_for("the clone to run", T, || {
+        let o = get_json(cp, &ns, "lxc", "copy")?;
+        let running = o["status"]["pendingTask"]["operation"] == "clone"
+            && o["status"]["pendingTask"]["upid"].as_str()?.starts_with("UPID:");
+        running.then(|| o["status"]["vmid"].as_u64()).flatten()
+    });
+    let out = cp.kubectl(&["delete", "-n", &ns, "lxc", "copy", "--wait=false"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the object to be gone", Duration::from_secs(90), || get_json(cp, &ns, "lxc", "copy").is_none().then_some(()));
+    assert!(sim.container(vmid).is_none(), "the clone finished after the delete and was destroyed, not left behind");
+    assert!(sim.container(origin).is_some(), "the source stays");
+}

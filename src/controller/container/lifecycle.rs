@@ -3,6 +3,7 @@
 //! `Retain` removes our tag; a container without our tag or protected in Proxmox is kept).
 
 use super::converge::{addresses, usage};
+use super::decide::{self, Evidence, Ownership};
 use super::desired::identity_tag;
 use super::locate::{locate, Located};
 use super::reconcile::{check_pending_task, cluster_key, start_task, P};
@@ -110,7 +111,19 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         // already gone counts as deleted
         return done(p).await;
     };
-    if !cfg.tag_list().contains(&identity) {
+    // a clone we started carries no tag until our first update: deleted before that, it is
+    // still ours (claimed by the same rule as on the update path), not leaked
+    let tagged = cfg.tag_list().contains(&identity);
+    let cloning = obj.spec.source.clone.is_some() || obj.spec.source.template.is_some();
+    let claimed = !tagged
+        && decide::ownership(Evidence {
+            tagged,
+            lock: cfg.lock.as_deref(),
+            phase: p.status.phase,
+            user_vmid: obj.spec.vmid.is_some(),
+            cloning,
+        }) == Ownership::Claim;
+    if !tagged && !claimed {
         p.event(
             Reason::LeftUntouched,
             format!("CT {vmid} on {node} does not carry our tag; it is not deleted"),
