@@ -658,7 +658,9 @@ fn deleting_a_container_while_its_clone_runs_leaks_no_clone() {
     let _op = Operator::start(cp, &ns);
     wait_ready(cp, &ns, "proxmoxcluster", "default", T);
     apply(cp, &ns, &container_yaml("origin", "  state: Stopped\n"));
-    let origin = wait_ready(cp, &ns, "lxc", "origin", T)["status"]["vmid"].as_u64().unwrap();
+    let origin = wait_ready(cp, &ns, "lxc", "origin", T)["status"]["vmid"]
+        .as_u64()
+        .unwrap();
     let copy = format!(
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
     );
@@ -671,7 +673,12 @@ fn deleting_a_container_while_its_clone_runs_leaks_no_clone() {
     });
     let out = cp.kubectl(&["delete", "-n", &ns, "lxc", "copy", "--wait=false"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_for("the object to be gone", Duration::from_secs(90), || get_json(cp, &ns, "lxc", "copy").is_none().then_some(()));
-    assert!(sim.container(vmid).is_none(), "the clone finished after the delete and was destroyed, not left behind");
+    wait_for("the object to be gone", Duration::from_secs(90), || {
+        get_json(cp, &ns, "lxc", "copy").is_none().then_some(())
+    });
+    assert!(
+        sim.container(vmid).is_none(),
+        "the clone finished after the delete and was destroyed, not left behind"
+    );
     assert!(sim.container(origin).is_some(), "the source stays");
 }

@@ -306,3 +306,29 @@ fn a_missing_image_volid_or_an_unknown_appliance_gives_ready_false_naming_it() {
     // nothing to clean up: deletion is immediate
     e.cp.kubectl_ok(&["delete", "lxct", "novol", "noappl", "-n", &e.ns, "--timeout=30s"]);
 }
+
+#[test]
+fn a_template_vmid_held_on_another_node_is_a_conflict_not_a_create_loop() {
+    let e = env("tmpl-vmid");
+    let os = "  source: {osTemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}\n";
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml("holder", &format!("{os}  node: pve2\n  vmid: 777\n")),
+    );
+    wait_ready(e.cp, &e.ns, "lxc", "holder", T);
+    let creates = e.sim.count("POST /nodes/{node}/lxc");
+    let spec = "  node: pve1\n  vmid: 777\n  image: {volid: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}\n  imageStorage: local\n";
+    apply(e.cp, &e.ns, &template_yaml("base", spec));
+    let (_, _, message) = wait_for("Ready=False reason=VmidConflict", T, || {
+        condition(&get_json(e.cp, &e.ns, "lxct", "base")?, "Ready")
+            .filter(|(s, r, _)| s == "False" && r == "VmidConflict")
+    });
+    assert!(message.contains("pve2"), "{message}");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        e.sim.count("POST /nodes/{node}/lxc"),
+        creates,
+        "no create is even tried, let alone in a loop"
+    );
+}

@@ -462,6 +462,32 @@ async fn build_current(
         .is_some_and(|g| g.template && g.node == node && g.has_tag(&identity));
     if !(seen && p.status.phase.as_deref() == Some(PHASE_READY)) {
         let Some(cfg) = config(handle, &node, vmid).await? else {
+            // held elsewhere (another node, or a VM): a create would answer "already exists"
+            // forever
+            if let Some(g) = snap.guests.get(&vmid).filter(|g| g.node != node || g.kind == "qemu") {
+                if spec.vmid.is_none() {
+                    p.status.vmid = None;
+                    p.save().await?;
+                    return Ok(Action::requeue(Duration::from_millis(100)));
+                }
+                p.status.phase = Some(PHASE_FAILED.into());
+                let what = if g.kind == "qemu" {
+                    "a QEMU virtual machine"
+                } else {
+                    "a container"
+                };
+                let msg = format!(
+                    "vmid {vmid} is held by {what} on node {} that is not this template; choose another vmid",
+                    g.node
+                );
+                return p
+                    .not_ready(
+                        Reason::VmidConflict,
+                        msg,
+                        Action::requeue(jitter(Duration::from_secs(300))),
+                    )
+                    .await;
+            }
             if p.status.phase.as_deref() == Some(PHASE_READY) {
                 p.event(
                     Reason::Recreating,
