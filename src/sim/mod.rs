@@ -16,6 +16,7 @@
 
 mod api;
 mod config;
+mod guests;
 mod propstr;
 mod schema;
 mod server;
@@ -247,6 +248,20 @@ impl SimHandle {
     /// Zero the statistics.
     pub fn reset_stats(&self) {
         self.sim.lock().stats = Default::default();
+    }
+
+    /// Place a container disk `vm-<vmid>-disk-N` of `size` bytes on a storage (as seen from
+    /// `node`) that no config references: a detached disk, or another cluster's guest on
+    /// shared storage. Returns its volid. Same as `POST /_sim/storage/{storage}/disks`.
+    pub fn plant_unreferenced_disk(&self, node: &str, storage: &str, vmid: u32, size: u64) -> Result<String, String> {
+        self.sim.lock().plant_disk(storage, node, vmid, size)
+    }
+
+    /// Add a QEMU VM at `vmid` on `node`: it holds the vmid (creates there fail like on
+    /// Proxmox) and is listed in `/cluster/resources` as `type: qemu`. Same as
+    /// `POST /_sim/qemu`.
+    pub fn add_qemu_vm(&self, vmid: u32, node: &str, name: &str) -> Result<(), String> {
+        self.sim.lock().add_qemu(vmid, node, name)
     }
 
     /// Volume ids on a storage as seen from a node.

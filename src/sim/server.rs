@@ -446,6 +446,27 @@ impl Front {
                 }
                 admin_json(200, &Value::Object(m))
             }
+            ("POST", ["storage", sid, "disks"]) => {
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let node = v.get("node").and_then(Value::as_str).unwrap_or_default().to_string();
+                let vmid = v.get("vmid").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let size = v.get("size").and_then(Value::as_u64).unwrap_or(1 << 30);
+                match st.plant_disk(sid, &node, vmid, size) {
+                    Ok(volid) => admin_json(200, &json!({"volid": volid})),
+                    Err(e) => bad(e),
+                }
+            }
+            ("GET", ["qemu"]) => admin_json(200, &st.qemus.values().map(|q| q.resource_json()).collect()),
+            ("POST", ["qemu"]) => {
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let vmid = v.get("vmid").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let node = v.get("node").and_then(Value::as_str).unwrap_or_default().to_string();
+                let name = v.get("name").and_then(Value::as_str).map(str::to_string).unwrap_or(format!("vm{vmid}"));
+                match st.add_qemu(vmid, &node, &name) {
+                    Ok(()) => admin_json(200, &json!({"ok": true})),
+                    Err(e) => bad(e),
+                }
+            }
             ("GET", ["faults"]) => admin_json(200, &serde_json::to_value(&st.faults).unwrap_or_default()),
             ("POST", ["faults"]) => match serde_json::from_slice::<FaultConfig>(body) {
                 Ok(f) => {

@@ -917,6 +917,6 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
     }
     p.event(false, "Deleting", format!("destroying CT {vmid} on {node}")).await;
     let n = node.clone();
-    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(true), ..Default::default() };
+    let params = pve::DeleteParams::purge_referenced_only();
     start_task(p, &handle, &node, "delete", async move { client.lxc_delete(&n, vmid, &params).await }).await
 }

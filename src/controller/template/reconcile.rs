@@ -366,7 +366,7 @@ async fn collect_previous(p: &mut Pass<'_>, handle: &ClusterHandle) -> Result<Co
         p.event(false, "DeletingPrevious", format!("deleting earlier build CT {} on {}: no linked clone uses it any more", prev.vmid, prev.node)).await;
         let client = handle.client.clone();
         let (n, v) = (prev.node.clone(), prev.vmid);
-        let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(true), ..Default::default() };
+        let params = pve::DeleteParams::purge_referenced_only();
         return match start_task(p, handle, &prev.node, "delete", async move { client.lxc_delete(&n, v, &params).await }).await? {
             Ok(a) => Ok(Collected::Started(a)),
             Err(e) if e.class() == ErrorClass::NotFound => Ok(Collected::Started(Action::requeue(Duration::from_millis(200)))),
@@ -687,7 +687,7 @@ async fn cleanup(p: &mut Pass<'_>) -> Result<Action, Error> {
     p.event(false, "Deleting", format!("destroying template CT {vmid} on {node}")).await;
     let client = handle.client.clone();
     let n = node.clone();
-    let params = pve::DeleteParams { purge: Some(true), destroy_unreferenced_disks: Some(true), ..Default::default() };
+    let params = pve::DeleteParams::purge_referenced_only();
     match start_task(p, &handle, &node, "delete", async move { client.lxc_delete(&n, vmid, &params).await }).await? {
         Ok(a) => Ok(a),
         Err(e) if e.class() == ErrorClass::NotFound => Ok(Action::requeue(Duration::from_millis(200))),
