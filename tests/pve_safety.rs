@@ -127,3 +127,112 @@ async fn a_vmid_held_by_a_qemu_vm_shows_in_the_inventory_and_refuses_a_container
     assert_eq!(n.status, 400, "{}", n.text);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn failover_works_when_each_node_has_its_own_pinned_certificate() {
+    use proxmox_lxc_operator::crd::proxmox_cluster::TlsSpec;
+    let sim = start(SimConfig::fast()).await.unwrap();
+    let pve1 = sim.add_node_endpoint("pve1").await.unwrap();
+    let pve2 = sim.add_node_endpoint("pve2").await.unwrap();
+    assert_ne!(
+        pve1.fingerprint(),
+        pve2.fingerprint(),
+        "each node has its own certificate"
+    );
+    // the ProxmoxCluster's `tls` as the admin writes it: one pinned fingerprint per node
+    let tls: TlsSpec = serde_json::from_value(serde_json::json!({
+        "fingerprints": [pve1.fingerprint(), pve2.fingerprint()]
+    }))
+    .unwrap();
+    let mode = TlsMode::Fingerprint(tls.pinned_fingerprints().expect("pinned"));
+    let c = client_for(&sim, vec![pve1.base_url(), pve2.base_url()], mode);
+    assert_eq!(c.version().await.unwrap().version.as_deref(), Some("9.1.3"));
+    assert!(c.active_endpoint().starts_with(&pve1.base_url()));
+
+    pve1.shutdown().await; // node 1 goes away; node 2 answers with its own certificate
+    assert_eq!(c.version().await.unwrap().version.as_deref(), Some("9.1.3"));
+    assert!(
+        c.active_endpoint().starts_with(&pve2.base_url()),
+        "{}",
+        c.active_endpoint()
+    );
+    pve2.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tls_failure_at_one_endpoint_fails_over_and_the_error_names_each_endpoint() {
+    let sim = start(SimConfig::fast()).await.unwrap();
+    let stranger = sim.add_node_endpoint("pve1").await.unwrap(); // a certificate nobody pinned
+    let pve2 = sim.add_node_endpoint("pve2").await.unwrap();
+    let c = client_for(
+        &sim,
+        vec![stranger.base_url(), pve2.base_url()],
+        TlsMode::Fingerprint(pve2.fingerprint().to_string()),
+    );
+    c.version()
+        .await
+        .expect("the TLS failure at the first endpoint fails over to the second");
+    assert!(c.active_endpoint().starts_with(&pve2.base_url()));
+
+    // nothing usable: one error that says which endpoint failed and why
+    let c = client_for(
+        &sim,
+        vec![stranger.base_url(), "127.0.0.1:1".to_string()],
+        TlsMode::Fingerprint(pve2.fingerprint().to_string()),
+    );
+    let err = c.version().await.unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.endpoint_failures().len(), 2, "{text}");
+    assert!(
+        text.contains(&stranger.base_url()) && text.contains("fingerprint mismatch"),
+        "{text}"
+    );
+    assert!(
+        text.contains("127.0.0.1:1") && text.contains("cannot connect"),
+        "{text}"
+    );
+    stranger.shutdown().await;
+    pve2.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_response_bigger_than_the_limit_fails_clearly_instead_of_filling_memory() {
+    let sim = start(SimConfig::fast()).await.unwrap();
+    let t = &sim.tokens()[0];
+    let mut cfg = ClientConfig::new(
+        vec![sim.base_url()],
+        Auth::Token {
+            token_id: t.id.clone(),
+            secret: t.secret.clone(),
+        },
+    );
+    cfg.tls = TlsMode::Fingerprint(sim.fingerprint().to_string());
+    cfg.max_response_bytes = 1024; // the inventory of the default sim is larger
+    let c = pve::Client::new(cfg).unwrap();
+    let err = c.cluster_resources(None).await.unwrap_err();
+    assert!(
+        matches!(err, pve::Error::ResponseTooLarge { limit: 1024, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("larger than the limit of 1024 bytes"), "{err}");
+    assert_eq!(pve::DEFAULT_MAX_RESPONSE_BYTES, 64 << 20);
+    sim.shutdown().await;
+}
+
+#[test]
+fn endpoints_over_plain_http_or_with_user_info_are_refused_by_the_client() {
+    for e in ["http://127.0.0.1:8006", "https://root:secret@127.0.0.1:8006"] {
+        let cfg = ClientConfig::new(
+            vec![e.to_string()],
+            Auth::Token {
+                token_id: "a@pve!b".into(),
+                secret: "s".into(),
+            },
+        );
+        let err = pve::Client::new(cfg).unwrap_err().to_string();
+        assert!(err.contains("invalid endpoint"), "{e}: {err}");
+        assert!(!err.contains("secret@"), "{e}: {err}");
+    }
+}

@@ -79,6 +79,7 @@ pub struct SimHandle {
     cert_der: Vec<u8>,
     fingerprint: String,
     sim: Arc<state::Sim>,
+    front: Arc<server::Front>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -100,6 +101,33 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
 
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "pve-sim".to_string(), addr.ip().to_string()];
+    let (acceptor, cert_der_bytes, cert_pem, fingerprint) = self_signed_acceptor(names)?;
+
+    let mut key = [0u8; 32];
+    {
+        use rand::RngCore;
+        rand::rng().fill_bytes(&mut key);
+    }
+    let sim = Arc::new(state::Sim { state: Mutex::new(state::State::new(config)) });
+    sim.lock().fingerprint = fingerprint.clone();
+    let front = Arc::new(server::Front { sim: sim.clone(), ticket_key: key });
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(server::serve(listener, acceptor, front.clone(), rx));
+    Ok(SimHandle {
+        addr,
+        cert_pem,
+        cert_der: cert_der_bytes,
+        fingerprint,
+        sim,
+        front,
+        shutdown: tx,
+        task: Mutex::new(Some(task)),
+    })
+}
+
+/// A fresh self-signed certificate for `names` and a TLS acceptor serving it:
+/// `(acceptor, certificate DER, certificate PEM, SHA-256 fingerprint)`.
+fn self_signed_acceptor(names: Vec<String>) -> Result<(tokio_rustls::TlsAcceptor, Vec<u8>, String, String), SimError> {
     let ck = rcgen::generate_simple_self_signed(names).map_err(|e| SimError::Tls(e.to_string()))?;
     let cert_der = ck.cert.der().clone();
     let cert_pem = ck.cert.pem();
@@ -114,19 +142,52 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         .with_single_cert(vec![cert_der], key_der)
         .map_err(|e| SimError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(tls)), cert_der_bytes, cert_pem, fingerprint))
+}
 
-    let mut key = [0u8; 32];
-    {
-        use rand::RngCore;
-        rand::rng().fill_bytes(&mut key);
+/// One more HTTPS listener of a running simulator, standing for one Proxmox node's own
+/// `pveproxy`: same state, its **own** self-signed certificate (as every PVE node has by
+/// default). Made by [`SimHandle::add_node_endpoint`]; stop it with [`SimEndpoint::shutdown`].
+pub struct SimEndpoint {
+    node: String,
+    addr: SocketAddr,
+    cert_pem: String,
+    fingerprint: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SimEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimEndpoint").field("node", &self.node).field("addr", &self.addr).finish()
     }
-    let sim = Arc::new(state::Sim { state: Mutex::new(state::State::new(config)) });
-    sim.lock().fingerprint = fingerprint.clone();
-    let front = Arc::new(server::Front { sim: sim.clone(), ticket_key: key });
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(server::serve(listener, acceptor, front, rx));
-    Ok(SimHandle { addr, cert_pem, cert_der: cert_der_bytes, fingerprint, sim, shutdown: tx, task: Mutex::new(Some(task)) })
+}
+
+impl SimEndpoint {
+    /// The node this endpoint stands for.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+    /// `https://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    /// Its certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+    /// SHA-256 fingerprint of its certificate, `AB:CD:...`.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    /// Stop this listener (the node's API goes away; the others keep serving).
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let t = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.await;
+        }
+    }
 }
 
 /// SHA-256 of a DER certificate as `AB:CD:...`.
@@ -248,6 +309,28 @@ impl SimHandle {
     /// Zero the statistics.
     pub fn reset_stats(&self) {
         self.sim.lock().stats = Default::default();
+    }
+
+    /// Serve the same simulated cluster on one more port (127.0.0.1, a free port) with its own
+    /// self-signed certificate, standing for `node`'s API: per-node certificates as on a
+    /// default Proxmox cluster, for failover with pinned fingerprints.
+    pub async fn add_node_endpoint(&self, node: &str) -> Result<SimEndpoint, SimError> {
+        let want = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener =
+            tokio::net::TcpListener::bind(want).await.map_err(|source| SimError::Bind { addr: want, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: want, source })?;
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), node.to_string()];
+        let (acceptor, _, cert_pem, fingerprint) = self_signed_acceptor(names)?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, acceptor, self.front.clone(), rx));
+        Ok(SimEndpoint {
+            node: node.to_string(),
+            addr,
+            cert_pem,
+            fingerprint,
+            shutdown: tx,
+            task: Mutex::new(Some(task)),
+        })
     }
 
     /// Place a container disk `vm-<vmid>-disk-N` of `size` bytes on a storage (as seen from

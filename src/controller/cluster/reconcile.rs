@@ -90,8 +90,8 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     let tls_mode = if tls.insecure_skip_verify == Some(true) {
         insecure = true;
         pve::TlsMode::Insecure
-    } else if let Some(fp) = &tls.fingerprint {
-        pve::TlsMode::Fingerprint(fp.clone())
+    } else if let Some(fp) = tls.pinned_fingerprints() {
+        pve::TlsMode::Fingerprint(fp)
     } else if let Some(SecretKeyRef { name, key }) = &tls.ca_secret_ref {
         let s = match secrets.get_opt(name).await {
             Ok(Some(s)) => s,
@@ -108,13 +108,14 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
         Some(s) => parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| ("InvalidSpec".to_string(), format!("spec.resyncInterval: {s:?} is not a duration like 60s")))?,
         None => ctx.settings.default_resync,
     };
+    let resync = crate::crd::proxmox_cluster::ProxmoxClusterSpec::bounded_resync(resync);
     let mut config = pve::ClientConfig::new(pc.spec.endpoints.clone(), auth);
     config.tls = tls_mode;
     let metrics = ctx.metrics.clone();
     config.on_request = Some(pve::RequestHook(Arc::new(move |m, p, s, d| metrics.observe_proxmox_path(m, p, s, d))));
     let limits = pc.spec.limits.clone().unwrap_or_default();
     config.limits.max_concurrent_tasks_per_node = limits.max_concurrent_tasks_per_node.unwrap_or(2);
-    config.limits.requests_per_second = f64::from(limits.requests_per_second.unwrap_or(20));
+    config.limits.requests_per_second = f64::from(limits.bounded_requests_per_second());
     (&pc.spec.endpoints, format!("{:?}", pc.spec.tls), format!("{:?}", pc.spec.limits), resync).hash(&mut hasher);
     Ok(Resolved { config, insecure, resync, hash: hasher.finish() })
 }
