@@ -236,3 +236,52 @@ fn endpoints_over_plain_http_or_with_user_info_are_refused_by_the_client() {
         assert!(!err.contains("secret@"), "{e}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_firewall_rule_delete_with_a_stale_digest_removes_nothing() {
+    let sim = start(SimConfig::fast()).await.unwrap();
+    let http = sim_util::client(&sim);
+    http.create_ct("pve1", 160, &[]).await;
+    let c = pinned(&sim);
+    let rules = "/nodes/pve1/lxc/160/firewall/rules";
+    for port in ["22", "80"] {
+        let r = http
+            .post(
+                rules,
+                &[("type", "in"), ("action", "ACCEPT"), ("proto", "tcp"), ("dport", port)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let seen = c.lxc_firewall_rules("pve1", 160).await.unwrap();
+    let digest = seen[0].digest.clone().expect("rules are listed with their digest");
+    // someone else inserts a rule at the top: positions shift
+    let r = http
+        .post(
+            rules,
+            &[
+                ("type", "in"),
+                ("action", "ACCEPT"),
+                ("proto", "tcp"),
+                ("dport", "443"),
+                ("pos", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let err = c
+        .lxc_firewall_rule_delete("pve1", 160, 0, Some(&digest))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("detected modified configuration"), "{err}");
+    assert_eq!(
+        c.lxc_firewall_rules("pve1", 160).await.unwrap().len(),
+        3,
+        "the rule inserted meanwhile is kept"
+    );
+    let fresh = c.lxc_firewall_rules("pve1", 160).await.unwrap()[0].digest.clone();
+    c.lxc_firewall_rule_delete("pve1", 160, 0, fresh.as_deref())
+        .await
+        .unwrap();
+    sim.shutdown().await;
+}

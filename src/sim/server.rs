@@ -526,6 +526,9 @@ fn containers_json(st: &State) -> Value {
     Value::Array(st.cts.values().map(|c| container_json(st, c)).collect())
 }
 
+/// How long a client may take to send a request's headers (from the connection being ready).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serve connections until `shutdown` flips.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -551,8 +554,12 @@ pub(crate) async fn serve(
                 let f = front.clone();
                 async move { f.handle(req).await }
             });
+            // Bounded like pveproxy: a connection that sends no (complete) request header
+            // within 30 s, idle keep-alive included, is closed.
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
             tokio::select! {
                 _ = conn => {},
