@@ -15,10 +15,40 @@ pub struct Health {
     pub ready: AtomicBool,
 }
 
+/// How long a client may take to send a request's headers (also bounds an idle keep-alive
+/// connection), and how long one connection may live at most. A scraper that opens a
+/// connection and sends nothing cannot hold it, or the task serving it, forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Header read timeout (from the connection becoming ready for a request).
+    pub header_read: std::time::Duration,
+    /// Upper bound of one connection's life.
+    pub connection: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: std::time::Duration::from_secs(10),
+            connection: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// Serves the health and metrics endpoints on `addr` until the task is dropped.
 pub async fn serve(addr: SocketAddr, health: Arc<Health>, metrics: Arc<Metrics>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "health and metrics listener up");
+    serve_listener(listener, health, metrics, Timeouts::default()).await
+}
+
+/// [`serve`] on a bound listener with the given timeouts.
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    timeouts: Timeouts,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let health = health.clone();
@@ -29,9 +59,11 @@ pub async fn serve(addr: SocketAddr, health: Arc<Health>, metrics: Arc<Metrics>)
                 let metrics = metrics.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(req.uri().path(), &health, &metrics)) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeouts.header_read)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(timeouts.connection, conn).await;
         });
     }
 }
@@ -53,4 +85,31 @@ fn route(path: &str, health: &Health, metrics: &Metrics) -> Response<Full<Bytes>
         .header("content-type", ctype)
         .body(Full::new(Bytes::from(body)))
         .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_client_that_connects_and_sends_nothing_is_disconnected() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let timeouts = Timeouts {
+            header_read: Duration::from_millis(300),
+            connection: Duration::from_secs(30),
+        };
+        tokio::spawn(serve_listener(listener, Arc::new(Health::default()), metrics, timeouts));
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let t0 = Instant::now();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf))
+            .await
+            .expect("closed by the server");
+        assert!(matches!(n, Ok(0) | Err(_)), "the server closes the connection: {n:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
 }

@@ -46,7 +46,7 @@ pub const IP_PATTERN: &str = r"^([0-9.]+|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$";
 pub const VZTMPL_VOLID_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]*:vztmpl/[a-zA-Z0-9_.+-]+$";
 /// A backup archive volume id, e.g. `nfs-backup:backup/vzdump-lxc-100-2026_01_01-02_00_00.tar.zst`
 /// or a PBS id `pbs:backup/ct/100/2026-01-01T02:00:00Z`.
-pub const BACKUP_VOLID_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]*:backup/[a-zA-Z0-9_.:+/-]+$";
+pub const BACKUP_VOLID_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]*:backup/[a-zA-Z0-9_:+/-]+(\.[a-zA-Z0-9_:+/-]+)*$";
 /// An absolute path inside the container, without property-string separators.
 pub const MOUNT_PATH_PATTERN: &str = r"^/[^,;=\s]*$";
 /// One line of text: no line breaks or other control characters.
@@ -55,6 +55,17 @@ pub const SINGLE_LINE_PATTERN: &str = r"^[^\x00-\x1f\x7f]*$";
 pub const QUANTITY_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$";
 /// A duration like `60s`, `5m`, `1h30m`.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+/// `resyncInterval`: a duration in whole seconds, minutes or hours (no `ms`), e.g. `60s`, `5m`.
+pub const RESYNC_PATTERN: &str = r"^([0-9]{1,6}(s|m|h))+$";
+
+/// Whether `v` is a backup volume id the operator may pass to Proxmox: it matches
+/// [`BACKUP_VOLID_PATTERN`] (so it never contains `..`, a path escape out of the storage's
+/// dump directory).
+pub fn is_backup_volid(v: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(BACKUP_VOLID_PATTERN).expect("valid pattern"))
+        .is_match(v)
+}
 
 /// A reference to the `ProxmoxCluster` in the same namespace. When omitted, `default` is used.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -306,6 +317,7 @@ mod tests {
             SINGLE_LINE_PATTERN,
             QUANTITY_PATTERN,
             DURATION_PATTERN,
+            RESYNC_PATTERN,
         ] {
             regex::Regex::new(p).unwrap();
         }

@@ -25,10 +25,11 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProxmoxClusterSpec {
-    /// API endpoints such as `https://pve1.example:8006`, tried in order (failover on connect errors).
+    /// API endpoints such as `https://pve1.example:8006`, tried in order (failover on connect and
+    /// TLS errors). `https` only; no user info (`user:password@`): credentials come from the Secret.
     #[schemars(
         length(min = 1, max = 16),
-        inner(length(max = 2048), regex(pattern = r"^https://[^\s/?#,]+(:[0-9]{1,5})?/?$"))
+        inner(length(max = 2048), regex(pattern = r"^https://[^\s/?#,@]+(:[0-9]{1,5})?/?$"))
     )]
     pub endpoints: Vec<String>,
     /// Secret (same namespace) with `tokenId` + `tokenSecret` (API token `user@realm!name`), or
@@ -41,18 +42,59 @@ pub struct ProxmoxClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
     /// How often the inventory (`/cluster/resources`) is read, e.g. `60s`, `5m`. Default `60s`.
+    /// Whole seconds, minutes or hours; the operator keeps it within 1s..24h
+    /// ([`ProxmoxClusterSpec::bounded_resync`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32), regex(pattern = DURATION_PATTERN))]
+    #[schemars(length(min = 2, max = 32), regex(pattern = RESYNC_PATTERN))]
     pub resync_interval: Option<String>,
 }
 
-/// TLS verification: at most one of `caSecretRef`, `fingerprint` or `insecureSkipVerify`.
+/// Shortest inventory interval the operator uses, whatever `resyncInterval` says.
+pub const MIN_RESYNC: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest inventory interval the operator uses.
+pub const MAX_RESYNC: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// Highest `limits.requestsPerSecond` (the schema's maximum, and the operator's clamp).
+pub const MAX_REQUESTS_PER_SECOND: u32 = 1000;
+
+impl ProxmoxClusterSpec {
+    /// A parsed `resyncInterval` kept within [`MIN_RESYNC`]..=[`MAX_RESYNC`] (objects stored
+    /// before the schema had bounds, or written around it, cannot make the observer spin).
+    pub fn bounded_resync(d: std::time::Duration) -> std::time::Duration {
+        d.clamp(MIN_RESYNC, MAX_RESYNC)
+    }
+}
+
+impl Limits {
+    /// `requestsPerSecond` (default 20) kept within 1..=[`MAX_REQUESTS_PER_SECOND`].
+    pub fn bounded_requests_per_second(&self) -> u32 {
+        self.requests_per_second.unwrap_or(20).clamp(1, MAX_REQUESTS_PER_SECOND)
+    }
+}
+
+impl TlsSpec {
+    /// The pinned fingerprints, `fingerprint` and `fingerprints` together, comma-separated
+    /// (the form `pve::TlsMode::Fingerprint` takes); `None` when neither is set.
+    pub fn pinned_fingerprints(&self) -> Option<String> {
+        let all: Vec<&str> = self
+            .fingerprint
+            .iter()
+            .chain(self.fingerprints.iter())
+            .map(String::as_str)
+            .collect();
+        (!all.is_empty()).then(|| all.join(","))
+    }
+}
+
+/// TLS verification: at most one of `caSecretRef`, pinned fingerprints (`fingerprint` and/or
+/// `fingerprints`) or `insecureSkipVerify`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("not" = {"anyOf": [
     {"required": ["caSecretRef", "fingerprint"]},
+    {"required": ["caSecretRef", "fingerprints"]},
     {"required": ["caSecretRef", "insecureSkipVerify"]},
-    {"required": ["fingerprint", "insecureSkipVerify"]}
+    {"required": ["fingerprint", "insecureSkipVerify"]},
+    {"required": ["fingerprints", "insecureSkipVerify"]}
 ]}))]
 pub struct TlsSpec {
     /// A CA certificate (PEM) in a Secret, trusted in addition to the system roots.
@@ -63,6 +105,12 @@ pub struct TlsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$"))]
     pub fingerprint: Option<String>,
+    /// More pinned fingerprints: one per node when each Proxmox node has its own certificate
+    /// (the default), so failover to another endpoint keeps pinning. Any listed certificate
+    /// is accepted at any endpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$")))]
+    pub fingerprints: Vec<String>,
     /// Skip verification entirely. Explicit opt-in, surfaced as a condition (`InsecureTLS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
@@ -78,7 +126,7 @@ pub struct Limits {
     pub max_concurrent_tasks_per_node: Option<u32>,
     /// API requests per second to this cluster. Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 10_000))]
+    #[schemars(range(min = 1, max = 1000))]
     pub requests_per_second: Option<u32>,
 }
 

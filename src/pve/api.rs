@@ -16,8 +16,23 @@ use super::types::*;
 use super::upid::{TaskLogLine, TaskResult, TaskStatus, Upid};
 
 /// Form/query parameters with Proxmox encodings (booleans as `0`/`1`).
-#[derive(Debug, Default, Clone)]
+///
+/// `Debug` prints the keys only with the values of secrets (`password`, ...) redacted.
+#[derive(Default, Clone)]
 pub(crate) struct Params(Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |k: &str| k.contains("password") || k.contains("secret") || k.contains("ticket");
+        f.debug_map()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|(k, v)| (k, if secret(k) { "<redacted>" } else { v.as_str() })),
+            )
+            .finish()
+    }
+}
 
 impl Params {
     fn new() -> Self {
@@ -643,5 +658,22 @@ impl Client {
             }
             tokio::time::sleep(poll_interval).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod params_tests {
+    use super::Params;
+
+    #[test]
+    fn debug_output_of_request_parameters_never_shows_the_root_password() {
+        let mut p = Params::new();
+        p.set("hostname", "web").set("password", "Sup3r-Secret-Pa55word");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("Sup3r-Secret-Pa55word"), "{shown}");
+        assert!(
+            shown.contains("hostname") && shown.contains("web") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 }

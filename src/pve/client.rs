@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::auth::Auth;
+use super::endpoint::{normalize_endpoint, read_limited, ReadError, DEFAULT_MAX_RESPONSE_BYTES};
 use super::error::{Error, Result};
 use super::tls::{self, TlsMode};
 
@@ -102,6 +103,9 @@ pub struct ClientConfig {
     pub ticket_renew_after: Duration,
     /// Observer of every request (metrics); none by default.
     pub on_request: Option<RequestHook>,
+    /// Largest response body accepted, bytes; a bigger one fails with
+    /// [`Error::ResponseTooLarge`] instead of exhausting memory. Default 64 MiB.
+    pub max_response_bytes: u64,
 }
 
 impl ClientConfig {
@@ -121,6 +125,7 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(30),
             ticket_renew_after: Duration::from_secs(90 * 60),
             on_request: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -181,6 +186,7 @@ struct Inner {
     retry: RetryPolicy,
     ticket_renew_after: Duration,
     on_request: Option<RequestHook>,
+    max_response_bytes: u64,
 }
 
 /// An async Proxmox VE API client. Cheap to clone (an `Arc` inside); share it freely.
@@ -210,39 +216,6 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'
 /// Percent-encodes one path segment (node names, storage ids, UPIDs, volume ids...).
 pub fn encode_segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
-}
-
-fn normalize_endpoint(e: &str) -> Result<String> {
-    let e = e.trim();
-    let with_scheme = if e.contains("://") {
-        e.to_string()
-    } else {
-        format!("https://{e}")
-    };
-    let mut url = url::Url::parse(&with_scheme).map_err(|err| Error::Config {
-        message: format!("invalid endpoint {e:?}: {err}"),
-    })?;
-    if url.scheme() != "https" && url.scheme() != "http" {
-        return Err(Error::Config {
-            message: format!("invalid endpoint {e:?}: scheme must be https"),
-        });
-    }
-    if url.host_str().is_none() {
-        return Err(Error::Config {
-            message: format!("invalid endpoint {e:?}: no host"),
-        });
-    }
-    if url.port().is_none() && !e.contains("://") {
-        let _ = url.set_port(Some(8006));
-    }
-    let path = url.path().trim_end_matches('/').to_string();
-    if path.is_empty() {
-        url.set_path("/api2/json");
-    } else {
-        url.set_path(&path);
-    }
-    url.set_query(None);
-    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
@@ -320,6 +293,7 @@ impl Client {
                 retry: config.retry,
                 ticket_renew_after: config.ticket_renew_after,
                 on_request: config.on_request.clone(),
+                max_response_bytes: config.max_response_bytes,
             }),
         })
     }
@@ -387,7 +361,7 @@ impl Client {
         }
     }
 
-    /// One HTTP exchange with endpoint failover on connect errors.
+    /// One HTTP exchange with endpoint failover on connect and TLS errors (nothing sent yet).
     pub(crate) async fn send_raw(
         &self,
         method: &Method,
@@ -398,7 +372,7 @@ impl Client {
         self.rate_limit().await;
         let n = self.inner.endpoints.len();
         let start = self.inner.active.load(Ordering::Relaxed) % n;
-        let mut last_err = None;
+        let mut failures = Vec::new();
         for i in 0..n {
             let idx = (start + i) % n;
             let base = &self.inner.endpoints[idx];
@@ -418,9 +392,18 @@ impl Client {
                         (h.0)(method.as_str(), path, 0, t0.elapsed());
                     }
                     let err = map_transport_error(&e, method, path, base);
-                    if matches!(err, Error::Connect { .. }) {
-                        tracing::warn!(endpoint = %base, method = %method, path, error = %err, "Proxmox endpoint unreachable, trying next");
-                        last_err = Some(err);
+                    // Nothing was sent yet: another endpoint (another node, with its own
+                    // certificate) may work.
+                    let before_request = matches!(
+                        err,
+                        Error::Connect { .. }
+                            | Error::Tls { .. }
+                            | Error::TlsFingerprintMismatch { .. }
+                            | Error::TlsUnknownCa { .. }
+                    );
+                    if before_request {
+                        tracing::warn!(endpoint = %base, method = %method, path, error = %err, "Proxmox endpoint not usable, trying next");
+                        failures.push(err);
                         continue;
                     }
                     return Err(err);
@@ -436,10 +419,11 @@ impl Client {
                 .get::<hyper::ext::ReasonPhrase>()
                 .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
                 .or_else(|| resp.status().canonical_reason().map(str::to_string));
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| map_transport_error(&e, method, path, base))?;
+            let body = match read_limited(resp, self.inner.max_response_bytes, method, path, base).await {
+                Ok(b) => b,
+                Err(ReadError::TooLarge(e)) => return Err(e),
+                Err(ReadError::Transport(e)) => return Err(map_transport_error(&e, method, path, base)),
+            };
             if let Some(h) = &self.inner.on_request {
                 (h.0)(method.as_str(), path, status, t0.elapsed());
             }
@@ -453,7 +437,27 @@ impl Client {
             );
             return Ok(RawResponse { status, reason, body });
         }
-        Err(last_err.expect("at least one endpoint"))
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        let message = failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        if failures.iter().all(|f| matches!(f, Error::Connect { .. })) {
+            // all unreachable: still a Connect error (the last endpoint), naming every one
+            if let Some(Error::Connect { endpoint, .. }) = failures.pop() {
+                return Err(Error::Connect {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    endpoint,
+                    message,
+                });
+            }
+        }
+        Err(Error::Endpoints {
+            method: method.to_string(),
+            path: path.to_string(),
+            failures,
+            message,
+        })
     }
 
     async fn ensure_ticket(&self, generation_seen_bad: Option<u64>) -> Result<Arc<Ticket>> {
@@ -696,20 +700,6 @@ fn map_transport_error(e: &reqwest::Error, method: &Method, path: &str, endpoint
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_are_normalized_to_the_api2_json_base() {
-        assert_eq!(normalize_endpoint("pve1").unwrap(), "https://pve1:8006/api2/json");
-        assert_eq!(
-            normalize_endpoint("10.0.0.1:8443").unwrap(),
-            "https://10.0.0.1:8443/api2/json"
-        );
-        assert_eq!(
-            normalize_endpoint("https://pve1:8006/api2/json/").unwrap(),
-            "https://pve1:8006/api2/json"
-        );
-        assert!(normalize_endpoint("ftp://x").is_err());
-    }
 
     #[test]
     fn path_segments_are_percent_encoded() {

@@ -269,6 +269,33 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Every endpoint failed before a request was answered (connect or TLS errors), with
+    /// several endpoints configured. `failures` names each endpoint's own error, in the order
+    /// tried; the request was never executed.
+    #[error("no Proxmox endpoint usable for {method} {path}: {message}")]
+    Endpoints {
+        /// HTTP method.
+        method: String,
+        /// API path.
+        path: String,
+        /// One error per endpoint tried (each names its endpoint).
+        failures: Vec<Error>,
+        /// `failures` joined into one line.
+        message: String,
+    },
+    /// The response body exceeded the client's limit (`ClientConfig::max_response_bytes`);
+    /// reading stopped there.
+    #[error("{method} {path}: response from {endpoint} larger than the limit of {limit} bytes")]
+    ResponseTooLarge {
+        /// HTTP method.
+        method: String,
+        /// API path.
+        path: String,
+        /// The endpoint URL.
+        endpoint: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 fn fmt_errors(errors: &BTreeMap<String, String>) -> String {
@@ -488,7 +515,7 @@ impl Error {
                 | Error::DigestMismatch { .. }
                 | Error::Server { .. }
                 | Error::TaskWaitTimeout { .. }
-        )
+        ) || matches!(self, Error::Endpoints { failures, .. } if failures.iter().any(Error::is_retryable))
     }
 
     /// The coarse class of this error (see [`ErrorClass`]).
@@ -523,9 +550,12 @@ impl Error {
                 | Some(MessageKind::WrongState) => ErrorClass::Conflict,
                 None => ErrorClass::Permanent,
             },
-            Error::NotImplemented { .. } | Error::Rejected { .. } | Error::Decode { .. } | Error::Config { .. } => {
-                ErrorClass::Permanent
-            }
+            Error::NotImplemented { .. }
+            | Error::Rejected { .. }
+            | Error::Decode { .. }
+            | Error::ResponseTooLarge { .. }
+            | Error::Config { .. } => ErrorClass::Permanent,
+            Error::Endpoints { failures, .. } => failures.last().map(Error::class).unwrap_or(ErrorClass::Transient),
         }
     }
 
@@ -569,10 +599,20 @@ impl Error {
             | Error::Tls { message, .. }
             | Error::Decode { message, .. }
             | Error::InvalidProperty { message, .. }
+            | Error::Endpoints { message, .. }
             | Error::Config { message } => message,
+            Error::ResponseTooLarge { endpoint, .. } => endpoint,
             Error::TaskFailed { exitstatus, .. } => exitstatus,
             Error::TlsFingerprintMismatch { actual, .. } => actual,
             Error::TaskWaitTimeout { upid, .. } => upid,
+        }
+    }
+
+    /// With [`Error::Endpoints`]: the error of each endpoint tried; otherwise empty.
+    pub fn endpoint_failures(&self) -> &[Error] {
+        match self {
+            Error::Endpoints { failures, .. } => failures,
+            _ => &[],
         }
     }
 

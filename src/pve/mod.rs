@@ -15,6 +15,7 @@ mod api;
 mod auth;
 mod client;
 pub(crate) mod de;
+mod endpoint;
 mod error;
 pub mod props;
 mod tls;
@@ -23,6 +24,7 @@ mod upid;
 
 pub use auth::Auth;
 pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RequestHookFn, RetryPolicy};
+pub use endpoint::DEFAULT_MAX_RESPONSE_BYTES;
 pub use error::{Error, ErrorClass, Result};
 pub use props::{Features, MountPoint, NetConfig, Startup};
 pub use reqwest::Method;

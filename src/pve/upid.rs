@@ -37,6 +37,20 @@ fn upid_regex() -> &'static regex::Regex {
 }
 
 impl Upid {
+    /// The UPID text without the API token name: `user@realm!token` becomes `user@realm`.
+    /// For status fields and events, where the token id (half of a credential, and the name
+    /// under which it is revoked) should not be shown. Not parseable back into the task's
+    /// real UPID; keep [`Upid::as_str`] for polling.
+    pub fn redacted(&self) -> String {
+        match self.user.split_once('!') {
+            Some((user, _token)) => {
+                let end = self.raw.len() - self.user.len() - 1;
+                format!("{}{user}:", &self.raw[..end])
+            }
+            None => self.raw.clone(),
+        }
+    }
+
     /// Node that runs the task (poll this node's task API).
     pub fn node(&self) -> &str {
         &self.node
@@ -216,6 +230,22 @@ pub struct TaskLogLine {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_upid_shown_in_status_does_not_carry_the_token_id() {
+        let u: Upid = "UPID:pve1:0000ABCD:00112233:65A0B0C0:vzstart:100:operator@pve!k8s-secret-name:"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            u.redacted(),
+            "UPID:pve1:0000ABCD:00112233:65A0B0C0:vzstart:100:operator@pve:"
+        );
+        assert!(!u.redacted().contains("k8s-secret-name"));
+        let plain: Upid = "UPID:pve1:0000ABCD:00112233:65A0B0C0:vzstart:100:root@pam:"
+            .parse()
+            .unwrap();
+        assert_eq!(plain.redacted(), plain.as_str());
+    }
+
     use super::*;
 
     #[test]

@@ -17,6 +17,7 @@
 mod api;
 mod api_error;
 mod config;
+mod guests;
 mod propstr;
 mod schema;
 mod server;
@@ -79,6 +80,7 @@ pub struct SimHandle {
     cert_der: Vec<u8>,
     fingerprint: String,
     sim: Arc<state::Sim>,
+    front: Arc<server::Front>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -112,21 +114,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         "pve-sim".to_string(),
         addr.ip().to_string(),
     ];
-    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| SimError::Tls(e.to_string()))?;
-    let cert_der = ck.cert.der().clone();
-    let cert_pem = ck.cert.pem();
-    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    let fingerprint = fingerprint_of(cert_der.as_ref());
-    let cert_der_bytes = cert_der.as_ref().to_vec();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SimError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der], key_der)
-        .map_err(|e| SimError::Tls(e.to_string()))?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let (acceptor, cert_der_bytes, cert_pem, fingerprint) = self_signed_acceptor(names)?;
 
     let mut key = [0u8; 32];
     {
@@ -142,16 +130,90 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         ticket_key: key,
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(server::serve(listener, acceptor, front, rx));
+    let task = tokio::spawn(server::serve(listener, acceptor, front.clone(), rx));
     Ok(SimHandle {
         addr,
         cert_pem,
         cert_der: cert_der_bytes,
         fingerprint,
         sim,
+        front,
         shutdown: tx,
         task: Mutex::new(Some(task)),
     })
+}
+
+/// A fresh self-signed certificate for `names` and a TLS acceptor serving it:
+/// `(acceptor, certificate DER, certificate PEM, SHA-256 fingerprint)`.
+fn self_signed_acceptor(names: Vec<String>) -> Result<(tokio_rustls::TlsAcceptor, Vec<u8>, String, String), SimError> {
+    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| SimError::Tls(e.to_string()))?;
+    let cert_der = ck.cert.der().clone();
+    let cert_pem = ck.cert.pem();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let fingerprint = fingerprint_of(cert_der.as_ref());
+    let cert_der_bytes = cert_der.as_ref().to_vec();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SimError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key_der)
+        .map_err(|e| SimError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        cert_der_bytes,
+        cert_pem,
+        fingerprint,
+    ))
+}
+
+/// One more HTTPS listener of a running simulator, standing for one Proxmox node's own
+/// `pveproxy`: same state, its **own** self-signed certificate (as every PVE node has by
+/// default). Made by [`SimHandle::add_node_endpoint`]; stop it with [`SimEndpoint::shutdown`].
+pub struct SimEndpoint {
+    node: String,
+    addr: SocketAddr,
+    cert_pem: String,
+    fingerprint: String,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SimEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimEndpoint")
+            .field("node", &self.node)
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl SimEndpoint {
+    /// The node this endpoint stands for.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+    /// `https://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+    /// Its certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+    /// SHA-256 fingerprint of its certificate, `AB:CD:...`.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    /// Stop this listener (the node's API goes away; the others keep serving).
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let t = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = t {
+            let _ = t.await;
+        }
+    }
 }
 
 /// SHA-256 of a DER certificate as `AB:CD:...`.
@@ -287,6 +349,45 @@ impl SimHandle {
     /// Zero the statistics.
     pub fn reset_stats(&self) {
         self.sim.lock().stats = Default::default();
+    }
+
+    /// Serve the same simulated cluster on one more port (127.0.0.1, a free port) with its own
+    /// self-signed certificate, standing for `node`'s API: per-node certificates as on a
+    /// default Proxmox cluster, for failover with pinned fingerprints.
+    pub async fn add_node_endpoint(&self, node: &str) -> Result<SimEndpoint, SimError> {
+        let want = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = tokio::net::TcpListener::bind(want)
+            .await
+            .map_err(|source| SimError::Bind { addr: want, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr: want, source })?;
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), node.to_string()];
+        let (acceptor, _, cert_pem, fingerprint) = self_signed_acceptor(names)?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, acceptor, self.front.clone(), rx));
+        Ok(SimEndpoint {
+            node: node.to_string(),
+            addr,
+            cert_pem,
+            fingerprint,
+            shutdown: tx,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// Place a container disk `vm-<vmid>-disk-N` of `size` bytes on a storage (as seen from
+    /// `node`) that no config references: a detached disk, or another cluster's guest on
+    /// shared storage. Returns its volid. Same as `POST /_sim/storage/{storage}/disks`.
+    pub fn plant_unreferenced_disk(&self, node: &str, storage: &str, vmid: u32, size: u64) -> Result<String, String> {
+        self.sim.lock().plant_disk(storage, node, vmid, size)
+    }
+
+    /// Add a QEMU VM at `vmid` on `node`: it holds the vmid (creates there fail like on
+    /// Proxmox) and is listed in `/cluster/resources` as `type: qemu`. Same as
+    /// `POST /_sim/qemu`.
+    pub fn add_qemu_vm(&self, vmid: u32, node: &str, name: &str) -> Result<(), String> {
+        self.sim.lock().add_qemu(vmid, node, name)
     }
 
     /// Volume ids on a storage as seen from a node.

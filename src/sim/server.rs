@@ -519,6 +519,31 @@ impl Front {
                 }
                 admin_json(200, &Value::Object(m))
             }
+            ("POST", ["storage", sid, "disks"]) => {
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let node = v.get("node").and_then(Value::as_str).unwrap_or_default().to_string();
+                let vmid = v.get("vmid").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let size = v.get("size").and_then(Value::as_u64).unwrap_or(1 << 30);
+                match st.plant_disk(sid, &node, vmid, size) {
+                    Ok(volid) => admin_json(200, &json!({"volid": volid})),
+                    Err(e) => bad(e),
+                }
+            }
+            ("GET", ["qemu"]) => admin_json(200, &st.qemus.values().map(|q| q.resource_json()).collect()),
+            ("POST", ["qemu"]) => {
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                let vmid = v.get("vmid").and_then(Value::as_u64).unwrap_or(0) as u32;
+                let node = v.get("node").and_then(Value::as_str).unwrap_or_default().to_string();
+                let name = v
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or(format!("vm{vmid}"));
+                match st.add_qemu(vmid, &node, &name) {
+                    Ok(()) => admin_json(200, &json!({"ok": true})),
+                    Err(e) => bad(e),
+                }
+            }
             ("GET", ["faults"]) => admin_json(200, &serde_json::to_value(&st.faults).unwrap_or_default()),
             ("POST", ["faults"]) => match serde_json::from_slice::<FaultConfig>(body) {
                 Ok(f) => {
@@ -581,6 +606,9 @@ fn containers_json(st: &State) -> Value {
     Value::Array(st.cts.values().map(|c| container_json(st, c)).collect())
 }
 
+/// How long a client may take to send a request's headers (from the connection being ready).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serve connections until `shutdown` flips.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
@@ -606,8 +634,12 @@ pub(crate) async fn serve(
                 let f = front.clone();
                 async move { f.handle(req).await }
             });
+            // Bounded like pveproxy: a connection that sends no (complete) request header
+            // within 30 s, idle keep-alive included, is closed.
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
             tokio::select! {
                 _ = conn => {},

@@ -282,6 +282,8 @@ pub(crate) struct State {
     pub vzdump_active: BTreeMap<String, u64>,
     pub started: Instant,
     pub fingerprint: String,
+    /// QEMU VMs: they hold vmids and show up in the inventory (see `guests.rs`).
+    pub qemus: BTreeMap<u32, super::guests::QemuGuest>,
 }
 
 impl State {
@@ -321,6 +323,7 @@ impl State {
             vzdump_active: BTreeMap::new(),
             started: Instant::now(),
             fingerprint: String::new(),
+            qemus: BTreeMap::new(),
             cfg,
         };
         let node_names: Vec<String> = st.nodes.keys().cloned().collect();
@@ -493,6 +496,12 @@ impl State {
 
     /// `check_vmid_unused` of pve-cluster.
     pub(crate) fn check_vmid_unused(&self, vmid: u32) -> ApiResult<()> {
+        if let Some(vm) = self.qemus.get(&vmid) {
+            return Err(ApiError::e500(format!(
+                "VM {vmid} already exists on node '{}'",
+                vm.node
+            )));
+        }
         match self.cts.get(&vmid) {
             Some(ct) => Err(ApiError::e500(format!(
                 "CT {vmid} already exists on node '{}'",

@@ -115,8 +115,8 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     let tls_mode = if tls.insecure_skip_verify == Some(true) {
         insecure = true;
         pve::TlsMode::Insecure
-    } else if let Some(fp) = &tls.fingerprint {
-        pve::TlsMode::Fingerprint(fp.clone())
+    } else if let Some(fp) = tls.pinned_fingerprints() {
+        pve::TlsMode::Fingerprint(fp)
     } else if let Some(SecretKeyRef { name, key }) = &tls.ca_secret_ref {
         let s = match secrets.get_opt(name).await {
             Ok(Some(s)) => s,
@@ -150,6 +150,7 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
         })?,
         None => ctx.settings.default_resync,
     };
+    let resync = crate::crd::proxmox_cluster::ProxmoxClusterSpec::bounded_resync(resync);
     let mut config = pve::ClientConfig::new(pc.spec.endpoints.clone(), auth);
     config.tls = tls_mode;
     let metrics = ctx.metrics.clone();
@@ -158,7 +159,7 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     })));
     let limits = pc.spec.limits.clone().unwrap_or_default();
     config.limits.max_concurrent_tasks_per_node = limits.max_concurrent_tasks_per_node.unwrap_or(2);
-    config.limits.requests_per_second = f64::from(limits.requests_per_second.unwrap_or(20));
+    config.limits.requests_per_second = f64::from(limits.bounded_requests_per_second());
     (
         &pc.spec.endpoints,
         format!("{:?}", pc.spec.tls),

@@ -187,11 +187,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     let n = node.clone();
     // only what the config references: disks of other guests with this vmid on shared storage,
     // or detached ones, are not ours to destroy
-    let params = pve::DeleteParams {
-        purge: Some(true),
-        destroy_unreferenced_disks: Some(false),
-        ..Default::default()
-    };
+    let params = pve::DeleteParams::purge_referenced_only();
     start_task(p, &handle, &node, "delete", async move {
         client.lxc_delete(&n, vmid, &params).await
     })

@@ -116,11 +116,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         .await;
     let client = handle.client.clone();
     let n = node.clone();
-    let params = pve::DeleteParams {
-        purge: Some(true),
-        destroy_unreferenced_disks: Some(false),
-        ..Default::default()
-    };
+    let params = pve::DeleteParams::purge_referenced_only();
     match start_task(p, &handle, &node, "delete", async move {
         client.lxc_delete(&n, vmid, &params).await
     })

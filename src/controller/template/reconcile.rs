@@ -348,11 +348,7 @@ async fn collect_previous(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Colle
         .await;
         let client = handle.client.clone();
         let (n, v) = (prev.node.clone(), prev.vmid);
-        let params = pve::DeleteParams {
-            purge: Some(true),
-            destroy_unreferenced_disks: Some(false),
-            ..Default::default()
-        };
+        let params = pve::DeleteParams::purge_referenced_only();
         return match start_task(p, handle, &prev.node, "delete", async move {
             client.lxc_delete(&n, v, &params).await
         })

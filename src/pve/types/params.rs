@@ -145,8 +145,23 @@ pub struct DeleteParams {
     pub purge: Option<bool>,
     /// Stop a running container first.
     pub force: Option<bool>,
-    /// Also destroy disks not referenced in the config.
+    /// `destroy-unreferenced-disks`: also destroy every `vm-<vmid>-disk-*` on every enabled
+    /// storage that the config does **not** reference: detached disks, or another cluster's
+    /// guest with the same vmid on shared storage. Dangerous for an operator, which did not
+    /// make those; leave it `None` (not sent, Proxmox then keeps them).
     pub destroy_unreferenced_disks: Option<bool>,
+}
+
+impl DeleteParams {
+    /// What an operator sends to delete a container it made: `purge=1` (drop it from backup
+    /// jobs, replication and HA) and nothing else, so Proxmox destroys only the volumes the
+    /// container's config references (rootfs, `mpN`, `unusedN`).
+    pub fn purge_referenced_only() -> DeleteParams {
+        DeleteParams {
+            purge: Some(true),
+            ..Default::default()
+        }
+    }
 }
 
 /// Parameters of `POST /nodes/{node}/vzdump`.

@@ -94,6 +94,9 @@ pub(super) fn cluster_resources(st: &State, ty: Option<&str>) -> Value {
         for ct in st.cts.values() {
             out.push(Value::Object(resource_lxc(st, ct)));
         }
+        for vm in st.qemus.values() {
+            out.push(vm.resource_json());
+        }
     }
     if ty.is_none() || ty == Some("node") {
         for n in st.nodes.keys() {
@@ -142,13 +145,13 @@ pub(super) fn cluster_status(st: &State) -> Value {
 
 pub(super) fn nextid(st: &State, p: &Params) -> ApiResult {
     if let Some(v) = p.u64("vmid") {
-        if st.cts.contains_key(&(v as u32)) {
+        if st.cts.contains_key(&(v as u32)) || st.qemus.contains_key(&(v as u32)) {
             return Err(ApiError::param("vmid", format!("VM {v} already exists")));
         }
         return Ok(json!(v.to_string()));
     }
     for id in 100u32..1_000_000 {
-        if !st.cts.contains_key(&id) {
+        if !st.cts.contains_key(&id) && !st.qemus.contains_key(&id) {
             return Ok(json!(id.to_string()));
         }
     }

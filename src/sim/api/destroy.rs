@@ -19,6 +19,9 @@ pub(super) fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
         )));
     }
     let purge = p.flag("purge");
+    // Without it Proxmox removes only the volumes the config references (rootfs, mpN,
+    // unusedN); with it, every `vm-<vmid>-disk-*` on every enabled storage as well.
+    let unreferenced = p.flag("destroy-unreferenced-disks");
     let upid = sim.spawn_task(
         st,
         &node.clone(),
@@ -49,7 +52,7 @@ pub(super) fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
                     ctx.log(format!("forced to stop CT {vmid} before destroying!"));
                 }
                 ctx.work("vzdestroy").await;
-                ctx.with(|st| -> Result<(), String> {
+                let removed = ctx.with(|st| -> Result<Vec<String>, String> {
                     let unlock = |st: &mut State| {
                         if let Some(ct) = st.cts.get_mut(&vmid) {
                             ct.conf.remove("lock");
@@ -76,8 +79,16 @@ pub(super) fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
                         st.remove_volume(&node, v);
                     }
                     st.cts.remove(&vmid);
-                    Ok(())
+                    let removed = if unreferenced {
+                        st.destroy_unreferenced_disks(&node, vmid)
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(removed)
                 })?;
+                for v in removed {
+                    ctx.log(format!("Destroying unreferenced disk '{v}'"));
+                }
                 if purge {
                     ctx.log(format!("purging CT {vmid} from related configurations.."));
                 }

@@ -2,9 +2,12 @@
 
 use super::*;
 
-pub(super) fn rule_json(pos: usize, r: &Map<String, Value>) -> Value {
+/// One rule as Proxmox lists it: its fields, `pos`, and the digest of the whole rule set
+/// (what a later update or delete passes back as `digest`).
+pub(super) fn rule_json(pos: usize, r: &Map<String, Value>, digest: &str) -> Value {
     let mut m = r.clone();
     m.insert("pos".into(), json!(pos));
+    m.insert("digest".into(), json!(digest));
     Value::Object(m)
 }
 
@@ -78,8 +81,13 @@ pub(super) fn fw_rule_update(st: &mut State, p: &Params) -> ApiResult {
 
 pub(super) fn fw_rule_list(st: &State, p: &Params) -> ApiResult {
     let ct = st.ct_on(&p.node(), p.vmid())?;
+    let digest = fw_rules_digest(ct);
     Ok(Value::Array(
-        ct.fw_rules.iter().enumerate().map(|(i, r)| rule_json(i, r)).collect(),
+        ct.fw_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rule_json(i, r, &digest))
+            .collect(),
     ))
 }
 
@@ -88,7 +96,7 @@ pub(super) fn fw_rule_get(st: &State, p: &Params) -> ApiResult {
     let pos = p.u64("pos").unwrap_or(0) as usize;
     ct.fw_rules
         .get(pos)
-        .map(|r| rule_json(pos, r))
+        .map(|r| rule_json(pos, r, &fw_rules_digest(ct)))
         .ok_or_else(|| ApiError::param("pos", "no rule at position"))
 }
 
