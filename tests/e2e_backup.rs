@@ -278,6 +278,11 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
     );
     assert!(st["sizeBytes"].as_u64().unwrap() > 0);
     assert!(st["upid"].as_str().unwrap().starts_with("UPID:"));
+    assert!(
+        !st["upid"].as_str().unwrap().contains('!'),
+        "the UPID in status does not carry the token id: {}",
+        st["upid"]
+    );
     assert!(st["startedAt"].as_str().is_some() && st["completedAt"].as_str().is_some());
     let node = st["node"].as_str().unwrap().to_string();
     let content = e.sim.call(

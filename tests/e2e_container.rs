@@ -682,3 +682,64 @@ fn deleting_a_container_while_its_clone_runs_leaks_no_clone() {
     );
     assert!(sim.container(origin).is_some(), "the source stays");
 }
+
+#[test]
+fn a_vmid_held_by_a_qemu_vm_is_a_conflict_not_a_create_loop() {
+    let e = env("qemuvmid");
+    e.sim.post_json(
+        "/_sim/qemu",
+        &serde_json::json!({"vmid": 555, "node": "pve2", "name": "db"}),
+    );
+    apply(e.cp, &e.ns, &container_yaml("clash", "  vmid: 555\n"));
+    let (_, _, message) = wait_for("Ready=False reason=VmidConflict", T, || {
+        condition(&get_json(e.cp, &e.ns, "lxc", "clash")?, "Ready")
+            .filter(|(s, r, _)| s == "False" && r == "VmidConflict")
+    });
+    assert!(message.contains("QEMU"), "{message}");
+    // at most the one try made before the inventory showed the VM, and none after
+    let tried = e.sim.count("POST /nodes/{node}/lxc");
+    assert!(tried <= 1, "{tried} creates");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        e.sim.count("POST /nodes/{node}/lxc"),
+        tried,
+        "no create loop over the VM"
+    );
+    // an allocated vmid never lands on the VM either
+    apply(e.cp, &e.ns, &container_yaml("free", ""));
+    let vmid = wait_ready(e.cp, &e.ns, "lxc", "free", T)["status"]["vmid"]
+        .as_u64()
+        .unwrap();
+    assert_ne!(vmid, 555);
+}
+
+#[test]
+fn deleting_a_container_keeps_disks_it_does_not_reference() {
+    let e = env("keepdisks");
+    apply(
+        e.cp,
+        &e.ns,
+        &container_yaml("web", "  node: pve1\n  rootfs: {storage: local-lvm, size: 2Gi}\n"),
+    );
+    let vmid = wait_ready(e.cp, &e.ns, "lxc", "web", T)["status"]["vmid"]
+        .as_u64()
+        .unwrap();
+    // a detached disk with the same vmid (or another cluster's guest on shared storage)
+    let planted = e.sim.post_json(
+        "/_sim/storage/local-lvm/disks",
+        &serde_json::json!({"node": "pve1", "vmid": vmid, "size": 1u64 << 30}),
+    );
+    let volid = planted["volid"].as_str().expect("planted").to_string();
+    let out =
+        e.cp.kubectl(&["delete", "-n", &e.ns, "lxc", "web", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(e.sim.container(vmid).is_none(), "the container itself is destroyed");
+    let storage = e.sim.call("GET", "/_sim/storage", &[]);
+    let vols: Vec<&str> = storage["pve1/local-lvm"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["volid"].as_str())
+        .collect();
+    assert!(vols.contains(&volid.as_str()), "{volid} survives: {vols:?}");
+}

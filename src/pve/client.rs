@@ -195,6 +195,17 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+impl Client {
+    /// The user the client acts as (`user@realm` or `user@realm!token`).
+    pub fn principal(&self) -> String {
+        self.inner
+            .auth
+            .read()
+            .map(|a| a.auth.principal().to_string())
+            .unwrap_or_default()
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let principal = self

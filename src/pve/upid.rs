@@ -51,6 +51,22 @@ impl Upid {
         }
     }
 
+    /// The task's real UPID from its [`Upid::redacted`] form, given the principal that started
+    /// it (`user@realm!token`): the token id goes back in when the user matches. A UPID that
+    /// was not redacted, or another user's, is returned as it is.
+    pub fn unredacted(&self, principal: &str) -> Upid {
+        let token_of_user = principal
+            .strip_prefix(self.user.as_str())
+            .is_some_and(|rest| rest.starts_with('!'));
+        if self.user.contains('!') || !token_of_user {
+            return self.clone();
+        }
+        let end = self.raw.len() - self.user.len() - 1;
+        format!("{}{principal}:", &self.raw[..end])
+            .parse()
+            .unwrap_or_else(|_| self.clone())
+    }
+
     /// Node that runs the task (poll this node's task API).
     pub fn node(&self) -> &str {
         &self.node
@@ -226,6 +242,27 @@ pub struct TaskLogLine {
     /// Text.
     #[serde(default)]
     pub t: String,
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::Upid;
+
+    #[test]
+    fn a_redacted_upid_is_restored_with_the_principal_that_started_it() {
+        let full: Upid = "UPID:pve1:0000ABCD:00012345:67000000:vzcreate:101:op@pve!k8s:"
+            .parse()
+            .unwrap();
+        let shown: Upid = full.redacted().parse().unwrap();
+        assert_eq!(shown.user(), "op@pve");
+        assert_eq!(shown.unredacted("op@pve!k8s").as_str(), full.as_str());
+        assert_eq!(
+            shown.unredacted("other@pve!x").as_str(),
+            shown.as_str(),
+            "another user's task stays as it is"
+        );
+        assert_eq!(full.unredacted("op@pve!k8s").as_str(), full.as_str());
+    }
 }
 
 #[cfg(test)]

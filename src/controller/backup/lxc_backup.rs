@@ -460,7 +460,14 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     p.ctx
         .vzdump
         .claim(&node_key(&handle.key, &node), &p.uid, &p.obj.name_any());
-    let Some(upid) = p.status.upid.as_ref().and_then(|u| u.parse::<Upid>().ok()) else {
+    let principal = handle.client.principal();
+    let Some(upid) = p
+        .status
+        .upid
+        .as_ref()
+        .and_then(|u| u.parse::<Upid>().ok())
+        .map(|u| u.unredacted(&principal))
+    else {
         // the operator stopped between recording the start and learning the UPID
         let locked = snap.guests.get(&vmid).and_then(|g| g.lock.clone());
         if locked.as_deref() == Some("backup") {

@@ -260,6 +260,8 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
 
 fn failure_reason(e: &pve::Error) -> &'static str {
     match e {
+        // every endpoint failed: the last one's failure names the reason
+        pve::Error::Endpoints { failures, .. } => failures.last().map(failure_reason).unwrap_or("Unreachable"),
         pve::Error::Unauthorized { .. } => "AuthenticationFailed",
         pve::Error::Forbidden { .. } => "PermissionDenied",
         pve::Error::TlsFingerprintMismatch { .. } | pve::Error::TlsUnknownCa { .. } | pve::Error::Tls { .. } => {

@@ -381,7 +381,7 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
         match (&b.name, &b.volid) {
             (Some(n), None) => found.push(Source::BackupName(n.clone())),
             (None, Some(v)) => {
-                if !v.contains(":backup/") || has_separator(v) {
+                if !v.contains(":backup/") || has_separator(v) || !crate::crd::is_backup_volid(v) {
                     return Err(invalid(
                         "source.backup.volid",
                         format!("{v:?} is not a backup volume id"),
@@ -732,6 +732,25 @@ mod tests {
         };
         let e = validate(&spec, "web", "u").unwrap_err();
         assert_eq!(e.field, "resources.memory");
+    }
+
+    #[test]
+    fn a_backup_volid_that_climbs_out_of_its_storage_is_refused() {
+        let mut spec = base();
+        spec.source = ContainerSource {
+            backup: Some(BackupSource {
+                name: None,
+                volid: Some("local:backup/../../etc/vzdump-lxc-1.tar".into()),
+            }),
+            ..Default::default()
+        };
+        let e = validate(&spec, "web", "u").unwrap_err();
+        assert_eq!(e.field, "source.backup.volid");
+        spec.source.backup = Some(BackupSource {
+            name: None,
+            volid: Some("local:backup/vzdump-lxc-101-2026_01_01-00_00_00.tar.zst".into()),
+        });
+        assert!(validate(&spec, "web", "u").is_ok());
     }
 
     #[test]

@@ -224,8 +224,21 @@ pub async fn sync(
             .iter()
             .filter(|r| !unmanaged(r) && !desired.contains(&observed_rule(r)))
             .count();
-        for pos in &delete {
-            client.lxc_firewall_rule_delete(node, vmid, *pos, None).await?;
+        // highest position first, each with the digest of the rule set it was planned on: a
+        // rule set changed in between (a rule added by hand) makes Proxmox refuse the delete
+        // instead of removing another rule
+        let mut digest = observed.first().and_then(|r| r.digest.clone());
+        for (i, pos) in delete.iter().enumerate() {
+            client
+                .lxc_firewall_rule_delete(node, vmid, *pos, digest.as_deref())
+                .await?;
+            if i + 1 < delete.len() {
+                digest = client
+                    .lxc_firewall_rules(node, vmid)
+                    .await?
+                    .first()
+                    .and_then(|r| r.digest.clone());
+            }
         }
         for (i, r) in create.iter().enumerate() {
             let params = FirewallRuleParams {

@@ -134,7 +134,9 @@ where
     match call.await.map(IntoTask::into_task) {
         Ok(Some(upid)) => {
             p.ctx.metrics.task_started(operation);
-            p.status.set_pending(Some(task(&upid.to_string())));
+            // shown without the token id (readers of the object need not learn it); polling
+            // puts it back from the client's own principal
+            p.status.set_pending(Some(task(&upid.redacted())));
             p.save().await?;
             Ok(Started::Task(upid))
         }
@@ -167,7 +169,11 @@ where
     K::Status: TaskRecord,
 {
     let Some(pt) = p.status.pending() else { return Ok(None) };
-    let Ok(upid) = pt.upid.parse::<Upid>() else {
+    let Ok(upid) = pt
+        .upid
+        .parse::<Upid>()
+        .map(|u| u.unredacted(&handle.client.principal()))
+    else {
         p.status.set_pending(None);
         p.ctx.slots.release(&p.uid);
         return Ok(Some((pt, Polled::Unknown)));
