@@ -1,6 +1,7 @@
 //! Reliability suite (issue 10): randomized runs of creates, spec updates, state changes and
 //! deletes, with injected Proxmox faults (500s, lock timeouts, connection resets, slow tasks,
-//! task failures, a node offline and back), operator SIGKILL + restart at random points and
+//! task failures, a node offline and back, our tag removed by hand and put back, a QEMU VM
+//! taking the next free vmid), operator SIGKILL + restart at random points and
 //! Kubernetes-side conflicts (concurrent applies, stale replaces). After each run, with the
 //! faults lifted, the invariants are checked against the simulator:
 //!
@@ -50,6 +51,8 @@ struct Run {
     faults: Value,
     trace: Vec<String>,
     kills: usize,
+    /// Objects whose container lost its tag by hand (name → vmid), put back before the check.
+    untagged: BTreeMap<String, u64>,
 }
 
 fn manifest(name: &str, cores: u32, mem: u32, state: &str) -> String {
@@ -120,6 +123,7 @@ impl Run {
             faults: json!({}),
             trace: vec![],
             kills: 0,
+            untagged: BTreeMap::new(),
         }
     }
 
@@ -198,6 +202,7 @@ impl Run {
         }
         let i = self.rng.random_range(0..self.alive.len());
         let name = self.alive.remove(i);
+        self.untagged.remove(&name);
         let (ok, err) = self.kubectl(&["delete", "lxc", &name, "--wait=false"], None);
         self.note(format!(
             "delete {name} -> {}",
@@ -293,6 +298,61 @@ impl Run {
         self.note(format!("node {node} {action}"));
     }
 
+    /// Someone removes our tag from a container in the Proxmox GUI (put back before the check,
+    /// as the condition asks the user to): no second container may appear meanwhile.
+    fn untag(&mut self) {
+        let Some(name) = self.pick() else { return };
+        // only once it is known to exist as ours (between a create and its first pass, a
+        // container without our tag cannot be told from someone else's)
+        let Some(vmid) = get_json(self.cp, &self.ns, "lxc", &name)
+            .filter(|o| o["status"]["phase"] == "Running" || o["status"]["phase"] == "Stopped")
+            .and_then(|o| o["status"]["vmid"].as_u64())
+        else {
+            return;
+        };
+        let Some(ct) = self.sim.container(vmid) else { return };
+        let node = ct["node"].as_str().unwrap_or_default().to_string();
+        let r = self.sim.call(
+            "PUT",
+            &format!("/nodes/{node}/lxc/{vmid}/config"),
+            &[("delete", "tags")],
+        );
+        self.note(format!("tags of CT {vmid} ({name}) removed by hand -> {r}"));
+        self.untagged.insert(name, vmid);
+    }
+
+    /// Puts our tag back on the containers that lost it (the user's fix).
+    fn retag(&mut self) {
+        for (name, vmid) in std::mem::take(&mut self.untagged) {
+            let Some(uid) = get_json(self.cp, &self.ns, "lxc", &name)
+                .and_then(|o| o["metadata"]["uid"].as_str().map(str::to_string))
+            else {
+                continue;
+            };
+            let Some(ct) = self.sim.container(vmid) else { continue };
+            let node = ct["node"].as_str().unwrap_or_default().to_string();
+            let tag = format!("k8s-{uid}");
+            self.sim
+                .call("PUT", &format!("/nodes/{node}/lxc/{vmid}/config"), &[("tags", &tag)]);
+            self.note(format!("tag of CT {vmid} ({name}) put back"));
+        }
+    }
+
+    /// A QEMU VM appears at the next free vmid (a race with the operator's allocation).
+    fn qemu(&mut self) {
+        let next = self.sim.call("GET", "/cluster/nextid", &[]);
+        let Some(vmid) = next["data"]
+            .as_str()
+            .and_then(|v| v.parse::<u64>().ok())
+            .or_else(|| next["data"].as_u64())
+        else {
+            return;
+        };
+        let node = format!("pve{}", self.rng.random_range(1..=3));
+        let r = self.sim.post_json("/_sim/qemu", &json!({"vmid": vmid, "node": node}));
+        self.note(format!("QEMU VM {vmid} on {node} -> {r}"));
+    }
+
     fn kill(&mut self) {
         self.op.kill();
         self.kills += 1;
@@ -312,7 +372,9 @@ impl Run {
             58..=65 => self.conflict(),
             66..=77 => self.inject(),
             78..=82 => self.clear_faults(),
-            83..=89 => self.toggle_node(),
+            83..=87 => self.toggle_node(),
+            88..=89 => self.untag(),
+            90..=91 => self.qemu(),
             _ => self.kill(),
         }
         let pause = self.rng.random_range(0..700);
@@ -428,9 +490,11 @@ impl Run {
         for _ in 0..steps {
             self.step();
         }
-        // lift every fault and let it converge
+        // lift every fault (nodes back online first: a tag is put back through its node), then
+        // the user's fix of removed tags, and let it converge
         self.offline.clear();
         self.clear_faults();
+        self.retag();
         if !self.op.is_running() {
             self.op.restart();
         }
