@@ -106,6 +106,20 @@ pub fn placement(
     storage: &str,
     reserved: &HashMap<String, u64>,
 ) -> Result<String, Unplaced> {
+    placement_with_load(spec_node, origin, snap, storage, reserved, &HashMap::new())
+}
+
+/// [`placement`], and among the nodes that fit, the least loaded first (`load`: objects
+/// waiting for a task slot there minus its free slots; absent = 0), so a burst of creates
+/// spreads over the nodes' task slots instead of queueing behind the one with the most memory.
+pub fn placement_with_load(
+    spec_node: Option<&str>,
+    origin: &Origin,
+    snap: &Snapshot,
+    storage: &str,
+    reserved: &HashMap<String, u64>,
+    load: &HashMap<String, i64>,
+) -> Result<String, Unplaced> {
     let offline = |n: &str, what: String| Unplaced {
         reason: Reason::NodeUnavailable,
         message: format!("{what} {n}, which is not online"),
@@ -121,15 +135,20 @@ pub fn placement(
             Err(offline(n, "the backup archive is on node".into()))
         }
         (None, Origin::Restore(Some(n))) => Ok(n.clone()),
-        (None, _) => snap
-            .placement_candidates(storage, reserved)
-            .into_iter()
-            .next()
-            .ok_or_else(|| Unplaced {
-                reason: Reason::NoNodeAvailable,
-                message: format!("no online node has storage {storage} for containers (content rootdir)"),
-            }),
+        (None, _) => least_loaded(snap.placement_candidates(storage, reserved), load).ok_or_else(|| Unplaced {
+            reason: Reason::NoNodeAvailable,
+            message: format!("no online node has storage {storage} for containers (content rootdir)"),
+        }),
     }
+}
+
+/// The first of `candidates` (in their order of preference) with the lowest load.
+fn least_loaded(candidates: Vec<String>, load: &HashMap<String, i64>) -> Option<String> {
+    candidates
+        .into_iter()
+        .enumerate()
+        .min_by_key(|(i, n)| (load.get(n).copied().unwrap_or(0), *i))
+        .map(|(_, n)| n)
 }
 
 /// Where a clone onto `node` of a source on `src_node` is made. Proxmox's `target` works only
@@ -299,6 +318,22 @@ mod tests {
         );
         let e = placement(None, &Origin::Create, &s, "nowhere", &HashMap::new()).unwrap_err();
         assert_eq!(e.reason, Reason::NoNodeAvailable);
+    }
+
+    #[test]
+    fn a_burst_of_creates_spreads_over_the_nodes_task_slots() {
+        let s = snap();
+        // pve2 has the most free memory but its slots are taken and objects queue there
+        let load = HashMap::from([("pve2".to_string(), 3i64), ("pve1".to_string(), -1)]);
+        assert_eq!(
+            placement_with_load(None, &Origin::Create, &s, "local-lvm", &HashMap::new(), &load),
+            Ok("pve1".into())
+        );
+        // equal load: the most free memory wins
+        assert_eq!(
+            placement_with_load(None, &Origin::Create, &s, "local-lvm", &HashMap::new(), &HashMap::new()),
+            Ok("pve2".into())
+        );
     }
 
     #[test]

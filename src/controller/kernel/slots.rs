@@ -200,6 +200,15 @@ impl TaskSlots {
         }
     }
 
+    /// How many objects wait for a slot on each node key.
+    pub fn waiting_by_key(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        for w in &self.lock().waiting {
+            *out.entry(w.key.clone()).or_default() += 1;
+        }
+        out
+    }
+
     /// How many objects wait for a slot.
     pub fn waiting(&self) -> usize {
         self.lock().waiting.len()
