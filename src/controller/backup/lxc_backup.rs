@@ -435,17 +435,30 @@ async fn find_archive(
         .client
         .storage_content(node, storage, Some("backup"), Some(vmid))
         .await?;
-    if let Some(v) = &from_log {
-        if let Some(e) = list.iter().find(|e| &e.volid == v) {
-            return Ok(Some((e.volid.clone(), e.size)));
-        }
-    }
     let since = since.map(|t| t.0.as_second() - 5).unwrap_or(i64::MAX);
-    Ok(list
-        .iter()
-        .filter(|e| e.ctime.is_some_and(|c| c >= since))
-        .max_by_key(|e| e.ctime)
-        .map(|e| (e.volid.clone(), e.size)))
+    let entries: Vec<(String, Option<i64>, Option<u64>)> =
+        list.into_iter().map(|e| (e.volid, e.ctime, e.size)).collect();
+    Ok(pick_archive(&entries, from_log.as_deref(), since))
+}
+
+/// Which archive a finished vzdump made, from the storage listing (volid, ctime, size): the one
+/// its log names; when the log names none (PBS), the single archive of the container made
+/// since the start. Several candidates (another job backed the container up meanwhile) or a
+/// named archive not listed give none: a foreign archive is never adopted, and so never
+/// deleted with this object.
+pub fn pick_archive(
+    list: &[(String, Option<i64>, Option<u64>)],
+    from_log: Option<&str>,
+    since: i64,
+) -> Option<(String, Option<u64>)> {
+    if let Some(v) = from_log {
+        return list.iter().find(|e| e.0 == v).map(|e| (e.0.clone(), e.2));
+    }
+    let mut new = list.iter().filter(|e| e.1.is_some_and(|c| c >= since));
+    match (new.next(), new.next()) {
+        (Some(e), None) => Some((e.0.clone(), e.2)),
+        _ => None,
+    }
 }
 
 async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
@@ -659,6 +672,25 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_never_adopts_an_archive_it_cannot_tell_apart_from_a_foreign_one() {
+        let a = |v: &str, t: i64| (v.to_string(), Some(t), Some(10u64));
+        let list = vec![a("pbs:backup/ct/101/old", 50), a("pbs:backup/ct/101/ours", 120)];
+        assert_eq!(
+            pick_archive(&list, None, 100),
+            Some(("pbs:backup/ct/101/ours".into(), Some(10)))
+        );
+        // another job backed the container up while ours ran: which one is ours cannot be told
+        let two = vec![a("pbs:backup/ct/101/ours", 120), a("pbs:backup/ct/101/theirs", 125)];
+        assert_eq!(pick_archive(&two, None, 100), None);
+        // the log names ours: that one, and only if it is listed
+        assert_eq!(
+            pick_archive(&two, Some("pbs:backup/ct/101/ours"), 100).map(|x| x.0),
+            Some("pbs:backup/ct/101/ours".into())
+        );
+        assert_eq!(pick_archive(&two, Some("pbs:backup/ct/101/gone"), 100), None);
+    }
 
     #[test]
     fn the_archive_name_comes_from_the_task_log() {
