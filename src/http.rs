@@ -68,9 +68,37 @@ pub async fn serve_listener(
     }
 }
 
+/// Set once when the process finds itself broken (a lock poisoned by a panic while it was
+/// held): `/healthz` fails from then on, so Kubernetes restarts the pod instead of leaving a
+/// process that may act on half-updated state.
+static BROKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records that the process is broken (see [`BROKEN`]); the first reason is kept.
+pub fn report_broken(what: impl Into<String>) {
+    let what = what.into();
+    tracing::error!(reason = %what, "the process is broken; /healthz fails from now on");
+    let _ = BROKEN.set(what);
+}
+
+/// Why the process is broken, if it is.
+pub fn broken() -> Option<&'static str> {
+    BROKEN.get().map(String::as_str)
+}
+
+/// The answer of `/healthz`: OK, or 500 naming why the process is broken.
+fn liveness(broken: Option<&str>) -> (StatusCode, String) {
+    match broken {
+        None => (StatusCode::OK, "ok\n".to_string()),
+        Some(why) => (StatusCode::INTERNAL_SERVER_ERROR, format!("broken: {why}\n")),
+    }
+}
+
 fn route(path: &str, health: &Health, metrics: &Metrics) -> Response<Full<Bytes>> {
     let (code, ctype, body) = match path {
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/healthz" => {
+            let (code, body) = liveness(broken());
+            (code, "text/plain", body)
+        }
         "/readyz" if health.ready.load(Ordering::Relaxed) => (StatusCode::OK, "text/plain", "ready\n".to_string()),
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -92,6 +120,14 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
     use tokio::io::AsyncReadExt;
+
+    #[test]
+    fn a_broken_process_fails_its_liveness_probe() {
+        assert_eq!(liveness(None).0, StatusCode::OK);
+        let (code, body) = liveness(Some("lock of the task slots poisoned"));
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("task slots"));
+    }
 
     #[tokio::test]
     async fn a_client_that_connects_and_sends_nothing_is_disconnected() {

@@ -77,7 +77,7 @@ pub struct ClusterHandle {
 impl ClusterHandle {
     /// Memory (bytes) promised per node to containers placed since the last inventory.
     pub fn reserved(&self) -> HashMap<String, u64> {
-        self.placements.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::controller::kernel::recover(self.placements.lock(), "the placements").clone()
     }
 
     /// Promises `memory` bytes on `node` to a container being placed there.
@@ -95,7 +95,7 @@ impl ClusterHandle {
     pub async fn allocate_vmid(&self) -> Result<u32, pve::Error> {
         let mut candidate = self.client.next_id(None).await?;
         let snap = self.snapshot();
-        let mut allocated = self.allocated.lock().unwrap();
+        let mut allocated = crate::controller::kernel::recover(self.allocated.lock(), "the allocated vmids");
         while allocated.contains(&candidate) || snap.as_ref().is_some_and(|s| s.guests.contains_key(&candidate)) {
             candidate += 1;
         }
@@ -152,7 +152,9 @@ pub struct ClusterRegistry {
 impl ClusterRegistry {
     /// The connection for `key`, if one is up.
     pub fn get(&self, key: &ClusterKey) -> Option<Arc<ClusterHandle>> {
-        self.handles.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        crate::controller::kernel::recover(self.handles.read(), "the cluster registry")
+            .get(key)
+            .cloned()
     }
 
     /// Installs (or replaces) the connection for its key.
@@ -165,7 +167,7 @@ impl ClusterRegistry {
 
     /// Drops the connection for `key`, stopping its observer.
     pub fn remove(&self, key: &ClusterKey) {
-        self.handles.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+        crate::controller::kernel::recover(self.handles.write(), "the cluster registry").remove(key);
     }
 
     /// The connection for `key` with its latest inventory when the cluster can be used now;

@@ -320,7 +320,7 @@ async fn run(
         };
         if let Some(s) = &snap {
             prev = Some(s.clone());
-            placements.lock().unwrap().clear();
+            crate::controller::kernel::recover(placements.lock(), "the placements").clear();
             snap_tx.send_replace(Some(s.clone()));
         }
         conn_tx.send_if_modified(|c| {

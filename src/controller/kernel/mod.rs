@@ -16,6 +16,16 @@ pub mod reason;
 pub mod slots;
 pub mod task;
 
+/// The guard of a lock; a lock poisoned by a panic elsewhere is used anyway (every pass must
+/// not wedge on it) and the process reports itself broken, so its liveness probe fails and
+/// Kubernetes restarts it.
+pub fn recover<G>(r: std::sync::LockResult<G>, what: &'static str) -> G {
+    r.unwrap_or_else(|e| {
+        crate::http::report_broken(format!("the lock of {what} was poisoned by a panic"));
+        e.into_inner()
+    })
+}
+
 pub use pass::{Managed, Pass, StatusCache, WakeRoutes};
 pub use reason::Reason;
 pub use slots::{Claims, NodeQueue, TaskSlots, Waker};

@@ -74,7 +74,7 @@ impl<S> Default for StatusCache<S> {
 
 impl<S: Clone + PartialEq> StatusCache<S> {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, S>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        super::recover(self.map.lock(), "a status cache")
     }
 
     /// The status to start from: ours while the cache differs from it; the cache's once it has
@@ -137,14 +137,14 @@ impl<K: Resource> Default for WakeRoutes<K> {
 impl<K: Resource<DynamicType = ()> + 'static> WakeRoutes<K> {
     /// Adds the channel of a controller watching `scope`.
     pub fn add(&self, scope: Option<String>, tx: mpsc::UnboundedSender<ObjectRef<K>>) {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner()).push((scope, tx));
+        super::recover(self.routes.lock(), "the wake routes").push((scope, tx));
     }
 
     /// A waker that sends `obj` to its controller (does nothing when none watches it).
     pub fn waker(&self, obj: &K) -> Waker {
         let r = ObjectRef::from_obj(obj);
         let tx = {
-            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let routes = super::recover(self.routes.lock(), "the wake routes");
             routes
                 .iter()
                 .find(|(scope, _)| scope.is_none() || *scope == r.namespace)

@@ -47,7 +47,7 @@ impl Drop for SlotGuard {
         drop(self.permit.take());
         let Some(inner) = self.slots.upgrade() else { return };
         let next = {
-            let g = inner.lock().unwrap_or_else(|e| e.into_inner());
+            let g = super::recover(inner.lock(), "the task slots");
             g.waiting.iter().find(|w| w.key == self.key).map(|w| w.wake.clone())
         };
         if let Some(wake) = next {
@@ -78,7 +78,7 @@ impl TaskSlots {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotsInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        super::recover(self.inner.lock(), "the task slots")
     }
 
     fn report_depth(&self, g: &SlotsInner, kind: &'static str) {
@@ -253,7 +253,7 @@ pub struct NodeQueue {
 
 impl NodeQueue {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, NodeState>> {
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+        super::recover(self.nodes.lock(), "the vzdump queue")
     }
 
     /// Takes node `key` for `uid` when it is free and `uid` goes next; otherwise queues it and
@@ -371,7 +371,7 @@ pub struct Claims {
 impl Claims {
     /// Claims `key` for `uid`: `true` when it is (now) `uid`'s, `false` when another has it.
     pub fn claim(&self, key: &str, uid: &str) -> bool {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = super::recover(self.map.lock(), "the download claims");
         match m.get(key) {
             Some(other) if other != uid => false,
             _ => {
@@ -383,7 +383,7 @@ impl Claims {
 
     /// Gives up `key`.
     pub fn release(&self, key: &str) {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        super::recover(self.map.lock(), "the download claims").remove(key);
     }
 
     /// Gives up every claim of `uid`.
@@ -507,6 +507,20 @@ mod tests {
             q.take_or_wait("n", "ub", "ns", (2, "ns/b".into()), w).is_ok(),
             "the holder keeps the node"
         );
+    }
+
+    #[test]
+    fn a_lock_poisoned_by_a_panic_wedges_nothing_and_fails_the_liveness_probe() {
+        let slots = TaskSlots::new(Arc::default());
+        let inner = slots.inner.clone();
+        let _ = std::thread::spawn(move || {
+            let _g = inner.lock().unwrap();
+            panic!("a bug while holding the lock");
+        })
+        .join();
+        assert!(slots.inner.is_poisoned());
+        assert_eq!(slots.waiting(), 0, "the service still answers");
+        assert!(crate::http::broken().is_some_and(|w| w.contains("task slots")), "{:?}", crate::http::broken());
     }
 
     #[test]
