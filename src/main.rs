@@ -70,6 +70,11 @@ struct RunArgs {
     /// by hand) is dropped, freeing their task slots, queue places and download claims.
     #[arg(long, default_value = "60s")]
     prune_interval: String,
+    /// How many of a cluster's containers get a full pass after each inventory read, in turn,
+    /// to find drift the inventory cannot show (firewall rules and options, `netN`): N
+    /// containers are all checked within N / this resyncs, at about 5 requests each (0: off).
+    #[arg(long, default_value_t = 10)]
+    drift_checks_per_resync: usize,
     /// Run several replicas with one active at a time (a coordination.k8s.io Lease).
     #[arg(long)]
     leader_election: bool,
@@ -128,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
                 max_concurrent_reconciles: args.max_concurrent_reconciles,
                 prune_interval: dur("prune-interval", &args.prune_interval)?,
                 schedule_clock,
+                drift_per_resync: args.drift_checks_per_resync,
                 ..Default::default()
             };
             let client = kube::Client::try_default().await?;

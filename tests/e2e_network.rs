@@ -229,3 +229,34 @@ fn injection_attempts_are_refused_before_anything_reaches_proxmox() {
     assert_eq!(non_inventory, 0, "{stats}");
     assert!(sim.containers().is_empty());
 }
+
+#[test]
+fn a_port_opened_by_hand_in_proxmox_is_closed_within_a_few_resyncs_without_any_spec_change() {
+    let (cp, ns, sim, _op) = setup("fwdrift");
+    apply(cp, &ns, &ct("guarded", &fw_spec(&[("22", "ssh")])));
+    let vmid = wait_ready(cp, &ns, "lxc", "guarded", T)["status"]["vmid"]
+        .as_u64()
+        .unwrap();
+    let node = node_of(&sim, vmid);
+    let spec = vec![("22".to_string(), "ssh".to_string())];
+    wait_for("the spec's rule", T, || (rules(&sim, vmid) == spec).then_some(()));
+    // someone opens a port in the Proxmox GUI; the inventory does not show firewall rules
+    sim.call(
+        "POST",
+        &format!("/nodes/{node}/lxc/{vmid}/firewall/rules"),
+        &[
+            ("type", "in"),
+            ("action", "ACCEPT"),
+            ("proto", "tcp"),
+            ("dport", "3306"),
+            ("enable", "1"),
+        ],
+    );
+    assert_ne!(rules(&sim, vmid), spec);
+    let opened = std::time::Instant::now();
+    // resync 2s, one container: its drift pass comes at the next inventory read
+    wait_for("the port closed again", Duration::from_secs(20), || {
+        (rules(&sim, vmid) == spec).then_some(())
+    });
+    eprintln!("closed {:?} after it was opened", opened.elapsed());
+}

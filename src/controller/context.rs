@@ -43,6 +43,10 @@ pub struct Settings {
     pub prune_interval: Duration,
     /// The clock backup schedules run on.
     pub schedule_clock: ScheduleClock,
+    /// How many of a cluster's containers get a full pass (config, firewall, interfaces) after
+    /// each inventory read, in turn: what the inventory cannot show is found within
+    /// `containers / drift_per_resync` resyncs, at a flat cost of about 5 requests each.
+    pub drift_per_resync: usize,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             max_concurrent_reconciles: 64,
             prune_interval: Duration::from_secs(60),
             schedule_clock: ScheduleClock::WALL,
+            drift_per_resync: 10,
         }
     }
 }

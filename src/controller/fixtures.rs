@@ -171,6 +171,7 @@ impl World {
             triggers: tokio::sync::mpsc::unbounded_channel().0,
             config_hash: 0,
             metrics,
+            drift_per_resync: 0,
         });
         ctx.clusters.insert(handle.clone());
         for _ in 0..100 {

@@ -231,6 +231,32 @@ pub struct ObserverParams {
     pub config_hash: u64,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// How many of our containers get a full pass after each inventory read (round-robin), to
+    /// find drift the inventory cannot show (firewall rules and options, `netN`).
+    pub drift_per_resync: usize,
+}
+
+/// The next `k` vmids after `cursor` (wrapping around) among `ours` (sorted), skipping those in
+/// `skip` (passed already this resync), and the new cursor: a flat drift budget per resync that
+/// visits every container in turn (N containers take N / k resyncs).
+pub fn drift_batch(ours: &[u32], cursor: Option<u32>, k: usize, skip: &[u32]) -> (Vec<u32>, Option<u32>) {
+    if k == 0 || ours.is_empty() {
+        return (Vec::new(), cursor);
+    }
+    let start = cursor.map(|c| ours.partition_point(|v| *v <= c)).unwrap_or(0);
+    let mut out = Vec::new();
+    let mut last = cursor;
+    for i in 0..ours.len() {
+        if out.len() == k {
+            break;
+        }
+        let v = ours[(start + i) % ours.len()];
+        last = Some(v);
+        if !skip.contains(&v) {
+            out.push(v);
+        }
+    }
+    (out, last)
 }
 
 /// Starts the observer of one cluster and returns its handle.
@@ -286,6 +312,7 @@ async fn run(
     let mut last_write = Instant::now();
     let mut version: Option<String> = None;
     let mut prev: Option<Arc<Snapshot>> = None;
+    let mut drift_cursor: Option<u32> = None;
     loop {
         let started = Instant::now();
         if version.is_none() {
@@ -296,7 +323,22 @@ async fn run(
             Ok(list) => {
                 let snap = Arc::new(Snapshot::from_resources(&list, started));
                 if let Some(old) = &prev {
-                    for vmid in changed_guests(old, &snap) {
+                    let changed = changed_guests(old, &snap);
+                    for vmid in &changed {
+                        let _ = p.triggers.send((p.key.clone(), *vmid));
+                    }
+                    // and a bounded share of the unchanged ones, in turn
+                    let mut ours: Vec<u32> = snap
+                        .guests
+                        .values()
+                        .filter(|g| g.kind == "lxc" && !g.template)
+                        .filter(|g| g.tags.iter().any(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX)))
+                        .map(|g| g.vmid)
+                        .collect();
+                    ours.sort_unstable();
+                    let (batch, cursor) = drift_batch(&ours, drift_cursor, p.drift_per_resync, &changed);
+                    drift_cursor = cursor;
+                    for vmid in batch {
                         let _ = p.triggers.send((p.key.clone(), vmid));
                     }
                 } else {
@@ -476,6 +518,29 @@ mod tests {
         let reserved = HashMap::from([("pve2".to_string(), 15_000u64)]);
         assert_eq!(s.placement_candidates("local-lvm", &reserved), vec!["pve1", "pve2"]);
         assert!(s.placement_candidates("nfs", &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn drift_reads_visit_every_container_in_turn_within_a_flat_budget() {
+        let ours = [101, 102, 103, 104, 105];
+        let (b, c) = drift_batch(&ours, None, 2, &[]);
+        assert_eq!((b, c), (vec![101, 102], Some(102)));
+        let (b, c) = drift_batch(&ours, c, 2, &[104]);
+        assert_eq!(
+            (b, c),
+            (vec![103, 105], Some(105)),
+            "one passed already this resync is skipped"
+        );
+        let (b, c) = drift_batch(&ours, c, 2, &[]);
+        assert_eq!((b, c), (vec![101, 102], Some(102)), "wraps around");
+        // a cursor on a vmid that is gone goes on after it
+        assert_eq!(drift_batch(&[101, 200], Some(150), 1, &[]).0, vec![200]);
+        assert!(drift_batch(&ours, None, 0, &[]).0.is_empty(), "budget 0: none");
+        assert_eq!(
+            drift_batch(&ours, None, 10, &[]).0.len(),
+            5,
+            "never more than there are"
+        );
     }
 
     #[test]

@@ -224,6 +224,7 @@ pub async fn reconcile(
                 triggers,
                 config_hash: r.hash,
                 metrics: ctx.metrics.clone(),
+                drift_per_resync: ctx.settings.drift_per_resync,
             });
             ctx.clusters.insert(handle);
             Ok(recheck)

@@ -255,14 +255,14 @@ pub(super) async fn converge(
     } else {
         ContainerPhase::Stopped
     });
-    p.status.usage = Some(usage(
+    let fresh_usage = usage(
         current.cpu,
         current.mem,
         current.disk,
         current.uptime,
         current.netin,
         current.netout,
-    ));
+    );
     if let Some(g) = snap.guests.get(&vmid) {
         p.ctx
             .metrics
@@ -346,6 +346,14 @@ pub(super) async fn converge(
     ));
     p.uncond(CONDITION_STALLED);
     p.observed();
+    // usage figures alone make no write (they change every second): they go out with any other
+    // change, and at least every `cluster_status_refresh`
+    let due = p.status.last_sync_time.as_ref().is_none_or(|t| {
+        jiff::Timestamp::now().duration_since(t.0).as_secs() >= p.ctx.settings.cluster_status_refresh.as_secs() as i64
+    });
+    if p.status.usage.is_none() || due || p.changed() {
+        p.status.usage = Some(fresh_usage);
+    }
     p.save().await?;
     if became_ready {
         p.event(

@@ -228,8 +228,8 @@ impl<'a, K: Managed> Pass<'a, K> {
         *K::observed_generation(&mut self.status) = self.generation();
     }
 
-    /// Writes the status when it differs from the last one written (ignoring `lastSyncTime`).
-    pub async fn save(&mut self) -> Result<(), Error> {
+    /// Whether the status differs from the last one written (ignoring `lastSyncTime`).
+    pub fn changed(&self) -> bool {
         let mut cmp = self.status.clone();
         if let Some(t) = K::sync_time(&mut cmp) {
             *t = self
@@ -238,7 +238,12 @@ impl<'a, K: Managed> Pass<'a, K> {
                 .as_mut()
                 .and_then(|w| K::sync_time(w).and_then(|t| t.clone()));
         }
-        if self.written.as_ref() == Some(&cmp) {
+        self.written.as_ref() != Some(&cmp)
+    }
+
+    /// Writes the status when it differs from the last one written (ignoring `lastSyncTime`).
+    pub async fn save(&mut self) -> Result<(), Error> {
+        if !self.changed() {
             return Ok(());
         }
         if let Some(t) = K::sync_time(&mut self.status) {

@@ -520,7 +520,11 @@ mod tests {
         .join();
         assert!(slots.inner.is_poisoned());
         assert_eq!(slots.waiting(), 0, "the service still answers");
-        assert!(crate::http::broken().is_some_and(|w| w.contains("task slots")), "{:?}", crate::http::broken());
+        assert!(
+            crate::http::broken().is_some_and(|w| w.contains("task slots")),
+            "{:?}",
+            crate::http::broken()
+        );
     }
 
     #[test]
