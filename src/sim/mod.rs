@@ -22,6 +22,7 @@ mod propstr;
 mod schema;
 mod server;
 mod state;
+mod task_ctx;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
