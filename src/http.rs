@@ -73,7 +73,7 @@ pub async fn serve_listener(
 /// process that may act on half-updated state.
 static BROKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Records that the process is broken (see [`BROKEN`]); the first reason is kept.
+/// Records that the process is broken: `/healthz` fails from then on; the first reason is kept.
 pub fn report_broken(what: impl Into<String>) {
     let what = what.into();
     tracing::error!(reason = %what, "the process is broken; /healthz fails from now on");

@@ -99,6 +99,20 @@ fn sigterm_stops_a_running_operator_gracefully() {
     eprintln!("stopped {took:?} after SIGTERM");
 }
 
+/// A proxy in front of the control plane's apiserver (to freeze one operator's connection),
+/// and a directory for its kubeconfig.
+fn proxy_to_apiserver(cp: &ControlPlane) -> (FreezableProxy, tempfile::TempDir) {
+    let server = std::fs::read_to_string(&cp.kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string))
+        .unwrap();
+    (
+        FreezableProxy::start(server.parse().unwrap()),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
 #[test]
 fn sigterm_stops_an_operator_whose_apiserver_stopped_answering() {
     // the control plane's host goes away without closing sockets: a reconcile hangs on its
@@ -108,13 +122,7 @@ fn sigterm_stops_an_operator_whose_apiserver_stopped_answering() {
     let ns = cp.namespace("frozen");
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
-    let server = std::fs::read_to_string(&cp.kubeconfig)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string))
-        .unwrap();
-    let proxy = FreezableProxy::start(server.parse().unwrap());
-    let dir = tempfile::tempdir().unwrap();
+    let (proxy, dir) = proxy_to_apiserver(cp);
     let mut op = Operator::start_with_kubeconfig(
         &proxy.kubeconfig(&cp.kubeconfig, dir.path()),
         &ns,
@@ -141,13 +149,7 @@ fn a_leader_whose_apiserver_stops_answering_stops_before_its_lease_can_pass() {
     let ns = cp.namespace("frozenlead");
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
-    let server = std::fs::read_to_string(&cp.kubeconfig)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: https://").map(str::to_string))
-        .unwrap();
-    let proxy = FreezableProxy::start(server.parse().unwrap());
-    let dir = tempfile::tempdir().unwrap();
+    let (proxy, dir) = proxy_to_apiserver(cp);
     let args = [
         "--leader-election",
         "--lease-namespace",

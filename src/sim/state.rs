@@ -732,4 +732,3 @@ impl Sim {
         upid_str
     }
 }
-
