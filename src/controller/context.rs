@@ -4,7 +4,10 @@
 use super::backup::ScheduleClock;
 use super::cluster::ClusterRegistry;
 use super::kernel::{Claims, NodeQueue, StatusCache, TaskSlots, WakeRoutes};
-use crate::crd::{LxcBackup, LxcBackupStatus, LxcContainer, LxcContainerStatus, LxcTemplate, LxcTemplateStatus};
+use crate::crd::{
+    LxcBackup, LxcBackupSchedule, LxcBackupScheduleStatus, LxcBackupStatus, LxcContainer, LxcContainerStatus,
+    LxcTemplate, LxcTemplateStatus,
+};
 use crate::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
@@ -106,6 +109,8 @@ pub struct StatusCaches {
     pub templates: StatusCache<LxcTemplateStatus>,
     /// `LxcBackup`s.
     pub backups: StatusCache<LxcBackupStatus>,
+    /// `LxcBackupSchedule`s.
+    pub schedules: StatusCache<LxcBackupScheduleStatus>,
 }
 
 /// The wake channels, per kind (see [`WakeRoutes`]).
@@ -117,6 +122,8 @@ pub struct Wakes {
     pub templates: WakeRoutes<LxcTemplate>,
     /// `LxcBackup`s.
     pub backups: WakeRoutes<LxcBackup>,
+    /// `LxcBackupSchedule`s (none is registered: a schedule never waits for capacity).
+    pub schedules: WakeRoutes<LxcBackupSchedule>,
 }
 
 /// Shared state of the controllers.
@@ -212,6 +219,7 @@ impl Context {
         self.status.containers.forget(uid);
         self.status.templates.forget(uid);
         self.status.backups.forget(uid);
+        self.status.schedules.forget(uid);
     }
 
     /// Forgets what is kept for every object for which `live` is false.
@@ -222,5 +230,6 @@ impl Context {
         self.status.containers.retain(live);
         self.status.templates.retain(live);
         self.status.backups.retain(live);
+        self.status.schedules.retain(live);
     }
 }

@@ -175,9 +175,13 @@ impl Error {
         }
     }
 
-    /// Whether the Kubernetes object itself is gone (a write to it answered 404).
+    /// Whether the Kubernetes object itself is gone (a write to it answered 404; a 404 on some
+    /// other object is an ordinary failure).
     pub fn object_gone(&self) -> bool {
-        matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404)
+        matches!(
+            self,
+            Error::Kube { op: "write status" | "add finalizer" | "remove finalizer", source: kube::Error::Api(s) } if s.code == 404
+        )
     }
 }
 

@@ -175,3 +175,32 @@ async fn a_persistent_proxmox_failure_that_ends_a_pass_shows_synced_false_naming
         .clone();
     assert_eq!(ready["status"], "False", "a failing object is not shown as fine");
 }
+
+#[tokio::test]
+async fn a_schedule_whose_pass_fails_shows_synced_false_naming_the_call() {
+    let w = World::new("ns", 2).await;
+    let spec = json!({"schedule": "*-*-* *:00:00", "selector": {"matchLabels": {"backup": "yes"}}, "storage": "local"});
+    let obj: Arc<crate::crd::LxcBackupSchedule> = Arc::new(object("LxcBackupSchedule", "ns", "nightly", spec));
+    w.api.put(&path("ns", "lxcbackupschedules", "nightly"), &*obj);
+    // the fake apiserver serves no LxcContainer list: the pass cannot see which to back up
+    let res = super::backup::schedule::reconcile(obj.clone(), w.ctx.clone()).await;
+    assert!(res.is_err(), "the pass fails");
+    let last = w
+        .api
+        .status_writes(&path("ns", "lxcbackupschedules", "nightly"))
+        .pop()
+        .expect("a status write");
+    let synced = last["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Synced")
+        .unwrap()
+        .clone();
+    assert_eq!(synced["status"], "False");
+    assert_eq!(synced["reason"], "KubernetesError");
+    assert!(
+        synced["message"].as_str().unwrap().contains("Kubernetes API"),
+        "{synced}"
+    );
+}

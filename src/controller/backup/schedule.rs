@@ -15,6 +15,8 @@ use super::calendar::{self, Schedule};
 use super::{prune, ANNOTATION_SCHEDULED_AT, LABEL_CONTAINER, LABEL_SCHEDULE};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::Context;
+use crate::controller::error::KubeOp;
+use crate::controller::kernel::{Managed, StatusCache, WakeRoutes};
 use crate::controller::run::ControllerFuture;
 use crate::controller::status::apply_status;
 use crate::controller::Error;
@@ -52,21 +54,37 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
     Box::pin(run)
 }
 
-/// Reconciles one `LxcBackupSchedule`.
+impl Managed for LxcBackupSchedule {
+    type Status = LxcBackupScheduleStatus;
+    const KIND: &'static str = "LxcBackupSchedule";
+
+    fn status_of(&self) -> Option<&LxcBackupScheduleStatus> {
+        self.status.as_ref()
+    }
+    fn conditions(
+        s: &mut LxcBackupScheduleStatus,
+    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        &mut s.conditions
+    }
+    fn observed_generation(s: &mut LxcBackupScheduleStatus) -> &mut Option<i64> {
+        &mut s.observed_generation
+    }
+    fn cache(ctx: &Context) -> &StatusCache<LxcBackupScheduleStatus> {
+        &ctx.status.schedules
+    }
+    fn wakes(ctx: &Context) -> &WakeRoutes<LxcBackupSchedule> {
+        &ctx.wakes.schedules
+    }
+}
+
+/// Reconciles one `LxcBackupSchedule` (a failed pass shows `Synced=False` naming it).
 pub async fn reconcile(obj: Arc<LxcBackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    crate::controller::instrumented(
-        "LxcBackupSchedule",
-        &obj.name_any(),
-        &ctx.metrics,
-        reconcile_inner(&obj, &ctx),
-    )
-    .await
+    crate::controller::kernel::pass::run(&*obj, &ctx, reconcile_inner(&obj, &ctx)).await
 }
 
 /// Requeue policy for errors: the one every kind uses.
 pub fn error_policy(obj: Arc<LxcBackupSchedule>, err: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), class = err.class().as_str(), error = %err, "LxcBackupSchedule reconcile failed");
-    crate::controller::error::requeue_after_error(err, &ctx.settings)
+    crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
 /// A label value for an object name (names longer than 63 characters are shortened with a hash).
@@ -134,8 +152,10 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
     let name = obj.name_any();
     let api: Api<LxcBackupSchedule> = Api::namespaced(ctx.kube.clone(), &ns);
     let backups_api: Api<LxcBackup> = Api::namespaced(ctx.kube.clone(), &ns);
-    let written = obj.status.clone();
-    let mut status = obj.status.clone().unwrap_or_default();
+    // the newest status known: ours while the watch cache has not seen our last write
+    let uid = obj.uid().unwrap_or_default();
+    let written = ctx.status.schedules.current(&uid, obj.status.as_ref());
+    let mut status = written.clone().unwrap_or_default();
     let gen = obj.metadata.generation;
     let now_wall = Time(Timestamp::now());
     let clock = ctx.settings.schedule_clock;
@@ -268,8 +288,9 @@ async fn save(
     status: &LxcBackupScheduleStatus,
 ) -> Result<(), Error> {
     if written.as_ref() != Some(status) {
-        apply_status(api, obj, status).await?;
+        apply_status(api, obj, status).await.op("write status")?;
         ctx.metrics.kube_write("LxcBackupSchedule");
+        ctx.status.schedules.record(&obj.uid().unwrap_or_default(), status);
     }
     Ok(())
 }
