@@ -16,7 +16,7 @@ use super::{prune, ANNOTATION_SCHEDULED_AT, LABEL_CONTAINER, LABEL_SCHEDULE};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::Context;
 use crate::controller::error::KubeOp;
-use crate::controller::kernel::{Managed, StatusCache, WakeRoutes};
+use crate::controller::kernel::{Managed, Reason, StatusCache, WakeRoutes};
 use crate::controller::run::ControllerFuture;
 use crate::controller::status::apply_status;
 use crate::controller::Error;
@@ -171,7 +171,7 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
             let was = conditions::get(&status.conditions, CONDITION_READY).map(|c| c.message.clone());
             conditions::set(
                 &mut status.conditions,
-                CondSpec::no(CONDITION_READY, "InvalidSchedule", msg.clone()),
+                CondSpec::no(CONDITION_READY, Reason::InvalidSchedule, msg.clone()),
                 gen,
                 &now_wall,
             );
@@ -179,7 +179,7 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
             status.observed_generation = gen;
             save(&api, obj, ctx, &written, &status).await?;
             if was.as_deref() != Some(msg.as_str()) {
-                ctx.event(obj, true, "InvalidSchedule", msg).await;
+                ctx.event(obj, true, Reason::InvalidSchedule.as_str(), msg).await;
             }
             return Ok(Action::await_change());
         }
@@ -198,7 +198,7 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
         ctx.event(
             obj,
             false,
-            "Scheduled",
+            Reason::Scheduled.as_str(),
             format!("slot {slot}: {} backup(s) created: {}", made.len(), made.join(", ")),
         )
         .await;
@@ -216,8 +216,13 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
         .collect();
     let pruned = retention(obj, &backups_api, &list, &tz).await?;
     if !pruned.is_empty() {
-        ctx.event(obj, false, "Pruned", format!("retention deleted {}", pruned.join(", ")))
-            .await;
+        ctx.event(
+            obj,
+            false,
+            Reason::Pruned.as_str(),
+            format!("retention deleted {}", pruned.join(", ")),
+        )
+        .await;
     }
     let live: Vec<&LxcBackup> = list.iter().filter(|b| !pruned.contains(&b.name_any())).collect();
     let mut active: Vec<String> = live
@@ -259,13 +264,13 @@ async fn reconcile_inner(obj: &LxcBackupSchedule, ctx: &Context) -> Result<Actio
     let cond = match (&next, obj.spec.suspend) {
         (_, true) => CondSpec::yes(
             CONDITION_READY,
-            "Suspended",
+            Reason::Suspended,
             "suspended: no new backups are made (retention still applies)",
         ),
-        (Some(n), false) => CondSpec::yes(CONDITION_READY, "Scheduled", format!("next run at {n}")),
+        (Some(n), false) => CondSpec::yes(CONDITION_READY, Reason::Scheduled, format!("next run at {n}")),
         (None, false) => CondSpec::no(
             CONDITION_READY,
-            "NoNextRun",
+            Reason::NoNextRun,
             format!("schedule {:?} has no run in the next 8 years", obj.spec.schedule),
         ),
     };

@@ -6,6 +6,7 @@
 use super::{ClusterHandle, ClusterKey, Connection};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::FIELD_MANAGER;
+use crate::controller::kernel::Reason;
 use crate::crd::proxmox_cluster::{NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, StorageStatus};
 use crate::crd::CONDITION_READY;
 use crate::pve::{self, ClusterResource, ErrorClass};
@@ -284,18 +285,18 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
     })
 }
 
-fn failure_reason(e: &pve::Error) -> &'static str {
+fn failure_reason(e: &pve::Error) -> Reason {
     match e {
         // every endpoint failed: the last one's failure names the reason
-        pve::Error::Endpoints { failures, .. } => failures.last().map(failure_reason).unwrap_or("Unreachable"),
-        pve::Error::Unauthorized { .. } => "AuthenticationFailed",
-        pve::Error::Forbidden { .. } => "PermissionDenied",
+        pve::Error::Endpoints { failures, .. } => failures.last().map(failure_reason).unwrap_or(Reason::Unreachable),
+        pve::Error::Unauthorized { .. } => Reason::AuthenticationFailed,
+        pve::Error::Forbidden { .. } => Reason::PermissionDenied,
         pve::Error::TlsFingerprintMismatch { .. } | pve::Error::TlsUnknownCa { .. } | pve::Error::Tls { .. } => {
-            "TLSVerificationFailed"
+            Reason::TLSVerificationFailed
         }
-        pve::Error::Connect { .. } | pve::Error::Timeout { .. } | pve::Error::Transport { .. } => "Unreachable",
-        _ if e.class() == ErrorClass::Auth => "AuthenticationFailed",
-        _ => "ProxmoxError",
+        pve::Error::Connect { .. } | pve::Error::Timeout { .. } | pve::Error::Transport { .. } => Reason::Unreachable,
+        _ if e.class() == ErrorClass::Auth => Reason::AuthenticationFailed,
+        _ => Reason::ProxmoxError,
     }
 }
 
@@ -389,16 +390,16 @@ async fn run(
         let ready = match &conn {
             Connection::Connected if p.insecure_tls => CondSpec::yes(
                 CONDITION_READY,
-                "InsecureTLS",
+                Reason::InsecureTLS,
                 "connected; TLS verification is OFF (insecureSkipVerify)",
             ),
             Connection::Connected => CondSpec::yes(
                 CONDITION_READY,
-                "Connected",
+                Reason::Connected,
                 format!("connected to {}", p.client.active_endpoint()),
             ),
             Connection::Failed { reason, message } => CondSpec::no(CONDITION_READY, reason.clone(), message.clone()),
-            Connection::Connecting => CondSpec::no(CONDITION_READY, "Connecting", "connecting"),
+            Connection::Connecting => CondSpec::no(CONDITION_READY, Reason::Connecting, "connecting"),
         };
         let generation = api
             .get_opt(&p.key.name)
@@ -450,7 +451,7 @@ async fn run(
                 Err(kube::Error::Api(s)) if s.code == 404 => {
                     tracing::info!(cluster = %p.key, "ProxmoxCluster is gone; observer stops");
                     conn_tx.send_replace(Connection::Failed {
-                        reason: "ClusterDeleted".into(),
+                        reason: Reason::ClusterDeleted.into(),
                         message: format!("ProxmoxCluster {} was deleted", p.key),
                     });
                     return;

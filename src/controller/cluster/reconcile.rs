@@ -7,6 +7,7 @@ use super::{observer, ClusterKey};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::KubeOp;
+use crate::controller::kernel::Reason;
 use crate::controller::status::{add_finalizer, remove_finalizer};
 use crate::controller::Error;
 use crate::crd::proxmox_cluster::{ProxmoxCluster, ProxmoxClusterStatus};
@@ -70,7 +71,7 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String, String)> {
+async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (Reason, String)> {
     let ns = pc.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
     let cred_name = &pc.spec.credentials_ref.name;
@@ -78,11 +79,11 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
         Ok(Some(s)) => s,
         Ok(None) => {
             return Err((
-                "CredentialsNotFound".into(),
+                Reason::CredentialsNotFound,
                 format!("Secret {cred_name} not found in namespace {ns}"),
             ))
         }
-        Err(e) => return Err(("CredentialsNotReadable".into(), format!("Secret {cred_name}: {e}"))),
+        Err(e) => return Err((Reason::CredentialsNotReadable, format!("Secret {cred_name}: {e}"))),
     };
     let auth = match (
         secret_value(&secret, "tokenId"),
@@ -100,7 +101,7 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
         },
         _ => {
             return Err((
-                "InvalidCredentials".into(),
+                Reason::InvalidCredentials,
                 format!("Secret {cred_name} must hold tokenId and tokenSecret, or username and password"),
             ))
         }
@@ -122,18 +123,14 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
             Ok(Some(s)) => s,
             Ok(None) => {
                 return Err((
-                    "CASecretNotFound".into(),
+                    Reason::CASecretNotFound,
                     format!("Secret {name} not found in namespace {ns}"),
                 ))
             }
-            Err(e) => return Err(("CASecretNotReadable".into(), format!("Secret {name}: {e}"))),
+            Err(e) => return Err((Reason::CASecretNotReadable, format!("Secret {name}: {e}"))),
         };
-        let pem = secret_value(&s, key).ok_or_else(|| {
-            (
-                "CASecretNotFound".to_string(),
-                format!("Secret {name} has no key {key}"),
-            )
-        })?;
+        let pem = secret_value(&s, key)
+            .ok_or_else(|| (Reason::CASecretNotFound, format!("Secret {name} has no key {key}")))?;
         pem.hash(&mut hasher);
         pve::TlsMode::Verify {
             extra_ca_pem: Some(pem),
@@ -144,7 +141,7 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (String
     let resync = match &pc.spec.resync_interval {
         Some(s) => parse_duration(s).filter(|d| !d.is_zero()).ok_or_else(|| {
             (
-                "InvalidSpec".to_string(),
+                Reason::InvalidSpec,
                 format!("spec.resyncInterval: {s:?} is not a duration like 60s"),
             )
         })?,
@@ -209,7 +206,7 @@ pub async fn reconcile(
                 Ok(c) => c,
                 Err(e) => {
                     ctx.clusters.remove(&key);
-                    write_failure(&pc, &ctx, "InvalidSpec", &e.to_string()).await?;
+                    write_failure(&pc, &ctx, Reason::InvalidSpec, &e.to_string()).await?;
                     return Ok(recheck);
                 }
             };
@@ -231,7 +228,7 @@ pub async fn reconcile(
         }
         Err((reason, message)) => {
             ctx.clusters.remove(&key);
-            write_failure(&pc, &ctx, &reason, &message).await?;
+            write_failure(&pc, &ctx, reason, &message).await?;
             Ok(recheck)
         }
     }
@@ -296,7 +293,7 @@ async fn finalize(
             "deletion waits until these are cleaned up through it: {}{more}",
             shown.join(", ")
         );
-        write_failure(pc, ctx, "Deleting", &msg).await?;
+        write_failure(pc, ctx, Reason::Deleting, &msg).await?;
         return Ok(Action::requeue(Duration::from_secs(3)));
     }
     ctx.clusters.remove(key);
@@ -304,7 +301,7 @@ async fn finalize(
     Ok(Action::await_change())
 }
 
-async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: &str, message: &str) -> Result<(), Error> {
+async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: Reason, message: &str) -> Result<(), Error> {
     let mut status: ProxmoxClusterStatus = pc.status.clone().unwrap_or_default();
     let before = status.clone();
     let now = Time(jiff::Timestamp::now());
@@ -327,7 +324,8 @@ async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: &str, message
     )
     .await?;
     ctx.metrics.kube_write("ProxmoxCluster");
-    ctx.event(pc, true, reason, message.to_string()).await;
+    ctx.event(pc, reason.is_warning(), reason.as_str(), message.to_string())
+        .await;
     Ok(())
 }
 
