@@ -9,7 +9,6 @@ use super::reconcile::{next_poll, P, SLOT_RETRY};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::error::KubeOp;
-use crate::controller::kernel::slots::node_key;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::Reason;
 use crate::controller::{jitter, Error};
@@ -186,19 +185,10 @@ pub(super) async fn create(
         Ok(x) => x,
         Err(action) => return Ok(action),
     };
-    // load per node: objects waiting for a slot there minus its free slots
-    let waiting = p.ctx.slots.waiting_by_key();
-    let load: std::collections::HashMap<String, i64> = snap
-        .nodes
-        .iter()
-        .map(|n| {
-            let queued = waiting.get(&node_key(&handle.key, &n.name)).copied().unwrap_or(0) as i64;
-            (
-                n.name.clone(),
-                queued - handle.client.available_task_slots(&n.name) as i64,
-            )
-        })
-        .collect();
+    let load = p
+        .ctx
+        .slots
+        .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str()));
     let node = match decide::placement_with_load(
         p.obj.spec.node.as_deref(),
         &origin,

@@ -200,13 +200,24 @@ impl TaskSlots {
         }
     }
 
-    /// How many objects wait for a slot on each node key.
-    pub fn waiting_by_key(&self) -> HashMap<String, usize> {
-        let mut out = HashMap::new();
+    /// The placement load of each of `nodes` of `cluster`: objects waiting for a slot there
+    /// minus its free slots (lower is better).
+    pub fn load<'a>(
+        &self,
+        client: &pve::Client,
+        cluster: &impl std::fmt::Display,
+        nodes: impl Iterator<Item = &'a str>,
+    ) -> HashMap<String, i64> {
+        let mut waiting: HashMap<String, i64> = HashMap::new();
         for w in &self.lock().waiting {
-            *out.entry(w.key.clone()).or_default() += 1;
+            *waiting.entry(w.key.clone()).or_default() += 1;
         }
-        out
+        nodes
+            .map(|n| {
+                let queued = waiting.get(&node_key(cluster, n)).copied().unwrap_or(0);
+                (n.to_string(), queued - client.available_task_slots(n) as i64)
+            })
+            .collect()
     }
 
     /// How many objects wait for a slot.

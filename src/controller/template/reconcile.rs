@@ -403,7 +403,16 @@ async fn build_current(
                 .and_then(|m| m.parse::<u64>().ok())
                 .unwrap_or(512)
                 << 20;
-            match decide::placement(None, &decide::Origin::Create, snap, &storage, &handle.reserved()) {
+            match decide::placement_with_load(
+                None,
+                &decide::Origin::Create,
+                snap,
+                &storage,
+                &handle.reserved(),
+                &p.ctx
+                    .slots
+                    .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str())),
+            ) {
                 Ok(n) => {
                     handle.reserve(&n, memory);
                     n
