@@ -351,3 +351,54 @@ async fn the_exit_endpoint_stops_an_application_container_without_an_exit_code()
     let s = c.get("/nodes/pve1/lxc/202/status/current").await;
     assert_eq!(s.data()["status"], "running", "it can be started again");
 }
+
+#[tokio::test]
+async fn a_host_managed_interface_cannot_use_slaac() {
+    let (_sim, c) = setup().await;
+    c.create_ct("pve1", 100, &[]).await;
+    let r = c
+        .put(
+            "/nodes/pve1/lxc/100/config",
+            &[("net0", "name=eth0,bridge=vmbr0,ip=dhcp,ip6=auto,host-managed=1")],
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "net0: SLAAC is not supported for host-managed network configuration.\n"
+    );
+    let r = c
+        .put(
+            "/nodes/pve1/lxc/100/config",
+            &[("net0", "name=eth0,bridge=vmbr0,ip=dhcp,ip6=dhcp,host-managed=1")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_fixture_registry_lists_its_images_with_their_configs() {
+    let (_sim, c) = setup().await;
+    let v: Value = c
+        .http
+        .get(format!("{}/_sim/oci", c.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["skopeo"], true);
+    let images = v["images"].as_array().unwrap();
+    let nginx = images
+        .iter()
+        .find(|i| i["reference"] == "docker.io/library/nginx:1.27")
+        .unwrap();
+    assert_eq!(nginx["ExposedPorts"], json!(["80/tcp"]));
+    assert_eq!(nginx["Cmd"], json!(["nginx", "-g", "daemon off;"]));
+    assert!(
+        images.iter().any(|i| i["exits"] == true),
+        "an app whose entrypoint exits"
+    );
+    assert!(images.iter().any(|i| i["reference"] == "docker.io/library/alpine:3.20"));
+}

@@ -220,9 +220,9 @@ pub(crate) fn list_tags(sw: &OciSwitches, reference: &str) -> Result<Vec<String>
         .map(|i| i.tag.to_string())
         .collect();
     if tags.is_empty() {
-        return Err(format!(
+        return Err(
             "time=\"2026-01-01T00:00:00Z\" level=fatal msg=\"Error listing repository tags: fetching tags list: requested access to the resource is denied\""
-        ));
+        .to_string());
     }
     Ok(tags)
 }
@@ -231,6 +231,22 @@ pub(crate) fn list_tags(sw: &OciSwitches, reference: &str) -> Result<Vec<String>
 pub(crate) fn image(canonical: &str) -> Option<&'static OciImage> {
     let (repo, tag) = canonical.rsplit_once(':')?;
     IMAGES.iter().find(|i| i.repo == repo && i.tag == tag)
+}
+
+/// The fixture images with their configs, as `GET /_sim/oci` lists them (OCI config names).
+pub(crate) fn images_json() -> serde_json::Value {
+    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    IMAGES
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "reference": format!("{}:{}", i.repo, i.tag),
+                "Entrypoint": i.entrypoint, "Cmd": i.cmd, "Env": i.env, "User": opt(i.user),
+                "WorkingDir": opt(i.working_dir), "ExposedPorts": i.exposed_ports,
+                "StopSignal": opt(i.stop_signal), "size": i.size, "exits": i.exits,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

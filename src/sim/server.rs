@@ -499,7 +499,11 @@ impl Front {
                 Err(e) if e == "no such container" => admin_json(404, &json!({"error": e})),
                 Err(e) => bad(e),
             },
-            ("GET", ["oci"]) => admin_json(200, &serde_json::to_value(&st.oci).unwrap_or_default()),
+            ("GET", ["oci"]) => {
+                let mut v = serde_json::to_value(&st.oci).unwrap_or_default();
+                v["images"] = super::oci_registry::images_json();
+                admin_json(200, &v)
+            }
             ("POST", ["oci"]) => match serde_json::from_slice(body) {
                 Ok(sw) => {
                     st.oci = sw;

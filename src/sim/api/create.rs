@@ -137,10 +137,9 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
     }
     conf.remove("template");
     // create from an OCI image: restore_oci_archive maps its config (after the given params)
-    let oci = match oci_image_of(&archive).filter(|_| !restore) {
-        Some(img) => Some(apply_oci_config(&mut conf, img)),
-        None => None,
-    };
+    let oci = oci_image_of(&archive)
+        .filter(|_| !restore)
+        .map(|img| apply_oci_config(&mut conf, img));
     // the config file exists at once, locked
     let mut ct = if same_exists {
         st.cts.remove(&vmid).unwrap_or_else(|| Ct::new(vmid, &node))

@@ -188,6 +188,24 @@ pub(super) fn apply_oci_config(conf: &mut BTreeMap<String, String>, img: &OciIma
     Ok(out)
 }
 
+/// `update_pct_config`: a host-managed interface (not `link_down=1`) cannot use SLAAC.
+pub(super) fn check_host_managed(key: &str, value: &str) -> ApiResult<()> {
+    let Some(fmt) = fmt_of(key).filter(|_| is_net_key(key)) else {
+        return Ok(());
+    };
+    let m = propstr::parse_raw(fmt, value).unwrap_or_default();
+    let on = |k: &str| {
+        m.get(k)
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"))
+    };
+    if !on("link_down") && on("host-managed") && m.get("ip6").map(String::as_str) == Some("auto") {
+        return Err(ApiError::e500(format!(
+            "{key}: SLAAC is not supported for host-managed network configuration."
+        )));
+    }
+    Ok(())
+}
+
 fn is_net_key(k: &str) -> bool {
     k.strip_prefix("net")
         .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
