@@ -4,7 +4,7 @@
 
 mod sim_util;
 
-use proxmox_lxc_operator::sim::SimHandle;
+use proxmox_lxc_operator::sim::{start, SimConfig, SimHandle, TokenConfig};
 use serde_json::{json, Value};
 use sim_util::{client, enc, fast_sim, Client};
 
@@ -401,4 +401,27 @@ async fn the_fixture_registry_lists_its_images_with_their_configs() {
         "an app whose entrypoint exits"
     );
     assert!(images.iter().any(|i| i["reference"] == "docker.io/library/alpine:3.20"));
+}
+
+#[tokio::test]
+async fn pulling_needs_sys_access_network_on_the_node_besides_allocate_template() {
+    let mut cfg = SimConfig::fast();
+    cfg.tokens.push(TokenConfig {
+        id: "ops@pve!tmpl".into(),
+        secret: "s3cret".into(),
+        privileges: Some(vec!["Datastore.AllocateTemplate".into(), "Datastore.Audit".into()]),
+    });
+    let sim = start(cfg).await.unwrap();
+    let mut c = client(&sim);
+    c.auth = Some("PVEAPIToken=ops@pve!tmpl=s3cret".into());
+    let r = pull(&c, "local", &[("reference", "docker.io/library/nginx:1.27")]).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        r.body["message"],
+        "Permission check failed (/nodes/pve1, Sys.AccessNetwork)\n"
+    );
+    let r = c
+        .call("GET", "/nodes/pve1/query-oci-repo-tags", &[("reference", "nginx")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
 }
