@@ -18,6 +18,7 @@ mod api;
 mod api_error;
 mod config;
 mod guests;
+mod oci_registry;
 mod propstr;
 mod schema;
 mod server;

@@ -286,7 +286,13 @@ pub(crate) fn perl_regex(pattern: &str) -> Option<Regex> {
     let cache = CACHE.get_or_init(Default::default);
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     c.entry(pattern.to_string())
-        .or_insert_with(|| Regex::new(&format!("^(?:{})$", pattern.replace("(?^:", "(?:"))).ok())
+        .or_insert_with(|| {
+            // octal escapes as in Perl (`\0` in the `env` pattern)
+            regex::RegexBuilder::new(&format!("^(?:{})$", pattern.replace("(?^:", "(?:")))
+                .octal(true)
+                .build()
+                .ok()
+        })
         .clone()
 }
 

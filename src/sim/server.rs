@@ -494,6 +494,23 @@ impl Front {
                     None => admin_json(404, &json!({"error": "no such container"})),
                 }
             }
+            ("POST", ["containers", id, "exit"]) => match api::entrypoint_exit(&mut st, id.parse().unwrap_or(0)) {
+                Ok(()) => admin_json(200, &json!({"ok": true})),
+                Err(e) if e == "no such container" => admin_json(404, &json!({"error": e})),
+                Err(e) => bad(e),
+            },
+            ("GET", ["oci"]) => {
+                let mut v = serde_json::to_value(&st.oci).unwrap_or_default();
+                v["images"] = super::oci_registry::images_json();
+                admin_json(200, &v)
+            }
+            ("POST", ["oci"]) => match serde_json::from_slice(body) {
+                Ok(sw) => {
+                    st.oci = sw;
+                    admin_json(200, &json!({"ok": true}))
+                }
+                Err(e) => bad(format!("invalid OCI switches: {e}")),
+            },
             ("GET", ["tasks"]) => {
                 let list: Vec<Value> = st
                     .task_order

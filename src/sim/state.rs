@@ -28,6 +28,9 @@ pub(crate) struct Volume {
     pub protected: bool,
     /// For backups: the container config at backup time.
     pub backup_conf: Option<BTreeMap<String, String>>,
+    /// For `oci-archive` templates pulled with `oci-registry-pull`: the canonical image
+    /// (`docker.io/library/nginx:1.27`), see `oci_registry`.
+    pub oci: Option<String>,
 }
 
 /// A snapshot of a container.
@@ -282,6 +285,8 @@ pub(crate) struct State {
     pub fingerprint: String,
     /// QEMU VMs: they hold vmids and show up in the inventory (see `guests.rs`).
     pub qemus: BTreeMap<u32, super::guests::QemuGuest>,
+    /// The simulated skopeo's switches (see `oci_registry`).
+    pub oci: super::oci_registry::OciSwitches,
 }
 
 impl State {
@@ -322,6 +327,7 @@ impl State {
             started: Instant::now(),
             fingerprint: String::new(),
             qemus: BTreeMap::new(),
+            oci: Default::default(),
             cfg,
         };
         let node_names: Vec<String> = st.nodes.keys().cloned().collect();
@@ -443,6 +449,7 @@ impl State {
             notes: None,
             protected: false,
             backup_conf: None,
+            oci: None,
         });
         Ok(volid)
     }
@@ -654,6 +661,7 @@ pub(crate) fn vztmpl_volume(volid: &str, size: u64) -> Volume {
         notes: None,
         protected: false,
         backup_conf: None,
+        oci: None,
     }
 }
 

@@ -57,9 +57,57 @@ SERVED = {
     "/nodes/{node}/storage/{storage}/content": ["GET"],
     "/nodes/{node}/storage/{storage}/content/{volume}": ["GET", "DELETE"],
     "/nodes/{node}/storage/{storage}/download-url": ["POST"],
+    "/nodes/{node}/storage/{storage}/oci-registry-pull": ["POST"],
+    "/nodes/{node}/query-oci-repo-tags": ["GET"],
     "/nodes/{node}/aplinfo": ["GET", "POST"],
     "/pools": ["GET", "POST"],
 }
+
+# Endpoints the cut in ../shared/pve-api/schema-lxc.json lacks (it lists the path among the
+# children of /nodes/{node} but has no entry for it). Modelled from ../shared/pve-api/pve9-oci.md
+# and the method's definition in pve-manager PVE/API2/Nodes.pm (query_oci_repo_tags), which is
+# what apidata.js is generated from.
+EXTRA = [
+    {
+        "path": "/nodes/{node}/query-oci-repo-tags",
+        "info": {
+            "GET": {
+                "allowtoken": 1,
+                "method": "GET",
+                "name": "query_oci_repo_tags",
+                "parameters": {
+                    "additionalProperties": 0,
+                    "properties": {
+                        "node": {"format": "pve-node", "type": "string"},
+                        "reference": {
+                            "pattern": "^(?:(?:[a-zA-Z\\d]|[a-zA-Z\\d][a-zA-Z\\d-]*[a-zA-Z\\d])"
+                            "(?:\\.(?:[a-zA-Z\\d]|[a-zA-Z\\d][a-zA-Z\\d-]*[a-zA-Z\\d]))*(?::\\d+)?/)?[a-z\\d]+"
+                            "(?:(?:[._]|__|[-]*)[a-z\\d]+)*(?:/[a-z\\d]+(?:(?:[._]|__|[-]*)[a-z\\d]+)*)*$",
+                            "type": "string",
+                        },
+                    },
+                },
+                "proxyto": "node",
+                "returns": {"items": {"type": "string"}, "type": "array"},
+            }
+        },
+    },
+]
+
+# pve-container 6.1.8 (commit 2785bef, "config: correctly skip tab characters in env/entrypoint
+# property") fixed the control-character class of `entrypoint` and `env` from \x10-\x1F to
+# \x0a-\x1F: newlines are refused since. The pve-docs 9.1.3 dump still has the old class; the
+# simulator follows the current one (../shared/pve-api/pve9-oci.md, pve-container 6.1.10).
+PATTERN_FIXES = {"entrypoint", "env"}
+
+
+def fix_patterns(params):
+    for name in PATTERN_FIXES:
+        prop = params.get("properties", {}).get(name)
+        if prop and "pattern" in prop:
+            prop["pattern"] = prop["pattern"].replace("\\x10-\\x1F", "\\x0a-\\x1F")
+    return params
+
 
 DROP = {"description", "verbose_description", "typetext", "format_description"}
 
@@ -76,7 +124,8 @@ def strip(v):
 def main():
     src = json.load(open(sys.argv[1]))
     out = []
-    for ep in src["endpoints"]:
+    have = {ep["path"] for ep in src["endpoints"]}
+    for ep in src["endpoints"] + [e for e in EXTRA if e["path"] not in have]:
         methods = SERVED.get(ep["path"])
         if not methods:
             continue
@@ -87,7 +136,7 @@ def main():
                 "protected": i.get("protected", 0),
                 "proxyto": i.get("proxyto"),
                 "allowtoken": i.get("allowtoken", 1),
-                "parameters": strip(i.get("parameters", {})),
+                "parameters": fix_patterns(strip(i.get("parameters", {}))),
                 "returns_type": (i.get("returns") or {}).get("type"),
             }
         out.append({"path": ep["path"], "info": info})

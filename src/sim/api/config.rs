@@ -259,6 +259,7 @@ pub(super) fn put_config(st: &mut State, p: &Params, caller: &Caller) -> ApiResu
     // normalize values and allocate new volumes
     let mut set: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in &rest {
+        check_host_managed(k, v)?;
         let mut v = normalize(st, k, v);
         if k == "rootfs" || k.starts_with("mp") {
             let vol = mp_volume(&v);

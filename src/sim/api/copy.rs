@@ -226,6 +226,7 @@ pub(super) fn clone(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller)
                                 notes: None,
                                 protected: false,
                                 backup_conf: None,
+                                oci: None,
                             });
                             conf.insert(k.clone(), with_volume(k, v, &volid, src_size));
                         }

@@ -136,6 +136,10 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
         conf.remove("unprivileged");
     }
     conf.remove("template");
+    // create from an OCI image: restore_oci_archive maps its config (after the given params)
+    let oci = oci_image_of(&archive)
+        .filter(|_| !restore)
+        .map(|img| apply_oci_config(&mut conf, img));
     // the config file exists at once, locked
     let mut ct = if same_exists {
         st.cts.remove(&vmid).unwrap_or_else(|| Ct::new(vmid, &node))
@@ -162,8 +166,11 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
             Box::pin(async move {
                 if restore {
                     ctx.log(format!("recovering backed-up configuration from '{arch_name}'"));
-                } else {
+                } else if oci.is_none() {
                     ctx.log(format!("extracting archive '{arch_name}'"));
+                }
+                for line in oci.iter().flat_map(|r| r.iter().flatten()) {
+                    ctx.log(line.clone());
                 }
                 ctx.work(&ctx.typ.clone()).await;
                 ctx.with(|st| {
@@ -177,6 +184,9 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
                     };
                     if let Err(e) = ctx.injected() {
                         return fail(st, e);
+                    }
+                    if let Some(Err(e)) = &oci {
+                        return fail(st, e.clone());
                     }
                     for v in &old_volumes {
                         st.remove_volume(&node, v);

@@ -22,6 +22,7 @@ mod copy;
 mod create;
 mod destroy;
 mod firewall;
+mod oci;
 mod power;
 mod snapshot;
 mod storage;
@@ -33,7 +34,10 @@ use copy::*;
 use create::*;
 use destroy::*;
 use firewall::*;
+use oci::*;
 use power::*;
+
+pub(crate) use oci::entrypoint_exit;
 use snapshot::*;
 use storage::*;
 use vzdump::*;
@@ -109,6 +113,11 @@ pub(crate) fn required_privilege(
         ("POST", "/nodes/{node}/storage/{storage}/download-url") => {
             (format!("/storage/{}", g("storage")), "Datastore.AllocateTemplate")
         }
+        // and Sys.AccessNetwork on /nodes/{node}, checked by the handler
+        ("POST", "/nodes/{node}/storage/{storage}/oci-registry-pull") => {
+            (format!("/storage/{}", g("storage")), "Datastore.AllocateTemplate")
+        }
+        ("GET", "/nodes/{node}/query-oci-repo-tags") => (format!("/nodes/{}", g("node")), "Sys.AccessNetwork"),
         ("POST", "/nodes/{node}/aplinfo") => (format!("/storage/{}", g("storage")), "Datastore.AllocateTemplate"),
         ("GET", t) if t.starts_with("/nodes") => (format!("/nodes/{}", g("node")), "Sys.Audit"),
         ("POST", "/pools") => ("/pool".to_string(), "Pool.Allocate"),
@@ -281,6 +290,14 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ),
     ("POST", "/nodes/{node}/storage/{storage}/download-url", |s, st, p, c| {
         data(download_url(s, st, p, c))
+    }),
+    (
+        "POST",
+        "/nodes/{node}/storage/{storage}/oci-registry-pull",
+        |s, st, p, c| data(oci_pull(s, st, p, c)),
+    ),
+    ("GET", "/nodes/{node}/query-oci-repo-tags", |_, st, p, c| {
+        data(query_tags(st, p, c))
     }),
     ("GET", "/nodes/{node}/aplinfo", |_, st, _, _| data(Ok(aplinfo(st)))),
     ("POST", "/nodes/{node}/aplinfo", |s, st, p, c| {

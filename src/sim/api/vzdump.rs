@@ -134,6 +134,7 @@ pub(super) fn vzdump(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
                         notes,
                         protected,
                         backup_conf: Some(conf),
+                        oci: None,
                     });
                     Ok(volid)
                 });
