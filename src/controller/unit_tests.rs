@@ -19,6 +19,17 @@ fn object<K: serde::de::DeserializeOwned>(kind: &str, ns: &str, name: &str, spec
     .unwrap()
 }
 
+/// The condition `type_` of a written status.
+fn condition(status: &serde_json::Value, type_: &str) -> serde_json::Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap()
+        .clone()
+}
+
 fn container(ns: &str, name: &str) -> LxcContainer {
     object(
         "LxcContainer",
@@ -152,13 +163,7 @@ async fn a_persistent_proxmox_failure_that_ends_a_pass_shows_synced_false_naming
     }
     assert!(failed >= 3, "the passes fail ({failed})");
     let last = w.api.status_writes(&path("ns", "lxccontainers", "web")).pop().unwrap();
-    let synced = last["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Synced")
-        .unwrap()
-        .clone();
+    let synced = condition(&last, "Synced");
     assert_eq!(synced["status"], "False");
     assert_eq!(synced["reason"], "ProxmoxAuthFailed");
     let msg = synced["message"].as_str().unwrap();
@@ -166,13 +171,7 @@ async fn a_persistent_proxmox_failure_that_ends_a_pass_shows_synced_false_naming
         msg.contains("/config") && msg.contains("VM.Audit"),
         "the message names the call and the privilege: {msg}"
     );
-    let ready = last["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap()
-        .clone();
+    let ready = condition(&last, "Ready");
     assert_eq!(ready["status"], "False", "a failing object is not shown as fine");
 }
 
@@ -190,13 +189,7 @@ async fn a_schedule_whose_pass_fails_shows_synced_false_naming_the_call() {
         .status_writes(&path("ns", "lxcbackupschedules", "nightly"))
         .pop()
         .expect("a status write");
-    let synced = last["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Synced")
-        .unwrap()
-        .clone();
+    let synced = condition(&last, "Synced");
     assert_eq!(synced["status"], "False");
     assert_eq!(synced["reason"], "KubernetesError");
     assert!(
