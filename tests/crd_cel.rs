@@ -264,22 +264,7 @@ print(json.dumps(out))
 /// Evaluates each `(rule, self, oldSelf)` with cel-python: `true`/`false`, or the error text.
 fn evaluate(reqs: &[Value]) -> Vec<Value> {
     use std::io::Write;
-    let out = Command::new("bash")
-        .arg(repo().join("tests/scripts/python-venv.sh"))
-        .output()
-        .expect("run tests/scripts/python-venv.sh");
-    assert!(
-        out.status.success(),
-        "tests/scripts/python-venv.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let python = common::venv_python();
     let mut child = Command::new(python)
         .arg("-c")
         .arg(CEL_PY)

@@ -98,22 +98,7 @@ fn ci_runs_the_readmes_test_command() {
 
 #[test]
 fn the_workflows_pass_actionlint_with_shellcheck() {
-    let out = Command::new("bash")
-        .arg(repo().join("tests/scripts/python-venv.sh"))
-        .output()
-        .expect("run tests/scripts/python-venv.sh");
-    assert!(
-        out.status.success(),
-        "tests/scripts/python-venv.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python = String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
+    let python = common::venv_python();
     let actionlint = std::path::Path::new(&python).with_file_name("actionlint");
     let shellcheck = Command::new("shellcheck").arg("--version").output();
     assert!(

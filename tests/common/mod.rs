@@ -8,6 +8,27 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The repository root.
+/// The Python of the project's venv (made by `tests/scripts/python-venv.sh`, which installs
+/// what is missing and prints the interpreter's path last).
+pub fn venv_python() -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/scripts/python-venv.sh"))
+        .output()
+        .expect("run tests/scripts/python-venv.sh");
+    assert!(
+        out.status.success(),
+        "tests/scripts/python-venv.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .expect("venv python path")
+        .to_string()
+}
+
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
