@@ -5,6 +5,7 @@
 //! - [`sim`]: the Proxmox VE API simulator used by tests, the demo and benchmarks.
 //! - [`crd`]: the Kubernetes API types (group `pve.lxc.dev`, version `v1alpha1`).
 //! - [`controller`]: one module per kind, plus the per-cluster observer.
+//! - [`ui`]: the management web UI (`run --ui-addr`), acting with each user's own token.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,3 +16,4 @@ pub mod metrics;
 pub mod pve;
 pub mod sim;
 pub mod telemetry;
+pub mod ui;

@@ -92,6 +92,13 @@ struct RunArgs {
     /// (give the same one to every restart so schedule time continues). Default: process start.
     #[arg(long, env = "SCHEDULE_CLOCK_ORIGIN")]
     schedule_clock_origin: Option<jiff::Timestamp>,
+    /// Serve the management web UI on this address, e.g. `127.0.0.1:8081` (off when unset).
+    /// Users sign in with their own Kubernetes bearer token: their RBAC decides what they see.
+    #[arg(long, env = "UI_ADDR")]
+    ui_addr: Option<std::net::SocketAddr>,
+    /// Mark the UI's session cookie `Secure` (set it when the UI is reached over https).
+    #[arg(long, env = "UI_SECURE_COOKIES")]
+    ui_secure_cookies: bool,
 }
 
 #[tokio::main]
@@ -136,7 +143,26 @@ async fn main() -> anyhow::Result<()> {
                 drift_per_resync: args.drift_checks_per_resync,
                 ..Default::default()
             };
-            let client = kube::Client::try_default().await?;
+            let kube_config = kube::Config::infer().await?;
+            let client = kube::Client::try_from(kube_config.clone())?;
+            if let Some(addr) = args.ui_addr {
+                // bound here so a taken port fails the start; its own credentials are dropped
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--ui-addr {addr}: {e}"))?;
+                let ui = proxmox_lxc_operator::ui::AppState::new(
+                    kube_config,
+                    proxmox_lxc_operator::ui::Options {
+                        secure_cookies: args.ui_secure_cookies,
+                        ..Default::default()
+                    },
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = proxmox_lxc_operator::ui::serve(listener, ui).await {
+                        tracing::error!(error = %e, "web UI listener failed");
+                    }
+                });
+            }
             tracing::info!(version = VERSION.as_str(), "operator starting");
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();

@@ -1,0 +1,162 @@
+//! Handler tests without an apiserver: sign-in page, CSRF refusal, security headers, escaping.
+
+use super::model::ContainerRow;
+use super::pages::RowFragment;
+use super::*;
+use askama::Template;
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+
+fn state() -> AppState {
+    let config = kube::Config::new("https://127.0.0.1:1".parse().unwrap());
+    AppState::new(config, Options::default())
+}
+
+fn signed_in(state: &AppState) -> Arc<Session> {
+    let client = state.client_for("token").unwrap();
+    state
+        .sessions()
+        .create_at(client, "apps".into(), std::time::Instant::now())
+}
+
+async fn send(state: &AppState, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+    let res = router(state.clone()).oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn post(path: &str, cookie: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, format!("{}={cookie}", session::COOKIE))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_strict_content_security_policy() {
+    let st = state();
+    let (status, headers, body) = send(&st, Request::get("/ui/login").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(body.contains("name=\"token\""));
+    assert!(
+        !body.contains("<script>") && !body.contains(" style="),
+        "no inline script or style"
+    );
+    let (_, headers, _) = send(&st, Request::get("/ui/nowhere").body(Body::empty()).unwrap()).await;
+    assert!(headers.contains_key("content-security-policy"));
+}
+
+#[tokio::test]
+async fn pages_without_a_session_send_the_user_to_sign_in() {
+    let st = state();
+    for path in [
+        "/ui",
+        "/ui/containers",
+        "/ui/templates",
+        "/ui/schedules",
+        "/ui/new",
+        "/ui/events",
+    ] {
+        let (status, headers, _) = send(&st, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(headers[header::LOCATION], "/ui/login", "{path}");
+    }
+    let (status, headers, _) = send(&st, post("/ui/containers/a/b/state", "forged", "state=Stopped")).await;
+    assert_eq!(
+        (status, &headers[header::LOCATION]),
+        (StatusCode::SEE_OTHER, &HeaderValue::from_static("/ui/login"))
+    );
+}
+
+#[tokio::test]
+async fn an_action_without_the_sessions_csrf_token_is_refused_before_any_kubernetes_call() {
+    let st = state();
+    let s = signed_in(&st);
+    for (path, form) in [
+        ("/ui/containers/apps/web/state", "state=Stopped".to_string()),
+        ("/ui/containers/apps/web/state", "state=Stopped&csrf=0000".to_string()),
+        ("/ui/containers/apps/web/backup", format!("csrf={}x", s.csrf)),
+        ("/ui/containers/apps/web/delete", "confirm=web".to_string()),
+        ("/ui/new", "namespace=apps&name=x".to_string()),
+        ("/ui/logout", String::new()),
+    ] {
+        let (status, _, body) = send(&st, post(path, &s.id, &form)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} {form}");
+        assert!(body.contains("CSRF"), "{body}");
+    }
+    assert!(
+        st.sessions().get(&s.id).is_some(),
+        "a refused sign-out leaves the session"
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused() {
+    let st = state();
+    let s = signed_in(&st);
+    let mut req = post("/ui/logout", &s.id, &format!("csrf={}", s.csrf));
+    req.headers_mut()
+        .insert(header::HOST, HeaderValue::from_static("ui.example"));
+    req.headers_mut()
+        .insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+    let (status, _, _) = send(&st, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = send(&st, post("/ui/logout", &s.id, &format!("csrf={}", s.csrf))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(st.sessions().get(&s.id).is_none(), "signed out");
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_refused_on_the_sign_in_page() {
+    let (status, _, body) = send(&state(), post("/ui/login", "", "token=a+b&namespace=apps")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("login-error"));
+}
+
+#[test]
+fn hostile_text_in_a_containers_status_renders_as_text() {
+    let hostile = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
+    let obj = serde_json::json!({"kind": "LxcContainer", "metadata": {"namespace": "apps", "name": "web"},
+        "spec": {"description": hostile},
+        "status": {"state": hostile, "ipAddresses": [hostile],
+                   "conditions": [{"type": "Ready", "status": "False", "reason": hostile, "message": hostile}]}});
+    let row = ContainerRow::of(&obj, jiff::Timestamp::now());
+    let html = RowFragment { row: &row, csrf: "t" }.render().unwrap();
+    assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    let page = super::pages::error_page(StatusCode::FORBIDDEN, hostile);
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_embedded_assets_are_served_and_unknown_ones_are_not() {
+    let st = state();
+    let (status, headers, body) = send(&st, Request::get("/ui/assets/ui.js").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(body.contains("EventSource"));
+    let (status, _, body) = send(&st, Request::get("/ui/assets/style.css").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("prefers-color-scheme: dark"));
+    let (status, _, _) = send(
+        &st,
+        Request::get("/ui/assets/../Cargo.toml").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
