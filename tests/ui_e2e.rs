@@ -1,0 +1,166 @@
+//! The web UI end to end, without a browser: a real kube-apiserver, the simulator and the
+//! operator serving `--ui-addr`; users sign in with ServiceAccount tokens bound to Roles, so
+//! the apiserver's RBAC decides what each one sees and may do.
+
+mod common;
+use common::ui::*;
+use common::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn container(cp: &ControlPlane, ns: &str, name: &str, description: &str) {
+    let manifest = format!(
+        r#"{{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcContainer","metadata":{{"name":"{name}"}},
+  "spec":{{"source":{{"osTemplate":"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}},"description":{}}}}}"#,
+        serde_json::to_string(description).unwrap()
+    );
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
+    let cp = ControlPlane::shared();
+    let (a, b) = (cp.namespace("ui-rbac-a"), cp.namespace("ui-rbac-b"));
+    container(cp, &a, "web-a", "in A");
+    container(cp, &b, "web-b", "in B");
+    let port = free_port();
+    let _op = Operator::start_with(cp, &a, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+
+    let admin = UiClient::new(&base);
+    admin.login(&sa_token(cp, &a, "alice", ADMIN_RULES), &a);
+    let (code, page) = admin.get("/ui/containers");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("web-a") && !page.contains("web-b"), "{page}");
+    for other in [format!("?ns={b}"), "?ns=".to_string()] {
+        let (code, page) = admin.get(&format!("/ui/containers{other}"));
+        assert_eq!(code, 403, "{other}: {page}");
+        assert!(page.contains("Kubernetes refused this for your account"), "{page}");
+        assert!(!page.contains("web-b"), "{page}");
+    }
+    let (code, _) = admin.get(&format!("/ui/containers/{b}/web-b"));
+    assert_eq!(code, 403, "another namespace's container page is refused");
+    let (code, page) = admin.get("/ui");
+    assert_eq!(
+        code, 200,
+        "the clusters page falls back to the user's namespace: {page}"
+    );
+
+    let viewer = UiClient::new(&base);
+    viewer.login(&sa_token(cp, &a, "bob", VIEWER_RULES), &a);
+    let (code, page) = viewer.get("/ui/containers");
+    assert!(code == 200 && page.contains("web-a"), "{page}");
+    let csrf = viewer.csrf();
+    let (code, page) = viewer.post(
+        &format!("/ui/containers/{a}/web-a/state"),
+        &[("csrf", &csrf), ("state", "Stopped")],
+    );
+    assert_eq!(code, 403, "{page}");
+    assert!(
+        page.contains("403 Forbidden") && page.contains("patch"),
+        "a readable refusal: {page}"
+    );
+    let obj = get_json(cp, &a, "lxc", "web-a").unwrap();
+    assert!(obj["spec"]["state"] != "Stopped", "unchanged: {}", obj["spec"]);
+
+    let (code, _) = UiClient::new(&base).post("/ui/login", &[("token", "not-a-token")]);
+    assert_eq!(code, 401, "a token the apiserver does not know is refused");
+    let (code, _) = viewer.post("/ui/logout", &[("csrf", &csrf)]);
+    assert_eq!(code, 303);
+    let (code, _) = viewer.get("/ui/containers");
+    assert_eq!(code, 303, "signed out: sent to the sign-in page");
+}
+
+#[test]
+fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-act");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let hostile = "<script>window.pwned=1</script>";
+    container(cp, &ns, "web", hostile);
+    let port = free_port();
+    let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    let obj = wait_ready(cp, &ns, "lxc", "web", T);
+    let vmid = obj["status"]["vmid"].as_u64().unwrap();
+
+    let ui = UiClient::new(&base);
+    ui.login(&sa_token(cp, &ns, "alice", ADMIN_RULES), &ns);
+    let csrf = ui.csrf();
+    let (code, page) = ui.get(&format!("/ui/containers/{ns}/web"));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        !page.contains(hostile) && page.contains("&#60;script&#62;"),
+        "escaped: {page}"
+    );
+    assert!(
+        page.contains("Conditions") && page.contains("apiVersion: pve.lxc.dev/v1alpha1"),
+        "{page}"
+    );
+
+    // stop: spec.state, then the simulator's container
+    let (code, _) = ui.post(
+        &format!("/ui/containers/{ns}/web/state"),
+        &[("csrf", &csrf), ("state", "Stopped"), ("back", "list")],
+    );
+    assert_eq!(code, 303);
+    assert_eq!(get_json(cp, &ns, "lxc", "web").unwrap()["spec"]["state"], "Stopped");
+    wait_for("the simulator's container to stop", T, || {
+        sim.container(vmid)
+            .is_some_and(|c| c["status"] == "stopped")
+            .then_some(())
+    });
+
+    // back up now: an LxcBackup that completes
+    let (code, _) = ui.post(&format!("/ui/containers/{ns}/web/backup"), &[("csrf", &csrf)]);
+    assert_eq!(code, 303);
+    wait_for("the backup to complete", T, || {
+        let page = ui.get(&format!("/ui/containers/{ns}/web")).1;
+        page.contains("class=\"phase\">Completed<").then_some(())
+    });
+
+    // create: a bad value is named by the apiserver next to its field; a good one is created
+    let form = |cores: &'static str, mode: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("namespace", ns.clone()),
+            ("name", "db".to_string()),
+            (
+                "os_template",
+                "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".to_string(),
+            ),
+            ("cores", cores.to_string()),
+            ("memory", "512Mi".to_string()),
+            ("state", "Running".to_string()),
+            ("mode", mode.to_string()),
+        ]
+    };
+    let send = |f: Vec<(&'static str, String)>| {
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ui.post("/ui/new", &f)
+    };
+    let (code, page) = send(form("many", "create"));
+    assert_eq!(code, 422, "{page}");
+    assert!(
+        page.contains("id=\"e-cores\"") && page.contains("spec.resources.cores"),
+        "{page}"
+    );
+    assert!(get_json(cp, &ns, "lxc", "db").is_none(), "nothing created");
+    let (code, page) = send(form("2", "check"));
+    assert!(code == 200 && page.contains("dry run"), "{page}");
+    assert!(get_json(cp, &ns, "lxc", "db").is_none(), "a check creates nothing");
+    let (code, _) = send(form("2", "create"));
+    assert_eq!(code, 303);
+    wait_ready(cp, &ns, "lxc", "db", T);
+
+    // delete: only with the name typed again
+    let path = format!("/ui/containers/{ns}/db/delete");
+    let (code, _) = ui.post(&path, &[("csrf", &csrf), ("confirm", "web")]);
+    assert_eq!(code, 400);
+    let (code, _) = ui.post(&path, &[("csrf", &csrf), ("confirm", "db")]);
+    assert_eq!(code, 303);
+    wait_for("db to go", T, || get_json(cp, &ns, "lxc", "db").is_none().then_some(()));
+}
