@@ -44,7 +44,7 @@ async fn every_answer_carries_a_strict_content_security_policy() {
     assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["referrer-policy"], "same-origin");
     assert!(body.contains("name=\"token\""));
     assert!(
         !body.contains("<script>") && !body.contains(" style="),

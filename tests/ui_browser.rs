@@ -1,0 +1,298 @@
+//! The web UI in a real browser: Debian's headless Chromium driven through the DevTools
+//! protocol (CDP over a websocket), on the real apiserver + simulator + operator. A user signs
+//! in, sees the containers table, stops a container and sees its row turn `stopped` live (SSE,
+//! no reload), a hostile string renders as text, and no Content-Security-Policy violation is
+//! logged. Screenshots of each page go to `$CARGO_TARGET_TMPDIR/ui-screenshots/`.
+
+mod common;
+use base64::Engine;
+use common::ui::*;
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Debian's chromium, installed with apt-get when missing; `None` only when it cannot be.
+fn chromium() -> Option<&'static str> {
+    let found = |name: &str| {
+        Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found("chromium") {
+        let _ = Command::new("sh")
+            .args(["-c", "export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null 2>&1; }"])
+            .status();
+    }
+    found("chromium").then_some("chromium")
+}
+
+/// A headless Chromium and one page of it, attached through a flat CDP session.
+struct Browser {
+    child: std::process::Child,
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    session: String,
+    next_id: u64,
+    /// Every event received so far (method, params).
+    events: Vec<(String, Value)>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn launch(bin: &str) -> Browser {
+        use std::io::BufRead;
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
+                "--window-size=1400,900",
+                "--remote-debugging-port=0",
+                "--remote-debugging-address=127.0.0.1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(T).expect("chromium printed its DevTools address");
+        let (ws, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect to CDP");
+        let mut b = Browser {
+            child,
+            ws,
+            session: String::new(),
+            next_id: 0,
+            events: Vec::new(),
+            _profile: profile,
+        };
+        let target = b.call("Target.createTarget", json!({"url": "about:blank"})).await;
+        let attached = b
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        b.session = attached["sessionId"].as_str().unwrap().to_string();
+        for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
+            b.call(domain, json!({})).await;
+        }
+        b
+    }
+
+    /// Sends a CDP command (to the page once attached) and waits for its result.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        self.ws.send(Message::text(msg.to_string())).await.expect("CDP send");
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = tokio::time::timeout(left, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no CDP answer to {method}"))
+                .expect("CDP connection open")
+                .expect("CDP frame");
+            let Message::Text(text) = frame else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {}", v["error"]);
+                return v["result"].clone();
+            }
+            if let Some(m) = v["method"].as_str() {
+                self.events.push((m.to_string(), v["params"].clone()));
+            }
+        }
+    }
+
+    /// Evaluates a JavaScript expression in the page; its value.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        assert!(r["exceptionDetails"].is_null(), "{expr}: {}", r["exceptionDetails"]);
+        r["result"]["value"].clone()
+    }
+
+    /// Polls `expr` until it is `true`.
+    async fn wait(&mut self, what: &str, expr: &str) {
+        let deadline = Instant::now() + T;
+        while self.eval(&format!("!!({expr})")).await != true {
+            if Instant::now() > deadline {
+                self.screenshot("timed-out").await;
+                let at = self
+                    .eval("location.href + ' ' + document.body.innerText.slice(0, 2000)")
+                    .await;
+                panic!("timed out waiting for {what} (screenshot timed-out.png); the page: {at}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+        self.wait(
+            url,
+            &format!("location.href === {:?} && document.readyState === 'complete'", url),
+        )
+        .await;
+    }
+
+    async fn screenshot(&mut self, name: &str) {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"})).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Console and log lines that mention the Content-Security-Policy.
+    fn csp_violations(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|(m, _)| m == "Log.entryAdded" || m == "Runtime.consoleAPICalled" || m == "Runtime.exceptionThrown")
+            .map(|(_, p)| p.to_string())
+            .filter(|p| p.contains("Content Security Policy") || p.contains("Content-Security-Policy"))
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_user_signs_in_in_a_browser_and_sees_a_row_update_live_without_csp_violations() {
+    let Some(bin) = chromium() else {
+        eprintln!("SKIP: chromium is not installed and `apt-get install chromium` failed");
+        return;
+    };
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-browser");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let hostile = "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>";
+    for name in ["web", "db"] {
+        let manifest = format!(
+            r#"{{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcContainer","metadata":{{"name":"{name}"}},
+  "spec":{{"source":{{"osTemplate":"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}},"description":{}}}}}"#,
+            serde_json::to_string(hostile).unwrap()
+        );
+        let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&manifest));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let port = free_port();
+    let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    let vmid = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    wait_ready(cp, &ns, "lxc", "db", T);
+    let token = sa_token(cp, &ns, "alice", ADMIN_RULES);
+
+    let mut b = Browser::launch(bin).await;
+    b.goto(&format!("{base}/ui/login")).await;
+    b.screenshot("login").await;
+    b.eval(&format!(
+        "document.getElementById('token').value = {:?}; document.getElementById('namespace').value = {:?}; \
+         document.querySelector('#login button[type=submit]').click(); true",
+        token, ns
+    ))
+    .await;
+    let row = format!("ct-{ns}-web");
+    b.wait("the containers table", &format!("document.getElementById('{row}')"))
+        .await;
+    b.wait(
+        "live updates",
+        "document.getElementById('containers').dataset.live === 'synced'",
+    )
+    .await;
+    assert_eq!(
+        b.eval("document.cookie").await,
+        "",
+        "the session cookie is HttpOnly: scripts cannot read it"
+    );
+    b.screenshot("containers").await;
+
+    // Stop through the page's button: the form posts, the table comes back with the desired
+    // state changed; the observed state then turns `stopped` in place, over SSE.
+    b.eval(&format!(
+        "document.querySelector('#{row} button[value=Stopped]').click(); true"
+    ))
+    .await;
+    b.wait(
+        "the table after the stop",
+        &format!("document.querySelector('#{row} button[value=Running]') && document.getElementById('containers').dataset.live === 'synced'"),
+    )
+    .await;
+    assert_eq!(get_json(cp, &ns, "lxc", "web").unwrap()["spec"]["state"], "Stopped");
+    b.eval("window.notReloaded = 42; true").await;
+    wait_for("the simulator's container to stop", T, || {
+        sim.container(vmid)
+            .is_some_and(|c| c["status"] == "stopped")
+            .then_some(())
+    });
+    b.wait(
+        "the row to show stopped",
+        &format!("document.querySelector('#{row} .state').textContent.trim() === 'stopped'"),
+    )
+    .await;
+    assert_eq!(b.eval("window.notReloaded").await, 42, "updated without a reload");
+    b.screenshot("containers-live").await;
+
+    // The hostile description is text on the container's page, and nothing ran.
+    b.goto(&format!("{base}/ui/containers/{ns}/web")).await;
+    let shown = b
+        .eval("[...document.querySelectorAll('dd')].map(d => d.textContent).find(t => t.includes('pwned'))")
+        .await;
+    assert_eq!(shown, hostile);
+    assert_eq!(b.eval("typeof window.pwned").await, "undefined");
+    assert_eq!(b.eval("document.querySelectorAll('img, main script').length").await, 0);
+    b.screenshot("container").await;
+    for page in ["/ui", "/ui/templates", "/ui/schedules", "/ui/new"] {
+        b.goto(&format!("{base}{page}?ns={ns}")).await;
+        let name = page.trim_start_matches("/ui").trim_start_matches('/');
+        b.screenshot(if name.is_empty() { "clusters" } else { name }).await;
+    }
+    // keyboard: the first Tab reaches the skip link
+    b.call(
+        "Input.dispatchKeyEvent",
+        json!({"type": "keyDown", "key": "Tab", "code": "Tab", "windowsVirtualKeyCode": 9}),
+    )
+    .await;
+    assert_eq!(b.eval("document.activeElement.className").await, "skip");
+
+    let violations = b.csp_violations();
+    assert!(violations.is_empty(), "CSP violations: {violations:#?}");
+}
