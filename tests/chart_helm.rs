@@ -255,9 +255,25 @@ fn chart_renders_every_option_of_the_all_on_values() {
         "--log-format=text",
         "--shutdown-timeout=45s",
         "--max-concurrent-reconciles=128",
+        "--ui-addr=0.0.0.0:8443",
+        "--ui-secure-cookies",
     ] {
         assert!(a.contains(&want.to_string()), "{want} missing from {a:?}");
     }
+    let ui = r
+        .of_kind("Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"] == "plo-all-on-ui")
+        .expect("UI Service");
+    assert_eq!(ui["spec"]["type"], "ClusterIP");
+    assert_eq!(ui["spec"]["ports"][0]["targetPort"], "ui");
+    let ingress = r.one("Ingress");
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "plo.example.com");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "plo-all-on-ui"
+    );
+    assert_eq!(ingress["spec"]["tls"][0]["secretName"], "plo-ui-tls");
     assert!(
         r.of_kind("ClusterRole").len() == 1 && r.of_kind("ClusterRoleBinding").len() == 1,
         "with watchNamespaces only the CRD-read ClusterRole is cluster-wide"
