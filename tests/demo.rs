@@ -23,4 +23,8 @@ fn the_demo_brings_the_example_containers_to_ready() {
     );
     assert!(stdout.contains("all containers are Ready"));
     assert!(stdout.contains("lxccontainer.pve.lxc.dev/web"), "{stdout}");
+    assert!(
+        stdout.contains("web UI on http://127.0.0.1:"),
+        "the demo prints the UI's address: {stdout}"
+    );
 }

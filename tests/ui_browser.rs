@@ -206,13 +206,7 @@ async fn a_user_signs_in_in_a_browser_and_sees_a_row_update_live_without_csp_vio
     connect_cluster(cp, &ns, &sim, "2s");
     let hostile = "<img src=x onerror=\"window.pwned=1\"><script>window.pwned=2</script>";
     for name in ["web", "db"] {
-        let manifest = format!(
-            r#"{{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcContainer","metadata":{{"name":"{name}"}},
-  "spec":{{"source":{{"osTemplate":"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}},"description":{}}}}}"#,
-            serde_json::to_string(hostile).unwrap()
-        );
-        let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&manifest));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        container(cp, &ns, name, hostile);
     }
     let port = free_port();
     let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);

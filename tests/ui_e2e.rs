@@ -9,16 +9,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-fn container(cp: &ControlPlane, ns: &str, name: &str, description: &str) {
-    let manifest = format!(
-        r#"{{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcContainer","metadata":{{"name":"{name}"}},
-  "spec":{{"source":{{"osTemplate":"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}},"description":{}}}}}"#,
-        serde_json::to_string(description).unwrap()
-    );
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
     let cp = ControlPlane::shared();

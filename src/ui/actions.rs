@@ -2,7 +2,7 @@
 //! made with the user's client (start/stop, back up now, delete, create). Every action checks
 //! the session's CSRF token first.
 
-use super::pages::{self, api, render, resource, valid_name, Chrome, Filter};
+use super::pages::{self, api, checked, render, resource, valid_name, Chrome, Filter};
 use super::session::{self, COOKIE};
 use super::{AppState, UiError, User};
 use crate::crd::{LxcBackup, LxcContainer, LxcTemplate};
@@ -97,14 +97,6 @@ pub async fn logout(
     let cookie = session::set_cookie(None, state.options().secure_cookies, Default::default());
     debug_assert!(cookie.starts_with(COOKIE));
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/ui/login")).into_response())
-}
-
-fn checked(ns: &str, name: &str) -> Result<(), UiError> {
-    if valid_name(ns) && valid_name(name) {
-        Ok(())
-    } else {
-        Err(UiError::Refused(StatusCode::BAD_REQUEST, "not an object name".into()))
-    }
 }
 
 fn detail(ns: &str, name: &str) -> String {

@@ -270,7 +270,8 @@ struct ContainerPage {
     yaml: String,
 }
 
-fn checked(ns: &str, name: &str) -> Result<(), UiError> {
+/// Refuses a namespace or name that cannot be one (before it goes into a URL).
+pub fn checked(ns: &str, name: &str) -> Result<(), UiError> {
     if valid_name(ns) && valid_name(name) {
         Ok(())
     } else {
@@ -381,7 +382,7 @@ pub async fn confirm_delete(user: User, Path((ns, name)): Path<(String, String)>
     )
 }
 
-/// One table of a [`TablesPage`].
+/// One table of the templates or backups page.
 pub struct Table {
     /// Heading.
     pub caption: &'static str,

@@ -95,3 +95,15 @@ pub fn wait_ui(port: u16) -> String {
     });
     base
 }
+
+/// Applies an `LxcContainer` `name` in `ns` from an OS template, with `description` (free text:
+/// where the tests put hostile strings).
+pub fn container(cp: &ControlPlane, ns: &str, name: &str, description: &str) {
+    let manifest = format!(
+        r#"{{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"LxcContainer","metadata":{{"name":"{name}"}},
+  "spec":{{"source":{{"osTemplate":"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"}},"description":{}}}}}"#,
+        serde_json::to_string(description).unwrap()
+    );
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -62,7 +62,9 @@ spec:
   resyncInterval: 5s
 YAML
 
-"$PLO_BIN_DIR/proxmox-lxc-operator" run --http-addr "127.0.0.1:$(free_port)" > "$state/operator.log" 2>&1 &
+ui_port=$(free_port)
+"$PLO_BIN_DIR/proxmox-lxc-operator" run --http-addr "127.0.0.1:$(free_port)" --ui-addr "127.0.0.1:$ui_port" \
+  > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 kubectl apply -f examples/lxccontainer-minimal.yaml -f examples/lxccontainer-full.yaml >/dev/null
 echo "applied examples/lxccontainer-minimal.yaml and examples/lxccontainer-full.yaml"
@@ -83,6 +85,26 @@ if [[ -z $ok ]]; then
   exit 1
 fi
 echo "all containers are Ready"
+# a ServiceAccount for the web UI: everything on the pve.lxc.dev objects of this namespace
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: demo-ui}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: demo-ui}
+rules:
+  - {apiGroups: [pve.lxc.dev], resources: ["*"], verbs: ["*"]}
+  - {apiGroups: [""], resources: [events], verbs: [get, list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: demo-ui}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: demo-ui}
+subjects: [{kind: ServiceAccount, name: demo-ui, namespace: default}]
+YAML
+echo "web UI on http://127.0.0.1:$ui_port/ui (sign in with: kubectl create token demo-ui)"
 if [[ $mode == --headless ]]; then stop_all; exit 0; fi
 cat <<MSG
 
@@ -91,6 +113,7 @@ The demo keeps running. Try:
   kubectl get proxmox
   kubectl describe lxc web
   kubectl patch lxc hello --type merge -p '{"spec":{"state":"Stopped"}}'
+  kubectl create token demo-ui      # then sign in at http://127.0.0.1:$ui_port/ui
 Logs: $state/operator.log  $state/sim.log
 Stop it with: bash tests/scripts/demo.sh stop   (or Ctrl-C now)
 MSG

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need on a fresh Debian machine, idempotently:
 # Debian packages (etcd-server, python3-venv, lua; buildah, umoci and binutils for the image test;
-# shellcheck for actionlint), the kube-apiserver build (cached in ~/.cache), and the Python venv
-# with third-party tools (cached in ~/.cache).
+# chromium for the web UI's browser test; shellcheck for actionlint), the kube-apiserver build
+# (cached in ~/.cache), and the Python venv with third-party tools (cached in ~/.cache).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 need=()
@@ -14,6 +14,7 @@ command -v buildah >/dev/null || need+=(buildah)
 command -v umoci >/dev/null || need+=(umoci)
 command -v strip >/dev/null || need+=(binutils)
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v chromium >/dev/null || need+=(chromium)
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || need+=(ca-certificates)
 if [[ ${#need[@]} -gt 0 ]]; then
   export DEBIAN_FRONTEND=noninteractive
