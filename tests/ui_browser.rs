@@ -166,6 +166,28 @@ impl Browser {
         .await;
     }
 
+    /// Sets the values of form fields by element id.
+    async fn fill(&mut self, fields: &[(&str, &str)]) {
+        for (id, value) in fields {
+            self.eval(&format!("document.getElementById({id:?}).value = {value:?}; true"))
+                .await;
+        }
+    }
+
+    /// Clicks the element `selector` and waits for the page at `url` (path and query as given).
+    async fn click_and_wait(&mut self, selector: &str, url: &str) {
+        self.eval("window.beforeClick = 1; true").await;
+        self.eval(&format!("document.querySelector({selector:?}).click(); true"))
+            .await;
+        self.wait(
+            url,
+            &format!(
+                "!window.beforeClick && location.href.split('?')[0] === {url:?} && document.readyState === 'complete'"
+            ),
+        )
+        .await;
+    }
+
     async fn screenshot(&mut self, name: &str) {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
@@ -274,6 +296,49 @@ async fn a_user_signs_in_in_a_browser_and_sees_a_row_update_live_without_csp_vio
     assert_eq!(b.eval("typeof window.pwned").await, "undefined");
     assert_eq!(b.eval("document.querySelectorAll('img, main script').length").await, 0);
     b.screenshot("container").await;
+
+    // Back up now, from the container's page: the LxcBackup completes (seen on reload).
+    b.click_and_wait(
+        "#main form[action$='/backup'] button",
+        &format!("{base}/ui/containers/{ns}/web"),
+    )
+    .await;
+    let deadline = Instant::now() + T;
+    while b
+        .eval("[...document.querySelectorAll('#backups .phase')].some(p => p.textContent === 'Completed')")
+        .await
+        != true
+    {
+        assert!(Instant::now() < deadline, "the backup did not complete");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.goto(&format!("{base}/ui/containers/{ns}/web")).await;
+    }
+    b.screenshot("container-backed-up").await;
+
+    // Create through the form: a bad value first (the apiserver's error next to the field).
+    b.goto(&format!("{base}/ui/new?ns={ns}")).await;
+    b.fill(&[
+        ("f-name", "made-in-ui"),
+        ("f-os_template", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+        ("f-cores", "many"),
+        ("f-memory", "256Mi"),
+    ])
+    .await;
+    b.click_and_wait("button[value=create]", &format!("{base}/ui/new"))
+        .await;
+    b.wait("the field's error", "document.getElementById('e-cores')").await;
+    assert_eq!(
+        b.eval("document.getElementById('f-cores').getAttribute('aria-invalid')")
+            .await,
+        "true"
+    );
+    b.screenshot("new-refused").await;
+    assert!(get_json(cp, &ns, "lxc", "made-in-ui").is_none());
+    b.fill(&[("f-cores", "1")]).await;
+    b.click_and_wait("button[value=create]", &format!("{base}/ui/containers/{ns}/made-in-ui"))
+        .await;
+    wait_ready(cp, &ns, "lxc", "made-in-ui", T);
+
     for page in ["/ui", "/ui/templates", "/ui/schedules", "/ui/new"] {
         b.goto(&format!("{base}{page}?ns={ns}")).await;
         let name = page.trim_start_matches("/ui").trim_start_matches('/');
@@ -286,6 +351,40 @@ async fn a_user_signs_in_in_a_browser_and_sees_a_row_update_live_without_csp_vio
     )
     .await;
     assert_eq!(b.eval("document.activeElement.className").await, "skip");
+    // dark
+    b.call(
+        "Emulation.setEmulatedMedia",
+        json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    )
+    .await;
+    b.goto(&format!("{base}/ui/containers?ns={ns}")).await;
+    assert_eq!(
+        b.eval("getComputedStyle(document.body).backgroundColor").await,
+        "rgb(13, 17, 23)"
+    );
+    b.screenshot("containers-dark").await;
+
+    // A viewer (read-only Role) sees the same list and is refused the stop, readably.
+    b.click_and_wait("form.signout button", &format!("{base}/ui/login"))
+        .await;
+    let viewer = sa_token(cp, &ns, "bob", VIEWER_RULES);
+    b.fill(&[("token", viewer.as_str()), ("namespace", ns.as_str())]).await;
+    b.click_and_wait("#login button", &format!("{base}/ui/containers"))
+        .await;
+    b.wait(
+        "the viewer's table",
+        &format!("document.getElementById('ct-{ns}-made-in-ui')"),
+    )
+    .await;
+    b.click_and_wait(
+        &format!("#ct-{ns}-made-in-ui button[value=Stopped]"),
+        &format!("{base}/ui/containers/{ns}/made-in-ui/state"),
+    )
+    .await;
+    let refusal = b.eval("document.querySelector('.error').textContent").await;
+    assert!(refusal.as_str().unwrap().contains("403 Forbidden"), "{refusal}");
+    b.screenshot("viewer-refused").await;
+    assert!(get_json(cp, &ns, "lxc", "made-in-ui").unwrap()["spec"]["state"] != "Stopped");
 
     let violations = b.csp_violations();
     assert!(violations.is_empty(), "CSP violations: {violations:#?}");
