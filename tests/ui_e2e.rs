@@ -112,6 +112,26 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
         page.contains("class=\"phase\">Completed<").then_some(())
     });
 
+    // restore: a new container from that backup
+    let (code, page) = ui.get(&format!("/ui/containers/{ns}/web"));
+    let marker = "name=\"backup\" value=\"";
+    let at = page.find(marker).expect("a Restore form") + marker.len();
+    let backup = page[at..].split('"').next().unwrap().to_string();
+    let (code2, _) = ui.post(
+        &format!("/ui/containers/{ns}/web/restore"),
+        &[("csrf", &csrf), ("backup", &backup), ("new_name", "web-restored")],
+    );
+    assert_eq!((code, code2), (200, 303));
+    let restored = wait_ready(cp, &ns, "lxc", "web-restored", T);
+    assert_eq!(restored["spec"]["source"]["backup"]["name"], backup.as_str());
+    let (code, page) = ui.get("/ui/schedules");
+    assert!(
+        code == 200 && page.contains(&backup),
+        "the backups page lists it: {page}"
+    );
+    let (code, page) = ui.get("/ui/templates");
+    assert!(code == 200 && page.contains("LxcTemplates"), "{page}");
+
     // create: a bad value is named by the apiserver next to its field; a good one is created
     let form = |cores: &'static str, mode: &'static str| {
         vec![

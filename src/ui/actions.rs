@@ -169,6 +169,60 @@ pub async fn back_up(
     Ok(Redirect::to(&detail(&ns, &name)).into_response())
 }
 
+/// The restore form: a new container from one of this container's backups.
+#[derive(Deserialize)]
+pub struct RestoreForm {
+    /// The session's CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// Name of the `LxcBackup` to restore (or empty, with `volid`).
+    #[serde(default)]
+    pub backup: String,
+    /// Volume id of a backup archive in Proxmox storage.
+    #[serde(default)]
+    pub volid: String,
+    /// Name of the new container.
+    #[serde(default)]
+    pub new_name: String,
+}
+
+/// `POST /ui/containers/{ns}/{name}/restore`: creates a new `LxcContainer` from a backup of
+/// this one (`spec.source.backup`), in the same cluster.
+pub async fn restore(
+    user: User,
+    Path((ns, name)): Path<(String, String)>,
+    Form(f): Form<RestoreForm>,
+) -> Result<Response, UiError> {
+    user.check_csrf(&f.csrf)?;
+    let new_name = f.new_name.trim();
+    checked(&ns, &name)?;
+    checked(&ns, new_name)?;
+    let ar = resource::<LxcContainer>();
+    let api = api(&user.0.client, &ar, &ns);
+    let original = pages::to_json(&api.get(&name).await?, &ar);
+    let source = match (f.backup.trim(), f.volid.trim()) {
+        (b, _) if !b.is_empty() => json!({"name": b}),
+        (_, v) if !v.is_empty() => json!({"volid": v}),
+        _ => {
+            return Err(UiError::Refused(
+                StatusCode::BAD_REQUEST,
+                "Choose a backup to restore".into(),
+            ))
+        }
+    };
+    let mut spec = json!({"source": {"backup": source}, "state": "Running"});
+    if original["spec"]["clusterRef"].is_object() {
+        spec["clusterRef"] = original["spec"]["clusterRef"].clone();
+    }
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": ar.api_version, "kind": ar.kind,
+        "metadata": {"name": new_name, "namespace": ns}, "spec": spec,
+    }))
+    .map_err(|e| UiError::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    api.create(&post_params(false), &obj).await?;
+    Ok(Redirect::to(&detail(&ns, new_name)).into_response())
+}
+
 /// The delete confirmation.
 #[derive(Deserialize)]
 pub struct DeleteForm {

@@ -221,6 +221,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/containers/{ns}/{name}", get(pages::container))
         .route("/ui/containers/{ns}/{name}/state", post(actions::set_state))
         .route("/ui/containers/{ns}/{name}/backup", post(actions::back_up))
+        .route("/ui/containers/{ns}/{name}/restore", post(actions::restore))
         .route(
             "/ui/containers/{ns}/{name}/delete",
             get(pages::confirm_delete).post(actions::delete),

@@ -299,6 +299,13 @@ pub struct Row {
     pub health: Badge,
 }
 
+impl Row {
+    /// Whether cell `i` reads `value`.
+    pub fn cell_is(&self, i: usize, value: &str) -> bool {
+        self.cells.get(i).is_some_and(|c| c == value)
+    }
+}
+
 fn row(obj: &Value, cells: Vec<String>) -> Row {
     Row {
         namespace: s(&obj["metadata"]["namespace"]),
