@@ -71,6 +71,17 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
     connect_cluster(cp, &ns, &sim, "2s");
     let hostile = "<script>window.pwned=1</script>";
     container(cp, &ns, "web", hostile);
+    cp.kubectl_ok(&[
+        "patch",
+        "-n",
+        &ns,
+        "lxc",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"ports":[{"name":"http","port":80}]}}"#,
+    ]);
     let port = free_port();
     let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
     let base = wait_ui(port);
@@ -90,6 +101,34 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
         page.contains("Conditions") && page.contains("apiVersion: pve.lxc.dev/v1alpha1"),
         "{page}"
     );
+    // the Service of spec.ports: shown when the user may read it, else why not
+    let (_, page) = ui.get(&format!("/ui/containers/{ns}/web"));
+    assert!(
+        page.contains("id=\"h-service\"") && page.contains("403 Forbidden"),
+        "{page}"
+    );
+    cp.kubectl_ok(&[
+        "create",
+        "role",
+        "svc-read",
+        "-n",
+        &ns,
+        "--verb=get,list",
+        "--resource=services,endpointslices.discovery.k8s.io",
+    ]);
+    cp.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "svc-read",
+        "-n",
+        &ns,
+        "--role=svc-read",
+        &format!("--serviceaccount={ns}:alice"),
+    ]);
+    wait_for("the container's Service on its page", T, || {
+        let page = ui.get(&format!("/ui/containers/{ns}/web")).1;
+        (page.contains(&format!("web.{ns}.svc, cluster IP")) && page.contains("http 80/TCP")).then_some(())
+    });
 
     // stop: spec.state, then the simulator's container
     let (code, _) = ui.post(

@@ -255,9 +255,77 @@ pub async fn containers(user: User, Query(f): Query<Filter>) -> Result<Response,
     )
 }
 
+/// The Service the operator keeps for a container's `spec.ports`, and its endpoints.
+#[derive(Default)]
+struct ServiceView {
+    /// `NAME.NAMESPACE.svc` and the cluster IP, or why it cannot be read.
+    line: String,
+    /// Ports, e.g. `http 80/TCP`.
+    ports: Vec<String>,
+    /// Endpoint addresses with their readiness.
+    endpoints: Vec<(String, bool)>,
+}
+
+async fn service_of(client: &kube::Client, ns: &str, name: &str) -> ServiceView {
+    use k8s_openapi::api::core::v1::Service;
+    let svc = match Api::<Service>::namespaced(client.clone(), ns).get(name).await {
+        Ok(s) => s,
+        Err(e) => {
+            return ServiceView {
+                line: UiError::from(e).message(),
+                ..Default::default()
+            }
+        }
+    };
+    let spec = svc.spec.unwrap_or_default();
+    let ports = spec
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}/{}",
+                p.name.clone().unwrap_or_default(),
+                p.port,
+                p.protocol.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
+    let mut endpoints = Vec::new();
+    for version in ["v1", "v1beta1"] {
+        let gvk = kube::api::GroupVersionKind::gvk("discovery.k8s.io", version, "EndpointSlice");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "endpointslices");
+        match api(client, &ar, ns).list(&lp).await {
+            Ok(list) => {
+                for slice in list.items {
+                    for ep in slice.data["endpoints"].as_array().into_iter().flatten() {
+                        let ready = ep["conditions"]["ready"] != false;
+                        for addr in ep["addresses"].as_array().into_iter().flatten() {
+                            endpoints.push((text(addr), ready));
+                        }
+                    }
+                }
+                break;
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            Err(_) => break,
+        }
+    }
+    ServiceView {
+        line: format!(
+            "{name}.{ns}.svc, cluster IP {}",
+            spec.cluster_ip.unwrap_or_else(|| "none".into())
+        ),
+        ports,
+        endpoints,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "container.html")]
 struct ContainerPage {
+    service: Option<ServiceView>,
     chrome: Chrome,
     row: ContainerRow,
     spec: Vec<(String, String)>,
@@ -343,11 +411,16 @@ pub async fn container(user: User, Path((ns, name)): Path<(String, String)>) -> 
             evs
         });
     let (events, events_error, _) = split(events.map_err(UiError::from));
+    let service = match obj["spec"]["ports"].as_array() {
+        Some(p) if !p.is_empty() => Some(service_of(client, &ns, &name).await),
+        _ => None,
+    };
     let title = format!("{ns}/{name}");
     render(
         StatusCode::OK,
         &ContainerPage {
             chrome: Chrome::new(&title, &user, &ns),
+            service,
             row: ContainerRow::of(&obj, jiff::Timestamp::now()),
             spec: model::spec_summary(&obj),
             conditions: model::conditions(&obj),
