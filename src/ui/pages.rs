@@ -185,7 +185,11 @@ pub async fn clusters(user: User, Query(f): Query<Filter>) -> Result<Response, U
     let ar = resource::<ProxmoxCluster>();
     let client = &user.0.client;
     let items = match list(client, &ar, "").await {
-        Err(kube::Error::Api(e)) if e.code == 403 && !ns.is_empty() => list(client, &ar, &ns).await,
+        // namespaced ProxmoxClusters the user may only read in their namespace; when that fails
+        // too (e.g. the kind is cluster-scoped), the first refusal is the one to show
+        Err(kube::Error::Api(e)) if e.code == 403 && !ns.is_empty() => {
+            list(client, &ar, &ns).await.map_err(|_| kube::Error::Api(e))
+        }
         other => other,
     };
     let (clusters, error, status) = split(
