@@ -30,6 +30,17 @@ fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
         assert!(page.contains("Kubernetes refused this for your account"), "{page}");
         assert!(!page.contains("web-b"), "{page}");
     }
+    let live = admin.get_for(&format!("/ui/events?ns={a}"), 3);
+    assert!(
+        live.contains("event: row") && live.contains("web-a") && live.contains("event: synced"),
+        "{live}"
+    );
+    let refused = admin.get_for(&format!("/ui/events?ns={b}"), 10);
+    assert!(
+        refused.contains("event: failed") && refused.contains("403"),
+        "the live stream is refused too: {refused}"
+    );
+    assert!(!refused.contains("web-b"));
     let (code, _) = admin.get(&format!("/ui/containers/{b}/web-b"));
     assert_eq!(code, 403, "another namespace's container page is refused");
     let (code, page) = admin.get("/ui");

@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use kube::api::DynamicObject;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use std::convert::Infallible;
 
 /// The SSE message for one container (its row's new HTML, or empty when it no longer shows).
@@ -31,13 +31,24 @@ pub fn row_event(obj: &DynamicObject, q: &str, csrf: &str, deleted: bool) -> Opt
         .ok()
 }
 
+/// Whether a watch error is the apiserver refusing the user (401 or 403): retrying won't help.
+pub fn refused(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(r))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(r))
+        | watcher::Error::WatchFailed(kube::Error::Api(r)) => r.code == 401 || r.code == 403,
+        watcher::Error::WatchError(s) => s.code == 401 || s.code == 403,
+        _ => false,
+    }
+}
+
 /// `GET /ui/events?ns=&q=`: the containers table's live updates.
 pub async fn events(State(state): State<AppState>, user: User, Query(f): Query<Filter>) -> Result<Response, UiError> {
     let ns = f.namespace(&user)?;
     let q = f.q.clone().unwrap_or_default();
     let session = user.0.clone();
     let api = api(&session.client, &resource::<LxcContainer>(), &ns);
-    let w = watcher(api, watcher::Config::default()).boxed();
+    let w = watcher(api, watcher::Config::default()).default_backoff().boxed();
     let csrf = session.csrf.clone();
     let stream = futures::stream::unfold((w, false), move |(mut w, failed)| {
         let (q, csrf) = (q.clone(), csrf.clone());
@@ -61,10 +72,12 @@ pub async fn events(State(state): State<AppState>, user: User, Query(f): Query<F
                         return Some((Event::default().event("synced").data("ok"), (w, false)))
                     }
                     Ok(watcher::Event::Init) => {}
-                    Err(e) => {
+                    // a refusal ends the stream; anything else is retried with a backoff
+                    Err(e) if refused(&e) => {
                         let msg = format!("live updates stopped: {e}");
                         return Some((Event::default().event("failed").data(msg), (w, true)));
                     }
+                    Err(e) => tracing::debug!(error = %e, "web UI: watch failed; retrying"),
                 }
             }
         }

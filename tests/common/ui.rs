@@ -56,6 +56,12 @@ impl UiClient {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
+    /// GET `path` for at most `secs` seconds (a stream): the body read by then.
+    pub fn get_for(&self, path: &str, secs: u32) -> String {
+        self.curl(&["--max-time", &secs.to_string(), &format!("{}{path}", self.base)])
+            .1
+    }
+
     /// GET `path`: status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
         self.curl(&[&format!("{}{path}", self.base)])

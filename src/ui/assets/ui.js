@@ -29,6 +29,7 @@
     });
     source.addEventListener("failed", function (ev) {
       say(ev.data);
+      table.setAttribute("data-live", "failed");
       source.close();
     });
     source.onerror = function () { say("live updates interrupted; reconnecting…"); };
