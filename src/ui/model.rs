@@ -365,6 +365,21 @@ pub fn schedule_row(obj: &Value) -> Row {
     )
 }
 
+/// A `ProxmoxTenant` row: its spec's top-level fields as `key: value` (the kind is young; the
+/// UI shows what it has without knowing its schema).
+pub fn tenant_row(obj: &Value) -> Row {
+    let spec = obj["spec"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}: {}", s(v)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    row(obj, vec![spec])
+}
+
 /// Column names of [`backup_row`].
 pub const BACKUP_COLUMNS: &[&str] = &["Container", "Phase", "Started", "Completed", "Size", "Volume"];
 
@@ -512,5 +527,12 @@ mod tests {
         assert!(c.storages[0].usage.is_none(), "no bar for an empty total");
         let new = json!({"metadata": {"name": "a"}, "spec": {"tenancy": "Restricted"}});
         assert_eq!(ClusterView::of(&new).tenancy, "Restricted");
+        let tenant = json!({"kind": "ProxmoxTenant", "metadata": {"name": "team-a"},
+                            "spec": {"namespaces": ["a"], "pool": "team-a"}});
+        let t = tenant_row(&tenant);
+        assert_eq!(
+            (t.name.as_str(), t.cells[0].as_str()),
+            ("team-a", "namespaces: [\"a\"]; pool: team-a")
+        );
     }
 }

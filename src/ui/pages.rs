@@ -176,6 +176,23 @@ struct ClustersPage {
     chrome: Chrome,
     clusters: Vec<ClusterView>,
     error: String,
+    tenants: Vec<Row>,
+}
+
+/// `ProxmoxTenant` (cluster-scoped, where the API serves it): read by name, so the UI works
+/// with and without the kind.
+fn tenant_resource() -> ApiResource {
+    let gvk = kube::api::GroupVersionKind::gvk("pve.lxc.dev", "v1alpha1", "ProxmoxTenant");
+    ApiResource::from_gvk_with_plural(&gvk, "proxmoxtenants")
+}
+
+/// The tenants the user may list (none when the kind does not exist or they may not).
+async fn tenants(client: &kube::Client) -> Vec<Row> {
+    let ar = tenant_resource();
+    match list(client, &ar, "").await {
+        Ok(items) => items.iter().map(|t| model::tenant_row(t)).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// `GET /ui`: the Proxmox clusters (listed across namespaces, so cluster-scoped or not; in the
@@ -203,6 +220,7 @@ pub async fn clusters(user: User, Query(f): Query<Filter>) -> Result<Response, U
             chrome: Chrome::new("Clusters", &user, &ns),
             clusters,
             error,
+            tenants: tenants(client).await,
         },
     )
 }

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// At most this many sessions at once: signing in beyond it ends the least recently used one.
+pub const MAX_SESSIONS: usize = 10_000;
+
 /// Name of the session cookie.
 pub const COOKIE: &str = "plo_ui_session";
 
@@ -49,6 +52,7 @@ struct Entry {
 /// The sessions of one UI listener.
 pub struct Sessions {
     lifetimes: Lifetimes,
+    max: usize,
     map: Mutex<HashMap<String, Entry>>,
 }
 
@@ -71,8 +75,14 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 impl Sessions {
     /// An empty store.
     pub fn new(lifetimes: Lifetimes) -> Sessions {
+        Sessions::with_limit(lifetimes, MAX_SESSIONS)
+    }
+
+    /// An empty store that keeps at most `max` sessions.
+    pub fn with_limit(lifetimes: Lifetimes, max: usize) -> Sessions {
         Sessions {
             lifetimes,
+            max: max.max(1),
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -92,6 +102,11 @@ impl Sessions {
         });
         let mut map = self.map();
         map.retain(|_, e| self.alive(e, now));
+        if map.len() >= self.max {
+            if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.last_seen).map(|(k, _)| k.clone()) {
+                map.remove(&oldest);
+            }
+        }
         map.insert(
             session.id.clone(),
             Entry {
@@ -206,6 +221,27 @@ mod tests {
         sessions.remove(&a.id);
         assert!(sessions.get(&a.id).is_none());
         assert!(sessions.get(&b.id).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_number_of_sessions_is_bounded_and_the_least_recently_used_goes_first() {
+        let sessions = Sessions::with_limit(Lifetimes::default(), 50);
+        let t0 = Instant::now();
+        let first = sessions.create_at(client(), String::new(), t0);
+        let second = sessions.create_at(client(), String::new(), t0 + Duration::from_millis(1));
+        assert!(sessions.get_at(&first.id, t0 + Duration::from_millis(2)).is_some());
+        for i in 2..50 {
+            sessions.create_at(client(), String::new(), t0 + Duration::from_millis(2 + i as u64));
+        }
+        assert_eq!(sessions.map().len(), 50);
+        sessions.create_at(client(), String::new(), t0 + Duration::from_secs(60));
+        assert_eq!(sessions.map().len(), 50);
+        let now = t0 + Duration::from_secs(61);
+        assert!(
+            sessions.get_at(&second.id, now).is_none(),
+            "the least recently used ended"
+        );
+        assert!(sessions.get_at(&first.id, now).is_some(), "a recently used one stays");
     }
 
     #[test]
