@@ -159,12 +159,11 @@ pub async fn back_up(
     checked(&ns, &name)?;
     let ar = resource::<LxcBackup>();
     let prefix: String = name.chars().take(40).collect();
-    let obj: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": ar.api_version, "kind": ar.kind,
-        "metadata": {"generateName": format!("{}-ui-", prefix.trim_end_matches(['-', '.'])), "namespace": ns},
-        "spec": {"containerRef": {"name": name}},
-    }))
-    .map_err(|e| UiError::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let obj = object(
+        &ar,
+        json!({"generateName": format!("{}-ui-", prefix.trim_end_matches(['-', '.'])), "namespace": ns}),
+        json!({"containerRef": {"name": name}}),
+    )?;
     api(&user.0.client, &ar, &ns).create(&post_params(false), &obj).await?;
     Ok(Redirect::to(&detail(&ns, &name)).into_response())
 }
@@ -214,11 +213,7 @@ pub async fn restore(
     if original["spec"]["clusterRef"].is_object() {
         spec["clusterRef"] = original["spec"]["clusterRef"].clone();
     }
-    let obj: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": ar.api_version, "kind": ar.kind,
-        "metadata": {"name": new_name, "namespace": ns}, "spec": spec,
-    }))
-    .map_err(|e| UiError::Refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let obj = object(&ar, json!({"name": new_name, "namespace": ns}), spec)?;
     api.create(&post_params(false), &obj).await?;
     Ok(Redirect::to(&detail(&ns, new_name)).into_response())
 }
@@ -252,6 +247,12 @@ pub async fn delete(
         .delete(&name, &DeleteParams::default())
         .await?;
     Ok(Redirect::to(&format!("/ui/containers?ns={ns}")).into_response())
+}
+
+/// An object of kind `ar` with `metadata` and `spec`.
+fn object(ar: &kube::api::ApiResource, metadata: Value, spec: Value) -> Result<DynamicObject, UiError> {
+    serde_json::from_value(json!({"apiVersion": ar.api_version, "kind": ar.kind, "metadata": metadata, "spec": spec}))
+        .map_err(|e| UiError::Refused(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 fn post_params(dry_run: bool) -> PostParams {

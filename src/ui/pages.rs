@@ -190,7 +190,7 @@ fn tenant_resource() -> ApiResource {
 async fn tenants(client: &kube::Client) -> Vec<Row> {
     let ar = tenant_resource();
     match list(client, &ar, "").await {
-        Ok(items) => items.iter().map(|t| model::tenant_row(t)).collect(),
+        Ok(items) => items.iter().map(model::tenant_row).collect(),
         Err(_) => Vec::new(),
     }
 }
