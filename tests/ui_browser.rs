@@ -388,4 +388,18 @@ async fn a_user_signs_in_in_a_browser_and_sees_a_row_update_live_without_csp_vio
 
     let violations = b.csp_violations();
     assert!(violations.is_empty(), "CSP violations: {violations:#?}");
+    // and the check can see one: an inline script injected now is blocked and reported
+    b.eval("const s = document.createElement('script'); s.textContent = 'window.inlineRan = 1'; document.body.appendChild(s); true")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.csp_violations().is_empty() {
+        assert!(Instant::now() < deadline, "a blocked inline script was not reported");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        b.eval("true").await;
+    }
+    assert_eq!(
+        b.eval("typeof window.inlineRan").await,
+        "undefined",
+        "the CSP blocked it"
+    );
 }
