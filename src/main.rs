@@ -81,9 +81,19 @@ struct RunArgs {
     /// Name of the Lease.
     #[arg(long, default_value = "proxmox-lxc-operator")]
     lease_name: String,
-    /// Namespace of the Lease (defaults to the pod's namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    lease_namespace: String,
+    /// The operator's own namespace (the pod's): it holds the Lease and the Secrets that
+    /// `ProxmoxCluster`s name (credentials, CA), and no other namespace's Secrets are read for them.
+    #[arg(
+        long = "operator-namespace",
+        alias = "lease-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
+    operator_namespace: String,
+    /// Manage only the ProxmoxClusters matching this label selector (e.g. `shard=a`), so that
+    /// several operator instances can share one Kubernetes cluster. All when omitted.
+    #[arg(long, env = "CLUSTER_SELECTOR")]
+    cluster_selector: Option<String>,
     /// For tests and demos only: run backup schedules on a clock this many times faster than
     /// the wall clock (e.g. `360`: an hourly schedule fires every 10 s). Default 1 (wall clock).
     #[arg(long, default_value_t = 1.0, env = "SCHEDULE_CLOCK_SPEED")]
@@ -134,6 +144,8 @@ async fn main() -> anyhow::Result<()> {
                 prune_interval: dur("prune-interval", &args.prune_interval)?,
                 schedule_clock,
                 drift_per_resync: args.drift_checks_per_resync,
+                operator_namespace: args.operator_namespace.clone(),
+                cluster_selector: args.cluster_selector.clone(),
                 ..Default::default()
             };
             let client = kube::Client::try_default().await?;
@@ -144,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
             });
             let leader_election = args.leader_election.then(|| {
                 proxmox_lxc_operator::controller::leader::LeaseConfig::new(
-                    args.lease_namespace.clone(),
+                    args.operator_namespace.clone(),
                     args.lease_name.clone(),
                     identity,
                 )

@@ -274,7 +274,7 @@ fn the_operator_reconciles_an_example_with_only_the_charts_service_account_rbac(
     common::connect_cluster(cp, &apps, &sim, "2s");
     let op = ImpersonatedOperator::start(cp, &sa, &apps);
     let timeout = std::time::Duration::from_secs(90);
-    common::wait_ready(cp, &apps, "proxmoxcluster", "default", timeout);
+    common::wait_ready(cp, &apps, "proxmoxcluster", &apps, timeout);
     let example = std::fs::read_to_string(repo().join("examples/lxccontainer-minimal.yaml")).unwrap();
     let out = cp.kubectl_stdin(&["apply", "-n", &apps, "-f", "-"], Some(&example));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

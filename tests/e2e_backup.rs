@@ -36,7 +36,7 @@ fn env(prefix: &str) -> Env {
         &ns,
         &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
     );
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env { cp, ns, sim, op }
 }
 

@@ -22,7 +22,7 @@ fn setup(prefix: &str) -> (&'static ControlPlane, String, Sim, Operator) {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     (cp, ns, sim, op)
 }
 

@@ -50,6 +50,12 @@ pub struct Settings {
     /// each inventory read, in turn: what the inventory cannot show is found within
     /// `containers / drift_per_resync` resyncs, at a flat cost of about 5 requests each.
     pub drift_per_resync: usize,
+    /// The operator's own namespace: where the Secrets of `ProxmoxCluster`s (credentials, CA)
+    /// live, and the only namespace whose Secrets it reads for them.
+    pub operator_namespace: String,
+    /// Label selector of the `ProxmoxCluster`s this instance manages (all when empty), so
+    /// several instances can share an apiserver, each with its own clusters.
+    pub cluster_selector: Option<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +71,8 @@ impl Default for Settings {
             prune_interval: Duration::from_secs(60),
             schedule_clock: ScheduleClock::WALL,
             drift_per_resync: 10,
+            operator_namespace: "default".into(),
+            cluster_selector: None,
         }
     }
 }
@@ -150,6 +158,8 @@ pub struct Context {
     pub wakes: Wakes,
     /// When to stop.
     pub shutdown: Shutdown,
+    /// What tenancy decisions read.
+    pub tenancy: super::tenancy::Views,
 }
 
 impl AsRef<Context> for Context {
@@ -183,6 +193,7 @@ impl Context {
             status: StatusCaches::default(),
             wakes: Wakes::default(),
             shutdown,
+            tenancy: Default::default(),
         }
     }
 
@@ -231,5 +242,6 @@ impl Context {
         self.status.templates.retain(live);
         self.status.backups.retain(live);
         self.status.schedules.retain(live);
+        self.tenancy.retain(live);
     }
 }

@@ -14,6 +14,7 @@ pub mod leader;
 pub mod run;
 pub mod status;
 pub mod template;
+pub mod tenancy;
 
 #[cfg(test)]
 mod fixtures;

@@ -375,6 +375,10 @@ impl Operator {
                 "2s",
             ])
             .args(&self.extra)
+            // each test's operator manages only its own namespace's cluster (cluster-scoped
+            // objects are shared by every test on the apiserver), and reads its Secrets there
+            .args(["--cluster-selector", &format!("{TEST_CLUSTER_LABEL}={}", self.home())])
+            .env("POD_NAMESPACE", self.home())
             .env("KUBECONFIG", &self.kubeconfig)
             .env(
                 "RUST_LOG",
@@ -388,6 +392,11 @@ impl Operator {
             .spawn()
             .expect("start operator");
         self.child = Some(child);
+    }
+
+    /// The namespace it lives in (the first it watches): its clusters carry it as label.
+    fn home(&self) -> String {
+        self.namespace.split(',').next().unwrap_or_default().to_string()
     }
 
     /// Starts it logging at `filter` (e.g. `trace`).
@@ -438,13 +447,26 @@ impl Drop for Operator {
     }
 }
 
-/// Creates the Secret and the `ProxmoxCluster` named `default` in `ns`, pointing at `sim`
-/// (certificate pinned by fingerprint), with a short inventory interval.
+/// The label that ties a test's (cluster-scoped) `ProxmoxCluster`s to its operator.
+pub const TEST_CLUSTER_LABEL: &str = "pve.lxc.dev/test-ns";
+
+/// The `metadata` of the test's default `ProxmoxCluster` (cluster-scoped, so named after the
+/// test's namespace, labelled for its operator, annotated as the default cluster), as JSON.
+pub fn cluster_metadata(ns: &str) -> String {
+    format!(
+        r#"{{"name":"{ns}","labels":{{"{TEST_CLUSTER_LABEL}":"{ns}"}},"annotations":{{"pve.lxc.dev/is-default-cluster":"true"}}}}"#
+    )
+}
+
+/// Creates the Secret (in `ns`, the test operator's own namespace) and the test's default
+/// `ProxmoxCluster` (named `ns`), pointing at `sim` (certificate pinned by fingerprint), with a
+/// short inventory interval.
 pub fn connect_cluster(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str) {
+    let meta = cluster_metadata(ns);
     let manifest = format!(
         r#"{{"apiVersion":"v1","kind":"List","items":[
   {{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"pve-credentials"}},"stringData":{{"tokenId":"{SIM_TOKEN_ID}","tokenSecret":"{SIM_TOKEN_SECRET}"}}}},
-  {{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{{"name":"default"}},
+  {{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{meta},
     "spec":{{"endpoints":["{}"],"credentialsRef":{{"name":"pve-credentials"}},"tls":{{"fingerprint":"{}"}},
              "resyncInterval":"{resync}","limits":{{"maxConcurrentTasksPerNode":4,"requestsPerSecond":500}}}}}}
 ]}}"#,

@@ -158,11 +158,8 @@ fn release(p: &P<'_>) {
     p.ctx.slots.release(&p.uid);
 }
 
-fn cluster_key(ns: &str, name: &str) -> ClusterKey {
-    ClusterKey {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-    }
+fn cluster_key(name: &str) -> ClusterKey {
+    ClusterKey::named(name)
 }
 
 async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Error> {
@@ -185,10 +182,7 @@ async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Er
 /// The cluster named in status, when usable.
 fn usable(p: &P<'_>) -> Option<(Arc<ClusterHandle>, Arc<Snapshot>)> {
     let name = p.status.cluster.clone()?;
-    p.ctx
-        .clusters
-        .usable(&cluster_key(&p.obj.namespace().unwrap_or_default(), &name))
-        .ok()
+    p.ctx.clusters.usable(&cluster_key(&name)).ok()
 }
 
 /// `Ready=False, reason=ClusterNotReady`: the cluster in status is not usable; `then` says what
@@ -228,12 +222,7 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         let msg = format!("LxcContainer {} does not exist", spec.container_ref.name);
         return pending(p, Reason::ContainerNotFound, msg, wait(15)).await;
     };
-    let cluster = ct
-        .spec
-        .cluster_ref
-        .as_ref()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "default".into());
+    let cluster = p.ctx.clusters.of_container(&ct).name;
     p.status.cluster = Some(cluster.clone());
     let Some((handle, snap)) = usable(p) else {
         return pending(

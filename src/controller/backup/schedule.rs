@@ -22,7 +22,7 @@ use crate::controller::status::apply_status;
 use crate::controller::Error;
 use crate::crd::lxc_backup::{BackupPhase, LxcBackup, LxcBackupSpec};
 use crate::crd::lxc_backup_schedule::{LxcBackupSchedule, LxcBackupScheduleStatus};
-use crate::crd::lxc_container::LxcContainer;
+use crate::crd::lxc_container::{LxcContainer, Management};
 use crate::crd::{DeletionPolicy, LocalObjectRef, CONDITION_READY};
 use futures::StreamExt;
 use jiff::{Timestamp, Zoned};
@@ -310,12 +310,7 @@ async fn run_slot(
 ) -> Result<Vec<String>, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let cluster = obj
-        .spec
-        .cluster_ref
-        .as_ref()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "default".into());
+    let cluster = ctx.clusters.referenced(obj.spec.cluster_ref.as_ref()).name;
     let containers: Api<LxcContainer> = Api::namespaced(ctx.kube.clone(), &ns);
     let list = containers
         .list(&ListParams::default().labels(&selector_string(&obj.spec.selector)))
@@ -323,14 +318,8 @@ async fn run_slot(
     let owner = obj.controller_owner_ref(&());
     let mut made = Vec::new();
     for ct in list.items.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
-        if ct
-            .spec
-            .cluster_ref
-            .as_ref()
-            .map(|c| c.name.as_str())
-            .unwrap_or("default")
-            != cluster
-        {
+        // observed containers are never backed up: ObserveOnly is read-only
+        if ctx.clusters.of_container(ct).name != cluster || ct.spec.management != Management::Full {
             continue;
         }
         let bname = backup_name(&name, &ct.name_any(), slot, seconds);

@@ -10,28 +10,23 @@ use tokio::sync::{watch, Notify};
 
 pub use observer::{Guest, Snapshot};
 
-/// A `ProxmoxCluster` by namespace and name.
+/// A `ProxmoxCluster` (cluster-scoped) by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterKey {
-    /// Namespace.
-    pub namespace: String,
     /// Name.
     pub name: String,
 }
 
 impl ClusterKey {
-    /// The cluster an object in `namespace` names in `spec.clusterRef` (`default` when unset).
-    pub fn referenced(namespace: Option<String>, cluster_ref: Option<&crate::crd::ClusterRef>) -> ClusterKey {
-        ClusterKey {
-            namespace: namespace.unwrap_or_default(),
-            name: cluster_ref.map(|c| c.name.clone()).unwrap_or_else(|| "default".into()),
-        }
+    /// The cluster called `name`.
+    pub fn named(name: impl Into<String>) -> ClusterKey {
+        ClusterKey { name: name.into() }
     }
 }
 
 impl std::fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        f.write_str(&self.name)
     }
 }
 
@@ -65,6 +60,10 @@ pub struct ClusterHandle {
     pub refresh: Arc<Notify>,
     /// Hash of the settings the client was built from.
     pub config_hash: u64,
+    /// Who may use the cluster.
+    pub tenancy: crate::crd::Tenancy,
+    /// It carries the default-cluster annotation.
+    pub is_default: bool,
     /// Memory (bytes) promised to containers placed since the last inventory, per node, so a
     /// burst of creates spreads over the nodes.
     pub placements: Arc<std::sync::Mutex<HashMap<String, u64>>>,
@@ -191,6 +190,36 @@ impl ClusterRegistry {
             (None, Some(snap)) => Ok((h, snap)),
             (Some(why), _) => Err(why),
             (None, None) => Err(format!("ProxmoxCluster {} is connecting", key.name)),
+        }
+    }
+
+    /// The cluster an object without `spec.clusterRef` uses: the connected one annotated
+    /// [`DEFAULT_CLUSTER_ANNOTATION`](crate::crd::proxmox_cluster::DEFAULT_CLUSTER_ANNOTATION)
+    /// (the first by name if several are), else the one named `default`.
+    pub fn default_key(&self) -> ClusterKey {
+        let handles = crate::controller::kernel::recover(self.handles.read(), "the cluster registry");
+        handles
+            .values()
+            .filter(|h| h.is_default)
+            .map(|h| h.key.clone())
+            .min()
+            .unwrap_or_else(|| ClusterKey::named("default"))
+    }
+
+    /// The cluster `cluster_ref` names, or the default one when it is unset.
+    pub fn referenced(&self, cluster_ref: Option<&crate::crd::ClusterRef>) -> ClusterKey {
+        match cluster_ref {
+            Some(r) => ClusterKey::named(r.name.clone()),
+            None => self.default_key(),
+        }
+    }
+
+    /// The cluster a container uses: the one it names; without `clusterRef`, the one it was
+    /// made in (in status), else the default one (so moving the default annotation moves nothing).
+    pub fn of_container(&self, c: &crate::crd::LxcContainer) -> ClusterKey {
+        match (&c.spec.cluster_ref, c.status.as_ref().and_then(|s| s.cluster.clone())) {
+            (None, Some(name)) => ClusterKey::named(name),
+            (r, _) => self.referenced(r.as_ref()),
         }
     }
 

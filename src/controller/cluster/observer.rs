@@ -230,6 +230,10 @@ pub struct ObserverParams {
     pub triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
     /// Hash of the settings the client was built from.
     pub config_hash: u64,
+    /// Who may use the cluster.
+    pub tenancy: crate::crd::Tenancy,
+    /// It carries the default-cluster annotation.
+    pub is_default: bool,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How many of our containers get a full pass after each inventory read (round-robin), to
@@ -267,7 +271,7 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
     let refresh = Arc::new(Notify::new());
     let key = p.key.clone();
     let client = p.client.clone();
-    let config_hash = p.config_hash;
+    let (config_hash, tenancy, is_default) = (p.config_hash, p.tenancy, p.is_default);
     let r = refresh.clone();
     let placements: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let pl = placements.clone();
@@ -279,6 +283,8 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
         connection: conn_rx,
         refresh,
         config_hash,
+        tenancy,
+        is_default,
         placements,
         allocated: Mutex::default(),
         task,
@@ -307,7 +313,7 @@ async fn run(
     refresh: Arc<Notify>,
     placements: Arc<Mutex<HashMap<String, u64>>>,
 ) {
-    let api: Api<ProxmoxCluster> = Api::namespaced(p.kube.clone(), &p.key.namespace);
+    let api: Api<ProxmoxCluster> = Api::all(p.kube.clone());
     let mut written: Option<ProxmoxClusterStatus> =
         api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.status);
     let mut last_write = Instant::now();

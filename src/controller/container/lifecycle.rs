@@ -83,7 +83,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     let Some(vmid) = p.status.vmid.filter(|_| obj.spec.management == Management::Full) else {
         return done(p).await;
     };
-    let key = cluster_key(obj);
+    let key = cluster_key(obj, p.ctx);
     let handle = match p.ctx.clusters.usable(&key) {
         Ok((h, _)) => h,
         Err(why) => {

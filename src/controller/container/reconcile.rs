@@ -74,9 +74,9 @@ pub fn error_policy(obj: Arc<LxcContainer>, err: &Error, ctx: Arc<Context>) -> A
     crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
-/// The `ProxmoxCluster` an object uses.
-pub(super) fn cluster_key(obj: &LxcContainer) -> ClusterKey {
-    ClusterKey::referenced(obj.namespace(), obj.spec.cluster_ref.as_ref())
+/// The `ProxmoxCluster` an object uses (see [`ClusterRegistry::of_container`](crate::controller::cluster::ClusterRegistry::of_container)).
+pub(super) fn cluster_key(obj: &LxcContainer, ctx: &Context) -> ClusterKey {
+    ctx.clusters.of_container(obj)
 }
 
 async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Error> {
@@ -88,7 +88,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         // the finalizer patch triggers no new pass (generation unchanged): go on
         p.add_finalizer().await?;
     }
-    let key = cluster_key(obj);
+    let key = cluster_key(obj, ctx);
     // a container cannot move between Proxmox clusters (checked first: the other cluster may
     // not even exist)
     match p.status.cluster.clone() {

@@ -189,6 +189,35 @@ reasons! {
     ProxmoxError,
     /// The ProxmoxCluster was deleted.
     ClusterDeleted,
+    // ---- tenancy: refused by the ProxmoxTenant's policy (nothing reached Proxmox)
+    /// The namespace may not use the cluster (no tenant admits it to a `Restricted` cluster,
+    /// or its tenant does not list the cluster).
+    TenantPolicyClusterNotAllowed,
+    /// Two tenants claim the namespace.
+    TenantPolicyAmbiguous,
+    /// `spec.pool` differs from the tenant's pool.
+    TenantPolicyPool,
+    /// The vmid lies outside the tenant's range, or the range is full.
+    TenantPolicyVmidRange,
+    /// The node is not one of the tenant's.
+    TenantPolicyNode,
+    /// A storage is not one of the tenant's.
+    TenantPolicyStorage,
+    /// A bridge or VLAN is not one of the tenant's.
+    TenantPolicyNetwork,
+    /// A static MAC address, which the tenant may not set.
+    TenantPolicyMacAddress,
+    /// A static IP address outside the tenant's ranges.
+    TenantPolicyAddress,
+    /// A privileged container, which the tenant may not run.
+    TenantPolicyPrivileged,
+    /// Features beyond `nesting`, which the tenant may not use.
+    TenantPolicyFeatures,
+    /// The tenant's quota would be exceeded.
+    TenantPolicyQuotaExceeded,
+    /// A clone source, archive or guest to observe that belongs to another namespace (or to
+    /// nobody the namespace may use).
+    NotOwned,
     // ---- a pass that failed with an error (Synced=False), by error class
     /// Proxmox was unreachable or answered 5xx; retried.
     ProxmoxUnavailable,

@@ -94,8 +94,8 @@ pub fn error_policy(obj: Arc<LxcTemplate>, err: &Error, ctx: Arc<Context>) -> Ac
     crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
-pub(super) fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
-    ClusterKey::referenced(obj.namespace(), obj.spec.cluster_ref.as_ref())
+pub(super) fn cluster_key(obj: &LxcTemplate, ctx: &Context) -> ClusterKey {
+    ctx.clusters.referenced(obj.spec.cluster_ref.as_ref())
 }
 
 async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Error> {
@@ -104,7 +104,7 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
         return super::cleanup::cleanup(&mut p).await;
     }
     p.add_finalizer().await?;
-    let (handle, snap) = match ctx.clusters.usable(&cluster_key(obj)) {
+    let (handle, snap) = match ctx.clusters.usable(&cluster_key(obj, ctx)) {
         Ok(u) => u,
         Err(why) => {
             p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
@@ -659,7 +659,7 @@ async fn resolve_image(
         return Ok(Ok(volid));
     }
     // one download per image: another template may be fetching it already
-    let claim = format!("{}/{node}/{volid}", cluster_key(p.obj));
+    let claim = format!("{}/{node}/{volid}", cluster_key(p.obj, p.ctx));
     let someone_else = !p.ctx.downloads.claim(&claim, &p.uid);
     if someone_else {
         p.status.phase = Some(PHASE_DOWNLOADING.into());
