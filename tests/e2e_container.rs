@@ -491,7 +491,7 @@ fn the_root_password_and_the_api_token_never_reach_logs_events_or_status() {
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start_logging(cp, &ns, "trace");
     let password = "S3cret-root-pa55word";
-    apply(cp, &ns, &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rootpw\nstringData:\n  password: {password}\n---\n{}", container_yaml("locked", "  auth:\n    passwordSecretRef: {name: rootpw, key: password}\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc admin@example.org\"]\n")));
+    apply(cp, &ns, &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rootpw\n  labels: {{pve.lxc.dev/root-password: \"true\"}}\nstringData:\n  password: {password}\n---\n{}", container_yaml("locked", "  auth:\n    passwordSecretRef: {name: rootpw, key: password}\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc admin@example.org\"]\n")));
     let obj = wait_ready(cp, &ns, "lxc", "locked", T);
     let events = cp.kubectl_ok(&["get", "events", "-n", &ns, "-o", "json"]);
     let log = op.log();

@@ -102,6 +102,34 @@ impl ClusterHandle {
         Ok(candidate)
     }
 
+    /// Allocates a vmid within `min..=max` (a tenant's range): the lowest that the inventory
+    /// does not show, this process did not hand out, and Proxmox confirms free. `None` when
+    /// the range is full.
+    pub async fn allocate_vmid_in(&self, min: u32, max: u32) -> Result<Option<u32>, pve::Error> {
+        let snap = self.snapshot();
+        for candidate in min..=max {
+            let taken = crate::controller::kernel::recover(self.allocated.lock(), "the allocated vmids")
+                .contains(&candidate)
+                || snap.as_ref().is_some_and(|s| s.guests.contains_key(&candidate));
+            if taken {
+                continue;
+            }
+            match self.client.next_id(Some(candidate)).await {
+                Ok(_) => {
+                    let mut allocated =
+                        crate::controller::kernel::recover(self.allocated.lock(), "the allocated vmids");
+                    // another pass may have taken it while Proxmox was asked
+                    if allocated.insert(candidate) {
+                        return Ok(Some(candidate));
+                    }
+                }
+                Err(pve::Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     /// The latest inventory.
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.snapshot.borrow().clone()

@@ -178,6 +178,22 @@ impl Snapshot {
             .any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
     }
 
+    /// The nodes and storages of `nodes` only (no guests): what placement may choose from
+    /// for a tenant limited to them.
+    pub fn placement_only_on(&self, nodes: &[String]) -> Snapshot {
+        Snapshot {
+            taken_at: self.taken_at,
+            guests: HashMap::new(),
+            nodes: self.nodes.iter().filter(|n| nodes.contains(&n.name)).cloned().collect(),
+            storages: self
+                .storages
+                .iter()
+                .filter(|s| nodes.contains(&s.node))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Online nodes that have `storage` (content `rootdir`), most free memory first, after
     /// subtracting `reserved` bytes per node.
     pub fn placement_candidates(&self, storage: &str, reserved: &HashMap<String, u64>) -> Vec<String> {

@@ -10,6 +10,7 @@ use super::reconcile::{start_task, CONDITION_PENDING_RESTART, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
+use crate::controller::tenancy::ownership::{user_notes, ArchiveMark};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
@@ -82,9 +83,11 @@ pub(super) async fn converge(
         config: cfg,
         current,
     } = found;
-    let tagged = cfg.tag_list().contains(&desired.identity_tag);
+    let tags = cfg.tag_list();
+    let tagged = tags.contains(&desired.identity_tag);
     let verdict = decide::ownership(Evidence {
         tagged,
+        tagged_by_other: !tagged && tags.iter().any(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX)),
         lock: cfg.lock.as_deref(),
         phase: p.status.phase,
         user_vmid: p.obj.spec.vmid.is_some(),
@@ -292,7 +295,7 @@ pub(super) async fn converge(
                 false => None,
             }
         },
-        backup_archives(handle, snap, &node, vmid)
+        backup_archives(handle, snap, &node, vmid, &p.uid)
     );
     if let Some(ifaces) = ifaces {
         p.status.ip_addresses = addresses(&ifaces);
@@ -309,8 +312,15 @@ pub(super) async fn converge(
     if !running {
         p.status.ip_addresses.clear();
     }
-    if let Some(fw) = &p.obj.spec.firewall {
-        match super::firewall::sync(&handle.client, &node, vmid, fw).await {
+    let forced = desired.firewall_forced;
+    if let Some(fw) = p
+        .obj
+        .spec
+        .firewall
+        .clone()
+        .or_else(|| forced.map(|_| Default::default()))
+    {
+        match super::firewall::sync(&handle.client, &node, vmid, &fw, forced).await {
             Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
             Ok(None) => {}
             Err(Error::Invalid(e)) => return p.invalid(e).await,
@@ -408,9 +418,16 @@ pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
 /// How many archives `status.backups` lists.
 pub const MAX_LISTED_BACKUPS: usize = 10;
 
-/// Backup archives of `vmid` on the backup storages `node` can see (shared ones once), newest
-/// first, bounded. Storages that cannot be read are skipped.
-async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vmid: u32) -> Vec<BackupArchive> {
+/// Backup archives made of this container (`uid`, as the mark in their notes says) on the
+/// backup storages `node` can see (shared ones once), newest first, bounded. Archives of the
+/// vmid's earlier owners are never listed. Storages that cannot be read are skipped.
+async fn backup_archives(
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    node: &str,
+    vmid: u32,
+    uid: &str,
+) -> Vec<BackupArchive> {
     let storages: Vec<String> = snap
         .storages
         .iter()
@@ -429,6 +446,7 @@ async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vm
         .flatten()
         .flatten()
         .filter(|v| v.vmid.is_none_or(|id| id == vmid))
+        .filter(|v| ArchiveMark::parse(v.notes.as_deref()).is_some_and(|m| m.container_uid == uid))
     {
         let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
         found.push((
@@ -437,7 +455,7 @@ async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vm
                 volid: v.volid,
                 size_bytes: v.size,
                 created_at: created,
-                notes: v.notes.filter(|n| !n.is_empty()),
+                notes: v.notes.as_deref().and_then(user_notes),
             },
         ));
     }

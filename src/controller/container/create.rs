@@ -6,11 +6,14 @@ use super::converge::foreign;
 use super::decide::{self, Origin};
 use super::desired::{Desired, InvalidSpec, Source};
 use super::reconcile::{next_poll, P, SLOT_RETRY};
+use super::tenancy;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::Reason;
+use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::policy::{Admission, Refusal};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_backup::LxcBackup;
 use crate::crd::lxc_container::*;
@@ -35,11 +38,15 @@ enum How {
     },
 }
 
-/// Resolves the source into what to call; `Err` ends the pass (waiting for it).
+/// Resolves the source into what to call, with ownership proven in Proxmox (the tag on a
+/// clone source, the mark in an archive's notes), never by a status field; `Err` ends the pass
+/// (waiting for it, or refused).
 async fn resolve_source(
     p: &mut P<'_>,
+    handle: &ClusterHandle,
     snap: &Snapshot,
     desired: &Desired,
+    admission: &Admission,
 ) -> Result<Result<(How, Origin), Action>, Error> {
     let ns = p.obj.namespace().unwrap_or_default();
     let wait = |secs| Action::requeue(jitter(Duration::from_secs(secs)));
@@ -51,23 +58,47 @@ async fn resolve_source(
             },
             Origin::Create,
         ),
-        Source::BackupVolid(v) => (
-            How::Create {
-                ostemplate: v.clone(),
-                restore: true,
-            },
-            Origin::Restore(None),
-        ),
+        Source::BackupVolid(v) => {
+            let Some(notes) = tenancy::archive_notes(handle, snap, v).await? else {
+                let msg = format!("archive {v} is not listed on any node that sees its storage");
+                return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
+            };
+            if let Err(r) = ownership::may_restore(&ns, v, notes.as_deref(), admission) {
+                return Ok(Err(tenancy::refuse(p, r).await?));
+            }
+            (
+                How::Create {
+                    ostemplate: v.clone(),
+                    restore: true,
+                },
+                Origin::Restore(None),
+            )
+        }
         Source::BackupName(n) => {
             let backups: Api<LxcBackup> = Api::namespaced(p.ctx.kube.clone(), &ns);
-            let found = backups
-                .get_opt(n)
-                .await
-                .op("read LxcBackup")?
-                .and_then(|b| b.status)
-                .and_then(|s| Some((s.volid?, s.node)));
+            let found = backups.get_opt(n).await.op("read LxcBackup")?.and_then(|b| {
+                let uid = b.uid().unwrap_or_default();
+                let s = b.status?;
+                Some((s.volid?, s.node, uid))
+            });
             match found {
-                Some((v, bnode)) => {
+                Some((v, bnode, backup_uid)) => {
+                    // the volid in the LxcBackup's status counts only when the archive's notes
+                    // say that this LxcBackup made it
+                    let Some(notes) = tenancy::archive_notes(handle, snap, &v).await? else {
+                        let msg = format!("archive {v} of LxcBackup {n} is not listed in Proxmox");
+                        return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
+                    };
+                    let marked = ArchiveMark::parse(notes.as_deref()).is_some();
+                    let proven = tenancy::made_by_backup(notes.as_deref(), &ns, &backup_uid);
+                    if marked && !proven {
+                        let msg = format!("archive {v} in the status of LxcBackup {n} was not made by it");
+                        let r = Refusal::new(Reason::NotOwned, msg);
+                        return Ok(Err(tenancy::refuse(p, r).await?));
+                    }
+                    if let Err(r) = ownership::may_restore(&ns, &v, notes.as_deref(), admission) {
+                        return Ok(Err(tenancy::refuse(p, r).await?));
+                    }
                     // an archive on storage that is not shared can only be restored on its node
                     let storage = v.split_once(':').map(|x| x.0).unwrap_or_default();
                     let shared = snap.storages.iter().any(|s| s.name == storage && s.shared);
@@ -86,6 +117,10 @@ async fn resolve_source(
             }
         }
         Source::Clone { vmid: src, full } => match snap.guests.get(src) {
+            Some(g) if tenancy::may_use(p, g, admission, "source.clone.vmid").is_err() => {
+                let r = tenancy::may_use(p, g, admission, "source.clone.vmid").unwrap_err();
+                return Ok(Err(tenancy::refuse(p, r).await?));
+            }
             Some(g) => (
                 How::Clone {
                     src_node: g.node.clone(),
@@ -106,7 +141,13 @@ async fn resolve_source(
                 .as_ref()
                 .and_then(|t| t.status.as_ref())
                 .filter(|s| conditions::is_true(&s.conditions, CONDITION_READY));
+            let template_uid = t.as_ref().and_then(|t| t.uid()).unwrap_or_default();
             match ready.and_then(|s| Some((s.vmid?, s.node.clone()?))) {
+                // the vmid in the template's status counts only when Proxmox shows its tag there
+                Some((tv, _)) if !tenancy::carries_identity(snap, tv, &template_uid) => {
+                    let msg = format!("CT {tv} in the status of LxcTemplate {name} does not carry its identity tag");
+                    return Ok(Err(tenancy::refuse(p, Refusal::new(Reason::NotOwned, msg)).await?));
+                }
                 Some((tv, tn)) => (
                     How::Clone {
                         src_node: tn.clone(),
@@ -124,6 +165,22 @@ async fn resolve_source(
     }))
 }
 
+/// The Secret type that marks a Secret as a container root password.
+pub const ROOT_PASSWORD_TYPE: &str = "pve.lxc.dev/root-password";
+/// The label that marks a Secret as a container root password (the type cannot be changed on
+/// an existing Secret; the label can).
+pub const ROOT_PASSWORD_LABEL: &str = "pve.lxc.dev/root-password";
+
+/// Whether `s` is meant as a root password (its type or label says so).
+pub fn is_root_password_secret(s: &Secret) -> bool {
+    s.type_.as_deref() == Some(ROOT_PASSWORD_TYPE)
+        || s.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROOT_PASSWORD_LABEL))
+            .is_some_and(|v| v == "true")
+}
+
 /// Reads the root password from its Secret (never logged or copied); `Err` ends the pass.
 async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, Error> {
     let Some(r) = p.obj.spec.auth.as_ref().and_then(|a| a.password_secret_ref.clone()) else {
@@ -131,6 +188,23 @@ async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, 
     };
     let secrets: Api<Secret> = Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
     let secret = secrets.get_opt(&r.name).await.op("read the root password Secret")?;
+    // only Secrets meant for it: otherwise any key of any Secret of the namespace (a
+    // basic-auth password, a token) becomes a root password hash readable in the container
+    if let Some(s) = &secret {
+        if !is_root_password_secret(s) {
+            let msg = format!(
+                "Secret {} is not meant as a root password: give it type {ROOT_PASSWORD_TYPE} or the label {ROOT_PASSWORD_LABEL}=true",
+                r.name
+            );
+            return Ok(Err(p
+                .not_ready(
+                    Reason::PasswordSecretNotFound,
+                    msg,
+                    Action::requeue(jitter(Duration::from_secs(30))),
+                )
+                .await?));
+        }
+    }
     match secret.and_then(|s| {
         s.data
             .and_then(|d| d.get(&r.key).map(|v| String::from_utf8_lossy(&v.0).into_owned()))
@@ -156,6 +230,7 @@ pub(super) async fn create(
     snap: &Snapshot,
     desired: &Desired,
     vmid: u32,
+    admission: &Admission,
 ) -> Result<Action, Error> {
     let user_vmid = p.obj.spec.vmid.is_some();
     if let Some(verdict) = decide::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
@@ -180,8 +255,8 @@ pub(super) async fn create(
         .rootfs
         .as_ref()
         .map(|r| r.0.clone())
-        .unwrap_or_else(|| "local".into());
-    let (how, origin) = match resolve_source(p, snap, desired).await? {
+        .unwrap_or_else(|| tenancy::DEFAULT_ROOTFS_STORAGE.into());
+    let (how, origin) = match resolve_source(p, handle, snap, desired, admission).await? {
         Ok(x) => x,
         Err(action) => return Ok(action),
     };
@@ -189,10 +264,13 @@ pub(super) async fn create(
         .ctx
         .slots
         .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str()));
+    // a tenant limited to some nodes is placed among them only
+    let allowed: Vec<String> = admission.spec().map(|t| t.nodes.clone()).unwrap_or_default();
+    let limited = (!allowed.is_empty()).then(|| snap.placement_only_on(&allowed));
     let node = match decide::placement_with_load(
         p.obj.spec.node.as_deref(),
         &origin,
-        snap,
+        limited.as_ref().unwrap_or(snap),
         &rootfs_storage,
         &handle.reserved(),
         &load,
@@ -243,6 +321,13 @@ pub(super) async fn create(
         }
         _ => node,
     };
+    if !allowed.is_empty() && !allowed.contains(&node) {
+        let msg = format!(
+            "the container would be made on node {node} (where its source is), which is not one of the tenant's nodes ({})",
+            allowed.join(", ")
+        );
+        return tenancy::refuse(p, Refusal::new(Reason::TenantPolicyNode, msg)).await;
+    }
     let password = match &how {
         How::Create { .. } => match root_password(p).await? {
             Ok(pw) => pw,
@@ -356,8 +441,9 @@ fn create_params(
         .filter(|a| !a.ssh_public_keys.is_empty())
         .map(|a| a.ssh_public_keys.join("\n"));
     if restore {
-        // the archive's privilege flag applies; a restore makes new MACs
-        params.unprivileged = None;
+        // the spec's privilege flag, never the archive's: a privileged archive is restored
+        // unprivileged unless the spec (and the tenant) allow otherwise; a restore makes new MACs
+        params.unprivileged = Some(d.unprivileged);
         params.restore = true;
         params.unique = Some(true);
     }

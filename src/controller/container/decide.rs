@@ -13,6 +13,8 @@ use std::collections::HashMap;
 pub struct Evidence<'a> {
     /// It carries our identity tag.
     pub tagged: bool,
+    /// It carries the identity tag of another object: never ours, whatever our status says.
+    pub tagged_by_other: bool,
     /// Its lock, if one is held.
     pub lock: Option<&'a str>,
     /// Our phase, as recorded in status.
@@ -47,6 +49,14 @@ pub fn ownership(e: Evidence<'_>) -> Ownership {
     use ContainerPhase::*;
     if e.tagged {
         return Ownership::Ours;
+    }
+    if e.tagged_by_other {
+        // another object's container (a forged or stale status cannot make it ours)
+        return if e.user_vmid {
+            Ownership::Conflict
+        } else {
+            Ownership::Reallocate
+        };
     }
     if let Some(lock) = e.lock {
         return Ownership::WaitLocked(lock.to_string());
@@ -180,6 +190,7 @@ mod tests {
     ) -> Evidence<'_> {
         Evidence {
             tagged,
+            tagged_by_other: false,
             lock,
             phase,
             user_vmid,
@@ -200,6 +211,17 @@ mod tests {
         ] {
             assert_eq!(ownership(ev(true, None, phase, false, false)), Ownership::Ours);
             assert_eq!(ownership(ev(true, Some("backup"), phase, true, false)), Ownership::Ours);
+        }
+    }
+
+    #[test]
+    fn a_container_with_another_objects_tag_is_never_claimed_whatever_our_status_says() {
+        for phase in [None, Some(Pending), Some(Creating), Some(Running), Some(Stopped)] {
+            let mut e = ev(false, None, phase, false, true);
+            e.tagged_by_other = true;
+            assert_eq!(ownership(e), Ownership::Reallocate);
+            e.user_vmid = true;
+            assert_eq!(ownership(e), Ownership::Conflict);
         }
     }
 

@@ -86,6 +86,9 @@ pub struct Desired {
     pub state: PowerState,
     /// The pool to create the container in.
     pub pool: Option<String>,
+    /// The tenant's forced firewall (`Some(ip_filter)`): on, with the MAC filter, whatever
+    /// `spec.firewall` says.
+    pub firewall_forced: Option<bool>,
 }
 
 impl Desired {
@@ -179,6 +182,14 @@ pub fn identity_tag(uid: &str) -> String {
 /// Checks `spec` (of the object named `name` with uid `uid`) and computes what Proxmox should have.
 pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
     let source = source(&spec.source)?;
+    if spec.auth.is_some() && spec.management == Management::Full && !matches!(source, Source::OsTemplate(_)) {
+        // Proxmox sets password and keys only when it creates from an OS template: a clone or
+        // restore would keep the source's root credentials while the user believes theirs are set
+        return Err(invalid(
+            "auth",
+            "root credentials are applied only when creating from source.osTemplate (Proxmox keeps the clone's, template's or archive's own on clone and restore); remove auth, or set the credentials inside the container",
+        ));
+    }
     if spec.management == Management::ObserveOnly && spec.vmid.is_none() {
         return Err(invalid(
             "vmid",
@@ -348,6 +359,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         unprivileged: spec.unprivileged,
         state: spec.state,
         pool: spec.pool.clone(),
+        firewall_forced: None,
     })
 }
 

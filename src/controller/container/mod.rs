@@ -18,3 +18,4 @@ pub mod locate;
 pub mod plan;
 pub mod reconcile;
 pub mod service;
+pub mod tenancy;

@@ -46,6 +46,8 @@ pub struct TemplatePlan {
     pub desired: Desired,
     /// Fingerprint of every spec field that shapes the template (all but `deletionPolicy`).
     pub hash: String,
+    /// The tenant's vmid range, when one applies (set after admission).
+    pub vmid_range: Option<crate::crd::proxmox_tenant::VmidRange>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
@@ -158,11 +160,12 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         if !is_file_name(&file_name) || !is_image_name(&file_name) {
             return Err(invalid(if u.file_name.is_some() { "image.url.fileName" } else { "image.url.url" }, format!("{file_name:?} is not an image file name (.tar.gz, .tar.xz, .tar.zst, .tar.bz2, .tgz, .txz or .tar)")));
         }
+        let checksum = checksum.to_ascii_lowercase();
         Image::Url {
             url: u.url.clone(),
             algorithm: algorithm.into(),
-            checksum: checksum.to_ascii_lowercase(),
-            file_name,
+            file_name: content_addressed(&checksum, &file_name),
+            checksum,
         }
     };
     let desired = validate(&container_spec(spec), name, uid)?;
@@ -171,6 +174,7 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         image_storage,
         desired,
         hash: build_hash(spec),
+        vmid_range: None,
     })
 }
 
@@ -203,6 +207,15 @@ pub fn url_file_name(url: &str) -> Option<String> {
     let (_, p) = after_scheme.split_once('/')?;
     let last = p.rsplit('/').next()?;
     is_file_name(last).then(|| last.to_string())
+}
+
+/// The file name a URL image is stored under: the checksum's first 16 digits, then the name.
+/// A file already present under it is reused without a download: only a download checked
+/// against that checksum can have made it, so nobody (another tenant) can plant a file that
+/// someone else's template then uses by name.
+pub fn content_addressed(checksum: &str, file_name: &str) -> String {
+    let short: String = checksum.chars().take(16).collect();
+    format!("{short}-{file_name}")
 }
 
 /// The volume id an image has in `storage`.
@@ -414,7 +427,7 @@ mod tests {
                 checksum,
                 ..
             } => {
-                assert_eq!(file_name, "alpine-3.20_amd64.tar.xz");
+                assert_eq!(file_name, "abcdef0123456789-alpine-3.20_amd64.tar.xz");
                 assert_eq!(algorithm, "sha256");
                 assert_eq!(checksum, "abcdef0123456789abcdef0123456789");
             }

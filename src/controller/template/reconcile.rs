@@ -117,10 +117,17 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
                 .await;
         }
     };
-    let plan = match build::plan(&obj.spec, &obj.name_any(), &p.uid) {
+    let mut plan = match build::plan(&obj.spec, &obj.name_any(), &p.uid) {
         Ok(pl) => pl,
         Err(e) => return p.invalid(e).await,
     };
+    // the tenant's policy: nothing reaches Proxmox when the spec is outside it
+    if let Err(r) = super::tenancy::admit(obj, ctx, &handle, &mut plan) {
+        p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
+        return p
+            .not_ready(r.reason, r.message, Action::requeue(jitter(Duration::from_secs(30))))
+            .await;
+    }
     // a task in flight: check it, and do nothing else until it has ended
     if let Some(action) = check_task(&mut p, &handle).await? {
         return Ok(action);
@@ -450,7 +457,17 @@ async fn build_current(
                     }
                     v
                 }
-                None => handle.allocate_vmid().await?,
+                None => match plan.vmid_range {
+                    None => handle.allocate_vmid().await?,
+                    Some(r) => match handle.allocate_vmid_in(r.min, r.max).await? {
+                        Some(v) => v,
+                        None => {
+                            let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
+                            let action = Action::requeue(jitter(Duration::from_secs(30)));
+                            return p.not_ready(Reason::TenantPolicyVmidRange, msg, action).await;
+                        }
+                    },
+                },
             };
             // the vmid is recorded before anything is created with it
             p.status.vmid = Some(v);

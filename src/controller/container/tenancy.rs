@@ -1,0 +1,129 @@
+//! The tenant's policy in the container pass: admission to the cluster, the spec's limits, the
+//! quota, and ownership of what the spec names (clone sources, archives, guests to observe).
+
+use super::desired::Desired;
+use super::reconcile::P;
+use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
+use crate::controller::conditions::CondSpec;
+use crate::controller::context::Context;
+use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::policy::{self, Admission, Refusal};
+use crate::controller::{jitter, Error};
+use crate::crd::lxc_container::LxcContainer;
+use crate::crd::{CONDITION_READY, CONDITION_STALLED};
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use std::time::Duration;
+
+/// How often a refused object looks again (a tenant's change does not trigger its objects).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The storage a root disk goes to when the spec names none.
+pub const DEFAULT_ROOTFS_STORAGE: &str = "local";
+
+/// Admits the container to its cluster and checks its spec against the tenant's limits; the
+/// tenant's pool and forced firewall go into `desired`.
+pub(super) fn admit(
+    obj: &LxcContainer,
+    ctx: &Context,
+    handle: &ClusterHandle,
+    desired: &mut Desired,
+) -> Result<Admission, Refusal> {
+    let ns = obj.namespace().unwrap_or_default();
+    let admission = ctx.tenancy.admission(&ns, handle)?;
+    let Some(t) = admission.spec() else {
+        return Ok(admission);
+    };
+    let rootfs = desired
+        .rootfs
+        .as_ref()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| DEFAULT_ROOTFS_STORAGE.into());
+    // observed containers are read only: their spec's resources are not the tenant's to limit
+    if obj.spec.management == crate::crd::lxc_container::Management::Full {
+        policy::check_container(t, &obj.spec, &rootfs)?;
+    }
+    if let Some(pool) = &t.pool {
+        desired.pool = Some(pool.clone());
+    }
+    let net = t.network.clone().unwrap_or_default();
+    // a tenant without `network` gets the default: forced on
+    if t.network.is_none() || net.force_firewall {
+        for n in desired.nets.values_mut() {
+            n.firewall = Some(true);
+        }
+        desired.firewall_forced = Some(net.ip_filter);
+    }
+    Ok(admission)
+}
+
+/// Counts the container against its tenant's quota (once, when its vmid is taken).
+pub(super) fn admit_quota(p: &P<'_>, admission: &Admission) -> Result<(), Refusal> {
+    let Admission::Tenant(t) = admission else {
+        return Ok(());
+    };
+    p.ctx.tenancy.admit_quota(t, &p.uid, policy::footprint(&p.obj.spec))
+}
+
+/// `Ready=False` (and `Stalled`) with the refusal's reason; nothing was done in Proxmox.
+pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
+    p.cond(CondSpec::yes(CONDITION_STALLED, r.reason, r.message.clone()));
+    p.status
+        .phase
+        .get_or_insert(crate::crd::lxc_container::ContainerPhase::Pending);
+    p.cond(CondSpec::no(CONDITION_READY, r.reason, r.message));
+    p.observed();
+    p.save().await?;
+    Ok(Action::requeue(jitter(RECHECK)))
+}
+
+/// Whether the namespace may clone (or observe) `g`.
+pub(super) fn may_use(p: &P<'_>, g: &Guest, admission: &Admission, what: &str) -> Result<(), Refusal> {
+    let owner = p.ctx.tenancy.owner_of(&g.tags);
+    ownership::may_use_guest(
+        &p.obj.namespace().unwrap_or_default(),
+        g.vmid,
+        &g.kind,
+        &owner,
+        admission,
+        what,
+    )
+}
+
+/// Whether the guest at `vmid` carries the identity tag of the object with `uid` (a template's
+/// or backup's vmid in status is only believed when Proxmox agrees).
+pub(super) fn carries_identity(snap: &Snapshot, vmid: u32, uid: &str) -> bool {
+    let tag = super::desired::identity_tag(uid);
+    snap.guests.get(&vmid).is_some_and(|g| g.tags.contains(&tag))
+}
+
+/// The notes of archive `volid` as Proxmox lists them (first line), looked up on the nodes
+/// that see its storage; `None` when it is not listed anywhere.
+pub(super) async fn archive_notes(
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    volid: &str,
+) -> Result<Option<Option<String>>, Error> {
+    let storage = volid.split_once(':').map(|x| x.0).unwrap_or_default();
+    let nodes: Vec<String> = snap
+        .storages
+        .iter()
+        .filter(|s| s.name == storage && snap.node_online(&s.node))
+        .map(|s| s.node.clone())
+        .collect();
+    for node in nodes {
+        let list = handle
+            .client
+            .storage_content(&node, storage, Some("backup"), None)
+            .await?;
+        if let Some(v) = list.into_iter().find(|v| v.volid == volid) {
+            return Ok(Some(v.notes));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `notes` prove that the archive was made by `LxcBackup` `backup_uid` of `namespace`.
+pub(super) fn made_by_backup(notes: Option<&str>, namespace: &str, backup_uid: &str) -> bool {
+    ArchiveMark::parse(notes).is_some_and(|m| m.namespace == namespace && m.backup_uid == backup_uid)
+}
