@@ -92,10 +92,11 @@ async fn a_watch_cache_that_lags_behind_our_writes_never_builds_a_template_twice
 #[tokio::test]
 async fn a_watch_cache_that_lags_behind_our_writes_never_starts_a_second_vzdump() {
     let w = World::new("ns", 2).await;
-    // a container of ours in Proxmox, and its object with the vmid in status
+    // a container of ours in Proxmox (with its identity tag), and its object with the vmid in status
     let params = crate::pve::LxcCreateParams {
         vmid: 150,
         ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        tags: Some("k8s-uid-web".into()),
         ..Default::default()
     };
     let upid = w.handle.client.lxc_create("pve1", &params).await.unwrap();
