@@ -56,6 +56,7 @@ fn every_kind_has_a_minimal_and_a_full_example() {
         .collect();
     for kind in [
         "proxmoxcluster",
+        "proxmoxtenant",
         "lxccontainer",
         "lxctemplate",
         "lxcbackupschedule",
@@ -118,6 +119,7 @@ fn kubectl_get_proxmox_lists_every_kind() {
     let listed = cp.kubectl_ok(&["get", "proxmox", "-n", &ns, "-o", "name"]);
     for expected in [
         "proxmoxcluster.pve.lxc.dev/default",
+        "proxmoxtenant.pve.lxc.dev/team-a",
         "lxccontainer.pve.lxc.dev/hello",
         "lxctemplate.pve.lxc.dev/debian-base",
         "lxcbackupschedule.pve.lxc.dev/nightly",
@@ -129,7 +131,7 @@ fn kubectl_get_proxmox_lists_every_kind() {
         );
     }
     // short names work too
-    for short in ["pvec", "lxc", "lxct", "lxcbs", "lxcb"] {
+    for short in ["pvec", "pvet", "lxc", "lxct", "lxcbs", "lxcb"] {
         assert!(
             !cp.kubectl_ok(&["get", short, "-n", &ns, "-o", "name"])
                 .trim()

@@ -74,7 +74,11 @@ where
 /// Waits until our CRDs are established, saying which one is missing while it waits.
 pub async fn wait_for_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names = ["proxmoxclusters.pve.lxc.dev", "lxccontainers.pve.lxc.dev"];
+    let names = [
+        "proxmoxclusters.pve.lxc.dev",
+        "proxmoxtenants.pve.lxc.dev",
+        "lxccontainers.pve.lxc.dev",
+    ];
     let mut warned = false;
     loop {
         let mut missing = Vec::new();

@@ -122,7 +122,8 @@ pub struct TenantNetwork {
     #[schemars(length(max = 64), inner(length(max = 64)))]
     pub address_ranges: Vec<String>,
     /// Turn on the Proxmox firewall of every interface with its MAC filter (the container
-    /// cannot send with another MAC), whatever the container asks for. Default on.
+    /// cannot send with another MAC), whatever the container asks for. Default on. Proxmox
+    /// applies container firewalls only while the datacenter firewall is enabled.
     #[serde(default = "yes")]
     pub force_firewall: bool,
     /// With `forceFirewall`, also Proxmox's IP filter (only the configured addresses may be
