@@ -87,7 +87,7 @@ pub(super) async fn converge(
     let tagged = tags.contains(&desired.identity_tag);
     let verdict = decide::ownership(Evidence {
         tagged,
-        tagged_by_other: !tagged && tags.iter().any(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX)),
+        tagged_by_other: !tagged && super::tenancy::tagged_by_other(p, snap, vmid, &tags).await?,
         lock: cfg.lock.as_deref(),
         phase: p.status.phase,
         user_vmid: p.obj.spec.vmid.is_some(),
@@ -295,7 +295,7 @@ pub(super) async fn converge(
                 false => None,
             }
         },
-        backup_archives(handle, snap, &node, vmid, &p.uid)
+        backup_archives(handle, snap, &node, vmid, p, desired.open_tenancy)
     );
     if let Some(ifaces) = ifaces {
         p.status.ip_addresses = addresses(&ifaces);
@@ -418,16 +418,24 @@ pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
 /// How many archives `status.backups` lists.
 pub const MAX_LISTED_BACKUPS: usize = 10;
 
-/// Backup archives made of this container (`uid`, as the mark in their notes says) on the
-/// backup storages `node` can see (shared ones once), newest first, bounded. Archives of the
-/// vmid's earlier owners are never listed. Storages that cannot be read are skipped.
+/// Backup archives of this container on the backup storages `node` can see (shared ones once),
+/// newest first, bounded: those the mark in their notes ties to it, and (without a tenant,
+/// `open`) archives made outside the operator since this object exists. Archives of the vmid's
+/// earlier owners are never listed. Storages that cannot be read are skipped.
 async fn backup_archives(
     handle: &ClusterHandle,
     snap: &Snapshot,
     node: &str,
     vmid: u32,
-    uid: &str,
+    p: &P<'_>,
+    open: bool,
 ) -> Vec<BackupArchive> {
+    let uid = p.uid.as_str();
+    let since = p.obj.creation_timestamp().map(|t| t.0.as_second()).unwrap_or(i64::MAX);
+    let ours = |notes: Option<&str>, ctime: Option<i64>| match ArchiveMark::parse(notes) {
+        Some(m) => m.container_uid == uid,
+        None => open && ctime.is_some_and(|c| c >= since),
+    };
     let storages: Vec<String> = snap
         .storages
         .iter()
@@ -446,7 +454,7 @@ async fn backup_archives(
         .flatten()
         .flatten()
         .filter(|v| v.vmid.is_none_or(|id| id == vmid))
-        .filter(|v| ArchiveMark::parse(v.notes.as_deref()).is_some_and(|m| m.container_uid == uid))
+        .filter(|v| ours(v.notes.as_deref(), v.ctime))
     {
         let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
         found.push((

@@ -89,6 +89,9 @@ pub struct Desired {
     /// The tenant's forced firewall (`Some(ip_filter)`): on, with the MAC filter, whatever
     /// `spec.firewall` says.
     pub firewall_forced: Option<bool>,
+    /// No tenant applies (an `Open` cluster): archives not made by the operator, of this vmid
+    /// since this object exists, count as its own (`status.backups`).
+    pub open_tenancy: bool,
 }
 
 impl Desired {
@@ -360,6 +363,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         state: spec.state,
         pool: spec.pool.clone(),
         firewall_forced: None,
+        open_tenancy: true,
     })
 }
 

@@ -102,8 +102,8 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         return done(p).await;
     };
     let key = cluster_key(obj, p.ctx);
-    let handle = match p.ctx.clusters.usable(&key) {
-        Ok((h, _)) => h,
+    let (handle, snap) = match p.ctx.clusters.usable(&key) {
+        Ok(u) => u,
         Err(why) => {
             p.status.phase = Some(ContainerPhase::Deleting);
             let msg = format!("cannot clean up CT {vmid}: {why}");
@@ -134,10 +134,11 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     let tags = cfg.tag_list();
     let tagged = tags.contains(&identity);
     let cloning = obj.spec.source.clone.is_some() || obj.spec.source.template.is_some();
+    let by_other = !tagged && super::tenancy::tagged_by_other(p, &snap, vmid, &tags).await?;
     let claimed = !tagged
         && decide::ownership(Evidence {
             tagged,
-            tagged_by_other: tags.iter().any(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX)),
+            tagged_by_other: by_other,
             lock: cfg.lock.as_deref(),
             phase: p.status.phase,
             user_vmid: obj.spec.vmid.is_some(),
