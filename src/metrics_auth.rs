@@ -105,8 +105,26 @@ impl MetricsAuth {
         map.insert(key, Instant::now());
     }
 
+    /// Creates a review (cluster-scoped, answered in the response) and returns the answer.
+    async fn ask<K>(&self, review: &K) -> Result<K, Error>
+    where
+        K: k8s_openapi::Resource<Scope = k8s_openapi::ClusterResourceScope>
+            + kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+    {
+        Api::<K>::all(self.client.clone())
+            .create(&PostParams::default(), review)
+            .await
+            .map_err(|source| Error::Review {
+                review: K::KIND,
+                source,
+            })
+    }
+
     async fn review(&self, token: &str) -> Result<Verdict, Error> {
-        let tokens: Api<TokenReview> = Api::all(self.client.clone());
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_string()),
@@ -114,14 +132,7 @@ impl MetricsAuth {
             },
             ..Default::default()
         };
-        let answer = tokens
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|source| Error::Review {
-                review: "TokenReview",
-                source,
-            })?;
-        let status = answer.status.unwrap_or_default();
+        let status = self.ask(&review).await?.status.unwrap_or_default();
         let user = match (status.authenticated, status.user) {
             (Some(true), Some(user)) => user,
             _ => {
@@ -130,7 +141,6 @@ impl MetricsAuth {
             }
         };
         let name = user.username.clone().unwrap_or_default();
-        let access: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let sar = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: user.username,
@@ -147,14 +157,7 @@ impl MetricsAuth {
             },
             ..Default::default()
         };
-        let answer = access
-            .create(&PostParams::default(), &sar)
-            .await
-            .map_err(|source| Error::Review {
-                review: "SubjectAccessReview",
-                source,
-            })?;
-        let status = answer.status.unwrap_or_default();
+        let status = self.ask(&sar).await?.status.unwrap_or_default();
         Ok(if status.allowed {
             Verdict::Allowed
         } else {

@@ -66,6 +66,14 @@ fn install_rbac(cp: &ControlPlane, r: &Rendered, release_ns: &str) -> (String, V
     (format!("system:serviceaccount:{release_ns}:{sa}"), cluster_scoped)
 }
 
+/// Renders the chart with `values` as a release of its own name (`release_ns`: the cluster-scoped
+/// names do not collide with other tests) and installs its RBAC: [`install_rbac`]'s answer.
+fn install_release(cp: &ControlPlane, release_ns: &str, mut values: Value) -> (String, Vec<String>) {
+    values["fullnameOverride"] = json!(release_ns);
+    let r = render(None, values, release_ns, LOCAL_KUBE_VERSION);
+    install_rbac(cp, &r, release_ns)
+}
+
 fn cleanup(cp: &ControlPlane, cluster_scoped: &[String]) {
     let mut args = vec!["delete", "--ignore-not-found"];
     args.extend(cluster_scoped.iter().map(String::as_str));
@@ -77,14 +85,7 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
     let cp = ControlPlane::shared();
     let release_ns = cp.namespace("plo-rbac");
     let apps = cp.namespace("plo-apps");
-    // A release name of its own, so the cluster-scoped names do not collide with other tests.
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
+    let (sa, cluster_scoped) = install_release(cp, &release_ns, json!({}));
     let ns = Some(apps.as_str());
     let allowed: &[&[&str]] = &[
         &["list", "lxccontainers.pve.lxc.dev"],
@@ -164,13 +165,7 @@ fn without_tenant_secrets_the_operator_reads_secrets_only_in_its_own_namespace()
     let cp = ControlPlane::shared();
     let release_ns = cp.namespace("plo-rbacsec");
     let apps = cp.namespace("plo-secapps");
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns, "rbac": {"tenantSecrets": false}}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
+    let (sa, cluster_scoped) = install_release(cp, &release_ns, json!({"rbac": {"tenantSecrets": false}}));
     let own = Some(release_ns.as_str());
     assert!(
         can_i(cp, &sa, own, &["get", "secrets/pve-credentials"]),
@@ -195,13 +190,7 @@ fn a_tenant_with_the_edit_role_cannot_write_status_clusters_or_tenants() {
     let cp = ControlPlane::shared();
     let release_ns = cp.namespace("plo-rbacten");
     let team = cp.namespace("plo-team");
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (_, cluster_scoped) = install_rbac(cp, &r, &release_ns);
+    let (_, cluster_scoped) = install_release(cp, &release_ns, json!({}));
     // No controller-manager aggregates the built-in roles here: bind the chart's roles directly.
     let (alice, bob, carol) = (format!("alice-{team}"), format!("bob-{team}"), format!("carol-{team}"));
     let bind = |kind: &str, name: &str, role: &str, user: &str| {
@@ -286,13 +275,7 @@ fn with_watch_namespaces_the_service_account_is_confined_to_them() {
     let cp = ControlPlane::shared();
     let release_ns = cp.namespace("plo-rbacns");
     let (watched, other) = (cp.namespace("plo-watched"), cp.namespace("plo-other"));
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns, "watchNamespaces": [watched], "replicas": 2}),
-        &release_ns,
-        LOCAL_KUBE_VERSION,
-    );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
+    let (sa, cluster_scoped) = install_release(cp, &release_ns, json!({"watchNamespaces": [watched], "replicas": 2}));
     let lease = format!("leases.coordination.k8s.io/{release_ns}");
     assert!(can_i(cp, &sa, Some(&watched), &["list", "lxccontainers.pve.lxc.dev"]));
     assert!(
@@ -420,13 +403,11 @@ fn the_operator_reconciles_an_example_with_only_the_charts_service_account_rbac(
     // The strictest mode: namespace-scoped Roles for one watched namespace, and the chart's
     // metrics-reader role bound to a scraper.
     let scraper = json!([{"kind": "ServiceAccount", "name": "scraper", "namespace": release_ns}]);
-    let r = render(
-        None,
-        json!({"fullnameOverride": release_ns, "watchNamespaces": [apps], "metrics": {"readers": scraper}}),
+    let (sa, cluster_scoped) = install_release(
+        cp,
         &release_ns,
-        LOCAL_KUBE_VERSION,
+        json!({"watchNamespaces": [apps], "metrics": {"readers": scraper}}),
     );
-    let (sa, cluster_scoped) = install_rbac(cp, &r, &release_ns);
     let sim = common::Sim::start(&["--clock-speed", "5"]);
     // the (cluster-scoped) ProxmoxCluster, its Secret in the release namespace
     common::connect_cluster(cp, &release_ns, &sim, "2s");
