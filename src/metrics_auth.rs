@@ -21,6 +21,10 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 /// At most this many allowed tokens are remembered (the oldest are dropped first).
 pub const CACHE_MAX: usize = 256;
 
+/// At most this many reviews run at once: a flood of bad tokens (which are not cached) waits
+/// here instead of being passed on to the apiserver all together.
+pub const CONCURRENT_REVIEWS: usize = 4;
+
 /// The answer to a `/metrics` request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -44,13 +48,20 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The apiserver did not answer within [`REVIEW_TIMEOUT`].
+    #[error("the token and access reviews took more than {REVIEW_TIMEOUT:?}")]
+    Timeout,
 }
+
+/// How long the two reviews of one request may take together.
+pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks `/metrics` credentials against the apiserver, with a cache of allowed tokens.
 pub struct MetricsAuth {
     client: kube::Client,
     ttl: Duration,
     allowed: Mutex<HashMap<[u8; 32], Instant>>,
+    reviews: tokio::sync::Semaphore,
 }
 
 impl MetricsAuth {
@@ -65,6 +76,7 @@ impl MetricsAuth {
             client,
             ttl,
             allowed: Mutex::default(),
+            reviews: tokio::sync::Semaphore::new(CONCURRENT_REVIEWS),
         }
     }
 
@@ -77,7 +89,14 @@ impl MetricsAuth {
         if self.cached(&key) {
             return Ok(Verdict::Allowed);
         }
-        let verdict = self.review(token).await?;
+        let _permit = self.reviews.acquire().await.expect("the semaphore is never closed");
+        // another request with the same token may have been allowed meanwhile
+        if self.cached(&key) {
+            return Ok(Verdict::Allowed);
+        }
+        let verdict = tokio::time::timeout(REVIEW_TIMEOUT, self.review(token))
+            .await
+            .map_err(|_| Error::Timeout)??;
         if verdict == Verdict::Allowed {
             self.remember(key);
         }
