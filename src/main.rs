@@ -48,6 +48,11 @@ struct RunArgs {
     /// Address of the health (/healthz, /readyz) and metrics (/metrics) listener.
     #[arg(long, default_value = "0.0.0.0:8080", env = "HTTP_ADDR")]
     http_addr: std::net::SocketAddr,
+    /// Serve /metrics only to a bearer token whose user may `get` the non-resource URL
+    /// /metrics (checked with a TokenReview and a SubjectAccessReview, allowed tokens cached
+    /// for 60 s). /healthz and /readyz stay open.
+    #[arg(long, env = "METRICS_AUTH")]
+    metrics_auth: bool,
     /// How often an in-sync container is passed again (config, firewall and interfaces compared
     /// with its spec) even when the inventory shows no change (`0s` turns it off), e.g. `1h`.
     #[arg(long, default_value = "1h")]
@@ -150,6 +155,12 @@ async fn main() -> anyhow::Result<()> {
             };
             let client = kube::Client::try_default().await?;
             tracing::info!(version = VERSION.as_str(), "operator starting");
+            if args.metrics_auth {
+                proxmox_lxc_operator::metrics_auth::require(proxmox_lxc_operator::metrics_auth::MetricsAuth::new(
+                    client.clone(),
+                ));
+                tracing::info!("/metrics needs a bearer token allowed to get /metrics");
+            }
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())

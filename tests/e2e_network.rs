@@ -204,6 +204,61 @@ fn ports_are_published_as_a_service_whose_endpoint_follows_the_container() {
 }
 
 #[test]
+fn ports_never_take_over_a_service_the_operator_did_not_create() {
+    let (cp, ns, sim, _op) = setup("svcown");
+    // a user's own Service `web` (with a selector: it fronts pods), made before the container
+    apply(
+        cp,
+        &ns,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  labels: {team: a}\nspec:\n  selector: {app: web}\n  ports:\n    - {name: http, port: 80, targetPort: 8080}\n",
+    );
+    let before = get_json(cp, &ns, "service", "web").unwrap();
+    apply(
+        cp,
+        &ns,
+        &ct(
+            "web",
+            "  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.1.0.7/24}}\n  ports:\n    - {name: http, port: 8080}\n",
+        ),
+    );
+    let obj = wait_for("the container saying why it publishes nothing", T, || {
+        get_json(cp, &ns, "lxc", "web")
+            .filter(|o| condition(o, "Synced").is_some_and(|c| c.0 == "False" && c.2.contains("Service named web")))
+    });
+    let (_, reason, message) = condition(&obj, "Synced").unwrap();
+    // InvalidSpec until a reason of its own exists (the pass fails before any write)
+    assert_eq!(reason, "InvalidSpec", "{message}");
+    assert!(message.contains("not controlled by this LxcContainer"), "{message}");
+    assert!(
+        obj["status"]["vmid"].as_u64().is_some(),
+        "the container itself was created"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let after = get_json(cp, &ns, "service", "web").unwrap();
+    assert_eq!(
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "the user's Service was written to: {after}"
+    );
+    assert!(
+        after["metadata"]["ownerReferences"].is_null(),
+        "no ownerReference added"
+    );
+    assert_eq!(after["spec"]["selector"], before["spec"]["selector"]);
+    assert!(
+        slice(cp, &ns, "web").is_none(),
+        "no EndpointSlice (with a tenant-chosen IP) for a Service that is not ours"
+    );
+    // deleting the container leaves the user's Service alone as well
+    cp.kubectl_ok(&["delete", "lxc", "-n", &ns, "web", "--timeout=60s"]);
+    let kept = get_json(cp, &ns, "service", "web").expect("the user's Service survives the container");
+    assert_eq!(
+        kept["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    drop(sim);
+}
+
+#[test]
 fn injection_attempts_are_refused_before_anything_reaches_proxmox() {
     let (cp, ns, sim, _op) = setup("inject");
     sim.call("POST", "/_sim/stats/reset", &[]);

@@ -608,3 +608,39 @@ impl FreezableProxy {
         path
     }
 }
+
+/// A token of the ServiceAccount `ns/name` (created when missing), from the TokenRequest API:
+/// the test apiserver runs no controller-manager, so no token Secret would ever be filled.
+#[allow(dead_code)]
+pub fn service_account_token(cp: &ControlPlane, ns: &str, name: &str) -> String {
+    let _ = cp.kubectl(&["create", "serviceaccount", "-n", ns, name]);
+    let request =
+        r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#;
+    let path = format!("/api/v1/namespaces/{ns}/serviceaccounts/{name}/token");
+    let out = cp.kubectl_stdin(&["create", "--raw", &path, "-f", "-"], Some(request));
+    assert!(
+        out.status.success(),
+        "TokenRequest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    answer["status"]["token"].as_str().expect("a token").to_string()
+}
+
+/// `GET http://127.0.0.1:PORT/PATH`, with `Authorization: Bearer TOKEN` when given: the status
+/// code and the body.
+#[allow(dead_code)]
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-m", "10", "-w", "\n%{http_code}"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
