@@ -226,8 +226,12 @@ fn ports_never_take_over_a_service_the_operator_did_not_create() {
             .filter(|o| condition(o, "Synced").is_some_and(|c| c.0 == "False" && c.2.contains("Service named web")))
     });
     let (_, reason, message) = condition(&obj, "Synced").unwrap();
-    // InvalidSpec until a reason of its own exists (the pass fails before any write)
-    assert_eq!(reason, "InvalidSpec", "{message}");
+    assert_eq!(reason, "ServiceNotOwned", "{message}");
+    assert_eq!(
+        condition(&obj, "Ready").map(|c| c.0).as_deref(),
+        Some("True"),
+        "the container itself is fine"
+    );
     assert!(message.contains("not controlled by this LxcContainer"), "{message}");
     assert!(
         obj["status"]["vmid"].as_u64().is_some(),

@@ -338,9 +338,17 @@ pub(super) async fn converge(
     } else {
         last_ipv4.clone().or(static_ipv4)
     };
-    if super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await? {
-        p.ctx.metrics.kube_write("Service");
-    }
+    // someone else's Service of that name is never taken over: reported, the container stays Ready
+    let service_refused = match super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await {
+        Ok(wrote) => {
+            if wrote {
+                p.ctx.metrics.kube_write("Service");
+            }
+            None
+        }
+        Err(Error::Invalid(e)) if e.field == "ports" => Some(e.message),
+        Err(e) => return Err(e),
+    };
     p.status.backups = backups;
     let (reason, msg) = if running {
         (Reason::Running, format!("CT {vmid} runs on {node}"))
@@ -349,11 +357,14 @@ pub(super) async fn converge(
     };
     let became_ready = !p.is_true(CONDITION_READY);
     p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
-    p.cond(CondSpec::yes(
-        CONDITION_SYNCED,
-        Reason::InSync,
-        "Proxmox matches the spec",
-    ));
+    match service_refused {
+        Some(m) => p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ServiceNotOwned, m)),
+        None => p.cond(CondSpec::yes(
+            CONDITION_SYNCED,
+            Reason::InSync,
+            "Proxmox matches the spec",
+        )),
+    }
     p.uncond(CONDITION_STALLED);
     p.observed();
     // usage figures alone make no write (they change every second): they go out with any other

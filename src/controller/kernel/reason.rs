@@ -218,6 +218,9 @@ reasons! {
     /// A clone source, archive or guest to observe that belongs to another namespace (or to
     /// nobody the namespace may use).
     NotOwned,
+    /// `spec.ports`: a Service or EndpointSlice of the container's name exists that the operator
+    /// did not create; it is left untouched.
+    ServiceNotOwned,
     // ---- a pass that failed with an error (Synced=False), by error class
     /// Proxmox was unreachable or answered 5xx; retried.
     ProxmoxUnavailable,
