@@ -61,6 +61,7 @@ fn every_kind_has_a_minimal_and_a_full_example() {
         "lxctemplate",
         "lxcbackupschedule",
         "lxcbackup",
+        "lxcsnapshot",
     ] {
         for variant in ["minimal", "full"] {
             let f = format!("{kind}-{variant}.yaml");

@@ -6,7 +6,7 @@ use super::cluster::ClusterRegistry;
 use super::kernel::{Claims, NodeQueue, StatusCache, TaskSlots, WakeRoutes};
 use crate::crd::{
     LxcBackup, LxcBackupSchedule, LxcBackupScheduleStatus, LxcBackupStatus, LxcContainer, LxcContainerStatus,
-    LxcTemplate, LxcTemplateStatus,
+    LxcSnapshot, LxcSnapshotStatus, LxcTemplate, LxcTemplateStatus,
 };
 use crate::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -119,6 +119,8 @@ pub struct StatusCaches {
     pub backups: StatusCache<LxcBackupStatus>,
     /// `LxcBackupSchedule`s.
     pub schedules: StatusCache<LxcBackupScheduleStatus>,
+    /// `LxcSnapshot`s.
+    pub snapshots: StatusCache<LxcSnapshotStatus>,
 }
 
 /// The wake channels, per kind (see [`WakeRoutes`]).
@@ -132,6 +134,8 @@ pub struct Wakes {
     pub backups: WakeRoutes<LxcBackup>,
     /// `LxcBackupSchedule`s (none is registered: a schedule never waits for capacity).
     pub schedules: WakeRoutes<LxcBackupSchedule>,
+    /// `LxcSnapshot`s.
+    pub snapshots: WakeRoutes<LxcSnapshot>,
 }
 
 /// Shared state of the controllers.
@@ -231,6 +235,7 @@ impl Context {
         self.status.templates.forget(uid);
         self.status.backups.forget(uid);
         self.status.schedules.forget(uid);
+        self.status.snapshots.forget(uid);
     }
 
     /// Forgets what is kept for every object for which `live` is false.
@@ -242,6 +247,7 @@ impl Context {
         self.status.templates.retain(live);
         self.status.backups.retain(live);
         self.status.schedules.retain(live);
+        self.status.snapshots.retain(live);
         self.tenancy.retain(live);
     }
 }

@@ -220,8 +220,10 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         runs.push(tokio::spawn(lxc));
         let (templates, template_store) = super::template::controller(&client, scope.as_deref(), ctx.clone());
         let (backups, backup_store) = super::backup::controller(&client, scope.as_deref(), ctx.clone());
+        let (snapshots, snapshot_store) = super::snapshot::controller(&client, scope.as_deref(), ctx.clone());
         runs.push(tokio::spawn(templates));
         runs.push(tokio::spawn(backups));
+        runs.push(tokio::spawn(snapshots));
         ctx.tenancy
             .add_scope(lxc_store.clone(), template_store.clone(), backup_store.clone());
         stores.push(Stores {
@@ -230,6 +232,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             containers: lxc_store,
             templates: template_store,
             backups: backup_store,
+            snapshots: snapshot_store,
         });
     }
     tokio::spawn(async move {
@@ -292,6 +295,7 @@ struct Stores {
     containers: Store<LxcContainer>,
     templates: Store<crate::crd::LxcTemplate>,
     backups: Store<crate::crd::LxcBackup>,
+    snapshots: Store<crate::crd::LxcSnapshot>,
 }
 
 impl Stores {
@@ -301,6 +305,7 @@ impl Stores {
         ready(&self.containers).await;
         ready(&self.templates).await;
         ready(&self.backups).await;
+        ready(&self.snapshots).await;
     }
 }
 
@@ -330,6 +335,7 @@ fn prune_per_object_state(ctx: &Context, stores: &[Stores]) {
         }
         uids.extend(s.templates.state().iter().filter_map(|o| o.uid()));
         uids.extend(s.backups.state().iter().filter_map(|o| o.uid()));
+        uids.extend(s.snapshots.state().iter().filter_map(|o| o.uid()));
     }
     ctx.retain(&|uid| uids.contains(uid));
     ctx.metrics

@@ -48,13 +48,13 @@ With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` (root passwor
 */}}
 {{- define "plo.operatorRules" -}}
 - apiGroups: [pve.lxc.dev]
-  resources: [lxccontainers, lxctemplates, lxcbackupschedules, lxcbackups]
+  resources: [lxccontainers, lxctemplates, lxcbackupschedules, lxcbackups, lxcsnapshots]
   verbs: [get, list, watch, patch, update]
 - apiGroups: [pve.lxc.dev]
-  resources: [lxccontainers/status, lxctemplates/status, lxcbackupschedules/status, lxcbackups/status]
+  resources: [lxccontainers/status, lxctemplates/status, lxcbackupschedules/status, lxcbackups/status, lxcsnapshots/status]
   verbs: [get, patch, update]
 - apiGroups: [pve.lxc.dev]
-  resources: [lxccontainers/finalizers, lxctemplates/finalizers, lxcbackupschedules/finalizers, lxcbackups/finalizers]
+  resources: [lxccontainers/finalizers, lxctemplates/finalizers, lxcbackupschedules/finalizers, lxcbackups/finalizers, lxcsnapshots/finalizers]
   verbs: [update]
 # Schedules create backups; retention deletes the oldest.
 - apiGroups: [pve.lxc.dev]
@@ -81,5 +81,5 @@ With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` (root passwor
 
 {{/* What tenants may read in their namespaces: no status writes, no clusters, no tenants. */}}
 {{- define "plo.tenantResources" -}}
-[lxccontainers, lxctemplates, lxcbackups, lxcbackupschedules]
+[lxccontainers, lxctemplates, lxcbackups, lxcbackupschedules, lxcsnapshots]
 {{- end }}
