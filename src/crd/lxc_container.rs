@@ -116,6 +116,14 @@ pub struct LxcContainerSpec {
     /// Proxmox protection flag: when set, Proxmox refuses to remove the container or its disks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protection: Option<bool>,
+    /// Spread placement: the key of a label of this object (e.g. `app`). Containers of the
+    /// namespace with the same value of that label (replicas of one service) are placed on
+    /// different Proxmox nodes while there are nodes without one; when there are none, the
+    /// container is placed anyway and an Event (`SpreadNotPossible`) says so. Applies when
+    /// placement chooses the node (no `spec.node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 317), regex(pattern = LABEL_KEY_PATTERN))]
+    pub spread_by: Option<String>,
 }
 
 fn default_true() -> bool {

@@ -267,15 +267,35 @@ pub(super) async fn create(
     // a tenant limited to some nodes is placed among them only
     let allowed: Vec<String> = admission.spec().map(|t| t.nodes.clone()).unwrap_or_default();
     let limited = (!allowed.is_empty()).then(|| snap.placement_only_on(&allowed));
-    let node = match decide::placement_with_load(
-        p.obj.spec.node.as_deref(),
-        &origin,
-        limited.as_ref().unwrap_or(snap),
-        &rootfs_storage,
-        &handle.reserved(),
-        &load,
-    ) {
-        Ok(n) => n,
+    let placed = match (p.obj.spec.node.as_deref(), tenancy::spread_siblings(p)) {
+        (None, Some((group, siblings))) => decide::placement_spread(
+            &origin,
+            limited.as_ref().unwrap_or(snap),
+            &rootfs_storage,
+            &handle.reserved(),
+            &load,
+            &siblings,
+        )
+        .map(|(n, shared)| (n, shared.map(|k| (group, k)))),
+        (spec_node, _) => decide::placement_with_load(
+            spec_node,
+            &origin,
+            limited.as_ref().unwrap_or(snap),
+            &rootfs_storage,
+            &handle.reserved(),
+            &load,
+        )
+        .map(|n| (n, None)),
+    };
+    let node = match placed {
+        Ok((n, None)) => n,
+        Ok((n, Some((group, k)))) => {
+            let msg = format!(
+                "every node that fits already runs a container of spread group {group}; placed on {n} with {k} of them"
+            );
+            p.event(Reason::SpreadNotPossible, msg).await;
+            n
+        }
         Err(u) => {
             return p
                 .not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15))))

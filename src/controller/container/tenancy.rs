@@ -163,3 +163,23 @@ pub(super) async fn tagged_by_other(p: &P<'_>, snap: &Snapshot, vmid: u32, tags:
     };
     Ok(foreign.iter().any(|t| !inherited.contains(t)))
 }
+
+/// The spread group of the container (`label=value` of its `spec.spreadBy` label) and how many
+/// other containers of the group each node holds now; `None` without `spreadBy` (or without
+/// that label on the object).
+pub(super) fn spread_siblings(p: &P<'_>) -> Option<(String, std::collections::HashMap<String, i64>)> {
+    let key = p.obj.spec.spread_by.as_ref()?;
+    let value = p.obj.labels().get(key)?.clone();
+    let ns = p.obj.namespace();
+    let mut count = std::collections::HashMap::new();
+    for c in p.ctx.tenancy.all_containers() {
+        let same = c.namespace() == ns
+            && c.uid().as_deref() != Some(p.uid.as_str())
+            && c.metadata.deletion_timestamp.is_none()
+            && c.labels().get(key) == Some(&value);
+        if let (true, Some(node)) = (same, c.status.as_ref().and_then(|s| s.node.clone())) {
+            *count.entry(node).or_insert(0) += 1;
+        }
+    }
+    Some((format!("{key}={value}"), count))
+}

@@ -218,6 +218,9 @@ reasons! {
     /// A clone source, archive or guest to observe that belongs to another namespace (or to
     /// nobody the namespace may use).
     NotOwned,
+    /// A container of a spread group went to a node that already runs one of the group (no
+    /// node that fits had none).
+    SpreadNotPossible,
     /// `spec.ports`: a Service or EndpointSlice of the container's name exists that the operator
     /// did not create; it is left untouched.
     ServiceNotOwned,
