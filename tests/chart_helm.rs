@@ -74,6 +74,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "NetworkPolicy",
             "Role",
@@ -85,7 +86,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     assert!(
         r.crds_dir.is_empty(),
-        "Helm's crds/ is never upgraded: the six CRDs are templates"
+        "Helm's crds/ is never upgraded: the seven CRDs are templates"
     );
     let deploy = r.one("Deployment");
     assert_eq!(deploy["spec"]["replicas"], 1);
@@ -196,8 +197,8 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
         .unwrap();
     assert_eq!(
         crd_rule["resourceNames"].as_array().unwrap().len(),
-        6,
-        "CRD get is limited to our six"
+        7,
+        "CRD get is limited to our seven"
     );
     assert!(
         scoped.iter().any(|r| resources(r) == ["tokenreviews"]),
@@ -634,7 +635,7 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
             .iter()
             .cloned()
             .partition(|o| o["kind"] == "CustomResourceDefinition");
-        assert_eq!(crds.len(), 6, "{label}: the six CRDs are in the release");
+        assert_eq!(crds.len(), 7, "{label}: the seven CRDs are in the release");
         let mut stdout = String::new();
         for (objects, extra) in [(&crds, Some("--validate=false")), (&rest, None)] {
             let mut args = vec!["apply", "--dry-run=server", "-f", "-"];

@@ -17,7 +17,7 @@ and authorize a /metrics scraper.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
-# Only our own six CRDs: the operator checks they are Established before it starts.
+# Only our own seven CRDs: the operator checks they are Established before it starts.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   resourceNames:
@@ -27,6 +27,7 @@ and authorize a /metrics scraper.
     - lxctemplates.pve.lxc.dev
     - lxcbackupschedules.pve.lxc.dev
     - lxcbackups.pve.lxc.dev
+    - lxcsnapshots.pve.lxc.dev
   verbs: [get]
 {{- if .Values.metrics.secure }}
 # /metrics: the scraper's bearer token is checked with a TokenReview, its right to
