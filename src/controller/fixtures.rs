@@ -169,6 +169,7 @@ impl World {
             config_hash: 0,
             tenancy: crate::crd::Tenancy::Open,
             is_default: true,
+            maintenance: Default::default(),
             metrics,
             drift_per_resync: 0,
         });

@@ -53,6 +53,35 @@ pub struct ProxmoxClusterSpec {
     /// does; `Restricted` only namespaces matched by a `ProxmoxTenant` naming this cluster.
     #[serde(default)]
     pub tenancy: Tenancy,
+    /// Proxmox nodes in maintenance: no new container is placed there, and the operator's
+    /// containers on them are migrated to other nodes (running ones with a restart migration,
+    /// as Proxmox requires), within the task limits. Containers pinned there with `spec.node`
+    /// are reported and stay, unless `movePinned`. Remove the entry to end the maintenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub maintenance: Vec<NodeMaintenance>,
+}
+
+/// One node in maintenance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeMaintenance {
+    /// The node.
+    #[schemars(length(max = 63), regex(pattern = NODE_PATTERN))]
+    pub node: String,
+    /// Also move containers whose `spec.node` names it (they go back when maintenance ends).
+    #[serde(default)]
+    pub move_pinned: bool,
+}
+
+/// How far a node's maintenance has come.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceStatus {
+    /// The node.
+    pub node: String,
+    /// The operator's containers still on it (templates are not moved).
+    pub containers_left: u32,
 }
 
 /// Annotation that makes a `ProxmoxCluster` the one used by objects without `spec.clusterRef`
@@ -177,6 +206,9 @@ pub struct ProxmoxClusterStatus {
     /// Storages per node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storages: Vec<StorageStatus>,
+    /// Nodes in maintenance and the operator's containers still on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<MaintenanceStatus>,
 }
 
 /// One Proxmox node as last seen.

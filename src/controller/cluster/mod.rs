@@ -64,6 +64,9 @@ pub struct ClusterHandle {
     pub tenancy: crate::crd::Tenancy,
     /// It carries the default-cluster annotation.
     pub is_default: bool,
+    /// Nodes in maintenance, as the `ProxmoxCluster` says now (kept current by its reconcile
+    /// and the observer).
+    pub maintenance: Arc<RwLock<Vec<crate::crd::proxmox_cluster::NodeMaintenance>>>,
     /// Memory (bytes) promised to containers placed since the last inventory, per node, so a
     /// burst of creates spreads over the nodes.
     pub placements: Arc<std::sync::Mutex<HashMap<String, u64>>>,
@@ -74,6 +77,22 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
+    /// Whether `node` is in maintenance: `Some(move_pinned)` when it is.
+    pub fn in_maintenance(&self, node: &str) -> Option<bool> {
+        crate::controller::kernel::recover(self.maintenance.read(), "the maintenance list")
+            .iter()
+            .find(|m| m.node == node)
+            .map(|m| m.move_pinned)
+    }
+
+    /// The nodes not in maintenance, among `nodes`.
+    pub fn usable_nodes<'a>(&self, nodes: impl Iterator<Item = &'a str>) -> Vec<String> {
+        nodes
+            .filter(|n| self.in_maintenance(n).is_none())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Memory (bytes) promised per node to containers placed since the last inventory.
     pub fn reserved(&self) -> HashMap<String, u64> {
         crate::controller::kernel::recover(self.placements.lock(), "the placements").clone()

@@ -3,7 +3,7 @@
 //! read again every `credentials_recheck`, so a rotated token is picked up without a restart
 //! (and without the operator needing to list or watch Secrets).
 
-use super::{observer, ClusterKey};
+use super::{observer, ClusterHandle, ClusterKey};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::KubeOp;
@@ -175,6 +175,25 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (Reason
     })
 }
 
+/// Brings the handle's maintenance list up to date with the spec, and sends the operator's
+/// containers on nodes that entered or left maintenance for a pass (they move off, or back).
+fn maintain(h: &ClusterHandle, pc: &ProxmoxCluster, triggers: &mpsc::UnboundedSender<(ClusterKey, u32)>) {
+    let now = pc.spec.maintenance.clone();
+    let before = std::mem::replace(
+        &mut *crate::controller::kernel::recover(h.maintenance.write(), "the maintenance list"),
+        now.clone(),
+    );
+    if before == now {
+        return;
+    }
+    // every guest: pinned containers moved away come back when their node's maintenance ends
+    if let Some(snap) = h.snapshot() {
+        for g in snap.guests.values() {
+            let _ = triggers.send((h.key.clone(), g.vmid));
+        }
+    }
+}
+
 /// Whether `pc` carries the default-cluster annotation.
 fn is_default(pc: &ProxmoxCluster) -> bool {
     pc.annotations()
@@ -202,11 +221,12 @@ pub async fn reconcile(
     match resolve(&pc, &ctx).await {
         Ok(r) => {
             // an observer that ended (it never should) is started again
-            if ctx
+            if let Some(h) = ctx
                 .clusters
                 .get(&key)
-                .is_some_and(|h| h.config_hash == r.hash && !h.task.is_finished())
+                .filter(|h| h.config_hash == r.hash && !h.task.is_finished())
             {
+                maintain(&h, &pc, &triggers);
                 return Ok(recheck);
             }
             let client = match pve::Client::new(r.config) {
@@ -229,6 +249,7 @@ pub async fn reconcile(
                 config_hash: r.hash,
                 tenancy: pc.spec.tenancy,
                 is_default: is_default(&pc),
+                maintenance: Arc::new(std::sync::RwLock::new(pc.spec.maintenance.clone())),
                 metrics: ctx.metrics.clone(),
                 drift_per_resync: ctx.settings.drift_per_resync,
             });

@@ -121,7 +121,11 @@ pub(super) async fn converge(
         status: current.status.clone(),
         config: cfg,
     };
-    let plan = match plan(desired, p.obj.spec.node.as_deref(), &observed) {
+    let (wanted, report) = super::tenancy::wanted_node(p, handle, snap, desired, &node);
+    if let Some(m) = report {
+        p.event(Reason::NodeInMaintenance, m).await;
+    }
+    let plan = match plan(desired, wanted.as_deref(), &observed) {
         Ok(pl) => pl,
         Err(e) => return p.invalid(e).await,
     };

@@ -264,9 +264,26 @@ pub(super) async fn create(
         .ctx
         .slots
         .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str()));
-    // a tenant limited to some nodes is placed among them only
+    // a tenant limited to some nodes is placed among them only, and never on a node in maintenance
     let allowed: Vec<String> = admission.spec().map(|t| t.nodes.clone()).unwrap_or_default();
-    let limited = (!allowed.is_empty()).then(|| snap.placement_only_on(&allowed));
+    if let Some(n) = p
+        .obj
+        .spec
+        .node
+        .as_deref()
+        .filter(|n| handle.in_maintenance(n).is_some())
+    {
+        let msg =
+            format!("node {n} is in maintenance (ProxmoxCluster spec.maintenance); the container is made once it ends");
+        return p
+            .not_ready(
+                Reason::NodeUnavailable,
+                msg,
+                Action::requeue(jitter(Duration::from_secs(30))),
+            )
+            .await;
+    }
+    let limited = tenancy::placeable(handle, snap, &allowed).map(|nodes| snap.placement_only_on(&nodes));
     let placed = match (p.obj.spec.node.as_deref(), tenancy::spread_siblings(p)) {
         (None, Some((group, siblings))) => decide::placement_spread(
             &origin,

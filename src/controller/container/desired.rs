@@ -92,6 +92,8 @@ pub struct Desired {
     /// No tenant applies (an `Open` cluster): archives not made by the operator, of this vmid
     /// since this object exists, count as its own (`status.backups`).
     pub open_tenancy: bool,
+    /// The nodes the tenant may use (any when empty).
+    pub allowed_nodes: Vec<String>,
 }
 
 impl Desired {
@@ -364,6 +366,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         pool: spec.pool.clone(),
         firewall_forced: None,
         open_tenancy: true,
+        allowed_nodes: Vec::new(),
     })
 }
 

@@ -35,6 +35,7 @@ pub(super) fn admit(
         return Ok(admission);
     };
     desired.open_tenancy = false;
+    desired.allowed_nodes = t.nodes.clone();
     let rootfs = desired
         .rootfs
         .as_ref()
@@ -182,4 +183,62 @@ pub(super) fn spread_siblings(p: &P<'_>) -> Option<(String, std::collections::Ha
         }
     }
     Some((format!("{key}={value}"), count))
+}
+
+/// The nodes placement may choose from: the tenant's (all when `tenant_nodes` is empty) that
+/// are not in maintenance; `None` when nothing limits it.
+pub(super) fn placeable(handle: &ClusterHandle, snap: &Snapshot, tenant_nodes: &[String]) -> Option<Vec<String>> {
+    let all: Vec<&str> = if tenant_nodes.is_empty() {
+        snap.nodes.iter().map(|n| n.name.as_str()).collect()
+    } else {
+        tenant_nodes.iter().map(String::as_str).collect()
+    };
+    let usable = handle.usable_nodes(all.iter().copied());
+    (!tenant_nodes.is_empty() || usable.len() != all.len()).then_some(usable)
+}
+
+/// The node the container should be on, given node maintenance, and what to report:
+/// `spec.node` normally (never a node in maintenance); a node out of maintenance for a
+/// container on one, unless it is pinned there without `movePinned` (then it stays, reported).
+pub(super) fn wanted_node(
+    p: &P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    desired: &Desired,
+    current: &str,
+) -> (Option<String>, Option<String>) {
+    let evacuate = || {
+        let nodes = placeable(handle, snap, &desired.allowed_nodes)
+            .unwrap_or_else(|| snap.nodes.iter().map(|n| n.name.clone()).collect());
+        let limited = snap.placement_only_on(&nodes);
+        let storage = desired
+            .rootfs
+            .as_ref()
+            .map(|r| r.0.as_str())
+            .unwrap_or(DEFAULT_ROOTFS_STORAGE);
+        match super::decide::placement(
+            None,
+            &super::decide::Origin::Create,
+            &limited,
+            storage,
+            &handle.reserved(),
+        ) {
+            Ok(n) => (Some(n), None),
+            Err(u) => (
+                None,
+                Some(format!("node {current} is in maintenance, but {}", u.message)),
+            ),
+        }
+    };
+    match (p.obj.spec.node.as_deref(), handle.in_maintenance(current)) {
+        (Some(n), Some(true)) if n == current => evacuate(),
+        (Some(n), Some(false)) if n == current => (
+            Some(n.to_string()),
+            Some(format!("pinned to node {n}, which is in maintenance: it stays (set movePinned in the ProxmoxCluster's maintenance entry to move it)")),
+        ),
+        (Some(n), _) if handle.in_maintenance(n).is_some() => (None, None),
+        (Some(n), _) => (Some(n.to_string()), None),
+        (None, Some(_)) => evacuate(),
+        (None, None) => (None, None),
+    }
 }

@@ -221,6 +221,8 @@ reasons! {
     /// A container of a spread group went to a node that already runs one of the group (no
     /// node that fits had none).
     SpreadNotPossible,
+    /// The container is pinned (`spec.node`) to a node in maintenance and stays there.
+    NodeInMaintenance,
     /// `spec.ports`: a Service or EndpointSlice of the container's name exists that the operator
     /// did not create; it is left untouched.
     ServiceNotOwned,
