@@ -360,3 +360,31 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
     );
     assert_eq!(e.sim.stats()["vzdump_overlaps"], 0);
 }
+
+#[test]
+fn a_protected_backup_with_fleecing_and_pbs_options_is_accepted_and_protected_in_proxmox() {
+    let e = env("bprotect");
+    apply(e.cp, &e.ns, &container("src", "app: db", ""));
+    wait_ready(e.cp, &e.ns, "lxc", "src", T);
+    apply(
+        e.cp,
+        &e.ns,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: keep\nspec:\n  containerRef: {name: src}\n  storage: local\n  protected: true\n  fleecingStorage: local-lvm\n  pbsChangeDetectionMode: Metadata\n",
+    );
+    let b = wait_ready(e.cp, &e.ns, "lxcb", "keep", T);
+    let volid = b["status"]["volid"].as_str().unwrap().to_string();
+    let node = b["status"]["node"].as_str().unwrap().to_string();
+    let content = e.sim.call(
+        "GET",
+        &format!("/nodes/{node}/storage/local/content?content=backup"),
+        &[],
+    );
+    let entry = content["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volid"] == volid.as_str())
+        .cloned()
+        .expect("archive listed");
+    assert_eq!(entry["protected"], 1, "{entry}");
+}

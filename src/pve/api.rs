@@ -566,6 +566,8 @@ impl Client {
             .opt_str("notes-template", &params.notes_template)
             .flag("remove", params.remove)
             .flag("protected", params.protected)
+            .opt_str("fleecing", &params.fleecing)
+            .opt_str("pbs-change-detection-mode", &params.pbs_change_detection_mode)
             .opt_str("prune-backups", &params.prune_backups)
             .opt("bwlimit", params.bwlimit)
             .opt("lockwait", params.lockwait)

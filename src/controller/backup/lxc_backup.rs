@@ -319,6 +319,9 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         notes_template: Some(ownership::notes_template(&mark(p, &ns, &ct), spec.notes.as_deref())),
         // retention is ours (per schedule, on LxcBackup objects): never let vzdump prune
         remove: Some(false),
+        protected: spec.options.protected.then_some(true),
+        fleecing: spec.options.fleecing(),
+        pbs_change_detection_mode: spec.options.pbs_mode().map(str::to_string),
         ..Default::default()
     };
     // recorded before the call: a crash in between leaves a Running backup without UPID, which

@@ -322,6 +322,9 @@ async fn run_slot(
         if ctx.clusters.of_container(ct).name != cluster || ct.spec.management != Management::Full {
             continue;
         }
+        if obj.spec.pool.is_some() && pool_of(ctx, ct) != obj.spec.pool {
+            continue;
+        }
         let bname = backup_name(&name, &ct.name_any(), slot, seconds);
         let backup = LxcBackup {
             metadata: ObjectMeta {
@@ -345,6 +348,7 @@ async fn run_slot(
                 compress: obj.spec.compress,
                 notes: Some(format!("{{{{guestname}}}} by LxcBackupSchedule {ns}/{name}")),
                 deletion_policy: DeletionPolicy::Delete,
+                options: obj.spec.options.clone(),
             },
             status: None,
         };
@@ -356,6 +360,19 @@ async fn run_slot(
         made.push(bname);
     }
     Ok(made)
+}
+
+/// The Proxmox pool a container is in: its `spec.pool`, else its tenant's pool.
+fn pool_of(ctx: &Context, ct: &LxcContainer) -> Option<String> {
+    if ct.spec.pool.is_some() {
+        return ct.spec.pool.clone();
+    }
+    let ns = ct.namespace().unwrap_or_default();
+    let labels = ctx.tenancy.labels(&ns);
+    crate::controller::tenancy::policy::tenant_of(&ns, labels.as_ref(), &ctx.tenancy.tenants())
+        .ok()
+        .flatten()
+        .and_then(|t| t.spec.pool.clone())
 }
 
 /// Applies retention per container; returns the names of the backups deleted.
@@ -378,6 +395,8 @@ async fn retention(
             let completed: Vec<(String, Timestamp)> = backups
                 .iter()
                 .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
+                // protected backups are never pruned and do not count (Proxmox's rule)
+                .filter(|b| !b.spec.options.protected)
                 .filter_map(|b| Some((b.name_any(), backup_time(b)?)))
                 .collect();
             gone.extend(prune::to_remove(&completed, policy, tz));

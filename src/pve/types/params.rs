@@ -183,6 +183,11 @@ pub struct VzdumpParams {
     pub remove: Option<bool>,
     /// Mark the backup protected.
     pub protected: Option<bool>,
+    /// Fleecing (`enabled=1,storage=ID`): writes the guest makes during the backup go to a
+    /// fleecing image there, so a slow backup target does not slow the guest.
+    pub fleecing: Option<String>,
+    /// PBS change detection: `legacy`, `data` or `metadata`.
+    pub pbs_change_detection_mode: Option<String>,
     /// `keep-last=N,...`.
     pub prune_backups: Option<String>,
     /// Bandwidth limit, KiB/s.
