@@ -96,6 +96,7 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         &["create", "lxcbackups.pve.lxc.dev"],
         &["delete", "lxcbackups.pve.lxc.dev"],
         &["get", "secrets/pve-credentials"],
+        &["get", "configmaps/app-settings"],
         &["create", "events.events.k8s.io"],
         &["patch", "events.events.k8s.io"],
         &["create", "services"],
@@ -128,7 +129,7 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         &["create", "lxccontainers.pve.lxc.dev"],
         &["delete", "lxccontainers.pve.lxc.dev"],
         &["delete", "proxmoxclusters.pve.lxc.dev"],
-        &["get", "configmaps"],
+        &["list", "configmaps"],
         &["get", "leases.coordination.k8s.io"],
         &[
             "get",

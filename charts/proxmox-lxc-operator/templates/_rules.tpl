@@ -1,6 +1,6 @@
 {{/*
 The operator's rules on the watched namespaces (a ClusterRole, or a Role per watched namespace).
-Least privilege: no list/watch on Secrets (credential Secrets are read by name), no pods, no
+Least privilege: no list/watch on Secrets or ConfigMaps (read by name), no pods, no
 deletes except our own LxcBackups (retention) and the Services/EndpointSlices of published ports.
 */}}
 {{- define "plo.operatorRules" -}}
@@ -17,9 +17,9 @@ deletes except our own LxcBackups (retention) and the Services/EndpointSlices of
 - apiGroups: [pve.lxc.dev]
   resources: [lxcbackups]
   verbs: [create, delete]
-# Credential, password and CA Secrets, read by name only.
+# Credential, password, CA and app env Secrets, and app env ConfigMaps: read by name only.
 - apiGroups: [""]
-  resources: [secrets]
+  resources: [secrets, configmaps]
   verbs: [get]
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -113,6 +113,13 @@ pub(super) async fn converge(
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
+    // spec.app (values read now) and the image update check
+    let current_env = cfg.raw.get("env").and_then(|v| v.as_str()).map(str::to_string);
+    let prepared = match super::app::prepare(p, desired, current_env.as_deref()).await? {
+        Ok(d) => d,
+        Err(action) => return Ok(action),
+    };
+    let desired = &prepared;
     let observed = Observed {
         node: node.clone(),
         status: current.status.clone(),
@@ -195,6 +202,18 @@ pub(super) async fn converge(
         handle.refresh.notify_one();
     } else if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
         restart_keys = awaiting_restart(handle, &node, vmid).await;
+    }
+    if super::app::restart_now(&p.obj.spec, &restart_keys) {
+        p.event(
+            Reason::Restarting,
+            format!("restarting CT {vmid} to apply spec.app (restartPolicy OnChange)"),
+        )
+        .await;
+        let (client, n) = (handle.client.clone(), node.clone());
+        return start_task(p, handle, &node, "reboot", async move {
+            client.lxc_reboot(&n, vmid, Some(60)).await
+        })
+        .await;
     }
     if restart_keys.is_empty() {
         p.uncond(CONDITION_PENDING_RESTART);

@@ -51,6 +51,14 @@ async fn resolve_source(
             },
             Origin::Create,
         ),
+        // the image is pulled on the node placement picks (below)
+        Source::Image { .. } => (
+            How::Create {
+                ostemplate: String::new(),
+                restore: false,
+            },
+            Origin::Create,
+        ),
         Source::BackupVolid(v) => (
             How::Create {
                 ostemplate: v.clone(),
@@ -185,24 +193,50 @@ pub(super) async fn create(
         Ok(x) => x,
         Err(action) => return Ok(action),
     };
+    let image = match &desired.source {
+        Source::Image { reference, storage } => Some((reference.clone(), storage.clone())),
+        _ => None,
+    };
+    if image.is_some() {
+        // every value spec.app reads must be there (and acceptable) before anything is made
+        if let Err(action) = super::app::resolve(p).await? {
+            return Ok(action);
+        }
+    }
     let load = p
         .ctx
         .slots
         .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str()));
-    let node = match decide::placement_with_load(
-        p.obj.spec.node.as_deref(),
-        &origin,
-        snap,
-        &rootfs_storage,
-        &handle.reserved(),
-        &load,
-    ) {
+    let pinned = super::image::pinned_node(p, |n| snap.node_online(n)).map(str::to_string);
+    let wanted_node = p
+        .obj
+        .spec
+        .node
+        .as_deref()
+        .or(pinned.as_deref().filter(|_| image.is_some()));
+    let node = match decide::placement_with_load(wanted_node, &origin, snap, &rootfs_storage, &handle.reserved(), &load)
+    {
         Ok(n) => n,
         Err(u) => {
             return p
                 .not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15))))
                 .await
         }
+    };
+    let how = match (&image, how) {
+        (Some((reference, storage)), How::Create { .. }) => {
+            match super::image::ensure_pulled(p, handle, &node, storage, reference).await? {
+                Ok(volid) => {
+                    p.status.image = Some(reference.clone());
+                    How::Create {
+                        ostemplate: volid,
+                        restore: false,
+                    }
+                }
+                Err(action) => return Ok(action),
+            }
+        }
+        (_, how) => how,
     };
     let node = match &how {
         How::Clone {
@@ -355,6 +389,11 @@ fn create_params(
     params.ssh_public_keys = auth
         .filter(|a| !a.ssh_public_keys.is_empty())
         .map(|a| a.ssh_public_keys.join("\n"));
+    if matches!(d.source, Source::Image { .. }) {
+        // created stopped: entrypoint and env (which Proxmox takes from the image at create)
+        // are set by the first config update, before the first start
+        params.start = Some(false);
+    }
     if restore {
         // the archive's privilege flag applies; a restore makes new MACs
         params.unprivileged = None;

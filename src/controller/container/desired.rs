@@ -44,6 +44,13 @@ pub enum Source {
     BackupName(String),
     /// A backup archive volume id.
     BackupVolid(String),
+    /// An OCI image, pulled into `storage` by the operator.
+    Image {
+        /// The image reference (`registry/repository:tag`).
+        reference: String,
+        /// The storage it is pulled into.
+        storage: String,
+    },
 }
 
 /// A mount point as Proxmox should have it.
@@ -179,6 +186,7 @@ pub fn identity_tag(uid: &str) -> String {
 /// Checks `spec` (of the object named `name` with uid `uid`) and computes what Proxmox should have.
 pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
     let source = source(&spec.source)?;
+    super::app::validate(spec)?;
     if spec.management == Management::ObserveOnly && spec.vmid.is_none() {
         return Err(invalid(
             "vmid",
@@ -365,6 +373,13 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
         }
         found.push(Source::OsTemplate(t.clone()));
     }
+    if let Some(i) = &s.image {
+        super::image::check_reference("source.image.reference", &i.reference)?;
+        found.push(Source::Image {
+            reference: i.reference.clone(),
+            storage: storage_id("source.image.storage", &i.storage)?,
+        });
+    }
     if let Some(t) = &s.template {
         found.push(Source::Template {
             name: t.name.clone(),
@@ -396,11 +411,11 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
         1 => Ok(found.pop().unwrap()),
         0 => Err(invalid(
             "source",
-            "set exactly one of osTemplate, template, clone or backup (none is set)",
+            "set exactly one of osTemplate, template, clone, backup or image (none is set)",
         )),
         _ => Err(invalid(
             "source",
-            "set exactly one of osTemplate, template, clone or backup (several are set)",
+            "set exactly one of osTemplate, template, clone, backup or image (several are set)",
         )),
     }
 }
@@ -560,6 +575,13 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
             nc.tag = Some(v);
         }
         nc.firewall = n.firewall;
+        if n.host_managed == Some(true) && nc.ip6.as_deref() == Some("auto") {
+            return Err(invalid(
+                f("hostManaged"),
+                "SLAAC (ipv6.auto) is not supported for a host-managed interface (Proxmox's rule)",
+            ));
+        }
+        nc.host_managed = n.host_managed;
         if let Some(m) = n.mtu {
             nc.mtu = Some(
                 u16::try_from(m)

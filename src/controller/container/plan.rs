@@ -85,7 +85,13 @@ impl Plan {
         self.changes
             .iter()
             .map(|c| match (&c.from, &c.to) {
-                (_, _) if c.key == "description" || c.key.starts_with("net") || c.key.starts_with("mp") => {
+                // `env` may hold values from Secrets: never repeated
+                (_, _)
+                    if c.key == "description"
+                        || c.key == "env"
+                        || c.key.starts_with("net")
+                        || c.key.starts_with("mp") =>
+                {
                     format!("{} changed", c.key)
                 }
                 (Some(f), Some(t)) => format!("{} {f} → {t}", c.key),
@@ -149,6 +155,10 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
                     if w.hwaddr.is_none() {
                         // keep the MAC Proxmox assigned, so the interface keeps its identity
                         w.hwaddr = h.and_then(|h| h.hwaddr.clone());
+                    }
+                    if w.host_managed.is_none() {
+                        // Proxmox turns it on for app containers by itself: not ours to undo
+                        w.host_managed = h.and_then(|h| h.host_managed);
                     }
                     let enc = w.encode().map_err(|e| InvalidSpec {
                         field: format!("network[{idx}]"),
@@ -297,6 +307,9 @@ fn same_net(want: &NetConfig, have: &NetConfig) -> bool {
         && want.mtu == have.mtu
         && rate_eq
         && want.firewall.unwrap_or(false) == have.firewall.unwrap_or(false)
+        && want
+            .host_managed
+            .is_none_or(|w| w == have.host_managed.unwrap_or(false))
         && (want.hwaddr.is_none()
             || want.hwaddr.as_deref().map(str::to_ascii_uppercase)
                 == have.hwaddr.as_deref().map(str::to_ascii_uppercase))
