@@ -213,28 +213,93 @@ fn a_bad_reference_a_bad_env_and_a_failed_pull_each_name_the_problem_and_leave_n
 }
 
 #[test]
-fn a_new_image_tag_is_refused_and_the_container_keeps_its_vmid_mac_and_image() {
+fn a_new_image_tag_recreates_the_container_with_its_vmid_mac_ip_and_app_settings() {
     let e = env("app-tag");
-    apply(&e, &app_yaml("web", "docker.io/library/nginx:1.27", ""));
+    let web = |tag: &str| {
+        format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: web\nspec:\n  source:\n    image: {{reference: \"docker.io/library/nginx:{tag}\"}}\n  rootfs: {{storage: local-lvm, size: 2Gi}}\n  network:\n    - {{name: eth0, bridge: vmbr0, ipv4: {{address: 10.10.0.50/24, gateway: 10.10.0.1}}}}\n  app:\n    env:\n      - {{name: MODE, value: one}}\n"
+        )
+    };
+    apply(&e, &web("1.27"));
     let o = wait_ready(e.cp, &e.ns, "lxc", "web", T);
     let (vmid, mac) = (o["status"]["vmid"].clone(), o["status"]["mac"].clone());
+    let node = o["status"]["node"].as_str().unwrap().to_string();
     assert!(mac["eth0"].is_string(), "{mac}");
-    apply(&e, &app_yaml("web", "docker.io/library/nginx:1.28", ""));
-    let c = wait_condition(&e, "web", "Synced", "ImageUpdateRefused");
+    apply(&e, &web("1.28"));
+    let o = wait_for("running nginx:1.28, in sync", T, || {
+        let o = obj(&e, "web");
+        let done = o["status"]["image"] == "docker.io/library/nginx:1.28"
+            && condition(&o, "Ready").is_some_and(|c| c.0 == "True")
+            && condition(&o, "Synced").is_some_and(|c| c.1 == "InSync");
+        done.then_some(o)
+    });
+    assert_eq!(o["status"]["vmid"], vmid, "same vmid");
+    assert_eq!(o["status"]["mac"], mac, "same MAC");
+    assert_eq!(o["status"]["node"], node.as_str());
+    assert_eq!(o["status"]["ipAddresses"][0], "10.10.0.50");
+    let cfg = pve_config(&e, &node, vmid.as_u64().unwrap());
+    let env = cfg["env"].as_str().unwrap();
     assert!(
-        c.2.contains("runs docker.io/library/nginx:1.27") && c.2.contains("nginx:1.28"),
+        env.contains("NGINX_VERSION=1.28.0") && env.contains("MODE=one"),
+        "{env:?}"
+    );
+    let hw = mac["eth0"].as_str().unwrap().to_ascii_uppercase();
+    assert!(
+        cfg["net0"].as_str().unwrap().to_ascii_uppercase().contains(&hw),
+        "{cfg}"
+    );
+    assert_eq!(e.sim.container(vmid.as_u64().unwrap()).unwrap()["status"], "running");
+    assert_eq!(pulls(&e), vec![node.clone(), node], "each tag pulled once, on its node");
+}
+
+#[test]
+fn a_new_image_tag_is_refused_with_strategy_refuse_or_mount_points_and_nothing_changes() {
+    let e = env("app-refuse");
+    apply(
+        &e,
+        &app_yaml("strict", "docker.io/library/nginx:1.27", "  updateStrategy: Refuse\n"),
+    );
+    let data = "  mountPoints:\n    - {name: mp0, storage: local-lvm, size: 1Gi, path: /data}\n";
+    apply(&e, &app_yaml("data", "docker.io/library/nginx:1.27", data));
+    let before: Vec<Value> = ["strict", "data"]
+        .iter()
+        .map(|n| wait_ready(e.cp, &e.ns, "lxc", n, T))
+        .collect();
+    apply(
+        &e,
+        &app_yaml("strict", "docker.io/library/nginx:1.28", "  updateStrategy: Refuse\n"),
+    );
+    apply(&e, &app_yaml("data", "docker.io/library/nginx:1.28", data));
+    let c = wait_condition(&e, "strict", "Synced", "ImageUpdateRefused");
+    assert!(
+        c.2.contains("runs docker.io/library/nginx:1.27") && c.2.contains("updateStrategy is Refuse"),
         "{c:?}"
     );
-    let o = obj(&e, "web");
-    assert_eq!(o["status"]["vmid"], vmid);
-    assert_eq!(o["status"]["mac"], mac);
-    assert_eq!(o["status"]["image"], "docker.io/library/nginx:1.27");
-    assert_eq!(condition(&o, "Stalled").unwrap().0, "True");
-    assert_eq!(pulls(&e).len(), 1, "the new tag was not pulled");
-    assert_eq!(e.sim.container(vmid.as_u64().unwrap()).unwrap()["status"], "running");
+    let c = wait_condition(&e, "data", "Synced", "ImageUpdateRefused");
+    assert!(c.2.contains("mp0") && c.2.contains("destroys every volume"), "{c:?}");
+    for (name, was) in ["strict", "data"].iter().zip(&before) {
+        let o = obj(&e, name);
+        assert_eq!(o["status"]["vmid"], was["status"]["vmid"]);
+        assert_eq!(o["status"]["mac"], was["status"]["mac"]);
+        assert_eq!(o["status"]["image"], "docker.io/library/nginx:1.27");
+        assert_eq!(condition(&o, "Stalled").unwrap().0, "True");
+        assert_eq!(condition(&o, "Ready").unwrap().0, "True", "it still runs");
+        let vmid = o["status"]["vmid"].as_u64().unwrap();
+        assert_eq!(e.sim.container(vmid).unwrap()["status"], "running");
+    }
+    assert!(
+        !e.sim
+            .call("GET", "/_sim/storage", &[])
+            .to_string()
+            .contains("nginx_1.28"),
+        "the new tag was not pulled"
+    );
     // back to the running tag: in sync again
-    apply(&e, &app_yaml("web", "docker.io/library/nginx:1.27", ""));
-    wait_condition(&e, "web", "Synced", "InSync");
+    apply(
+        &e,
+        &app_yaml("strict", "docker.io/library/nginx:1.27", "  updateStrategy: Refuse\n"),
+    );
+    wait_condition(&e, "strict", "Synced", "InSync");
 }
 
 #[test]

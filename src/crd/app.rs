@@ -126,7 +126,13 @@ pub enum AppRestartPolicy {
 /// How a change of `spec.source.image.reference` (a new tag) is rolled out.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum UpdateStrategy {
-    /// Refuse the change with a condition; the container keeps running its image.
+    /// The new image is pulled first; then the container is stopped, destroyed and created again
+    /// from it with the same vmid, node, MAC addresses and (static) IPs and the same spec; its old
+    /// root filesystem is gone, as a Pod's writable layer is. Refused (with a condition, nothing
+    /// changed) while the container has mount points or detached volumes — Proxmox destroys every
+    /// volume of a container it destroys — or protection on.
     #[default]
+    Recreate,
+    /// Refuse the change with a condition; the container keeps running its image.
     Refuse,
 }

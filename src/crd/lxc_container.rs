@@ -55,10 +55,10 @@ pub struct LxcContainerSpec {
     /// environment, like a Pod container's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppSpec>,
-    /// How a new `source.image.reference` is rolled out. `Refuse` (the only strategy so far):
-    /// the change is refused with a `Synced=False` condition (reason `ImageUpdateRefused`) and
-    /// the container keeps running the image in `status.image`; to upgrade, create a new
-    /// `LxcContainer`.
+    /// How a new `source.image.reference` (an image update) is rolled out: `Recreate` (same
+    /// vmid, MACs and IPs, new root filesystem; refused while mount points exist) or `Refuse`.
+    /// A refused update says why in `Synced=False` (reason `ImageUpdateRefused`); the container
+    /// keeps running the image in `status.image`.
     #[serde(default)]
     pub update_strategy: UpdateStrategy,
     /// Host name inside the container; defaults to `metadata.name`.

@@ -9,10 +9,12 @@
 
 use super::desired::{Desired, InvalidSpec, Source};
 use super::reconcile::P;
+use crate::controller::cluster::ClusterHandle;
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::Reason;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
+use crate::pve;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -243,22 +245,30 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>,
 }
 
 /// The desired config of an existing container with `spec.app` applied (its values read now),
-/// after the image update check. `Ok(Err(action))` ends the pass.
+/// after an image update is rolled out or refused (`image::update`). `Ok(Err(action))` ends
+/// the pass.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare(
     p: &mut P<'_>,
+    handle: &ClusterHandle,
+    node: &str,
+    vmid: u32,
+    cfg: &pve::LxcConfig,
+    running: bool,
     desired: &Desired,
-    current_env: Option<&str>,
 ) -> Result<Result<Desired, Action>, Error> {
-    if let Source::Image { reference, .. } = &desired.source {
+    if let Source::Image { reference, storage } = &desired.source {
         match p.status.image.clone() {
-            Some(running) => {
-                if let Some(a) = super::image::refuse_update(p, &running, reference).await? {
+            Some(now) => {
+                let update = super::image::update(p, handle, node, vmid, cfg, running, &now, reference, storage);
+                if let Some(a) = update.await? {
                     return Ok(Err(a));
                 }
             }
             None => p.status.image = Some(reference.clone()),
         }
     }
+    let current_env = cfg.raw.get("env").and_then(|v| v.as_str());
     match resolve(p).await? {
         Err(a) => Ok(Err(a)),
         Ok(None) => Ok(Ok(desired.clone())),

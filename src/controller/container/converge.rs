@@ -113,9 +113,9 @@ pub(super) async fn converge(
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
-    // spec.app (values read now) and the image update check
-    let current_env = cfg.raw.get("env").and_then(|v| v.as_str()).map(str::to_string);
-    let prepared = match super::app::prepare(p, desired, current_env.as_deref()).await? {
+    // an image update (rolled out or refused), then spec.app with its values read now
+    let running = current.status == "running";
+    let prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
         Ok(d) => d,
         Err(action) => return Ok(action),
     };

@@ -223,6 +223,14 @@ pub(super) async fn create(
                 .await
         }
     };
+    // a container created again (image update) keeps its MACs
+    let kept;
+    let desired = if image.is_some() && !p.status.mac.is_empty() {
+        kept = super::image::with_kept_macs(desired, &p.status.mac);
+        &kept
+    } else {
+        desired
+    };
     let how = match (&image, how) {
         (Some((reference, storage)), How::Create { .. }) => {
             match super::image::ensure_pulled(p, handle, &node, storage, reference).await? {

@@ -3,18 +3,19 @@
 //! however many containers want the image (concurrent creates share one pull through the same
 //! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
 
-use super::desired::InvalidSpec;
+use super::desired::{Desired, InvalidSpec};
 use super::reconcile::{next_poll, P, SLOT_RETRY};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::Reason;
 use crate::controller::{jitter, Error};
-use crate::crd::lxc_container::{ContainerPhase, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
+use crate::crd::lxc_container::{ContainerPhase, UpdateStrategy, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
 use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -124,17 +125,25 @@ pub(super) async fn ensure_pulled(
         return Ok(Ok(volid));
     }
     p.status.node = Some(node.to_string());
-    p.status.phase = Some(ContainerPhase::Pending);
+    let exists = exists(p);
+    if !exists {
+        p.status.phase = Some(ContainerPhase::Pending);
+    }
     let key = claim_key(p, node, &volid);
     if !p.ctx.downloads.claim(&key, &p.uid) {
         let msg =
             format!("waiting for the pull of {reference} to {storage} on node {node} started for another container");
-        return Ok(Err(p
-            .not_ready(Reason::Pulling, msg, Action::requeue(jitter(Duration::from_secs(2))))
-            .await?));
+        let wait = Action::requeue(jitter(Duration::from_secs(2)));
+        return Ok(Err(if exists {
+            p.not_synced(Reason::Pulling, msg, wait).await?
+        } else {
+            p.not_ready(Reason::Pulling, msg, wait).await?
+        }));
     }
     let msg = format!("pulling {reference} to {storage} on node {node}");
-    p.cond(CondSpec::no(CONDITION_READY, Reason::Pulling, msg.clone()));
+    if !exists {
+        p.cond(CondSpec::no(CONDITION_READY, Reason::Pulling, msg.clone()));
+    }
     p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskRunning, msg.clone()));
     let params = pve::OciPullParams {
         reference: reference.to_string(),
@@ -184,10 +193,26 @@ fn is_proxmox_refusal(e: &pve::Error) -> bool {
 /// nothing was created, the pull is tried again after a minute.
 pub(super) async fn pull_failed(p: &mut P<'_>, msg: String) -> Result<Action, Error> {
     p.ctx.downloads.forget(&p.uid);
+    if exists(p) {
+        // an image update: the container keeps running the image it has
+        let was = p.cond_of(CONDITION_SYNCED).map(|c| c.0);
+        let a = p
+            .not_synced(Reason::PullFailed, msg.clone(), Action::requeue(jitter(PULL_RETRY)))
+            .await?;
+        if was.as_deref() != Some(Reason::PullFailed.as_str()) {
+            p.event(Reason::PullFailed, msg).await;
+        }
+        return Ok(a);
+    }
     p.status.phase = Some(ContainerPhase::Pending);
     p.cond(CondSpec::no(CONDITION_SYNCED, Reason::PullFailed, msg.clone()));
     p.not_ready(Reason::PullFailed, msg, Action::requeue(jitter(PULL_RETRY)))
         .await
+}
+
+/// Whether the container exists already (a pull for an image update, not for its create).
+fn exists(p: &P<'_>) -> bool {
+    matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped))
 }
 
 /// The pull recorded in status ended (well, or unknown): its claim is given up, so the next
@@ -196,28 +221,119 @@ pub(super) fn pull_ended(p: &P<'_>) {
     p.ctx.downloads.forget(&p.uid);
 }
 
-/// Refuses a new `source.image.reference` for an existing container (`updateStrategy:
-/// Refuse`): `Synced=False`, `Stalled=True` with reason `ImageUpdateRefused`; the container
-/// keeps running `running`. `None` when the reference is the one the container runs.
-pub(super) async fn refuse_update(p: &mut P<'_>, running: &str, wanted: &str) -> Result<Option<Action>, Error> {
-    if canonical_reference(running) == canonical_reference(wanted) {
+/// Why `updateStrategy: Recreate` cannot roll out a new image to the container with `cfg`
+/// (pure): destroying it would destroy its mount points and detached volumes with it, and
+/// protection forbids it. `None` when it can.
+pub fn recreate_blocker(cfg: &pve::LxcConfig) -> Option<String> {
+    let volumes: Vec<&str> = cfg
+        .raw
+        .keys()
+        .filter(|k| {
+            ["mp", "unused"].iter().any(|p| {
+                k.strip_prefix(p)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+        .map(String::as_str)
+        .collect();
+    if !volumes.is_empty() {
+        return Some(format!(
+            "it has volumes besides its root filesystem ({}), and Proxmox destroys every volume of a container it destroys; move their data and remove them, or create a new LxcContainer",
+            volumes.join(", ")
+        ));
+    }
+    let protected = cfg
+        .raw
+        .get("protection")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_u64() == Some(1) || v.as_str() == Some("1"));
+    protected.then(|| "protection is on in Proxmox; set spec.protection to false first".to_string())
+}
+
+/// The desired config with each interface keeping the MAC the container had (`status.mac`, by
+/// interface name) unless the spec sets one: a container created again (image update) keeps
+/// its MACs, and with them its DHCP leases.
+pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Desired {
+    let mut d = desired.clone();
+    for n in d.nets.values_mut() {
+        if n.hwaddr.is_none() {
+            n.hwaddr = macs.get(&n.name).map(|m| m.to_ascii_uppercase());
+        }
+    }
+    d
+}
+
+/// The operation name of the destroy that an image update by `Recreate` starts with.
+pub const RECREATE_OPERATION: &str = "recreate";
+
+/// Rolls out a new `source.image.reference` to an existing container per
+/// `spec.updateStrategy`. `None` when the container runs the wanted image; otherwise the action
+/// that ends the pass: refused (`Synced=False`, `Stalled=True`, reason `ImageUpdateRefused`,
+/// nothing changed), the new image being pulled, or (`Recreate`) the stop, then the destroy
+/// after which the next passes create the container again from the new image.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn update(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    node: &str,
+    vmid: u32,
+    cfg: &pve::LxcConfig,
+    running: bool,
+    now: &str,
+    wanted: &str,
+    storage: &str,
+) -> Result<Option<Action>, Error> {
+    if canonical_reference(now) == canonical_reference(wanted) {
         return Ok(None);
     }
-    let msg = format!(
-        "the container runs {running}; changing spec.source.image.reference to {wanted} is refused by updateStrategy Refuse (nothing was changed): set the reference back, or create a new LxcContainer from {wanted}"
-    );
-    let was = p.cond_of(CONDITION_SYNCED);
-    p.cond(CondSpec::yes(
-        CONDITION_STALLED,
-        Reason::ImageUpdateRefused,
-        msg.clone(),
-    ));
-    p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ImageUpdateRefused, msg.clone()));
-    p.save().await?;
-    if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
-        p.event(Reason::ImageUpdateRefused, msg).await;
+    let why = match p.obj.spec.update_strategy {
+        UpdateStrategy::Refuse => Some("updateStrategy is Refuse".to_string()),
+        UpdateStrategy::Recreate => recreate_blocker(cfg).map(|b| format!("updateStrategy Recreate cannot: {b}")),
+    };
+    if let Some(why) = why {
+        let msg = format!(
+            "the container runs {now}; changing spec.source.image.reference to {wanted} is refused (nothing was changed): {why}; set the reference back to go on"
+        );
+        let was = p.cond_of(CONDITION_SYNCED);
+        p.cond(CondSpec::yes(
+            CONDITION_STALLED,
+            Reason::ImageUpdateRefused,
+            msg.clone(),
+        ));
+        p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ImageUpdateRefused, msg.clone()));
+        p.save().await?;
+        if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
+            p.event(Reason::ImageUpdateRefused, msg).await;
+        }
+        return Ok(Some(Action::requeue(jitter(Duration::from_secs(300)))));
     }
-    Ok(Some(Action::requeue(jitter(Duration::from_secs(300)))))
+    // the new image first: a pull that fails leaves the container running the old one
+    if let Err(a) = ensure_pulled(p, handle, node, storage, wanted).await? {
+        return Ok(Some(a));
+    }
+    let client = handle.client.clone();
+    let n = node.to_string();
+    if running {
+        p.event(
+            Reason::Stopping,
+            format!("stopping CT {vmid} to create it again from {wanted} (updateStrategy Recreate)"),
+        )
+        .await;
+        let call = async move { client.lxc_stop(&n, vmid).await };
+        return Ok(Some(super::reconcile::start_task(p, handle, node, "stop", call).await?));
+    }
+    p.event(
+        Reason::Recreating,
+        format!("destroying CT {vmid} on {node} to create it again from {wanted} with the same vmid and MACs (updateStrategy Recreate)"),
+    )
+    .await;
+    // the next passes create it again on this node (pinned while Creating)
+    p.status.phase = Some(ContainerPhase::Creating);
+    p.status.ip_addresses.clear();
+    let params = pve::DeleteParams::purge_referenced_only();
+    let call = async move { client.lxc_delete(&n, vmid, &params).await };
+    Ok(Some(
+        super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await?,
+    ))
 }
 
 /// Whether `volid` is listed in `storage` on `node` (a storage missing there counts as absent).
@@ -279,6 +395,54 @@ mod tests {
             volid("local", "nginx:1.27"),
             format!("local:vztmpl/{}.tar", file_name("nginx:1.27"))
         );
+    }
+
+    fn cfg(v: serde_json::Value) -> pve::LxcConfig {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn recreate_is_blocked_by_volumes_besides_the_root_filesystem_and_protection() {
+        let plain = cfg(serde_json::json!({"rootfs": "local-lvm:vm-100-disk-0,size=2G", "net0": "name=eth0"}));
+        assert_eq!(recreate_blocker(&plain), None);
+        let mp =
+            cfg(serde_json::json!({"mp0": "local-lvm:vm-100-disk-1,mp=/data", "unused0": "local-lvm:vm-100-disk-2"}));
+        let why = recreate_blocker(&mp).unwrap();
+        assert!(why.contains("mp0, unused0"), "{why}");
+        let protected = cfg(serde_json::json!({"protection": 1}));
+        assert!(recreate_blocker(&protected).unwrap().contains("protection"));
+    }
+
+    #[test]
+    fn a_recreated_container_keeps_the_macs_it_had_unless_the_spec_sets_one() {
+        let spec = crate::crd::lxc_container::LxcContainerSpec {
+            source: crate::crd::lxc_container::ContainerSource {
+                image: Some(crate::crd::lxc_container::ImageSource {
+                    reference: "nginx:1".into(),
+                    storage: "local".into(),
+                }),
+                ..Default::default()
+            },
+            network: ["eth0", "eth1"]
+                .iter()
+                .map(|n| crate::crd::lxc_container::NetworkInterface {
+                    name: n.to_string(),
+                    bridge: "vmbr0".into(),
+                    mac: (*n == "eth1").then(|| "02:00:00:00:00:01".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let d = super::super::desired::validate(&spec, "web", "uid").unwrap();
+        let macs = [
+            ("eth0".to_string(), "bc:24:11:aa:bb:cc".to_string()),
+            ("eth1".to_string(), "bc:24:11:00:00:00".to_string()),
+        ]
+        .into();
+        let kept = with_kept_macs(&d, &macs);
+        assert_eq!(kept.nets[&0].hwaddr.as_deref(), Some("BC:24:11:AA:BB:CC"));
+        assert_eq!(kept.nets[&1].hwaddr.as_deref(), Some("02:00:00:00:00:01"));
     }
 
     #[test]
