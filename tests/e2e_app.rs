@@ -84,7 +84,7 @@ fn an_image_runs_with_command_args_and_env_from_a_secret_and_a_configmap_and_get
         &app_yaml(
             "web",
             "docker.io/library/nginx:1.27",
-            "  ports:\n    - {name: http, port: 80}\n  app:\n    command: [nginx]\n    args: [-g, 'daemon off;']\n    env:\n      - {name: MODE, value: prod}\n      - {name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}\n      - {name: GREETING, valueFrom: {configMapKeyRef: {name: settings, key: greeting}}}\n      - {name: NGINX_VERSION, value: custom}\n",
+            "  timezone: Europe/Berlin\n  console: {ttys: 1}\n  ports:\n    - {name: http, port: 80}\n  app:\n    command: [nginx]\n    args: [-g, 'daemon off;']\n    env:\n      - {name: MODE, value: prod}\n      - {name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}\n      - {name: GREETING, valueFrom: {configMapKeyRef: {name: settings, key: greeting}}}\n      - {name: NGINX_VERSION, value: custom}\n",
         ),
     );
     let o = wait_ready(e.cp, &e.ns, "lxc", "web", T);
@@ -112,6 +112,9 @@ fn an_image_runs_with_command_args_and_env_from_a_secret_and_a_configmap_and_get
         "the image's other variables stay: {env:?}"
     );
     assert!(cfg["net0"].as_str().unwrap().contains("host-managed=1"), "{cfg}");
+    assert_eq!(cfg["timezone"], "Europe/Berlin", "{cfg}");
+    assert_eq!(cfg["tty"].to_string().trim_matches('"'), "1", "{cfg}");
+    assert_eq!(cfg["cmode"], "console", "Proxmox's for an app container, not managed");
     let ct = e.sim.container(vmid).unwrap();
     assert_eq!(ct["status"], "running");
     assert!(

@@ -136,3 +136,31 @@ pub enum UpdateStrategy {
     /// Refuse the change with a condition; the container keeps running its image.
     Refuse,
 }
+
+/// The container's console (Proxmox `cmode` and `tty`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Console {
+    /// What `pct console` and the GUI console attach to. Proxmox sets `Console` for containers
+    /// from OCI images (an entrypoint other than `/sbin/init` breaks the tty mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ConsoleMode>,
+    /// Number of ttys available to the container (0–6; Proxmox default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 6))]
+    pub ttys: Option<u8>,
+}
+
+/// Console mode (Proxmox `cmode`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ConsoleMode {
+    /// Open one of the container's ttys (Proxmox's default).
+    Tty,
+    /// Attach to `/dev/console` (an application container's process output).
+    Console,
+    /// Run a shell inside the container, without login.
+    Shell,
+}
+
+/// A time zone: `host`, `UTC` or a zone of `/usr/share/zoneinfo` (e.g. `Europe/Berlin`).
+pub const TIMEZONE_PATTERN: &str = r"^(host|UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){0,2})$";

@@ -110,6 +110,14 @@ pub struct LxcContainerSpec {
     /// Start/stop order and delays at node boot and shutdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<Startup>,
+    /// Console mode and number of ttys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<Console>,
+    /// Time zone inside the container: `host` (the node's), `UTC` or a zone such as
+    /// `Europe/Berlin`; Proxmox leaves it alone when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = TIMEZONE_PATTERN))]
+    pub timezone: Option<String>,
     /// Desired power state, driven to and kept.
     #[serde(default)]
     pub state: PowerState,

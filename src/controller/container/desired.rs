@@ -153,6 +153,7 @@ impl Desired {
             nameserver: k("nameserver"),
             searchdomain: k("searchdomain"),
             protection: k("protection").map(|v| v == "1"),
+            timezone: k("timezone"),
             ..Default::default()
         }
     }
@@ -300,6 +301,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     if let Some(p) = spec.protection {
         keys.insert("protection".into(), bool01(p));
     }
+    console_and_timezone(spec, &mut keys)?;
     let mut tags = Vec::new();
     for (i, t) in spec.tags.iter().enumerate() {
         let t = t.to_ascii_lowercase();
@@ -418,6 +420,41 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
             "set exactly one of osTemplate, template, clone, backup or image (several are set)",
         )),
     }
+}
+
+fn console_and_timezone(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
+    if let Some(c) = &spec.console {
+        if let Some(m) = c.mode {
+            let mode = match m {
+                ConsoleMode::Tty => "tty",
+                ConsoleMode::Console => "console",
+                ConsoleMode::Shell => "shell",
+            };
+            keys.insert("cmode".into(), mode.into());
+        }
+        if let Some(t) = c.ttys {
+            if t > 6 {
+                return Err(invalid("console.ttys", format!("{t} is outside 0..6")));
+            }
+            keys.insert("tty".into(), t.to_string());
+        }
+    }
+    if let Some(tz) = &spec.timezone {
+        let zone = tz.split('/').count() <= 3
+            && tz.split('/').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
+            });
+        if !(tz == "host" || zone) || tz.len() > 64 {
+            return Err(invalid(
+                "timezone",
+                format!("{tz:?} is not host, UTC or a zone like Europe/Berlin"),
+            ));
+        }
+        keys.insert("timezone".into(), tz.clone());
+    }
+    Ok(())
 }
 
 fn resources(r: &Resources, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {

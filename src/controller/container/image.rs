@@ -318,8 +318,10 @@ pub(super) async fn update(
             format!("stopping CT {vmid} to create it again from {wanted} (updateStrategy Recreate)"),
         )
         .await;
-        let call = async move { client.lxc_stop(&n, vmid).await };
-        return Ok(Some(super::reconcile::start_task(p, handle, node, "stop", call).await?));
+        let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
+        return Ok(Some(
+            super::reconcile::start_task(p, handle, node, "shutdown", call).await?,
+        ));
     }
     p.event(
         Reason::Recreating,
