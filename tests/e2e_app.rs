@@ -345,3 +345,41 @@ fn a_changed_env_waits_for_a_restart_by_default_and_restarts_the_container_with_
         "an Event says why it restarted"
     );
 }
+
+#[test]
+fn a_template_from_an_oci_image_gives_linked_clones_that_run_with_their_own_env() {
+    let e = env("app-tmpl");
+    apply(
+        &e,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcTemplate\nmetadata:\n  name: nginx\nspec:\n  image: {oci: \"docker.io/library/nginx:1.27\"}\n  rootfs: {storage: local-lvm, size: 2Gi}\n  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {dhcp: true}}\n",
+    );
+    let clone = |name: &str, mode: &str| {
+        format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source: {{template: {{name: nginx}}}}\n  network:\n    - {{name: eth0, bridge: vmbr0, ipv4: {{dhcp: true}}}}\n  app:\n    env:\n      - {{name: MODE, value: {mode}}}\n"
+        )
+    };
+    apply(&e, &clone("a", "first"));
+    apply(&e, &clone("b", "second"));
+    let t = wait_ready(e.cp, &e.ns, "lxct", "nginx", T);
+    let os_template = t["status"]["osTemplate"].as_str().unwrap_or_default().to_string();
+    assert!(os_template.starts_with("local:vztmpl/nginx_1.27-"), "{os_template}");
+    for (name, mode) in [("a", "first"), ("b", "second")] {
+        let o = wait_ready(e.cp, &e.ns, "lxc", name, T);
+        let (vmid, node) = (
+            o["status"]["vmid"].as_u64().unwrap(),
+            o["status"]["node"].as_str().unwrap(),
+        );
+        let cfg = pve_config(&e, node, vmid);
+        assert_eq!(
+            cfg["entrypoint"], "/docker-entrypoint.sh nginx -g 'daemon off;'",
+            "the image's"
+        );
+        let env = cfg["env"].as_str().unwrap();
+        assert!(
+            env.contains(&format!("MODE={mode}")) && env.contains("NGINX_VERSION=1.27.5"),
+            "{env:?}"
+        );
+        assert_eq!(e.sim.container(vmid).unwrap()["status"], "running");
+    }
+    assert_eq!(pulls(&e).len(), 1, "one pull for the template");
+}

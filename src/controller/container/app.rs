@@ -43,10 +43,10 @@ pub fn valid_env_value(value: &str) -> bool {
 /// one of `value` or `valueFrom`, each `valueFrom` exactly one source; no name twice.
 pub fn validate(spec: &LxcContainerSpec) -> Result<(), InvalidSpec> {
     let Some(app) = &spec.app else { return Ok(()) };
-    if spec.source.image.is_none() {
+    if spec.source.image.is_none() && spec.source.template.is_none() {
         return Err(invalid(
             "app",
-            "spec.app sets the process of an application container: it needs spec.source.image",
+            "spec.app sets the process of an application container: it needs spec.source.image (or source.template, an LxcTemplate built from an OCI image)",
         ));
     }
     if !app.args.is_empty() && app.command.is_empty() {

@@ -197,7 +197,7 @@ pub(super) async fn create(
         Source::Image { reference, storage } => Some((reference.clone(), storage.clone())),
         _ => None,
     };
-    if image.is_some() {
+    if p.obj.spec.app.is_some() {
         // every value spec.app reads must be there (and acceptable) before anything is made
         if let Err(action) = super::app::resolve(p).await? {
             return Ok(action);
