@@ -200,6 +200,18 @@ fn a_bad_reference_a_bad_env_and_a_failed_pull_each_name_the_problem_and_leave_n
     let c = wait_condition(&e, "unknown", "Ready", "PullFailed");
     assert!(c.2.contains("manifest unknown"), "{c:?}");
     assert_eq!(obj(&e, "unknown")["status"]["phase"], "Pending");
+    // another container that wants it waits for the retry instead of pulling it again
+    let failed_pulls = pulls(&e).len();
+    let node = obj(&e, "unknown")["status"]["node"].as_str().unwrap().to_string();
+    apply(&e, &app_yaml("unknown2", "nginx:9.99", &format!("  node: {node}\n")));
+    let c = wait_condition(&e, "unknown2", "Ready", "Pulling");
+    assert!(c.2.contains("another container"), "{c:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pulls(&e).len(),
+        failed_pulls,
+        "no second pull of a failing image within the minute"
+    );
     // no skopeo on the node: Proxmox refuses the pull
     e.sim.post_json("/_sim/oci", &serde_json::json!({"skopeo": false}));
     apply(&e, &app_yaml("noskopeo", "ghcr.io/example/web-app:2.1.0", ""));

@@ -130,9 +130,13 @@ pub(super) async fn ensure_pulled(
         p.status.phase = Some(ContainerPhase::Pending);
     }
     let key = claim_key(p, node, &volid);
+    // a container pulls one image at a time: a claim it kept after a failed pull of another
+    // image (or node) goes first
+    p.ctx.downloads.forget(&p.uid);
     if !p.ctx.downloads.claim(&key, &p.uid) {
-        let msg =
-            format!("waiting for the pull of {reference} to {storage} on node {node} started for another container");
+        let msg = format!(
+            "waiting for the pull of {reference} to {storage} on node {node} that another container started (or retries after a failure, once a minute)"
+        );
         let wait = Action::requeue(jitter(Duration::from_secs(2)));
         return Ok(Err(if exists {
             p.not_synced(Reason::Pulling, msg, wait).await?
@@ -173,7 +177,6 @@ pub(super) async fn ensure_pulled(
             Err(e.into())
         }
         Started::Refused(e) => {
-            p.ctx.downloads.release(&key);
             let msg = format!(
                 "Proxmox refused to pull {reference} to {storage} on node {node}: {}",
                 e.message()
@@ -190,9 +193,10 @@ fn is_proxmox_refusal(e: &pve::Error) -> bool {
 }
 
 /// A pull that failed or was refused: `Ready=False` with reason `PullFailed` and Proxmox's text;
-/// nothing was created, the pull is tried again after a minute.
+/// nothing was created, the pull is tried again after a minute. The claim is kept until then, so
+/// the other containers that want the image wait instead of each pulling it again: one failing
+/// pull per node, storage and minute however many containers want the image.
 pub(super) async fn pull_failed(p: &mut P<'_>, msg: String) -> Result<Action, Error> {
-    p.ctx.downloads.forget(&p.uid);
     if exists(p) {
         // an image update: the container keeps running the image it has
         let was = p.cond_of(CONDITION_SYNCED).map(|c| c.0);
