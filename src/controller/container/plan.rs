@@ -423,6 +423,34 @@ mod tests {
     }
 
     #[test]
+    fn env_values_are_never_repeated_in_change_summaries() {
+        let mut d = validate(&spec(), "web", "uid").unwrap();
+        d.keys.insert("env".into(), "DB_PASSWORD=s3cret".into());
+        let mut cfg = in_sync();
+        cfg["env"] = json!("DB_PASSWORD=old-s3cret");
+        let p = plan(&d, None, &observed(cfg, "running")).unwrap();
+        assert_eq!(p.config_update().0["env"], "DB_PASSWORD=s3cret");
+        let said = p.describe_changes();
+        assert_eq!(said, "env changed");
+    }
+
+    #[test]
+    fn a_host_managed_interface_proxmox_turned_on_is_kept_unless_the_spec_says_otherwise() {
+        let d = validate(&spec(), "web", "uid").unwrap();
+        let mut cfg = in_sync();
+        cfg["net0"] = json!("name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=dhcp,type=veth,host-managed=1");
+        assert!(plan(&d, None, &observed(cfg.clone(), "running"))
+            .unwrap()
+            .changes
+            .is_empty());
+        let mut s = spec();
+        s.network[0].host_managed = Some(false);
+        let d = validate(&s, "web", "uid").unwrap();
+        let p = plan(&d, None, &observed(cfg, "running")).unwrap();
+        assert!(p.config_update().0["net0"].contains("host-managed=0"), "{p:?}");
+    }
+
+    #[test]
     fn a_changed_interface_keeps_the_mac_proxmox_assigned() {
         let mut s = spec();
         s.network[0].vlan = Some(20);
