@@ -199,9 +199,7 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>,
                                 "the value of {} (Secret {} key {}) is not UTF-8 text",
                                 e.name, r.name, r.key
                             );
-                            return Ok(Err(p
-                                .invalid(invalid(format!("app.env[{i}].valueFrom"), message))
-                                .await?));
+                            return Ok(Err(refused_value(p, i, message).await?));
                         }
                         other => (
                             other.and_then(Result::ok),
@@ -225,9 +223,7 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>,
                     "the value of {} from {what} contains a line break or another control character (Proxmox refuses them; tabs are allowed)",
                     e.name
                 );
-                return Ok(Err(p
-                    .invalid(invalid(format!("app.env[{i}].valueFrom"), message))
-                    .await?));
+                return Ok(Err(refused_value(p, i, message).await?));
             }
             Some(v) => env.push((e.name.clone(), v)),
             None if optional => {}
@@ -242,6 +238,14 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>,
         entrypoint: entrypoint(&app.command, &app.args),
         env,
     })))
+}
+
+/// A value read from a Secret or ConfigMap that Proxmox would refuse: `InvalidSpec` naming the
+/// entry (never the value), looked at again every minute (the source may be fixed without a
+/// spec change).
+async fn refused_value(p: &mut P<'_>, i: usize, message: String) -> Result<Action, Error> {
+    p.invalid(invalid(format!("app.env[{i}].valueFrom"), message)).await?;
+    Ok(Action::requeue(jitter(Duration::from_secs(60))))
 }
 
 /// The desired config of an existing container with `spec.app` applied (its values read now),
