@@ -100,8 +100,9 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         &["patch", "lxctemplates.pve.lxc.dev"],
         &["create", "lxcbackups.pve.lxc.dev"],
         &["delete", "lxcbackups.pve.lxc.dev"],
-        // rbac.tenantSecrets (default on): root password Secrets, by name
+        // rbac.tenantSecrets (default on): root password and app env Secrets, by name
         &["get", "secrets/root-password"],
+        &["get", "configmaps/app-settings"],
         &["create", "events.events.k8s.io"],
         &["patch", "events.events.k8s.io"],
         &["create", "services"],
@@ -138,7 +139,7 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         // Services and EndpointSlices are read by name, never listed or watched
         &["list", "services"],
         &["watch", "endpointslices.discovery.k8s.io"],
-        &["get", "configmaps"],
+        &["list", "configmaps"],
         &["get", "leases.coordination.k8s.io"],
         &[
             "get",

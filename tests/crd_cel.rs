@@ -120,9 +120,31 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
             ranges("sharedVmids", true),
         ),
         (
-            ("LxcContainer", "spec.source", "self == oldSelf"),
+            (
+                "LxcContainer",
+                "spec.source",
+                "self == oldSelf || (has(self.image) && has(oldSelf.image) && self.image.storage == oldSelf.image.storage)",
+            ),
             vec![
                 case("create", None, c(json!({"source": os})), true),
+                case(
+                    "a new image tag (an image update)",
+                    Some(c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "local"}}}))),
+                    c(json!({"source": {"image": {"reference": "nginx:1.28", "storage": "local"}}})),
+                    true,
+                ),
+                case(
+                    "an image moved to another storage",
+                    Some(c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "local"}}}))),
+                    c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "nfs"}}})),
+                    false,
+                ),
+                case(
+                    "an image replaced by an OS template",
+                    Some(c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "local"}}}))),
+                    c(json!({"source": os})),
+                    false,
+                ),
                 case(
                     "unchanged source, other fields edited",
                     Some(c(json!({"source": os, "hostname": "a"}))),

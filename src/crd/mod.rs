@@ -1,5 +1,6 @@
 //! Kubernetes API types of group `pve.lxc.dev`, version `v1alpha1`: one file per kind.
 
+pub mod app;
 pub mod common;
 pub mod docs;
 pub mod lxc_backup;

@@ -43,9 +43,9 @@ and authorize a /metrics scraper.
 
 {{/*
 The operator's rules on the watched namespaces (a ClusterRole, or a Role per watched namespace).
-Least privilege: no pods, no list/watch of Services or EndpointSlices (read by name only), no
-deletes except our own LxcBackups (retention) and the Services/EndpointSlices of published ports.
-With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` (root passwords, by name).
+Least privilege: no pods, no list/watch of Secrets, ConfigMaps, Services or EndpointSlices (read by
+name only), no deletes except our own LxcBackups (retention) and the Services/EndpointSlices of published ports.
+With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` and `app.env` (by name).
 */}}
 {{- define "plo.operatorRules" -}}
 - apiGroups: [pve.lxc.dev]
@@ -62,11 +62,15 @@ With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` (root passwor
   resources: [lxcbackups]
   verbs: [create, delete]
 {{- if .Values.rbac.tenantSecrets }}
-# Root password Secrets (auth.passwordSecretRef), read by name only.
+# Root password and app env Secrets (auth.passwordSecretRef, app.env valueFrom), by name only.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
 {{- end }}
+# App env ConfigMaps (app.env valueFrom), by name only.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]

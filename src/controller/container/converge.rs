@@ -116,6 +116,13 @@ pub(super) async fn converge(
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
+    // an image update (rolled out or refused), then spec.app with its values read now
+    let running = current.status == "running";
+    let prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
+        Ok(d) => d,
+        Err(action) => return Ok(action),
+    };
+    let desired = &prepared;
     let observed = Observed {
         node: node.clone(),
         status: current.status.clone(),
@@ -202,6 +209,18 @@ pub(super) async fn converge(
         handle.refresh.notify_one();
     } else if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
         restart_keys = awaiting_restart(handle, &node, vmid).await;
+    }
+    if super::app::restart_now(&p.obj.spec, &restart_keys) {
+        p.event(
+            Reason::Restarting,
+            format!("restarting CT {vmid} to apply spec.app (restartPolicy OnChange)"),
+        )
+        .await;
+        let (client, n) = (handle.client.clone(), node.clone());
+        return start_task(p, handle, &node, "reboot", async move {
+            client.lxc_reboot(&n, vmid, Some(60)).await
+        })
+        .await;
     }
     if restart_keys.is_empty() {
         p.uncond(CONDITION_PENDING_RESTART);

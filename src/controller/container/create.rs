@@ -58,6 +58,14 @@ async fn resolve_source(
             },
             Origin::Create,
         ),
+        // the image is pulled on the node placement picks (below)
+        Source::Image { .. } => (
+            How::Create {
+                ostemplate: String::new(),
+                restore: false,
+            },
+            Origin::Create,
+        ),
         Source::BackupVolid(v) => {
             let Some(notes) = tenancy::archive_notes(handle, snap, v).await? else {
                 let msg = format!("archive {v} is not listed on any node that sees its storage");
@@ -260,10 +268,27 @@ pub(super) async fn create(
         Ok(x) => x,
         Err(action) => return Ok(action),
     };
+    let image = match &desired.source {
+        Source::Image { reference, storage } => Some((reference.clone(), storage.clone())),
+        _ => None,
+    };
+    if p.obj.spec.app.is_some() {
+        // every value spec.app reads must be there (and acceptable) before anything is made
+        if let Err(action) = super::app::resolve(p).await? {
+            return Ok(action);
+        }
+    }
     let load = p
         .ctx
         .slots
         .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str()));
+    let pinned = super::image::pinned_node(p, |n| snap.node_online(n)).map(str::to_string);
+    let wanted_node = p
+        .obj
+        .spec
+        .node
+        .as_deref()
+        .or(pinned.as_deref().filter(|_| image.is_some()));
     // a tenant limited to some nodes is placed among them only, and never on a node in maintenance
     let allowed: Vec<String> = admission.spec().map(|t| t.nodes.clone()).unwrap_or_default();
     if let Some(n) = p
@@ -284,7 +309,7 @@ pub(super) async fn create(
             .await;
     }
     let limited = tenancy::placeable(handle, snap, &allowed).map(|nodes| snap.placement_only_on(&nodes));
-    let placed = match (p.obj.spec.node.as_deref(), tenancy::spread_siblings(p)) {
+    let placed = match (wanted_node, tenancy::spread_siblings(p)) {
         (None, Some((group, siblings))) => decide::placement_spread(
             &origin,
             limited.as_ref().unwrap_or(snap),
@@ -294,8 +319,8 @@ pub(super) async fn create(
             &siblings,
         )
         .map(|(n, shared)| (n, shared.map(|k| (group, k)))),
-        (spec_node, _) => decide::placement_with_load(
-            spec_node,
+        (wanted, _) => decide::placement_with_load(
+            wanted,
             &origin,
             limited.as_ref().unwrap_or(snap),
             &rootfs_storage,
@@ -318,6 +343,29 @@ pub(super) async fn create(
                 .not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15))))
                 .await
         }
+    };
+    // a container created again (image update) keeps its MACs
+    let kept;
+    let desired = if image.is_some() && !p.status.mac.is_empty() {
+        kept = super::image::with_kept_macs(desired, &p.status.mac);
+        &kept
+    } else {
+        desired
+    };
+    let how = match (&image, how) {
+        (Some((reference, storage)), How::Create { .. }) => {
+            match super::image::ensure_pulled(p, handle, &node, storage, reference).await? {
+                Ok(volid) => {
+                    p.status.image = Some(reference.clone());
+                    How::Create {
+                        ostemplate: volid,
+                        restore: false,
+                    }
+                }
+                Err(action) => return Ok(action),
+            }
+        }
+        (_, how) => how,
     };
     let node = match &how {
         How::Clone {
@@ -477,6 +525,11 @@ fn create_params(
     params.ssh_public_keys = auth
         .filter(|a| !a.ssh_public_keys.is_empty())
         .map(|a| a.ssh_public_keys.join("\n"));
+    if matches!(d.source, Source::Image { .. }) {
+        // created stopped: entrypoint and env (which Proxmox takes from the image at create)
+        // are set by the first config update, before the first start
+        params.start = Some(false);
+    }
     if restore {
         // the spec's privilege flag, never the archive's: a privileged archive is restored
         // unprivileged unless the spec (and the tenant) allow otherwise; a restore makes new MACs

@@ -7,12 +7,15 @@
 //! - [`reconcile`]: the pass: resolve, validate, check the task in flight, then create or converge.
 //! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
 //! - [`firewall`], [`service`]: the firewall rules and the published Service.
+//! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
 
+pub mod app;
 pub mod converge;
 pub mod create;
 pub mod decide;
 pub mod desired;
 pub mod firewall;
+pub mod image;
 pub mod lifecycle;
 pub mod locate;
 pub mod plan;

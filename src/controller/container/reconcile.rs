@@ -200,6 +200,14 @@ pub(super) fn next_poll(p: &P<'_>) -> Action {
 /// is none.
 pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
     match task::poll(p, handle, 3).await? {
+        Some((pt, Polled::Unknown | Polled::Done(_))) if pt.operation == super::image::PULL_OPERATION => {
+            super::image::pull_ended(p);
+            Ok(None)
+        }
+        Some((pt, Polled::Failed { text, tail })) if pt.operation == super::image::PULL_OPERATION => {
+            let msg = failure_message(&pt.operation, &text, &tail);
+            super::image::pull_failed(p, msg).await.map(Some)
+        }
         None | Some((_, Polled::Unknown | Polled::Done(_))) => Ok(None),
         Some((_, Polled::Running)) => {
             p.save().await?;

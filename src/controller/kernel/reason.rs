@@ -37,6 +37,8 @@ reasons! {
     Queued,
     /// An image is downloaded.
     Downloading,
+    /// An OCI image is pulled into storage.
+    Pulling,
     /// A template container is built.
     Building,
     /// A template container is converted into a template.
@@ -67,6 +69,8 @@ reasons! {
     ContainerMoved,
     /// A container is stopped.
     Stopping,
+    /// A container is restarted (to apply process settings).
+    Restarting,
     /// A disk grows.
     Resizing,
     /// A container moves to another node.
@@ -134,6 +138,8 @@ reasons! {
     Protected,
     /// A container of ours is gone from Proxmox.
     NotFound,
+    /// A Secret or ConfigMap key an app env var reads does not exist.
+    EnvSourceNotFound,
     // ---- failures
     /// The spec cannot be applied.
     InvalidSpec,
@@ -143,6 +149,10 @@ reasons! {
     CreateFailed,
     /// A download failed.
     DownloadFailed,
+    /// An OCI image pull failed or was refused.
+    PullFailed,
+    /// A new image reference was refused by the update strategy.
+    ImageUpdateRefused,
     /// A delete failed.
     DeleteFailed,
     /// A backup failed.
@@ -255,6 +265,8 @@ impl Reason {
                 | WaitingForTaskSlot
                 | Queued
                 | Downloading
+                | Pulling
+                | Restarting
                 | Building
                 | Converting
                 | Deleting

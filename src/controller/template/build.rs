@@ -22,6 +22,11 @@ pub enum Image {
         /// Name as the user wrote it (package name or file name).
         name: String,
     },
+    /// An OCI image pulled to `storage` (under the operator's file name for it).
+    Oci {
+        /// The image reference.
+        reference: String,
+    },
     /// A URL downloaded to `storage` as `file_name`, verified with the checksum.
     Url {
         /// Source URL.
@@ -99,17 +104,25 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         ));
     }
     let i = &spec.image;
-    let set = [i.appliance.is_some(), i.url.is_some(), i.volid.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let set = [
+        i.appliance.is_some(),
+        i.url.is_some(),
+        i.volid.is_some(),
+        i.oci.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if set != 1 {
         return Err(invalid(
             "image",
-            format!("set exactly one of appliance, url or volid ({set} are set)"),
+            format!("set exactly one of appliance, url, volid or oci ({set} are set)"),
         ));
     }
-    let image = if let Some(v) = &i.volid {
+    let image = if let Some(r) = &i.oci {
+        crate::controller::container::image::check_reference("image.oci", r)?;
+        Image::Oci { reference: r.clone() }
+    } else if let Some(v) = &i.volid {
         let ok = v
             .split_once(":vztmpl/")
             .is_some_and(|(st, f)| is_storage_id(st) && is_file_name(f));
@@ -336,6 +349,27 @@ mod tests {
             appliance: Some(name.into()),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn an_oci_image_is_a_template_source_with_proxmoxs_reference_rule() {
+        let ok = spec(TemplateImage {
+            oci: Some("docker.io/library/nginx:1.27".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            plan(&ok, "t", "uid").unwrap().image,
+            Image::Oci {
+                reference: "docker.io/library/nginx:1.27".into()
+            }
+        );
+        let untagged = spec(TemplateImage {
+            oci: Some("docker.io/library/nginx".into()),
+            ..Default::default()
+        });
+        let e = plan(&untagged, "t", "uid").unwrap_err();
+        assert_eq!(e.field, "image.oci");
+        assert!(e.message.contains("a tag is required"), "{e}");
     }
 
     fn apl(template: &str) -> AplInfo {

@@ -11,6 +11,7 @@ use crate::controller::cluster::{ClusterHandle, ClusterKey, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::container::decide;
 use crate::controller::container::desired::{identity_tag, InvalidSpec};
+use crate::controller::container::image as oci;
 use crate::controller::context::Context;
 use crate::controller::kernel::task::{self, Polled, Started};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
@@ -666,6 +667,11 @@ async fn resolve_image(
                 entry.template.clone(),
             )
         }
+        Image::Oci { reference } => (
+            oci::volid(&plan.image_storage, reference),
+            plan.image_storage.clone(),
+            oci::file_name(reference),
+        ),
         Image::Url { file_name, .. } => (
             image_volid(&plan.image_storage, file_name),
             plan.image_storage.clone(),
@@ -715,6 +721,16 @@ async fn resolve_image(
             };
             start_task(p, handle, node, "download", async move {
                 client.download_url(&n, &storage, &params).await
+            })
+            .await?
+        }
+        Image::Oci { reference } => {
+            let params = pve::OciPullParams {
+                reference: reference.clone(),
+                filename: Some(file.clone()),
+            };
+            start_task(p, handle, node, "download", async move {
+                client.oci_registry_pull(&n, &storage, &params).await
             })
             .await?
         }
