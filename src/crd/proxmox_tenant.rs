@@ -60,6 +60,16 @@ pub struct ProxmoxTenantSpec {
     /// Upper bounds over all of the tenant's containers (every namespace and cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<TenantQuota>,
+    /// Registries OCI images (`source.image`, `LxcTemplate.image.oci`) may come from, as
+    /// skopeo names them (`docker.io`, `ghcr.io`, `registry.example.org:5000`). Proxmox pulls
+    /// them with the operator's token from the nodes' network, so a tenant gets none when the
+    /// list is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 253), regex(pattern = r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$"))
+    )]
+    pub image_registries: Vec<String>,
     /// Existing Proxmox guests (not made by the operator) the tenant may clone or observe, by
     /// vmid: for example golden templates the admin made by hand.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

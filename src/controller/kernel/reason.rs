@@ -223,6 +223,8 @@ reasons! {
     TenantPolicyPrivileged,
     /// Features beyond `nesting`, which the tenant may not use.
     TenantPolicyFeatures,
+    /// An OCI image from a registry the tenant may not pull from.
+    TenantPolicyImageRegistry,
     /// The tenant's quota would be exceeded.
     TenantPolicyQuotaExceeded,
     /// A clone source, archive or guest to observe that belongs to another namespace (or to

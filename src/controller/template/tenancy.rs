@@ -28,6 +28,9 @@ pub(super) fn admit(
         .map(|r| r.0.clone())
         .unwrap_or_else(|| "local".into());
     policy::check_container(t, &build::container_spec(&obj.spec), &rootfs)?;
+    if let Some(reference) = &obj.spec.image.oci {
+        policy::check_image(t, reference, &plan.image_storage)?;
+    }
     let images = t.storages.as_ref().map(|s| s.templates.clone()).unwrap_or_default();
     if !images.is_empty() && !images.contains(&plan.image_storage) {
         return Err(Refusal::new(

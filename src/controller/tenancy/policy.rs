@@ -225,6 +225,9 @@ pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_st
         }
     }
     check_network(t, spec)?;
+    if let Some(image) = &spec.source.image {
+        check_image(t, &image.reference, &image.storage)?;
+    }
     let privileges = t.privileges.clone().unwrap_or_default();
     if !spec.unprivileged && !privileges.privileged {
         return Err(Refusal::new(
@@ -247,6 +250,41 @@ pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_st
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// The registry of an image reference, as skopeo reads it (`nginx:1` is from `docker.io`).
+pub fn registry_of(reference: &str) -> String {
+    let canonical = crate::controller::container::image::canonical_reference(reference);
+    canonical.split('/').next().unwrap_or_default().to_string()
+}
+
+/// Whether the tenant may pull `reference` into `storage`.
+pub fn check_image(t: &ProxmoxTenantSpec, reference: &str, storage: &str) -> Result<(), Refusal> {
+    let registry = registry_of(reference);
+    if !t.image_registries.iter().any(|r| r.eq_ignore_ascii_case(&registry)) {
+        return Err(Refusal::new(
+            Reason::TenantPolicyImageRegistry,
+            format!(
+                "image {reference} is from registry {registry}, which is not one of the tenant's image registries ({})",
+                if t.image_registries.is_empty() {
+                    "none".to_string()
+                } else {
+                    t.image_registries.join(", ")
+                }
+            ),
+        ));
+    }
+    let allowed = t.storages.as_ref().map(|s| s.templates.clone()).unwrap_or_default();
+    if !in_list(&allowed, storage) {
+        return Err(Refusal::new(
+            Reason::TenantPolicyStorage,
+            format!(
+                "image storage {storage} is not one of the tenant's template storages ({})",
+                listed(&allowed)
+            ),
+        ));
     }
     Ok(())
 }

@@ -193,3 +193,18 @@ fn quotas_count_defaults_and_name_the_exceeded_one() {
     };
     assert!(quota_check(&memory, f, f).unwrap_err().message.contains("memory"));
 }
+
+#[test]
+fn a_tenant_pulls_images_only_from_its_registries() {
+    let mut t = team_a();
+    let err = check_image(&t, "nginx:1.27", "local").unwrap_err();
+    assert_eq!(err.reason, Reason::TenantPolicyImageRegistry);
+    assert!(err.message.contains("docker.io"), "{}", err.message);
+    t.image_registries = vec!["docker.io".into()];
+    assert_eq!(check_image(&t, "nginx:1.27", "local"), Ok(()));
+    assert!(check_image(&t, "ghcr.io/acme/app:1", "local").is_err());
+    assert_eq!(
+        registry_of("registry.example.org:5000/app:2"),
+        "registry.example.org:5000"
+    );
+}
