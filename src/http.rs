@@ -1,6 +1,8 @@
-//! The operator's HTTP listener: `/healthz` (alive), `/readyz` (caches synced) and `/metrics`.
+//! The operator's HTTP listener: `/healthz` (alive), `/readyz` (caches synced) and `/metrics`
+//! (behind a bearer token with `--metrics-auth`: [`crate::metrics_auth`]).
 
 use crate::metrics::Metrics;
+use crate::metrics_auth::{MetricsAuth, Verdict};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
@@ -42,22 +44,50 @@ pub async fn serve(addr: SocketAddr, health: Arc<Health>, metrics: Arc<Metrics>)
     serve_listener(listener, health, metrics, Timeouts::default()).await
 }
 
-/// [`serve`] on a bound listener with the given timeouts.
+/// [`serve`] on a bound listener with the given timeouts; `/metrics` is authenticated when the
+/// process asked for it ([`crate::metrics_auth::require`]).
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
     timeouts: Timeouts,
 ) -> std::io::Result<()> {
+    serve_listener_with(listener, health, metrics, timeouts, crate::metrics_auth::required()).await
+}
+
+/// [`serve_listener`] with an explicit `/metrics` authenticator (`None`: open).
+pub async fn serve_listener_with(
+    listener: tokio::net::TcpListener,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    timeouts: Timeouts,
+    auth: Option<Arc<MetricsAuth>>,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let health = health.clone();
         let metrics = metrics.clone();
+        let auth = auth.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let health = health.clone();
                 let metrics = metrics.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(req.uri().path(), &health, &metrics)) }
+                let auth = auth.clone();
+                async move {
+                    let path = req.uri().path();
+                    if path == "/metrics" {
+                        if let Some(auth) = auth {
+                            let header = req
+                                .headers()
+                                .get(hyper::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok());
+                            if let Some(refused) = refuse(auth.check(header).await) {
+                                return Ok::<_, std::convert::Infallible>(refused);
+                            }
+                        }
+                    }
+                    Ok(route(path, &health, &metrics))
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -91,6 +121,34 @@ fn liveness(broken: Option<&str>) -> (StatusCode, String) {
         None => (StatusCode::OK, "ok\n".to_string()),
         Some(why) => (StatusCode::INTERNAL_SERVER_ERROR, format!("broken: {why}\n")),
     }
+}
+
+/// The answer to a `/metrics` request whose credentials are not good enough (`None`: serve it).
+fn refuse(verdict: Result<Verdict, crate::metrics_auth::Error>) -> Option<Response<Full<Bytes>>> {
+    let (code, body) = match verdict {
+        Ok(Verdict::Allowed) => return None,
+        Ok(Verdict::Unauthenticated(why)) => (StatusCode::UNAUTHORIZED, format!("unauthorized: {why}\n")),
+        Ok(Verdict::Forbidden(why)) => (StatusCode::FORBIDDEN, format!("forbidden: {why}\n")),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the credentials of a /metrics request");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not check the credentials\n".to_string(),
+            )
+        }
+    };
+    let mut r = Response::builder()
+        .status(code)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    if code == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    Some(r)
 }
 
 fn route(path: &str, health: &Health, metrics: &Metrics) -> Response<Full<Bytes>> {

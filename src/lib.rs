@@ -13,6 +13,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod metrics_auth;
 pub mod pve;
 pub mod sim;
 pub mod telemetry;

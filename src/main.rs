@@ -48,6 +48,11 @@ struct RunArgs {
     /// Address of the health (/healthz, /readyz) and metrics (/metrics) listener.
     #[arg(long, default_value = "0.0.0.0:8080", env = "HTTP_ADDR")]
     http_addr: std::net::SocketAddr,
+    /// Serve /metrics only to a bearer token whose user may `get` the non-resource URL
+    /// /metrics (checked with a TokenReview and a SubjectAccessReview, allowed tokens cached
+    /// for 60 s). /healthz and /readyz stay open.
+    #[arg(long, env = "METRICS_AUTH")]
+    metrics_auth: bool,
     /// How often an in-sync container is passed again (config, firewall and interfaces compared
     /// with its spec) even when the inventory shows no change (`0s` turns it off), e.g. `1h`.
     #[arg(long, default_value = "1h")]
@@ -81,9 +86,19 @@ struct RunArgs {
     /// Name of the Lease.
     #[arg(long, default_value = "proxmox-lxc-operator")]
     lease_name: String,
-    /// Namespace of the Lease (defaults to the pod's namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    lease_namespace: String,
+    /// The operator's own namespace (the pod's): it holds the Lease and the Secrets that
+    /// `ProxmoxCluster`s name (credentials, CA), and no other namespace's Secrets are read for them.
+    #[arg(
+        long = "operator-namespace",
+        alias = "lease-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "default"
+    )]
+    operator_namespace: String,
+    /// Manage only the ProxmoxClusters matching this label selector (e.g. `shard=a`), so that
+    /// several operator instances can share one Kubernetes cluster. All when omitted.
+    #[arg(long, env = "CLUSTER_SELECTOR")]
+    cluster_selector: Option<String>,
     /// For tests and demos only: run backup schedules on a clock this many times faster than
     /// the wall clock (e.g. `360`: an hourly schedule fires every 10 s). Default 1 (wall clock).
     #[arg(long, default_value_t = 1.0, env = "SCHEDULE_CLOCK_SPEED")]
@@ -141,6 +156,8 @@ async fn main() -> anyhow::Result<()> {
                 prune_interval: dur("prune-interval", &args.prune_interval)?,
                 schedule_clock,
                 drift_per_resync: args.drift_checks_per_resync,
+                operator_namespace: args.operator_namespace.clone(),
+                cluster_selector: args.cluster_selector.clone(),
                 ..Default::default()
             };
             let kube_config = kube::Config::infer().await?;
@@ -164,13 +181,19 @@ async fn main() -> anyhow::Result<()> {
                 });
             }
             tracing::info!(version = VERSION.as_str(), "operator starting");
+            if args.metrics_auth {
+                proxmox_lxc_operator::metrics_auth::require(proxmox_lxc_operator::metrics_auth::MetricsAuth::new(
+                    client.clone(),
+                ));
+                tracing::info!("/metrics needs a bearer token allowed to get /metrics");
+            }
             let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 format!("{}-{}", host.trim(), std::process::id())
             });
             let leader_election = args.leader_election.then(|| {
                 proxmox_lxc_operator::controller::leader::LeaseConfig::new(
-                    args.lease_namespace.clone(),
+                    args.operator_namespace.clone(),
                     args.lease_name.clone(),
                     identity,
                 )

@@ -56,10 +56,12 @@ fn every_kind_has_a_minimal_and_a_full_example() {
         .collect();
     for kind in [
         "proxmoxcluster",
+        "proxmoxtenant",
         "lxccontainer",
         "lxctemplate",
         "lxcbackupschedule",
         "lxcbackup",
+        "lxcsnapshot",
     ] {
         for variant in ["minimal", "full"] {
             let f = format!("{kind}-{variant}.yaml");
@@ -82,7 +84,7 @@ fn examples_are_accepted_and_every_field_survives_the_round_trip() {
         );
         for doc in documents(cp, &file) {
             let kind = doc["kind"].as_str().unwrap();
-            if kind == "Secret" {
+            if kind == "Secret" || kind == "ConfigMap" {
                 continue;
             }
             let name = doc["metadata"]["name"].as_str().unwrap();
@@ -118,6 +120,7 @@ fn kubectl_get_proxmox_lists_every_kind() {
     let listed = cp.kubectl_ok(&["get", "proxmox", "-n", &ns, "-o", "name"]);
     for expected in [
         "proxmoxcluster.pve.lxc.dev/default",
+        "proxmoxtenant.pve.lxc.dev/team-a",
         "lxccontainer.pve.lxc.dev/hello",
         "lxctemplate.pve.lxc.dev/debian-base",
         "lxcbackupschedule.pve.lxc.dev/nightly",
@@ -129,7 +132,7 @@ fn kubectl_get_proxmox_lists_every_kind() {
         );
     }
     // short names work too
-    for short in ["pvec", "lxc", "lxct", "lxcbs", "lxcb"] {
+    for short in ["pvec", "pvet", "lxc", "lxct", "lxcbs", "lxcb"] {
         assert!(
             !cp.kubectl_ok(&["get", short, "-n", &ns, "-o", "name"])
                 .trim()

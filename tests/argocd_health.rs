@@ -173,6 +173,8 @@ fn chart_readme_documents_the_argocd_cm_snippet_for_every_kind() {
         "LxcTemplate",
         "LxcBackupSchedule",
         "LxcBackup",
+        "LxcSnapshot",
+        "ProxmoxTenant",
     ] {
         assert!(
             readme.contains(&format!("  resource.customizations.health.pve.lxc.dev_{kind}: ")),

@@ -62,14 +62,23 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
         [
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
             "ClusterRoleBinding",
             "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "Deployment",
+            "NetworkPolicy",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount"
         ],
@@ -77,7 +86,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     assert!(
         r.crds_dir.is_empty(),
-        "Helm's crds/ is never upgraded: the five CRDs are templates"
+        "Helm's crds/ is never upgraded: the seven CRDs are templates"
     );
     let deploy = r.one("Deployment");
     assert_eq!(deploy["spec"]["replicas"], 1);
@@ -123,7 +132,8 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
             "run",
             "--http-addr=0.0.0.0:8080",
             "--log-format=json",
-            "--shutdown-timeout=20s"
+            "--shutdown-timeout=20s",
+            "--metrics-auth"
         ]
     );
     let env = c["env"].as_array().unwrap();
@@ -137,34 +147,129 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     assert_eq!(svc["spec"]["selector"], deploy["spec"]["selector"]["matchLabels"]);
 
     let roles = r.of_kind("ClusterRole");
-    let main = roles
-        .iter()
-        .find(|r| !r["metadata"]["name"].as_str().unwrap().ends_with("-crds"))
-        .unwrap();
-    let rules = main["rules"].as_array().unwrap();
-    let secrets: Vec<&Value> = rules
-        .iter()
-        .filter(|r| r["resources"].as_array().unwrap().contains(&json!("secrets")))
-        .collect();
-    assert_eq!(secrets.len(), 1);
-    assert_eq!(secrets[0]["verbs"], json!(["get"]), "Secrets: get only");
-    for rule in rules {
-        let verbs = rule["verbs"].as_array().unwrap();
-        assert!(
-            !verbs.contains(&json!("*")) && !rule["resources"].as_array().unwrap().contains(&json!("*")),
-            "no wildcards: {rule}"
-        );
-        assert!(!rule["resources"].as_array().unwrap().contains(&json!("pods")));
+    let fullname = "plo-proxmox-lxc-operator";
+    let role = |suffix: &str| {
+        let name = format!("{fullname}{suffix}");
+        *roles
+            .iter()
+            .find(|r| r["metadata"]["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no ClusterRole {name}"))
+    };
+    let rules_of = |r: &Value| r["rules"].as_array().unwrap().clone();
+    let resources = |rule: &Value| -> Vec<String> {
+        rule["resources"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    for r in &roles {
+        for rule in rules_of(r) {
+            let verbs = rule["verbs"].as_array().unwrap();
+            assert!(
+                !verbs.contains(&json!("*")) && !resources(&rule).contains(&"*".to_string()),
+                "no wildcards: {rule}"
+            );
+            assert!(!resources(&rule).contains(&"pods".to_string()));
+        }
     }
-    let crds_role = roles
+    let secrets: Vec<Value> = rules_of(role(""))
+        .into_iter()
+        .filter(|r| resources(r).contains(&"secrets".to_string()))
+        .collect();
+    assert_eq!(secrets.len(), 1, "rbac.tenantSecrets: root password Secrets");
+    assert_eq!(secrets[0]["verbs"], json!(["get"]), "Secrets: get only");
+    for rule in rules_of(role("")) {
+        if resources(&rule)
+            .iter()
+            .any(|r| r == "services" || r == "endpointslices")
+        {
+            assert_eq!(
+                rule["verbs"],
+                json!(["get", "create", "patch", "update", "delete"]),
+                "no list/watch"
+            );
+        }
+    }
+    let scoped = rules_of(role("-cluster-scoped"));
+    let crd_rule = scoped
         .iter()
-        .find(|r| r["metadata"]["name"].as_str().unwrap().ends_with("-crds"))
+        .find(|r| resources(r) == ["customresourcedefinitions"])
         .unwrap();
     assert_eq!(
-        crds_role["rules"][0]["resourceNames"].as_array().unwrap().len(),
-        5,
-        "CRD get is limited to our five"
+        crd_rule["resourceNames"].as_array().unwrap().len(),
+        7,
+        "CRD get is limited to our seven"
     );
+    assert!(
+        scoped.iter().any(|r| resources(r) == ["tokenreviews"]),
+        "metrics.secure"
+    );
+    assert!(scoped
+        .iter()
+        .any(|r| resources(r) == ["namespaces"] && r["verbs"] == json!(["get", "list", "watch"])));
+    let own_secrets = r.one("Role");
+    assert_eq!(own_secrets["metadata"]["namespace"], RELEASE_NAMESPACE);
+    assert_eq!(
+        own_secrets["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        "ProxmoxCluster Secrets: get, in the release namespace"
+    );
+    // Tenant roles: aggregated, without status, clusters or tenants.
+    for (suffix, label) in [("-view", "aggregate-to-view"), ("-edit", "aggregate-to-edit")] {
+        let r = role(suffix);
+        assert_eq!(
+            r["metadata"]["labels"][format!("rbac.authorization.k8s.io/{label}")],
+            "true"
+        );
+        for rule in rules_of(r) {
+            for res in resources(&rule) {
+                assert!(
+                    !res.contains('/') && !res.starts_with("proxmox"),
+                    "{suffix}: a tenant gets {res}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        role("-edit")["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"],
+        "true"
+    );
+    let admin = rules_of(role("-cluster-admin"));
+    assert!(resources(&admin[0]).contains(&"proxmoxtenants".to_string()));
+    assert!(role("-cluster-admin")["metadata"]["labels"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .all(|k| !k.contains("aggregate")));
+    assert_eq!(
+        rules_of(role("-metrics-reader")),
+        [json!({"nonResourceURLs": ["/metrics"], "verbs": ["get"]})]
+    );
+    // NetworkPolicy: the http port in; DNS, the apiserver and Proxmox out.
+    let np = &r.one("NetworkPolicy")["spec"];
+    assert_eq!(np["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        np["podSelector"]["matchLabels"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        np["ingress"],
+        json!([{"ports": [{"port": "http", "protocol": "TCP"}], "from": [{"namespaceSelector": {}}]}])
+    );
+    let egress_ports: Vec<Value> = np["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            json!(e["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["port"].clone())
+                .collect::<Vec<_>>())
+        })
+        .collect();
+    assert_eq!(egress_ports, [json!([53, 53]), json!([443, 6443]), json!([8006])]);
     assert!(
         r.notes.contains("kubectl get proxmox") && r.notes.contains("ProxmoxCluster"),
         "NOTES tell the next step:\n{}",
@@ -274,9 +379,21 @@ fn chart_renders_every_option_of_the_all_on_values() {
         "plo-all-on-ui"
     );
     assert_eq!(ingress["spec"]["tls"][0]["secretName"], "plo-ui-tls");
-    assert!(
-        r.of_kind("ClusterRole").len() == 1 && r.of_kind("ClusterRoleBinding").len() == 1,
-        "with watchNamespaces only the CRD-read ClusterRole is cluster-wide"
+    let mut bindings: Vec<&str> = r
+        .of_kind("ClusterRoleBinding")
+        .iter()
+        .map(|b| b["roleRef"]["name"].as_str().unwrap())
+        .collect();
+    bindings.sort();
+    assert_eq!(
+        bindings,
+        ["plo-all-on-cluster-scoped", "plo-all-on-metrics-reader"],
+        "with watchNamespaces only the cluster-scoped kinds are bound cluster-wide (and the metrics readers)"
+    );
+    assert_eq!(
+        r.of_kind("ClusterRole").len(),
+        5,
+        "cluster-scoped, view, edit, cluster-admin, metrics-reader"
     );
     let roles = r.of_kind("Role");
     let ns_of = |o: &&Value| o["metadata"]["namespace"].as_str().unwrap().to_string();
@@ -284,20 +401,29 @@ fn chart_renders_every_option_of_the_all_on_values() {
     role_ns.sort();
     assert_eq!(
         role_ns,
-        ["plo-system", "plo-team-a", "plo-team-b"],
-        "a Role per watched namespace + the leader-election Role"
+        ["plo-system", "plo-system", "plo-team-a", "plo-team-b"],
+        "a Role per watched namespace + the Secrets and leader-election Roles"
     );
-    assert_eq!(r.of_kind("RoleBinding").len(), 3);
+    assert_eq!(r.of_kind("RoleBinding").len(), 4);
     let lease_role = roles
         .iter()
-        .find(|r| r["metadata"]["namespace"] == RELEASE_NAMESPACE)
+        .find(|r| r["metadata"]["name"] == "plo-all-on-leader-election")
         .unwrap();
     assert!(lease_role["rules"]
         .as_array()
         .unwrap()
         .iter()
         .any(|rule| rule["resourceNames"] == json!(["plo-all-on-leader"])));
-    assert_eq!(r.one("ServiceMonitor")["spec"]["endpoints"][0]["path"], "/metrics");
+    let endpoint = &r.one("ServiceMonitor")["spec"]["endpoints"][0];
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(endpoint["authorization"]["credentials"]["name"], "prometheus-token");
+    let np = &r.one("NetworkPolicy")["spec"];
+    assert_eq!(np["egress"][1]["to"][1]["ipBlock"]["cidr"], "10.0.0.11/32");
+    assert_eq!(np["egress"][2]["to"][0]["ipBlock"]["cidr"], "192.0.2.0/24");
+    assert_eq!(
+        np["egress"][0]["to"][0]["podSelector"]["matchLabels"]["k8s-app"],
+        "kube-dns"
+    );
     assert_eq!(r.one("PodDisruptionBudget")["apiVersion"], "policy/v1");
     assert_eq!(r.one("PodDisruptionBudget")["spec"]["minAvailable"], 1);
     let cm = r.one("ConfigMap");
@@ -308,11 +434,23 @@ fn chart_renders_every_option_of_the_all_on_values() {
         assert!(text.contains(metric), "dashboard does not chart {metric}");
     }
     let pvec = r.one("ProxmoxCluster");
-    assert_eq!(pvec["metadata"]["namespace"], "plo-team-a");
+    assert!(
+        pvec["metadata"]["namespace"].is_null(),
+        "ProxmoxClusters are cluster-scoped"
+    );
+    assert_eq!(
+        pvec["metadata"]["annotations"]["pve.lxc.dev/is-default-cluster"],
+        "true"
+    );
+    assert_eq!(pvec["spec"]["tenancy"], "Restricted");
     assert_eq!(pvec["spec"]["credentialsRef"]["name"], "default-credentials");
     assert_eq!(pvec["spec"]["endpoints"].as_array().unwrap().len(), 2);
     let secret = r.one("Secret");
     assert_eq!(secret["stringData"]["tokenId"], "operator@pve!k8s");
+    assert_eq!(
+        secret["metadata"]["namespace"], RELEASE_NAMESPACE,
+        "the operator reads ProxmoxCluster Secrets in its own namespace only"
+    );
     assert_eq!(r.one("ServiceAccount")["metadata"]["name"], "plo-all-on-sa");
 
     // Leader election follows replicas; an existing Secret makes the chart write none.
@@ -323,9 +461,23 @@ fn chart_renders_every_option_of_the_all_on_values() {
         "v1.33.0",
     );
     assert!(args(two.one("Deployment")).contains(&"--leader-election".to_string()));
-    assert_eq!(two.of_kind("Role").len(), 1);
+    assert_eq!(two.of_kind("Role").len(), 2, "the Secrets and leader-election Roles");
     assert!(two.of_kind("Secret").is_empty());
-    assert_eq!(two.one("ProxmoxCluster")["spec"]["credentialsRef"]["name"], "mine");
+    let pc = two.one("ProxmoxCluster");
+    assert_eq!(pc["spec"]["credentialsRef"]["name"], "mine");
+    assert_eq!(pc["spec"]["tenancy"], "Open", "the single-team default");
+    // Without the default annotation, and with /metrics open: no review rules, no reader role.
+    let plain = render(
+        None,
+        json!({"metrics": {"secure": false}, "networkPolicy": {"enabled": false}, "proxmoxCluster": {"create": true, "default": false, "endpoints": ["https://pve:8006"], "existingSecret": "mine"}}),
+        RELEASE_NAMESPACE,
+        "v1.33.0",
+    );
+    assert!(plain.one("ProxmoxCluster")["metadata"]["annotations"].is_null());
+    assert!(plain.of_kind("NetworkPolicy").is_empty());
+    assert!(!args(plain.one("Deployment")).contains(&"--metrics-auth".to_string()));
+    let text = serde_json::to_string(&plain.objects).unwrap();
+    assert!(!text.contains("tokenreviews") && !text.contains("metrics-reader"));
     // policy/v1beta1 for clusters before 1.21 (helm install reads the version from the cluster).
     let old = render(Some(&all_on()), json!({}), RELEASE_NAMESPACE, LOCAL_KUBE_VERSION);
     assert_eq!(old.one("PodDisruptionBudget")["apiVersion"], "policy/v1beta1");
@@ -432,6 +584,22 @@ fn bad_values_are_refused_by_the_schema() {
             json!({"proxmoxCluster": {"limits": {"maxConcurrentTasksPerNode": 0}}}),
             "/proxmoxCluster/limits/maxConcurrentTasksPerNode",
         ),
+        (
+            json!({"proxmoxCluster": {"tenancy": "Closed"}}),
+            "/proxmoxCluster/tenancy",
+        ),
+        // ProxmoxClusters are cluster-scoped, their Secrets in the release namespace
+        (json!({"proxmoxCluster": {"namespace": "team-a"}}), "namespace"),
+        (json!({"rbac": {"tenantSecrets": "no"}}), "/rbac/tenantSecrets"),
+        (json!({"metrics": {"secure": "yes"}}), "/metrics/secure"),
+        (
+            json!({"networkPolicy": {"apiserver": {"cidrs": ["10.0.0.1"], "ports": [443]}}}),
+            "/networkPolicy/apiserver/cidrs/0",
+        ),
+        (
+            json!({"networkPolicy": {"proxmox": {"cidrs": ["0.0.0.0/0"], "ports": [0]}}}),
+            "/networkPolicy/proxmox/ports/0",
+        ),
     ];
     for (values, path) in bad {
         match schema_ok(values.clone()) {
@@ -471,11 +639,7 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
     let (team_a, team_b) = (cp.namespace("plo-team"), cp.namespace("plo-team"));
     let cases = [
         ("default", None, json!({})),
-        (
-            "all-on",
-            Some(all_on()),
-            json!({"watchNamespaces": [team_a, team_b], "proxmoxCluster": {"namespace": team_a}}),
-        ),
+        ("all-on", Some(all_on()), json!({"watchNamespaces": [team_a, team_b]})),
     ];
     for (label, values_file, set) in cases {
         let r = render(values_file.as_deref(), set, &release_ns, LOCAL_KUBE_VERSION);
@@ -487,7 +651,7 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
             .iter()
             .cloned()
             .partition(|o| o["kind"] == "CustomResourceDefinition");
-        assert_eq!(crds.len(), 5, "{label}: the five CRDs are in the release");
+        assert_eq!(crds.len(), 7, "{label}: the seven CRDs are in the release");
         let mut stdout = String::new();
         for (objects, extra) in [(&crds, Some("--validate=false")), (&rest, None)] {
             let mut args = vec!["apply", "--dry-run=server", "-f", "-"];

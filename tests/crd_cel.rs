@@ -100,11 +100,51 @@ type Key = (&'static str, &'static str, &'static str);
 fn cases() -> Vec<(Key, Vec<Case>)> {
     let c = |spec: Value| json!({"spec": spec});
     let os = json!({"osTemplate": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"});
+    let range = |min: u32, max: u32| json!({"min": min, "max": max});
+    let tenant = |k: &str, v: Value| c(json!({"clusters": ["pve"], k: v}));
+    let ranges = |k: &'static str, list: bool| {
+        let wrap = move |r: Value| if list { json!([r]) } else { r };
+        vec![
+            case("a range", None, tenant(k, wrap(range(100, 199))), true),
+            case("a single vmid", None, tenant(k, wrap(range(150, 150))), true),
+            case("min above max", None, tenant(k, wrap(range(200, 100))), false),
+        ]
+    };
     vec![
         (
-            ("LxcContainer", "spec.source", "self == oldSelf"),
+            ("ProxmoxTenant", "spec.vmidRange", "self.min <= self.max"),
+            ranges("vmidRange", false),
+        ),
+        (
+            ("ProxmoxTenant", "spec.sharedVmids[*]", "self.min <= self.max"),
+            ranges("sharedVmids", true),
+        ),
+        (
+            (
+                "LxcContainer",
+                "spec.source",
+                "self == oldSelf || (has(self.image) && has(oldSelf.image) && self.image.storage == oldSelf.image.storage)",
+            ),
             vec![
                 case("create", None, c(json!({"source": os})), true),
+                case(
+                    "a new image tag (an image update)",
+                    Some(c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "local"}}}))),
+                    c(json!({"source": {"image": {"reference": "nginx:1.28", "storage": "local"}}})),
+                    true,
+                ),
+                case(
+                    "an image moved to another storage",
+                    Some(c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "local"}}}))),
+                    c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "nfs"}}})),
+                    false,
+                ),
+                case(
+                    "an image replaced by an OS template",
+                    Some(c(json!({"source": {"image": {"reference": "nginx:1.27", "storage": "local"}}}))),
+                    c(json!({"source": os})),
+                    false,
+                ),
                 case(
                     "unchanged source, other fields edited",
                     Some(c(json!({"source": os, "hostname": "a"}))),
@@ -236,9 +276,14 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
     ]
 }
 
-/// The value at a dotted path (no `[*]` in today's rules).
+/// The value at a dotted path; `name[*]` is the first item of list `name` (cases give one).
 fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(obj, |v, k| v.get(k)).filter(|v| !v.is_null())
+    path.split('.')
+        .try_fold(obj, |v, k| match k.strip_suffix("[*]") {
+            Some(list) => v.get(list)?.get(0),
+            None => v.get(k),
+        })
+        .filter(|v| !v.is_null())
 }
 
 const CEL_PY: &str = r#"

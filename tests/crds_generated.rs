@@ -54,9 +54,10 @@ fn crds_command_prints_all_five_kinds_in_one_stream() {
         .map(|(file, _)| std::fs::read_to_string(dir.join(file)).unwrap())
         .collect();
     assert_eq!(text, concatenated);
-    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 5);
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 7);
     for kind in [
         "ProxmoxCluster",
+        "ProxmoxTenant",
         "LxcContainer",
         "LxcTemplate",
         "LxcBackupSchedule",
@@ -67,18 +68,26 @@ fn crds_command_prints_all_five_kinds_in_one_stream() {
 }
 
 #[test]
-fn every_kind_is_namespaced_in_category_proxmox_with_status_and_short_name() {
+fn every_kind_is_in_category_proxmox_with_status_and_short_name_and_only_the_admins_are_cluster_scoped() {
     let shorts = [
         ("ProxmoxCluster", "pvec"),
+        ("ProxmoxTenant", "pvet"),
         ("LxcContainer", "lxc"),
         ("LxcTemplate", "lxct"),
         ("LxcBackupSchedule", "lxcbs"),
         ("LxcBackup", "lxcb"),
+        ("LxcSnapshot", "lxcsnap"),
     ];
     for (_, def) in crd::all_crds() {
         let spec = &def.spec;
         assert_eq!(spec.group, "pve.lxc.dev");
-        assert_eq!(spec.scope, "Namespaced");
+        let admins = ["ProxmoxCluster", "ProxmoxTenant"].contains(&spec.names.kind.as_str());
+        assert_eq!(
+            spec.scope,
+            if admins { "Cluster" } else { "Namespaced" },
+            "{}",
+            spec.names.kind
+        );
         assert_eq!(spec.names.categories.as_deref(), Some(&["proxmox".to_string()][..]));
         let short = shorts.iter().find(|(k, _)| *k == spec.names.kind).unwrap().1;
         assert_eq!(spec.names.short_names.as_deref(), Some(&[short.to_string()][..]));

@@ -36,7 +36,7 @@ fn env(prefix: &str) -> Env {
         &ns,
         &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
     );
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env { cp, ns, sim, op }
 }
 
@@ -297,7 +297,26 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
         .find(|v| v["volid"] == volid.as_str())
         .expect("archive in storage")
         .clone();
-    assert_eq!(entry["notes"], "before the upgrade");
+    // the first line (what listings show) says whose it is; the user's notes follow
+    let b1_uid = b1["metadata"]["uid"].as_str().unwrap();
+    let mark = entry["notes"].as_str().unwrap_or_default();
+    assert!(
+        mark.starts_with(&format!("pve.lxc.dev ns={} ", e.ns)) && mark.ends_with(&format!("backup={b1_uid}")),
+        "{mark}"
+    );
+    let info = e.sim.call(
+        "GET",
+        &format!("/nodes/{node}/storage/local/content/{}", volid.replace('/', "%2F")),
+        &[],
+    );
+    assert_eq!(
+        info["data"]["notes"]
+            .as_str()
+            .and_then(|n| n.split_once('\n'))
+            .map(|x| x.1),
+        Some("before the upgrade"),
+        "{info}"
+    );
 
     // restore by name: the backed-up config (memory) with the new spec on top
     apply(e.cp, &e.ns, "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    backup: {name: b1}\n  resources: {cores: 4}\n  tags: [restored]\n");
@@ -340,4 +359,32 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
         "archive {kept} should stay"
     );
     assert_eq!(e.sim.stats()["vzdump_overlaps"], 0);
+}
+
+#[test]
+fn a_protected_backup_with_fleecing_and_pbs_options_is_accepted_and_protected_in_proxmox() {
+    let e = env("bprotect");
+    apply(e.cp, &e.ns, &container("src", "app: db", ""));
+    wait_ready(e.cp, &e.ns, "lxc", "src", T);
+    apply(
+        e.cp,
+        &e.ns,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: keep\nspec:\n  containerRef: {name: src}\n  storage: local\n  protected: true\n  fleecingStorage: local-lvm\n  pbsChangeDetectionMode: Metadata\n",
+    );
+    let b = wait_ready(e.cp, &e.ns, "lxcb", "keep", T);
+    let volid = b["status"]["volid"].as_str().unwrap().to_string();
+    let node = b["status"]["node"].as_str().unwrap().to_string();
+    let content = e.sim.call(
+        "GET",
+        &format!("/nodes/{node}/storage/local/content?content=backup"),
+        &[],
+    );
+    let entry = content["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volid"] == volid.as_str())
+        .cloned()
+        .expect("archive listed");
+    assert_eq!(entry["protected"], 1, "{entry}");
 }

@@ -10,7 +10,8 @@ const T: Duration = Duration::from_secs(60);
 fn cluster(ns_cp: (&ControlPlane, &str), sim: &Sim, secret: &str, tls: &str) {
     let (cp, ns) = ns_cp;
     let m = format!(
-        "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxCluster\nmetadata:\n  name: default\nspec:\n  endpoints: [\"{}\"]\n  credentialsRef: {{name: {secret}}}\n  tls: {tls}\n  resyncInterval: 2s\n",
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxCluster\nmetadata: {}\nspec:\n  endpoints: [\"{}\"]\n  credentialsRef: {{name: {secret}}}\n  tls: {tls}\n  resyncInterval: 2s\n",
+        cluster_metadata(ns),
         sim.url
     );
     let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&m));
@@ -24,7 +25,7 @@ fn secret(cp: &ControlPlane, ns: &str, name: &str, token_secret: &str) {
 }
 
 fn ready_reason(cp: &ControlPlane, ns: &str) -> Option<(String, String, String)> {
-    condition(&get_json(cp, ns, "proxmoxcluster", "default")?, "Ready")
+    condition(&get_json(cp, ns, "proxmoxcluster", ns)?, "Ready")
 }
 
 #[test]
@@ -53,7 +54,7 @@ fn the_inventory_is_in_status_and_a_rotated_secret_is_picked_up_without_restart(
     wait_for("Connected after rotation", T, || {
         ready_reason(cp, &ns).filter(|c| c.1 == "Connected")
     });
-    let pc = get_json(cp, &ns, "proxmoxcluster", "default").unwrap();
+    let pc = get_json(cp, &ns, "proxmoxcluster", &ns).unwrap();
     let st = &pc["status"];
     assert_eq!(st["version"], "9.1.3");
     assert_eq!(st["nodesOnline"], "3/3");
@@ -72,9 +73,9 @@ fn the_inventory_is_in_status_and_a_rotated_secret_is_picked_up_without_restart(
     // a node going offline shows up
     sim.call("POST", "/_sim/nodes/pve3/offline", &[]);
     wait_for("2/3 online", T, || {
-        (get_json(cp, &ns, "proxmoxcluster", "default")?["status"]["nodesOnline"] == "2/3").then_some(())
+        (get_json(cp, &ns, "proxmoxcluster", &ns)?["status"]["nodesOnline"] == "2/3").then_some(())
     });
-    let listed = cp.kubectl_ok(&["get", "pvec", "-n", &ns]);
+    let listed = cp.kubectl_ok(&["get", "pvec", &ns]);
     assert!(
         listed.contains("9.1.3") && listed.contains("2/3") && listed.contains("True"),
         "{listed}"
@@ -152,11 +153,18 @@ fn deleting_a_cluster_together_with_its_containers_cleans_them_up_through_it_fir
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let _op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("web")));
     let vmid = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
     // what a namespace deletion does: everything at once
-    let out = cp.kubectl(&["delete", "-n", &ns, "proxmoxcluster/default", "lxc/web", "--wait=false"]);
+    let out = cp.kubectl(&[
+        "delete",
+        "-n",
+        &ns,
+        &format!("proxmoxcluster/{ns}"),
+        "lxc/web",
+        "--wait=false",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_for("the container to be gone", T, || {
         get_json(cp, &ns, "lxc", "web").is_none().then_some(())
@@ -166,7 +174,7 @@ fn deleting_a_cluster_together_with_its_containers_cleans_them_up_through_it_fir
         "destroyed in Proxmox through the cluster"
     );
     wait_for("the cluster to be gone", T, || {
-        get_json(cp, &ns, "proxmoxcluster", "default").is_none().then_some(())
+        get_json(cp, &ns, "proxmoxcluster", &ns).is_none().then_some(())
     });
 }
 
@@ -177,19 +185,19 @@ fn a_cluster_deleted_and_created_again_with_the_same_spec_connects_again() {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let _op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     let out = cp.kubectl(&[
         "delete",
         "-n",
         &ns,
         "proxmoxcluster",
-        "default",
+        &ns,
         "--wait=true",
         "--timeout=60s",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     connect_cluster(cp, &ns, &sim, "2s");
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&container("after")));
     let obj = wait_ready(cp, &ns, "lxc", "after", T);
     assert_eq!(obj["status"]["phase"], "Running");

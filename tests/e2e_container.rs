@@ -31,7 +31,7 @@ fn env(prefix: &str) -> Env {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env { cp, ns, sim, op }
 }
 
@@ -491,7 +491,7 @@ fn the_root_password_and_the_api_token_never_reach_logs_events_or_status() {
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start_logging(cp, &ns, "trace");
     let password = "S3cret-root-pa55word";
-    apply(cp, &ns, &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rootpw\nstringData:\n  password: {password}\n---\n{}", container_yaml("locked", "  auth:\n    passwordSecretRef: {name: rootpw, key: password}\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc admin@example.org\"]\n")));
+    apply(cp, &ns, &format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: rootpw\n  labels: {{pve.lxc.dev/root-password: \"true\"}}\nstringData:\n  password: {password}\n---\n{}", container_yaml("locked", "  auth:\n    passwordSecretRef: {name: rootpw, key: password}\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc admin@example.org\"]\n")));
     let obj = wait_ready(cp, &ns, "lxc", "locked", T);
     let events = cp.kubectl_ok(&["get", "events", "-n", &ns, "-o", "json"]);
     let log = op.log();
@@ -515,14 +515,14 @@ fn a_force_deleted_container_frees_its_task_slot_for_the_next_one() {
         "-n",
         &ns,
         "proxmoxcluster",
-        "default",
+        &ns,
         "--type=merge",
         "-p",
         r#"{"spec":{"limits":{"maxConcurrentTasksPerNode":1,"requestsPerSecond":500}}}"#,
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let _op = Operator::start_with(cp, &ns, &["--prune-interval", "2s"]);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     apply(cp, &ns, &container_yaml("first", "  node: pve1\n"));
     wait_for("the first create to run", T, || {
         let o = get_json(cp, &ns, "lxc", "first")?;
@@ -647,7 +647,7 @@ fn changing_the_cluster_of_an_existing_container_is_refused_and_orphans_nothing(
     let e = env("clusterref");
     apply(e.cp, &e.ns, &container_yaml("pinned", ""));
     let obj = wait_ready(e.cp, &e.ns, "lxc", "pinned", T);
-    assert_eq!(obj["status"]["cluster"], "default");
+    assert_eq!(obj["status"]["cluster"], e.ns.as_str());
     // clusterRef set later (no transition rule sees it; a 1.20 apiserver runs no CEL at all)
     apply(e.cp, &e.ns, &container_yaml("pinned", "  clusterRef: {name: other}\n"));
     let (_, _, message) = wait_for("Ready=False reason=InvalidSpec", T, || {
@@ -655,7 +655,7 @@ fn changing_the_cluster_of_an_existing_container_is_refused_and_orphans_nothing(
         condition(&o, "Ready").filter(|(s, r, _)| s == "False" && r == "InvalidSpec")
     });
     assert!(
-        message.contains("clusterRef is immutable") && message.contains("default"),
+        message.contains("clusterRef is immutable") && message.contains(e.ns.as_str()),
         "{message}"
     );
     assert_eq!(e.sim.containers().len(), 1);
@@ -669,7 +669,7 @@ fn deleting_a_container_while_its_clone_runs_leaks_no_clone() {
     let sim = Sim::start(&["--clock-speed", "1"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let _op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     apply(cp, &ns, &container_yaml("origin", "  state: Stopped\n"));
     let origin = wait_ready(cp, &ns, "lxc", "origin", T)["status"]["vmid"]
         .as_u64()

@@ -22,7 +22,7 @@ fn setup(prefix: &str) -> (&'static ControlPlane, String, Sim, Operator) {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     (cp, ns, sim, op)
 }
 
@@ -200,6 +200,65 @@ fn ports_are_published_as_a_service_whose_endpoint_follows_the_container() {
         get_json(cp, &ns, "service", "api").is_none().then_some(())
     });
     assert!(slice(cp, &ns, "api").is_none());
+    drop(sim);
+}
+
+#[test]
+fn ports_never_take_over_a_service_the_operator_did_not_create() {
+    let (cp, ns, sim, _op) = setup("svcown");
+    // a user's own Service `web` (with a selector: it fronts pods), made before the container
+    apply(
+        cp,
+        &ns,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  labels: {team: a}\nspec:\n  selector: {app: web}\n  ports:\n    - {name: http, port: 80, targetPort: 8080}\n",
+    );
+    let before = get_json(cp, &ns, "service", "web").unwrap();
+    apply(
+        cp,
+        &ns,
+        &ct(
+            "web",
+            "  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {address: 10.1.0.7/24}}\n  ports:\n    - {name: http, port: 8080}\n",
+        ),
+    );
+    let obj = wait_for("the container saying why it publishes nothing", T, || {
+        get_json(cp, &ns, "lxc", "web")
+            .filter(|o| condition(o, "Synced").is_some_and(|c| c.0 == "False" && c.2.contains("Service named web")))
+    });
+    let (_, reason, message) = condition(&obj, "Synced").unwrap();
+    assert_eq!(reason, "ServiceNotOwned", "{message}");
+    assert_eq!(
+        condition(&obj, "Ready").map(|c| c.0).as_deref(),
+        Some("True"),
+        "the container itself is fine"
+    );
+    assert!(message.contains("not controlled by this LxcContainer"), "{message}");
+    assert!(
+        obj["status"]["vmid"].as_u64().is_some(),
+        "the container itself was created"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let after = get_json(cp, &ns, "service", "web").unwrap();
+    assert_eq!(
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
+        "the user's Service was written to: {after}"
+    );
+    assert!(
+        after["metadata"]["ownerReferences"].is_null(),
+        "no ownerReference added"
+    );
+    assert_eq!(after["spec"]["selector"], before["spec"]["selector"]);
+    assert!(
+        slice(cp, &ns, "web").is_none(),
+        "no EndpointSlice (with a tenant-chosen IP) for a Service that is not ours"
+    );
+    // deleting the container leaves the user's Service alone as well
+    cp.kubectl_ok(&["delete", "lxc", "-n", &ns, "web", "--timeout=60s"]);
+    let kept = get_json(cp, &ns, "service", "web").expect("the user's Service survives the container");
+    assert_eq!(
+        kept["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
     drop(sim);
 }
 

@@ -34,7 +34,7 @@ fn env(prefix: &str) -> Env {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env { cp, ns, sim, _op: op }
 }
 
@@ -147,7 +147,11 @@ fn an_appliance_template_is_downloaded_built_and_converted_and_a_second_one_reus
         &template_yaml("custom", "  image:\n    url: {url: \"https://images.example.org/custom-1.0_amd64.tar.zst\", checksum: \"sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\"}\n  rootfs: {storage: local-lvm, size: 2Gi}\n"),
     );
     let obj3 = wait_ready(e.cp, &e.ns, "lxct", "custom", T);
-    assert_eq!(obj3["status"]["osTemplate"], "local:vztmpl/custom-1.0_amd64.tar.zst");
+    // stored under its checksum: nobody can plant a file of that name for it
+    assert_eq!(
+        obj3["status"]["osTemplate"],
+        "local:vztmpl/0f1e2d3c4b5a6978-custom-1.0_amd64.tar.zst"
+    );
     assert_eq!(e.sim.count("POST /nodes/{node}/storage/{storage}/download-url"), 1);
 }
 

@@ -107,7 +107,7 @@ impl Run {
             .collect();
         connect_cluster(cp, &ns, &sim, "2s");
         let op = Operator::start(cp, &ns);
-        wait_ready(cp, &ns, "proxmoxcluster", "default", Duration::from_secs(60));
+        wait_ready(cp, &ns, "proxmoxcluster", &ns, Duration::from_secs(60));
         Run {
             seed,
             cp,

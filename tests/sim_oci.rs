@@ -425,3 +425,54 @@ async fn pulling_needs_sys_access_network_on_the_node_besides_allocate_template(
         .await;
     assert_eq!(r.status, 403, "{}", r.text);
 }
+
+#[tokio::test]
+async fn the_operators_client_pulls_lists_tags_and_sets_a_nul_separated_env() {
+    use proxmox_lxc_operator::pve::{self, Auth, ClientConfig, TlsMode};
+    use std::time::Duration;
+    let (sim, c) = setup().await;
+    let t = &sim.tokens()[0];
+    let mut cfg = ClientConfig::new(
+        vec![sim.base_url()],
+        Auth::Token {
+            token_id: t.id.clone(),
+            secret: t.secret.clone(),
+        },
+    );
+    cfg.tls = TlsMode::Fingerprint(sim.fingerprint().to_string());
+    let client = pve::Client::new(cfg).unwrap();
+    let tags = client
+        .query_oci_repo_tags("pve1", "docker.io/library/nginx")
+        .await
+        .unwrap();
+    assert_eq!(tags, vec!["1.27", "1.28"]);
+    let params = pve::OciPullParams {
+        reference: "docker.io/a/nginx:1".into(),
+        filename: Some("nginx_1-0123456789".into()),
+    };
+    let upid = client.oci_registry_pull("pve1", "local", &params).await.unwrap();
+    assert_eq!(upid.task_type(), "ociregistrypull");
+    client
+        .wait_task(&upid, Duration::from_millis(10), Duration::from_secs(20))
+        .await
+        .unwrap();
+    let vols = client
+        .storage_content("pve1", "local", Some("vztmpl"), None)
+        .await
+        .unwrap();
+    assert!(vols.iter().any(|v| v.volid == "local:vztmpl/nginx_1-0123456789.tar"));
+    c.create_ct("pve1", 100, &[]).await;
+    let update = pve::ConfigUpdate {
+        set: [
+            ("env".to_string(), "A=1\0B_2=x y".to_string()),
+            ("entrypoint".to_string(), "nginx -g 'daemon off;'".to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    assert!(!format!("{update:?}").contains("x y"), "Debug redacts env");
+    client.lxc_update_config("pve1", 100, &update).await.unwrap();
+    let conf = client.lxc_config("pve1", 100).await.unwrap();
+    assert_eq!(conf.raw["env"], "A=1\0B_2=x y");
+    assert_eq!(conf.raw["entrypoint"], "nginx -g 'daemon off;'");
+}

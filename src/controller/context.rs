@@ -6,7 +6,7 @@ use super::cluster::ClusterRegistry;
 use super::kernel::{Claims, NodeQueue, StatusCache, TaskSlots, WakeRoutes};
 use crate::crd::{
     LxcBackup, LxcBackupSchedule, LxcBackupScheduleStatus, LxcBackupStatus, LxcContainer, LxcContainerStatus,
-    LxcTemplate, LxcTemplateStatus,
+    LxcSnapshot, LxcSnapshotStatus, LxcTemplate, LxcTemplateStatus,
 };
 use crate::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -50,6 +50,12 @@ pub struct Settings {
     /// each inventory read, in turn: what the inventory cannot show is found within
     /// `containers / drift_per_resync` resyncs, at a flat cost of about 5 requests each.
     pub drift_per_resync: usize,
+    /// The operator's own namespace: where the Secrets of `ProxmoxCluster`s (credentials, CA)
+    /// live, and the only namespace whose Secrets it reads for them.
+    pub operator_namespace: String,
+    /// Label selector of the `ProxmoxCluster`s this instance manages (all when empty), so
+    /// several instances can share an apiserver, each with its own clusters.
+    pub cluster_selector: Option<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +71,8 @@ impl Default for Settings {
             prune_interval: Duration::from_secs(60),
             schedule_clock: ScheduleClock::WALL,
             drift_per_resync: 10,
+            operator_namespace: "default".into(),
+            cluster_selector: None,
         }
     }
 }
@@ -111,6 +119,8 @@ pub struct StatusCaches {
     pub backups: StatusCache<LxcBackupStatus>,
     /// `LxcBackupSchedule`s.
     pub schedules: StatusCache<LxcBackupScheduleStatus>,
+    /// `LxcSnapshot`s.
+    pub snapshots: StatusCache<LxcSnapshotStatus>,
 }
 
 /// The wake channels, per kind (see [`WakeRoutes`]).
@@ -124,6 +134,8 @@ pub struct Wakes {
     pub backups: WakeRoutes<LxcBackup>,
     /// `LxcBackupSchedule`s (none is registered: a schedule never waits for capacity).
     pub schedules: WakeRoutes<LxcBackupSchedule>,
+    /// `LxcSnapshot`s.
+    pub snapshots: WakeRoutes<LxcSnapshot>,
 }
 
 /// Shared state of the controllers.
@@ -150,6 +162,8 @@ pub struct Context {
     pub wakes: Wakes,
     /// When to stop.
     pub shutdown: Shutdown,
+    /// What tenancy decisions read.
+    pub tenancy: super::tenancy::Views,
 }
 
 impl AsRef<Context> for Context {
@@ -183,6 +197,7 @@ impl Context {
             status: StatusCaches::default(),
             wakes: Wakes::default(),
             shutdown,
+            tenancy: Default::default(),
         }
     }
 
@@ -220,6 +235,7 @@ impl Context {
         self.status.templates.forget(uid);
         self.status.backups.forget(uid);
         self.status.schedules.forget(uid);
+        self.status.snapshots.forget(uid);
     }
 
     /// Forgets what is kept for every object for which `live` is false.
@@ -231,5 +247,7 @@ impl Context {
         self.status.templates.retain(live);
         self.status.backups.retain(live);
         self.status.schedules.retain(live);
+        self.status.snapshots.retain(live);
+        self.tenancy.retain(live);
     }
 }

@@ -113,7 +113,7 @@ pub fn kube_client(fake: Arc<FakeApi>) -> kube::Client {
     kube::Client::new(mock, "default")
 }
 
-/// A context against `fake` and an in-process simulator registered as cluster `ns/default`.
+/// A context against `fake` and an in-process simulator registered as cluster `default`.
 pub struct World {
     /// The fake apiserver.
     pub api: Arc<FakeApi>,
@@ -128,7 +128,7 @@ pub struct World {
 impl World {
     /// Starts the simulator (fast clock) and connects a cluster `default` in namespace `ns`
     /// with at most `slots` tasks per node.
-    pub async fn new(ns: &str, slots: u32) -> World {
+    pub async fn new(_ns: &str, slots: u32) -> World {
         let sim = sim::start(sim::SimConfig::fast()).await.unwrap();
         let api = Arc::new(FakeApi::default());
         let kube = kube_client(api.clone());
@@ -155,12 +155,9 @@ impl World {
         );
         cfg.tls = pve::TlsMode::Fingerprint(sim.fingerprint().to_string());
         cfg.limits.max_concurrent_tasks_per_node = slots;
-        let key = ClusterKey {
-            namespace: ns.into(),
-            name: "default".into(),
-        };
-        let pc = json!({"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "metadata": {"name": "default", "namespace": ns}, "spec": {"endpoints": [sim.base_url()], "credentialsRef": {"name": "pve"}}});
-        api.put(&path(ns, "proxmoxclusters", "default"), &pc);
+        let key = ClusterKey::named("default");
+        let pc = json!({"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "metadata": {"name": "default"}, "spec": {"endpoints": [sim.base_url()], "credentialsRef": {"name": "pve"}}});
+        api.put("/apis/pve.lxc.dev/v1alpha1/proxmoxclusters/default", &pc);
         let handle = observer::spawn(observer::ObserverParams {
             key,
             client: pve::Client::new(cfg).unwrap(),
@@ -170,6 +167,9 @@ impl World {
             insecure_tls: false,
             triggers: tokio::sync::mpsc::unbounded_channel().0,
             config_hash: 0,
+            tenancy: crate::crd::Tenancy::Open,
+            is_default: true,
+            maintenance: Default::default(),
             metrics,
             drift_per_resync: 0,
         });

@@ -12,8 +12,10 @@ pub mod error;
 pub mod kernel;
 pub mod leader;
 pub mod run;
+pub mod snapshot;
 pub mod status;
 pub mod template;
+pub mod tenancy;
 
 #[cfg(test)]
 mod fixtures;

@@ -74,7 +74,11 @@ where
 /// Waits until our CRDs are established, saying which one is missing while it waits.
 pub async fn wait_for_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names = ["proxmoxclusters.pve.lxc.dev", "lxccontainers.pve.lxc.dev"];
+    let names = [
+        "proxmoxclusters.pve.lxc.dev",
+        "proxmoxtenants.pve.lxc.dev",
+        "lxccontainers.pve.lxc.dev",
+    ];
     let mut warned = false;
     loop {
         let mut missing = Vec::new();
@@ -98,22 +102,22 @@ pub async fn wait_for_crds(client: &Client) {
     }
 }
 
-/// The containers a changed vmid concerns: same namespace and cluster, and the vmid in status
-/// (or in spec, for adopted containers).
-fn affected(store: &Store<LxcContainer>, key: &ClusterKey, vmid: u32) -> Vec<ObjectRef<LxcContainer>> {
+/// The containers a changed vmid concerns: in the cluster, and the vmid in status (or in spec,
+/// for adopted containers).
+fn affected(
+    store: &Store<LxcContainer>,
+    registry: &ClusterRegistry,
+    key: &ClusterKey,
+    vmid: u32,
+) -> Vec<ObjectRef<LxcContainer>> {
     store
         .state()
         .iter()
-        .filter(|c| c.namespace().as_deref() == Some(key.namespace.as_str()))
-        .filter(|c| {
-            c.spec
-                .cluster_ref
-                .as_ref()
-                .map(|r| r.name.as_str())
-                .unwrap_or("default")
-                == key.name
-        })
         .filter(|c| c.status.as_ref().and_then(|s| s.vmid).or(c.spec.vmid) == Some(vmid))
+        .filter(|c| {
+            let recorded = c.status.as_ref().and_then(|s| s.cluster.clone());
+            recorded.unwrap_or_else(|| registry.referenced(c.spec.cluster_ref.as_ref()).name) == key.name
+        })
         .map(|c| ObjectRef::from_obj(&**c))
         .collect()
 }
@@ -121,10 +125,11 @@ fn affected(store: &Store<LxcContainer>, key: &ClusterKey, vmid: u32) -> Vec<Obj
 fn trigger_stream(
     mut rx: mpsc::UnboundedReceiver<(ClusterKey, u32)>,
     store: Store<LxcContainer>,
+    registry: Arc<ClusterRegistry>,
 ) -> impl Stream<Item = ObjectRef<LxcContainer>> + Send {
     async_stream(move |tx| async move {
         while let Some((key, vmid)) = rx.recv().await {
-            for r in affected(&store, &key, vmid) {
+            for r in affected(&store, &registry, &key, vmid) {
                 if tx.send(r).is_err() {
                     return;
                 }
@@ -200,32 +205,40 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     } else {
         opts.namespaces.iter().cloned().map(Some).collect()
     };
-    let mut routes: Vec<(Option<String>, TriggerSender)> = Vec::new();
+    let mut routes: Vec<TriggerSender> = Vec::new();
     let mut runs = Vec::new();
+    // cluster-scoped kinds: one controller each, whatever the namespaces watched
+    let (pc, pc_store) = cluster_controller(&client, ctx.clone(), trig_tx.clone());
+    runs.push(tokio::spawn(pc));
+    let (tenants, tenant_store) = super::tenancy::controller::controller(&client, ctx.clone());
+    runs.push(tokio::spawn(tenants));
     let mut stores = Vec::new();
     for scope in scopes {
         let (tx, rx) = mpsc::unbounded_channel();
-        routes.push((scope.clone(), tx));
-        let (pc, lxc, pc_store, lxc_store) = controllers(&client, scope.as_deref(), ctx.clone(), trig_tx.clone(), rx);
-        runs.push(tokio::spawn(pc));
+        routes.push(tx);
+        let (lxc, lxc_store) = container_controller(&client, scope.as_deref(), ctx.clone(), rx);
         runs.push(tokio::spawn(lxc));
         let (templates, template_store) = super::template::controller(&client, scope.as_deref(), ctx.clone());
         let (backups, backup_store) = super::backup::controller(&client, scope.as_deref(), ctx.clone());
+        let (snapshots, snapshot_store) = super::snapshot::controller(&client, scope.as_deref(), ctx.clone());
         runs.push(tokio::spawn(templates));
         runs.push(tokio::spawn(backups));
+        runs.push(tokio::spawn(snapshots));
+        ctx.tenancy
+            .add_scope(lxc_store.clone(), template_store.clone(), backup_store.clone());
         stores.push(Stores {
-            clusters: pc_store,
+            clusters: pc_store.clone(),
+            tenants: tenant_store.clone(),
             containers: lxc_store,
             templates: template_store,
             backups: backup_store,
+            snapshots: snapshot_store,
         });
     }
     tokio::spawn(async move {
         while let Some((key, vmid)) = trig_rx.recv().await {
-            for (scope, tx) in &routes {
-                if scope.as_deref().is_none_or(|s| s == key.namespace) {
-                    let _ = tx.send((key.clone(), vmid));
-                }
+            for tx in &routes {
+                let _ = tx.send((key.clone(), vmid));
             }
         }
     });
@@ -278,17 +291,21 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
 #[derive(Clone)]
 struct Stores {
     clusters: Store<ProxmoxCluster>,
+    tenants: Store<crate::crd::ProxmoxTenant>,
     containers: Store<LxcContainer>,
     templates: Store<crate::crd::LxcTemplate>,
     backups: Store<crate::crd::LxcBackup>,
+    snapshots: Store<crate::crd::LxcSnapshot>,
 }
 
 impl Stores {
     async fn wait_until_ready(&self) {
         ready(&self.clusters).await;
+        ready(&self.tenants).await;
         ready(&self.containers).await;
         ready(&self.templates).await;
         ready(&self.backups).await;
+        ready(&self.snapshots).await;
     }
 }
 
@@ -318,6 +335,7 @@ fn prune_per_object_state(ctx: &Context, stores: &[Stores]) {
         }
         uids.extend(s.templates.state().iter().filter_map(|o| o.uid()));
         uids.extend(s.backups.state().iter().filter_map(|o| o.uid()));
+        uids.extend(s.snapshots.state().iter().filter_map(|o| o.uid()));
     }
     ctx.retain(&|uid| uids.contains(uid));
     ctx.metrics
@@ -330,21 +348,18 @@ type TriggerSender = mpsc::UnboundedSender<(ClusterKey, u32)>;
 /// A controller's run loop.
 pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// The `ProxmoxCluster` and `LxcContainer` controllers of one namespace (or all).
-fn controllers(
+/// The `ProxmoxCluster` controller (cluster-scoped: the clusters matching the instance's
+/// `--cluster-selector`).
+fn cluster_controller(
     client: &Client,
-    namespace: Option<&str>,
     ctx: Arc<Context>,
     triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
-    container_triggers: mpsc::UnboundedReceiver<(ClusterKey, u32)>,
-) -> (
-    ControllerFuture,
-    ControllerFuture,
-    Store<ProxmoxCluster>,
-    Store<LxcContainer>,
-) {
-    let ns: Vec<String> = namespace.map(|n| vec![n.to_string()]).unwrap_or_default();
-    let pc_ctl = Controller::new(api::<ProxmoxCluster>(client, &ns), watcher::Config::default());
+) -> (ControllerFuture, Store<ProxmoxCluster>) {
+    let mut config = watcher::Config::default();
+    if let Some(sel) = &ctx.settings.cluster_selector {
+        config = config.labels(sel);
+    }
+    let pc_ctl = Controller::new(Api::<ProxmoxCluster>::all(client.clone()), config);
     let pc_store = pc_ctl.store();
     let pc_run = pc_ctl
         .graceful_shutdown_on(ctx.shutdown.triggered())
@@ -369,6 +384,17 @@ fn controllers(
             ctx.clone(),
         )
         .for_each(|_| async {});
+    (Box::pin(pc_run), pc_store)
+}
+
+/// The `LxcContainer` controller of one namespace (or all).
+fn container_controller(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+    container_triggers: mpsc::UnboundedReceiver<(ClusterKey, u32)>,
+) -> (ControllerFuture, Store<LxcContainer>) {
+    let ns: Vec<String> = namespace.map(|n| vec![n.to_string()]).unwrap_or_default();
     // spec changes (generation, which deletion bumps too) and observer triggers; not our own
     // status writes
     let (reader, writer) = reflector::store();
@@ -392,10 +418,10 @@ fn controllers(
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         // no debounce: kube adds it to every request, requeues included (a 200 ms task poll
         // would become 300 ms); repeated triggers of one object are merged anyway
-        .reconcile_on(trigger_stream(container_triggers, reader.clone()))
+        .reconcile_on(trigger_stream(container_triggers, reader.clone(), ctx.clusters.clone()))
         .reconcile_on(tokio_stream_from(wake_rx))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(container::reconcile, container::error_policy, ctx)
         .for_each(|_| async {});
-    (Box::pin(pc_run), Box::pin(lxc_run), pc_store, reader)
+    (Box::pin(lxc_run), reader)
 }

@@ -92,10 +92,11 @@ async fn a_watch_cache_that_lags_behind_our_writes_never_builds_a_template_twice
 #[tokio::test]
 async fn a_watch_cache_that_lags_behind_our_writes_never_starts_a_second_vzdump() {
     let w = World::new("ns", 2).await;
-    // a container of ours in Proxmox, and its object with the vmid in status
+    // a container of ours in Proxmox (with its identity tag), and its object with the vmid in status
     let params = crate::pve::LxcCreateParams {
         vmid: 150,
         ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        tags: Some("k8s-uid-web".into()),
         ..Default::default()
     };
     let upid = w.handle.client.lxc_create("pve1", &params).await.unwrap();
@@ -196,4 +197,81 @@ async fn a_schedule_whose_pass_fails_shows_synced_false_naming_the_call() {
         synced["message"].as_str().unwrap().contains("Kubernetes API"),
         "{synced}"
     );
+}
+
+fn app_container(ns: &str, name: &str, reference: &str, app: serde_json::Value) -> LxcContainer {
+    object(
+        "LxcContainer",
+        ns,
+        name,
+        json!({"source": {"image": {"reference": reference, "storage": "local"}}, "rootfs": {"storage": "local-lvm", "size": "2Gi"}, "app": app}),
+    )
+}
+
+#[tokio::test]
+async fn a_watch_cache_that_lags_behind_our_writes_never_pulls_an_image_twice() {
+    let w = World::new("ns", 2).await;
+    let obj = Arc::new(app_container(
+        "ns",
+        "web",
+        "nginx:1.27",
+        json!({"env": [{"name": "MODE", "value": "x"}]}),
+    ));
+    w.api.put(&path("ns", "lxccontainers", "web"), &*obj);
+    passes(30, || {
+        let (o, c) = (obj.clone(), w.ctx.clone());
+        async move {
+            let _ = super::container::reconcile::reconcile(o, c).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        w.requests("POST /nodes/{node}/storage/{storage}/oci-registry-pull"),
+        1,
+        "exactly one pull"
+    );
+    assert_eq!(w.requests("POST /nodes/{node}/lxc"), 1, "exactly one create");
+    let last = w.api.status_writes(&path("ns", "lxccontainers", "web")).pop().unwrap();
+    assert_eq!(last["image"], "nginx:1.27", "{last}");
+    assert_eq!(condition(&last, "Ready")["status"], "True", "{last}");
+}
+
+#[tokio::test]
+async fn the_operator_refuses_what_the_schema_would_with_proxmoxs_rule_before_any_proxmox_call() {
+    // the fake apiserver checks no schema: these reach the operator as an old apiserver's would
+    let w = World::new("ns", 2).await;
+    let cases = [
+        (
+            app_container("ns", "notag", "docker.io/library/nginx", json!({})),
+            "spec.source.image.reference",
+            "a tag is required",
+        ),
+        (
+            app_container("ns", "digest", "nginx@sha256:0123", json!({})),
+            "spec.source.image.reference",
+            "digests (@sha256:...) are not accepted",
+        ),
+        (
+            app_container(
+                "ns",
+                "dash",
+                "nginx:1.27",
+                json!({"env": [{"name": "MY-VAR", "value": "1"}]}),
+            ),
+            "spec.app.env[0].name",
+            "letters, digits and _ only",
+        ),
+    ];
+    for (obj, field, rule) in cases {
+        let name = obj.metadata.name.clone().unwrap();
+        w.api.put(&path("ns", "lxccontainers", &name), &obj);
+        let _ = super::container::reconcile::reconcile(Arc::new(obj), w.ctx.clone()).await;
+        let last = w.api.status_writes(&path("ns", "lxccontainers", &name)).pop().unwrap();
+        let ready = condition(&last, "Ready");
+        assert_eq!(ready["reason"], "InvalidSpec", "{name}: {last}");
+        let msg = ready["message"].as_str().unwrap();
+        assert!(msg.contains(field) && msg.contains(rule), "{name}: {msg}");
+    }
+    assert_eq!(w.requests("POST /nodes/{node}/storage/{storage}/oci-registry-pull"), 0);
+    assert_eq!(w.requests("POST /nodes/{node}/lxc"), 0);
 }

@@ -27,7 +27,9 @@ pub const HOSTNAME_PATTERN: &str =
 pub const BRIDGE_PATTERN: &str = r"^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$";
 /// A Proxmox tag (`pve-tag`).
 pub const TAG_PATTERN: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9_+.-]*$";
-/// A Proxmox pool id.
+/// A Kubernetes label key (optional DNS prefix, then a name).
+pub const LABEL_KEY_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/// Proxmox pool ids.
 pub const POOL_PATTERN: &str = r"^[a-zA-Z0-9_.-]+$";
 /// A unicast-looking MAC address `XX:XX:XX:XX:XX:XX`.
 pub const MAC_PATTERN: &str = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$";

@@ -46,6 +46,56 @@ pub struct LxcBackupSpec {
     /// What happens to the archive when this object is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Proxmox options of the `vzdump`.
+    #[serde(flatten)]
+    pub options: BackupOptions,
+}
+
+/// The `vzdump` options Proxmox VE 9 users expect, shared by `LxcBackup` and
+/// `LxcBackupSchedule`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupOptions {
+    /// Mark the archive protected in Proxmox: neither Proxmox's pruning nor a schedule's
+    /// retention removes it (deleting this object still does, unless `deletionPolicy: Retain`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
+    /// Fleecing: the container's writes during the backup go to a fleecing image on this
+    /// storage, so a slow backup target does not slow the container down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
+    pub fleecing_storage: Option<String>,
+    /// Change detection for Proxmox Backup Server targets (`Metadata` is the fastest for
+    /// containers with many unchanged files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbs_change_detection_mode: Option<PbsChangeDetection>,
+}
+
+/// How a PBS backup finds what changed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PbsChangeDetection {
+    /// Read every file (the classic archive format).
+    Legacy,
+    /// Read every file, split data and metadata archives.
+    Data,
+    /// Reuse unchanged files by their metadata from the previous snapshot.
+    Metadata,
+}
+
+impl BackupOptions {
+    /// The Proxmox `pbs-change-detection-mode` value.
+    pub fn pbs_mode(&self) -> Option<&'static str> {
+        self.pbs_change_detection_mode.map(|m| match m {
+            PbsChangeDetection::Legacy => "legacy",
+            PbsChangeDetection::Data => "data",
+            PbsChangeDetection::Metadata => "metadata",
+        })
+    }
+
+    /// The Proxmox `fleecing` property string.
+    pub fn fleecing(&self) -> Option<String> {
+        self.fleecing_storage.as_ref().map(|s| format!("enabled=1,storage={s}"))
+    }
 }
 
 /// `vzdump` mode.

@@ -57,6 +57,14 @@ pub struct LxcBackupScheduleSpec {
     /// Pause the schedule (running backups finish).
     #[serde(default)]
     pub suspend: bool,
+    /// Only containers in this Proxmox pool (their `spec.pool`, or their tenant's pool), in
+    /// addition to the selector (an empty selector then means: every container of the pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = POOL_PATTERN))]
+    pub pool: Option<String>,
+    /// Proxmox options of each `vzdump` (a protected backup is never removed by retention).
+    #[serde(flatten)]
+    pub options: super::lxc_backup::BackupOptions,
 }
 
 /// Retention, as Proxmox's `prune-backups`. Only completed backups count; the newest is never pruned.

@@ -1,5 +1,6 @@
 //! `LxcContainer`: one Proxmox VE LXC container.
 
+pub use super::app::*;
 use super::common::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -43,9 +44,23 @@ pub struct LxcContainerSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("vmid is immutable"))]
     pub vmid: Option<u32>,
     /// Where the container's root filesystem comes from: exactly one of `osTemplate`, `template`,
-    /// `clone` or `backup`. Immutable: Proxmox cannot change it after creation.
-    #[x_kube(validation = Rule::new("self == oldSelf").message("source is immutable"))]
+    /// `clone`, `backup` or `image`. Immutable (Proxmox cannot change it after creation), except
+    /// `image.reference`: a new tag is an image update (see `updateStrategy`).
+    #[x_kube(
+        validation = Rule::new("self == oldSelf || (has(self.image) && has(oldSelf.image) && self.image.storage == oldSelf.image.storage)")
+            .message("source is immutable (only source.image.reference may change: an image update)")
+    )]
     pub source: ContainerSource,
+    /// The process of an application container (`source.image` only): command, arguments and
+    /// environment, like a Pod container's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppSpec>,
+    /// How a new `source.image.reference` (an image update) is rolled out: `Recreate` (same
+    /// vmid, MACs and IPs, new root filesystem; refused while mount points exist) or `Refuse`.
+    /// A refused update says why in `Synced=False` (reason `ImageUpdateRefused`); the container
+    /// keeps running the image in `status.image`.
+    #[serde(default)]
+    pub update_strategy: UpdateStrategy,
     /// Host name inside the container; defaults to `metadata.name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = HOSTNAME_PATTERN))]
@@ -95,6 +110,14 @@ pub struct LxcContainerSpec {
     /// Start/stop order and delays at node boot and shutdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<Startup>,
+    /// Console mode and number of ttys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<Console>,
+    /// Time zone inside the container: `host` (the node's), `UTC` or a zone such as
+    /// `Europe/Berlin`; Proxmox leaves it alone when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = TIMEZONE_PATTERN))]
+    pub timezone: Option<String>,
     /// Desired power state, driven to and kept.
     #[serde(default)]
     pub state: PowerState,
@@ -116,6 +139,14 @@ pub struct LxcContainerSpec {
     /// Proxmox protection flag: when set, Proxmox refuses to remove the container or its disks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protection: Option<bool>,
+    /// Spread placement: the key of a label of this object (e.g. `app`). Containers of the
+    /// namespace with the same value of that label (replicas of one service) are placed on
+    /// different Proxmox nodes while there are nodes without one; when there are none, the
+    /// container is placed anyway and an Event (`SpreadNotPossible`) says so. Applies when
+    /// placement chooses the node (no `spec.node`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 317), regex(pattern = LABEL_KEY_PATTERN))]
+    pub spread_by: Option<String>,
 }
 
 fn default_true() -> bool {
@@ -129,7 +160,8 @@ fn default_true() -> bool {
     {"required": ["osTemplate"]},
     {"required": ["template"]},
     {"required": ["clone"]},
-    {"required": ["backup"]}
+    {"required": ["backup"]},
+    {"required": ["image"]}
 ]))]
 pub struct ContainerSource {
     /// A container template volume, e.g. `local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`.
@@ -145,6 +177,9 @@ pub struct ContainerSource {
     /// Restore from a backup: an `LxcBackup` of the same namespace or an archive volume id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupSource>,
+    /// An OCI image (Proxmox VE 9.1 application container), pulled by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSource>,
 }
 
 /// Clone from an `LxcTemplate`.
@@ -279,6 +314,12 @@ pub struct NetworkInterface {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = MAC_PATTERN))]
     pub mac: Option<String>,
+    /// The host runs the interface's IP configuration (its DHCP client) inside the container's
+    /// network namespace (Proxmox `host-managed`), for images without a network stack. Proxmox
+    /// turns it on for containers from OCI images when omitted; SLAAC (`ipv6.auto`) cannot be
+    /// host-managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_managed: Option<bool>,
 }
 
 /// IPv4 configuration of an interface: `dhcp: true`, or `address` (CIDR) with optional `gateway`.
@@ -571,6 +612,9 @@ pub struct LxcContainerStatus {
     /// The node the container is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The OCI image reference the container was created from (`source.image` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Proxmox's status of the container (`running`, `stopped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -81,7 +81,7 @@ fn default_true() -> bool {
 /// The OS image of a template. Exactly one field must be set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("oneOf" = [{"required": ["appliance"]}, {"required": ["url"]}, {"required": ["volid"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["appliance"]}, {"required": ["url"]}, {"required": ["volid"]}, {"required": ["oci"]}]))]
 pub struct TemplateImage {
     /// An entry of the node's appliance index (`pveam available`), e.g. `debian-12-standard`;
     /// downloaded to `imageStorage` when absent.
@@ -95,6 +95,14 @@ pub struct TemplateImage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255), regex(pattern = VZTMPL_VOLID_PATTERN))]
     pub volid: Option<String>,
+    /// An OCI image, `[registry[:port]/]repository:tag` (a tag is required, digests are refused:
+    /// Proxmox's rule), pulled to `imageStorage` (a file-based storage; the token needs
+    /// `Sys.AccessNetwork`). Linked clones of the template share one copy of the image; Proxmox
+    /// sets the template's `entrypoint` and `env` from the image, and clones may override them
+    /// with `spec.app`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 255), regex(pattern = super::app::OCI_REFERENCE_PATTERN))]
+    pub oci: Option<String>,
 }
 
 /// An image downloaded from a URL.

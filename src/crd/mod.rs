@@ -1,19 +1,24 @@
 //! Kubernetes API types of group `pve.lxc.dev`, version `v1alpha1`: one file per kind.
 
+pub mod app;
 pub mod common;
 pub mod docs;
 pub mod lxc_backup;
 pub mod lxc_backup_schedule;
 pub mod lxc_container;
+pub mod lxc_snapshot;
 pub mod lxc_template;
 pub mod proxmox_cluster;
+pub mod proxmox_tenant;
 
 pub use common::*;
 pub use lxc_backup::{LxcBackup, LxcBackupSpec, LxcBackupStatus};
 pub use lxc_backup_schedule::{LxcBackupSchedule, LxcBackupScheduleSpec, LxcBackupScheduleStatus};
 pub use lxc_container::{LxcContainer, LxcContainerSpec, LxcContainerStatus};
+pub use lxc_snapshot::{LxcSnapshot, LxcSnapshotSpec, LxcSnapshotStatus};
 pub use lxc_template::{LxcTemplate, LxcTemplateSpec, LxcTemplateStatus};
-pub use proxmox_cluster::{ProxmoxCluster, ProxmoxClusterSpec, ProxmoxClusterStatus};
+pub use proxmox_cluster::{ProxmoxCluster, ProxmoxClusterSpec, ProxmoxClusterStatus, Tenancy};
+pub use proxmox_tenant::{ProxmoxTenant, ProxmoxTenantSpec, ProxmoxTenantStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -22,10 +27,12 @@ use kube::CustomResourceExt;
 pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     vec![
         ("proxmoxcluster.yaml", ProxmoxCluster::crd()),
+        ("proxmoxtenant.yaml", ProxmoxTenant::crd()),
         ("lxccontainer.yaml", LxcContainer::crd()),
         ("lxctemplate.yaml", LxcTemplate::crd()),
         ("lxcbackupschedule.yaml", LxcBackupSchedule::crd()),
         ("lxcbackup.yaml", LxcBackup::crd()),
+        ("lxcsnapshot.yaml", LxcSnapshot::crd()),
     ]
 }
 

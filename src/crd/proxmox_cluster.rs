@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
     group = "pve.lxc.dev",
     version = "v1alpha1",
     kind = "ProxmoxCluster",
-    namespaced,
-    doc = "A connection to one Proxmox VE cluster: endpoints, credentials (Secret), TLS and limits; status holds the inventory of nodes and storages.",
+    doc = "A connection to one Proxmox VE cluster (cluster-scoped, owned by the platform admin): endpoints, credentials (a Secret in the operator's namespace), TLS, limits and tenancy; status holds the inventory of nodes and storages.",
     shortname = "pvec",
     category = "proxmox",
     status = "ProxmoxClusterStatus",
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Tenancy","type":"string","jsonPath":".spec.tenancy"}"#,
     printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodesOnline"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
@@ -32,8 +32,9 @@ pub struct ProxmoxClusterSpec {
         inner(length(max = 2048), regex(pattern = r"^https://[^\s/?#,@]+(:[0-9]{1,5})?/?$"))
     )]
     pub endpoints: Vec<String>,
-    /// Secret (same namespace) with `tokenId` + `tokenSecret` (API token `user@realm!name`), or
-    /// `username` + `password` (ticket auth).
+    /// Secret in the operator's own namespace (the chart's release namespace) with `tokenId` +
+    /// `tokenSecret` (API token `user@realm!name`), or `username` + `password` (ticket auth).
+    /// Tenants never name it: only whoever may create `ProxmoxCluster`s (the admin) does.
     pub credentials_ref: LocalObjectRef,
     /// How the server's certificate is checked. Verified against system roots when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +48,54 @@ pub struct ProxmoxClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32), regex(pattern = RESYNC_PATTERN))]
     pub resync_interval: Option<String>,
+    /// Which namespaces may use this cluster: `Open` (default, the single-team setup) lets every
+    /// namespace use it, with the limits of a `ProxmoxTenant` that matches the namespace if one
+    /// does; `Restricted` only namespaces matched by a `ProxmoxTenant` naming this cluster.
+    #[serde(default)]
+    pub tenancy: Tenancy,
+    /// Proxmox nodes in maintenance: no new container is placed there, and the operator's
+    /// containers on them are migrated to other nodes (running ones with a restart migration,
+    /// as Proxmox requires), within the task limits. Containers pinned there with `spec.node`
+    /// are reported and stay, unless `movePinned`. Remove the entry to end the maintenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub maintenance: Vec<NodeMaintenance>,
+}
+
+/// One node in maintenance.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeMaintenance {
+    /// The node.
+    #[schemars(length(max = 63), regex(pattern = NODE_PATTERN))]
+    pub node: String,
+    /// Also move containers whose `spec.node` names it (they go back when maintenance ends).
+    #[serde(default)]
+    pub move_pinned: bool,
+}
+
+/// How far a node's maintenance has come.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceStatus {
+    /// The node.
+    pub node: String,
+    /// The operator's containers still on it (templates are not moved).
+    pub containers_left: u32,
+}
+
+/// Annotation that makes a `ProxmoxCluster` the one used by objects without `spec.clusterRef`
+/// (like `storageclass.kubernetes.io/is-default-class`); without it, the one named `default`.
+pub const DEFAULT_CLUSTER_ANNOTATION: &str = "pve.lxc.dev/is-default-cluster";
+
+/// Who may use a `ProxmoxCluster`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Tenancy {
+    /// Every namespace (a matching `ProxmoxTenant` still applies its limits).
+    #[default]
+    Open,
+    /// Only namespaces matched by a `ProxmoxTenant` that names this cluster.
+    Restricted,
 }
 
 /// Shortest inventory interval the operator uses, whatever `resyncInterval` says.
@@ -97,7 +146,8 @@ impl TlsSpec {
     {"required": ["fingerprints", "insecureSkipVerify"]}
 ]}))]
 pub struct TlsSpec {
-    /// A CA certificate (PEM) in a Secret, trusted in addition to the system roots.
+    /// A CA certificate (PEM) in a Secret of the operator's namespace, trusted in addition to the
+    /// system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
     /// SHA-256 fingerprint of the server's leaf certificate (`AB:CD:...`), as Proxmox shows it;
@@ -156,6 +206,9 @@ pub struct ProxmoxClusterStatus {
     /// Storages per node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub storages: Vec<StorageStatus>,
+    /// Nodes in maintenance and the operator's containers still on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<MaintenanceStatus>,
 }
 
 /// One Proxmox node as last seen.

@@ -23,7 +23,7 @@ pub(crate) struct Params(Vec<(String, String)>);
 
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = |k: &str| k.contains("password") || k.contains("secret") || k.contains("ticket");
+        let secret = |k: &str| k.contains("password") || k.contains("secret") || k.contains("ticket") || k == "env";
         f.debug_map()
             .entries(
                 self.0
@@ -196,6 +196,30 @@ impl Client {
         p.set("storage", storage).set("template", template);
         self.task_call(Method::POST, &format!("/nodes/{}/aplinfo", seg(node)), &p)
             .await
+    }
+
+    /// `POST /nodes/{node}/storage/{storage}/oci-registry-pull`: pull an OCI image into a
+    /// file-based storage as `<filename>.tar` (task `ociregistrypull`; Proxmox normalizes the
+    /// file name and refuses to overwrite an existing file). Needs `Datastore.AllocateTemplate`
+    /// on the storage and `Sys.AccessNetwork` on the node.
+    pub async fn oci_registry_pull(&self, node: &str, storage: &str, params: &OciPullParams) -> Result<Upid> {
+        let mut p = Params::new();
+        p.set("reference", &params.reference)
+            .opt_str("filename", &params.filename);
+        self.task_call(
+            Method::POST,
+            &format!("/nodes/{}/storage/{}/oci-registry-pull", seg(node), seg(storage)),
+            &p,
+        )
+        .await
+    }
+
+    /// `GET /nodes/{node}/query-oci-repo-tags?reference=<repository without tag>`: the tags of
+    /// a repository (`skopeo list-tags` on the node; needs `Sys.AccessNetwork`).
+    pub async fn query_oci_repo_tags(&self, node: &str, repository: &str) -> Result<Vec<String>> {
+        let mut p = Params::new();
+        p.set("reference", repository);
+        self.get(&format!("/nodes/{}/query-oci-repo-tags", seg(node)), &p).await
     }
 
     // ----- LXC -----
@@ -566,6 +590,8 @@ impl Client {
             .opt_str("notes-template", &params.notes_template)
             .flag("remove", params.remove)
             .flag("protected", params.protected)
+            .opt_str("fleecing", &params.fleecing)
+            .opt_str("pbs-change-detection-mode", &params.pbs_change_detection_mode)
             .opt_str("prune-backups", &params.prune_backups)
             .opt("bwlimit", params.bwlimit)
             .opt("lockwait", params.lockwait)

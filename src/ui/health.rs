@@ -152,7 +152,11 @@ pub fn of(obj: &Value) -> Health {
             let reason = ready.map(|r| text(&r["reason"])).unwrap_or("");
             let degraded = DEGRADED.contains(&reason)
                 || (!PROGRESSING.contains(&reason)
-                    && (reason.ends_with("Failed") || reason.starts_with("Invalid") || reason.ends_with("Error")));
+                    && (reason.ends_with("Failed")
+                        || reason.starts_with("Invalid")
+                        || reason.ends_with("Error")
+                        || reason.starts_with("TenantPolicy")
+                        || reason.ends_with("NotOwned")));
             let status = if degraded {
                 HealthStatus::Degraded
             } else {

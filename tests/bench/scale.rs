@@ -285,13 +285,14 @@ impl Env {
         let manifest = json!({"apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pve-credentials"},
              "stringData": {"tokenId": SIM_TOKEN_ID, "tokenSecret": SIM_TOKEN_SECRET}},
-            {"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "metadata": {"name": "default"},
+            {"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster",
+             "metadata": serde_json::from_str::<serde_json::Value>(&cluster_metadata(&ns))?,
              "spec": {"endpoints": [sim.url], "credentialsRef": {"name": "pve-credentials"}, "tls": {"fingerprint": sim.fingerprint},
                       "resyncInterval": resync, "limits": {"maxConcurrentTasksPerNode": slots, "requestsPerSecond": rps}}}]});
         let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&manifest.to_string()));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let op = Operator::start(cp, &ns);
-        wait_ready(cp, &ns, "proxmoxcluster", "default", Duration::from_secs(120));
+        wait_ready(cp, &ns, "proxmoxcluster", &ns, Duration::from_secs(120));
         let client = kube_client(cp).await?;
         let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &lxc_resource());
         let track = Arc::new(Mutex::new(Track::default()));

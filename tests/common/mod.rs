@@ -377,6 +377,10 @@ impl Operator {
                 "2s",
             ])
             .args(&self.extra)
+            // each test's operator manages only its own namespace's cluster (cluster-scoped
+            // objects are shared by every test on the apiserver), and reads its Secrets there
+            .args(["--cluster-selector", &format!("{TEST_CLUSTER_LABEL}={}", self.home())])
+            .env("POD_NAMESPACE", self.home())
             .env("KUBECONFIG", &self.kubeconfig)
             .env(
                 "RUST_LOG",
@@ -390,6 +394,11 @@ impl Operator {
             .spawn()
             .expect("start operator");
         self.child = Some(child);
+    }
+
+    /// The namespace it lives in (the first it watches): its clusters carry it as label.
+    fn home(&self) -> String {
+        self.namespace.split(',').next().unwrap_or_default().to_string()
     }
 
     /// Starts it logging at `filter` (e.g. `trace`).
@@ -440,13 +449,26 @@ impl Drop for Operator {
     }
 }
 
-/// Creates the Secret and the `ProxmoxCluster` named `default` in `ns`, pointing at `sim`
-/// (certificate pinned by fingerprint), with a short inventory interval.
+/// The label that ties a test's (cluster-scoped) `ProxmoxCluster`s to its operator.
+pub const TEST_CLUSTER_LABEL: &str = "pve.lxc.dev/test-ns";
+
+/// The `metadata` of the test's default `ProxmoxCluster` (cluster-scoped, so named after the
+/// test's namespace, labelled for its operator, annotated as the default cluster), as JSON.
+pub fn cluster_metadata(ns: &str) -> String {
+    format!(
+        r#"{{"name":"{ns}","labels":{{"{TEST_CLUSTER_LABEL}":"{ns}"}},"annotations":{{"pve.lxc.dev/is-default-cluster":"true"}}}}"#
+    )
+}
+
+/// Creates the Secret (in `ns`, the test operator's own namespace) and the test's default
+/// `ProxmoxCluster` (named `ns`), pointing at `sim` (certificate pinned by fingerprint), with a
+/// short inventory interval.
 pub fn connect_cluster(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str) {
+    let meta = cluster_metadata(ns);
     let manifest = format!(
         r#"{{"apiVersion":"v1","kind":"List","items":[
   {{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"pve-credentials"}},"stringData":{{"tokenId":"{SIM_TOKEN_ID}","tokenSecret":"{SIM_TOKEN_SECRET}"}}}},
-  {{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{{"name":"default"}},
+  {{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{meta},
     "spec":{{"endpoints":["{}"],"credentialsRef":{{"name":"pve-credentials"}},"tls":{{"fingerprint":"{}"}},
              "resyncInterval":"{resync}","limits":{{"maxConcurrentTasksPerNode":4,"requestsPerSecond":500}}}}}}
 ]}}"#,
@@ -587,4 +609,40 @@ impl FreezableProxy {
         std::fs::write(&path, rewritten.join("\n")).unwrap();
         path
     }
+}
+
+/// A token of the ServiceAccount `ns/name` (created when missing), from the TokenRequest API:
+/// the test apiserver runs no controller-manager, so no token Secret would ever be filled.
+#[allow(dead_code)]
+pub fn service_account_token(cp: &ControlPlane, ns: &str, name: &str) -> String {
+    let _ = cp.kubectl(&["create", "serviceaccount", "-n", ns, name]);
+    let request =
+        r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#;
+    let path = format!("/api/v1/namespaces/{ns}/serviceaccounts/{name}/token");
+    let out = cp.kubectl_stdin(&["create", "--raw", &path, "-f", "-"], Some(request));
+    assert!(
+        out.status.success(),
+        "TokenRequest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    answer["status"]["token"].as_str().expect("a token").to_string()
+}
+
+/// `GET http://127.0.0.1:PORT/PATH`, with `Authorization: Bearer TOKEN` when given: the status
+/// code and the body.
+#[allow(dead_code)]
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-m", "10", "-w", "\n%{http_code}"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }

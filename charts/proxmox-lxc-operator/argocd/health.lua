@@ -105,7 +105,8 @@ end
 if ready ~= nil and ready.status == "False" then
   local reason = ready.reason or ""
   if degraded[reason] or (not progressing[reason] and (ends_with(reason, "Failed")
-      or string.sub(reason, 1, 7) == "Invalid" or ends_with(reason, "Error"))) then
+      or string.sub(reason, 1, 7) == "Invalid" or ends_with(reason, "Error")
+      or string.sub(reason, 1, 12) == "TenantPolicy" or ends_with(reason, "NotOwned"))) then
     hs.status = "Degraded"
   else
     hs.status = "Progressing"

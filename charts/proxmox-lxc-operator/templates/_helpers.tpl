@@ -56,11 +56,6 @@ app.kubernetes.io/part-of: proxmox-lxc-operator
 {{- .Values.watchNamespaces | uniq | toJson }}
 {{- end }}
 
-{{/* Namespace of the optional ProxmoxCluster and its Secret. */}}
-{{- define "plo.clusterNamespace" -}}
-{{- default .Release.Namespace .Values.proxmoxCluster.namespace }}
-{{- end }}
-
 {{- define "plo.credentialsSecretName" -}}
 {{- default (printf "%s-credentials" .Values.proxmoxCluster.name) .Values.proxmoxCluster.existingSecret }}
 {{- end }}

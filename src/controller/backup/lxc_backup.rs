@@ -20,6 +20,8 @@ use crate::controller::kernel::slots::node_key;
 use crate::controller::kernel::task::{self, Polled, Started, UNKNOWN_UPID};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
 use crate::controller::run::ControllerFuture;
+use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::policy::Refusal;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_backup::{BackupMode, BackupPhase, Compression, LxcBackup, LxcBackupStatus};
 use crate::crd::lxc_container::{LxcContainer, PendingTask};
@@ -158,11 +160,8 @@ fn release(p: &P<'_>) {
     p.ctx.slots.release(&p.uid);
 }
 
-fn cluster_key(ns: &str, name: &str) -> ClusterKey {
-    ClusterKey {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-    }
+fn cluster_key(name: &str) -> ClusterKey {
+    ClusterKey::named(name)
 }
 
 async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Error> {
@@ -185,10 +184,7 @@ async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Er
 /// The cluster named in status, when usable.
 fn usable(p: &P<'_>) -> Option<(Arc<ClusterHandle>, Arc<Snapshot>)> {
     let name = p.status.cluster.clone()?;
-    p.ctx
-        .clusters
-        .usable(&cluster_key(&p.obj.namespace().unwrap_or_default(), &name))
-        .ok()
+    p.ctx.clusters.usable(&cluster_key(&name)).ok()
 }
 
 /// `Ready=False, reason=ClusterNotReady`: the cluster in status is not usable; `then` says what
@@ -228,12 +224,15 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         let msg = format!("LxcContainer {} does not exist", spec.container_ref.name);
         return pending(p, Reason::ContainerNotFound, msg, wait(15)).await;
     };
-    let cluster = ct
-        .spec
-        .cluster_ref
-        .as_ref()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "default".into());
+    // ObserveOnly is read-only: a backup (vzdump, possibly with mode stop) changes the guest
+    if ct.spec.management != crate::crd::lxc_container::Management::Full {
+        let msg = format!(
+            "LxcContainer {} is ObserveOnly (read-only): it is never backed up by the operator",
+            ct.name_any()
+        );
+        return fail(p, Reason::NotOwned, msg).await;
+    }
+    let cluster = p.ctx.clusters.of_container(&ct).name;
     p.status.cluster = Some(cluster.clone());
     let Some((handle, snap)) = usable(p) else {
         return pending(
@@ -254,6 +253,15 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         .await;
     };
     let guest = snap.guests.get(&vmid);
+    // the vmid in the container's status counts only when Proxmox shows its identity tag there
+    let identity = crate::controller::container::desired::identity_tag(&ct.uid().unwrap_or_default());
+    if guest.is_some_and(|g| !g.tags.contains(&identity)) {
+        let msg = format!(
+            "CT {vmid} in the status of LxcContainer {} does not carry its identity tag",
+            ct.name_any()
+        );
+        return pending(p, Reason::NotOwned, msg, wait(30)).await;
+    }
     let Some(node) = guest.map(|g| g.node.clone()) else {
         let msg = format!("CT {vmid} of LxcContainer {} is not in Proxmox (yet)", ct.name_any());
         return pending(p, Reason::WaitingForContainer, msg, wait(10)).await;
@@ -271,6 +279,9 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         let msg = format!("node {node} has no storage for backups (content backup); set spec.storage");
         return pending(p, Reason::NoBackupStorage, msg, wait(60)).await;
     };
+    if let Err(r) = tenant_allows(p.ctx, &ns, &handle, &storage) {
+        return pending(p, r.reason, r.message, wait(30)).await;
+    }
     p.status.vmid = Some(vmid);
     p.status.storage = Some(storage.clone());
     // the node: free in this process, namespaces in turn, and no backup of this scope left
@@ -303,10 +314,14 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         storage: Some(storage.clone()),
         mode: Some(mode_str(spec.mode).into()),
         compress: Some(compress_str(spec.compress).into()),
-        // Proxmox escapes: backslash as `\\` (the CRD allows no line breaks)
-        notes_template: spec.notes.as_ref().map(|n| n.replace('\\', "\\\\")),
+        // the mark first (whose archive it is), the user's notes after it (the CRD allows no
+        // line breaks, so they cannot forge the first line)
+        notes_template: Some(ownership::notes_template(&mark(p, &ns, &ct), spec.notes.as_deref())),
         // retention is ours (per schedule, on LxcBackup objects): never let vzdump prune
         remove: Some(false),
+        protected: spec.options.protected.then_some(true),
+        fleecing: spec.options.fleecing(),
+        pbs_change_detection_mode: spec.options.pbs_mode().map(str::to_string),
         ..Default::default()
     };
     // recorded before the call: a crash in between leaves a Running backup without UPID, which
@@ -391,6 +406,35 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     }
 }
 
+/// What the operator records in the archive's notes: the namespace, container and backup.
+fn mark(p: &P<'_>, ns: &str, ct: &LxcContainer) -> ArchiveMark {
+    ArchiveMark {
+        namespace: ns.to_string(),
+        container_uid: ct.uid().unwrap_or_default(),
+        backup_uid: p.uid.clone(),
+    }
+}
+
+/// Whether the tenant of `ns` may use the cluster and back up to `storage`.
+fn tenant_allows(ctx: &Context, ns: &str, handle: &ClusterHandle, storage: &str) -> Result<(), Refusal> {
+    let admission = ctx.tenancy.admission(ns, handle)?;
+    let allowed = admission
+        .spec()
+        .and_then(|t| t.storages.as_ref())
+        .map(|s| s.backup.clone())
+        .unwrap_or_default();
+    if !allowed.is_empty() && !allowed.iter().any(|s| s == storage) {
+        return Err(Refusal::new(
+            Reason::TenantPolicyStorage,
+            format!(
+                "storage {storage} is not one of the tenant's backup storages ({})",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn mode_str(m: BackupMode) -> &'static str {
     match m {
         BackupMode::Snapshot => "snapshot",
@@ -425,6 +469,7 @@ async fn find_archive(
     storage: &str,
     vmid: u32,
     since: Option<&Time>,
+    uid: &str,
 ) -> Result<Option<(String, Option<u64>)>, pve::Error> {
     let from_log = match upid {
         Some(u) => archive_from_log(&handle.client.task_log_tail(u, 50).await.unwrap_or_default())
@@ -436,8 +481,12 @@ async fn find_archive(
         .storage_content(node, storage, Some("backup"), Some(vmid))
         .await?;
     let since = since.map(|t| t.0.as_second() - 5).unwrap_or(i64::MAX);
-    let entries: Vec<(String, Option<i64>, Option<u64>)> =
-        list.into_iter().map(|e| (e.volid, e.ctime, e.size)).collect();
+    // only archives whose notes say this LxcBackup made them: never a foreign one
+    let entries: Vec<(String, Option<i64>, Option<u64>)> = list
+        .into_iter()
+        .filter(|e| ArchiveMark::parse(e.notes.as_deref()).is_some_and(|m| m.backup_uid == uid))
+        .map(|e| (e.volid, e.ctime, e.size))
+        .collect();
     Ok(pick_archive(&entries, from_log.as_deref(), since))
 }
 
@@ -486,7 +535,17 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         if locked.as_deref() == Some("backup") {
             return Ok(Action::requeue(jitter(Duration::from_secs(2))));
         }
-        return match find_archive(&handle, None, &node, &storage, vmid, p.status.started_at.as_ref()).await? {
+        return match find_archive(
+            &handle,
+            None,
+            &node,
+            &storage,
+            vmid,
+            p.status.started_at.as_ref(),
+            &p.uid,
+        )
+        .await?
+        {
             Some(found) => complete(p, &handle, found, None).await,
             None => {
                 release(p);
@@ -522,6 +581,7 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             &storage,
             vmid,
             p.status.started_at.as_ref(),
+            &p.uid,
         )
         .await?
         {
@@ -629,9 +689,22 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         .storage_content(&node, &storage, Some("backup"), p.status.vmid)
         .await
     {
-        Ok(list) => list.iter().any(|e| e.volid == volid),
-        Err(e) if e.class() == ErrorClass::NotFound => false,
+        Ok(list) => list.into_iter().find(|e| e.volid == volid).map(|e| e.notes),
+        Err(e) if e.class() == ErrorClass::NotFound => None,
         Err(e) => return Err(e.into()),
+    };
+    // the volid in status is only believed when the archive's notes say this LxcBackup made it
+    let present = match present {
+        Some(notes) if ArchiveMark::parse(notes.as_deref()).is_some_and(|m| m.backup_uid == p.uid) => true,
+        Some(_) => {
+            p.event(
+                Reason::LeftUntouched,
+                format!("archive {volid} was not made by this LxcBackup; it is left in storage"),
+            )
+            .await;
+            false
+        }
+        None => false,
     };
     let gone = |e: &pve::Error| e.class() == ErrorClass::NotFound || e.message().contains("does not exist");
     if present {

@@ -22,7 +22,7 @@ use crate::controller::status::apply_status;
 use crate::controller::Error;
 use crate::crd::lxc_backup::{BackupPhase, LxcBackup, LxcBackupSpec};
 use crate::crd::lxc_backup_schedule::{LxcBackupSchedule, LxcBackupScheduleStatus};
-use crate::crd::lxc_container::LxcContainer;
+use crate::crd::lxc_container::{LxcContainer, Management};
 use crate::crd::{DeletionPolicy, LocalObjectRef, CONDITION_READY};
 use futures::StreamExt;
 use jiff::{Timestamp, Zoned};
@@ -310,12 +310,7 @@ async fn run_slot(
 ) -> Result<Vec<String>, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let cluster = obj
-        .spec
-        .cluster_ref
-        .as_ref()
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| "default".into());
+    let cluster = ctx.clusters.referenced(obj.spec.cluster_ref.as_ref()).name;
     let containers: Api<LxcContainer> = Api::namespaced(ctx.kube.clone(), &ns);
     let list = containers
         .list(&ListParams::default().labels(&selector_string(&obj.spec.selector)))
@@ -323,14 +318,11 @@ async fn run_slot(
     let owner = obj.controller_owner_ref(&());
     let mut made = Vec::new();
     for ct in list.items.iter().filter(|c| c.metadata.deletion_timestamp.is_none()) {
-        if ct
-            .spec
-            .cluster_ref
-            .as_ref()
-            .map(|c| c.name.as_str())
-            .unwrap_or("default")
-            != cluster
-        {
+        // observed containers are never backed up: ObserveOnly is read-only
+        if ctx.clusters.of_container(ct).name != cluster || ct.spec.management != Management::Full {
+            continue;
+        }
+        if obj.spec.pool.is_some() && pool_of(ctx, ct) != obj.spec.pool {
             continue;
         }
         let bname = backup_name(&name, &ct.name_any(), slot, seconds);
@@ -356,6 +348,7 @@ async fn run_slot(
                 compress: obj.spec.compress,
                 notes: Some(format!("{{{{guestname}}}} by LxcBackupSchedule {ns}/{name}")),
                 deletion_policy: DeletionPolicy::Delete,
+                options: obj.spec.options.clone(),
             },
             status: None,
         };
@@ -367,6 +360,19 @@ async fn run_slot(
         made.push(bname);
     }
     Ok(made)
+}
+
+/// The Proxmox pool a container is in: its `spec.pool`, else its tenant's pool.
+fn pool_of(ctx: &Context, ct: &LxcContainer) -> Option<String> {
+    if ct.spec.pool.is_some() {
+        return ct.spec.pool.clone();
+    }
+    let ns = ct.namespace().unwrap_or_default();
+    let labels = ctx.tenancy.labels(&ns);
+    crate::controller::tenancy::policy::tenant_of(&ns, labels.as_ref(), &ctx.tenancy.tenants())
+        .ok()
+        .flatten()
+        .and_then(|t| t.spec.pool.clone())
 }
 
 /// Applies retention per container; returns the names of the backups deleted.
@@ -389,6 +395,8 @@ async fn retention(
             let completed: Vec<(String, Timestamp)> = backups
                 .iter()
                 .filter(|b| b.status.as_ref().and_then(|s| s.phase) == Some(BackupPhase::Completed))
+                // protected backups are never pruned and do not count (Proxmox's rule)
+                .filter(|b| !b.spec.options.protected)
                 .filter_map(|b| Some((b.name_any(), backup_time(b)?)))
                 .collect();
             gone.extend(prune::to_remove(&completed, policy, tz));

@@ -10,28 +10,23 @@ use tokio::sync::{watch, Notify};
 
 pub use observer::{Guest, Snapshot};
 
-/// A `ProxmoxCluster` by namespace and name.
+/// A `ProxmoxCluster` (cluster-scoped) by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClusterKey {
-    /// Namespace.
-    pub namespace: String,
     /// Name.
     pub name: String,
 }
 
 impl ClusterKey {
-    /// The cluster an object in `namespace` names in `spec.clusterRef` (`default` when unset).
-    pub fn referenced(namespace: Option<String>, cluster_ref: Option<&crate::crd::ClusterRef>) -> ClusterKey {
-        ClusterKey {
-            namespace: namespace.unwrap_or_default(),
-            name: cluster_ref.map(|c| c.name.clone()).unwrap_or_else(|| "default".into()),
-        }
+    /// The cluster called `name`.
+    pub fn named(name: impl Into<String>) -> ClusterKey {
+        ClusterKey { name: name.into() }
     }
 }
 
 impl std::fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
+        f.write_str(&self.name)
     }
 }
 
@@ -65,6 +60,13 @@ pub struct ClusterHandle {
     pub refresh: Arc<Notify>,
     /// Hash of the settings the client was built from.
     pub config_hash: u64,
+    /// Who may use the cluster.
+    pub tenancy: crate::crd::Tenancy,
+    /// It carries the default-cluster annotation.
+    pub is_default: bool,
+    /// Nodes in maintenance, as the `ProxmoxCluster` says now (kept current by its reconcile
+    /// and the observer).
+    pub maintenance: Arc<RwLock<Vec<crate::crd::proxmox_cluster::NodeMaintenance>>>,
     /// Memory (bytes) promised to containers placed since the last inventory, per node, so a
     /// burst of creates spreads over the nodes.
     pub placements: Arc<std::sync::Mutex<HashMap<String, u64>>>,
@@ -75,6 +77,22 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
+    /// Whether `node` is in maintenance: `Some(move_pinned)` when it is.
+    pub fn in_maintenance(&self, node: &str) -> Option<bool> {
+        crate::controller::kernel::recover(self.maintenance.read(), "the maintenance list")
+            .iter()
+            .find(|m| m.node == node)
+            .map(|m| m.move_pinned)
+    }
+
+    /// The nodes not in maintenance, among `nodes`.
+    pub fn usable_nodes<'a>(&self, nodes: impl Iterator<Item = &'a str>) -> Vec<String> {
+        nodes
+            .filter(|n| self.in_maintenance(n).is_none())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Memory (bytes) promised per node to containers placed since the last inventory.
     pub fn reserved(&self) -> HashMap<String, u64> {
         crate::controller::kernel::recover(self.placements.lock(), "the placements").clone()
@@ -101,6 +119,34 @@ impl ClusterHandle {
         }
         allocated.insert(candidate);
         Ok(candidate)
+    }
+
+    /// Allocates a vmid within `min..=max` (a tenant's range): the lowest that the inventory
+    /// does not show, this process did not hand out, and Proxmox confirms free. `None` when
+    /// the range is full.
+    pub async fn allocate_vmid_in(&self, min: u32, max: u32) -> Result<Option<u32>, pve::Error> {
+        let snap = self.snapshot();
+        for candidate in min..=max {
+            let taken = crate::controller::kernel::recover(self.allocated.lock(), "the allocated vmids")
+                .contains(&candidate)
+                || snap.as_ref().is_some_and(|s| s.guests.contains_key(&candidate));
+            if taken {
+                continue;
+            }
+            match self.client.next_id(Some(candidate)).await {
+                Ok(_) => {
+                    let mut allocated =
+                        crate::controller::kernel::recover(self.allocated.lock(), "the allocated vmids");
+                    // another pass may have taken it while Proxmox was asked
+                    if allocated.insert(candidate) {
+                        return Ok(Some(candidate));
+                    }
+                }
+                Err(pve::Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// The latest inventory.
@@ -191,6 +237,36 @@ impl ClusterRegistry {
             (None, Some(snap)) => Ok((h, snap)),
             (Some(why), _) => Err(why),
             (None, None) => Err(format!("ProxmoxCluster {} is connecting", key.name)),
+        }
+    }
+
+    /// The cluster an object without `spec.clusterRef` uses: the connected one annotated
+    /// [`DEFAULT_CLUSTER_ANNOTATION`](crate::crd::proxmox_cluster::DEFAULT_CLUSTER_ANNOTATION)
+    /// (the first by name if several are), else the one named `default`.
+    pub fn default_key(&self) -> ClusterKey {
+        let handles = crate::controller::kernel::recover(self.handles.read(), "the cluster registry");
+        handles
+            .values()
+            .filter(|h| h.is_default)
+            .map(|h| h.key.clone())
+            .min()
+            .unwrap_or_else(|| ClusterKey::named("default"))
+    }
+
+    /// The cluster `cluster_ref` names, or the default one when it is unset.
+    pub fn referenced(&self, cluster_ref: Option<&crate::crd::ClusterRef>) -> ClusterKey {
+        match cluster_ref {
+            Some(r) => ClusterKey::named(r.name.clone()),
+            None => self.default_key(),
+        }
+    }
+
+    /// The cluster a container uses: the one it names; without `clusterRef`, the one it was
+    /// made in (in status), else the default one (so moving the default annotation moves nothing).
+    pub fn of_container(&self, c: &crate::crd::LxcContainer) -> ClusterKey {
+        match (&c.spec.cluster_ref, c.status.as_ref().and_then(|s| s.cluster.clone())) {
+            (None, Some(name)) => ClusterKey::named(name),
+            (r, _) => self.referenced(r.as_ref()),
         }
     }
 

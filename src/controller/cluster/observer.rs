@@ -178,6 +178,22 @@ impl Snapshot {
             .any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
     }
 
+    /// The nodes and storages of `nodes` only (no guests): what placement may choose from
+    /// for a tenant limited to them.
+    pub fn placement_only_on(&self, nodes: &[String]) -> Snapshot {
+        Snapshot {
+            taken_at: self.taken_at,
+            guests: HashMap::new(),
+            nodes: self.nodes.iter().filter(|n| nodes.contains(&n.name)).cloned().collect(),
+            storages: self
+                .storages
+                .iter()
+                .filter(|s| nodes.contains(&s.node))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Online nodes that have `storage` (content `rootdir`), most free memory first, after
     /// subtracting `reserved` bytes per node.
     pub fn placement_candidates(&self, storage: &str, reserved: &HashMap<String, u64>) -> Vec<String> {
@@ -230,6 +246,13 @@ pub struct ObserverParams {
     pub triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
     /// Hash of the settings the client was built from.
     pub config_hash: u64,
+    /// Who may use the cluster.
+    pub tenancy: crate::crd::Tenancy,
+    /// It carries the default-cluster annotation.
+    pub is_default: bool,
+    /// Nodes in maintenance (shared with the handle; the observer refreshes it from the
+    /// object it reads every resync).
+    pub maintenance: Arc<std::sync::RwLock<Vec<crate::crd::proxmox_cluster::NodeMaintenance>>>,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// How many of our containers get a full pass after each inventory read (round-robin), to
@@ -260,6 +283,26 @@ pub fn drift_batch(ours: &[u32], cursor: Option<u32>, k: usize, skip: &[u32]) ->
     (out, last)
 }
 
+/// How many of the operator's containers (tagged, not templates) each node in maintenance
+/// still holds.
+pub fn maintenance_progress(
+    snap: &Snapshot,
+    nodes: &[crate::crd::proxmox_cluster::NodeMaintenance],
+) -> Vec<crate::crd::proxmox_cluster::MaintenanceStatus> {
+    nodes
+        .iter()
+        .map(|m| crate::crd::proxmox_cluster::MaintenanceStatus {
+            node: m.node.clone(),
+            containers_left: snap
+                .guests
+                .values()
+                .filter(|g| g.node == m.node && g.kind == "lxc" && !g.template)
+                .filter(|g| g.tags.iter().any(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX)))
+                .count() as u32,
+        })
+        .collect()
+}
+
 /// Starts the observer of one cluster and returns its handle.
 pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
     let (snap_tx, snap_rx) = watch::channel(None);
@@ -267,7 +310,8 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
     let refresh = Arc::new(Notify::new());
     let key = p.key.clone();
     let client = p.client.clone();
-    let config_hash = p.config_hash;
+    let (config_hash, tenancy, is_default) = (p.config_hash, p.tenancy, p.is_default);
+    let maintenance = p.maintenance.clone();
     let r = refresh.clone();
     let placements: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let pl = placements.clone();
@@ -279,6 +323,9 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
         connection: conn_rx,
         refresh,
         config_hash,
+        tenancy,
+        is_default,
+        maintenance,
         placements,
         allocated: Mutex::default(),
         task,
@@ -307,7 +354,7 @@ async fn run(
     refresh: Arc<Notify>,
     placements: Arc<Mutex<HashMap<String, u64>>>,
 ) {
-    let api: Api<ProxmoxCluster> = Api::namespaced(p.kube.clone(), &p.key.namespace);
+    let api: Api<ProxmoxCluster> = Api::all(p.kube.clone());
     let mut written: Option<ProxmoxClusterStatus> =
         api.get_opt(&p.key.name).await.ok().flatten().and_then(|c| c.status);
     let mut last_write = Instant::now();
@@ -401,12 +448,18 @@ async fn run(
             Connection::Failed { reason, message } => CondSpec::no(CONDITION_READY, reason.clone(), message.clone()),
             Connection::Connecting => CondSpec::no(CONDITION_READY, Reason::Connecting, "connecting"),
         };
-        let generation = api
-            .get_opt(&p.key.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|c| c.metadata.generation);
+        let object = api.get_opt(&p.key.name).await.ok().flatten();
+        let generation = object.as_ref().and_then(|c| c.metadata.generation);
+        if let Some(o) = &object {
+            *crate::controller::kernel::recover(p.maintenance.write(), "the maintenance list") =
+                o.spec.maintenance.clone();
+        }
+        if let Some(s) = &snap {
+            status.maintenance = maintenance_progress(
+                s,
+                &crate::controller::kernel::recover(p.maintenance.read(), "the maintenance list"),
+            );
+        }
         conditions::set(
             &mut status.conditions,
             ready,

@@ -3,7 +3,7 @@
 //! read again every `credentials_recheck`, so a rotated token is picked up without a restart
 //! (and without the operator needing to list or watch Secrets).
 
-use super::{observer, ClusterKey};
+use super::{observer, ClusterHandle, ClusterKey};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::{Context, FIELD_MANAGER};
 use crate::controller::error::KubeOp;
@@ -11,12 +11,12 @@ use crate::controller::kernel::Reason;
 use crate::controller::status::{add_finalizer, remove_finalizer};
 use crate::controller::Error;
 use crate::crd::proxmox_cluster::{ProxmoxCluster, ProxmoxClusterStatus};
-use crate::crd::{LxcBackup, LxcContainer, LxcTemplate, FINALIZER};
+use crate::crd::FINALIZER;
 use crate::crd::{SecretKeyRef, CONDITION_READY};
 use crate::pve;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::hash::{Hash, Hasher};
@@ -72,7 +72,9 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
 }
 
 async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (Reason, String)> {
-    let ns = pc.namespace().unwrap_or_default();
+    // only the operator's own namespace: a ProxmoxCluster cannot make the operator read (and
+    // send to its endpoint) a Secret of any other namespace
+    let ns = ctx.settings.operator_namespace.clone();
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &ns);
     let cred_name = &pc.spec.credentials_ref.name;
     let secret = match secrets.get_opt(cred_name).await {
@@ -109,6 +111,7 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (Reason
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     // a ProxmoxCluster deleted and created again (same spec, new uid) gets a new connection
     pc.uid().hash(&mut hasher);
+    (pc.spec.tenancy as u8, is_default(pc)).hash(&mut hasher);
     format!("{auth:?}").hash(&mut hasher); // redacted Debug: identity of the credentials only
     secret.metadata.resource_version.hash(&mut hasher);
     let tls = pc.spec.tls.clone().unwrap_or_default();
@@ -172,6 +175,32 @@ async fn resolve(pc: &ProxmoxCluster, ctx: &Context) -> Result<Resolved, (Reason
     })
 }
 
+/// Brings the handle's maintenance list up to date with the spec, and sends the operator's
+/// containers on nodes that entered or left maintenance for a pass (they move off, or back).
+fn maintain(h: &ClusterHandle, pc: &ProxmoxCluster, triggers: &mpsc::UnboundedSender<(ClusterKey, u32)>) {
+    let now = pc.spec.maintenance.clone();
+    let before = std::mem::replace(
+        &mut *crate::controller::kernel::recover(h.maintenance.write(), "the maintenance list"),
+        now.clone(),
+    );
+    if before == now {
+        return;
+    }
+    // every guest: pinned containers moved away come back when their node's maintenance ends
+    if let Some(snap) = h.snapshot() {
+        for g in snap.guests.values() {
+            let _ = triggers.send((h.key.clone(), g.vmid));
+        }
+    }
+}
+
+/// Whether `pc` carries the default-cluster annotation.
+fn is_default(pc: &ProxmoxCluster) -> bool {
+    pc.annotations()
+        .get(crate::crd::proxmox_cluster::DEFAULT_CLUSTER_ANNOTATION)
+        .is_some_and(|v| v == "true")
+}
+
 /// Reconciles one `ProxmoxCluster`: keeps its finalizer (its containers, templates and backups
 /// are cleaned up through it first), its connection and observer (rebuilt when the settings
 /// change, the object is created anew, or the observer ended), and its status on failures.
@@ -180,11 +209,8 @@ pub async fn reconcile(
     ctx: Arc<Context>,
     triggers: mpsc::UnboundedSender<(ClusterKey, u32)>,
 ) -> Result<Action, Error> {
-    let key = ClusterKey {
-        namespace: pc.namespace().unwrap_or_default(),
-        name: pc.name_any(),
-    };
-    let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &key.namespace);
+    let key = ClusterKey::named(pc.name_any());
+    let api: Api<ProxmoxCluster> = Api::all(ctx.kube.clone());
     if pc.metadata.deletion_timestamp.is_some() {
         return finalize(&pc, &ctx, &api, &key).await;
     }
@@ -195,11 +221,12 @@ pub async fn reconcile(
     match resolve(&pc, &ctx).await {
         Ok(r) => {
             // an observer that ended (it never should) is started again
-            if ctx
+            if let Some(h) = ctx
                 .clusters
                 .get(&key)
-                .is_some_and(|h| h.config_hash == r.hash && !h.task.is_finished())
+                .filter(|h| h.config_hash == r.hash && !h.task.is_finished())
             {
+                maintain(&h, &pc, &triggers);
                 return Ok(recheck);
             }
             let client = match pve::Client::new(r.config) {
@@ -220,6 +247,9 @@ pub async fn reconcile(
                 insecure_tls: r.insecure,
                 triggers,
                 config_hash: r.hash,
+                tenancy: pc.spec.tenancy,
+                is_default: is_default(&pc),
+                maintenance: Arc::new(std::sync::RwLock::new(pc.spec.maintenance.clone())),
                 metrics: ctx.metrics.clone(),
                 drift_per_resync: ctx.settings.drift_per_resync,
             });
@@ -234,38 +264,52 @@ pub async fn reconcile(
     }
 }
 
-/// The objects of the namespace that still need the cluster for their cleanup: containers and
-/// templates that name it and backups made through it, with our finalizer.
-async fn dependents(ctx: &Context, key: &ClusterKey) -> Result<Vec<String>, Error> {
+/// The objects that still need the cluster for their cleanup, in every namespace: containers
+/// and templates that use it and backups made through it, with our finalizer.
+fn dependents(ctx: &Context, key: &ClusterKey) -> Vec<String> {
     let ours = |m: &kube::api::ObjectMeta| m.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == FINALIZER));
-    let names = |r: Option<&crate::crd::ClusterRef>| r.map(|c| c.name.as_str()).unwrap_or("default") == key.name;
-    let lp = ListParams::default();
+    let uses = |recorded: Option<&str>, r: Option<&crate::crd::ClusterRef>| {
+        recorded
+            .map(str::to_string)
+            .unwrap_or_else(|| ctx.clusters.referenced(r).name)
+            == key.name
+    };
     let mut out = Vec::new();
-    let containers: Api<LxcContainer> = Api::namespaced(ctx.kube.clone(), &key.namespace);
-    for c in containers.list(&lp).await.op("list LxcContainers")?.items {
-        if ours(&c.metadata) && names(c.spec.cluster_ref.as_ref()) {
-            out.push(format!("LxcContainer {}", c.name_any()));
-        }
-    }
-    let templates: Api<LxcTemplate> = Api::namespaced(ctx.kube.clone(), &key.namespace);
-    for t in templates.list(&lp).await.op("list LxcTemplates")?.items {
-        if ours(&t.metadata) && names(t.spec.cluster_ref.as_ref()) {
-            out.push(format!("LxcTemplate {}", t.name_any()));
-        }
-    }
-    let backups: Api<LxcBackup> = Api::namespaced(ctx.kube.clone(), &key.namespace);
-    for b in backups.list(&lp).await.op("list LxcBackups")?.items {
-        if ours(&b.metadata)
-            && b.status
-                .as_ref()
-                .and_then(|s| s.cluster.as_deref())
-                .unwrap_or("default")
-                == key.name
+    let views = &ctx.tenancy;
+    for c in views.all_containers() {
+        if ours(&c.metadata)
+            && uses(
+                c.status.as_ref().and_then(|s| s.cluster.as_deref()),
+                c.spec.cluster_ref.as_ref(),
+            )
         {
-            out.push(format!("LxcBackup {}", b.name_any()));
+            out.push(format!(
+                "LxcContainer {}/{}",
+                c.namespace().unwrap_or_default(),
+                c.name_any()
+            ));
         }
     }
-    Ok(out)
+    for t in views.all_templates() {
+        if ours(&t.metadata) && uses(None, t.spec.cluster_ref.as_ref()) {
+            out.push(format!(
+                "LxcTemplate {}/{}",
+                t.namespace().unwrap_or_default(),
+                t.name_any()
+            ));
+        }
+    }
+    for b in views.all_backups() {
+        if ours(&b.metadata) && b.status.as_ref().and_then(|s| s.cluster.as_deref()) == Some(key.name.as_str()) {
+            out.push(format!(
+                "LxcBackup {}/{}",
+                b.namespace().unwrap_or_default(),
+                b.name_any()
+            ));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Deletion: the connection stays until every object that needs it for its own cleanup is
@@ -281,7 +325,7 @@ async fn finalize(
         ctx.clusters.remove(key);
         return Ok(Action::await_change());
     }
-    let waiting = dependents(ctx, key).await?;
+    let waiting = dependents(ctx, key);
     if !waiting.is_empty() {
         let shown: Vec<&str> = waiting.iter().take(5).map(String::as_str).collect();
         let more = if waiting.len() > 5 {
@@ -315,7 +359,7 @@ async fn write_failure(pc: &ProxmoxCluster, ctx: &Context, reason: Reason, messa
     if status == before {
         return Ok(());
     }
-    let api: Api<ProxmoxCluster> = Api::namespaced(ctx.kube.clone(), &pc.namespace().unwrap_or_default());
+    let api: Api<ProxmoxCluster> = Api::all(ctx.kube.clone());
     let patch = serde_json::json!({"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster", "status": status});
     api.patch_status(
         &pc.name_any(),

@@ -10,6 +10,7 @@ use super::reconcile::{start_task, CONDITION_PENDING_RESTART, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
+use crate::controller::tenancy::ownership::{user_notes, ArchiveMark};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
@@ -82,9 +83,11 @@ pub(super) async fn converge(
         config: cfg,
         current,
     } = found;
-    let tagged = cfg.tag_list().contains(&desired.identity_tag);
+    let tags = cfg.tag_list();
+    let tagged = tags.contains(&desired.identity_tag);
     let verdict = decide::ownership(Evidence {
         tagged,
+        tagged_by_other: !tagged && super::tenancy::tagged_by_other(p, snap, vmid, &tags).await?,
         lock: cfg.lock.as_deref(),
         phase: p.status.phase,
         user_vmid: p.obj.spec.vmid.is_some(),
@@ -113,12 +116,23 @@ pub(super) async fn converge(
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
+    // an image update (rolled out or refused), then spec.app with its values read now
+    let running = current.status == "running";
+    let prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
+        Ok(d) => d,
+        Err(action) => return Ok(action),
+    };
+    let desired = &prepared;
     let observed = Observed {
         node: node.clone(),
         status: current.status.clone(),
         config: cfg,
     };
-    let plan = match plan(desired, p.obj.spec.node.as_deref(), &observed) {
+    let (wanted, report) = super::tenancy::wanted_node(p, handle, snap, desired, &node);
+    if let Some(m) = report {
+        p.event(Reason::NodeInMaintenance, m).await;
+    }
+    let plan = match plan(desired, wanted.as_deref(), &observed) {
         Ok(pl) => pl,
         Err(e) => return p.invalid(e).await,
     };
@@ -195,6 +209,18 @@ pub(super) async fn converge(
         handle.refresh.notify_one();
     } else if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
         restart_keys = awaiting_restart(handle, &node, vmid).await;
+    }
+    if super::app::restart_now(&p.obj.spec, &restart_keys) {
+        p.event(
+            Reason::Restarting,
+            format!("restarting CT {vmid} to apply spec.app (restartPolicy OnChange)"),
+        )
+        .await;
+        let (client, n) = (handle.client.clone(), node.clone());
+        return start_task(p, handle, &node, "reboot", async move {
+            client.lxc_reboot(&n, vmid, Some(60)).await
+        })
+        .await;
     }
     if restart_keys.is_empty() {
         p.uncond(CONDITION_PENDING_RESTART);
@@ -292,7 +318,7 @@ pub(super) async fn converge(
                 false => None,
             }
         },
-        backup_archives(handle, snap, &node, vmid)
+        backup_archives(handle, snap, &node, vmid, p, desired.open_tenancy)
     );
     if let Some(ifaces) = ifaces {
         p.status.ip_addresses = addresses(&ifaces);
@@ -309,8 +335,15 @@ pub(super) async fn converge(
     if !running {
         p.status.ip_addresses.clear();
     }
-    if let Some(fw) = &p.obj.spec.firewall {
-        match super::firewall::sync(&handle.client, &node, vmid, fw).await {
+    let forced = desired.firewall_forced;
+    if let Some(fw) = p
+        .obj
+        .spec
+        .firewall
+        .clone()
+        .or_else(|| forced.map(|_| Default::default()))
+    {
+        match super::firewall::sync(&handle.client, &node, vmid, &fw, forced).await {
             Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
             Ok(None) => {}
             Err(Error::Invalid(e)) => return p.invalid(e).await,
@@ -328,9 +361,17 @@ pub(super) async fn converge(
     } else {
         last_ipv4.clone().or(static_ipv4)
     };
-    if super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await? {
-        p.ctx.metrics.kube_write("Service");
-    }
+    // someone else's Service of that name is never taken over: reported, the container stays Ready
+    let service_refused = match super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await {
+        Ok(wrote) => {
+            if wrote {
+                p.ctx.metrics.kube_write("Service");
+            }
+            None
+        }
+        Err(Error::Invalid(e)) if e.field == "ports" => Some(e.message),
+        Err(e) => return Err(e),
+    };
     p.status.backups = backups;
     let (reason, msg) = if running {
         (Reason::Running, format!("CT {vmid} runs on {node}"))
@@ -339,11 +380,14 @@ pub(super) async fn converge(
     };
     let became_ready = !p.is_true(CONDITION_READY);
     p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
-    p.cond(CondSpec::yes(
-        CONDITION_SYNCED,
-        Reason::InSync,
-        "Proxmox matches the spec",
-    ));
+    match service_refused {
+        Some(m) => p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ServiceNotOwned, m)),
+        None => p.cond(CondSpec::yes(
+            CONDITION_SYNCED,
+            Reason::InSync,
+            "Proxmox matches the spec",
+        )),
+    }
     p.uncond(CONDITION_STALLED);
     p.observed();
     // usage figures alone make no write (they change every second): they go out with any other
@@ -408,9 +452,24 @@ pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
 /// How many archives `status.backups` lists.
 pub const MAX_LISTED_BACKUPS: usize = 10;
 
-/// Backup archives of `vmid` on the backup storages `node` can see (shared ones once), newest
-/// first, bounded. Storages that cannot be read are skipped.
-async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vmid: u32) -> Vec<BackupArchive> {
+/// Backup archives of this container on the backup storages `node` can see (shared ones once),
+/// newest first, bounded: those the mark in their notes ties to it, and (without a tenant,
+/// `open`) archives made outside the operator since this object exists. Archives of the vmid's
+/// earlier owners are never listed. Storages that cannot be read are skipped.
+async fn backup_archives(
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    node: &str,
+    vmid: u32,
+    p: &P<'_>,
+    open: bool,
+) -> Vec<BackupArchive> {
+    let uid = p.uid.as_str();
+    let since = p.obj.creation_timestamp().map(|t| t.0.as_second()).unwrap_or(i64::MAX);
+    let ours = |notes: Option<&str>, ctime: Option<i64>| match ArchiveMark::parse(notes) {
+        Some(m) => m.container_uid == uid,
+        None => open && ctime.is_some_and(|c| c >= since),
+    };
     let storages: Vec<String> = snap
         .storages
         .iter()
@@ -429,6 +488,7 @@ async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vm
         .flatten()
         .flatten()
         .filter(|v| v.vmid.is_none_or(|id| id == vmid))
+        .filter(|v| ours(v.notes.as_deref(), v.ctime))
     {
         let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
         found.push((
@@ -437,7 +497,7 @@ async fn backup_archives(handle: &ClusterHandle, snap: &Snapshot, node: &str, vm
                 volid: v.volid,
                 size_bytes: v.size,
                 created_at: created,
-                notes: v.notes.filter(|n| !n.is_empty()),
+                notes: v.notes.as_deref().and_then(user_notes),
             },
         ));
     }

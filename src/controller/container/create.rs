@@ -6,11 +6,14 @@ use super::converge::foreign;
 use super::decide::{self, Origin};
 use super::desired::{Desired, InvalidSpec, Source};
 use super::reconcile::{next_poll, P, SLOT_RETRY};
+use super::tenancy;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::Reason;
+use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::policy::{Admission, Refusal};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_backup::LxcBackup;
 use crate::crd::lxc_container::*;
@@ -35,11 +38,15 @@ enum How {
     },
 }
 
-/// Resolves the source into what to call; `Err` ends the pass (waiting for it).
+/// Resolves the source into what to call, with ownership proven in Proxmox (the tag on a
+/// clone source, the mark in an archive's notes), never by a status field; `Err` ends the pass
+/// (waiting for it, or refused).
 async fn resolve_source(
     p: &mut P<'_>,
+    handle: &ClusterHandle,
     snap: &Snapshot,
     desired: &Desired,
+    admission: &Admission,
 ) -> Result<Result<(How, Origin), Action>, Error> {
     let ns = p.obj.namespace().unwrap_or_default();
     let wait = |secs| Action::requeue(jitter(Duration::from_secs(secs)));
@@ -51,23 +58,55 @@ async fn resolve_source(
             },
             Origin::Create,
         ),
-        Source::BackupVolid(v) => (
+        // the image is pulled on the node placement picks (below)
+        Source::Image { .. } => (
             How::Create {
-                ostemplate: v.clone(),
-                restore: true,
+                ostemplate: String::new(),
+                restore: false,
             },
-            Origin::Restore(None),
+            Origin::Create,
         ),
+        Source::BackupVolid(v) => {
+            let Some(notes) = tenancy::archive_notes(handle, snap, v).await? else {
+                let msg = format!("archive {v} is not listed on any node that sees its storage");
+                return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
+            };
+            if let Err(r) = ownership::may_restore(&ns, v, notes.as_deref(), admission) {
+                return Ok(Err(tenancy::refuse(p, r).await?));
+            }
+            (
+                How::Create {
+                    ostemplate: v.clone(),
+                    restore: true,
+                },
+                Origin::Restore(None),
+            )
+        }
         Source::BackupName(n) => {
             let backups: Api<LxcBackup> = Api::namespaced(p.ctx.kube.clone(), &ns);
-            let found = backups
-                .get_opt(n)
-                .await
-                .op("read LxcBackup")?
-                .and_then(|b| b.status)
-                .and_then(|s| Some((s.volid?, s.node)));
+            let found = backups.get_opt(n).await.op("read LxcBackup")?.and_then(|b| {
+                let uid = b.uid().unwrap_or_default();
+                let s = b.status?;
+                Some((s.volid?, s.node, uid))
+            });
             match found {
-                Some((v, bnode)) => {
+                Some((v, bnode, backup_uid)) => {
+                    // the volid in the LxcBackup's status counts only when the archive's notes
+                    // say that this LxcBackup made it
+                    let Some(notes) = tenancy::archive_notes(handle, snap, &v).await? else {
+                        let msg = format!("archive {v} of LxcBackup {n} is not listed in Proxmox");
+                        return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
+                    };
+                    let marked = ArchiveMark::parse(notes.as_deref()).is_some();
+                    let proven = tenancy::made_by_backup(notes.as_deref(), &ns, &backup_uid);
+                    if marked && !proven {
+                        let msg = format!("archive {v} in the status of LxcBackup {n} was not made by it");
+                        let r = Refusal::new(Reason::NotOwned, msg);
+                        return Ok(Err(tenancy::refuse(p, r).await?));
+                    }
+                    if let Err(r) = ownership::may_restore(&ns, &v, notes.as_deref(), admission) {
+                        return Ok(Err(tenancy::refuse(p, r).await?));
+                    }
                     // an archive on storage that is not shared can only be restored on its node
                     let storage = v.split_once(':').map(|x| x.0).unwrap_or_default();
                     let shared = snap.storages.iter().any(|s| s.name == storage && s.shared);
@@ -86,6 +125,10 @@ async fn resolve_source(
             }
         }
         Source::Clone { vmid: src, full } => match snap.guests.get(src) {
+            Some(g) if tenancy::may_use(p, g, admission, "source.clone.vmid").is_err() => {
+                let r = tenancy::may_use(p, g, admission, "source.clone.vmid").unwrap_err();
+                return Ok(Err(tenancy::refuse(p, r).await?));
+            }
             Some(g) => (
                 How::Clone {
                     src_node: g.node.clone(),
@@ -106,7 +149,13 @@ async fn resolve_source(
                 .as_ref()
                 .and_then(|t| t.status.as_ref())
                 .filter(|s| conditions::is_true(&s.conditions, CONDITION_READY));
+            let template_uid = t.as_ref().and_then(|t| t.uid()).unwrap_or_default();
             match ready.and_then(|s| Some((s.vmid?, s.node.clone()?))) {
+                // the vmid in the template's status counts only when Proxmox shows its tag there
+                Some((tv, _)) if !tenancy::carries_identity(snap, tv, &template_uid) => {
+                    let msg = format!("CT {tv} in the status of LxcTemplate {name} does not carry its identity tag");
+                    return Ok(Err(tenancy::refuse(p, Refusal::new(Reason::NotOwned, msg)).await?));
+                }
                 Some((tv, tn)) => (
                     How::Clone {
                         src_node: tn.clone(),
@@ -124,6 +173,22 @@ async fn resolve_source(
     }))
 }
 
+/// The Secret type that marks a Secret as a container root password.
+pub const ROOT_PASSWORD_TYPE: &str = "pve.lxc.dev/root-password";
+/// The label that marks a Secret as a container root password (the type cannot be changed on
+/// an existing Secret; the label can).
+pub const ROOT_PASSWORD_LABEL: &str = "pve.lxc.dev/root-password";
+
+/// Whether `s` is meant as a root password (its type or label says so).
+pub fn is_root_password_secret(s: &Secret) -> bool {
+    s.type_.as_deref() == Some(ROOT_PASSWORD_TYPE)
+        || s.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROOT_PASSWORD_LABEL))
+            .is_some_and(|v| v == "true")
+}
+
 /// Reads the root password from its Secret (never logged or copied); `Err` ends the pass.
 async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, Error> {
     let Some(r) = p.obj.spec.auth.as_ref().and_then(|a| a.password_secret_ref.clone()) else {
@@ -131,6 +196,23 @@ async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, 
     };
     let secrets: Api<Secret> = Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
     let secret = secrets.get_opt(&r.name).await.op("read the root password Secret")?;
+    // only Secrets meant for it: otherwise any key of any Secret of the namespace (a
+    // basic-auth password, a token) becomes a root password hash readable in the container
+    if let Some(s) = &secret {
+        if !is_root_password_secret(s) {
+            let msg = format!(
+                "Secret {} is not meant as a root password: give it type {ROOT_PASSWORD_TYPE} or the label {ROOT_PASSWORD_LABEL}=true",
+                r.name
+            );
+            return Ok(Err(p
+                .not_ready(
+                    Reason::PasswordSecretNotFound,
+                    msg,
+                    Action::requeue(jitter(Duration::from_secs(30))),
+                )
+                .await?));
+        }
+    }
     match secret.and_then(|s| {
         s.data
             .and_then(|d| d.get(&r.key).map(|v| String::from_utf8_lossy(&v.0).into_owned()))
@@ -156,6 +238,7 @@ pub(super) async fn create(
     snap: &Snapshot,
     desired: &Desired,
     vmid: u32,
+    admission: &Admission,
 ) -> Result<Action, Error> {
     let user_vmid = p.obj.spec.vmid.is_some();
     if let Some(verdict) = decide::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
@@ -180,29 +263,109 @@ pub(super) async fn create(
         .rootfs
         .as_ref()
         .map(|r| r.0.clone())
-        .unwrap_or_else(|| "local".into());
-    let (how, origin) = match resolve_source(p, snap, desired).await? {
+        .unwrap_or_else(|| tenancy::DEFAULT_ROOTFS_STORAGE.into());
+    let (how, origin) = match resolve_source(p, handle, snap, desired, admission).await? {
         Ok(x) => x,
         Err(action) => return Ok(action),
     };
+    let image = match &desired.source {
+        Source::Image { reference, storage } => Some((reference.clone(), storage.clone())),
+        _ => None,
+    };
+    if p.obj.spec.app.is_some() {
+        // every value spec.app reads must be there (and acceptable) before anything is made
+        if let Err(action) = super::app::resolve(p).await? {
+            return Ok(action);
+        }
+    }
     let load = p
         .ctx
         .slots
         .load(&handle.client, &handle.key, snap.nodes.iter().map(|n| n.name.as_str()));
-    let node = match decide::placement_with_load(
-        p.obj.spec.node.as_deref(),
-        &origin,
-        snap,
-        &rootfs_storage,
-        &handle.reserved(),
-        &load,
-    ) {
-        Ok(n) => n,
+    let pinned = super::image::pinned_node(p, |n| snap.node_online(n)).map(str::to_string);
+    let wanted_node = p
+        .obj
+        .spec
+        .node
+        .as_deref()
+        .or(pinned.as_deref().filter(|_| image.is_some()));
+    // a tenant limited to some nodes is placed among them only, and never on a node in maintenance
+    let allowed: Vec<String> = admission.spec().map(|t| t.nodes.clone()).unwrap_or_default();
+    if let Some(n) = p
+        .obj
+        .spec
+        .node
+        .as_deref()
+        .filter(|n| handle.in_maintenance(n).is_some())
+    {
+        let msg =
+            format!("node {n} is in maintenance (ProxmoxCluster spec.maintenance); the container is made once it ends");
+        return p
+            .not_ready(
+                Reason::NodeUnavailable,
+                msg,
+                Action::requeue(jitter(Duration::from_secs(30))),
+            )
+            .await;
+    }
+    let limited = tenancy::placeable(handle, snap, &allowed).map(|nodes| snap.placement_only_on(&nodes));
+    let placed = match (wanted_node, tenancy::spread_siblings(p)) {
+        (None, Some((group, siblings))) => decide::placement_spread(
+            &origin,
+            limited.as_ref().unwrap_or(snap),
+            &rootfs_storage,
+            &handle.reserved(),
+            &load,
+            &siblings,
+        )
+        .map(|(n, shared)| (n, shared.map(|k| (group, k)))),
+        (wanted, _) => decide::placement_with_load(
+            wanted,
+            &origin,
+            limited.as_ref().unwrap_or(snap),
+            &rootfs_storage,
+            &handle.reserved(),
+            &load,
+        )
+        .map(|n| (n, None)),
+    };
+    let node = match placed {
+        Ok((n, None)) => n,
+        Ok((n, Some((group, k)))) => {
+            let msg = format!(
+                "every node that fits already runs a container of spread group {group}; placed on {n} with {k} of them"
+            );
+            p.event(Reason::SpreadNotPossible, msg).await;
+            n
+        }
         Err(u) => {
             return p
                 .not_ready(u.reason, u.message, Action::requeue(jitter(Duration::from_secs(15))))
                 .await
         }
+    };
+    // a container created again (image update) keeps its MACs
+    let kept;
+    let desired = if image.is_some() && !p.status.mac.is_empty() {
+        kept = super::image::with_kept_macs(desired, &p.status.mac);
+        &kept
+    } else {
+        desired
+    };
+    let how = match (&image, how) {
+        (Some((reference, storage)), How::Create { .. }) => {
+            match super::image::ensure_pulled(p, handle, &node, storage, reference).await? {
+                Ok(volid) => {
+                    p.status.image = Some(reference.clone());
+                    How::Create {
+                        ostemplate: volid,
+                        restore: false,
+                    }
+                }
+                Err(action) => return Ok(action),
+            }
+        }
+        (_, how) => how,
     };
     let node = match &how {
         How::Clone {
@@ -243,6 +406,13 @@ pub(super) async fn create(
         }
         _ => node,
     };
+    if !allowed.is_empty() && !allowed.contains(&node) {
+        let msg = format!(
+            "the container would be made on node {node} (where its source is), which is not one of the tenant's nodes ({})",
+            allowed.join(", ")
+        );
+        return tenancy::refuse(p, Refusal::new(Reason::TenantPolicyNode, msg)).await;
+    }
     let password = match &how {
         How::Create { .. } => match root_password(p).await? {
             Ok(pw) => pw,
@@ -355,9 +525,15 @@ fn create_params(
     params.ssh_public_keys = auth
         .filter(|a| !a.ssh_public_keys.is_empty())
         .map(|a| a.ssh_public_keys.join("\n"));
+    if matches!(d.source, Source::Image { .. }) {
+        // created stopped: entrypoint and env (which Proxmox takes from the image at create)
+        // are set by the first config update, before the first start
+        params.start = Some(false);
+    }
     if restore {
-        // the archive's privilege flag applies; a restore makes new MACs
-        params.unprivileged = None;
+        // the spec's privilege flag, never the archive's: a privileged archive is restored
+        // unprivileged unless the spec (and the tenant) allow otherwise; a restore makes new MACs
+        params.unprivileged = Some(d.unprivileged);
         params.restore = true;
         params.unique = Some(true);
     }

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 pub struct Evidence<'a> {
     /// It carries our identity tag.
     pub tagged: bool,
+    /// It carries the identity tag of another object: never ours, whatever our status says.
+    pub tagged_by_other: bool,
     /// Its lock, if one is held.
     pub lock: Option<&'a str>,
     /// Our phase, as recorded in status.
@@ -47,6 +49,14 @@ pub fn ownership(e: Evidence<'_>) -> Ownership {
     use ContainerPhase::*;
     if e.tagged {
         return Ownership::Ours;
+    }
+    if e.tagged_by_other {
+        // another object's container (a forged or stale status cannot make it ours)
+        return if e.user_vmid {
+            Ownership::Conflict
+        } else {
+            Ownership::Reallocate
+        };
     }
     if let Some(lock) = e.lock {
         return Ownership::WaitLocked(lock.to_string());
@@ -144,11 +154,43 @@ pub fn placement_with_load(
 
 /// The first of `candidates` (in their order of preference) with the lowest load.
 fn least_loaded(candidates: Vec<String>, load: &HashMap<String, i64>) -> Option<String> {
+    spread_placement(candidates, &HashMap::new(), load)
+}
+
+/// The candidate with the fewest `siblings` (containers of the same spread group already
+/// there), then the lowest load, then the first in preference order: replicas land on
+/// different nodes while there are nodes without one.
+pub fn spread_placement(
+    candidates: Vec<String>,
+    siblings: &HashMap<String, i64>,
+    load: &HashMap<String, i64>,
+) -> Option<String> {
+    let of = |m: &HashMap<String, i64>, n: &str| m.get(n).copied().unwrap_or(0);
     candidates
         .into_iter()
         .enumerate()
-        .min_by_key(|(i, n)| (load.get(n).copied().unwrap_or(0), *i))
+        .min_by_key(|(i, n)| (of(siblings, n), of(load, n), *i))
         .map(|(_, n)| n)
+}
+
+/// [`placement_with_load`] for a container of a spread group: among the nodes that fit, one
+/// with the fewest `siblings` first. `Some(n)` in the second value when every candidate
+/// already holds `n` siblings (spreading was not possible: reported, not refused).
+pub fn placement_spread(
+    origin: &Origin,
+    snap: &Snapshot,
+    storage: &str,
+    reserved: &HashMap<String, u64>,
+    load: &HashMap<String, i64>,
+    siblings: &HashMap<String, i64>,
+) -> Result<(String, Option<i64>), Unplaced> {
+    let candidates = snap.placement_candidates(storage, reserved);
+    if !matches!(origin, Origin::Create) || candidates.is_empty() {
+        return placement_with_load(None, origin, snap, storage, reserved, load).map(|n| (n, None));
+    }
+    let node = spread_placement(candidates, siblings, load).expect("not empty");
+    let shared = siblings.get(&node).copied().unwrap_or(0);
+    Ok((node, (shared > 0).then_some(shared)))
 }
 
 /// Where a clone onto `node` of a source on `src_node` is made. Proxmox's `target` works only
@@ -180,6 +222,7 @@ mod tests {
     ) -> Evidence<'_> {
         Evidence {
             tagged,
+            tagged_by_other: false,
             lock,
             phase,
             user_vmid,
@@ -201,6 +244,41 @@ mod tests {
             assert_eq!(ownership(ev(true, None, phase, false, false)), Ownership::Ours);
             assert_eq!(ownership(ev(true, Some("backup"), phase, true, false)), Ownership::Ours);
         }
+    }
+
+    #[test]
+    fn a_container_with_another_objects_tag_is_never_claimed_whatever_our_status_says() {
+        for phase in [None, Some(Pending), Some(Creating), Some(Running), Some(Stopped)] {
+            let mut e = ev(false, None, phase, false, true);
+            e.tagged_by_other = true;
+            assert_eq!(ownership(e), Ownership::Reallocate);
+            e.user_vmid = true;
+            assert_eq!(ownership(e), Ownership::Conflict);
+        }
+    }
+
+    #[test]
+    fn replicas_of_a_spread_group_go_to_nodes_without_one_first() {
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let m = |v: &[(&str, i64)]| v.iter().map(|(k, n)| (k.to_string(), *n)).collect::<HashMap<_, _>>();
+        // pve1 has the most memory (first), but already a replica
+        let siblings = m(&[("pve1", 1)]);
+        assert_eq!(
+            spread_placement(c(&["pve1", "pve2", "pve3"]), &siblings, &HashMap::new()).as_deref(),
+            Some("pve2")
+        );
+        // load breaks ties between nodes without a replica
+        let load = m(&[("pve2", 3)]);
+        assert_eq!(
+            spread_placement(c(&["pve1", "pve2", "pve3"]), &siblings, &load).as_deref(),
+            Some("pve3")
+        );
+        // every node has one: the least crowded, then the usual order
+        let full = m(&[("pve1", 2), ("pve2", 1), ("pve3", 1)]);
+        assert_eq!(
+            spread_placement(c(&["pve1", "pve2", "pve3"]), &full, &HashMap::new()).as_deref(),
+            Some("pve2")
+        );
     }
 
     #[test]

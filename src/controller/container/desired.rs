@@ -44,6 +44,13 @@ pub enum Source {
     BackupName(String),
     /// A backup archive volume id.
     BackupVolid(String),
+    /// An OCI image, pulled into `storage` by the operator.
+    Image {
+        /// The image reference (`registry/repository:tag`).
+        reference: String,
+        /// The storage it is pulled into.
+        storage: String,
+    },
 }
 
 /// A mount point as Proxmox should have it.
@@ -86,6 +93,14 @@ pub struct Desired {
     pub state: PowerState,
     /// The pool to create the container in.
     pub pool: Option<String>,
+    /// The tenant's forced firewall (`Some(ip_filter)`): on, with the MAC filter, whatever
+    /// `spec.firewall` says.
+    pub firewall_forced: Option<bool>,
+    /// No tenant applies (an `Open` cluster): archives not made by the operator, of this vmid
+    /// since this object exists, count as its own (`status.backups`).
+    pub open_tenancy: bool,
+    /// The nodes the tenant may use (any when empty).
+    pub allowed_nodes: Vec<String>,
 }
 
 impl Desired {
@@ -146,6 +161,7 @@ impl Desired {
             nameserver: k("nameserver"),
             searchdomain: k("searchdomain"),
             protection: k("protection").map(|v| v == "1"),
+            timezone: k("timezone"),
             ..Default::default()
         }
     }
@@ -179,6 +195,15 @@ pub fn identity_tag(uid: &str) -> String {
 /// Checks `spec` (of the object named `name` with uid `uid`) and computes what Proxmox should have.
 pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
     let source = source(&spec.source)?;
+    if spec.auth.is_some() && spec.management == Management::Full && !matches!(source, Source::OsTemplate(_)) {
+        // Proxmox sets password and keys only when it creates from an OS template: a clone or
+        // restore would keep the source's root credentials while the user believes theirs are set
+        return Err(invalid(
+            "auth",
+            "root credentials are applied only when creating from source.osTemplate (Proxmox keeps the clone's, template's or archive's own on clone and restore); remove auth, or set the credentials inside the container",
+        ));
+    }
+    super::app::validate(spec)?;
     if spec.management == Management::ObserveOnly && spec.vmid.is_none() {
         return Err(invalid(
             "vmid",
@@ -292,6 +317,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     if let Some(p) = spec.protection {
         keys.insert("protection".into(), bool01(p));
     }
+    console_and_timezone(spec, &mut keys)?;
     let mut tags = Vec::new();
     for (i, t) in spec.tags.iter().enumerate() {
         let t = t.to_ascii_lowercase();
@@ -348,6 +374,9 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         unprivileged: spec.unprivileged,
         state: spec.state,
         pool: spec.pool.clone(),
+        firewall_forced: None,
+        open_tenancy: true,
+        allowed_nodes: Vec::new(),
     })
 }
 
@@ -364,6 +393,13 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
             ));
         }
         found.push(Source::OsTemplate(t.clone()));
+    }
+    if let Some(i) = &s.image {
+        super::image::check_reference("source.image.reference", &i.reference)?;
+        found.push(Source::Image {
+            reference: i.reference.clone(),
+            storage: storage_id("source.image.storage", &i.storage)?,
+        });
     }
     if let Some(t) = &s.template {
         found.push(Source::Template {
@@ -396,13 +432,48 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
         1 => Ok(found.pop().unwrap()),
         0 => Err(invalid(
             "source",
-            "set exactly one of osTemplate, template, clone or backup (none is set)",
+            "set exactly one of osTemplate, template, clone, backup or image (none is set)",
         )),
         _ => Err(invalid(
             "source",
-            "set exactly one of osTemplate, template, clone or backup (several are set)",
+            "set exactly one of osTemplate, template, clone, backup or image (several are set)",
         )),
     }
+}
+
+fn console_and_timezone(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
+    if let Some(c) = &spec.console {
+        if let Some(m) = c.mode {
+            let mode = match m {
+                ConsoleMode::Tty => "tty",
+                ConsoleMode::Console => "console",
+                ConsoleMode::Shell => "shell",
+            };
+            keys.insert("cmode".into(), mode.into());
+        }
+        if let Some(t) = c.ttys {
+            if t > 6 {
+                return Err(invalid("console.ttys", format!("{t} is outside 0..6")));
+            }
+            keys.insert("tty".into(), t.to_string());
+        }
+    }
+    if let Some(tz) = &spec.timezone {
+        let zone = tz.split('/').count() <= 3
+            && tz.split('/').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
+            });
+        if !(tz == "host" || zone) || tz.len() > 64 {
+            return Err(invalid(
+                "timezone",
+                format!("{tz:?} is not host, UTC or a zone like Europe/Berlin"),
+            ));
+        }
+        keys.insert("timezone".into(), tz.clone());
+    }
+    Ok(())
 }
 
 fn resources(r: &Resources, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
@@ -560,6 +631,13 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
             nc.tag = Some(v);
         }
         nc.firewall = n.firewall;
+        if n.host_managed == Some(true) && nc.ip6.as_deref() == Some("auto") {
+            return Err(invalid(
+                f("hostManaged"),
+                "SLAAC (ipv6.auto) is not supported for a host-managed interface (Proxmox's rule)",
+            ));
+        }
+        nc.host_managed = n.host_managed;
         if let Some(m) = n.mtu {
             nc.mtu = Some(
                 u16::try_from(m)

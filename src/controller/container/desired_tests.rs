@@ -195,3 +195,30 @@ fn observe_only_needs_a_vmid() {
     spec.management = Management::ObserveOnly;
     assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "vmid");
 }
+
+#[test]
+fn console_and_time_zone_become_cmode_tty_and_timezone() {
+    let spec = LxcContainerSpec {
+        console: Some(Console {
+            mode: Some(ConsoleMode::Shell),
+            ttys: Some(0),
+        }),
+        timezone: Some("Europe/Berlin".into()),
+        ..base()
+    };
+    let d = validate(&spec, "web", "uid").unwrap();
+    assert_eq!(d.keys["cmode"], "shell");
+    assert_eq!(d.keys["tty"], "0");
+    assert_eq!(d.keys["timezone"], "Europe/Berlin");
+    assert_eq!(
+        d.create_params(100, "local:vztmpl/x.tar.zst").timezone.as_deref(),
+        Some("Europe/Berlin")
+    );
+    for bad in ["Europe/../etc", "a b", "/x"] {
+        let spec = LxcContainerSpec {
+            timezone: Some(bad.into()),
+            ..base()
+        };
+        assert_eq!(validate(&spec, "web", "uid").unwrap_err().field, "timezone", "{bad}");
+    }
+}

@@ -170,12 +170,28 @@ pub fn plan_rules(desired: &[Rule], observed: &[FirewallRule]) -> (Vec<u32>, Vec
 }
 
 /// The options update that makes `observed` match `fw`, if any (pure).
-pub fn plan_options(fw: &Firewall, observed: &FirewallOptions) -> Option<FirewallOptionsUpdate> {
+///
+/// `forced` is the tenant's forced firewall (`Some(ip_filter)`): enabled whatever the spec says,
+/// with Proxmox's MAC filter on (the container cannot send with another MAC) and the IP filter
+/// as the tenant asks.
+pub fn plan_options(fw: &Firewall, observed: &FirewallOptions, forced: Option<bool>) -> Option<FirewallOptionsUpdate> {
     let mut u = FirewallOptionsUpdate::default();
     let mut changed = false;
-    if observed.enable.unwrap_or(false) != fw.enabled {
-        u.enable = Some(fw.enabled);
+    let enabled = fw.enabled || forced.is_some();
+    if observed.enable.unwrap_or(false) != enabled {
+        u.enable = Some(enabled);
         changed = true;
+    }
+    if let Some(ip_filter) = forced {
+        // unset means Proxmox's default: MAC filter on, IP filter off; set explicitly anyway
+        if observed.macfilter != Some(true) {
+            u.macfilter = Some(true);
+            changed = true;
+        }
+        if observed.ipfilter.unwrap_or(false) != ip_filter {
+            u.ipfilter = Some(ip_filter);
+            changed = true;
+        }
     }
     let pairs = [
         (fw.policy_in.map(policy), &observed.policy_in, &mut u.policy_in),
@@ -206,6 +222,7 @@ pub async fn sync(
     node: &str,
     vmid: u32,
     fw: &Firewall,
+    forced: Option<bool>,
 ) -> Result<Option<String>, crate::controller::Error> {
     let desired = match desired_rules(fw) {
         Ok(d) => d,
@@ -213,7 +230,7 @@ pub async fn sync(
     };
     let mut notes = Vec::new();
     let options = client.lxc_firewall_options(node, vmid).await?;
-    if let Some(u) = plan_options(fw, &options) {
+    if let Some(u) = plan_options(fw, &options, forced) {
         client.lxc_set_firewall_options(node, vmid, &u).await?;
         notes.push("firewall options updated".to_string());
     }
@@ -370,9 +387,9 @@ mod tests {
             policy_in: Some("DROP".into()),
             ..Default::default()
         };
-        assert!(plan_options(&f, &same).is_none());
+        assert!(plan_options(&f, &same, None).is_none());
         let off = FirewallOptions::default();
-        let u = plan_options(&f, &off).unwrap();
+        let u = plan_options(&f, &off, None).unwrap();
         assert_eq!(u.enable, Some(true));
         assert_eq!(u.policy_in.as_deref(), Some("DROP"));
     }

@@ -10,6 +10,7 @@ use super::reconcile::{check_pending_task, cluster_key, start_task, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
+use crate::controller::tenancy::policy::Admission;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
 use crate::crd::{DeletionPolicy, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
@@ -19,9 +20,26 @@ use kube::ResourceExt;
 use std::time::Duration;
 
 /// An adopted container: status from the inventory, no finalizer, no tag, no change.
-pub(super) async fn observe_only(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot) -> Result<Action, Error> {
+pub(super) async fn observe_only(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    admission: &Admission,
+) -> Result<Action, Error> {
     let vmid = p.obj.spec.vmid.expect("validated");
     p.remove_finalizer().await?;
+    // only what the namespace may see: nothing about another tenant's guest (not even where
+    // it runs) reaches status
+    if let Some(g) = snap.guests.get(&vmid) {
+        if let Err(r) = super::tenancy::may_use(p, g, admission, "spec.vmid") {
+            p.status.vmid = None;
+            p.status.node = None;
+            p.status.state = None;
+            p.status.usage = None;
+            p.status.ip_addresses.clear();
+            return super::tenancy::refuse(p, r).await;
+        }
+    }
     p.status.vmid = Some(vmid);
     let Some(g) = snap.guests.get(&vmid).cloned() else {
         p.status.phase = Some(ContainerPhase::Pending);
@@ -83,9 +101,9 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     let Some(vmid) = p.status.vmid.filter(|_| obj.spec.management == Management::Full) else {
         return done(p).await;
     };
-    let key = cluster_key(obj);
-    let handle = match p.ctx.clusters.usable(&key) {
-        Ok((h, _)) => h,
+    let key = cluster_key(obj, p.ctx);
+    let (handle, snap) = match p.ctx.clusters.usable(&key) {
+        Ok(u) => u,
         Err(why) => {
             p.status.phase = Some(ContainerPhase::Deleting);
             let msg = format!("cannot clean up CT {vmid}: {why}");
@@ -113,11 +131,14 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     };
     // a clone we started carries no tag until our first update: deleted before that, it is
     // still ours (claimed by the same rule as on the update path), not leaked
-    let tagged = cfg.tag_list().contains(&identity);
+    let tags = cfg.tag_list();
+    let tagged = tags.contains(&identity);
     let cloning = obj.spec.source.clone.is_some() || obj.spec.source.template.is_some();
+    let by_other = !tagged && super::tenancy::tagged_by_other(p, &snap, vmid, &tags).await?;
     let claimed = !tagged
         && decide::ownership(Evidence {
             tagged,
+            tagged_by_other: by_other,
             lock: cfg.lock.as_deref(),
             phase: p.status.phase,
             user_vmid: obj.spec.vmid.is_some(),

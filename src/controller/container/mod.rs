@@ -7,14 +7,18 @@
 //! - [`reconcile`]: the pass: resolve, validate, check the task in flight, then create or converge.
 //! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
 //! - [`firewall`], [`service`]: the firewall rules and the published Service.
+//! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
 
+pub mod app;
 pub mod converge;
 pub mod create;
 pub mod decide;
 pub mod desired;
 pub mod firewall;
+pub mod image;
 pub mod lifecycle;
 pub mod locate;
 pub mod plan;
 pub mod reconcile;
 pub mod service;
+pub mod tenancy;

@@ -85,7 +85,13 @@ impl Plan {
         self.changes
             .iter()
             .map(|c| match (&c.from, &c.to) {
-                (_, _) if c.key == "description" || c.key.starts_with("net") || c.key.starts_with("mp") => {
+                // `env` may hold values from Secrets: never repeated
+                (_, _)
+                    if c.key == "description"
+                        || c.key == "env"
+                        || c.key.starts_with("net")
+                        || c.key.starts_with("mp") =>
+                {
                     format!("{} changed", c.key)
                 }
                 (Some(f), Some(t)) => format!("{} {f} → {t}", c.key),
@@ -149,6 +155,10 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
                     if w.hwaddr.is_none() {
                         // keep the MAC Proxmox assigned, so the interface keeps its identity
                         w.hwaddr = h.and_then(|h| h.hwaddr.clone());
+                    }
+                    if w.host_managed.is_none() {
+                        // Proxmox turns it on for app containers by itself: not ours to undo
+                        w.host_managed = h.and_then(|h| h.host_managed);
                     }
                     let enc = w.encode().map_err(|e| InvalidSpec {
                         field: format!("network[{idx}]"),
@@ -297,6 +307,9 @@ fn same_net(want: &NetConfig, have: &NetConfig) -> bool {
         && want.mtu == have.mtu
         && rate_eq
         && want.firewall.unwrap_or(false) == have.firewall.unwrap_or(false)
+        && want
+            .host_managed
+            .is_none_or(|w| w == have.host_managed.unwrap_or(false))
         && (want.hwaddr.is_none()
             || want.hwaddr.as_deref().map(str::to_ascii_uppercase)
                 == have.hwaddr.as_deref().map(str::to_ascii_uppercase))
@@ -407,6 +420,34 @@ mod tests {
         assert_eq!(set["tags"], "k8s-uid");
         assert!(del.is_empty());
         assert!(p.describe_changes().contains("memory 2048 → 1024"));
+    }
+
+    #[test]
+    fn env_values_are_never_repeated_in_change_summaries() {
+        let mut d = validate(&spec(), "web", "uid").unwrap();
+        d.keys.insert("env".into(), "DB_PASSWORD=s3cret".into());
+        let mut cfg = in_sync();
+        cfg["env"] = json!("DB_PASSWORD=old-s3cret");
+        let p = plan(&d, None, &observed(cfg, "running")).unwrap();
+        assert_eq!(p.config_update().0["env"], "DB_PASSWORD=s3cret");
+        let said = p.describe_changes();
+        assert_eq!(said, "env changed");
+    }
+
+    #[test]
+    fn a_host_managed_interface_proxmox_turned_on_is_kept_unless_the_spec_says_otherwise() {
+        let d = validate(&spec(), "web", "uid").unwrap();
+        let mut cfg = in_sync();
+        cfg["net0"] = json!("name=eth0,bridge=vmbr0,hwaddr=BC:24:11:AA:BB:CC,ip=dhcp,type=veth,host-managed=1");
+        assert!(plan(&d, None, &observed(cfg.clone(), "running"))
+            .unwrap()
+            .changes
+            .is_empty());
+        let mut s = spec();
+        s.network[0].host_managed = Some(false);
+        let d = validate(&s, "web", "uid").unwrap();
+        let p = plan(&d, None, &observed(cfg, "running")).unwrap();
+        assert!(p.config_update().0["net0"].contains("host-managed=0"), "{p:?}");
     }
 
     #[test]

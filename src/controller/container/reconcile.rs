@@ -74,9 +74,9 @@ pub fn error_policy(obj: Arc<LxcContainer>, err: &Error, ctx: Arc<Context>) -> A
     crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
-/// The `ProxmoxCluster` an object uses.
-pub(super) fn cluster_key(obj: &LxcContainer) -> ClusterKey {
-    ClusterKey::referenced(obj.namespace(), obj.spec.cluster_ref.as_ref())
+/// The `ProxmoxCluster` an object uses (see [`ClusterRegistry::of_container`](crate::controller::cluster::ClusterRegistry::of_container)).
+pub(super) fn cluster_key(obj: &LxcContainer, ctx: &Context) -> ClusterKey {
+    ctx.clusters.of_container(obj)
 }
 
 async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Error> {
@@ -88,7 +88,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         // the finalizer patch triggers no new pass (generation unchanged): go on
         p.add_finalizer().await?;
     }
-    let key = cluster_key(obj);
+    let key = cluster_key(obj, ctx);
     // a container cannot move between Proxmox clusters (checked first: the other cluster may
     // not even exist)
     match p.status.cluster.clone() {
@@ -117,9 +117,14 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
                 .await;
         }
     };
-    let desired = match validate(&obj.spec, &obj.name_any(), &p.uid) {
+    let mut desired = match validate(&obj.spec, &obj.name_any(), &p.uid) {
         Ok(d) => d,
         Err(e) => return p.invalid(e).await,
+    };
+    // the tenant's policy: nothing reaches Proxmox when the spec is outside it
+    let admission = match super::tenancy::admit(obj, ctx, &handle, &mut desired) {
+        Ok(a) => a,
+        Err(r) => return super::tenancy::refuse(&mut p, r).await,
     };
     // a valid spec can make progress again (set anew below if it cannot)
     p.uncond(CONDITION_STALLED);
@@ -135,7 +140,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         }
     }
     if obj.spec.management == Management::ObserveOnly {
-        return super::lifecycle::observe_only(&mut p, &handle, &snap).await;
+        return super::lifecycle::observe_only(&mut p, &handle, &snap, &admission).await;
     }
     // a task in flight: check it, and do nothing else until it has ended
     if let Some(action) = check_pending_task(&mut p, &handle).await? {
@@ -144,9 +149,22 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     let vmid = match p.status.vmid {
         Some(v) => v,
         None => {
-            let v = match obj.spec.vmid {
-                Some(v) => v,
-                None => handle.allocate_vmid().await?,
+            // the quota is counted when the vmid is taken: the check and the admission are one step
+            if let Err(r) = super::tenancy::admit_quota(&p, &admission) {
+                return super::tenancy::refuse(&mut p, r).await;
+            }
+            let range = admission.spec().and_then(|t| t.vmid_range);
+            let v = match (obj.spec.vmid, range) {
+                (Some(v), _) => v,
+                (None, None) => handle.allocate_vmid().await?,
+                (None, Some(r)) => match handle.allocate_vmid_in(r.min, r.max).await? {
+                    Some(v) => v,
+                    None => {
+                        let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
+                        let r = crate::controller::tenancy::policy::Refusal::new(Reason::TenantPolicyVmidRange, msg);
+                        return super::tenancy::refuse(&mut p, r).await;
+                    }
+                },
             };
             // the vmid is recorded before anything is created with it
             p.status.vmid = Some(v);
@@ -165,7 +183,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
                 )
                 .await;
             }
-            super::create::create(&mut p, &handle, &snap, &desired, vmid).await
+            super::create::create(&mut p, &handle, &snap, &desired, vmid, &admission).await
         }
         Some(found) => super::converge::converge(&mut p, &handle, &snap, &desired, vmid, found).await,
     }
@@ -182,6 +200,14 @@ pub(super) fn next_poll(p: &P<'_>) -> Action {
 /// is none.
 pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
     match task::poll(p, handle, 3).await? {
+        Some((pt, Polled::Unknown | Polled::Done(_))) if pt.operation == super::image::PULL_OPERATION => {
+            super::image::pull_ended(p);
+            Ok(None)
+        }
+        Some((pt, Polled::Failed { text, tail })) if pt.operation == super::image::PULL_OPERATION => {
+            let msg = failure_message(&pt.operation, &text, &tail);
+            super::image::pull_failed(p, msg).await.map(Some)
+        }
         None | Some((_, Polled::Unknown | Polled::Done(_))) => Ok(None),
         Some((_, Polled::Running)) => {
             p.save().await?;

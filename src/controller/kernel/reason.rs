@@ -37,6 +37,8 @@ reasons! {
     Queued,
     /// An image is downloaded.
     Downloading,
+    /// An OCI image is pulled into storage.
+    Pulling,
     /// A template container is built.
     Building,
     /// A template container is converted into a template.
@@ -67,6 +69,8 @@ reasons! {
     ContainerMoved,
     /// A container is stopped.
     Stopping,
+    /// A container is restarted (to apply process settings).
+    Restarting,
     /// A disk grows.
     Resizing,
     /// A container moves to another node.
@@ -134,6 +138,8 @@ reasons! {
     Protected,
     /// A container of ours is gone from Proxmox.
     NotFound,
+    /// A Secret or ConfigMap key an app env var reads does not exist.
+    EnvSourceNotFound,
     // ---- failures
     /// The spec cannot be applied.
     InvalidSpec,
@@ -143,6 +149,10 @@ reasons! {
     CreateFailed,
     /// A download failed.
     DownloadFailed,
+    /// An OCI image pull failed or was refused.
+    PullFailed,
+    /// A new image reference was refused by the update strategy.
+    ImageUpdateRefused,
     /// A delete failed.
     DeleteFailed,
     /// A backup failed.
@@ -189,6 +199,45 @@ reasons! {
     ProxmoxError,
     /// The ProxmoxCluster was deleted.
     ClusterDeleted,
+    // ---- tenancy: refused by the ProxmoxTenant's policy (nothing reached Proxmox)
+    /// The namespace may not use the cluster (no tenant admits it to a `Restricted` cluster,
+    /// or its tenant does not list the cluster).
+    TenantPolicyClusterNotAllowed,
+    /// Two tenants claim the namespace.
+    TenantPolicyAmbiguous,
+    /// `spec.pool` differs from the tenant's pool.
+    TenantPolicyPool,
+    /// The vmid lies outside the tenant's range, or the range is full.
+    TenantPolicyVmidRange,
+    /// The node is not one of the tenant's.
+    TenantPolicyNode,
+    /// A storage is not one of the tenant's.
+    TenantPolicyStorage,
+    /// A bridge or VLAN is not one of the tenant's.
+    TenantPolicyNetwork,
+    /// A static MAC address, which the tenant may not set.
+    TenantPolicyMacAddress,
+    /// A static IP address outside the tenant's ranges.
+    TenantPolicyAddress,
+    /// A privileged container, which the tenant may not run.
+    TenantPolicyPrivileged,
+    /// Features beyond `nesting`, which the tenant may not use.
+    TenantPolicyFeatures,
+    /// An OCI image from a registry the tenant may not pull from.
+    TenantPolicyImageRegistry,
+    /// The tenant's quota would be exceeded.
+    TenantPolicyQuotaExceeded,
+    /// A clone source, archive or guest to observe that belongs to another namespace (or to
+    /// nobody the namespace may use).
+    NotOwned,
+    /// A container of a spread group went to a node that already runs one of the group (no
+    /// node that fits had none).
+    SpreadNotPossible,
+    /// The container is pinned (`spec.node`) to a node in maintenance and stays there.
+    NodeInMaintenance,
+    /// `spec.ports`: a Service or EndpointSlice of the container's name exists that the operator
+    /// did not create; it is left untouched.
+    ServiceNotOwned,
     // ---- a pass that failed with an error (Synced=False), by error class
     /// Proxmox was unreachable or answered 5xx; retried.
     ProxmoxUnavailable,
@@ -218,6 +267,8 @@ impl Reason {
                 | WaitingForTaskSlot
                 | Queued
                 | Downloading
+                | Pulling
+                | Restarting
                 | Building
                 | Converting
                 | Deleting

@@ -22,6 +22,11 @@ pub enum Image {
         /// Name as the user wrote it (package name or file name).
         name: String,
     },
+    /// An OCI image pulled to `storage` (under the operator's file name for it).
+    Oci {
+        /// The image reference.
+        reference: String,
+    },
     /// A URL downloaded to `storage` as `file_name`, verified with the checksum.
     Url {
         /// Source URL.
@@ -46,6 +51,8 @@ pub struct TemplatePlan {
     pub desired: Desired,
     /// Fingerprint of every spec field that shapes the template (all but `deletionPolicy`).
     pub hash: String,
+    /// The tenant's vmid range, when one applies (set after admission).
+    pub vmid_range: Option<crate::crd::proxmox_tenant::VmidRange>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
@@ -97,17 +104,25 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         ));
     }
     let i = &spec.image;
-    let set = [i.appliance.is_some(), i.url.is_some(), i.volid.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let set = [
+        i.appliance.is_some(),
+        i.url.is_some(),
+        i.volid.is_some(),
+        i.oci.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if set != 1 {
         return Err(invalid(
             "image",
-            format!("set exactly one of appliance, url or volid ({set} are set)"),
+            format!("set exactly one of appliance, url, volid or oci ({set} are set)"),
         ));
     }
-    let image = if let Some(v) = &i.volid {
+    let image = if let Some(r) = &i.oci {
+        crate::controller::container::image::check_reference("image.oci", r)?;
+        Image::Oci { reference: r.clone() }
+    } else if let Some(v) = &i.volid {
         let ok = v
             .split_once(":vztmpl/")
             .is_some_and(|(st, f)| is_storage_id(st) && is_file_name(f));
@@ -158,11 +173,12 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         if !is_file_name(&file_name) || !is_image_name(&file_name) {
             return Err(invalid(if u.file_name.is_some() { "image.url.fileName" } else { "image.url.url" }, format!("{file_name:?} is not an image file name (.tar.gz, .tar.xz, .tar.zst, .tar.bz2, .tgz, .txz or .tar)")));
         }
+        let checksum = checksum.to_ascii_lowercase();
         Image::Url {
             url: u.url.clone(),
             algorithm: algorithm.into(),
-            checksum: checksum.to_ascii_lowercase(),
-            file_name,
+            file_name: content_addressed(&checksum, &file_name),
+            checksum,
         }
     };
     let desired = validate(&container_spec(spec), name, uid)?;
@@ -171,6 +187,7 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
         image_storage,
         desired,
         hash: build_hash(spec),
+        vmid_range: None,
     })
 }
 
@@ -203,6 +220,15 @@ pub fn url_file_name(url: &str) -> Option<String> {
     let (_, p) = after_scheme.split_once('/')?;
     let last = p.rsplit('/').next()?;
     is_file_name(last).then(|| last.to_string())
+}
+
+/// The file name a URL image is stored under: the checksum's first 16 digits, then the name.
+/// A file already present under it is reused without a download: only a download checked
+/// against that checksum can have made it, so nobody (another tenant) can plant a file that
+/// someone else's template then uses by name.
+pub fn content_addressed(checksum: &str, file_name: &str) -> String {
+    let short: String = checksum.chars().take(16).collect();
+    format!("{short}-{file_name}")
 }
 
 /// The volume id an image has in `storage`.
@@ -325,6 +351,27 @@ mod tests {
         })
     }
 
+    #[test]
+    fn an_oci_image_is_a_template_source_with_proxmoxs_reference_rule() {
+        let ok = spec(TemplateImage {
+            oci: Some("docker.io/library/nginx:1.27".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            plan(&ok, "t", "uid").unwrap().image,
+            Image::Oci {
+                reference: "docker.io/library/nginx:1.27".into()
+            }
+        );
+        let untagged = spec(TemplateImage {
+            oci: Some("docker.io/library/nginx".into()),
+            ..Default::default()
+        });
+        let e = plan(&untagged, "t", "uid").unwrap_err();
+        assert_eq!(e.field, "image.oci");
+        assert!(e.message.contains("a tag is required"), "{e}");
+    }
+
     fn apl(template: &str) -> AplInfo {
         serde_json::from_value(
             serde_json::json!({"template": template, "package": template.split('_').next().unwrap(), "type": "lxc"}),
@@ -414,7 +461,7 @@ mod tests {
                 checksum,
                 ..
             } => {
-                assert_eq!(file_name, "alpine-3.20_amd64.tar.xz");
+                assert_eq!(file_name, "abcdef0123456789-alpine-3.20_amd64.tar.xz");
                 assert_eq!(algorithm, "sha256");
                 assert_eq!(checksum, "abcdef0123456789abcdef0123456789");
             }

@@ -29,7 +29,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         p.remove_finalizer().await?;
         return Ok(Action::await_change());
     }
-    let handle = match p.ctx.clusters.usable(&cluster_key(obj)) {
+    let handle = match p.ctx.clusters.usable(&cluster_key(obj, p.ctx)) {
         Ok((h, _)) => h,
         Err(why) => {
             return p

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod cleanup;
 pub mod reconcile;
+pub mod tenancy;
 
 use super::context::Context;
 use super::run::ControllerFuture;

@@ -11,6 +11,7 @@ use crate::controller::cluster::{ClusterHandle, ClusterKey, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::container::decide;
 use crate::controller::container::desired::{identity_tag, InvalidSpec};
+use crate::controller::container::image as oci;
 use crate::controller::context::Context;
 use crate::controller::kernel::task::{self, Polled, Started};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
@@ -94,8 +95,8 @@ pub fn error_policy(obj: Arc<LxcTemplate>, err: &Error, ctx: Arc<Context>) -> Ac
     crate::controller::kernel::pass::error_policy(obj, err, ctx)
 }
 
-pub(super) fn cluster_key(obj: &LxcTemplate) -> ClusterKey {
-    ClusterKey::referenced(obj.namespace(), obj.spec.cluster_ref.as_ref())
+pub(super) fn cluster_key(obj: &LxcTemplate, ctx: &Context) -> ClusterKey {
+    ctx.clusters.referenced(obj.spec.cluster_ref.as_ref())
 }
 
 async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Error> {
@@ -104,7 +105,7 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
         return super::cleanup::cleanup(&mut p).await;
     }
     p.add_finalizer().await?;
-    let (handle, snap) = match ctx.clusters.usable(&cluster_key(obj)) {
+    let (handle, snap) = match ctx.clusters.usable(&cluster_key(obj, ctx)) {
         Ok(u) => u,
         Err(why) => {
             p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
@@ -117,10 +118,17 @@ async fn reconcile_inner(obj: &LxcTemplate, ctx: &Context) -> Result<Action, Err
                 .await;
         }
     };
-    let plan = match build::plan(&obj.spec, &obj.name_any(), &p.uid) {
+    let mut plan = match build::plan(&obj.spec, &obj.name_any(), &p.uid) {
         Ok(pl) => pl,
         Err(e) => return p.invalid(e).await,
     };
+    // the tenant's policy: nothing reaches Proxmox when the spec is outside it
+    if let Err(r) = super::tenancy::admit(obj, ctx, &handle, &mut plan) {
+        p.status.phase.get_or_insert_with(|| PHASE_PENDING.into());
+        return p
+            .not_ready(r.reason, r.message, Action::requeue(jitter(Duration::from_secs(30))))
+            .await;
+    }
     // a task in flight: check it, and do nothing else until it has ended
     if let Some(action) = check_task(&mut p, &handle).await? {
         return Ok(action);
@@ -450,7 +458,17 @@ async fn build_current(
                     }
                     v
                 }
-                None => handle.allocate_vmid().await?,
+                None => match plan.vmid_range {
+                    None => handle.allocate_vmid().await?,
+                    Some(r) => match handle.allocate_vmid_in(r.min, r.max).await? {
+                        Some(v) => v,
+                        None => {
+                            let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
+                            let action = Action::requeue(jitter(Duration::from_secs(30)));
+                            return p.not_ready(Reason::TenantPolicyVmidRange, msg, action).await;
+                        }
+                    },
+                },
             };
             // the vmid is recorded before anything is created with it
             p.status.vmid = Some(v);
@@ -649,6 +667,11 @@ async fn resolve_image(
                 entry.template.clone(),
             )
         }
+        Image::Oci { reference } => (
+            oci::volid(&plan.image_storage, reference),
+            plan.image_storage.clone(),
+            oci::file_name(reference),
+        ),
         Image::Url { file_name, .. } => (
             image_volid(&plan.image_storage, file_name),
             plan.image_storage.clone(),
@@ -659,7 +682,7 @@ async fn resolve_image(
         return Ok(Ok(volid));
     }
     // one download per image: another template may be fetching it already
-    let claim = format!("{}/{node}/{volid}", cluster_key(p.obj));
+    let claim = format!("{}/{node}/{volid}", cluster_key(p.obj, p.ctx));
     let someone_else = !p.ctx.downloads.claim(&claim, &p.uid);
     if someone_else {
         p.status.phase = Some(PHASE_DOWNLOADING.into());
@@ -698,6 +721,16 @@ async fn resolve_image(
             };
             start_task(p, handle, node, "download", async move {
                 client.download_url(&n, &storage, &params).await
+            })
+            .await?
+        }
+        Image::Oci { reference } => {
+            let params = pve::OciPullParams {
+                reference: reference.clone(),
+                filename: Some(file.clone()),
+            };
+            start_task(p, handle, node, "download", async move {
+                client.oci_registry_pull(&n, &storage, &params).await
             })
             .await?
         }

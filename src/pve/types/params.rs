@@ -88,7 +88,9 @@ impl fmt::Debug for LxcCreateParams {
 }
 
 /// `PUT …/lxc/{vmid}/config`: keys to set, keys to delete, optional digest.
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// `Debug` redacts the value of `env` (it may carry values read from Secrets).
+#[derive(Clone, PartialEq, Default)]
 pub struct ConfigUpdate {
     /// Keys to set (values already encoded: property strings, `0`/`1` booleans).
     pub set: BTreeMap<String, String>,
@@ -96,6 +98,31 @@ pub struct ConfigUpdate {
     pub delete: Vec<String>,
     /// Only apply if the config digest still matches (else `DigestMismatch`).
     pub digest: Option<String>,
+}
+
+impl fmt::Debug for ConfigUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set: BTreeMap<&str, &str> = self
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_str(), if k == "env" { "<redacted>" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("ConfigUpdate")
+            .field("set", &set)
+            .field("delete", &self.delete)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+/// Parameters of `POST /nodes/{node}/storage/{storage}/oci-registry-pull`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OciPullParams {
+    /// The image, `[registry/]repository:tag` (a tag is required; digests are refused).
+    pub reference: String,
+    /// Destination file name without `.tar` (Proxmox normalizes it: only the part after the
+    /// last `/`, `[^a-zA-Z0-9_.-]` replaced by `_`); the reference's last path part when `None`.
+    pub filename: Option<String>,
 }
 
 /// Parameters of `POST …/lxc/{vmid}/migrate`.
@@ -183,6 +210,11 @@ pub struct VzdumpParams {
     pub remove: Option<bool>,
     /// Mark the backup protected.
     pub protected: Option<bool>,
+    /// Fleecing (`enabled=1,storage=ID`): writes the guest makes during the backup go to a
+    /// fleecing image there, so a slow backup target does not slow the guest.
+    pub fleecing: Option<String>,
+    /// PBS change detection: `legacy`, `data` or `metadata`.
+    pub pbs_change_detection_mode: Option<String>,
     /// `keep-last=N,...`.
     pub prune_backups: Option<String>,
     /// Bandwidth limit, KiB/s.

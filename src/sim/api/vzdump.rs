@@ -122,7 +122,7 @@ pub(super) fn vzdump(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
                         return Err(format!("vzdump archive: not enough space on storage '{storage}'"));
                     }
                     let notes = notes_tmpl.as_ref().map(|t| {
-                        t.replace("{{cluster}}", &cluster).replace("{{guestname}}", &name).replace("{{node}}", &node).replace("{{vmid}}", &vmid.to_string())
+                        unescape_notes(t).replace("{{cluster}}", &cluster).replace("{{guestname}}", &name).replace("{{node}}", &node).replace("{{vmid}}", &vmid.to_string())
                     });
                     st.volumes.entry(key).or_default().push(Volume {
                         volid: volid.clone(),
@@ -166,4 +166,23 @@ pub(super) fn vzdump(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
         })
     });
     Ok(json!(upid))
+}
+
+/// Proxmox's `notes-template` escapes (PVE::VZDump `generate_notes`): backslash-n is a line
+/// break and a doubled backslash one backslash; done before the `{{var}}` substitution.
+pub(crate) fn unescape_notes(t: &str) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut chars = t.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }

@@ -1,0 +1,461 @@
+//! Containers from OCI images (Proxmox VE 9.1 application containers): the reference rule, the
+//! operator's file name for a pulled image, and the pull itself — once per node and storage
+//! however many containers want the image (concurrent creates share one pull through the same
+//! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
+
+use super::desired::{Desired, InvalidSpec};
+use super::reconcile::{next_poll, P, SLOT_RETRY};
+use crate::controller::cluster::ClusterHandle;
+use crate::controller::conditions::CondSpec;
+use crate::controller::kernel::task::{self, Started};
+use crate::controller::kernel::Reason;
+use crate::controller::{jitter, Error};
+use crate::crd::lxc_container::{ContainerPhase, UpdateStrategy, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
+use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::pve::{self, ErrorClass};
+use kube::runtime::controller::Action;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// The operation name of the pull task in `status.pendingTask`.
+pub const PULL_OPERATION: &str = "pull";
+
+/// How soon a container whose pull failed tries again.
+const PULL_RETRY: Duration = Duration::from_secs(60);
+
+static REFERENCE: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(OCI_REFERENCE_PATTERN).expect("the reference pattern compiles"));
+
+/// Checks `reference` against Proxmox's rule; the error says what is wrong and the rule.
+pub fn check_reference(field: &str, reference: &str) -> Result<(), InvalidSpec> {
+    if REFERENCE.is_match(reference) && reference.len() <= 255 {
+        return Ok(());
+    }
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    let what = if reference.contains('@') {
+        "a digest cannot be pulled"
+    } else if !last.contains(':') {
+        "it has no tag"
+    } else {
+        "it is not a valid reference"
+    };
+    Err(InvalidSpec {
+        field: field.into(),
+        message: format!("{reference:?}: {what}. {OCI_REFERENCE_RULE}"),
+    })
+}
+
+/// The reference as skopeo's `docker://` transport reads it: `nginx:1` is
+/// `docker.io/library/nginx:1`.
+pub fn canonical_reference(reference: &str) -> String {
+    let (name, tag) = match reference.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (reference, None),
+    };
+    let mut parts: Vec<&str> = name.split('/').collect();
+    let first = parts[0];
+    let explicit_host = parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
+    let host = if explicit_host { parts.remove(0) } else { "docker.io" };
+    if host == "docker.io" && parts.len() == 1 {
+        parts.insert(0, "library");
+    }
+    let repo = format!("{host}/{}", parts.join("/"));
+    match tag {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo,
+    }
+}
+
+/// The file name (without `.tar`) the operator pulls `reference` under: the reference's last
+/// path part as Proxmox normalizes it (`[^a-zA-Z0-9_.-]` → `_`), then `-` and 10 hex digits of
+/// the SHA-256 of the canonical reference. Proxmox alone would keep only the last path part, so
+/// `a/nginx:1` and `b/nginx:1` would collide; `nginx:1` and `docker.io/library/nginx:1` are the
+/// same image and share a file.
+pub fn file_name(reference: &str) -> String {
+    let canonical = canonical_reference(reference);
+    let last = canonical.rsplit('/').next().unwrap_or(&canonical);
+    let base: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect();
+    let digest = Sha256::digest(canonical.as_bytes());
+    format!("{base}-{}", &hex::encode(digest)[..10])
+}
+
+/// The `vztmpl` volume id of `reference` pulled into `storage`.
+pub fn volid(storage: &str, reference: &str) -> String {
+    format!("{storage}:vztmpl/{}.tar", file_name(reference))
+}
+
+/// The key of a pull in the shared claims: one per cluster, node and volume.
+fn claim_key(p: &P<'_>, node: &str, volid: &str) -> String {
+    format!("{}/{node}/{volid}", super::reconcile::cluster_key(p.obj, p.ctx))
+}
+
+/// The node a container being created from an image stays on while its image is pulled there
+/// (a pass that picked another node would pull it twice).
+pub(super) fn pinned_node<'a>(p: &'a P<'_>, online: impl Fn(&str) -> bool) -> Option<&'a str> {
+    let waiting = matches!(
+        p.status.phase,
+        None | Some(ContainerPhase::Pending | ContainerPhase::Creating)
+    );
+    p.status.node.as_deref().filter(|n| waiting && online(n))
+}
+
+/// The pulled image's volume id when it is in `storage` on `node`; otherwise starts its pull
+/// (or waits for the one another container started) and returns the action that ends the pass.
+pub(super) async fn ensure_pulled(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    node: &str,
+    storage: &str,
+    reference: &str,
+) -> Result<Result<String, Action>, Error> {
+    let volid = volid(storage, reference);
+    if present(handle, node, storage, &volid).await? {
+        return Ok(Ok(volid));
+    }
+    p.status.node = Some(node.to_string());
+    let exists = exists(p);
+    if !exists {
+        p.status.phase = Some(ContainerPhase::Pending);
+    }
+    let key = claim_key(p, node, &volid);
+    // a container pulls one image at a time: a claim it kept after a failed pull of another
+    // image (or node) goes first
+    p.ctx.downloads.forget(&p.uid);
+    if !p.ctx.downloads.claim(&key, &p.uid) {
+        let msg = format!(
+            "waiting for the pull of {reference} to {storage} on node {node} that another container started (or retries after a failure, once a minute)"
+        );
+        let wait = Action::requeue(jitter(Duration::from_secs(2)));
+        return Ok(Err(if exists {
+            p.not_synced(Reason::Pulling, msg, wait).await?
+        } else {
+            p.not_ready(Reason::Pulling, msg, wait).await?
+        }));
+    }
+    let msg = format!("pulling {reference} to {storage} on node {node}");
+    if !exists {
+        p.cond(CondSpec::no(CONDITION_READY, Reason::Pulling, msg.clone()));
+    }
+    p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskRunning, msg.clone()));
+    let params = pve::OciPullParams {
+        reference: reference.to_string(),
+        filename: Some(file_name(reference)),
+    };
+    let (client, n, s) = (handle.client.clone(), node.to_string(), storage.to_string());
+    let call = async move { client.oci_registry_pull(&n, &s, &params).await };
+    match task::start(p, handle, node, PULL_OPERATION, false, call).await? {
+        Started::Task(_) | Started::NoTask => {
+            p.event(Reason::Pulling, msg).await;
+            Ok(Err(next_poll(p)))
+        }
+        Started::NoSlot => {
+            p.ctx.downloads.release(&key);
+            let msg = format!("waiting for a task slot on node {node}");
+            Ok(Err(p
+                .not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+                .await?))
+        }
+        // a file that appeared meanwhile (another operator, a pull whose answer was lost)
+        Started::Refused(e) if e.message().contains("refusing to override existing file") => {
+            p.ctx.downloads.release(&key);
+            Ok(Err(Action::requeue(jitter(Duration::from_secs(2)))))
+        }
+        Started::Refused(e) if e.class() == ErrorClass::Transient && !is_proxmox_refusal(&e) => {
+            p.ctx.downloads.release(&key);
+            Err(e.into())
+        }
+        Started::Refused(e) => {
+            let msg = format!(
+                "Proxmox refused to pull {reference} to {storage} on node {node}: {}",
+                e.message()
+            );
+            Ok(Err(pull_failed(p, msg).await?))
+        }
+    }
+}
+
+/// Whether a 5xx is Proxmox's own refusal (a `die` in the API handler: no skopeo, storage not
+/// file based, no `vztmpl` content) rather than trouble reaching it.
+fn is_proxmox_refusal(e: &pve::Error) -> bool {
+    matches!(e, pve::Error::Server { .. })
+}
+
+/// A pull that failed or was refused: `Ready=False` with reason `PullFailed` and Proxmox's text;
+/// nothing was created, the pull is tried again after a minute. The claim is kept until then, so
+/// the other containers that want the image wait instead of each pulling it again: one failing
+/// pull per node, storage and minute however many containers want the image.
+pub(super) async fn pull_failed(p: &mut P<'_>, msg: String) -> Result<Action, Error> {
+    if exists(p) {
+        // an image update: the container keeps running the image it has
+        let was = p.cond_of(CONDITION_SYNCED).map(|c| c.0);
+        let a = p
+            .not_synced(Reason::PullFailed, msg.clone(), Action::requeue(jitter(PULL_RETRY)))
+            .await?;
+        if was.as_deref() != Some(Reason::PullFailed.as_str()) {
+            p.event(Reason::PullFailed, msg).await;
+        }
+        return Ok(a);
+    }
+    p.status.phase = Some(ContainerPhase::Pending);
+    p.cond(CondSpec::no(CONDITION_SYNCED, Reason::PullFailed, msg.clone()));
+    p.not_ready(Reason::PullFailed, msg, Action::requeue(jitter(PULL_RETRY)))
+        .await
+}
+
+/// Whether the container exists already (a pull for an image update, not for its create).
+fn exists(p: &P<'_>) -> bool {
+    matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped))
+}
+
+/// The pull recorded in status ended (well, or unknown): its claim is given up, so the next
+/// pass finds the file (or pulls again).
+pub(super) fn pull_ended(p: &P<'_>) {
+    p.ctx.downloads.forget(&p.uid);
+}
+
+/// Why `updateStrategy: Recreate` cannot roll out a new image to the container with `cfg`
+/// (pure): destroying it would destroy its mount points and detached volumes with it, and
+/// protection forbids it. `None` when it can.
+pub fn recreate_blocker(cfg: &pve::LxcConfig) -> Option<String> {
+    let volumes: Vec<&str> = cfg
+        .raw
+        .keys()
+        .filter(|k| {
+            ["mp", "unused"].iter().any(|p| {
+                k.strip_prefix(p)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
+        .map(String::as_str)
+        .collect();
+    if !volumes.is_empty() {
+        return Some(format!(
+            "it has volumes besides its root filesystem ({}), and Proxmox destroys every volume of a container it destroys; move their data and remove them, or create a new LxcContainer",
+            volumes.join(", ")
+        ));
+    }
+    let protected = cfg
+        .raw
+        .get("protection")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_u64() == Some(1) || v.as_str() == Some("1"));
+    protected.then(|| "protection is on in Proxmox; set spec.protection to false first".to_string())
+}
+
+/// The desired config with each interface keeping the MAC the container had (`status.mac`, by
+/// interface name) unless the spec sets one: a container created again (image update) keeps
+/// its MACs, and with them its DHCP leases.
+pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Desired {
+    let mut d = desired.clone();
+    for n in d.nets.values_mut() {
+        if n.hwaddr.is_none() {
+            n.hwaddr = macs.get(&n.name).map(|m| m.to_ascii_uppercase());
+        }
+    }
+    d
+}
+
+/// The operation name of the destroy that an image update by `Recreate` starts with.
+pub const RECREATE_OPERATION: &str = "recreate";
+
+/// Rolls out a new `source.image.reference` to an existing container per
+/// `spec.updateStrategy`. `None` when the container runs the wanted image; otherwise the action
+/// that ends the pass: refused (`Synced=False`, `Stalled=True`, reason `ImageUpdateRefused`,
+/// nothing changed), the new image being pulled, or (`Recreate`) the stop, then the destroy
+/// after which the next passes create the container again from the new image.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn update(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    node: &str,
+    vmid: u32,
+    cfg: &pve::LxcConfig,
+    running: bool,
+    now: &str,
+    wanted: &str,
+    storage: &str,
+) -> Result<Option<Action>, Error> {
+    if canonical_reference(now) == canonical_reference(wanted) {
+        return Ok(None);
+    }
+    let why = match p.obj.spec.update_strategy {
+        UpdateStrategy::Refuse => Some("updateStrategy is Refuse".to_string()),
+        UpdateStrategy::Recreate => recreate_blocker(cfg).map(|b| format!("updateStrategy Recreate cannot: {b}")),
+    };
+    if let Some(why) = why {
+        let msg = format!(
+            "the container runs {now}; changing spec.source.image.reference to {wanted} is refused (nothing was changed): {why}; set the reference back to go on"
+        );
+        let was = p.cond_of(CONDITION_SYNCED);
+        p.cond(CondSpec::yes(
+            CONDITION_STALLED,
+            Reason::ImageUpdateRefused,
+            msg.clone(),
+        ));
+        p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ImageUpdateRefused, msg.clone()));
+        p.save().await?;
+        if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
+            p.event(Reason::ImageUpdateRefused, msg).await;
+        }
+        return Ok(Some(Action::requeue(jitter(Duration::from_secs(300)))));
+    }
+    // the new image first: a pull that fails leaves the container running the old one
+    if let Err(a) = ensure_pulled(p, handle, node, storage, wanted).await? {
+        return Ok(Some(a));
+    }
+    let client = handle.client.clone();
+    let n = node.to_string();
+    if running {
+        p.event(
+            Reason::Stopping,
+            format!("stopping CT {vmid} to create it again from {wanted} (updateStrategy Recreate)"),
+        )
+        .await;
+        let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
+        return Ok(Some(
+            super::reconcile::start_task(p, handle, node, "shutdown", call).await?,
+        ));
+    }
+    p.event(
+        Reason::Recreating,
+        format!("destroying CT {vmid} on {node} to create it again from {wanted} with the same vmid and MACs (updateStrategy Recreate)"),
+    )
+    .await;
+    // the next passes create it again on this node (pinned while Creating)
+    p.status.phase = Some(ContainerPhase::Creating);
+    p.status.ip_addresses.clear();
+    let params = pve::DeleteParams::purge_referenced_only();
+    let call = async move { client.lxc_delete(&n, vmid, &params).await };
+    Ok(Some(
+        super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await?,
+    ))
+}
+
+/// Whether `volid` is listed in `storage` on `node` (a storage missing there counts as absent).
+async fn present(handle: &ClusterHandle, node: &str, storage: &str, volid: &str) -> Result<bool, Error> {
+    match handle.client.storage_content(node, storage, Some("vztmpl"), None).await {
+        Ok(list) => Ok(list.iter().any(|v| v.volid == volid)),
+        Err(e)
+            if matches!(
+                e.class(),
+                ErrorClass::NotFound | ErrorClass::InvalidSpec | ErrorClass::Permanent
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_need_a_tag_and_digests_are_refused_with_proxmoxs_rule() {
+        for ok in [
+            "docker.io/library/nginx:1.27",
+            "nginx:1",
+            "localhost:5000/team/app:v1",
+            "ghcr.io/example/web-app:2.1.0",
+        ] {
+            check_reference("source.image.reference", ok).unwrap();
+        }
+        let e = check_reference("r", "docker.io/library/nginx").unwrap_err();
+        assert!(
+            e.message.contains("it has no tag") && e.message.contains("a tag is required"),
+            "{e}"
+        );
+        let e = check_reference("r", "nginx@sha256:abcd").unwrap_err();
+        assert!(e.message.contains("a digest cannot be pulled"), "{e}");
+        let e = check_reference("r", "Nginx:1").unwrap_err();
+        assert!(e.message.contains("not a valid reference"), "{e}");
+        assert!(
+            check_reference("r", "localhost:5000/app").is_err(),
+            "a port is not a tag"
+        );
+    }
+
+    #[test]
+    fn file_names_of_repositories_with_the_same_last_path_part_differ() {
+        let (a, b) = (file_name("docker.io/a/nginx:1"), file_name("docker.io/b/nginx:1"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("nginx_1-") && a.len() == "nginx_1-".len() + 10, "{a}");
+        assert_eq!(file_name("nginx:1.27"), file_name("docker.io/library/nginx:1.27"));
+        assert_ne!(file_name("nginx:1.27"), file_name("nginx:1.28"));
+        assert!(file_name("ghcr.io/x/y:v1")
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+        assert_eq!(
+            volid("local", "nginx:1.27"),
+            format!("local:vztmpl/{}.tar", file_name("nginx:1.27"))
+        );
+    }
+
+    fn cfg(v: serde_json::Value) -> pve::LxcConfig {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn recreate_is_blocked_by_volumes_besides_the_root_filesystem_and_protection() {
+        let plain = cfg(serde_json::json!({"rootfs": "local-lvm:vm-100-disk-0,size=2G", "net0": "name=eth0"}));
+        assert_eq!(recreate_blocker(&plain), None);
+        let mp =
+            cfg(serde_json::json!({"mp0": "local-lvm:vm-100-disk-1,mp=/data", "unused0": "local-lvm:vm-100-disk-2"}));
+        let why = recreate_blocker(&mp).unwrap();
+        assert!(why.contains("mp0, unused0"), "{why}");
+        let protected = cfg(serde_json::json!({"protection": 1}));
+        assert!(recreate_blocker(&protected).unwrap().contains("protection"));
+    }
+
+    #[test]
+    fn a_recreated_container_keeps_the_macs_it_had_unless_the_spec_sets_one() {
+        let spec = crate::crd::lxc_container::LxcContainerSpec {
+            source: crate::crd::lxc_container::ContainerSource {
+                image: Some(crate::crd::lxc_container::ImageSource {
+                    reference: "nginx:1".into(),
+                    storage: "local".into(),
+                }),
+                ..Default::default()
+            },
+            network: ["eth0", "eth1"]
+                .iter()
+                .map(|n| crate::crd::lxc_container::NetworkInterface {
+                    name: n.to_string(),
+                    bridge: "vmbr0".into(),
+                    mac: (*n == "eth1").then(|| "02:00:00:00:00:01".into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let d = super::super::desired::validate(&spec, "web", "uid").unwrap();
+        let macs = [
+            ("eth0".to_string(), "bc:24:11:aa:bb:cc".to_string()),
+            ("eth1".to_string(), "bc:24:11:00:00:00".to_string()),
+        ]
+        .into();
+        let kept = with_kept_macs(&d, &macs);
+        assert_eq!(kept.nets[&0].hwaddr.as_deref(), Some("BC:24:11:AA:BB:CC"));
+        assert_eq!(kept.nets[&1].hwaddr.as_deref(), Some("02:00:00:00:00:01"));
+    }
+
+    #[test]
+    fn short_docker_hub_names_are_canonical_like_skopeo_reads_them() {
+        assert_eq!(canonical_reference("nginx:1"), "docker.io/library/nginx:1");
+        assert_eq!(canonical_reference("team/app:1"), "docker.io/team/app:1");
+        assert_eq!(canonical_reference("localhost:5000/app:1"), "localhost:5000/app:1");
+        assert_eq!(canonical_reference("ghcr.io/x/y:2"), "ghcr.io/x/y:2");
+    }
+}

@@ -1,0 +1,244 @@
+//! The tenant's policy in the container pass: admission to the cluster, the spec's limits, the
+//! quota, and ownership of what the spec names (clone sources, archives, guests to observe).
+
+use super::desired::Desired;
+use super::reconcile::P;
+use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
+use crate::controller::conditions::CondSpec;
+use crate::controller::context::Context;
+use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::policy::{self, Admission, Refusal};
+use crate::controller::{jitter, Error};
+use crate::crd::lxc_container::LxcContainer;
+use crate::crd::{CONDITION_READY, CONDITION_STALLED};
+use kube::runtime::controller::Action;
+use kube::ResourceExt;
+use std::time::Duration;
+
+/// How often a refused object looks again (a tenant's change does not trigger its objects).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// The storage a root disk goes to when the spec names none.
+pub const DEFAULT_ROOTFS_STORAGE: &str = "local";
+
+/// Admits the container to its cluster and checks its spec against the tenant's limits; the
+/// tenant's pool and forced firewall go into `desired`.
+pub(super) fn admit(
+    obj: &LxcContainer,
+    ctx: &Context,
+    handle: &ClusterHandle,
+    desired: &mut Desired,
+) -> Result<Admission, Refusal> {
+    let ns = obj.namespace().unwrap_or_default();
+    let admission = ctx.tenancy.admission(&ns, handle)?;
+    let Some(t) = admission.spec() else {
+        return Ok(admission);
+    };
+    desired.open_tenancy = false;
+    desired.allowed_nodes = t.nodes.clone();
+    let rootfs = desired
+        .rootfs
+        .as_ref()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| DEFAULT_ROOTFS_STORAGE.into());
+    // observed containers are read only: their spec's resources are not the tenant's to limit
+    if obj.spec.management == crate::crd::lxc_container::Management::Full {
+        policy::check_container(t, &obj.spec, &rootfs)?;
+    }
+    if let Some(pool) = &t.pool {
+        desired.pool = Some(pool.clone());
+    }
+    let net = t.network.clone().unwrap_or_default();
+    // a tenant without `network` gets the default: forced on
+    if t.network.is_none() || net.force_firewall {
+        for n in desired.nets.values_mut() {
+            n.firewall = Some(true);
+        }
+        desired.firewall_forced = Some(net.ip_filter);
+    }
+    Ok(admission)
+}
+
+/// Counts the container against its tenant's quota (once, when its vmid is taken).
+pub(super) fn admit_quota(p: &P<'_>, admission: &Admission) -> Result<(), Refusal> {
+    let Admission::Tenant(t) = admission else {
+        return Ok(());
+    };
+    p.ctx.tenancy.admit_quota(t, &p.uid, policy::footprint(&p.obj.spec))
+}
+
+/// `Ready=False` (and `Stalled`) with the refusal's reason; nothing was done in Proxmox.
+pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
+    p.cond(CondSpec::yes(CONDITION_STALLED, r.reason, r.message.clone()));
+    p.status
+        .phase
+        .get_or_insert(crate::crd::lxc_container::ContainerPhase::Pending);
+    p.cond(CondSpec::no(CONDITION_READY, r.reason, r.message));
+    p.observed();
+    p.save().await?;
+    Ok(Action::requeue(jitter(RECHECK)))
+}
+
+/// Whether the namespace may clone (or observe) `g`.
+pub(super) fn may_use(p: &P<'_>, g: &Guest, admission: &Admission, what: &str) -> Result<(), Refusal> {
+    let owner = p.ctx.tenancy.owner_of(&g.tags);
+    ownership::may_use_guest(
+        &p.obj.namespace().unwrap_or_default(),
+        g.vmid,
+        &g.kind,
+        &owner,
+        admission,
+        what,
+    )
+}
+
+/// Whether the guest at `vmid` carries the identity tag of the object with `uid` (a template's
+/// or backup's vmid in status is only believed when Proxmox agrees).
+pub(super) fn carries_identity(snap: &Snapshot, vmid: u32, uid: &str) -> bool {
+    let tag = super::desired::identity_tag(uid);
+    snap.guests.get(&vmid).is_some_and(|g| g.tags.contains(&tag))
+}
+
+/// The notes of archive `volid` as Proxmox lists them (first line), looked up on the nodes
+/// that see its storage; `None` when it is not listed anywhere.
+pub(super) async fn archive_notes(
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    volid: &str,
+) -> Result<Option<Option<String>>, Error> {
+    let storage = volid.split_once(':').map(|x| x.0).unwrap_or_default();
+    let nodes: Vec<String> = snap
+        .storages
+        .iter()
+        .filter(|s| s.name == storage && snap.node_online(&s.node))
+        .map(|s| s.node.clone())
+        .collect();
+    for node in nodes {
+        let list = handle
+            .client
+            .storage_content(&node, storage, Some("backup"), None)
+            .await?;
+        if let Some(v) = list.into_iter().find(|v| v.volid == volid) {
+            return Ok(Some(v.notes));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `notes` prove that the archive was made by `LxcBackup` `backup_uid` of `namespace`.
+pub(super) fn made_by_backup(notes: Option<&str>, namespace: &str, backup_uid: &str) -> bool {
+    ArchiveMark::parse(notes).is_some_and(|m| m.namespace == namespace && m.backup_uid == backup_uid)
+}
+
+/// Whether `tags` (of the guest at `vmid`) carry the identity tag of another object than this
+/// one, not counting what a fresh clone inherits from its source (Proxmox copies the source's
+/// tags; our first update replaces them). The clone source itself is never taken for the
+/// clone: a status naming the source's vmid is a forgery or a mistake.
+pub(super) async fn tagged_by_other(p: &P<'_>, snap: &Snapshot, vmid: u32, tags: &[String]) -> Result<bool, Error> {
+    let ours = super::desired::identity_tag(&p.uid);
+    let foreign: Vec<&String> = tags
+        .iter()
+        .filter(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX) && **t != ours)
+        .collect();
+    if foreign.is_empty() && p.obj.spec.source.clone.as_ref().is_none_or(|c| c.vmid != vmid) {
+        return Ok(false);
+    }
+    let source = &p.obj.spec.source;
+    let inherited: Vec<String> = if let Some(c) = &source.clone {
+        if c.vmid == vmid {
+            return Ok(true);
+        }
+        snap.guests.get(&c.vmid).map(|g| g.tags.clone()).unwrap_or_default()
+    } else if let Some(t) = &source.template {
+        let api: kube::Api<crate::crd::LxcTemplate> =
+            kube::Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
+        let t = crate::controller::error::KubeOp::op(api.get_opt(&t.name).await, "read LxcTemplate")?;
+        if t.as_ref().and_then(|t| t.status.as_ref()).and_then(|s| s.vmid) == Some(vmid) {
+            return Ok(true);
+        }
+        t.and_then(|t| t.uid())
+            .map(|u| vec![super::desired::identity_tag(&u)])
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(foreign.iter().any(|t| !inherited.contains(t)))
+}
+
+/// The spread group of the container (`label=value` of its `spec.spreadBy` label) and how many
+/// other containers of the group each node holds now; `None` without `spreadBy` (or without
+/// that label on the object).
+pub(super) fn spread_siblings(p: &P<'_>) -> Option<(String, std::collections::HashMap<String, i64>)> {
+    let key = p.obj.spec.spread_by.as_ref()?;
+    let value = p.obj.labels().get(key)?.clone();
+    let ns = p.obj.namespace();
+    let mut count = std::collections::HashMap::new();
+    for c in p.ctx.tenancy.all_containers() {
+        let same = c.namespace() == ns
+            && c.uid().as_deref() != Some(p.uid.as_str())
+            && c.metadata.deletion_timestamp.is_none()
+            && c.labels().get(key) == Some(&value);
+        if let (true, Some(node)) = (same, c.status.as_ref().and_then(|s| s.node.clone())) {
+            *count.entry(node).or_insert(0) += 1;
+        }
+    }
+    Some((format!("{key}={value}"), count))
+}
+
+/// The nodes placement may choose from: the tenant's (all when `tenant_nodes` is empty) that
+/// are not in maintenance; `None` when nothing limits it.
+pub(super) fn placeable(handle: &ClusterHandle, snap: &Snapshot, tenant_nodes: &[String]) -> Option<Vec<String>> {
+    let all: Vec<&str> = if tenant_nodes.is_empty() {
+        snap.nodes.iter().map(|n| n.name.as_str()).collect()
+    } else {
+        tenant_nodes.iter().map(String::as_str).collect()
+    };
+    let usable = handle.usable_nodes(all.iter().copied());
+    (!tenant_nodes.is_empty() || usable.len() != all.len()).then_some(usable)
+}
+
+/// The node the container should be on, given node maintenance, and what to report:
+/// `spec.node` normally (never a node in maintenance); a node out of maintenance for a
+/// container on one, unless it is pinned there without `movePinned` (then it stays, reported).
+pub(super) fn wanted_node(
+    p: &P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    desired: &Desired,
+    current: &str,
+) -> (Option<String>, Option<String>) {
+    let evacuate = || {
+        let nodes = placeable(handle, snap, &desired.allowed_nodes)
+            .unwrap_or_else(|| snap.nodes.iter().map(|n| n.name.clone()).collect());
+        let limited = snap.placement_only_on(&nodes);
+        let storage = desired
+            .rootfs
+            .as_ref()
+            .map(|r| r.0.as_str())
+            .unwrap_or(DEFAULT_ROOTFS_STORAGE);
+        match super::decide::placement(
+            None,
+            &super::decide::Origin::Create,
+            &limited,
+            storage,
+            &handle.reserved(),
+        ) {
+            Ok(n) => (Some(n), None),
+            Err(u) => (
+                None,
+                Some(format!("node {current} is in maintenance, but {}", u.message)),
+            ),
+        }
+    };
+    match (p.obj.spec.node.as_deref(), handle.in_maintenance(current)) {
+        (Some(n), Some(true)) if n == current => evacuate(),
+        (Some(n), Some(false)) if n == current => (
+            Some(n.to_string()),
+            Some(format!("pinned to node {n}, which is in maintenance: it stays (set movePinned in the ProxmoxCluster's maintenance entry to move it)")),
+        ),
+        (Some(n), _) if handle.in_maintenance(n).is_some() => (None, None),
+        (Some(n), _) => (Some(n.to_string()), None),
+        (None, Some(_)) => evacuate(),
+        (None, None) => (None, None),
+    }
+}

@@ -1,0 +1,210 @@
+use super::*;
+use crate::crd::lxc_container::{Features, Ipv4Config, NetworkInterface, Resources};
+use crate::crd::proxmox_tenant::*;
+use crate::crd::ByteQuantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+fn tenant(name: &str, spec: ProxmoxTenantSpec) -> Arc<ProxmoxTenant> {
+    Arc::new(ProxmoxTenant::new(name, spec))
+}
+
+fn team_a() -> ProxmoxTenantSpec {
+    ProxmoxTenantSpec {
+        clusters: vec!["pve".into()],
+        namespaces: vec!["team-a".into()],
+        pool: Some("team-a".into()),
+        vmid_range: Some(VmidRange { min: 2000, max: 2999 }),
+        nodes: vec!["pve1".into()],
+        storages: Some(TenantStorages {
+            rootfs: vec!["local-lvm".into()],
+            ..Default::default()
+        }),
+        network: Some(TenantNetwork {
+            bridges: vec![TenantBridge {
+                name: "vmbr0".into(),
+                vlans: vec![20],
+                allow_untagged: false,
+            }],
+            address_ranges: vec!["10.20.0.0/24".into()],
+            force_firewall: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn nic(bridge: &str, vlan: Option<u16>) -> NetworkInterface {
+    NetworkInterface {
+        name: "eth0".into(),
+        bridge: bridge.into(),
+        vlan,
+        ..Default::default()
+    }
+}
+
+fn spec() -> LxcContainerSpec {
+    LxcContainerSpec {
+        unprivileged: true,
+        network: vec![nic("vmbr0", Some(20))],
+        ..Default::default()
+    }
+}
+
+fn refused(s: &LxcContainerSpec) -> Reason {
+    check_container(&team_a(), s, "local-lvm").unwrap_err().reason
+}
+
+#[test]
+fn a_namespace_without_tenant_uses_open_clusters_only() {
+    assert!(matches!(
+        admit("pve", Tenancy::Open, "x", None, &[]),
+        Ok(Admission::Open)
+    ));
+    let r = admit("pve", Tenancy::Restricted, "x", Some(&BTreeMap::new()), &[]).unwrap_err();
+    assert_eq!(r.reason, Reason::TenantPolicyClusterNotAllowed);
+}
+
+#[test]
+fn a_tenants_namespace_uses_only_the_tenants_clusters_even_open_ones() {
+    let ts = [tenant("a", team_a())];
+    assert!(matches!(
+        admit("pve", Tenancy::Restricted, "team-a", None, &ts),
+        Ok(Admission::Tenant(_))
+    ));
+    let r = admit("other", Tenancy::Open, "team-a", None, &ts).unwrap_err();
+    assert!(r.message.contains("may not use ProxmoxCluster other"), "{}", r.message);
+}
+
+#[test]
+fn tenants_match_namespaces_by_label_but_never_by_an_empty_selector() {
+    let mut by_label = team_a();
+    by_label.namespaces.clear();
+    by_label.namespace_selector = Some(LabelSelector {
+        match_labels: Some([("team".to_string(), "a".to_string())].into()),
+        ..Default::default()
+    });
+    let labels: BTreeMap<String, String> = [("team".to_string(), "a".to_string())].into();
+    assert!(covers(&by_label, "anything", Some(&labels)));
+    assert!(!covers(&by_label, "anything", Some(&BTreeMap::new())));
+    let mut empty = team_a();
+    empty.namespaces.clear();
+    empty.namespace_selector = Some(LabelSelector::default());
+    assert!(!covers(&empty, "anything", Some(&labels)));
+}
+
+#[test]
+fn a_namespace_claimed_by_two_tenants_is_refused() {
+    let ts = [tenant("a", team_a()), tenant("b", team_a())];
+    let r = admit("pve", Tenancy::Open, "team-a", None, &ts).unwrap_err();
+    assert_eq!(r.reason, Reason::TenantPolicyAmbiguous);
+}
+
+#[test]
+fn a_spec_inside_the_limits_passes() {
+    assert_eq!(check_container(&team_a(), &spec(), "local-lvm"), Ok(()));
+}
+
+#[test]
+fn each_limit_is_named_when_exceeded() {
+    let mut s = spec();
+    s.pool = Some("team-b".into());
+    assert_eq!(refused(&s), Reason::TenantPolicyPool);
+    let mut s = spec();
+    s.vmid = Some(105);
+    assert_eq!(refused(&s), Reason::TenantPolicyVmidRange);
+    let mut s = spec();
+    s.node = Some("pve2".into());
+    assert_eq!(refused(&s), Reason::TenantPolicyNode);
+    assert_eq!(
+        check_container(&team_a(), &spec(), "local").unwrap_err().reason,
+        Reason::TenantPolicyStorage
+    );
+    let mut s = spec();
+    s.network = vec![nic("vmbr1", None)];
+    assert_eq!(refused(&s), Reason::TenantPolicyNetwork);
+    let mut s = spec();
+    s.network = vec![nic("vmbr0", Some(30))];
+    assert_eq!(refused(&s), Reason::TenantPolicyNetwork);
+    let mut s = spec();
+    s.network = vec![nic("vmbr0", None)];
+    assert_eq!(refused(&s), Reason::TenantPolicyNetwork);
+    let mut s = spec();
+    s.network[0].mac = Some("BC:24:11:00:00:01".into());
+    assert_eq!(refused(&s), Reason::TenantPolicyMacAddress);
+    let mut s = spec();
+    s.network[0].ipv4 = Some(Ipv4Config {
+        address: Some("10.30.0.5/24".into()),
+        ..Default::default()
+    });
+    assert_eq!(refused(&s), Reason::TenantPolicyAddress);
+    s.network[0].ipv4.as_mut().unwrap().address = Some("10.20.0.5/24".into());
+    assert_eq!(check_container(&team_a(), &s, "local-lvm"), Ok(()));
+    let mut s = spec();
+    s.unprivileged = false;
+    assert_eq!(refused(&s), Reason::TenantPolicyPrivileged);
+    let mut s = spec();
+    s.features = Some(Features {
+        nesting: Some(true),
+        keyctl: Some(true),
+        fuse: None,
+    });
+    assert_eq!(refused(&s), Reason::TenantPolicyFeatures);
+}
+
+#[test]
+fn ipv6_ranges_are_checked_like_ipv4_ones() {
+    let ranges = vec!["fd00:20::/64".to_string()];
+    assert!(address_allowed("fd00:20::5/64", &ranges));
+    assert!(!address_allowed("fd00:21::5/64", &ranges));
+    assert!(!address_allowed("10.0.0.1/24", &ranges));
+    assert!(address_allowed("anything", &[]));
+}
+
+#[test]
+fn quotas_count_defaults_and_name_the_exceeded_one() {
+    let mut s = spec();
+    s.resources = Some(Resources {
+        cores: Some(4),
+        memory: Some(ByteQuantity::new("2Gi")),
+        ..Default::default()
+    });
+    let f = footprint(&s);
+    assert_eq!(
+        f,
+        Footprint {
+            containers: 1,
+            cores: 4,
+            memory_mib: 2048,
+            disk_gib: 8
+        }
+    );
+    let q = TenantQuota {
+        containers: Some(2),
+        cores: Some(6),
+        ..Default::default()
+    };
+    assert!(quota_check(&q, Footprint::default(), f).is_ok());
+    let r = quota_check(&q, f, f).unwrap_err();
+    assert_eq!(r.reason, Reason::TenantPolicyQuotaExceeded);
+    assert!(r.message.contains("cores"), "{}", r.message);
+    let memory = TenantQuota {
+        memory: Some(ByteQuantity::new("3Gi")),
+        ..Default::default()
+    };
+    assert!(quota_check(&memory, f, f).unwrap_err().message.contains("memory"));
+}
+
+#[test]
+fn a_tenant_pulls_images_only_from_its_registries() {
+    let mut t = team_a();
+    let err = check_image(&t, "nginx:1.27", "local").unwrap_err();
+    assert_eq!(err.reason, Reason::TenantPolicyImageRegistry);
+    assert!(err.message.contains("docker.io"), "{}", err.message);
+    t.image_registries = vec!["docker.io".into()];
+    assert_eq!(check_image(&t, "nginx:1.27", "local"), Ok(()));
+    assert!(check_image(&t, "ghcr.io/acme/app:1", "local").is_err());
+    assert_eq!(
+        registry_of("registry.example.org:5000/app:2"),
+        "registry.example.org:5000"
+    );
+}

@@ -1,0 +1,130 @@
+//! Snapshots end to end: an `LxcSnapshot` is a Proxmox snapshot of one container; rollbacks are
+//! explicit requests carried out once each; deletion deletes only what the object took.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn snapshot(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcSnapshot\nmetadata:\n  name: {name}\nspec:\n  containerRef: {{name: web}}\n  description: before the upgrade\n{extra}"
+    )
+}
+
+const WEB: &str = "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: web\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n";
+
+fn rollbacks(sim: &Sim) -> u64 {
+    sim.count("POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback")
+}
+
+#[test]
+fn a_rollback_is_carried_out_once_per_request_and_deleting_the_object_deletes_the_snapshot() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("snap");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "1s");
+    let _op = Operator::start(cp, &ns);
+    apply(cp, &ns, WEB);
+    let vmid = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    apply(cp, &ns, &snapshot("before.upgrade", ""));
+    let s = wait_ready(cp, &ns, "lxcsnap", "before.upgrade", T);
+    assert_eq!(s["status"]["snapshotName"], "k8s-before-upgrade");
+    let ct = sim.container(vmid).unwrap();
+    assert_eq!(ct["snapshots"], serde_json::json!(["k8s-before-upgrade"]));
+
+    // the rollback request, applied twice (GitOps re-syncs): one rollback
+    let rb = "  rollback: {request: incident-42}\n";
+    apply(cp, &ns, &snapshot("before.upgrade", rb));
+    let done = wait_for("the rollback recorded", T, || {
+        let o = get_json(cp, &ns, "lxcsnap", "before.upgrade")?;
+        o["status"]["rollback"]["completedAt"].is_string().then_some(o)
+    });
+    assert_eq!(done["status"]["rollback"]["request"], "incident-42");
+    assert_eq!(done["status"]["rollback"]["snapshotName"], "k8s-before-upgrade");
+    apply(
+        cp,
+        &ns,
+        &snapshot("before.upgrade", &format!("{rb}  deletionPolicy: Delete\n")),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rollbacks(&sim), 1, "the same request is never carried out twice");
+    // the container runs again (its spec says Running)
+    wait_for("the container running again", T, || {
+        (sim.container(vmid)?["status"] == "running").then_some(())
+    });
+    // a new request: one more rollback
+    apply(
+        cp,
+        &ns,
+        &snapshot("before.upgrade", "  rollback: {request: incident-43}\n"),
+    );
+    wait_for("the second rollback", T, || (rollbacks(&sim) == 2).then_some(()));
+
+    cp.kubectl_ok(&[
+        "delete",
+        "-n",
+        &ns,
+        "lxcsnap",
+        "before.upgrade",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    let ct = sim.container(vmid).unwrap();
+    assert_eq!(
+        ct["snapshots"],
+        serde_json::json!([]),
+        "the Proxmox snapshot is deleted"
+    );
+}
+
+#[test]
+fn a_snapshot_the_object_did_not_take_is_never_adopted_rolled_back_to_or_deleted() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("snapforeign");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "1s");
+    let _op = Operator::start(cp, &ns);
+    apply(cp, &ns, WEB);
+    let o = wait_ready(cp, &ns, "lxc", "web", T);
+    let vmid = o["status"]["vmid"].as_u64().unwrap();
+    let node = o["status"]["node"].as_str().unwrap().to_string();
+    // an admin's own snapshot, made in Proxmox
+    sim.call(
+        "POST",
+        &format!("/nodes/{node}/lxc/{vmid}/snapshot"),
+        &[("snapname", "weekly"), ("description", "by hand")],
+    );
+    wait_for("the admin's snapshot", T, || {
+        sim.container(vmid)?["snapshots"]
+            .as_array()?
+            .iter()
+            .any(|s| s == "weekly")
+            .then_some(())
+    });
+    apply(
+        cp,
+        &ns,
+        &snapshot("mine", "  snapshotName: weekly\n  rollback: {request: now}\n"),
+    );
+    let msg = wait_for("refused", T, || {
+        let o = get_json(cp, &ns, "lxcsnap", "mine")?;
+        condition(&o, "Ready").filter(|c| c.0 == "False" && c.1 == "VmidConflict")
+    })
+    .2;
+    assert!(msg.contains("did not take"), "{msg}");
+    cp.kubectl_ok(&["delete", "-n", &ns, "lxcsnap", "mine", "--wait=true", "--timeout=60s"]);
+    assert_eq!(rollbacks(&sim), 0);
+    let ct = sim.container(vmid).unwrap();
+    assert_eq!(
+        ct["snapshots"],
+        serde_json::json!(["weekly"]),
+        "the admin's snapshot stays"
+    );
+}

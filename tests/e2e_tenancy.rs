@@ -1,0 +1,480 @@
+//! Tenancy end to end: namespaces are security boundaries. Each test is an attack path of the
+//! security review (`shared/reviews/security-2026-12.md`, findings 1–8) on a real kube-apiserver
+//! and the Proxmox simulator, named after what it prevents: the tenant in namespace `a` goes
+//! after what the operator made for namespace `b`, on one Proxmox and one token.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn container(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n{extra}"
+    )
+}
+
+fn raw_container(name: &str, spec: &str) -> String {
+    format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n{spec}")
+}
+
+/// Two tenant namespaces on one Proxmox (one token), one operator watching both.
+struct Env {
+    cp: &'static ControlPlane,
+    /// The attacker's namespace (also the operator's own).
+    a: String,
+    /// The victim's namespace.
+    b: String,
+    sim: Sim,
+    op: Operator,
+}
+
+fn env(prefix: &str) -> Env {
+    let cp = ControlPlane::shared();
+    let a = cp.namespace(&format!("{prefix}-a"));
+    let b = cp.namespace(&format!("{prefix}-b"));
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &a, &sim, "1s");
+    let op = Operator::start(cp, &format!("{a},{b}"));
+    wait_ready(cp, &a, "proxmoxcluster", &a, T);
+    Env { cp, a, b, sim, op }
+}
+
+/// Waits until `kind/name` in `ns` has Ready=False with `reason`; returns the message.
+fn refused(e: &Env, ns: &str, kind: &str, name: &str, reason: &str) -> String {
+    let what = format!("{kind}/{name} Ready=False reason={reason}");
+    wait_for(&what, T, || {
+        let o = get_json(e.cp, ns, kind, name)?;
+        condition(&o, "Ready").filter(|(s, r, _)| s == "False" && r == reason)
+    })
+    .2
+}
+
+fn vmid(o: &Value) -> u64 {
+    o["status"]["vmid"].as_u64().expect("a vmid in status")
+}
+
+/// B's stopped container, made by the operator for namespace b.
+fn victim(e: &Env) -> u64 {
+    apply(e.cp, &e.b, &container("db", "  state: Stopped\n"));
+    vmid(&wait_ready(e.cp, &e.b, "lxc", "db", T))
+}
+
+/// A completed backup of B's container; returns its archive volid.
+fn victim_archive(e: &Env) -> (u64, String) {
+    let v = victim(e);
+    apply(
+        e.cp,
+        &e.b,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: db-1\nspec:\n  containerRef: {name: db}\n  storage: local\n",
+    );
+    let b = wait_ready(e.cp, &e.b, "lxcb", "db-1", T);
+    (v, b["status"]["volid"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn tenant_cannot_clone_a_container_of_another_namespace() {
+    let e = env("t-clone");
+    let v = victim(&e);
+    let before = e.sim.containers().len();
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container("copy", &format!("  source:\n    clone: {{vmid: {v}, full: true}}\n")),
+    );
+    let msg = refused(&e, &e.a, "lxc", "copy", "NotOwned");
+    assert!(msg.contains("another namespace"), "{msg}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.containers().len(), before, "no copy of B's disk exists");
+    assert_eq!(e.sim.count("POST /nodes/{node}/lxc/{vmid}/clone"), 0);
+}
+
+#[test]
+fn tenant_cannot_restore_an_archive_of_another_namespace() {
+    let e = env("t-restore");
+    let (_, volid) = victim_archive(&e);
+    let before = e.sim.containers().len();
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container("stolen", &format!("  source:\n    backup: {{volid: \"{volid}\"}}\n")),
+    );
+    let msg = refused(&e, &e.a, "lxc", "stolen", "NotOwned");
+    assert!(msg.contains(&volid), "{msg}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.containers().len(), before, "nothing was restored");
+}
+
+#[test]
+fn a_reused_vmid_never_shows_the_previous_owners_archives() {
+    let e = env("t-reuse");
+    let (v, volid) = victim_archive(&e);
+    // B deletes its container; the archive stays (purge keeps archives), the vmid is free
+    e.cp.kubectl_ok(&["delete", "-n", &e.b, "lxc", "db", "--wait=true", "--timeout=60s"]);
+    assert!(e.sim.container(v).is_none());
+    apply(e.cp, &e.a, &container("next", &format!("  vmid: {v}\n")));
+    let o = wait_ready(e.cp, &e.a, "lxc", "next", T);
+    assert_eq!(vmid(&o), v, "A got B's old vmid");
+    // status.backups is refreshed with the usage: give it a few inventory rounds
+    std::thread::sleep(Duration::from_secs(4));
+    let o = get_json(e.cp, &e.a, "lxc", "next").unwrap();
+    let listed = o["status"]["backups"].to_string();
+    assert!(!listed.contains(&volid), "B's archive is listed for A: {listed}");
+}
+
+#[test]
+fn a_forged_backup_status_never_restores_or_deletes_a_foreign_archive() {
+    let e = env("t-forge");
+    let (v, volid) = victim_archive(&e);
+    // A's own LxcBackup of a container that does not exist, its status forged to B's archive
+    apply(
+        e.cp,
+        &e.a,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: fake\nspec:\n  containerRef: {name: nothing}\n",
+    );
+    let forged = format!(
+        r#"{{"status":{{"phase":"Completed","volid":"{volid}","vmid":{v},"node":"pve1","storage":"local","cluster":"{}"}}}}"#,
+        e.a
+    );
+    e.cp.kubectl_ok(&[
+        "patch",
+        "-n",
+        &e.a,
+        "lxcb",
+        "fake",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &forged,
+    ]);
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container("stolen", "  source:\n    backup: {name: fake}\n"),
+    );
+    let msg = refused(&e, &e.a, "lxc", "stolen", "NotOwned");
+    assert!(msg.contains("was not made by it"), "{msg}");
+    e.cp.kubectl_ok(&["delete", "-n", &e.a, "lxcb", "fake", "--wait=true", "--timeout=60s"]);
+    let listed = e.sim.call(
+        "GET",
+        &format!("/nodes/pve1/storage/local/content?content=backup&vmid={v}"),
+        &[],
+    );
+    assert!(listed.to_string().contains(&volid), "B's archive was deleted: {listed}");
+}
+
+#[test]
+fn observe_only_cannot_adopt_or_back_up_a_container_of_another_namespace() {
+    let e = env("t-observe");
+    let v = victim(&e);
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container(
+            "spy",
+            &format!(
+                "  vmid: {v}\n  management: ObserveOnly\n  source: {{osTemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}}\n"
+            ),
+        ),
+    );
+    refused(&e, &e.a, "lxc", "spy", "NotOwned");
+    let o = get_json(e.cp, &e.a, "lxc", "spy").unwrap();
+    assert!(o["status"]["node"].is_null(), "where B's container runs leaked: {o}");
+    assert!(o["status"]["vmid"].is_null(), "{o}");
+    // even a read-only adoption of one's own hand-made guest is never backed up
+    apply(
+        e.cp,
+        &e.a,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: spy-1\nspec:\n  containerRef: {name: spy}\n  mode: stop\n",
+    );
+    refused(&e, &e.a, "lxcb", "spy-1", "NotOwned");
+    assert_eq!(
+        e.sim.count("POST /nodes/{node}/vzdump"),
+        0,
+        "no vzdump ran on B's container"
+    );
+}
+
+#[test]
+fn observe_only_never_runs_a_backup_even_in_its_own_namespace() {
+    let e = env("t-observe-own");
+    // a hand-made container (the single-team case: adopting it read-only is allowed)
+    e.sim.call(
+        "POST",
+        "/nodes/pve1/lxc",
+        &[
+            ("vmid", "700"),
+            ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+        ],
+    );
+    wait_for("CT 700", T, || e.sim.container(700).map(|_| ()));
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container(
+            "legacy",
+            "  vmid: 700\n  management: ObserveOnly\n  source: {osTemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}\n",
+        ),
+    );
+    wait_ready(e.cp, &e.a, "lxc", "legacy", T);
+    apply(
+        e.cp,
+        &e.a,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: legacy-1\nspec:\n  containerRef: {name: legacy}\n  mode: stop\n",
+    );
+    let msg = refused(&e, &e.a, "lxcb", "legacy-1", "NotOwned");
+    assert!(msg.contains("ObserveOnly"), "{msg}");
+    assert_eq!(e.sim.count("POST /nodes/{node}/vzdump"), 0);
+}
+
+#[test]
+fn a_forged_status_never_makes_the_operator_claim_or_destroy_a_foreign_container() {
+    let mut e = env("t-claim");
+    let v = victim(&e);
+    let tags_before = e.sim.container(v).unwrap()["config"]["tags"].clone();
+    // with the operator stopped, A makes a clone object whose status claims B's container as
+    // the clone it started
+    e.op.kill();
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container("thief", "  source:\n    clone: {vmid: 999, full: true}\n"),
+    );
+    e.cp.kubectl_ok(&[
+        "patch",
+        "-n",
+        &e.a,
+        "lxc",
+        "thief",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"status":{{"vmid":{v},"phase":"Creating","node":"pve1","cluster":"{}"}}}}"#,
+            e.a
+        ),
+    ]);
+    e.op.restart();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        e.sim.container(v).unwrap()["config"]["tags"],
+        tags_before,
+        "B's container was re-tagged"
+    );
+    e.cp.kubectl_ok(&["delete", "-n", &e.a, "lxc", "thief", "--wait=true", "--timeout=60s"]);
+    assert!(e.sim.container(v).is_some(), "B's container was destroyed");
+}
+
+#[test]
+fn the_operator_reads_cluster_credentials_only_from_its_own_namespace() {
+    let e = env("t-deputy");
+    // the admin's token Secret lives in b; a ProxmoxCluster naming it (pointed at another
+    // endpoint) must not make the operator read it and send it there
+    let evil = Sim::start(&[]);
+    apply(
+        e.cp,
+        &e.b,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: admin-token\nstringData:\n  tokenId: \"{SIM_TOKEN_ID}\"\n  tokenSecret: \"{SIM_TOKEN_SECRET}\"\n"
+        ),
+    );
+    let name = format!("{}-evil", e.a);
+    let m = format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxCluster\nmetadata:\n  name: {name}\n  labels: {{{TEST_CLUSTER_LABEL}: {a}}}\nspec:\n  endpoints: [\"{}\"]\n  credentialsRef: {{name: admin-token}}\n  tls: {{insecureSkipVerify: true}}\n",
+        evil.url,
+        a = e.a
+    );
+    apply(e.cp, &e.a, &m);
+    let msg = refused(&e, &e.a, "proxmoxcluster", &name, "CredentialsNotFound");
+    assert!(msg.contains(&e.a), "the message names the namespace looked in: {msg}");
+    assert_eq!(
+        evil.stats()["requests"].as_u64().unwrap_or(0),
+        0,
+        "nothing reached the endpoint"
+    );
+}
+
+#[test]
+fn a_secret_not_meant_as_a_root_password_is_never_used_as_one() {
+    let e = env("t-passwd");
+    apply(
+        e.cp,
+        &e.a,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-creds\ntype: kubernetes.io/basic-auth\nstringData:\n  username: app\n  password: s3cret\n",
+    );
+    apply(
+        e.cp,
+        &e.a,
+        &container(
+            "web",
+            "  auth:\n    passwordSecretRef: {name: db-creds, key: password}\n",
+        ),
+    );
+    let msg = refused(&e, &e.a, "lxc", "web", "PasswordSecretNotFound");
+    assert!(msg.contains("pve.lxc.dev/root-password"), "{msg}");
+    assert!(e.sim.containers().is_empty());
+}
+
+#[test]
+fn root_credentials_with_a_clone_source_are_refused_not_ignored() {
+    let e = env("t-auth");
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container(
+            "copy",
+            "  source:\n    clone: {vmid: 999}\n  auth:\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc a@b\"]\n",
+        ),
+    );
+    let msg = refused(&e, &e.a, "lxc", "copy", "InvalidSpec");
+    assert!(msg.contains("osTemplate"), "{msg}");
+}
+
+#[test]
+fn a_privileged_archive_is_restored_unprivileged() {
+    let e = env("t-priv-restore");
+    // a privileged container made by hand, and its archive
+    e.sim.call(
+        "POST",
+        "/nodes/pve1/lxc",
+        &[
+            ("vmid", "800"),
+            ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+            ("unprivileged", "0"),
+        ],
+    );
+    wait_for("CT 800 made", T, || {
+        e.sim.container(800).filter(|c| c["lock"].is_null()).map(|_| ())
+    });
+    let upid = e
+        .sim
+        .call("POST", "/nodes/pve1/vzdump", &[("vmid", "800"), ("storage", "local")]);
+    assert!(upid["data"].as_str().is_some_and(|u| u.starts_with("UPID:")), "{upid}");
+    let volid = wait_for("its archive", T, || {
+        let v = e
+            .sim
+            .call("GET", "/nodes/pve1/storage/local/content?content=backup&vmid=800", &[]);
+        v["data"][0]["volid"].as_str().map(str::to_string)
+    });
+    apply(
+        e.cp,
+        &e.a,
+        &raw_container("restored", &format!("  source:\n    backup: {{volid: \"{volid}\"}}\n")),
+    );
+    let v = vmid(&wait_ready(e.cp, &e.a, "lxc", "restored", T));
+    assert_eq!(
+        e.sim.container(v).unwrap()["config"]["unprivileged"],
+        "1",
+        "the archive's privilege flag was kept"
+    );
+}
+
+/// A tenant covering namespace `a` only, on the test's cluster.
+fn tenant(e: &Env, spec: &str) {
+    let m = format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxTenant\nmetadata:\n  name: {a}\nspec:\n  clusters: [{a}]\n  namespaces: [{a}]\n{spec}",
+        a = e.a
+    );
+    apply(e.cp, &e.a, &m);
+}
+
+#[test]
+fn a_restricted_cluster_admits_only_the_namespaces_of_its_tenants() {
+    let e = env("t-restricted");
+    e.cp.kubectl_ok(&[
+        "patch",
+        "proxmoxcluster",
+        &e.a,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"tenancy":"Restricted"}}"#,
+    ]);
+    e.sim.call("POST", "/pools", &[("poolid", "team-a")]);
+    tenant(&e, "  pool: team-a\n  vmidRange: {min: 3000, max: 3009}\n");
+    apply(e.cp, &e.b, &container("outsider", ""));
+    apply(e.cp, &e.a, &container("insider", ""));
+    let msg = refused(&e, &e.b, "lxc", "outsider", "TenantPolicyClusterNotAllowed");
+    assert!(msg.contains("Restricted"), "{msg}");
+    let o = wait_ready(e.cp, &e.a, "lxc", "insider", T);
+    let v = vmid(&o);
+    assert!((3000..=3009).contains(&v), "allocated inside the tenant's range: {v}");
+    assert_eq!(
+        e.sim.container(v).unwrap()["pool"],
+        "team-a",
+        "put in the tenant's pool"
+    );
+    assert_eq!(e.sim.containers().len(), 1, "the outsider reached nothing");
+    let listed = e.cp.kubectl_ok(&["get", "pvet", &e.a]);
+    assert!(listed.contains(&e.a), "{listed}");
+}
+
+#[test]
+fn a_tenants_limits_are_named_when_a_spec_exceeds_them_and_nothing_reaches_proxmox() {
+    let e = env("t-limits");
+    tenant(
+        &e,
+        "  network:\n    bridges: [{name: vmbr0, vlans: [20]}]\n  quota: {containers: 2}\n",
+    );
+    let nic = |extra: &str| format!("  network:\n    - {{name: eth0, bridge: vmbr0, vlan: 20{extra}}}\n");
+    apply(
+        e.cp,
+        &e.a,
+        &container("priv", &format!("  unprivileged: false\n{}", nic(""))),
+    );
+    apply(
+        e.cp,
+        &e.a,
+        &container("vlan", "  network:\n    - {name: eth0, bridge: vmbr0, vlan: 30}\n"),
+    );
+    apply(e.cp, &e.a, &container("mac", &nic(", mac: \"BC:24:11:00:00:01\"")));
+    refused(&e, &e.a, "lxc", "priv", "TenantPolicyPrivileged");
+    let msg = refused(&e, &e.a, "lxc", "vlan", "TenantPolicyNetwork");
+    assert!(msg.contains("VLAN 30"), "{msg}");
+    refused(&e, &e.a, "lxc", "mac", "TenantPolicyMacAddress");
+    assert!(e.sim.containers().is_empty(), "nothing reached Proxmox");
+    // within the limits: made, with the firewall forced on and Proxmox's MAC filter
+    for n in ["one", "two", "three"] {
+        apply(e.cp, &e.a, &container(n, &nic("")));
+    }
+    let mut made = 0;
+    wait_for("two made, the third refused by the quota", T, || {
+        let ready: Vec<bool> = ["one", "two", "three"]
+            .iter()
+            .map(|n| {
+                get_json(e.cp, &e.a, "lxc", n)
+                    .and_then(|o| condition(&o, "Ready"))
+                    .is_some_and(|c| c.0 == "True")
+            })
+            .collect();
+        made = ready.iter().filter(|r| **r).count();
+        let quota = ["one", "two", "three"].iter().any(|n| {
+            get_json(e.cp, &e.a, "lxc", n)
+                .and_then(|o| condition(&o, "Ready"))
+                .is_some_and(|c| c.1 == "TenantPolicyQuotaExceeded")
+        });
+        (made == 2 && quota).then_some(())
+    });
+    assert_eq!(e.sim.containers().len(), 2, "the quota held");
+    let ct = e.sim.containers().into_iter().next().unwrap();
+    let net0 = ct["config"]["net0"].as_str().unwrap_or_default().to_string();
+    assert!(net0.contains("firewall=1"), "{net0}");
+    let v = ct["vmid"].as_u64().unwrap();
+    let opts = wait_for("the forced firewall options", T, || {
+        let o = e.sim.container(v)?["firewall_options"].clone();
+        (o["enable"] == "1").then_some(o)
+    });
+    assert_eq!(opts["macfilter"], "1", "{opts}");
+    let usage = wait_for("usage in the tenant's status", T, || {
+        let t = get_json(e.cp, &e.a, "pvet", &e.a)?;
+        let c = t["status"]["usage"]["containers"].as_str()?.to_string();
+        (c == "2/2").then_some(c)
+    });
+    assert_eq!(usage, "2/2");
+}
