@@ -22,7 +22,7 @@ fn env(prefix: &str) -> Env {
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "2s");
     let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", "default", T);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env { cp, ns, sim, op }
 }
 
