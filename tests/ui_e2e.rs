@@ -46,8 +46,9 @@ fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
     let (code, page) = admin.get("/ui");
     assert_eq!(
         code, 200,
-        "the clusters page falls back to the user's namespace: {page}"
+        "the clusters page says a tenant cannot read the (cluster-scoped) clusters: {page}"
     );
+    assert!(page.contains("cluster-scoped"), "{page}");
 
     let viewer = UiClient::new(&base);
     viewer.login(&sa_token(cp, &a, "bob", VIEWER_RULES), &a);

@@ -201,19 +201,20 @@ pub async fn clusters(user: User, Query(f): Query<Filter>) -> Result<Response, U
     let ns = f.namespace(&user)?;
     let ar = resource::<ProxmoxCluster>();
     let client = &user.0.client;
-    let items = match list(client, &ar, "").await {
-        // namespaced ProxmoxClusters the user may only read in their namespace; when that fails
-        // too (e.g. the kind is cluster-scoped), the first refusal is the one to show
-        Err(kube::Error::Api(e)) if e.code == 403 && !ns.is_empty() => {
-            list(client, &ar, &ns).await.map_err(|_| kube::Error::Api(e))
-        }
-        other => other,
+    // ProxmoxClusters are cluster-scoped and the platform admin's: tenant roles cannot read
+    // them, which is not an error of the page
+    let (clusters, error, status) = match list(client, &ar, "").await {
+        Err(kube::Error::Api(e)) if e.code == 403 => (
+            Vec::new(),
+            "ProxmoxClusters are cluster-scoped (the platform admin's) and your account may not read them; your containers' pages show the cluster each one uses".to_string(),
+            StatusCode::OK,
+        ),
+        other => split(
+            other
+                .map_err(UiError::from)
+                .map(|v| v.iter().map(ClusterView::of).collect()),
+        ),
     };
-    let (clusters, error, status) = split(
-        items
-            .map_err(UiError::from)
-            .map(|v| v.iter().map(ClusterView::of).collect()),
-    );
     render(
         status,
         &ClustersPage {
