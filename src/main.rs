@@ -148,6 +148,10 @@ async fn main() -> anyhow::Result<()> {
             if schedule_clock.speed != 1.0 {
                 tracing::warn!(speed = schedule_clock.speed, origin = %schedule_clock.origin, "schedules run on a fast clock (for tests and demos only)");
             }
+            // the UI's usage charts: an hour of samples per container, kept only when it is on
+            let samples = args
+                .ui_addr
+                .map(|_| std::sync::Arc::new(proxmox_lxc_operator::controller::cluster::samples::Samples::new(3600)));
             let settings = proxmox_lxc_operator::controller::Settings {
                 drift_check_interval: dur("drift-check-interval", &args.drift_check_interval)?,
                 task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
@@ -158,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
                 drift_per_resync: args.drift_checks_per_resync,
                 operator_namespace: args.operator_namespace.clone(),
                 cluster_selector: args.cluster_selector.clone(),
+                samples: samples.clone(),
                 ..Default::default()
             };
             let kube_config = kube::Config::infer().await?;
@@ -171,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
                     kube_config,
                     proxmox_lxc_operator::ui::Options {
                         secure_cookies: args.ui_secure_cookies,
+                        samples: samples.clone(),
                         ..Default::default()
                     },
                 );

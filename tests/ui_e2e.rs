@@ -113,6 +113,12 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
         page.contains("Conditions") && page.contains("apiVersion: pve.lxc.dev/v1alpha1"),
         "{page}"
     );
+    // usage charts from the samples the observer records (one per minute, the first at once)
+    let page = wait_for("a usage chart", T, || {
+        let page = ui.get(&format!("/ui/containers/{ns}/web")).1;
+        page.contains("<polyline class=\"cpu\"").then_some(page)
+    });
+    assert!(page.contains("Memory: ") && page.contains(" of "), "{page}");
     // the Service of spec.ports: shown when the user may read it, else why not
     let (_, page) = ui.get(&format!("/ui/containers/{ns}/web"));
     assert!(

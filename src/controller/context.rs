@@ -56,6 +56,8 @@ pub struct Settings {
     /// Label selector of the `ProxmoxCluster`s this instance manages (all when empty), so
     /// several instances can share an apiserver, each with its own clusters.
     pub cluster_selector: Option<String>,
+    /// Usage samples for the web UI's charts (kept only when the UI is on).
+    pub samples: Option<Arc<super::cluster::samples::Samples>>,
 }
 
 impl Default for Settings {
@@ -73,6 +75,7 @@ impl Default for Settings {
             drift_per_resync: 10,
             operator_namespace: "default".into(),
             cluster_selector: None,
+            samples: None,
         }
     }
 }

@@ -171,6 +171,7 @@ impl World {
             is_default: true,
             maintenance: Default::default(),
             metrics,
+            samples: None,
             drift_per_resync: 0,
         });
         ctx.clusters.insert(handle.clone());

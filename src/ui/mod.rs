@@ -37,6 +37,8 @@ pub struct Options {
     pub secure_cookies: bool,
     /// Session lifetimes.
     pub lifetimes: Lifetimes,
+    /// The usage samples the observers record (shared with the controllers).
+    pub samples: Option<Arc<crate::controller::cluster::samples::Samples>>,
 }
 
 /// What the UI could not do.

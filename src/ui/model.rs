@@ -536,3 +536,48 @@ mod tests {
         );
     }
 }
+
+/// The container page's usage charts: SVG polyline points (`x,y x,y …` in a 300×60 box) of CPU
+/// (share of its cores) and memory (share of its limit) over the samples, and the last values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageChart {
+    /// CPU polyline points.
+    pub cpu_points: String,
+    /// Memory polyline points.
+    pub mem_points: String,
+    /// The last CPU value, e.g. `12.5%`.
+    pub last_cpu: String,
+    /// The last memory value, e.g. `99.9 MiB of 512.0 MiB`.
+    pub last_mem: String,
+    /// What the x axis spans, e.g. `the last 42 min`.
+    pub span: String,
+}
+
+/// Draws the charts of `samples` (oldest first); `None` without samples.
+pub fn usage_chart(samples: &[crate::controller::cluster::samples::Sample]) -> Option<UsageChart> {
+    let (first, last) = (samples.first()?, samples.last()?);
+    let span = (last.at - first.at).max(1) as f64;
+    let x = |at: i64| 300.0 * (at - first.at) as f64 / span;
+    let y = |share: f64| 60.0 - 58.0 * share.clamp(0.0, 1.0);
+    let points = |f: &dyn Fn(&crate::controller::cluster::samples::Sample) -> f64| {
+        samples
+            .iter()
+            .map(|s| format!("{:.1},{:.1}", if samples.len() == 1 { 150.0 } else { x(s.at) }, y(f(s))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mem_share = |s: &crate::controller::cluster::samples::Sample| {
+        if s.maxmem == 0 {
+            0.0
+        } else {
+            s.mem as f64 / s.maxmem as f64
+        }
+    };
+    Some(UsageChart {
+        cpu_points: points(&|s| s.cpu),
+        mem_points: points(&mem_share),
+        last_cpu: format!("{:.1}%", last.cpu * 100.0),
+        last_mem: format!("{} of {}", bytes(Some(last.mem)), bytes(Some(last.maxmem))),
+        span: format!("the last {} min", ((last.at - first.at) as f64 / 60.0).ceil() as i64),
+    })
+}

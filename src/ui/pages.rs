@@ -2,10 +2,10 @@
 //! refusal by the apiserver (RBAC) is shown on the page as a sentence, with its status code.
 
 use super::model::{self, ClusterView, ContainerRow, Row};
-use super::{UiError, User};
+use super::{AppState, UiError, User};
 use crate::crd::{LxcBackup, LxcBackupSchedule, LxcContainer, LxcTemplate, ProxmoxCluster};
 use askama::Template;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
@@ -359,6 +359,7 @@ struct ContainerPage {
     events: Vec<(String, String, String, String, String)>,
     events_error: String,
     yaml: String,
+    usage: Option<model::UsageChart>,
 }
 
 /// Refuses a namespace or name that cannot be one (before it goes into a URL).
@@ -379,7 +380,11 @@ fn text(v: &Value) -> String {
 }
 
 /// `GET /ui/containers/{ns}/{name}`: one container.
-pub async fn container(user: User, Path((ns, name)): Path<(String, String)>) -> Result<Response, UiError> {
+pub async fn container(
+    State(state): State<AppState>,
+    user: User,
+    Path((ns, name)): Path<(String, String)>,
+) -> Result<Response, UiError> {
     checked(&ns, &name)?;
     let client = &user.0.client;
     let ar = resource::<LxcContainer>();
@@ -453,6 +458,12 @@ pub async fn container(user: User, Path((ns, name)): Path<(String, String)>) -> 
             events,
             events_error,
             yaml: model::yaml(&obj),
+            // the samples of this object (by its uid, which the user just read), not of a vmid
+            usage: state
+                .options()
+                .samples
+                .as_ref()
+                .and_then(|s| model::usage_chart(&s.series(&text(&obj["metadata"]["uid"])))),
         },
     )
 }

@@ -161,3 +161,23 @@ async fn the_embedded_assets_are_served_and_unknown_ones_are_not() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[test]
+fn usage_charts_are_drawn_from_the_samples_in_the_box_and_none_without_samples() {
+    use crate::controller::cluster::samples::Sample;
+    assert_eq!(super::model::usage_chart(&[]), None);
+    let s = |at: i64, cpu: f64, mem: u64| Sample {
+        at,
+        cpu,
+        mem,
+        maxmem: 1000,
+    };
+    let c = super::model::usage_chart(&[s(0, 0.0, 0), s(60, 0.5, 500), s(120, 1.0, 1000)]).unwrap();
+    assert_eq!(c.cpu_points, "0.0,60.0 150.0,31.0 300.0,2.0");
+    assert_eq!(c.mem_points, c.cpu_points);
+    assert_eq!(c.last_cpu, "100.0%");
+    assert_eq!(c.span, "the last 2 min");
+    // one sample: a point in the middle
+    let one = super::model::usage_chart(&[s(5, 0.25, 0)]).unwrap();
+    assert_eq!(one.cpu_points, "150.0,45.5");
+}

@@ -2,6 +2,7 @@
 
 pub mod observer;
 pub mod reconcile;
+pub mod samples;
 
 use crate::pve;
 use std::collections::HashMap;

@@ -255,6 +255,8 @@ pub struct ObserverParams {
     pub maintenance: Arc<std::sync::RwLock<Vec<crate::crd::proxmox_cluster::NodeMaintenance>>>,
     /// Metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where each inventory's usage figures go for the UI's charts (when it is on).
+    pub samples: Option<Arc<super::samples::Samples>>,
     /// How many of our containers get a full pass after each inventory read (round-robin), to
     /// find drift the inventory cannot show (firewall rules and options, `netN`).
     pub drift_per_resync: usize,
@@ -409,6 +411,9 @@ async fn run(
             }
         };
         if let Some(s) = &snap {
+            if let Some(samples) = &p.samples {
+                samples.record(jiff::Timestamp::now().as_second(), s);
+            }
             prev = Some(s.clone());
             crate::controller::kernel::recover(placements.lock(), "the placements").clear();
             snap_tx.send_replace(Some(s.clone()));

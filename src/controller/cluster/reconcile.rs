@@ -251,6 +251,7 @@ pub async fn reconcile(
                 is_default: is_default(&pc),
                 maintenance: Arc::new(std::sync::RwLock::new(pc.spec.maintenance.clone())),
                 metrics: ctx.metrics.clone(),
+                samples: ctx.settings.samples.clone(),
                 drift_per_resync: ctx.settings.drift_per_resync,
             });
             ctx.clusters.insert(handle);
