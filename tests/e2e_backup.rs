@@ -66,6 +66,22 @@ fn label(b: &Value, key: &str) -> String {
     b["metadata"]["labels"][key].as_str().unwrap_or_default().to_string()
 }
 
+/// The listing entry of archive `volid` in storage `local` on `node`, per the simulator.
+fn listed(sim: &Sim, node: &str, volid: &str) -> Value {
+    let content = sim.call(
+        "GET",
+        &format!("/nodes/{node}/storage/local/content?content=backup"),
+        &[],
+    );
+    content["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["volid"] == volid)
+        .cloned()
+        .expect("archive listed in storage")
+}
+
 /// Archives (volid) of `vmid` in `storage` on `node`, per the simulator.
 fn archives(sim: &Sim, node: &str, storage: &str, vmid: u64) -> BTreeSet<String> {
     let v = sim.call(
@@ -285,18 +301,7 @@ fn a_container_restored_from_a_backup_runs_with_its_config_and_deletion_follows_
     );
     assert!(st["startedAt"].as_str().is_some() && st["completedAt"].as_str().is_some());
     let node = st["node"].as_str().unwrap().to_string();
-    let content = e.sim.call(
-        "GET",
-        &format!("/nodes/{node}/storage/local/content?content=backup"),
-        &[],
-    );
-    let entry = content["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["volid"] == volid.as_str())
-        .expect("archive in storage")
-        .clone();
+    let entry = listed(&e.sim, &node, &volid);
     // the first line (what listings show) says whose it is; the user's notes follow
     let b1_uid = b1["metadata"]["uid"].as_str().unwrap();
     let mark = entry["notes"].as_str().unwrap_or_default();
@@ -374,17 +379,6 @@ fn a_protected_backup_with_fleecing_and_pbs_options_is_accepted_and_protected_in
     let b = wait_ready(e.cp, &e.ns, "lxcb", "keep", T);
     let volid = b["status"]["volid"].as_str().unwrap().to_string();
     let node = b["status"]["node"].as_str().unwrap().to_string();
-    let content = e.sim.call(
-        "GET",
-        &format!("/nodes/{node}/storage/local/content?content=backup"),
-        &[],
-    );
-    let entry = content["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["volid"] == volid.as_str())
-        .cloned()
-        .expect("archive listed");
+    let entry = listed(&e.sim, &node, &volid);
     assert_eq!(entry["protected"], 1, "{entry}");
 }

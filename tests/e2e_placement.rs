@@ -23,14 +23,12 @@ fn replicas_of_a_spread_group_run_on_different_nodes_and_a_fourth_is_reported() 
     let _op = Operator::start(cp, &ns);
     let mut nodes = BTreeSet::new();
     for n in ["web-0", "web-1", "web-2"] {
-        let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&replica(n)));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        cp.apply(&ns, &replica(n));
         let o = wait_ready(cp, &ns, "lxc", n, T);
         nodes.insert(o["status"]["node"].as_str().unwrap().to_string());
     }
     assert_eq!(nodes.len(), 3, "three replicas on three nodes: {nodes:?}");
-    let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&replica("web-3")));
-    assert!(out.status.success());
+    cp.apply(&ns, &replica("web-3"));
     wait_ready(cp, &ns, "lxc", "web-3", T);
     let events = cp.kubectl_ok(&[
         "get",
@@ -75,10 +73,7 @@ fn a_node_in_maintenance_is_drained_of_our_containers_and_pinned_ones_move_only_
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "1s");
     let _op = Operator::start(cp, &ns);
-    let apply = |m: &str| {
-        let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(m));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let apply = |m: &str| cp.apply(&ns, m);
     // two containers made on pve2 and then left free to move, one pinned there
     for n in ["free-a", "free-b", "pinned"] {
         apply(&container(n, "  node: pve2\n"));

@@ -7,11 +7,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn snapshot(name: &str, extra: &str) -> String {
     format!(
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcSnapshot\nmetadata:\n  name: {name}\nspec:\n  containerRef: {{name: web}}\n  description: before the upgrade\n{extra}"
@@ -31,9 +26,9 @@ fn a_rollback_is_carried_out_once_per_request_and_deleting_the_object_deletes_th
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "1s");
     let _op = Operator::start(cp, &ns);
-    apply(cp, &ns, WEB);
+    cp.apply(&ns, WEB);
     let vmid = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
-    apply(cp, &ns, &snapshot("before.upgrade", ""));
+    cp.apply(&ns, &snapshot("before.upgrade", ""));
     let s = wait_ready(cp, &ns, "lxcsnap", "before.upgrade", T);
     assert_eq!(s["status"]["snapshotName"], "k8s-before-upgrade");
     let ct = sim.container(vmid).unwrap();
@@ -41,15 +36,14 @@ fn a_rollback_is_carried_out_once_per_request_and_deleting_the_object_deletes_th
 
     // the rollback request, applied twice (GitOps re-syncs): one rollback
     let rb = "  rollback: {request: incident-42}\n";
-    apply(cp, &ns, &snapshot("before.upgrade", rb));
+    cp.apply(&ns, &snapshot("before.upgrade", rb));
     let done = wait_for("the rollback recorded", T, || {
         let o = get_json(cp, &ns, "lxcsnap", "before.upgrade")?;
         o["status"]["rollback"]["completedAt"].is_string().then_some(o)
     });
     assert_eq!(done["status"]["rollback"]["request"], "incident-42");
     assert_eq!(done["status"]["rollback"]["snapshotName"], "k8s-before-upgrade");
-    apply(
-        cp,
+    cp.apply(
         &ns,
         &snapshot("before.upgrade", &format!("{rb}  deletionPolicy: Delete\n")),
     );
@@ -60,11 +54,7 @@ fn a_rollback_is_carried_out_once_per_request_and_deleting_the_object_deletes_th
         (sim.container(vmid)?["status"] == "running").then_some(())
     });
     // a new request: one more rollback
-    apply(
-        cp,
-        &ns,
-        &snapshot("before.upgrade", "  rollback: {request: incident-43}\n"),
-    );
+    cp.apply(&ns, &snapshot("before.upgrade", "  rollback: {request: incident-43}\n"));
     wait_for("the second rollback", T, || (rollbacks(&sim) == 2).then_some(()));
 
     cp.kubectl_ok(&[
@@ -91,7 +81,7 @@ fn a_snapshot_the_object_did_not_take_is_never_adopted_rolled_back_to_or_deleted
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "1s");
     let _op = Operator::start(cp, &ns);
-    apply(cp, &ns, WEB);
+    cp.apply(&ns, WEB);
     let o = wait_ready(cp, &ns, "lxc", "web", T);
     let vmid = o["status"]["vmid"].as_u64().unwrap();
     let node = o["status"]["node"].as_str().unwrap().to_string();
@@ -108,8 +98,7 @@ fn a_snapshot_the_object_did_not_take_is_never_adopted_rolled_back_to_or_deleted
             .any(|s| s == "weekly")
             .then_some(())
     });
-    apply(
-        cp,
+    cp.apply(
         &ns,
         &snapshot("mine", "  snapshotName: weekly\n  rollback: {request: now}\n"),
     );

@@ -10,11 +10,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn container(name: &str, extra: &str) -> String {
     format!(
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n{extra}"
@@ -63,16 +58,14 @@ fn vmid(o: &Value) -> u64 {
 
 /// B's stopped container, made by the operator for namespace b.
 fn victim(e: &Env) -> u64 {
-    apply(e.cp, &e.b, &container("db", "  state: Stopped\n"));
+    e.cp.apply(&e.b, &container("db", "  state: Stopped\n"));
     vmid(&wait_ready(e.cp, &e.b, "lxc", "db", T))
 }
 
 /// A completed backup of B's container; returns its archive volid.
 fn victim_archive(e: &Env) -> (u64, String) {
     let v = victim(e);
-    apply(
-        e.cp,
-        &e.b,
+    e.cp.apply(&e.b,
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: db-1\nspec:\n  containerRef: {name: db}\n  storage: local\n",
     );
     let b = wait_ready(e.cp, &e.b, "lxcb", "db-1", T);
@@ -84,8 +77,7 @@ fn tenant_cannot_clone_a_container_of_another_namespace() {
     let e = env("t-clone");
     let v = victim(&e);
     let before = e.sim.containers().len();
-    apply(
-        e.cp,
+    e.cp.apply(
         &e.a,
         &raw_container("copy", &format!("  source:\n    clone: {{vmid: {v}, full: true}}\n")),
     );
@@ -101,8 +93,7 @@ fn tenant_cannot_restore_an_archive_of_another_namespace() {
     let e = env("t-restore");
     let (_, volid) = victim_archive(&e);
     let before = e.sim.containers().len();
-    apply(
-        e.cp,
+    e.cp.apply(
         &e.a,
         &raw_container("stolen", &format!("  source:\n    backup: {{volid: \"{volid}\"}}\n")),
     );
@@ -119,7 +110,7 @@ fn a_reused_vmid_never_shows_the_previous_owners_archives() {
     // B deletes its container; the archive stays (purge keeps archives), the vmid is free
     e.cp.kubectl_ok(&["delete", "-n", &e.b, "lxc", "db", "--wait=true", "--timeout=60s"]);
     assert!(e.sim.container(v).is_none());
-    apply(e.cp, &e.a, &container("next", &format!("  vmid: {v}\n")));
+    e.cp.apply(&e.a, &container("next", &format!("  vmid: {v}\n")));
     let o = wait_ready(e.cp, &e.a, "lxc", "next", T);
     assert_eq!(vmid(&o), v, "A got B's old vmid");
     // status.backups is refreshed with the usage: give it a few inventory rounds
@@ -134,9 +125,7 @@ fn a_forged_backup_status_never_restores_or_deletes_a_foreign_archive() {
     let e = env("t-forge");
     let (v, volid) = victim_archive(&e);
     // A's own LxcBackup of a container that does not exist, its status forged to B's archive
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: fake\nspec:\n  containerRef: {name: nothing}\n",
     );
     let forged = format!(
@@ -154,11 +143,7 @@ fn a_forged_backup_status_never_restores_or_deletes_a_foreign_archive() {
         "-p",
         &forged,
     ]);
-    apply(
-        e.cp,
-        &e.a,
-        &raw_container("stolen", "  source:\n    backup: {name: fake}\n"),
-    );
+    e.cp.apply(&e.a, &raw_container("stolen", "  source:\n    backup: {name: fake}\n"));
     let msg = refused(&e, &e.a, "lxc", "stolen", "NotOwned");
     assert!(msg.contains("was not made by it"), "{msg}");
     e.cp.kubectl_ok(&["delete", "-n", &e.a, "lxcb", "fake", "--wait=true", "--timeout=60s"]);
@@ -174,9 +159,7 @@ fn a_forged_backup_status_never_restores_or_deletes_a_foreign_archive() {
 fn observe_only_cannot_adopt_or_back_up_a_container_of_another_namespace() {
     let e = env("t-observe");
     let v = victim(&e);
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         &raw_container(
             "spy",
             &format!(
@@ -189,9 +172,7 @@ fn observe_only_cannot_adopt_or_back_up_a_container_of_another_namespace() {
     assert!(o["status"]["node"].is_null(), "where B's container runs leaked: {o}");
     assert!(o["status"]["vmid"].is_null(), "{o}");
     // even a read-only adoption of one's own hand-made guest is never backed up
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: spy-1\nspec:\n  containerRef: {name: spy}\n  mode: stop\n",
     );
     refused(&e, &e.a, "lxcb", "spy-1", "NotOwned");
@@ -215,18 +196,14 @@ fn observe_only_never_runs_a_backup_even_in_its_own_namespace() {
         ],
     );
     wait_for("CT 700", T, || e.sim.container(700).map(|_| ()));
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         &raw_container(
             "legacy",
             "  vmid: 700\n  management: ObserveOnly\n  source: {osTemplate: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}\n",
         ),
     );
     wait_ready(e.cp, &e.a, "lxc", "legacy", T);
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: legacy-1\nspec:\n  containerRef: {name: legacy}\n  mode: stop\n",
     );
     let msg = refused(&e, &e.a, "lxcb", "legacy-1", "NotOwned");
@@ -242,8 +219,7 @@ fn a_forged_status_never_makes_the_operator_claim_or_destroy_a_foreign_container
     // with the operator stopped, A makes a clone object whose status claims B's container as
     // the clone it started
     e.op.kill();
-    apply(
-        e.cp,
+    e.cp.apply(
         &e.a,
         &raw_container("thief", "  source:\n    clone: {vmid: 999, full: true}\n"),
     );
@@ -278,9 +254,7 @@ fn the_operator_reads_cluster_credentials_only_from_its_own_namespace() {
     // the admin's token Secret lives in b; a ProxmoxCluster naming it (pointed at another
     // endpoint) must not make the operator read it and send it there
     let evil = Sim::start(&[]);
-    apply(
-        e.cp,
-        &e.b,
+    e.cp.apply(&e.b,
         &format!(
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: admin-token\nstringData:\n  tokenId: \"{SIM_TOKEN_ID}\"\n  tokenSecret: \"{SIM_TOKEN_SECRET}\"\n"
         ),
@@ -291,7 +265,7 @@ fn the_operator_reads_cluster_credentials_only_from_its_own_namespace() {
         evil.url,
         a = e.a
     );
-    apply(e.cp, &e.a, &m);
+    e.cp.apply(&e.a, &m);
     let msg = refused(&e, &e.a, "proxmoxcluster", &name, "CredentialsNotFound");
     assert!(msg.contains(&e.a), "the message names the namespace looked in: {msg}");
     assert_eq!(
@@ -304,13 +278,10 @@ fn the_operator_reads_cluster_credentials_only_from_its_own_namespace() {
 #[test]
 fn a_secret_not_meant_as_a_root_password_is_never_used_as_one() {
     let e = env("t-passwd");
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-creds\ntype: kubernetes.io/basic-auth\nstringData:\n  username: app\n  password: s3cret\n",
     );
-    apply(
-        e.cp,
+    e.cp.apply(
         &e.a,
         &container(
             "web",
@@ -325,9 +296,7 @@ fn a_secret_not_meant_as_a_root_password_is_never_used_as_one() {
 #[test]
 fn root_credentials_with_a_clone_source_are_refused_not_ignored() {
     let e = env("t-auth");
-    apply(
-        e.cp,
-        &e.a,
+    e.cp.apply(&e.a,
         &raw_container(
             "copy",
             "  source:\n    clone: {vmid: 999}\n  auth:\n    sshPublicKeys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGv2Hq6Nl1aJ0aQ5tMx0tq9nF5mDl5n4dWAq6Zp2y6Jc a@b\"]\n",
@@ -363,8 +332,7 @@ fn a_privileged_archive_is_restored_unprivileged() {
             .call("GET", "/nodes/pve1/storage/local/content?content=backup&vmid=800", &[]);
         v["data"][0]["volid"].as_str().map(str::to_string)
     });
-    apply(
-        e.cp,
+    e.cp.apply(
         &e.a,
         &raw_container("restored", &format!("  source:\n    backup: {{volid: \"{volid}\"}}\n")),
     );
@@ -382,7 +350,7 @@ fn tenant(e: &Env, spec: &str) {
         "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxTenant\nmetadata:\n  name: {a}\nspec:\n  clusters: [{a}]\n  namespaces: [{a}]\n{spec}",
         a = e.a
     );
-    apply(e.cp, &e.a, &m);
+    e.cp.apply(&e.a, &m);
 }
 
 #[test]
@@ -398,8 +366,8 @@ fn a_restricted_cluster_admits_only_the_namespaces_of_its_tenants() {
     ]);
     e.sim.call("POST", "/pools", &[("poolid", "team-a")]);
     tenant(&e, "  pool: team-a\n  vmidRange: {min: 3000, max: 3009}\n");
-    apply(e.cp, &e.b, &container("outsider", ""));
-    apply(e.cp, &e.a, &container("insider", ""));
+    e.cp.apply(&e.b, &container("outsider", ""));
+    e.cp.apply(&e.a, &container("insider", ""));
     let msg = refused(&e, &e.b, "lxc", "outsider", "TenantPolicyClusterNotAllowed");
     assert!(msg.contains("Restricted"), "{msg}");
     let o = wait_ready(e.cp, &e.a, "lxc", "insider", T);
@@ -423,17 +391,12 @@ fn a_tenants_limits_are_named_when_a_spec_exceeds_them_and_nothing_reaches_proxm
         "  network:\n    bridges: [{name: vmbr0, vlans: [20]}]\n  quota: {containers: 2}\n",
     );
     let nic = |extra: &str| format!("  network:\n    - {{name: eth0, bridge: vmbr0, vlan: 20{extra}}}\n");
-    apply(
-        e.cp,
-        &e.a,
-        &container("priv", &format!("  unprivileged: false\n{}", nic(""))),
-    );
-    apply(
-        e.cp,
+    e.cp.apply(&e.a, &container("priv", &format!("  unprivileged: false\n{}", nic(""))));
+    e.cp.apply(
         &e.a,
         &container("vlan", "  network:\n    - {name: eth0, bridge: vmbr0, vlan: 30}\n"),
     );
-    apply(e.cp, &e.a, &container("mac", &nic(", mac: \"BC:24:11:00:00:01\"")));
+    e.cp.apply(&e.a, &container("mac", &nic(", mac: \"BC:24:11:00:00:01\"")));
     refused(&e, &e.a, "lxc", "priv", "TenantPolicyPrivileged");
     let msg = refused(&e, &e.a, "lxc", "vlan", "TenantPolicyNetwork");
     assert!(msg.contains("VLAN 30"), "{msg}");
@@ -441,7 +404,7 @@ fn a_tenants_limits_are_named_when_a_spec_exceeds_them_and_nothing_reaches_proxm
     assert!(e.sim.containers().is_empty(), "nothing reached Proxmox");
     // within the limits: made, with the firewall forced on and Proxmox's MAC filter
     for n in ["one", "two", "three"] {
-        apply(e.cp, &e.a, &container(n, &nic("")));
+        e.cp.apply(&e.a, &container(n, &nic("")));
     }
     let mut made = 0;
     wait_for("two made, the third refused by the quota", T, || {

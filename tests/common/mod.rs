@@ -112,6 +112,13 @@ impl ControlPlane {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `kubectl apply -n NS -f -` of `manifest`, panicking with kubectl's error output on failure.
+    #[allow(dead_code)]
+    pub fn apply(&self, ns: &str, manifest: &str) {
+        let out = self.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Applies `crds/` and waits until every CRD is Established.
     ///
     /// `--validate=false`: kubectl's client-side check rejects `x-kubernetes-validations` (CEL)

@@ -160,10 +160,6 @@ fn release(p: &P<'_>) {
     p.ctx.slots.release(&p.uid);
 }
 
-fn cluster_key(name: &str) -> ClusterKey {
-    ClusterKey::named(name)
-}
-
 async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Error> {
     let mut p = Pass::new(obj, &bctx.ctx);
     p.ctx.vzdump.leave_waiting(&p.uid);
@@ -184,7 +180,7 @@ async fn reconcile_inner(obj: &LxcBackup, bctx: &BackupCtx) -> Result<Action, Er
 /// The cluster named in status, when usable.
 fn usable(p: &P<'_>) -> Option<(Arc<ClusterHandle>, Arc<Snapshot>)> {
     let name = p.status.cluster.clone()?;
-    p.ctx.clusters.usable(&cluster_key(&name)).ok()
+    p.ctx.clusters.usable(&ClusterKey::named(name)).ok()
 }
 
 /// `Ready=False, reason=ClusterNotReady`: the cluster in status is not usable; `then` says what
@@ -484,7 +480,7 @@ async fn find_archive(
     // only archives whose notes say this LxcBackup made them: never a foreign one
     let entries: Vec<(String, Option<i64>, Option<u64>)> = list
         .into_iter()
-        .filter(|e| ArchiveMark::parse(e.notes.as_deref()).is_some_and(|m| m.backup_uid == uid))
+        .filter(|e| ownership::made_by_backup(e.notes.as_deref(), uid))
         .map(|e| (e.volid, e.ctime, e.size))
         .collect();
     Ok(pick_archive(&entries, from_log.as_deref(), since))
@@ -695,7 +691,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     };
     // the volid in status is only believed when the archive's notes say this LxcBackup made it
     let present = match present {
-        Some(notes) if ArchiveMark::parse(notes.as_deref()).is_some_and(|m| m.backup_uid == p.uid) => true,
+        Some(notes) if ownership::made_by_backup(notes.as_deref(), &p.uid) => true,
         Some(_) => {
             p.event(
                 Reason::LeftUntouched,

@@ -53,7 +53,7 @@ impl Samples {
     /// Records the usage of every container of ours in `snap`, taken at `now`.
     pub fn record(&self, now: i64, snap: &Snapshot) {
         let step = self.window / SLOTS as i64;
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = crate::controller::kernel::recover(self.inner.lock(), "the usage samples");
         for g in snap.guests.values().filter(|g| g.kind == "lxc") {
             let Some(uid) = crate::controller::tenancy::ownership::identity_uid(&g.tags) else {
                 continue;
@@ -78,7 +78,7 @@ impl Samples {
 
     /// The samples of the container whose object has `uid`, oldest first.
     pub fn series(&self, uid: &str) -> Vec<Sample> {
-        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let map = crate::controller::kernel::recover(self.inner.lock(), "the usage samples");
         map.get(&uid.to_ascii_lowercase())
             .map(|r| r.iter().copied().collect())
             .unwrap_or_default()

@@ -125,18 +125,20 @@ async fn resolve_source(
             }
         }
         Source::Clone { vmid: src, full } => match snap.guests.get(src) {
-            Some(g) if tenancy::may_use(p, g, admission, "source.clone.vmid").is_err() => {
-                let r = tenancy::may_use(p, g, admission, "source.clone.vmid").unwrap_err();
-                return Ok(Err(tenancy::refuse(p, r).await?));
+            Some(g) => {
+                // the owner is looked up once (a scan of the caches), not once per check
+                if let Err(r) = tenancy::may_use(p, g, admission, "source.clone.vmid") {
+                    return Ok(Err(tenancy::refuse(p, r).await?));
+                }
+                (
+                    How::Clone {
+                        src_node: g.node.clone(),
+                        src_vmid: *src,
+                        full: *full || !g.template,
+                    },
+                    Origin::Clone(g.node.clone()),
+                )
             }
-            Some(g) => (
-                How::Clone {
-                    src_node: g.node.clone(),
-                    src_vmid: *src,
-                    full: *full || !g.template,
-                },
-                Origin::Clone(g.node.clone()),
-            ),
             None => {
                 let msg = format!("source CT {src} does not exist in Proxmox");
                 return Ok(Err(p.not_ready(Reason::SourceNotFound, msg, wait(30)).await?));

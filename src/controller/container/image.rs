@@ -121,7 +121,7 @@ pub(super) async fn ensure_pulled(
     reference: &str,
 ) -> Result<Result<String, Action>, Error> {
     let volid = volid(storage, reference);
-    if present(handle, node, storage, &volid).await? {
+    if crate::controller::template::reconcile::present(handle, node, storage, &volid).await? {
         return Ok(Ok(volid));
     }
     p.status.node = Some(node.to_string());
@@ -340,22 +340,6 @@ pub(super) async fn update(
     Ok(Some(
         super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await?,
     ))
-}
-
-/// Whether `volid` is listed in `storage` on `node` (a storage missing there counts as absent).
-async fn present(handle: &ClusterHandle, node: &str, storage: &str, volid: &str) -> Result<bool, Error> {
-    match handle.client.storage_content(node, storage, Some("vztmpl"), None).await {
-        Ok(list) => Ok(list.iter().any(|v| v.volid == volid)),
-        Err(e)
-            if matches!(
-                e.class(),
-                ErrorClass::NotFound | ErrorClass::InvalidSpec | ErrorClass::Permanent
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[cfg(test)]

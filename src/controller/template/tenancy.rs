@@ -4,7 +4,6 @@
 use super::build;
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::context::Context;
-use crate::controller::kernel::Reason;
 use crate::controller::tenancy::policy::{self, Refusal};
 use crate::crd::LxcTemplate;
 use kube::ResourceExt;
@@ -26,21 +25,11 @@ pub(super) fn admit(
         .rootfs
         .as_ref()
         .map(|r| r.0.clone())
-        .unwrap_or_else(|| "local".into());
+        .unwrap_or_else(|| crate::controller::container::tenancy::DEFAULT_ROOTFS_STORAGE.into());
     policy::check_container(t, &build::container_spec(&obj.spec), &rootfs)?;
-    if let Some(reference) = &obj.spec.image.oci {
-        policy::check_image(t, reference, &plan.image_storage)?;
-    }
-    let images = t.storages.as_ref().map(|s| s.templates.clone()).unwrap_or_default();
-    if !images.is_empty() && !images.contains(&plan.image_storage) {
-        return Err(Refusal::new(
-            Reason::TenantPolicyStorage,
-            format!(
-                "image storage {} is not one of the tenant's template storages ({})",
-                plan.image_storage,
-                images.join(", ")
-            ),
-        ));
+    match &obj.spec.image.oci {
+        Some(reference) => policy::check_image(t, reference, &plan.image_storage)?,
+        None => policy::check_image_storage(t, &plan.image_storage)?,
     }
     if let Some(pool) = &t.pool {
         plan.desired.pool = Some(pool.clone());

@@ -8,6 +8,7 @@ pub mod ownership;
 pub mod policy;
 
 use crate::controller::cluster::ClusterHandle;
+use crate::controller::kernel::recover;
 use crate::crd::{LxcBackup, LxcContainer, LxcTemplate, ProxmoxTenant};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
@@ -34,10 +35,6 @@ pub struct Views {
     admitted: Mutex<HashMap<String, HashMap<String, Footprint>>>,
 }
 
-fn recover<T>(r: std::sync::LockResult<T>) -> T {
-    r.unwrap_or_else(|e| e.into_inner())
-}
-
 impl Views {
     /// Installs the tenant and namespace caches.
     pub fn set_cluster_scoped(&self, tenants: Store<ProxmoxTenant>, namespaces: Store<PartialObjectMeta<Namespace>>) {
@@ -47,24 +44,33 @@ impl Views {
 
     /// Adds the container and template caches of one watch scope.
     pub fn add_scope(&self, containers: Store<LxcContainer>, templates: Store<LxcTemplate>, backups: Store<LxcBackup>) {
-        recover(self.containers.write()).push(containers);
-        recover(self.templates.write()).push(templates);
-        recover(self.backups.write()).push(backups);
+        recover(self.containers.write(), "the tenancy caches").push(containers);
+        recover(self.templates.write(), "the tenancy caches").push(templates);
+        recover(self.backups.write(), "the tenancy caches").push(backups);
     }
 
     /// Every cached container.
     pub fn all_containers(&self) -> Vec<std::sync::Arc<LxcContainer>> {
-        recover(self.containers.read()).iter().flat_map(|s| s.state()).collect()
+        recover(self.containers.read(), "the tenancy caches")
+            .iter()
+            .flat_map(|s| s.state())
+            .collect()
     }
 
     /// Every cached template.
     pub fn all_templates(&self) -> Vec<std::sync::Arc<LxcTemplate>> {
-        recover(self.templates.read()).iter().flat_map(|s| s.state()).collect()
+        recover(self.templates.read(), "the tenancy caches")
+            .iter()
+            .flat_map(|s| s.state())
+            .collect()
     }
 
     /// Every cached backup.
     pub fn all_backups(&self) -> Vec<std::sync::Arc<LxcBackup>> {
-        recover(self.backups.read()).iter().flat_map(|s| s.state()).collect()
+        recover(self.backups.read(), "the tenancy caches")
+            .iter()
+            .flat_map(|s| s.state())
+            .collect()
     }
 
     /// Every tenant.
@@ -106,12 +112,12 @@ impl Views {
 
     /// The namespace of the container or template with `uid` (identity tags are lower-case).
     pub fn namespace_of(&self, uid: &str) -> Option<String> {
-        for s in recover(self.containers.read()).iter() {
+        for s in recover(self.containers.read(), "the tenancy caches").iter() {
             if let Some(o) = s.state().iter().find(|o| uid_matches(&o.metadata, uid)) {
                 return o.namespace();
             }
         }
-        for s in recover(self.templates.read()).iter() {
+        for s in recover(self.templates.read(), "the tenancy caches").iter() {
             if let Some(o) = s.state().iter().find(|o| uid_matches(&o.metadata, uid)) {
                 return o.namespace();
             }
@@ -133,14 +139,14 @@ impl Views {
     /// Every managed container of the tenant's namespaces that counts against its quota: made
     /// already (a vmid in status) or admitted by this process; `except` left out.
     fn usage(&self, tenant: &ProxmoxTenant, except: Option<&str>) -> Footprint {
-        let admitted = recover(self.admitted.lock())
+        let admitted = recover(self.admitted.lock(), "the tenancy caches")
             .get(&tenant.name_any())
             .cloned()
             .unwrap_or_default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut total = Footprint::default();
         let mut labels_of: HashMap<String, Option<BTreeMap<String, String>>> = HashMap::new();
-        for store in recover(self.containers.read()).iter() {
+        for store in recover(self.containers.read(), "the tenancy caches").iter() {
             for c in store.state() {
                 let uid = c.uid().unwrap_or_default();
                 let ns = c.namespace().unwrap_or_default();
@@ -179,9 +185,9 @@ impl Views {
         };
         // one admission at a time: the count and the insert must not interleave
         static ONE: Mutex<()> = Mutex::new(());
-        let _one = recover(ONE.lock());
+        let _one = recover(ONE.lock(), "the tenancy caches");
         policy::quota_check(quota, self.usage(tenant, Some(uid)), this)?;
-        recover(self.admitted.lock())
+        recover(self.admitted.lock(), "the tenancy caches")
             .entry(tenant.name_any())
             .or_default()
             .insert(uid.to_string(), this);
@@ -190,7 +196,7 @@ impl Views {
 
     /// Forgets admissions of objects `keep` rejects (gone from every cache).
     pub fn retain(&self, keep: &dyn Fn(&str) -> bool) {
-        for m in recover(self.admitted.lock()).values_mut() {
+        for m in recover(self.admitted.lock(), "the tenancy caches").values_mut() {
             m.retain(|uid, _| keep(uid));
         }
     }

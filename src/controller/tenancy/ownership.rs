@@ -110,6 +110,11 @@ impl ArchiveMark {
     }
 }
 
+/// Whether an archive's `notes` carry the mark of the `LxcBackup` with `backup_uid`.
+pub fn made_by_backup(notes: Option<&str>, backup_uid: &str) -> bool {
+    ArchiveMark::parse(notes).is_some_and(|m| m.backup_uid == backup_uid)
+}
+
 /// The `notes-template` of a vzdump the operator starts: the mark first, then the user's
 /// notes on the next line (Proxmox's escapes: `\n` is a line break, `\\` a backslash).
 pub fn notes_template(mark: &ArchiveMark, user: Option<&str>) -> String {

@@ -276,6 +276,11 @@ pub fn check_image(t: &ProxmoxTenantSpec, reference: &str, storage: &str) -> Res
             ),
         ));
     }
+    check_image_storage(t, storage)
+}
+
+/// Whether the tenant may put downloaded templates and images on `storage`.
+pub fn check_image_storage(t: &ProxmoxTenantSpec, storage: &str) -> Result<(), Refusal> {
     let allowed = t.storages.as_ref().map(|s| s.templates.clone()).unwrap_or_default();
     if !in_list(&allowed, storage) {
         return Err(Refusal::new(
