@@ -114,6 +114,34 @@ struct RunArgs {
     /// Mark the UI's session cookie `Secure` (set it when the UI is reached over https).
     #[arg(long, env = "UI_SECURE_COOKIES")]
     ui_secure_cookies: bool,
+    /// Run virtual nodes: a Kubernetes Node per Proxmox node of every ProxmoxCluster with
+    /// `spec.virtualNodes`, and the Pods bound to them as containers (needs RBAC on nodes,
+    /// leases in kube-node-lease and pods: the chart's `virtualNodes.enabled`).
+    #[arg(long, env = "VIRTUAL_NODES")]
+    virtual_nodes: bool,
+    /// Address of the kubelet endpoint (`kubectl logs`), served over TLS.
+    #[arg(long, default_value = "0.0.0.0:10250", env = "KUBELET_ADDR")]
+    kubelet_addr: std::net::SocketAddr,
+    /// The address the Nodes publish (the apiserver dials it for `kubectl logs`): the
+    /// operator pod's IP.
+    #[arg(long, env = "POD_IP", default_value = "127.0.0.1")]
+    node_address: String,
+    /// The port the Nodes publish for the kubelet endpoint (default: the port of --kubelet-addr).
+    #[arg(long)]
+    node_port: Option<u16>,
+    /// How often the Nodes' Leases are renewed, e.g. `10s`.
+    #[arg(long, default_value = "10s")]
+    node_renew_interval: String,
+    /// `leaseDurationSeconds` of the Nodes' Leases, e.g. `40s`.
+    #[arg(long, default_value = "40s")]
+    node_lease_duration: String,
+    /// Pods with this `spec.schedulerName` are bound to a virtual node by the operator.
+    #[arg(long, default_value = "proxmox-lxc")]
+    pod_scheduler_name: String,
+    /// CA bundle (PEM) the kube-apiserver's kubelet client certificate is signed by: the kubelet
+    /// endpoint then requires it (mutual TLS). Without it, any caller may read Pod logs (tests).
+    #[arg(long, env = "KUBELET_CLIENT_CA")]
+    kubelet_client_ca: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -163,6 +191,19 @@ async fn main() -> anyhow::Result<()> {
                 operator_namespace: args.operator_namespace.clone(),
                 cluster_selector: args.cluster_selector.clone(),
                 samples: samples.clone(),
+                virtual_nodes: args
+                    .virtual_nodes
+                    .then(|| -> anyhow::Result<_> {
+                        Ok(proxmox_lxc_operator::controller::vnode::VnodeSettings {
+                            lease_duration: dur("node-lease-duration", &args.node_lease_duration)?,
+                            renew_interval: dur("node-renew-interval", &args.node_renew_interval)?,
+                            address: args.node_address.clone(),
+                            kubelet_port: args.node_port.unwrap_or(args.kubelet_addr.port()),
+                            scheduler_name: args.pod_scheduler_name.clone(),
+                            ..Default::default()
+                        })
+                    })
+                    .transpose()?,
                 ..Default::default()
             };
             let kube_config = kube::Config::infer().await?;
@@ -210,6 +251,22 @@ async fn main() -> anyhow::Result<()> {
                 settings,
                 leader_election,
                 shutdown_timeout: dur("shutdown-timeout", &args.shutdown_timeout)?,
+                kubelet: args
+                    .virtual_nodes
+                    .then(|| -> anyhow::Result<_> {
+                        let client_ca = match &args.kubelet_client_ca {
+                            Some(path) => Some(
+                                std::fs::read(path)
+                                    .map_err(|e| anyhow::anyhow!("--kubelet-client-ca {}: {e}", path.display()))?,
+                            ),
+                            None => None,
+                        };
+                        Ok(proxmox_lxc_operator::controller::run::KubeletEndpoint {
+                            addr: args.kubelet_addr,
+                            client_ca,
+                        })
+                    })
+                    .transpose()?,
             };
             tokio::spawn(async {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));

@@ -362,9 +362,35 @@ fn chart_renders_every_option_of_the_all_on_values() {
         "--max-concurrent-reconciles=128",
         "--ui-addr=0.0.0.0:8443",
         "--ui-secure-cookies",
+        "--virtual-nodes",
+        "--kubelet-addr=0.0.0.0:10250",
+        "--pod-scheduler-name=proxmox-lxc",
+        "--kubelet-client-ca=/etc/plo/kubelet-client-ca/ca.crt",
     ] {
         assert!(a.contains(&want.to_string()), "{want} missing from {a:?}");
     }
+    // virtual nodes: Nodes cluster-wide, their Leases in kube-node-lease only, Pods where watched
+    let cluster_scoped = r
+        .of_kind("ClusterRole")
+        .into_iter()
+        .find(|c| c["metadata"]["name"] == "plo-all-on-cluster-scoped")
+        .expect("the cluster-scoped ClusterRole");
+    assert!(
+        cluster_scoped["rules"].to_string().contains("\"nodes/status\""),
+        "{cluster_scoped}"
+    );
+    let leases = r
+        .of_kind("Role")
+        .into_iter()
+        .find(|c| c["metadata"]["namespace"] == "kube-node-lease")
+        .expect("the Role on the Node Leases");
+    assert_eq!(leases["rules"][0]["resources"][0], "leases");
+    let team_a = r
+        .of_kind("Role")
+        .into_iter()
+        .find(|c| c["metadata"]["namespace"] == "plo-team-a")
+        .expect("the operator's Role in plo-team-a");
+    assert!(team_a["rules"].to_string().contains("\"pods/binding\""), "{team_a}");
     let ui = r
         .of_kind("Service")
         .into_iter()
@@ -401,10 +427,16 @@ fn chart_renders_every_option_of_the_all_on_values() {
     role_ns.sort();
     assert_eq!(
         role_ns,
-        ["plo-system", "plo-system", "plo-team-a", "plo-team-b"],
-        "a Role per watched namespace + the Secrets and leader-election Roles"
+        [
+            "kube-node-lease",
+            "plo-system",
+            "plo-system",
+            "plo-team-a",
+            "plo-team-b"
+        ],
+        "a Role per watched namespace + the Secrets, leader-election and Node Lease Roles"
     );
-    assert_eq!(r.of_kind("RoleBinding").len(), 4);
+    assert_eq!(r.of_kind("RoleBinding").len(), 5);
     let lease_role = roles
         .iter()
         .find(|r| r["metadata"]["name"] == "plo-all-on-leader-election")

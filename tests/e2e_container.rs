@@ -210,16 +210,22 @@ fn deleting_a_resource_whose_container_is_already_gone_finishes() {
     apply(e.cp, &e.ns, &container_yaml("ghost", ""));
     wait_ready(e.cp, &e.ns, "lxc", "ghost", T);
     let vmid = vmid_of(&e, "ghost");
-    e.sim.call("POST", &format!("/nodes/pve1/lxc/{vmid}/status/stop"), &[]);
     let node = e.sim.container(vmid).unwrap()["node"].as_str().unwrap().to_string();
-    e.sim
-        .call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/stop"), &[]);
-    wait_sim(&e, "stopped", |s| {
-        s.container(vmid)
-            .is_some_and(|c| c["status"] == "stopped" && c["lock"].is_null())
+    // stopped and destroyed behind the operator's back; it starts a stopped container again
+    // (spec.state Running), so stop and destroy until the destroy wins that race
+    wait_sim(&e, "destroyed", |s| {
+        match s.container(vmid) {
+            None => return true,
+            Some(c) if c["lock"].is_null() && c["status"] == "stopped" => {
+                s.call("DELETE", &format!("/nodes/{node}/lxc/{vmid}"), &[]);
+            }
+            Some(c) if c["lock"].is_null() => {
+                s.call("POST", &format!("/nodes/{node}/lxc/{vmid}/status/stop"), &[]);
+            }
+            Some(_) => {}
+        }
+        s.container(vmid).is_none()
     });
-    e.sim.call("DELETE", &format!("/nodes/{node}/lxc/{vmid}"), &[]);
-    wait_sim(&e, "destroyed", |s| s.container(vmid).is_none());
     e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxc", "ghost", "--wait=true", "--timeout=60s"]);
     assert!(get_json(e.cp, &e.ns, "lxc", "ghost").is_none());
 }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub cluster_selector: Option<String>,
     /// Usage samples for the web UI's charts (kept only when the UI is on).
     pub samples: Option<Arc<super::cluster::samples::Samples>>,
+    /// Virtual nodes (Pods as containers), when the operator runs them (`--virtual-nodes`).
+    pub virtual_nodes: Option<super::vnode::VnodeSettings>,
 }
 
 impl Default for Settings {
@@ -76,6 +78,7 @@ impl Default for Settings {
             operator_namespace: "default".into(),
             cluster_selector: None,
             samples: None,
+            virtual_nodes: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod status;
 pub mod template;
 pub mod tenancy;
+pub mod vnode;
 
 #[cfg(test)]
 mod fixtures;

@@ -33,6 +33,17 @@ pub struct Options {
     /// After SIGTERM/SIGINT, how long running reconciles may take before the process exits
     /// anyway (a reconcile can hang on an apiserver that went away).
     pub shutdown_timeout: Duration,
+    /// The kubelet endpoint of the virtual nodes (with `settings.virtual_nodes`).
+    pub kubelet: Option<KubeletEndpoint>,
+}
+
+/// Where the virtual nodes' kubelet endpoint listens, and whom it serves.
+#[derive(Clone, Debug)]
+pub struct KubeletEndpoint {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// CA (PEM) of the kube-apiserver's kubelet client certificate; any caller without it.
+    pub client_ca: Option<Vec<u8>>,
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -192,6 +203,23 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         }
     }
     let registry = Arc::new(ClusterRegistry::default());
+    if let (Some(k), Some(vs)) = (&opts.kubelet, &opts.settings.virtual_nodes) {
+        let listener = tokio::net::TcpListener::bind(k.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--kubelet-addr {}: {e}", k.addr))?;
+        let names = vec![vs.address.clone(), "localhost".into()];
+        let tls = super::vnode::logs::tls_config(names, k.client_ca.as_deref())
+            .map_err(|e| anyhow::anyhow!("kubelet endpoint TLS: {e}"))?;
+        if k.client_ca.is_none() {
+            tracing::warn!(addr = %k.addr, "the kubelet endpoint serves Pod logs to any caller (no --kubelet-client-ca)");
+        }
+        let state = super::vnode::logs::LogState {
+            kube: client.clone(),
+            clusters: registry.clone(),
+            follow_interval: Duration::from_secs(1),
+        };
+        tokio::spawn(super::vnode::logs::serve(listener, tls, state));
+    }
     let ctx = Arc::new(Context::new(
         client.clone(),
         registry,
@@ -213,7 +241,24 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let (tenants, tenant_store) = super::tenancy::controller::controller(&client, ctx.clone());
     runs.push(tokio::spawn(tenants));
     let mut stores = Vec::new();
+    let vnodes = ctx
+        .settings
+        .virtual_nodes
+        .is_some()
+        .then(|| Arc::new(super::vnode::VnodeIndex::default()));
+    let mut added_routes = Vec::new();
     for scope in scopes {
+        if let Some(index) = &vnodes {
+            let (added_tx, added_rx) = mpsc::unbounded_channel();
+            added_routes.push(added_tx);
+            runs.push(tokio::spawn(pod_controller(
+                &client,
+                scope.clone(),
+                ctx.clone(),
+                index.clone(),
+                added_rx,
+            )));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         routes.push(tx);
         let (lxc, lxc_store) = container_controller(&client, scope.as_deref(), ctx.clone(), rx);
@@ -234,6 +279,14 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             backups: backup_store,
             snapshots: snapshot_store,
         });
+    }
+    if let Some(index) = vnodes {
+        tokio::spawn(super::vnode::node::run(
+            ctx.clone(),
+            pc_store.clone(),
+            index,
+            added_routes,
+        ));
     }
     tokio::spawn(async move {
         while let Some((key, vmid)) = trig_rx.recv().await {
@@ -424,4 +477,31 @@ fn container_controller(
         .run(container::reconcile, container::error_policy, ctx)
         .for_each(|_| async {});
     (Box::pin(lxc_run), reader)
+}
+
+/// The Pod controller of one scope, and the sweep that deletes the containers of Pods that are
+/// gone (every `--prune-interval`, once the Pod cache is complete).
+fn pod_controller(
+    client: &Client,
+    scope: Option<String>,
+    ctx: Arc<Context>,
+    index: Arc<super::vnode::VnodeIndex>,
+    added: mpsc::UnboundedReceiver<String>,
+) -> ControllerFuture {
+    let pctx = Arc::new(super::vnode::pod::PodContext {
+        ctx: ctx.clone(),
+        index,
+    });
+    let (run, store) = super::vnode::pod::controller(client, scope.as_deref(), pctx, added);
+    tokio::spawn(async move {
+        ready(&store).await;
+        let mut tick = tokio::time::interval(ctx.settings.prune_interval);
+        loop {
+            tick.tick().await;
+            if let Err(e) = super::vnode::pod::remove_orphans(&ctx, &store, scope.as_deref()).await {
+                tracing::warn!(error = %e, "virtual nodes: could not sweep the containers of deleted Pods");
+            }
+        }
+    });
+    run
 }

@@ -64,6 +64,25 @@ pub struct AppSpec {
     /// default) leaves it running with a `PendingRestart` condition; `OnChange` restarts it.
     #[serde(default)]
     pub restart_policy: AppRestartPolicy,
+    /// What happens when the process ends by itself (the container stops) while `spec.state`
+    /// is `Running`: `Restart` (the default) starts it again and counts it in
+    /// `status.restartCount`; `Stay` leaves it stopped (a job that ran to completion).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub on_exit: AppExitPolicy,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// What happens when an app container's process ends by itself.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AppExitPolicy {
+    /// Start it again.
+    #[default]
+    Restart,
+    /// Leave it stopped.
+    Stay,
 }
 
 /// One environment variable: a `value`, or `valueFrom` a Secret or ConfigMap key of the same

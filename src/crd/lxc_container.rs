@@ -621,6 +621,10 @@ pub struct LxcContainerStatus {
     /// Lifecycle phase: Pending, Creating, Running, Stopped, Failed or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<ContainerPhase>,
+    /// How often the operator started the container again after it stopped outside Kubernetes
+    /// (its process ended, or someone stopped it) while `spec.state` is `Running`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_count: Option<u32>,
     /// Addresses of the container's interfaces (IPv4 first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_addresses: Vec<String>,

@@ -60,6 +60,39 @@ pub struct ProxmoxClusterSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub maintenance: Vec<NodeMaintenance>,
+    /// Run Kubernetes Pods on this cluster: one Kubernetes Node per online Proxmox node (tainted
+    /// `pve.lxc.dev/virtual-node=true:NoSchedule`), and every Pod bound to one of them becomes an
+    /// LXC application container there. Needs the operator's `--virtual-nodes` flag (the chart's
+    /// `virtualNodes.enabled`). Pods of namespaces the cluster's tenancy does not allow fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_nodes: Option<VirtualNodes>,
+}
+
+/// How the Pods on a cluster's virtual nodes are run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualNodes {
+    /// Prefix of the Node names: a Node is called `<prefix><proxmox node>` (lowercased).
+    /// Default: the cluster's name and a dash, e.g. `prod-pve1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 40), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[-a-z0-9])?$"))]
+    pub name_prefix: Option<String>,
+    /// Storage of the Pods' root filesystems (content `rootdir`). Default `local-lvm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
+    pub storage: Option<String>,
+    /// File-based storage (content `vztmpl`) the Pods' images are pulled into. Default `local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
+    pub image_storage: Option<String>,
+    /// Bridge of the Pods' network interface (`eth0`, DHCP from the host). Default `vmbr0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = BRIDGE_PATTERN))]
+    pub bridge: Option<String>,
+    /// Pods a Node accepts (its `pods` capacity). Default 110, as a kubelet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_pods: Option<u32>,
 }
 
 /// One node in maintenance.
@@ -228,6 +261,9 @@ pub struct NodeStatus {
     /// Memory in total, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_total: Option<u64>,
+    /// CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
     /// Seconds since boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_seconds: Option<u64>,

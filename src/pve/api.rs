@@ -609,6 +609,14 @@ impl Client {
 
     // ----- tasks -----
 
+    /// `GET /nodes/{node}/tasks?vmid=&limit=`: the node's tasks of guest `vmid`, newest first
+    /// (finished ones included).
+    pub async fn guest_tasks(&self, node: &str, vmid: u32, limit: u64) -> Result<Vec<TaskStatus>> {
+        let mut p = Params::new();
+        p.set("vmid", vmid).set("limit", limit).set("source", "all");
+        self.get(&format!("/nodes/{}/tasks", seg(node)), &p).await
+    }
+
     /// `GET /nodes/{node}/tasks/{upid}/status` (node taken from the UPID).
     pub async fn task_status(&self, upid: &Upid) -> Result<TaskStatus> {
         self.get(

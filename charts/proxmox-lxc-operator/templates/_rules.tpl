@@ -29,6 +29,15 @@ and authorize a /metrics scraper.
     - lxcbackups.pve.lxc.dev
     - lxcsnapshots.pve.lxc.dev
   verbs: [get]
+{{- if .Values.virtualNodes.enabled }}
+# Virtual nodes: the operator registers a Node per Proxmox node and keeps its status.
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [nodes/status]
+  verbs: [patch]
+{{- end }}
 {{- if .Values.metrics.secure }}
 # /metrics: the scraper's bearer token is checked with a TokenReview, its right to
 # `get /metrics` with a SubjectAccessReview.
@@ -82,6 +91,22 @@ With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` and `app.env`
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [get, create, patch, update, delete]
+{{- if .Values.virtualNodes.enabled }}
+# Virtual nodes: Pods bound to them run as child LxcContainers; their status is written as a
+# kubelet writes it, Pods with our scheduler name are bound, finished deletions completed.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, delete]
+- apiGroups: [""]
+  resources: [pods/status]
+  verbs: [patch, update]
+- apiGroups: [""]
+  resources: [pods/binding]
+  verbs: [create]
+- apiGroups: [pve.lxc.dev]
+  resources: [lxccontainers]
+  verbs: [create, delete]
+{{- end }}
 {{- end }}
 
 {{/* What tenants may read in their namespaces: no status writes, no clusters, no tenants. */}}

@@ -133,6 +133,7 @@ impl Snapshot {
                     cpu: r.cpu,
                     memory_used: r.mem,
                     memory_total: r.maxmem,
+                    cpus: r.maxcpu.map(|c| c.round() as u32),
                     uptime_seconds: r.uptime,
                 }),
                 "storage" => storages.push(StorageStatus {

@@ -341,6 +341,11 @@ async fn finalize(
         write_failure(pc, ctx, Reason::Deleting, &msg).await?;
         return Ok(Action::requeue(Duration::from_secs(3)));
     }
+    if ctx.settings.virtual_nodes.is_some() {
+        crate::controller::vnode::node::remove_cluster_nodes(ctx, &key.name)
+            .await
+            .op("delete the cluster's virtual Nodes")?;
+    }
     ctx.clusters.remove(key);
     remove_finalizer(api, pc, FINALIZER).await.op("remove finalizer")?;
     Ok(Action::await_change())

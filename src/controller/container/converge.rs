@@ -12,6 +12,7 @@ use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
 use crate::controller::tenancy::ownership::{user_notes, ArchiveMark};
 use crate::controller::{jitter, Error};
+use crate::crd::app::AppExitPolicy;
 use crate::crd::lxc_container::*;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
@@ -132,12 +133,22 @@ pub(super) async fn converge(
     if let Some(m) = report {
         p.event(Reason::NodeInMaintenance, m).await;
     }
-    let plan = match plan(desired, wanted.as_deref(), &observed) {
+    let mut plan = match plan(desired, wanted.as_deref(), &observed) {
         Ok(pl) => pl,
         Err(e) => return p.invalid(e).await,
     };
     let drift = p.status.observed_generation == p.generation()
         && matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped));
+    let stays = p
+        .obj
+        .spec
+        .app
+        .as_ref()
+        .is_some_and(|a| a.on_exit == AppExitPolicy::Stay);
+    if drift && stays && plan.power == Some(PowerAction::Start) {
+        // its process ended by itself and spec.app.onExit says it stays stopped
+        plan.power = None;
+    }
     if let Some(target) = &plan.migrate_to {
         if !snap.node_online(target) {
             return p
@@ -247,6 +258,7 @@ pub(super) async fn converge(
         return match action {
             PowerAction::Start => {
                 if drift {
+                    p.status.restart_count = Some(p.status.restart_count.unwrap_or(0) + 1);
                     p.event(
                         Reason::Starting,
                         format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)"),

@@ -1,0 +1,377 @@
+//! The kubelet endpoint of the virtual nodes: what the kube-apiserver calls for `kubectl logs`.
+//!
+//! Proxmox has no log API for a container's process (its console is live only and needs
+//! `VM.Console`), so a Pod's log is the Proxmox task log of its container: create, start,
+//! stop and restart, in order, each line stamped with its task's start. `follow` keeps the
+//! response open and sends the lines of new tasks as they come (a restart shows up).
+//! `exec`, `attach` and `port-forward` answer 501.
+
+use super::translate::child_name;
+use crate::controller::cluster::{ClusterKey, ClusterRegistry};
+use crate::crd::LxcContainer;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the endpoint reads.
+#[derive(Clone)]
+pub struct LogState {
+    /// Kubernetes client (the operator's).
+    pub kube: kube::Client,
+    /// The Proxmox connections.
+    pub clusters: Arc<ClusterRegistry>,
+    /// How often `follow` looks for new lines.
+    pub follow_interval: Duration,
+}
+
+/// The query of `/containerLogs` (as the kubelet reads it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogQuery {
+    /// `tailLines`: only the last N lines.
+    pub tail_lines: Option<usize>,
+    /// `limitBytes`: stop after this many bytes.
+    pub limit_bytes: Option<usize>,
+    /// `timestamps`: each line starts with an RFC 3339 time.
+    pub timestamps: bool,
+    /// `follow`: keep the stream open.
+    pub follow: bool,
+    /// `sinceSeconds` / `sinceTime`, as epoch seconds.
+    pub since: Option<i64>,
+}
+
+/// Parses the query string (pure); both since* at once is an error, as at a kubelet.
+pub fn parse_query(q: &str, now: i64) -> Result<LogQuery, String> {
+    let mut out = LogQuery::default();
+    let mut since_seconds = None;
+    let mut since_time = None;
+    for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+        let num = |v: &str| v.parse::<i64>().map_err(|_| format!("{k}: {v:?} is not a number"));
+        match k.as_ref() {
+            "tailLines" => out.tail_lines = Some(num(&v)?.max(0) as usize),
+            "limitBytes" => out.limit_bytes = Some(num(&v)?.max(1) as usize),
+            "timestamps" => out.timestamps = v == "true" || v == "1",
+            "follow" => out.follow = v == "true" || v == "1",
+            "sinceSeconds" => since_seconds = Some(num(&v)?),
+            "sinceTime" => {
+                let t: jiff::Timestamp = v.parse().map_err(|_| format!("sinceTime: {v:?} is not RFC 3339"))?;
+                since_time = Some(t.as_second());
+            }
+            _ => {}
+        }
+    }
+    out.since = match (since_seconds, since_time) {
+        (Some(_), Some(_)) => return Err("at most one of sinceTime or sinceSeconds may be specified".into()),
+        (Some(s), None) => Some(now - s),
+        (None, t) => t,
+    };
+    Ok(out)
+}
+
+/// One log line: when (its task's start, epoch seconds) and the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// Epoch seconds.
+    pub at: i64,
+    /// Text, without the newline.
+    pub text: String,
+}
+
+/// The lines to send (pure): since, then the tail, then rendered with or without times, then
+/// cut at `limitBytes`.
+pub fn render(lines: &[Line], q: &LogQuery) -> String {
+    let kept: Vec<&Line> = lines.iter().filter(|l| q.since.is_none_or(|s| l.at >= s)).collect();
+    let start = q.tail_lines.map(|n| kept.len().saturating_sub(n)).unwrap_or(0);
+    let mut out = String::new();
+    for l in &kept[start..] {
+        if q.timestamps {
+            let t = jiff::Timestamp::from_second(l.at).unwrap_or_default();
+            out.push_str(&format!("{} ", t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")));
+        }
+        out.push_str(&l.text);
+        out.push('\n');
+    }
+    if let Some(max) = q.limit_bytes {
+        if out.len() > max {
+            let mut cut = max;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+        }
+    }
+    out
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.into())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Where a Pod's container is in Proxmox.
+struct Target {
+    cluster: String,
+    node: String,
+    vmid: u32,
+}
+
+async fn target(state: &LogState, ns: &str, pod: &str, container: &str) -> Result<Target, Response<Body>> {
+    let pods: Api<Pod> = Api::namespaced(state.kube.clone(), ns);
+    let p = match pods.get_opt(pod).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(text(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} not found"))),
+        Err(e) => return Err(text(StatusCode::BAD_GATEWAY, format!("reading pod {ns}/{pod}: {e}"))),
+    };
+    let names: Vec<String> = p
+        .spec
+        .iter()
+        .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+        .collect();
+    if !names.iter().any(|n| n == container) {
+        return Err(text(
+            StatusCode::NOT_FOUND,
+            format!("container {container} is not valid for pod {pod}"),
+        ));
+    }
+    let children: Api<LxcContainer> = Api::namespaced(state.kube.clone(), ns);
+    let child = children.get_opt(&child_name(pod)).await.ok().flatten();
+    let status = child.and_then(|c| c.status);
+    match status
+        .as_ref()
+        .and_then(|s| Some((s.cluster.clone()?, s.node.clone()?, s.vmid?)))
+    {
+        Some((cluster, node, vmid)) => Ok(Target { cluster, node, vmid }),
+        None => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("container {container} in pod {pod} is waiting to start: ContainerCreating"),
+        )),
+    }
+}
+
+/// Every line of the container's Proxmox tasks, oldest task first, and how many lines each
+/// task had (to send only new ones when following).
+async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, usize>) -> Result<Vec<Line>, String> {
+    let Some(h) = state.clusters.get(&ClusterKey::named(t.cluster.clone())) else {
+        return Err(format!("ProxmoxCluster {} is not connected", t.cluster));
+    };
+    let mut tasks = h
+        .client
+        .guest_tasks(&t.node, t.vmid, 100)
+        .await
+        .map_err(|e| format!("reading the Proxmox tasks of CT {}: {e}", t.vmid))?;
+    tasks.sort_by_key(|x| x.starttime.unwrap_or(0));
+    let mut out = Vec::new();
+    for task in tasks {
+        let Some(upid) = task.upid.as_deref().and_then(|u| u.parse::<crate::pve::Upid>().ok()) else {
+            continue;
+        };
+        let at = task.starttime.unwrap_or(0);
+        let lines = h.client.task_log_tail(&upid, 1000).await.unwrap_or_default();
+        let done = match seen.get(upid.as_str()) {
+            Some(n) => *n,
+            None => {
+                out.push(Line {
+                    at,
+                    text: format!(
+                        "[proxmox task {} on {}]",
+                        task.task_type.as_deref().unwrap_or("?"),
+                        t.node
+                    ),
+                });
+                0
+            }
+        };
+        out.extend(lines.iter().skip(done).map(|l| Line { at, text: l.clone() }));
+        seen.insert(upid.as_str().to_string(), lines.len().max(done));
+    }
+    Ok(out)
+}
+
+/// Serves one request.
+async fn handle(state: LogState, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (req.method().as_str(), parts.as_slice()) {
+        ("GET", ["healthz"]) => text(StatusCode::OK, "ok"),
+        ("GET", ["containerLogs", ns, pod, container]) => {
+            let now = jiff::Timestamp::now().as_second();
+            let q = match parse_query(req.uri().query().unwrap_or(""), now) {
+                Ok(q) => q,
+                Err(e) => return text(StatusCode::BAD_REQUEST, e),
+            };
+            logs(state, ns, pod, container, q).await
+        }
+        (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => text(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "{op} is not supported on Proxmox virtual nodes: Proxmox offers no exec API for a container (use its console)"
+            ),
+        ),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery) -> Response<Body> {
+    let t = match target(&state, ns, pod, container).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let mut seen = HashMap::new();
+    let first = match read_lines(&state, &t, &mut seen).await {
+        Ok(l) => l,
+        Err(e) => return text(StatusCode::BAD_GATEWAY, e),
+    };
+    let body = render(&first, &q);
+    if !q.follow {
+        return text(StatusCode::OK, body);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+    let follow_q = LogQuery {
+        tail_lines: None,
+        since: None,
+        limit_bytes: None,
+        ..q.clone()
+    };
+    tokio::spawn(async move {
+        let mut sent = body.len();
+        if tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(state.follow_interval).await;
+            let Ok(new) = read_lines(&state, &t, &mut seen).await else {
+                continue;
+            };
+            if new.is_empty() {
+                if tx.is_closed() {
+                    return;
+                }
+                continue;
+            }
+            let mut chunk = render(&new, &follow_q);
+            if let Some(max) = q.limit_bytes {
+                if sent >= max {
+                    return;
+                }
+                chunk.truncate(max - sent);
+            }
+            sent += chunk.len();
+            if tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    let mut r = Response::new(StreamBody::new(stream).boxed());
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// The TLS settings of the endpoint: a fresh self-signed certificate for `names`; with
+/// `client_ca`, only clients with a certificate it signed (the kube-apiserver's kubelet client
+/// certificate) are served.
+pub fn tls_config(names: Vec<String>, client_ca: Option<&[u8]>) -> Result<rustls::ServerConfig, String> {
+    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
+                let c: rustls::pki_types::CertificateDer = c.map_err(|e| format!("client CA: {e}"))?;
+                roots.add(c).map_err(|e| format!("client CA: {e}"))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("client CA: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut tls = builder.with_single_cert(vec![cert], key).map_err(|e| e.to_string())?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// Serves the endpoint on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, tls: rustls::ServerConfig, state: LogState) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, state) = (acceptor.clone(), state.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(state, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines() -> Vec<Line> {
+        (0..5)
+            .map(|i| Line {
+                at: 1_000 + i * 10,
+                text: format!("line {i}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tail_lines_keeps_the_last_ones() {
+        let q = parse_query("tailLines=2", 0).unwrap();
+        assert_eq!(render(&lines(), &q), "line 3\nline 4\n");
+    }
+
+    #[test]
+    fn limit_bytes_cuts_the_output() {
+        let q = parse_query("limitBytes=9", 0).unwrap();
+        assert_eq!(render(&lines(), &q), "line 0\nli");
+    }
+
+    #[test]
+    fn timestamps_prefix_each_line_with_its_time() {
+        let q = parse_query("timestamps=true&tailLines=1", 0).unwrap();
+        assert_eq!(render(&lines(), &q), "1970-01-01T00:17:20.000000000Z line 4\n");
+    }
+
+    #[test]
+    fn since_seconds_drops_older_lines_and_both_since_forms_are_refused() {
+        let q = parse_query("sinceSeconds=15", 1_045).unwrap();
+        assert_eq!(render(&lines(), &q), "line 3\nline 4\n");
+        let err = parse_query("sinceSeconds=1&sinceTime=2026-01-01T00:00:00Z", 0).unwrap_err();
+        assert!(err.contains("at most one"), "{err}");
+    }
+}

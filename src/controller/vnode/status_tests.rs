@@ -1,0 +1,151 @@
+use super::*;
+use crate::crd::LxcContainerStatus;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+fn t(s: i64) -> Time {
+    Time(jiff::Timestamp::from_second(s).unwrap())
+}
+
+fn pod(policy: &str) -> Pod {
+    Pod {
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "web".into(),
+                image: Some("nginx:1.27".into()),
+                ..Default::default()
+            }],
+            restart_policy: Some(policy.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn child(phase: Option<ContainerPhase>, reason: &str, ready: bool) -> LxcContainer {
+    let mut c = LxcContainer::new("pod-web", Default::default());
+    c.status = Some(LxcContainerStatus {
+        vmid: Some(120),
+        cluster: Some("prod".into()),
+        node: Some("pve1".into()),
+        phase,
+        ip_addresses: vec!["10.0.0.7/24".into(), "fd00::7/64".into()],
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+            last_transition_time: t(100),
+            observed_generation: None,
+        }],
+        ..Default::default()
+    });
+    c
+}
+
+fn waiting(s: &PodStatus) -> Option<String> {
+    s.container_statuses.as_ref()?[0]
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
+}
+
+#[test]
+fn a_running_child_makes_a_running_ready_pod_with_its_ipv4_address() {
+    let s = pod_status(
+        &pod("Always"),
+        Some(&child(Some(ContainerPhase::Running), "Running", true)),
+        None,
+        &t(200),
+    );
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+    assert_eq!(s.pod_ip.as_deref(), Some("10.0.0.7"));
+    let c = &s.container_statuses.as_ref().unwrap()[0];
+    assert!(c.ready);
+    assert_eq!(c.container_id.as_deref(), Some("proxmox://prod/pve1/120"));
+    assert_eq!(
+        c.state.as_ref().unwrap().running.as_ref().unwrap().started_at,
+        Some(t(100))
+    );
+    let ready = s
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+}
+
+#[test]
+fn no_child_yet_is_container_creating_and_pending() {
+    let s = pod_status(&pod("Always"), None, None, &t(1));
+    assert_eq!(s.phase.as_deref(), Some("Pending"));
+    assert_eq!(waiting(&s).as_deref(), Some("ContainerCreating"));
+}
+
+#[test]
+fn a_failed_pull_is_err_image_pull_then_image_pull_back_off() {
+    let c = child(Some(ContainerPhase::Pending), "PullFailed", false);
+    let mut p = pod("Always");
+    let first = pod_status(&p, Some(&c), None, &t(1));
+    assert_eq!(waiting(&first).as_deref(), Some("ErrImagePull"));
+    p.status = Some(first);
+    let again = pod_status(&p, Some(&c), None, &t(2));
+    assert_eq!(waiting(&again).as_deref(), Some("ImagePullBackOff"));
+}
+
+#[test]
+fn other_failures_map_to_the_kubelets_reasons() {
+    let case = |reason| {
+        let s = pod_status(
+            &pod("Always"),
+            Some(&child(Some(ContainerPhase::Pending), reason, false)),
+            None,
+            &t(1),
+        );
+        waiting(&s).unwrap()
+    };
+    assert_eq!(case("EnvSourceNotFound"), "CreateContainerConfigError");
+    assert_eq!(case("StartFailed"), "RunContainerError");
+    assert_eq!(case("TenantPolicyNode"), "CreateContainerError");
+    assert_eq!(case("Pulling"), "ContainerCreating");
+}
+
+#[test]
+fn a_stopped_app_with_restart_policy_never_succeeded_and_says_there_is_no_exit_code() {
+    let s = pod_status(
+        &pod("Never"),
+        Some(&child(Some(ContainerPhase::Stopped), "Stopped", false)),
+        None,
+        &t(5),
+    );
+    assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+    let term = s.container_statuses.as_ref().unwrap()[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!(term.exit_code, 0);
+    assert!(term.message.unwrap().contains("no exit code"));
+}
+
+#[test]
+fn a_refused_pod_fails_with_the_reason_and_the_status_is_stable() {
+    let r = Refusal {
+        reason: "MultipleContainersUnsupported",
+        message: "two".into(),
+    };
+    let mut p = pod("Always");
+    let s = pod_status(&p, None, Some(&r), &t(1));
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    assert_eq!(s.reason.as_deref(), Some("MultipleContainersUnsupported"));
+    p.status = Some(s.clone());
+    // a later pass computes the same status: nothing to write
+    assert_eq!(pod_status(&p, None, Some(&r), &t(9)), s);
+}

@@ -1,0 +1,217 @@
+use super::*;
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, ResourceRequirements};
+
+fn vnode() -> Vnode {
+    Vnode {
+        cluster: "prod".into(),
+        pve_node: "pve2".into(),
+        ready: true,
+        spec: Default::default(),
+    }
+}
+
+fn pod(containers: Vec<Container>) -> Pod {
+    Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("apps".into()),
+            uid: Some("uid-1".into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            containers,
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn container(image: &str) -> Container {
+    Container {
+        name: "web".into(),
+        image: Some(image.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn short_image_names_are_spelled_out_as_a_runtime_reads_them() {
+    assert_eq!(normalize_image("nginx").unwrap(), "docker.io/library/nginx:latest");
+    assert_eq!(normalize_image("nginx:1.27").unwrap(), "docker.io/library/nginx:1.27");
+    assert_eq!(normalize_image("bitnami/redis:7").unwrap(), "docker.io/bitnami/redis:7");
+    assert_eq!(normalize_image("ghcr.io/a/b:2").unwrap(), "ghcr.io/a/b:2");
+    assert_eq!(normalize_image("localhost:5000/x").unwrap(), "localhost:5000/x:latest");
+    let digest = normalize_image("nginx@sha256:abcd").unwrap_err();
+    assert_eq!(digest.reason, "InvalidImageName");
+    assert!(digest.message.contains("by tag only"), "{}", digest.message);
+}
+
+#[test]
+fn a_pod_with_two_containers_is_refused_naming_them() {
+    let r = translate(&pod(vec![container("a"), container("b")]), &vnode()).unwrap_err();
+    assert_eq!(r.reason, "MultipleContainersUnsupported");
+    assert!(r.message.contains("2: web, web"), "{}", r.message);
+}
+
+#[test]
+fn limits_become_cores_a_cpu_limit_and_memory_and_the_node_is_pinned() {
+    let mut c = container("nginx:1.27");
+    c.resources = Some(ResourceRequirements {
+        limits: Some(
+            [
+                ("cpu".to_string(), Quantity("1500m".into())),
+                ("memory".to_string(), Quantity("1Gi".into())),
+            ]
+            .into(),
+        ),
+        requests: Some([("ephemeral-storage".to_string(), Quantity("10Gi".into()))].into()),
+        ..Default::default()
+    });
+    let t = translate(&pod(vec![c]), &vnode()).unwrap();
+    let r = t.spec.resources.unwrap();
+    assert_eq!(r.cores, Some(2));
+    assert_eq!(r.cpu_limit.as_deref(), Some("1.50"));
+    assert_eq!(r.memory.unwrap().0, "1024Mi");
+    assert_eq!(t.spec.rootfs.unwrap().size.0, "10Gi");
+    assert_eq!(t.spec.node.as_deref(), Some("pve2"));
+    assert_eq!(t.spec.cluster_ref.unwrap().name, "prod");
+    assert_eq!(t.spec.tags, vec![POD_TAG.to_string()]);
+    assert!(t.spec.network[0].host_managed == Some(true));
+}
+
+#[test]
+fn without_resources_a_pod_gets_one_core_512_mib_and_4_gib() {
+    let t = translate(&pod(vec![container("nginx")]), &vnode()).unwrap();
+    let r = t.spec.resources.unwrap();
+    assert_eq!((r.cores, r.cpu_limit.as_deref()), (Some(1), None));
+    assert_eq!(r.memory.unwrap().0, "512Mi");
+    assert_eq!(t.spec.rootfs.unwrap().size.0, "4Gi");
+}
+
+#[test]
+fn the_downward_api_is_resolved_and_secret_references_are_kept_as_references() {
+    let mut c = container("nginx:1.27");
+    let field = |path: &str| EnvVarSource {
+        field_ref: Some(ObjectFieldSelector {
+            field_path: path.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    c.env = Some(vec![
+        EnvVar {
+            name: "NS".into(),
+            value_from: Some(field("metadata.namespace")),
+            ..Default::default()
+        },
+        EnvVar {
+            name: "PW".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+                    name: "db".into(),
+                    key: "password".into(),
+                    optional: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]);
+    let app = translate(&pod(vec![c.clone()]), &vnode()).unwrap().spec.app.unwrap();
+    assert_eq!(app.env[0].value.as_deref(), Some("apps"));
+    assert_eq!(app.env[1].value, None);
+    assert_eq!(
+        app.env[1]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "db"
+    );
+    c.env = Some(vec![EnvVar {
+        name: "IP".into(),
+        value_from: Some(field("status.podIP")),
+        ..Default::default()
+    }]);
+    let r = translate(&pod(vec![c]), &vnode()).unwrap_err();
+    assert_eq!(r.reason, "EnvFieldUnsupported");
+}
+
+#[test]
+fn args_without_command_host_ports_and_volumes_are_refused() {
+    let mut c = container("nginx");
+    c.args = Some(vec!["-g".into()]);
+    assert_eq!(
+        translate(&pod(vec![c]), &vnode()).unwrap_err().reason,
+        "ArgsWithoutCommand"
+    );
+    let mut c = container("nginx");
+    c.ports = Some(vec![k8s_openapi::api::core::v1::ContainerPort {
+        container_port: 80,
+        host_port: Some(8080),
+        ..Default::default()
+    }]);
+    assert_eq!(
+        translate(&pod(vec![c]), &vnode()).unwrap_err().reason,
+        "HostPortUnsupported"
+    );
+    let mut p = pod(vec![container("nginx")]);
+    p.spec.as_mut().unwrap().volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+        name: "data".into(),
+        empty_dir: Some(Default::default()),
+        ..Default::default()
+    }]);
+    assert_eq!(translate(&p, &vnode()).unwrap_err().reason, "VolumesUnsupported");
+    // the token volume the apiserver adds is accepted (and left out)
+    p.spec.as_mut().unwrap().volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+        name: "kube-api-access-x1".into(),
+        ..Default::default()
+    }]);
+    assert!(translate(&p, &vnode()).is_ok());
+}
+
+#[test]
+fn probes_and_working_dir_are_reported_as_not_applied() {
+    let mut c = container("nginx");
+    c.working_dir = Some("/srv".into());
+    c.readiness_probe = Some(Default::default());
+    let t = translate(&pod(vec![c]), &vnode()).unwrap();
+    assert_eq!(
+        t.ignored,
+        vec!["spec.containers[0].readinessProbe", "spec.containers[0].workingDir"]
+    );
+}
+
+#[test]
+fn restart_policy_never_leaves_an_exited_app_stopped() {
+    let mut p = pod(vec![container("nginx")]);
+    p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+    let app = translate(&p, &vnode()).unwrap().spec.app.unwrap();
+    assert_eq!(app.on_exit, AppExitPolicy::Stay);
+    let always = translate(&pod(vec![container("nginx")]), &vnode())
+        .unwrap()
+        .spec
+        .app
+        .unwrap();
+    assert_eq!(always.on_exit, AppExitPolicy::Restart);
+}
+
+#[test]
+fn template_images_name_one_of_our_templates() {
+    let t = translate(&pod(vec![container("pve.lxc.dev/template/debian-12")]), &vnode()).unwrap();
+    assert_eq!(t.spec.source.template.unwrap().name, "debian-12");
+    assert!(t.spec.app.is_none());
+}
+
+#[test]
+fn long_pod_names_get_a_short_stable_child_name() {
+    assert_eq!(child_name("web"), "pod-web");
+    let long = "a".repeat(120);
+    let c = child_name(&long);
+    assert!(c.len() <= 63, "{c}");
+    assert_eq!(c, child_name(&long));
+    assert_ne!(c, child_name(&format!("{long}b")));
+}

@@ -1,0 +1,326 @@
+//! Virtual nodes end to end: Pods on Proxmox through a real kube-apiserver (no kubelet, no
+//! scheduler, no controller-manager), the Proxmox simulator and the operator binary run with
+//! `--virtual-nodes`. Each test has its own namespace, simulator, operator and Nodes.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+
+struct Env {
+    cp: &'static ControlPlane,
+    ns: String,
+    sim: Sim,
+    _op: Operator,
+}
+
+/// A namespace with the `default` ServiceAccount (no controller makes it here; no token is
+/// mounted), its cluster with `virtualNodes`, and an operator running virtual nodes.
+fn env(prefix: &str) -> Env {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace(prefix);
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "1s");
+    cp.kubectl_ok(&[
+        "patch",
+        "proxmoxcluster",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"virtualNodes":{}}}"#,
+    ]);
+    cp.apply(
+        &ns,
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default}\nautomountServiceAccountToken: false\n",
+    );
+    let port = free_port().to_string();
+    let op = Operator::start_with(
+        cp,
+        &ns,
+        &[
+            "--virtual-nodes",
+            "--node-renew-interval",
+            "1s",
+            "--node-lease-duration",
+            "4s",
+            "--kubelet-addr",
+            &format!("127.0.0.1:{port}"),
+            "--node-address",
+            "127.0.0.1",
+            "--prune-interval",
+            "2s",
+        ],
+    );
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
+    Env { cp, ns, sim, _op: op }
+}
+
+fn node(e: &Env, pve: &str) -> Option<Value> {
+    let out = e.cp.kubectl(&["get", "node", &format!("{}-{pve}", e.ns), "-o", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn node_ready(n: &Value) -> (String, String) {
+    let c = n["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn pod(e: &Env, name: &str) -> Value {
+    get_json(e.cp, &e.ns, "pod", name).unwrap_or(Value::Null)
+}
+
+/// Waits until Pod `name` is as `ok` says (`what` names it in the timeout message).
+fn wait_pod(e: &Env, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("Pod {name} {what}"), T, || {
+        Some(pod(e, name)).filter(|p| ok(p))
+    })
+}
+
+/// `kubectl get pod NAME -o wide` without the header, as its columns.
+fn wide(e: &Env, name: &str) -> Vec<String> {
+    let out =
+        e.cp.kubectl_ok(&["get", "pod", name, "-n", &e.ns, "-o", "wide", "--no-headers"]);
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+fn pod_yaml(name: &str, node: Option<&str>, extra: &str) -> String {
+    let node = node.map(|n| format!("  nodeName: {n}\n")).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{node}  automountServiceAccountToken: false\n  tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n{extra}"
+    )
+}
+
+fn vmid_of(e: &Env, pod_name: &str) -> u64 {
+    let c = get_json(e.cp, &e.ns, "lxc", &format!("pod-{pod_name}")).expect("the Pod's LxcContainer");
+    c["status"]["vmid"].as_u64().expect("vmid")
+}
+
+#[test]
+fn virtual_nodes_follow_the_proxmox_nodes_renew_their_leases_and_go_with_their_cluster() {
+    let e = env("vn-nodes");
+    let n = wait_for("Node <ns>-pve1 Ready", T, || {
+        node(&e, "pve1").filter(|n| node_ready(n).0 == "True")
+    });
+    assert_eq!(node_ready(&n).1, "ProxmoxNodeOnline");
+    // capacity from the simulator's node; the taint keeps ordinary Pods away
+    let sim_node = &e.sim.call("GET", "/nodes/pve1/status", &[])["data"];
+    assert_eq!(
+        n["status"]["capacity"]["cpu"].as_str().unwrap(),
+        sim_node["cpuinfo"]["cpus"].to_string()
+    );
+    assert_eq!(
+        n["status"]["capacity"]["memory"].as_str().unwrap(),
+        sim_node["memory"]["total"].to_string()
+    );
+    assert_eq!(n["spec"]["taints"][0]["key"], "pve.lxc.dev/virtual-node");
+    assert_eq!(n["metadata"]["labels"]["pve.lxc.dev/cluster"], e.ns.as_str());
+    assert!(node(&e, "pve2").is_some() && node(&e, "pve3").is_some());
+    // the Lease renews
+    let lease = |e: &Env| {
+        let l = e.cp.kubectl_ok(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            &format!("{}-pve1", e.ns),
+            "-o",
+            "json",
+        ]);
+        serde_json::from_str::<Value>(&l).unwrap()["spec"]["renewTime"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = lease(&e);
+    wait_for("the Lease's renewTime to advance", T, || {
+        (lease(&e) != first).then_some(())
+    });
+    // a node going offline makes its Node NotReady
+    e.sim.call("POST", "/_sim/nodes/pve2/offline", &[]);
+    let n2 = wait_for("Node pve2 NotReady", T, || {
+        node(&e, "pve2").filter(|n| node_ready(n).0 == "False")
+    });
+    assert_eq!(node_ready(&n2).1, "ProxmoxNodeOffline");
+    // gone with the cluster
+    e.cp.kubectl_ok(&["delete", "proxmoxcluster", &e.ns, "--wait=false"]);
+    wait_for("the Nodes to be gone", T, || {
+        (node(&e, "pve1").is_none() && node(&e, "pve2").is_none() && node(&e, "pve3").is_none()).then_some(())
+    });
+    let leases =
+        e.cp.kubectl_ok(&["get", "lease", "-n", "kube-node-lease", "-o", "name"]);
+    assert!(!leases.contains(&format!("{}-pve", e.ns)), "{leases}");
+}
+
+#[test]
+fn a_pod_runs_as_a_container_reads_running_in_kubectl_and_is_deleted_within_its_grace_period() {
+    let e = env("vn-pod");
+    let n1 = format!("{}-pve1", e.ns);
+    wait_for("Node pve1", T, || node(&e, "pve1"));
+    e.cp.apply(
+        &e.ns,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: s3cret-pw}\n",
+    );
+    e.cp.apply(
+        &e.ns,
+        &pod_yaml(
+            "web",
+            Some(&n1),
+            "  containers:\n  - name: web\n    image: nginx:1.27\n    resources: {limits: {cpu: 500m, memory: 256Mi}}\n    env:\n    - {name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: db, key: password}}}\n    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}\n",
+        ),
+    );
+    let p = wait_pod(&e, "web", "Running with an IP", |p| {
+        p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string()
+    });
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    let cols = wide(&e, "web");
+    assert_eq!(&cols[1..4], ["1/1", "Running", "0"], "{cols:?}");
+    assert_eq!(cols[5], ip, "{cols:?}");
+    assert_eq!(cols[6], n1, "{cols:?}");
+    // the container in Proxmox: the image, the env (Secret and downward API), the limits
+    let vmid = vmid_of(&e, "web");
+    let config = &e.sim.call("GET", &format!("/nodes/pve1/lxc/{vmid}/config"), &[])["data"];
+    let env = config["env"].as_str().unwrap_or_default();
+    assert!(
+        env.contains("DB_PASSWORD=s3cret-pw") && env.contains("POD_NAME=web"),
+        "{env:?}"
+    );
+    assert_eq!(config["memory"], 256);
+    assert_eq!(config["cpulimit"].to_string().trim_matches('"'), "0.5");
+    // the Secret's value is not in the Pod's status or Events
+    let events = e.cp.kubectl_ok(&["get", "events", "-n", &e.ns, "-o", "json"]);
+    assert!(!events.contains("s3cret-pw") && !p.to_string().contains("s3cret-pw"));
+    // kubectl logs goes through the apiserver to the operator's kubelet endpoint
+    let logs = e.cp.kubectl_ok(&["logs", "-n", &e.ns, "web"]);
+    assert!(logs.contains("[proxmox task vzstart"), "{logs}");
+    let tail = e.cp.kubectl_ok(&["logs", "-n", &e.ns, "web", "--tail=1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    let exec = e.cp.kubectl(&["exec", "-n", &e.ns, "web", "--", "true"]);
+    assert!(!exec.status.success());
+    // delete returns (the default grace period is 30 s) and the container is gone
+    let started = std::time::Instant::now();
+    e.cp.kubectl_ok(&["delete", "pod", "web", "-n", &e.ns, "--timeout=60s"]);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(e.sim.container(vmid).is_none(), "CT {vmid} is still in Proxmox");
+}
+
+#[test]
+fn kubectl_run_with_the_operators_scheduler_name_is_bound_and_runs() {
+    let e = env("vn-run");
+    wait_for("Node pve1", T, || node(&e, "pve1"));
+    e.cp.kubectl_ok(&[
+        "run",
+        "hello",
+        "-n",
+        &e.ns,
+        "--image=nginx:1.27",
+        r#"--overrides={"apiVersion":"v1","spec":{"schedulerName":"proxmox-lxc","automountServiceAccountToken":false}}"#,
+    ]);
+    let p = wait_pod(&e, "hello", "Running", |p| p["status"]["phase"] == "Running");
+    let node = p["spec"]["nodeName"].as_str().unwrap();
+    assert!(node.starts_with(&format!("{}-pve", e.ns)), "{node}");
+    let cols = wide(&e, "hello");
+    assert_eq!(&cols[1..4], ["1/1", "Running", "0"], "{cols:?}");
+    let events = e.cp.kubectl_ok(&["get", "events", "-n", &e.ns]);
+    assert!(
+        events.contains("Scheduled") && events.contains("Successfully assigned"),
+        "{events}"
+    );
+}
+
+#[test]
+fn pods_that_cannot_run_say_why_and_an_exited_app_is_restarted_with_the_count_shown() {
+    let e = env("vn-fail");
+    let n1 = format!("{}-pve1", e.ns);
+    wait_for("Node pve1", T, || node(&e, "pve1"));
+    // two containers: Failed with a reason naming it, nothing made in Proxmox
+    e.cp.apply(
+        &e.ns,
+        &pod_yaml(
+            "two",
+            Some(&n1),
+            "  containers:\n  - {name: a, image: nginx:1.27}\n  - {name: b, image: nginx:1.27}\n",
+        ),
+    );
+    let p = wait_pod(&e, "two", "Failed", |p| p["status"]["phase"] == "Failed");
+    assert_eq!(p["status"]["reason"], "MultipleContainersUnsupported");
+    assert!(p["status"]["message"].as_str().unwrap().contains("a, b"), "{p}");
+    assert!(get_json(e.cp, &e.ns, "lxc", "pod-two").is_none());
+    // an unknown image: ErrImagePull with Proxmox's text, and nothing half-made
+    e.cp.apply(
+        &e.ns,
+        &pod_yaml(
+            "ghost",
+            Some(&n1),
+            "  containers:\n  - {name: ghost, image: docker.io/nobody/none:1}\n",
+        ),
+    );
+    let waiting = wait_for("Pod ghost ErrImagePull", T, || {
+        let p = pod(&e, "ghost");
+        let w = p["status"]["containerStatuses"][0]["state"]["waiting"].clone();
+        matches!(w["reason"].as_str(), Some("ErrImagePull" | "ImagePullBackOff")).then_some(w)
+    });
+    assert!(
+        waiting["message"].as_str().unwrap_or_default().contains("none"),
+        "{waiting}"
+    );
+    let cols = wide(&e, "ghost");
+    assert!(
+        matches!(cols[2].as_str(), "ErrImagePull" | "ImagePullBackOff"),
+        "{cols:?}"
+    );
+    // an app whose process exits is started again (restartPolicy Always) and counted
+    e.cp.apply(
+        &e.ns,
+        &pod_yaml("app", Some(&n1), "  containers:\n  - {name: app, image: nginx:1.27}\n"),
+    );
+    wait_for("Pod app Running", T, || {
+        (pod(&e, "app")["status"]["phase"] == "Running").then_some(())
+    });
+    let vmid = vmid_of(&e, "app");
+    let mut follow = std::process::Command::new("kubectl")
+        .args(["logs", "-f", "-n", &e.ns, "app"])
+        .env("KUBECONFIG", &e.cp.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let starts = |rx: &std::sync::mpsc::Receiver<String>, want: usize| {
+        let mut seen = 0;
+        let deadline = std::time::Instant::now() + T;
+        while seen < want && std::time::Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                seen += usize::from(l.contains("[proxmox task vzstart"));
+            }
+        }
+        seen
+    };
+    assert_eq!(starts(&rx, 1), 1, "the first start in the followed log");
+    e.sim.call("POST", &format!("/_sim/containers/{vmid}/exit"), &[]);
+    let p = wait_pod(&e, "app", "restarted once", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"] == 1 && p["status"]["phase"] == "Running"
+    });
+    assert_eq!(p["status"]["containerStatuses"][0]["ready"], true);
+    assert_eq!(wide(&e, "app")[3], "1");
+    assert_eq!(starts(&rx, 1), 1, "kubectl logs -f shows the restart's start task");
+    let _ = follow.kill();
+    let _ = follow.wait();
+}
