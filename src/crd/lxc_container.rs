@@ -2,6 +2,7 @@
 
 pub use super::app::*;
 use super::common::*;
+pub use super::mounts::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -91,6 +92,18 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub mount_points: Vec<MountPoint>,
+    /// Host directories bind-mounted into the container (`mpN: /host/path,mp=/path`, in `mpN`
+    /// slots the operator picks besides `mountPoints`). Proxmox lets only `root@pam` itself set
+    /// them: the operator must sign in with `root@pam`'s password (a token, even one of
+    /// `root@pam`, is refused). A tenant needs `privileges.bindMounts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub bind_mounts: Vec<BindMount>,
+    /// Host devices passed into the container (`dev0`, `dev1`, ...). `root@pam` only, like
+    /// `bindMounts`; a tenant needs `privileges.devices`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub devices: Vec<Device>,
     /// Network interfaces (`net0`..`net31`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]

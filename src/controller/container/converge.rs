@@ -20,6 +20,10 @@ use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use std::time::Duration;
 
+/// How often a bind mount or device Proxmox refused for want of `root@pam` is tried again (the
+/// credentials may change without the spec changing).
+pub(super) const ROOT_RETRY: Duration = Duration::from_secs(120);
+
 /// Acts on a verdict that the container at our vmid is not (or no longer) ours: wait, pick
 /// another vmid, or stop with a condition that says what happened and how to resolve it.
 pub(super) async fn foreign(
@@ -191,7 +195,14 @@ pub(super) async fn converge(
                     })
                     .await
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => match super::host_mounts::root_required(&e) {
+                Some(msg) => {
+                    return p
+                        .not_ready(Reason::RootRequired, msg, Action::requeue(jitter(ROOT_RETRY)))
+                        .await
+                }
+                None => return Err(e.into()),
+            },
         }
         let what = plan.describe_changes();
         if drift && ours {

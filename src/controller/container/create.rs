@@ -487,6 +487,10 @@ pub(super) async fn create(
         }
         Started::Refused(e) => {
             p.status.phase = Some(ContainerPhase::Pending);
+            if let Some(msg) = super::host_mounts::root_required(&e) {
+                let retry = Action::requeue(jitter(super::converge::ROOT_RETRY));
+                return p.not_ready(Reason::RootRequired, msg, retry).await;
+            }
             match e.class() {
                 // exists already: the next pass looks at its tag (ours → adopt; not ours → conflict)
                 ErrorClass::Conflict if matches!(e, pve::Error::AlreadyExists { .. }) => {

@@ -192,7 +192,8 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
     for (idx, want) in &desired.mount_points {
         let key = format!("mp{idx}");
         let field = format!("mountPoints[mp{idx}]");
-        match have_mps.get(idx) {
+        // a bind mount in a slot the spec gives a volume moves elsewhere (host_mounts)
+        match have_mps.get(idx).filter(|m| !super::host_mounts::is_bind(m)) {
             None => {
                 let mp = MountPoint {
                     volume: props::new_volume(&want.storage, want.size_gib).map_err(|e| InvalidSpec {
@@ -242,6 +243,10 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             }
         }
     }
+    // bind mounts and devices, in slots no volume holds
+    let volume_slots = desired.mount_points.keys().copied().collect();
+    p.changes
+        .extend(super::host_mounts::changes(&desired.host, &volume_slots, cfg)?);
     p.power = match (desired.state, observed.running()) {
         (PowerState::Running, false) => Some(PowerAction::Start),
         (PowerState::Stopped, true) => Some(PowerAction::Shutdown),
