@@ -330,7 +330,7 @@ pub fn root_required(e: &pve::Error) -> Option<String> {
         || text.contains("Only root can pass arbitrary filesystem paths");
     root_only.then(|| {
         format!(
-            "Proxmox refused: {}. Bind mounts (spec.bindMounts) and devices (spec.devices) can be set only by root@pam itself: Proxmox compares the user name, so an API token is refused whatever its privileges, even a token of root@pam. Sign the operator in as root@pam with a password (the ProxmoxCluster's Secret with username: root@pam and password), or remove spec.bindMounts and spec.devices",
+            "Proxmox refused: {}. Bind mounts (spec.bindMounts) and devices (spec.devices) can be set only by root@pam itself: Proxmox compares the user name, so an API token is refused whatever its privileges, even a token of root@pam. Sign the operator in as root@pam with a password (the ProxmoxCluster's Secret with username: root@pam and password), or make spec.bindMounts and spec.devices match what the container has (removing a device needs root@pam too)",
             text.trim_end().trim_end_matches('.')
         )
     })
