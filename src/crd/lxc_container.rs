@@ -57,9 +57,10 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppSpec>,
     /// How a new `source.image.reference` (an image update) is rolled out: `Recreate` (same
-    /// vmid, MACs and IPs, new root filesystem; refused while mount points exist) or `Refuse`.
-    /// A refused update says why in `Synced=False` (reason `ImageUpdateRefused`); the container
-    /// keeps running the image in `status.image`.
+    /// vmid, MACs and IPs, new root filesystem; refused while volume mount points exist; bind
+    /// mounts and devices are made again) or `Refuse`. A refused update says why in
+    /// `Synced=False` (reason `ImageUpdateRefused`); the container keeps running the image in
+    /// `status.image`.
     #[serde(default)]
     pub update_strategy: UpdateStrategy,
     /// Host name inside the container; defaults to `metadata.name`.
