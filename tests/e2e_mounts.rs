@@ -74,6 +74,11 @@ fn bind_mounts_and_devices_reach_proxmox_and_removing_them_keeps_the_volume() {
     );
     let o = wait_ready(e.cp, &e.ns, "lxc", "media", T);
     let vmid = o["status"]["vmid"].as_u64().unwrap();
+    assert_eq!(
+        o["status"]["hostMounts"],
+        serde_json::json!(["dev0", "mp1", "mp2"]),
+        "what the operator set"
+    );
     let cfg = config(&e, vmid);
     let volume = cfg["mp0"].as_str().unwrap().to_string();
     assert!(
@@ -111,6 +116,7 @@ fn bind_mounts_and_devices_reach_proxmox_and_removing_them_keeps_the_volume() {
     });
     let cfg = config(&e, vmid);
     assert!(cfg.get("mp1").is_none() && cfg.get("dev0").is_none(), "{cfg}");
+    assert_eq!(obj(&e, "media")["status"]["hostMounts"], serde_json::json!(["mp2"]));
     assert_eq!(cfg["mp0"], volume.as_str(), "the volume is untouched");
     assert_eq!(cfg["mp2"], "/srv/cache,mp=/cache,mountoptions=nodev;nosuid", "{cfg}");
     let unused: Vec<&String> = cfg

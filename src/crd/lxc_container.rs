@@ -661,6 +661,11 @@ pub struct LxcContainerStatus {
     /// at most 10. Restore one with `spec.source.backup.volid` in a new `LxcContainer`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<BackupArchive>,
+    /// The `mpN`/`devN` keys the operator set for `spec.bindMounts` and `spec.devices`. Only
+    /// these are removed when entries leave the spec: bind mounts and devices set in Proxmox by
+    /// hand are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_mounts: Vec<String>,
 }
 
 /// A backup archive found in storage.

@@ -122,10 +122,12 @@ pub(super) async fn converge(
     }
     // an image update (rolled out or refused), then spec.app with its values read now
     let running = current.status == "running";
-    let prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
+    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
         Ok(d) => d,
         Err(action) => return Ok(action),
     };
+    // only the bind mounts and devices the operator set are removed when they leave the spec
+    prepared.host.managed = p.status.host_mounts.iter().cloned().collect();
     let desired = &prepared;
     let observed = Observed {
         node: node.clone(),
@@ -204,6 +206,7 @@ pub(super) async fn converge(
                 None => return Err(e.into()),
             },
         }
+        p.status.host_mounts = plan.host_keys.iter().cloned().collect();
         let what = plan.describe_changes();
         if drift && ours {
             p.event(
@@ -218,8 +221,11 @@ pub(super) async fn converge(
             restart_keys = awaiting_restart(handle, &node, vmid).await;
         }
         handle.refresh.notify_one();
-    } else if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
-        restart_keys = awaiting_restart(handle, &node, vmid).await;
+    } else {
+        p.status.host_mounts = plan.host_keys.iter().cloned().collect();
+        if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
+            restart_keys = awaiting_restart(handle, &node, vmid).await;
+        }
     }
     if super::app::restart_now(&p.obj.spec, &restart_keys) {
         p.event(

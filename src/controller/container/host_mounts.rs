@@ -60,6 +60,8 @@ pub struct HostMounts {
     pub binds: Vec<DesiredBind>,
     /// Devices.
     pub devices: Vec<DevConfig>,
+    /// The keys the operator set before (`status.hostMounts`): the only ones it removes.
+    pub managed: BTreeSet<String>,
 }
 
 /// Whether a mount point is a bind (or device) mount: its volume is a host path, not a volume id.
@@ -209,11 +211,18 @@ fn indexed<'a>(raw: &'a BTreeMap<&str, String>, prefix: &str) -> Vec<(u32, &'a S
         .collect()
 }
 
-/// The `mpN`/`devN` changes that make `cfg` carry `host`'s bind mounts and devices.
-/// `volume_slots` are the `mpN` the spec's mount points name.
-pub fn changes(host: &HostMounts, volume_slots: &BTreeSet<u32>, cfg: &LxcConfig) -> Result<Vec<Change>, InvalidSpec> {
+/// The `mpN`/`devN` changes that make `cfg` carry `host`'s bind mounts and devices, and the
+/// keys they are in afterwards. `volume_slots` are the `mpN` the spec's mount points name. A
+/// bind mount or device no longer in the spec is removed only when the operator set it
+/// (`host.managed`).
+pub fn changes(
+    host: &HostMounts,
+    volume_slots: &BTreeSet<u32>,
+    cfg: &LxcConfig,
+) -> Result<(Vec<Change>, BTreeSet<String>), InvalidSpec> {
     let raw = raw_strings(cfg);
     let mut out = Vec::new();
+    let mut keys = BTreeSet::new();
     // bind mounts: an mpN that is not a bind mount (a volume, or unreadable) is never touched
     let mut occupied = volume_slots.clone();
     let mut binds = BTreeMap::new();
@@ -237,10 +246,11 @@ pub fn changes(host: &HostMounts, volume_slots: &BTreeSet<u32>, cfg: &LxcConfig)
         )
     })?;
     for (s, w) in slots {
+        let key = format!("mp{s}");
+        keys.insert(key.clone());
         if binds.get(&s).is_some_and(|h| w.same(h)) {
             continue;
         }
-        let key = format!("mp{s}");
         let to = w.encode().map_err(|e| invalid("bindMounts", e.to_string()))?;
         out.push(Change {
             from: raw.get(key.as_str()).cloned(),
@@ -248,8 +258,11 @@ pub fn changes(host: &HostMounts, volume_slots: &BTreeSet<u32>, cfg: &LxcConfig)
             to: Some(to),
         });
     }
-    for s in gone {
-        let key = format!("mp{s}");
+    for key in gone
+        .into_iter()
+        .map(|s| format!("mp{s}"))
+        .filter(|k| host.managed.contains(k))
+    {
         out.push(Change {
             from: raw.get(key.as_str()).cloned(),
             key,
@@ -276,10 +289,11 @@ pub fn changes(host: &HostMounts, volume_slots: &BTreeSet<u32>, cfg: &LxcConfig)
         )
     })?;
     for (s, w) in slots {
+        let key = format!("dev{s}");
+        keys.insert(key.clone());
         if devs.get(&s) == Some(w) {
             continue;
         }
-        let key = format!("dev{s}");
         let to = w.encode().map_err(|e| invalid("devices", e.to_string()))?;
         out.push(Change {
             from: raw.get(key.as_str()).cloned(),
@@ -287,15 +301,18 @@ pub fn changes(host: &HostMounts, volume_slots: &BTreeSet<u32>, cfg: &LxcConfig)
             to: Some(to),
         });
     }
-    for s in gone {
-        let key = format!("dev{s}");
+    for key in gone
+        .into_iter()
+        .map(|s| format!("dev{s}"))
+        .filter(|k| host.managed.contains(k))
+    {
         out.push(Change {
             from: raw.get(key.as_str()).cloned(),
             key,
             to: None,
         });
     }
-    Ok(out)
+    Ok((out, keys))
 }
 
 /// The `mpN` (bind mounts) and `devN` keys of a new container, besides the spec's mount points
@@ -307,7 +324,8 @@ pub fn create_keys(
     let mut mps = BTreeMap::new();
     let mut devs = BTreeMap::new();
     // against an empty config only the slot count can fail, which validation bounds
-    for c in changes(host, volume_slots, &LxcConfig::default()).unwrap_or_default() {
+    let (set, _) = changes(host, volume_slots, &LxcConfig::default()).unwrap_or_default();
+    for c in set {
         let Some(v) = c.to else { continue };
         match c.key.strip_prefix("mp").and_then(|n| n.parse::<u32>().ok()) {
             Some(i) => {

@@ -52,14 +52,36 @@ fn cfg(extra: serde_json::Value) -> LxcConfig {
     LxcConfig::from_raw(serde_json::from_value(v).unwrap())
 }
 
+/// Every `mpN`/`devN` of the config as set by the operator before.
+fn all_managed(c: &LxcConfig) -> BTreeSet<String> {
+    c.raw
+        .keys()
+        .filter(|k| k.starts_with("mp") || k.starts_with("dev"))
+        .cloned()
+        .collect()
+}
+
 fn host_changes(s: &LxcContainerSpec, c: &LxcConfig) -> Vec<(String, Option<String>)> {
-    let d = validate_spec(s, "web", "uid").unwrap();
+    let mut d = validate_spec(s, "web", "uid").unwrap();
+    d.host.managed = all_managed(c);
     let slots = d.mount_points.keys().copied().collect();
     changes(&d.host, &slots, c)
         .unwrap()
+        .0
         .into_iter()
         .map(|c| (c.key, c.to))
         .collect()
+}
+
+#[test]
+fn a_bind_mount_or_device_set_in_proxmox_by_hand_is_left_alone_and_the_operators_keys_are_recorded() {
+    let s = spec(vec![bind("/srv/a", "/a")], vec![]);
+    let c = cfg(json!({"mp0": "/mnt/admin,mp=/admin", "dev0": "/dev/net/tun", "mp5": "/srv/a,mp=/a"}));
+    let mut d = validate_spec(&s, "web", "uid").unwrap();
+    d.host.managed = ["mp5".to_string()].into();
+    let (set, keys) = changes(&d.host, &BTreeSet::new(), &c).unwrap();
+    assert!(set.is_empty(), "the admin's mp0 and dev0 stay: {set:?}");
+    assert_eq!(keys, ["mp5".to_string()].into());
 }
 
 #[test]
@@ -135,7 +157,8 @@ fn a_bind_mount_removed_from_the_spec_is_deleted_and_a_volume_removed_from_the_s
         host_changes(&s, &c),
         vec![("mp3".to_string(), None), ("dev1".to_string(), None)]
     );
-    let d = validate_spec(&s, "web", "uid").unwrap();
+    let mut d = validate_spec(&s, "web", "uid").unwrap();
+    d.host.managed = all_managed(&c);
     let observed = Observed {
         node: "pve1".into(),
         status: "running".into(),

@@ -56,6 +56,9 @@ pub struct Plan {
     pub resizes: Vec<(String, u32)>,
     /// Power action, if the state differs.
     pub power: Option<PowerAction>,
+    /// The `mpN`/`devN` keys of the spec's bind mounts and devices once the changes are made
+    /// (recorded in `status.hostMounts`).
+    pub host_keys: std::collections::BTreeSet<String>,
 }
 
 impl Plan {
@@ -245,8 +248,9 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
     }
     // bind mounts and devices, in slots no volume holds
     let volume_slots = desired.mount_points.keys().copied().collect();
-    p.changes
-        .extend(super::host_mounts::changes(&desired.host, &volume_slots, cfg)?);
+    let (host, host_keys) = super::host_mounts::changes(&desired.host, &volume_slots, cfg)?;
+    p.changes.extend(host);
+    p.host_keys = host_keys;
     p.power = match (desired.state, observed.running()) {
         (PowerState::Running, false) => Some(PowerAction::Start),
         (PowerState::Stopped, true) => Some(PowerAction::Shutdown),
