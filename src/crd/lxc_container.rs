@@ -2,6 +2,7 @@
 
 pub use super::app::*;
 use super::common::*;
+pub use super::mounts::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -56,9 +57,10 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<AppSpec>,
     /// How a new `source.image.reference` (an image update) is rolled out: `Recreate` (same
-    /// vmid, MACs and IPs, new root filesystem; refused while mount points exist) or `Refuse`.
-    /// A refused update says why in `Synced=False` (reason `ImageUpdateRefused`); the container
-    /// keeps running the image in `status.image`.
+    /// vmid, MACs and IPs, new root filesystem; refused while volume mount points exist; bind
+    /// mounts and devices are made again) or `Refuse`. A refused update says why in
+    /// `Synced=False` (reason `ImageUpdateRefused`); the container keeps running the image in
+    /// `status.image`.
     #[serde(default)]
     pub update_strategy: UpdateStrategy,
     /// Host name inside the container; defaults to `metadata.name`.
@@ -91,6 +93,18 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub mount_points: Vec<MountPoint>,
+    /// Host directories bind-mounted into the container (`mpN: /host/path,mp=/path`, in `mpN`
+    /// slots the operator picks besides `mountPoints`). Proxmox lets only `root@pam` itself set
+    /// them: the operator must sign in with `root@pam`'s password (a token, even one of
+    /// `root@pam`, is refused). A tenant needs `privileges.bindMounts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub bind_mounts: Vec<BindMount>,
+    /// Host devices passed into the container (`dev0`, `dev1`, ...). `root@pam` only, like
+    /// `bindMounts`; a tenant needs `privileges.devices`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub devices: Vec<Device>,
     /// Network interfaces (`net0`..`net31`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
@@ -651,6 +665,11 @@ pub struct LxcContainerStatus {
     /// at most 10. Restore one with `spec.source.backup.volid` in a new `LxcContainer`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backups: Vec<BackupArchive>,
+    /// The `mpN`/`devN` keys the operator set for `spec.bindMounts` and `spec.devices`. Only
+    /// these are removed when entries leave the spec: bind mounts and devices set in Proxmox by
+    /// hand are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_mounts: Vec<String>,
 }
 
 /// A backup archive found in storage.

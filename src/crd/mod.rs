@@ -8,6 +8,7 @@ pub mod lxc_backup_schedule;
 pub mod lxc_container;
 pub mod lxc_snapshot;
 pub mod lxc_template;
+pub mod mounts;
 pub mod proxmox_cluster;
 pub mod proxmox_tenant;
 

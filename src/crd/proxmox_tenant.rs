@@ -172,12 +172,27 @@ pub struct TenantPrivileges {
     /// Features beyond `nesting` (`keyctl`, `fuse`).
     #[serde(default)]
     pub extra_features: bool,
-    /// Bind mounts of host paths.
+    /// Bind mounts of host paths (`LxcContainer.spec.bindMounts`). The operator must also sign
+    /// in as `root@pam` (Proxmox's rule).
     #[serde(default)]
     pub bind_mounts: bool,
-    /// Device passthrough.
+    /// With `bindMounts`: the host directories bind mounts must lie in (a path equal to or
+    /// below one, compared by whole components: `/srv/a` admits `/srv/a/x`, not `/srv/ab`);
+    /// any path when empty. The check is lexical: keep the tenant's own writes out of what
+    /// another of its bind mounts names (a symlink it plants under a prefix is followed on the
+    /// node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 2, max = 4096), regex(pattern = crate::crd::mounts::ABSOLUTE_PATH_PATTERN)))]
+    pub bind_mount_paths: Vec<String>,
+    /// Device passthrough (`LxcContainer.spec.devices`); also needs the operator signed in as
+    /// `root@pam`.
     #[serde(default)]
     pub devices: bool,
+    /// With `devices`: the device nodes (or directories of them, e.g. `/dev/dri`) the tenant
+    /// may pass through, compared by whole components; any device when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 6, max = 4096), regex(pattern = crate::crd::mounts::DEVICE_PATH_PATTERN)))]
+    pub device_paths: Vec<String>,
 }
 
 /// Upper bounds; a field left out is not limited.

@@ -462,6 +462,56 @@ impl MountPoint {
     }
 }
 
+/// A device passed through, `devN`: `/dev/xyz[,deny-write=1][,gid=N][,mode=0660][,uid=N]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DevConfig {
+    /// Device node on the host.
+    pub path: String,
+    /// Deny the container writes.
+    pub deny_write: Option<bool>,
+    /// Group id in the container.
+    pub gid: Option<u32>,
+    /// Access mode in the container (`0660`).
+    pub mode: Option<String>,
+    /// User id in the container.
+    pub uid: Option<u32>,
+}
+
+impl DevConfig {
+    /// Encodes as a `devN` property string.
+    pub fn encode(&self) -> Result<String> {
+        let mut p = Printer::new("dev");
+        p.default_value("path", &self.path)?;
+        p.opt_bool("deny-write", self.deny_write);
+        p.opt_num("gid", self.gid);
+        p.opt_str("mode", self.mode.as_deref())?;
+        p.opt_num("uid", self.uid);
+        Ok(p.finish())
+    }
+
+    /// Parses a `devN` property string.
+    pub fn parse(s: &str) -> Result<DevConfig> {
+        let mut m = parse_pairs("dev", s, Some("path"))?;
+        let num = |m: &mut BTreeMap<String, String>, k: &str| -> Result<Option<u32>> {
+            m.remove(k)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| Error::invalid_property(format!("dev.{k}"), "not a number"))
+                })
+                .transpose()
+        };
+        Ok(DevConfig {
+            path: m
+                .remove("path")
+                .ok_or_else(|| Error::invalid_property("dev.path", "path is required"))?,
+            deny_write: m.remove("deny-write").and_then(|v| parse_bool(&v)),
+            gid: num(&mut m, "gid")?,
+            mode: m.remove("mode"),
+            uid: num(&mut m, "uid")?,
+        })
+    }
+}
+
 /// Container features, `features`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features {

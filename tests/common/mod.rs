@@ -471,10 +471,17 @@ pub fn cluster_metadata(ns: &str) -> String {
 /// `ProxmoxCluster` (named `ns`), pointing at `sim` (certificate pinned by fingerprint), with a
 /// short inventory interval.
 pub fn connect_cluster(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str) {
+    let token = format!(r#"{{"tokenId":"{SIM_TOKEN_ID}","tokenSecret":"{SIM_TOKEN_SECRET}"}}"#);
+    connect_cluster_as(cp, ns, sim, resync, &token);
+}
+
+/// [`connect_cluster`] with other credentials: the Secret's `stringData` as JSON (e.g.
+/// `{"username":"root@pam","password":"..."}`).
+pub fn connect_cluster_as(cp: &ControlPlane, ns: &str, sim: &Sim, resync: &str, credentials: &str) {
     let meta = cluster_metadata(ns);
     let manifest = format!(
         r#"{{"apiVersion":"v1","kind":"List","items":[
-  {{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"pve-credentials"}},"stringData":{{"tokenId":"{SIM_TOKEN_ID}","tokenSecret":"{SIM_TOKEN_SECRET}"}}}},
+  {{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"pve-credentials"}},"stringData":{credentials}}},
   {{"apiVersion":"pve.lxc.dev/v1alpha1","kind":"ProxmoxCluster","metadata":{meta},
     "spec":{{"endpoints":["{}"],"credentialsRef":{{"name":"pve-credentials"}},"tls":{{"fingerprint":"{}"}},
              "resyncInterval":"{resync}","limits":{{"maxConcurrentTasksPerNode":4,"requestsPerSecond":500}}}}}}

@@ -21,6 +21,10 @@ use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use std::time::Duration;
 
+/// How often a bind mount or device Proxmox refused for want of `root@pam` is tried again (the
+/// credentials may change without the spec changing).
+pub(super) const ROOT_RETRY: Duration = Duration::from_secs(120);
+
 /// Acts on a verdict that the container at our vmid is not (or no longer) ours: wait, pick
 /// another vmid, or stop with a condition that says what happened and how to resolve it.
 pub(super) async fn foreign(
@@ -119,10 +123,12 @@ pub(super) async fn converge(
     }
     // an image update (rolled out or refused), then spec.app with its values read now
     let running = current.status == "running";
-    let prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
+    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
         Ok(d) => d,
         Err(action) => return Ok(action),
     };
+    // only the bind mounts and devices the operator set are removed when they leave the spec
+    prepared.host.managed = p.status.host_mounts.iter().cloned().collect();
     let desired = &prepared;
     let observed = Observed {
         node: node.clone(),
@@ -202,8 +208,16 @@ pub(super) async fn converge(
                     })
                     .await
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => match super::host_mounts::root_required(&e) {
+                Some(msg) => {
+                    return p
+                        .not_ready(Reason::RootRequired, msg, Action::requeue(jitter(ROOT_RETRY)))
+                        .await
+                }
+                None => return Err(e.into()),
+            },
         }
+        p.status.host_mounts = plan.host_keys.iter().cloned().collect();
         let what = plan.describe_changes();
         if drift && ours {
             p.event(
@@ -218,8 +232,11 @@ pub(super) async fn converge(
             restart_keys = awaiting_restart(handle, &node, vmid).await;
         }
         handle.refresh.notify_one();
-    } else if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
-        restart_keys = awaiting_restart(handle, &node, vmid).await;
+    } else {
+        p.status.host_mounts = plan.host_keys.iter().cloned().collect();
+        if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
+            restart_keys = awaiting_restart(handle, &node, vmid).await;
+        }
     }
     if super::app::restart_now(&p.obj.spec, &restart_keys) {
         p.event(

@@ -432,6 +432,14 @@ pub(super) async fn create(
         How::Clone { .. } => "clone",
     };
     let before = (p.status.node.clone(), p.status.phase);
+    if matches!(how, How::Create { .. }) {
+        // the create call carries them: recorded with the marker, before the call
+        let slots = desired.mount_points.keys().copied().collect();
+        let (mps, devs) = super::host_mounts::create_keys(&desired.host, &slots);
+        let binds = mps.into_keys().map(|i| format!("mp{i}"));
+        let keys: std::collections::BTreeSet<String> = binds.chain(devs.into_keys()).collect();
+        p.status.host_mounts = keys.into_iter().collect();
+    }
     p.status.node = Some(node.clone());
     p.status.phase = Some(ContainerPhase::Creating);
     p.cond(CondSpec::no(
@@ -487,6 +495,10 @@ pub(super) async fn create(
         }
         Started::Refused(e) => {
             p.status.phase = Some(ContainerPhase::Pending);
+            if let Some(msg) = super::host_mounts::root_required(&e) {
+                let retry = Action::requeue(jitter(super::converge::ROOT_RETRY));
+                return p.not_ready(Reason::RootRequired, msg, retry).await;
+            }
             match e.class() {
                 // exists already: the next pass looks at its tag (ours → adopt; not ours → conflict)
                 ErrorClass::Conflict if matches!(e, pve::Error::AlreadyExists { .. }) => {

@@ -83,6 +83,8 @@ pub struct Desired {
     pub rootfs: Option<(String, u32)>,
     /// Mount points by index (`mpN`).
     pub mount_points: BTreeMap<u32, DesiredMountPoint>,
+    /// Bind mounts and devices (their `mpN`/`devN` slots are chosen against the config).
+    pub host: super::host_mounts::HostMounts,
     /// The user's tags, normalized (lower-case, sorted, unique), without the identity tag.
     pub tags: Vec<String>,
     /// The identity tag `k8s-<uid>`.
@@ -130,6 +132,8 @@ impl Desired {
             };
             mp.encode_mp().ok()
         };
+        let volume_slots = self.mount_points.keys().copied().collect();
+        let (binds, devices) = super::host_mounts::create_keys(&self.host, &volume_slots);
         pve::LxcCreateParams {
             vmid,
             ostemplate: ostemplate.to_string(),
@@ -139,6 +143,7 @@ impl Desired {
                 .mount_points
                 .iter()
                 .filter_map(|(i, m)| Some((*i, mount_point(m)?)))
+                .chain(binds)
                 .collect(),
             networks: self
                 .nets
@@ -162,6 +167,7 @@ impl Desired {
             searchdomain: k("searchdomain"),
             protection: k("protection").map(|v| v == "1"),
             timezone: k("timezone"),
+            extra: devices,
             ..Default::default()
         }
     }
@@ -268,6 +274,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)",
         ));
     }
+    let host = super::host_mounts::validate(spec)?;
     let nets = networks(&spec.network)?;
     if let Some(dns) = &spec.dns {
         if !dns.nameservers.is_empty() {
@@ -369,6 +376,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
         nets,
         rootfs,
         mount_points,
+        host,
         tags,
         identity_tag: identity_tag(uid),
         unprivileged: spec.unprivileged,

@@ -227,18 +227,28 @@ pub(super) fn pull_ended(p: &P<'_>) {
 
 /// Why `updateStrategy: Recreate` cannot roll out a new image to the container with `cfg`
 /// (pure): destroying it would destroy its mount points and detached volumes with it, and
-/// protection forbids it. `None` when it can.
+/// protection forbids it. `None` when it can. Bind mounts hold no volume (Proxmox destroys
+/// none for them) and are made again from the spec: they do not block.
 pub fn recreate_blocker(cfg: &pve::LxcConfig) -> Option<String> {
+    let host_path = |v: &serde_json::Value| {
+        v.as_str().is_some_and(|s| {
+            s.split(',')
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("volume=")
+                .starts_with('/')
+        })
+    };
     let volumes: Vec<&str> = cfg
         .raw
-        .keys()
-        .filter(|k| {
+        .iter()
+        .filter(|(k, v)| {
             ["mp", "unused"].iter().any(|p| {
                 k.strip_prefix(p)
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            })
+            }) && !(k.starts_with("mp") && host_path(v))
         })
-        .map(String::as_str)
+        .map(|(k, _)| k.as_str())
         .collect();
     if !volumes.is_empty() {
         return Some(format!(
@@ -399,6 +409,8 @@ mod tests {
             cfg(serde_json::json!({"mp0": "local-lvm:vm-100-disk-1,mp=/data", "unused0": "local-lvm:vm-100-disk-2"}));
         let why = recreate_blocker(&mp).unwrap();
         assert!(why.contains("mp0, unused0"), "{why}");
+        let bind = cfg(serde_json::json!({"mp0": "/srv/media,mp=/media", "dev0": "/dev/dri/renderD128"}));
+        assert_eq!(recreate_blocker(&bind), None, "a bind mount is not a volume");
         let protected = cfg(serde_json::json!({"protection": 1}));
         assert!(recreate_blocker(&protected).unwrap().contains("protection"));
     }

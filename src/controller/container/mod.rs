@@ -8,6 +8,7 @@
 //! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
 //! - [`firewall`], [`service`]: the firewall rules and the published Service.
 //! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
+//! - [`host_mounts`]: bind mounts and devices, their `mpN`/`devN` slots (pure).
 
 pub mod app;
 pub mod converge;
@@ -15,6 +16,7 @@ pub mod create;
 pub mod decide;
 pub mod desired;
 pub mod firewall;
+pub mod host_mounts;
 pub mod image;
 pub mod lifecycle;
 pub mod locate;

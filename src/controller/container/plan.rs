@@ -56,6 +56,9 @@ pub struct Plan {
     pub resizes: Vec<(String, u32)>,
     /// Power action, if the state differs.
     pub power: Option<PowerAction>,
+    /// The `mpN`/`devN` keys of the spec's bind mounts and devices once the changes are made
+    /// (recorded in `status.hostMounts`).
+    pub host_keys: std::collections::BTreeSet<String>,
 }
 
 impl Plan {
@@ -192,7 +195,8 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
     for (idx, want) in &desired.mount_points {
         let key = format!("mp{idx}");
         let field = format!("mountPoints[mp{idx}]");
-        match have_mps.get(idx) {
+        // a bind mount in a slot the spec gives a volume moves elsewhere (host_mounts)
+        match have_mps.get(idx).filter(|m| !super::host_mounts::is_bind(m)) {
             None => {
                 let mp = MountPoint {
                     volume: props::new_volume(&want.storage, want.size_gib).map_err(|e| InvalidSpec {
@@ -242,6 +246,11 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             }
         }
     }
+    // bind mounts and devices, in slots no volume holds
+    let volume_slots = desired.mount_points.keys().copied().collect();
+    let (host, host_keys) = super::host_mounts::changes(&desired.host, &volume_slots, cfg)?;
+    p.changes.extend(host);
+    p.host_keys = host_keys;
     p.power = match (desired.state, observed.running()) {
         (PowerState::Running, false) => Some(PowerAction::Start),
         (PowerState::Stopped, true) => Some(PowerAction::Shutdown),

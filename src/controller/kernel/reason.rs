@@ -225,6 +225,13 @@ reasons! {
     TenantPolicyFeatures,
     /// An OCI image from a registry the tenant may not pull from.
     TenantPolicyImageRegistry,
+    /// Bind mounts, which the tenant may not use (or a host path outside its prefixes).
+    TenantPolicyBindMounts,
+    /// Device passthrough, which the tenant may not use (or a device outside its list).
+    TenantPolicyDevices,
+    /// Bind mounts or devices, which Proxmox lets only `root@pam` itself set, and the operator
+    /// signs in otherwise (with a token, even one of `root@pam`).
+    RootRequired,
     /// The tenant's quota would be exceeded.
     TenantPolicyQuotaExceeded,
     /// A clone source, archive or guest to observe that belongs to another namespace (or to

@@ -5,7 +5,7 @@
 use crate::controller::kernel::Reason;
 use crate::crd::lxc_container::LxcContainerSpec;
 use crate::crd::lxc_container::Management;
-use crate::crd::proxmox_tenant::{ProxmoxTenant, ProxmoxTenantSpec, TenantQuota};
+use crate::crd::proxmox_tenant::{ProxmoxTenant, ProxmoxTenantSpec, TenantPrivileges, TenantQuota};
 use crate::crd::Tenancy;
 use kube::core::{Selector, SelectorExt};
 use kube::ResourceExt;
@@ -247,6 +247,63 @@ pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_st
                 format!(
                     "spec.features {} go beyond nesting; the tenant may not use them",
                     extra.join(", ")
+                ),
+            ));
+        }
+    }
+    check_host_mounts(&privileges, spec)
+}
+
+/// Whether `path` is one of `prefixes` or below one, by whole components (`/srv/a` admits
+/// `/srv/a/x`, not `/srv/ab`); any path when `prefixes` is empty.
+pub fn path_allowed(path: &str, prefixes: &[String]) -> bool {
+    prefixes.is_empty()
+        || prefixes.iter().any(|p| {
+            let p = p.trim_end_matches('/');
+            path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+/// Bind mounts and devices: only with the tenant's `privileges.bindMounts` / `.devices`, and
+/// inside its `bindMountPaths` / `devicePaths`.
+fn check_host_mounts(privileges: &TenantPrivileges, spec: &LxcContainerSpec) -> Result<(), Refusal> {
+    let gates = [
+        (
+            Reason::TenantPolicyBindMounts,
+            "bindMounts",
+            "hostPath",
+            privileges.bind_mounts,
+            &privileges.bind_mount_paths,
+            spec.bind_mounts
+                .iter()
+                .map(|b| b.host_path.as_str())
+                .collect::<Vec<_>>(),
+            "binds a host directory into the container",
+        ),
+        (
+            Reason::TenantPolicyDevices,
+            "devices",
+            "path",
+            privileges.devices,
+            &privileges.device_paths,
+            spec.devices.iter().map(|d| d.path.as_str()).collect(),
+            "passes a host device into the container",
+        ),
+    ];
+    for (reason, field, sub, allowed, prefixes, paths, what) in gates {
+        let Some(first) = paths.first() else { continue };
+        if !allowed {
+            return Err(Refusal::new(
+                reason,
+                format!("spec.{field}[0] ({first}) {what}; the tenant may not (its privileges.{field} is off)"),
+            ));
+        }
+        if let Some((i, p)) = paths.iter().enumerate().find(|(_, p)| !path_allowed(p, prefixes)) {
+            return Err(Refusal::new(
+                reason,
+                format!(
+                    "spec.{field}[{i}].{sub} {p} is outside the tenant's allowed paths ({})",
+                    listed(prefixes)
                 ),
             ));
         }

@@ -208,3 +208,90 @@ fn a_tenant_pulls_images_only_from_its_registries() {
         "registry.example.org:5000"
     );
 }
+
+#[test]
+fn bind_mounts_and_devices_need_the_tenants_privilege_and_stay_inside_its_paths() {
+    use crate::crd::lxc_container::{BindMount, Device};
+    let with = |host: &str, dev: Option<&str>| LxcContainerSpec {
+        bind_mounts: vec![BindMount {
+            host_path: host.into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        }],
+        devices: dev
+            .map(|d| Device {
+                path: d.into(),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
+        ..spec()
+    };
+    let privileged = |bind_mounts, devices, paths: &[&str], device_paths: &[&str]| {
+        let mut t = team_a();
+        t.privileges = Some(TenantPrivileges {
+            bind_mounts,
+            devices,
+            bind_mount_paths: paths.iter().map(|p| p.to_string()).collect(),
+            device_paths: device_paths.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        });
+        t
+    };
+    // (tenant, spec, refusal or None, what the message names)
+    let table: Vec<(ProxmoxTenantSpec, LxcContainerSpec, Option<Reason>, &str)> = vec![
+        (
+            team_a(),
+            with("/srv/a", None),
+            Some(Reason::TenantPolicyBindMounts),
+            "privileges.bindMounts",
+        ),
+        (privileged(true, false, &[], &[]), with("/anything", None), None, ""),
+        (
+            privileged(true, false, &["/srv/team-a"], &[]),
+            with("/srv/team-a/media", None),
+            None,
+            "",
+        ),
+        (
+            privileged(true, false, &["/srv/team-a/"], &[]),
+            with("/srv/team-a", None),
+            None,
+            "",
+        ),
+        (
+            privileged(true, false, &["/srv/team-a"], &[]),
+            with("/srv/team-ab", None),
+            Some(Reason::TenantPolicyBindMounts),
+            "spec.bindMounts[0].hostPath /srv/team-ab is outside the tenant's allowed paths (/srv/team-a)",
+        ),
+        (
+            privileged(true, false, &[], &[]),
+            with("/srv/a", Some("/dev/dri/renderD128")),
+            Some(Reason::TenantPolicyDevices),
+            "privileges.devices",
+        ),
+        (
+            privileged(true, true, &[], &["/dev/dri"]),
+            with("/srv/a", Some("/dev/dri/renderD128")),
+            None,
+            "",
+        ),
+        (
+            privileged(true, true, &[], &["/dev/dri"]),
+            with("/srv/a", Some("/dev/ttyUSB0")),
+            Some(Reason::TenantPolicyDevices),
+            "spec.devices[0].path /dev/ttyUSB0",
+        ),
+    ];
+    for (i, (t, s, want, says)) in table.into_iter().enumerate() {
+        match (check_container(&t, &s, "local-lvm"), want) {
+            (Ok(()), None) => {}
+            (Err(r), Some(reason)) => {
+                assert_eq!(r.reason, reason, "case {i}");
+                assert!(r.message.contains(says), "case {i}: {}", r.message);
+            }
+            (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+        }
+    }
+}

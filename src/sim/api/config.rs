@@ -181,6 +181,31 @@ pub(super) fn hotpluggable(key: &str, ct: &Ct, deleting: bool) -> bool {
     key == "memory" || ((key.starts_with("mp") || key.starts_with("dev")) && !ct.conf.contains_key(key))
 }
 
+/// The root-only part of `check_ct_modify_config_perm` (pve-container `src/PVE/LXC.pm`): only
+/// `root@pam` itself (not a token of it) may set a bind or device mount point (deleting one
+/// needs `VM.Config.Disk` only) or set or delete a `devN`.
+pub(super) fn check_root_only(caller: &Caller, set: &BTreeMap<String, String>, delete: &[String]) -> ApiResult<()> {
+    if caller.user == "root@pam" {
+        return Ok(());
+    }
+    let refuse = |what: String| Err(ApiError::status(403, format!("Permission check failed ({what})\n")));
+    for (k, v) in set {
+        if k.starts_with("mp") && k[2..].parse::<u32>().is_ok() {
+            let vol = mp_volume(v);
+            if vol.starts_with('/') {
+                let typ = if vol.starts_with("/dev/") { "device" } else { "bind" };
+                return refuse(format!("mount point type {typ} is only allowed for root@pam"));
+            }
+        }
+    }
+    for k in set.keys().chain(delete) {
+        if k.starts_with("dev") && k[3..].parse::<u32>().is_ok() {
+            return refuse("configuring device passthrough is only allowed for root@pam".into());
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn put_config(st: &mut State, p: &Params, caller: &Caller) -> ApiResult {
     let node = p.node();
     let vmid = p.vmid();
@@ -238,7 +263,7 @@ pub(super) fn put_config(st: &mut State, p: &Params, caller: &Caller) -> ApiResu
         if k == "unprivileged" {
             return Err(ApiError::param(k, format!("unable to modify read-only option: '{k}'")));
         }
-        if (k == "features" || k.starts_with("dev") || k == "hookscript") && caller.user != "root@pam" {
+        if (k == "features" || k == "hookscript") && caller.user != "root@pam" {
             let feat_only_nesting = k == "features"
                 && rest
                     .get("features")
@@ -255,6 +280,7 @@ pub(super) fn put_config(st: &mut State, p: &Params, caller: &Caller) -> ApiResu
             return Err(ApiError::param(k, format!("unable to modify read-only option: '{k}'")));
         }
     }
+    check_root_only(caller, &rest, &delete)?;
     let running = ct.running;
     // normalize values and allocate new volumes
     let mut set: BTreeMap<String, String> = BTreeMap::new();
@@ -289,7 +315,8 @@ pub(super) fn put_config(st: &mut State, p: &Params, caller: &Caller) -> ApiResu
         } else {
             // a deleted mount point becomes unusedN
             if let Some(old) = ct.conf.remove(o) {
-                if o.starts_with("mp") {
+                // a bind or device mount point holds no volume: it is only unmounted
+                if o.starts_with("mp") && !mp_volume(&old).starts_with('/') {
                     let vol = mp_volume(&old);
                     let n = (0..256)
                         .find(|i| !ct.conf.contains_key(&format!("unused{i}")))

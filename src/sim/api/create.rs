@@ -35,6 +35,7 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
         _ => return Err(ApiError::e500(format!("volume '{ostemplate}' does not exist"))),
     };
     let mut params = config_keys_of(p);
+    check_root_only(caller, &params, &[])?;
     // disks
     let mut disks: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in params.clone() {
