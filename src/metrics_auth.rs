@@ -1,11 +1,15 @@
-//! Authentication of `/metrics` (`--metrics-auth`), as controller-runtime's secure metrics and
-//! kube-rbac-proxy do it: the request's `Authorization: Bearer <token>` is checked with a
-//! `TokenReview`, then the token's user with a `SubjectAccessReview` for `get` on the
-//! non-resource URL `/metrics`. Allowed tokens are remembered for a short while (a bounded
-//! cache keyed by the token's SHA-256), so a scraper costs two apiserver calls a minute at most.
+//! Authentication of `/metrics` (`--metrics-auth`) and of the virtual nodes' kubelet endpoint,
+//! as controller-runtime's secure metrics, kube-rbac-proxy and a kubelet's webhook mode do it:
+//! the request's `Authorization: Bearer <token>` is checked with a `TokenReview`, then the
+//! token's user with a `SubjectAccessReview` ([`Access`]: `get` on the non-resource URL
+//! `/metrics`, or on `nodes/proxy` of the Node a Pod's log is asked of). Allowed tokens are
+//! remembered for a short while (a bounded cache keyed by the SHA-256 of the token and the
+//! access), so a scraper costs two apiserver calls a minute at most.
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::authorization::v1::{NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use kube::api::{Api, PostParams};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -25,14 +29,57 @@ pub const CACHE_MAX: usize = 256;
 /// here instead of being passed on to the apiserver all together.
 pub const CONCURRENT_REVIEWS: usize = 4;
 
-/// The answer to a `/metrics` request's credentials.
+/// What a caller must be allowed to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// `get` on a non-resource URL, e.g. `/metrics`.
+    NonResource(String),
+    /// `get` on a subresource of a cluster-scoped object, e.g. `nodes/proxy` of one Node.
+    Subresource {
+        /// The resource, e.g. `nodes`.
+        resource: String,
+        /// The subresource, e.g. `proxy`.
+        subresource: String,
+        /// The object's name.
+        name: String,
+    },
+}
+
+impl Access {
+    /// `get /metrics`.
+    pub fn metrics() -> Access {
+        Access::NonResource(METRICS_PATH.into())
+    }
+
+    /// `get nodes/proxy` of Node `node` (what a kubelet asks for `/containerLogs`).
+    pub fn node_proxy(node: &str) -> Access {
+        Access::Subresource {
+            resource: "nodes".into(),
+            subresource: "proxy".into(),
+            name: node.into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Access::NonResource(path) => format!("get {path}"),
+            Access::Subresource {
+                resource,
+                subresource,
+                name,
+            } => format!("get {resource}/{subresource} of {name}"),
+        }
+    }
+}
+
+/// The answer to a request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// The token is valid and its user may `get /metrics`.
+    /// The token is valid and its user may do what was asked.
     Allowed,
     /// No bearer token, or one the apiserver does not accept: 401.
     Unauthenticated(String),
-    /// A valid token whose user may not `get /metrics`: 403.
+    /// A valid token whose user may not: 403.
     Forbidden(String),
 }
 
@@ -80,12 +127,21 @@ impl MetricsAuth {
         }
     }
 
-    /// Checks the value of a request's `Authorization` header (`None` when it has none).
+    /// Checks the value of a `/metrics` request's `Authorization` header (`None` when it has none).
     pub async fn check(&self, authorization: Option<&str>) -> Result<Verdict, Error> {
+        self.check_access(authorization, &Access::metrics()).await
+    }
+
+    /// Checks that the bearer token of `authorization` is valid and its user allowed `access`.
+    pub async fn check_access(&self, authorization: Option<&str>, access: &Access) -> Result<Verdict, Error> {
         let Some(token) = bearer(authorization) else {
             return Ok(Verdict::Unauthenticated("a bearer token is required".into()));
         };
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut hasher = Sha256::new();
+        hasher.update(token.as_bytes());
+        hasher.update([0]);
+        hasher.update(access.describe().as_bytes());
+        let key: [u8; 32] = hasher.finalize().into();
         if self.cached(&key) {
             return Ok(Verdict::Allowed);
         }
@@ -94,7 +150,7 @@ impl MetricsAuth {
         if self.cached(&key) {
             return Ok(Verdict::Allowed);
         }
-        let verdict = tokio::time::timeout(REVIEW_TIMEOUT, self.review(token))
+        let verdict = tokio::time::timeout(REVIEW_TIMEOUT, self.review(token, access))
             .await
             .map_err(|_| Error::Timeout)??;
         if verdict == Verdict::Allowed {
@@ -143,7 +199,7 @@ impl MetricsAuth {
             })
     }
 
-    async fn review(&self, token: &str) -> Result<Verdict, Error> {
+    async fn review(&self, token: &str, access: &Access) -> Result<Verdict, Error> {
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.to_string()),
@@ -168,11 +224,27 @@ impl MetricsAuth {
                 extra: user
                     .extra
                     .map(|e| e.into_iter().collect::<std::collections::BTreeMap<_, _>>()),
-                non_resource_attributes: Some(NonResourceAttributes {
-                    path: Some(METRICS_PATH.into()),
-                    verb: Some("get".into()),
-                }),
-                ..Default::default()
+                non_resource_attributes: match access {
+                    Access::NonResource(path) => Some(NonResourceAttributes {
+                        path: Some(path.clone()),
+                        verb: Some("get".into()),
+                    }),
+                    Access::Subresource { .. } => None,
+                },
+                resource_attributes: match access {
+                    Access::NonResource(_) => None,
+                    Access::Subresource {
+                        resource,
+                        subresource,
+                        name,
+                    } => Some(ResourceAttributes {
+                        resource: Some(resource.clone()),
+                        subresource: Some(subresource.clone()),
+                        name: Some(name.clone()),
+                        verb: Some("get".into()),
+                        ..Default::default()
+                    }),
+                },
             },
             ..Default::default()
         };
@@ -180,7 +252,7 @@ impl MetricsAuth {
         Ok(if status.allowed {
             Verdict::Allowed
         } else {
-            Verdict::Forbidden(format!("{name} may not get {METRICS_PATH}"))
+            Verdict::Forbidden(format!("{name} may not {}", access.describe()))
         })
     }
 }

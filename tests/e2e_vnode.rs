@@ -13,12 +13,19 @@ struct Env {
     cp: &'static ControlPlane,
     ns: String,
     sim: Sim,
-    _op: Operator,
+    op: Operator,
+    /// The kubelet endpoint's port.
+    kubelet_port: String,
 }
 
 /// A namespace with the `default` ServiceAccount (no controller makes it here; no token is
 /// mounted), its cluster with `virtualNodes`, and an operator running virtual nodes.
 fn env(prefix: &str) -> Env {
+    env_with(prefix, &[])
+}
+
+/// [`env`] with more operator flags.
+fn env_with(prefix: &str, extra: &[&str]) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
     let sim = Sim::start(&["--clock-speed", "5"]);
@@ -37,25 +44,30 @@ fn env(prefix: &str) -> Env {
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default}\nautomountServiceAccountToken: false\n",
     );
     let port = free_port().to_string();
-    let op = Operator::start_with(
-        cp,
-        &ns,
-        &[
-            "--virtual-nodes",
-            "--node-renew-interval",
-            "1s",
-            "--node-lease-duration",
-            "4s",
-            "--kubelet-addr",
-            &format!("127.0.0.1:{port}"),
-            "--node-address",
-            "127.0.0.1",
-            "--prune-interval",
-            "2s",
-        ],
-    );
+    let kubelet_addr = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--virtual-nodes",
+        "--node-renew-interval",
+        "1s",
+        "--node-lease-duration",
+        "4s",
+        "--kubelet-addr",
+        &kubelet_addr,
+        "--node-address",
+        "127.0.0.1",
+        "--prune-interval",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    let op = Operator::start_with(cp, &ns, &args);
     wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
-    Env { cp, ns, sim, _op: op }
+    Env {
+        cp,
+        ns,
+        sim,
+        op,
+        kubelet_port: port,
+    }
 }
 
 fn node(e: &Env, pve: &str) -> Option<Value> {
@@ -323,4 +335,131 @@ fn pods_that_cannot_run_say_why_and_an_exited_app_is_restarted_with_the_count_sh
     assert_eq!(starts(&rx, 1), 1, "kubectl logs -f shows the restart's start task");
     let _ = follow.kill();
     let _ = follow.wait();
+    // a second exit soon after: a kubelet's back-off, shown as CrashLoopBackOff, then a restart
+    e.sim.call("POST", &format!("/_sim/containers/{vmid}/exit"), &[]);
+    wait_for("STATUS CrashLoopBackOff", T, || {
+        (wide(&e, "app")[2] == "CrashLoopBackOff").then_some(())
+    });
+    wait_pod(&e, "app", "restarted twice", |p| {
+        p["status"]["containerStatuses"][0]["restartCount"] == 2 && p["status"]["containerStatuses"][0]["ready"] == true
+    });
+}
+
+/// `GET https://127.0.0.1:PORT/PATH` (certificate not checked), with a bearer token when given:
+/// the status code.
+fn kubelet_get(e: &Env, path: &str, token: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd
+        .arg(format!("https://127.0.0.1:{}{path}", e.kubelet_port))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn with_a_client_ca_pod_logs_need_its_certificate_or_a_token_allowed_nodes_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let key = dir.path().join("ca.key");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-kubelet-client-ca",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let e = env_with("vn-auth", &["--kubelet-client-ca", ca.to_str().unwrap()]);
+    let n1 = format!("{}-pve1", e.ns);
+    wait_for("Node pve1", T, || node(&e, "pve1"));
+    e.cp.apply(
+        &e.ns,
+        &pod_yaml("web", Some(&n1), "  containers:\n  - {name: web, image: nginx:1.27}\n"),
+    );
+    wait_pod(&e, "web", "Running", |p| p["status"]["phase"] == "Running");
+    let path = format!("/containerLogs/{}/web/web", e.ns);
+    assert_eq!(kubelet_get(&e, &path, None), "401", "no certificate, no token");
+    assert_eq!(
+        kubelet_get(&e, &path, Some("not-a-token")),
+        "401",
+        "a token the apiserver does not know"
+    );
+    let viewer = service_account_token(e.cp, &e.ns, "no-node-rights");
+    assert_eq!(
+        kubelet_get(&e, &path, Some(&viewer)),
+        "403",
+        "a valid token without nodes/proxy"
+    );
+    let admin =
+        e.cp.kubectl_ok(&["config", "view", "--raw", "-o", "jsonpath={.users[0].user.token}"]);
+    assert_eq!(
+        kubelet_get(&e, &path, Some(admin.trim())),
+        "200",
+        "a token allowed nodes/proxy"
+    );
+    // this apiserver shows no client certificate: the endpoint refuses it too
+    let logs = e.cp.kubectl(&["logs", "-n", &e.ns, "web"]);
+    assert!(
+        !logs.status.success(),
+        "an apiserver without the CA's certificate was served"
+    );
+}
+
+#[test]
+fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_deleted_meanwhile() {
+    let mut e = env("vn-adopt");
+    let n1 = format!("{}-pve1", e.ns);
+    wait_for("Node pve1", T, || node(&e, "pve1"));
+    for name in ["keep", "gone"] {
+        e.cp.apply(
+            &e.ns,
+            &pod_yaml(
+                name,
+                Some(&n1),
+                &format!("  containers:\n  - {{name: {name}, image: nginx:1.27}}\n"),
+            ),
+        );
+    }
+    for name in ["keep", "gone"] {
+        wait_pod(&e, name, "Running", |p| p["status"]["phase"] == "Running");
+    }
+    let (keep, gone) = (vmid_of(&e, "keep"), vmid_of(&e, "gone"));
+    let creates = || {
+        let tasks = e.sim.call("GET", "/_sim/tasks", &[]);
+        tasks
+            .as_array()
+            .map_or(0, |t| t.iter().filter(|t| t["type"] == "vzcreate").count())
+    };
+    let before = creates();
+    e.op.kill();
+    // force-deleted while the operator is down: no kubelet, no garbage collector on this apiserver
+    e.cp.kubectl_ok(&["delete", "pod", "gone", "-n", &e.ns, "--grace-period=0", "--force"]);
+    e.op.restart();
+    wait_for("the deleted Pod's container to be destroyed", T, || {
+        e.sim.container(gone).is_none().then_some(())
+    });
+    assert!(get_json(e.cp, &e.ns, "lxc", "pod-gone").is_none());
+    // the other Pod is taken over as it is: same container, no second create
+    let p = wait_pod(&e, "keep", "Running after the restart", |p| {
+        p["status"]["phase"] == "Running"
+    });
+    assert_eq!(vmid_of(&e, "keep"), keep);
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert!(e.sim.container(keep).is_some_and(|c| c["status"] == "running"));
+    assert_eq!(creates(), before, "no container was created again");
 }

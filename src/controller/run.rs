@@ -217,6 +217,10 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             kube: client.clone(),
             clusters: registry.clone(),
             follow_interval: Duration::from_secs(1),
+            auth: k
+                .client_ca
+                .as_ref()
+                .map(|_| Arc::new(crate::metrics_auth::MetricsAuth::new(client.clone()))),
         };
         tokio::spawn(super::vnode::logs::serve(listener, tls, state));
     }

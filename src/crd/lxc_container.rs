@@ -639,6 +639,10 @@ pub struct LxcContainerStatus {
     /// (its process ended, or someone stopped it) while `spec.state` is `Running`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_count: Option<u32>,
+    /// When the operator last started the container again that way (the back-off between
+    /// restarts grows from 10 s to 5 min, as a kubelet's, and resets after 10 min of running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
     /// Addresses of the container's interfaces (IPv4 first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_addresses: Vec<String>,

@@ -155,6 +155,28 @@ pub(super) async fn converge(
         // its process ended by itself and spec.app.onExit says it stays stopped
         plan.power = None;
     }
+    if drift && plan.power == Some(PowerAction::Start) {
+        let since = p
+            .status
+            .restarted_at
+            .as_ref()
+            .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok());
+        let restarts = if since.is_some_and(|d: Duration| d >= Duration::from_secs(600)) {
+            p.status.restart_count = Some(0);
+            0
+        } else {
+            p.status.restart_count.unwrap_or(0)
+        };
+        if let Some(wait) = decide::restart_back_off(restarts, since) {
+            p.status.phase = Some(ContainerPhase::Stopped);
+            p.status.state = Some(current.status.clone());
+            let msg = format!(
+                "CT {vmid} stopped by itself {restarts} times; back-off {}s before it is started again",
+                wait.as_secs().max(1)
+            );
+            return p.not_ready(Reason::RestartBackOff, msg, Action::requeue(wait)).await;
+        }
+    }
     if let Some(target) = &plan.migrate_to {
         if !snap.node_online(target) {
             return p
@@ -276,6 +298,7 @@ pub(super) async fn converge(
             PowerAction::Start => {
                 if drift {
                     p.status.restart_count = Some(p.status.restart_count.unwrap_or(0) + 1);
+                    p.status.restarted_at = Some(Time(jiff::Timestamp::now()));
                     p.event(
                         Reason::Starting,
                         format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)"),

@@ -463,3 +463,38 @@ mod tests {
         );
     }
 }
+
+/// How long to wait before starting again a container whose process ended by itself (pure):
+/// `None` to start now. A kubelet's CrashLoopBackOff: none for the first restart, then 10 s
+/// doubling up to 5 min since the last restart; after 10 min without one the count starts over.
+pub fn restart_back_off(restarts: u32, since_last: Option<std::time::Duration>) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let since = since_last?;
+    if restarts == 0 || since >= Duration::from_secs(600) {
+        return None;
+    }
+    let wait = Duration::from_secs(10 * (1u64 << (restarts - 1).min(5))).min(Duration::from_secs(300));
+    wait.checked_sub(since).filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod back_off_tests {
+    use super::restart_back_off;
+    use std::time::Duration;
+
+    #[test]
+    fn the_first_restart_is_at_once_then_the_wait_doubles_up_to_five_minutes() {
+        let s = Duration::from_secs;
+        assert_eq!(restart_back_off(0, None), None);
+        assert_eq!(restart_back_off(1, Some(s(0))), Some(s(10)));
+        assert_eq!(restart_back_off(1, Some(s(4))), Some(s(6)));
+        assert_eq!(restart_back_off(2, Some(s(0))), Some(s(20)));
+        assert_eq!(restart_back_off(9, Some(s(0))), Some(s(300)));
+        assert_eq!(restart_back_off(3, Some(s(40))), None, "waited long enough");
+    }
+
+    #[test]
+    fn ten_minutes_without_a_restart_start_the_count_over() {
+        assert_eq!(restart_back_off(7, Some(Duration::from_secs(600))), None);
+    }
+}

@@ -71,6 +71,8 @@ reasons! {
     Stopping,
     /// A container is restarted (to apply process settings).
     Restarting,
+    /// An app container whose process keeps ending waits before it is started again.
+    RestartBackOff,
     /// A disk grows.
     Resizing,
     /// A container moves to another node.

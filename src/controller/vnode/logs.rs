@@ -29,6 +29,9 @@ pub struct LogState {
     pub clusters: Arc<ClusterRegistry>,
     /// How often `follow` looks for new lines.
     pub follow_interval: Duration,
+    /// With a client CA: callers without a client certificate it signed need a bearer token
+    /// allowed `get nodes/proxy` of the Pod's Node (TokenReview + SubjectAccessReview).
+    pub auth: Option<Arc<crate::metrics_auth::MetricsAuth>>,
 }
 
 /// The query of `/containerLogs` (as the kubelet reads it).
@@ -128,7 +131,14 @@ struct Target {
     vmid: u32,
 }
 
-async fn target(state: &LogState, ns: &str, pod: &str, container: &str) -> Result<Target, Response<Body>> {
+/// The Pod's container in Proxmox, once `caller` may read it (the Pod's Node decides).
+async fn target(
+    state: &LogState,
+    caller: &Caller,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Result<Target, Response<Body>> {
     let pods: Api<Pod> = Api::namespaced(state.kube.clone(), ns);
     let p = match pods.get_opt(pod).await {
         Ok(Some(p)) => p,
@@ -145,6 +155,10 @@ async fn target(state: &LogState, ns: &str, pod: &str, container: &str) -> Resul
             StatusCode::NOT_FOUND,
             format!("container {container} is not valid for pod {pod}"),
         ));
+    }
+    let node_name = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    if let Some(r) = refused(state, caller, &node_name).await {
+        return Err(r);
     }
     let children: Api<LxcContainer> = Api::namespaced(state.kube.clone(), ns);
     let child = children.get_opt(&child_name(pod)).await.ok().flatten();
@@ -200,8 +214,9 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, usi
     Ok(out)
 }
 
-/// Serves one request.
-async fn handle(state: LogState, req: Request<hyper::body::Incoming>) -> Response<Body> {
+/// Serves one request; `client_cert` says whether the caller showed a client certificate the
+/// client CA signed (the kube-apiserver).
+async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cert: bool) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (req.method().as_str(), parts.as_slice()) {
@@ -212,7 +227,16 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>) -> Respons
                 Ok(q) => q,
                 Err(e) => return text(StatusCode::BAD_REQUEST, e),
             };
-            logs(state, ns, pod, container, q).await
+            let authorization = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let caller = Caller {
+                client_cert,
+                authorization,
+            };
+            logs(state, ns, pod, container, q, caller).await
         }
         (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => text(
             StatusCode::NOT_IMPLEMENTED,
@@ -224,8 +248,33 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>) -> Respons
     }
 }
 
-async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery) -> Response<Body> {
-    let t = match target(&state, ns, pod, container).await {
+/// Who asks.
+struct Caller {
+    client_cert: bool,
+    authorization: Option<String>,
+}
+
+/// Whether `caller` may read logs of a Pod on `node`: `None` if so, else the refusal.
+async fn refused(state: &LogState, caller: &Caller, node: &str) -> Option<Response<Body>> {
+    let auth = state.auth.as_ref().filter(|_| !caller.client_cert)?;
+    let access = crate::metrics_auth::Access::node_proxy(node);
+    match auth.check_access(caller.authorization.as_deref(), &access).await {
+        Ok(crate::metrics_auth::Verdict::Allowed) => None,
+        Ok(crate::metrics_auth::Verdict::Unauthenticated(why)) => Some(text(StatusCode::UNAUTHORIZED, why)),
+        Ok(crate::metrics_auth::Verdict::Forbidden(why)) => Some(text(StatusCode::FORBIDDEN, why)),
+        Err(e) => Some(text(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    }
+}
+
+async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery, caller: Caller) -> Response<Body> {
+    // the Pod's Node decides; before it is known, any caller may learn only that it is not found
+    if state.auth.is_some() && !caller.client_cert && caller.authorization.is_none() {
+        return text(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate or a bearer token is required",
+        );
+    }
+    let t = match target(&state, &caller, ns, pod, container).await {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -302,7 +351,9 @@ pub fn tls_config(names: Vec<String>, client_ca: Option<&[u8]>) -> Result<rustls
                 let c: rustls::pki_types::CertificateDer = c.map_err(|e| format!("client CA: {e}"))?;
                 roots.add(c).map_err(|e| format!("client CA: {e}"))?;
             }
+            // optional at the handshake: a caller without one may still show a bearer token
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
                 .build()
                 .map_err(|e| format!("client CA: {e}"))?;
             builder.with_client_cert_verifier(verifier)
@@ -325,9 +376,11 @@ pub async fn serve(listener: tokio::net::TcpListener, tls: rustls::ServerConfig,
             let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
                 return;
             };
+            // the verifier checked it: any certificate shown is one the client CA signed
+            let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
+                async move { Ok::<_, Infallible>(handle(state, req, client_cert).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)

@@ -81,14 +81,14 @@ fn container_state(
                 .and_then(|s| s.restart_policy.as_deref())
                 .unwrap_or("Always");
             if policy == "Always" {
-                return (
-                    waiting(
+                let state = match ready.filter(|c| c.reason == "RestartBackOff") {
+                    Some(c) => waiting("CrashLoopBackOff", Some(c.message.clone())),
+                    None => waiting(
                         "ContainerStopped",
                         Some(format!("{NO_EXIT_CODE}; it is started again (restartPolicy Always)")),
                     ),
-                    false,
-                    None,
-                );
+                };
+                return (state, false, None);
             }
             let finished = ready
                 .map(|c| c.last_transition_time.clone())

@@ -149,3 +149,11 @@ fn a_refused_pod_fails_with_the_reason_and_the_status_is_stable() {
     // a later pass computes the same status: nothing to write
     assert_eq!(pod_status(&p, None, Some(&r), &t(9)), s);
 }
+
+#[test]
+fn a_container_waiting_out_its_restart_back_off_is_crash_loop_back_off() {
+    let c = child(Some(ContainerPhase::Stopped), "RestartBackOff", false);
+    let s = pod_status(&pod("Always"), Some(&c), None, &t(5));
+    assert_eq!(waiting(&s).as_deref(), Some("CrashLoopBackOff"));
+    assert_eq!(s.phase.as_deref(), Some("Pending"), "never ran in this made-up history");
+}
