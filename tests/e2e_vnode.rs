@@ -463,3 +463,33 @@ fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_d
     assert!(e.sim.container(keep).is_some_and(|c| c["status"] == "running"));
     assert_eq!(creates(), before, "no container was created again");
 }
+
+/// What a node-lifecycle controller does to the Pods of a Node whose Lease stopped (after the
+/// 300 s `unreachable` toleration): it evicts them. The bare apiserver has no such controller,
+/// so the eviction is made by hand: the operator carries it out like any deletion, and the
+/// container is destroyed. This is the risk the README's toleration advice avoids.
+#[test]
+fn an_evicted_pod_has_its_container_destroyed() {
+    let e = env("vn-evict");
+    let n1 = format!("{}-pve1", e.ns);
+    wait_for("Node pve1", T, || node(&e, "pve1"));
+    e.cp.apply(
+        &e.ns,
+        &pod_yaml("web", Some(&n1), "  containers:\n  - {name: web, image: nginx:1.27}\n"),
+    );
+    wait_pod(&e, "web", "Running", |p| p["status"]["phase"] == "Running");
+    let vmid = vmid_of(&e, "web");
+    // policy/v1beta1: the test apiserver is v1.20 (policy/v1 came with 1.22)
+    let eviction = format!(
+        r#"{{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{{"name":"web","namespace":"{}"}}}}"#,
+        e.ns
+    );
+    let path = format!("/api/v1/namespaces/{}/pods/web/eviction", e.ns);
+    let out =
+        e.cp.kubectl_stdin(&["create", "--raw", &path, "-f", "-"], Some(&eviction));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the evicted Pod to be gone", T, || {
+        get_json(e.cp, &e.ns, "pod", "web").is_none().then_some(())
+    });
+    assert!(e.sim.container(vmid).is_none(), "CT {vmid} is still in Proxmox");
+}

@@ -107,7 +107,10 @@ pub async fn bind(pod: &Pod, pctx: &PodContext) -> Result<Action, Error> {
     };
     // promised until the next inventory shows it, so a burst of Pods spreads over the nodes
     if let Some(v) = pctx.index.get(&node) {
-        if let Some(h) = ctx.clusters.get(&crate::controller::cluster::ClusterKey::named(v.cluster.clone())) {
+        if let Some(h) = ctx
+            .clusters
+            .get(&crate::controller::cluster::ClusterKey::named(v.cluster.clone()))
+        {
             h.reserve(&v.pve_node, memory_of(pod));
         }
     }
