@@ -177,7 +177,8 @@ fn virtual_nodes_follow_the_proxmox_nodes_renew_their_leases_and_go_with_their_c
 
 #[test]
 fn a_pod_runs_as_a_container_reads_running_in_kubectl_and_is_deleted_within_its_grace_period() {
-    let e = env("vn-pod");
+    let ui_port = free_port();
+    let e = env_with("vn-pod", &["--ui-addr", &format!("127.0.0.1:{ui_port}")]);
     let n1 = format!("{}-pve1", e.ns);
     wait_for("Node pve1", T, || node(&e, "pve1"));
     e.cp.apply(
@@ -218,6 +219,20 @@ fn a_pod_runs_as_a_container_reads_running_in_kubectl_and_is_deleted_within_its_
     assert!(logs.contains("[proxmox task vzstart"), "{logs}");
     let tail = e.cp.kubectl_ok(&["logs", "-n", &e.ns, "web", "--tail=1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
+    // the UI's Pods page and log viewer, through the signed-in user's token
+    let ui = common::ui::UiClient::new(&common::ui::wait_ui(ui_port));
+    let admin =
+        e.cp.kubectl_ok(&["config", "view", "--raw", "-o", "jsonpath={.users[0].user.token}"]);
+    ui.login(admin.trim(), &e.ns);
+    let (code, page) = ui.get(&format!("/ui/pods?ns={}", e.ns));
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains(">web<") && page.contains(">Running<") && page.contains(&ip),
+        "{page}"
+    );
+    let (code, log) = ui.get(&format!("/ui/pods/{}/web/log?tail=50", e.ns));
+    assert_eq!(code, 200, "{log}");
+    assert!(log.contains("[proxmox task vzstart"), "{log}");
     let exec = e.cp.kubectl(&["exec", "-n", &e.ns, "web", "--", "true"]);
     assert!(!exec.status.success());
     // delete returns (the default grace period is 30 s) and the container is gone

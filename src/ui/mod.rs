@@ -16,6 +16,7 @@ pub mod health;
 pub mod live;
 pub mod model;
 pub mod pages;
+pub mod pods;
 pub mod session;
 
 use axum::extract::{FromRequestParts, State};
@@ -230,6 +231,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/ui/new", get(actions::new_form).post(actions::create))
         .route("/ui/templates", get(pages::templates))
+        .route("/ui/pods", get(pods::pods))
+        .route("/ui/pods/{ns}/{name}/log", get(pods::pod_log))
         .route("/ui/schedules", get(pages::schedules))
         .route("/ui/events", get(live::events))
         .route("/ui/assets/{name}", get(asset))
