@@ -146,14 +146,20 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
     let views = &ctx.tenancy;
     let mut u = Usage::default();
     let containers = views.all_containers();
+    let by_name: std::collections::HashMap<(Option<String>, String), super::ClusterKey> = containers
+        .iter()
+        .map(|c| ((c.namespace(), c.name_any()), ctx.clusters.of_container(c)))
+        .collect();
     let cluster_of = |ns: Option<String>, name: &str| {
-        containers
-            .iter()
-            .find(|c| c.namespace() == ns && c.name_any() == name)
-            .map(|c| ctx.clusters.of_container(c))
+        by_name
+            .get(&(ns, name.to_string()))
+            .cloned()
             .unwrap_or_else(|| ctx.clusters.default_key())
     };
-    for c in containers.iter().filter(|c| ctx.clusters.of_container(c) == *key) {
+    for c in containers
+        .iter()
+        .filter(|c| by_name.get(&(c.namespace(), c.name_any())) == Some(key))
+    {
         if c.spec.management == Management::ObserveOnly {
             continue;
         }
