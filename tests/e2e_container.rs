@@ -150,7 +150,10 @@ fn a_bad_spec_gets_invalid_spec_naming_the_field_and_no_request_loop() {
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(k, _)| !k.contains("/cluster/resources") && !k.contains("/version"))
+        // the inventory, and the token preflight's read when the objects in use change
+        .filter(|(k, _)| {
+            !k.contains("/cluster/resources") && !k.contains("/version") && !k.contains("/access/permissions")
+        })
         .map(|(_, v)| v.as_u64().unwrap())
         .sum();
     assert_eq!(other, 0, "requests while the spec is invalid: {stats}");

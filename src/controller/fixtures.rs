@@ -173,6 +173,8 @@ impl World {
             metrics,
             samples: None,
             drift_per_resync: 0,
+            usage: Arc::new(Default::default),
+            privileges_recheck: Duration::from_secs(600),
         });
         ctx.clusters.insert(handle.clone());
         for _ in 0..100 {

@@ -275,6 +275,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         runs.push(tokio::spawn(snapshots));
         ctx.tenancy
             .add_scope(lxc_store.clone(), template_store.clone(), backup_store.clone());
+        ctx.tenancy.add_snapshots(snapshot_store.clone());
         stores.push(Stores {
             clusters: pc_store.clone(),
             tenants: tenant_store.clone(),

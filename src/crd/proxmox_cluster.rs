@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodesOnline"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Privileges","type":"string","jsonPath":".status.conditions[?(@.type==\"PrivilegesMissing\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -242,7 +243,29 @@ pub struct ProxmoxClusterStatus {
     /// Nodes in maintenance and the operator's containers still on them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maintenance: Vec<MaintenanceStatus>,
+    /// Privileges the token lacks for what the objects using this cluster do (read with
+    /// `GET /access/permissions` on connect, when those objects change, and every few minutes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_privileges: Vec<MissingPrivilege>,
 }
+
+/// One privilege the token lacks.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MissingPrivilege {
+    /// What needs it: `inventory`, `containers`, `clones`, `ociImages`, `templates`,
+    /// `backups`, `snapshots`.
+    pub feature: String,
+    /// The Proxmox privilege, e.g. `VM.Backup`.
+    pub privilege: String,
+    /// The ACL path it is needed on, e.g. `/vms` or `/storage/local`.
+    pub path: String,
+}
+
+/// Condition type on a `ProxmoxCluster`: True when the token lacks privileges that the objects
+/// using the cluster need (`status.missingPrivileges` lists them). It does not make the cluster
+/// not Ready.
+pub const CONDITION_PRIVILEGES_MISSING: &str = "PrivilegesMissing";
 
 /// One Proxmox node as last seen.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

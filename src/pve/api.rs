@@ -101,6 +101,12 @@ impl Client {
         self.get("/version", &Params::new()).await
     }
 
+    /// `GET /access/permissions`: the caller's effective privileges, as a map of ACL path to
+    /// privilege to whether it propagates to the paths below.
+    pub async fn permissions(&self) -> Result<Permissions> {
+        self.get("/access/permissions", &Params::new()).await
+    }
+
     /// `GET /nodes`.
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>> {
         self.get("/nodes", &Params::new()).await

@@ -16,6 +16,7 @@ import sys
 SERVED = {
     "/version": ["GET"],
     "/access/ticket": ["GET", "POST"],
+    "/access/permissions": ["GET"],
     "/cluster/resources": ["GET"],
     "/cluster/nextid": ["GET"],
     "/cluster/status": ["GET"],

@@ -77,7 +77,8 @@ pub fn controller(
     ctx: Arc<Context>,
 ) -> (ControllerFuture, kube::runtime::reflector::Store<crate::crd::LxcBackup>) {
     let (b, store) = lxc_backup::controller(client, namespace, ctx.clone());
-    let s = schedule::controller(client, namespace, ctx);
+    let (s, schedules) = schedule::controller(client, namespace, ctx.clone());
+    ctx.tenancy.add_schedules(schedules);
     let run = Box::pin(async move {
         futures::future::join(b, s).await;
     });

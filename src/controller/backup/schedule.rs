@@ -39,19 +39,25 @@ use std::time::Duration;
 /// Failed backups kept per container and schedule (newest first); older ones are deleted.
 pub const KEEP_FAILED: usize = 3;
 
-/// The `LxcBackupSchedule` controller of one namespace (or all).
-pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -> ControllerFuture {
+/// The `LxcBackupSchedule` controller of one namespace (or all), and its cache.
+pub fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+) -> (ControllerFuture, kube::runtime::reflector::Store<LxcBackupSchedule>) {
     let (schedules, backups): (Api<LxcBackupSchedule>, Api<LxcBackup>) = match namespace {
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let run = Controller::new(schedules, watcher::Config::default())
+    let ctl = Controller::new(schedules, watcher::Config::default());
+    let store = ctl.store();
+    let run = ctl
         .owns(backups, watcher::Config::default())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {});
-    Box::pin(run)
+    (Box::pin(run), store)
 }
 
 impl Managed for LxcBackupSchedule {

@@ -1,6 +1,7 @@
 //! `ProxmoxCluster`: the registry of Proxmox connections, their controller and observers.
 
 pub mod observer;
+pub mod preflight;
 pub mod reconcile;
 pub mod samples;
 

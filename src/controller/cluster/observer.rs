@@ -7,6 +7,7 @@ use super::{ClusterHandle, ClusterKey, Connection};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::FIELD_MANAGER;
 use crate::controller::kernel::Reason;
+use crate::crd::proxmox_cluster::{MissingPrivilege, CONDITION_PRIVILEGES_MISSING};
 use crate::crd::proxmox_cluster::{NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, StorageStatus};
 use crate::crd::CONDITION_READY;
 use crate::pve::{self, ClusterResource, ErrorClass};
@@ -261,6 +262,47 @@ pub struct ObserverParams {
     /// How many of our containers get a full pass after each inventory read (round-robin), to
     /// find drift the inventory cannot show (firewall rules and options, `netN`).
     pub drift_per_resync: usize,
+    /// What the objects using the cluster do there now (for the token preflight).
+    pub usage: Arc<dyn Fn() -> super::preflight::Usage + Send + Sync>,
+    /// The token's privileges are read again at least this often (and whenever what the
+    /// objects using the cluster need changes).
+    pub privileges_recheck: Duration,
+}
+
+/// The token preflight's last read: when, for which needs, and what was missing.
+struct PrivilegeRead {
+    at: Instant,
+    needs: Vec<super::preflight::Need>,
+    missing: Vec<MissingPrivilege>,
+}
+
+/// Reads the token's privileges again when what is needed changed or the last read got old;
+/// a failed read keeps the last answer (and is not retried before the next recheck).
+async fn preflight(p: &ObserverParams, last: &mut Option<PrivilegeRead>) {
+    let needs = super::preflight::required(&(p.usage)());
+    let due = last
+        .as_ref()
+        .is_none_or(|r| r.needs != needs || r.at.elapsed() >= p.privileges_recheck);
+    if !due {
+        return;
+    }
+    match p.client.permissions().await {
+        Ok(granted) => {
+            let missing = super::preflight::missing(&needs, &granted);
+            *last = Some(PrivilegeRead {
+                at: Instant::now(),
+                needs,
+                missing,
+            });
+        }
+        Err(e) => {
+            tracing::warn!(cluster = %p.key, error = %e, "could not read the token's privileges");
+            if let Some(r) = last {
+                r.at = Instant::now();
+                r.needs = needs;
+            }
+        }
+    }
 }
 
 /// The next `k` vmids after `cursor` (wrapping around) among `ours` (sorted), skipping those in
@@ -364,6 +406,7 @@ async fn run(
     let mut version: Option<String> = None;
     let mut prev: Option<Arc<Snapshot>> = None;
     let mut drift_cursor: Option<u32> = None;
+    let mut privileges: Option<PrivilegeRead> = None;
     loop {
         let started = Instant::now();
         if version.is_none() {
@@ -440,6 +483,19 @@ async fn run(
             status.version = version.clone().or(status.version);
         }
         let now = Time(jiff::Timestamp::now());
+        if conn == Connection::Connected {
+            preflight(&p, &mut privileges).await;
+        }
+        if let Some(r) = &privileges {
+            status.missing_privileges = r.missing.clone();
+            let message = super::preflight::summary(&r.missing);
+            let cond = if r.missing.is_empty() {
+                CondSpec::no(CONDITION_PRIVILEGES_MISSING, Reason::PrivilegesGranted, message)
+            } else {
+                CondSpec::yes(CONDITION_PRIVILEGES_MISSING, Reason::PrivilegesMissing, message)
+            };
+            conditions::set(&mut status.conditions, cond, status.observed_generation, &now);
+        }
         let ready = match &conn {
             Connection::Connected if p.insecure_tls => CondSpec::yes(
                 CONDITION_READY,

@@ -24,6 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The token's privileges are read again at least this often (and whenever what the objects
+/// using the cluster need changes).
+pub const PRIVILEGES_RECHECK: Duration = Duration::from_secs(300);
+
 /// Parses `60s`, `5m`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
@@ -253,6 +257,16 @@ pub async fn reconcile(
                 metrics: ctx.metrics.clone(),
                 samples: ctx.settings.samples.clone(),
                 drift_per_resync: ctx.settings.drift_per_resync,
+                usage: {
+                    // weak: the observer lives in the context's registry
+                    let (weak, key) = (Arc::downgrade(&ctx), key.clone());
+                    Arc::new(move || {
+                        weak.upgrade()
+                            .map(|c| super::preflight::usage_of(&c, &key))
+                            .unwrap_or_default()
+                    })
+                },
+                privileges_recheck: PRIVILEGES_RECHECK.max(r.resync),
             });
             ctx.clusters.insert(handle);
             Ok(recheck)

@@ -107,7 +107,11 @@ reasons! {
     Connecting,
     /// The cluster is connected with TLS verification off.
     InsecureTLS,
+    /// The token holds every privilege the objects using the cluster need.
+    PrivilegesGranted,
     // ---- waiting on something else (warnings when they persist)
+    /// The token lacks privileges the objects using the cluster need.
+    PrivilegesMissing,
     /// The ProxmoxCluster is missing, connecting or failing.
     ClusterNotReady,
     /// The named node is not online.
@@ -308,6 +312,7 @@ impl Reason {
                 | Suspended
                 | Connected
                 | Connecting
+                | PrivilegesGranted
         )
     }
 

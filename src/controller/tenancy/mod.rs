@@ -9,7 +9,7 @@ pub mod policy;
 
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::kernel::recover;
-use crate::crd::{LxcBackup, LxcContainer, LxcTemplate, ProxmoxTenant};
+use crate::crd::{LxcBackup, LxcBackupSchedule, LxcContainer, LxcSnapshot, LxcTemplate, ProxmoxTenant};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -29,10 +29,23 @@ pub struct Views {
     containers: RwLock<Vec<Store<LxcContainer>>>,
     templates: RwLock<Vec<Store<LxcTemplate>>>,
     backups: RwLock<Vec<Store<LxcBackup>>>,
+    schedules: RwLock<Vec<Store<LxcBackupSchedule>>>,
+    snapshots: RwLock<Vec<Store<LxcSnapshot>>>,
     /// Containers admitted against a quota by this process whose vmid may not be in the cache
     /// yet, per tenant: the check and the admission are one step, so a burst of creates cannot
     /// overshoot the quota.
     admitted: Mutex<HashMap<String, HashMap<String, Footprint>>>,
+}
+
+/// Every object of a list of caches.
+fn all<K: kube::runtime::reflector::Lookup + Clone + 'static>(stores: &RwLock<Vec<Store<K>>>) -> Vec<std::sync::Arc<K>>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    recover(stores.read(), "the tenancy caches")
+        .iter()
+        .flat_map(|s| s.state())
+        .collect()
 }
 
 impl Views {
@@ -47,6 +60,26 @@ impl Views {
         recover(self.containers.write(), "the tenancy caches").push(containers);
         recover(self.templates.write(), "the tenancy caches").push(templates);
         recover(self.backups.write(), "the tenancy caches").push(backups);
+    }
+
+    /// Adds the schedule cache of one watch scope (read by the token preflight).
+    pub fn add_schedules(&self, schedules: Store<LxcBackupSchedule>) {
+        recover(self.schedules.write(), "the tenancy caches").push(schedules);
+    }
+
+    /// Adds the snapshot cache of one watch scope (read by the token preflight).
+    pub fn add_snapshots(&self, snapshots: Store<LxcSnapshot>) {
+        recover(self.snapshots.write(), "the tenancy caches").push(snapshots);
+    }
+
+    /// Every cached backup schedule.
+    pub fn all_schedules(&self) -> Vec<std::sync::Arc<LxcBackupSchedule>> {
+        all(&self.schedules)
+    }
+
+    /// Every cached snapshot.
+    pub fn all_snapshots(&self) -> Vec<std::sync::Arc<LxcSnapshot>> {
+        all(&self.snapshots)
     }
 
     /// Every cached container.

@@ -308,3 +308,66 @@ pub struct ClusterResource {
     #[serde(default, deserialize_with = "de::opt_string")]
     pub plugintype: Option<String>,
 }
+
+/// `GET /access/permissions`: ACL path → privilege → whether it propagates to the paths
+/// below (Proxmox sends `1`/`0`, numbers or strings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions(pub BTreeMap<String, BTreeMap<String, bool>>);
+
+impl<'de> Deserialize<'de> for Permissions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let raw: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::deserialize(d)?;
+        Ok(Permissions(
+            raw.into_iter()
+                .map(|(path, privs)| {
+                    let privs = privs
+                        .into_iter()
+                        .map(|(p, v)| (p, de::value_to_bool(&v).unwrap_or(false)))
+                        .collect();
+                    (path, privs)
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl Permissions {
+    /// Whether `privilege` holds on `path`: granted there, or on a parent path with
+    /// propagation (`/vms` covers `/vms/100`, `/` covers everything).
+    pub fn allows(&self, path: &str, privilege: &str) -> bool {
+        if self.0.get(path).is_some_and(|p| p.contains_key(privilege)) {
+            return true;
+        }
+        let mut at = path.trim_end_matches('/');
+        while let Some(i) = at.rfind('/') {
+            at = &at[..i];
+            let parent = if at.is_empty() { "/" } else { at };
+            if self.0.get(parent).and_then(|p| p.get(privilege)) == Some(&true) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::Permissions;
+
+    #[test]
+    fn a_privilege_holds_on_its_path_and_below_when_it_propagates() {
+        let p: Permissions = serde_json::from_value(serde_json::json!({
+            "/": {"Sys.Audit": 1},
+            "/vms": {"VM.Audit": "1", "VM.Backup": 0},
+            "/storage/local": {"Datastore.AllocateSpace": 0}
+        }))
+        .unwrap();
+        assert!(p.allows("/nodes/pve1", "Sys.Audit"));
+        assert!(p.allows("/vms/100", "VM.Audit"));
+        assert!(p.allows("/vms", "VM.Backup"));
+        assert!(!p.allows("/vms/100", "VM.Backup"));
+        assert!(p.allows("/storage/local", "Datastore.AllocateSpace"));
+        assert!(!p.allows("/storage/other", "Datastore.AllocateSpace"));
+        assert!(!p.allows("/vms/100", "VM.Snapshot"));
+    }
+}

@@ -16,6 +16,7 @@ use super::state::{
     finish_task, now_epoch, vztmpl_volume, ApiError, ApiResult, Ct, Sim, Snapshot, State, TaskBody, TaskCtx, Volume,
 };
 
+mod access;
 mod cluster;
 mod config;
 mod copy;
@@ -28,6 +29,7 @@ mod snapshot;
 mod storage;
 mod vzdump;
 
+use access::*;
 use cluster::*;
 use config::*;
 use copy::*;
@@ -87,7 +89,11 @@ pub(crate) fn required_privilege(
     let g = |k: &str| p.get(k).and_then(scalar_text).unwrap_or_default();
     let vms = || format!("/vms/{}", g("vmid"));
     let priv_ = match (method, template) {
-        (_, "/version") | (_, "/access/ticket") | (_, "/cluster/nextid") | (_, "/cluster/resources") => return None,
+        (_, "/version")
+        | (_, "/access/ticket")
+        | (_, "/access/permissions")
+        | (_, "/cluster/nextid")
+        | (_, "/cluster/resources") => return None,
         (_, t) if t.starts_with("/nodes/{node}/tasks") => return None,
         ("GET", "/nodes") | ("GET", "/cluster/status") | ("GET", "/cluster/tasks") => return None,
         ("GET", t) if t.starts_with("/nodes/{node}/lxc/{vmid}/firewall") => (vms(), "VM.Audit"),
@@ -142,6 +148,7 @@ fn data(r: ApiResult) -> Reply {
 const ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "/version", |_, st, _, _| data(Ok(version(st)))),
     ("GET", "/access/ticket", |_, _, _, _| data(Ok(Value::Null))),
+    ("GET", "/access/permissions", |_, st, p, c| data(permissions(st, p, c))),
     ("GET", "/cluster/resources", |_, st, p, _| {
         data(Ok(cluster_resources(st, p.str("type").as_deref())))
     }),
