@@ -77,6 +77,19 @@ fn node(e: &Env, pve: &str) -> Option<Value> {
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// The Node of Proxmox node pve1, once it is registered.
+fn node1(e: &Env) -> String {
+    wait_for("Node pve1", T, || node(e, "pve1"));
+    format!("{}-pve1", e.ns)
+}
+
+/// The test apiserver's admin token (`system:masters`).
+fn admin_token(e: &Env) -> String {
+    let t =
+        e.cp.kubectl_ok(&["config", "view", "--raw", "-o", "jsonpath={.users[0].user.token}"]);
+    t.trim().to_string()
+}
+
 fn node_ready(n: &Value) -> (String, String) {
     let c = n["status"]["conditions"]
         .as_array()
@@ -179,8 +192,7 @@ fn virtual_nodes_follow_the_proxmox_nodes_renew_their_leases_and_go_with_their_c
 fn a_pod_runs_as_a_container_reads_running_in_kubectl_and_is_deleted_within_its_grace_period() {
     let ui_port = free_port();
     let e = env_with("vn-pod", &["--ui-addr", &format!("127.0.0.1:{ui_port}")]);
-    let n1 = format!("{}-pve1", e.ns);
-    wait_for("Node pve1", T, || node(&e, "pve1"));
+    let n1 = node1(&e);
     e.cp.apply(
         &e.ns,
         "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: s3cret-pw}\n",
@@ -221,9 +233,7 @@ fn a_pod_runs_as_a_container_reads_running_in_kubectl_and_is_deleted_within_its_
     assert_eq!(tail.lines().count(), 1, "{tail}");
     // the UI's Pods page and log viewer, through the signed-in user's token
     let ui = common::ui::UiClient::new(&common::ui::wait_ui(ui_port));
-    let admin =
-        e.cp.kubectl_ok(&["config", "view", "--raw", "-o", "jsonpath={.users[0].user.token}"]);
-    ui.login(admin.trim(), &e.ns);
+    ui.login(&admin_token(&e), &e.ns);
     let (code, page) = ui.get(&format!("/ui/pods?ns={}", e.ns));
     assert_eq!(code, 200, "{page}");
     assert!(
@@ -245,7 +255,7 @@ fn a_pod_runs_as_a_container_reads_running_in_kubectl_and_is_deleted_within_its_
 #[test]
 fn kubectl_run_with_the_operators_scheduler_name_is_bound_and_runs() {
     let e = env("vn-run");
-    wait_for("Node pve1", T, || node(&e, "pve1"));
+    node1(&e);
     e.cp.kubectl_ok(&[
         "run",
         "hello",
@@ -269,8 +279,7 @@ fn kubectl_run_with_the_operators_scheduler_name_is_bound_and_runs() {
 #[test]
 fn pods_that_cannot_run_say_why_and_an_exited_app_is_restarted_with_the_count_shown() {
     let e = env("vn-fail");
-    let n1 = format!("{}-pve1", e.ns);
-    wait_for("Node pve1", T, || node(&e, "pve1"));
+    let n1 = node1(&e);
     // two containers: Failed with a reason naming it, nothing made in Proxmox
     e.cp.apply(
         &e.ns,
@@ -400,8 +409,7 @@ fn with_a_client_ca_pod_logs_need_its_certificate_or_a_token_allowed_nodes_proxy
         .unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let e = env_with("vn-auth", &["--kubelet-client-ca", ca.to_str().unwrap()]);
-    let n1 = format!("{}-pve1", e.ns);
-    wait_for("Node pve1", T, || node(&e, "pve1"));
+    let n1 = node1(&e);
     e.cp.apply(
         &e.ns,
         &pod_yaml("web", Some(&n1), "  containers:\n  - {name: web, image: nginx:1.27}\n"),
@@ -420,10 +428,8 @@ fn with_a_client_ca_pod_logs_need_its_certificate_or_a_token_allowed_nodes_proxy
         "403",
         "a valid token without nodes/proxy"
     );
-    let admin =
-        e.cp.kubectl_ok(&["config", "view", "--raw", "-o", "jsonpath={.users[0].user.token}"]);
     assert_eq!(
-        kubelet_get(&e, &path, Some(admin.trim())),
+        kubelet_get(&e, &path, Some(&admin_token(&e))),
         "200",
         "a token allowed nodes/proxy"
     );
@@ -438,8 +444,7 @@ fn with_a_client_ca_pod_logs_need_its_certificate_or_a_token_allowed_nodes_proxy
 #[test]
 fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_deleted_meanwhile() {
     let mut e = env("vn-adopt");
-    let n1 = format!("{}-pve1", e.ns);
-    wait_for("Node pve1", T, || node(&e, "pve1"));
+    let n1 = node1(&e);
     for name in ["keep", "gone"] {
         e.cp.apply(
             &e.ns,
@@ -486,8 +491,7 @@ fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_d
 #[test]
 fn an_evicted_pod_has_its_container_destroyed() {
     let e = env("vn-evict");
-    let n1 = format!("{}-pve1", e.ns);
-    wait_for("Node pve1", T, || node(&e, "pve1"));
+    let n1 = node1(&e);
     e.cp.apply(
         &e.ns,
         &pod_yaml("web", Some(&n1), "  containers:\n  - {name: web, image: nginx:1.27}\n"),

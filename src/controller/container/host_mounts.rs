@@ -211,6 +211,54 @@ fn indexed<'a>(raw: &'a BTreeMap<&str, String>, prefix: &str) -> Vec<(u32, &'a S
         .collect()
 }
 
+/// How the assigned slots of one kind of key (`mpN` or `devN`) become config changes.
+#[derive(Clone, Copy)]
+struct SlotChanges<'a> {
+    /// `mp` or `dev`.
+    prefix: &'static str,
+    /// The spec field, for errors.
+    field: &'static str,
+    /// The config as it is.
+    raw: &'a BTreeMap<&'a str, String>,
+    /// The keys the operator set.
+    managed: &'a BTreeSet<String>,
+}
+
+impl SlotChanges<'_> {
+    /// Sets each wanted item in its slot unless `unchanged` says it is there already, and
+    /// removes the slots in `gone` that the operator set; records every key in use in `keys`.
+    fn push<W, E: std::fmt::Display>(
+        &self,
+        slots: BTreeMap<u32, &W>,
+        gone: Vec<u32>,
+        unchanged: impl Fn(u32, &W) -> bool,
+        encode: impl Fn(&W) -> Result<String, E>,
+        out: &mut Vec<Change>,
+        keys: &mut BTreeSet<String>,
+    ) -> Result<(), InvalidSpec> {
+        let change = |key: String, to: Option<String>| Change {
+            from: self.raw.get(key.as_str()).cloned(),
+            key,
+            to,
+        };
+        for (s, w) in slots {
+            let key = format!("{}{s}", self.prefix);
+            keys.insert(key.clone());
+            if unchanged(s, w) {
+                continue;
+            }
+            let to = encode(w).map_err(|e| invalid(self.field, e.to_string()))?;
+            out.push(change(key, Some(to)));
+        }
+        for key in gone.into_iter().map(|s| format!("{}{s}", self.prefix)) {
+            if self.managed.contains(&key) {
+                out.push(change(key, None));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `mpN`/`devN` changes that make `cfg` carry `host`'s bind mounts and devices, and the
 /// keys they are in afterwards. `volume_slots` are the `mpN` the spec's mount points name. A
 /// bind mount or device no longer in the spec is removed only when the operator set it
@@ -245,30 +293,20 @@ pub fn changes(
             format!("no free mpN slot: all {SLOTS} hold mount points"),
         )
     })?;
-    for (s, w) in slots {
-        let key = format!("mp{s}");
-        keys.insert(key.clone());
-        if binds.get(&s).is_some_and(|h| w.same(h)) {
-            continue;
-        }
-        let to = w.encode().map_err(|e| invalid("bindMounts", e.to_string()))?;
-        out.push(Change {
-            from: raw.get(key.as_str()).cloned(),
-            key,
-            to: Some(to),
-        });
-    }
-    for key in gone
-        .into_iter()
-        .map(|s| format!("mp{s}"))
-        .filter(|k| host.managed.contains(k))
-    {
-        out.push(Change {
-            from: raw.get(key.as_str()).cloned(),
-            key,
-            to: None,
-        });
-    }
+    let slotted = SlotChanges {
+        prefix: "mp",
+        field: "bindMounts",
+        raw: &raw,
+        managed: &host.managed,
+    };
+    slotted.push(
+        slots,
+        gone,
+        |s, w| binds.get(&s).is_some_and(|h| w.same(h)),
+        |w| w.encode(),
+        &mut out,
+        &mut keys,
+    )?;
     // devices
     let mut occupied = BTreeSet::new();
     let mut devs = BTreeMap::new();
@@ -288,30 +326,19 @@ pub fn changes(
             format!("no free devN slot: all {SLOTS} are used"),
         )
     })?;
-    for (s, w) in slots {
-        let key = format!("dev{s}");
-        keys.insert(key.clone());
-        if devs.get(&s) == Some(w) {
-            continue;
-        }
-        let to = w.encode().map_err(|e| invalid("devices", e.to_string()))?;
-        out.push(Change {
-            from: raw.get(key.as_str()).cloned(),
-            key,
-            to: Some(to),
-        });
-    }
-    for key in gone
-        .into_iter()
-        .map(|s| format!("dev{s}"))
-        .filter(|k| host.managed.contains(k))
-    {
-        out.push(Change {
-            from: raw.get(key.as_str()).cloned(),
-            key,
-            to: None,
-        });
-    }
+    let slotted = SlotChanges {
+        prefix: "dev",
+        field: "devices",
+        ..slotted
+    };
+    slotted.push(
+        slots,
+        gone,
+        |s, w| devs.get(&s) == Some(w),
+        |w| w.encode(),
+        &mut out,
+        &mut keys,
+    )?;
     Ok((out, keys))
 }
 

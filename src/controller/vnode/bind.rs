@@ -53,18 +53,6 @@ pub fn choose(selector: &BTreeMap<String, String>, candidates: &[Candidate]) -> 
         })
 }
 
-/// The memory (bytes) a Pod's container gets: its limit, else its request, else 512 MiB (as
-/// [`translate`](super::translate::translate) maps it).
-fn memory_of(pod: &Pod) -> u64 {
-    let c = pod.spec.as_ref().and_then(|s| s.containers.first());
-    let r = c.and_then(|c| c.resources.as_ref());
-    r.and_then(|r| r.limits.as_ref().and_then(|l| l.get("memory")))
-        .or_else(|| r.and_then(|r| r.requests.as_ref().and_then(|l| l.get("memory"))))
-        .and_then(super::translate::quantity)
-        .map(|b| b as u64)
-        .unwrap_or(512 << 20)
-}
-
 /// Binds `pod` when it asks for our scheduler; other Pods without a node are not ours.
 pub async fn bind(pod: &Pod, pctx: &PodContext) -> Result<Action, Error> {
     let ctx = &pctx.ctx;
@@ -111,7 +99,12 @@ pub async fn bind(pod: &Pod, pctx: &PodContext) -> Result<Action, Error> {
             .clusters
             .get(&crate::controller::cluster::ClusterKey::named(v.cluster.clone()))
         {
-            h.reserve(&v.pve_node, memory_of(pod));
+            let memory = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .map_or(512, super::translate::memory_mib);
+            h.reserve(&v.pve_node, memory << 20);
         }
     }
     let binding = Binding {

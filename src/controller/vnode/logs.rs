@@ -175,9 +175,18 @@ async fn target(
     }
 }
 
-/// Every line of the container's Proxmox tasks, oldest task first, and how many lines each
-/// task had (to send only new ones when following).
-async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, usize>) -> Result<Vec<Line>, String> {
+/// What was sent of one task's log.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    /// Lines sent.
+    lines: usize,
+    /// The task had ended when they were read: its log does not grow any more.
+    finished: bool,
+}
+
+/// The lines of the container's Proxmox tasks not sent yet (per `seen`; all on the first read),
+/// oldest task first.
+async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, Seen>) -> Result<Vec<Line>, String> {
     let Some(h) = state.clusters.get(&ClusterKey::named(t.cluster.clone())) else {
         return Err(format!("ProxmoxCluster {} is not connected", t.cluster));
     };
@@ -193,9 +202,14 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, usi
             continue;
         };
         let at = task.starttime.unwrap_or(0);
+        let before = seen.get(upid.as_str()).copied();
+        if before.is_some_and(|b| b.finished) {
+            // every line of a finished task was sent already
+            continue;
+        }
         let lines = h.client.task_log_tail(&upid, 1000).await.unwrap_or_default();
-        let done = match seen.get(upid.as_str()) {
-            Some(n) => *n,
+        let done = match before {
+            Some(b) => b.lines,
             None => {
                 out.push(Line {
                     at,
@@ -209,7 +223,14 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, usi
             }
         };
         out.extend(lines.iter().skip(done).map(|l| Line { at, text: l.clone() }));
-        seen.insert(upid.as_str().to_string(), lines.len().max(done));
+        seen.insert(
+            upid.as_str().to_string(),
+            Seen {
+                lines: lines.len().max(done),
+                // the task list names an exit status only once a task has ended
+                finished: task.status.is_some(),
+            },
+        );
     }
     Ok(out)
 }

@@ -105,6 +105,14 @@ fn resource(c: &Container, resource: &str) -> Option<f64> {
         .and_then(quantity)
 }
 
+/// The memory (MiB) a Pod's container gets: its limit, else its request, else 512 MiB; at
+/// least Proxmox's 16.
+pub fn memory_mib(c: &Container) -> u64 {
+    (resource(c, "memory").unwrap_or(512.0 * 1048576.0) / 1048576.0)
+        .ceil()
+        .max(16.0) as u64
+}
+
 /// What the translation says besides the spec: fields that were not mapped, for an Event.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Translation {
@@ -237,9 +245,7 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
         ..Default::default()
     });
     let cpu = resource(c, "cpu").unwrap_or(1.0).max(0.01);
-    let memory_mib = (resource(c, "memory").unwrap_or(512.0 * 1048576.0) / 1048576.0)
-        .ceil()
-        .max(16.0) as u64;
+    let memory_mib = memory_mib(c);
     let disk_gib = (resource(c, "ephemeral-storage").unwrap_or(4.0 * 1073741824.0) / 1073741824.0)
         .ceil()
         .max(1.0) as u64;
