@@ -450,6 +450,14 @@ fn chart_renders_every_option_of_the_all_on_values() {
     assert_eq!(endpoint["path"], "/metrics");
     assert_eq!(endpoint["authorization"]["credentials"]["name"], "prometheus-token");
     let np = &r.one("NetworkPolicy")["spec"];
+    // the UI's and the kubelet endpoint's ports are let in when they are on (the UI's was not)
+    let ingress_ports: Vec<&Value> = np["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| &rule["ports"][0]["port"])
+        .collect();
+    assert_eq!(ingress_ports, [&json!("http"), &json!("ui"), &json!("kubelet")]);
     assert_eq!(np["egress"][1]["to"][1]["ipBlock"]["cidr"], "10.0.0.11/32");
     assert_eq!(np["egress"][2]["to"][0]["ipBlock"]["cidr"], "192.0.2.0/24");
     assert_eq!(
