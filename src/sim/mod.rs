@@ -132,6 +132,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         ticket_key: key,
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(api::ha_crm::run(Arc::downgrade(&sim), rx.clone()));
     let task = tokio::spawn(server::serve(listener, acceptor, front.clone(), rx));
     Ok(SimHandle {
         addr,

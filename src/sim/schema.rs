@@ -629,6 +629,22 @@ pub(crate) fn check_format(format: &str, value: &str) -> Result<(), String> {
                 return bad(&format!("invalid status '{value}'"));
             }
         }
+        // pve-ha-manager PVE/HA/Tools.pm
+        "pve-ha-resource-id" => {
+            if !re(r"[a-z]+:\S+").is_match(value) {
+                return bad("value does not look like a valid ha resource id");
+            }
+        }
+        "pve-ha-resource-or-vm-id" => {
+            if !re(r"[a-z]+:\S+|\d+").is_match(value) {
+                return bad("value does not look like a valid ha resource id");
+            }
+        }
+        "pve-ha-node" => {
+            if !re(r"([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?)(:\d+)?").is_match(value) {
+                return bad("value does not look like a valid ha node");
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -656,6 +672,8 @@ fn is_known_format(f: &str) -> bool {
             | "pve-day-of-week"
             | "storage-pair"
             | "pve-bridge-id"
+            | "pve-ha-resource-id"
+            | "pve-ha-node"
     )
 }
 

@@ -287,6 +287,8 @@ pub(crate) struct State {
     pub qemus: BTreeMap<u32, super::guests::QemuGuest>,
     /// The simulated skopeo's switches (see `oci_registry`).
     pub oci: super::oci_registry::OciSwitches,
+    /// The HA stack: resources, rules, the manager's work (see `api::ha`).
+    pub ha: super::api::HaState,
 }
 
 impl State {
@@ -328,6 +330,7 @@ impl State {
             fingerprint: String::new(),
             qemus: BTreeMap::new(),
             oci: Default::default(),
+            ha: Default::default(),
             cfg,
         };
         let node_names: Vec<String> = st.nodes.keys().cloned().collect();

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Trim the official PVE API schema to the endpoints pve-sim serves.
 
-Usage: python3 src/sim/trim_schema.py ../shared/pve-api/schema-lxc.json > src/sim/schema-lxc.json
+Usage: python3 src/sim/trim_schema.py ../shared/pve-api/schema-lxc.json src/sim/schema-ha.cut.json \
+           > src/sim/schema-lxc.json
 
 Input: the cut of pve-docs api-viewer/apidata.js (PVE 9.1) described in
-../shared/pve-api/README.md. Output keeps, for every served path and method, only
+../shared/pve-api/README.md, plus further cuts of the same file in the same shape (`schema-ha.cut.json`: the
+`/cluster/ha` entries of the same pve-docs commit, which the shared cut lacks). Output keeps, for every served path and method, only
 what the simulator needs to validate requests and to answer like Proxmox:
 `parameters` (verbatim, minus human descriptions), `protected`, `proxyto`,
 `allowtoken` and the returns type. Re-run it after updating the schema or the
@@ -62,6 +64,15 @@ SERVED = {
     "/nodes/{node}/query-oci-repo-tags": ["GET"],
     "/nodes/{node}/aplinfo": ["GET", "POST"],
     "/pools": ["GET", "POST"],
+    "/cluster/ha/resources": ["GET", "POST"],
+    "/cluster/ha/resources/{sid}": ["GET", "PUT", "DELETE"],
+    "/cluster/ha/resources/{sid}/migrate": ["POST"],
+    "/cluster/ha/resources/{sid}/relocate": ["POST"],
+    "/cluster/ha/rules": ["GET", "POST"],
+    "/cluster/ha/rules/{rule}": ["GET", "PUT", "DELETE"],
+    "/cluster/ha/status/current": ["GET"],
+    "/cluster/ha/status/disarm-ha": ["POST"],
+    "/cluster/ha/status/arm-ha": ["POST"],
 }
 
 # Endpoints the cut in ../shared/pve-api/schema-lxc.json lacks (it lists the path among the
@@ -124,9 +135,12 @@ def strip(v):
 
 def main():
     src = json.load(open(sys.argv[1]))
+    endpoints = list(src["endpoints"])
+    for extra in sys.argv[2:]:
+        endpoints += json.load(open(extra))["endpoints"]
     out = []
-    have = {ep["path"] for ep in src["endpoints"]}
-    for ep in src["endpoints"] + [e for e in EXTRA if e["path"] not in have]:
+    have = {ep["path"] for ep in endpoints}
+    for ep in endpoints + [e for e in EXTRA if e["path"] not in have]:
         methods = SERVED.get(ep["path"])
         if not methods:
             continue

@@ -33,6 +33,10 @@ pub(super) fn resource_lxc(st: &State, ct: &Ct) -> Map<String, Value> {
     if let Some(l) = ct.lock() {
         m.insert("lock".into(), json!(l));
     }
+    let sid = format!("ct:{}", ct.vmid);
+    if st.ha.resources.contains_key(&sid) {
+        m.insert("hastate".into(), json!(super::ha_crm::verbose_state(st, &sid)));
+    }
     if let Some(pool) = &ct.pool {
         m.insert("pool".into(), json!(pool));
     }

@@ -256,6 +256,9 @@ pub(super) fn migrate(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
         return Err(ApiError::e500(format!("no such cluster node '{target}'")));
     }
     let ct = st.ct_on(&node, vmid)?.clone();
+    if ha_managed(st, vmid) {
+        return ha_migrate(sim, st, &node, vmid, &target, caller);
+    }
     ct.check_lock()?;
     let online = p.flag("online");
     let restart = p.flag("restart");
@@ -277,60 +280,69 @@ pub(super) fn migrate(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
         "vzmigrate",
         &vmid.to_string(),
         &caller.user,
-        move |ctx| -> TaskBody {
-            Box::pin(async move {
-                let was_running = ctx.with(|st| -> Result<bool, String> {
-                    let ct = st.cts.get_mut(&vmid).ok_or("CT vanished")?;
-                    if let Some(l) = ct.lock() {
-                        return Err(format!("CT is locked ({l})"));
-                    }
-                    if ct.running && online && !restart {
-                        return Err("lxc live migration is currently not implemented".into());
-                    }
-                    ct.conf.insert("lock".into(), "migrate".into());
-                    Ok(ct.running)
-                })?;
-                ctx.log(format!("starting migration of CT {vmid} to node '{target}'"));
-                if was_running {
-                    ctx.log(format!("shutdown CT {vmid}"));
-                    ctx.with(|st| do_stop(st, vmid));
-                }
-                ctx.work("vzmigrate").await;
-                ctx.with(|st| -> Result<(), String> {
-                    if let Err(e) = ctx.injected() {
-                        if let Some(ct) = st.cts.get_mut(&vmid) {
-                            ct.conf.remove("lock");
-                        }
-                        if was_running {
-                            do_start(st, vmid);
-                        }
-                        return Err(e);
-                    }
-                    let vols = st.cts.get(&vmid).map(|c| c.volumes()).unwrap_or_default();
-                    for (_, v) in vols {
-                        let sid = v.split(':').next().unwrap_or_default().to_string();
-                        if st.storages.get(&sid).is_some_and(|s| s.shared) {
-                            continue;
-                        }
-                        if let Some(vol) = st.remove_volume(&node, &v) {
-                            st.volumes.entry((target.clone(), sid)).or_default().push(vol);
-                        }
-                    }
-                    if let Some(ct) = st.cts.get_mut(&vmid) {
-                        ct.node = target.clone();
-                        ct.conf.remove("lock");
-                    }
-                    if was_running {
-                        do_start(st, vmid);
-                    }
-                    Ok(())
-                })?;
-                ctx.log("migration finished successfully");
-                Ok(())
-            })
-        },
+        move |ctx| -> TaskBody { Box::pin(migrate_body(ctx, vmid, node, target, online, restart)) },
     );
     Ok(json!(upid))
+}
+
+/// The `vzmigrate` task: stop (restart migration), move the local volumes and the config to
+/// `target`, start again. Also what the HA stack runs to relocate a container.
+pub(super) async fn migrate_body(
+    ctx: TaskCtx,
+    vmid: u32,
+    node: String,
+    target: String,
+    online: bool,
+    restart: bool,
+) -> Result<(), String> {
+    let was_running = ctx.with(|st| -> Result<bool, String> {
+        let ct = st.cts.get_mut(&vmid).ok_or("CT vanished")?;
+        if let Some(l) = ct.lock() {
+            return Err(format!("CT is locked ({l})"));
+        }
+        if ct.running && online && !restart {
+            return Err("lxc live migration is currently not implemented".into());
+        }
+        ct.conf.insert("lock".into(), "migrate".into());
+        Ok(ct.running)
+    })?;
+    ctx.log(format!("starting migration of CT {vmid} to node '{target}'"));
+    if was_running {
+        ctx.log(format!("shutdown CT {vmid}"));
+        ctx.with(|st| do_stop(st, vmid));
+    }
+    ctx.work("vzmigrate").await;
+    ctx.with(|st| -> Result<(), String> {
+        if let Err(e) = ctx.injected() {
+            if let Some(ct) = st.cts.get_mut(&vmid) {
+                ct.conf.remove("lock");
+            }
+            if was_running {
+                do_start(st, vmid);
+            }
+            return Err(e);
+        }
+        let vols = st.cts.get(&vmid).map(|c| c.volumes()).unwrap_or_default();
+        for (_, v) in vols {
+            let sid = v.split(':').next().unwrap_or_default().to_string();
+            if st.storages.get(&sid).is_some_and(|s| s.shared) {
+                continue;
+            }
+            if let Some(vol) = st.remove_volume(&node, &v) {
+                st.volumes.entry((target.clone(), sid)).or_default().push(vol);
+            }
+        }
+        if let Some(ct) = st.cts.get_mut(&vmid) {
+            ct.node = target.clone();
+            ct.conf.remove("lock");
+        }
+        if was_running {
+            do_start(st, vmid);
+        }
+        Ok(())
+    })?;
+    ctx.log("migration finished successfully");
+    Ok(())
 }
 
 pub(super) fn resize(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller) -> ApiResult {

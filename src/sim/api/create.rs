@@ -36,6 +36,16 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
     };
     let mut params = config_keys_of(p);
     check_root_only(caller, &params, &[])?;
+    // pve-container 6.1.4: enabling HA at create or restore needs Sys.Console on /
+    let ha_managed = p.flag("ha-managed");
+    if ha_managed
+        && caller
+            .privs
+            .as_ref()
+            .is_some_and(|v| !v.iter().any(|x| x == "Sys.Console"))
+    {
+        return Err(ApiError::status(403, "Permission check failed (/, Sys.Console)\n"));
+    }
     // disks
     let mut disks: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in params.clone() {
@@ -226,6 +236,19 @@ pub(super) fn create(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller
                     }
                     if start {
                         assign_leases(st, vmid);
+                    }
+                    if ha_managed {
+                        let state = if start { "started" } else { "stopped" };
+                        st.ha.resources.insert(
+                            format!("ct:{vmid}"),
+                            HaResource {
+                                state: state.into(),
+                                max_restart: 1,
+                                max_relocate: 1,
+                                failback: true,
+                                comment: None,
+                            },
+                        );
                     }
                     Ok(())
                 })

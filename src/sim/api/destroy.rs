@@ -12,13 +12,19 @@ pub(super) fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
         )));
     }
     ct.check_lock()?;
+    let purge = p.flag("purge");
+    let ha = st.ha.of_ct(vmid).is_some();
+    if ha && !purge {
+        return Err(ApiError::e500(format!(
+            "unable to remove CT {vmid} - used in HA resources and purge parameter not set."
+        )));
+    }
     let force = p.flag("force");
     if ct.running && !force {
         return Err(ApiError::e500(format!(
             "unable to destroy CT {vmid} - container is running"
         )));
     }
-    let purge = p.flag("purge");
     // Without it Proxmox removes only the volumes the config references (rootfs, mpN,
     // unusedN); with it, every `vm-<vmid>-disk-*` on every enabled storage as well.
     let unreferenced = p.flag("destroy-unreferenced-disks");
@@ -91,6 +97,17 @@ pub(super) fn destroy(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Calle
                 }
                 if purge {
                     ctx.log(format!("purging CT {vmid} from related configurations.."));
+                    let was_ha = ctx.with(|st| {
+                        let sid = format!("ct:{vmid}");
+                        let had = st.ha.resources.contains_key(&sid);
+                        if had {
+                            st.ha.remove_resource(&sid, true);
+                        }
+                        had
+                    });
+                    if was_ha {
+                        ctx.log(format!("NOTE: removed CT {vmid} from HA resource configuration."));
+                    }
                 }
                 Ok(())
             })

@@ -23,6 +23,8 @@ mod copy;
 mod create;
 mod destroy;
 mod firewall;
+mod ha;
+pub(crate) mod ha_crm;
 mod oci;
 mod power;
 mod snapshot;
@@ -36,9 +38,11 @@ use copy::*;
 use create::*;
 use destroy::*;
 use firewall::*;
+use ha::*;
 use oci::*;
 use power::*;
 
+pub(crate) use ha::HaState;
 pub(crate) use oci::entrypoint_exit;
 use snapshot::*;
 use storage::*;
@@ -128,6 +132,9 @@ pub(crate) fn required_privilege(
         ("GET", t) if t.starts_with("/nodes") => (format!("/nodes/{}", g("node")), "Sys.Audit"),
         ("POST", "/pools") => ("/pool".to_string(), "Pool.Allocate"),
         ("GET", "/pools") => return None,
+        // PVE/API2/HA/*.pm: reading needs Sys.Audit on /, every change Sys.Console on /
+        ("GET", t) if t.starts_with("/cluster/ha") => ("/".to_string(), "Sys.Audit"),
+        (_, t) if t.starts_with("/cluster/ha") => ("/".to_string(), "Sys.Console"),
         _ => return None,
     };
     Some(priv_)
@@ -312,6 +319,45 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     }),
     ("GET", "/pools", |_, st, p, _| data(Ok(pool_list(st, p)))),
     ("POST", "/pools", |_, st, p, _| data(pool_create(st, p))),
+    ("GET", "/cluster/ha/resources", |_, st, p, _| {
+        data(ha_resource_list(st, p))
+    }),
+    ("POST", "/cluster/ha/resources", |_, st, p, _| {
+        data(ha_resource_create(st, p))
+    }),
+    ("GET", "/cluster/ha/resources/{sid}", |_, st, p, _| {
+        data(ha_resource_get(st, p))
+    }),
+    ("PUT", "/cluster/ha/resources/{sid}", |_, st, p, _| {
+        data(ha_resource_update(st, p))
+    }),
+    ("DELETE", "/cluster/ha/resources/{sid}", |_, st, p, _| {
+        data(ha_resource_delete(st, p))
+    }),
+    ("POST", "/cluster/ha/resources/{sid}/migrate", |_, st, p, _| {
+        data(ha_resource_move(st, p))
+    }),
+    ("POST", "/cluster/ha/resources/{sid}/relocate", |_, st, p, _| {
+        data(ha_resource_move(st, p))
+    }),
+    ("GET", "/cluster/ha/rules", |_, st, p, _| data(ha_rule_list(st, p))),
+    ("POST", "/cluster/ha/rules", |_, st, p, _| data(ha_rule_create(st, p))),
+    ("GET", "/cluster/ha/rules/{rule}", |_, st, p, _| {
+        data(ha_rule_get(st, p))
+    }),
+    ("PUT", "/cluster/ha/rules/{rule}", |_, st, p, _| {
+        data(ha_rule_update(st, p))
+    }),
+    ("DELETE", "/cluster/ha/rules/{rule}", |_, st, p, _| {
+        data(ha_rule_delete(st, p))
+    }),
+    ("GET", "/cluster/ha/status/current", |_, st, _, _| {
+        data(ha_status_current(st))
+    }),
+    ("POST", "/cluster/ha/status/disarm-ha", |_, st, p, _| {
+        data(ha_disarm(st, p))
+    }),
+    ("POST", "/cluster/ha/status/arm-ha", |_, st, _, _| data(ha_arm(st))),
 ];
 
 /// Dispatch one validated request.

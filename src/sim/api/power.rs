@@ -65,6 +65,12 @@ pub(super) fn power(sim: &Arc<Sim>, st: &mut State, action: &str, p: &Params, ca
         return Err(ApiError::param("skiplock", "Only root may use this option."));
     }
     let skiplock = p.flag("skiplock");
+    if ha_managed(st, vmid) && matches!(action, "start" | "stop" | "shutdown") {
+        if action != "start" && !ct.running {
+            return Err(ApiError::e500(format!("CT {vmid} not running")));
+        }
+        return ha_power(sim, st, &node, vmid, action, caller);
+    }
     let typ = match action {
         "start" => {
             if ct.running {
@@ -158,6 +164,10 @@ pub(super) fn status_index(st: &State, p: &Params) -> ApiResult {
 pub(super) fn status_current(st: &State, p: &Params) -> ApiResult {
     let ct = st.ct_on(&p.node(), p.vmid())?;
     let mut m = st.ct_status(ct);
-    m.insert("ha".into(), json!({"managed": 0}));
+    let ha = match st.ha.of_ct(ct.vmid) {
+        Some(r) => json!({"managed": 1, "state": r.state}),
+        None => json!({"managed": 0}),
+    };
+    m.insert("ha".into(), ha);
     Ok(Value::Object(m))
 }
