@@ -161,6 +161,10 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 317), regex(pattern = LABEL_KEY_PATTERN))]
     pub spread_by: Option<String>,
+    /// High availability through Proxmox's HA stack (restart on failure, recovery on another
+    /// node, node affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_availability: Option<crate::crd::ha::HighAvailability>,
 }
 
 fn default_true() -> bool {
@@ -674,6 +678,9 @@ pub struct LxcContainerStatus {
     /// hand are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_mounts: Vec<String>,
+    /// The HA resource the operator manages for `spec.highAvailability`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_availability: Option<crate::crd::ha::HighAvailabilityStatus>,
 }
 
 /// A backup archive found in storage.

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod common;
 pub mod docs;
+pub mod ha;
 pub mod lxc_backup;
 pub mod lxc_backup_schedule;
 pub mod lxc_container;

@@ -193,6 +193,11 @@ pub struct TenantPrivileges {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 6, max = 4096), regex(pattern = crate::crd::mounts::DEVICE_PATH_PATTERN)))]
     pub device_paths: Vec<String>,
+    /// High availability (`LxcContainer.spec.highAvailability`): HA resources and rules are
+    /// cluster-wide Proxmox configuration (the operator's token needs `Sys.Console` on `/`).
+    /// Node affinity must name the tenant's nodes.
+    #[serde(default)]
+    pub high_availability: bool,
 }
 
 /// Upper bounds; a field left out is not limited.

@@ -35,26 +35,26 @@ impl std::fmt::Debug for Params {
 }
 
 impl Params {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Params(Vec::new())
     }
-    fn set(&mut self, k: &str, v: impl ToString) -> &mut Self {
+    pub(crate) fn set(&mut self, k: &str, v: impl ToString) -> &mut Self {
         self.0.push((k.to_string(), v.to_string()));
         self
     }
-    fn opt<T: ToString>(&mut self, k: &str, v: Option<T>) -> &mut Self {
+    pub(crate) fn opt<T: ToString>(&mut self, k: &str, v: Option<T>) -> &mut Self {
         if let Some(v) = v {
             self.set(k, v);
         }
         self
     }
-    fn opt_str(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+    pub(crate) fn opt_str(&mut self, k: &str, v: &Option<String>) -> &mut Self {
         self.opt(k, v.as_deref())
     }
-    fn flag(&mut self, k: &str, v: Option<bool>) -> &mut Self {
+    pub(crate) fn flag(&mut self, k: &str, v: Option<bool>) -> &mut Self {
         self.opt(k, v.map(|b| if b { "1" } else { "0" }))
     }
-    fn as_slice(&self) -> &[(String, String)] {
+    pub(crate) fn as_slice(&self) -> &[(String, String)] {
         &self.0
     }
 }

@@ -347,6 +347,9 @@ fn classify_message(msg: &str) -> Option<MessageKind> {
     if (m.starts_with("Configuration file '") && m.contains("does not exist"))
         || m.starts_with("no such CT")
         || m.starts_with("no such VM")
+        || m.starts_with("no such resource '")
+        || m.starts_with("no such ha rule '")
+        || (m.starts_with("cannot delete service '") && m.ends_with("not HA managed!"))
     {
         return Some(MessageKind::NotFound);
     }

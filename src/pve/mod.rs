@@ -12,6 +12,7 @@
 //! [`Client::acquire_task_slot`] and hold it until the task has finished.
 
 mod api;
+mod api_ha;
 mod auth;
 mod client;
 pub(crate) mod de;
@@ -22,6 +23,7 @@ mod tls;
 mod types;
 mod upid;
 
+pub use api_ha::ct_sid;
 pub use auth::Auth;
 pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RequestHookFn, RetryPolicy};
 pub use endpoint::DEFAULT_MAX_RESPONSE_BYTES;

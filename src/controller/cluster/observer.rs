@@ -56,6 +56,8 @@ pub struct Guest {
     pub netout: Option<u64>,
     /// Seconds up.
     pub uptime: Option<u64>,
+    /// The HA state when Proxmox's HA stack manages it (`started`, `migrate`, `fence`, ...).
+    pub hastate: Option<String>,
 }
 
 impl Guest {
@@ -78,6 +80,7 @@ impl Guest {
             netin: r.netin,
             netout: r.netout,
             uptime: r.uptime,
+            hastate: r.hastate.clone().filter(|h| !h.is_empty()),
         })
     }
 
@@ -89,6 +92,7 @@ impl Guest {
             &self.name,
             &self.tags,
             &self.lock,
+            &self.hastate,
             self.template,
             self.maxmem,
             self.maxdisk,

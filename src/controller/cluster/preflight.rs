@@ -25,6 +25,8 @@ pub struct Usage {
     pub backup_storages: BTreeSet<String>,
     /// `LxcSnapshot`s exist.
     pub snapshots: bool,
+    /// Some container has `spec.highAvailability` (HA resources and rules).
+    pub high_availability: bool,
 }
 
 /// One privilege a feature needs, on one ACL path.
@@ -111,6 +113,10 @@ pub fn required(usage: &Usage) -> Vec<Need> {
     if usage.snapshots {
         need(&mut out, "snapshots", "/vms", &["VM.Snapshot"]);
     }
+    if usage.high_availability {
+        // PVE/API2/HA/*.pm: changes need Sys.Console on /, reads Sys.Audit (the inventory's)
+        need(&mut out, "highAvailability", "/", &["Sys.Console"]);
+    }
     out
 }
 
@@ -164,6 +170,7 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
             continue;
         }
         u.containers = true;
+        u.high_availability |= c.spec.high_availability.is_some();
         let s = &c.spec.source;
         u.clones |= s.template.is_some() || s.clone.is_some();
         if let Some(i) = &s.image {
@@ -254,6 +261,10 @@ mod tests {
         assert_eq!(t(|u| u.snapshots = true), vec![row("snapshots", "VM.Snapshot", "/vms")]);
         assert_eq!(t(|u| u.clones = true), vec![row("clones", "VM.Clone", "/vms")]);
         assert_eq!(
+            t(|u| u.high_availability = true),
+            vec![row("highAvailability", "Sys.Console", "/")]
+        );
+        assert_eq!(
             t(|u| {
                 u.image_storages.insert("local".into());
             }),
@@ -281,9 +292,11 @@ mod tests {
             backups: true,
             backup_storages: ["pbs".to_string()].into(),
             snapshots: true,
+            high_availability: true,
         };
         let mut all: Vec<&str> = CONTAINER_PRIVS.to_vec();
         all.extend([
+            "Sys.Console",
             "VM.Clone",
             "VM.Backup",
             "VM.Snapshot",

@@ -121,6 +121,12 @@ pub(super) async fn converge(
         p.save().await?;
         return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
     }
+    // the HA resource and rule first: while HA manages the container it decides power and place
+    let ha = match super::ha::sync(p, handle, snap, vmid).await? {
+        Ok(v) => v,
+        Err(action) => return Ok(action),
+    };
+    let by_ha = ha == super::ha::HaView::Managed;
     // an image update (rolled out or refused), then spec.app with its values read now
     let running = current.status == "running";
     let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
@@ -155,7 +161,7 @@ pub(super) async fn converge(
         // its process ended by itself and spec.app.onExit says it stays stopped
         plan.power = None;
     }
-    if drift && plan.power == Some(PowerAction::Start) {
+    if drift && !by_ha && plan.power == Some(PowerAction::Start) {
         let since = p
             .status
             .restarted_at
@@ -175,6 +181,11 @@ pub(super) async fn converge(
                 wait.as_secs().max(1)
             );
             return p.not_ready(Reason::RestartBackOff, msg, Action::requeue(wait)).await;
+        }
+    }
+    if by_ha {
+        if let Some(action) = super::ha::steer_move(p, handle, &mut plan, vmid, &node).await? {
+            return Ok(action);
         }
     }
     if let Some(target) = &plan.migrate_to {
@@ -290,6 +301,9 @@ pub(super) async fn converge(
             client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await
         })
         .await;
+    }
+    if let Some(action) = plan.power.filter(|_| by_ha) {
+        return super::ha::wait_for_power(p, vmid, action, &current.status).await;
     }
     if let Some(action) = plan.power {
         let client = handle.client.clone();

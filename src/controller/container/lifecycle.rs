@@ -184,6 +184,15 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         };
         handle.client.lxc_update_config(&node, vmid, &update).await?;
     }
+    // out of HA first, so the HA stack does not start again what is stopped here
+    if p.status.high_availability.is_some() || obj.spec.high_availability.is_some() {
+        let mark = super::ha::mark(&obj.namespace().unwrap_or_default(), &obj.name_any(), &p.uid);
+        super::ha::remove(&handle.client, vmid, &mark).await?;
+        if p.status.high_availability.take().is_some() {
+            p.event(Reason::HaDisabled, format!("CT {vmid} is no longer an HA resource"))
+                .await;
+        }
+    }
     let client = handle.client.clone();
     p.cond(CondSpec::no(
         CONDITION_READY,

@@ -9,6 +9,7 @@
 //! - [`firewall`], [`service`]: the firewall rules and the published Service.
 //! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
 //! - [`host_mounts`]: bind mounts and devices, their `mpN`/`devN` slots (pure).
+//! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
 
 pub mod app;
 pub mod converge;
@@ -16,6 +17,7 @@ pub mod create;
 pub mod decide;
 pub mod desired;
 pub mod firewall;
+pub mod ha;
 pub mod host_mounts;
 pub mod image;
 pub mod lifecycle;

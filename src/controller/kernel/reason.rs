@@ -31,6 +31,12 @@ reasons! {
     Creating,
     /// A Proxmox task runs.
     TaskRunning,
+    /// A state or move was asked of Proxmox's HA stack, which carries it out on its own.
+    HaRequested,
+    /// The container became an HA resource.
+    HaEnabled,
+    /// The container's HA resource was removed.
+    HaDisabled,
     /// The object waits for a free task slot on its node.
     WaitingForTaskSlot,
     /// A backup waits for its node (one vzdump per node at a time).
@@ -235,6 +241,12 @@ reasons! {
     TenantPolicyBindMounts,
     /// Device passthrough, which the tenant may not use (or a device outside its list).
     TenantPolicyDevices,
+    /// High availability, which the tenant may not use (or node affinity outside its nodes).
+    TenantPolicyHighAvailability,
+    /// The HA rule the operator would keep for the container exists and is not its own.
+    HaRuleConflict,
+    /// Proxmox refused an HA resource or rule change (the message says why, e.g. `Sys.Console`).
+    HaRefused,
     /// Bind mounts or devices, which Proxmox lets only `root@pam` itself set, and the operator
     /// signs in otherwise (with a token, even one of `root@pam`).
     RootRequired,
@@ -313,6 +325,9 @@ impl Reason {
                 | Connected
                 | Connecting
                 | PrivilegesGranted
+                | HaRequested
+                | HaEnabled
+                | HaDisabled
         )
     }
 

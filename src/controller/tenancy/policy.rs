@@ -251,7 +251,38 @@ pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_st
             ));
         }
     }
-    check_host_mounts(&privileges, spec)
+    check_host_mounts(&privileges, spec)?;
+    check_high_availability(t, &privileges, spec)
+}
+
+/// High availability: only with the tenant's `privileges.highAvailability`, and node affinity
+/// only on the tenant's nodes.
+fn check_high_availability(
+    t: &ProxmoxTenantSpec,
+    privileges: &TenantPrivileges,
+    spec: &LxcContainerSpec,
+) -> Result<(), Refusal> {
+    let Some(ha) = &spec.high_availability else {
+        return Ok(());
+    };
+    if !privileges.high_availability {
+        return Err(Refusal::new(
+            Reason::TenantPolicyHighAvailability,
+            "spec.highAvailability makes the container a Proxmox HA resource; the tenant may not (its privileges.highAvailability is off)",
+        ));
+    }
+    let nodes = ha.node_affinity.iter().flat_map(|a| a.nodes.iter());
+    if let Some((i, n)) = nodes.enumerate().find(|(_, n)| !in_list(&t.nodes, &n.name)) {
+        return Err(Refusal::new(
+            Reason::TenantPolicyHighAvailability,
+            format!(
+                "spec.highAvailability.nodeAffinity.nodes[{i}] {} is not one of the tenant's nodes ({})",
+                n.name,
+                listed(&t.nodes)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `path` is one of `prefixes` or below one, by whole components (`/srv/a` admits

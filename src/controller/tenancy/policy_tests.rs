@@ -295,3 +295,44 @@ fn bind_mounts_and_devices_need_the_tenants_privilege_and_stay_inside_its_paths(
         }
     }
 }
+
+#[test]
+fn high_availability_needs_the_tenants_privilege_and_affinity_only_names_its_nodes() {
+    use crate::crd::ha::{HaNode, HaNodeAffinity, HighAvailability};
+    let with_nodes = |nodes: &[&str]| LxcContainerSpec {
+        high_availability: Some(HighAvailability {
+            node_affinity: (!nodes.is_empty()).then(|| HaNodeAffinity {
+                nodes: nodes
+                    .iter()
+                    .map(|n| HaNode {
+                        name: n.to_string(),
+                        priority: None,
+                    })
+                    .collect(),
+                strict: true,
+            }),
+            ..Default::default()
+        }),
+        ..spec()
+    };
+    let allowed = |on: bool| ProxmoxTenantSpec {
+        privileges: Some(TenantPrivileges {
+            high_availability: on,
+            ..Default::default()
+        }),
+        ..team_a()
+    };
+    let e = check_container(&allowed(false), &with_nodes(&[]), "local-lvm").unwrap_err();
+    assert_eq!(e.reason, Reason::TenantPolicyHighAvailability);
+    assert!(e.message.contains("privileges.highAvailability"), "{}", e.message);
+    assert!(check_container(&allowed(true), &with_nodes(&[]), "local-lvm").is_ok());
+    assert!(check_container(&allowed(true), &with_nodes(&["pve1"]), "local-lvm").is_ok());
+    let e = check_container(&allowed(true), &with_nodes(&["pve1", "pve2"]), "local-lvm").unwrap_err();
+    assert_eq!(e.reason, Reason::TenantPolicyHighAvailability);
+    assert!(
+        e.message
+            .contains("nodes[1] pve2 is not one of the tenant's nodes (pve1)"),
+        "{}",
+        e.message
+    );
+}

@@ -2,7 +2,8 @@
 //! accepts numbers sent as strings; unknown fields are ignored (or kept in `extra`).
 //!
 //! Grouped by resource: [`cluster`] (version, nodes, storage, cluster resources), [`lxc`]
-//! (container status, config, snapshots), [`firewall`], and [`params`] (request parameters).
+//! (container status, config, snapshots), [`firewall`], [`ha`] (HA resources and rules), and
+//! [`params`] (request parameters).
 //! Everything is re-exported here and from `crate::pve`.
 
 use std::collections::BTreeMap;
@@ -18,10 +19,12 @@ use super::upid::Upid;
 
 pub mod cluster;
 pub mod firewall;
+pub mod ha;
 pub mod lxc;
 pub mod params;
 
 pub use cluster::*;
 pub use firewall::*;
+pub use ha::*;
 pub use lxc::*;
 pub use params::*;

@@ -254,7 +254,7 @@ pub(super) fn ha_resource_delete(st: &mut State, p: &Params) -> ApiResult {
 pub(super) fn ha_resource_move(st: &mut State, p: &Params) -> ApiResult {
     let (sid, _, _) = parse_sid(st, &p.req("sid"))?;
     let node = p.node();
-    if !st.ha.resources.get(&sid).is_some_and(|r| r.state != "ignored") {
+    if st.ha.resources.get(&sid).is_none_or(|r| r.state == "ignored") {
         return Err(ApiError::e500(format!("resource '{sid}' is not HA managed")));
     }
     if !st.nodes.contains_key(&node) {
