@@ -21,9 +21,11 @@ fn replicas_of_a_spread_group_run_on_different_nodes_and_a_fourth_is_reported() 
     let sim = Sim::start(&["--clock-speed", "5"]);
     connect_cluster(cp, &ns, &sim, "1s");
     let _op = Operator::start(cp, &ns);
+    // applied at once (one kubectl apply, as a Deployment-like burst would come)
+    let burst: Vec<String> = ["web-0", "web-1", "web-2"].iter().map(|n| replica(n)).collect();
+    cp.apply(&ns, &burst.join("---\n"));
     let mut nodes = BTreeSet::new();
     for n in ["web-0", "web-1", "web-2"] {
-        cp.apply(&ns, &replica(n));
         let o = wait_ready(cp, &ns, "lxc", n, T);
         nodes.insert(o["status"]["node"].as_str().unwrap().to_string());
     }

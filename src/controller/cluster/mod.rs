@@ -75,6 +75,9 @@ pub struct ClusterHandle {
     /// vmids handed out by this process, so concurrent creates never pick the same one
     /// (Proxmox's `nextid` is not a reservation).
     pub allocated: std::sync::Mutex<std::collections::HashSet<u32>>,
+    /// The node placement chose for each container (by uid) of a spread group, taken in the
+    /// same step as the choice, so a burst of replicas placed at once spreads too.
+    pub spread: std::sync::Mutex<HashMap<String, String>>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
@@ -108,6 +111,16 @@ impl ClusterHandle {
             .unwrap_or_else(|e| e.into_inner())
             .entry(node.to_string())
             .or_default() += memory;
+    }
+
+    /// Records that container `uid` (of a spread group) was placed on `node`.
+    pub fn place_spread(&self, uid: &str, node: &str) {
+        crate::controller::kernel::recover(self.spread.lock(), "the spread placements").insert(uid.into(), node.into());
+    }
+
+    /// The spread placements recorded by [`place_spread`](Self::place_spread).
+    pub fn spread_placed(&self) -> HashMap<String, String> {
+        crate::controller::kernel::recover(self.spread.lock(), "the spread placements").clone()
     }
 
     /// Allocates a vmid for a new container: Proxmox's next free id, skipping ids that the

@@ -377,6 +377,7 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
         maintenance,
         placements,
         allocated: Mutex::default(),
+        spread: Mutex::default(),
         task,
     })
 }

@@ -27,6 +27,12 @@ pub struct Usage {
     pub snapshots: bool,
     /// Some container has `spec.highAvailability` (HA resources and rules).
     pub high_availability: bool,
+    /// Some container is privileged (`unprivileged: false`).
+    pub privileged: bool,
+    /// Containers may be moved: some has `spec.node`, or a node is in maintenance.
+    pub migrations: bool,
+    /// Bridges interfaces are attached to (Proxmox 8+ checks `SDN.Use` on them).
+    pub bridges: BTreeSet<String>,
 }
 
 /// One privilege a feature needs, on one ACL path.
@@ -113,6 +119,22 @@ pub fn required(usage: &Usage) -> Vec<Need> {
     if usage.snapshots {
         need(&mut out, "snapshots", "/vms", &["VM.Snapshot"]);
     }
+    if usage.privileged {
+        // pve-container 6.0.6 (PVE 9): creating or restoring a privileged container
+        need(&mut out, "privileged", "/", &["Sys.Modify"]);
+    }
+    if usage.migrations {
+        need(&mut out, "migrations", "/vms", &["VM.Migrate"]);
+    }
+    for b in &usage.bridges {
+        // plain Linux bridges are the `localnetwork` zone's vnets
+        need(
+            &mut out,
+            "network",
+            &format!("/sdn/zones/localnetwork/{b}"),
+            &["SDN.Use"],
+        );
+    }
     if usage.high_availability {
         // PVE/API2/HA/*.pm: changes need Sys.Console on /, reads Sys.Audit (the inventory's)
         need(&mut out, "highAvailability", "/", &["Sys.Console"]);
@@ -171,6 +193,9 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
         }
         u.containers = true;
         u.high_availability |= c.spec.high_availability.is_some();
+        u.privileged |= !c.spec.unprivileged;
+        u.migrations |= c.spec.node.is_some();
+        u.bridges.extend(c.spec.network.iter().map(|n| n.bridge.clone()));
         let s = &c.spec.source;
         u.clones |= s.template.is_some() || s.clone.is_some();
         if let Some(i) = &s.image {
@@ -180,6 +205,10 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
         u.disk_storages
             .extend(c.spec.mount_points.iter().map(|m| m.storage.clone()));
     }
+    u.migrations |= ctx
+        .clusters
+        .get(key)
+        .is_some_and(|h| !crate::controller::kernel::recover(h.maintenance.read(), "the maintenance list").is_empty());
     for t in views.all_templates() {
         if ctx.clusters.referenced(t.spec.cluster_ref.as_ref()) != *key {
             continue;
@@ -264,6 +293,17 @@ mod tests {
             t(|u| u.high_availability = true),
             vec![row("highAvailability", "Sys.Console", "/")]
         );
+        assert_eq!(t(|u| u.privileged = true), vec![row("privileged", "Sys.Modify", "/")]);
+        assert_eq!(
+            t(|u| u.migrations = true),
+            vec![row("migrations", "VM.Migrate", "/vms")]
+        );
+        assert_eq!(
+            t(|u| {
+                u.bridges.insert("vmbr1".into());
+            }),
+            vec![row("network", "SDN.Use", "/sdn/zones/localnetwork/vmbr1")]
+        );
         assert_eq!(
             t(|u| {
                 u.image_storages.insert("local".into());
@@ -293,10 +333,16 @@ mod tests {
             backup_storages: ["pbs".to_string()].into(),
             snapshots: true,
             high_availability: true,
+            privileged: true,
+            migrations: true,
+            bridges: ["vmbr0".to_string()].into(),
         };
         let mut all: Vec<&str> = CONTAINER_PRIVS.to_vec();
         all.extend([
             "Sys.Console",
+            "Sys.Modify",
+            "VM.Migrate",
+            "SDN.Use",
             "VM.Clone",
             "VM.Backup",
             "VM.Snapshot",

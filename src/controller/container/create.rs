@@ -311,7 +311,7 @@ pub(super) async fn create(
             .await;
     }
     let limited = tenancy::placeable(handle, snap, &allowed).map(|nodes| snap.placement_only_on(&nodes));
-    let placed = match (wanted_node, tenancy::spread_siblings(p)) {
+    let placed = match (wanted_node, tenancy::spread_siblings(p, handle)) {
         (None, Some((group, siblings))) => decide::placement_spread(
             &origin,
             limited.as_ref().unwrap_or(snap),
@@ -331,6 +331,9 @@ pub(super) async fn create(
         )
         .map(|n| (n, None)),
     };
+    if let (Ok((n, _)), Some(_)) = (&placed, &p.obj.spec.spread_by) {
+        handle.place_spread(&p.uid, n);
+    }
     let node = match placed {
         Ok((n, None)) => n,
         Ok((n, Some((group, k)))) => {

@@ -167,18 +167,40 @@ pub(super) async fn tagged_by_other(p: &P<'_>, snap: &Snapshot, vmid: u32, tags:
 
 /// The spread group of the container (`label=value` of its `spec.spreadBy` label) and how many
 /// other containers of the group each node holds now; `None` without `spreadBy` (or without
-/// that label on the object).
-pub(super) fn spread_siblings(p: &P<'_>) -> Option<(String, std::collections::HashMap<String, i64>)> {
+/// that label on the object). A sibling not created yet counts on the node placement chose for
+/// it (recorded in the same step as the choice), so replicas placed at once spread too.
+pub(super) fn spread_siblings(
+    p: &P<'_>,
+    handle: &ClusterHandle,
+) -> Option<(String, std::collections::HashMap<String, i64>)> {
+    use crate::crd::lxc_container::ContainerPhase;
     let key = p.obj.spec.spread_by.as_ref()?;
     let value = p.obj.labels().get(key)?.clone();
     let ns = p.obj.namespace();
+    let placed = handle.spread_placed();
     let mut count = std::collections::HashMap::new();
     for c in p.ctx.tenancy.all_containers() {
+        let uid = c.uid().unwrap_or_default();
         let same = c.namespace() == ns
-            && c.uid().as_deref() != Some(p.uid.as_str())
+            && uid != p.uid
             && c.metadata.deletion_timestamp.is_none()
             && c.labels().get(key) == Some(&value);
-        if let (true, Some(node)) = (same, c.status.as_ref().and_then(|s| s.node.clone())) {
+        if !same {
+            continue;
+        }
+        // the status this process wrote last beats a watch cache that lags behind it
+        let status = p.ctx.status.containers.current(&uid, c.status.as_ref());
+        let exists = status.as_ref().is_some_and(|s| {
+            matches!(
+                s.phase,
+                Some(ContainerPhase::Running | ContainerPhase::Stopped | ContainerPhase::Deleting)
+            )
+        });
+        let node = match (exists, placed.get(&uid)) {
+            (false, Some(n)) => Some(n.clone()),
+            _ => status.and_then(|s| s.node),
+        };
+        if let Some(node) = node {
             *count.entry(node).or_insert(0) += 1;
         }
     }
