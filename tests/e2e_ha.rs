@@ -191,3 +191,42 @@ fn node_affinity_becomes_an_ha_rule_that_moves_the_container_and_deleting_remove
     let rules = sim.call("GET", "/cluster/ha/rules", &[]);
     assert_eq!(rules["data"].as_array().map(Vec::len), Some(0), "{rules}");
 }
+
+#[test]
+fn a_node_in_maintenance_is_emptied_of_ha_managed_containers_by_asking_ha() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ha-drain");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "1s");
+    let _op = Operator::start(cp, &ns);
+    let manifest = "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: app\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n  highAvailability: {}\n";
+    cp.apply(&ns, manifest);
+    let o = wait_ready(cp, &ns, "lxc", "app", T);
+    let (vmid, node) = (
+        o["status"]["vmid"].as_u64().unwrap(),
+        o["status"]["node"].as_str().unwrap().to_string(),
+    );
+    wait_for("HA-managed", T, || {
+        (ha_resource(&sim, vmid)["state"] == "started").then_some(())
+    });
+    let migrations = sim.count("POST /nodes/{node}/lxc/{vmid}/migrate");
+    cp.kubectl_ok(&[
+        "patch",
+        "proxmoxcluster",
+        &ns,
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"spec":{{"maintenance":[{{"node":"{node}"}}]}}}}"#),
+    ]);
+    wait_for("moved off the node by HA", T, || {
+        let (phase, now) = phase_and_node(cp, &ns, "app")?;
+        (phase == "Running" && now != node).then_some(())
+    });
+    assert_eq!(
+        sim.count("POST /nodes/{node}/lxc/{vmid}/migrate"),
+        migrations,
+        "asked through HA, not with a migrate call"
+    );
+    assert!(sim.count("POST /cluster/ha/resources/{sid}/migrate") >= 1);
+    wait_ready(cp, &ns, "lxc", "app", T);
+}
