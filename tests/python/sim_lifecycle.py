@@ -15,6 +15,7 @@ import time
 
 import urllib3
 from proxmoxer import ProxmoxAPI
+from proxmoxer.core import ResourceException
 
 urllib3.disable_warnings()
 
@@ -95,7 +96,24 @@ cur = pve.nodes(node).lxc(vmid).status.current.get()
 check(cur["status"] == "stopped", f"status after stop: {cur}")
 check(pve.nodes(node).lxc(vmid).interfaces.get() is None, "interfaces of a stopped CT must be null")
 
+# HA as proxmoxer users drive it (pve-ha-manager's API): a resource, a node-affinity rule
+pve.cluster.ha.resources.post(sid=f"ct:{vmid}", state="stopped", max_restart=2)
+res = pve.cluster.ha.resources(f"ct:{vmid}").get()
+check(res["state"] == "stopped" and res["max_restart"] == 2, f"HA resource: {res}")
+pve.cluster.ha.rules.post(rule=f"py{vmid}", type="node-affinity", resources=f"ct:{vmid}", nodes=f"{node}:1")
+rules = [r["rule"] for r in pve.cluster.ha.rules.get()]
+check(f"py{vmid}" in rules, f"HA rules: {rules}")
+svc = [s for s in pve.cluster.ha.status.current.get() if s.get("sid") == f"ct:{vmid}"]
+check(svc and svc[0]["request_state"] == "stopped", f"HA status: {svc}")
+try:
+    pve.nodes(node).lxc(vmid).delete()
+    check(False, "destroying an HA resource without purge must fail")
+except ResourceException as e:
+    check("purge parameter not set" in str(e), f"destroy without purge: {e}")
+
 wait(pve.nodes(node).lxc(vmid).delete(purge=1))
+check(pve.cluster.ha.resources.get() == [], "purge removes the HA resource")
+check(pve.cluster.ha.rules.get() == [], "and the rule it was the only resource of")
 ids = [c["vmid"] for c in pve.nodes(node).lxc.get()]
 check(vmid not in ids, f"CT still listed: {ids}")
 print(f"OK {auth}")
