@@ -47,19 +47,7 @@ fn container(name: &str, labels: &str, extra: &str) -> String {
 }
 
 fn backups(e: &Env) -> Vec<Value> {
-    let out = e.cp.kubectl_ok(&["get", "-n", &e.ns, "lxcb", "-o", "json"]);
-    serde_json::from_str::<Value>(&out).unwrap()["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn slot_of(b: &Value) -> Timestamp {
-    b["metadata"]["annotations"]["pve.lxc.dev/scheduled-at"]
-        .as_str()
-        .expect("scheduled-at")
-        .parse()
-        .unwrap()
+    list_json(e.cp, &e.ns, "lxcb")
 }
 
 fn label(b: &Value, key: &str) -> String {

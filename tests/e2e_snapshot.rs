@@ -15,17 +15,23 @@ fn snapshot(name: &str, extra: &str) -> String {
 
 const WEB: &str = "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: web\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n";
 
+/// A namespace connected to a fresh simulator, and the operator watching it.
+fn env(prefix: &str) -> (&'static ControlPlane, String, Sim, Operator) {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace(prefix);
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "1s");
+    let op = Operator::start(cp, &ns);
+    (cp, ns, sim, op)
+}
+
 fn rollbacks(sim: &Sim) -> u64 {
     sim.count("POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback")
 }
 
 #[test]
 fn a_rollback_is_carried_out_once_per_request_and_deleting_the_object_deletes_the_snapshot() {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace("snap");
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    let _op = Operator::start(cp, &ns);
+    let (cp, ns, sim, _op) = env("snap");
     cp.apply(&ns, WEB);
     let vmid = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
     cp.apply(&ns, &snapshot("before.upgrade", ""));
@@ -76,11 +82,7 @@ fn a_rollback_is_carried_out_once_per_request_and_deleting_the_object_deletes_th
 
 #[test]
 fn a_snapshot_the_object_did_not_take_is_never_adopted_rolled_back_to_or_deleted() {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace("snapforeign");
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    let _op = Operator::start(cp, &ns);
+    let (cp, ns, sim, _op) = env("snapforeign");
     cp.apply(&ns, WEB);
     let o = wait_ready(cp, &ns, "lxc", "web", T);
     let vmid = o["status"]["vmid"].as_u64().unwrap();
@@ -116,4 +118,34 @@ fn a_snapshot_the_object_did_not_take_is_never_adopted_rolled_back_to_or_deleted
         serde_json::json!(["weekly"]),
         "the admin's snapshot stays"
     );
+}
+
+#[test]
+fn a_running_container_is_cloned_through_a_temporary_snapshot_that_is_deleted_afterwards() {
+    let (cp, ns, sim, _op) = env("snapclone");
+    cp.apply(&ns, WEB);
+    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    assert_eq!(sim.container(origin).unwrap()["status"], "running");
+    cp.apply(
+        &ns,
+        &format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
+        ),
+    );
+    let copy = wait_ready(cp, &ns, "lxc", "copy", T);
+    let vmid = copy["status"]["vmid"].as_u64().unwrap();
+    assert_eq!(copy["status"]["phase"], "Running", "{copy}");
+    assert_eq!(sim.container(vmid).unwrap()["status"], "running");
+    // through one temporary snapshot and one clone, and the snapshot is gone again
+    assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/snapshot"), 1);
+    assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/clone"), 1);
+    wait_for("the temporary snapshot deleted", T, || {
+        let left = sim.container(origin)?["snapshots"].as_array()?.len();
+        (left == 0).then_some(())
+    });
+    assert!(get_json(cp, &ns, "lxc", "copy").unwrap()["status"]["cloneSnapshot"].is_null());
+    // the source was never stopped
+    assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/status/stop"), 0);
+    assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/status/shutdown"), 0);
+    assert_eq!(sim.container(origin).unwrap()["status"], "running");
 }

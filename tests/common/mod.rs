@@ -500,6 +500,24 @@ pub fn get_json(cp: &ControlPlane, ns: &str, kind: &str, name: &str) -> Option<s
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// `kubectl get KIND -o json` in `ns`: the items.
+pub fn list_json(cp: &ControlPlane, ns: &str, kind: &str) -> Vec<serde_json::Value> {
+    let out = cp.kubectl_ok(&["get", "-n", ns, kind, "-o", "json"]);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The slot an object made by a schedule was made for (its `pve.lxc.dev/scheduled-at`).
+pub fn slot_of(obj: &serde_json::Value) -> jiff::Timestamp {
+    obj["metadata"]["annotations"]["pve.lxc.dev/scheduled-at"]
+        .as_str()
+        .expect("scheduled-at")
+        .parse()
+        .unwrap()
+}
+
 /// The condition `type_` of an object as (status, reason, message).
 pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
     obj["status"]["conditions"]
