@@ -149,3 +149,39 @@ fn a_running_container_is_cloned_through_a_temporary_snapshot_that_is_deleted_af
     assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/status/shutdown"), 0);
     assert_eq!(sim.container(origin).unwrap()["status"], "running");
 }
+
+#[test]
+fn deleting_a_clone_while_its_temporary_snapshot_exists_leaves_no_snapshot_and_no_clone() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("snapclonedel");
+    // tasks take seconds: the object is deleted while the snapshot is taken or cloned from
+    let sim = Sim::start(&["--clock-speed", "1"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let _op = Operator::start(cp, &ns);
+    cp.apply(&ns, WEB);
+    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    cp.apply(
+        &ns,
+        &format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
+        ),
+    );
+    let name = wait_for("the temporary snapshot recorded", T, || {
+        let o = get_json(cp, &ns, "lxc", "copy")?;
+        o["status"]["cloneSnapshot"]["name"].as_str().map(str::to_string)
+    });
+    assert!(name.starts_with("k8s-clone-"), "{name}");
+    let out = cp.kubectl(&["delete", "-n", &ns, "lxc", "copy", "--wait=false"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the object to be gone", T, || {
+        get_json(cp, &ns, "lxc", "copy").is_none().then_some(())
+    });
+    let left = &sim.container(origin).unwrap()["snapshots"];
+    assert_eq!(
+        left,
+        &serde_json::json!([]),
+        "no temporary snapshot is left on the source"
+    );
+    assert_eq!(sim.containers().len(), 1, "no clone is left behind");
+    assert_eq!(sim.container(origin).unwrap()["status"], "running");
+}
