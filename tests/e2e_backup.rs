@@ -28,15 +28,7 @@ struct Env {
 fn env(prefix: &str) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    let origin = Timestamp::now().to_string();
-    let op = Operator::start_with(
-        cp,
-        &ns,
-        &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
-    );
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
+    let (sim, op) = fast_schedules(cp, &ns);
     Env { cp, ns, sim, op }
 }
 

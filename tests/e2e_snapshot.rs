@@ -185,3 +185,38 @@ fn deleting_a_clone_while_its_temporary_snapshot_exists_leaves_no_snapshot_and_n
     assert_eq!(sim.containers().len(), 1, "no clone is left behind");
     assert_eq!(sim.container(origin).unwrap()["status"], "running");
 }
+
+#[test]
+fn an_operator_restarted_after_the_temporary_snapshot_clones_once_and_leaks_nothing() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("snapclonerestart");
+    // tasks take seconds: the operator is killed while the snapshot is taken
+    let sim = Sim::start(&["--clock-speed", "1"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let mut op = Operator::start(cp, &ns);
+    cp.apply(&ns, WEB);
+    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    cp.apply(
+        &ns,
+        &format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
+        ),
+    );
+    wait_for("the temporary snapshot recorded", T, || {
+        get_json(cp, &ns, "lxc", "copy")?["status"]["cloneSnapshot"]["name"]
+            .as_str()
+            .map(str::to_string)
+    });
+    op.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    op.restart();
+    let copy = wait_ready(cp, &ns, "lxc", "copy", T);
+    assert_eq!(copy["status"]["phase"], "Running", "{copy}");
+    wait_for("the temporary snapshot deleted", T, || {
+        let left = sim.container(origin)?["snapshots"].as_array()?.len();
+        (left == 0).then_some(())
+    });
+    assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/snapshot"), 1, "one snapshot");
+    assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/clone"), 1, "one clone");
+    assert_eq!(sim.containers().len(), 2);
+}

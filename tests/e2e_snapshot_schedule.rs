@@ -46,15 +46,7 @@ fn a_snapshot_schedule_keeps_exactly_what_its_retention_says_as_objects_and_in_p
     let started = Instant::now();
     let cp = ControlPlane::shared();
     let ns = cp.namespace("ssched");
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    let origin = Timestamp::now().to_string();
-    let op = Operator::start_with(
-        cp,
-        &ns,
-        &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
-    );
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
+    let (sim, op) = fast_schedules(cp, &ns);
     cp.apply(&ns, &container("web", "snap: fast"));
     cp.apply(&ns, &container("db", "snap: fast"));
     cp.apply(&ns, &container("other", "snap: never"));

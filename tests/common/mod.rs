@@ -500,6 +500,21 @@ pub fn get_json(cp: &ControlPlane, ns: &str, kind: &str, name: &str) -> Option<s
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// A fresh simulator (tasks 5× faster) connected to `ns`, and the operator watching it with
+/// schedules on a clock 360× the wall clock (`*:0/30` fires every 5 s), once the cluster is Ready.
+pub fn fast_schedules(cp: &ControlPlane, ns: &str) -> (Sim, Operator) {
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, ns, &sim, "1s");
+    let origin = jiff::Timestamp::now().to_string();
+    let op = Operator::start_with(
+        cp,
+        ns,
+        &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
+    );
+    wait_ready(cp, ns, "proxmoxcluster", ns, Duration::from_secs(90));
+    (sim, op)
+}
+
 /// `kubectl get KIND -o json` in `ns`: the items.
 pub fn list_json(cp: &ControlPlane, ns: &str, kind: &str) -> Vec<serde_json::Value> {
     let out = cp.kubectl_ok(&["get", "-n", ns, kind, "-o", "json"]);
