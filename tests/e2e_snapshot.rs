@@ -25,6 +25,32 @@ fn env(prefix: &str) -> (&'static ControlPlane, String, Sim, Operator) {
     (cp, ns, sim, op)
 }
 
+/// An `LxcContainer` `copy`: a full clone of CT `origin`.
+fn copy_of(origin: u64) -> String {
+    format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
+    )
+}
+
+/// A running `web` on a simulator whose tasks take seconds, and its clone `copy` applied,
+/// once the temporary snapshot is recorded in `copy`'s status; the vmid of `web`.
+fn cloning_slowly(prefix: &str) -> (&'static ControlPlane, String, Sim, Operator, u64) {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace(prefix);
+    let sim = Sim::start(&["--clock-speed", "1"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let op = Operator::start(cp, &ns);
+    cp.apply(&ns, WEB);
+    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    cp.apply(&ns, &copy_of(origin));
+    let name = wait_for("the temporary snapshot recorded", T, || {
+        let o = get_json(cp, &ns, "lxc", "copy")?;
+        o["status"]["cloneSnapshot"]["name"].as_str().map(str::to_string)
+    });
+    assert!(name.starts_with("k8s-clone-"), "{name}");
+    (cp, ns, sim, op, origin)
+}
+
 fn rollbacks(sim: &Sim) -> u64 {
     sim.count("POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback")
 }
@@ -126,12 +152,7 @@ fn a_running_container_is_cloned_through_a_temporary_snapshot_that_is_deleted_af
     cp.apply(&ns, WEB);
     let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
     assert_eq!(sim.container(origin).unwrap()["status"], "running");
-    cp.apply(
-        &ns,
-        &format!(
-            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
-        ),
-    );
+    cp.apply(&ns, &copy_of(origin));
     let copy = wait_ready(cp, &ns, "lxc", "copy", T);
     let vmid = copy["status"]["vmid"].as_u64().unwrap();
     assert_eq!(copy["status"]["phase"], "Running", "{copy}");
@@ -152,25 +173,8 @@ fn a_running_container_is_cloned_through_a_temporary_snapshot_that_is_deleted_af
 
 #[test]
 fn deleting_a_clone_while_its_temporary_snapshot_exists_leaves_no_snapshot_and_no_clone() {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace("snapclonedel");
     // tasks take seconds: the object is deleted while the snapshot is taken or cloned from
-    let sim = Sim::start(&["--clock-speed", "1"]);
-    connect_cluster(cp, &ns, &sim, "2s");
-    let _op = Operator::start(cp, &ns);
-    cp.apply(&ns, WEB);
-    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
-    cp.apply(
-        &ns,
-        &format!(
-            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
-        ),
-    );
-    let name = wait_for("the temporary snapshot recorded", T, || {
-        let o = get_json(cp, &ns, "lxc", "copy")?;
-        o["status"]["cloneSnapshot"]["name"].as_str().map(str::to_string)
-    });
-    assert!(name.starts_with("k8s-clone-"), "{name}");
+    let (cp, ns, sim, _op, origin) = cloning_slowly("snapclonedel");
     let out = cp.kubectl(&["delete", "-n", &ns, "lxc", "copy", "--wait=false"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     wait_for("the object to be gone", T, || {
@@ -188,25 +192,8 @@ fn deleting_a_clone_while_its_temporary_snapshot_exists_leaves_no_snapshot_and_n
 
 #[test]
 fn an_operator_restarted_after_the_temporary_snapshot_clones_once_and_leaks_nothing() {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace("snapclonerestart");
     // tasks take seconds: the operator is killed while the snapshot is taken
-    let sim = Sim::start(&["--clock-speed", "1"]);
-    connect_cluster(cp, &ns, &sim, "2s");
-    let mut op = Operator::start(cp, &ns);
-    cp.apply(&ns, WEB);
-    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
-    cp.apply(
-        &ns,
-        &format!(
-            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: copy\nspec:\n  source:\n    clone: {{vmid: {origin}, full: true}}\n"
-        ),
-    );
-    wait_for("the temporary snapshot recorded", T, || {
-        get_json(cp, &ns, "lxc", "copy")?["status"]["cloneSnapshot"]["name"]
-            .as_str()
-            .map(str::to_string)
-    });
+    let (cp, ns, sim, mut op, origin) = cloning_slowly("snapclonerestart");
     op.kill();
     std::thread::sleep(Duration::from_secs(3));
     op.restart();
