@@ -207,3 +207,32 @@ fn an_operator_restarted_after_the_temporary_snapshot_clones_once_and_leaks_noth
     assert_eq!(sim.count("POST /nodes/{node}/lxc/{vmid}/clone"), 1, "one clone");
     assert_eq!(sim.containers().len(), 2);
 }
+
+#[test]
+fn a_clone_proxmox_refuses_deletes_its_temporary_snapshot_and_the_next_try_takes_a_new_one() {
+    let (cp, ns, sim, _op) = env("snapclonefail");
+    cp.apply(&ns, WEB);
+    let origin = wait_ready(cp, &ns, "lxc", "web", T)["status"]["vmid"].as_u64().unwrap();
+    let clone = "POST /nodes/{node}/lxc/{vmid}/clone";
+    let (take, delete) = (
+        "POST /nodes/{node}/lxc/{vmid}/snapshot",
+        "DELETE /nodes/{node}/lxc/{vmid}/snapshot/{snapname}",
+    );
+    sim.post_json(
+        "/_sim/faults",
+        &serde_json::json!({"rules": [{"endpoint": clone, "rate": 1.0, "kind": "error", "status": 500, "message": "injected clone failure"}]}),
+    );
+    cp.apply(&ns, &copy_of(origin));
+    // refused: the snapshot goes, and the next try takes a new one
+    wait_for("a second temporary snapshot after a refused clone", T, || {
+        (sim.count(delete) >= 1 && sim.count(take) >= 2).then_some(())
+    });
+    sim.post_json("/_sim/faults", &serde_json::json!({"rules": []}));
+    let copy = wait_ready(cp, &ns, "lxc", "copy", T);
+    assert_eq!(copy["status"]["phase"], "Running", "{copy}");
+    wait_for("no temporary snapshot left", T, || {
+        (sim.container(origin)?["snapshots"].as_array()?.is_empty()).then_some(())
+    });
+    assert_eq!(sim.count(take), sim.count(delete), "every snapshot taken was deleted");
+    assert_eq!(sim.containers().len(), 2, "one clone");
+}
