@@ -11,14 +11,12 @@ use crate::controller::kernel::{Managed, StatusCache, WakeRoutes};
 use crate::controller::run::ControllerFuture;
 use crate::controller::schedule::pass::{self, ItemState};
 use crate::controller::schedule::{Outcome, ScheduleKind};
-use crate::controller::Error;
 use crate::crd::lxc_backup::{BackupPhase, LxcBackup, LxcBackupSpec};
 use crate::crd::lxc_backup_schedule::{LxcBackupSchedule, LxcBackupScheduleStatus};
 use crate::crd::lxc_container::LxcContainer;
 use crate::crd::schedule::ScheduleCommon;
 use crate::crd::{DeletionPolicy, LocalObjectRef};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use std::sync::Arc;
 
@@ -98,11 +96,6 @@ impl ScheduleKind for LxcBackupSchedule {
             protected: b.spec.options.protected,
         }
     }
-}
-
-/// Reconciles one `LxcBackupSchedule` (a failed pass shows `Synced=False` naming it).
-pub async fn reconcile(obj: Arc<LxcBackupSchedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    pass::reconcile(obj, ctx).await
 }
 
 /// The Proxmox pool a container is in: its `spec.pool`, else its tenant's pool.
