@@ -125,6 +125,7 @@ fn kubectl_get_proxmox_lists_every_kind() {
         "lxctemplate.pve.lxc.dev/debian-base",
         "lxcbackupschedule.pve.lxc.dev/nightly",
         "lxcbackup.pve.lxc.dev/hello-manual",
+        "lxcsnapshotschedule.pve.lxc.dev/hourly",
     ] {
         assert!(
             listed.lines().any(|l| l == expected),
@@ -132,7 +133,7 @@ fn kubectl_get_proxmox_lists_every_kind() {
         );
     }
     // short names work too
-    for short in ["pvec", "pvet", "lxc", "lxct", "lxcbs", "lxcb"] {
+    for short in ["pvec", "pvet", "lxc", "lxct", "lxcbs", "lxcb", "lxcss"] {
         assert!(
             !cp.kubectl_ok(&["get", short, "-n", &ns, "-o", "name"])
                 .trim()

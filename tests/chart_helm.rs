@@ -75,6 +75,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "NetworkPolicy",
             "Role",
@@ -86,7 +87,7 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
     );
     assert!(
         r.crds_dir.is_empty(),
-        "Helm's crds/ is never upgraded: the seven CRDs are templates"
+        "Helm's crds/ is never upgraded: the eight CRDs are templates"
     );
     let deploy = r.one("Deployment");
     assert_eq!(deploy["spec"]["replicas"], 1);
@@ -197,8 +198,8 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
         .unwrap();
     assert_eq!(
         crd_rule["resourceNames"].as_array().unwrap().len(),
-        7,
-        "CRD get is limited to our seven"
+        8,
+        "CRD get is limited to our eight"
     );
     assert!(
         scoped.iter().any(|r| resources(r) == ["tokenreviews"]),
@@ -691,7 +692,7 @@ fn rendered_manifests_are_accepted_by_the_local_apiserver_dry_run() {
             .iter()
             .cloned()
             .partition(|o| o["kind"] == "CustomResourceDefinition");
-        assert_eq!(crds.len(), 7, "{label}: the seven CRDs are in the release");
+        assert_eq!(crds.len(), 8, "{label}: the eight CRDs are in the release");
         let mut stdout = String::new();
         for (objects, extra) in [(&crds, Some("--validate=false")), (&rest, None)] {
             let mut args = vec!["apply", "--dry-run=server", "-f", "-"];

@@ -90,6 +90,8 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
     let allowed: &[&[&str]] = &[
         &["list", "lxccontainers.pve.lxc.dev"],
         &["watch", "lxcbackupschedules.pve.lxc.dev"],
+        &["watch", "lxcsnapshotschedules.pve.lxc.dev"],
+        &["patch", "lxcsnapshotschedules.pve.lxc.dev", "--subresource=status"],
         &["patch", "lxccontainers.pve.lxc.dev", "--subresource=status"],
         &["update", "proxmoxclusters.pve.lxc.dev", "--subresource=status"],
         &["patch", "proxmoxtenants.pve.lxc.dev", "--subresource=status"],
@@ -100,6 +102,8 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         &["patch", "lxctemplates.pve.lxc.dev"],
         &["create", "lxcbackups.pve.lxc.dev"],
         &["delete", "lxcbackups.pve.lxc.dev"],
+        &["create", "lxcsnapshots.pve.lxc.dev"],
+        &["delete", "lxcsnapshots.pve.lxc.dev"],
         // rbac.tenantSecrets (default on): root password and app env Secrets, by name
         &["get", "secrets/root-password"],
         &["get", "configmaps/app-settings"],
@@ -216,7 +220,14 @@ fn a_tenant_with_the_edit_role_cannot_write_status_clusters_or_tenants() {
     let out = cp.kubectl_stdin(&["apply", "-f", "-"], Some(&manifest));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ns = Some(team.as_str());
-    for kind in ["lxccontainers", "lxctemplates", "lxcbackups", "lxcbackupschedules"] {
+    for kind in [
+        "lxccontainers",
+        "lxctemplates",
+        "lxcbackups",
+        "lxcbackupschedules",
+        "lxcsnapshots",
+        "lxcsnapshotschedules",
+    ] {
         let res = format!("{kind}.pve.lxc.dev");
         for verb in ["create", "update", "patch", "delete", "list", "watch"] {
             assert!(can_i(cp, &alice, ns, &[verb, &res]), "the edit role may {verb} {kind}");

@@ -54,7 +54,7 @@ fn crds_command_prints_all_five_kinds_in_one_stream() {
         .map(|(file, _)| std::fs::read_to_string(dir.join(file)).unwrap())
         .collect();
     assert_eq!(text, concatenated);
-    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 7);
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 8);
     for kind in [
         "ProxmoxCluster",
         "ProxmoxTenant",
@@ -62,6 +62,8 @@ fn crds_command_prints_all_five_kinds_in_one_stream() {
         "LxcTemplate",
         "LxcBackupSchedule",
         "LxcBackup",
+        "LxcSnapshot",
+        "LxcSnapshotSchedule",
     ] {
         assert!(text.contains(&format!("kind: {kind}\n")), "{kind} missing");
     }
@@ -77,6 +79,7 @@ fn every_kind_is_in_category_proxmox_with_status_and_short_name_and_only_the_adm
         ("LxcBackupSchedule", "lxcbs"),
         ("LxcBackup", "lxcb"),
         ("LxcSnapshot", "lxcsnap"),
+        ("LxcSnapshotSchedule", "lxcss"),
     ];
     for (_, def) in crd::all_crds() {
         let spec = &def.spec;

@@ -28,15 +28,7 @@ struct Env {
 fn env(prefix: &str) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    let origin = Timestamp::now().to_string();
-    let op = Operator::start_with(
-        cp,
-        &ns,
-        &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
-    );
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
+    let (sim, op) = fast_schedules(cp, &ns);
     Env { cp, ns, sim, op }
 }
 
@@ -47,19 +39,7 @@ fn container(name: &str, labels: &str, extra: &str) -> String {
 }
 
 fn backups(e: &Env) -> Vec<Value> {
-    let out = e.cp.kubectl_ok(&["get", "-n", &e.ns, "lxcb", "-o", "json"]);
-    serde_json::from_str::<Value>(&out).unwrap()["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn slot_of(b: &Value) -> Timestamp {
-    b["metadata"]["annotations"]["pve.lxc.dev/scheduled-at"]
-        .as_str()
-        .expect("scheduled-at")
-        .parse()
-        .unwrap()
+    list_json(e.cp, &e.ns, "lxcb")
 }
 
 fn label(b: &Value, key: &str) -> String {

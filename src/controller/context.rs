@@ -1,9 +1,9 @@
 //! What every reconcile shares: the Kubernetes client, the Proxmox connections, settings,
 //! events, metrics, and the per-object services of the kernel.
 
-use super::backup::ScheduleClock;
 use super::cluster::ClusterRegistry;
 use super::kernel::{Claims, NodeQueue, StatusCache, TaskSlots, WakeRoutes};
+use super::schedule::ScheduleClock;
 use crate::crd::{
     LxcBackup, LxcBackupSchedule, LxcBackupScheduleStatus, LxcBackupStatus, LxcContainer, LxcContainerStatus,
     LxcSnapshot, LxcSnapshotStatus, LxcTemplate, LxcTemplateStatus,
@@ -123,7 +123,7 @@ pub struct StatusCaches {
     pub templates: StatusCache<LxcTemplateStatus>,
     /// `LxcBackup`s.
     pub backups: StatusCache<LxcBackupStatus>,
-    /// `LxcBackupSchedule`s.
+    /// `LxcBackupSchedule`s and `LxcSnapshotSchedule`s (one status type).
     pub schedules: StatusCache<LxcBackupScheduleStatus>,
     /// `LxcSnapshot`s.
     pub snapshots: StatusCache<LxcSnapshotStatus>,
@@ -140,6 +140,8 @@ pub struct Wakes {
     pub backups: WakeRoutes<LxcBackup>,
     /// `LxcBackupSchedule`s (none is registered: a schedule never waits for capacity).
     pub schedules: WakeRoutes<LxcBackupSchedule>,
+    /// `LxcSnapshotSchedule`s (none is registered either).
+    pub snapshot_schedules: WakeRoutes<crate::crd::LxcSnapshotSchedule>,
     /// `LxcSnapshot`s.
     pub snapshots: WakeRoutes<LxcSnapshot>,
 }

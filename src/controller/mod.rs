@@ -12,6 +12,7 @@ pub mod error;
 pub mod kernel;
 pub mod leader;
 pub mod run;
+pub mod schedule;
 pub mod snapshot;
 pub mod status;
 pub mod template;

@@ -6,6 +6,7 @@ use super::fixtures::{path, World};
 use crate::crd::{LxcBackup, LxcContainer, LxcTemplate};
 use crate::sim::{FaultConfig, FaultKind, FaultRule};
 use kube::runtime::reflector;
+use kube::ResourceExt;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -176,18 +177,17 @@ async fn a_persistent_proxmox_failure_that_ends_a_pass_shows_synced_false_naming
     assert_eq!(ready["status"], "False", "a failing object is not shown as fine");
 }
 
-#[tokio::test]
-async fn a_schedule_whose_pass_fails_shows_synced_false_naming_the_call() {
-    let w = World::new("ns", 2).await;
-    let spec = json!({"schedule": "*-*-* *:00:00", "selector": {"matchLabels": {"backup": "yes"}}, "storage": "local"});
-    let obj: Arc<crate::crd::LxcBackupSchedule> = Arc::new(object("LxcBackupSchedule", "ns", "nightly", spec));
-    w.api.put(&path("ns", "lxcbackupschedules", "nightly"), &*obj);
-    // the fake apiserver serves no LxcContainer list: the pass cannot see which to back up
-    let res = super::backup::schedule::reconcile(obj.clone(), w.ctx.clone()).await;
+/// Runs one pass of schedule `obj` (of `plural`) where the fake apiserver serves no
+/// LxcContainer list, and checks that it fails showing `Synced=False` naming the call.
+async fn a_failing_schedule_pass<K: super::schedule::ScheduleKind>(w: &World, plural: &str, obj: Arc<K>) {
+    let name = obj.name_any();
+    w.api.put(&path("ns", plural, &name), &*obj);
+    // the fake apiserver serves no LxcContainer list: the pass cannot see which to use
+    let res = super::schedule::pass::reconcile(obj.clone(), w.ctx.clone()).await;
     assert!(res.is_err(), "the pass fails");
     let last = w
         .api
-        .status_writes(&path("ns", "lxcbackupschedules", "nightly"))
+        .status_writes(&path("ns", plural, &name))
         .pop()
         .expect("a status write");
     let synced = condition(&last, "Synced");
@@ -197,6 +197,17 @@ async fn a_schedule_whose_pass_fails_shows_synced_false_naming_the_call() {
         synced["message"].as_str().unwrap().contains("Kubernetes API"),
         "{synced}"
     );
+}
+
+#[tokio::test]
+async fn a_schedule_whose_pass_fails_shows_synced_false_naming_the_call() {
+    let w = World::new("ns", 2).await;
+    let spec = json!({"schedule": "*-*-* *:00:00", "selector": {"matchLabels": {"backup": "yes"}}, "storage": "local"});
+    let backups: Arc<crate::crd::LxcBackupSchedule> = Arc::new(object("LxcBackupSchedule", "ns", "nightly", spec));
+    a_failing_schedule_pass(&w, "lxcbackupschedules", backups).await;
+    let spec = json!({"schedule": "*-*-* *:00:00", "selector": {"matchLabels": {"snap": "yes"}}});
+    let snapshots: Arc<crate::crd::LxcSnapshotSchedule> = Arc::new(object("LxcSnapshotSchedule", "ns", "hourly", spec));
+    a_failing_schedule_pass(&w, "lxcsnapshotschedules", snapshots).await;
 }
 
 fn app_container(ns: &str, name: &str, reference: &str, app: serde_json::Value) -> LxcContainer {

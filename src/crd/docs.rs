@@ -483,6 +483,7 @@ mod tests {
             "LxcTemplate",
             "LxcBackupSchedule",
             "LxcBackup",
+            "LxcSnapshotSchedule",
         ] {
             assert!(md.contains(&format!("\n## {kind}\n")), "{kind} missing");
             assert!(md.contains(&format!("\n### {kind}.spec\n")), "{kind}.spec missing");

@@ -659,6 +659,10 @@ pub struct LxcContainerStatus {
     /// The Proxmox task in flight for this container (at most one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_task: Option<PendingTask>,
+    /// The temporary snapshot of a running clone source this container is cloned from
+    /// (recorded before it is taken; deleted once the clone has ended or the object goes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_snapshot: Option<CloneSnapshot>,
     /// The `metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -752,4 +756,20 @@ pub struct PendingTask {
     /// When the task was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+}
+
+/// A temporary snapshot of a running clone source (Proxmox clones a running container fully
+/// only from a snapshot).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloneSnapshot {
+    /// The source's node.
+    pub node: String,
+    /// The source's vmid.
+    pub vmid: u32,
+    /// The snapshot's name (`k8s-clone-…`).
+    pub name: String,
+    /// Whether the clone from it was started (then it is deleted once no task runs).
+    #[serde(default)]
+    pub used: bool,
 }

@@ -8,16 +8,19 @@ pub mod lxc_backup;
 pub mod lxc_backup_schedule;
 pub mod lxc_container;
 pub mod lxc_snapshot;
+pub mod lxc_snapshot_schedule;
 pub mod lxc_template;
 pub mod mounts;
 pub mod proxmox_cluster;
 pub mod proxmox_tenant;
+pub mod schedule;
 
 pub use common::*;
 pub use lxc_backup::{LxcBackup, LxcBackupSpec, LxcBackupStatus};
 pub use lxc_backup_schedule::{LxcBackupSchedule, LxcBackupScheduleSpec, LxcBackupScheduleStatus};
 pub use lxc_container::{LxcContainer, LxcContainerSpec, LxcContainerStatus};
 pub use lxc_snapshot::{LxcSnapshot, LxcSnapshotSpec, LxcSnapshotStatus};
+pub use lxc_snapshot_schedule::{LxcSnapshotSchedule, LxcSnapshotScheduleSpec, LxcSnapshotScheduleStatus};
 pub use lxc_template::{LxcTemplate, LxcTemplateSpec, LxcTemplateStatus};
 pub use proxmox_cluster::{ProxmoxCluster, ProxmoxClusterSpec, ProxmoxClusterStatus, Tenancy};
 pub use proxmox_tenant::{ProxmoxTenant, ProxmoxTenantSpec, ProxmoxTenantStatus};
@@ -35,6 +38,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("lxcbackupschedule.yaml", LxcBackupSchedule::crd()),
         ("lxcbackup.yaml", LxcBackup::crd()),
         ("lxcsnapshot.yaml", LxcSnapshot::crd()),
+        ("lxcsnapshotschedule.yaml", LxcSnapshotSchedule::crd()),
     ]
 }
 

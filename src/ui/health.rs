@@ -111,7 +111,8 @@ fn health(status: HealthStatus, message: impl Into<String>) -> Health {
 /// The health of a `pve.lxc.dev` object given as JSON (what `health.lua` returns for it).
 pub fn of(obj: &Value) -> Health {
     let waiting = health(HealthStatus::Progressing, "Waiting for the operator to report status");
-    if obj["kind"] == "LxcBackupSchedule" && obj["spec"]["suspend"] == true {
+    let schedule = obj["kind"] == "LxcBackupSchedule" || obj["kind"] == "LxcSnapshotSchedule";
+    if schedule && obj["spec"]["suspend"] == true {
         return health(HealthStatus::Suspended, "Schedule is suspended (spec.suspend)");
     }
     let status = &obj["status"];

@@ -345,7 +345,7 @@ pub fn template_row(obj: &Value) -> Row {
 /// Column names of [`schedule_row`].
 pub const SCHEDULE_COLUMNS: &[&str] = &["Schedule", "Storage", "Last run", "Last success", "Next run", "Running"];
 
-/// An `LxcBackupSchedule` row.
+/// An `LxcBackupSchedule` or `LxcSnapshotSchedule` row (a snapshot schedule has no storage).
 pub fn schedule_row(obj: &Value) -> Row {
     let (spec, status) = (&obj["spec"], &obj["status"]);
     let mut schedule = s(&spec["schedule"]);

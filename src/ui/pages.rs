@@ -3,7 +3,7 @@
 
 use super::model::{self, ClusterView, ContainerRow, Row};
 use super::{AppState, UiError, User};
-use crate::crd::{LxcBackup, LxcBackupSchedule, LxcContainer, LxcTemplate, ProxmoxCluster};
+use crate::crd::{LxcBackup, LxcBackupSchedule, LxcContainer, LxcSnapshotSchedule, LxcTemplate, ProxmoxCluster};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -558,8 +558,8 @@ pub async fn templates(user: User, Query(f): Query<Filter>) -> Result<Response, 
     )
 }
 
-/// `GET /ui/schedules`: backup schedules (last, next and last successful runs) and the backups
-/// (failures stand out by their badge).
+/// `GET /ui/schedules`: backup schedules (last, next and last successful runs), the backups
+/// (failures stand out by their badge), and the snapshot schedules.
 pub async fn schedules(user: User, Query(f): Query<Filter>) -> Result<Response, UiError> {
     let ns = f.namespace(&user)?;
     let (s, status) = table(
@@ -567,6 +567,15 @@ pub async fn schedules(user: User, Query(f): Query<Filter>) -> Result<Response, 
         resource::<LxcBackupSchedule>(),
         &ns,
         "Backup schedules",
+        model::SCHEDULE_COLUMNS,
+        model::schedule_row,
+    )
+    .await;
+    let (snapshot_schedules, _) = table(
+        &user,
+        resource::<LxcSnapshotSchedule>(),
+        &ns,
+        "Snapshot schedules",
         model::SCHEDULE_COLUMNS,
         model::schedule_row,
     )
@@ -587,7 +596,7 @@ pub async fn schedules(user: User, Query(f): Query<Filter>) -> Result<Response, 
             chrome: Chrome::new("Backups", &user, &ns),
             action: "/ui/schedules",
             error: String::new(),
-            tables: vec![s, b],
+            tables: vec![s, b, snapshot_schedules],
         },
     )
 }

@@ -500,6 +500,39 @@ pub fn get_json(cp: &ControlPlane, ns: &str, kind: &str, name: &str) -> Option<s
         .then(|| serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// A fresh simulator (tasks 5× faster) connected to `ns`, and the operator watching it with
+/// schedules on a clock 360× the wall clock (`*:0/30` fires every 5 s), once the cluster is Ready.
+pub fn fast_schedules(cp: &ControlPlane, ns: &str) -> (Sim, Operator) {
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, ns, &sim, "1s");
+    let origin = jiff::Timestamp::now().to_string();
+    let op = Operator::start_with(
+        cp,
+        ns,
+        &["--schedule-clock-speed", "360", "--schedule-clock-origin", &origin],
+    );
+    wait_ready(cp, ns, "proxmoxcluster", ns, Duration::from_secs(90));
+    (sim, op)
+}
+
+/// `kubectl get KIND -o json` in `ns`: the items.
+pub fn list_json(cp: &ControlPlane, ns: &str, kind: &str) -> Vec<serde_json::Value> {
+    let out = cp.kubectl_ok(&["get", "-n", ns, kind, "-o", "json"]);
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The slot an object made by a schedule was made for (its `pve.lxc.dev/scheduled-at`).
+pub fn slot_of(obj: &serde_json::Value) -> jiff::Timestamp {
+    obj["metadata"]["annotations"]["pve.lxc.dev/scheduled-at"]
+        .as_str()
+        .expect("scheduled-at")
+        .parse()
+        .unwrap()
+}
+
 /// The condition `type_` of an object as (status, reason, message).
 pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
     obj["status"]["conditions"]

@@ -1,5 +1,5 @@
 -- Argo CD health check for the pve.lxc.dev kinds (ProxmoxCluster, LxcContainer, LxcTemplate,
--- LxcBackupSchedule, LxcBackup). Argo CD runs it with the live object in `obj` and reads the
+-- LxcBackupSchedule, LxcBackup, LxcSnapshot, LxcSnapshotSchedule). Argo CD runs it with the live object in `obj` and reads the
 -- returned table: status Healthy | Progressing | Degraded | Suspended, and a message.
 -- Test cases: health_test.yaml and testdata/ next to this file.
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }
@@ -46,7 +46,7 @@ local spec = obj.spec or {}
 local status = obj.status
 local generation = obj.metadata and obj.metadata.generation or nil
 
-if obj.kind == "LxcBackupSchedule" and spec.suspend == true then
+if (obj.kind == "LxcBackupSchedule" or obj.kind == "LxcSnapshotSchedule") and spec.suspend == true then
   hs.status = "Suspended"
   hs.message = "Schedule is suspended (spec.suspend)"
   return hs

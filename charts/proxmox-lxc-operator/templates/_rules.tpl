@@ -17,7 +17,7 @@ and authorize a /metrics scraper.
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]
-# Only our own seven CRDs: the operator checks they are Established before it starts.
+# Only our own eight CRDs: the operator checks they are Established before it starts.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   resourceNames:
@@ -28,6 +28,7 @@ and authorize a /metrics scraper.
     - lxcbackupschedules.pve.lxc.dev
     - lxcbackups.pve.lxc.dev
     - lxcsnapshots.pve.lxc.dev
+    - lxcsnapshotschedules.pve.lxc.dev
   verbs: [get]
 {{- if .Values.virtualNodes.enabled }}
 # Virtual nodes: the operator registers a Node per Proxmox node and keeps its status.
@@ -53,22 +54,22 @@ and authorize a /metrics scraper.
 {{/*
 The operator's rules on the watched namespaces (a ClusterRole, or a Role per watched namespace).
 Least privilege: no pods, no list/watch of Secrets, ConfigMaps, Services or EndpointSlices (read by
-name only), no deletes except our own LxcBackups (retention) and the Services/EndpointSlices of published ports.
+name only), no deletes except our own LxcBackups and LxcSnapshots (retention) and the Services/EndpointSlices of published ports.
 With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` and `app.env` (by name).
 */}}
 {{- define "plo.operatorRules" -}}
 - apiGroups: [pve.lxc.dev]
-  resources: [lxccontainers, lxctemplates, lxcbackupschedules, lxcbackups, lxcsnapshots]
+  resources: [lxccontainers, lxctemplates, lxcbackupschedules, lxcbackups, lxcsnapshots, lxcsnapshotschedules]
   verbs: [get, list, watch, patch, update]
 - apiGroups: [pve.lxc.dev]
-  resources: [lxccontainers/status, lxctemplates/status, lxcbackupschedules/status, lxcbackups/status, lxcsnapshots/status]
+  resources: [lxccontainers/status, lxctemplates/status, lxcbackupschedules/status, lxcbackups/status, lxcsnapshots/status, lxcsnapshotschedules/status]
   verbs: [get, patch, update]
 - apiGroups: [pve.lxc.dev]
-  resources: [lxccontainers/finalizers, lxctemplates/finalizers, lxcbackupschedules/finalizers, lxcbackups/finalizers, lxcsnapshots/finalizers]
+  resources: [lxccontainers/finalizers, lxctemplates/finalizers, lxcbackupschedules/finalizers, lxcbackups/finalizers, lxcsnapshots/finalizers, lxcsnapshotschedules/finalizers]
   verbs: [update]
-# Schedules create backups; retention deletes the oldest.
+# Schedules create backups and snapshots; retention deletes the oldest.
 - apiGroups: [pve.lxc.dev]
-  resources: [lxcbackups]
+  resources: [lxcbackups, lxcsnapshots]
   verbs: [create, delete]
 {{- if .Values.rbac.tenantSecrets }}
 # Root password and app env Secrets (auth.passwordSecretRef, app.env valueFrom), by name only.
@@ -111,5 +112,5 @@ With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` and `app.env`
 
 {{/* What tenants may read in their namespaces: no status writes, no clusters, no tenants. */}}
 {{- define "plo.tenantResources" -}}
-[lxccontainers, lxctemplates, lxcbackups, lxcbackupschedules, lxcsnapshots]
+[lxccontainers, lxctemplates, lxcbackups, lxcbackupschedules, lxcsnapshots, lxcsnapshotschedules]
 {{- end }}

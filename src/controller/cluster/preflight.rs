@@ -23,7 +23,8 @@ pub struct Usage {
     pub backups: bool,
     /// Storages backups are written to (when the objects name one).
     pub backup_storages: BTreeSet<String>,
-    /// `LxcSnapshot`s exist.
+    /// `LxcSnapshot`s or `LxcSnapshotSchedule`s exist, or a container is cloned from
+    /// another (`source.clone`: a running source is cloned from a temporary snapshot).
     pub snapshots: bool,
     /// Some container has `spec.highAvailability` (HA resources and rules).
     pub high_availability: bool,
@@ -198,6 +199,8 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
         u.bridges.extend(c.spec.network.iter().map(|n| n.bridge.clone()));
         let s = &c.spec.source;
         u.clones |= s.template.is_some() || s.clone.is_some();
+        // a full clone of a running source goes through a temporary snapshot
+        u.snapshots |= s.clone.is_some();
         if let Some(i) = &s.image {
             u.image_storages.insert(i.storage.clone());
         }
@@ -231,7 +234,7 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
         }
     }
     for s in views.all_schedules() {
-        if ctx.clusters.referenced(s.spec.cluster_ref.as_ref()) == *key {
+        if ctx.clusters.referenced(s.spec.common.cluster_ref.as_ref()) == *key {
             u.backups = true;
             u.backup_storages.insert(s.spec.storage.clone());
         }
@@ -242,6 +245,9 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
             None => cluster_of(s.namespace(), &s.spec.container_ref.name),
         };
         u.snapshots |= cluster == *key;
+    }
+    for s in views.all_snapshot_schedules() {
+        u.snapshots |= ctx.clusters.referenced(s.spec.common.cluster_ref.as_ref()) == *key;
     }
     u
 }

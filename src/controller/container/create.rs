@@ -2,6 +2,7 @@
 //! vmid is in status before the call, the write-ahead marker goes first, and the node comes
 //! from [`decide::placement`].
 
+use super::clone_snapshot::Prepared;
 use super::converge::foreign;
 use super::decide::{self, Origin};
 use super::desired::{Desired, InvalidSpec, Source};
@@ -425,6 +426,18 @@ pub(super) async fn create(
         },
         How::Clone { .. } => None,
     };
+    let from_snapshot = match &how {
+        How::Clone {
+            src_node,
+            src_vmid,
+            full,
+        } => match super::clone_snapshot::prepare(p, handle, snap, src_node, *src_vmid, *full).await? {
+            Prepared::Direct => None,
+            Prepared::From(name) => Some(name),
+            Prepared::Done(action) => return Ok(action),
+        },
+        How::Create { .. } => None,
+    };
     let slot_node = match &how {
         How::Clone { src_node, .. } => src_node.clone(),
         How::Create { .. } => node.clone(),
@@ -474,6 +487,7 @@ pub(super) async fn create(
                     hostname: desired.keys.get("hostname").cloned(),
                     pool: desired.pool.clone(),
                     description: desired.keys.get("description").cloned(),
+                    snapname: from_snapshot.clone(),
                     ..Default::default()
                 };
                 client.lxc_clone(src_node, *src_vmid, &params).await
@@ -492,6 +506,10 @@ pub(super) async fn create(
         }
         Started::NoSlot => {
             (p.status.node, p.status.phase) = (before.0, Some(ContainerPhase::Pending));
+            if let (Some(r), Some(_)) = (p.status.clone_snapshot.as_mut(), &from_snapshot) {
+                // not started: the snapshot is still to be cloned from
+                r.used = false;
+            }
             let msg = format!("waiting for a task slot on node {slot_node}");
             p.not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
                 .await
@@ -511,11 +529,17 @@ pub(super) async fn create(
                 }
                 ErrorClass::InvalidSpec => {
                     let message = format!("Proxmox refused the {operation}: {e}");
-                    p.invalid(InvalidSpec {
-                        field: "source".into(),
-                        message,
+                    let action = p
+                        .invalid(InvalidSpec {
+                            field: "source".into(),
+                            message,
+                        })
+                        .await?;
+                    // the temporary snapshot it was to be made from is deleted by the next pass
+                    Ok(match from_snapshot {
+                        Some(_) => Action::requeue(Duration::from_secs(1)),
+                        None => action,
                     })
-                    .await
                 }
                 _ => {
                     p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, e.to_string()));

@@ -119,6 +119,10 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     if let Some(action) = check_pending_task(p, &handle).await? {
         return Ok(action);
     }
+    // the temporary snapshot of a clone source, taken for this container, goes first
+    if let Some(action) = super::clone_snapshot::tidy_pass(p, &handle, &snap, true).await? {
+        return Ok(action);
+    }
     let identity = identity_tag(&p.uid);
     let Some(Located {
         node,

@@ -6,12 +6,14 @@
 //! - [`plan`]: desired vs observed → the operations to make (pure).
 //! - [`reconcile`]: the pass: resolve, validate, check the task in flight, then create or converge.
 //! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
+//! - [`clone_snapshot`]: the temporary snapshot a full clone of a running source is made from.
 //! - [`firewall`], [`service`]: the firewall rules and the published Service.
 //! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
 //! - [`host_mounts`]: bind mounts and devices, their `mpN`/`devN` slots (pure).
 //! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
 
 pub mod app;
+pub mod clone_snapshot;
 pub mod converge;
 pub mod create;
 pub mod decide;

@@ -146,6 +146,10 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     if let Some(action) = check_pending_task(&mut p, &handle).await? {
         return Ok(action);
     }
+    // a temporary snapshot of a clone source goes once the clone from it has ended
+    if let Some(action) = super::clone_snapshot::tidy_pass(&mut p, &handle, &snap, false).await? {
+        return Ok(action);
+    }
     let vmid = match p.status.vmid {
         Some(v) => v,
         None => {
@@ -217,7 +221,10 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
             let msg = failure_message(&pt.operation, &text, &tail);
             p.event(Reason::TaskFailed, msg.clone()).await;
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskFailed, msg.clone()));
-            if matches!(pt.operation.as_str(), "create" | "clone" | "restore") {
+            if matches!(
+                pt.operation.as_str(),
+                "create" | "clone" | "restore" | super::clone_snapshot::TAKE_OPERATION
+            ) {
                 p.status.phase = Some(ContainerPhase::Pending);
                 p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
             }

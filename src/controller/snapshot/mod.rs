@@ -9,6 +9,7 @@
 //! manifest never rolls back twice.
 
 pub mod decide;
+pub mod schedule;
 
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
@@ -66,8 +67,28 @@ impl TaskRecord for LxcSnapshotStatus {
 
 type P<'a> = Pass<'a, LxcSnapshot>;
 
-/// The `LxcSnapshot` controller of one namespace (or all).
+/// The snapshot controllers of one namespace (or all): `LxcSnapshot` and
+/// `LxcSnapshotSchedule`, joined into one future, and the `LxcSnapshot` cache.
 pub fn controller(
+    client: &Client,
+    namespace: Option<&str>,
+    ctx: Arc<Context>,
+) -> (ControllerFuture, Store<LxcSnapshot>) {
+    let (snapshots, store) = snapshot_controller(client, namespace, ctx.clone());
+    let (s, schedules) = crate::controller::schedule::pass::controller::<crate::crd::LxcSnapshotSchedule>(
+        client,
+        namespace,
+        ctx.clone(),
+    );
+    ctx.tenancy.add_snapshot_schedules(schedules);
+    let run = Box::pin(async move {
+        futures::future::join(snapshots, s).await;
+    });
+    (run, store)
+}
+
+/// The `LxcSnapshot` controller of one namespace (or all).
+fn snapshot_controller(
     client: &Client,
     namespace: Option<&str>,
     ctx: Arc<Context>,

@@ -31,6 +31,7 @@ pub struct Views {
     backups: RwLock<Vec<Store<LxcBackup>>>,
     schedules: RwLock<Vec<Store<LxcBackupSchedule>>>,
     snapshots: RwLock<Vec<Store<LxcSnapshot>>>,
+    snapshot_schedules: RwLock<Vec<Store<crate::crd::LxcSnapshotSchedule>>>,
     /// Containers admitted against a quota by this process whose vmid may not be in the cache
     /// yet, per tenant: the check and the admission are one step, so a burst of creates cannot
     /// overshoot the quota.
@@ -75,6 +76,16 @@ impl Views {
     /// Every cached backup schedule.
     pub fn all_schedules(&self) -> Vec<std::sync::Arc<LxcBackupSchedule>> {
         all(&self.schedules)
+    }
+
+    /// Adds the snapshot schedule cache of one watch scope (read by the token preflight).
+    pub fn add_snapshot_schedules(&self, schedules: Store<crate::crd::LxcSnapshotSchedule>) {
+        recover(self.snapshot_schedules.write(), "the tenancy caches").push(schedules);
+    }
+
+    /// Every cached snapshot schedule.
+    pub fn all_snapshot_schedules(&self) -> Vec<std::sync::Arc<crate::crd::LxcSnapshotSchedule>> {
+        all(&self.snapshot_schedules)
     }
 
     /// Every cached snapshot.

@@ -5,7 +5,7 @@
 //! kept N; every backup not kept is removed. Without any positive option everything is kept.
 //! Periods are read in the schedule's time zone (Proxmox uses the node's local time).
 
-use crate::crd::lxc_backup_schedule::Retention;
+use crate::crd::schedule::Retention;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::collections::HashSet;
