@@ -158,6 +158,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Task slots per node.
     pub slots: TaskSlots,
+    /// How long tasks took (when to poll a running one).
+    pub task_times: super::kernel::task::TaskTimes,
     /// One vzdump per node at a time, namespaces in turn.
     pub vzdump: NodeQueue,
     /// Image downloads in flight (`cluster/node/volid` → uid of the object that started it).
@@ -197,6 +199,7 @@ impl Context {
             clusters,
             settings,
             slots: TaskSlots::new(metrics.clone()),
+            task_times: Default::default(),
             metrics,
             vzdump: NodeQueue::default(),
             downloads: Claims::default(),

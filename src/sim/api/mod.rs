@@ -25,6 +25,7 @@ mod destroy;
 mod firewall;
 mod oci;
 mod power;
+mod seed;
 mod snapshot;
 mod storage;
 mod vzdump;
@@ -40,6 +41,7 @@ use oci::*;
 use power::*;
 
 pub(crate) use oci::entrypoint_exit;
+pub(crate) use seed::{copy_containers, CopiesRequest};
 use snapshot::*;
 use storage::*;
 use vzdump::*;
