@@ -98,28 +98,35 @@ pub fn poll_interval(started: Option<&Time>, now: jiff::Timestamp, max: Duration
     let age = started
         .map(|s| now.duration_since(s.0).as_secs_f64().max(0.0))
         .unwrap_or(0.0);
-    poll_after(Duration::from_secs_f64(age), None, max)
+    backoff(Duration::from_secs_f64(age), 4, max)
+}
+
+/// A fraction `1/div` of the task's age, between the first poll and `max`.
+fn backoff(age: Duration, div: u32, max: Duration) -> Duration {
+    (age / div).clamp(FIRST_POLL.min(max), max)
 }
 
 /// [`poll_interval`] from the task's age, knowing (when `expected` is given) how long a task of
-/// its kind took last on its node: around then, from ¾ of it to 1½ times it, the task is looked
-/// at every 100 ms (its end is seen ≤ 100 ms late instead of up to a quarter of its age), and
-/// the back-off before that window stops at its start.
+/// its kind took last: around then, from ¾ of it to 1½ times it, the task is looked at every
+/// 100 ms (its end is seen ≤ 100 ms late instead of up to a quarter of its age), and the
+/// back-off before that window stops at its start. A kind not seen yet (the first task of its
+/// kind since the operator started) backs off by an eighth of its age.
 pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration) -> Duration {
-    let backoff = (age / 4).clamp(FIRST_POLL.min(max), max);
-    let Some(e) = expected else { return backoff };
+    let Some(e) = expected else { return backoff(age, 8, max) };
+    let quarter = backoff(age, 4, max);
     let (from, to) = (e.mul_f64(0.75), e.mul_f64(1.5));
     if age >= to {
-        backoff
+        quarter
     } else if age >= from {
-        NEAR_END_POLL.min(backoff)
+        NEAR_END_POLL.min(quarter)
     } else {
-        backoff.min(from - age).max(Duration::from_millis(10))
+        quarter.min(from - age).max(Duration::from_millis(10))
     }
 }
 
-/// How long tasks took, by kind and node (`operation@node`): a moving average of what this
-/// process saw (start call → the poll that found the task ended).
+/// How long tasks took, by kind and node (`operation@node`, and `operation@` for any node: a
+/// node's first task of a kind goes by the others'): a moving average of what this process saw
+/// (start call → the poll that found the task ended).
 #[derive(Default)]
 pub struct TaskTimes {
     map: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
@@ -130,17 +137,22 @@ impl TaskTimes {
         format!("{operation}@{node}")
     }
 
-    /// How long a task of `operation` on `node` is expected to take, once one was seen.
+    /// How long a task of `operation` on `node` is expected to take, once one was seen (on
+    /// that node, else on any).
     pub fn expected(&self, operation: &str, node: &str) -> Option<Duration> {
         let m = super::recover(self.map.lock(), "the task times");
-        m.get(&Self::key(operation, node)).copied()
+        m.get(&Self::key(operation, node))
+            .or_else(|| m.get(&Self::key(operation, "")))
+            .copied()
     }
 
     /// Records that a task of `operation` on `node` took `took` (weight ½ against the past).
     pub fn observe(&self, operation: &str, node: &str, took: Duration) {
         let mut m = super::recover(self.map.lock(), "the task times");
-        let e = m.entry(Self::key(operation, node)).or_insert(took);
-        *e = (*e + took) / 2;
+        for key in [Self::key(operation, node), Self::key(operation, "")] {
+            let e = m.entry(key).or_insert(took);
+            *e = (*e + took) / 2;
+        }
     }
 }
 
@@ -316,8 +328,9 @@ mod tests {
     fn a_task_is_polled_densely_around_its_expected_end() {
         let (ms, max) = (Duration::from_millis, Duration::from_secs(1));
         let e = Some(ms(3000));
-        // unknown kind: the plain back-off
-        assert_eq!(poll_after(ms(2000), None, max), ms(500));
+        // a kind not seen yet: an eighth of the age
+        assert_eq!(poll_after(ms(2000), None, max), ms(250));
+        assert_eq!(poll_after(ms(100), None, max), ms(200));
         // before the window: the back-off, but not past ¾ of the expected time
         assert_eq!(poll_after(ms(400), e, max), ms(200));
         assert_eq!(poll_after(ms(2000), e, max), ms(250));
@@ -336,7 +349,9 @@ mod tests {
         t.observe("create", "pve1", Duration::from_millis(3000));
         t.observe("create", "pve1", Duration::from_millis(2000));
         assert_eq!(t.expected("create", "pve1"), Some(Duration::from_millis(2500)));
-        assert_eq!(t.expected("create", "pve2"), None);
+        // another node's first one goes by what was seen anywhere
+        assert_eq!(t.expected("create", "pve2"), Some(Duration::from_millis(2500)));
+        assert_eq!(t.expected("start", "pve1"), None);
     }
 
     #[test]
