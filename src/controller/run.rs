@@ -459,6 +459,17 @@ pub fn slim_for_cache(o: &mut LxcContainer) {
     }
 }
 
+/// Drops this process's copy of an object's status once the cache holds that status (only for
+/// watch events applied to the cache at once: objects of a relist reach it together at its end).
+fn status_copy_dropper(ctx: Arc<Context>) -> impl FnMut(&Result<watcher::Event<LxcContainer>, watcher::Error>) {
+    move |ev| {
+        if let Ok(watcher::Event::Apply(o)) = ev {
+            let uid = o.metadata.uid.as_deref().unwrap_or_default();
+            ctx.status.containers.caught_up(uid, o.status.as_ref());
+        }
+    }
+}
+
 /// The `LxcContainer` controller of one namespace (or all).
 fn container_controller(
     client: &Client,
@@ -474,6 +485,7 @@ fn container_controller(
         .default_backoff()
         .modify(slim_for_cache)
         .reflect(writer)
+        .inspect(status_copy_dropper(ctx.clone()))
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let concurrency = ctx.settings.max_concurrent_reconciles;
