@@ -57,7 +57,8 @@ struct RunArgs {
     /// with its spec) even when the inventory shows no change (`0s` turns it off), e.g. `1h`.
     #[arg(long, default_value = "1h")]
     drift_check_interval: String,
-    /// How often a running Proxmox task is checked, e.g. `1s`.
+    /// The longest interval between two checks of a running Proxmox task, e.g. `1s` (a young
+    /// task, and one near the time its kind took last, is checked sooner).
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
     /// How often each ProxmoxCluster's credential Secret is read again (rotation), e.g. `60s`.

@@ -24,7 +24,8 @@ pub const MAX_EVENT_NOTE: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The longest interval between two checks of a running Proxmox task (young tasks are
-    /// checked sooner, see `kernel::task::poll_interval`).
+    /// checked sooner, and so are tasks near the time their kind took last: see
+    /// `kernel::task::poll_after`).
     pub task_poll: Duration,
     /// How long to wait before retrying a locked container.
     pub lock_retry: Duration,

@@ -433,7 +433,7 @@ async fn main() -> Res<()> {
     }
     if plan.iter().all(|(s, _)| s == "table") {
         // no control plane, no build of anything else: rewrite the README tables and stop
-        return table::write_readmes(&repo()).map_err(Into::into);
+        return table::write_readmes(repo()).map_err(Into::into);
     }
     eprintln!("machine: {}", machine());
     for (s, n) in plan {
@@ -442,7 +442,7 @@ async fn main() -> Res<()> {
             "overhead" => scale_overhead::overhead(n).await?,
             "full" => scale_full::full(n).await?,
             "namespaces" => scale_full::namespaces(n).await?,
-            "table" => table::write_readmes(&repo())?,
+            "table" => table::write_readmes(repo())?,
             _ => scale_observe::observe(n).await?,
         }
     }

@@ -56,7 +56,7 @@ fn count(v: &Value) -> String {
     let digits = v.as_u64().map_or("—".into(), |n| n.to_string());
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 && c.is_ascii_digit() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) && c.is_ascii_digit() {
             out.push(',');
         }
         out.push(c);
