@@ -1,4 +1,8 @@
-//! `crds/` is generated: this fails when it drifts from the Rust types.
+//! `crds/` is generated: this fails when it drifts from the Rust types. So are the benchmark
+//! tables of README.md and tests/bench/README.md (from tests/bench/results/).
+
+#[path = "bench/table.rs"]
+mod table;
 
 use proxmox_lxc_operator::crd;
 
@@ -106,4 +110,26 @@ fn every_kind_is_in_category_proxmox_with_status_and_short_name_and_only_the_adm
             .as_ref()
             .is_some_and(|c| c.iter().any(|c| c.name == "Age")));
     }
+}
+
+#[test]
+fn readme_bench_tables_are_exactly_the_generated_ones() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (doc, want) in table::expected(repo).unwrap() {
+        let have = std::fs::read_to_string(repo.join(&doc)).unwrap();
+        assert!(
+            have == want,
+            "the bench table of {doc} differs from tests/bench/results/; regenerate with `cargo bench --bench scale -- table`"
+        );
+    }
+}
+
+#[test]
+fn the_bench_table_splice_replaces_only_between_the_markers() {
+    let doc = format!("a\n{}\nold\n{}\nb\n", table::BEGIN, table::END);
+    assert_eq!(
+        table::splice(&doc, "new\n").unwrap(),
+        format!("a\n{}\nnew\n{}\nb\n", table::BEGIN, table::END)
+    );
+    assert!(table::splice("no markers", "x").is_err());
 }

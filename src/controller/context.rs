@@ -24,7 +24,8 @@ pub const MAX_EVENT_NOTE: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The longest interval between two checks of a running Proxmox task (young tasks are
-    /// checked sooner, see `kernel::task::poll_interval`).
+    /// checked sooner, and so are tasks near the time their kind took last: see
+    /// `kernel::task::poll_after`).
     pub task_poll: Duration,
     /// How long to wait before retrying a locked container.
     pub lock_retry: Duration,
@@ -160,6 +161,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Task slots per node.
     pub slots: TaskSlots,
+    /// How long tasks took (when to poll a running one).
+    pub task_times: super::kernel::task::TaskTimes,
     /// One vzdump per node at a time, namespaces in turn.
     pub vzdump: NodeQueue,
     /// Image downloads in flight (`cluster/node/volid` → uid of the object that started it).
@@ -199,6 +202,7 @@ impl Context {
             clusters,
             settings,
             slots: TaskSlots::new(metrics.clone()),
+            task_times: Default::default(),
             metrics,
             vzdump: NodeQueue::default(),
             downloads: Claims::default(),

@@ -445,6 +445,31 @@ fn cluster_controller(
     (Box::pin(pc_run), pc_store)
 }
 
+/// What the container cache keeps of an object: every object is kept, so not what no controller
+/// reads: managedFields (at 10,000 objects tens of MiB alone) and the annotations of other
+/// tools (kubectl's last-applied copy of the whole object, GitOps tracking); ours
+/// (`pve.lxc.dev/…`) stay.
+pub fn slim_for_cache(o: &mut LxcContainer) {
+    o.metadata.managed_fields = None;
+    if let Some(a) = o.metadata.annotations.as_mut() {
+        a.retain(|k, _| k.starts_with("pve.lxc.dev/"));
+        if a.is_empty() {
+            o.metadata.annotations = None;
+        }
+    }
+}
+
+/// Drops this process's copy of an object's status once the cache holds that status (only for
+/// watch events applied to the cache at once: objects of a relist reach it together at its end).
+fn status_copy_dropper(ctx: Arc<Context>) -> impl FnMut(&Result<watcher::Event<LxcContainer>, watcher::Error>) {
+    move |ev| {
+        if let Ok(watcher::Event::Apply(o)) = ev {
+            let uid = o.metadata.uid.as_deref().unwrap_or_default();
+            ctx.status.containers.caught_up(uid, o.status.as_ref());
+        }
+    }
+}
+
 /// The `LxcContainer` controller of one namespace (or all).
 fn container_controller(
     client: &Client,
@@ -458,15 +483,9 @@ fn container_controller(
     let (reader, writer) = reflector::store();
     let stream = watcher(api::<LxcContainer>(client, &ns), watcher::Config::default())
         .default_backoff()
-        // the cache keeps every object: not what the controller never reads (at 10,000 objects
-        // managedFields alone are tens of MiB)
-        .modify(|o: &mut LxcContainer| {
-            o.metadata.managed_fields = None;
-            if let Some(a) = o.metadata.annotations.as_mut() {
-                a.remove("kubectl.kubernetes.io/last-applied-configuration");
-            }
-        })
+        .modify(slim_for_cache)
         .reflect(writer)
+        .inspect(status_copy_dropper(ctx.clone()))
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let concurrency = ctx.settings.max_concurrent_reconciles;

@@ -286,3 +286,22 @@ async fn the_operator_refuses_what_the_schema_would_with_proxmoxs_rule_before_an
     assert_eq!(w.requests("POST /nodes/{node}/storage/{storage}/oci-registry-pull"), 0);
     assert_eq!(w.requests("POST /nodes/{node}/lxc"), 0);
 }
+
+#[test]
+fn the_container_cache_keeps_only_our_annotations_and_no_managed_fields() {
+    let mut o: crate::crd::LxcContainer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pve.lxc.dev/v1alpha1", "kind": "LxcContainer",
+        "metadata": {"name": "a", "namespace": "n",
+                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}",
+                                     "argocd.argoproj.io/tracking-id": "x", "pve.lxc.dev/keep": "1"},
+                     "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+        "spec": {"source": {"osTemplate": "local:vztmpl/x.tar.zst"}}}))
+    .unwrap();
+    crate::controller::run::slim_for_cache(&mut o);
+    assert!(o.metadata.managed_fields.is_none());
+    let keys: Vec<_> = o.metadata.annotations.as_ref().unwrap().keys().cloned().collect();
+    assert_eq!(keys, vec!["pve.lxc.dev/keep".to_string()]);
+    o.metadata.annotations = Some([("other".to_string(), "1".to_string())].into());
+    crate::controller::run::slim_for_cache(&mut o);
+    assert!(o.metadata.annotations.is_none());
+}

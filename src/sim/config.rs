@@ -36,6 +36,10 @@ pub struct SimConfig {
     /// Task durations in milliseconds by worker type (`vzcreate`, `vzstart`, ...); missing
     /// types use the defaults of [`default_task_durations`], `default` applies to the rest.
     pub task_durations_ms: BTreeMap<String, u64>,
+    /// Random spread of every task's duration: `0.2` = uniform within ±20 % of the configured
+    /// duration, drawn from the seeded generator (`seed`), so a run with the same seed replays.
+    /// `0` (the default) keeps every duration exact and draws nothing.
+    pub task_jitter: f64,
     /// Clock speed-up for tasks: durations are divided by this factor (and running
     /// containers' uptime advances this much faster).
     pub clock_speed: f64,
@@ -395,6 +399,7 @@ impl Default for SimConfig {
             }],
             pools: vec![],
             task_durations_ms: BTreeMap::new(),
+            task_jitter: 0.0,
             clock_speed: 1.0,
             auth_failure_delay_ms: 0,
             faults: FaultConfig::default(),
@@ -421,6 +426,17 @@ impl SimConfig {
             .unwrap_or(500)
     }
 
+    /// The duration of a task of `configured_ms` with `jitter` (a fraction, clamped to 0..=1)
+    /// for a draw `u` in `-1.0..=1.0`: `configured_ms × (1 + jitter × u)`, rounded.
+    pub fn jittered_ms(configured_ms: u64, jitter: f64, u: f64) -> u64 {
+        let j = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        (configured_ms as f64 * (1.0 + j * u.clamp(-1.0, 1.0))).round().max(0.0) as u64
+    }
+
     /// A configuration suited for fast tests: tasks take ~20-60 ms, fixed seed.
     pub fn fast() -> SimConfig {
         SimConfig {
@@ -428,5 +444,24 @@ impl SimConfig {
             seed: Some(1),
             ..SimConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_a_duration_uniformly_within_its_fraction() {
+        assert_eq!(SimConfig::jittered_ms(3000, 0.0, 1.0), 3000);
+        assert_eq!(SimConfig::jittered_ms(3000, 0.2, -1.0), 2400);
+        assert_eq!(SimConfig::jittered_ms(3000, 0.2, 1.0), 3600);
+        assert_eq!(SimConfig::jittered_ms(3000, 0.2, 0.5), 3300);
+        // out-of-range knobs are clamped: never a negative or NaN duration
+        assert_eq!(SimConfig::jittered_ms(1000, 5.0, -1.0), 0);
+        assert_eq!(SimConfig::jittered_ms(1000, f64::NAN, 1.0), 1000);
+        let cfg = SimConfig::from_yaml("task_jitter: 0.2").unwrap();
+        assert_eq!(cfg.task_jitter, 0.2);
+        assert_eq!(SimConfig::default().task_jitter, 0.0);
     }
 }

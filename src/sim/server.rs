@@ -494,6 +494,16 @@ impl Front {
                     None => admin_json(404, &json!({"error": "no such container"})),
                 }
             }
+            ("POST", ["containers", id, "copies"]) => {
+                let req = match serde_json::from_slice::<api::CopiesRequest>(body) {
+                    Ok(r) => r,
+                    Err(e) => return bad(format!("invalid copies: {e}")),
+                };
+                match api::copy_containers(&mut st, id.parse().unwrap_or(0), &req) {
+                    Ok(n) => admin_json(200, &json!({"made": n})),
+                    Err(e) => bad(e),
+                }
+            }
             ("POST", ["containers", id, "exit"]) => match api::entrypoint_exit(&mut st, id.parse().unwrap_or(0)) {
                 Ok(()) => admin_json(200, &json!({"ok": true})),
                 Err(e) if e == "no such container" => admin_json(404, &json!({"error": e})),
@@ -519,6 +529,7 @@ impl Front {
                     .map(|t| {
                         let mut v = t.status_json();
                         v["log"] = json!(t.log);
+                        v["work_ms"] = json!(t.work_ms);
                         v
                     })
                     .collect();

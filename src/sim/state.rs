@@ -192,6 +192,8 @@ pub(crate) struct Task {
     pub log: Vec<String>,
     pub endtime: Option<u64>,
     pub abort: Option<tokio::task::AbortHandle>,
+    /// What the task's work took (ms at clock speed 1, jitter included): `/_sim/tasks` shows it.
+    pub work_ms: u64,
 }
 
 impl Task {
@@ -275,6 +277,9 @@ pub(crate) struct State {
     pub running_tasks: BTreeMap<String, u64>,
     pub pools: BTreeMap<String, String>,
     pub rng: StdRng,
+    /// The draws of the task durations' jitter: a generator of their own, so the n-th task
+    /// draws the same whatever else drew before it.
+    pub task_rng: StdRng,
     pub next_pid: u32,
     pub dhcp_next: BTreeMap<String, u32>,
     pub stats: Stats,
@@ -295,6 +300,10 @@ impl State {
     pub(crate) fn new(cfg: SimConfig) -> State {
         let rng = match cfg.seed {
             Some(s) => StdRng::seed_from_u64(s),
+            None => StdRng::from_os_rng(),
+        };
+        let task_rng = match cfg.seed {
+            Some(s) => StdRng::seed_from_u64(s ^ 0x7a5c_0000_0000_0001),
             None => StdRng::from_os_rng(),
         };
         let mut nodes = BTreeMap::new();
@@ -321,6 +330,7 @@ impl State {
             running_tasks: BTreeMap::new(),
             pools: cfg.pools.iter().map(|p| (p.clone(), String::new())).collect(),
             rng,
+            task_rng,
             next_pid: 0x1000,
             dhcp_next: BTreeMap::new(),
             stats: Stats::default(),
@@ -719,6 +729,7 @@ impl Sim {
                 log: Vec::new(),
                 endtime: None,
                 abort: None,
+                work_ms: 0,
             },
         );
         st.task_order.push(upid_str.clone());

@@ -4,6 +4,7 @@
 use super::api_error::now_epoch;
 use super::config::SimConfig;
 use super::state::{Sim, State};
+use rand::Rng;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,9 +37,22 @@ impl TaskCtx {
             }
         });
     }
-    /// Sleep for the configured duration of a task type (scaled by the clock speed).
+    /// Sleep for the configured duration of a task type (with the configured jitter, scaled
+    /// by the clock speed); the task records what it drew (`work_ms`, at clock speed 1).
     pub(crate) async fn work(&self, typ: &str) {
-        let d = self.with(|st| scaled(&st.cfg, st.cfg.task_duration_ms(typ)));
+        let d = self.with(|st| {
+            let ms = st.cfg.task_duration_ms(typ);
+            let ms = if st.cfg.task_jitter > 0.0 {
+                let u = st.task_rng.random_range(-1.0..=1.0);
+                SimConfig::jittered_ms(ms, st.cfg.task_jitter, u)
+            } else {
+                ms
+            };
+            if let Some(t) = st.tasks.get_mut(&self.upid) {
+                t.work_ms += ms;
+            }
+            scaled(&st.cfg, ms)
+        });
         tokio::time::sleep(d).await;
     }
     /// The injected failure, if any, at the commit point.

@@ -315,6 +315,9 @@ pub struct Operator {
     /// Port of its health/metrics listener.
     pub http_port: u16,
     log: PathBuf,
+    /// Whether the tests' short timings are passed (task poll, drift check, credentials
+    /// recheck); without them the operator runs with its production defaults.
+    test_timings: bool,
 }
 
 impl Operator {
@@ -331,9 +334,24 @@ impl Operator {
     /// Starts it against the apiserver of `kubeconfig`.
     #[allow(dead_code)]
     pub fn start_with_kubeconfig(kubeconfig: &Path, namespace: &str, extra: &[&str]) -> Operator {
+        let mut op = Self::unstarted(kubeconfig, namespace, extra, true);
+        op.spawn();
+        op
+    }
+
+    /// Starts it with its production defaults (none of the tests' short timings), plus `extra`.
+    #[allow(dead_code)]
+    pub fn start_with_defaults(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> Operator {
+        let mut op = Self::unstarted(&cp.kubeconfig, namespace, extra, false);
+        op.spawn();
+        op
+    }
+
+    fn unstarted(kubeconfig: &Path, namespace: &str, extra: &[&str], test_timings: bool) -> Operator {
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("plo-operator-{namespace}-{port}.log"));
-        let mut op = Operator {
+        let home = namespace.split(',').next().unwrap_or_default();
+        let log = std::env::temp_dir().join(format!("plo-operator-{home}-{port}.log"));
+        Operator {
             child: None,
             kubeconfig: kubeconfig.to_path_buf(),
             namespace: namespace.to_string(),
@@ -341,9 +359,8 @@ impl Operator {
             log_filter: None,
             http_port: port,
             log,
-        };
-        op.spawn();
-        op
+            test_timings,
+        }
     }
 
     fn spawn(&mut self) {
@@ -375,14 +392,18 @@ impl Operator {
                 "--http-addr",
                 &format!("127.0.0.1:{}", self.http_port),
             ])
-            .args([
-                "--task-poll-interval",
-                "200ms",
-                "--drift-check-interval",
-                "0s",
-                "--credentials-recheck-interval",
-                "2s",
-            ])
+            .args(if self.test_timings {
+                &[
+                    "--task-poll-interval",
+                    "200ms",
+                    "--drift-check-interval",
+                    "0s",
+                    "--credentials-recheck-interval",
+                    "2s",
+                ][..]
+            } else {
+                &[][..]
+            })
             .args(&self.extra)
             // each test's operator manages only its own namespace's cluster (cluster-scoped
             // objects are shared by every test on the apiserver), and reads its Secrets there

@@ -6,7 +6,7 @@ use super::locate::locate;
 use crate::controller::cluster::{ClusterHandle, ClusterKey};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
-use crate::controller::kernel::task::{self, failure_message, poll_interval, Polled, Started};
+use crate::controller::kernel::task::{self, failure_message, Polled, Started};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
@@ -193,10 +193,9 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     }
 }
 
-/// When to look at the task in status again.
+/// When to look at the task in status again (see [`task::next_poll`]).
 pub(super) fn next_poll(p: &P<'_>) -> Action {
-    let started = p.status.pending_task.as_ref().and_then(|t| t.started_at.as_ref());
-    Action::requeue(poll_interval(started, jiff::Timestamp::now(), p.ctx.settings.task_poll))
+    Action::requeue(task::next_poll(p))
 }
 
 /// Checks the task in `status.pendingTask`. `Some(action)` while it runs or just failed; `None`

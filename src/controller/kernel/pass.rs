@@ -102,6 +102,17 @@ impl<S: Clone + PartialEq> StatusCache<S> {
         self.lock().remove(uid);
     }
 
+    /// Drops the copy of `uid` once the cache shows it (`cached`, already in the cache): what
+    /// [`current`](Self::current) does on the next pass, done as the watch delivers it, so the
+    /// copies of objects that see no pass for a while (every one after a start-up or a burst)
+    /// do not pile up.
+    pub fn caught_up(&self, uid: &str, cached: Option<&S>) {
+        let mut m = self.lock();
+        if cached.is_some() && m.get(uid) == cached {
+            m.remove(uid);
+        }
+    }
+
     /// Forgets every object for which `live` is false.
     pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
         self.lock().retain(|uid, _| live(uid));
@@ -387,5 +398,16 @@ mod tests {
         assert_eq!(c.current("a", None), Some(2));
         assert_eq!(c.current("a", Some(&2)), Some(2), "caught up");
         assert!(c.is_empty(), "our copy is dropped once the cache caught up");
+    }
+
+    #[test]
+    fn the_copy_goes_as_soon_as_the_watch_shows_it() {
+        let c: StatusCache<u32> = StatusCache::default();
+        c.record("a", &2);
+        c.caught_up("a", Some(&1));
+        c.caught_up("a", None);
+        assert_eq!(c.len(), 1, "kept while the cache lags");
+        c.caught_up("a", Some(&2));
+        assert!(c.is_empty());
     }
 }

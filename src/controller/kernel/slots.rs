@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::pve;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Asks for a pass of one object (sends it to its controller's queue).
@@ -40,6 +41,9 @@ pub struct SlotGuard {
     permit: Option<OwnedSemaphorePermit>,
     key: String,
     slots: Weak<Mutex<SlotsInner>>,
+    /// When it was taken: just before the task-starting call (the task's age, to the
+    /// millisecond; status times are whole seconds).
+    since: Instant,
 }
 
 impl Drop for SlotGuard {
@@ -112,6 +116,7 @@ impl TaskSlots {
                     permit: Some(permit),
                     key: key.to_string(),
                     slots: Arc::downgrade(&self.inner),
+                    since: Instant::now(),
                 };
                 g.held.insert(uid.to_string(), guard);
                 self.report_depth(&g, kind);
@@ -154,9 +159,15 @@ impl TaskSlots {
                 permit: Some(permit),
                 key: key.to_string(),
                 slots: Arc::downgrade(&self.inner),
+                since: Instant::now(),
             };
             g.held.insert(uid.to_string(), guard);
         }
+    }
+
+    /// How long `uid` has held its slot (`None`: it holds none).
+    pub fn held_for(&self, uid: &str) -> Option<std::time::Duration> {
+        self.lock().held.get(uid).map(|g| g.since.elapsed())
     }
 
     /// Whether `uid` holds a slot.

@@ -85,16 +85,100 @@ pub fn failure_message(operation: &str, text: &str, tail: &[String]) -> String {
     }
 }
 
+/// The first look at a fresh task (most tasks are short).
+const FIRST_POLL: Duration = Duration::from_millis(200);
+/// How often a task is looked at around the time it is expected to end.
+const NEAR_END_POLL: Duration = Duration::from_millis(100);
+
 /// When to look at a task again: soon after it started (most tasks are short), then less
 /// often, up to the task poll interval: 200 ms for the first second, then a quarter of the
 /// task's age. A poll costs one request, so a burst of young tasks costs a few more, and
 /// steady state (no task) none at all.
 pub fn poll_interval(started: Option<&Time>, now: jiff::Timestamp, max: Duration) -> Duration {
-    let floor = Duration::from_millis(200).min(max);
     let age = started
         .map(|s| now.duration_since(s.0).as_secs_f64().max(0.0))
         .unwrap_or(0.0);
-    Duration::from_secs_f64(age / 4.0).clamp(floor, max)
+    backoff(Duration::from_secs_f64(age), 4, max)
+}
+
+/// A fraction `1/div` of the task's age, between the first poll and `max`.
+fn backoff(age: Duration, div: u32, max: Duration) -> Duration {
+    (age / div).clamp(FIRST_POLL.min(max), max)
+}
+
+/// [`poll_interval`] from the task's age, knowing (when `expected` is given) how long a task of
+/// its kind took last: around then, from ¾ of it to 1½ times it, the task is looked at every
+/// 100 ms (its end is seen ≤ 100 ms late instead of up to a quarter of its age), and the
+/// back-off before that window stops at its start. A kind not seen yet (the first task of its
+/// kind since the operator started) backs off by an eighth of its age.
+pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration) -> Duration {
+    let Some(e) = expected else { return backoff(age, 8, max) };
+    let quarter = backoff(age, 4, max);
+    let (from, to) = (e.mul_f64(0.75), e.mul_f64(1.5));
+    if age >= to {
+        quarter
+    } else if age >= from {
+        NEAR_END_POLL.min(quarter)
+    } else {
+        quarter.min(from - age).max(Duration::from_millis(10))
+    }
+}
+
+/// How long tasks took, by kind and node (`operation@node`, and `operation@` for any node: a
+/// node's first task of a kind goes by the others'): a moving average of what this process saw
+/// (start call → the poll that found the task ended).
+#[derive(Default)]
+pub struct TaskTimes {
+    map: std::sync::Mutex<std::collections::HashMap<String, Duration>>,
+}
+
+impl TaskTimes {
+    fn key(operation: &str, node: &str) -> String {
+        format!("{operation}@{node}")
+    }
+
+    /// How long a task of `operation` on `node` is expected to take, once one was seen (on
+    /// that node, else on any).
+    pub fn expected(&self, operation: &str, node: &str) -> Option<Duration> {
+        let m = super::recover(self.map.lock(), "the task times");
+        m.get(&Self::key(operation, node))
+            .or_else(|| m.get(&Self::key(operation, "")))
+            .copied()
+    }
+
+    /// Records that a task of `operation` on `node` took `took` (weight ½ against the past).
+    pub fn observe(&self, operation: &str, node: &str, took: Duration) {
+        let mut m = super::recover(self.map.lock(), "the task times");
+        for key in [Self::key(operation, node), Self::key(operation, "")] {
+            let e = m.entry(key).or_insert(took);
+            *e = (*e + took) / 2;
+        }
+    }
+}
+
+/// When to look at the pass's task again: [`poll_after`] with the task's age to the millisecond
+/// (from its task slot; else from status, in whole seconds) and what its kind took last time.
+pub fn next_poll<K>(p: &Pass<'_, K>) -> Duration
+where
+    K: Managed,
+    K::Status: TaskRecord,
+{
+    let max = p.ctx.settings.task_poll;
+    let Some(pt) = p.status.pending() else {
+        return FIRST_POLL.min(max);
+    };
+    let age = p.ctx.slots.held_for(&p.uid).unwrap_or_else(|| {
+        let started = pt.started_at.as_ref().map(|t| t.0);
+        started
+            .and_then(|s| jiff::Timestamp::now().duration_since(s).try_into().ok())
+            .unwrap_or_default()
+    });
+    let node = pt
+        .upid
+        .parse::<Upid>()
+        .map(|u| u.node().to_string())
+        .unwrap_or_default();
+    poll_after(age, p.ctx.task_times.expected(&pt.operation, &node), max)
 }
 
 /// Starts `call` on `node` as `operation` for the pass's object: takes a task slot (or queues
@@ -195,8 +279,15 @@ where
                 .adopt(&handle.client, &node_key(&handle.key, upid.node()), upid.node(), &p.uid);
             return Ok(Some((pt, Polled::Running)));
         }
-        TaskResult::Ok => Polled::Done(None),
-        TaskResult::Warnings(n) => Polled::Done(Some(n)),
+        TaskResult::Ok | TaskResult::Warnings(_) => {
+            if let Some(took) = p.ctx.slots.held_for(&p.uid) {
+                p.ctx.task_times.observe(&pt.operation, upid.node(), took);
+            }
+            match st.result() {
+                TaskResult::Warnings(n) => Polled::Done(Some(n)),
+                _ => Polled::Done(None),
+            }
+        }
         TaskResult::Failed(text) => {
             p.ctx.metrics.task_failed(&pt.operation);
             let tail = handle.client.task_log_tail(&upid, log_lines).await.unwrap_or_default();
@@ -231,6 +322,36 @@ mod tests {
             poll_interval(None, now, Duration::from_millis(100)),
             Duration::from_millis(100)
         );
+    }
+
+    #[test]
+    fn a_task_is_polled_densely_around_its_expected_end() {
+        let (ms, max) = (Duration::from_millis, Duration::from_secs(1));
+        let e = Some(ms(3000));
+        // a kind not seen yet: an eighth of the age
+        assert_eq!(poll_after(ms(2000), None, max), ms(250));
+        assert_eq!(poll_after(ms(100), None, max), ms(200));
+        // before the window: the back-off, but not past ¾ of the expected time
+        assert_eq!(poll_after(ms(400), e, max), ms(200));
+        assert_eq!(poll_after(ms(2000), e, max), ms(250));
+        // within it, every 100 ms; well past it, the back-off again
+        assert_eq!(poll_after(ms(2250), e, max), ms(100));
+        assert_eq!(poll_after(ms(4400), e, max), ms(100));
+        assert_eq!(poll_after(ms(4500), e, max), ms(1000));
+        // a shorter poll interval still bounds it
+        assert_eq!(poll_after(ms(2500), e, ms(50)), ms(50));
+    }
+
+    #[test]
+    fn task_times_average_what_was_seen_per_kind_and_node() {
+        let t = TaskTimes::default();
+        assert_eq!(t.expected("create", "pve1"), None);
+        t.observe("create", "pve1", Duration::from_millis(3000));
+        t.observe("create", "pve1", Duration::from_millis(2000));
+        assert_eq!(t.expected("create", "pve1"), Some(Duration::from_millis(2500)));
+        // another node's first one goes by what was seen anywhere
+        assert_eq!(t.expected("create", "pve2"), Some(Duration::from_millis(2500)));
+        assert_eq!(t.expected("start", "pve1"), None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod ha;
 pub(crate) mod ha_crm;
 mod oci;
 mod power;
+mod seed;
 mod snapshot;
 mod storage;
 mod vzdump;
@@ -44,6 +45,7 @@ use power::*;
 
 pub(crate) use ha::HaState;
 pub(crate) use oci::entrypoint_exit;
+pub(crate) use seed::{copy_containers, CopiesRequest};
 use snapshot::*;
 use storage::*;
 use vzdump::*;
