@@ -41,8 +41,8 @@ pub fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// (VmRSS, VmHWM) of a process in MiB.
-pub fn rss(pid: u32) -> (f64, f64) {
+/// Two fields of `/proc/PID/status`, in MiB.
+fn status_mib(pid: u32, keys: [&str; 2]) -> (f64, f64) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb = |k: &str| {
         s.lines()
@@ -51,7 +51,18 @@ pub fn rss(pid: u32) -> (f64, f64) {
             .unwrap_or(0.0)
             / 1024.0
     };
-    (kb("VmRSS:"), kb("VmHWM:"))
+    (kb(keys[0]), kb(keys[1]))
+}
+
+/// (VmRSS, VmHWM) of a process in MiB.
+pub fn rss(pid: u32) -> (f64, f64) {
+    status_mib(pid, ["VmRSS:", "VmHWM:"])
+}
+
+/// (RssAnon, RssFile) of a process in MiB: the heap, stacks and other private memory, and the
+/// mapped file pages (mostly the binary's own code and data).
+pub fn rss_parts(pid: u32) -> (f64, f64) {
+    status_mib(pid, ["RssAnon:", "RssFile:"])
 }
 
 pub fn pct(sorted: &[f64], p: f64) -> f64 {

@@ -82,6 +82,7 @@ pub async fn observe(n: usize) -> Res<()> {
         Value::Null
     };
     let (rss_steady, _) = rss(e.pid());
+    let (anon_steady, file_steady) = rss_parts(e.pid());
     // pickup: one new resource while n exist → its first Proxmox request
     let samples_n: usize = env_or("BENCH_PICKUP_SAMPLES", 20);
     let (mut first, mut create_call) = (Vec::new(), Vec::new());
@@ -130,7 +131,8 @@ pub async fn observe(n: usize) -> Res<()> {
         "scenario": "observe", "n": n, "management": "ObserveOnly", "all_ready": ok, "ready": ready_n,
         "create_calls_s": r1(created_s), "all_ready_s": r1(all_ready_s), "ready_false_reasons_seen": reasons,
         "memory_mib": {"before_objects_vmrss": r1(rss_idle), "peak_vmhwm_while_loading": r1(hwm_load), "steady_vmrss": r1(rss_steady),
-                        "peak_vmhwm": r1(hwm), "after_pickup_vmrss": r1(rss_end)},
+                        "peak_vmhwm": r1(hwm), "after_pickup_vmrss": r1(rss_end),
+                        "steady_rss_anon": r1(anon_steady), "steady_rss_file": r1(file_steady)},
         "memory_target_mib": 64, "memory_target_met": hwm <= 64.0 && rss_steady <= 64.0,
         "steady_state": steady,
         "pickup_ms": {"samples": first.len(), "first_proxmox_request": {"p50": r1(pct(&first, 50.0)), "p99": r1(pct(&first, 99.0)), "max": r1(first.last().copied().unwrap_or(f64::NAN))},
@@ -146,6 +148,7 @@ pub async fn observe(n: usize) -> Res<()> {
          | all Ready (Observed) | {all_ready_s:.1} s ({ready_n} Ready) | |\n\
          | operator RSS before the objects | {rss_idle:.1} MiB | |\n\
          | operator RSS steady | **{rss_steady:.1} MiB** | ≤ 64 MiB |\n\
+         | of which anonymous (heap, stacks) / file-backed (the binary's pages) | {anon_steady:.1} / {file_steady:.1} MiB | |\n\
          | operator peak RSS (VmHWM) | **{hwm:.1} MiB** | ≤ 64 MiB |\n\
          | steady state: inventory reads per resync ({}) | {} | ≤ 1 |\n\
          | steady state: drift reads per resync (10 containers in turn) | {} | flat |\n\
