@@ -135,6 +135,7 @@ fn test_cases_cover_every_kind_and_every_health_status() {
         "LxcBackup",
         "LxcBackupSchedule",
         "LxcContainer",
+        "LxcSnapshotSchedule",
         "LxcTemplate",
         "ProxmoxCluster",
     ];
