@@ -20,9 +20,10 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// was compiled with the same environment).
 const COMMIT: Option<&str> = option_env!("PLO_GIT_COMMIT");
 /// Bounds for the image with the test command's (debug, stripped) binary; a release binary is
-/// about half the size.
+/// about half the size. Measured: 40.5 MiB unpacked when the image came; 56.3 MiB unpacked and
+/// 17.0 MiB of layers once HA and snapshot schedules were in (2026-12-02).
 const MAX_LAYERS_BYTES: u64 = 24 << 20;
-const MAX_ROOTFS_BYTES: u64 = 56 << 20;
+const MAX_ROOTFS_BYTES: u64 = 72 << 20;
 
 /// The built and unpacked image, made once per test binary.
 struct Image {

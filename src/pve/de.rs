@@ -37,7 +37,9 @@ pub(crate) fn value_to_i64(v: &Value) -> Option<i64> {
 pub(crate) fn value_to_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+        // Proxmox never sends NaN or infinities; a string saying so is not a number (and NaN,
+        // unequal to itself, would make every comparison with it a change)
+        Value::String(s) => s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
         Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
         _ => None,
     }
@@ -102,4 +104,17 @@ pub(crate) fn u32_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Err
 
 pub(crate) fn bool_default_false<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     Ok(opt_bool(d)?.unwrap_or(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_sent_as_nan_or_infinity_is_not_a_number() {
+        for s in ["NaN", "inf", "-infinity"] {
+            assert_eq!(value_to_f64(&Value::String(s.into())), None, "{s}");
+        }
+        assert_eq!(value_to_f64(&Value::String(" 1.5 ".into())), Some(1.5));
+    }
 }
