@@ -1,6 +1,7 @@
-//! Virtual nodes end to end: Pods on Proxmox through a real kube-apiserver (no kubelet, no
-//! scheduler, no controller-manager), the Proxmox simulator and the operator binary run with
-//! `--virtual-nodes`. Each test has its own namespace, simulator, operator and Nodes.
+//! Virtual nodes end to end: Pods on Proxmox through a real control plane (kube-apiserver,
+//! kube-controller-manager, kube-scheduler; no kubelet), the Proxmox simulator and the operator
+//! binary run with `--virtual-nodes`. Each test has its own namespace, simulator, operator and
+//! Nodes. Pods get the ServiceAccount token volume the apiserver's admission adds, as anywhere.
 
 mod common;
 use common::*;
@@ -18,8 +19,8 @@ struct Env {
     kubelet_port: String,
 }
 
-/// A namespace with the `default` ServiceAccount (no controller makes it here; no token is
-/// mounted), its cluster with `virtualNodes`, and an operator running virtual nodes.
+/// A namespace (its `default` ServiceAccount made by the controller-manager), its cluster with
+/// `virtualNodes`, and an operator running virtual nodes.
 fn env(prefix: &str) -> Env {
     env_with(prefix, &[])
 }
@@ -39,10 +40,6 @@ fn env_with(prefix: &str, extra: &[&str]) -> Env {
         "-p",
         r#"{"spec":{"virtualNodes":{}}}"#,
     ]);
-    cp.apply(
-        &ns,
-        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default}\nautomountServiceAccountToken: false\n",
-    );
     let port = free_port().to_string();
     let kubelet_addr = format!("127.0.0.1:{port}");
     let mut args = vec![
@@ -123,7 +120,7 @@ fn wide(e: &Env, name: &str) -> Vec<String> {
 fn pod_yaml(name: &str, node: Option<&str>, extra: &str) -> String {
     let node = node.map(|n| format!("  nodeName: {n}\n")).unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{node}  automountServiceAccountToken: false\n  tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n{extra}"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n{node}  tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n{extra}"
     )
 }
 
@@ -262,7 +259,7 @@ fn kubectl_run_with_the_operators_scheduler_name_is_bound_and_runs() {
         "-n",
         &e.ns,
         "--image=nginx:1.27",
-        r#"--overrides={"apiVersion":"v1","spec":{"schedulerName":"proxmox-lxc","automountServiceAccountToken":false}}"#,
+        r#"--overrides={"apiVersion":"v1","spec":{"schedulerName":"proxmox-lxc"}}"#,
     ]);
     let p = wait_pod(&e, "hello", "Running", |p| p["status"]["phase"] == "Running");
     let node = p["spec"]["nodeName"].as_str().unwrap();
@@ -280,7 +277,8 @@ fn kubectl_run_with_the_operators_scheduler_name_is_bound_and_runs() {
 fn pods_that_cannot_run_say_why_and_an_exited_app_is_restarted_with_the_count_shown() {
     let e = env("vn-fail");
     let n1 = node1(&e);
-    // two containers: Failed with a reason naming it, nothing made in Proxmox
+    // two containers: Pending with the kubelet's waiting reason and a message naming them,
+    // one Event, nothing made in Proxmox (never Failed: a controller would replace it in a loop)
     e.cp.apply(
         &e.ns,
         &pod_yaml(
@@ -289,9 +287,18 @@ fn pods_that_cannot_run_say_why_and_an_exited_app_is_restarted_with_the_count_sh
             "  containers:\n  - {name: a, image: nginx:1.27}\n  - {name: b, image: nginx:1.27}\n",
         ),
     );
-    let p = wait_pod(&e, "two", "Failed", |p| p["status"]["phase"] == "Failed");
-    assert_eq!(p["status"]["reason"], "MultipleContainersUnsupported");
-    assert!(p["status"]["message"].as_str().unwrap().contains("a, b"), "{p}");
+    let p = wait_pod(&e, "two", "CreateContainerConfigError", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    assert_eq!(p["status"]["phase"], "Pending");
+    let message = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("MultipleContainersUnsupported:") && message.contains("a, b"),
+        "{message}"
+    );
+    assert_eq!(wide(&e, "two")[2], "CreateContainerConfigError");
     assert!(get_json(e.cp, &e.ns, "lxc", "pod-two").is_none());
     // an unknown image: ErrImagePull with Proxmox's text, and nothing half-made
     e.cp.apply(
@@ -467,7 +474,8 @@ fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_d
     };
     let before = creates();
     e.op.kill();
-    // force-deleted while the operator is down: no kubelet, no garbage collector on this apiserver
+    // force-deleted while the operator is down (no kubelet confirms it): the garbage collector
+    // deletes the child LxcContainer, whose finalizer waits for the operator
     e.cp.kubectl_ok(&["delete", "pod", "gone", "-n", &e.ns, "--grace-period=0", "--force"]);
     e.op.restart();
     wait_for("the deleted Pod's container to be destroyed", T, || {
@@ -484,10 +492,11 @@ fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_d
     assert_eq!(creates(), before, "no container was created again");
 }
 
-/// What a node-lifecycle controller does to the Pods of a Node whose Lease stopped (after the
-/// 300 s `unreachable` toleration): it evicts them. The bare apiserver has no such controller,
-/// so the eviction is made by hand: the operator carries it out like any deletion, and the
-/// container is destroyed. This is the risk the README's toleration advice avoids.
+/// What the node-lifecycle controller does to the Pods of a Node whose Lease stopped (after the
+/// 300 s `unreachable` toleration) and what `kubectl drain` does: it evicts them through the
+/// eviction API. Made here by hand (waiting 340 s for the controller is too long for a test):
+/// the operator carries it out like any deletion, and the container is destroyed. This is the
+/// risk the README's toleration advice avoids.
 #[test]
 fn an_evicted_pod_has_its_container_destroyed() {
     let e = env("vn-evict");

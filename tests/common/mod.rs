@@ -35,48 +35,65 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A kube-apiserver + etcd on loopback, started once per test binary and stopped when it exits.
+/// A real control plane on loopback (etcd, kube-apiserver, kube-controller-manager,
+/// kube-scheduler), started once per test binary and stopped when it exits.
 ///
 /// With `TEST_KUBECONFIG` set, that cluster is used instead (a real cluster): nothing is started.
 pub struct ControlPlane {
     /// Path of the kubeconfig with admin rights.
     pub kubeconfig: PathBuf,
+    /// Whether Kubernetes' own controllers run (false: a bare apiserver, see [`Self::bare`]).
+    pub controllers: bool,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl ControlPlane {
-    /// The control plane of this test binary, started on first use.
+    /// The control plane of this test binary, started on first use, with Kubernetes' own
+    /// controllers (ServiceAccounts, garbage collector, namespace deletion, workloads, node
+    /// lifecycle) and the default scheduler, as in any cluster.
     pub fn shared() -> &'static ControlPlane {
         static CP: OnceLock<ControlPlane> = OnceLock::new();
-        CP.get_or_init(|| {
-            if let Ok(kc) = std::env::var("TEST_KUBECONFIG") {
-                return ControlPlane {
-                    kubeconfig: kc.into(),
-                    _dir: None,
-                };
-            }
-            let dir = tempfile::Builder::new().prefix("plo-cp-").tempdir().expect("tempdir");
-            let out = Command::new("bash")
-                .arg(repo().join("tests/scripts/control-plane.sh"))
-                .arg("start")
-                .arg(dir.path())
-                .arg("--watch-pid")
-                .arg(std::process::id().to_string())
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("run control-plane.sh");
-            assert!(
-                out.status.success(),
-                "control plane did not start (run tests/scripts/setup.sh first)"
-            );
-            let kubeconfig = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap());
-            let cp = ControlPlane {
-                kubeconfig,
-                _dir: Some(dir),
+        CP.get_or_init(|| Self::start(false))
+    }
+
+    /// A bare apiserver (no controller-manager, no scheduler), for a test that must see what
+    /// happens where no controller acts; the test says why it needs it.
+    pub fn bare() -> &'static ControlPlane {
+        static CP: OnceLock<ControlPlane> = OnceLock::new();
+        CP.get_or_init(|| Self::start(true))
+    }
+
+    fn start(bare: bool) -> ControlPlane {
+        if let Ok(kc) = std::env::var("TEST_KUBECONFIG") {
+            return ControlPlane {
+                kubeconfig: kc.into(),
+                controllers: true,
+                _dir: None,
             };
-            cp.install_crds();
-            cp
-        })
+        }
+        let dir = tempfile::Builder::new().prefix("plo-cp-").tempdir().expect("tempdir");
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("tests/scripts/control-plane.sh"))
+            .arg("start")
+            .arg(dir.path())
+            .arg("--watch-pid")
+            .arg(std::process::id().to_string());
+        if bare {
+            cmd.arg("--bare");
+        }
+        let out = cmd.stderr(Stdio::inherit()).output().expect("run control-plane.sh");
+        assert!(
+            out.status.success(),
+            "control plane did not start (run tests/scripts/setup.sh first)"
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap());
+        let cp = ControlPlane {
+            kubeconfig,
+            controllers: !bare,
+            _dir: Some(dir),
+        };
+        cp.install_crds();
+        cp
     }
 
     /// Runs `kubectl` against this control plane.
@@ -135,12 +152,29 @@ impl ControlPlane {
         ]);
     }
 
-    /// Creates a fresh namespace for one test.
+    /// Creates a fresh namespace for one test. With the controllers running, it returns once
+    /// the ServiceAccount controller has made the namespace's `default` ServiceAccount and the
+    /// token controller its token (as a user's `kubectl create namespace` is followed within a
+    /// second), so that Pods created at once pass the ServiceAccount admission.
     pub fn namespace(&self, prefix: &str) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         self.kubectl_ok(&["create", "namespace", &name]);
+        if self.controllers {
+            wait_for("the namespace's default ServiceAccount token", Duration::from_secs(60), || {
+                let out = self.kubectl(&[
+                    "get",
+                    "serviceaccount",
+                    "default",
+                    "-n",
+                    &name,
+                    "-o",
+                    "jsonpath={.secrets[0].name}",
+                ]);
+                (out.status.success() && !out.stdout.is_empty()).then_some(())
+            });
+        }
         name
     }
 }
@@ -679,8 +713,8 @@ impl FreezableProxy {
     }
 }
 
-/// A token of the ServiceAccount `ns/name` (created when missing), from the TokenRequest API:
-/// the test apiserver runs no controller-manager, so no token Secret would ever be filled.
+/// A token of the ServiceAccount `ns/name` (created when missing), from the TokenRequest API
+/// (works with or without the token controller, and expires).
 #[allow(dead_code)]
 pub fn service_account_token(cp: &ControlPlane, ns: &str, name: &str) -> String {
     let _ = cp.kubectl(&["create", "serviceaccount", "-n", ns, name]);

@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# A real local Kubernetes control plane for tests and the demo: Debian's etcd-server plus the
-# kube-apiserver built by build-kube-apiserver.sh, on loopback, with a static admin token.
-# No controllers run (no GC, no Pods): it is an API server, as envtest gives.
+# A real local Kubernetes control plane for tests and the demo, on loopback: Debian's etcd-server
+# plus kube-apiserver, kube-controller-manager and kube-scheduler built by build-kube.sh from
+# Debian's `kubernetes` source package (v1.20.2), with a static admin token.
+#
+# Kubernetes' own controllers act as in any cluster: the ServiceAccount and token controllers
+# (a `default` ServiceAccount and its token Secret in each namespace, mounted into Pods by the
+# apiserver's admission), the garbage collector (ownerReferences cascade), the namespace
+# controller (`kubectl delete namespace` finishes), Deployments/ReplicaSets/Jobs/CronJobs/
+# DaemonSets, eviction and disruption budgets, and the node-lifecycle controller with its
+# default grace periods (a Node whose Lease is not renewed for 40 s turns Unknown and is tainted
+# unreachable; its Pods are evicted 300 s later). The scheduler places Pods with the default
+# profile.
+#   - service-account signing key: STATE_DIR/sa.key (the apiserver verifies with sa.pub; the
+#     token controller signs with sa.key)
+#   - root CA published to Pods (ca.crt of token Secrets): the apiserver's self-signed serving
+#     certificate, STATE_DIR/certs/apiserver.crt
+#   - no leader election (one instance of each); their HTTPS health ports are free loopback
+#     ports (STATE_DIR/*.port); logs in STATE_DIR/*.log
 #
 # usage:
-#   control-plane.sh start STATE_DIR [--port PORT] [--watch-pid PID]
-#       starts etcd + kube-apiserver, waits until ready, prints the kubeconfig path.
-#       With --watch-pid, both are stopped as soon as process PID exits (tests use this so
+#   control-plane.sh start STATE_DIR [--port PORT] [--watch-pid PID] [--bare]
+#       starts etcd + kube-apiserver (+ controller-manager and scheduler unless --bare), waits
+#       until all are ready, prints the kubeconfig path.
+#       --bare: only etcd and the apiserver, as envtest gives (no GC, no namespace deletion,
+#       no ServiceAccounts): for tests that say why they need it.
+#       With --watch-pid, all are stopped as soon as process PID exits (tests use this so
 #       nothing outlives the test binary, even when it is killed).
 #   control-plane.sh stop STATE_DIR
 set -euo pipefail
@@ -17,7 +35,7 @@ shift 2
 
 stop() {
   local d=$1
-  for f in "$d/watchdog.pid" "$d/apiserver.pid" "$d/etcd.pid"; do
+  for f in "$d/watchdog.pid" "$d/scheduler.pid" "$d/controller-manager.pid" "$d/apiserver.pid" "$d/etcd.pid"; do
     [[ -f $f ]] || continue
     kill "$(cat "$f")" 2>/dev/null || true
     rm -f "$f"
@@ -30,11 +48,12 @@ start) ;;
 *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac
 
-port=""; watch_pid=""
+port=""; watch_pid=""; bare=""
 while [[ $# -gt 0 ]]; do
   case $1 in
   --port) port=$2; shift 2 ;;
   --watch-pid) watch_pid=$2; shift 2 ;;
+  --bare) bare=1; shift ;;
   *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -42,8 +61,11 @@ done
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 [[ -n $port ]] || port=$(free_port)
 etcd_port=$(free_port); peer_port=$(free_port)
-bin=${KUBE_APISERVER:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-apiserver-1.20.2/kube-apiserver}
-[[ -x $bin ]] || bin=$("$here/build-kube-apiserver.sh" | tail -n1)
+kube_dir=${KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-1.20.2}
+for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  [[ -x $kube_dir/$b ]] || kube_dir=$("$here/build-kube.sh" | tail -n1)
+done
+bin=${KUBE_APISERVER:-$kube_dir/kube-apiserver}
 command -v etcd >/dev/null || { echo "etcd not found: run tests/scripts/setup.sh" >&2; exit 1; }
 
 mkdir -p "$dir"
@@ -68,7 +90,7 @@ echo $! > apiserver.pid
 
 if [[ -n $watch_pid ]]; then
   # setsid + closed fds: the watchdog must not keep the caller's pipes open.
-  setsid bash -c "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; kill \$(cat '$dir/apiserver.pid' '$dir/etcd.pid' 2>/dev/null) 2>/dev/null" \
+  setsid bash -c "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; kill \$(cat '$dir/scheduler.pid' '$dir/controller-manager.pid' '$dir/apiserver.pid' '$dir/etcd.pid' 2>/dev/null) 2>/dev/null" \
     </dev/null >/dev/null 2>&1 &
   echo $! > watchdog.pid
 fi
@@ -92,4 +114,39 @@ kubectl config set-cluster local --server="https://127.0.0.1:$port" --certificat
 kubectl config set-credentials admin --token="$token" >/dev/null
 kubectl config set-context local --cluster=local --user=admin --namespace=default >/dev/null
 kubectl config use-context local >/dev/null
+
+if [[ -z $bare ]]; then
+  kcm_port=$(free_port); sched_port=$(free_port)
+  echo "$kcm_port" > controller-manager.port; echo "$sched_port" > scheduler.port
+  "$kube_dir/kube-controller-manager" --kubeconfig="$KUBECONFIG" --leader-elect=false \
+    --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/certs/apiserver.crt" \
+    --use-service-account-credentials=false --controllers='*' \
+    --node-monitor-grace-period=40s --pod-eviction-timeout=5m0s \
+    --port=0 --bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$dir/kcm-certs" \
+    --authentication-kubeconfig="$KUBECONFIG" --authorization-kubeconfig="$KUBECONFIG" > controller-manager.log 2>&1 &
+  echo $! > controller-manager.pid
+  "$kube_dir/kube-scheduler" --kubeconfig="$KUBECONFIG" --leader-elect=false \
+    --port=0 --bind-address=127.0.0.1 --secure-port="$sched_port" --cert-dir="$dir/scheduler-certs" \
+    --authentication-kubeconfig="$KUBECONFIG" --authorization-kubeconfig="$KUBECONFIG" > scheduler.log 2>&1 &
+  echo $! > scheduler.pid
+  for c in controller-manager scheduler; do
+    ok=""
+    for _ in $(seq 240); do
+      if curl -sfk "https://127.0.0.1:$(cat $c.port)/healthz" >/dev/null 2>&1; then ok=1; break; fi
+      kill -0 "$(cat $c.pid)" 2>/dev/null || break
+      sleep 0.25
+    done
+    if [[ -z $ok ]]; then
+      echo "kube-$c did not become healthy; last lines of $dir/$c.log:" >&2
+      tail -n 20 "$c.log" >&2
+      stop "$dir"
+      exit 1
+    fi
+  done
+  # the controllers act: the default namespace gets its ServiceAccount and token Secret
+  for _ in $(seq 240); do
+    [[ -n $(kubectl get serviceaccount default -n default -o 'jsonpath={.secrets[0].name}' 2>/dev/null) ]] && break
+    sleep 0.25
+  done
+fi
 echo "$KUBECONFIG"

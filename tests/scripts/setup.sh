@@ -21,6 +21,6 @@ if [[ ${#need[@]} -gt 0 ]]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-"$here/build-kube-apiserver.sh" >/dev/null
+"$here/build-kube.sh" >/dev/null
 if [[ -x $here/python-venv.sh ]]; then "$here/python-venv.sh" >/dev/null; fi
 echo "setup: ok"

@@ -211,17 +211,21 @@ async fn write_status(pod: &Pod, ctx: &Context, status: k8s_openapi::api::core::
     };
     let (was, now) = (state(&old), state(&status));
     let waiting = |s: &k8s_openapi::api::core::v1::ContainerState| s.waiting.as_ref().and_then(|w| w.reason.clone());
+    let message = |s: &k8s_openapi::api::core::v1::ContainerState| s.waiting.as_ref().and_then(|w| w.message.clone());
+    // a config error is told again when its message changes (another thing is wrong now)
+    let config_error = waiting(&now).as_deref() == Some("CreateContainerConfigError");
+    let told = waiting(&now) == waiting(&was) && (!config_error || message(&now) == message(&was));
     if now.running.is_some() && was.running.is_none() {
         ctx.event(pod, false, "Started", "started the container".into()).await;
-    } else if let Some(reason) = waiting(&now).filter(|r| Some(r) != waiting(&was).as_ref()) {
-        let message = now.waiting.as_ref().and_then(|w| w.message.clone()).unwrap_or_default();
+    } else if let Some(reason) = waiting(&now).filter(|_| !told) {
+        let message = message(&now).unwrap_or_default();
         match reason.as_str() {
             "ErrImagePull" => ctx.event(pod, true, "Failed", format!("ErrImagePull: {message}")).await,
             "ImagePullBackOff" => {
                 ctx.event(pod, false, "BackOff", format!("back-off pulling image: {message}"))
                     .await
             }
-            "CreateContainerError" | "CreateContainerConfigError" | "RunContainerError" => {
+            "CreateContainerError" | "CreateContainerConfigError" | "RunContainerError" | "InvalidImageName" => {
                 ctx.event(pod, true, "Failed", format!("{reason}: {message}")).await
             }
             _ => {}
@@ -239,14 +243,16 @@ async fn write_status(pod: &Pod, ctx: &Context, status: k8s_openapi::api::core::
     Ok(())
 }
 
-/// A Pod that cannot run: phase Failed with the reason, and a warning Event.
+/// A Pod that cannot run as it is: it stays `Pending` with the container's waiting reason and
+/// message, as a kubelet leaves a Pod it cannot make a container for (never `Failed`: its
+/// controller would replace it at once, in a loop). The Event comes from [`write_status`], once
+/// per change; a later pass writes nothing. Looked at again slowly (a Pod's spec barely changes;
+/// a clashing `LxcContainer` may go away).
 async fn refuse(pod: &Pod, ctx: &Context, r: &Refusal, now: &Time) -> Result<Action, Error> {
     let status = pod_status(pod, None, Some(r), now);
-    if pod.status.as_ref().and_then(|s| s.reason.as_deref()) != Some(r.reason) {
-        ctx.event(pod, true, r.reason, r.message.clone()).await;
-    }
     write_status(pod, ctx, status).await?;
-    Ok(Action::await_change())
+    let again = if r.reason == "NameTaken" { 30 } else { 300 };
+    Ok(Action::requeue(crate::controller::jitter(Duration::from_secs(again))))
 }
 
 /// Deletion: the child goes first (its cleanup shuts the container down and destroys it), then

@@ -139,6 +139,25 @@ fn container_state(
     (state, false, None)
 }
 
+/// The waiting state of a Pod that cannot run as it is: what a kubelet shows for a Pod whose
+/// container it cannot make (`CreateContainerConfigError`, or `InvalidImageName`), with our
+/// reason first in the message. The Pod stays `Pending`: a `Failed` Pod would be replaced by its
+/// controller at once, and the replacement would fail the same way, in a loop.
+fn refused_state(r: &Refusal) -> ContainerState {
+    let reason = if r.reason == "InvalidImageName" {
+        "InvalidImageName"
+    } else {
+        "CreateContainerConfigError"
+    };
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message: Some(format!("{}: {}", r.reason, r.message)),
+        }),
+        ..Default::default()
+    }
+}
+
 /// `(type, status)` → a Pod condition whose transition time is kept while its status stays.
 fn condition(pod: &Pod, type_: &str, status: bool, now: &Time) -> PodCondition {
     let status = if status { "True" } else { "False" }.to_string();
@@ -163,17 +182,7 @@ pub fn pod_status(pod: &Pod, child: Option<&LxcContainer>, refusal: Option<&Refu
     let old = pod.status.clone().unwrap_or_default();
     let c = pod.spec.as_ref().and_then(|s| s.containers.first());
     let (state, ready, terminal) = match refusal {
-        Some(r) => (
-            ContainerState {
-                waiting: Some(ContainerStateWaiting {
-                    reason: Some(r.reason.into()),
-                    message: Some(r.message.clone()),
-                }),
-                ..Default::default()
-            },
-            false,
-            Some("Failed"),
-        ),
+        Some(r) => (refused_state(r), false, None),
         None => container_state(pod, child, now),
     };
     let cstatus = child.and_then(|c| c.status.as_ref());
@@ -219,8 +228,6 @@ pub fn pod_status(pod: &Pod, child: Option<&LxcContainer>, refusal: Option<&Refu
     };
     PodStatus {
         phase: Some(phase.into()),
-        reason: refusal.map(|r| r.reason.to_string()),
-        message: refusal.map(|r| r.message.clone()),
         conditions: Some(vec![
             condition(pod, "PodScheduled", true, now),
             condition(pod, "Initialized", true, now),

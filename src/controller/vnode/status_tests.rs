@@ -136,18 +136,28 @@ fn a_stopped_app_with_restart_policy_never_succeeded_and_says_there_is_no_exit_c
 }
 
 #[test]
-fn a_refused_pod_fails_with_the_reason_and_the_status_is_stable() {
+fn a_pod_it_cannot_run_stays_pending_says_why_and_its_status_is_stable() {
     let r = Refusal {
-        reason: "MultipleContainersUnsupported",
-        message: "two".into(),
+        reason: "VolumesUnsupported",
+        message: "spec.volumes[config]: volumes are not mounted".into(),
     };
     let mut p = pod("Always");
     let s = pod_status(&p, None, Some(&r), &t(1));
-    assert_eq!(s.phase.as_deref(), Some("Failed"));
-    assert_eq!(s.reason.as_deref(), Some("MultipleContainersUnsupported"));
+    assert_eq!(s.phase.as_deref(), Some("Pending"), "never Failed: a controller would replace it in a loop");
+    assert_eq!(waiting(&s).as_deref(), Some("CreateContainerConfigError"));
+    let state = s.container_statuses.as_ref().unwrap()[0].state.clone().unwrap();
+    let message = state.waiting.unwrap().message.unwrap();
+    assert!(message.starts_with("VolumesUnsupported: spec.volumes[config]"), "{message}");
+    assert!(s.reason.is_none() && s.message.is_none(), "a kubelet sets no Pod reason while Pending");
     p.status = Some(s.clone());
     // a later pass computes the same status: nothing to write
     assert_eq!(pod_status(&p, None, Some(&r), &t(9)), s);
+    let bad_image = Refusal {
+        reason: "InvalidImageName",
+        message: "by tag only".into(),
+    };
+    let s = pod_status(&pod("Always"), None, Some(&bad_image), &t(1));
+    assert_eq!(waiting(&s).as_deref(), Some("InvalidImageName"));
 }
 
 #[test]

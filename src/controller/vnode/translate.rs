@@ -122,13 +122,35 @@ pub struct Translation {
     pub ignored: Vec<String>,
 }
 
-/// Whether `name` is the service-account token volume the apiserver adds (not mountable in an
-/// LXC container: it is left out).
-fn is_token_volume(v: &k8s_openapi::api::core::v1::Volume) -> bool {
-    v.name.starts_with("kube-api-access-")
+/// Where the ServiceAccount admission plugin mounts a Pod's API credentials.
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Whether `v` is the service-account token volume the apiserver's admission adds (not mountable
+/// in an LXC container: it is left out), recognised by what it is, never by its name: a `secret`
+/// volume (the token Secret of Kubernetes up to 1.20) or a `projected` volume with a
+/// `serviceAccountToken` source (1.21+), mounted by a container at [`TOKEN_MOUNT_PATH`].
+pub fn is_token_volume(v: &k8s_openapi::api::core::v1::Volume, spec: &k8s_openapi::api::core::v1::PodSpec) -> bool {
+    let token_source = v.secret.is_some()
         || v.projected
             .as_ref()
-            .is_some_and(|p| p.sources.iter().flatten().any(|s| s.service_account_token.is_some()))
+            .is_some_and(|p| p.sources.iter().flatten().any(|s| s.service_account_token.is_some()));
+    let mounted_as_token = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .filter(|m| m.name == v.name)
+        .any(|m| m.mount_path.trim_end_matches('/') == TOKEN_MOUNT_PATH);
+    token_source && mounted_as_token
+}
+
+/// Whether the Pod was made by a DaemonSet (its controller owner).
+fn made_by_daemon_set(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.kind == "DaemonSet")
 }
 
 /// The `LxcContainer` a Pod on virtual node `vnode` runs as.
@@ -138,6 +160,12 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
         .as_ref()
         .ok_or_else(|| refuse("InvalidPod", "the Pod has no spec"))?;
     let mut ignored = Vec::new();
+    if made_by_daemon_set(pod) {
+        return Err(refuse(
+            "DaemonSetUnsupported",
+            "a DaemonSet's Pod is not run on a Proxmox virtual node (it would start one LXC container per Proxmox node for an agent meant for a kubelet's host); keep the DaemonSet off virtual nodes with a node affinity `type NotIn [virtual-kubelet]`",
+        ));
+    }
     if spec.containers.len() != 1 {
         let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
         return Err(refuse(
@@ -162,7 +190,7 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
         ));
     }
     for v in spec.volumes.iter().flatten() {
-        if !is_token_volume(v) {
+        if !is_token_volume(v, spec) {
             return Err(refuse(
                 "VolumesUnsupported",
                 format!(
@@ -197,7 +225,13 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
             "securityContext.runAsUser",
             c.security_context.as_ref().and_then(|s| s.run_as_user).is_some(),
         ),
-        ("volumeMounts", c.volume_mounts.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "volumeMounts",
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path.trim_end_matches('/') != TOKEN_MOUNT_PATH),
+        ),
     ] {
         if present {
             ignored.push(format!("spec.containers[0].{field}"));

@@ -165,12 +165,77 @@ fn args_without_command_host_ports_and_volumes_are_refused() {
         ..Default::default()
     }]);
     assert_eq!(translate(&p, &vnode()).unwrap_err().reason, "VolumesUnsupported");
-    // the token volume the apiserver adds is accepted (and left out)
-    p.spec.as_mut().unwrap().volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
-        name: "kube-api-access-x1".into(),
+}
+
+/// The ServiceAccount volume as the apiserver's admission adds it: `secret` (up to 1.20) or
+/// `projected` with a token source (1.21+), named `name`, mounted at `path`.
+fn with_token_volume(projected: bool, name: &str, path: &str) -> Pod {
+    use k8s_openapi::api::core::v1::{
+        ProjectedVolumeSource, SecretVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    };
+    let mut c = container("nginx");
+    c.volume_mounts = Some(vec![VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
         ..Default::default()
     }]);
-    assert!(translate(&p, &vnode()).is_ok());
+    let mut p = pod(vec![c]);
+    let mut v = Volume {
+        name: name.into(),
+        ..Default::default()
+    };
+    if projected {
+        v.projected = Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    path: "token".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+    } else {
+        v.secret = Some(SecretVolumeSource {
+            secret_name: Some(name.into()),
+            ..Default::default()
+        });
+    }
+    p.spec.as_mut().unwrap().volumes = Some(vec![v]);
+    p
+}
+
+#[test]
+fn the_service_account_token_volume_is_recognised_by_its_source_and_mount_path_in_either_form() {
+    let sa = TOKEN_MOUNT_PATH;
+    // 1.20: a Secret `<sa>-token-<rand>`; 1.21+: projected `kube-api-access-<rand>`; any name
+    for (projected, name) in [(false, "default-token-7xk2p"), (true, "kube-api-access-x1"), (false, "creds")] {
+        let t = translate(&with_token_volume(projected, name, sa), &vnode());
+        let t = t.unwrap_or_else(|r| panic!("{name}: {r:?}"));
+        assert!(t.ignored.is_empty(), "the token mount is not reported as ignored: {:?}", t.ignored);
+    }
+    // the same sources mounted elsewhere are the user's volumes, which are not supported
+    for projected in [false, true] {
+        let r = translate(&with_token_volume(projected, "kube-api-access-x1", "/etc/creds"), &vnode());
+        assert_eq!(r.unwrap_err().reason, "VolumesUnsupported");
+    }
+}
+
+#[test]
+fn a_daemon_sets_pod_is_not_run_and_says_how_to_keep_it_off() {
+    let mut p = pod(vec![container("fluent-bit")]);
+    p.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "DaemonSet".into(),
+        name: "agent".into(),
+        uid: "u".into(),
+        controller: Some(true),
+        ..Default::default()
+    }]);
+    let r = translate(&p, &vnode()).unwrap_err();
+    assert_eq!(r.reason, "DaemonSetUnsupported");
+    assert!(r.message.contains("NotIn [virtual-kubelet]"), "{}", r.message);
 }
 
 #[test]
