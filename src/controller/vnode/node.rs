@@ -336,41 +336,97 @@ async fn pass(
         }
         if !desired.contains_key(&name) {
             tracing::info!(node = %name, cluster = %cluster, "virtual nodes: deleting a Node its cluster no longer has");
-            delete_node(ctx, &name).await?;
-            memory.written.remove(&name);
-        }
-    }
-    let now = Time(jiff::Timestamp::now());
-    for (name, (d, vnode, connected)) in desired {
-        let mut current = existing.items.iter().find(|n| n.name_any() == name).cloned();
-        if !present.contains(&name) {
-            tracing::info!(node = %name, "virtual nodes: registering a Node");
-            current = Some(nodes.create(&PostParams::default(), &d.node).await?);
-            memory.written.remove(&name);
-        }
-        let stale = memory
-            .written
-            .get(&name)
-            .is_none_or(|(s, at)| *s != d.status || at.elapsed() >= vs.status_interval);
-        if stale {
-            let status = with_times(d.status.clone(), current.as_ref().and_then(|n| n.status.as_ref()), &now);
-            nodes
-                .patch_status(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(serde_json::json!({ "status": status })),
-                )
-                .await?;
-            memory.written.insert(name.clone(), (d.status.clone(), Instant::now()));
-        }
-        if connected {
-            if let Some(uid) = current.as_ref().and_then(|n| n.uid()) {
-                renew_lease(ctx, vs, &name, &uid).await?;
+            // one failing call does not stop the other Nodes' work (their Leases above all)
+            match delete_node(ctx, &name).await {
+                Ok(()) => {
+                    memory.written.remove(&name);
+                }
+                Err(e) => tracing::warn!(node = %name, error = %e, "virtual nodes: deleting a Node failed"),
             }
         }
-        index.insert(name, vnode);
+    }
+    // a Node of that name that is not ours (a real kubelet's): never taken over or written
+    let foreign: HashSet<String> = existing_names(&nodes, &desired, &present).await;
+    let now = Time(jiff::Timestamp::now());
+    for (name, (d, vnode, connected)) in desired {
+        if foreign.contains(&name) {
+            tracing::warn!(node = %name, cluster = %vnode.cluster, "virtual nodes: a Node of this name exists and is not a virtual node of ours; set spec.virtualNodes.namePrefix on the ProxmoxCluster to another prefix");
+            continue;
+        }
+        let current = existing.items.iter().find(|n| n.name_any() == name).cloned();
+        let created = !present.contains(&name);
+        match sync_node(ctx, vs, memory, &d, current, created, connected, &now).await {
+            Ok(()) => {
+                index.insert(name, vnode);
+            }
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "virtual nodes: updating a Node or its Lease failed");
+                if !created {
+                    index.insert(name, vnode);
+                }
+            }
+        }
     }
     Ok(index)
+}
+
+/// The names among `desired` that exist as Nodes without our label (not ours), read one by
+/// one only for the Nodes we do not have yet (rare: at registration).
+async fn existing_names(
+    nodes: &Api<Node>,
+    desired: &HashMap<String, (DesiredNode, Vnode, bool)>,
+    present: &HashSet<String>,
+) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for name in desired.keys().filter(|n| !present.contains(*n)) {
+        if let Ok(Some(_)) = nodes.get_opt(name).await {
+            out.insert(name.clone());
+        }
+    }
+    out
+}
+
+/// One Node: created when new, its status written when it changed (or is due), its Lease
+/// renewed while Proxmox answers.
+#[allow(clippy::too_many_arguments)]
+async fn sync_node(
+    ctx: &Context,
+    vs: &VnodeSettings,
+    memory: &mut Memory,
+    d: &DesiredNode,
+    mut current: Option<Node>,
+    create: bool,
+    connected: bool,
+    now: &Time,
+) -> Result<(), kube::Error> {
+    let nodes: Api<Node> = Api::all(ctx.kube.clone());
+    let name = d.node.name_any();
+    if create {
+        tracing::info!(node = %name, "virtual nodes: registering a Node");
+        current = Some(nodes.create(&PostParams::default(), &d.node).await?);
+        memory.written.remove(&name);
+    }
+    // the heartbeat first, and on its own: a failed status write does not stop it
+    let lease = match current.as_ref().and_then(|n| n.uid()) {
+        Some(uid) if connected => renew_lease(ctx, vs, &name, &uid).await,
+        _ => Ok(()),
+    };
+    let stale = memory
+        .written
+        .get(&name)
+        .is_none_or(|(s, at)| *s != d.status || at.elapsed() >= vs.status_interval);
+    if stale {
+        let status = with_times(d.status.clone(), current.as_ref().and_then(|n| n.status.as_ref()), now);
+        nodes
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "status": status })),
+            )
+            .await?;
+        memory.written.insert(name.clone(), (d.status.clone(), Instant::now()));
+    }
+    lease
 }
 
 /// Renews (or creates) the Node's Lease.
