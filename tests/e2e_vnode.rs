@@ -27,6 +27,11 @@ fn env(prefix: &str) -> Env {
 
 /// [`env`] with more operator flags.
 fn env_with(prefix: &str, extra: &[&str]) -> Env {
+    env_spec(prefix, r#"{"namespaces":"All"}"#, extra)
+}
+
+/// [`env`] with the cluster's `spec.virtualNodes` as JSON and more operator flags.
+fn env_spec(prefix: &str, virtual_nodes: &str, extra: &[&str]) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
     let sim = Sim::start(&["--clock-speed", "5"]);
@@ -38,7 +43,7 @@ fn env_with(prefix: &str, extra: &[&str]) -> Env {
         "--type",
         "merge",
         "-p",
-        r#"{"spec":{"virtualNodes":{}}}"#,
+        &format!(r#"{{"spec":{{"virtualNodes":{virtual_nodes}}}}}"#),
     ]);
     let port = free_port().to_string();
     let kubelet_addr = format!("127.0.0.1:{port}");
@@ -520,4 +525,90 @@ fn an_evicted_pod_has_its_container_destroyed() {
         get_json(e.cp, &e.ns, "pod", "web").is_none().then_some(())
     });
     assert!(e.sim.container(vmid).is_none(), "CT {vmid} is still in Proxmox");
+}
+
+/// The container state's waiting reason and message of Pod `name`, once it has one.
+fn wait_waiting(e: &Env, name: &str) -> (String, String) {
+    let p = wait_pod(e, name, "waiting with a reason", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    });
+    let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+    assert_eq!(p["status"]["phase"], "Pending");
+    (
+        w["reason"].as_str().unwrap_or_default().to_string(),
+        w["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn pods_run_only_in_namespaces_granted_them_and_setting_node_name_does_not_bypass_the_grant() {
+    // the cluster's default: only namespaces of a ProxmoxTenant with privileges.pods
+    let e = env_spec("vn-grant", "{}", &[]);
+    let n1 = node1(&e);
+    let web = |name: &str| {
+        pod_yaml(
+            name,
+            Some(&n1),
+            &format!("  containers:\n  - {{name: {name}, image: nginx:1.27}}\n"),
+        )
+    };
+    // no tenant covers the namespace (an Open cluster): nodeName set directly is refused too
+    e.cp.apply(&e.ns, &web("direct"));
+    let (_, message) = wait_waiting(&e, "direct");
+    assert!(
+        message.starts_with("NamespaceNotServed:") && message.contains("virtualNodes.namespaces: Tenants"),
+        "{message}"
+    );
+    // a tenant without the grant
+    let tenant = |pods: bool| {
+        format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxTenant\nmetadata: {{name: {ns}}}\nspec:\n  clusters: [{ns}]\n  namespaces: [{ns}]\n  imageRegistries: [docker.io]\n  privileges: {{pods: {pods}}}\n",
+            ns = e.ns
+        )
+    };
+    e.cp.apply(&e.ns, &tenant(false));
+    std::thread::sleep(Duration::from_secs(2));
+    e.cp.apply(&e.ns, &web("ungranted"));
+    let (_, message) = wait_waiting(&e, "ungranted");
+    assert!(message.contains("spec.privileges.pods is false"), "{message}");
+    assert!(e.sim.containers().is_empty(), "nothing reached Proxmox");
+    assert!(get_json(e.cp, &e.ns, "lxc", "pod-direct").is_none());
+    // the grant: a new Pod runs, within the tenant's limits
+    e.cp.apply(&e.ns, &tenant(true));
+    std::thread::sleep(Duration::from_secs(2));
+    e.cp.apply(&e.ns, &web("granted"));
+    wait_pod(&e, "granted", "Running", |p| p["status"]["phase"] == "Running");
+    // the operator's scheduler binds only where the namespace is served
+    e.cp.kubectl_ok(&[
+        "patch",
+        "proxmoxtenant",
+        &e.ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"privileges":{"pods":false}}}"#,
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    e.cp.kubectl_ok(&[
+        "run",
+        "unbound",
+        "-n",
+        &e.ns,
+        "--image=nginx:1.27",
+        r#"--overrides={"apiVersion":"v1","spec":{"schedulerName":"proxmox-lxc"}}"#,
+    ]);
+    wait_for("a FailedScheduling Event naming the grant", T, || {
+        let ev = e.cp.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            &e.ns,
+            "--field-selector",
+            "involvedObject.name=unbound",
+        ]);
+        ev.contains("privileges.pods").then_some(())
+    });
+    assert!(pod(&e, "unbound")["spec"]["nodeName"].is_null());
+    // a running Pod is not destroyed when the grant is taken back
+    assert_eq!(pod(&e, "granted")["status"]["phase"], "Running");
 }

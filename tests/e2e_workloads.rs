@@ -54,7 +54,7 @@ fn env_watching(prefix: &str, extra_namespaces: &[&str], defaults: bool) -> Env 
         "--type",
         "merge",
         "-p",
-        r#"{"spec":{"virtualNodes":{}}}"#,
+        r#"{"spec":{"virtualNodes":{"namespaces":"All"}}}"#,
     ]);
     let watched = std::iter::once(ns.as_str())
         .chain(extra_namespaces.iter().copied())
@@ -63,7 +63,13 @@ fn env_watching(prefix: &str, extra_namespaces: &[&str], defaults: bool) -> Env 
     let kubelet_addr = format!("127.0.0.1:{}", free_port());
     let op = if defaults {
         // production timings for Nodes and Leases (renewed every 10 s, 40 s leases)
-        let args = ["--virtual-nodes", "--kubelet-addr", &kubelet_addr, "--node-address", "127.0.0.1"];
+        let args = [
+            "--virtual-nodes",
+            "--kubelet-addr",
+            &kubelet_addr,
+            "--node-address",
+            "127.0.0.1",
+        ];
         Operator::start_with_defaults(cp, &watched, &args)
     } else {
         let flags = vnode_flags(&kubelet_addr);
@@ -107,7 +113,8 @@ fn node_ready(n: &Value) -> String {
 
 /// The Pods of `ns` labelled `app=APP`.
 fn pods(e: &Env, ns: &str, app: &str) -> Vec<Value> {
-    let out = e.cp.kubectl_ok(&["get", "pods", "-n", ns, "-l", &format!("app={app}"), "-o", "json"]);
+    let out =
+        e.cp.kubectl_ok(&["get", "pods", "-n", ns, "-l", &format!("app={app}"), "-o", "json"]);
     serde_json::from_str::<Value>(&out).unwrap()["items"]
         .as_array()
         .cloned()
@@ -184,7 +191,10 @@ fn events_for(e: &Env, ns: &str, name: &str, reason: &str) -> Vec<Value> {
 fn a_deployment_with_a_volume_it_cannot_mount_has_one_pod_after_a_minute_and_that_pod_says_why() {
     let e = env("wl-storm");
     let started = Instant::now();
-    e.cp.apply(&e.ns, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: b}\n");
+    e.cp.apply(
+        &e.ns,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: b}\n",
+    );
     e.cp.apply(
         &e.ns,
         &deployment(&e.ns, "cfg",
@@ -212,7 +222,8 @@ fn a_deployment_with_a_volume_it_cannot_mount_has_one_pod_after_a_minute_and_tha
     assert_eq!(told.len(), 1, "one Event: {told:#?}");
     assert_eq!(told[0]["count"].as_u64().unwrap_or(1), 1, "and no repeats: {told:#?}");
     assert!(pod_containers(&e).is_empty(), "nothing made in Proxmox");
-    let rs = e.cp.kubectl_ok(&["get", "rs", "-n", &e.ns, "-o", "jsonpath={.items[*].status.replicas}"]);
+    let rs =
+        e.cp.kubectl_ok(&["get", "rs", "-n", &e.ns, "-o", "jsonpath={.items[*].status.replicas}"]);
     assert_eq!(rs.trim(), "1", "the ReplicaSet counts one replica");
 }
 
@@ -223,7 +234,10 @@ fn a_deployment_placed_by_the_default_scheduler_scales_rolls_and_goes_with_the_g
     let ps = wait_running(&e, &e.ns, "web", 2);
     for p in &ps {
         let node = p["spec"]["nodeName"].as_str().unwrap();
-        assert!(node.starts_with(&format!("{}-pve", e.ns)), "placed on a virtual node: {node}");
+        assert!(
+            node.starts_with(&format!("{}-pve", e.ns)),
+            "placed on a virtual node: {node}"
+        );
         // the ServiceAccount token volume the apiserver added did not stop it
         let vols = p["spec"]["volumes"].to_string();
         assert!(vols.contains("token"), "the admission added the token volume: {vols}");
@@ -232,7 +246,8 @@ fn a_deployment_placed_by_the_default_scheduler_scales_rolls_and_goes_with_the_g
     assert!(
         scheduled
             .iter()
-            .any(|ev| ev["reportingComponent"] == "default-scheduler" || ev["source"]["component"] == "default-scheduler"),
+            .any(|ev| ev["reportingComponent"] == "default-scheduler"
+                || ev["source"]["component"] == "default-scheduler"),
         "{scheduled:#?}"
     );
     e.cp.kubectl_ok(&["rollout", "status", "deployment/web", "-n", &e.ns, "--timeout=120s"]);
@@ -249,9 +264,16 @@ fn a_deployment_placed_by_the_default_scheduler_scales_rolls_and_goes_with_the_g
     e.cp.kubectl_ok(&["set", "env", "deployment/web", "-n", &e.ns, "COLOR=blue"]);
     e.cp.kubectl_ok(&["rollout", "status", "deployment/web", "-n", &e.ns, "--timeout=120s"]);
     let p = wait_running(&e, &e.ns, "web", 1).remove(0);
-    wait_for("the old container to go", T, || e.sim.container(old).is_none().then_some(()));
-    let child = get_json(e.cp, &e.ns, "lxc", &format!("pod-{}", p["metadata"]["name"].as_str().unwrap()))
-        .expect("the new Pod's LxcContainer");
+    wait_for("the old container to go", T, || {
+        e.sim.container(old).is_none().then_some(())
+    });
+    let child = get_json(
+        e.cp,
+        &e.ns,
+        "lxc",
+        &format!("pod-{}", p["metadata"]["name"].as_str().unwrap()),
+    )
+    .expect("the new Pod's LxcContainer");
     let (vmid, node) = (
         child["status"]["vmid"].as_u64().unwrap(),
         child["status"]["node"].as_str().unwrap().to_string(),
@@ -264,7 +286,9 @@ fn a_deployment_placed_by_the_default_scheduler_scales_rolls_and_goes_with_the_g
     // deleting the Deployment: the garbage collector deletes the ReplicaSet and its Pods, the
     // operator their containers
     e.cp.kubectl_ok(&["delete", "deployment", "web", "-n", &e.ns]);
-    wait_for("the Pods to be gone", T, || pods(&e, &e.ns, "web").is_empty().then_some(()));
+    wait_for("the Pods to be gone", T, || {
+        pods(&e, &e.ns, "web").is_empty().then_some(())
+    });
     wait_pod_containers(&e, 0);
     assert!(list_json(e.cp, &e.ns, "lxc").is_empty(), "no LxcContainer left");
 }
@@ -274,11 +298,17 @@ fn a_deployment_with_the_operators_scheduler_name_is_bound_without_tolerations()
     let e = env("wl-binder");
     let manifest = deployment(&e.ns, "bound", 2, "      schedulerName: proxmox-lxc\n")
         .replace(&format!("      nodeSelector: {}\n", on_cluster(&e.ns)), "")
-        .replace("      tolerations: [{key: pve.lxc.dev/virtual-node, operator: Exists}]\n", "");
+        .replace(
+            "      tolerations: [{key: pve.lxc.dev/virtual-node, operator: Exists}]\n",
+            "",
+        );
     e.cp.apply(&e.ns, &manifest);
     let ps = wait_running(&e, &e.ns, "bound", 2);
     for p in &ps {
-        assert!(p["spec"]["nodeName"].as_str().unwrap().starts_with(&format!("{}-pve", e.ns)));
+        assert!(p["spec"]["nodeName"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}-pve", e.ns)));
     }
     e.cp.kubectl_ok(&["delete", "deployment", "bound", "-n", &e.ns]);
     wait_pod_containers(&e, 0);
@@ -328,7 +358,11 @@ fn kubectl_drain_moves_pods_off_a_virtual_node_through_evictions_and_respects_a_
     e.cp.kubectl_ok(&["drain", &node1, "--ignore-daemonsets", "--timeout=180s"]);
     let after = wait_running(&e, &e.ns, "db", 2);
     for p in &after {
-        assert_ne!(p["spec"]["nodeName"], node1.as_str(), "nothing left on the drained node");
+        assert_ne!(
+            p["spec"]["nodeName"],
+            node1.as_str(),
+            "nothing left on the drained node"
+        );
     }
     wait_pod_containers(&e, 2);
     for c in pod_containers(&e) {
@@ -347,7 +381,13 @@ fn a_job_whose_app_runs_to_its_end_completes_and_a_cronjob_makes_its_job() {
         &format!("apiVersion: batch/v1\nkind: Job\nmetadata: {{name: once}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{labels: {{app: once}}}}\n    spec:\n      restartPolicy: Never\n      nodeSelector: {}\n      tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n      containers: [{{name: once, image: nginx:1.27}}]\n", on_cluster(&e.ns)),
     );
     let p = wait_running(&e, &e.ns, "once", 1).remove(0);
-    let child = get_json(e.cp, &e.ns, "lxc", &format!("pod-{}", p["metadata"]["name"].as_str().unwrap())).unwrap();
+    let child = get_json(
+        e.cp,
+        &e.ns,
+        "lxc",
+        &format!("pod-{}", p["metadata"]["name"].as_str().unwrap()),
+    )
+    .unwrap();
     let vmid = child["status"]["vmid"].as_u64().unwrap();
     // the app ends
     e.sim.call("POST", &format!("/_sim/containers/{vmid}/exit"), &[]);
@@ -357,8 +397,12 @@ fn a_job_whose_app_runs_to_its_end_completes_and_a_cronjob_makes_its_job() {
     });
     // the Job's Pod stays (as a kubelet leaves a completed one) until the Job goes
     e.cp.kubectl_ok(&["delete", "job", "once", "-n", &e.ns]);
-    wait_for("the Job's Pod to go", T, || pods(&e, &e.ns, "once").is_empty().then_some(()));
-    wait_for("its container to go", T, || e.sim.container(vmid).is_none().then_some(()));
+    wait_for("the Job's Pod to go", T, || {
+        pods(&e, &e.ns, "once").is_empty().then_some(())
+    });
+    wait_for("its container to go", T, || {
+        e.sim.container(vmid).is_none().then_some(())
+    });
     // a CronJob every minute makes a Job whose Pod runs on a virtual node
     e.cp.apply(
         &e.ns,
@@ -368,7 +412,9 @@ fn a_job_whose_app_runs_to_its_end_completes_and_a_cronjob_makes_its_job() {
         pods(&e, &e.ns, "tick").into_iter().find(running)
     });
     e.cp.kubectl_ok(&["delete", "cronjob", "tick", "-n", &e.ns]);
-    wait_for("the CronJob's Pods to go", T, || pods(&e, &e.ns, "tick").is_empty().then_some(()));
+    wait_for("the CronJob's Pods to go", T, || {
+        pods(&e, &e.ns, "tick").is_empty().then_some(())
+    });
     wait_pod_containers(&e, 0);
 }
 
@@ -390,16 +436,29 @@ fn a_daemon_set_that_tolerates_everything_is_not_run_on_virtual_nodes_and_says_h
             .collect()
     };
     // (the DaemonSet also gets Pods on the other tests' Nodes; their operators do not watch here)
-    let ps = wait_for("a DaemonSet Pod on each of our three Nodes, saying why it waits", T, || {
-        let ps = mine(pods(&e, &e.ns, "agent"));
-        let told = ps.iter().filter(|p| waiting(p).0 == "CreateContainerConfigError").count();
-        (ps.len() == 3 && told == 3).then_some(ps)
-    });
+    let ps = wait_for(
+        "a DaemonSet Pod on each of our three Nodes, saying why it waits",
+        T,
+        || {
+            let ps = mine(pods(&e, &e.ns, "agent"));
+            let told = ps
+                .iter()
+                .filter(|p| waiting(p).0 == "CreateContainerConfigError")
+                .count();
+            (ps.len() == 3 && told == 3).then_some(ps)
+        },
+    );
     let (_, message) = waiting(&ps[0]);
-    assert!(message.starts_with("DaemonSetUnsupported:") && message.contains("NotIn"), "{message}");
+    assert!(
+        message.starts_with("DaemonSetUnsupported:") && message.contains("NotIn"),
+        "{message}"
+    );
     let uids: Vec<Value> = ps.iter().map(|p| p["metadata"]["uid"].clone()).collect();
     std::thread::sleep(Duration::from_secs(15));
-    let again: Vec<Value> = mine(pods(&e, &e.ns, "agent")).iter().map(|p| p["metadata"]["uid"].clone()).collect();
+    let again: Vec<Value> = mine(pods(&e, &e.ns, "agent"))
+        .iter()
+        .map(|p| p["metadata"]["uid"].clone())
+        .collect();
     assert_eq!(again, uids, "the same Pods: no replacement loop");
     assert!(pod_containers(&e).is_empty(), "nothing made in Proxmox");
     e.cp.kubectl_ok(&["delete", "daemonset", "agent", "-n", &e.ns]);
@@ -430,8 +489,15 @@ fn deleting_a_namespace_with_pods_containers_backups_and_snapshots_inside_finish
     let started = Instant::now();
     e.cp.kubectl_ok(&["delete", "namespace", &work, "--timeout=180s"]);
     let took = started.elapsed();
-    assert!(cluster_object(e.cp, "namespace", &work).is_none(), "the namespace is gone");
-    assert!(e.sim.containers().is_empty(), "nothing left in Proxmox: {:#?}", e.sim.containers());
+    assert!(
+        cluster_object(e.cp, "namespace", &work).is_none(),
+        "the namespace is gone"
+    );
+    assert!(
+        e.sim.containers().is_empty(),
+        "nothing left in Proxmox: {:#?}",
+        e.sim.containers()
+    );
     eprintln!("namespace deletion took {took:?}");
 }
 
@@ -441,7 +507,10 @@ fn nodes_stay_ready_under_the_node_lifecycle_controller_and_an_operator_restart_
     e.cp.apply(&e.ns, &deployment(&e.ns, "web", 2, ""));
     let before = wait_running(&e, &e.ns, "web", 2);
     let uids = |ps: &[Value]| {
-        let mut u: Vec<String> = ps.iter().map(|p| p["metadata"]["uid"].as_str().unwrap().to_string()).collect();
+        let mut u: Vec<String> = ps
+            .iter()
+            .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+            .collect();
         u.sort();
         u
     };

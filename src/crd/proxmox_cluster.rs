@@ -94,6 +94,23 @@ pub struct VirtualNodes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_pods: Option<u32>,
+    /// Which namespaces' Pods run: `Tenants` (default) only those of a `ProxmoxTenant` that
+    /// allows it (`spec.privileges.pods`), since whoever may create a Pod there then makes
+    /// containers on Proxmox; `All` also every namespace no tenant covers, where the cluster's
+    /// `tenancy: Open` lets them use it (the single-team setup, said explicitly). Other Pods
+    /// stay Pending with the reason.
+    #[serde(default)]
+    pub namespaces: VirtualNodeNamespaces,
+}
+
+/// Which namespaces a cluster's virtual nodes serve.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VirtualNodeNamespaces {
+    /// Only namespaces of a `ProxmoxTenant` whose `privileges.pods` is true.
+    #[default]
+    Tenants,
+    /// Also every namespace without a tenant, where the cluster is `Open`.
+    All,
 }
 
 /// One node in maintenance.

@@ -169,6 +169,11 @@ pub struct TenantPrivileges {
     /// Privileged containers (`unprivileged: false`): root in one is root on the node.
     #[serde(default)]
     pub privileged: bool,
+    /// Pods on the clusters' virtual nodes: anyone who may create a Pod in the tenant's
+    /// namespaces (a CI bot, every Deployment) then makes containers there, within the tenant's
+    /// limits and quota, on its nodes.
+    #[serde(default)]
+    pub pods: bool,
     /// Features beyond `nesting` (`keyctl`, `fuse`).
     #[serde(default)]
     pub extra_features: bool,

@@ -162,18 +162,22 @@ impl ControlPlane {
         let name = format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         self.kubectl_ok(&["create", "namespace", &name]);
         if self.controllers {
-            wait_for("the namespace's default ServiceAccount token", Duration::from_secs(60), || {
-                let out = self.kubectl(&[
-                    "get",
-                    "serviceaccount",
-                    "default",
-                    "-n",
-                    &name,
-                    "-o",
-                    "jsonpath={.secrets[0].name}",
-                ]);
-                (out.status.success() && !out.stdout.is_empty()).then_some(())
-            });
+            wait_for(
+                "the namespace's default ServiceAccount token",
+                Duration::from_secs(60),
+                || {
+                    let out = self.kubectl(&[
+                        "get",
+                        "serviceaccount",
+                        "default",
+                        "-n",
+                        &name,
+                        "-o",
+                        "jsonpath={.secrets[0].name}",
+                    ]);
+                    (out.status.success() && !out.stdout.is_empty()).then_some(())
+                },
+            );
         }
         name
     }

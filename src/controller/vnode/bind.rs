@@ -53,6 +53,42 @@ pub fn choose(selector: &BTreeMap<String, String>, candidates: &[Candidate]) -> 
         })
 }
 
+/// Whether `ns` may have Pods on virtual node `v`: its cluster serves the namespace
+/// ([`super::admit::serves`]) and the node is one of its tenant's nodes (any when the tenant
+/// names none).
+fn allowed(ctx: &crate::controller::Context, ns: &str, v: &Vnode) -> bool {
+    let Some(h) = ctx
+        .clusters
+        .get(&crate::controller::cluster::ClusterKey::named(v.cluster.clone()))
+    else {
+        return false;
+    };
+    let admission = ctx.tenancy.admission(ns, &h);
+    if super::admit::serves(&v.cluster, v.spec.namespaces, ns, admission.as_ref()).is_err() {
+        return false;
+    }
+    admission
+        .ok()
+        .and_then(|a| a.spec().map(|t| t.nodes.clone()))
+        .is_none_or(|nodes| nodes.is_empty() || nodes.contains(&v.pve_node))
+}
+
+/// Why no virtual node takes `ns`'s Pods (the first connected cluster's refusal).
+fn not_served(ctx: &crate::controller::Context, ns: &str, all: &[(String, Vnode)]) -> String {
+    let first = all.iter().find_map(|(_, v)| {
+        let key = crate::controller::cluster::ClusterKey::named(v.cluster.clone());
+        ctx.clusters.get(&key).map(|h| (v, h))
+    });
+    let Some((v, h)) = first else {
+        return "no Proxmox virtual node is connected yet".into();
+    };
+    let admission = ctx.tenancy.admission(ns, &h);
+    match super::admit::serves(&v.cluster, v.spec.namespaces, ns, admission.as_ref()) {
+        Err(r) => format!("{}: {}", r.reason, r.message),
+        Ok(()) => "TenantPolicyNode: none of the tenant's nodes is a virtual node of this cluster".into(),
+    }
+}
+
 /// Binds `pod` when it asks for our scheduler; other Pods without a node are not ours.
 pub async fn bind(pod: &Pod, pctx: &PodContext) -> Result<Action, Error> {
     let ctx = &pctx.ctx;
@@ -64,10 +100,12 @@ pub async fn bind(pod: &Pod, pctx: &PodContext) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let mut free: HashMap<(String, String), u64> = HashMap::new();
+    let ns = pod.namespace().unwrap_or_default();
     let candidates: Vec<Candidate> = pctx
         .index
         .all()
         .into_iter()
+        .filter(|(_, v)| allowed(ctx, &ns, v))
         .map(|(name, v)| {
             let key = crate::controller::cluster::ClusterKey::named(v.cluster.clone());
             let mem = *free.entry((v.cluster.clone(), v.pve_node.clone())).or_insert_with(|| {
@@ -86,7 +124,12 @@ pub async fn bind(pod: &Pod, pctx: &PodContext) -> Result<Action, Error> {
             (name, v, mem)
         })
         .collect();
-    let node = match choose(&spec.node_selector.clone().unwrap_or_default(), &candidates) {
+    let chosen = match candidates.is_empty() {
+        // there are virtual nodes, but none may take this namespace's Pods: say why
+        true => Err(not_served(ctx, &ns, &pctx.index.all())),
+        false => choose(&spec.node_selector.clone().unwrap_or_default(), &candidates),
+    };
+    let node = match chosen {
         Ok(n) => n,
         Err(why) => {
             ctx.event(pod, true, "FailedScheduling", why).await;

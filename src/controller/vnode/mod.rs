@@ -7,9 +7,11 @@
 //! - [`pod`]: a Pod bound to one of our Nodes becomes a child `LxcContainer` (owned by the Pod),
 //!   so placement, tasks, retries, IPs and cleanup are the container controller's; the Pod's
 //!   status is read back from it ([`status`]), the translation is [`translate`].
+//! - [`admit`]: which namespaces a cluster's virtual nodes serve (an explicit grant).
 //! - [`bind`]: Pods with our scheduler name are bound to a Node by the operator.
 //! - [`logs`]: the kubelet endpoint the apiserver calls for `kubectl logs`.
 
+pub mod admit;
 pub mod bind;
 pub mod logs;
 pub mod node;

@@ -5,6 +5,7 @@
 use super::status::pod_status;
 use super::translate::{child_name, translate, Refusal};
 use super::{VnodeIndex, POD_UID_LABEL};
+use crate::controller::cluster::ClusterKey;
 use crate::controller::context::FIELD_MANAGER;
 use crate::controller::error::KubeOp;
 use crate::controller::run::ControllerFuture;
@@ -109,6 +110,17 @@ pub async fn reconcile(pod: Arc<Pod>, pctx: Arc<PodContext>) -> Result<Action, E
         return Ok(Action::await_change());
     }
     let now = Time(jiff::Timestamp::now());
+    let Some(handle) = ctx.clusters.get(&ClusterKey::named(vnode.cluster.clone())) else {
+        // the cluster's connection is not up yet
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    };
+    // a new Pod only: a grant taken back stops new Pods, it does not destroy running ones
+    if child.as_ref().is_none_or(|c| !ours(c)) {
+        let admission = ctx.tenancy.admission(&ns, &handle);
+        if let Err(r) = super::admit::serves(&vnode.cluster, vnode.spec.namespaces, &ns, admission.as_ref()) {
+            return refuse(&pod, ctx, &r, &now).await;
+        }
+    }
     let translation = match translate(&pod, &vnode) {
         Ok(t) => t,
         Err(r) => return refuse(&pod, ctx, &r, &now).await,
@@ -251,7 +263,12 @@ async fn write_status(pod: &Pod, ctx: &Context, status: k8s_openapi::api::core::
 async fn refuse(pod: &Pod, ctx: &Context, r: &Refusal, now: &Time) -> Result<Action, Error> {
     let status = pod_status(pod, None, Some(r), now);
     write_status(pod, ctx, status).await?;
-    let again = if r.reason == "NameTaken" { 30 } else { 300 };
+    // a clashing object may go, a grant may come: looked at again sooner
+    let again = if matches!(r.reason, "NameTaken" | "NamespaceNotServed") {
+        30
+    } else {
+        300
+    };
     Ok(Action::requeue(crate::controller::jitter(Duration::from_secs(again))))
 }
 

@@ -143,12 +143,22 @@ fn a_pod_it_cannot_run_stays_pending_says_why_and_its_status_is_stable() {
     };
     let mut p = pod("Always");
     let s = pod_status(&p, None, Some(&r), &t(1));
-    assert_eq!(s.phase.as_deref(), Some("Pending"), "never Failed: a controller would replace it in a loop");
+    assert_eq!(
+        s.phase.as_deref(),
+        Some("Pending"),
+        "never Failed: a controller would replace it in a loop"
+    );
     assert_eq!(waiting(&s).as_deref(), Some("CreateContainerConfigError"));
     let state = s.container_statuses.as_ref().unwrap()[0].state.clone().unwrap();
     let message = state.waiting.unwrap().message.unwrap();
-    assert!(message.starts_with("VolumesUnsupported: spec.volumes[config]"), "{message}");
-    assert!(s.reason.is_none() && s.message.is_none(), "a kubelet sets no Pod reason while Pending");
+    assert!(
+        message.starts_with("VolumesUnsupported: spec.volumes[config]"),
+        "{message}"
+    );
+    assert!(
+        s.reason.is_none() && s.message.is_none(),
+        "a kubelet sets no Pod reason while Pending"
+    );
     p.status = Some(s.clone());
     // a later pass computes the same status: nothing to write
     assert_eq!(pod_status(&p, None, Some(&r), &t(9)), s);

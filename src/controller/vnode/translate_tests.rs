@@ -210,14 +210,25 @@ fn with_token_volume(projected: bool, name: &str, path: &str) -> Pod {
 fn the_service_account_token_volume_is_recognised_by_its_source_and_mount_path_in_either_form() {
     let sa = TOKEN_MOUNT_PATH;
     // 1.20: a Secret `<sa>-token-<rand>`; 1.21+: projected `kube-api-access-<rand>`; any name
-    for (projected, name) in [(false, "default-token-7xk2p"), (true, "kube-api-access-x1"), (false, "creds")] {
+    for (projected, name) in [
+        (false, "default-token-7xk2p"),
+        (true, "kube-api-access-x1"),
+        (false, "creds"),
+    ] {
         let t = translate(&with_token_volume(projected, name, sa), &vnode());
         let t = t.unwrap_or_else(|r| panic!("{name}: {r:?}"));
-        assert!(t.ignored.is_empty(), "the token mount is not reported as ignored: {:?}", t.ignored);
+        assert!(
+            t.ignored.is_empty(),
+            "the token mount is not reported as ignored: {:?}",
+            t.ignored
+        );
     }
     // the same sources mounted elsewhere are the user's volumes, which are not supported
     for projected in [false, true] {
-        let r = translate(&with_token_volume(projected, "kube-api-access-x1", "/etc/creds"), &vnode());
+        let r = translate(
+            &with_token_volume(projected, "kube-api-access-x1", "/etc/creds"),
+            &vnode(),
+        );
         assert_eq!(r.unwrap_err().reason, "VolumesUnsupported");
     }
 }
