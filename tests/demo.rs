@@ -22,6 +22,10 @@ fn the_demo_brings_the_example_containers_to_ready() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("all containers are Ready"));
+    assert!(
+        stdout.contains("the Deployment's Pods are Running on Proxmox"),
+        "the demo shows Pods on virtual nodes: {stdout}"
+    );
     assert!(stdout.contains("lxccontainer.pve.lxc.dev/web"), "{stdout}");
     assert!(
         stdout.contains("web UI on http://127.0.0.1:"),

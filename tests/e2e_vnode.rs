@@ -612,3 +612,62 @@ fn pods_run_only_in_namespaces_granted_them_and_setting_node_name_does_not_bypas
     // a running Pod is not destroyed when the grant is taken back
     assert_eq!(pod(&e, "granted")["status"]["phase"], "Running");
 }
+
+#[test]
+fn a_real_node_of_the_same_name_is_never_taken_over_and_the_other_virtual_nodes_leases_renew() {
+    // a Node someone else registered (a kubelet) under the name our pve2 would get
+    let prefix = format!("clash{}n", std::process::id());
+    let cp = ControlPlane::shared();
+    cp.apply(
+        "default",
+        &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {prefix}pve2\n  labels: {{owner: someone-else}}\n"),
+    );
+    let e = env_spec(
+        "vn-clash",
+        &format!(r#"{{"namespaces":"All","namePrefix":"{prefix}"}}"#),
+        &[],
+    );
+    let get = |name: &str| {
+        let out = e.cp.kubectl(&["get", "node", name, "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    };
+    for pve in ["pve1", "pve3"] {
+        wait_for(&format!("our Node {pve} Ready"), T, || {
+            get(&format!("{prefix}{pve}")).filter(|n| node_ready(n).0 == "True")
+        });
+    }
+    let lease = || {
+        let out = e.cp.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            &format!("{prefix}pve1"),
+            "-o",
+            "json",
+        ]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()["spec"]["renewTime"].clone())
+    };
+    let first = wait_for("the Lease of pve1", T, lease);
+    wait_for("the Lease of pve1 to be renewed past the clash", T, || {
+        lease().filter(|t| *t != first)
+    });
+    let theirs = get(&format!("{prefix}pve2")).expect("the other Node is still there");
+    assert_eq!(theirs["metadata"]["labels"]["owner"], "someone-else");
+    assert!(
+        theirs["metadata"]["labels"]["pve.lxc.dev/virtual-node"].is_null(),
+        "not taken over: {theirs:#}"
+    );
+    let their_lease =
+        e.cp.kubectl(&["get", "lease", "-n", "kube-node-lease", &format!("{prefix}pve2")]);
+    assert!(!their_lease.status.success(), "no Lease is renewed in its name");
+    assert!(
+        e.op.log().contains("is not a virtual node of ours"),
+        "the operator says why pve2 has no Node"
+    );
+    e.cp.kubectl_ok(&["delete", "node", &format!("{prefix}pve2")]);
+}

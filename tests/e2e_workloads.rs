@@ -395,6 +395,12 @@ fn a_job_whose_app_runs_to_its_end_completes_and_a_cronjob_makes_its_job() {
         let j = get_json(e.cp, &e.ns, "job", "once")?;
         (j["status"]["succeeded"] == 1).then_some(())
     });
+    // Proxmox reports no exit code: the Pod says so rather than a plain `Completed`
+    let done = pods(&e, &e.ns, "once").remove(0);
+    assert_eq!(done["status"]["phase"], "Succeeded");
+    assert_eq!(done["status"]["reason"], "ExitCodeUnknown", "{done:#}");
+    let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["reason"], "ExitCodeUnknown", "{term}");
     // the Job's Pod stays (as a kubelet leaves a completed one) until the Job goes
     e.cp.kubectl_ok(&["delete", "job", "once", "-n", &e.ns]);
     wait_for("the Job's Pod to go", T, || {
@@ -479,11 +485,16 @@ fn deleting_a_namespace_with_pods_containers_backups_and_snapshots_inside_finish
     );
     wait_running(&e, &work, "web", 1);
     wait_ready(e.cp, &work, "lxc", "db", T);
+    // one after the other: Proxmox refuses a backup while a snapshot holds the container's lock
     e.cp.apply(
         &work,
-        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcSnapshot\nmetadata: {name: db-snap}\nspec: {containerRef: {name: db}}\n---\napiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata: {name: db-backup}\nspec: {containerRef: {name: db}}\n",
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcSnapshot\nmetadata: {name: db-snap}\nspec: {containerRef: {name: db}}\n",
     );
     wait_ready(e.cp, &work, "lxcsnapshot", "db-snap", T);
+    e.cp.apply(
+        &work,
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata: {name: db-backup}\nspec: {containerRef: {name: db}}\n",
+    );
     wait_ready(e.cp, &work, "lxcbackup", "db-backup", T);
     assert_eq!(e.sim.containers().len(), 2);
     let started = Instant::now();

@@ -1,6 +1,6 @@
 //! Pods on Proxmox benchmark (issue 18): N Pods created at once on a cluster with virtual
-//! nodes, through a real kube-apiserver (no kubelet, no scheduler: the operator binds them, it
-//! asks for `schedulerName: proxmox-lxc`), against `pve-sim` with 20 ms latency and the task
+//! nodes, through a real control plane (the operator binds them: they ask for
+//! `schedulerName: proxmox-lxc`; the ServiceAccount token volume is mounted as anywhere), against `pve-sim` with 20 ms latency and the task
 //! durations of tests/bench/sim-bench.yaml.
 //!
 //! ```sh
@@ -78,12 +78,11 @@ async fn pods(n: usize) -> Res<()> {
     let manifest = json!({"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pve-credentials"},
          "stringData": {"tokenId": SIM_TOKEN_ID, "tokenSecret": SIM_TOKEN_SECRET}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}, "automountServiceAccountToken": false},
         {"apiVersion": "pve.lxc.dev/v1alpha1", "kind": "ProxmoxCluster",
          "metadata": serde_json::from_str::<Value>(&cluster_metadata(&ns))?,
          "spec": {"endpoints": [sim.url], "credentialsRef": {"name": "pve-credentials"}, "tls": {"fingerprint": sim.fingerprint},
                   "resyncInterval": "15s", "limits": {"maxConcurrentTasksPerNode": slots, "requestsPerSecond": 200},
-                  "virtualNodes": {}}}]});
+                  "virtualNodes": {"namespaces": "All"}}}]});
     let out = cp.kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], Some(&manifest.to_string()));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let kubelet = format!("127.0.0.1:{}", free_port());
@@ -116,7 +115,7 @@ async fn pods(n: usize) -> Res<()> {
             async move {
                 let pod: Pod = serde_json::from_value(json!({
                     "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                    "spec": {"schedulerName": "proxmox-lxc", "automountServiceAccountToken": false,
+                    "spec": {"schedulerName": "proxmox-lxc",
                              "containers": [{"name": "app", "image": IMAGE,
                                              "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}}}]}}))?;
                 api.create(&PostParams::default(), &pod).await?;

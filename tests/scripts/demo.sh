@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo on built-in defaults: a local kube-apiserver, the Proxmox VE simulator (3 nodes, an
-# appliance index, a backup storage), the CRDs, a ProxmoxCluster + Secret, the operator, and
-# the container examples; then `kubectl get proxmox` until the containers run.
+# The demo on built-in defaults: a local control plane (kube-apiserver, kube-controller-manager,
+# kube-scheduler), the Proxmox VE simulator (3 nodes, an appliance index, a backup storage), the
+# CRDs, a ProxmoxCluster + Secret with virtual nodes, the operator, the container examples and
+# a small Deployment placed on the virtual nodes by the default scheduler; then
+# `kubectl get proxmox` until the containers run and the Deployment's Pods are Running.
 #
 # usage: demo.sh            leave everything running (prints how to stop it); Ctrl-C stops it
 #        demo.sh --headless stop everything once the containers run (used by the test suite)
@@ -60,10 +62,12 @@ spec:
   credentialsRef: {name: pve-credentials}
   tls: {fingerprint: "$fingerprint"}
   resyncInterval: 5s
+  virtualNodes: {namespaces: All}
 YAML
 
 ui_port=$(free_port)
 "$PLO_BIN_DIR/proxmox-lxc-operator" run --http-addr "127.0.0.1:$(free_port)" --ui-addr "127.0.0.1:$ui_port" \
+  --virtual-nodes --kubelet-addr "127.0.0.1:$(free_port)" --node-address 127.0.0.1 \
   > "$state/operator.log" 2>&1 &
 echo $! > "$state/operator.pid"
 kubectl apply -f examples/lxccontainer-minimal.yaml -f examples/lxccontainer-full.yaml >/dev/null
@@ -85,6 +89,33 @@ if [[ -z $ok ]]; then
   exit 1
 fi
 echo "all containers are Ready"
+# Pods on Proxmox: a Deployment placed on the virtual nodes by the default scheduler
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: hello-pods}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: hello-pods}}
+  template:
+    metadata: {labels: {app: hello-pods}}
+    spec:
+      nodeSelector: {type: virtual-kubelet}
+      tolerations: [{key: pve.lxc.dev/virtual-node, operator: Exists}]
+      containers:
+        - name: web
+          image: nginx:1.27
+          resources: {limits: {cpu: 250m, memory: 128Mi}}
+YAML
+if ! kubectl rollout status deployment/hello-pods --timeout=120s >/dev/null; then
+  kubectl get pods -o wide >&2
+  echo "the Deployment's Pods did not run; see $state/operator.log" >&2
+  [[ $mode == --headless ]] && stop_all
+  exit 1
+fi
+kubectl get nodes -l pve.lxc.dev/virtual-node=true
+kubectl get pods -o wide
+echo "the Deployment's Pods are Running on Proxmox"
 # a ServiceAccount for the web UI: everything on the pve.lxc.dev objects of this namespace
 kubectl apply -f - >/dev/null <<YAML
 apiVersion: v1
@@ -113,6 +144,9 @@ The demo keeps running. Try:
   kubectl get proxmox
   kubectl describe lxc web
   kubectl patch lxc hello --type merge -p '{"spec":{"state":"Stopped"}}'
+  kubectl scale deployment hello-pods --replicas=3 && kubectl get pods -o wide
+  kubectl create namespace scratch && kubectl apply -n scratch -f examples/lxccontainer-minimal.yaml
+  kubectl delete namespace scratch  # the container is destroyed, the namespace goes
   kubectl create token demo-ui      # then sign in at http://127.0.0.1:$ui_port/ui
 Logs: $state/operator.log  $state/sim.log
 Stop it with: bash tests/scripts/demo.sh stop   (or Ctrl-C now)

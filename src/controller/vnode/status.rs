@@ -40,6 +40,10 @@ const IN_PROGRESS: &[&str] = &[
 pub const NO_EXIT_CODE: &str =
     "the container's process ended; Proxmox reports no exit code, so 0 is shown for every stop";
 
+/// The reason of an ended app's Pod and container state: the Pod counts as `Succeeded` (a Job
+/// completes) because nothing tells a failure apart, and says so instead of `Completed`.
+pub const EXIT_CODE_UNKNOWN: &str = "ExitCodeUnknown";
+
 /// What the Pod's container is doing, from its child (or its absence).
 fn container_state(
     pod: &Pod,
@@ -97,7 +101,7 @@ fn container_state(
                 ContainerState {
                     terminated: Some(ContainerStateTerminated {
                         exit_code: 0,
-                        reason: Some("Completed".into()),
+                        reason: Some(EXIT_CODE_UNKNOWN.into()),
                         message: Some(NO_EXIT_CODE.into()),
                         finished_at: Some(finished),
                         ..Default::default()
@@ -226,8 +230,11 @@ pub fn pod_status(pod: &Pod, child: Option<&LxcContainer>, refusal: Option<&Refu
         state: Some(state),
         ..Default::default()
     };
+    let ended = phase == "Succeeded";
     PodStatus {
         phase: Some(phase.into()),
+        reason: ended.then(|| EXIT_CODE_UNKNOWN.to_string()),
+        message: ended.then(|| NO_EXIT_CODE.to_string()),
         conditions: Some(vec![
             condition(pod, "PodScheduled", true, now),
             condition(pod, "Initialized", true, now),

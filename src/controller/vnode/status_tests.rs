@@ -133,6 +133,10 @@ fn a_stopped_app_with_restart_policy_never_succeeded_and_says_there_is_no_exit_c
         .unwrap();
     assert_eq!(term.exit_code, 0);
     assert!(term.message.unwrap().contains("no exit code"));
+    // shown for what it is, in `kubectl get pods` (the container's reason) and the Pod's status
+    assert_eq!(term.reason.as_deref(), Some("ExitCodeUnknown"));
+    assert_eq!(s.reason.as_deref(), Some("ExitCodeUnknown"));
+    assert!(s.message.unwrap().contains("no exit code"));
 }
 
 #[test]
