@@ -1,9 +1,10 @@
-//! Converging an existing container: whose it is (`decide::ownership`), then the plan
+//! Converging an existing container: whose it is (`identity::ownership`), then the plan
 //! (migrate, config update, resize, power) with at most one task, then the in-sync status
 //! (usage, IPs, firewall, the Service, backups).
 
-use super::decide::{self, Evidence, Ownership};
-use super::desired::{Desired, InvalidSpec, Source};
+use super::decide;
+use super::desired::{Desired, InvalidSpec};
+use super::identity::{self, Evidence, Ownership};
 use super::locate::Located;
 use super::plan::{plan, Observed, PowerAction};
 use super::reconcile::{start_task, CONDITION_PENDING_RESTART, P};
@@ -88,16 +89,7 @@ pub(super) async fn converge(
         config: cfg,
         current,
     } = found;
-    let tags = cfg.tag_list();
-    let tagged = tags.contains(&desired.identity_tag);
-    let verdict = decide::ownership(Evidence {
-        tagged,
-        tagged_by_other: !tagged && super::tenancy::tagged_by_other(p, snap, vmid, &tags).await?,
-        lock: cfg.lock.as_deref(),
-        phase: p.status.phase,
-        user_vmid: p.obj.spec.vmid.is_some(),
-        cloning: matches!(desired.source, Source::Clone { .. } | Source::Template { .. }),
-    });
+    let verdict = identity::ownership(&Evidence::gather(p, snap, vmid, &cfg).await?);
     let ours = match verdict {
         Ownership::Ours => true,
         Ownership::Claim => false,

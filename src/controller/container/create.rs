@@ -6,6 +6,7 @@ use super::clone_snapshot::Prepared;
 use super::converge::foreign;
 use super::decide::{self, Origin};
 use super::desired::{Desired, InvalidSpec, Source};
+use super::identity;
 use super::reconcile::{next_poll, P, SLOT_RETRY};
 use super::tenancy;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
@@ -99,7 +100,7 @@ async fn resolve_source(
                         return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
                     };
                     let marked = ArchiveMark::parse(notes.as_deref()).is_some();
-                    let proven = tenancy::made_by_backup(notes.as_deref(), &ns, &backup_uid);
+                    let proven = ownership::made_by_backup(notes.as_deref(), &ns, &backup_uid);
                     if marked && !proven {
                         let msg = format!("archive {v} in the status of LxcBackup {n} was not made by it");
                         let r = Refusal::new(Reason::NotOwned, msg);
@@ -155,7 +156,7 @@ async fn resolve_source(
             let template_uid = t.as_ref().and_then(|t| t.uid()).unwrap_or_default();
             match ready.and_then(|s| Some((s.vmid?, s.node.clone()?))) {
                 // the vmid in the template's status counts only when Proxmox shows its tag there
-                Some((tv, _)) if !tenancy::carries_identity(snap, tv, &template_uid) => {
+                Some((tv, _)) if !identity::carries_identity(snap, tv, &template_uid) => {
                     let msg = format!("CT {tv} in the status of LxcTemplate {name} does not carry its identity tag");
                     return Ok(Err(tenancy::refuse(p, Refusal::new(Reason::NotOwned, msg)).await?));
                 }
@@ -244,7 +245,7 @@ pub(super) async fn create(
     admission: &Admission,
 ) -> Result<Action, Error> {
     let user_vmid = p.obj.spec.vmid.is_some();
-    if let Some(verdict) = decide::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
+    if let Some(verdict) = identity::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
         let node = snap.guests.get(&vmid).map(|g| g.node.clone()).unwrap_or_default();
         return foreign(
             p,

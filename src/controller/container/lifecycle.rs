@@ -3,8 +3,8 @@
 //! `Retain` removes our tag; a container without our tag or protected in Proxmox is kept).
 
 use super::converge::{addresses, usage};
-use super::decide::{self, Evidence, Ownership};
 use super::desired::identity_tag;
+use super::identity::{self, Evidence, Ownership};
 use super::locate::{locate, Located};
 use super::reconcile::{check_pending_task, cluster_key, start_task, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
@@ -123,7 +123,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     if let Some(action) = super::clone_snapshot::tidy_pass(p, &handle, &snap, true).await? {
         return Ok(action);
     }
-    let identity = identity_tag(&p.uid);
+    let own_tag = identity_tag(&p.uid);
     let Some(Located {
         node,
         config: cfg,
@@ -133,28 +133,24 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         // already gone counts as deleted
         return done(p).await;
     };
-    // a clone we started carries no tag until our first update: deleted before that, it is
-    // still ours (claimed by the same rule as on the update path), not leaked
-    let tags = cfg.tag_list();
-    let tagged = tags.contains(&identity);
-    let cloning = obj.spec.source.clone.is_some() || obj.spec.source.template.is_some();
-    let by_other = !tagged && super::tenancy::tagged_by_other(p, &snap, vmid, &tags).await?;
-    let claimed = !tagged
-        && decide::ownership(Evidence {
-            tagged,
-            tagged_by_other: by_other,
-            lock: cfg.lock.as_deref(),
-            phase: p.status.phase,
-            user_vmid: obj.spec.vmid.is_some(),
-            cloning,
-        }) == Ownership::Claim;
-    if !tagged && !claimed {
-        p.event(
-            Reason::LeftUntouched,
-            format!("CT {vmid} on {node} does not carry our tag; it is not deleted"),
-        )
-        .await;
-        return done(p).await;
+    // whose it is, by the rule of the update path: a clone we started carries no tag until our
+    // first update (deleted before that, it is still ours, not leaked); a container Proxmox is
+    // still creating (locked, no tag yet) may be ours, so the finalizer waits for it
+    match identity::ownership(&Evidence::gather(p, &snap, vmid, &cfg).await?) {
+        Ownership::Ours | Ownership::Claim => {}
+        Ownership::WaitLocked(lock) => {
+            let msg = format!("CT {vmid} is locked ({lock}); deletion waits before deciding whose it is");
+            let retry = Action::requeue(jitter(p.ctx.settings.lock_retry));
+            return p.not_ready(Reason::Locked, msg, retry).await;
+        }
+        Ownership::Reallocate | Ownership::TagLost | Ownership::Conflict => {
+            p.event(
+                Reason::LeftUntouched,
+                format!("CT {vmid} on {node} does not carry our tag; it is not deleted"),
+            )
+            .await;
+            return done(p).await;
+        }
     }
     if let Some(lock) = &cfg.lock {
         p.status.phase = Some(ContainerPhase::Deleting);
@@ -164,7 +160,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             .await;
     }
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
-        let update = super::desired::without_identity_tag(&cfg, &identity);
+        let update = super::desired::without_identity_tag(&cfg, &own_tag);
         handle.client.lxc_update_config(&node, vmid, &update).await?;
         let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
         p.event(Reason::Retained, note).await;
