@@ -6,13 +6,13 @@
 //! been started (`used`) and no task runs, it is deleted, whether the clone succeeded or failed,
 //! and it is deleted too when the object goes. [`step`] and [`tidy`] are the pure decisions.
 
-use super::reconcile::{next_poll, start_task, P, SLOT_RETRY};
+use super::reconcile::{next_poll, start_task, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot as Inventory};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::Reason;
 use crate::controller::snapshot::decide::{description, marked};
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::{CloneSnapshot, ContainerPhase};
 use crate::crd::CONDITION_READY;
 use kube::runtime::controller::Action;
@@ -188,7 +188,7 @@ pub(super) async fn prepare(
                 Started::NoSlot => {
                     let msg = format!("waiting for a task slot on node {src_node}");
                     let action = p
-                        .not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+                        .not_ready(Reason::WaitingForTaskSlot, msg, p.retry(Reason::WaitingForTaskSlot))
                         .await?;
                     Ok(Prepared::Done(action))
                 }

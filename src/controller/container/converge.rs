@@ -41,7 +41,8 @@ pub(super) async fn foreign(
         Ownership::Ours | Ownership::Claim => return Ok(Action::requeue(Duration::from_millis(100))),
         Ownership::WaitLocked(lock) => {
             let msg = format!("CT {vmid} is locked ({lock}); waiting before deciding whose it is");
-            return p.not_synced(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
+            let wait = p.retry(Reason::Locked);
+            return p.not_synced(Reason::Locked, msg, wait).await;
         }
         Ownership::Reallocate => {
             // an id we picked ourselves was taken by someone else before our create: pick another
@@ -71,8 +72,8 @@ pub(super) async fn foreign(
     };
     p.cond(CondSpec::no(CONDITION_SYNCED, reason, msg.clone()));
     p.cond(CondSpec::yes(CONDITION_STALLED, reason, msg.clone()));
-    p.not_ready(reason, msg, Action::requeue(jitter(Duration::from_secs(300))))
-        .await
+    let wait = p.retry(reason);
+    p.not_ready(reason, msg, wait).await
 }
 
 /// Converges the container found at our vmid.
@@ -111,19 +112,19 @@ pub(super) async fn converge(
             format!("CT is locked ({lock}); waiting"),
         ));
         p.save().await?;
-        return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
+        return Ok(p.retry(Reason::Locked));
     }
     // the HA resource and rule first: while HA manages the container it decides power and place
-    let ha = match super::ha::sync(p, handle, snap, vmid).await? {
+    let ha = match super::ha::sync(p, handle, snap, vmid).await {
         Ok(v) => v,
-        Err(action) => return Ok(action),
+        Err(halt) => return halt.into(),
     };
     let by_ha = ha == super::ha::HaView::Managed;
     // an image update (rolled out or refused), then spec.app with its values read now
     let running = current.status == "running";
-    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
+    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await {
         Ok(d) => d,
-        Err(action) => return Ok(action),
+        Err(halt) => return halt.into(),
     };
     // only the bind mounts and devices the operator set are removed when they leave the spec
     prepared.host.managed = p.status.host_mounts.iter().cloned().collect();
@@ -186,7 +187,7 @@ pub(super) async fn converge(
                 .not_ready(
                     Reason::NodeUnavailable,
                     format!("cannot move to node {target}: it is not online"),
-                    Action::requeue(jitter(Duration::from_secs(15))),
+                    p.retry(Reason::NodeUnavailable),
                 )
                 .await;
         }
@@ -208,7 +209,7 @@ pub(super) async fn converge(
                 p.not_ready(
                     Reason::MigrationRefused,
                     format!("Proxmox refused to move CT {vmid} to {target}: {}", e.message()),
-                    Action::requeue(jitter(Duration::from_secs(60))),
+                    p.retry(Reason::MigrationRefused),
                 )
                 .await
             }

@@ -278,8 +278,8 @@ pub(super) async fn create(
     };
     if p.obj.spec.app.is_some() {
         // every value spec.app reads must be there (and acceptable) before anything is made
-        if let Err(action) = super::app::resolve(p).await? {
-            return Ok(action);
+        if let Err(halt) = super::app::resolve(p).await {
+            return halt.into();
         }
     }
     let load = p
@@ -361,7 +361,7 @@ pub(super) async fn create(
     };
     let how = match (&image, how) {
         (Some((reference, storage)), How::Create { .. }) => {
-            match super::image::ensure_pulled(p, handle, &node, storage, reference).await? {
+            match super::image::ensure_pulled(p, handle, &node, storage, reference).await {
                 Ok(volid) => {
                     p.status.image = Some(reference.clone());
                     How::Create {
@@ -369,7 +369,7 @@ pub(super) async fn create(
                         restore: false,
                     }
                 }
-                Err(action) => return Ok(action),
+                Err(halt) => return halt.into(),
             }
         }
         (_, how) => how,

@@ -11,13 +11,12 @@ use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
 use crate::controller::tenancy::policy::Admission;
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::*;
 use crate::crd::{DeletionPolicy, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
-use std::time::Duration;
 
 /// An adopted container: status from the inventory, no finalizer, no tag, no change.
 pub(super) async fn observe_only(
@@ -45,9 +44,7 @@ pub(super) async fn observe_only(
         p.status.phase = Some(ContainerPhase::Pending);
         p.status.ip_addresses.clear();
         let msg = format!("CT {vmid} does not exist in Proxmox");
-        return p
-            .not_ready(Reason::NotFound, msg, Action::requeue(jitter(Duration::from_secs(60))))
-            .await;
+        return p.not_ready(Reason::NotFound, msg, p.retry(Reason::NotFound)).await;
     };
     let running = g.status == "running";
     p.status.node = Some(g.node.clone());
@@ -108,11 +105,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             p.status.phase = Some(ContainerPhase::Deleting);
             let msg = format!("cannot clean up CT {vmid}: {why}");
             return p
-                .not_ready(
-                    Reason::ClusterNotReady,
-                    msg,
-                    Action::requeue(jitter(Duration::from_secs(10))),
-                )
+                .not_ready(Reason::ClusterNotReady, msg, p.retry(Reason::ClusterNotReady))
                 .await;
         }
     };
@@ -140,8 +133,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         Ownership::Ours | Ownership::Claim => {}
         Ownership::WaitLocked(lock) => {
             let msg = format!("CT {vmid} is locked ({lock}); deletion waits before deciding whose it is");
-            let retry = Action::requeue(jitter(p.ctx.settings.lock_retry));
-            return p.not_ready(Reason::Locked, msg, retry).await;
+            return p.not_ready(Reason::Locked, msg, p.retry(Reason::Locked)).await;
         }
         Ownership::Reallocate | Ownership::TagLost | Ownership::Conflict => {
             p.event(
@@ -155,9 +147,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     if let Some(lock) = &cfg.lock {
         p.status.phase = Some(ContainerPhase::Deleting);
         let msg = format!("CT is locked ({lock}); deletion waits");
-        return p
-            .not_ready(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry)))
-            .await;
+        return p.not_ready(Reason::Locked, msg, p.retry(Reason::Locked)).await;
     }
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
         let update = super::desired::without_identity_tag(&cfg, &own_tag);
@@ -173,9 +163,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             let msg = format!(
                 "CT {vmid} has protection enabled in Proxmox; it is not deleted until spec.protection is set to false (or deletionPolicy to Retain)"
             );
-            return p
-                .not_ready(Reason::Protected, msg, Action::requeue(jitter(Duration::from_secs(30))))
-                .await;
+            return p.not_ready(Reason::Protected, msg, p.retry(Reason::Protected)).await;
         }
         let update = pve::ConfigUpdate {
             set: [("protection".to_string(), "0".to_string())].into(),

@@ -8,7 +8,7 @@ use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::kernel::task::{self, failure_message, Polled, Started};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::*;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass, Upid};
@@ -109,11 +109,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         Err(why) => {
             p.status.phase.get_or_insert(ContainerPhase::Pending);
             return p
-                .not_ready(
-                    Reason::ClusterNotReady,
-                    why,
-                    Action::requeue(jitter(Duration::from_secs(5))),
-                )
+                .not_ready(Reason::ClusterNotReady, why, p.retry(Reason::ClusterNotReady))
                 .await;
         }
     };
@@ -228,7 +224,7 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
                 p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
             }
             p.save().await?;
-            Ok(Some(Action::requeue(jitter(Duration::from_secs(5)))))
+            Ok(Some(p.retry(Reason::TaskFailed)))
         }
     }
 }
@@ -256,7 +252,7 @@ pub(super) async fn start_task(
         Started::Task(_) | Started::NoTask => Ok(next_poll(p)),
         Started::NoSlot => {
             let msg = format!("waiting for a task slot on node {node}");
-            p.not_synced(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+            p.not_synced(Reason::WaitingForTaskSlot, msg, p.retry(Reason::WaitingForTaskSlot))
                 .await
         }
         Started::Refused(e) if e.class() == ErrorClass::InvalidSpec => {

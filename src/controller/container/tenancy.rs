@@ -8,15 +8,11 @@ use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::tenancy::ownership;
 use crate::controller::tenancy::policy::{self, Admission, Refusal};
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::LxcContainer;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
-use std::time::Duration;
-
-/// How often a refused object looks again (a tenant's change does not trigger its objects).
-const RECHECK: Duration = Duration::from_secs(30);
 
 /// The storage a root disk goes to when the spec names none.
 pub const DEFAULT_ROOTFS_STORAGE: &str = "local";
@@ -76,7 +72,7 @@ pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
     p.cond(CondSpec::no(CONDITION_READY, r.reason, r.message));
     p.observed();
     p.save().await?;
-    Ok(Action::requeue(jitter(RECHECK)))
+    Ok(p.retry(r.reason))
 }
 
 /// Whether the namespace may clone (or observe) `g`.
