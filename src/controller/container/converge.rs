@@ -15,7 +15,7 @@ use crate::controller::tenancy::ownership::{user_notes, ArchiveMark};
 use crate::controller::{jitter, Error};
 use crate::crd::app::AppExitPolicy;
 use crate::crd::lxc_container::*;
-use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -200,7 +200,7 @@ pub(super) async fn converge(
             .await;
         let client = handle.client.clone();
         let (n, t) = (node.clone(), params);
-        return match start_task(p, handle, &node, "migrate", async move {
+        return match start_task(p, handle, &node, Operation::Migrate, async move {
             client.lxc_migrate(&n, vmid, &t).await
         })
         .await
@@ -271,7 +271,7 @@ pub(super) async fn converge(
         )
         .await;
         let (client, n) = (handle.client.clone(), node.clone());
-        return start_task(p, handle, &node, "reboot", async move {
+        return start_task(p, handle, &node, Operation::Reboot, async move {
             client.lxc_reboot(&n, vmid, Some(60)).await
         })
         .await;
@@ -290,7 +290,7 @@ pub(super) async fn converge(
         let n = node.clone();
         p.event(Reason::Resizing, format!("growing {disk} of CT {vmid} to {gib}Gi"))
             .await;
-        return start_task(p, handle, &node, "resize", async move {
+        return start_task(p, handle, &node, Operation::Resize, async move {
             client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await
         })
         .await;
@@ -314,18 +314,14 @@ pub(super) async fn converge(
                 } else {
                     p.event(Reason::Starting, format!("starting CT {vmid}")).await;
                 }
-                start_task(
-                    p,
-                    handle,
-                    &node,
-                    "start",
-                    async move { client.lxc_start(&n, vmid).await },
-                )
+                start_task(p, handle, &node, Operation::Start, async move {
+                    client.lxc_start(&n, vmid).await
+                })
                 .await
             }
             PowerAction::Shutdown => {
                 p.event(Reason::Stopping, format!("stopping CT {vmid}")).await;
-                start_task(p, handle, &node, "shutdown", async move {
+                start_task(p, handle, &node, Operation::Shutdown, async move {
                     client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await
                 })
                 .await

@@ -11,7 +11,7 @@ use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{ContainerPhase, UpdateStrategy, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
-use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The operation name of the pull task in `status.pendingTask`.
-pub const PULL_OPERATION: &str = "pull";
+pub const PULL_OPERATION: Operation = Operation::Pull;
 
 /// How soon a container whose pull failed tries again.
 const PULL_RETRY: Duration = Duration::from_secs(60);
@@ -155,7 +155,7 @@ pub(super) async fn ensure_pulled(
     };
     let (client, n, s) = (handle.client.clone(), node.to_string(), storage.to_string());
     let call = async move { client.oci_registry_pull(&n, &s, &params).await };
-    match task::start(p, handle, node, PULL_OPERATION, false, call).await? {
+    match task::start(p, handle, node, PULL_OPERATION.as_str(), false, call).await? {
         Started::Task(_) | Started::NoTask => {
             p.event(Reason::Pulling, msg).await;
             Err(Halt::Done(next_poll(p)))
@@ -276,7 +276,7 @@ pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Des
 }
 
 /// The operation name of the destroy that an image update by `Recreate` starts with.
-pub const RECREATE_OPERATION: &str = "recreate";
+pub const RECREATE_OPERATION: Operation = Operation::Recreate;
 
 /// Rolls out a new `source.image.reference` to an existing container per
 /// `spec.updateStrategy`. `Ok` when the container runs the wanted image; otherwise it halts
@@ -331,7 +331,7 @@ pub(super) async fn update(
         .await;
         let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
         return Err(Halt::end(
-            super::reconcile::start_task(p, handle, node, "shutdown", call).await,
+            super::reconcile::start_task(p, handle, node, Operation::Shutdown, call).await,
         ));
     }
     p.event(

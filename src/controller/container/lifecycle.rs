@@ -13,7 +13,7 @@ use crate::controller::kernel::Reason;
 use crate::controller::tenancy::policy::Admission;
 use crate::controller::Error;
 use crate::crd::lxc_container::*;
-use crate::crd::{DeletionPolicy, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{DeletionPolicy, Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
@@ -191,13 +191,9 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it"))
             .await;
         let n = node.clone();
-        return start_task(
-            p,
-            &handle,
-            &node,
-            "stop",
-            async move { client.lxc_stop(&n, vmid).await },
-        )
+        return start_task(p, &handle, &node, Operation::Stop, async move {
+            client.lxc_stop(&n, vmid).await
+        })
         .await;
     }
     p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}"))
@@ -206,7 +202,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     // only what the config references: disks of other guests with this vmid on shared storage,
     // or detached ones, are not ours to destroy
     let params = pve::DeleteParams::purge_referenced_only();
-    start_task(p, &handle, &node, "delete", async move {
+    start_task(p, &handle, &node, Operation::Delete, async move {
         client.lxc_delete(&n, vmid, &params).await
     })
     .await
