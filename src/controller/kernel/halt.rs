@@ -55,16 +55,6 @@ pub fn finish(step: Step<Action>) -> Result<Action, Error> {
     }
 }
 
-/// A step's result where a step is awaited: `Ok(Ok(value))`, `Ok(Err(action))` to end the pass,
-/// or the error (for the callers not yet written as steps).
-pub fn nested<T>(step: Step<T>) -> Result<Result<T, Action>, Error> {
-    match step {
-        Ok(v) => Ok(Ok(v)),
-        Err(Halt::Done(a)) => Ok(Err(a)),
-        Err(Halt::Fail(e)) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,9 +78,7 @@ mod tests {
         assert_eq!(finish(pass(0)).unwrap(), Action::requeue(Duration::from_secs(5)));
         assert!(finish(pass(1)).is_err());
         assert_eq!(finish(pass(7)).unwrap(), Action::requeue(Duration::from_secs(7)));
-        assert_eq!(nested(step(7)).unwrap(), Ok(7));
-        assert!(matches!(nested(step(0)), Ok(Err(_))));
-        assert!(nested(step(1)).is_err());
+        assert_eq!(step(7).unwrap(), 7);
         assert!(matches!(Halt::end(Ok(Action::await_change())), Halt::Done(_)));
         let ended: Result<Action, Error> = Halt::Done(Action::await_change()).into();
         assert_eq!(ended.unwrap(), Action::await_change());

@@ -297,6 +297,13 @@ impl<'a, K: Managed> Pass<'a, K> {
         Ok(action)
     }
 
+    /// A step stops the pass: [`Pass::not_ready`] with the reason's wait ([`Pass::retry`]), as a
+    /// halt (`return Err(p.stop(reason, msg).await)`).
+    pub async fn stop(&mut self, reason: Reason, message: String) -> super::Halt {
+        let wait = self.retry(reason);
+        super::Halt::end(self.not_ready(reason, message, wait).await)
+    }
+
     /// `Synced=False` with a reason (the object may still be ready); saves; ends with `action`.
     pub async fn not_synced(&mut self, reason: Reason, message: String, action: Action) -> Result<Action, Error> {
         self.cond(CondSpec::no(CONDITION_SYNCED, reason, message));
