@@ -305,3 +305,77 @@ fn the_container_cache_keeps_only_our_annotations_and_no_managed_fields() {
     crate::controller::run::slim_for_cache(&mut o);
     assert!(o.metadata.annotations.is_none());
 }
+
+/// Whether `ns/name` lost our finalizer: a merge patch of its metadata without it.
+fn finalizer_removed(w: &World, ns: &str, name: &str) -> bool {
+    let p = path(ns, "lxccontainers", name);
+    w.api.writes.lock().unwrap().iter().any(|(m, at, body)| {
+        m == "PATCH"
+            && *at == p
+            && body["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|l| !l.iter().any(|f| f == crate::crd::FINALIZER))
+    })
+}
+
+#[tokio::test]
+async fn an_object_deleted_while_proxmox_still_creates_its_container_keeps_its_finalizer_so_no_orphan_is_left() {
+    let w = World::new("ns", 2).await;
+    // the create a crashed operator started: while it runs, Proxmox holds CT 150 locked
+    // `create`, with no tags yet (our tag is in the create call and shows only at the end)
+    w.sim.set_clock_speed(2.0);
+    let params = crate::pve::LxcCreateParams {
+        vmid: 150,
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into(),
+        tags: Some("k8s-uid-web".into()),
+        ..Default::default()
+    };
+    w.handle.client.lxc_create("pve1", &params).await.unwrap();
+    w.sim.set_clock_speed(50.0);
+    let ct = w.sim.container(150).expect("the config exists at once");
+    assert_eq!(ct.lock.as_deref(), Some("create"));
+    assert!(!ct.config.contains_key("tags"), "{:?}", ct.config);
+    // its object, deleted now; status says a create may have been started (the marker)
+    let mut obj = container("ns", "web");
+    obj.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::now(),
+    ));
+    obj.metadata.finalizers = Some(vec![crate::crd::FINALIZER.to_string()]);
+    obj.status = Some(crate::crd::LxcContainerStatus {
+        vmid: Some(150),
+        cluster: Some("default".into()),
+        node: Some("pve1".into()),
+        phase: Some(crate::crd::lxc_container::ContainerPhase::Creating),
+        pending_task: Some(crate::crd::lxc_container::PendingTask {
+            upid: super::kernel::UNKNOWN_UPID.into(),
+            operation: "create".into(),
+            started_at: None,
+        }),
+        ..Default::default()
+    });
+    w.api.put(&path("ns", "lxccontainers", "web"), &obj);
+    let obj = Arc::new(obj);
+    let action = super::container::reconcile::reconcile(obj.clone(), w.ctx.clone())
+        .await
+        .unwrap();
+    assert!(
+        !finalizer_removed(&w, "ns", "web"),
+        "a container Proxmox is still creating may be ours: the deletion waits"
+    );
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::await_change(),
+        "it looks again"
+    );
+    // once the create has ended the container carries our tag: the deletion destroys it, and
+    // only then does the finalizer go
+    for _ in 0..100 {
+        if finalizer_removed(&w, "ns", "web") {
+            break;
+        }
+        let _ = super::container::reconcile::reconcile(obj.clone(), w.ctx.clone()).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert!(finalizer_removed(&w, "ns", "web"), "the deletion ends");
+    assert!(w.sim.container(150).is_none(), "no orphan is left in Proxmox");
+}

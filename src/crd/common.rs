@@ -1,6 +1,6 @@
 //! Types shared by several kinds: references, conditions, quantities and validation patterns.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -340,5 +340,159 @@ mod tests {
                 assert!(!re.is_match(bad), "{p} accepted {bad:?}");
             }
         }
+    }
+}
+
+/// A Proxmox task in flight.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingTask {
+    /// The task's UPID.
+    pub upid: String,
+    /// What the task does, e.g. `create`, `start`, `migrate`.
+    pub operation: String,
+    /// When the task was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+}
+
+impl PendingTask {
+    /// What the task does, when it is one the operator knows.
+    pub fn op(&self) -> Option<Operation> {
+        Operation::parse(&self.operation)
+    }
+}
+
+/// What a task does, as `PendingTask.operation` records it (these strings are the wire format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// A container created from an OS template or an image (`POST /nodes/{node}/lxc`).
+    Create,
+    /// A container cloned from another.
+    Clone,
+    /// A container restored from a backup archive.
+    Restore,
+    /// A container started.
+    Start,
+    /// A container stopped at once.
+    Stop,
+    /// A container shut down.
+    Shutdown,
+    /// A container rebooted.
+    Reboot,
+    /// A container moved to another node.
+    Migrate,
+    /// A disk grown.
+    Resize,
+    /// A container, snapshot or template destroyed.
+    Delete,
+    /// An OCI image pulled into storage.
+    Pull,
+    /// A container destroyed to be created again from a new image.
+    Recreate,
+    /// The temporary snapshot a clone of a running container is made from.
+    CloneSnapshot,
+    /// That temporary snapshot deleted.
+    CloneSnapshotDelete,
+    /// A backup.
+    Vzdump,
+    /// An image downloaded.
+    Download,
+    /// A container converted into a template.
+    Template,
+    /// A snapshot taken.
+    Snapshot,
+    /// A container rolled back to a snapshot.
+    Rollback,
+}
+
+impl Operation {
+    /// Every operation.
+    pub const ALL: &'static [Operation] = &[
+        Operation::Create,
+        Operation::Clone,
+        Operation::Restore,
+        Operation::Start,
+        Operation::Stop,
+        Operation::Shutdown,
+        Operation::Reboot,
+        Operation::Migrate,
+        Operation::Resize,
+        Operation::Delete,
+        Operation::Pull,
+        Operation::Recreate,
+        Operation::CloneSnapshot,
+        Operation::CloneSnapshotDelete,
+        Operation::Vzdump,
+        Operation::Download,
+        Operation::Template,
+        Operation::Snapshot,
+        Operation::Rollback,
+    ];
+
+    /// The operation as recorded in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Clone => "clone",
+            Operation::Restore => "restore",
+            Operation::Start => "start",
+            Operation::Stop => "stop",
+            Operation::Shutdown => "shutdown",
+            Operation::Reboot => "reboot",
+            Operation::Migrate => "migrate",
+            Operation::Resize => "resize",
+            Operation::Delete => "delete",
+            Operation::Pull => "pull",
+            Operation::Recreate => "recreate",
+            Operation::CloneSnapshot => "clone-snapshot",
+            Operation::CloneSnapshotDelete => "clone-snapshot-delete",
+            Operation::Vzdump => "vzdump",
+            Operation::Download => "download",
+            Operation::Template => "template",
+            Operation::Snapshot => "snapshot",
+            Operation::Rollback => "rollback",
+        }
+    }
+
+    /// The operation recorded as `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Operation> {
+        Operation::ALL.iter().copied().find(|o| o.as_str() == s)
+    }
+
+    /// Whether the task makes a new container (or the snapshot one is made from): when it
+    /// fails, nothing exists yet.
+    pub fn makes_container(self) -> bool {
+        matches!(
+            self,
+            Operation::Create | Operation::Clone | Operation::Restore | Operation::CloneSnapshot
+        )
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod operation_tests {
+    use super::*;
+
+    #[test]
+    fn every_task_operation_reads_back_as_the_string_status_records() {
+        for op in Operation::ALL {
+            assert_eq!(Operation::parse(op.as_str()), Some(*op));
+        }
+        assert_eq!(Operation::CloneSnapshot.as_str(), "clone-snapshot");
+        assert_eq!(Operation::parse("something-else"), None);
+        let pt = PendingTask {
+            upid: "UPID:pve1:…".into(),
+            operation: "restore".into(),
+            started_at: None,
+        };
+        assert_eq!(pt.op(), Some(Operation::Restore));
+        assert!(Operation::Restore.makes_container() && !Operation::Delete.makes_container());
     }
 }

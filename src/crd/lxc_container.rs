@@ -745,18 +745,7 @@ pub struct Usage {
     pub net_out_bytes: Option<u64>,
 }
 
-/// A Proxmox task in flight.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingTask {
-    /// The task's UPID.
-    pub upid: String,
-    /// What the task does, e.g. `create`, `start`, `migrate`.
-    pub operation: String,
-    /// When the task was started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-}
+pub use super::common::PendingTask;
 
 /// A temporary snapshot of a running clone source (Proxmox clones a running container fully
 /// only from a snapshot).

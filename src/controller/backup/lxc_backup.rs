@@ -465,7 +465,7 @@ async fn find_archive(
     storage: &str,
     vmid: u32,
     since: Option<&Time>,
-    uid: &str,
+    (ns, uid): (&str, &str),
 ) -> Result<Option<(String, Option<u64>)>, pve::Error> {
     let from_log = match upid {
         Some(u) => archive_from_log(&handle.client.task_log_tail(u, 50).await.unwrap_or_default())
@@ -480,7 +480,7 @@ async fn find_archive(
     // only archives whose notes say this LxcBackup made them: never a foreign one
     let entries: Vec<(String, Option<i64>, Option<u64>)> = list
         .into_iter()
-        .filter(|e| ownership::made_by_backup(e.notes.as_deref(), uid))
+        .filter(|e| ownership::made_by_backup(e.notes.as_deref(), ns, uid))
         .map(|e| (e.volid, e.ctime, e.size))
         .collect();
     Ok(pick_archive(&entries, from_log.as_deref(), since))
@@ -538,7 +538,7 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             &storage,
             vmid,
             p.status.started_at.as_ref(),
-            &p.uid,
+            (&p.obj.namespace().unwrap_or_default(), &p.uid),
         )
         .await?
         {
@@ -577,7 +577,7 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             &storage,
             vmid,
             p.status.started_at.as_ref(),
-            &p.uid,
+            (&p.obj.namespace().unwrap_or_default(), &p.uid),
         )
         .await?
         {
@@ -691,7 +691,9 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     };
     // the volid in status is only believed when the archive's notes say this LxcBackup made it
     let present = match present {
-        Some(notes) if ownership::made_by_backup(notes.as_deref(), &p.uid) => true,
+        Some(notes) if ownership::made_by_backup(notes.as_deref(), &p.obj.namespace().unwrap_or_default(), &p.uid) => {
+            true
+        }
         Some(_) => {
             p.event(
                 Reason::LeftUntouched,

@@ -11,7 +11,7 @@ use super::desired::{Desired, InvalidSpec, Source};
 use super::reconcile::P;
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::error::KubeOp;
-use crate::controller::kernel::Reason;
+use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
 use crate::pve;
@@ -174,12 +174,11 @@ impl ResolvedApp {
 }
 
 /// Reads every value of `spec.app` (Secrets and ConfigMaps of the object's namespace).
-/// `Ok(Err(action))` ends the pass: a source that does not exist yet (waiting, reason
-/// `EnvSourceNotFound`), or a value Proxmox would refuse (`InvalidSpec`). `None` without
-/// `spec.app`.
-pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>, Action>, Error> {
+/// Halts the pass on a source that does not exist yet (waiting, reason `EnvSourceNotFound`)
+/// or a value Proxmox would refuse (`InvalidSpec`). `None` without `spec.app`.
+pub(super) async fn resolve(p: &mut P<'_>) -> Step<Option<ResolvedApp>> {
     let Some(app) = p.obj.spec.app.clone() else {
-        return Ok(Ok(None));
+        return Ok(None);
     };
     let ns = p.obj.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(p.ctx.kube.clone(), &ns);
@@ -199,7 +198,7 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>,
                                 "the value of {} (Secret {} key {}) is not UTF-8 text",
                                 e.name, r.name, r.key
                             );
-                            return Ok(Err(refused_value(p, i, message).await?));
+                            return Err(Halt::end(refused_value(p, i, message).await));
                         }
                         other => (
                             other.and_then(Result::ok),
@@ -223,34 +222,37 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Result<Result<Option<ResolvedApp>,
                     "the value of {} from {what} contains a line break or another control character (Proxmox refuses them; tabs are allowed)",
                     e.name
                 );
-                return Ok(Err(refused_value(p, i, message).await?));
+                return Err(Halt::end(refused_value(p, i, message).await));
             }
             Some(v) => env.push((e.name.clone(), v)),
             None if optional => {}
             None => {
                 let msg = format!("app.env[{i}] ({}): {what} does not exist (yet)", e.name);
-                let wait = Action::requeue(jitter(Duration::from_secs(10)));
-                return Ok(Err(p.not_ready(Reason::EnvSourceNotFound, msg, wait).await?));
+                let wait = p.retry(Reason::EnvSourceNotFound);
+                return Err(Halt::end(p.not_ready(Reason::EnvSourceNotFound, msg, wait).await));
             }
         }
     }
-    Ok(Ok(Some(ResolvedApp {
+    Ok(Some(ResolvedApp {
         entrypoint: entrypoint(&app.command, &app.args),
         env,
-    })))
+    }))
 }
+
+/// How often a refused value is read again.
+const VALUE_RECHECK: Duration = Duration::from_secs(60);
 
 /// A value read from a Secret or ConfigMap that Proxmox would refuse: `InvalidSpec` naming the
 /// entry (never the value), looked at again every minute (the source may be fixed without a
 /// spec change).
 async fn refused_value(p: &mut P<'_>, i: usize, message: String) -> Result<Action, Error> {
     p.invalid(invalid(format!("app.env[{i}].valueFrom"), message)).await?;
-    Ok(Action::requeue(jitter(Duration::from_secs(60))))
+    Ok(Action::requeue(jitter(VALUE_RECHECK)))
 }
 
 /// The desired config of an existing container with `spec.app` applied (its values read now),
-/// after an image update is rolled out or refused (`image::update`). `Ok(Err(action))` ends
-/// the pass.
+/// after an image update is rolled out or refused (`image::update`, which halts the pass while
+/// it acts).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare(
     p: &mut P<'_>,
@@ -260,24 +262,21 @@ pub(super) async fn prepare(
     cfg: &pve::LxcConfig,
     running: bool,
     desired: &Desired,
-) -> Result<Result<Desired, Action>, Error> {
+) -> Step<Desired> {
     if let Source::Image { reference, storage } = &desired.source {
         match p.status.image.clone() {
             Some(now) => {
                 let update = super::image::update(p, handle, node, vmid, cfg, running, &now, reference, storage);
-                if let Some(a) = update.await? {
-                    return Ok(Err(a));
-                }
+                update.await?;
             }
             None => p.status.image = Some(reference.clone()),
         }
     }
     let current_env = cfg.raw.get("env").and_then(|v| v.as_str());
-    match resolve(p).await? {
-        Err(a) => Ok(Err(a)),
-        Ok(None) => Ok(Ok(desired.clone())),
-        Ok(Some(app)) => Ok(Ok(app.apply(desired, current_env))),
-    }
+    Ok(match resolve(p).await? {
+        None => desired.clone(),
+        Some(app) => app.apply(desired, current_env),
+    })
 }
 
 /// Whether the container is restarted now to apply process settings waiting for a restart

@@ -6,21 +6,21 @@
 //! been started (`used`) and no task runs, it is deleted, whether the clone succeeded or failed,
 //! and it is deleted too when the object goes. [`step`] and [`tidy`] are the pure decisions.
 
-use super::reconcile::{next_poll, start_task, P, SLOT_RETRY};
+use super::reconcile::{next_poll, start_task, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot as Inventory};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::Reason;
 use crate::controller::snapshot::decide::{description, marked};
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::{CloneSnapshot, ContainerPhase};
-use crate::crd::CONDITION_READY;
+use crate::crd::{Operation, CONDITION_READY};
 use kube::runtime::controller::Action;
 
 /// The operation recorded while the temporary snapshot is taken.
-pub const TAKE_OPERATION: &str = "clone-snapshot";
+pub const TAKE_OPERATION: Operation = Operation::CloneSnapshot;
 /// The operation recorded while the temporary snapshot is deleted.
-pub const DELETE_OPERATION: &str = "clone-snapshot-delete";
+pub const DELETE_OPERATION: Operation = Operation::CloneSnapshotDelete;
 
 /// The temporary snapshot's name for container `uid`: `k8s-clone-` and the uid's first 12
 /// hex digits (a Proxmox snapshot name has at most 40 characters).
@@ -179,7 +179,7 @@ pub(super) async fn prepare(
             let text = description(&p.uid, Some("temporary, for a clone; deleted once it is made"));
             let (client, node, n) = (handle.client.clone(), src_node.to_string(), name.clone());
             let call = async move { client.lxc_snapshot_create(&node, src_vmid, &n, Some(&text)).await };
-            match task::start(p, handle, src_node, TAKE_OPERATION, true, call).await? {
+            match task::start(p, handle, src_node, TAKE_OPERATION.as_str(), true, call).await? {
                 Started::Task(_) | Started::NoTask => {
                     let msg = format!("temporary snapshot {name} of CT {src_vmid} started, for the clone");
                     p.event(Reason::Started, msg).await;
@@ -188,7 +188,7 @@ pub(super) async fn prepare(
                 Started::NoSlot => {
                     let msg = format!("waiting for a task slot on node {src_node}");
                     let action = p
-                        .not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+                        .not_ready(Reason::WaitingForTaskSlot, msg, p.retry(Reason::WaitingForTaskSlot))
                         .await?;
                     Ok(Prepared::Done(action))
                 }

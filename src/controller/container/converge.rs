@@ -1,9 +1,10 @@
-//! Converging an existing container: whose it is (`decide::ownership`), then the plan
+//! Converging an existing container: whose it is (`identity::ownership`), then the plan
 //! (migrate, config update, resize, power) with at most one task, then the in-sync status
 //! (usage, IPs, firewall, the Service, backups).
 
-use super::decide::{self, Evidence, Ownership};
-use super::desired::{Desired, InvalidSpec, Source};
+use super::decide;
+use super::desired::{Desired, InvalidSpec};
+use super::identity::{self, Evidence, Ownership};
 use super::locate::Located;
 use super::plan::{plan, Observed, PowerAction};
 use super::reconcile::{start_task, CONDITION_PENDING_RESTART, P};
@@ -14,7 +15,7 @@ use crate::controller::tenancy::ownership::{user_notes, ArchiveMark};
 use crate::controller::{jitter, Error};
 use crate::crd::app::AppExitPolicy;
 use crate::crd::lxc_container::*;
-use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -40,7 +41,8 @@ pub(super) async fn foreign(
         Ownership::Ours | Ownership::Claim => return Ok(Action::requeue(Duration::from_millis(100))),
         Ownership::WaitLocked(lock) => {
             let msg = format!("CT {vmid} is locked ({lock}); waiting before deciding whose it is");
-            return p.not_synced(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry))).await;
+            let wait = p.retry(Reason::Locked);
+            return p.not_synced(Reason::Locked, msg, wait).await;
         }
         Ownership::Reallocate => {
             // an id we picked ourselves was taken by someone else before our create: pick another
@@ -70,8 +72,8 @@ pub(super) async fn foreign(
     };
     p.cond(CondSpec::no(CONDITION_SYNCED, reason, msg.clone()));
     p.cond(CondSpec::yes(CONDITION_STALLED, reason, msg.clone()));
-    p.not_ready(reason, msg, Action::requeue(jitter(Duration::from_secs(300))))
-        .await
+    let wait = p.retry(reason);
+    p.not_ready(reason, msg, wait).await
 }
 
 /// Converges the container found at our vmid.
@@ -88,16 +90,7 @@ pub(super) async fn converge(
         config: cfg,
         current,
     } = found;
-    let tags = cfg.tag_list();
-    let tagged = tags.contains(&desired.identity_tag);
-    let verdict = decide::ownership(Evidence {
-        tagged,
-        tagged_by_other: !tagged && super::tenancy::tagged_by_other(p, snap, vmid, &tags).await?,
-        lock: cfg.lock.as_deref(),
-        phase: p.status.phase,
-        user_vmid: p.obj.spec.vmid.is_some(),
-        cloning: matches!(desired.source, Source::Clone { .. } | Source::Template { .. }),
-    });
+    let verdict = identity::ownership(&Evidence::gather(p, snap, vmid, &cfg).await?);
     let ours = match verdict {
         Ownership::Ours => true,
         Ownership::Claim => false,
@@ -119,19 +112,19 @@ pub(super) async fn converge(
             format!("CT is locked ({lock}); waiting"),
         ));
         p.save().await?;
-        return Ok(Action::requeue(jitter(p.ctx.settings.lock_retry)));
+        return Ok(p.retry(Reason::Locked));
     }
     // the HA resource and rule first: while HA manages the container it decides power and place
-    let ha = match super::ha::sync(p, handle, snap, vmid).await? {
+    let ha = match super::ha::sync(p, handle, snap, vmid).await {
         Ok(v) => v,
-        Err(action) => return Ok(action),
+        Err(halt) => return halt.into(),
     };
     let by_ha = ha == super::ha::HaView::Managed;
     // an image update (rolled out or refused), then spec.app with its values read now
     let running = current.status == "running";
-    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await? {
+    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await {
         Ok(d) => d,
-        Err(action) => return Ok(action),
+        Err(halt) => return halt.into(),
     };
     // only the bind mounts and devices the operator set are removed when they leave the spec
     prepared.host.managed = p.status.host_mounts.iter().cloned().collect();
@@ -194,7 +187,7 @@ pub(super) async fn converge(
                 .not_ready(
                     Reason::NodeUnavailable,
                     format!("cannot move to node {target}: it is not online"),
-                    Action::requeue(jitter(Duration::from_secs(15))),
+                    p.retry(Reason::NodeUnavailable),
                 )
                 .await;
         }
@@ -207,7 +200,7 @@ pub(super) async fn converge(
             .await;
         let client = handle.client.clone();
         let (n, t) = (node.clone(), params);
-        return match start_task(p, handle, &node, "migrate", async move {
+        return match start_task(p, handle, &node, Operation::Migrate, async move {
             client.lxc_migrate(&n, vmid, &t).await
         })
         .await
@@ -216,7 +209,7 @@ pub(super) async fn converge(
                 p.not_ready(
                     Reason::MigrationRefused,
                     format!("Proxmox refused to move CT {vmid} to {target}: {}", e.message()),
-                    Action::requeue(jitter(Duration::from_secs(60))),
+                    p.retry(Reason::MigrationRefused),
                 )
                 .await
             }
@@ -278,7 +271,7 @@ pub(super) async fn converge(
         )
         .await;
         let (client, n) = (handle.client.clone(), node.clone());
-        return start_task(p, handle, &node, "reboot", async move {
+        return start_task(p, handle, &node, Operation::Reboot, async move {
             client.lxc_reboot(&n, vmid, Some(60)).await
         })
         .await;
@@ -297,7 +290,7 @@ pub(super) async fn converge(
         let n = node.clone();
         p.event(Reason::Resizing, format!("growing {disk} of CT {vmid} to {gib}Gi"))
             .await;
-        return start_task(p, handle, &node, "resize", async move {
+        return start_task(p, handle, &node, Operation::Resize, async move {
             client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await
         })
         .await;
@@ -321,18 +314,14 @@ pub(super) async fn converge(
                 } else {
                     p.event(Reason::Starting, format!("starting CT {vmid}")).await;
                 }
-                start_task(
-                    p,
-                    handle,
-                    &node,
-                    "start",
-                    async move { client.lxc_start(&n, vmid).await },
-                )
+                start_task(p, handle, &node, Operation::Start, async move {
+                    client.lxc_start(&n, vmid).await
+                })
                 .await
             }
             PowerAction::Shutdown => {
                 p.event(Reason::Stopping, format!("stopping CT {vmid}")).await;
-                start_task(p, handle, &node, "shutdown", async move {
+                start_task(p, handle, &node, Operation::Shutdown, async move {
                     client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await
                 })
                 .await

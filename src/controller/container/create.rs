@@ -6,13 +6,14 @@ use super::clone_snapshot::Prepared;
 use super::converge::foreign;
 use super::decide::{self, Origin};
 use super::desired::{Desired, InvalidSpec, Source};
+use super::identity;
 use super::reconcile::{next_poll, P, SLOT_RETRY};
 use super::tenancy;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::task::{self, Started};
-use crate::controller::kernel::Reason;
+use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::tenancy::ownership::{self, ArchiveMark};
 use crate::controller::tenancy::policy::{Admission, Refusal};
 use crate::controller::{jitter, Error};
@@ -40,18 +41,17 @@ enum How {
 }
 
 /// Resolves the source into what to call, with ownership proven in Proxmox (the tag on a
-/// clone source, the mark in an archive's notes), never by a status field; `Err` ends the pass
-/// (waiting for it, or refused).
+/// clone source, the mark in an archive's notes), never by a status field; halts the pass while
+/// it waits for the source, or when it is refused.
 async fn resolve_source(
     p: &mut P<'_>,
     handle: &ClusterHandle,
     snap: &Snapshot,
     desired: &Desired,
     admission: &Admission,
-) -> Result<Result<(How, Origin), Action>, Error> {
+) -> Step<(How, Origin)> {
     let ns = p.obj.namespace().unwrap_or_default();
-    let wait = |secs| Action::requeue(jitter(Duration::from_secs(secs)));
-    Ok(Ok(match &desired.source {
+    Ok(match &desired.source {
         Source::OsTemplate(t) => (
             How::Create {
                 ostemplate: t.clone(),
@@ -70,10 +70,10 @@ async fn resolve_source(
         Source::BackupVolid(v) => {
             let Some(notes) = tenancy::archive_notes(handle, snap, v).await? else {
                 let msg = format!("archive {v} is not listed on any node that sees its storage");
-                return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
+                return Err(p.stop(Reason::ArchiveNotFound, msg).await);
             };
             if let Err(r) = ownership::may_restore(&ns, v, notes.as_deref(), admission) {
-                return Ok(Err(tenancy::refuse(p, r).await?));
+                return Err(Halt::end(tenancy::refuse(p, r).await));
             }
             (
                 How::Create {
@@ -96,17 +96,17 @@ async fn resolve_source(
                     // say that this LxcBackup made it
                     let Some(notes) = tenancy::archive_notes(handle, snap, &v).await? else {
                         let msg = format!("archive {v} of LxcBackup {n} is not listed in Proxmox");
-                        return Ok(Err(p.not_ready(Reason::ArchiveNotFound, msg, wait(30)).await?));
+                        return Err(p.stop(Reason::ArchiveNotFound, msg).await);
                     };
                     let marked = ArchiveMark::parse(notes.as_deref()).is_some();
-                    let proven = tenancy::made_by_backup(notes.as_deref(), &ns, &backup_uid);
+                    let proven = ownership::made_by_backup(notes.as_deref(), &ns, &backup_uid);
                     if marked && !proven {
                         let msg = format!("archive {v} in the status of LxcBackup {n} was not made by it");
                         let r = Refusal::new(Reason::NotOwned, msg);
-                        return Ok(Err(tenancy::refuse(p, r).await?));
+                        return Err(Halt::end(tenancy::refuse(p, r).await));
                     }
                     if let Err(r) = ownership::may_restore(&ns, &v, notes.as_deref(), admission) {
-                        return Ok(Err(tenancy::refuse(p, r).await?));
+                        return Err(Halt::end(tenancy::refuse(p, r).await));
                     }
                     // an archive on storage that is not shared can only be restored on its node
                     let storage = v.split_once(':').map(|x| x.0).unwrap_or_default();
@@ -121,7 +121,7 @@ async fn resolve_source(
                 }
                 None => {
                     let msg = format!("LxcBackup {n} has no completed archive yet");
-                    return Ok(Err(p.not_ready(Reason::WaitingForBackup, msg, wait(10)).await?));
+                    return Err(p.stop(Reason::WaitingForBackup, msg).await);
                 }
             }
         }
@@ -129,7 +129,7 @@ async fn resolve_source(
             Some(g) => {
                 // the owner is looked up once (a scan of the caches), not once per check
                 if let Err(r) = tenancy::may_use(p, g, admission, "source.clone.vmid") {
-                    return Ok(Err(tenancy::refuse(p, r).await?));
+                    return Err(Halt::end(tenancy::refuse(p, r).await));
                 }
                 (
                     How::Clone {
@@ -142,7 +142,7 @@ async fn resolve_source(
             }
             None => {
                 let msg = format!("source CT {src} does not exist in Proxmox");
-                return Ok(Err(p.not_ready(Reason::SourceNotFound, msg, wait(30)).await?));
+                return Err(p.stop(Reason::SourceNotFound, msg).await);
             }
         },
         Source::Template { name, full } => {
@@ -155,9 +155,9 @@ async fn resolve_source(
             let template_uid = t.as_ref().and_then(|t| t.uid()).unwrap_or_default();
             match ready.and_then(|s| Some((s.vmid?, s.node.clone()?))) {
                 // the vmid in the template's status counts only when Proxmox shows its tag there
-                Some((tv, _)) if !tenancy::carries_identity(snap, tv, &template_uid) => {
+                Some((tv, _)) if !identity::carries_identity(snap, tv, &template_uid) => {
                     let msg = format!("CT {tv} in the status of LxcTemplate {name} does not carry its identity tag");
-                    return Ok(Err(tenancy::refuse(p, Refusal::new(Reason::NotOwned, msg)).await?));
+                    return Err(Halt::end(tenancy::refuse(p, Refusal::new(Reason::NotOwned, msg)).await));
                 }
                 Some((tv, tn)) => (
                     How::Clone {
@@ -169,11 +169,11 @@ async fn resolve_source(
                 ),
                 None => {
                     let msg = format!("LxcTemplate {name} is not Ready yet");
-                    return Ok(Err(p.not_ready(Reason::WaitingForTemplate, msg, wait(5)).await?));
+                    return Err(p.stop(Reason::WaitingForTemplate, msg).await);
                 }
             }
         }
-    }))
+    })
 }
 
 /// The Secret type that marks a Secret as a container root password.
@@ -192,10 +192,11 @@ pub fn is_root_password_secret(s: &Secret) -> bool {
             .is_some_and(|v| v == "true")
 }
 
-/// Reads the root password from its Secret (never logged or copied); `Err` ends the pass.
-async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, Error> {
+/// Reads the root password from its Secret (never logged or copied); halts the pass while
+/// there is none to read.
+async fn root_password(p: &mut P<'_>) -> Step<Option<String>> {
     let Some(r) = p.obj.spec.auth.as_ref().and_then(|a| a.password_secret_ref.clone()) else {
-        return Ok(Ok(None));
+        return Ok(None);
     };
     let secrets: Api<Secret> = Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
     let secret = secrets.get_opt(&r.name).await.op("read the root password Secret")?;
@@ -207,29 +208,17 @@ async fn root_password(p: &mut P<'_>) -> Result<Result<Option<String>, Action>, 
                 "Secret {} is not meant as a root password: give it type {ROOT_PASSWORD_TYPE} or the label {ROOT_PASSWORD_LABEL}=true",
                 r.name
             );
-            return Ok(Err(p
-                .not_ready(
-                    Reason::PasswordSecretNotFound,
-                    msg,
-                    Action::requeue(jitter(Duration::from_secs(30))),
-                )
-                .await?));
+            return Err(p.stop(Reason::PasswordSecretNotFound, msg).await);
         }
     }
     match secret.and_then(|s| {
         s.data
             .and_then(|d| d.get(&r.key).map(|v| String::from_utf8_lossy(&v.0).into_owned()))
     }) {
-        Some(v) => Ok(Ok(Some(v))),
+        Some(v) => Ok(Some(v)),
         None => {
             let msg = format!("Secret {} with key {} not found", r.name, r.key);
-            Ok(Err(p
-                .not_ready(
-                    Reason::PasswordSecretNotFound,
-                    msg,
-                    Action::requeue(jitter(Duration::from_secs(15))),
-                )
-                .await?))
+            Err(p.stop(Reason::PasswordSecretNotFound, msg).await)
         }
     }
 }
@@ -244,7 +233,7 @@ pub(super) async fn create(
     admission: &Admission,
 ) -> Result<Action, Error> {
     let user_vmid = p.obj.spec.vmid.is_some();
-    if let Some(verdict) = decide::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
+    if let Some(verdict) = identity::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
         let node = snap.guests.get(&vmid).map(|g| g.node.clone()).unwrap_or_default();
         return foreign(
             p,
@@ -267,9 +256,9 @@ pub(super) async fn create(
         .as_ref()
         .map(|r| r.0.clone())
         .unwrap_or_else(|| tenancy::DEFAULT_ROOTFS_STORAGE.into());
-    let (how, origin) = match resolve_source(p, handle, snap, desired, admission).await? {
+    let (how, origin) = match resolve_source(p, handle, snap, desired, admission).await {
         Ok(x) => x,
-        Err(action) => return Ok(action),
+        Err(halt) => return halt.into(),
     };
     let image = match &desired.source {
         Source::Image { reference, storage } => Some((reference.clone(), storage.clone())),
@@ -277,8 +266,8 @@ pub(super) async fn create(
     };
     if p.obj.spec.app.is_some() {
         // every value spec.app reads must be there (and acceptable) before anything is made
-        if let Err(action) = super::app::resolve(p).await? {
-            return Ok(action);
+        if let Err(halt) = super::app::resolve(p).await {
+            return halt.into();
         }
     }
     let load = p
@@ -360,7 +349,7 @@ pub(super) async fn create(
     };
     let how = match (&image, how) {
         (Some((reference, storage)), How::Create { .. }) => {
-            match super::image::ensure_pulled(p, handle, &node, storage, reference).await? {
+            match super::image::ensure_pulled(p, handle, &node, storage, reference).await {
                 Ok(volid) => {
                     p.status.image = Some(reference.clone());
                     How::Create {
@@ -368,7 +357,7 @@ pub(super) async fn create(
                         restore: false,
                     }
                 }
-                Err(action) => return Ok(action),
+                Err(halt) => return halt.into(),
             }
         }
         (_, how) => how,
@@ -420,9 +409,9 @@ pub(super) async fn create(
         return tenancy::refuse(p, Refusal::new(Reason::TenantPolicyNode, msg)).await;
     }
     let password = match &how {
-        How::Create { .. } => match root_password(p).await? {
+        How::Create { .. } => match root_password(p).await {
             Ok(pw) => pw,
-            Err(action) => return Ok(action),
+            Err(halt) => return halt.into(),
         },
         How::Clone { .. } => None,
     };

@@ -1,89 +1,10 @@
 //! The container controller's decisions as pure functions of (object, Proxmox snapshot, what
-//! this process recorded): whose a Proxmox container is, and where a new one goes. The
-//! reconcile only carries out what these decide; the identity rules of DESIGN.md §3 and every
-//! case the reliability suite found are table tests here.
+//! this process recorded): where a new container goes, and when a container that ended by
+//! itself is started again. Whose a container is: [`super::identity`].
 
 use crate::controller::cluster::Snapshot;
 use crate::controller::kernel::Reason;
-use crate::crd::lxc_container::ContainerPhase;
 use std::collections::HashMap;
-
-/// What is known about the Proxmox container at our vmid, and about us.
-#[derive(Clone, Copy, Debug)]
-pub struct Evidence<'a> {
-    /// It carries our identity tag.
-    pub tagged: bool,
-    /// It carries the identity tag of another object: never ours, whatever our status says.
-    pub tagged_by_other: bool,
-    /// Its lock, if one is held.
-    pub lock: Option<&'a str>,
-    /// Our phase, as recorded in status.
-    pub phase: Option<ContainerPhase>,
-    /// The vmid was chosen by the user (`spec.vmid`), not by us.
-    pub user_vmid: bool,
-    /// We clone it from a container or template (a fresh clone carries no tag until our first update).
-    pub cloning: bool,
-}
-
-/// Whose the container at our vmid is, and what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// Ours: converge it.
-    Ours,
-    /// A clone we started, not tagged yet: claim it (the next update sets the tag).
-    Claim,
-    /// Locked and not (yet) tagged: while Proxmox creates a container its config holds little
-    /// more than the lock, so wait before judging.
-    WaitLocked(String),
-    /// A vmid we picked ourselves is held by someone else's container: pick another.
-    Reallocate,
-    /// The container existed as ours (Running/Stopped) and lost its tag, e.g. edited in the
-    /// Proxmox GUI: keep every record and stop, never create a second one.
-    TagLost,
-    /// Someone else's container at the user's vmid: leave it untouched.
-    Conflict,
-}
-
-/// Decides whose the container at our vmid is (see [`Ownership`]).
-pub fn ownership(e: Evidence<'_>) -> Ownership {
-    use ContainerPhase::*;
-    if e.tagged {
-        return Ownership::Ours;
-    }
-    if e.tagged_by_other {
-        // another object's container (a forged or stale status cannot make it ours)
-        return if e.user_vmid {
-            Ownership::Conflict
-        } else {
-            Ownership::Reallocate
-        };
-    }
-    if let Some(lock) = e.lock {
-        return Ownership::WaitLocked(lock.to_string());
-    }
-    if e.phase == Some(Creating) && e.cloning {
-        return Ownership::Claim;
-    }
-    let existed = matches!(e.phase, Some(Running | Stopped | Deleting));
-    if existed {
-        return Ownership::TagLost;
-    }
-    if !e.user_vmid {
-        // never ours: also after a crash or a failed create left us in Creating or Failed
-        return Ownership::Reallocate;
-    }
-    Ownership::Conflict
-}
-
-/// What a guest of another kind at our vmid means before a create: `Some` when the create must
-/// not be tried (Proxmox would answer "already exists" forever).
-pub fn held_by_vm(snapshot_kind: Option<&str>, user_vmid: bool) -> Option<Ownership> {
-    match snapshot_kind {
-        Some("qemu") if user_vmid => Some(Ownership::Conflict),
-        Some("qemu") => Some(Ownership::Reallocate),
-        _ => None,
-    }
-}
 
 /// Where a new container comes from, for placement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,51 +132,6 @@ pub fn clone_node(node: &str, src_node: &str, full: bool, local_disks: &[String]
 mod tests {
     use super::*;
     use crate::pve::ClusterResource;
-    use ContainerPhase::*;
-
-    fn ev(
-        tagged: bool,
-        lock: Option<&str>,
-        phase: Option<ContainerPhase>,
-        user_vmid: bool,
-        cloning: bool,
-    ) -> Evidence<'_> {
-        Evidence {
-            tagged,
-            tagged_by_other: false,
-            lock,
-            phase,
-            user_vmid,
-            cloning,
-        }
-    }
-
-    #[test]
-    fn a_container_with_our_tag_is_ours_whatever_the_phase() {
-        for phase in [
-            None,
-            Some(Pending),
-            Some(Creating),
-            Some(Running),
-            Some(Stopped),
-            Some(Failed),
-            Some(Deleting),
-        ] {
-            assert_eq!(ownership(ev(true, None, phase, false, false)), Ownership::Ours);
-            assert_eq!(ownership(ev(true, Some("backup"), phase, true, false)), Ownership::Ours);
-        }
-    }
-
-    #[test]
-    fn a_container_with_another_objects_tag_is_never_claimed_whatever_our_status_says() {
-        for phase in [None, Some(Pending), Some(Creating), Some(Running), Some(Stopped)] {
-            let mut e = ev(false, None, phase, false, true);
-            e.tagged_by_other = true;
-            assert_eq!(ownership(e), Ownership::Reallocate);
-            e.user_vmid = true;
-            assert_eq!(ownership(e), Ownership::Conflict);
-        }
-    }
 
     #[test]
     fn replicas_of_a_spread_group_go_to_nodes_without_one_first() {
@@ -279,64 +155,6 @@ mod tests {
             spread_placement(c(&["pve1", "pve2", "pve3"]), &full, &HashMap::new()).as_deref(),
             Some("pve2")
         );
-    }
-
-    #[test]
-    fn a_locked_container_without_our_tag_is_never_judged() {
-        // while Proxmox creates a container, its config has the lock and no tags yet
-        for phase in [None, Some(Pending), Some(Creating), Some(Running)] {
-            assert_eq!(
-                ownership(ev(false, Some("create"), phase, false, false)),
-                Ownership::WaitLocked("create".into())
-            );
-        }
-    }
-
-    #[test]
-    fn a_clone_we_started_is_claimed_before_its_tag_is_set() {
-        assert_eq!(
-            ownership(ev(false, None, Some(Creating), false, true)),
-            Ownership::Claim
-        );
-        assert_eq!(ownership(ev(false, None, Some(Creating), true, true)), Ownership::Claim);
-    }
-
-    #[test]
-    fn a_vmid_we_picked_held_by_a_foreign_container_is_picked_again_also_after_a_crash_or_failed_create() {
-        for phase in [None, Some(Pending), Some(Creating), Some(Failed)] {
-            assert_eq!(
-                ownership(ev(false, None, phase, false, false)),
-                Ownership::Reallocate,
-                "{phase:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_user_vmid_held_by_a_foreign_container_is_a_conflict_and_left_untouched() {
-        for phase in [None, Some(Pending), Some(Creating), Some(Failed)] {
-            assert_eq!(
-                ownership(ev(false, None, phase, true, false)),
-                Ownership::Conflict,
-                "{phase:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_container_of_ours_whose_tag_was_removed_is_never_replaced_by_a_second_one() {
-        for phase in [Some(Running), Some(Stopped), Some(Deleting)] {
-            assert_eq!(ownership(ev(false, None, phase, false, false)), Ownership::TagLost);
-            assert_eq!(ownership(ev(false, None, phase, true, false)), Ownership::TagLost);
-        }
-    }
-
-    #[test]
-    fn a_vmid_held_by_a_qemu_vm_is_never_created_over() {
-        assert_eq!(held_by_vm(Some("qemu"), true), Some(Ownership::Conflict));
-        assert_eq!(held_by_vm(Some("qemu"), false), Some(Ownership::Reallocate));
-        assert_eq!(held_by_vm(Some("lxc"), true), None);
-        assert_eq!(held_by_vm(None, true), None);
     }
 
     fn snap() -> Snapshot {

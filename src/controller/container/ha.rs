@@ -8,7 +8,8 @@ use super::plan::{Plan, PowerAction};
 use super::reconcile::P;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
-use crate::controller::kernel::Reason;
+use crate::controller::kernel::halt::finish;
+use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::ha::{HaMode, HighAvailability, HighAvailabilityStatus};
 use crate::crd::lxc_container::{ContainerPhase, PowerState};
@@ -137,13 +138,8 @@ pub(super) enum HaView {
 pub(super) const HA_WAIT: Duration = Duration::from_secs(2);
 
 /// Makes the HA resource and rule match `spec.highAvailability` (or removes the ones the
-/// operator made when the field is gone). `Err(action)` ends the pass (a refusal, reported).
-pub(super) async fn sync(
-    p: &mut P<'_>,
-    handle: &ClusterHandle,
-    snap: &Snapshot,
-    vmid: u32,
-) -> Result<Result<HaView, Action>, Error> {
+/// operator made when the field is gone). Halts the pass on a refusal (reported).
+pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot, vmid: u32) -> Step<HaView> {
     let sid = pve::ct_sid(vmid);
     let client = &handle.client;
     let ns = p.obj.metadata.namespace.clone().unwrap_or_default();
@@ -159,12 +155,12 @@ pub(super) async fn sync(
                         format!("CT {vmid} is no longer an HA resource ({sid})"),
                     )
                     .await;
-                    Ok(Ok(HaView::Direct))
+                    Ok(HaView::Direct)
                 }
-                Err(e) => refused(p, e, "removing the HA resource").await,
+                Err(e) => Err(refused(p, e, "removing the HA resource").await),
             };
         }
-        return Ok(Ok(HaView::Direct));
+        return Ok(HaView::Direct);
     };
     // node names are checked here, before Proxmox would refuse the rule
     let unknown = ha
@@ -174,12 +170,8 @@ pub(super) async fn sync(
         .find(|n| !snap.nodes.iter().any(|k| k.name == n.name));
     if let Some(n) = unknown {
         let message = format!("node {} is not a node of this Proxmox cluster", n.name);
-        return Ok(Err(p
-            .invalid(InvalidSpec {
-                field: "highAvailability.nodeAffinity".into(),
-                message,
-            })
-            .await?));
+        let field = "highAvailability.nodeAffinity".into();
+        return Err(Halt::end(p.invalid(InvalidSpec { field, message }).await));
     }
     let want = wanted_resource(&ha, p.obj.spec.state, &mark);
     let step = match client.ha_resource(&sid).await {
@@ -209,12 +201,12 @@ pub(super) async fn sync(
             p.event(Reason::Updated, format!("updated the HA resource {sid}")).await;
         }
         Ok(None) => {}
-        Err(e) => return refused(p, e, "the HA resource").await,
+        Err(e) => return Err(refused(p, e, "the HA resource").await),
     }
     let rule = rule_id(vmid);
     let have_rule = match client.ha_rule(&rule).await {
         Ok(r) => r,
-        Err(e) => return refused(p, e, "the HA rule").await,
+        Err(e) => return Err(refused(p, e, "the HA rule").await),
     };
     let kept = match rule_step(wanted_rule(&ha, vmid, &mark), have_rule.as_ref(), &mark) {
         RuleStep::Keep => have_rule
@@ -223,31 +215,26 @@ pub(super) async fn sync(
             .is_some(),
         RuleStep::Create(w) => match client.ha_node_affinity_create(&rule, &w).await {
             Ok(()) => true,
-            Err(e) => return refused(p, e, "the HA rule").await,
+            Err(e) => return Err(refused(p, e, "the HA rule").await),
         },
         RuleStep::Update(w) => {
             let digest = have_rule.as_ref().and_then(|r| r.digest.as_deref());
             match client.ha_node_affinity_update(&rule, &w, digest).await {
                 Ok(()) => true,
-                Err(e) => return refused(p, e, "the HA rule").await,
+                Err(e) => return Err(refused(p, e, "the HA rule").await),
             }
         }
         RuleStep::Delete => match client.ha_rule_delete(&rule).await {
             Ok(_) => false,
-            Err(e) => return refused(p, e, "the HA rule").await,
+            Err(e) => return Err(refused(p, e, "the HA rule").await),
         },
         RuleStep::Foreign => {
             let msg = format!(
                 "the HA rule {rule} exists in Proxmox and was not made for this object; it is left untouched: remove or rename it, or drop spec.highAvailability.nodeAffinity"
             );
             p.cond(CondSpec::yes(CONDITION_STALLED, Reason::HaRuleConflict, msg.clone()));
-            return Ok(Err(p
-                .not_ready(
-                    Reason::HaRuleConflict,
-                    msg,
-                    Action::requeue(jitter(Duration::from_secs(300))),
-                )
-                .await?));
+            let wait = p.retry(Reason::HaRuleConflict);
+            return Err(Halt::end(p.not_ready(Reason::HaRuleConflict, msg, wait).await));
         }
     };
     p.status.high_availability = Some(HighAvailabilityStatus {
@@ -255,10 +242,10 @@ pub(super) async fn sync(
         state: snap.guests.get(&vmid).and_then(|g| g.hastate.clone()),
         rule: kept.then_some(rule),
     });
-    Ok(Ok(match ha.mode {
+    Ok(match ha.mode {
         HaMode::Managed => HaView::Managed,
         HaMode::Ignored => HaView::Direct,
-    }))
+    })
 }
 
 /// Moves of an HA-managed container: off a node in maintenance by asking HA (once: HA shows
@@ -292,7 +279,7 @@ pub(super) async fn steer_move(
                 )
                 .await
             }
-            Err(e) => return refused(p, e, "the HA move").await.map(|r| r.err()),
+            Err(e) => return finish(Err(refused(p, e, "the HA move").await)).map(Some),
         }
     }
     let msg = format!("HA moves CT {vmid} from {node} (in maintenance) to {target}");
@@ -339,7 +326,7 @@ pub(super) async fn remove(client: &pve::Client, vmid: u32, mark: &str) -> pve::
 
 /// A refused HA change: a clear condition for what the user (or admin) can fix, otherwise the
 /// error for the usual retry.
-async fn refused(p: &mut P<'_>, e: pve::Error, what: &str) -> Result<Result<HaView, Action>, Error> {
+async fn refused(p: &mut P<'_>, e: pve::Error, what: &str) -> Halt {
     // the HA API's 500s are its `die`s: configuration refusals, not outages
     let refusal = matches!(&e, pve::Error::Server { status: 500, .. })
         || matches!(
@@ -350,11 +337,10 @@ async fn refused(p: &mut P<'_>, e: pve::Error, what: &str) -> Result<Result<HaVi
         true => {
             let msg = format!("Proxmox refused {what}: {}", e.message());
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::HaRefused, msg.clone()));
-            Ok(Err(p
-                .not_ready(Reason::HaRefused, msg, Action::requeue(jitter(Duration::from_secs(60))))
-                .await?))
+            let wait = p.retry(Reason::HaRefused);
+            Halt::end(p.not_ready(Reason::HaRefused, msg, wait).await)
         }
-        false => Err(e.into()),
+        false => Halt::Fail(e.into()),
     }
 }
 

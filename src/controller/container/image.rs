@@ -4,14 +4,14 @@
 //! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
 
 use super::desired::{Desired, InvalidSpec};
-use super::reconcile::{next_poll, P, SLOT_RETRY};
+use super::reconcile::{next_poll, P};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
-use crate::controller::kernel::Reason;
+use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{ContainerPhase, UpdateStrategy, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
-use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The operation name of the pull task in `status.pendingTask`.
-pub const PULL_OPERATION: &str = "pull";
+pub const PULL_OPERATION: Operation = Operation::Pull;
 
 /// How soon a container whose pull failed tries again.
 const PULL_RETRY: Duration = Duration::from_secs(60);
@@ -112,17 +112,17 @@ pub(super) fn pinned_node<'a>(p: &'a P<'_>, online: impl Fn(&str) -> bool) -> Op
 }
 
 /// The pulled image's volume id when it is in `storage` on `node`; otherwise starts its pull
-/// (or waits for the one another container started) and returns the action that ends the pass.
+/// (or waits for the one another container started) and halts the pass.
 pub(super) async fn ensure_pulled(
     p: &mut P<'_>,
     handle: &ClusterHandle,
     node: &str,
     storage: &str,
     reference: &str,
-) -> Result<Result<String, Action>, Error> {
+) -> Step<String> {
     let volid = volid(storage, reference);
     if crate::controller::template::reconcile::present(handle, node, storage, &volid).await? {
-        return Ok(Ok(volid));
+        return Ok(volid);
     }
     p.status.node = Some(node.to_string());
     let exists = exists(p);
@@ -137,11 +137,11 @@ pub(super) async fn ensure_pulled(
         let msg = format!(
             "waiting for the pull of {reference} to {storage} on node {node} that another container started (or retries after a failure, once a minute)"
         );
-        let wait = Action::requeue(jitter(Duration::from_secs(2)));
-        return Ok(Err(if exists {
-            p.not_synced(Reason::Pulling, msg, wait).await?
+        let wait = p.retry(Reason::Pulling);
+        return Err(Halt::end(if exists {
+            p.not_synced(Reason::Pulling, msg, wait).await
         } else {
-            p.not_ready(Reason::Pulling, msg, wait).await?
+            p.not_ready(Reason::Pulling, msg, wait).await
         }));
     }
     let msg = format!("pulling {reference} to {storage} on node {node}");
@@ -155,22 +155,21 @@ pub(super) async fn ensure_pulled(
     };
     let (client, n, s) = (handle.client.clone(), node.to_string(), storage.to_string());
     let call = async move { client.oci_registry_pull(&n, &s, &params).await };
-    match task::start(p, handle, node, PULL_OPERATION, false, call).await? {
+    match task::start(p, handle, node, PULL_OPERATION.as_str(), false, call).await? {
         Started::Task(_) | Started::NoTask => {
             p.event(Reason::Pulling, msg).await;
-            Ok(Err(next_poll(p)))
+            Err(Halt::Done(next_poll(p)))
         }
         Started::NoSlot => {
             p.ctx.downloads.release(&key);
             let msg = format!("waiting for a task slot on node {node}");
-            Ok(Err(p
-                .not_ready(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
-                .await?))
+            let wait = p.retry(Reason::WaitingForTaskSlot);
+            Err(Halt::end(p.not_ready(Reason::WaitingForTaskSlot, msg, wait).await))
         }
         // a file that appeared meanwhile (another operator, a pull whose answer was lost)
         Started::Refused(e) if e.message().contains("refusing to override existing file") => {
             p.ctx.downloads.release(&key);
-            Ok(Err(Action::requeue(jitter(Duration::from_secs(2)))))
+            Err(Halt::Done(p.retry(Reason::Pulling)))
         }
         Started::Refused(e) if e.class() == ErrorClass::Transient && !is_proxmox_refusal(&e) => {
             p.ctx.downloads.release(&key);
@@ -181,7 +180,7 @@ pub(super) async fn ensure_pulled(
                 "Proxmox refused to pull {reference} to {storage} on node {node}: {}",
                 e.message()
             );
-            Ok(Err(pull_failed(p, msg).await?))
+            Err(Halt::end(pull_failed(p, msg).await))
         }
     }
 }
@@ -277,11 +276,11 @@ pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Des
 }
 
 /// The operation name of the destroy that an image update by `Recreate` starts with.
-pub const RECREATE_OPERATION: &str = "recreate";
+pub const RECREATE_OPERATION: Operation = Operation::Recreate;
 
 /// Rolls out a new `source.image.reference` to an existing container per
-/// `spec.updateStrategy`. `None` when the container runs the wanted image; otherwise the action
-/// that ends the pass: refused (`Synced=False`, `Stalled=True`, reason `ImageUpdateRefused`,
+/// `spec.updateStrategy`. `Ok` when the container runs the wanted image; otherwise it halts
+/// the pass: refused (`Synced=False`, `Stalled=True`, reason `ImageUpdateRefused`,
 /// nothing changed), the new image being pulled, or (`Recreate`) the stop, then the destroy
 /// after which the next passes create the container again from the new image.
 #[allow(clippy::too_many_arguments)]
@@ -295,9 +294,9 @@ pub(super) async fn update(
     now: &str,
     wanted: &str,
     storage: &str,
-) -> Result<Option<Action>, Error> {
+) -> Step<()> {
     if canonical_reference(now) == canonical_reference(wanted) {
-        return Ok(None);
+        return Ok(());
     }
     let why = match p.obj.spec.update_strategy {
         UpdateStrategy::Refuse => Some("updateStrategy is Refuse".to_string()),
@@ -318,12 +317,10 @@ pub(super) async fn update(
         if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
             p.event(Reason::ImageUpdateRefused, msg).await;
         }
-        return Ok(Some(Action::requeue(jitter(Duration::from_secs(300)))));
+        return Err(Halt::Done(p.retry(Reason::ImageUpdateRefused)));
     }
     // the new image first: a pull that fails leaves the container running the old one
-    if let Err(a) = ensure_pulled(p, handle, node, storage, wanted).await? {
-        return Ok(Some(a));
-    }
+    ensure_pulled(p, handle, node, storage, wanted).await?;
     let client = handle.client.clone();
     let n = node.to_string();
     if running {
@@ -333,8 +330,8 @@ pub(super) async fn update(
         )
         .await;
         let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
-        return Ok(Some(
-            super::reconcile::start_task(p, handle, node, "shutdown", call).await?,
+        return Err(Halt::end(
+            super::reconcile::start_task(p, handle, node, Operation::Shutdown, call).await,
         ));
     }
     p.event(
@@ -347,8 +344,8 @@ pub(super) async fn update(
     p.status.ip_addresses.clear();
     let params = pve::DeleteParams::purge_referenced_only();
     let call = async move { client.lxc_delete(&n, vmid, &params).await };
-    Ok(Some(
-        super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await?,
+    Err(Halt::end(
+        super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await,
     ))
 }
 

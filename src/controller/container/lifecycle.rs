@@ -3,21 +3,20 @@
 //! `Retain` removes our tag; a container without our tag or protected in Proxmox is kept).
 
 use super::converge::{addresses, usage};
-use super::decide::{self, Evidence, Ownership};
 use super::desired::identity_tag;
+use super::identity::{self, Evidence, Ownership};
 use super::locate::{locate, Located};
 use super::reconcile::{check_pending_task, cluster_key, start_task, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
 use crate::controller::tenancy::policy::Admission;
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::*;
-use crate::crd::{DeletionPolicy, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{DeletionPolicy, Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
-use std::time::Duration;
 
 /// An adopted container: status from the inventory, no finalizer, no tag, no change.
 pub(super) async fn observe_only(
@@ -45,9 +44,7 @@ pub(super) async fn observe_only(
         p.status.phase = Some(ContainerPhase::Pending);
         p.status.ip_addresses.clear();
         let msg = format!("CT {vmid} does not exist in Proxmox");
-        return p
-            .not_ready(Reason::NotFound, msg, Action::requeue(jitter(Duration::from_secs(60))))
-            .await;
+        return p.not_ready(Reason::NotFound, msg, p.retry(Reason::NotFound)).await;
     };
     let running = g.status == "running";
     p.status.node = Some(g.node.clone());
@@ -108,11 +105,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             p.status.phase = Some(ContainerPhase::Deleting);
             let msg = format!("cannot clean up CT {vmid}: {why}");
             return p
-                .not_ready(
-                    Reason::ClusterNotReady,
-                    msg,
-                    Action::requeue(jitter(Duration::from_secs(10))),
-                )
+                .not_ready(Reason::ClusterNotReady, msg, p.retry(Reason::ClusterNotReady))
                 .await;
         }
     };
@@ -123,7 +116,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     if let Some(action) = super::clone_snapshot::tidy_pass(p, &handle, &snap, true).await? {
         return Ok(action);
     }
-    let identity = identity_tag(&p.uid);
+    let own_tag = identity_tag(&p.uid);
     let Some(Located {
         node,
         config: cfg,
@@ -133,38 +126,31 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         // already gone counts as deleted
         return done(p).await;
     };
-    // a clone we started carries no tag until our first update: deleted before that, it is
-    // still ours (claimed by the same rule as on the update path), not leaked
-    let tags = cfg.tag_list();
-    let tagged = tags.contains(&identity);
-    let cloning = obj.spec.source.clone.is_some() || obj.spec.source.template.is_some();
-    let by_other = !tagged && super::tenancy::tagged_by_other(p, &snap, vmid, &tags).await?;
-    let claimed = !tagged
-        && decide::ownership(Evidence {
-            tagged,
-            tagged_by_other: by_other,
-            lock: cfg.lock.as_deref(),
-            phase: p.status.phase,
-            user_vmid: obj.spec.vmid.is_some(),
-            cloning,
-        }) == Ownership::Claim;
-    if !tagged && !claimed {
-        p.event(
-            Reason::LeftUntouched,
-            format!("CT {vmid} on {node} does not carry our tag; it is not deleted"),
-        )
-        .await;
-        return done(p).await;
+    // whose it is, by the rule of the update path: a clone we started carries no tag until our
+    // first update (deleted before that, it is still ours, not leaked); a container Proxmox is
+    // still creating (locked, no tag yet) may be ours, so the finalizer waits for it
+    match identity::ownership(&Evidence::gather(p, &snap, vmid, &cfg).await?) {
+        Ownership::Ours | Ownership::Claim => {}
+        Ownership::WaitLocked(lock) => {
+            let msg = format!("CT {vmid} is locked ({lock}); deletion waits before deciding whose it is");
+            return p.not_ready(Reason::Locked, msg, p.retry(Reason::Locked)).await;
+        }
+        Ownership::Reallocate | Ownership::TagLost | Ownership::Conflict => {
+            p.event(
+                Reason::LeftUntouched,
+                format!("CT {vmid} on {node} does not carry our tag; it is not deleted"),
+            )
+            .await;
+            return done(p).await;
+        }
     }
     if let Some(lock) = &cfg.lock {
         p.status.phase = Some(ContainerPhase::Deleting);
         let msg = format!("CT is locked ({lock}); deletion waits");
-        return p
-            .not_ready(Reason::Locked, msg, Action::requeue(jitter(p.ctx.settings.lock_retry)))
-            .await;
+        return p.not_ready(Reason::Locked, msg, p.retry(Reason::Locked)).await;
     }
     if obj.spec.deletion_policy == DeletionPolicy::Retain {
-        let update = super::desired::without_identity_tag(&cfg, &identity);
+        let update = super::desired::without_identity_tag(&cfg, &own_tag);
         handle.client.lxc_update_config(&node, vmid, &update).await?;
         let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
         p.event(Reason::Retained, note).await;
@@ -177,9 +163,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             let msg = format!(
                 "CT {vmid} has protection enabled in Proxmox; it is not deleted until spec.protection is set to false (or deletionPolicy to Retain)"
             );
-            return p
-                .not_ready(Reason::Protected, msg, Action::requeue(jitter(Duration::from_secs(30))))
-                .await;
+            return p.not_ready(Reason::Protected, msg, p.retry(Reason::Protected)).await;
         }
         let update = pve::ConfigUpdate {
             set: [("protection".to_string(), "0".to_string())].into(),
@@ -207,13 +191,9 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it"))
             .await;
         let n = node.clone();
-        return start_task(
-            p,
-            &handle,
-            &node,
-            "stop",
-            async move { client.lxc_stop(&n, vmid).await },
-        )
+        return start_task(p, &handle, &node, Operation::Stop, async move {
+            client.lxc_stop(&n, vmid).await
+        })
         .await;
     }
     p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}"))
@@ -222,7 +202,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     // only what the config references: disks of other guests with this vmid on shared storage,
     // or detached ones, are not ours to destroy
     let params = pve::DeleteParams::purge_referenced_only();
-    start_task(p, &handle, &node, "delete", async move {
+    start_task(p, &handle, &node, Operation::Delete, async move {
         client.lxc_delete(&n, vmid, &params).await
     })
     .await

@@ -2,7 +2,8 @@
 //! carry them out.
 //!
 //! - [`desired`]: the spec validated into the Proxmox config it asks for (pure).
-//! - [`decide`]: whose a Proxmox container is, and where a new one goes (pure).
+//! - [`identity`]: whose a Proxmox container is (the evidence gathered once, the pure rule).
+//! - [`decide`]: where a new container goes, and the restart back-off (pure).
 //! - [`plan`]: desired vs observed → the operations to make (pure).
 //! - [`reconcile`]: the pass: resolve, validate, check the task in flight, then create or converge.
 //! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
@@ -21,6 +22,7 @@ pub mod desired;
 pub mod firewall;
 pub mod ha;
 pub mod host_mounts;
+pub mod identity;
 pub mod image;
 pub mod lifecycle;
 pub mod locate;

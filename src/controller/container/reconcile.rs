@@ -8,9 +8,9 @@ use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::kernel::task::{self, failure_message, Polled, Started};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::*;
-use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass, Upid};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -109,11 +109,7 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
         Err(why) => {
             p.status.phase.get_or_insert(ContainerPhase::Pending);
             return p
-                .not_ready(
-                    Reason::ClusterNotReady,
-                    why,
-                    Action::requeue(jitter(Duration::from_secs(5))),
-                )
+                .not_ready(Reason::ClusterNotReady, why, p.retry(Reason::ClusterNotReady))
                 .await;
         }
     };
@@ -203,11 +199,11 @@ pub(super) fn next_poll(p: &P<'_>) -> Action {
 /// is none.
 pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
     match task::poll(p, handle, 3).await? {
-        Some((pt, Polled::Unknown | Polled::Done(_))) if pt.operation == super::image::PULL_OPERATION => {
+        Some((pt, Polled::Unknown | Polled::Done(_))) if pt.op() == Some(Operation::Pull) => {
             super::image::pull_ended(p);
             Ok(None)
         }
-        Some((pt, Polled::Failed { text, tail })) if pt.operation == super::image::PULL_OPERATION => {
+        Some((pt, Polled::Failed { text, tail })) if pt.op() == Some(Operation::Pull) => {
             let msg = failure_message(&pt.operation, &text, &tail);
             super::image::pull_failed(p, msg).await.map(Some)
         }
@@ -220,15 +216,12 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
             let msg = failure_message(&pt.operation, &text, &tail);
             p.event(Reason::TaskFailed, msg.clone()).await;
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskFailed, msg.clone()));
-            if matches!(
-                pt.operation.as_str(),
-                "create" | "clone" | "restore" | super::clone_snapshot::TAKE_OPERATION
-            ) {
+            if pt.op().is_some_and(Operation::makes_container) {
                 p.status.phase = Some(ContainerPhase::Pending);
                 p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
             }
             p.save().await?;
-            Ok(Some(Action::requeue(jitter(Duration::from_secs(5)))))
+            Ok(Some(p.retry(Reason::TaskFailed)))
         }
     }
 }
@@ -244,7 +237,7 @@ pub(super) async fn start_task(
     p: &mut P<'_>,
     handle: &ClusterHandle,
     node: &str,
-    operation: &str,
+    operation: Operation,
     call: impl std::future::Future<Output = pve::Result<Upid>>,
 ) -> Result<Action, Error> {
     p.cond(CondSpec::no(
@@ -252,16 +245,16 @@ pub(super) async fn start_task(
         Reason::TaskRunning,
         format!("{operation} is running on {node}"),
     ));
-    match task::start(p, handle, node, operation, false, call).await? {
+    match task::start(p, handle, node, operation.as_str(), false, call).await? {
         Started::Task(_) | Started::NoTask => Ok(next_poll(p)),
         Started::NoSlot => {
             let msg = format!("waiting for a task slot on node {node}");
-            p.not_synced(Reason::WaitingForTaskSlot, msg, Action::requeue(jitter(SLOT_RETRY)))
+            p.not_synced(Reason::WaitingForTaskSlot, msg, p.retry(Reason::WaitingForTaskSlot))
                 .await
         }
         Started::Refused(e) if e.class() == ErrorClass::InvalidSpec => {
             p.invalid(InvalidSpec {
-                field: operation.into(),
+                field: operation.as_str().into(),
                 message: format!("Proxmox refused it: {e}"),
             })
             .await

@@ -6,17 +6,13 @@ use super::reconcile::P;
 use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
-use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::ownership;
 use crate::controller::tenancy::policy::{self, Admission, Refusal};
-use crate::controller::{jitter, Error};
+use crate::controller::Error;
 use crate::crd::lxc_container::LxcContainer;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
-use std::time::Duration;
-
-/// How often a refused object looks again (a tenant's change does not trigger its objects).
-const RECHECK: Duration = Duration::from_secs(30);
 
 /// The storage a root disk goes to when the spec names none.
 pub const DEFAULT_ROOTFS_STORAGE: &str = "local";
@@ -76,7 +72,7 @@ pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
     p.cond(CondSpec::no(CONDITION_READY, r.reason, r.message));
     p.observed();
     p.save().await?;
-    Ok(Action::requeue(jitter(RECHECK)))
+    Ok(p.retry(r.reason))
 }
 
 /// Whether the namespace may clone (or observe) `g`.
@@ -90,13 +86,6 @@ pub(super) fn may_use(p: &P<'_>, g: &Guest, admission: &Admission, what: &str) -
         admission,
         what,
     )
-}
-
-/// Whether the guest at `vmid` carries the identity tag of the object with `uid` (a template's
-/// or backup's vmid in status is only believed when Proxmox agrees).
-pub(super) fn carries_identity(snap: &Snapshot, vmid: u32, uid: &str) -> bool {
-    let tag = super::desired::identity_tag(uid);
-    snap.guests.get(&vmid).is_some_and(|g| g.tags.contains(&tag))
 }
 
 /// The notes of archive `volid` as Proxmox lists them (first line), looked up on the nodes
@@ -123,46 +112,6 @@ pub(super) async fn archive_notes(
         }
     }
     Ok(None)
-}
-
-/// Whether `notes` prove that the archive was made by `LxcBackup` `backup_uid` of `namespace`.
-pub(super) fn made_by_backup(notes: Option<&str>, namespace: &str, backup_uid: &str) -> bool {
-    ArchiveMark::parse(notes).is_some_and(|m| m.namespace == namespace && m.backup_uid == backup_uid)
-}
-
-/// Whether `tags` (of the guest at `vmid`) carry the identity tag of another object than this
-/// one, not counting what a fresh clone inherits from its source (Proxmox copies the source's
-/// tags; our first update replaces them). The clone source itself is never taken for the
-/// clone: a status naming the source's vmid is a forgery or a mistake.
-pub(super) async fn tagged_by_other(p: &P<'_>, snap: &Snapshot, vmid: u32, tags: &[String]) -> Result<bool, Error> {
-    let ours = super::desired::identity_tag(&p.uid);
-    let foreign: Vec<&String> = tags
-        .iter()
-        .filter(|t| t.starts_with(crate::crd::IDENTITY_TAG_PREFIX) && **t != ours)
-        .collect();
-    if foreign.is_empty() && p.obj.spec.source.clone.as_ref().is_none_or(|c| c.vmid != vmid) {
-        return Ok(false);
-    }
-    let source = &p.obj.spec.source;
-    let inherited: Vec<String> = if let Some(c) = &source.clone {
-        if c.vmid == vmid {
-            return Ok(true);
-        }
-        snap.guests.get(&c.vmid).map(|g| g.tags.clone()).unwrap_or_default()
-    } else if let Some(t) = &source.template {
-        let api: kube::Api<crate::crd::LxcTemplate> =
-            kube::Api::namespaced(p.ctx.kube.clone(), &p.obj.namespace().unwrap_or_default());
-        let t = crate::controller::error::KubeOp::op(api.get_opt(&t.name).await, "read LxcTemplate")?;
-        if t.as_ref().and_then(|t| t.status.as_ref()).and_then(|s| s.vmid) == Some(vmid) {
-            return Ok(true);
-        }
-        t.and_then(|t| t.uid())
-            .map(|u| vec![super::desired::identity_tag(&u)])
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    Ok(foreign.iter().any(|t| !inherited.contains(t)))
 }
 
 /// The spread group of the container (`label=value` of its `spec.spreadBy` label) and how many

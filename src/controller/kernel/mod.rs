@@ -6,11 +6,13 @@
 //! - [`task`]: start a Proxmox task (slot, write-ahead marker, call, UPID) and poll it.
 //! - [`slots`]: the capacity services: task slots per node (a guard that wakes the next
 //!   waiter when dropped), the fair one-per-node queue for vzdump, shared-work claims.
-//! - [`reason`]: every condition and Event reason.
+//! - [`reason`]: every condition and Event reason, and how long a pass stopped on one waits.
+//! - [`halt`]: how a step ends a pass early (`Halt`), so steps use `?`.
 //!
 //! Each kind's reconcile decides with pure functions (e.g. `container::decide`) and uses the
 //! kernel to act: `resolve → validate → decide → act (at most one task) → status`.
 
+pub mod halt;
 pub mod pass;
 pub mod reason;
 pub mod slots;
@@ -26,6 +28,7 @@ pub fn recover<G>(r: std::sync::LockResult<G>, what: &'static str) -> G {
     })
 }
 
+pub use halt::{Halt, Step};
 pub use pass::{Managed, Pass, StatusCache, WakeRoutes};
 pub use reason::Reason;
 pub use slots::{Claims, NodeQueue, TaskSlots, Waker};

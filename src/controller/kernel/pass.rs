@@ -276,6 +276,15 @@ impl<'a, K: Managed> Pass<'a, K> {
             .await;
     }
 
+    /// The action of a pass that stops on `reason`: a look again after the reason's wait
+    /// ([`Reason::retry_after`], with jitter), or none until the object changes.
+    pub fn retry(&self, reason: Reason) -> Action {
+        match reason.retry_after(&self.ctx.settings) {
+            Some(d) => Action::requeue(crate::controller::jitter(d)),
+            None => Action::await_change(),
+        }
+    }
+
     /// `Ready=False` with a reason (an Event when the reason is new and publishes one); the
     /// status is saved and the pass ends with `action`.
     pub async fn not_ready(&mut self, reason: Reason, message: String, action: Action) -> Result<Action, Error> {
@@ -286,6 +295,13 @@ impl<'a, K: Managed> Pass<'a, K> {
             self.event(reason, message).await;
         }
         Ok(action)
+    }
+
+    /// A step stops the pass: [`Pass::not_ready`] with the reason's wait ([`Pass::retry`]), as a
+    /// halt (`return Err(p.stop(reason, msg).await)`).
+    pub async fn stop(&mut self, reason: Reason, message: String) -> super::Halt {
+        let wait = self.retry(reason);
+        super::Halt::end(self.not_ready(reason, message, wait).await)
     }
 
     /// `Synced=False` with a reason (the object may still be ready); saves; ends with `action`.

@@ -1,5 +1,9 @@
 //! Every condition and Event reason the operator writes, in one enum: CamelCase on the wire,
-//! with the rules for which ones are warnings and which ones publish an Event.
+//! with the rules for which ones are warnings, which ones publish an Event, and how long a pass
+//! stopped on one waits ([`Reason::retry_after`]).
+
+use crate::controller::context::Settings;
+use std::time::Duration;
 
 macro_rules! reasons {
     ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
@@ -343,6 +347,37 @@ impl Reason {
     }
 }
 
+/// How long a pass that stops on a reason waits, by default, before it looks again (the one
+/// table of waits; a step may still choose another, e.g. a back-off it computed).
+impl Reason {
+    /// The wait before the next look (jitter is added by the caller); `None` when nothing but
+    /// a change of the object helps (an invalid spec) or the wait is computed where it is
+    /// known (a task's poll, a restart back-off).
+    pub fn retry_after(self, s: &Settings) -> Option<Duration> {
+        use Reason::*;
+        let secs = Duration::from_secs;
+        Some(match self {
+            // resolves by itself soon
+            Locked | ContainerLocked => s.lock_retry,
+            WaitingForTaskSlot => secs(3),
+            Pulling | Downloading => secs(2),
+            ClusterNotReady | WaitingForTemplate | CreateFailed | TaskFailed => secs(5),
+            WaitingForBackup | WaitingForContainer | EnvSourceNotFound => secs(10),
+            NodeUnavailable | NoNodeAvailable | PasswordSecretNotFound | SpreadNotPossible => secs(15),
+            // needs another object or a person, looked at again now and then
+            ArchiveNotFound | SourceNotFound | ContainerNotFound | Protected | ImageNotFound => secs(30),
+            NotOwned | ServiceNotOwned | NodeInMaintenance => secs(30),
+            NotFound | HaRefused | CloneNotPossible | PullFailed => secs(60),
+            MigrationRefused | DeleteFailed => secs(60),
+            RootRequired => secs(120),
+            VmidConflict | IdentityTagMissing | VmidInUse | InUse | HaRuleConflict | ImageUpdateRefused => secs(300),
+            r if r.as_str().starts_with("TenantPolicy") => secs(30),
+            InvalidSpec | TaskRunning | RestartBackOff => return None,
+            _ => secs(30),
+        })
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -377,5 +412,27 @@ mod tests {
         assert!(!Reason::Downloading.emits_event());
         assert!(Reason::VmidConflict.emits_event());
         assert!(Reason::TaskFailed.emits_event());
+    }
+
+    #[test]
+    fn the_same_reason_waits_the_same_wherever_a_pass_stops_on_it() {
+        let s = Settings::default();
+        let secs = Duration::from_secs;
+        assert_eq!(Reason::ClusterNotReady.retry_after(&s), Some(secs(5)));
+        assert_eq!(Reason::Locked.retry_after(&s), Some(s.lock_retry));
+        assert_eq!(Reason::WaitingForTaskSlot.retry_after(&s), Some(secs(3)));
+        assert_eq!(Reason::VmidConflict.retry_after(&s), Some(secs(300)));
+        assert_eq!(Reason::TenantPolicyNode.retry_after(&s), Some(secs(30)));
+        assert_eq!(
+            Reason::InvalidSpec.retry_after(&s),
+            None,
+            "waits for a change of the spec"
+        );
+        // a wait is never zero (no hot loop) and never longer than five minutes
+        for r in Reason::ALL {
+            if let Some(d) = r.retry_after(&s) {
+                assert!(d > Duration::ZERO && d <= secs(300), "{r}: {d:?}");
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use super::pass::{Managed, Pass};
 use super::slots::node_key;
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::Error;
-use crate::crd::lxc_container::PendingTask;
+use crate::crd::PendingTask;
 use crate::pve::{self, ErrorClass, TaskResult, Upid};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;

@@ -110,9 +110,10 @@ impl ArchiveMark {
     }
 }
 
-/// Whether an archive's `notes` carry the mark of the `LxcBackup` with `backup_uid`.
-pub fn made_by_backup(notes: Option<&str>, backup_uid: &str) -> bool {
-    ArchiveMark::parse(notes).is_some_and(|m| m.backup_uid == backup_uid)
+/// Whether an archive's `notes` carry the mark of the `LxcBackup` with `backup_uid` in
+/// `namespace` (the one rule for the backup that made it and for a restore from it).
+pub fn made_by_backup(notes: Option<&str>, namespace: &str, backup_uid: &str) -> bool {
+    ArchiveMark::parse(notes).is_some_and(|m| m.namespace == namespace && m.backup_uid == backup_uid)
 }
 
 /// The `notes-template` of a vzdump the operator starts: the mark first, then the user's
@@ -221,5 +222,18 @@ mod tests {
         assert!(may_restore("team-b", "v", Some(b), &tenant(vec![])).is_ok());
         assert!(may_restore("team-a", "v", Some("by hand"), &Admission::Open).is_ok());
         assert!(may_restore("team-a", "v", None, &tenant(vec![])).is_err());
+    }
+
+    #[test]
+    fn an_archive_counts_as_a_backups_only_with_its_uid_and_its_namespace_in_the_mark() {
+        let notes = Some("pve.lxc.dev ns=team-b ct=c backup=b1\nnightly");
+        assert!(made_by_backup(notes, "team-b", "b1"));
+        assert!(
+            !made_by_backup(notes, "team-a", "b1"),
+            "a mark naming another namespace"
+        );
+        assert!(!made_by_backup(notes, "team-b", "b2"));
+        assert!(!made_by_backup(Some("by hand"), "team-b", "b1"));
+        assert!(!made_by_backup(None, "team-b", "b1"));
     }
 }
