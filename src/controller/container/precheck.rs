@@ -232,6 +232,18 @@ pub fn retry_after(refused_for: Duration) -> Duration {
     refused_for.clamp(RETRY_MIN, RETRY_MAX)
 }
 
+/// The first retry of a spec whose `LxcTemplate` or `LxcBackup` does not exist, and the longest
+/// wait: shorter than [`RETRY_MIN`]/[`RETRY_MAX`], as applying a container and its template
+/// together (in any order) is common and costs no Proxmox call.
+pub const REFERENCE_RETRY_MIN: Duration = Duration::from_secs(5);
+/// See [`REFERENCE_RETRY_MIN`].
+pub const REFERENCE_RETRY_MAX: Duration = Duration::from_secs(120);
+
+/// When to look again for a missing reference (5 s, 5 s, 10 s, 20 s, ... up to 2 min).
+pub fn reference_retry_after(missing_for: Duration) -> Duration {
+    missing_for.clamp(REFERENCE_RETRY_MIN, REFERENCE_RETRY_MAX)
+}
+
 /// Reads the OS template volumes of the storage `source.osTemplate` names, on the spec's node
 /// or the first online node that has that storage; `None` when there is nothing to read or the
 /// read failed (then the check is left to Proxmox).
@@ -279,7 +291,7 @@ pub(super) async fn run(
     };
     if let Err(e) = check_references(desired, &ns, exists) {
         let since = refused_for(&p.uid, &e.to_string());
-        let retry = Action::requeue(jitter(retry_after(since)));
+        let retry = Action::requeue(jitter(reference_retry_after(since)));
         return p.not_ready(Reason::SourceNotFound, e.to_string(), retry).await.map(Some);
     }
     let templates = gather(handle, snap, &p.obj.spec, desired).await;

@@ -143,3 +143,28 @@ fn a_refused_spec_is_looked_at_again_ever_more_slowly_up_to_ten_minutes() {
         .collect();
     assert_eq!(waits, vec![30, 30, 60, 120, 240, 480, 600, 600]);
 }
+
+#[test]
+fn a_missing_template_or_backup_is_looked_for_again_soon_then_every_two_minutes() {
+    let waits: Vec<u64> = [0, 5, 10, 20, 40, 80, 160, 1000]
+        .into_iter()
+        .map(|s| reference_retry_after(Duration::from_secs(s)).as_secs())
+        .collect();
+    assert_eq!(waits, vec![5, 5, 10, 20, 40, 80, 120, 120]);
+}
+
+#[test]
+fn a_missing_lxc_template_or_backup_is_named_with_its_namespace() {
+    let d = |source: serde_json::Value| {
+        let spec: LxcContainerSpec = serde_json::from_value(serde_json::json!({ "source": source })).unwrap();
+        validate(&spec, "web", "uid-1").unwrap()
+    };
+    let t = d(serde_json::json!({"template": {"name": "base"}}));
+    let e = check_references(&t, "apps", |_, _| false).unwrap_err();
+    assert_eq!(e.to_string(), "spec.source.template.name: LxcTemplate base does not exist in namespace apps");
+    assert_eq!(check_references(&t, "apps", |k, n| k == "LxcTemplate" && n == "base"), Ok(()));
+    let b = d(serde_json::json!({"backup": {"name": "nightly"}}));
+    let e = check_references(&b, "apps", |_, _| false).unwrap_err();
+    assert_eq!(e.to_string(), "spec.source.backup.name: LxcBackup nightly does not exist in namespace apps");
+    assert_eq!(check_references(&d(serde_json::json!({"osTemplate": DEBIAN})), "apps", |_, _| false), Ok(()));
+}
