@@ -15,6 +15,8 @@ use crate::controller::kernel::Reason;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{ContainerPhase, LxcContainerSpec};
 use crate::crd::proxmox_cluster::{NodeStatus, ProxmoxCluster};
+use crate::crd::CONDITION_READY;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use crate::crd::lxc_backup::LxcBackup;
 use crate::crd::lxc_template::LxcTemplate;
 
@@ -230,6 +232,16 @@ pub const RETRY_MAX: Duration = Duration::from_secs(600);
 /// change wakes the object at once anyway.
 pub fn retry_after(refused_for: Duration) -> Duration {
     refused_for.clamp(RETRY_MIN, RETRY_MAX)
+}
+
+/// How long `Ready` has been False (zero when it is not): the clock of the back-off of a
+/// create that keeps failing (the object has not been ready since before its first try).
+pub fn not_ready_for(conditions: &[Condition]) -> Duration {
+    conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_READY && c.status == "False")
+        .and_then(|c| jiff::Timestamp::now().duration_since(c.last_transition_time.0).try_into().ok())
+        .unwrap_or_default()
 }
 
 /// The first retry of a spec whose `LxcTemplate` or `LxcBackup` does not exist, and the longest

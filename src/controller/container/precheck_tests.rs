@@ -168,3 +168,22 @@ fn a_missing_lxc_template_or_backup_is_named_with_its_namespace() {
     assert_eq!(e.to_string(), "spec.source.backup.name: LxcBackup nightly does not exist in namespace apps");
     assert_eq!(check_references(&d(serde_json::json!({"osTemplate": DEBIAN})), "apps", |_, _| false), Ok(()));
 }
+
+#[test]
+fn a_create_that_keeps_failing_waits_as_long_as_the_container_has_not_been_ready() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let cond = |status: &str, ago: i64| Condition {
+        type_: CONDITION_READY.into(),
+        status: status.into(),
+        reason: "CreateFailed".into(),
+        message: String::new(),
+        observed_generation: None,
+        last_transition_time: Time(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(ago)),
+    };
+    let wait = |c: &[Condition]| retry_after(not_ready_for(c)).as_secs();
+    assert_eq!(wait(&[]), 30, "no condition yet");
+    assert_eq!(wait(&[cond("False", 10)]), 30);
+    assert_eq!(wait(&[cond("False", 130)]), 130);
+    assert_eq!(wait(&[cond("False", 7200)]), 600, "at most 10 minutes");
+    assert_eq!(wait(&[cond("True", 7200)]), 30, "a Ready container failed only now");
+}

@@ -220,15 +220,18 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
             let msg = failure_message(&pt.operation, &text, &tail);
             p.event(Reason::TaskFailed, msg.clone()).await;
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskFailed, msg.clone()));
+            let mut retry = Duration::from_secs(5);
             if matches!(
                 pt.operation.as_str(),
                 "create" | "clone" | "restore" | super::clone_snapshot::TAKE_OPERATION
             ) {
                 p.status.phase = Some(ContainerPhase::Pending);
                 p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
+                // a create that keeps failing is tried ever more slowly, not every 5 s forever
+                retry = super::precheck::retry_after(super::precheck::not_ready_for(&p.status.conditions));
             }
             p.save().await?;
-            Ok(Some(Action::requeue(jitter(Duration::from_secs(5)))))
+            Ok(Some(Action::requeue(jitter(retry))))
         }
     }
 }
