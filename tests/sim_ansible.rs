@@ -37,7 +37,14 @@ async fn storage_info(bin: &str, port: u16, auth: &[(&str, &str)], args: &str) -
         module_args.push_str(&format!(" {k}={v}"));
     }
     let out = tokio::process::Command::new(format!("{bin}/ansible"))
-        .args(["localhost", "-c", "local", "-m", "community.proxmox.proxmox_storage_info", "-a"])
+        .args([
+            "localhost",
+            "-c",
+            "local",
+            "-m",
+            "community.proxmox.proxmox_storage_info",
+            "-a",
+        ])
         .arg(&module_args)
         .env("ANSIBLE_LOAD_CALLBACK_PLUGINS", "1")
         .env("ANSIBLE_STDOUT_CALLBACK", "json")
@@ -75,7 +82,11 @@ async fn ansible_proxmox_storage_info_lists_the_simulators_storages() {
     let (user_tok, secret) = token.rsplit_once('=').unwrap();
     let (user, token_id) = user_tok.split_once('!').unwrap();
     let (puser, password) = sim.user_credentials().unwrap();
-    let token_auth = [("api_user", user), ("api_token_id", token_id), ("api_token_secret", secret)];
+    let token_auth = [
+        ("api_user", user),
+        ("api_token_id", token_id),
+        ("api_token_secret", secret),
+    ];
     let password_auth = [("api_user", puser.as_str()), ("api_password", password.as_str())];
 
     for auth in [&token_auth[..], &password_auth[..]] {
@@ -84,7 +95,11 @@ async fn ansible_proxmox_storage_info_lists_the_simulators_storages() {
         assert_eq!(ids(&all), vec!["local", "local-lvm", "nfs-backup"], "{all}");
         let lvm = &all["proxmox_storages"][1];
         assert_eq!(lvm["type"], "lvmthin");
-        assert_eq!(lvm["content"], serde_json::json!(["images", "rootdir"]), "content is split into a list");
+        assert_eq!(
+            lvm["content"],
+            serde_json::json!(["images", "rootdir"]),
+            "content is split into a list"
+        );
         let local = &all["proxmox_storages"][0];
         assert_eq!(local["path"], "/var/lib/vz");
         assert!(local["digest"].as_str().is_some_and(|d| d.len() == 40));
@@ -99,7 +114,10 @@ async fn ansible_proxmox_storage_info_lists_the_simulators_storages() {
 
     let stats = sim.stats();
     assert!(stats["requests"]["GET /storage"].as_u64().unwrap() >= 3, "{stats}");
-    assert!(stats["requests"]["GET /storage/{storage}"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(
+        stats["requests"]["GET /storage/{storage}"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
     sim.shutdown().await;
 }
 

@@ -703,7 +703,11 @@ mod tests {
         ] {
             assert_eq!(server(m), ErrorClass::InvalidSpec, "{m}");
         }
-        for m in ["unable to get IP for node 'pve9' - node offline?", "got timeout", "Connection refused"] {
+        for m in [
+            "unable to get IP for node 'pve9' - node offline?",
+            "got timeout",
+            "Connection refused",
+        ] {
             assert_eq!(server(m), ErrorClass::Transient, "{m}");
         }
         let task = Error::TaskFailed {

@@ -329,7 +329,12 @@ impl BridgeRead {
     /// Reads again when due; a node that cannot be read keeps what was read before (none at
     /// first: unknown, which the spec checks take as "do not check").
     async fn refresh(&mut self, p: &ObserverParams, snap: &Snapshot) {
-        let online: Vec<&str> = snap.nodes.iter().filter(|n| n.online).map(|n| n.name.as_str()).collect();
+        let online: Vec<&str> = snap
+            .nodes
+            .iter()
+            .filter(|n| n.online)
+            .map(|n| n.name.as_str())
+            .collect();
         let due = self.at.is_none_or(|at| at.elapsed() >= p.privileges_recheck)
             || online.iter().any(|n| !self.by_node.contains_key(*n));
         if !due {

@@ -13,12 +13,12 @@ use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::Reason;
 use crate::controller::{jitter, Error};
+use crate::crd::lxc_backup::LxcBackup;
 use crate::crd::lxc_container::{ContainerPhase, LxcContainerSpec};
+use crate::crd::lxc_template::LxcTemplate;
 use crate::crd::proxmox_cluster::{NodeStatus, ProxmoxCluster};
 use crate::crd::CONDITION_READY;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use crate::crd::lxc_backup::LxcBackup;
-use crate::crd::lxc_template::LxcTemplate;
 
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -105,7 +105,12 @@ fn check_storage(
 /// Checks the node, the storages, the bridges, the OS template and the capacity the spec
 /// asks for against the inventory. Inventory that is not known (no bridges read, no template
 /// list) is not checked: the checks only refuse what is certainly wrong.
-pub fn check(spec: &LxcContainerSpec, desired: &Desired, snap: &Snapshot, known: &Known<'_>) -> Result<(), InvalidSpec> {
+pub fn check(
+    spec: &LxcContainerSpec,
+    desired: &Desired,
+    snap: &Snapshot,
+    known: &Known<'_>,
+) -> Result<(), InvalidSpec> {
     let cluster = known.cluster;
     let node = spec.node.as_deref();
     if let Some(n) = node {
@@ -117,11 +122,22 @@ pub fn check(spec: &LxcContainerSpec, desired: &Desired, snap: &Snapshot, known:
             ));
         }
     }
+    if node.is_some_and(|n| !snap.node_online(n)) {
+        // an offline node's inventory may be incomplete: the create waits for it (NodeUnavailable)
+        return Ok(());
+    }
     if let Some((storage, _)) = &desired.rootfs {
         check_storage(snap, cluster, node, "rootfs.storage", storage, "rootdir")?;
     }
     for (i, mp) in spec.mount_points.iter().enumerate() {
-        check_storage(snap, cluster, node, &format!("mountPoints[{i}].storage"), &mp.storage, "rootdir")?;
+        check_storage(
+            snap,
+            cluster,
+            node,
+            &format!("mountPoints[{i}].storage"),
+            &mp.storage,
+            "rootdir",
+        )?;
     }
     match &desired.source {
         Source::OsTemplate(volid) => {
@@ -158,12 +174,17 @@ fn check_bridges(spec: &LxcContainerSpec, snap: &Snapshot, node: Option<&str>) -
     if nodes.is_empty() {
         return Ok(());
     }
-    let mut valid: Vec<&str> = nodes.iter().flat_map(|n| n.bridges.iter().map(String::as_str)).collect();
+    let mut valid: Vec<&str> = nodes
+        .iter()
+        .flat_map(|n| n.bridges.iter().map(String::as_str))
+        .collect();
     valid.sort_unstable();
     valid.dedup();
     for (i, nic) in spec.network.iter().enumerate() {
         if !valid.contains(&nic.bridge.as_str()) {
-            let where_ = node.map(|n| format!("node {n}")).unwrap_or_else(|| "any online node".into());
+            let where_ = node
+                .map(|n| format!("node {n}"))
+                .unwrap_or_else(|| "any online node".into());
             let message = format!(
                 "bridge {} does not exist on {where_}; bridges: {}",
                 nic.bridge,
@@ -179,7 +200,10 @@ fn check_bridges(spec: &LxcContainerSpec, snap: &Snapshot, node: Option<&str>) -
 /// container larger than its node can never run as asked.
 fn check_capacity(desired: &Desired, snap: &Snapshot, node: Option<&str>) -> Result<(), InvalidSpec> {
     let nodes = candidate_nodes(snap, node);
-    let what = |n: Option<&str>| n.map(|n| format!("node {n}")).unwrap_or_else(|| "the largest online node".into());
+    let what = |n: Option<&str>| {
+        n.map(|n| format!("node {n}"))
+            .unwrap_or_else(|| "the largest online node".into())
+    };
     let cpus = nodes.iter().filter_map(|n| n.cpus).max();
     if let (Some(cores), Some(max)) = (desired.keys.get("cores").and_then(|c| c.parse::<u32>().ok()), cpus) {
         if cores > max {
@@ -218,7 +242,10 @@ pub fn check_references(
     if exists(kind, name) {
         return Ok(());
     }
-    Err(invalid(field, format!("{kind} {name} does not exist in namespace {namespace}")))
+    Err(invalid(
+        field,
+        format!("{kind} {name} does not exist in namespace {namespace}"),
+    ))
 }
 
 /// The first retry of a spec the inventory refuses, and the longest wait between retries.
@@ -240,7 +267,12 @@ pub fn not_ready_for(conditions: &[Condition]) -> Duration {
     conditions
         .iter()
         .find(|c| c.type_ == CONDITION_READY && c.status == "False")
-        .and_then(|c| jiff::Timestamp::now().duration_since(c.last_transition_time.0).try_into().ok())
+        .and_then(|c| {
+            jiff::Timestamp::now()
+                .duration_since(c.last_transition_time.0)
+                .try_into()
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -259,7 +291,12 @@ pub fn reference_retry_after(missing_for: Duration) -> Duration {
 /// Reads the OS template volumes of the storage `source.osTemplate` names, on the spec's node
 /// or the first online node that has that storage; `None` when there is nothing to read or the
 /// read failed (then the check is left to Proxmox).
-pub async fn gather(handle: &ClusterHandle, snap: &Snapshot, spec: &LxcContainerSpec, desired: &Desired) -> Option<Vec<String>> {
+pub async fn gather(
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    spec: &LxcContainerSpec,
+    desired: &Desired,
+) -> Option<Vec<String>> {
     let Source::OsTemplate(volid) = &desired.source else {
         return None;
     };
@@ -289,11 +326,17 @@ pub(super) async fn run(
     let (template, backup) = match &desired.source {
         Source::Template { name, .. } => {
             let api: Api<LxcTemplate> = Api::namespaced(p.ctx.kube.clone(), &ns);
-            (api.get_opt(name).await.op("read LxcTemplate")?.map(|_| name.clone()), None)
+            (
+                api.get_opt(name).await.op("read LxcTemplate")?.map(|_| name.clone()),
+                None,
+            )
         }
         Source::BackupName(name) => {
             let api: Api<LxcBackup> = Api::namespaced(p.ctx.kube.clone(), &ns);
-            (None, api.get_opt(name).await.op("read LxcBackup")?.map(|_| name.clone()))
+            (
+                None,
+                api.get_opt(name).await.op("read LxcBackup")?.map(|_| name.clone()),
+            )
         }
         _ => (None, None),
     };
@@ -304,7 +347,10 @@ pub(super) async fn run(
     if let Err(e) = check_references(desired, &ns, exists) {
         let since = refused_for(&p.uid, &e.to_string());
         let retry = Action::requeue(jitter(reference_retry_after(since)));
-        return p.not_ready(Reason::SourceNotFound, e.to_string(), retry).await.map(Some);
+        return p
+            .not_ready(Reason::SourceNotFound, e.to_string(), retry)
+            .await
+            .map(Some);
     }
     let templates = gather(handle, snap, &p.obj.spec, desired).await;
     let known = Known {
@@ -350,7 +396,10 @@ fn accepted(uid: &str) {
 fn never_created(p: &P<'_>) -> bool {
     p.status.pending_task.is_none()
         && p.status.node.is_none()
-        && matches!(p.status.phase, None | Some(ContainerPhase::Pending | ContainerPhase::Failed))
+        && matches!(
+            p.status.phase,
+            None | Some(ContainerPhase::Pending | ContainerPhase::Failed)
+        )
 }
 
 /// Deletion found no container: says so when it was never made (a spec refused before its
@@ -373,7 +422,9 @@ pub(super) async fn release_without_cluster(p: &mut P<'_>, cluster: &str, vmid: 
     let msg = if never_created(p) {
         format!("ProxmoxCluster {cluster} does not exist and CT {vmid} was never created there; nothing to delete")
     } else {
-        format!("ProxmoxCluster {cluster} does not exist: CT {vmid}, if it is still there, was left untouched in Proxmox")
+        format!(
+            "ProxmoxCluster {cluster} does not exist: CT {vmid}, if it is still there, was left untouched in Proxmox"
+        )
     };
     p.event(Reason::LeftUntouched, msg).await;
     Ok(true)

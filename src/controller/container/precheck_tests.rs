@@ -24,8 +24,10 @@ fn inventory() -> Snapshot {
             ("local-lvm", "lvmthin", "rootdir,images", false),
             ("nfs-backup", "nfs", "backup", true),
         ] {
-            list.push(serde_json::json!({"id": format!("storage/{n}/{s}"), "type": "storage", "node": n,
-                "storage": s, "plugintype": ty, "content": content, "shared": shared as u8}));
+            list.push(
+                serde_json::json!({"id": format!("storage/{n}/{s}"), "type": "storage", "node": n,
+                "storage": s, "plugintype": ty, "content": content, "shared": shared as u8}),
+            );
         }
     }
     let list: Vec<ClusterResource> = serde_json::from_value(serde_json::Value::Array(list)).unwrap();
@@ -79,6 +81,7 @@ fn mistaken_specs_are_refused_by_the_operator_before_any_proxmox_call_naming_the
     let cases: Vec<(&str, serde_json::Value, Verdict)> = vec![
         ("a valid spec", os(json!({"node": "pve1"})), Accepted),
         ("a valid spec without a node", os(json!({})), Accepted),
+        ("an offline node is not judged by its inventory", os(json!({"node": "pve3", "network": [{"name": "eth0", "bridge": "vmbr7"}]})), Accepted),
         ("a typo in the node", os(json!({"node": "pve9"})), Precheck("node", "node pve9 is not in ProxmoxCluster default: pve1, pve2, pve3")),
         ("a node named by its host name", os(json!({"node": "pve1.example.com"})), Precheck("node", "pve1, pve2, pve3")),
         ("a root disk on a storage that does not exist", os(json!({"rootfs": {"storage": "local-zfs", "size": "8Gi"}})), Precheck("rootfs.storage", "storage local-zfs does not exist in ProxmoxCluster default; storages that can hold rootdir: local-lvm")),
@@ -132,7 +135,11 @@ fn unknown_inventory_is_not_checked() {
         cluster: "default",
         templates: None,
     };
-    assert_eq!(check(&spec, &desired, &snap, &unknown), Ok(()), "no bridges read, no template list");
+    assert_eq!(
+        check(&spec, &desired, &snap, &unknown),
+        Ok(()),
+        "no bridges read, no template list"
+    );
 }
 
 #[test]
@@ -161,12 +168,24 @@ fn a_missing_lxc_template_or_backup_is_named_with_its_namespace() {
     };
     let t = d(serde_json::json!({"template": {"name": "base"}}));
     let e = check_references(&t, "apps", |_, _| false).unwrap_err();
-    assert_eq!(e.to_string(), "spec.source.template.name: LxcTemplate base does not exist in namespace apps");
-    assert_eq!(check_references(&t, "apps", |k, n| k == "LxcTemplate" && n == "base"), Ok(()));
+    assert_eq!(
+        e.to_string(),
+        "spec.source.template.name: LxcTemplate base does not exist in namespace apps"
+    );
+    assert_eq!(
+        check_references(&t, "apps", |k, n| k == "LxcTemplate" && n == "base"),
+        Ok(())
+    );
     let b = d(serde_json::json!({"backup": {"name": "nightly"}}));
     let e = check_references(&b, "apps", |_, _| false).unwrap_err();
-    assert_eq!(e.to_string(), "spec.source.backup.name: LxcBackup nightly does not exist in namespace apps");
-    assert_eq!(check_references(&d(serde_json::json!({"osTemplate": DEBIAN})), "apps", |_, _| false), Ok(()));
+    assert_eq!(
+        e.to_string(),
+        "spec.source.backup.name: LxcBackup nightly does not exist in namespace apps"
+    );
+    assert_eq!(
+        check_references(&d(serde_json::json!({"osTemplate": DEBIAN})), "apps", |_, _| false),
+        Ok(())
+    );
 }
 
 #[test]

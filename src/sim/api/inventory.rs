@@ -29,7 +29,11 @@ fn storage_section(s: &StorageConfig, digest: &str) -> Value {
     let o = m.as_object_mut().expect("object");
     match s.kind.as_str() {
         "dir" => {
-            let path = if s.id == "local" { "/var/lib/vz".to_string() } else { format!("/mnt/{}", s.id) };
+            let path = if s.id == "local" {
+                "/var/lib/vz".to_string()
+            } else {
+                format!("/mnt/{}", s.id)
+            };
             o.insert("path".into(), json!(path));
             if s.shared {
                 o.insert("shared".into(), json!(1));
@@ -77,7 +81,10 @@ fn storage_section(s: &StorageConfig, digest: &str) -> Value {
 
 /// `GET /storage[?type=...]`: every storage section the caller may see.
 pub(super) fn storage_config_list(st: &State, p: &Params, c: &Caller) -> ApiResult {
-    let visible = c.privs.as_ref().is_none_or(|v| v.iter().any(|x| STORAGE_LIST_PRIVS.contains(&x.as_str())));
+    let visible = c
+        .privs
+        .as_ref()
+        .is_none_or(|v| v.iter().any(|x| STORAGE_LIST_PRIVS.contains(&x.as_str())));
     if !visible {
         return Ok(json!([]));
     }

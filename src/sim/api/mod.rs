@@ -295,7 +295,9 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     ("GET", "/nodes/{node}/storage", |_, st, p, _| data(storage_list(st, p))),
     ("GET", "/nodes/{node}/network", |_, st, p, _| data(node_network(st, p))),
     ("GET", "/storage", |_, st, p, c| data(storage_config_list(st, p, c))),
-    ("GET", "/storage/{storage}", |_, st, p, _| data(storage_config_get(st, p))),
+    ("GET", "/storage/{storage}", |_, st, p, _| {
+        data(storage_config_get(st, p))
+    }),
     ("GET", "/nodes/{node}/storage/{storage}/status", |_, st, p, _| {
         data(storage_status(st, p))
     }),
