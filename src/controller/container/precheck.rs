@@ -4,7 +4,7 @@
 //! instead of failing late in Proxmox, retried as if Proxmox were down.
 //!
 //! gather ([`gather`]: the OS template volumes of the storage named, one read) -> decide
-//! ([`check`]: pure, table-tested) -> act ([`run`]: `Ready=False InvalidSpec`, a slow
+//! ([`check`]: pure, table-tested) -> act (`run`: `Ready=False InvalidSpec`, a slow
 //! exponential back-off, no Proxmox call).
 
 use super::desired::{Desired, InvalidSpec, Source};
