@@ -103,6 +103,7 @@ fn mistaken_specs_are_refused_by_the_operator_before_any_proxmox_call_naming_the
         ("a duplicate interface name", os(json!({"network": [{"name": "eth0", "bridge": "vmbr0"}, {"name": "eth0", "bridge": "vmbr1"}]})), Validate("network[1].name", "eth0 is used twice")),
         ("a gateway outside the address's network", os(json!({"network": [{"name": "eth0", "bridge": "vmbr0", "ipv4": {"address": "10.0.0.7/24", "gateway": "10.1.0.1"}}]})), Validate("network[0].ipv4.gateway", "10.1.0.1")),
         ("ObserveOnly without a vmid", os(json!({"management": "ObserveOnly"})), Validate("vmid", "set spec.vmid")),
+        ("two names of the rate limit that disagree", os(json!({"network": [{"name": "eth0", "bridge": "vmbr0", "rateMbps": 100, "rateMegabytesPerSecond": 12.5}]})), Validate("network[0].rateMbps", "rateMbps is its old name, set only one")),
         ("root credentials with a clone", json!({"source": {"clone": {"vmid": 100}}, "auth": {"sshPublicKeys": ["ssh-ed25519 AAAA x"]}}), Validate("auth", "source.osTemplate")),
     ];
     let mut failures = Vec::new();
@@ -205,4 +206,26 @@ fn a_create_that_keeps_failing_waits_as_long_as_the_container_has_not_been_ready
     assert_eq!(wait(&[cond("False", 130)]), 130);
     assert_eq!(wait(&[cond("False", 7200)]), 600, "at most 10 minutes");
     assert_eq!(wait(&[cond("True", 7200)]), 30, "a Ready container failed only now");
+}
+
+#[test]
+fn the_old_rate_name_still_means_megabytes_per_second_and_the_new_one_wins_when_equal() {
+    let rate = |nic: serde_json::Value| {
+        let spec: LxcContainerSpec = serde_json::from_value(os(serde_json::json!({ "network": [nic] }))).unwrap();
+        validate(&spec, "web", "uid-1").unwrap().nets[&0].rate
+    };
+    let nic = |extra: serde_json::Value| {
+        let mut v = serde_json::json!({"name": "eth0", "bridge": "vmbr0"});
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    assert_eq!(rate(nic(serde_json::json!({"rateMbps": 100}))), Some(100.0));
+    assert_eq!(
+        rate(nic(serde_json::json!({"rateMegabytesPerSecond": 12.5}))),
+        Some(12.5)
+    );
+    assert_eq!(
+        rate(nic(serde_json::json!({"rateMbps": 8, "rateMegabytesPerSecond": 8}))),
+        Some(8.0)
+    );
 }
