@@ -276,6 +276,24 @@ pub fn not_ready_for(conditions: &[Condition]) -> Duration {
         .unwrap_or_default()
 }
 
+/// When to try a create again whose task ended with `exitstatus`: a failure that names
+/// something the spec asks for that cannot be had (a volume or storage that does not exist, a
+/// storage that cannot hold the content: class InvalidSpec) waits as long as the container has
+/// not been Ready ([`retry_after`]: 30 s doubling to 10 min); any other failure (a lock, a
+/// passing fault) is tried again after 5 s.
+pub fn create_retry(exitstatus: &str, conditions: &[Condition]) -> Duration {
+    let failure = crate::pve::Error::TaskFailed {
+        upid: String::new(),
+        exitstatus: exitstatus.to_string(),
+        log_tail: Vec::new(),
+    };
+    if failure.class() == crate::pve::ErrorClass::InvalidSpec {
+        retry_after(not_ready_for(conditions))
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
 /// The first retry of a spec whose `LxcTemplate` or `LxcBackup` does not exist, and the longest
 /// wait: shorter than [`RETRY_MIN`]/[`RETRY_MAX`], as applying a container and its template
 /// together (in any order) is common and costs no Proxmox call.

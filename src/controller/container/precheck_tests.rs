@@ -206,6 +206,17 @@ fn a_create_that_keeps_failing_waits_as_long_as_the_container_has_not_been_ready
     assert_eq!(wait(&[cond("False", 130)]), 130);
     assert_eq!(wait(&[cond("False", 7200)]), 600, "at most 10 minutes");
     assert_eq!(wait(&[cond("True", 7200)]), 30, "a Ready container failed only now");
+    let long = [cond("False", 7200)];
+    assert_eq!(
+        create_retry("volume 'local:vztmpl/x.tar.zst' does not exist", &long).as_secs(),
+        600
+    );
+    assert_eq!(
+        create_retry("command 'lxc-usernsexec' failed: exit code 1", &long).as_secs(),
+        5,
+        "a passing fault"
+    );
+    assert_eq!(create_retry("CT is locked (backup)", &long).as_secs(), 5);
 }
 
 #[test]

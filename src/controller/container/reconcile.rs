@@ -227,8 +227,8 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
             ) {
                 p.status.phase = Some(ContainerPhase::Pending);
                 p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
-                // a create that keeps failing is tried ever more slowly, not every 5 s forever
-                retry = super::precheck::retry_after(super::precheck::not_ready_for(&p.status.conditions));
+                // a create Proxmox refuses for what the spec names is tried ever more slowly
+                retry = super::precheck::create_retry(&text, &p.status.conditions);
             }
             p.save().await?;
             Ok(Some(Action::requeue(jitter(retry))))
