@@ -122,8 +122,9 @@ pub fn check(
             ));
         }
     }
-    if node.is_some_and(|n| !snap.node_online(n)) {
-        // an offline node's inventory may be incomplete: the create waits for it (NodeUnavailable)
+    if !candidate_nodes(snap, node).iter().any(|n| n.online) {
+        // an offline node's inventory may be incomplete: the create waits for it (NodeUnavailable,
+        // NoNodeAvailable), and the spec is judged once a node is back
         return Ok(());
     }
     if let Some((storage, _)) = &desired.rootfs {

@@ -124,6 +124,20 @@ fn mistaken_specs_are_refused_by_the_operator_before_any_proxmox_call_naming_the
 }
 
 #[test]
+fn with_every_node_offline_only_the_node_name_is_checked() {
+    let spec: LxcContainerSpec = serde_json::from_value(os(serde_json::json!({
+        "rootfs": {"storage": "local-zfs", "size": "8Gi"}
+    })))
+    .unwrap();
+    let desired = validate(&spec, "web", "uid-1").unwrap();
+    let mut snap = inventory();
+    for n in &mut snap.nodes {
+        n.online = false;
+    }
+    assert_eq!(check(&spec, &desired, &snap, &known()), Ok(()));
+}
+
+#[test]
 fn unknown_inventory_is_not_checked() {
     let spec: LxcContainerSpec = serde_json::from_value(os(serde_json::json!({
         "network": [{"name": "eth0", "bridge": "vmbr7"}]
