@@ -184,7 +184,7 @@ fn linked_and_full_clones_run_with_their_own_cores_memory_network_and_disk_size(
         &e.ns,
         &container_yaml("linked-elsewhere", "  node: pve3\n  source: {template: {name: base}}\n"),
     );
-    wait_reason(&e, "lxc", "linked", "WaitingForTemplate");
+    wait_reason(&e, "lxc", "linked", "SourceNotFound");
     apply(e.cp, &e.ns, &template_yaml("base", "  node: pve1\n  image: {appliance: debian-12-standard}\n  resources: {cores: 1, memory: 256Mi}\n  rootfs: {storage: local-lvm, size: 2Gi}\n  network:\n    - {name: eth0, bridge: vmbr0, ipv4: {dhcp: true}}\n"));
     let t = wait_ready(e.cp, &e.ns, "lxct", "base", T);
     let tvmid = t["status"]["vmid"].as_u64().unwrap();

@@ -324,7 +324,12 @@ pub struct NetworkInterface {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 64, max = 65535))]
     pub mtu: Option<u32>,
-    /// Rate limit as Proxmox's `rate`: megabytes per second, fractions allowed.
+    /// Rate limit in megabytes (not megabits) per second, fractions allowed: Proxmox's `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 100000.0))]
+    pub rate_megabytes_per_second: Option<f64>,
+    /// Deprecated name of `rateMegabytesPerSecond` (also megabytes per second, despite the
+    /// name); still accepted. Setting both to different values is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0.0, max = 100000.0))]
     pub rate_mbps: Option<f64>,

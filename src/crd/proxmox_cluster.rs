@@ -307,6 +307,10 @@ pub struct NodeStatus {
     /// Seconds since boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_seconds: Option<u64>,
+    /// Bridges a container's `network[].bridge` may name on this node (Linux and OVS bridges,
+    /// from the node's network configuration), e.g. `vmbr0`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<String>,
 }
 
 /// One storage on one node as last seen.

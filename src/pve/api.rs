@@ -148,6 +148,20 @@ impl Client {
         self.get(&format!("/nodes/{}/storage", seg(node)), &p).await
     }
 
+    /// `GET /nodes/{node}/network?type=any_bridge`: the names of the node's bridges (Linux
+    /// and OVS), sorted.
+    pub async fn node_bridges(&self, node: &str) -> Result<Vec<String>> {
+        let mut p = Params::new();
+        p.set("type", "any_bridge");
+        let list: Vec<Value> = self.get(&format!("/nodes/{}/network", seg(node)), &p).await?;
+        let mut names: Vec<String> = list
+            .iter()
+            .filter_map(|i| i.get("iface").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// `GET /nodes/{node}/storage/{storage}/content[?content=...&vmid=...]`.
     pub async fn storage_content(
         &self,

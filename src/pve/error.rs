@@ -365,6 +365,20 @@ fn classify_message(msg: &str) -> Option<MessageKind> {
     None
 }
 
+/// Whether a 5xx text or a task's exit status says the request named something that cannot be
+/// used (a volume or storage that does not exist, a storage that cannot hold that content):
+/// Proxmox answers these with 500, but retrying will not help until the spec changes.
+fn names_unusable_thing(m: &str) -> bool {
+    let m = m.trim();
+    (m.starts_with("volume '") && m.contains("' does not exist"))
+        || (m.starts_with("storage '")
+            && (m.contains("' does not exist")
+                || m.contains("' does not support ")
+                || m.contains("' is not configured for content-type")
+                || m.contains("' is not available on node")))
+        || m.starts_with("unable to parse volume ID")
+}
+
 /// Extracts `<reason>` from `CT is locked (<reason>)` / `VM is locked (<reason>)`.
 fn locked_reason(m: &str) -> Option<String> {
     let idx = m.find("is locked (")?;
@@ -527,6 +541,7 @@ impl Error {
     /// in `CT is locked (backup)` is [`ErrorClass::Locked`].
     pub fn class(&self) -> ErrorClass {
         match self {
+            Error::Server { message, .. } if names_unusable_thing(message) => ErrorClass::InvalidSpec,
             Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::Transport { .. }
@@ -551,6 +566,7 @@ impl Error {
                 Some(MessageKind::AlreadyExists(_))
                 | Some(MessageKind::DigestMismatch)
                 | Some(MessageKind::WrongState) => ErrorClass::Conflict,
+                None if names_unusable_thing(exitstatus) => ErrorClass::InvalidSpec,
                 None => ErrorClass::Permanent,
             },
             Error::NotImplemented { .. }
@@ -670,5 +686,35 @@ mod tests {
             log_tail: vec![],
         };
         assert_eq!(e.class(), ErrorClass::Locked);
+    }
+
+    #[test]
+    fn a_500_naming_a_missing_volume_or_an_unfit_storage_is_a_bad_spec_not_a_blip() {
+        let server = |m: &str| {
+            let body = serde_json::json!({"data": null, "message": format!("{m}\n")}).to_string();
+            Error::from_response("POST", "/nodes/pve1/lxc", 500, None, body.as_bytes()).class()
+        };
+        for m in [
+            "volume 'local:vztmpl/ubuntu-99.tar.zst' does not exist",
+            "storage 'local-lvm' does not support backups",
+            "storage 'nas' does not exist",
+            "storage 'local-lvm' is not configured for content-type 'vztmpl'",
+            "storage 'tank' is not available on node 'pve2'",
+        ] {
+            assert_eq!(server(m), ErrorClass::InvalidSpec, "{m}");
+        }
+        for m in [
+            "unable to get IP for node 'pve9' - node offline?",
+            "got timeout",
+            "Connection refused",
+        ] {
+            assert_eq!(server(m), ErrorClass::Transient, "{m}");
+        }
+        let task = Error::TaskFailed {
+            upid: "u".into(),
+            exitstatus: "storage 'nfs-backup' does not support container directories".into(),
+            log_tail: vec![],
+        };
+        assert_eq!(task.class(), ErrorClass::InvalidSpec);
     }
 }

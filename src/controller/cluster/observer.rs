@@ -140,6 +140,7 @@ impl Snapshot {
                     memory_total: r.maxmem,
                     cpus: r.maxcpu.map(|c| c.round() as u32),
                     uptime_seconds: r.uptime,
+                    bridges: Vec::new(),
                 }),
                 "storage" => storages.push(StorageStatus {
                     node: r.node.clone().unwrap_or_default(),
@@ -182,6 +183,13 @@ impl Snapshot {
         self.storages
             .iter()
             .any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
+    }
+
+    /// Puts each node's bridges (as last read from its network configuration) into `nodes`.
+    pub fn set_bridges(&mut self, bridges: &HashMap<String, Vec<String>>) {
+        for n in &mut self.nodes {
+            n.bridges = bridges.get(&n.name).cloned().unwrap_or_default();
+        }
     }
 
     /// The nodes and storages of `nodes` only (no guests): what placement may choose from
@@ -309,6 +317,44 @@ async fn preflight(p: &ObserverParams, last: &mut Option<PrivilegeRead>) {
     }
 }
 
+/// The bridges of each node, read from the nodes' network configuration (one
+/// `GET /nodes/{node}/network` per online node) on connect, when a node appears, and then at
+/// the privileges' recheck interval: they change seldom, and the resync stays one request.
+struct BridgeRead {
+    at: Option<Instant>,
+    by_node: HashMap<String, Vec<String>>,
+}
+
+impl BridgeRead {
+    /// Reads again when due; a node that cannot be read keeps what was read before (none at
+    /// first: unknown, which the spec checks take as "do not check").
+    async fn refresh(&mut self, p: &ObserverParams, snap: &Snapshot) {
+        let online: Vec<&str> = snap
+            .nodes
+            .iter()
+            .filter(|n| n.online)
+            .map(|n| n.name.as_str())
+            .collect();
+        let due = self.at.is_none_or(|at| at.elapsed() >= p.privileges_recheck)
+            || online.iter().any(|n| !self.by_node.contains_key(*n));
+        if !due {
+            return;
+        }
+        self.at = Some(Instant::now());
+        for node in online {
+            match p.client.node_bridges(node).await {
+                Ok(b) => {
+                    self.by_node.insert(node.to_string(), b);
+                }
+                Err(e) => {
+                    tracing::debug!(cluster = %p.key, node, error = %e, "could not read the node's bridges");
+                    self.by_node.entry(node.to_string()).or_default();
+                }
+            }
+        }
+    }
+}
+
 /// The next `k` vmids after `cursor` (wrapping around) among `ours` (sorted), skipping those in
 /// `skip` (passed already this resync), and the new cursor: a flat drift budget per resync that
 /// visits every container in turn (N containers take N / k resyncs).
@@ -412,6 +458,10 @@ async fn run(
     let mut prev: Option<Arc<Snapshot>> = None;
     let mut drift_cursor: Option<u32> = None;
     let mut privileges: Option<PrivilegeRead> = None;
+    let mut bridges = BridgeRead {
+        at: None,
+        by_node: HashMap::new(),
+    };
     loop {
         let started = Instant::now();
         if version.is_none() {
@@ -420,7 +470,10 @@ async fn run(
         let result = p.client.cluster_resources(None).await;
         let (conn, snap) = match result {
             Ok(list) => {
-                let snap = Arc::new(Snapshot::from_resources(&list, started));
+                let mut snap = Snapshot::from_resources(&list, started);
+                bridges.refresh(&p, &snap).await;
+                snap.set_bridges(&bridges.by_node);
+                let snap = Arc::new(snap);
                 if let Some(old) = &prev {
                     let changed = changed_guests(old, &snap);
                     for vmid in &changed {

@@ -232,6 +232,10 @@ pub(super) async fn create(
     vmid: u32,
     admission: &Admission,
 ) -> Result<Action, Error> {
+    // the spec against the inventory first: a typo is refused here, not by Proxmox
+    if let Some(action) = super::precheck::run(p, handle, snap, desired).await? {
+        return Ok(action);
+    }
     let user_vmid = p.obj.spec.vmid.is_some();
     if let Some(verdict) = identity::held_by_vm(snap.guests.get(&vmid).map(|g| g.kind.as_str()), user_vmid) {
         let node = snap.guests.get(&vmid).map(|g| g.node.clone()).unwrap_or_default();

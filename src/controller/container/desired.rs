@@ -654,9 +654,18 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
                     .ok_or_else(|| invalid(f("mtu"), format!("{m} is outside 64..65535")))?,
             );
         }
-        if let Some(r) = n.rate_mbps {
+        let rate = match (n.rate_megabytes_per_second, n.rate_mbps) {
+            (Some(a), Some(b)) if a != b => {
+                let msg =
+                    format!("{b} differs from rateMegabytesPerSecond {a}: rateMbps is its old name, set only one");
+                return Err(invalid(f("rateMbps"), msg));
+            }
+            (Some(r), _) => Some(("rateMegabytesPerSecond", r)),
+            (None, r) => r.map(|r| ("rateMbps", r)),
+        };
+        if let Some((name, r)) = rate {
             if !r.is_finite() || r < 0.0 {
-                return Err(invalid(f("rateMbps"), format!("{r} is not a non-negative number")));
+                return Err(invalid(f(name), format!("{r} is not a non-negative number")));
             }
             nc.rate = Some(r);
         }

@@ -102,6 +102,9 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     let (handle, snap) = match p.ctx.clusters.usable(&key) {
         Ok(u) => u,
         Err(why) => {
+            if super::precheck::release_without_cluster(p, &key.name, vmid).await? {
+                return done(p).await;
+            }
             p.status.phase = Some(ContainerPhase::Deleting);
             let msg = format!("cannot clean up CT {vmid}: {why}");
             return p
@@ -123,7 +126,8 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
         current,
     }) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await?
     else {
-        // already gone counts as deleted
+        // already gone counts as deleted; one refused before its create never existed
+        super::precheck::say_never_created(p, vmid).await;
         return done(p).await;
     };
     // whose it is, by the rule of the update path: a clone we started carries no tag until our

@@ -54,7 +54,9 @@ pub async fn locate(
     nodes.extend(status.node.clone());
     nodes.extend(spec_node.map(str::to_string));
     let mut seen = std::collections::HashSet::new();
-    for node in nodes.into_iter().filter(|n| seen.insert(n.clone())) {
+    // a node the inventory does not list holds nothing (a typo in spec.node): not asked
+    let listed = |n: &String| snap.as_ref().is_none_or(|s| s.nodes.iter().any(|x| &x.name == n));
+    for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
         if let Some(found) = read_on(handle, &node, vmid).await? {
             return Ok(Some(found));
         }

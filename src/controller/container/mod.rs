@@ -11,6 +11,8 @@
 //! - [`firewall`], [`service`]: the firewall rules and the published Service.
 //! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
 //! - [`host_mounts`]: bind mounts and devices, their `mpN`/`devN` slots (pure).
+//! - [`precheck`]: the spec against the cluster's inventory (nodes, storages, bridges, OS
+//!   templates, capacity) before a create (pure).
 //! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
 
 pub mod app;
@@ -27,6 +29,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod locate;
 pub mod plan;
+pub mod precheck;
 pub mod reconcile;
 pub mod service;
 pub mod tenancy;

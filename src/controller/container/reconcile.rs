@@ -216,12 +216,18 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
             let msg = failure_message(&pt.operation, &text, &tail);
             p.event(Reason::TaskFailed, msg.clone()).await;
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskFailed, msg.clone()));
+            let mut retry = None;
             if pt.op().is_some_and(Operation::makes_container) {
                 p.status.phase = Some(ContainerPhase::Pending);
                 p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
+                // a create Proxmox refuses for what the spec names is tried ever more slowly
+                retry = Some(super::precheck::create_retry(&text, &p.status.conditions));
             }
             p.save().await?;
-            Ok(Some(p.retry(Reason::TaskFailed)))
+            Ok(Some(match retry {
+                Some(after) => Action::requeue(crate::controller::jitter(after)),
+                None => p.retry(Reason::TaskFailed),
+            }))
         }
     }
 }

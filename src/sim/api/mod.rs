@@ -25,6 +25,7 @@ mod destroy;
 mod firewall;
 mod ha;
 pub(crate) mod ha_crm;
+mod inventory;
 mod oci;
 mod power;
 mod seed;
@@ -40,6 +41,7 @@ use create::*;
 use destroy::*;
 use firewall::*;
 use ha::*;
+use inventory::*;
 use oci::*;
 use power::*;
 
@@ -102,6 +104,9 @@ pub(crate) fn required_privilege(
         | (_, "/cluster/resources") => return None,
         (_, t) if t.starts_with("/nodes/{node}/tasks") => return None,
         ("GET", "/nodes") | ("GET", "/cluster/status") | ("GET", "/cluster/tasks") => return None,
+        // Network.pm index: `user => 'all'`; Config.pm index filters per storage instead
+        ("GET", "/nodes/{node}/network") | ("GET", "/storage") => return None,
+        ("GET", "/storage/{storage}") => (format!("/storage/{}", g("storage")), "Datastore.Allocate"),
         ("GET", t) if t.starts_with("/nodes/{node}/lxc/{vmid}/firewall") => (vms(), "VM.Audit"),
         (_, t) if t.starts_with("/nodes/{node}/lxc/{vmid}/firewall") => (vms(), "VM.Config.Network"),
         ("GET", "/nodes/{node}/lxc") => return None,
@@ -288,6 +293,11 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     }),
     ("GET", "/nodes/{node}/tasks/{upid}/log", |_, st, p, _| task_log(st, p)),
     ("GET", "/nodes/{node}/storage", |_, st, p, _| data(storage_list(st, p))),
+    ("GET", "/nodes/{node}/network", |_, st, p, _| data(node_network(st, p))),
+    ("GET", "/storage", |_, st, p, c| data(storage_config_list(st, p, c))),
+    ("GET", "/storage/{storage}", |_, st, p, _| {
+        data(storage_config_get(st, p))
+    }),
     ("GET", "/nodes/{node}/storage/{storage}/status", |_, st, p, _| {
         data(storage_status(st, p))
     }),
