@@ -7,7 +7,9 @@ use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::tenancy::ownership::{self, ArchiveMark};
+use crate::controller::tenancy::actual;
 use crate::controller::tenancy::policy::{self, Admission, Refusal};
+use crate::crd::ProxmoxTenant;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::LxcContainer;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED};
@@ -17,6 +19,9 @@ use std::time::Duration;
 
 /// How often a refused object looks again (a tenant's change does not trigger its objects).
 const RECHECK: Duration = Duration::from_secs(30);
+
+/// How often an object waiting for the tenancy caches looks again.
+const PENDING_RECHECK: Duration = Duration::from_secs(2);
 
 /// The storage a root disk goes to when the spec names none.
 pub const DEFAULT_ROOTFS_STORAGE: &str = "local";
@@ -44,6 +49,9 @@ pub(super) fn admit(
     // observed containers are read only: their spec's resources are not the tenant's to limit
     if obj.spec.management == crate::crd::lxc_container::Management::Full {
         policy::check_container(t, &obj.spec, &rootfs)?;
+        if let Admission::Tenant(tenant) = &admission {
+            quota(obj, ctx, handle, tenant)?;
+        }
     }
     if let Some(pool) = &t.pool {
         desired.pool = Some(pool.clone());
@@ -59,7 +67,46 @@ pub(super) fn admit(
     Ok(admission)
 }
 
-/// Counts the container against its tenant's quota (once, when its vmid is taken).
+/// Admits the container's footprint against its tenant's quota on every pass (a resize, a
+/// switch from `ObserveOnly`, a clone of a larger source all grow it): the spec's footprint,
+/// or what Proxmox reports for the guest when that is more. A refused growth leaves the
+/// container counted at what Proxmox has.
+fn quota(obj: &LxcContainer, ctx: &Context, handle: &ClusterHandle, tenant: &ProxmoxTenant) -> Result<(), Refusal> {
+    if tenant.spec.quota.is_none() {
+        return Ok(());
+    }
+    let uid = obj.uid().unwrap_or_default();
+    let guest = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.vmid)
+        .zip(handle.snapshot())
+        .and_then(|(v, snap)| snap.guests.get(&v).cloned());
+    let spec = policy::footprint(&obj.spec);
+    let Some(g) = guest else {
+        return ctx.tenancy.admit_quota(tenant, &uid, spec);
+    };
+    let want = actual::actual_footprint(spec, g.maxmem, g.maxdisk);
+    ctx.tenancy.admit_quota(tenant, &uid, want).inspect_err(|_| {
+        // what it holds now: the spec's cores (applied before), Proxmox's memory and disk
+        let cores = ctx.tenancy.admitted_of(tenant, &uid).map(|f| f.cores).unwrap_or_else(|| {
+            g.maxcpu
+                .filter(|c| c.is_finite() && *c > 0.0)
+                .map_or(1, |c| c.ceil() as u64)
+        });
+        let have = policy::Footprint {
+            containers: 1,
+            cores,
+            memory_mib: 0,
+            disk_gib: 0,
+        };
+        ctx.tenancy
+            .record(tenant, &uid, actual::actual_footprint(have, g.maxmem, g.maxdisk));
+    })
+}
+
+/// Counts the container against its tenant's quota when its vmid is taken (already admitted
+/// by [`admit`] in the same pass; kept so the reservation precedes the vmid's record).
 pub(super) fn admit_quota(p: &P<'_>, admission: &Admission) -> Result<(), Refusal> {
     let Admission::Tenant(t) = admission else {
         return Ok(());
@@ -69,14 +116,71 @@ pub(super) fn admit_quota(p: &P<'_>, admission: &Admission) -> Result<(), Refusa
 
 /// `Ready=False` (and `Stalled`) with the refusal's reason; nothing was done in Proxmox.
 pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
-    p.cond(CondSpec::yes(CONDITION_STALLED, r.reason, r.message.clone()));
+    // waiting for the tenancy caches: not stalled, and looked at again soon
+    let pending = r.reason == policy::PENDING;
+    let again = if pending { PENDING_RECHECK } else { RECHECK };
+    if !pending {
+        p.cond(CondSpec::yes(CONDITION_STALLED, r.reason, r.message.clone()));
+    }
     p.status
         .phase
         .get_or_insert(crate::crd::lxc_container::ContainerPhase::Pending);
     p.cond(CondSpec::no(CONDITION_READY, r.reason, r.message));
     p.observed();
     p.save().await?;
-    Ok(Action::requeue(jitter(RECHECK)))
+    Ok(Action::requeue(jitter(again)))
+}
+
+/// Holds a tenant's container that is about to be started (first start included) while its
+/// config as Proxmox will have it after this pass's update is outside the tenant's limits:
+/// what a clone source or archive brought (interfaces, features, bind mounts, devices, raw
+/// keys, a hookscript) is judged, not only the spec. `Some(action)` ends the pass, refused.
+pub(super) async fn hold_start(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    cfg: &crate::pve::LxcConfig,
+    plan: &super::plan::Plan,
+) -> Result<Option<Action>, Error> {
+    if plan.power != Some(super::plan::PowerAction::Start) {
+        return Ok(None);
+    }
+    let admission = match p.ctx.tenancy.admission(&p.obj.namespace().unwrap_or_default(), handle) {
+        Ok(a) => a,
+        Err(r) => return refuse(p, r).await.map(Some),
+    };
+    let Some(t) = admission.spec() else {
+        return Ok(None);
+    };
+    let (set, delete) = plan.config_update();
+    match actual::check_config(t, &actual::effective(cfg, &set, &delete)) {
+        Ok(()) => Ok(None),
+        Err(r) => {
+            let r = Refusal::new(r.reason, format!("not started: {}", r.message));
+            refuse(p, r).await.map(Some)
+        }
+    }
+}
+
+/// Ends the pass (`EnvSourceNotFound`, naming the Secret and how to mark it) when `app.env[i]`
+/// names a Secret not meant for it; no value of it is used.
+pub(super) async fn unmarked_secret(
+    p: &mut P<'_>,
+    secret: Option<&k8s_openapi::api::core::v1::Secret>,
+    i: usize,
+) -> Result<Option<Action>, Error> {
+    let Some(s) = secret else {
+        return Ok(None);
+    };
+    match crate::controller::tenancy::secrets::app_env_consent(&p.ctx.kube, p.obj, s).await {
+        Ok(()) => Ok(None),
+        Err(m) => {
+            let msg = format!("app.env[{i}]: {m}");
+            let wait = Action::requeue(jitter(RECHECK));
+            p.not_ready(crate::controller::kernel::Reason::EnvSourceNotFound, msg, wait)
+                .await
+                .map(Some)
+        }
+    }
 }
 
 /// Whether the namespace may clone (or observe) `g`.
