@@ -596,12 +596,12 @@ fn two_creates_in_the_same_second_cannot_both_exceed_the_quota() {
     tenant(&e, "  quota: {memory: 1Gi}\n");
     let two = format!(
         "{}\n---\n{}",
-        container("x", "  resources: {memory: 768Mi}\n"),
-        container("y", "  resources: {memory: 768Mi}\n")
+        container("first", "  resources: {memory: 768Mi}\n"),
+        container("second", "  resources: {memory: 768Mi}\n")
     );
     e.cp.apply(&e.a, &two);
     wait_for("one made, the other refused by the quota", T, || {
-        let reasons: Vec<String> = ["x", "y"]
+        let reasons: Vec<String> = ["first", "second"]
             .iter()
             .filter_map(|n| condition(&get_json(e.cp, &e.a, "lxc", n)?, "Ready").map(|c| c.1))
             .collect();
