@@ -479,13 +479,19 @@ fn a_tenant_cannot_reach_the_admins_lan_by_cloning_a_shared_template() {
         "  network:\n    bridges: [{name: vmbr0, vlans: [20]}]\n  sharedVmids: [{min: 9000, max: 9000}]\n",
     );
     // no spec.network: the clone keeps the template's net0
-    e.cp.apply(&e.a, &raw_container("copy", "  source:\n    clone: {vmid: 9000, full: true}\n"));
+    e.cp.apply(
+        &e.a,
+        &raw_container("copy", "  source:\n    clone: {vmid: 9000, full: true}\n"),
+    );
     let msg = refused(&e, &e.a, "lxc", "copy", "TenantPolicyNetwork");
     assert!(msg.contains("net0") && msg.contains("untagged"), "{msg}");
     let v = made(&e, "copy");
     std::thread::sleep(Duration::from_secs(3));
     let ct = e.sim.container(v).unwrap();
-    assert_eq!(ct["status"], "stopped", "the clone on the admin's LAN was started: {ct}");
+    assert_eq!(
+        ct["status"], "stopped",
+        "the clone on the admin's LAN was started: {ct}"
+    );
     // with its interfaces in the spec, the operator replaces the template's and starts it
     e.cp.apply(
         &e.a,
@@ -506,7 +512,10 @@ fn a_tenant_without_extra_features_cannot_get_keyctl_from_a_clone_source() {
     let e = env("t-clone-feat");
     golden(&e, 9001, &[("features", "keyctl=1,nesting=1")]);
     tenant(&e, "  sharedVmids: [{min: 9001, max: 9001}]\n");
-    e.cp.apply(&e.a, &raw_container("copy", "  source:\n    clone: {vmid: 9001, full: true}\n"));
+    e.cp.apply(
+        &e.a,
+        &raw_container("copy", "  source:\n    clone: {vmid: 9001, full: true}\n"),
+    );
     let msg = refused(&e, &e.a, "lxc", "copy", "TenantPolicyFeatures");
     assert!(msg.contains("keyctl"), "{msg}");
     let v = made(&e, "copy");
@@ -515,7 +524,10 @@ fn a_tenant_without_extra_features_cannot_get_keyctl_from_a_clone_source() {
     // features in the spec replace the source's
     e.cp.apply(
         &e.a,
-        &raw_container("copy", "  source:\n    clone: {vmid: 9001, full: true}\n  features: {nesting: true}\n"),
+        &raw_container(
+            "copy",
+            "  source:\n    clone: {vmid: 9001, full: true}\n  features: {nesting: true}\n",
+        ),
     );
     wait_ready(e.cp, &e.a, "lxc", "copy", T);
     let features = e.sim.container(v).unwrap()["config"]["features"].clone();
@@ -541,7 +553,10 @@ fn an_app_env_secret_not_marked_for_it_never_reaches_proxmox() {
         "{msg}"
     );
     for c in e.sim.containers() {
-        assert!(!c.to_string().contains("deploy-s3cret"), "the token reached Proxmox: {c}");
+        assert!(
+            !c.to_string().contains("deploy-s3cret"),
+            "the token reached Proxmox: {c}"
+        );
     }
     // a Secret its owner marked for app.env is read
     e.cp.apply(
@@ -565,7 +580,12 @@ fn a_resize_past_the_tenants_quota_is_refused_and_proxmox_keeps_its_old_memory()
     let msg = refused(&e, &e.a, "lxc", "web", "TenantPolicyQuotaExceeded");
     assert!(msg.contains("memory"), "{msg}");
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(e.sim.container(v).unwrap()["config"]["memory"].to_string().trim_matches('"'), "512");
+    assert_eq!(
+        e.sim.container(v).unwrap()["config"]["memory"]
+            .to_string()
+            .trim_matches('"'),
+        "512"
+    );
     // a size within the quota is applied again
     e.cp.apply(&e.a, &container("web", "  resources: {memory: 1Gi}\n"));
     wait_for("memory 1024 in Proxmox", T, || {
@@ -605,8 +625,7 @@ fn two_creates_in_the_same_second_cannot_both_exceed_the_quota() {
             .iter()
             .filter_map(|n| condition(&get_json(e.cp, &e.a, "lxc", n)?, "Ready").map(|c| c.1))
             .collect();
-        (reasons.iter().any(|r| r == "TenantPolicyQuotaExceeded") && e.sim.containers().len() == 1)
-            .then_some(())
+        (reasons.iter().any(|r| r == "TenantPolicyQuotaExceeded") && e.sim.containers().len() == 1).then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(e.sim.containers().len(), 1, "the quota held");
@@ -644,4 +663,16 @@ fn a_tenants_limits_hold_for_what_is_applied_while_the_operator_is_down() {
     e.op.restart();
     refused(&e, &e.a, "lxc", "root", "TenantPolicyPrivileged");
     assert!(e.sim.containers().is_empty(), "a privileged container was made");
+}
+
+#[test]
+fn a_tenants_vmid_range_does_not_run_dry_when_its_containers_are_deleted() {
+    let e = env("t-vmids");
+    tenant(&e, "  vmidRange: {min: 5000, max: 5002}\n");
+    for i in 0..5 {
+        e.cp.apply(&e.a, &container("cycle", "  state: Stopped\n"));
+        let o = wait_ready(e.cp, &e.a, "lxc", "cycle", T);
+        assert!((5000..=5002).contains(&vmid(&o)), "round {i}: {o}");
+        e.cp.kubectl_ok(&["delete", "-n", &e.a, "lxc", "cycle", "--wait=true", "--timeout=60s"]);
+    }
 }

@@ -131,6 +131,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     }) = locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await?
     else {
         // already gone counts as deleted
+        super::tenancy::release_vmid(&handle, vmid);
         return done(p).await;
     };
     // a clone we started carries no tag until our first update: deleted before that, it is

@@ -6,12 +6,12 @@ use super::reconcile::P;
 use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
-use crate::controller::tenancy::ownership::{self, ArchiveMark};
 use crate::controller::tenancy::actual;
+use crate::controller::tenancy::ownership::{self, ArchiveMark};
 use crate::controller::tenancy::policy::{self, Admission, Refusal};
-use crate::crd::ProxmoxTenant;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::LxcContainer;
+use crate::crd::ProxmoxTenant;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
@@ -89,11 +89,15 @@ fn quota(obj: &LxcContainer, ctx: &Context, handle: &ClusterHandle, tenant: &Pro
     let want = actual::actual_footprint(spec, g.maxmem, g.maxdisk);
     ctx.tenancy.admit_quota(tenant, &uid, want).inspect_err(|_| {
         // what it holds now: the spec's cores (applied before), Proxmox's memory and disk
-        let cores = ctx.tenancy.admitted_of(tenant, &uid).map(|f| f.cores).unwrap_or_else(|| {
-            g.maxcpu
-                .filter(|c| c.is_finite() && *c > 0.0)
-                .map_or(1, |c| c.ceil() as u64)
-        });
+        let cores = ctx
+            .tenancy
+            .admitted_of(tenant, &uid)
+            .map(|f| f.cores)
+            .unwrap_or_else(|| {
+                g.maxcpu
+                    .filter(|c| c.is_finite() && *c > 0.0)
+                    .map_or(1, |c| c.ceil() as u64)
+            });
         let have = policy::Footprint {
             containers: 1,
             cores,
@@ -181,6 +185,13 @@ pub(super) async fn unmarked_secret(
                 .map(Some)
         }
     }
+}
+
+/// Hands `vmid` back once its container is gone from Proxmox, so a tenant's `vmidRange` does
+/// not run dry after as many creates as it holds (a later allocation still skips what the
+/// inventory shows and asks Proxmox whether the vmid is free).
+pub(super) fn release_vmid(handle: &ClusterHandle, vmid: u32) {
+    crate::controller::kernel::recover(handle.allocated.lock(), "the allocated vmids").remove(&vmid);
 }
 
 /// Whether the namespace may clone (or observe) `g`.

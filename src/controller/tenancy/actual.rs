@@ -80,7 +80,11 @@ pub fn check_config(t: &ProxmoxTenantSpec, cfg: &LxcConfig) -> Result<(), Refusa
         )?;
     }
     for key in ["lxc", "hookscript"] {
-        if cfg.raw.get(key).is_some_and(|v| !v.is_null() && v != &Value::Array(vec![])) {
+        if cfg
+            .raw
+            .get(key)
+            .is_some_and(|v| !v.is_null() && v != &Value::Array(vec![]))
+        {
             return Err(Refusal::new(
                 Reason::TenantPolicyRawConfig,
                 format!("the container's config in Proxmox has {key} (from its clone source or archive); a tenant's container may have no raw lxc keys and no hookscript"),
@@ -93,7 +97,9 @@ pub fn check_config(t: &ProxmoxTenantSpec, cfg: &LxcConfig) -> Result<(), Refusa
 fn unreadable(key: &str, e: &crate::pve::Error) -> Refusal {
     Refusal::new(
         Reason::TenantPolicyRawConfig,
-        format!("the container's {key} in Proxmox cannot be read, so it cannot be checked against the tenant's limits: {e}"),
+        format!(
+            "the container's {key} in Proxmox cannot be read, so it cannot be checked against the tenant's limits: {e}"
+        ),
     )
 }
 
@@ -131,7 +137,12 @@ fn check_features(cfg: &LxcConfig, allowed: bool) -> Result<(), Refusal> {
 /// One interface as Proxmox has it.
 fn check_interface(net: &TenantNetwork, forced: bool, key: &str, n: &NetConfig) -> Result<(), Refusal> {
     let hint = "list the container's interfaces in spec.network: the operator then replaces the ones its clone source or archive brought";
-    let refuse = |what: String| Err(Refusal::new(Reason::TenantPolicyNetwork, format!("{key}: {what}; {hint}")));
+    let refuse = |what: String| {
+        Err(Refusal::new(
+            Reason::TenantPolicyNetwork,
+            format!("{key}: {what}; {hint}"),
+        ))
+    };
     if !net.bridges.is_empty() {
         let bridge = n.bridge.clone().unwrap_or_default();
         let Some(b) = net.bridges.iter().find(|b| b.name == bridge) else {

@@ -46,23 +46,83 @@ fn the_policy_judges_every_key_a_clone_or_restore_brings() {
     let cases: Vec<(&str, Vec<(&str, serde_json::Value)>, Option<Reason>)> = vec![
         ("within the limits", vec![], None),
         ("no interface at all", vec![("net0", json!(null))], None),
-        ("the admin's LAN, untagged", vec![("net0", v("name=eth0,bridge=vmbr0,firewall=1"))], Some(TenantPolicyNetwork)),
-        ("the right bridge, untagged", vec![("net0", v("name=eth0,bridge=vmbr1,firewall=1"))], Some(TenantPolicyNetwork)),
-        ("another VLAN", vec![("net0", v("name=eth0,bridge=vmbr1,tag=30,firewall=1"))], Some(TenantPolicyNetwork)),
-        ("trunks", vec![("net0", v("name=eth0,bridge=vmbr1,tag=20,firewall=1,trunks=30;40"))], Some(TenantPolicyNetwork)),
-        ("no firewall on a second interface", vec![("net1", v("name=eth1,bridge=vmbr1,tag=20"))], Some(TenantPolicyNetwork)),
-        ("a static address outside the ranges", vec![("net0", v("name=eth0,bridge=vmbr1,tag=20,firewall=1,ip=192.168.1.5/24"))], Some(TenantPolicyAddress)),
-        ("a static address inside", vec![("net0", v("name=eth0,bridge=vmbr1,tag=20,firewall=1,ip=10.20.0.5/24"))], None),
-        ("privileged", vec![("unprivileged", json!(0))], Some(TenantPolicyPrivileged)),
-        ("privileged by default", vec![("unprivileged", json!(null))], Some(TenantPolicyPrivileged)),
+        (
+            "the admin's LAN, untagged",
+            vec![("net0", v("name=eth0,bridge=vmbr0,firewall=1"))],
+            Some(TenantPolicyNetwork),
+        ),
+        (
+            "the right bridge, untagged",
+            vec![("net0", v("name=eth0,bridge=vmbr1,firewall=1"))],
+            Some(TenantPolicyNetwork),
+        ),
+        (
+            "another VLAN",
+            vec![("net0", v("name=eth0,bridge=vmbr1,tag=30,firewall=1"))],
+            Some(TenantPolicyNetwork),
+        ),
+        (
+            "trunks",
+            vec![("net0", v("name=eth0,bridge=vmbr1,tag=20,firewall=1,trunks=30;40"))],
+            Some(TenantPolicyNetwork),
+        ),
+        (
+            "no firewall on a second interface",
+            vec![("net1", v("name=eth1,bridge=vmbr1,tag=20"))],
+            Some(TenantPolicyNetwork),
+        ),
+        (
+            "a static address outside the ranges",
+            vec![("net0", v("name=eth0,bridge=vmbr1,tag=20,firewall=1,ip=192.168.1.5/24"))],
+            Some(TenantPolicyAddress),
+        ),
+        (
+            "a static address inside",
+            vec![("net0", v("name=eth0,bridge=vmbr1,tag=20,firewall=1,ip=10.20.0.5/24"))],
+            None,
+        ),
+        (
+            "privileged",
+            vec![("unprivileged", json!(0))],
+            Some(TenantPolicyPrivileged),
+        ),
+        (
+            "privileged by default",
+            vec![("unprivileged", json!(null))],
+            Some(TenantPolicyPrivileged),
+        ),
         ("nesting", vec![("features", v("nesting=1"))], None),
-        ("keyctl", vec![("features", v("keyctl=1,nesting=1"))], Some(TenantPolicyFeatures)),
-        ("mount types", vec![("features", v("mount=nfs"))], Some(TenantPolicyFeatures)),
-        ("a volume mount point", vec![("mp0", v("local-lvm:vm-100-disk-1,mp=/data,size=8G"))], None),
-        ("a bind mount", vec![("mp0", v("/srv,mp=/srv"))], Some(TenantPolicyBindMounts)),
+        (
+            "keyctl",
+            vec![("features", v("keyctl=1,nesting=1"))],
+            Some(TenantPolicyFeatures),
+        ),
+        (
+            "mount types",
+            vec![("features", v("mount=nfs"))],
+            Some(TenantPolicyFeatures),
+        ),
+        (
+            "a volume mount point",
+            vec![("mp0", v("local-lvm:vm-100-disk-1,mp=/data,size=8G"))],
+            None,
+        ),
+        (
+            "a bind mount",
+            vec![("mp0", v("/srv,mp=/srv"))],
+            Some(TenantPolicyBindMounts),
+        ),
         ("a device", vec![("dev0", v("/dev/kvm"))], Some(TenantPolicyDevices)),
-        ("raw lxc keys", vec![("lxc", json!([["lxc.cgroup2.devices.allow", "a"]]))], Some(TenantPolicyRawConfig)),
-        ("a hookscript", vec![("hookscript", v("local:snippets/x.pl"))], Some(TenantPolicyRawConfig)),
+        (
+            "raw lxc keys",
+            vec![("lxc", json!([["lxc.cgroup2.devices.allow", "a"]]))],
+            Some(TenantPolicyRawConfig),
+        ),
+        (
+            "a hookscript",
+            vec![("hookscript", v("local:snippets/x.pl"))],
+            Some(TenantPolicyRawConfig),
+        ),
     ];
     for (what, keys, want) in cases {
         assert_eq!(reason(&keys), want, "{what}");
@@ -110,10 +170,14 @@ fn the_firewall_is_required_only_where_the_tenant_forces_it() {
 
 #[test]
 fn the_passes_own_update_is_judged_not_the_config_before_it() {
-    let before = config(&[("net0", json!("name=eth0,bridge=vmbr0")), ("features", json!("keyctl=1"))]);
-    let set = BTreeMap::from([
-        ("net0".to_string(), "name=eth0,bridge=vmbr1,tag=20,firewall=1".to_string()),
+    let before = config(&[
+        ("net0", json!("name=eth0,bridge=vmbr0")),
+        ("features", json!("keyctl=1")),
     ]);
+    let set = BTreeMap::from([(
+        "net0".to_string(),
+        "name=eth0,bridge=vmbr1,tag=20,firewall=1".to_string(),
+    )]);
     let after = effective(&before, &set, &["features".to_string()]);
     assert_eq!(check_config(&team_a(), &after), Ok(()));
     assert!(check_config(&team_a(), &before).is_err());
@@ -138,5 +202,8 @@ fn a_clone_counts_at_least_what_proxmox_reports() {
         }
     );
     assert_eq!(actual_footprint(spec, Some(1 << 20), None), spec);
-    assert_eq!(actual_footprint(Footprint::default(), Some(4 << 30), None), Footprint::default());
+    assert_eq!(
+        actual_footprint(Footprint::default(), Some(4 << 30), None),
+        Footprint::default()
+    );
 }

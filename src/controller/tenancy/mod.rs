@@ -99,7 +99,9 @@ impl Views {
     /// nothing may be admitted: an empty cache would read as "no tenant" or "no usage".
     pub fn loaded(&self) -> bool {
         let scopes = self.scopes.load(Ordering::Acquire);
-        self.cluster_loaded.load(Ordering::Acquire) && scopes > 0 && self.scopes_loaded.load(Ordering::Acquire) >= scopes
+        self.cluster_loaded.load(Ordering::Acquire)
+            && scopes > 0
+            && self.scopes_loaded.load(Ordering::Acquire) >= scopes
     }
 
     /// Adds the container and template caches of one watch scope.
