@@ -43,7 +43,8 @@ fn reason(keys: &[(&str, serde_json::Value)]) -> Option<Reason> {
 fn the_policy_judges_every_key_a_clone_or_restore_brings() {
     use Reason::*;
     let v = |s: &str| json!(s);
-    let cases: Vec<(&str, Vec<(&str, serde_json::Value)>, Option<Reason>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, serde_json::Value)>, Option<Reason>);
+    let cases: Vec<Case> = vec![
         ("within the limits", vec![], None),
         ("no interface at all", vec![("net0", json!(null))], None),
         (

@@ -88,10 +88,14 @@ mod tests {
     use super::*;
 
     fn secret(type_: Option<&str>, label: Option<&str>) -> Secret {
-        let mut s = Secret::default();
-        s.type_ = type_.map(str::to_string);
-        s.metadata.labels = label.map(|v| [(APP_ENV_LABEL.to_string(), v.to_string())].into());
-        s
+        Secret {
+            type_: type_.map(str::to_string),
+            metadata: kube::api::ObjectMeta {
+                labels: label.map(|v| [(APP_ENV_LABEL.to_string(), v.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 
     #[test]
