@@ -104,6 +104,14 @@ impl Views {
             && self.scopes_loaded.load(Ordering::Acquire) >= scopes
     }
 
+    /// Marks the caches loaded without watches (a test world where no tenant exists).
+    #[cfg(test)]
+    pub(crate) fn assume_loaded(&self) {
+        self.cluster_loaded.store(true, Ordering::Release);
+        self.scopes.store(1, Ordering::Release);
+        self.scopes_loaded.store(1, Ordering::Release);
+    }
+
     /// Adds the container and template caches of one watch scope.
     pub fn add_scope(&self, containers: Store<LxcContainer>, templates: Store<LxcTemplate>, backups: Store<LxcBackup>) {
         self.scopes.fetch_add(1, Ordering::AcqRel);
@@ -340,4 +348,21 @@ impl Views {
 
 fn uid_matches(m: &kube::api::ObjectMeta, uid: &str) -> bool {
     m.uid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_admitted_before_the_tenancy_caches_have_listed() {
+        let v = Views::default();
+        assert!(!v.loaded(), "an empty cache would read as no tenant and no usage");
+        v.cluster_loaded.store(true, Ordering::Release);
+        v.scopes.store(2, Ordering::Release);
+        v.scopes_loaded.store(1, Ordering::Release);
+        assert!(!v.loaded(), "one watch scope's containers are not listed yet");
+        v.scopes_loaded.store(2, Ordering::Release);
+        assert!(v.loaded());
+    }
 }
