@@ -676,3 +676,34 @@ fn a_tenants_vmid_range_does_not_run_dry_when_its_containers_are_deleted() {
         e.cp.kubectl_ok(&["delete", "-n", &e.a, "lxc", "cycle", "--wait=true", "--timeout=60s"]);
     }
 }
+
+#[test]
+fn a_container_outside_its_tenants_limits_in_proxmox_says_so_and_is_not_started_again() {
+    let e = env("t-outside");
+    tenant(&e, "  network:\n    bridges: [{name: vmbr0, vlans: [20]}]\n");
+    e.cp.apply(&e.a, &container("web", ""));
+    let v = vmid(&wait_ready(e.cp, &e.a, "lxc", "web", T));
+    // an interface on the untagged LAN appears in Proxmox (by hand, or a snapshot rollback):
+    // the spec lists no interfaces, so the operator does not manage them
+    let r = e.sim.call(
+        "PUT",
+        &format!("/nodes/pve1/lxc/{v}/config"),
+        &[("net0", "name=eth0,bridge=vmbr0,ip=dhcp")],
+    );
+    assert!(
+        e.sim.container(v).unwrap()["config"]["net0"].is_string(),
+        "the simulator took the change: {r}"
+    );
+    // a change of the object makes a pass (the test operator's drift check is off)
+    e.cp.kubectl_ok(&["annotate", "-n", &e.a, "lxc", "web", "poke=1"]);
+    let c = wait_for("OutsideTenantPolicy", T, || {
+        condition(&get_json(e.cp, &e.a, "lxc", "web")?, "OutsideTenantPolicy").filter(|c| c.0 == "True")
+    });
+    assert_eq!(c.1, "TenantPolicyNetwork", "{c:?}");
+    assert!(c.2.contains("net0"), "{c:?}");
+    // stopped outside Kubernetes, it is not started again while outside the limits
+    e.sim.call("POST", &format!("/nodes/pve1/lxc/{v}/status/stop"), &[]);
+    refused(&e, &e.a, "lxc", "web", "TenantPolicyNetwork");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.container(v).unwrap()["status"], "stopped");
+}

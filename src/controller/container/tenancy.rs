@@ -135,32 +135,43 @@ pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
     Ok(Action::requeue(jitter(again)))
 }
 
-/// Holds a tenant's container that is about to be started (first start included) while its
-/// config as Proxmox will have it after this pass's update is outside the tenant's limits:
+/// The condition type a tenant's container carries while its config in Proxmox is outside the
+/// tenant's limits (narrowed since it was made, or changed by a rollback or by hand).
+pub const CONDITION_OUTSIDE_POLICY: &str = "OutsideTenantPolicy";
+
+/// Judges a tenant's container by its config as Proxmox will have it after this pass's update:
 /// what a clone source or archive brought (interfaces, features, bind mounts, devices, raw
-/// keys, a hookscript) is judged, not only the spec. `Some(action)` ends the pass, refused.
+/// keys, a hookscript) counts, not only the spec. About to be started (first start included),
+/// it is held: `Some(action)` ends the pass, refused. Otherwise a container outside the limits
+/// (narrowed since, or a rollback) carries [`CONDITION_OUTSIDE_POLICY`] naming the limit.
 pub(super) async fn hold_start(
     p: &mut P<'_>,
     handle: &ClusterHandle,
     cfg: &crate::pve::LxcConfig,
     plan: &super::plan::Plan,
 ) -> Result<Option<Action>, Error> {
-    if plan.power != Some(super::plan::PowerAction::Start) {
-        return Ok(None);
-    }
     let admission = match p.ctx.tenancy.admission(&p.obj.namespace().unwrap_or_default(), handle) {
         Ok(a) => a,
         Err(r) => return refuse(p, r).await.map(Some),
     };
     let Some(t) = admission.spec() else {
+        p.uncond(CONDITION_OUTSIDE_POLICY);
         return Ok(None);
     };
     let (set, delete) = plan.config_update();
-    match actual::check_config(t, &actual::effective(cfg, &set, &delete)) {
-        Ok(()) => Ok(None),
-        Err(r) => {
+    let verdict = actual::check_config(t, &actual::effective(cfg, &set, &delete));
+    match verdict {
+        Ok(()) => {
+            p.uncond(CONDITION_OUTSIDE_POLICY);
+            Ok(None)
+        }
+        Err(r) if plan.power == Some(super::plan::PowerAction::Start) => {
             let r = Refusal::new(r.reason, format!("not started: {}", r.message));
             refuse(p, r).await.map(Some)
+        }
+        Err(r) => {
+            p.cond(CondSpec::yes(CONDITION_OUTSIDE_POLICY, r.reason, r.message));
+            Ok(None)
         }
     }
 }
