@@ -77,7 +77,7 @@ fn an_image_runs_with_command_args_and_env_from_a_secret_and_a_configmap_and_get
     let e = env("app-run");
     apply(
         &e,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: s3cret-pw}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {greeting: hello world}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db, labels: {pve.lxc.dev/app-env: \"true\"}}\nstringData: {password: s3cret-pw}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {greeting: hello world}\n",
     );
     apply(
         &e,
@@ -179,7 +179,7 @@ fn a_bad_reference_a_bad_env_and_a_failed_pull_each_name_the_problem_and_leave_n
     // a value from a Secret that Proxmox would refuse: named, not echoed, nothing created
     apply(
         &e,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: multi}\nstringData: {cert: \"line1\\nline2-secret\"}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: multi}\ntype: pve.lxc.dev/app-env\nstringData: {cert: \"line1\\nline2-secret\"}\n",
     );
     apply(
         &e,

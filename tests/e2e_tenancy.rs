@@ -441,3 +441,269 @@ fn a_tenants_limits_are_named_when_a_spec_exceeds_them_and_nothing_reaches_proxm
     });
     assert_eq!(usage, "2/2");
 }
+
+/// A guest the admin made by hand at `vmid` (a "golden" template) with `params`, made a template.
+fn golden(e: &Env, vmid: u64, params: &[(&str, &str)]) {
+    let id = vmid.to_string();
+    let mut all = vec![
+        ("vmid", id.as_str()),
+        ("ostemplate", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+        ("unprivileged", "1"),
+    ];
+    all.extend_from_slice(params);
+    e.sim.call("POST", "/nodes/pve1/lxc", &all);
+    wait_for("the golden guest made", T, || {
+        e.sim.container(vmid).filter(|c| c["lock"].is_null()).map(|_| ())
+    });
+    e.sim.call("POST", &format!("/nodes/pve1/lxc/{vmid}/template"), &[]);
+    wait_for("the golden guest a template", T, || {
+        e.sim.container(vmid).filter(|c| c["template"] == true).map(|_| ())
+    });
+}
+
+/// The vmid the operator recorded for `name` in namespace `a` once Proxmox has the guest.
+fn made(e: &Env, name: &str) -> u64 {
+    wait_for(&format!("{name} made in Proxmox"), T, || {
+        let v = get_json(e.cp, &e.a, "lxc", name)?["status"]["vmid"].as_u64()?;
+        e.sim.container(v).filter(|c| c["lock"].is_null()).map(|_| v)
+    })
+}
+
+#[test]
+fn a_tenant_cannot_reach_the_admins_lan_by_cloning_a_shared_template() {
+    let e = env("t-clone-lan");
+    // the admin's template: net0 on vmbr0 untagged (the admin's LAN), no firewall
+    golden(&e, 9000, &[("net0", "name=eth0,bridge=vmbr0,ip=dhcp")]);
+    tenant(
+        &e,
+        "  network:\n    bridges: [{name: vmbr0, vlans: [20]}]\n  sharedVmids: [{min: 9000, max: 9000}]\n",
+    );
+    // no spec.network: the clone keeps the template's net0
+    e.cp.apply(
+        &e.a,
+        &raw_container("copy", "  source:\n    clone: {vmid: 9000, full: true}\n"),
+    );
+    let msg = refused(&e, &e.a, "lxc", "copy", "TenantPolicyNetwork");
+    assert!(msg.contains("net0") && msg.contains("untagged"), "{msg}");
+    let v = made(&e, "copy");
+    std::thread::sleep(Duration::from_secs(3));
+    let ct = e.sim.container(v).unwrap();
+    assert_eq!(
+        ct["status"], "stopped",
+        "the clone on the admin's LAN was started: {ct}"
+    );
+    // with its interfaces in the spec, the operator replaces the template's and starts it
+    e.cp.apply(
+        &e.a,
+        &raw_container(
+            "copy",
+            "  source:\n    clone: {vmid: 9000, full: true}\n  network:\n    - {name: eth0, bridge: vmbr0, vlan: 20}\n",
+        ),
+    );
+    wait_ready(e.cp, &e.a, "lxc", "copy", T);
+    let ct = e.sim.container(v).unwrap();
+    let net0 = ct["config"]["net0"].as_str().unwrap_or_default().to_string();
+    assert!(net0.contains("tag=20") && net0.contains("firewall=1"), "{net0}");
+    assert_eq!(ct["status"], "running");
+}
+
+#[test]
+fn a_tenant_without_extra_features_cannot_get_keyctl_from_a_clone_source() {
+    let e = env("t-clone-feat");
+    golden(&e, 9001, &[("features", "keyctl=1,nesting=1")]);
+    tenant(&e, "  sharedVmids: [{min: 9001, max: 9001}]\n");
+    e.cp.apply(
+        &e.a,
+        &raw_container("copy", "  source:\n    clone: {vmid: 9001, full: true}\n"),
+    );
+    let msg = refused(&e, &e.a, "lxc", "copy", "TenantPolicyFeatures");
+    assert!(msg.contains("keyctl"), "{msg}");
+    let v = made(&e, "copy");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.container(v).unwrap()["status"], "stopped", "started with keyctl");
+    // features in the spec replace the source's
+    e.cp.apply(
+        &e.a,
+        &raw_container(
+            "copy",
+            "  source:\n    clone: {vmid: 9001, full: true}\n  features: {nesting: true}\n",
+        ),
+    );
+    wait_ready(e.cp, &e.a, "lxc", "copy", T);
+    let features = e.sim.container(v).unwrap()["config"]["features"].clone();
+    assert!(!features.to_string().contains("keyctl"), "{features}");
+}
+
+#[test]
+fn an_app_env_secret_not_marked_for_it_never_reaches_proxmox() {
+    let e = env("t-appenv");
+    e.cp.apply(
+        &e.a,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: ci-deployer-token}\nstringData: {token: deploy-s3cret}\n",
+    );
+    let app = |name: &str, secret: &str| {
+        format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source:\n    image: {{reference: \"docker.io/library/nginx:1.27\"}}\n  rootfs: {{storage: local-lvm, size: 2Gi}}\n  app:\n    env:\n      - {{name: T, valueFrom: {{secretKeyRef: {{name: {secret}, key: token}}}}}}\n"
+        )
+    };
+    e.cp.apply(&e.a, &app("leak", "ci-deployer-token"));
+    let msg = refused(&e, &e.a, "lxc", "leak", "EnvSourceNotFound");
+    assert!(
+        msg.contains("ci-deployer-token") && msg.contains("pve.lxc.dev/app-env"),
+        "{msg}"
+    );
+    for c in e.sim.containers() {
+        assert!(
+            !c.to_string().contains("deploy-s3cret"),
+            "the token reached Proxmox: {c}"
+        );
+    }
+    // a Secret its owner marked for app.env is read
+    e.cp.apply(
+        &e.a,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\n  labels: {pve.lxc.dev/app-env: \"true\"}\nstringData: {token: app-value}\n",
+    );
+    e.cp.apply(&e.a, &app("ok", "app-token"));
+    let o = wait_ready(e.cp, &e.a, "lxc", "ok", T);
+    let v = vmid(&o);
+    let env = e.sim.container(v).unwrap()["config"]["env"].to_string();
+    assert!(env.contains("T=app-value"), "{env}");
+}
+
+#[test]
+fn a_resize_past_the_tenants_quota_is_refused_and_proxmox_keeps_its_old_memory() {
+    let e = env("t-resize");
+    tenant(&e, "  quota: {memory: 1Gi}\n");
+    e.cp.apply(&e.a, &container("web", "  resources: {memory: 512Mi}\n"));
+    let v = vmid(&wait_ready(e.cp, &e.a, "lxc", "web", T));
+    e.cp.apply(&e.a, &container("web", "  resources: {memory: 2Gi}\n"));
+    let msg = refused(&e, &e.a, "lxc", "web", "TenantPolicyQuotaExceeded");
+    assert!(msg.contains("memory"), "{msg}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        e.sim.container(v).unwrap()["config"]["memory"]
+            .to_string()
+            .trim_matches('"'),
+        "512"
+    );
+    // a size within the quota is applied again
+    e.cp.apply(&e.a, &container("web", "  resources: {memory: 1Gi}\n"));
+    wait_for("memory 1024 in Proxmox", T, || {
+        let m = e.sim.container(v)?["config"]["memory"].to_string();
+        (m.trim_matches('"') == "1024").then_some(())
+    });
+}
+
+#[test]
+fn an_observe_only_object_switched_to_full_is_counted_against_the_quota_first() {
+    let e = env("t-switch");
+    tenant(&e, "  quota: {containers: 1}\n  vmidRange: {min: 4000, max: 4009}\n");
+    e.cp.apply(&e.a, &container("one", ""));
+    wait_ready(e.cp, &e.a, "lxc", "one", T);
+    // an ObserveOnly object on a free vmid of the range, then switched to Full
+    e.cp.apply(&e.a, &container("sleeper", "  vmid: 4005\n  management: ObserveOnly\n"));
+    std::thread::sleep(Duration::from_secs(3));
+    e.cp.apply(&e.a, &container("sleeper", "  vmid: 4005\n  management: Full\n"));
+    refused(&e, &e.a, "lxc", "sleeper", "TenantPolicyQuotaExceeded");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(e.sim.container(4005).is_none(), "created past the quota");
+    assert_eq!(e.sim.containers().len(), 1);
+}
+
+#[test]
+fn two_creates_in_the_same_second_cannot_both_exceed_the_quota() {
+    let e = env("t-burst");
+    tenant(&e, "  quota: {memory: 1Gi}\n");
+    let two = format!(
+        "{}\n---\n{}",
+        container("first", "  resources: {memory: 768Mi}\n"),
+        container("second", "  resources: {memory: 768Mi}\n")
+    );
+    e.cp.apply(&e.a, &two);
+    wait_for("one made, the other refused by the quota", T, || {
+        let reasons: Vec<String> = ["first", "second"]
+            .iter()
+            .filter_map(|n| condition(&get_json(e.cp, &e.a, "lxc", n)?, "Ready").map(|c| c.1))
+            .collect();
+        (reasons.iter().any(|r| r == "TenantPolicyQuotaExceeded") && e.sim.containers().len() == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.containers().len(), 1, "the quota held");
+}
+
+#[test]
+fn containers_made_before_a_restart_count_against_the_quota_right_after_it() {
+    let mut e = env("t-restart");
+    tenant(&e, "  quota: {containers: 1}\n");
+    e.cp.apply(&e.a, &container("one", ""));
+    wait_ready(e.cp, &e.a, "lxc", "one", T);
+    e.op.kill();
+    e.cp.apply(&e.a, &container("two", ""));
+    e.op.restart();
+    refused(&e, &e.a, "lxc", "two", "TenantPolicyQuotaExceeded");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.containers().len(), 1, "the quota held across the restart");
+}
+
+#[test]
+fn a_tenants_limits_hold_for_what_is_applied_while_the_operator_is_down() {
+    let mut e = env("t-cold");
+    e.op.kill();
+    // a tenant selecting namespace a by label, and a privileged container in it, all made
+    // while the operator is down: its first passes run as its caches fill
+    e.cp.kubectl_ok(&["label", "namespace", &e.a, &format!("tenant={}", e.a)]);
+    e.cp.apply(
+        &e.a,
+        &format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxTenant\nmetadata:\n  name: {a}\nspec:\n  clusters: [{a}]\n  namespaceSelector: {{matchLabels: {{tenant: {a}}}}}\n",
+            a = e.a
+        ),
+    );
+    e.cp.apply(&e.a, &container("root", "  unprivileged: false\n"));
+    e.op.restart();
+    refused(&e, &e.a, "lxc", "root", "TenantPolicyPrivileged");
+    assert!(e.sim.containers().is_empty(), "a privileged container was made");
+}
+
+#[test]
+fn a_tenants_vmid_range_does_not_run_dry_when_its_containers_are_deleted() {
+    let e = env("t-vmids");
+    tenant(&e, "  vmidRange: {min: 5000, max: 5002}\n");
+    for i in 0..5 {
+        e.cp.apply(&e.a, &container("cycle", "  state: Stopped\n"));
+        let o = wait_ready(e.cp, &e.a, "lxc", "cycle", T);
+        assert!((5000..=5002).contains(&vmid(&o)), "round {i}: {o}");
+        e.cp.kubectl_ok(&["delete", "-n", &e.a, "lxc", "cycle", "--wait=true", "--timeout=60s"]);
+    }
+}
+
+#[test]
+fn a_container_outside_its_tenants_limits_in_proxmox_says_so_and_is_not_started_again() {
+    let e = env("t-outside");
+    tenant(&e, "  network:\n    bridges: [{name: vmbr0, vlans: [20]}]\n");
+    e.cp.apply(&e.a, &container("web", ""));
+    let v = vmid(&wait_ready(e.cp, &e.a, "lxc", "web", T));
+    // an interface on the untagged LAN appears in Proxmox (by hand, or a snapshot rollback):
+    // the spec lists no interfaces, so the operator does not manage them
+    let r = e.sim.call(
+        "PUT",
+        &format!("/nodes/pve1/lxc/{v}/config"),
+        &[("net0", "name=eth0,bridge=vmbr0,ip=dhcp")],
+    );
+    assert!(
+        e.sim.container(v).unwrap()["config"]["net0"].is_string(),
+        "the simulator took the change: {r}"
+    );
+    // a change of the object makes a pass (the test operator's drift check is off)
+    e.cp.kubectl_ok(&["annotate", "-n", &e.a, "lxc", "web", "poke=1"]);
+    let c = wait_for("OutsideTenantPolicy", T, || {
+        condition(&get_json(e.cp, &e.a, "lxc", "web")?, "OutsideTenantPolicy").filter(|c| c.0 == "True")
+    });
+    assert_eq!(c.1, "TenantPolicyNetwork", "{c:?}");
+    assert!(c.2.contains("net0"), "{c:?}");
+    // stopped outside Kubernetes, it is not started again while outside the limits
+    e.sim.call("POST", &format!("/nodes/pve1/lxc/{v}/status/stop"), &[]);
+    refused(&e, &e.a, "lxc", "web", "TenantPolicyNetwork");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(e.sim.container(v).unwrap()["status"], "stopped");
+}

@@ -144,6 +144,8 @@ impl World {
             metrics.clone(),
             Shutdown::default(),
         ));
+        // no tenancy watch here: no tenant exists, and that is known
+        ctx.tenancy.assume_loaded();
         let token = sim.token();
         let (id, secret) = token.split_once('=').unwrap();
         let mut cfg = pve::ClientConfig::new(

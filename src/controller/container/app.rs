@@ -190,6 +190,9 @@ pub(super) async fn resolve(p: &mut P<'_>) -> Step<Option<ResolvedApp>> {
             (None, Some(src)) => match (&src.secret_key_ref, &src.config_map_key_ref) {
                 (Some(r), _) => {
                     let s = secrets.get_opt(&r.name).await.op("read an app.env Secret")?;
+                    if let Some(a) = super::tenancy::unmarked_secret(p, s.as_ref(), i).await? {
+                        return Err(Halt::Done(a));
+                    }
                     let v = s.and_then(|s| s.data?.get(&r.key).map(|v| v.0.clone()));
                     let v = v.map(|b| String::from_utf8(b).map_err(|_| ()));
                     match v {

@@ -295,6 +295,9 @@ pub(super) async fn converge(
         })
         .await;
     }
+    if let Some(action) = super::tenancy::hold_start(p, handle, &observed.config, &plan).await? {
+        return Ok(action);
+    }
     if let Some(action) = plan.power.filter(|_| by_ha) {
         return super::ha::wait_for_power(p, vmid, action, &current.status).await;
     }

@@ -128,6 +128,7 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     else {
         // already gone counts as deleted; one refused before its create never existed
         super::precheck::say_never_created(p, vmid).await;
+        super::tenancy::release_vmid(&handle, vmid);
         return done(p).await;
     };
     // whose it is, by the rule of the update path: a clone we started carries no tag until our

@@ -6,10 +6,12 @@ use super::reconcile::P;
 use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
+use crate::controller::tenancy::actual;
 use crate::controller::tenancy::ownership;
 use crate::controller::tenancy::policy::{self, Admission, Refusal};
 use crate::controller::Error;
 use crate::crd::lxc_container::LxcContainer;
+use crate::crd::ProxmoxTenant;
 use crate::crd::{CONDITION_READY, CONDITION_STALLED};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
@@ -40,6 +42,9 @@ pub(super) fn admit(
     // observed containers are read only: their spec's resources are not the tenant's to limit
     if obj.spec.management == crate::crd::lxc_container::Management::Full {
         policy::check_container(t, &obj.spec, &rootfs)?;
+        if let Admission::Tenant(tenant) = &admission {
+            quota(obj, ctx, handle, tenant)?;
+        }
     }
     if let Some(pool) = &t.pool {
         desired.pool = Some(pool.clone());
@@ -55,7 +60,50 @@ pub(super) fn admit(
     Ok(admission)
 }
 
-/// Counts the container against its tenant's quota (once, when its vmid is taken).
+/// Admits the container's footprint against its tenant's quota on every pass (a resize, a
+/// switch from `ObserveOnly`, a clone of a larger source all grow it): the spec's footprint,
+/// or what Proxmox reports for the guest when that is more. A refused growth leaves the
+/// container counted at what Proxmox has.
+fn quota(obj: &LxcContainer, ctx: &Context, handle: &ClusterHandle, tenant: &ProxmoxTenant) -> Result<(), Refusal> {
+    if tenant.spec.quota.is_none() {
+        return Ok(());
+    }
+    let uid = obj.uid().unwrap_or_default();
+    let guest = obj
+        .status
+        .as_ref()
+        .and_then(|s| s.vmid)
+        .zip(handle.snapshot())
+        .and_then(|(v, snap)| snap.guests.get(&v).cloned());
+    let spec = policy::footprint(&obj.spec);
+    let Some(g) = guest else {
+        return ctx.tenancy.admit_quota(tenant, &uid, spec);
+    };
+    let want = actual::actual_footprint(spec, g.maxmem, g.maxdisk);
+    ctx.tenancy.admit_quota(tenant, &uid, want).inspect_err(|_| {
+        // what it holds now: the spec's cores (applied before), Proxmox's memory and disk
+        let cores = ctx
+            .tenancy
+            .admitted_of(tenant, &uid)
+            .map(|f| f.cores)
+            .unwrap_or_else(|| {
+                g.maxcpu
+                    .filter(|c| c.is_finite() && *c > 0.0)
+                    .map_or(1, |c| c.ceil() as u64)
+            });
+        let have = policy::Footprint {
+            containers: 1,
+            cores,
+            memory_mib: 0,
+            disk_gib: 0,
+        };
+        ctx.tenancy
+            .record(tenant, &uid, actual::actual_footprint(have, g.maxmem, g.maxdisk));
+    })
+}
+
+/// Counts the container against its tenant's quota when its vmid is taken (already admitted
+/// by [`admit`] in the same pass; kept so the reservation precedes the vmid's record).
 pub(super) fn admit_quota(p: &P<'_>, admission: &Admission) -> Result<(), Refusal> {
     let Admission::Tenant(t) = admission else {
         return Ok(());
@@ -65,7 +113,11 @@ pub(super) fn admit_quota(p: &P<'_>, admission: &Admission) -> Result<(), Refusa
 
 /// `Ready=False` (and `Stalled`) with the refusal's reason; nothing was done in Proxmox.
 pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
-    p.cond(CondSpec::yes(CONDITION_STALLED, r.reason, r.message.clone()));
+    // waiting for the tenancy caches: not stalled, and looked at again soon (the reason table)
+    let pending = r.reason == policy::PENDING;
+    if !pending {
+        p.cond(CondSpec::yes(CONDITION_STALLED, r.reason, r.message.clone()));
+    }
     p.status
         .phase
         .get_or_insert(crate::crd::lxc_container::ContainerPhase::Pending);
@@ -73,6 +125,76 @@ pub(super) async fn refuse(p: &mut P<'_>, r: Refusal) -> Result<Action, Error> {
     p.observed();
     p.save().await?;
     Ok(p.retry(r.reason))
+}
+
+/// The condition type a tenant's container carries while its config in Proxmox is outside the
+/// tenant's limits (narrowed since it was made, or changed by a rollback or by hand).
+pub const CONDITION_OUTSIDE_POLICY: &str = "OutsideTenantPolicy";
+
+/// Judges a tenant's container by its config as Proxmox will have it after this pass's update:
+/// what a clone source or archive brought (interfaces, features, bind mounts, devices, raw
+/// keys, a hookscript) counts, not only the spec. About to be started (first start included),
+/// it is held: `Some(action)` ends the pass, refused. Otherwise a container outside the limits
+/// (narrowed since, or a rollback) carries [`CONDITION_OUTSIDE_POLICY`] naming the limit.
+pub(super) async fn hold_start(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    cfg: &crate::pve::LxcConfig,
+    plan: &super::plan::Plan,
+) -> Result<Option<Action>, Error> {
+    let admission = match p.ctx.tenancy.admission(&p.obj.namespace().unwrap_or_default(), handle) {
+        Ok(a) => a,
+        Err(r) => return refuse(p, r).await.map(Some),
+    };
+    let Some(t) = admission.spec() else {
+        p.uncond(CONDITION_OUTSIDE_POLICY);
+        return Ok(None);
+    };
+    let (set, delete) = plan.config_update();
+    let verdict = actual::check_config(t, &actual::effective(cfg, &set, &delete));
+    match verdict {
+        Ok(()) => {
+            p.uncond(CONDITION_OUTSIDE_POLICY);
+            Ok(None)
+        }
+        Err(r) if plan.power == Some(super::plan::PowerAction::Start) => {
+            let r = Refusal::new(r.reason, format!("not started: {}", r.message));
+            refuse(p, r).await.map(Some)
+        }
+        Err(r) => {
+            p.cond(CondSpec::yes(CONDITION_OUTSIDE_POLICY, r.reason, r.message));
+            Ok(None)
+        }
+    }
+}
+
+/// Ends the pass (`EnvSourceNotFound`, naming the Secret and how to mark it) when `app.env[i]`
+/// names a Secret not meant for it; no value of it is used.
+pub(super) async fn unmarked_secret(
+    p: &mut P<'_>,
+    secret: Option<&k8s_openapi::api::core::v1::Secret>,
+    i: usize,
+) -> Result<Option<Action>, Error> {
+    let Some(s) = secret else {
+        return Ok(None);
+    };
+    match crate::controller::tenancy::secrets::app_env_consent(&p.ctx.kube, p.obj, s).await {
+        Ok(()) => Ok(None),
+        Err(m) => {
+            let msg = format!("app.env[{i}]: {m}");
+            let wait = p.retry(crate::controller::kernel::Reason::EnvSourceNotFound);
+            p.not_ready(crate::controller::kernel::Reason::EnvSourceNotFound, msg, wait)
+                .await
+                .map(Some)
+        }
+    }
+}
+
+/// Hands `vmid` back once its container is gone from Proxmox, so a tenant's `vmidRange` does
+/// not run dry after as many creates as it holds (a later allocation still skips what the
+/// inventory shows and asks Proxmox whether the vmid is free).
+pub(super) fn release_vmid(handle: &ClusterHandle, vmid: u32) {
+    crate::controller::kernel::recover(handle.allocated.lock(), "the allocated vmids").remove(&vmid);
 }
 
 /// Whether the namespace may clone (or observe) `g`.

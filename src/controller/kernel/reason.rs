@@ -247,6 +247,12 @@ reasons! {
     TenantPolicyDevices,
     /// High availability, which the tenant may not use (or node affinity outside its nodes).
     TenantPolicyHighAvailability,
+    /// Raw `lxc.*` keys or a hookscript in the config Proxmox has (from a clone source or an
+    /// archive), which a tenant's container may not have.
+    TenantPolicyRawConfig,
+    /// The tenancy caches are not loaded yet, or the namespace's labels are not known while a
+    /// tenant selects namespaces by label: nothing is done until the policy is known.
+    TenantPolicyPending,
     /// The HA rule the operator would keep for the container exists and is not its own.
     HaRuleConflict,
     /// Proxmox refused an HA resource or rule change (the message says why, e.g. `Sys.Console`).
@@ -342,7 +348,7 @@ impl Reason {
         self.is_warning()
             && !matches!(
                 self,
-                ClusterNotReady | WaitingForTaskSlot | Queued | Locked | ContainerLocked
+                ClusterNotReady | WaitingForTaskSlot | Queued | Locked | ContainerLocked | TenantPolicyPending
             )
     }
 }
@@ -371,6 +377,8 @@ impl Reason {
             MigrationRefused | DeleteFailed => secs(60),
             RootRequired => secs(120),
             VmidConflict | IdentityTagMissing | VmidInUse | InUse | HaRuleConflict | ImageUpdateRefused => secs(300),
+            // waiting for the tenancy caches to list: soon
+            TenantPolicyPending => secs(2),
             r if r.as_str().starts_with("TenantPolicy") => secs(30),
             InvalidSpec | TaskRunning | RestartBackOff => return None,
             _ => secs(30),

@@ -3,9 +3,11 @@
 //! ([`policy`], [`ownership`]); [`Views`] feeds them from the watch caches, and [`controller`]
 //! keeps each tenant's status.
 
+pub mod actual;
 pub mod controller;
 pub mod ownership;
 pub mod policy;
+pub mod secrets;
 
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::kernel::recover;
@@ -17,7 +19,8 @@ use kube::ResourceExt;
 use ownership::GuestOwner;
 use policy::{Admission, Footprint, Refusal};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The caches tenancy decisions read: tenants, namespace labels, and every container and
 /// template (to tell which namespace an identity tag's uid belongs to). Set once when the
@@ -36,6 +39,34 @@ pub struct Views {
     /// yet, per tenant: the check and the admission are one step, so a burst of creates cannot
     /// overshoot the quota.
     admitted: Mutex<HashMap<String, HashMap<String, Footprint>>>,
+    /// Whether the tenant and namespace caches have had their first full list.
+    cluster_loaded: Arc<AtomicBool>,
+    /// Watch scopes added, and how many of them have their container cache listed.
+    scopes: AtomicUsize,
+    scopes_loaded: Arc<AtomicUsize>,
+}
+
+/// Waits until `store` has its first full list (polling now and then, as
+/// `controller::run` does: one waiter's wake can be lost to another's); `false` when its
+/// writer is gone.
+async fn listed<K>(store: Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(r) => return r.is_ok(),
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Runs `f` on the current runtime, if there is one (unit tests without one stay unloaded).
+fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(f);
+    }
 }
 
 /// Every object of a list of caches.
@@ -51,13 +82,45 @@ where
 
 impl Views {
     /// Installs the tenant and namespace caches.
+    /// Until both have listed, [`Views::loaded`] is false.
     pub fn set_cluster_scoped(&self, tenants: Store<ProxmoxTenant>, namespaces: Store<PartialObjectMeta<Namespace>>) {
+        let (t, n, flag) = (tenants.clone(), namespaces.clone(), self.cluster_loaded.clone());
+        spawn(async move {
+            if listed(t).await && listed(n).await {
+                flag.store(true, Ordering::Release);
+            }
+        });
         let _ = self.tenants.set(tenants);
         let _ = self.namespaces.set(namespaces);
     }
 
+    /// Whether every cache a tenancy decision reads has had its first full list: tenants,
+    /// namespaces, and the containers of every watch scope (the quota counts them). Until then
+    /// nothing may be admitted: an empty cache would read as "no tenant" or "no usage".
+    pub fn loaded(&self) -> bool {
+        let scopes = self.scopes.load(Ordering::Acquire);
+        self.cluster_loaded.load(Ordering::Acquire)
+            && scopes > 0
+            && self.scopes_loaded.load(Ordering::Acquire) >= scopes
+    }
+
+    /// Marks the caches loaded without watches (a test world where no tenant exists).
+    #[cfg(test)]
+    pub(crate) fn assume_loaded(&self) {
+        self.cluster_loaded.store(true, Ordering::Release);
+        self.scopes.store(1, Ordering::Release);
+        self.scopes_loaded.store(1, Ordering::Release);
+    }
+
     /// Adds the container and template caches of one watch scope.
     pub fn add_scope(&self, containers: Store<LxcContainer>, templates: Store<LxcTemplate>, backups: Store<LxcBackup>) {
+        self.scopes.fetch_add(1, Ordering::AcqRel);
+        let (c, done) = (containers.clone(), self.scopes_loaded.clone());
+        spawn(async move {
+            if listed(c).await {
+                done.fetch_add(1, Ordering::AcqRel);
+            }
+        });
         recover(self.containers.write(), "the tenancy caches").push(containers);
         recover(self.templates.write(), "the tenancy caches").push(templates);
         recover(self.backups.write(), "the tenancy caches").push(backups);
@@ -143,7 +206,14 @@ impl Views {
     }
 
     /// What `namespace` may do on the cluster of `handle`.
+    /// Fails closed (`TenantPolicyPending`) until the caches are [loaded](Views::loaded).
     pub fn admission(&self, namespace: &str, handle: &ClusterHandle) -> Result<Admission, Refusal> {
+        if !self.loaded() {
+            return Err(Refusal::new(
+                policy::PENDING,
+                "the operator has not loaded its ProxmoxTenant, Namespace and LxcContainer caches yet; nothing is done until it knows which tenant's limits apply",
+            ));
+        }
         let labels = self.labels(namespace);
         policy::admit(
             &handle.key.name,
@@ -201,9 +271,13 @@ impl Views {
                 if !policy::covers(&tenant.spec, &ns, labels.as_ref()) {
                     continue;
                 }
+                // what this process admitted (or found in Proxmox) is what the container
+                // holds: a refused resize still counts at its old size, not at its spec's
                 let made = c.status.as_ref().and_then(|s| s.vmid).is_some();
-                if made || admitted.contains_key(&uid) {
-                    total += policy::footprint(&c.spec);
+                match admitted.get(&uid) {
+                    Some(f) => total += *f,
+                    None if made => total += policy::footprint(&c.spec),
+                    None => {}
                 }
             }
         }
@@ -222,7 +296,10 @@ impl Views {
     }
 
     /// Admits container `uid` with `this` footprint against the tenant's quota, or says which
-    /// limit it would exceed. Admitted containers stay counted until [`Views::retain`] drops them.
+    /// limit it would exceed: on every pass, so a resize or a switch to `Full` is admitted like
+    /// a create. The check and the reservation are one step under one lock, so concurrent
+    /// admissions cannot overshoot. Admitted containers stay counted (at their last admitted
+    /// footprint) until [`Views::retain`] drops them.
     pub fn admit_quota(&self, tenant: &ProxmoxTenant, uid: &str, this: Footprint) -> Result<(), Refusal> {
         let Some(quota) = &tenant.spec.quota else {
             return Ok(());
@@ -230,12 +307,35 @@ impl Views {
         // one admission at a time: the count and the insert must not interleave
         static ONE: Mutex<()> = Mutex::new(());
         let _one = recover(ONE.lock(), "the tenancy caches");
-        policy::quota_check(quota, self.usage(tenant, Some(uid)), this)?;
+        let before = recover(self.admitted.lock(), "the tenancy caches")
+            .get(&tenant.name_any())
+            .and_then(|m| m.get(uid).copied());
+        // only growth is checked: a container that stays or shrinks keeps its place even when
+        // the quota was narrowed below what the tenant has
+        if before.is_none_or(|b| !this.within(&b)) {
+            policy::quota_check(quota, self.usage(tenant, Some(uid)), this)?;
+        }
         recover(self.admitted.lock(), "the tenancy caches")
             .entry(tenant.name_any())
             .or_default()
             .insert(uid.to_string(), this);
         Ok(())
+    }
+
+    /// The footprint container `uid` was last admitted (or recorded) at.
+    pub fn admitted_of(&self, tenant: &ProxmoxTenant, uid: &str) -> Option<Footprint> {
+        recover(self.admitted.lock(), "the tenancy caches")
+            .get(&tenant.name_any())
+            .and_then(|m| m.get(uid).copied())
+    }
+
+    /// Counts container `uid` at `have` (what Proxmox reports for it) without a check: a
+    /// container whose growth was refused still holds what it has.
+    pub fn record(&self, tenant: &ProxmoxTenant, uid: &str, have: Footprint) {
+        recover(self.admitted.lock(), "the tenancy caches")
+            .entry(tenant.name_any())
+            .or_default()
+            .insert(uid.to_string(), have);
     }
 
     /// Forgets admissions of objects `keep` rejects (gone from every cache).
@@ -248,4 +348,21 @@ impl Views {
 
 fn uid_matches(m: &kube::api::ObjectMeta, uid: &str) -> bool {
     m.uid.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_admitted_before_the_tenancy_caches_have_listed() {
+        let v = Views::default();
+        assert!(!v.loaded(), "an empty cache would read as no tenant and no usage");
+        v.cluster_loaded.store(true, Ordering::Release);
+        v.scopes.store(2, Ordering::Release);
+        v.scopes_loaded.store(1, Ordering::Release);
+        assert!(!v.loaded(), "one watch scope's containers are not listed yet");
+        v.scopes_loaded.store(2, Ordering::Release);
+        assert!(v.loaded());
+    }
 }

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// The reason of a refusal that waits for the tenancy caches (fail closed).
+pub const PENDING: Reason = Reason::TenantPolicyPending;
+
 /// What a namespace may do on one cluster.
 #[derive(Clone, Debug)]
 pub enum Admission {
@@ -108,6 +111,9 @@ pub fn tenant_of(
 
 /// Whether `namespace` may use cluster `cluster` (with `tenancy`): the tenant covering the
 /// namespace must list the cluster; a namespace without a tenant may use `Open` clusters only.
+///
+/// Fails closed: while a namespace's labels are unknown and a tenant selects namespaces by
+/// label, which tenant covers it cannot be told, so nothing is admitted (`TenantPolicyPending`).
 pub fn admit(
     cluster: &str,
     tenancy: Tenancy,
@@ -115,6 +121,13 @@ pub fn admit(
     labels: Option<&BTreeMap<String, String>>,
     tenants: &[Arc<ProxmoxTenant>],
 ) -> Result<Admission, Refusal> {
+    let by_name = tenants.iter().any(|t| t.spec.namespaces.iter().any(|n| n == namespace));
+    if labels.is_none() && !by_name && tenants.iter().any(|t| t.spec.namespace_selector.is_some()) {
+        return Err(Refusal::new(
+            PENDING,
+            format!("the labels of namespace {namespace} are not known yet and a ProxmoxTenant selects namespaces by label: nothing is done until it is known which tenant's limits apply"),
+        ));
+    }
     match (tenant_of(namespace, labels, tenants)?, tenancy) {
         (Some(t), _) if t.spec.clusters.iter().any(|c| c == cluster) => Ok(Admission::Tenant(t)),
         (Some(t), _) => Err(Refusal::new(
@@ -457,6 +470,16 @@ pub struct Footprint {
     pub memory_mib: u64,
     /// Disk, GiB.
     pub disk_gib: u64,
+}
+
+impl Footprint {
+    /// Whether `self` is no larger than `other` in every dimension.
+    pub fn within(&self, other: &Footprint) -> bool {
+        self.containers <= other.containers
+            && self.cores <= other.cores
+            && self.memory_mib <= other.memory_mib
+            && self.disk_gib <= other.disk_gib
+    }
 }
 
 impl std::ops::AddAssign for Footprint {

@@ -336,3 +336,41 @@ fn high_availability_needs_the_tenants_privilege_and_affinity_only_names_its_nod
         e.message
     );
 }
+
+#[test]
+fn a_namespace_whose_labels_are_unknown_is_not_admitted_while_a_tenant_selects_by_label() {
+    let mut by_label = team_a();
+    by_label.namespaces.clear();
+    by_label.namespace_selector = Some(LabelSelector {
+        match_labels: Some([("team".to_string(), "a".to_string())].into()),
+        ..Default::default()
+    });
+    let ts = [tenant("a", by_label), tenant("named", team_a())];
+    // unknown labels: the selector might cover it, so nothing is admitted (not even Open)
+    let r = admit("pve", Tenancy::Open, "fresh", None, &ts).unwrap_err();
+    assert_eq!(r.reason, Reason::TenantPolicyPending);
+    assert!(r.message.contains("fresh"), "{}", r.message);
+    // a namespace a tenant names needs no labels; known labels decide as before
+    assert!(matches!(
+        admit("pve", Tenancy::Open, "team-a", None, &ts),
+        Ok(Admission::Tenant(_))
+    ));
+    assert!(matches!(
+        admit("pve", Tenancy::Open, "fresh", Some(&BTreeMap::new()), &ts),
+        Ok(Admission::Open)
+    ));
+}
+
+#[test]
+fn only_growth_is_checked_against_a_quota() {
+    let small = Footprint {
+        containers: 1,
+        cores: 1,
+        memory_mib: 512,
+        disk_gib: 8,
+    };
+    let big = Footprint { cores: 4, ..small };
+    assert!(small.within(&small));
+    assert!(small.within(&big));
+    assert!(!big.within(&small));
+}
