@@ -15,6 +15,7 @@ mod api;
 mod api_ha;
 mod auth;
 mod client;
+mod console;
 pub(crate) mod de;
 mod endpoint;
 mod error;
@@ -25,6 +26,7 @@ mod upid;
 
 pub use api_ha::ct_sid;
 pub use auth::Auth;
+pub use console::{encode_input, encode_resize, Console, ConsoleError, TermProxy, PING, PING_INTERVAL};
 pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RequestHookFn, RetryPolicy};
 pub use endpoint::DEFAULT_MAX_RESPONSE_BYTES;
 pub use error::{Error, ErrorClass, Result};

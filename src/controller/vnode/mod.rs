@@ -8,9 +8,11 @@
 //!   so placement, tasks, retries, IPs and cleanup are the container controller's; the Pod's
 //!   status is read back from it ([`status`]), the translation is [`translate`].
 //! - [`bind`]: Pods with our scheduler name are bound to a Node by the operator.
-//! - [`logs`]: the kubelet endpoint the apiserver calls for `kubectl logs`.
+//! - [`logs`]: the kubelet endpoint the apiserver calls for `kubectl logs`; [`console`] keeps
+//!   what the Pods' applications print.
 
 pub mod bind;
+pub mod console;
 pub mod logs;
 pub mod node;
 pub mod pod;
@@ -51,6 +53,8 @@ pub struct VnodeSettings {
     pub kubelet_port: u16,
     /// Pods with this `spec.schedulerName` are bound by the operator.
     pub scheduler_name: String,
+    /// Bytes of application output kept per Pod container and run (`--pod-log-bytes`).
+    pub pod_log_bytes: usize,
 }
 
 impl Default for VnodeSettings {
@@ -62,6 +66,7 @@ impl Default for VnodeSettings {
             address: "127.0.0.1".into(),
             kubelet_port: 10250,
             scheduler_name: "proxmox-lxc".into(),
+            pod_log_bytes: 1 << 20,
         }
     }
 }
