@@ -4,8 +4,8 @@
 //! ([`super::console`]), of the current run or, with `previous`, of the run before the last
 //! restart. `follow` sends new lines until the run ends.
 //!
-//! Until the console has a run (the container is being created or never started, or the
-//! token lacks `VM.Console`), the log is the Proxmox task log of the container instead:
+//! Until the current run's console has a line (the container is being created, never started
+//! or prints nothing, or the token lacks `VM.Console`), the log is the Proxmox task log of the container instead:
 //! create, start, stop, in order, each line stamped with its task's start, and `follow` sends
 //! the lines of new tasks as they come. That is where a failed pull or start explains itself.
 //! `exec`, `attach` and `port-forward` answer 501 with what to do instead.
@@ -329,8 +329,10 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
         Ok(t) => t,
         Err(r) => return r,
     };
+    // the app's lines once its console has any; until then the task log explains
     if let Some(pod_logs) = state.pod_logs.clone() {
-        if let Some(run) = pod_logs.read(&t.uid, t.vmid, q.previous, 0) {
+        let run = pod_logs.read(&t.uid, t.vmid, q.previous, 0);
+        if let Some(run) = run.filter(|r| q.previous || !r.lines.is_empty()) {
             return console_logs(pod_logs, t, run, q);
         }
     }

@@ -413,9 +413,11 @@ async fn session(sim: &Arc<Sim>, mut ws: Ws, vmid: u32) {
 /// The fixture application's settings from the container's `env` (NUL-separated `K=V`).
 fn counter_settings(conf: &BTreeMap<String, String>) -> (u64, u64) {
     let env = conf.get("env").cloned().unwrap_or_default();
+    // the last one counts, as in an environment built from the image's and then the user's
     let get = |k: &str| {
         env.split('\0')
-            .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .filter_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+            .next_back()
             .and_then(|v| v.parse::<u64>().ok())
     };
     (get("COUNTER_INTERVAL_MS").unwrap_or(1000).max(10), get("COUNTER_LINES").unwrap_or(0))
@@ -514,7 +516,7 @@ mod tests {
     #[test]
     fn the_counter_reads_its_interval_and_line_count_from_the_env() {
         let conf: BTreeMap<String, String> =
-            [("env".to_string(), "PATH=/bin\0COUNTER_INTERVAL_MS=250\0COUNTER_LINES=3".to_string())].into();
+            [("env".to_string(), "COUNTER_INTERVAL_MS=1000\0COUNTER_INTERVAL_MS=250\0COUNTER_LINES=3".to_string())].into();
         assert_eq!(counter_settings(&conf), (250, 3));
         assert_eq!(counter_settings(&BTreeMap::new()), (1000, 0));
     }
