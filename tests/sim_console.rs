@@ -49,7 +49,9 @@ async fn counter(c: &Client, vmid: u32, interval_ms: u64, lines: u64) {
         .await;
     c.ok_task(r).await;
     let env = format!("PATH=/bin\0COUNTER_INTERVAL_MS={interval_ms}\0COUNTER_LINES={lines}");
-    let r = c.put(&format!("/nodes/pve1/lxc/{vmid}/config"), &[("env", env.as_str())]).await;
+    let r = c
+        .put(&format!("/nodes/pve1/lxc/{vmid}/config"), &[("env", env.as_str())])
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     c.ok_task(c.post(&format!("/nodes/pve1/lxc/{vmid}/status/start"), &[]).await)
         .await;
@@ -127,7 +129,10 @@ async fn the_console_is_live_only_and_ends_when_the_app_exits() {
         .lines()
         .filter_map(|l| l.trim_end().rsplit(' ').next()?.parse().ok())
         .collect();
-    assert!(numbers.first().is_some_and(|n| *n >= 3), "lines printed before attaching are gone: {out:?}");
+    assert!(
+        numbers.first().is_some_and(|n| *n >= 3),
+        "lines printed before attaching are gone: {out:?}"
+    );
     assert_eq!(numbers.last(), Some(&8), "the last line comes before the end: {out:?}");
     assert_eq!(sim.container(302).unwrap().status, "stopped", "the app exited");
 }
@@ -166,7 +171,10 @@ async fn a_wrong_ticket_is_refused_at_the_websocket_and_at_termproxy() {
     let e = api.open_console("pve1", 304, &forged).await.unwrap_err();
     assert!(matches!(e, ConsoleError::Upgrade { .. }), "{e}");
     let e = api.open_console("pve1", 305, &proxy).await.unwrap_err();
-    assert!(matches!(e, ConsoleError::Upgrade { .. }), "another container's ticket: {e}");
+    assert!(
+        matches!(e, ConsoleError::Upgrade { .. }),
+        "another container's ticket: {e}"
+    );
     // termproxy checks the `user:ticket` line: the ticket is not another user's
     let proxy = api.termproxy("pve1", 304).await.unwrap();
     let mut other_user = proxy.clone();
@@ -196,15 +204,18 @@ async fn the_console_needs_vm_console_on_the_container() {
     let e = api.console("pve1", 306).await.unwrap_err();
     match &e {
         ConsoleError::TermProxy { vmid: 306, source } => {
-            assert!(source.to_string().contains("Permission check failed (/vms/306, VM.Console)"), "{e}")
+            assert!(
+                source
+                    .to_string()
+                    .contains("Permission check failed (/vms/306, VM.Console)"),
+                "{e}"
+            )
         }
         other => panic!("{other}"),
     }
     let mut c2 = client(&sim);
     c2.auth = Some("PVEAPIToken=ops@pve!audit=s3cret".into());
-    let r = c2
-        .get("/nodes/pve1/lxc/306/vncwebsocket?port=5900&vncticket=x")
-        .await;
+    let r = c2.get("/nodes/pve1/lxc/306/vncwebsocket?port=5900&vncticket=x").await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(r.body["message"], "Permission check failed (/vms/306, VM.Console)\n");
 }

@@ -124,7 +124,9 @@ pub struct Console {
 
 impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Console").field("vmid", &self.vmid).finish_non_exhaustive()
+        f.debug_struct("Console")
+            .field("vmid", &self.vmid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,10 +170,7 @@ impl Client {
             .query_pairs_mut()
             .append_pair("port", &proxy.port.to_string())
             .append_pair("vncticket", &proxy.ticket);
-        let mut req = ws_url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| conn(e.to_string()))?;
+        let mut req = ws_url.as_str().into_client_request().map_err(|e| conn(e.to_string()))?;
         let (headers, _) = self
             .auth_headers(&Method::GET, None)
             .await

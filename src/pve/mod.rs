@@ -26,8 +26,8 @@ mod upid;
 
 pub use api_ha::ct_sid;
 pub use auth::Auth;
-pub use console::{encode_input, encode_resize, Console, ConsoleError, TermProxy, PING, PING_INTERVAL};
 pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RequestHookFn, RetryPolicy};
+pub use console::{encode_input, encode_resize, Console, ConsoleError, TermProxy, PING, PING_INTERVAL};
 pub use endpoint::DEFAULT_MAX_RESPONSE_BYTES;
 pub use error::{Error, ErrorClass, Result};
 pub use props::{Features, MountPoint, NetConfig, Startup};

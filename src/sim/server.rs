@@ -193,10 +193,18 @@ impl Front {
             };
             tokio::time::sleep(Duration::from_millis(fixed + extra)).await;
         }
-        let out = match (ws, self.api(&method, api_path, &query, &parts.headers, &body, found).await) {
-            (Some(up), Outcome::Reply(r)) => {
-                Outcome::Reply(api::console::upgrade(&self.sim, &parts.headers, &query, api_path, up, r))
-            }
+        let out = match (
+            ws,
+            self.api(&method, api_path, &query, &parts.headers, &body, found).await,
+        ) {
+            (Some(up), Outcome::Reply(r)) => Outcome::Reply(api::console::upgrade(
+                &self.sim,
+                &parts.headers,
+                &query,
+                api_path,
+                up,
+                r,
+            )),
             (_, out) => out,
         };
         let mut st = self.sim.lock();

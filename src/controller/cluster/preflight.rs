@@ -199,8 +199,8 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
             continue;
         }
         u.containers = true;
-        u.pod_logs |= ctx.settings.virtual_nodes.is_some()
-            && c.labels().contains_key(crate::controller::vnode::POD_UID_LABEL);
+        u.pod_logs |=
+            ctx.settings.virtual_nodes.is_some() && c.labels().contains_key(crate::controller::vnode::POD_UID_LABEL);
         u.high_availability |= c.spec.high_availability.is_some();
         u.privileged |= !c.spec.unprivileged;
         u.migrations |= c.spec.node.is_some();

@@ -234,7 +234,11 @@ impl PodLogs {
     pub fn read(&self, uid: &str, vmid: u32, previous: bool, after: u64) -> Option<RunLines> {
         let m = self.lock();
         let e = m.get(uid).filter(|e| e.vmid == vmid)?;
-        let r = if previous { e.previous.as_ref()? } else { e.current.as_ref()? };
+        let r = if previous {
+            e.previous.as_ref()?
+        } else {
+            e.current.as_ref()?
+        };
         let (lines, seq) = r.ring.since_seq(after);
         Some(RunLines {
             lines,
@@ -339,9 +343,7 @@ pub async fn run(kube: kube::Client, clusters: Arc<ClusterRegistry>, logs: Arc<P
         namespaces.iter().map(|n| Api::namespaced(kube.clone(), n)).collect()
     };
     let cfg = watcher::Config::default().labels(POD_UID_LABEL);
-    let streams = apis
-        .into_iter()
-        .map(|api| watcher::watcher(api, cfg.clone()).boxed());
+    let streams = apis.into_iter().map(|api| watcher::watcher(api, cfg.clone()).boxed());
     let mut events = futures::stream::select_all(streams);
     let mut followed: HashMap<String, (Place, tokio::task::JoinHandle<()>)> = HashMap::new();
     while let Some(ev) = events.next().await {
@@ -391,7 +393,10 @@ mod tests {
         r.push(b"one\r\ntw", at(1), &mut seq);
         r.push(b"o\r\nthree", at(2), &mut seq);
         let (lines, last) = r.since_seq(0);
-        assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["one", "two"]);
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["one", "two"]
+        );
         assert_eq!(last, 2);
         r.finish(at(3), &mut seq);
         assert_eq!(r.since_seq(2).0[0].text, "three");
@@ -447,7 +452,10 @@ mod tests {
             r.push(format!("line {i}\n").as_bytes(), at(1_000 + i * 10), &mut seq);
         }
         let lines = r.since_seq(0).0;
-        assert_eq!(render(&lines, &parse_query("sinceSeconds=15", 1_045).unwrap()), "line 3\nline 4\n");
+        assert_eq!(
+            render(&lines, &parse_query("sinceSeconds=15", 1_045).unwrap()),
+            "line 3\nline 4\n"
+        );
         assert_eq!(render(&lines, &parse_query("tailLines=1", 0).unwrap()), "line 4\n");
         assert_eq!(render(&lines, &parse_query("limitBytes=9", 0).unwrap()), "line 0\nli");
     }

@@ -283,7 +283,22 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cer
             logs(state, ns, pod, container, q, caller).await
         }
         (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => {
-            text(StatusCode::NOT_IMPLEMENTED, unsupported(op))
+            // a Status object: kubectl shows its message (a plain body reaches it empty)
+            let status = serde_json::json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": unsupported(op),
+                "reason": "NotImplemented",
+                "code": 501,
+            });
+            let mut r = text(StatusCode::NOT_IMPLEMENTED, status.to_string());
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            r
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
@@ -292,8 +307,12 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cer
 /// What `exec`, `attach`, `port-forward` and `run` answer.
 fn unsupported(op: &str) -> String {
     let what = match op {
-        "exec" | "run" => "Proxmox has no API to run a command in a container; `kubectl logs` shows what the application prints",
-        "attach" => "attaching to the console is not offered yet; `kubectl logs -f` follows what the application prints",
+        "exec" | "run" => {
+            "Proxmox has no API to run a command in a container; `kubectl logs` shows what the application prints"
+        }
+        "attach" => {
+            "attaching to the console is not offered yet; `kubectl logs -f` follows what the application prints"
+        }
         _ => "Proxmox offers no port forwarding into a container; reach the Pod IP directly or through a Service",
     };
     format!("{op} is not supported on Proxmox virtual nodes: {what}")
@@ -403,7 +422,12 @@ fn streamed(rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>) -
 
 /// The application's lines of one run; with `follow` (not for `previous`), new lines until
 /// the run ends, as a kubelet ends the stream when the container exits.
-fn console_logs(pod_logs: Arc<super::console::PodLogs>, t: Target, run: super::console::RunLines, q: LogQuery) -> Response<Body> {
+fn console_logs(
+    pod_logs: Arc<super::console::PodLogs>,
+    t: Target,
+    run: super::console::RunLines,
+    q: LogQuery,
+) -> Response<Body> {
     let body = render(&run.lines, &q);
     if !q.follow || q.previous || !run.open {
         return text(StatusCode::OK, body);

@@ -109,7 +109,10 @@ fn vnc_ticket_ok(key: &[u8; 32], ticket: &str, user: &str, path: &str) -> bool {
     if sign(key, &format!("{plain}:{user}:{path}")) != sig {
         return false;
     }
-    let Some(ts) = plain.strip_prefix("PVEVNC:").and_then(|h| u64::from_str_radix(h, 16).ok()) else {
+    let Some(ts) = plain
+        .strip_prefix("PVEVNC:")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+    else {
         return false;
     };
     let age = now_epoch() as i64 - ts as i64;
@@ -242,8 +245,14 @@ pub(crate) fn upgrade(
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
-    h.insert(hyper::header::UPGRADE, hyper::header::HeaderValue::from_static("websocket"));
-    h.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("Upgrade"));
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
     }
@@ -269,12 +278,16 @@ pub(crate) enum ClientMsg {
 /// what is incomplete stays in `buf`. Unknown bytes are skipped, as termproxy does.
 pub(crate) fn parse_client(buf: &mut Vec<u8>) -> Vec<ClientMsg> {
     let mut out = Vec::new();
-    loop {
-        let Some(&t) = buf.first() else { break };
+    while let Some(&t) = buf.first() {
         match t {
             b'0' | b'1' => {
                 let s = &buf[..];
-                let fields: Vec<usize> = s.iter().enumerate().filter(|(_, c)| **c == b':').map(|(i, _)| i).collect();
+                let fields: Vec<usize> = s
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == b':')
+                    .map(|(i, _)| i)
+                    .collect();
                 let num = |a: usize, b: usize| std::str::from_utf8(&s[a..b]).ok().and_then(|x| x.parse::<usize>().ok());
                 if t == b'0' {
                     if fields.len() < 2 {
@@ -294,9 +307,8 @@ pub(crate) fn parse_client(buf: &mut Vec<u8>) -> Vec<ClientMsg> {
                     if fields.len() < 3 {
                         break;
                     }
-                    match (num(fields[0] + 1, fields[1]), num(fields[1] + 1, fields[2])) {
-                        (Some(c), Some(r)) => out.push(ClientMsg::Resize(c as u16, r as u16)),
-                        _ => {}
+                    if let (Some(c), Some(r)) = (num(fields[0] + 1, fields[1]), num(fields[1] + 1, fields[2])) {
+                        out.push(ClientMsg::Resize(c as u16, r as u16));
                     }
                     buf.drain(..fields[2] + 1);
                 }
@@ -331,11 +343,14 @@ async fn session(sim: &Arc<Sim>, mut ws: Ws, vmid: u32) {
     .await
     .ok()
     .flatten();
-    let ok = authed.as_deref().and_then(|l| l.split_once(':')).is_some_and(|(user, ticket)| {
-        let mut st = sim.lock();
-        let key = st.consoles.key();
-        vnc_ticket_ok(&key, ticket, user, &format!("/vms/{vmid}"))
-    });
+    let ok = authed
+        .as_deref()
+        .and_then(|l| l.split_once(':'))
+        .is_some_and(|(user, ticket)| {
+            let mut st = sim.lock();
+            let key = st.consoles.key();
+            vnc_ticket_ok(&key, ticket, user, &format!("/vms/{vmid}"))
+        });
     if !ok {
         let _ = ws.close(None).await;
         return;
@@ -420,7 +435,10 @@ fn counter_settings(conf: &BTreeMap<String, String>) -> (u64, u64) {
             .next_back()
             .and_then(|v| v.parse::<u64>().ok())
     };
-    (get("COUNTER_INTERVAL_MS").unwrap_or(1000).max(10), get("COUNTER_LINES").unwrap_or(0))
+    (
+        get("COUNTER_INTERVAL_MS").unwrap_or(1000).max(10),
+        get("COUNTER_LINES").unwrap_or(0),
+    )
 }
 
 /// Whether CT `ct` runs the fixture application.
@@ -453,11 +471,15 @@ pub(crate) fn step(st: &mut State) {
             printed: 0,
             out: broadcast::channel(1024).0,
         });
-        let due = (now.duration_since(started).as_millis() as u64 / interval).min(if lines > 0 { lines } else { u64::MAX });
+        let due =
+            (now.duration_since(started).as_millis() as u64 / interval).min(if lines > 0 { lines } else { u64::MAX });
         while app.printed < due {
             app.printed += 1;
             // a terminal turns "\n" into "\r\n"
-            let _ = app.out.send(Bytes::from(format!("counter pid {}: line {}\r\n", app.pid, app.printed)));
+            let _ = app.out.send(Bytes::from(format!(
+                "counter pid {}: line {}\r\n",
+                app.pid, app.printed
+            )));
         }
         if lines > 0 && app.printed >= lines {
             exited.push(vmid);
@@ -515,8 +537,11 @@ mod tests {
 
     #[test]
     fn the_counter_reads_its_interval_and_line_count_from_the_env() {
-        let conf: BTreeMap<String, String> =
-            [("env".to_string(), "COUNTER_INTERVAL_MS=1000\0COUNTER_INTERVAL_MS=250\0COUNTER_LINES=3".to_string())].into();
+        let conf: BTreeMap<String, String> = [(
+            "env".to_string(),
+            "COUNTER_INTERVAL_MS=1000\0COUNTER_INTERVAL_MS=250\0COUNTER_LINES=3".to_string(),
+        )]
+        .into();
         assert_eq!(counter_settings(&conf), (250, 3));
         assert_eq!(counter_settings(&BTreeMap::new()), (1000, 0));
     }
