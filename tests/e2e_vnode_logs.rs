@@ -191,6 +191,17 @@ fn kubectl_logs_shows_what_the_app_printed_follows_new_lines_and_previous_shows_
         previous.iter().all(|(p, _)| *p == pid1),
         "--previous is the run before: {previous:?}"
     );
+    // one console per run: two starts, two termproxies (the stopped container is watched with
+    // status reads, not consoles)
+    let stats = e.sim.call("GET", "/_sim/stats", &[]);
+    let requests = &stats["requests"];
+    eprintln!(
+        "termproxy {} vncwebsocket {} status/current {}",
+        requests["POST /nodes/{node}/lxc/{vmid}/termproxy"],
+        requests["GET /nodes/{node}/lxc/{vmid}/vncwebsocket"],
+        requests["GET /nodes/{node}/lxc/{vmid}/status/current"]
+    );
+    assert_eq!(requests["POST /nodes/{node}/lxc/{vmid}/termproxy"], 2, "{requests}");
     // exec and port-forward say why not, in kubectl and at the kubelet endpoint
     let exec = e.cp.kubectl(&["exec", "-n", &e.ns, "counter", "--", "true"]);
     let why = String::from_utf8_lossy(&exec.stderr);

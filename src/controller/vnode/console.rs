@@ -16,6 +16,7 @@
 use super::logs::Line;
 use super::POD_UID_LABEL;
 use crate::controller::cluster::{ClusterKey, ClusterRegistry};
+use crate::crd::lxc_container::ContainerPhase;
 use crate::crd::LxcContainer;
 use futures::StreamExt;
 use kube::runtime::watcher;
@@ -284,55 +285,102 @@ fn place(c: &LxcContainer) -> Option<(String, Place)> {
     ))
 }
 
-/// How often a stopped container is looked at (one `status/current` call) to attach at its
-/// next start.
-const WATCH_STOPPED: Duration = Duration::from_millis(500);
+/// How often a container that should run but does not (yet) is looked at (one
+/// `status/current` call) to attach at its start: soon after a phase change or the end of a run
+/// (an exited app is started again within seconds), rarely later.
+const LOOK_SOON: Duration = Duration::from_millis(500);
+const LOOK_LATER: Duration = Duration::from_secs(10);
+/// How long after a change the container is looked at [`LOOK_SOON`].
+const SOON_FOR: Duration = Duration::from_secs(30);
 
-/// Follows one Pod container: waits for it to run, attaches, reads until the console closes,
-/// and again.
-async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, uid: String, p: Place) {
-    let mut last_pid = 0u64;
-    loop {
-        let Some(h) = clusters.get(&ClusterKey::named(p.cluster.clone())) else {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            continue;
-        };
-        let pid = match h.client.lxc_status(&p.node, p.vmid).await {
-            Ok(s) if s.status == "running" => s.pid.unwrap_or(0),
-            Ok(_) => 0,
-            Err(e) => {
-                tracing::debug!(vmid = p.vmid, error = %e, "pod logs: reading the container's status");
-                0
-            }
-        };
-        if pid == 0 || pid == last_pid {
-            tokio::time::sleep(WATCH_STOPPED).await;
-            continue;
+/// The phase of the child `LxcContainer`, as the watch says it.
+type Phase = tokio::sync::watch::Receiver<Option<ContainerPhase>>;
+
+/// The init pid of CT `p` if it runs (0 if not, or unknown).
+async fn running_pid(h: &crate::controller::cluster::ClusterHandle, p: &Place) -> u64 {
+    match h.client.lxc_status(&p.node, p.vmid).await {
+        Ok(s) if s.status == "running" => s.pid.unwrap_or(0),
+        Ok(_) => 0,
+        Err(e) => {
+            tracing::debug!(vmid = p.vmid, error = %e, "pod logs: reading the container's status");
+            0
         }
-        let mut console = match h.client.console(&p.node, p.vmid).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(vmid = p.vmid, error = %e, "pod logs: cannot attach to the container's console");
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
-            }
-        };
-        logs.begin(&uid, p.vmid, pid);
-        // a clean close is the end of the run; after a broken connection the same run is
-        // attached again
-        last_pid = loop {
-            match console.next_output().await {
-                Ok(Some(bytes)) => logs.push(&uid, p.vmid, pid, &bytes, now()),
-                Ok(None) => break pid,
-                Err(e) => {
-                    tracing::debug!(vmid = p.vmid, error = %e, "pod logs: console connection broke");
-                    break 0;
-                }
-            }
-        };
-        logs.end(&uid, p.vmid, pid, now());
     }
 }
+
+/// Reads the console until it closes: the pid to skip next (the run's if it ended cleanly;
+/// after a broken connection the same run is attached again).
+async fn read_run(console: &mut crate::pve::Console, logs: &PodLogs, uid: &str, p: &Place, pid: u64) -> u64 {
+    logs.begin(uid, p.vmid, pid);
+    let skip = loop {
+        match console.next_output().await {
+            Ok(Some(bytes)) => logs.push(uid, p.vmid, pid, &bytes, now()),
+            Ok(None) => break pid,
+            Err(e) => {
+                tracing::debug!(vmid = p.vmid, error = %e, "pod logs: console connection broke");
+                break 0;
+            }
+        }
+    };
+    logs.end(uid, p.vmid, pid, now());
+    skip
+}
+
+/// Follows one Pod container: while its phase says it runs (or just stopped), waits for a run,
+/// attaches, reads until the console closes, and again. Nothing is asked of Proxmox while it is
+/// being created or deleted.
+async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, uid: String, p: Place, mut phase: Phase) {
+    let mut last_pid = 0u64;
+    let mut changed_at = tokio::time::Instant::now();
+    loop {
+        let may_run = matches!(
+            *phase.borrow_and_update(),
+            Some(ContainerPhase::Running | ContainerPhase::Stopped)
+        );
+        let h = clusters.get(&ClusterKey::named(p.cluster.clone()));
+        let pid = match (&h, may_run) {
+            (Some(h), true) => running_pid(h, &p).await,
+            _ => 0,
+        };
+        if pid == 0 || pid == last_pid {
+            let wait = if !may_run {
+                Duration::from_secs(3600)
+            } else if changed_at.elapsed() < SOON_FOR {
+                LOOK_SOON
+            } else {
+                LOOK_LATER
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                r = phase.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    changed_at = tokio::time::Instant::now();
+                }
+            }
+            continue;
+        }
+        let Some(h) = h else { continue };
+        match h.client.console(&p.node, p.vmid).await {
+            Ok(mut console) => {
+                last_pid = read_run(&mut console, &logs, &uid, &p, pid).await;
+                changed_at = tokio::time::Instant::now();
+            }
+            Err(e) => {
+                tracing::warn!(vmid = p.vmid, error = %e, "pod logs: cannot attach to the container's console");
+                tokio::time::sleep(LOOK_LATER).await;
+            }
+        }
+    }
+}
+
+/// A followed container: where, its task, and its phase's sender.
+type Followed = (
+    Place,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::watch::Sender<Option<ContainerPhase>>,
+);
 
 /// Attaches to the console of every Pod container (children `LxcContainer`s labelled with
 /// their Pod's uid) in `namespaces` (all when empty), until the process ends.
@@ -345,35 +393,48 @@ pub async fn run(kube: kube::Client, clusters: Arc<ClusterRegistry>, logs: Arc<P
     let cfg = watcher::Config::default().labels(POD_UID_LABEL);
     let streams = apis.into_iter().map(|api| watcher::watcher(api, cfg.clone()).boxed());
     let mut events = futures::stream::select_all(streams);
-    let mut followed: HashMap<String, (Place, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut followed: HashMap<String, Followed> = HashMap::new();
     while let Some(ev) = events.next().await {
-        let (objs, deleted) = match ev {
-            Ok(watcher::Event::Apply(c)) | Ok(watcher::Event::InitApply(c)) => (vec![c], false),
-            Ok(watcher::Event::Delete(c)) => (vec![c], true),
+        let (c, deleted) = match ev {
+            Ok(watcher::Event::Apply(c)) | Ok(watcher::Event::InitApply(c)) => (c, false),
+            Ok(watcher::Event::Delete(c)) => (c, true),
             Ok(_) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "pod logs: watching the Pod containers");
                 continue;
             }
         };
-        for c in objs {
-            let Some((uid, p)) = place(&c) else { continue };
-            if deleted {
-                if let Some((_, task)) = followed.remove(&uid) {
-                    task.abort();
-                }
-                logs.forget(&uid);
-                continue;
-            }
-            if followed.get(&uid).is_some_and(|(old, _)| *old == p) {
-                continue;
-            }
-            if let Some((_, task)) = followed.remove(&uid) {
+        let Some((uid, p)) = place(&c) else { continue };
+        let now_phase = c.status.as_ref().and_then(|s| s.phase);
+        if deleted {
+            if let Some((_, task, _)) = followed.remove(&uid) {
                 task.abort();
             }
-            let task = tokio::spawn(follow_container(clusters.clone(), logs.clone(), uid.clone(), p.clone()));
-            followed.insert(uid, (p, task));
+            logs.forget(&uid);
+            continue;
         }
+        if let Some((old, _, tx)) = followed.get(&uid) {
+            if *old == p {
+                tx.send_if_modified(|v| {
+                    let changed = *v != now_phase;
+                    *v = now_phase;
+                    changed
+                });
+                continue;
+            }
+        }
+        if let Some((_, task, _)) = followed.remove(&uid) {
+            task.abort();
+        }
+        let (tx, rx) = tokio::sync::watch::channel(now_phase);
+        let task = tokio::spawn(follow_container(
+            clusters.clone(),
+            logs.clone(),
+            uid.clone(),
+            p.clone(),
+            rx,
+        ));
+        followed.insert(uid, (p, task, tx));
     }
 }
 
