@@ -139,6 +139,10 @@ struct RunArgs {
     /// Pods with this `spec.schedulerName` are bound to a virtual node by the operator.
     #[arg(long, default_value = "proxmox-lxc")]
     pod_scheduler_name: String,
+    /// Bytes of application output (`kubectl logs`) kept per Pod container and run; the run
+    /// before the last restart keeps as much again (`--previous`).
+    #[arg(long, default_value_t = 1 << 20, env = "POD_LOG_BYTES")]
+    pod_log_bytes: usize,
     /// CA bundle (PEM) the kube-apiserver's kubelet client certificate is signed by: the kubelet
     /// endpoint then requires it (mutual TLS). Without it, any caller may read Pod logs (tests).
     #[arg(long, env = "KUBELET_CLIENT_CA")]
@@ -210,6 +214,7 @@ async fn run_cli() -> anyhow::Result<()> {
                             address: args.node_address.clone(),
                             kubelet_port: args.node_port.unwrap_or(args.kubelet_addr.port()),
                             scheduler_name: args.pod_scheduler_name.clone(),
+                            pod_log_bytes: args.pod_log_bytes,
                             ..Default::default()
                         })
                     })

@@ -213,7 +213,15 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         if k.client_ca.is_none() {
             tracing::warn!(addr = %k.addr, "the kubelet endpoint serves Pod logs to any caller (no --kubelet-client-ca)");
         }
+        let pod_logs = Arc::new(super::vnode::console::PodLogs::new(vs.pod_log_bytes));
+        tokio::spawn(super::vnode::console::run(
+            client.clone(),
+            registry.clone(),
+            pod_logs.clone(),
+            opts.namespaces.clone(),
+        ));
         let state = super::vnode::logs::LogState {
+            pod_logs: Some(pod_logs),
             kube: client.clone(),
             clusters: registry.clone(),
             follow_interval: Duration::from_secs(1),

@@ -187,6 +187,9 @@ struct Inner {
     ticket_renew_after: Duration,
     on_request: Option<RequestHook>,
     max_response_bytes: u64,
+    /// The TLS settings and connect timeout, for the console's websocket.
+    tls: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
 }
 
 /// An async Proxmox VE API client. Cheap to clone (an `Arc` inside); share it freely.
@@ -266,6 +269,7 @@ impl Client {
             .map(|e| normalize_endpoint(e))
             .collect::<Result<Vec<_>>>()?;
         let tls = tls::client_config(&config.tls)?;
+        let ws_tls = Arc::new(tls.clone());
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(config.connect_timeout)
@@ -305,6 +309,8 @@ impl Client {
                 ticket_renew_after: config.ticket_renew_after,
                 on_request: config.on_request.clone(),
                 max_response_bytes: config.max_response_bytes,
+                tls: ws_tls,
+                connect_timeout: config.connect_timeout,
             }),
         })
     }
@@ -539,7 +545,16 @@ impl Client {
         Ok(t)
     }
 
-    async fn auth_headers(&self, method: &Method, bad_generation: Option<u64>) -> Result<(HeaderMap, u64)> {
+    /// The active endpoint, the TLS settings and the connect timeout (the console's websocket).
+    pub(crate) fn console_transport(&self) -> (String, Arc<rustls::ClientConfig>, Duration) {
+        (
+            self.active_endpoint().to_string(),
+            self.inner.tls.clone(),
+            self.inner.connect_timeout,
+        )
+    }
+
+    pub(crate) async fn auth_headers(&self, method: &Method, bad_generation: Option<u64>) -> Result<(HeaderMap, u64)> {
         let (auth, generation) = {
             let st = self.inner.auth.read().expect("auth lock poisoned");
             (st.auth.clone(), st.generation)

@@ -133,6 +133,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     });
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(api::ha_crm::run(Arc::downgrade(&sim), rx.clone()));
+    tokio::spawn(api::console::run(Arc::downgrade(&sim), rx.clone()));
     let task = tokio::spawn(server::serve(listener, acceptor, front.clone(), rx));
     Ok(SimHandle {
         addr,
@@ -297,6 +298,11 @@ impl SimHandle {
             pending: ct.pending.clone(),
             snapshots: ct.snapshots.keys().cloned().collect(),
         })
+    }
+
+    /// The terminal size a console client of CT `vmid` set last (`cols`, `rows`).
+    pub fn console_size(&self, vmid: u32) -> Option<(u16, u16)> {
+        self.sim.lock().consoles.sizes.get(&vmid).copied()
     }
 
     /// All containers (same as `GET /_sim/containers`).

@@ -106,6 +106,21 @@ pub(crate) const IMAGES: &[OciImage] = &[
         size: 15_000_000,
         exits: true,
     },
+    // prints `counter pid <pid>: line <n>` every COUNTER_INTERVAL_MS; exits after COUNTER_LINES
+    // (0: runs on); see api::console
+    OciImage {
+        repo: "ghcr.io/example/counter",
+        tag: "1.0",
+        entrypoint: &["/app/counter"],
+        cmd: &[],
+        env: &[PATH_ENV, "COUNTER_INTERVAL_MS=1000", "COUNTER_LINES=0"],
+        user: "",
+        working_dir: "",
+        exposed_ports: &[],
+        stop_signal: "",
+        size: 2_000_000,
+        exits: false,
+    },
     OciImage {
         repo: "ghcr.io/example/web-app",
         tag: "2.1.0",

@@ -155,7 +155,8 @@ impl Front {
         }
     }
 
-    async fn handle_inner(&self, req: Request<Incoming>) -> Outcome {
+    async fn handle_inner(&self, mut req: Request<Incoming>) -> Outcome {
+        let ws = api::console::wants_upgrade(req.uri().path(), req.headers()).then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let method = parts.method.as_str().to_string();
         let path = parts.uri.path().to_string();
@@ -192,7 +193,20 @@ impl Front {
             };
             tokio::time::sleep(Duration::from_millis(fixed + extra)).await;
         }
-        let out = self.api(&method, api_path, &query, &parts.headers, &body, found).await;
+        let out = match (
+            ws,
+            self.api(&method, api_path, &query, &parts.headers, &body, found).await,
+        ) {
+            (Some(up), Outcome::Reply(r)) => Outcome::Reply(api::console::upgrade(
+                &self.sim,
+                &parts.headers,
+                &query,
+                api_path,
+                up,
+                r,
+            )),
+            (_, out) => out,
+        };
         let mut st = self.sim.lock();
         st.stats.total += 1;
         *st.stats.requests.entry(stat_key).or_default() += 1;
@@ -668,7 +682,8 @@ pub(crate) async fn serve(
                 .keep_alive(true)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .with_upgrades();
             tokio::select! {
                 _ = conn => {},
                 _ = sd.changed() => {},

@@ -294,6 +294,8 @@ pub(crate) struct State {
     pub oci: super::oci_registry::OciSwitches,
     /// The HA stack: resources, rules, the manager's work (see `api::ha`).
     pub ha: super::api::HaState,
+    /// Consoles (termproxy) and the fixture application's output (see `api::console`).
+    pub consoles: super::api::Consoles,
 }
 
 impl State {
@@ -341,6 +343,7 @@ impl State {
             qemus: BTreeMap::new(),
             oci: Default::default(),
             ha: Default::default(),
+            consoles: Default::default(),
             cfg,
         };
         let node_names: Vec<String> = st.nodes.keys().cloned().collect();

@@ -50,6 +50,8 @@ SERVED = {
     "/nodes/{node}/lxc/{vmid}/clone": ["POST"],
     "/nodes/{node}/lxc/{vmid}/resize": ["PUT"],
     "/nodes/{node}/lxc/{vmid}/interfaces": ["GET"],
+    "/nodes/{node}/lxc/{vmid}/termproxy": ["POST"],
+    "/nodes/{node}/lxc/{vmid}/vncwebsocket": ["GET"],
     "/nodes/{node}/vzdump": ["POST"],
     "/nodes/{node}/tasks": ["GET"],
     "/nodes/{node}/tasks/{upid}": ["GET", "DELETE"],

@@ -34,6 +34,8 @@ pub struct Usage {
     pub migrations: bool,
     /// Bridges interfaces are attached to (Proxmox 8+ checks `SDN.Use` on them).
     pub bridges: BTreeSet<String>,
+    /// Pods run here on virtual nodes: `kubectl logs` reads their consoles (`termproxy`).
+    pub pod_logs: bool,
 }
 
 /// One privilege a feature needs, on one ACL path.
@@ -136,6 +138,10 @@ pub fn required(usage: &Usage) -> Vec<Need> {
             &["SDN.Use"],
         );
     }
+    if usage.pod_logs {
+        // pve-container API2/LXC.pm termproxy and vncwebsocket: VM.Console on /vms/{vmid}
+        need(&mut out, "podLogs", "/vms", &["VM.Console"]);
+    }
     if usage.high_availability {
         // PVE/API2/HA/*.pm: changes need Sys.Console on /, reads Sys.Audit (the inventory's)
         need(&mut out, "highAvailability", "/", &["Sys.Console"]);
@@ -193,6 +199,8 @@ pub fn usage_of(ctx: &crate::controller::context::Context, key: &super::ClusterK
             continue;
         }
         u.containers = true;
+        u.pod_logs |=
+            ctx.settings.virtual_nodes.is_some() && c.labels().contains_key(crate::controller::vnode::POD_UID_LABEL);
         u.high_availability |= c.spec.high_availability.is_some();
         u.privileged |= !c.spec.unprivileged;
         u.migrations |= c.spec.node.is_some();
@@ -295,6 +303,7 @@ mod tests {
         assert_eq!(t(|u| u.backups = true), vec![row("backups", "VM.Backup", "/vms")]);
         assert_eq!(t(|u| u.snapshots = true), vec![row("snapshots", "VM.Snapshot", "/vms")]);
         assert_eq!(t(|u| u.clones = true), vec![row("clones", "VM.Clone", "/vms")]);
+        assert_eq!(t(|u| u.pod_logs = true), vec![row("podLogs", "VM.Console", "/vms")]);
         assert_eq!(
             t(|u| u.high_availability = true),
             vec![row("highAvailability", "Sys.Console", "/")]
@@ -342,9 +351,11 @@ mod tests {
             privileged: true,
             migrations: true,
             bridges: ["vmbr0".to_string()].into(),
+            pod_logs: true,
         };
         let mut all: Vec<&str> = CONTAINER_PRIVS.to_vec();
         all.extend([
+            "VM.Console",
             "Sys.Console",
             "Sys.Modify",
             "VM.Migrate",

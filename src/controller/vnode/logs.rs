@@ -1,10 +1,14 @@
 //! The kubelet endpoint of the virtual nodes: what the kube-apiserver calls for `kubectl logs`.
 //!
-//! Proxmox has no log API for a container's process (its console is live only and needs
-//! `VM.Console`), so a Pod's log is the Proxmox task log of its container: create, start,
-//! stop and restart, in order, each line stamped with its task's start. `follow` keeps the
-//! response open and sends the lines of new tasks as they come (a restart shows up).
-//! `exec`, `attach` and `port-forward` answer 501.
+//! A Pod's log is what its application printed: the console lines the operator keeps
+//! ([`super::console`]), of the current run or, with `previous`, of the run before the last
+//! restart. `follow` sends new lines until the run ends.
+//!
+//! Until the current run's console has a line (the container is being created, never started
+//! or prints nothing, or the token lacks `VM.Console`), the log is the Proxmox task log of the container instead:
+//! create, start, stop, in order, each line stamped with its task's start, and `follow` sends
+//! the lines of new tasks as they come. That is where a failed pull or start explains itself.
+//! `exec`, `attach` and `port-forward` answer 501 with what to do instead.
 
 use super::translate::child_name;
 use crate::controller::cluster::{ClusterKey, ClusterRegistry};
@@ -32,6 +36,8 @@ pub struct LogState {
     /// With a client CA: callers without a client certificate it signed need a bearer token
     /// allowed `get nodes/proxy` of the Pod's Node (TokenReview + SubjectAccessReview).
     pub auth: Option<Arc<crate::metrics_auth::MetricsAuth>>,
+    /// What the Pods' applications printed (none: task logs only).
+    pub pod_logs: Option<Arc<super::console::PodLogs>>,
 }
 
 /// The query of `/containerLogs` (as the kubelet reads it).
@@ -47,6 +53,8 @@ pub struct LogQuery {
     pub follow: bool,
     /// `sinceSeconds` / `sinceTime`, as epoch seconds.
     pub since: Option<i64>,
+    /// `previous`: the run before the last restart.
+    pub previous: bool,
 }
 
 /// Parses the query string (pure); both since* at once is an error, as at a kubelet.
@@ -61,6 +69,7 @@ pub fn parse_query(q: &str, now: i64) -> Result<LogQuery, String> {
             "limitBytes" => out.limit_bytes = Some(num(&v)?.max(1) as usize),
             "timestamps" => out.timestamps = v == "true" || v == "1",
             "follow" => out.follow = v == "true" || v == "1",
+            "previous" => out.previous = v == "true" || v == "1",
             "sinceSeconds" => since_seconds = Some(num(&v)?),
             "sinceTime" => {
                 let t: jiff::Timestamp = v.parse().map_err(|_| format!("sinceTime: {v:?} is not RFC 3339"))?;
@@ -77,11 +86,13 @@ pub fn parse_query(q: &str, now: i64) -> Result<LogQuery, String> {
     Ok(out)
 }
 
-/// One log line: when (its task's start, epoch seconds) and the text.
+/// One log line: when (its task's start, or when the console sent it) and the text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
     /// Epoch seconds.
     pub at: i64,
+    /// Nanoseconds within the second.
+    pub nanos: u32,
     /// Text, without the newline.
     pub text: String,
 }
@@ -94,7 +105,7 @@ pub fn render(lines: &[Line], q: &LogQuery) -> String {
     let mut out = String::new();
     for l in &kept[start..] {
         if q.timestamps {
-            let t = jiff::Timestamp::from_second(l.at).unwrap_or_default();
+            let t = jiff::Timestamp::new(l.at, l.nanos as i32).unwrap_or_default();
             out.push_str(&format!("{} ", t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")));
         }
         out.push_str(&l.text);
@@ -126,6 +137,8 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 
 /// Where a Pod's container is in Proxmox.
 struct Target {
+    /// The Pod's uid (console logs belong to it).
+    uid: String,
     cluster: String,
     node: String,
     vmid: u32,
@@ -167,7 +180,12 @@ async fn target(
         .as_ref()
         .and_then(|s| Some((s.cluster.clone()?, s.node.clone()?, s.vmid?)))
     {
-        Some((cluster, node, vmid)) => Ok(Target { cluster, node, vmid }),
+        Some((cluster, node, vmid)) => Ok(Target {
+            uid: p.metadata.uid.clone().unwrap_or_default(),
+            cluster,
+            node,
+            vmid,
+        }),
         None => Err(text(
             StatusCode::BAD_REQUEST,
             format!("container {container} in pod {pod} is waiting to start: ContainerCreating"),
@@ -213,6 +231,7 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, See
             None => {
                 out.push(Line {
                     at,
+                    nanos: 0,
                     text: format!(
                         "[proxmox task {} on {}]",
                         task.task_type.as_deref().unwrap_or("?"),
@@ -222,7 +241,11 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, See
                 0
             }
         };
-        out.extend(lines.iter().skip(done).map(|l| Line { at, text: l.clone() }));
+        out.extend(lines.iter().skip(done).map(|l| Line {
+            at,
+            nanos: 0,
+            text: l.clone(),
+        }));
         seen.insert(
             upid.as_str().to_string(),
             Seen {
@@ -259,14 +282,40 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cer
             };
             logs(state, ns, pod, container, q, caller).await
         }
-        (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => text(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "{op} is not supported on Proxmox virtual nodes: Proxmox offers no exec API for a container (use its console)"
-            ),
-        ),
+        (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => {
+            // a Status object: kubectl shows its message (a plain body reaches it empty)
+            let status = serde_json::json!({
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": unsupported(op),
+                "reason": "NotImplemented",
+                "code": 501,
+            });
+            let mut r = text(StatusCode::NOT_IMPLEMENTED, status.to_string());
+            r.headers_mut().insert(
+                "content-type",
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// What `exec`, `attach`, `port-forward` and `run` answer.
+fn unsupported(op: &str) -> String {
+    let what = match op {
+        "exec" | "run" => {
+            "Proxmox has no API to run a command in a container; `kubectl logs` shows what the application prints"
+        }
+        "attach" => {
+            "attaching to the console is not offered yet; `kubectl logs -f` follows what the application prints"
+        }
+        _ => "Proxmox offers no port forwarding into a container; reach the Pod IP directly or through a Service",
+    };
+    format!("{op} is not supported on Proxmox virtual nodes: {what}")
 }
 
 /// Who asks.
@@ -299,6 +348,19 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
         Ok(t) => t,
         Err(r) => return r,
     };
+    // the app's lines once its console has any; until then the task log explains
+    if let Some(pod_logs) = state.pod_logs.clone() {
+        let run = pod_logs.read(&t.uid, t.vmid, q.previous, 0);
+        if let Some(run) = run.filter(|r| q.previous || !r.lines.is_empty()) {
+            return console_logs(pod_logs, t, run, q);
+        }
+    }
+    if q.previous {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"),
+        );
+    }
     let mut seen = HashMap::new();
     let first = match read_lines(&state, &t, &mut seen).await {
         Ok(l) => l,
@@ -344,6 +406,11 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
             }
         }
     });
+    streamed(rx)
+}
+
+/// A streamed `text/plain` response from the chunks `rx` receives.
+fn streamed(rx: tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>) -> Response<Body> {
     let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     let mut r = Response::new(StreamBody::new(stream).boxed());
     r.headers_mut().insert(
@@ -351,6 +418,66 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+/// The application's lines of one run; with `follow` (not for `previous`), new lines until
+/// the run ends, as a kubelet ends the stream when the container exits.
+fn console_logs(
+    pod_logs: Arc<super::console::PodLogs>,
+    t: Target,
+    run: super::console::RunLines,
+    q: LogQuery,
+) -> Response<Body> {
+    let body = render(&run.lines, &q);
+    if !q.follow || q.previous || !run.open {
+        return text(StatusCode::OK, body);
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+    let follow_q = LogQuery {
+        tail_lines: None,
+        since: None,
+        limit_bytes: None,
+        ..q.clone()
+    };
+    tokio::spawn(async move {
+        let mut sent = body.len();
+        let mut seq = run.seq;
+        if tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
+            return;
+        }
+        loop {
+            let changed = pod_logs.changed.notified();
+            let Some(now) = pod_logs.read(&t.uid, t.vmid, false, seq).filter(|r| r.pid == run.pid) else {
+                return;
+            };
+            seq = now.seq;
+            if !now.lines.is_empty() {
+                let mut chunk = render(&now.lines, &follow_q);
+                if let Some(max) = q.limit_bytes {
+                    if sent >= max {
+                        return;
+                    }
+                    let mut cut = chunk.len().min(max - sent);
+                    while !chunk.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    chunk.truncate(cut);
+                }
+                sent += chunk.len();
+                if tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
+                    return;
+                }
+            }
+            if !now.open {
+                return;
+            }
+            // woken by new lines; the timeout notices a client that went away
+            if tokio::time::timeout(Duration::from_secs(5), changed).await.is_err() && tx.is_closed() {
+                return;
+            }
+        }
+    });
+    streamed(rx)
 }
 
 /// The TLS settings of the endpoint: a fresh self-signed certificate for `names`; with
@@ -418,6 +545,7 @@ mod tests {
         (0..5)
             .map(|i| Line {
                 at: 1_000 + i * 10,
+                nanos: 0,
                 text: format!("line {i}"),
             })
             .collect()

@@ -9,10 +9,12 @@
 //!   status is read back from it ([`status`]), the translation is [`translate`].
 //! - [`admit`]: which namespaces a cluster's virtual nodes serve (an explicit grant).
 //! - [`bind`]: Pods with our scheduler name are bound to a Node by the operator.
-//! - [`logs`]: the kubelet endpoint the apiserver calls for `kubectl logs`.
+//! - [`logs`]: the kubelet endpoint the apiserver calls for `kubectl logs`; [`console`] keeps
+//!   what the Pods' applications print.
 
 pub mod admit;
 pub mod bind;
+pub mod console;
 pub mod logs;
 pub mod node;
 pub mod pod;
@@ -53,6 +55,8 @@ pub struct VnodeSettings {
     pub kubelet_port: u16,
     /// Pods with this `spec.schedulerName` are bound by the operator.
     pub scheduler_name: String,
+    /// Bytes of application output kept per Pod container and run (`--pod-log-bytes`).
+    pub pod_log_bytes: usize,
 }
 
 impl Default for VnodeSettings {
@@ -64,6 +68,7 @@ impl Default for VnodeSettings {
             address: "127.0.0.1".into(),
             kubelet_port: 10250,
             scheduler_name: "proxmox-lxc".into(),
+            pod_log_bytes: 1 << 20,
         }
     }
 }

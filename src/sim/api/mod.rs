@@ -19,6 +19,7 @@ use super::state::{
 mod access;
 mod cluster;
 mod config;
+pub(crate) mod console;
 mod copy;
 mod create;
 mod destroy;
@@ -45,6 +46,7 @@ use inventory::*;
 use oci::*;
 use power::*;
 
+pub(crate) use console::Consoles;
 pub(crate) use ha::HaState;
 pub(crate) use oci::entrypoint_exit;
 pub(crate) use seed::{copy_containers, CopiesRequest};
@@ -119,6 +121,9 @@ pub(crate) fn required_privilege(
         ("POST", "/nodes/{node}/lxc/{vmid}/clone") => (vms(), "VM.Clone"),
         ("POST", "/nodes/{node}/lxc/{vmid}/migrate") => (vms(), "VM.Migrate"),
         ("POST", "/nodes/{node}/lxc/{vmid}/template") => (vms(), "VM.Allocate"),
+        ("POST", "/nodes/{node}/lxc/{vmid}/termproxy") | ("GET", "/nodes/{node}/lxc/{vmid}/vncwebsocket") => {
+            (vms(), "VM.Console")
+        }
         ("GET", t) if t.starts_with("/nodes/{node}/lxc/{vmid}") => (vms(), "VM.Audit"),
         ("POST", "/nodes/{node}/vzdump") => ("/vms".to_string(), "VM.Backup"),
         ("GET", t) if t.starts_with("/nodes/{node}/storage/{storage}") => {
@@ -276,6 +281,12 @@ const ROUTES: &[(&str, &str, Handler)] = &[
     }),
     ("GET", "/nodes/{node}/lxc/{vmid}/interfaces", |_, st, p, _| {
         data(interfaces(st, p))
+    }),
+    ("POST", "/nodes/{node}/lxc/{vmid}/termproxy", |s, st, p, c| {
+        data(console::termproxy(s, st, p, c))
+    }),
+    ("GET", "/nodes/{node}/lxc/{vmid}/vncwebsocket", |_, st, p, c| {
+        data(console::vncwebsocket(st, p, c))
     }),
     ("POST", "/nodes/{node}/vzdump", |s, st, p, c| data(vzdump(s, st, p, c))),
     ("GET", "/nodes/{node}/tasks", |_, st, p, _| {
