@@ -342,12 +342,10 @@ fn a_user_signing_in_again_and_again_cannot_sign_another_user_out_and_streams_an
     let mut buf = [0u8; 64];
     let read = conn.read(&mut buf);
     let waited = t0.elapsed();
+    eprintln!("a silent connection was closed after {waited:?} ({read:?})");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed, nothing sent: {read:?}");
     assert!(
-        matches!(read, Ok(0) | Err(_)) || waited < Duration::from_secs(15),
-        "closed: {read:?}"
-    );
-    assert!(
-        waited < Duration::from_secs(15),
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
         "closed after the 10 s header read timeout, not held: {waited:?}"
     );
 }

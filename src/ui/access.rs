@@ -52,6 +52,11 @@ impl Access {
         } else {
             format!("in namespace {ns}")
         };
+        if *self == Access::default() {
+            return format!(
+                "You may only view {scope}: starting, stopping, backing up, creating, restoring and deleting need patch lxccontainers, create lxcbackups, create lxccontainers and delete lxccontainers."
+            );
+        }
         format!(
             "Your account may not {} {scope}, so those actions are not offered.",
             missing.join(", ")

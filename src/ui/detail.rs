@@ -41,7 +41,11 @@ impl Detail {
         let in_proxmox = obj["status"]["vmid"].is_u64();
         let missing = access.missing(&row.namespace);
         Detail {
-            spec: model::spec_summary(obj),
+            // the wanted state shows next to the observed one
+            spec: model::spec_summary(obj)
+                .into_iter()
+                .filter(|(k, _)| k != "Desired state")
+                .collect(),
             conditions: model::conditions(obj),
             csrf: csrf.to_string(),
             access,

@@ -32,6 +32,9 @@ pub struct Chrome {
     pub section: &'static str,
     /// The outcome of the last action (shown once).
     pub flash: Option<Flash>,
+    /// Whether to offer "New container" (false once an access review said the user may not
+    /// create containers in the namespace).
+    pub can_create: bool,
 }
 
 impl Chrome {
@@ -49,6 +52,9 @@ impl Chrome {
             principal: s.principal.clone(),
             section: "",
             flash: s.take_flash(),
+            can_create: s
+                .cached_access(ns, std::time::Duration::from_secs(600))
+                .is_none_or(|a| a.create),
         }
     }
 
@@ -67,6 +73,7 @@ impl Chrome {
             principal: String::new(),
             section: "",
             flash: None,
+            can_create: false,
         }
     }
 }
