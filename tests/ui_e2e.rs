@@ -259,6 +259,36 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
     let (code, _) = ui.post(&path, &[("csrf", &csrf), ("confirm", "db")]);
     assert_eq!(code, 303);
     wait_for("db to go", T, || get_json(cp, &ns, "lxc", "db").is_none().then_some(()));
+
+    // a deleted container's backup is restored from the Backups page
+    cp.kubectl_ok(&["delete", "-n", &ns, "lxc", "web", "--timeout=60s"]);
+    let (code, page) = ui.get(&format!("/ui/schedules?ns={ns}"));
+    let form = format!("action=\"/ui/backups/{ns}/{backup}/restore\"");
+    assert!(
+        code == 200 && page.contains(&form),
+        "a Restore form for the backup of the deleted container: {page}"
+    );
+    let (code, page) = ui.post(
+        &format!("/ui/backups/{ns}/{backup}/restore"),
+        &[("csrf", &csrf), ("new_name", "web")],
+    );
+    assert_eq!(code, 303, "{page}");
+    let (_, page) = ui.get(&format!("/ui/containers/{ns}/web"));
+    assert!(
+        page.contains(&format!(
+            "Restore requested: {ns}/web is being created from LxcBackup {backup}"
+        )),
+        "{page}"
+    );
+    let again = wait_ready(cp, &ns, "lxc", "web", T);
+    assert_eq!(again["spec"]["source"]["backup"]["name"], backup.as_str());
+    // a name already taken is refused on the Backups page, with the reason
+    let (code, page) = ui.post(
+        &format!("/ui/backups/{ns}/{backup}/restore"),
+        &[("csrf", &csrf), ("new_name", "web")],
+    );
+    assert_eq!(code, 409, "{page}");
+    assert!(page.contains("already exists") && page.contains(&form), "{page}");
 }
 
 #[test]

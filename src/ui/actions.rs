@@ -328,6 +328,60 @@ async fn restore_from(user: &User, ns: &str, name: &str, f: &RestoreForm) -> Res
     ))
 }
 
+/// The restore form of the backups page: the new container's name.
+#[derive(Deserialize)]
+pub struct RestoreBackupForm {
+    /// The session's CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// Name of the new container.
+    #[serde(default)]
+    pub new_name: String,
+}
+
+/// `POST /ui/backups/{ns}/{backup}/restore`: a new `LxcContainer` from `LxcBackup` `backup`, in
+/// the cluster the backup was taken in; its container need not exist any more.
+pub async fn restore_backup(
+    user: User,
+    Path((ns, backup)): Path<(String, String)>,
+    Form(f): Form<RestoreBackupForm>,
+) -> Result<Response, UiError> {
+    user.check_csrf(&f.csrf)?;
+    checked(&ns, &backup)?;
+    let new_name = f.new_name.trim().to_string();
+    let result = async {
+        if !valid_name(&new_name) {
+            return Err(UiError::Refused(
+                StatusCode::BAD_REQUEST,
+                "Name the new container (lowercase letters, digits and '-')".into(),
+            ));
+        }
+        let bar = resource::<LxcBackup>();
+        let b = pages::to_json(&api(&user.0.client, &bar, &ns).get(&backup).await?, &bar);
+        let mut spec = json!({"source": {"backup": {"name": backup}}, "state": "Running"});
+        if let Some(cluster) = b["status"]["cluster"].as_str().filter(|c| !c.is_empty()) {
+            spec["clusterRef"] = json!({ "name": cluster });
+        }
+        let ar = resource::<LxcContainer>();
+        let obj = object(&ar, json!({"name": new_name, "namespace": ns}), spec)?;
+        api(&user.0.client, &ar, &ns).create(&post_params(false), &obj).await?;
+        Ok(format!(
+            "Restore requested: {ns}/{new_name} is being created from LxcBackup {backup}."
+        ))
+    }
+    .await;
+    match result {
+        Ok(done) => {
+            user.0.flash(false, done);
+            Ok(Redirect::to(&detail(&ns, &new_name)).into_response())
+        }
+        Err(e) => {
+            user.0.flash(true, e.message());
+            pages::schedules_page(&user, &ns, e.status()).await
+        }
+    }
+}
+
 /// The delete confirmation.
 #[derive(Deserialize)]
 pub struct DeleteForm {

@@ -271,6 +271,7 @@ pub fn router(state: AppState) -> Router {
             "/ui/containers/{ns}/{name}/delete",
             get(detail::confirm_delete).post(actions::delete),
         )
+        .route("/ui/backups/{ns}/{name}/restore", post(actions::restore_backup))
         .route("/ui/new", get(actions::new_form).post(actions::create))
         .route("/ui/templates", get(pages::templates))
         .route("/ui/pods", get(pods::pods))

@@ -369,6 +369,8 @@ pub struct Table {
     pub rows: Vec<Row>,
     /// Why the rows could not be listed.
     pub error: String,
+    /// Whether rows offer "Restore" (backups, when the user may create containers).
+    pub restore: bool,
 }
 
 #[derive(Template)]
@@ -400,6 +402,7 @@ async fn table(
             columns,
             rows,
             error,
+            restore: false,
         },
         status,
     )
@@ -429,41 +432,49 @@ pub async fn templates(user: User, Query(f): Query<Filter>) -> Result<Response, 
 }
 
 /// `GET /ui/schedules`: backup schedules (last, next and last successful runs), the backups
-/// (failures stand out by their badge), and the snapshot schedules.
+/// (failures stand out by their badge; completed ones can be restored into a new container, also
+/// when their container is gone), and the snapshot schedules.
 pub async fn schedules(user: User, Query(f): Query<Filter>) -> Result<Response, UiError> {
     let ns = f.namespace(&user)?;
-    let (s, status) = table(
-        &user,
+    schedules_page(&user, &ns, StatusCode::OK).await
+}
+
+/// The backups page of `ns`, answered with `status` (or the apiserver's when it refuses).
+pub async fn schedules_page(user: &User, ns: &str, status: StatusCode) -> Result<Response, UiError> {
+    let (s, list_status) = table(
+        user,
         resource::<LxcBackupSchedule>(),
-        &ns,
+        ns,
         "Backup schedules",
         model::SCHEDULE_COLUMNS,
         model::schedule_row,
     )
     .await;
     let (snapshot_schedules, _) = table(
-        &user,
+        user,
         resource::<LxcSnapshotSchedule>(),
-        &ns,
+        ns,
         "Snapshot schedules",
         model::SCHEDULE_COLUMNS,
         model::schedule_row,
     )
     .await;
     let (mut b, _) = table(
-        &user,
+        user,
         resource::<LxcBackup>(),
-        &ns,
+        ns,
         "Backups",
         model::BACKUP_COLUMNS,
         model::backup_row,
     )
     .await;
     b.rows.sort_by(|x, y| y.cells[2].cmp(&x.cells[2]));
+    b.restore = access::access(&user.0, ns).await.create;
+    let status = if status.is_success() { list_status } else { status };
     render(
         status,
         &TablesPage {
-            chrome: Chrome::new("Backups", &user, &ns).at("backups"),
+            chrome: Chrome::new("Backups", user, ns).at("backups"),
             action: "/ui/schedules",
             error: String::new(),
             tables: vec![s, b, snapshot_schedules],

@@ -87,6 +87,7 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_before_any_kuberne
         ("/ui/containers/apps/web/backup", format!("csrf={}x", s.csrf)),
         ("/ui/containers/apps/web/delete", "confirm=web".to_string()),
         ("/ui/containers/apps/web/restore", "backup=b&new_name=c".to_string()),
+        ("/ui/backups/apps/b/restore", "new_name=c".to_string()),
         ("/ui/new", "namespace=apps&name=x".to_string()),
         ("/ui/logout", String::new()),
     ] {
