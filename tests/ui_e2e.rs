@@ -379,3 +379,79 @@ fn a_user_signing_in_again_and_again_cannot_sign_another_user_out_and_streams_an
         "closed after the 10 s header read timeout, not held: {waited:?}"
     );
 }
+
+#[test]
+fn snapshots_are_taken_rolled_back_and_deleted_from_a_containers_page() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-snap");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    container(cp, &ns, "web", "x");
+    let port = free_port();
+    let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    wait_ready(cp, &ns, "lxc", "web", T);
+    let ui = UiClient::new(&base);
+    ui.login(&sa_token(cp, &ns, "alice", ADMIN_RULES), &ns);
+    let csrf = ui.csrf();
+    let page_path = format!("/ui/containers/{ns}/web");
+
+    let (code, page) = ui.post(
+        &format!("{page_path}/snapshots"),
+        &[("csrf", &csrf), ("description", "before the upgrade")],
+    );
+    assert_eq!(code, 303, "{page}");
+    let snap = wait_for("the snapshot to be Ready on the page", T, || {
+        let page = ui.get(&page_path).1;
+        let marker = "<tr id=\"snap-";
+        let at = page.find(marker)? + marker.len();
+        let name = page[at..].split('"').next()?.to_string();
+        page.contains("class=\"phase\">Ready<").then_some(name)
+    });
+    let obj = get_json(cp, &ns, "lxcsnapshot", &snap).unwrap();
+    assert_eq!(obj["spec"]["description"], "before the upgrade");
+
+    // roll back: only when confirmed; then one rollback request
+    let rollback = format!("{page_path}/snapshots/{snap}/rollback");
+    let (code, page) = ui.post(&rollback, &[("csrf", &csrf)]);
+    assert_eq!(code, 400, "{page}");
+    assert!(
+        page.contains("Tick the box") && page.contains("id=\"snapshots\""),
+        "{page}"
+    );
+    assert!(get_json(cp, &ns, "lxcsnapshot", &snap).unwrap()["spec"]["rollback"].is_null());
+    let (code, _) = ui.post(&rollback, &[("csrf", &csrf), ("confirm", "yes")]);
+    assert_eq!(code, 303);
+    let (_, page) = ui.get(&page_path);
+    assert!(
+        page.contains(&format!("Rollback of {ns}/web to snapshot {snap} requested")),
+        "{page}"
+    );
+    let request = get_json(cp, &ns, "lxcsnapshot", &snap).unwrap()["spec"]["rollback"]["request"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the rollback to be carried out", T, || {
+        let s = get_json(cp, &ns, "lxcsnapshot", &snap)?;
+        (s["status"]["rollback"]["request"] == request.as_str()).then_some(())
+    });
+
+    // delete
+    let (code, _) = ui.post(
+        &format!("{page_path}/snapshots/{snap}/delete"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+    );
+    assert_eq!(code, 303);
+    wait_for("the snapshot to go", T, || {
+        get_json(cp, &ns, "lxcsnapshot", &snap).is_none().then_some(())
+    });
+
+    // a viewer is offered none of it
+    let viewer = UiClient::new(&base);
+    viewer.login(&sa_token(cp, &ns, "bob", VIEWER_RULES), &ns);
+    let (_, page) = viewer.get(&page_path);
+    assert!(
+        !page.contains("Take snapshot") && page.contains("lxcsnapshots"),
+        "{page}"
+    );
+}

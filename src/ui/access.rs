@@ -21,6 +21,12 @@ pub struct Access {
     pub delete: bool,
     /// `create` `lxccontainers`: new containers, restores.
     pub create: bool,
+    /// `create` `lxcsnapshots`: take a snapshot.
+    pub snapshot: bool,
+    /// `patch` `lxcsnapshots`: roll back to one.
+    pub rollback: bool,
+    /// `delete` `lxcsnapshots`.
+    pub delete_snapshot: bool,
 }
 
 impl Access {
@@ -30,6 +36,9 @@ impl Access {
         back_up: true,
         delete: true,
         create: true,
+        snapshot: true,
+        rollback: true,
+        delete_snapshot: true,
     };
 
     /// A sentence naming what the user may not do in `ns`, empty when they may do everything.
@@ -39,6 +48,9 @@ impl Access {
             (self.back_up, "back up (create lxcbackups)"),
             (self.create, "create or restore (create lxccontainers)"),
             (self.delete, "delete (delete lxccontainers)"),
+            (self.snapshot, "take snapshots (create lxcsnapshots)"),
+            (self.rollback, "roll back (patch lxcsnapshots)"),
+            (self.delete_snapshot, "delete snapshots (delete lxcsnapshots)"),
         ]
         .into_iter()
         .filter(|(allowed, _)| !allowed)
@@ -54,7 +66,7 @@ impl Access {
         };
         if *self == Access::default() {
             return format!(
-                "You may only view {scope}: starting, stopping, backing up, creating, restoring and deleting need patch lxccontainers, create lxcbackups, create lxccontainers and delete lxccontainers."
+                "You may only view {scope}: starting, stopping, backing up, creating, restoring, deleting and snapshots need patch lxccontainers, create lxcbackups, create and delete lxccontainers, and create, patch and delete lxcsnapshots."
             );
         }
         format!(
@@ -107,11 +119,19 @@ pub async fn access(session: &Session, ns: &str) -> Access {
         allowed(c, g, "lxccontainers", "delete", ns),
         allowed(c, g, "lxccontainers", "create", ns),
     );
+    let (snapshot, rollback, delete_snapshot) = futures::join!(
+        allowed(c, g, "lxcsnapshots", "create", ns),
+        allowed(c, g, "lxcsnapshots", "patch", ns),
+        allowed(c, g, "lxcsnapshots", "delete", ns),
+    );
     let a = Access {
         patch: patch.unwrap_or(false),
         back_up: back_up.unwrap_or(false),
         delete: delete.unwrap_or(false),
         create: create.unwrap_or(false),
+        snapshot: snapshot.unwrap_or(false),
+        rollback: rollback.unwrap_or(false),
+        delete_snapshot: delete_snapshot.unwrap_or(false),
     };
     session.cache_access(ns, a);
     a

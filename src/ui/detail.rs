@@ -73,6 +73,8 @@ struct ContainerPage {
     events_url: String,
     backups: Vec<Row>,
     backups_error: String,
+    snapshots: Vec<super::snapshots::SnapshotView>,
+    snapshots_error: String,
     archives: Vec<(String, String, String, String)>,
     events: Vec<(String, String, String, String, String)>,
     events_error: String,
@@ -162,6 +164,7 @@ pub async fn container_page(
                 .collect()
         })
         .unwrap_or_default();
+    let (snapshots, snapshots_error) = super::snapshots::of_container(client, ns, name).await;
     let uid = text(&obj["metadata"]["uid"]);
     let (events, events_error, _) = split(events_of(client, ns, &uid).await.map_err(UiError::from));
     let service = match obj["spec"]["ports"].as_array() {
@@ -177,6 +180,8 @@ pub async fn container_page(
             events_url: format!("/ui/containers/{ns}/{name}/events"),
             backups,
             backups_error,
+            snapshots,
+            snapshots_error,
             archives,
             events,
             events_error,

@@ -23,6 +23,7 @@ pub mod pages;
 pub mod pods;
 pub mod session;
 pub mod signin;
+pub mod snapshots;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -272,6 +273,15 @@ pub fn router(state: AppState) -> Router {
             get(detail::confirm_delete).post(actions::delete),
         )
         .route("/ui/backups/{ns}/{name}/restore", post(actions::restore_backup))
+        .route("/ui/containers/{ns}/{name}/snapshots", post(snapshots::take))
+        .route(
+            "/ui/containers/{ns}/{name}/snapshots/{snapshot}/rollback",
+            post(snapshots::rollback),
+        )
+        .route(
+            "/ui/containers/{ns}/{name}/snapshots/{snapshot}/delete",
+            post(snapshots::delete),
+        )
         .route("/ui/new", get(actions::new_form).post(actions::create))
         .route("/ui/templates", get(pages::templates))
         .route("/ui/pods", get(pods::pods))

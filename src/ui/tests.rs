@@ -88,6 +88,12 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_before_any_kuberne
         ("/ui/containers/apps/web/delete", "confirm=web".to_string()),
         ("/ui/containers/apps/web/restore", "backup=b&new_name=c".to_string()),
         ("/ui/backups/apps/b/restore", "new_name=c".to_string()),
+        ("/ui/containers/apps/web/snapshots", "description=d".to_string()),
+        (
+            "/ui/containers/apps/web/snapshots/s/rollback",
+            "confirm=yes".to_string(),
+        ),
+        ("/ui/containers/apps/web/snapshots/s/delete", "confirm=yes".to_string()),
         ("/ui/new", "namespace=apps&name=x".to_string()),
         ("/ui/logout", String::new()),
     ] {
