@@ -177,7 +177,8 @@ impl Browser {
         }
     }
 
-    /// Clicks the element `selector` and waits for the page at `url` (path and query as given).
+    /// Clicks the element `selector` and waits for the page at `url` (its path: query and
+    /// fragment are not compared).
     async fn click_and_wait(&mut self, selector: &str, url: &str) {
         self.eval("window.beforeClick = 1; true").await;
         self.eval(&format!("document.querySelector({selector:?}).click(); true"))
@@ -185,7 +186,7 @@ impl Browser {
         self.wait(
             url,
             &format!(
-                "!window.beforeClick && location.href.split('?')[0] === {url:?} && document.readyState === 'complete'"
+                "!window.beforeClick && location.href.split('#')[0].split('?')[0] === {url:?} && document.readyState === 'complete'"
             ),
         )
         .await;
@@ -544,15 +545,70 @@ async fn a_namespace_owner_signs_in_without_naming_the_namespace_a_viewer_sees_n
     }
     b.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
 
-    // 6. a viewer, also without naming the namespace, is offered no action it cannot take
+    // 6. snapshots: take one from the page
+    b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    b.fill(&[("snapshot-description", "before the upgrade")]).await;
+    b.click_and_wait("#take-snapshot button", &format!("{base}/ui/containers/{ns}/app"))
+        .await;
+    let deadline = Instant::now() + T;
+    while b
+        .eval("[...document.querySelectorAll('#snapshots .phase')].some(p => p.textContent === 'Ready')")
+        .await
+        != true
+    {
+        assert!(Instant::now() < deadline, "the snapshot did not become Ready");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    }
+    b.eval("document.getElementById('h-snapshots').scrollIntoView(); true")
+        .await;
+    b.screenshot("owner-7-snapshot-taken").await;
+
+    // 7. a deleted container's backup is restored from the Backups page
+    b.click_and_wait(
+        "#detail form[action$='/backup'] button",
+        &format!("{base}/ui/containers/{ns}/app"),
+    )
+    .await;
+    let deadline = Instant::now() + T;
+    while b
+        .eval("[...document.querySelectorAll('#backups .phase')].some(p => p.textContent === 'Completed')")
+        .await
+        != true
+    {
+        assert!(Instant::now() < deadline, "the backup did not complete");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    }
+    cp.kubectl_ok(&["delete", "-n", &ns, "lxc", "app", "--timeout=60s"]);
+    b.goto(&format!("{base}/ui/schedules?ns={ns}")).await;
+    b.eval("document.querySelector('form[action$=\"/restore\"] input[name=new_name]').value = 'app-again'; true")
+        .await;
+    b.screenshot("owner-8-backups-page-restore").await;
+    b.click_and_wait(
+        "form[action$=\"/restore\"] button",
+        &format!("{base}/ui/containers/{ns}/app-again"),
+    )
+    .await;
+    b.wait(
+        "the restored container running on its live page",
+        "document.querySelector('#detail .state').textContent === 'running'",
+    )
+    .await;
+    b.screenshot("owner-9-restored-from-deleted-containers-backup").await;
+
+    // 8. a viewer, also without naming the namespace, is offered no action it cannot take
     b.goto(&format!("{base}/ui/containers?ns={ns}")).await;
     b.click_and_wait("form.signout button", &format!("{base}/ui/login"))
         .await;
     b.fill(&[("token", viewer.as_str()), ("namespace", "")]).await;
     b.click_and_wait("#login button", &format!("{base}/ui/containers"))
         .await;
-    b.wait("the viewer's table", &format!("document.getElementById('ct-{ns}-app')"))
-        .await;
+    b.wait(
+        "the viewer's table",
+        &format!("document.getElementById('ct-{ns}-app-again')"),
+    )
+    .await;
     b.wait(
         "live updates",
         "document.getElementById('containers').dataset.live === 'synced'",
@@ -568,7 +624,7 @@ async fn a_namespace_owner_signs_in_without_naming_the_namespace_a_viewer_sees_n
             == true
     );
     b.screenshot("viewer-1-containers-without-actions").await;
-    b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    b.goto(&format!("{base}/ui/containers/{ns}/app-again")).await;
     let actions = b
         .eval("[...document.querySelectorAll('main button, main a.button')].map(e => e.textContent)")
         .await;
