@@ -41,10 +41,10 @@ impl Detail {
         let in_proxmox = obj["status"]["vmid"].is_u64();
         let missing = access.missing(&row.namespace);
         Detail {
-            // the wanted state shows next to the observed one
+            // the wanted state, cluster and node show with the observed ones above
             spec: model::spec_summary(obj)
                 .into_iter()
-                .filter(|(k, _)| k != "Desired state")
+                .filter(|(k, _)| !["Desired state", "Cluster", "Node"].contains(&k.as_str()))
                 .collect(),
             conditions: model::conditions(obj),
             csrf: csrf.to_string(),
