@@ -24,11 +24,21 @@ fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
     let (code, page) = admin.get("/ui/containers");
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("web-a") && !page.contains("web-b"), "{page}");
-    for other in [format!("?ns={b}"), "?ns=".to_string()] {
+    for (other, says) in [
+        (format!("?ns={b}"), "Kubernetes refused this for your account"),
+        (
+            "?ns=".to_string(),
+            "may not list containers in all namespaces: enter your namespace",
+        ),
+    ] {
         let (code, page) = admin.get(&format!("/ui/containers{other}"));
         assert_eq!(code, 403, "{other}: {page}");
-        assert!(page.contains("Kubernetes refused this for your account"), "{page}");
+        assert!(page.contains(says), "{page}");
         assert!(!page.contains("web-b"), "{page}");
+        assert!(
+            !page.contains("ErrorResponse") && !page.contains("Some("),
+            "no debug dump: {page}"
+        );
     }
     let live = admin.get_for(&format!("/ui/events?ns={a}"), 3);
     assert!(
@@ -54,6 +64,10 @@ fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
     viewer.login(&sa_token(cp, &a, "bob", VIEWER_RULES), &a);
     let (code, page) = viewer.get("/ui/containers");
     assert!(code == 200 && page.contains("web-a"), "{page}");
+    assert!(
+        !page.contains("value=\"Stopped\"") && page.contains("patch lxccontainers"),
+        "no Stop for a viewer, and why: {page}"
+    );
     let csrf = viewer.csrf();
     let (code, page) = viewer.post(
         &format!("/ui/containers/{a}/web-a/state"),
@@ -63,6 +77,10 @@ fn ui_shows_only_what_the_users_rbac_allows_and_a_viewer_is_refused_the_stop() {
     assert!(
         page.contains("403 Forbidden") && page.contains("patch"),
         "a readable refusal: {page}"
+    );
+    assert!(
+        page.contains("id=\"flash\"") && page.contains("/ui/logout") && page.contains("id=\"detail\""),
+        "on the container's page, with the navigation: {page}"
     );
     let obj = get_json(cp, &a, "lxc", "web-a").unwrap();
     assert!(obj["spec"]["state"] != "Stopped", "unchanged: {}", obj["spec"]);
@@ -154,6 +172,13 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
         &[("csrf", &csrf), ("state", "Stopped"), ("back", "list")],
     );
     assert_eq!(code, 303);
+    let (_, page) = ui.get(&format!("/ui/containers?ns={ns}"));
+    assert!(
+        page.contains(&format!("Stop requested for {ns}/web")),
+        "a confirmation: {page}"
+    );
+    let (_, page) = ui.get(&format!("/ui/containers?ns={ns}"));
+    assert!(!page.contains("Stop requested"), "shown once: {page}");
     assert_eq!(get_json(cp, &ns, "lxc", "web").unwrap()["spec"]["state"], "Stopped");
     wait_for("the simulator's container to stop", T, || {
         sim.container(vmid)
@@ -223,11 +248,210 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
     assert_eq!(code, 303);
     wait_ready(cp, &ns, "lxc", "db", T);
 
-    // delete: only with the name typed again
+    // delete: only with the name typed again; a wrong one shows the form again
     let path = format!("/ui/containers/{ns}/db/delete");
-    let (code, _) = ui.post(&path, &[("csrf", &csrf), ("confirm", "web")]);
+    let (code, page) = ui.post(&path, &[("csrf", &csrf), ("confirm", "web")]);
     assert_eq!(code, 400);
+    assert!(
+        page.contains("id=\"delete\"") && page.contains("value=\"web\"") && page.contains("nothing was deleted"),
+        "the form again, with what was typed: {page}"
+    );
     let (code, _) = ui.post(&path, &[("csrf", &csrf), ("confirm", "db")]);
     assert_eq!(code, 303);
     wait_for("db to go", T, || get_json(cp, &ns, "lxc", "db").is_none().then_some(()));
+
+    // a deleted container's backup is restored from the Backups page
+    cp.kubectl_ok(&["delete", "-n", &ns, "lxc", "web", "--timeout=60s"]);
+    let (code, page) = ui.get(&format!("/ui/schedules?ns={ns}"));
+    let form = format!("action=\"/ui/backups/{ns}/{backup}/restore\"");
+    assert!(
+        code == 200 && page.contains(&form),
+        "a Restore form for the backup of the deleted container: {page}"
+    );
+    let (code, page) = ui.post(
+        &format!("/ui/backups/{ns}/{backup}/restore"),
+        &[("csrf", &csrf), ("new_name", "web")],
+    );
+    assert_eq!(code, 303, "{page}");
+    let (_, page) = ui.get(&format!("/ui/containers/{ns}/web"));
+    assert!(
+        page.contains(&format!(
+            "Restore requested: {ns}/web is being created from LxcBackup {backup}"
+        )),
+        "{page}"
+    );
+    let again = wait_ready(cp, &ns, "lxc", "web", T);
+    assert_eq!(again["spec"]["source"]["backup"]["name"], backup.as_str());
+    // a name already taken is refused on the Backups page, with the reason
+    let (code, page) = ui.post(
+        &format!("/ui/backups/{ns}/{backup}/restore"),
+        &[("csrf", &csrf), ("new_name", "web")],
+    );
+    assert_eq!(code, 409, "{page}");
+    assert!(page.contains("already exists") && page.contains(&form), "{page}");
+}
+
+#[test]
+fn signing_in_without_a_namespace_lands_in_the_service_accounts_own_and_the_log_names_who() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-signin");
+    container(cp, &ns, "mine", "in my namespace");
+    let port = free_port();
+    let op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    let ui = UiClient::new(&base);
+    ui.login(&sa_token(cp, &ns, "carol", ADMIN_RULES), "");
+    let (code, page) = ui.get("/ui/containers");
+    assert_eq!(code, 200, "{page}");
+    let who = format!("system:serviceaccount:{ns}:carol");
+    assert!(
+        page.contains("mine")
+            && page.contains(&format!(
+                "Signed in as {who}; showing namespace {ns}, your ServiceAccount"
+            )),
+        "{page}"
+    );
+    assert!(page.contains("aria-current=\"page\">Containers<"), "{page}");
+    wait_for("the sign-in in the log, with the user", T, || {
+        op.log()
+            .lines()
+            .any(|l| l.contains("web UI: a user signed in") && l.contains(&who))
+            .then_some(())
+    });
+    // a page that fails reads as a sentence, inside the layout
+    let (code, page) = ui.get(&format!("/ui/containers/{ns}/nothing-here"));
+    assert_eq!(code, 404, "{page}");
+    assert!(page.contains("/ui/logout") && page.contains("Not found"), "{page}");
+    assert!(!page.contains("ErrorResponse") && !page.contains("Some("), "{page}");
+}
+
+#[test]
+fn a_user_signing_in_again_and_again_cannot_sign_another_user_out_and_streams_and_silent_connections_are_bounded() {
+    use std::io::Read;
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-abuse");
+    container(cp, &ns, "web", "x");
+    let port = free_port();
+    let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    let admin = UiClient::new(&base);
+    admin.login(&sa_token(cp, &ns, "admin", ADMIN_RULES), &ns);
+
+    // more sign-ins of one user than it may hold sessions: only its own oldest end
+    let flood = sa_token(cp, &ns, "flood", VIEWER_RULES);
+    let first = UiClient::new(&base);
+    first.login(&flood, &ns);
+    for _ in 0..20 {
+        UiClient::new(&base).login(&flood, &ns);
+    }
+    let (code, page) = admin.get("/ui/containers");
+    assert_eq!(code, 200, "the admin is still signed in: {page}");
+    assert_eq!(
+        first.get("/ui/containers").0,
+        303,
+        "the flooder's own oldest session ended"
+    );
+
+    // live streams per session are bounded
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| admin.get_for(&format!("/ui/events?ns={ns}"), 8));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let fifth = admin.get_for(&format!("/ui/events?ns={ns}"), 3);
+        assert!(
+            fifth.contains("live pages open"),
+            "the fifth stream is refused: {fifth}"
+        );
+    });
+
+    // a connection that sends nothing is closed after the header read timeout
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = conn.read(&mut buf);
+    let waited = t0.elapsed();
+    eprintln!("a silent connection was closed after {waited:?} ({read:?})");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed, nothing sent: {read:?}");
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "closed after the 10 s header read timeout, not held: {waited:?}"
+    );
+}
+
+#[test]
+fn snapshots_are_taken_rolled_back_and_deleted_from_a_containers_page() {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-snap");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    container(cp, &ns, "web", "x");
+    let port = free_port();
+    let _op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    wait_ready(cp, &ns, "lxc", "web", T);
+    let ui = UiClient::new(&base);
+    ui.login(&sa_token(cp, &ns, "alice", ADMIN_RULES), &ns);
+    let csrf = ui.csrf();
+    let page_path = format!("/ui/containers/{ns}/web");
+
+    let (code, page) = ui.post(
+        &format!("{page_path}/snapshots"),
+        &[("csrf", &csrf), ("description", "before the upgrade")],
+    );
+    assert_eq!(code, 303, "{page}");
+    let snap = wait_for("the snapshot to be Ready on the page", T, || {
+        let page = ui.get(&page_path).1;
+        let marker = "<tr id=\"snap-";
+        let at = page.find(marker)? + marker.len();
+        let name = page[at..].split('"').next()?.to_string();
+        page.contains("class=\"phase\">Ready<").then_some(name)
+    });
+    let obj = get_json(cp, &ns, "lxcsnapshot", &snap).unwrap();
+    assert_eq!(obj["spec"]["description"], "before the upgrade");
+
+    // roll back: only when confirmed; then one rollback request
+    let rollback = format!("{page_path}/snapshots/{snap}/rollback");
+    let (code, page) = ui.post(&rollback, &[("csrf", &csrf)]);
+    assert_eq!(code, 400, "{page}");
+    assert!(
+        page.contains("Tick the box") && page.contains("id=\"snapshots\""),
+        "{page}"
+    );
+    assert!(get_json(cp, &ns, "lxcsnapshot", &snap).unwrap()["spec"]["rollback"].is_null());
+    let (code, _) = ui.post(&rollback, &[("csrf", &csrf), ("confirm", "yes")]);
+    assert_eq!(code, 303);
+    let (_, page) = ui.get(&page_path);
+    assert!(
+        page.contains(&format!("Rollback of {ns}/web to snapshot {snap} requested")),
+        "{page}"
+    );
+    let request = get_json(cp, &ns, "lxcsnapshot", &snap).unwrap()["spec"]["rollback"]["request"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("the rollback to be carried out", T, || {
+        let s = get_json(cp, &ns, "lxcsnapshot", &snap)?;
+        (s["status"]["rollback"]["request"] == request.as_str()).then_some(())
+    });
+
+    // delete
+    let (code, _) = ui.post(
+        &format!("{page_path}/snapshots/{snap}/delete"),
+        &[("csrf", &csrf), ("confirm", "yes")],
+    );
+    assert_eq!(code, 303);
+    wait_for("the snapshot to go", T, || {
+        get_json(cp, &ns, "lxcsnapshot", &snap).is_none().then_some(())
+    });
+
+    // a viewer is offered none of it
+    let viewer = UiClient::new(&base);
+    viewer.login(&sa_token(cp, &ns, "bob", VIEWER_RULES), &ns);
+    let (_, page) = viewer.get(&page_path);
+    assert!(
+        !page.contains("Take snapshot") && page.contains("lxcsnapshots"),
+        "{page}"
+    );
 }

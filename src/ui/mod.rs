@@ -2,22 +2,28 @@
 //! and a few actions, every Kubernetes call made with the signed-in user's own bearer token, so
 //! RBAC decides what each user sees and may do (the UI never lends the operator's rights).
 //!
-//! - [`session`]: sign-in, the server-side session map, CSRF tokens.
-//! - [`pages`]: the read-only views; [`actions`]: the POSTs (each one change to an object);
-//!   [`live`]: the server-sent events that update the containers table.
+//! - [`session`]: the server-side session map, CSRF tokens, one-time messages; [`signin`]: who
+//!   signs in and where their lists start.
+//! - [`pages`]: the read-only views, [`detail`]: one container's page; [`actions`]: the POSTs
+//!   (each one change to an object); [`access`]: which actions RBAC allows (only those are
+//!   offered); [`live`]: the server-sent events that keep the table and detail pages live.
 //! - [`health`]: the badges (the Argo CD health check's mapping); [`model`]: what pages show.
 //!
 //! Pages are askama templates (`src/ui/templates/`), compiled in; the stylesheet and the one
 //! small script (`src/ui/assets/`) are embedded too. The Content-Security-Policy allows no
 //! inline script or style.
 
+pub mod access;
 pub mod actions;
+pub mod detail;
 pub mod health;
 pub mod live;
 pub mod model;
 pub mod pages;
 pub mod pods;
 pub mod session;
+pub mod signin;
+pub mod snapshots;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -46,7 +52,7 @@ pub struct Options {
 #[derive(Debug, thiserror::Error)]
 pub enum UiError {
     /// The apiserver refused or failed a call (the user's RBAC, a validation error…).
-    #[error("{0}")]
+    #[error("{}", kube_message(.0))]
     Kube(#[from] kube::Error),
     /// A page could not be rendered.
     #[error("rendering: {0}")]
@@ -79,9 +85,22 @@ impl UiError {
             UiError::Kube(kube::Error::Api(e)) if e.code == 401 => {
                 "Kubernetes no longer accepts your token (401): sign in again".to_string()
             }
-            UiError::Kube(kube::Error::Api(e)) => format!("Kubernetes answered {} {}: {}", e.code, e.reason, e.message),
+            UiError::Kube(kube::Error::Api(e)) if e.code == 404 => format!("Not found: {}", e.message),
+            UiError::Kube(e) => kube_message(e),
             other => other.to_string(),
         }
+    }
+}
+
+/// A Kubernetes error in plain words (kube's own `Display` of an API error appends a debug
+/// dump of the whole answer).
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(r) => format!("Kubernetes answered {} {}: {}", r.code, r.reason, r.message),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            format!("The Kubernetes apiserver could not be reached: {e}")
+        }
+        other => format!("The Kubernetes call failed: {other}"),
     }
 }
 
@@ -135,6 +154,34 @@ impl AppState {
     }
 }
 
+tokio::task_local! {
+    /// The session of the request being answered (for pages made without the extractor, like
+    /// error pages, to keep the navigation).
+    static CURRENT: Option<Arc<Session>>;
+}
+
+/// The signed-in session of the request being answered, if any.
+pub fn current_session() -> Option<Arc<Session>> {
+    CURRENT.try_with(Clone::clone).ok().flatten()
+}
+
+fn session_of(headers: &HeaderMap, state: &AppState) -> Option<Arc<Session>> {
+    headers
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| session::cookie_value(c, session::COOKIE))
+        .and_then(|id| state.sessions().get(id))
+}
+
+async fn remember_session(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let s = session_of(req.headers(), &state);
+    CURRENT.scope(s, next.run(req)).await
+}
+
 /// A signed-in user (extractor): requests without a live session are sent to the sign-in page.
 pub struct User(pub Arc<Session>);
 
@@ -142,12 +189,7 @@ impl FromRequestParts<AppState> for User {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
-        parts
-            .headers
-            .get(header::COOKIE)
-            .and_then(|c| c.to_str().ok())
-            .and_then(|c| session::cookie_value(c, session::COOKIE))
-            .and_then(|id| state.sessions().get(id))
+        session_of(&parts.headers, state)
             .map(User)
             .ok_or_else(|| Redirect::to("/ui/login").into_response())
     }
@@ -221,13 +263,24 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/login", get(pages::login_form).post(actions::login))
         .route("/ui/logout", post(actions::logout))
         .route("/ui/containers", get(pages::containers))
-        .route("/ui/containers/{ns}/{name}", get(pages::container))
+        .route("/ui/containers/{ns}/{name}", get(detail::container))
+        .route("/ui/containers/{ns}/{name}/events", get(live::detail_events))
         .route("/ui/containers/{ns}/{name}/state", post(actions::set_state))
         .route("/ui/containers/{ns}/{name}/backup", post(actions::back_up))
         .route("/ui/containers/{ns}/{name}/restore", post(actions::restore))
         .route(
             "/ui/containers/{ns}/{name}/delete",
-            get(pages::confirm_delete).post(actions::delete),
+            get(detail::confirm_delete).post(actions::delete),
+        )
+        .route("/ui/backups/{ns}/{name}/restore", post(actions::restore_backup))
+        .route("/ui/containers/{ns}/{name}/snapshots", post(snapshots::take))
+        .route(
+            "/ui/containers/{ns}/{name}/snapshots/{snapshot}/rollback",
+            post(snapshots::rollback),
+        )
+        .route(
+            "/ui/containers/{ns}/{name}/snapshots/{snapshot}/delete",
+            post(snapshots::delete),
         )
         .route("/ui/new", get(actions::new_form).post(actions::create))
         .route("/ui/templates", get(pages::templates))
@@ -238,16 +291,51 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/assets/{name}", get(asset))
         .fallback(|| async { UiError::Refused(StatusCode::NOT_FOUND, "No such page".into()) })
         .layer(axum::middleware::from_fn(same_origin))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), remember_session))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
 
-/// Serves the UI on `listener` until the task is dropped.
+/// At most this many connections are served at once (more wait to be accepted).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send a request's headers (also bounds an idle keep-alive
+/// connection): a client that connects and sends nothing cannot hold a connection.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves the UI on `listener` until the task is dropped: HTTP/1.1 with a header read timeout
+/// ([`HEADER_READ_TIMEOUT`]) and at most [`MAX_CONNECTIONS`] connections.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "web UI listening");
     }
-    axum::serve(listener, router(state)).await
+    let app = router(state);
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = limit.clone().acquire_owned().await.expect("never closed");
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            // e.g. out of file descriptors: wait instead of spinning
+            Err(e) => {
+                tracing::warn!(error = %e, "web UI: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                use tower::ServiceExt;
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            drop(permit);
+        });
+    }
 }
 
 /// The state handed to a handler (for the extractor).

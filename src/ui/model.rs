@@ -161,7 +161,7 @@ impl ContainerRow {
     }
 
     /// Whether the row matches a free-text filter (name, namespace, cluster, node, vmid, IPs,
-    /// state, reason; case-insensitive).
+    /// state, reason, health and its message: every column shown; case-insensitive).
     pub fn matches(&self, q: &str) -> bool {
         let q = q.trim().to_lowercase();
         q.is_empty()
@@ -174,6 +174,8 @@ impl ContainerRow {
                 &self.ips,
                 &self.state,
                 &self.reason,
+                &self.health.status.to_string(),
+                &self.health.message,
             ]
             .iter()
             .any(|f| f.to_lowercase().contains(&q))

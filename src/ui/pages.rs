@@ -1,11 +1,13 @@
 //! The read-only pages. Each one lists or gets objects with the signed-in user's client; a
 //! refusal by the apiserver (RBAC) is shown on the page as a sentence, with its status code.
 
+use super::access;
 use super::model::{self, ClusterView, ContainerRow, Row};
-use super::{AppState, UiError, User};
+use super::session::{Flash, Session};
+use super::{UiError, User};
 use crate::crd::{LxcBackup, LxcBackupSchedule, LxcContainer, LxcSnapshotSchedule, LxcTemplate, ProxmoxCluster};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
@@ -23,17 +25,43 @@ pub struct Chrome {
     pub csrf: String,
     /// Whether a user is signed in (shows the navigation).
     pub signed_in: bool,
+    /// Who is signed in.
+    pub principal: String,
+    /// The navigation entry of this page (`aria-current`): `clusters`, `containers`,
+    /// `templates`, `pods`, `backups`, `new`, or empty.
+    pub section: &'static str,
+    /// The outcome of the last action (shown once).
+    pub flash: Option<Flash>,
+    /// Whether to offer "New container" (false once an access review said the user may not
+    /// create containers in the namespace).
+    pub can_create: bool,
 }
 
 impl Chrome {
-    /// The frame of a signed-in user's page.
+    /// The frame of a signed-in user's page (takes the session's one-time message).
     pub fn new(title: &str, user: &User, ns: &str) -> Chrome {
+        Chrome::of_session(title, &user.0, ns)
+    }
+
+    fn of_session(title: &str, s: &Session, ns: &str) -> Chrome {
         Chrome {
             title: title.to_string(),
             ns: ns.to_string(),
-            csrf: user.0.csrf.clone(),
+            csrf: s.csrf.clone(),
             signed_in: true,
+            principal: s.principal.clone(),
+            section: "",
+            flash: s.take_flash(),
+            can_create: s
+                .cached_access(ns, std::time::Duration::from_secs(600))
+                .is_none_or(|a| a.create),
         }
+    }
+
+    /// The same frame with navigation entry `section` marked current.
+    pub fn at(mut self, section: &'static str) -> Chrome {
+        self.section = section;
+        self
     }
 
     fn anonymous(title: &str) -> Chrome {
@@ -42,6 +70,10 @@ impl Chrome {
             ns: String::new(),
             csrf: String::new(),
             signed_in: false,
+            principal: String::new(),
+            section: "",
+            flash: None,
+            can_create: false,
         }
     }
 }
@@ -119,7 +151,8 @@ pub async fn list(client: &kube::Client, ar: &ApiResource, ns: &str) -> Result<V
     Ok(items)
 }
 
-fn split<T>(r: Result<Vec<T>, UiError>) -> (Vec<T>, String, StatusCode) {
+/// A list, or (empty and) the sentence and status of why it could not be read.
+pub fn split<T>(r: Result<Vec<T>, UiError>) -> (Vec<T>, String, StatusCode) {
     match r {
         Ok(v) => (v, String::new(), StatusCode::OK),
         Err(e) => (Vec::new(), e.message(), e.status()),
@@ -133,10 +166,22 @@ struct ErrorPage {
     message: String,
 }
 
-/// A page telling what went wrong, with `status`.
+/// A page telling what went wrong, with `status`, in the page layout: with the navigation when
+/// the request came from a signed-in user ([`super::current_session`]).
 pub fn error_page(status: StatusCode, message: &str) -> Response {
+    let title = match status.as_u16() {
+        403 => "Not allowed",
+        404 => "Not found",
+        400 | 422 => "Not accepted",
+        401 => "Signed out",
+        _ => "Something went wrong",
+    };
+    let chrome = match super::current_session() {
+        Some(s) => Chrome::of_session(title, &s, &s.namespace),
+        None => Chrome::anonymous(title),
+    };
     let page = ErrorPage {
-        chrome: Chrome::anonymous(status.canonical_reason().unwrap_or("Error")),
+        chrome,
         message: message.to_string(),
     };
     match page.render() {
@@ -218,7 +263,7 @@ pub async fn clusters(user: User, Query(f): Query<Filter>) -> Result<Response, U
     render(
         status,
         &ClustersPage {
-            chrome: Chrome::new("Clusters", &user, &ns),
+            chrome: Chrome::new("Clusters", &user, &ns).at("clusters"),
             clusters,
             error,
             tenants: tenants(client).await,
@@ -234,6 +279,8 @@ pub struct RowFragment<'a> {
     pub row: &'a ContainerRow,
     /// CSRF token of the row's action.
     pub csrf: &'a str,
+    /// Whether the user may start and stop it (the button shows only then).
+    pub can_patch: bool,
 }
 
 #[derive(Template)]
@@ -245,121 +292,53 @@ struct ContainersPage {
     rows: Vec<ContainerRow>,
     error: String,
     events_url: String,
+    can_patch: bool,
+    missing: String,
 }
 
 /// `GET /ui/containers?ns=&q=`: the containers table (rows kept live by `/ui/events`).
 pub async fn containers(user: User, Query(f): Query<Filter>) -> Result<Response, UiError> {
     let ns = f.namespace(&user)?;
     let q = f.q.clone().unwrap_or_default();
+    containers_page(&user, &ns, &q, StatusCode::OK).await
+}
+
+/// The containers table of `ns` filtered by `q`, answered with `status` (or the apiserver's
+/// when it refuses the list).
+pub async fn containers_page(user: &User, ns: &str, q: &str, status: StatusCode) -> Result<Response, UiError> {
     let now = jiff::Timestamp::now();
-    let items = list(&user.0.client, &resource::<LxcContainer>(), &ns).await;
-    let (rows, error, status) = split(items.map_err(UiError::from).map(|items| {
+    let ar = resource::<LxcContainer>();
+    let (items, access) = futures::join!(list(&user.0.client, &ar, ns), access::access(&user.0, ns));
+    let all_refused = ns.is_empty() && matches!(&items, Err(kube::Error::Api(e)) if e.code == 403);
+    let (rows, mut error, list_status) = split(items.map_err(UiError::from).map(|items| {
         items
             .iter()
             .map(|o| ContainerRow::of(o, now))
-            .filter(|r| r.matches(&q))
+            .filter(|r| r.matches(q))
             .collect()
     }));
+    if all_refused {
+        error = "Your account may not list containers in all namespaces: enter your namespace above (for a ServiceAccount token, the namespace of the ServiceAccount).".into();
+    }
     let events_url = format!(
         "/ui/events?ns={}&q={}",
         ns,
-        percent_encoding::utf8_percent_encode(&q, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
     );
+    let status = if status.is_success() { list_status } else { status };
     render(
         status,
         &ContainersPage {
-            chrome: Chrome::new("Containers", &user, &ns),
+            chrome: Chrome::new("Containers", user, ns).at("containers"),
             csrf: user.0.csrf.clone(),
-            q,
+            q: q.to_string(),
             rows,
             error,
             events_url,
+            can_patch: access.patch,
+            missing: if all_refused { String::new() } else { access.missing(ns) },
         },
     )
-}
-
-/// The Service the operator keeps for a container's `spec.ports`, and its endpoints.
-#[derive(Default)]
-struct ServiceView {
-    /// `NAME.NAMESPACE.svc` and the cluster IP, or why it cannot be read.
-    line: String,
-    /// Ports, e.g. `http 80/TCP`.
-    ports: Vec<String>,
-    /// Endpoint addresses with their readiness.
-    endpoints: Vec<(String, bool)>,
-}
-
-async fn service_of(client: &kube::Client, ns: &str, name: &str) -> ServiceView {
-    use k8s_openapi::api::core::v1::Service;
-    let svc = match Api::<Service>::namespaced(client.clone(), ns).get(name).await {
-        Ok(s) => s,
-        Err(e) => {
-            return ServiceView {
-                line: UiError::from(e).message(),
-                ..Default::default()
-            }
-        }
-    };
-    let spec = svc.spec.unwrap_or_default();
-    let ports = spec
-        .ports
-        .unwrap_or_default()
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {}/{}",
-                p.name.clone().unwrap_or_default(),
-                p.port,
-                p.protocol.clone().unwrap_or_default()
-            )
-        })
-        .collect();
-    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={name}"));
-    let mut endpoints = Vec::new();
-    for version in ["v1", "v1beta1"] {
-        let gvk = kube::api::GroupVersionKind::gvk("discovery.k8s.io", version, "EndpointSlice");
-        let ar = ApiResource::from_gvk_with_plural(&gvk, "endpointslices");
-        match api(client, &ar, ns).list(&lp).await {
-            Ok(list) => {
-                for slice in list.items {
-                    for ep in slice.data["endpoints"].as_array().into_iter().flatten() {
-                        let ready = ep["conditions"]["ready"] != false;
-                        for addr in ep["addresses"].as_array().into_iter().flatten() {
-                            endpoints.push((text(addr), ready));
-                        }
-                    }
-                }
-                break;
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => continue,
-            Err(_) => break,
-        }
-    }
-    ServiceView {
-        line: format!(
-            "{name}.{ns}.svc, cluster IP {}",
-            spec.cluster_ip.unwrap_or_else(|| "none".into())
-        ),
-        ports,
-        endpoints,
-    }
-}
-
-#[derive(Template)]
-#[template(path = "container.html")]
-struct ContainerPage {
-    service: Option<ServiceView>,
-    chrome: Chrome,
-    row: ContainerRow,
-    spec: Vec<(String, String)>,
-    conditions: Vec<model::ConditionView>,
-    backups: Vec<Row>,
-    backups_error: String,
-    archives: Vec<(String, String, String, String)>,
-    events: Vec<(String, String, String, String, String)>,
-    events_error: String,
-    yaml: String,
-    usage: Option<model::UsageChart>,
 }
 
 /// Refuses a namespace or name that cannot be one (before it goes into a URL).
@@ -371,122 +350,13 @@ pub fn checked(ns: &str, name: &str) -> Result<(), UiError> {
     }
 }
 
-fn text(v: &Value) -> String {
+/// A JSON value as text (strings without quotes, null as nothing).
+pub fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         o => o.to_string(),
     }
-}
-
-/// `GET /ui/containers/{ns}/{name}`: one container.
-pub async fn container(
-    State(state): State<AppState>,
-    user: User,
-    Path((ns, name)): Path<(String, String)>,
-) -> Result<Response, UiError> {
-    checked(&ns, &name)?;
-    let client = &user.0.client;
-    let ar = resource::<LxcContainer>();
-    let obj = to_json(&api(client, &ar, &ns).get(&name).await?, &ar);
-    let backups = list(client, &resource::<LxcBackup>(), &ns).await.map(|items| {
-        items
-            .iter()
-            .filter(|b| b["spec"]["containerRef"]["name"] == name.as_str())
-            .map(model::backup_row)
-            .collect()
-    });
-    let (backups, backups_error, _) = split(backups.map_err(UiError::from));
-    let archives = obj["status"]["backups"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|b| {
-                    (
-                        text(&b["volid"]),
-                        text(&b["createdAt"]),
-                        model::bytes(b["sizeBytes"].as_u64()),
-                        text(&b["notes"]),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let uid = text(&obj["metadata"]["uid"]);
-    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), &ns)
-        .list(&ListParams::default().fields(&format!("involvedObject.uid={uid}")))
-        .await
-        .map(|l| {
-            let mut evs: Vec<_> = l
-                .items
-                .into_iter()
-                .map(|e| {
-                    let last = e
-                        .last_timestamp
-                        .map(|t| t.0.to_string())
-                        .or_else(|| e.event_time.map(|t| t.0.to_string()))
-                        .unwrap_or_default();
-                    (
-                        e.type_.unwrap_or_default(),
-                        e.reason.unwrap_or_default(),
-                        e.message.unwrap_or_default(),
-                        e.count.map(|c| c.to_string()).unwrap_or_default(),
-                        last,
-                    )
-                })
-                .collect();
-            evs.sort_by(|a, b| b.4.cmp(&a.4));
-            evs
-        });
-    let (events, events_error, _) = split(events.map_err(UiError::from));
-    let service = match obj["spec"]["ports"].as_array() {
-        Some(p) if !p.is_empty() => Some(service_of(client, &ns, &name).await),
-        _ => None,
-    };
-    let title = format!("{ns}/{name}");
-    render(
-        StatusCode::OK,
-        &ContainerPage {
-            chrome: Chrome::new(&title, &user, &ns),
-            service,
-            row: ContainerRow::of(&obj, jiff::Timestamp::now()),
-            spec: model::spec_summary(&obj),
-            conditions: model::conditions(&obj),
-            backups,
-            backups_error,
-            archives,
-            events,
-            events_error,
-            yaml: model::yaml(&obj),
-            // the samples of this object (by its uid, which the user just read), not of a vmid
-            usage: state
-                .options()
-                .samples
-                .as_ref()
-                .and_then(|s| model::usage_chart(&s.series(&text(&obj["metadata"]["uid"])))),
-        },
-    )
-}
-
-#[derive(Template)]
-#[template(path = "confirm_delete.html")]
-struct ConfirmDelete {
-    chrome: Chrome,
-    namespace: String,
-    name: String,
-}
-
-/// `GET /ui/containers/{ns}/{name}/delete`: asks for confirmation.
-pub async fn confirm_delete(user: User, Path((ns, name)): Path<(String, String)>) -> Result<Response, UiError> {
-    checked(&ns, &name)?;
-    render(
-        StatusCode::OK,
-        &ConfirmDelete {
-            chrome: Chrome::new("Delete", &user, &ns),
-            namespace: ns,
-            name,
-        },
-    )
 }
 
 /// One table of the templates or backups page.
@@ -499,6 +369,8 @@ pub struct Table {
     pub rows: Vec<Row>,
     /// Why the rows could not be listed.
     pub error: String,
+    /// Whether rows offer "Restore" (backups, when the user may create containers).
+    pub restore: bool,
 }
 
 #[derive(Template)]
@@ -530,6 +402,7 @@ async fn table(
             columns,
             rows,
             error,
+            restore: false,
         },
         status,
     )
@@ -550,7 +423,7 @@ pub async fn templates(user: User, Query(f): Query<Filter>) -> Result<Response, 
     render(
         status,
         &TablesPage {
-            chrome: Chrome::new("Templates", &user, &ns),
+            chrome: Chrome::new("Templates", &user, &ns).at("templates"),
             action: "/ui/templates",
             error: String::new(),
             tables: vec![t],
@@ -559,41 +432,49 @@ pub async fn templates(user: User, Query(f): Query<Filter>) -> Result<Response, 
 }
 
 /// `GET /ui/schedules`: backup schedules (last, next and last successful runs), the backups
-/// (failures stand out by their badge), and the snapshot schedules.
+/// (failures stand out by their badge; completed ones can be restored into a new container, also
+/// when their container is gone), and the snapshot schedules.
 pub async fn schedules(user: User, Query(f): Query<Filter>) -> Result<Response, UiError> {
     let ns = f.namespace(&user)?;
-    let (s, status) = table(
-        &user,
+    schedules_page(&user, &ns, StatusCode::OK).await
+}
+
+/// The backups page of `ns`, answered with `status` (or the apiserver's when it refuses).
+pub async fn schedules_page(user: &User, ns: &str, status: StatusCode) -> Result<Response, UiError> {
+    let (s, list_status) = table(
+        user,
         resource::<LxcBackupSchedule>(),
-        &ns,
+        ns,
         "Backup schedules",
         model::SCHEDULE_COLUMNS,
         model::schedule_row,
     )
     .await;
     let (snapshot_schedules, _) = table(
-        &user,
+        user,
         resource::<LxcSnapshotSchedule>(),
-        &ns,
+        ns,
         "Snapshot schedules",
         model::SCHEDULE_COLUMNS,
         model::schedule_row,
     )
     .await;
     let (mut b, _) = table(
-        &user,
+        user,
         resource::<LxcBackup>(),
-        &ns,
+        ns,
         "Backups",
         model::BACKUP_COLUMNS,
         model::backup_row,
     )
     .await;
     b.rows.sort_by(|x, y| y.cells[2].cmp(&x.cells[2]));
+    b.restore = access::access(&user.0, ns).await.create;
+    let status = if status.is_success() { list_status } else { status };
     render(
         status,
         &TablesPage {
-            chrome: Chrome::new("Backups", &user, &ns),
+            chrome: Chrome::new("Backups", user, ns).at("backups"),
             action: "/ui/schedules",
             error: String::new(),
             tables: vec![s, b, snapshot_schedules],

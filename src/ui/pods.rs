@@ -112,7 +112,7 @@ pub async fn pods(user: User, Query(f): Query<Filter>) -> Result<Response, UiErr
     render(
         status,
         &PodsPage {
-            chrome: Chrome::new("Pods", &user, &ns),
+            chrome: Chrome::new("Pods", &user, &ns).at("pods"),
             columns: POD_COLUMNS,
             rows,
             error,

@@ -17,7 +17,8 @@ fn signed_in(state: &AppState) -> Arc<Session> {
     let client = state.client_for("token").unwrap();
     state
         .sessions()
-        .create_at(client, "apps".into(), std::time::Instant::now())
+        .create_at(client, "apps".into(), "alice".into(), std::time::Instant::now())
+        .unwrap()
 }
 
 async fn send(state: &AppState, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
@@ -86,6 +87,13 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_before_any_kuberne
         ("/ui/containers/apps/web/backup", format!("csrf={}x", s.csrf)),
         ("/ui/containers/apps/web/delete", "confirm=web".to_string()),
         ("/ui/containers/apps/web/restore", "backup=b&new_name=c".to_string()),
+        ("/ui/backups/apps/b/restore", "new_name=c".to_string()),
+        ("/ui/containers/apps/web/snapshots", "description=d".to_string()),
+        (
+            "/ui/containers/apps/web/snapshots/s/rollback",
+            "confirm=yes".to_string(),
+        ),
+        ("/ui/containers/apps/web/snapshots/s/delete", "confirm=yes".to_string()),
         ("/ui/new", "namespace=apps&name=x".to_string()),
         ("/ui/logout", String::new()),
     ] {
@@ -131,7 +139,13 @@ fn hostile_text_in_a_containers_status_renders_as_text() {
         "status": {"state": hostile, "ipAddresses": [hostile],
                    "conditions": [{"type": "Ready", "status": "False", "reason": hostile, "message": hostile}]}});
     let row = ContainerRow::of(&obj, jiff::Timestamp::now());
-    let html = RowFragment { row: &row, csrf: "t" }.render().unwrap();
+    let html = RowFragment {
+        row: &row,
+        csrf: "t",
+        can_patch: true,
+    }
+    .render()
+    .unwrap();
     assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
     assert!(
         html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
@@ -180,4 +194,96 @@ fn usage_charts_are_drawn_from_the_samples_in_the_box_and_none_without_samples()
     // one sample: a point in the middle
     let one = super::model::usage_chart(&[s(5, 0.25, 0)]).unwrap();
     assert_eq!(one.cpu_points, "150.0,45.5");
+}
+
+#[tokio::test]
+async fn an_error_page_keeps_the_navigation_for_a_signed_in_user_and_shows_no_debug_dump() {
+    let st = state();
+    let s = signed_in(&st);
+    let req = Request::get("/ui/nowhere")
+        .header(header::COOKIE, format!("{}={}", session::COOKIE, s.id))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(&st, req).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body.contains("action=\"/ui/logout\"") && body.contains("href=\"/ui/containers?ns=apps\""),
+        "{body}"
+    );
+    assert!(
+        !body.contains("href=\"/ui/login\""),
+        "signed in: no sign-in link: {body}"
+    );
+    // without a session: the sign-in link, no navigation
+    let (_, _, body) = send(&st, Request::get("/ui/nowhere").body(Body::empty()).unwrap()).await;
+    assert!(
+        body.contains("href=\"/ui/login\"") && !body.contains("/ui/logout"),
+        "{body}"
+    );
+    // an apiserver refusal reads as a sentence, never as kube's debug dump of the answer
+    let refusal = kube::Error::Api(Box::new(kube::core::Status {
+        message: "lxccontainers.pve.lxc.dev is forbidden: User \"bob\" cannot patch".into(),
+        reason: "Forbidden".into(),
+        code: 403,
+        ..Default::default()
+    }));
+    let e = UiError::from(refusal);
+    for text in [e.message(), e.to_string()] {
+        assert!(
+            !text.contains("ErrorResponse") && !text.contains("Status {") && !text.contains("Some("),
+            "{text}"
+        );
+        assert!(text.contains("cannot patch"), "{text}");
+    }
+}
+
+#[test]
+fn the_session_cookie_is_secure_when_the_request_came_over_https() {
+    let st = state();
+    let mut h = HeaderMap::new();
+    assert!(!actions::secure(&st, &h), "plain http, not configured");
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    assert!(actions::secure(&st, &h));
+    let mut h = HeaderMap::new();
+    h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4;proto=https"));
+    assert!(actions::secure(&st, &h));
+    let configured = AppState::new(
+        kube::Config::new("https://127.0.0.1:1".parse().unwrap()),
+        Options {
+            secure_cookies: true,
+            ..Default::default()
+        },
+    );
+    assert!(actions::secure(&configured, &HeaderMap::new()));
+}
+
+#[test]
+fn a_viewer_is_offered_no_action_on_a_containers_page_and_told_why() {
+    use super::access::Access;
+    use super::detail::{Detail, DetailFragment};
+    let obj = serde_json::json!({"kind": "LxcContainer", "metadata": {"namespace": "apps", "name": "web"},
+        "spec": {"state": "Running"}, "status": {"vmid": 101, "state": "running"}});
+    let viewer = Detail::of(&obj, "t", Access::default());
+    let html = DetailFragment { live: &viewer }.render().unwrap();
+    for action in ["value=\"Stopped\"", "/backup", "/delete"] {
+        assert!(!html.contains(action), "{action}: {html}");
+    }
+    assert!(html.contains("patch lxccontainers"), "{html}");
+    let admin = Detail::of(&obj, "t", Access::ALL);
+    let html = DetailFragment { live: &admin }.render().unwrap();
+    for action in ["value=\"Stopped\"", "/backup", "/delete"] {
+        assert!(html.contains(action), "{action}: {html}");
+    }
+    // not yet in Proxmox: no start, stop or backup even for an admin
+    let pending =
+        serde_json::json!({"kind": "LxcContainer", "metadata": {"namespace": "apps", "name": "new"}, "spec": {}});
+    let html = DetailFragment {
+        live: &Detail::of(&pending, "t", Access::ALL),
+    }
+    .render()
+    .unwrap();
+    assert!(
+        !html.contains("value=\"Stopped\"") && !html.contains("/backup") && html.contains("/delete"),
+        "{html}"
+    );
 }
