@@ -20,7 +20,8 @@ struct Env {
     kubelet_port: u16,
 }
 
-/// A namespace, its cluster with `virtualNodes`, and an operator running virtual nodes with
+/// A namespace (its ServiceAccount made by the controller-manager), its cluster serving every
+/// namespace's Pods on `virtualNodes`, and an operator running virtual nodes with
 /// the flags `e2e_vnode.rs` uses (copied from there).
 fn env(prefix: &str) -> Env {
     let cp = ControlPlane::shared();
@@ -34,12 +35,8 @@ fn env(prefix: &str) -> Env {
         "--type",
         "merge",
         "-p",
-        r#"{"spec":{"virtualNodes":{}}}"#,
+        r#"{"spec":{"virtualNodes":{"namespaces":"All"}}}"#,
     ]);
-    cp.apply(
-        &ns,
-        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default}\nautomountServiceAccountToken: false\n",
-    );
     let kubelet_port = free_port();
     let kubelet_addr = format!("127.0.0.1:{kubelet_port}");
     let args = [
@@ -116,7 +113,7 @@ fn kubectl_logs_shows_what_the_app_printed_follows_new_lines_and_previous_shows_
     e.cp.apply(
         &e.ns,
         &format!(
-            "apiVersion: v1\nkind: Pod\nmetadata: {{name: counter}}\nspec:\n  nodeName: {n1}\n  automountServiceAccountToken: false\n  tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n  containers:\n  - name: counter\n    image: ghcr.io/example/counter:1.0\n    env: [{{name: COUNTER_INTERVAL_MS, value: \"300\"}}]\n"
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: counter}}\nspec:\n  nodeName: {n1}\n  tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n  containers:\n  - name: counter\n    image: ghcr.io/example/counter:1.0\n    env: [{{name: COUNTER_INTERVAL_MS, value: \"300\"}}]\n"
         ),
     );
     wait_for("Pod counter Running", T, || {
