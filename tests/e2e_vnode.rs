@@ -445,6 +445,12 @@ fn with_a_client_ca_pod_logs_need_its_certificate_or_a_token_allowed_nodes_proxy
         "200",
         "a token allowed nodes/proxy"
     );
+    // nothing is told before the caller is allowed: a Pod that does not exist answers as one
+    // that does (no oracle of Pods and container names in other namespaces)
+    let nowhere = format!("/containerLogs/{}/no-such-pod/web", e.ns);
+    assert_eq!(kubelet_get(&e, &nowhere, Some("not-a-token")), "401");
+    assert_eq!(kubelet_get(&e, &nowhere, Some(&viewer)), "403");
+    assert_eq!(kubelet_get(&e, &nowhere, Some(&admin_token(&e))), "404");
     // this apiserver shows no client certificate: the endpoint refuses it too
     let logs = e.cp.kubectl(&["logs", "-n", &e.ns, "web"]);
     assert!(
@@ -670,4 +676,39 @@ fn a_real_node_of_the_same_name_is_never_taken_over_and_the_other_virtual_nodes_
         "the operator says why pve2 has no Node"
     );
     e.cp.kubectl_ok(&["delete", "node", &format!("{prefix}pve2")]);
+}
+
+#[test]
+fn kubectl_logs_of_a_pod_whose_container_took_a_vmid_used_before_shows_none_of_the_earlier_tasks() {
+    let e = env("vn-reuse");
+    let n1 = node1(&e);
+    let web = |name: &str| {
+        pod_yaml(
+            name,
+            Some(&n1),
+            &format!("  containers:\n  - {{name: {name}, image: nginx:1.27}}\n"),
+        )
+    };
+    e.cp.apply(&e.ns, &web("first"));
+    wait_pod(&e, "first", "Running", |p| p["status"]["phase"] == "Running");
+    let vmid = vmid_of(&e, "first");
+    e.cp.kubectl_ok(&["delete", "pod", "first", "-n", &e.ns, "--timeout=60s"]);
+    wait_for("the first container to go", T, || {
+        e.sim.container(vmid).is_none().then_some(())
+    });
+    // task start times have whole seconds: the next Pod's object is made in a later one
+    std::thread::sleep(Duration::from_secs(2));
+    e.cp.apply(&e.ns, &web("second"));
+    wait_pod(&e, "second", "Running", |p| p["status"]["phase"] == "Running");
+    assert_eq!(vmid_of(&e, "second"), vmid, "Proxmox handed the same vmid out again");
+    let logs = e.cp.kubectl_ok(&["logs", "-n", &e.ns, "second"]);
+    assert_eq!(
+        logs.matches("[proxmox task vzcreate").count(),
+        1,
+        "only its own create: {logs}"
+    );
+    assert!(
+        !logs.contains("vzdestroy") && !logs.contains("vzstop"),
+        "none of the earlier owner's tasks: {logs}"
+    );
 }

@@ -142,6 +142,9 @@ struct Target {
     cluster: String,
     node: String,
     vmid: u32,
+    /// When the Pod's `LxcContainer` was made (epoch seconds): tasks that started before are
+    /// an earlier owner's of the vmid, never shown.
+    made: i64,
 }
 
 /// The Pod's container in Proxmox, once `caller` may read it (the Pod's Node decides).
@@ -153,11 +156,26 @@ async fn target(
     container: &str,
 ) -> Result<Target, Response<Body>> {
     let pods: Api<Pod> = Api::namespaced(state.kube.clone(), ns);
+    // nothing is told about a Pod (not even that it does not exist) before the caller is
+    // known to be allowed: without the Pod's Node, `nodes/proxy` of every Node decides
+    let hidden = |answer: Response<Body>| async move {
+        match refused(state, caller, "").await {
+            Some(r) => r,
+            None => answer,
+        }
+    };
     let p = match pods.get_opt(pod).await {
         Ok(Some(p)) => p,
-        Ok(None) => return Err(text(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} not found"))),
-        Err(e) => return Err(text(StatusCode::BAD_GATEWAY, format!("reading pod {ns}/{pod}: {e}"))),
+        Ok(None) => return Err(hidden(text(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} not found"))).await),
+        Err(e) => {
+            let answer = text(StatusCode::BAD_GATEWAY, format!("reading pod {ns}/{pod}: {e}"));
+            return Err(hidden(answer).await);
+        }
     };
+    let node_name = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+    if let Some(r) = refused(state, caller, &node_name).await {
+        return Err(r);
+    }
     let names: Vec<String> = p
         .spec
         .iter()
@@ -169,12 +187,12 @@ async fn target(
             format!("container {container} is not valid for pod {pod}"),
         ));
     }
-    let node_name = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
-    if let Some(r) = refused(state, caller, &node_name).await {
-        return Err(r);
-    }
     let children: Api<LxcContainer> = Api::namespaced(state.kube.clone(), ns);
     let child = children.get_opt(&child_name(pod)).await.ok().flatten();
+    let made = child
+        .as_ref()
+        .and_then(|c| c.metadata.creation_timestamp.as_ref())
+        .map_or(0, |t| t.0.as_second());
     let status = child.and_then(|c| c.status);
     match status
         .as_ref()
@@ -185,6 +203,7 @@ async fn target(
             cluster,
             node,
             vmid,
+            made,
         }),
         None => Err(text(
             StatusCode::BAD_REQUEST,
@@ -213,6 +232,9 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, See
         .guest_tasks(&t.node, t.vmid, 100)
         .await
         .map_err(|e| format!("reading the Proxmox tasks of CT {}: {e}", t.vmid))?;
+    // a vmid is handed out again: only the tasks of this Pod's container (started after its
+    // LxcContainer was made) are its log
+    tasks.retain(|x| x.starttime.unwrap_or(0) >= t.made);
     tasks.sort_by_key(|x| x.starttime.unwrap_or(0));
     let mut out = Vec::new();
     for task in tasks {
