@@ -160,7 +160,10 @@ fn json_patch_merge(target: &mut Value, p: &Value) {
 
 /// The operator's own validation of the edited spec: the complaint with its form field.
 pub fn preflight(name: &str, spec: &Value, p: &Value) -> Result<(), (&'static str, String)> {
-    let typed: LxcContainerSpec = serde_json::from_value(merged(spec, p)).map_err(|e| ("", format!("spec: {e}")))?;
+    // a value of the wrong type is left to the apiserver's schema, whose answer names the field
+    let Ok(typed) = serde_json::from_value::<LxcContainerSpec>(merged(spec, p)) else {
+        return Ok(());
+    };
     desired::validate(&typed, name, "").map(|_| ()).map_err(|e| {
         let path = format!("spec.{}", e.field);
         (edit_field(field_of(&path)), format!("{path}: {}", e.message))

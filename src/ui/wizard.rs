@@ -37,6 +37,8 @@ pub struct Inventory {
     pub backups: Vec<String>,
     /// OS template volumes other objects in the namespace use (suggestions).
     pub os_templates: Vec<String>,
+    /// Why the cluster pickers are empty (the user may not read ProxmoxClusters), or empty.
+    pub note: String,
 }
 
 fn push_unique(v: &mut Vec<String>, s: &str) {
@@ -302,7 +304,10 @@ pub fn causes(message: &str) -> Vec<(&'static str, String)> {
 /// The operator's own check of `spec` (the controller's [`desired::validate`]) and the
 /// inventory: the complaint with the form field it is about.
 pub fn preflight(f: &NewForm, spec: &Value, inv: &Inventory) -> Result<(), (&'static str, String)> {
-    let typed: LxcContainerSpec = serde_json::from_value(spec.clone()).map_err(|e| ("", format!("spec: {e}")))?;
+    // a value of the wrong type is left to the apiserver's schema, whose answer names the field
+    let Ok(typed) = serde_json::from_value::<LxcContainerSpec>(spec.clone()) else {
+        return Ok(());
+    };
     desired::validate(&typed, f.name.trim(), "").map_err(|e| {
         let path = format!("spec.{}", e.field);
         (field_of(&path), format!("{path}: {}", e.message))
@@ -428,6 +433,8 @@ struct WizardPage {
     confirm: String,
     /// The form's values, carried by the confirm step.
     hidden: Vec<(&'static str, String)>,
+    /// Why the pickers are free text, or empty.
+    note: String,
 }
 
 fn hidden(f: &NewForm) -> Vec<(&'static str, String)> {
@@ -450,8 +457,13 @@ async fn names(user: &User, ar: &kube::api::ApiResource, ns: &str, ok: impl Fn(&
 }
 
 async fn inventory(user: &User, f: &NewForm) -> Inventory {
-    let clusters = pages::list(&user.0.client, &resource::<ProxmoxCluster>(), "").await.unwrap_or_default();
-    let mut inv = Inventory::of(&clusters, f.cluster.trim());
+    let listed = pages::list(&user.0.client, &resource::<ProxmoxCluster>(), "").await;
+    let note = match &listed {
+        Err(_) => "Your account may not read ProxmoxClusters (cluster-scoped, the platform admin's), so cluster, node, storage and bridge are typed by hand.".to_string(),
+        Ok(_) => String::new(),
+    };
+    let mut inv = Inventory::of(&listed.unwrap_or_default(), f.cluster.trim());
+    inv.note = note;
     let ns = f.namespace.trim();
     let name = |o: &Value| o["metadata"]["name"].as_str().unwrap_or("").to_string();
     let templates = names(user, &resource::<LxcTemplate>(), ns, |_| true).await;
@@ -485,6 +497,7 @@ async fn page(user: &User, f: &NewForm, status: StatusCode, complaints: Vec<(&'s
         steps,
         confirm,
         hidden,
+        note: inv.note,
     })
 }
 
