@@ -239,7 +239,9 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
     let (code, page) = send(form("many", "create"));
     assert_eq!(code, 422, "{page}");
     assert!(
-        page.contains("id=\"e-cores\"") && page.contains("spec.resources.cores") && page.matches("role=\"alert\"").count() == 1,
+        page.contains("id=\"e-cores\"")
+            && page.contains("spec.resources.cores")
+            && page.matches("role=\"alert\"").count() == 1,
         "{page}"
     );
     assert!(get_json(cp, &ns, "lxc", "db").is_none(), "nothing created");

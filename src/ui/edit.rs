@@ -67,10 +67,18 @@ impl EditForm {
             memory: memory.strip_suffix("Mi").map(String::from).unwrap_or(memory),
             state: spec["state"].as_str().unwrap_or("Running").to_string(),
             bridge: s(&nic["bridge"]),
-            ip: if nic["ipv4"]["address"].is_string() { "static".into() } else { "dhcp".into() },
+            ip: if nic["ipv4"]["address"].is_string() {
+                "static".into()
+            } else {
+                "dhcp".into()
+            },
             address: s(&nic["ipv4"]["address"]),
             gateway: s(&nic["ipv4"]["gateway"]),
-            firewall: if spec["firewall"]["enabled"] == true { "on".into() } else { String::new() },
+            firewall: if spec["firewall"]["enabled"] == true {
+                "on".into()
+            } else {
+                String::new()
+            },
         }
     }
 }
@@ -193,20 +201,34 @@ struct EditPage {
 
 impl EditPage {
     fn error_of(&self, field: &str) -> String {
-        self.errors.iter().filter(|(f, _)| *f == field).map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ")
+        self.errors
+            .iter()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
-fn page(user: &User, (ns, name): (&str, &str), form: EditForm, status: StatusCode, complaints: Vec<(&'static str, String)>) -> Result<Response, UiError> {
+fn page(
+    user: &User,
+    (ns, name): (&str, &str),
+    form: EditForm,
+    status: StatusCode,
+    complaints: Vec<(&'static str, String)>,
+) -> Result<Response, UiError> {
     let (errors, top): (Vec<_>, Vec<_>) = complaints.into_iter().partition(|(f, _)| !f.is_empty());
-    render(status, &EditPage {
-        chrome: Chrome::new(&format!("Edit {name}"), user, ns).at("containers"),
-        ns: ns.into(),
-        name: name.into(),
-        form,
-        error: top.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("\n"),
-        errors,
-    })
+    render(
+        status,
+        &EditPage {
+            chrome: Chrome::new(&format!("Edit {name}"), user, ns).at("containers"),
+            ns: ns.into(),
+            name: name.into(),
+            form,
+            error: top.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("\n"),
+            errors,
+        },
+    )
 }
 
 async fn spec_of(user: &User, ns: &str, name: &str) -> Result<Value, UiError> {
@@ -224,7 +246,11 @@ pub async fn edit_form(user: User, Path((ns, name)): Path<(String, String)>) -> 
 
 /// `POST /ui/containers/{ns}/{name}/edit`: the operator's validation, a dry-run merge patch,
 /// then the patch; a refusal shows the form again with the message at its field.
-pub async fn apply(user: User, Path((ns, name)): Path<(String, String)>, Form(f): Form<EditForm>) -> Result<Response, UiError> {
+pub async fn apply(
+    user: User,
+    Path((ns, name)): Path<(String, String)>,
+    Form(f): Form<EditForm>,
+) -> Result<Response, UiError> {
     user.check_csrf(&f.csrf)?;
     checked(&ns, &name)?;
     let spec = spec_of(&user, &ns, &name).await?;
@@ -234,7 +260,10 @@ pub async fn apply(user: User, Path((ns, name)): Path<(String, String)>, Form(f)
     }
     let objects = api(&user.0.client, &resource::<LxcContainer>(), &ns);
     let body = Patch::Merge(json!({"spec": p}));
-    let mut params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let mut params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
     let dry = params.clone().dry_run();
     let result = match objects.patch(&name, &dry, &body).await {
         Ok(_) => {
@@ -245,12 +274,18 @@ pub async fn apply(user: User, Path((ns, name)): Path<(String, String)>, Form(f)
     };
     match result {
         Ok(_) => {
-            user.0.flash(false, format!("Saved {ns}/{name}: the operator applies the change in Proxmox now."));
+            user.0.flash(
+                false,
+                format!("Saved {ns}/{name}: the operator applies the change in Proxmox now."),
+            );
             Ok(Redirect::to(&format!("/ui/containers/{ns}/{name}")).into_response())
         }
         Err(e) => {
             let e = UiError::from(e);
-            let complaints = causes(&e.message()).into_iter().map(|(f, m)| (edit_field(f), m)).collect();
+            let complaints = causes(&e.message())
+                .into_iter()
+                .map(|(f, m)| (edit_field(f), m))
+                .collect();
             page(&user, (&ns, &name), f, e.status(), complaints)
         }
     }
@@ -290,7 +325,10 @@ mod tests {
         assert_eq!(m["resources"]["memory"], "1024Mi");
         assert_eq!(m["network"][0]["ipv4"], json!({"address": "10.0.0.9/24"}));
         assert_eq!(m["network"][1]["name"], "eth1");
-        assert_eq!(m["firewall"], json!({"enabled": true, "rules": [{"action": "ACCEPT", "direction": "in"}]}));
+        assert_eq!(
+            m["firewall"],
+            json!({"enabled": true, "rules": [{"action": "ACCEPT", "direction": "in"}]})
+        );
         assert_eq!(preflight("web", &s, &patch(&s, &f)), Ok(()));
     }
 

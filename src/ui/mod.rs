@@ -267,7 +267,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/containers", get(pages::containers))
         .route("/ui/containers/{ns}/{name}", get(detail::container))
         .route("/ui/containers/{ns}/{name}/events", get(live::detail_events))
-        .route("/ui/containers/{ns}/{name}/edit", get(edit::edit_form).post(edit::apply))
+        .route(
+            "/ui/containers/{ns}/{name}/edit",
+            get(edit::edit_form).post(edit::apply),
+        )
         .route("/ui/containers/{ns}/{name}/state", post(actions::set_state))
         .route("/ui/containers/{ns}/{name}/backup", post(actions::back_up))
         .route("/ui/containers/{ns}/{name}/restore", post(actions::restore))

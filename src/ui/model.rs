@@ -588,7 +588,9 @@ pub fn usage_chart(samples: &[crate::controller::cluster::samples::Sample]) -> O
         last_mem: format!("{} of {}", bytes(Some(last.mem)), bytes(Some(last.maxmem))),
         span: format!("the last {} min", ((last.at - first.at) as f64 / 60.0).ceil() as i64),
         cpu_range: {
-            let (lo, hi) = samples.iter().fold((f64::MAX, 0.0f64), |(lo, hi), s| (lo.min(s.cpu), hi.max(s.cpu)));
+            let (lo, hi) = samples
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), s| (lo.min(s.cpu), hi.max(s.cpu)));
             format!("{:.1}% to {:.1}%", lo * 100.0, hi * 100.0)
         },
         mem_range: {
@@ -602,7 +604,11 @@ pub fn usage_chart(samples: &[crate::controller::cluster::samples::Sample]) -> O
             .step_by(samples.len().div_ceil(12).max(1))
             .map(|s| {
                 let ago = (last.at - s.at) / 60;
-                let when = if ago == 0 { "now".to_string() } else { format!("{ago} min ago") };
+                let when = if ago == 0 {
+                    "now".to_string()
+                } else {
+                    format!("{ago} min ago")
+                };
                 (when, format!("{:.1}%", s.cpu * 100.0), bytes(Some(s.mem)))
             })
             .collect(),

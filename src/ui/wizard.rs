@@ -76,7 +76,12 @@ impl Inventory {
         }
         for s in c["status"]["storages"].as_array().into_iter().flatten() {
             let name = s["name"].as_str().unwrap_or("");
-            let content: Vec<&str> = s["content"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let content: Vec<&str> = s["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             if content.iter().any(|c| *c == "rootdir" || *c == "images") {
                 push_unique(&mut inv.disk_storages, name);
             }
@@ -223,8 +228,11 @@ pub fn new_spec(f: &NewForm) -> Value {
         } else {
             json!({"dhcp": true})
         };
-        let fw = f.firewall == "on";
-        spec["network"] = json!([{"name": "eth0", "bridge": t(&f.bridge), "ipv4": ipv4, "firewall": fw}]);
+        let mut nic = json!({"name": "eth0", "bridge": t(&f.bridge), "ipv4": ipv4});
+        if f.firewall == "on" {
+            nic["firewall"] = true.into();
+        }
+        spec["network"] = json!([nic]);
     }
     if f.firewall == "on" {
         spec["firewall"] = json!({"enabled": true});
@@ -314,18 +322,41 @@ pub fn preflight(f: &NewForm, spec: &Value, inv: &Inventory) -> Result<(), (&'st
     })?;
     let known = |list: &[String], v: &str| list.is_empty() || v.is_empty() || list.iter().any(|x| x == v);
     if !known(&inv.nodes, f.node.trim()) {
-        let msg = format!("spec.node: {} is not an online node of ProxmoxCluster {} ({})", f.node.trim(), inv.cluster, inv.nodes.join(", "));
+        let msg = format!(
+            "spec.node: {} is not an online node of ProxmoxCluster {} ({})",
+            f.node.trim(),
+            inv.cluster,
+            inv.nodes.join(", ")
+        );
         return Err(("node", msg));
     }
     if !known(&inv.disk_storages, f.storage.trim()) {
-        let msg = format!("spec.rootfs.storage: {} has no content rootdir or images (use one of {})", f.storage.trim(), inv.disk_storages.join(", "));
+        let msg = format!(
+            "spec.rootfs.storage: {} has no content rootdir or images (use one of {})",
+            f.storage.trim(),
+            inv.disk_storages.join(", ")
+        );
         return Err(("storage", msg));
     }
     if f.source == "template" && !inv.templates.iter().any(|t| t == f.template.trim()) {
-        return Err(("template", format!("spec.source.template.name: no LxcTemplate {:?} in namespace {}", f.template.trim(), f.namespace.trim())));
+        return Err((
+            "template",
+            format!(
+                "spec.source.template.name: no LxcTemplate {:?} in namespace {}",
+                f.template.trim(),
+                f.namespace.trim()
+            ),
+        ));
     }
     if f.source == "backup" && !inv.backups.iter().any(|t| t == f.backup.trim()) {
-        return Err(("backup", format!("spec.source.backup.name: no completed LxcBackup {:?} in namespace {}", f.backup.trim(), f.namespace.trim())));
+        return Err((
+            "backup",
+            format!(
+                "spec.source.backup.name: no completed LxcBackup {:?} in namespace {}",
+                f.backup.trim(),
+                f.namespace.trim()
+            ),
+        ));
     }
     Ok(())
 }
@@ -357,7 +388,15 @@ pub struct Step {
 }
 
 fn field(name: &'static str, label: &'static str, kind: &'static str, value: &str, hint: &str) -> Field {
-    Field { name, label, hint: hint.into(), value: value.into(), kind, options: Vec::new(), error: String::new() }
+    Field {
+        name,
+        label,
+        hint: hint.into(),
+        value: value.into(),
+        kind,
+        options: Vec::new(),
+        error: String::new(),
+    }
 }
 
 fn pick(mut fd: Field, empty: &str, list: &[String]) -> Field {
@@ -379,47 +418,155 @@ fn pick(mut fd: Field, empty: &str, list: &[String]) -> Field {
 /// The wizard's steps for form `f` and inventory `inv`.
 pub fn steps(f: &NewForm, inv: &Inventory) -> Vec<Step> {
     let mut source = field("source", "Source", "select", &f.source, "");
-    source.options = [("os", "OS template"), ("template", "LxcTemplate (clone)"), ("image", "OCI image"), ("backup", "LxcBackup (restore)")]
-        .iter()
-        .map(|(v, l)| (v.to_string(), l.to_string()))
-        .collect();
-    let mut os = field("os_template", "OS template", "list", &f.os_template, "e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst");
+    source.options = [
+        ("os", "OS template"),
+        ("template", "LxcTemplate (clone)"),
+        ("image", "OCI image"),
+        ("backup", "LxcBackup (restore)"),
+    ]
+    .iter()
+    .map(|(v, l)| (v.to_string(), l.to_string()))
+    .collect();
+    let mut os = field(
+        "os_template",
+        "OS template",
+        "list",
+        &f.os_template,
+        "e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+    );
     os.options = inv.os_templates.iter().map(|t| (t.clone(), t.clone())).collect();
     let mut ip = field("ip", "IPv4", "select", &f.ip, "");
     ip.options = vec![("dhcp".into(), "DHCP".into()), ("static".into(), "Static".into())];
     let mut state = field("state", "After creation", "select", &f.state, "");
-    state.options = vec![("Running".into(), "Start it (Running)".into()), ("Stopped".into(), "Leave it stopped".into())];
+    state.options = vec![
+        ("Running".into(), "Start it (Running)".into()),
+        ("Stopped".into(), "Leave it stopped".into()),
+    ];
     vec![
-        Step { title: "General", fields: vec![
-            field("namespace", "Namespace", "text", &f.namespace, ""),
-            field("name", "Name", "text", &f.name, "a DNS label; also the hostname"),
-            pick(field("cluster", "ProxmoxCluster", "text", &f.cluster, "empty: the default"), "(the default)", &inv.clusters),
-            pick(field("node", "Node", "text", &f.node, "optional: the operator places it"), "(any: the operator places it)", &inv.nodes),
-            state,
-        ]},
-        Step { title: "Source", fields: vec![
-            source,
-            os,
-            pick(field("template", "LxcTemplate", "text", &f.template, "when the source is an LxcTemplate"), "(choose)", &inv.templates),
-            field("image", "OCI image", "text", &f.image, "when the source is an OCI image, e.g. docker.io/library/nginx:1.27"),
-            pick(field("image_storage", "Image storage", "text", &f.image_storage, "content vztmpl; empty: local"), "(local)", &inv.template_storages),
-            pick(field("backup", "LxcBackup", "text", &f.backup, "when the source is a backup"), "(choose)", &inv.backups),
-        ]},
-        Step { title: "Root disk", fields: vec![
-            pick(field("storage", "Storage", "text", &f.storage, "content rootdir or images; empty: Proxmox's default"), "(Proxmox's default)", &inv.disk_storages),
-            field("disk_gib", "Size (GiB)", "number", &f.disk_gib, "empty: the template's size"),
-        ]},
-        Step { title: "CPU and memory", fields: vec![
-            field("cores", "Cores", "number", &f.cores, ""),
-            field("memory_mib", "Memory (MiB)", "number", &f.memory_mib, "whole MiB, e.g. 512"),
-        ]},
-        Step { title: "Network", fields: vec![
-            pick(field("bridge", "Bridge", "text", &f.bridge, "empty: no network interface"), "(no network)", &inv.bridges),
-            ip,
-            field("address", "Address (CIDR)", "text", &f.address, "static only, e.g. 10.0.0.5/24"),
-            field("gateway", "Gateway", "text", &f.gateway, "static only, optional"),
-        ]},
-        Step { title: "Firewall", fields: vec![field("firewall", "Enable the Proxmox firewall (on the container and its interface)", "checkbox", &f.firewall, "")] },
+        Step {
+            title: "General",
+            fields: vec![
+                field("namespace", "Namespace", "text", &f.namespace, ""),
+                field("name", "Name", "text", &f.name, "a DNS label; also the hostname"),
+                pick(
+                    field("cluster", "ProxmoxCluster", "text", &f.cluster, "empty: the default"),
+                    "(the default)",
+                    &inv.clusters,
+                ),
+                pick(
+                    field("node", "Node", "text", &f.node, "optional: the operator places it"),
+                    "(any: the operator places it)",
+                    &inv.nodes,
+                ),
+                state,
+            ],
+        },
+        Step {
+            title: "Source",
+            fields: vec![
+                source,
+                os,
+                pick(
+                    field(
+                        "template",
+                        "LxcTemplate",
+                        "text",
+                        &f.template,
+                        "when the source is an LxcTemplate",
+                    ),
+                    "(choose)",
+                    &inv.templates,
+                ),
+                field(
+                    "image",
+                    "OCI image",
+                    "text",
+                    &f.image,
+                    "when the source is an OCI image, e.g. docker.io/library/nginx:1.27",
+                ),
+                pick(
+                    field(
+                        "image_storage",
+                        "Image storage",
+                        "text",
+                        &f.image_storage,
+                        "content vztmpl; empty: local",
+                    ),
+                    "(local)",
+                    &inv.template_storages,
+                ),
+                pick(
+                    field("backup", "LxcBackup", "text", &f.backup, "when the source is a backup"),
+                    "(choose)",
+                    &inv.backups,
+                ),
+            ],
+        },
+        Step {
+            title: "Root disk",
+            fields: vec![
+                pick(
+                    field(
+                        "storage",
+                        "Storage",
+                        "text",
+                        &f.storage,
+                        "content rootdir or images; empty: Proxmox's default",
+                    ),
+                    "(Proxmox's default)",
+                    &inv.disk_storages,
+                ),
+                field(
+                    "disk_gib",
+                    "Size (GiB)",
+                    "number",
+                    &f.disk_gib,
+                    "empty: the template's size",
+                ),
+            ],
+        },
+        Step {
+            title: "CPU and memory",
+            fields: vec![
+                field("cores", "Cores", "number", &f.cores, ""),
+                field(
+                    "memory_mib",
+                    "Memory (MiB)",
+                    "number",
+                    &f.memory_mib,
+                    "whole MiB, e.g. 512",
+                ),
+            ],
+        },
+        Step {
+            title: "Network",
+            fields: vec![
+                pick(
+                    field("bridge", "Bridge", "text", &f.bridge, "empty: no network interface"),
+                    "(no network)",
+                    &inv.bridges,
+                ),
+                ip,
+                field(
+                    "address",
+                    "Address (CIDR)",
+                    "text",
+                    &f.address,
+                    "static only, e.g. 10.0.0.5/24",
+                ),
+                field("gateway", "Gateway", "text", &f.gateway, "static only, optional"),
+            ],
+        },
+        Step {
+            title: "Firewall",
+            fields: vec![field(
+                "firewall",
+                "Enable the Proxmox firewall (on the container and its interface)",
+                "checkbox",
+                &f.firewall,
+                "",
+            )],
+        },
     ]
 }
 
@@ -440,12 +587,26 @@ struct WizardPage {
 fn hidden(f: &NewForm) -> Vec<(&'static str, String)> {
     let v = |s: &String| s.clone();
     vec![
-        ("namespace", v(&f.namespace)), ("name", v(&f.name)), ("cluster", v(&f.cluster)), ("node", v(&f.node)),
-        ("source", v(&f.source)), ("os_template", v(&f.os_template)), ("template", v(&f.template)),
-        ("image", v(&f.image)), ("image_storage", v(&f.image_storage)), ("backup", v(&f.backup)),
-        ("storage", v(&f.storage)), ("disk_gib", v(&f.disk_gib)), ("cores", v(&f.cores)),
-        ("memory_mib", v(&f.memory_mib)), ("bridge", v(&f.bridge)), ("ip", v(&f.ip)),
-        ("address", v(&f.address)), ("gateway", v(&f.gateway)), ("firewall", v(&f.firewall)), ("state", v(&f.state)),
+        ("namespace", v(&f.namespace)),
+        ("name", v(&f.name)),
+        ("cluster", v(&f.cluster)),
+        ("node", v(&f.node)),
+        ("source", v(&f.source)),
+        ("os_template", v(&f.os_template)),
+        ("template", v(&f.template)),
+        ("image", v(&f.image)),
+        ("image_storage", v(&f.image_storage)),
+        ("backup", v(&f.backup)),
+        ("storage", v(&f.storage)),
+        ("disk_gib", v(&f.disk_gib)),
+        ("cores", v(&f.cores)),
+        ("memory_mib", v(&f.memory_mib)),
+        ("bridge", v(&f.bridge)),
+        ("ip", v(&f.ip)),
+        ("address", v(&f.address)),
+        ("gateway", v(&f.gateway)),
+        ("firewall", v(&f.firewall)),
+        ("state", v(&f.state)),
     ]
 }
 
@@ -453,7 +614,12 @@ async fn names(user: &User, ar: &kube::api::ApiResource, ns: &str, ok: impl Fn(&
     if ns.is_empty() {
         return Vec::new();
     }
-    pages::list(&user.0.client, ar, ns).await.unwrap_or_default().into_iter().filter(|o| ok(o)).collect()
+    pages::list(&user.0.client, ar, ns)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| ok(o))
+        .collect()
 }
 
 async fn inventory(user: &User, f: &NewForm) -> Inventory {
@@ -468,7 +634,13 @@ async fn inventory(user: &User, f: &NewForm) -> Inventory {
     let name = |o: &Value| o["metadata"]["name"].as_str().unwrap_or("").to_string();
     let templates = names(user, &resource::<LxcTemplate>(), ns, |_| true).await;
     inv.templates = templates.iter().map(name).collect();
-    inv.backups = names(user, &resource::<LxcBackup>(), ns, |b| b["status"]["phase"] == "Completed").await.iter().map(name).collect();
+    inv.backups = names(user, &resource::<LxcBackup>(), ns, |b| {
+        b["status"]["phase"] == "Completed"
+    })
+    .await
+    .iter()
+    .map(name)
+    .collect();
     let containers = names(user, &resource::<LxcContainer>(), ns, |_| true).await;
     for o in templates.iter().chain(&containers) {
         for t in [&o["spec"]["osTemplate"], &o["spec"]["source"]["osTemplate"]] {
@@ -478,12 +650,21 @@ async fn inventory(user: &User, f: &NewForm) -> Inventory {
     inv
 }
 
-async fn page(user: &User, f: &NewForm, status: StatusCode, complaints: Vec<(&'static str, String)>, confirm: String) -> Result<Response, UiError> {
+async fn page(
+    user: &User,
+    f: &NewForm,
+    status: StatusCode,
+    complaints: Vec<(&'static str, String)>,
+    confirm: String,
+) -> Result<Response, UiError> {
     let inv = inventory(user, f).await;
     let mut steps = steps(f, &inv);
     let mut top = Vec::new();
     for (name, msg) in complaints {
-        let target = steps.iter_mut().flat_map(|s| s.fields.iter_mut()).find(|fd| !name.is_empty() && fd.name == name);
+        let target = steps
+            .iter_mut()
+            .flat_map(|s| s.fields.iter_mut())
+            .find(|fd| !name.is_empty() && fd.name == name);
         match target {
             Some(fd) if fd.error.is_empty() => fd.error = msg,
             Some(fd) => fd.error = format!("{}; {msg}", fd.error),
@@ -491,14 +672,17 @@ async fn page(user: &User, f: &NewForm, status: StatusCode, complaints: Vec<(&'s
         }
     }
     let hidden = if confirm.is_empty() { Vec::new() } else { hidden(f) };
-    render(status, &WizardPage {
-        chrome: Chrome::new("New container", user, f.namespace.trim()).at("new"),
-        error: top.join("\n"),
-        steps,
-        confirm,
-        hidden,
-        note: inv.note,
-    })
+    render(
+        status,
+        &WizardPage {
+            chrome: Chrome::new("New container", user, f.namespace.trim()).at("new"),
+            error: top.join("\n"),
+            steps,
+            confirm,
+            hidden,
+            note: inv.note,
+        },
+    )
 }
 
 /// `GET /ui/new?ns=`: the wizard.
@@ -517,7 +701,10 @@ pub async fn new_form(user: User, Query(q): Query<Filter>) -> Result<Response, U
 }
 
 fn post_params(dry_run: bool) -> PostParams {
-    PostParams { dry_run, field_manager: Some(super::actions::FIELD_MANAGER.into()) }
+    PostParams {
+        dry_run,
+        field_manager: Some(super::actions::FIELD_MANAGER.into()),
+    }
 }
 
 /// `POST /ui/new`: the operator's own validation and a server-side dry run (`dryRun=All`);
@@ -538,7 +725,8 @@ pub async fn create(user: User, Form(f): Form<NewForm>) -> Result<Response, UiEr
     if let Err(c) = preflight(&f, &object["spec"], &inv) {
         return page(&user, &f, unprocessable, vec![c], String::new()).await;
     }
-    let obj: DynamicObject = serde_json::from_value(object.clone()).map_err(|e| UiError::Refused(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let obj: DynamicObject =
+        serde_json::from_value(object.clone()).map_err(|e| UiError::Refused(StatusCode::BAD_REQUEST, e.to_string()))?;
     let api = api(&user.0.client, &resource::<LxcContainer>(), &ns);
     if let Err(e) = api.create(&post_params(true), &obj).await {
         let e = UiError::from(e);
@@ -551,7 +739,10 @@ pub async fn create(user: User, Form(f): Form<NewForm>) -> Result<Response, UiEr
     match api.create(&post_params(false), &obj).await {
         Ok(_) => {
             let name = f.name.trim();
-            user.0.flash(false, format!("Created {ns}/{name}: the operator creates it in Proxmox now; this page follows it."));
+            user.0.flash(
+                false,
+                format!("Created {ns}/{name}: the operator creates it in Proxmox now; this page follows it."),
+            );
             Ok(Redirect::to(&format!("/ui/containers/{ns}/{name}")).into_response())
         }
         Err(e) => {

@@ -41,7 +41,10 @@ fn the_form_becomes_a_spec_with_a_dhcp_nic_whole_mib_and_gib_and_a_firewall() {
     let spec = new_spec(&f);
     assert_eq!(spec["resources"], json!({"cores": 2, "memory": "1024Mi"}));
     assert_eq!(spec["rootfs"], json!({"storage": "local-lvm", "size": "8Gi"}));
-    assert_eq!(spec["network"][0], json!({"name": "eth0", "bridge": "vmbr0", "ipv4": {"dhcp": true}, "firewall": true}));
+    assert_eq!(
+        spec["network"][0],
+        json!({"name": "eth0", "bridge": "vmbr0", "ipv4": {"dhcp": true}, "firewall": true})
+    );
     assert_eq!(spec["firewall"], json!({"enabled": true}));
     let inv = Inventory::of(&[cluster()], "");
     assert_eq!(preflight(&f, &spec, &inv), Ok(()));
@@ -100,7 +103,16 @@ fn every_field_a_complaint_can_name_is_a_field_of_the_wizard() {
         .iter()
         .flat_map(|s| s.fields.iter().map(|f| f.name))
         .collect();
-    for path in ["metadata.name", "spec.node", "spec.source.image.reference", "spec.rootfs.size", "spec.network.ipv4.gateway", "spec.network[0].bridge", "spec.firewall", "spec.resources.memory"] {
+    for path in [
+        "metadata.name",
+        "spec.node",
+        "spec.source.image.reference",
+        "spec.rootfs.size",
+        "spec.network.ipv4.gateway",
+        "spec.network[0].bridge",
+        "spec.firewall",
+        "spec.resources.memory",
+    ] {
         let f = field_of(path);
         assert!(names.contains(&f), "{path} -> {f:?}");
     }
