@@ -738,7 +738,8 @@ async fn a_namespace_owner_signs_in_without_naming_the_namespace_a_viewer_sees_n
     )
     .await;
     assert_eq!(
-        b.eval("document.querySelectorAll('#containers tbody button').length").await,
+        b.eval("document.querySelectorAll('#containers tbody button').length")
+            .await,
         0
     );
     assert!(

@@ -405,7 +405,7 @@ fn pick(mut fd: Field, empty: &str, list: &[String]) -> Field {
         return fd;
     }
     fd.kind = "select";
-    if !empty.is_empty() || !list.iter().any(|x| *x == fd.value) && fd.value.is_empty() {
+    if !empty.is_empty() {
         fd.options.push((String::new(), empty.into()));
     }
     fd.options.extend(list.iter().map(|x| (x.clone(), x.clone())));
