@@ -19,6 +19,26 @@ use tokio_tungstenite::tungstenite::Message;
 
 const T: Duration = Duration::from_secs(60);
 
+/// axe-core's `axe.min.js`, installed (once) by tests/scripts/npm-tools.sh into a cache dir.
+fn axe_path() -> String {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/npm-tools.sh");
+        let out = Command::new("bash").arg(script).output().expect("run npm-tools.sh");
+        assert!(
+            out.status.success(),
+            "npm-tools.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
+    })
+    .clone()
+}
+
 /// Debian's chromium, installed with apt-get when missing; `None` only when it cannot be.
 fn chromium() -> Option<&'static str> {
     let found = |name: &str| {
@@ -202,6 +222,24 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Runs axe-core (its npm package, installed by tests/scripts/npm-tools.sh outside the repo)
+    /// in the page; panics on any serious or critical violation.
+    async fn axe(&mut self, page: &str) {
+        if self.eval("typeof window.axe").await != "object" {
+            let src = std::fs::read_to_string(axe_path()).expect("axe.min.js");
+            let r = self.call("Runtime.evaluate", json!({"expression": src})).await;
+            assert!(r["exceptionDetails"].is_null(), "axe: {}", r["exceptionDetails"]);
+        }
+        let found = self
+            .eval(
+                "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations \
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                 .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')))",
+            )
+            .await;
+        assert_eq!(found, json!([]), "axe-core on {page}: {found:#}");
+    }
+
     /// Console and log lines that mention the Content-Security-Policy.
     fn csp_violations(&self) -> Vec<String> {
         self.events
@@ -319,35 +357,120 @@ async fn a_user_signs_in_in_a_browser_and_sees_a_row_update_live_without_csp_vio
     }
     b.screenshot("container-backed-up").await;
 
-    // Create through the form: a bad value first (the apiserver's error next to the field).
+    // Create through the wizard: a bad name first (the operator's own validation answers, once,
+    // at the field), then a container with a NIC on the picked bridge and a disk on a picked
+    // storage; the confirm step shows the YAML; the container reaches Running with an IP.
+    // the wizard's pickers come from the cluster's status, which this user may read
+    cp.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        &format!("{ns}-read-clusters"),
+        "--verb=get,list",
+        "--resource=proxmoxclusters.pve.lxc.dev",
+    ]);
+    cp.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        &format!("{ns}-read-clusters"),
+        &format!("--clusterrole={ns}-read-clusters"),
+        &format!("--serviceaccount={ns}:alice"),
+    ]);
     b.goto(&format!("{base}/ui/new?ns={ns}")).await;
+    assert_eq!(b.eval("document.getElementById('f-storage').tagName").await, "SELECT");
+    b.axe("new").await;
+    b.screenshot("new").await;
     b.fill(&[
-        ("f-name", "made-in-ui"),
+        ("f-name", "Made_In_UI"),
         ("f-os_template", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
-        ("f-cores", "many"),
-        ("f-memory", "256Mi"),
+        ("f-cores", "1"),
+        ("f-memory_mib", "256"),
+        ("f-bridge", "vmbr0"),
+        ("f-ip", "dhcp"),
+        ("f-disk_gib", "4"),
     ])
     .await;
-    b.click_and_wait("button[value=create]", &format!("{base}/ui/new"))
+    b.eval("const s = document.getElementById('f-storage'); s.value = [...s.options].map(o => o.value).find(v => v) || ''; true")
         .await;
-    b.wait("the field's error", "document.getElementById('e-cores')").await;
+    b.click_and_wait("button[value=check]", &format!("{base}/ui/new")).await;
+    b.wait("the field's error", "document.getElementById('e-name')").await;
     assert_eq!(
-        b.eval("document.getElementById('f-cores').getAttribute('aria-invalid')")
+        b.eval("document.querySelectorAll('.field-error, main .error').length")
+            .await,
+        1,
+        "the complaint is shown once"
+    );
+    assert_eq!(
+        b.eval("document.getElementById('f-name').getAttribute('aria-invalid')")
             .await,
         "true"
     );
     b.screenshot("new-refused").await;
-    assert!(get_json(cp, &ns, "lxc", "made-in-ui").is_none());
-    b.fill(&[("f-cores", "1")]).await;
+    b.axe("new-refused").await;
+    assert!(get_json(cp, &ns, "lxc", "Made_In_UI").is_none());
+    b.fill(&[("f-name", "made-in-ui")]).await;
+    b.click_and_wait("button[value=check]", &format!("{base}/ui/new")).await;
+    b.wait("the confirm step", "document.getElementById('confirm-yaml')")
+        .await;
+    let yaml = b.eval("document.getElementById('confirm-yaml').textContent").await;
+    assert!(yaml.as_str().unwrap().contains("bridge: vmbr0"), "{yaml}");
+    assert!(
+        get_json(cp, &ns, "lxc", "made-in-ui").is_none(),
+        "nothing created before the confirm"
+    );
+    b.screenshot("new-confirm").await;
+    b.axe("new-confirm").await;
     b.click_and_wait("button[value=create]", &format!("{base}/ui/containers/{ns}/made-in-ui"))
         .await;
-    wait_ready(cp, &ns, "lxc", "made-in-ui", T);
+    let made = wait_for("made-in-ui Running with an IP", T, || {
+        get_json(cp, &ns, "lxc", "made-in-ui")
+            .filter(|o| {
+                o["status"]["powerState"] == "running"
+                    || o["status"]["state"] == "running"
+                    || o["status"]["phase"] == "Running"
+            })
+            .filter(|o| o["status"]["ipAddresses"][0].is_string())
+    });
+    let made_vmid = made["status"]["vmid"].as_u64().unwrap();
+    let cfg = sim.container(made_vmid).unwrap()["config"].clone();
+    assert!(cfg["net0"].as_str().unwrap().contains("bridge=vmbr0"), "{cfg}");
+    assert!(cfg["rootfs"].as_str().unwrap().contains("size=4G"), "{cfg}");
+
+    // Edit memory on the container's page: applied in Proxmox.
+    b.goto(&format!("{base}/ui/containers/{ns}/made-in-ui")).await;
+    b.axe("container-made").await;
+    b.click_and_wait("#edit-link", &format!("{base}/ui/containers/{ns}/made-in-ui/edit"))
+        .await;
+    assert_eq!(b.eval("document.getElementById('f-memory').value").await, "256");
+    b.axe("edit").await;
+    b.fill(&[("f-memory", "768")]).await;
+    b.screenshot("edit").await;
+    b.click_and_wait(
+        "#edit-container button[type=submit]",
+        &format!("{base}/ui/containers/{ns}/made-in-ui"),
+    )
+    .await;
+    wait_for("the simulator's memory to be 768", T, || {
+        (sim.container(made_vmid)?["config"]["memory"]
+            .to_string()
+            .trim_matches('"')
+            == "768")
+            .then_some(())
+    });
+    b.screenshot("edited").await;
 
     for page in ["/ui", "/ui/templates", "/ui/schedules", "/ui/new"] {
         b.goto(&format!("{base}{page}?ns={ns}")).await;
         let name = page.trim_start_matches("/ui").trim_start_matches('/');
-        b.screenshot(if name.is_empty() { "clusters" } else { name }).await;
+        let name = if name.is_empty() { "clusters" } else { name };
+        b.screenshot(name).await;
+        b.axe(name).await;
     }
+    for page in ["/ui/containers", "/ui/pods"] {
+        b.goto(&format!("{base}{page}?ns={ns}")).await;
+        b.axe(page).await;
+    }
+    b.goto(&format!("{base}/ui/containers/{ns}/web")).await;
+    b.axe("container").await;
     // keyboard: the first Tab reaches the skip link
     b.call(
         "Input.dispatchKeyEvent",
@@ -615,7 +738,8 @@ async fn a_namespace_owner_signs_in_without_naming_the_namespace_a_viewer_sees_n
     )
     .await;
     assert_eq!(
-        b.eval("document.querySelectorAll('#containers button').length").await,
+        b.eval("document.querySelectorAll('#containers tbody button').length")
+            .await,
         0
     );
     assert!(
@@ -626,7 +750,7 @@ async fn a_namespace_owner_signs_in_without_naming_the_namespace_a_viewer_sees_n
     b.screenshot("viewer-1-containers-without-actions").await;
     b.goto(&format!("{base}/ui/containers/{ns}/app-again")).await;
     let actions = b
-        .eval("[...document.querySelectorAll('main button, main a.button')].map(e => e.textContent)")
+        .eval("[...document.querySelectorAll('main button:not(.sort), main a.button')].map(e => e.textContent)")
         .await;
     assert_eq!(
         actions,

@@ -214,7 +214,8 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
     let (code, page) = ui.get("/ui/templates");
     assert!(code == 200 && page.contains("LxcTemplates"), "{page}");
 
-    // create: a bad value is named by the apiserver next to its field; a good one is created
+    // create (the wizard's form): a bad value is named by the apiserver once, next to its
+    // field; a check shows the confirm step; a good one is created
     let form = |cores: &'static str, mode: &'static str| {
         vec![
             ("csrf", csrf.clone()),
@@ -225,7 +226,8 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
                 "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".to_string(),
             ),
             ("cores", cores.to_string()),
-            ("memory", "512Mi".to_string()),
+            ("memory_mib", "512".to_string()),
+            ("source", "os".to_string()),
             ("state", "Running".to_string()),
             ("mode", mode.to_string()),
         ]
@@ -237,7 +239,9 @@ fn actions_in_the_ui_change_the_objects_and_the_operator_follows() {
     let (code, page) = send(form("many", "create"));
     assert_eq!(code, 422, "{page}");
     assert!(
-        page.contains("id=\"e-cores\"") && page.contains("spec.resources.cores"),
+        page.contains("id=\"e-cores\"")
+            && page.contains("spec.resources.cores")
+            && page.matches("role=\"alert\"").count() == 1,
         "{page}"
     );
     assert!(get_json(cp, &ns, "lxc", "db").is_none(), "nothing created");

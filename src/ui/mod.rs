@@ -16,6 +16,7 @@
 pub mod access;
 pub mod actions;
 pub mod detail;
+pub mod edit;
 pub mod health;
 pub mod live;
 pub mod model;
@@ -24,6 +25,7 @@ pub mod pods;
 pub mod session;
 pub mod signin;
 pub mod snapshots;
+pub mod wizard;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -265,6 +267,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/containers", get(pages::containers))
         .route("/ui/containers/{ns}/{name}", get(detail::container))
         .route("/ui/containers/{ns}/{name}/events", get(live::detail_events))
+        .route(
+            "/ui/containers/{ns}/{name}/edit",
+            get(edit::edit_form).post(edit::apply),
+        )
         .route("/ui/containers/{ns}/{name}/state", post(actions::set_state))
         .route("/ui/containers/{ns}/{name}/backup", post(actions::back_up))
         .route("/ui/containers/{ns}/{name}/restore", post(actions::restore))
@@ -282,7 +288,7 @@ pub fn router(state: AppState) -> Router {
             "/ui/containers/{ns}/{name}/snapshots/{snapshot}/delete",
             post(snapshots::delete),
         )
-        .route("/ui/new", get(actions::new_form).post(actions::create))
+        .route("/ui/new", get(wizard::new_form).post(wizard::create))
         .route("/ui/templates", get(pages::templates))
         .route("/ui/pods", get(pods::pods))
         .route("/ui/pods/{ns}/{name}/log", get(pods::pod_log))

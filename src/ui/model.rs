@@ -553,6 +553,12 @@ pub struct UsageChart {
     pub last_mem: String,
     /// What the x axis spans, e.g. `the last 42 min`.
     pub span: String,
+    /// Lowest and highest CPU, e.g. `0.1% to 12.5%`.
+    pub cpu_range: String,
+    /// Lowest and highest memory, e.g. `90.0 MiB to 99.9 MiB`.
+    pub mem_range: String,
+    /// At most 12 evenly spread samples for screen readers: (minutes ago, CPU, memory).
+    pub values: Vec<(String, String, String)>,
 }
 
 /// Draws the charts of `samples` (oldest first); `None` without samples.
@@ -581,5 +587,30 @@ pub fn usage_chart(samples: &[crate::controller::cluster::samples::Sample]) -> O
         last_cpu: format!("{:.1}%", last.cpu * 100.0),
         last_mem: format!("{} of {}", bytes(Some(last.mem)), bytes(Some(last.maxmem))),
         span: format!("the last {} min", ((last.at - first.at) as f64 / 60.0).ceil() as i64),
+        cpu_range: {
+            let (lo, hi) = samples
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), s| (lo.min(s.cpu), hi.max(s.cpu)));
+            format!("{:.1}% to {:.1}%", lo * 100.0, hi * 100.0)
+        },
+        mem_range: {
+            let lo = samples.iter().map(|s| s.mem).min();
+            let hi = samples.iter().map(|s| s.mem).max();
+            format!("{} to {}", bytes(lo), bytes(hi))
+        },
+        values: samples
+            .iter()
+            .rev()
+            .step_by(samples.len().div_ceil(12).max(1))
+            .map(|s| {
+                let ago = (last.at - s.at) / 60;
+                let when = if ago == 0 {
+                    "now".to_string()
+                } else {
+                    format!("{ago} min ago")
+                };
+                (when, format!("{:.1}%", s.cpu * 100.0), bytes(Some(s.mem)))
+            })
+            .collect(),
     })
 }

@@ -73,6 +73,7 @@
       var focused = document.activeElement && box.contains(document.activeElement)
         ? document.activeElement.textContent : null;
       box.replaceChildren(fragment(msg.html));
+      sortable(box);
       if (focused) {
         var again = [].slice.call(box.querySelectorAll("button, a")).find(function (e) {
           return e.textContent === focused;
@@ -94,5 +95,40 @@
     source.onerror = function () { say("live updates interrupted; reconnecting…"); };
   }
 
-  document.addEventListener("DOMContentLoaded", function () { table(); detail(); });
+  // Sortable tables: each column header becomes a button; a click sorts by that column
+  // (numbers by value, the rest as text), again for the other direction; aria-sort says which.
+  function sortable(root) {
+    [].forEach.call(root.querySelectorAll("table:not(.sr-only)"), function (t) {
+      if (!t.tHead || !t.tBodies[0] || t.getAttribute("data-sortable")) return;
+      t.setAttribute("data-sortable", "yes");
+      [].forEach.call(t.tHead.rows[0].cells, function (th, col) {
+        if (!th.textContent.trim() || th.textContent.trim() === "Actions" || th.textContent.trim() === "Action") return;
+        var b = document.createElement("button");
+        b.type = "button";
+        b.className = "sort";
+        while (th.firstChild) b.appendChild(th.firstChild);
+        th.appendChild(b);
+        b.addEventListener("click", function () {
+          var up = th.getAttribute("aria-sort") !== "ascending";
+          [].forEach.call(t.tHead.rows[0].cells, function (c) { c.removeAttribute("aria-sort"); });
+          th.setAttribute("aria-sort", up ? "ascending" : "descending");
+          var body = t.tBodies[0];
+          var rows = [].slice.call(body.rows);
+          function key(r) {
+            var text = r.cells[col] ? r.cells[col].textContent.trim() : "";
+            var n = parseFloat(text);
+            return isNaN(n) || !/^-?[0-9.]/.test(text) ? text.toLowerCase() : n;
+          }
+          rows.sort(function (a, b) {
+            var x = key(a), y = key(b);
+            var c = typeof x === typeof y ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+            return up ? c : -c;
+          });
+          rows.forEach(function (r) { body.appendChild(r); });
+        });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { table(); detail(); sortable(document); });
 })();
