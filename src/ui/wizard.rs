@@ -29,7 +29,8 @@ pub struct Inventory {
     pub disk_storages: Vec<String>,
     /// Storages with content `vztmpl` (OS templates and OCI images).
     pub template_storages: Vec<String>,
-    /// Bridges seen in the status (the virtual-nodes bridge) plus `vmbr0`.
+    /// Bridges of the online nodes (`status.nodes[].bridges`), the virtual-nodes bridge, and
+    /// `vmbr0` (Proxmox's default, before the status has any).
     pub bridges: Vec<String>,
     /// `LxcTemplate`s in the namespace.
     pub templates: Vec<String>,
@@ -72,6 +73,10 @@ impl Inventory {
         for n in c["status"]["nodes"].as_array().into_iter().flatten() {
             if n["online"].as_bool().unwrap_or(false) {
                 push_unique(&mut inv.nodes, n["name"].as_str().unwrap_or(""));
+                // the bridges the cluster observer read from the node's network config
+                for b in n["bridges"].as_array().into_iter().flatten() {
+                    push_unique(&mut inv.bridges, b.as_str().unwrap_or(""));
+                }
             }
         }
         for s in c["status"]["storages"].as_array().into_iter().flatten() {

@@ -24,8 +24,8 @@
 #       until all are ready, prints the kubeconfig path.
 #       --bare: only etcd and the apiserver, as envtest gives (no GC, no namespace deletion,
 #       no ServiceAccounts): for tests that say why they need it.
-#       With --watch-pid, all are stopped as soon as process PID exits (tests use this so
-#       nothing outlives the test binary, even when it is killed).
+#       With --watch-pid, all are stopped as soon as process PID exits and STATE_DIR is
+#       removed (tests use this so nothing outlives the test binary, even when it is killed).
 #   control-plane.sh stop STATE_DIR
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -90,7 +90,8 @@ echo $! > apiserver.pid
 
 if [[ -n $watch_pid ]]; then
   # setsid + closed fds: the watchdog must not keep the caller's pipes open.
-  setsid bash -c "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; kill \$(cat '$dir/scheduler.pid' '$dir/controller-manager.pid' '$dir/apiserver.pid' '$dir/etcd.pid' 2>/dev/null) 2>/dev/null" \
+  # and then the state directory goes (etcd's data is ~100 MB a control plane)
+  setsid bash -c "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; kill \$(cat '$dir/scheduler.pid' '$dir/controller-manager.pid' '$dir/apiserver.pid' '$dir/etcd.pid' 2>/dev/null) 2>/dev/null; sleep 2; rm -rf '$dir'" \
     </dev/null >/dev/null 2>&1 &
   echo $! > watchdog.pid
 fi
