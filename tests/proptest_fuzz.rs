@@ -6,11 +6,18 @@
 //!
 //! CI runs `FUZZ_DEFAULT_CASES` (256) cases per target in seconds; by hand:
 //! `PROPTEST_CASES=1000000 cargo test --release --test proptest_fuzz` (see tests/bench/README.md).
-//! Failures are not persisted to files: a failing input is printed, and becomes a test in the
-//! `regressions` module at the end.
+//! Every run derives its seed from `PLO_TEST_SEED` (tests/common/seed.rs; printed with a
+//! failure): `PLO_TEST_SEED=N cargo test --test proptest_fuzz` runs the same cases again. A
+//! failure is saved in `tests/proptest-regressions/proptest_fuzz.txt` (commit it): those cases
+//! run first on every run; a failing input worth naming also becomes a test in the `regressions`
+//! module at the end.
+
+#[path = "common/seed.rs"]
+mod seed;
 
 use proptest::prelude::*;
-use proptest::test_runner::Config;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 use proxmox_lxc_operator::pve::props::{encode_tags, format_size, parse_size, parse_tags};
 use proxmox_lxc_operator::pve::{
     ClusterResource, Features, Interface, LxcConfig, MountPoint, NetConfig, Startup, TaskStatus, Upid,
@@ -26,10 +33,41 @@ fn config() -> Config {
         .unwrap_or(FUZZ_DEFAULT_CASES);
     Config {
         cases,
-        failure_persistence: None,
+        rng_seed: seed::proptest_seed("proptest_fuzz"),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/proptest-regressions/proptest_fuzz.txt"
+        )))),
         max_shrink_iters: 4096,
         ..Config::default()
     }
+}
+
+/// The first cases a runner with this binary's config generates, as text.
+fn first_cases(n: usize) -> Vec<String> {
+    let mut runner = TestRunner::new(config());
+    let strategy = any_text(NET_KEYS);
+    (0..n)
+        .map(|_| strategy.new_tree(&mut runner).expect("a case").current())
+        .collect()
+}
+
+#[test]
+fn the_same_test_seed_generates_the_same_cases() {
+    let (a, b) = (first_cases(16), first_cases(16));
+    assert_eq!(a, b, "two runners with one PLO_TEST_SEED drew different cases");
+    assert_eq!(
+        seed::derive(12345, "proptest_fuzz"),
+        seed::derive(12345, "proptest_fuzz")
+    );
+    assert_ne!(
+        seed::derive(12345, "proptest_fuzz"),
+        seed::derive(12346, "proptest_fuzz")
+    );
+    assert_ne!(seed::derive(12345, "proptest_fuzz"), seed::derive(12345, "pve_props"));
+    // a fingerprint of the cases: two runs with the same PLO_TEST_SEED print the same one
+    let fingerprint = seed::derive(a.len() as u64, &a.concat());
+    eprintln!("first 16 cases: fingerprint {fingerprint:016x}, first {:?}", a[0]);
 }
 
 // ------------------------------------------------------------------------- input generators

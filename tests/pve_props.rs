@@ -3,7 +3,11 @@
 
 use std::collections::BTreeSet;
 
+#[path = "common/seed.rs"]
+mod seed;
+
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use proxmox_lxc_operator::pve::props::{encode_tags, format_size, parse_size, parse_tags};
 use proxmox_lxc_operator::pve::{Error, Features, MountPoint, NetConfig, Startup};
 
@@ -194,7 +198,16 @@ fn only_known(s: &str, known: &[&str]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // the run's seed (PLO_TEST_SEED); failures saved in tests/proptest-regressions/ run first
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        rng_seed: seed::proptest_seed("pve_props"),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/proptest-regressions/pve_props.txt"
+        )))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn net_round_trips(n in net(safe())) {

@@ -13,7 +13,8 @@
 //! One control plane for the suite; one simulator + one operator per run; several runs in
 //! parallel. Knobs (env): `PLO_SOAK_RUNS` (default 20), `PLO_SEED` (replay one run; the
 //! operator's timing is not deterministic, so a replay repeats the same actions and faults
-//! but not necessarily the same interleaving), `PLO_SEED_BASE`, `PLO_PARALLEL` (default 4).
+//! but not necessarily the same interleaving), `PLO_SEED_BASE` (default: derived from the run's
+//! `PLO_TEST_SEED`, tests/common/seed.rs), `PLO_PARALLEL` (default 4).
 
 mod common;
 
@@ -528,29 +529,17 @@ impl Run {
     }
 }
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 #[test]
 fn randomized_runs_keep_the_invariants() {
     let seeds: Vec<u64> = match std::env::var("PLO_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(s) => vec![s],
         None => {
-            let base = env_or(
-                "PLO_SEED_BASE",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64,
-            );
+            // the run's seed (PLO_TEST_SEED, printed by tests/scripts/test.sh) unless named
+            let base = env_or("PLO_SEED_BASE", seed::seed_for("reliability"));
             let runs: u64 = env_or("PLO_SOAK_RUNS", 20);
-            eprintln!("reliability: {runs} runs from PLO_SEED_BASE={base}");
+            eprintln!("reliability: {runs} runs from PLO_SEED_BASE={base} (one run: PLO_SEED=N)");
             (0..runs)
-                .map(|i| splitmix(base.wrapping_add(i)) % 1_000_000_000_000)
+                .map(|i| seed::splitmix(base.wrapping_add(i)) % 1_000_000_000_000)
                 .collect()
         }
     };

@@ -2,6 +2,7 @@
 //! and a namespace per test.
 #![allow(dead_code)]
 
+pub mod seed;
 pub mod ui;
 
 use std::path::{Path, PathBuf};
@@ -238,6 +239,18 @@ impl Sim {
             ])
             .args(["--token", &format!("{SIM_TOKEN_ID}={SIM_TOKEN_SECRET}")])
             .args(extra)
+            // jitter, faults and MACs follow the run's seed unless the test names its own; the
+            // n-th simulator of a test binary gets the n-th seed (two never share MACs)
+            .args(if extra.contains(&"--seed") {
+                vec![]
+            } else {
+                static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                vec![
+                    "--seed".to_string(),
+                    seed::seed_for(&format!("pve-sim {n}")).to_string(),
+                ]
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
