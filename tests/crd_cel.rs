@@ -110,7 +110,123 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
             case("min above max", None, tenant(k, wrap(range(200, 100))), false),
         ]
     };
-    vec![
+    let one_of_source = "(has(self.osTemplate) ? 1 : 0) + (has(self.template) ? 1 : 0) + (has(self.clone) ? 1 : 0) + (has(self.backup) ? 1 : 0) + (has(self.image) ? 1 : 0) == 1";
+    let nic = |ip: &str, v: Value| c(json!({"source": os, "network": [{"name": "eth0", "bridge": "vmbr0", ip: v}]}));
+    let image = |r: &str| c(json!({"source": {"image": {"reference": r, "storage": "local"}}}));
+    let res = |k: &str, v: Value| c(json!({"source": os, "resources": {k: v}}));
+    let binary = |k: &'static str| {
+        vec![
+            case("binary units", None, res(k, json!("1Gi")), true),
+            case("MiB", None, res(k, json!("512Mi")), true),
+            case("zero", None, res(k, json!("0")), true),
+            case("a plain number of bytes", None, res(k, json!(1_073_741_824u64)), true),
+            case("decimal gigabytes", None, res(k, json!("1G")), false),
+            case("decimal megabytes", None, res(k, json!("512M")), false),
+        ]
+    };
+    // LxcContainer and LxcTemplate share NetworkInterface and Resources, so their rules too
+    let shared = |kind: &'static str| -> Vec<(Key, Vec<Case>)> {
+        vec![
+            (
+                (kind, "spec.network[*].ipv4", "has(self.dhcp) != has(self.address)"),
+                vec![
+                    case("dhcp", None, nic("ipv4", json!({"dhcp": true})), true),
+                    case(
+                        "an address",
+                        None,
+                        nic("ipv4", json!({"address": "10.0.0.7/24", "gateway": "10.0.0.1"})),
+                        true,
+                    ),
+                    case(
+                        "dhcp and an address",
+                        None,
+                        nic("ipv4", json!({"dhcp": true, "address": "10.0.0.7/24"})),
+                        false,
+                    ),
+                    case(
+                        "only a gateway",
+                        None,
+                        nic("ipv4", json!({"gateway": "10.0.0.1"})),
+                        false,
+                    ),
+                ],
+            ),
+            (
+                (
+                    kind,
+                    "spec.network[*].ipv6",
+                    "(has(self.auto) ? 1 : 0) + (has(self.dhcp) ? 1 : 0) + (has(self.address) ? 1 : 0) == 1",
+                ),
+                vec![
+                    case("SLAAC", None, nic("ipv6", json!({"auto": true})), true),
+                    case("an address", None, nic("ipv6", json!({"address": "fd00::5/64"})), true),
+                    case(
+                        "SLAAC and DHCPv6",
+                        None,
+                        nic("ipv6", json!({"auto": true, "dhcp": true})),
+                        false,
+                    ),
+                    case("nothing", None, nic("ipv6", json!({})), false),
+                ],
+            ),
+            (
+                (kind, "spec.resources.memory", "!string(self).matches('[kMGTPE]$')"),
+                binary("memory"),
+            ),
+            (
+                (kind, "spec.resources.swap", "!string(self).matches('[kMGTPE]$')"),
+                binary("swap"),
+            ),
+        ]
+    };
+    let mut all = vec![
+        (
+            ("LxcContainer", "spec.source", one_of_source),
+            vec![
+                case("an OS template", None, c(json!({"source": os})), true),
+                case("an image", None, image("nginx:1.27"), true),
+                case(
+                    "an OS template and a template",
+                    None,
+                    c(json!({"source": {"osTemplate": os["osTemplate"], "template": {"name": "base"}}})),
+                    false,
+                ),
+                case("nothing", None, c(json!({"source": {}})), false),
+            ],
+        ),
+        (
+            ("LxcContainer", "spec.source.backup", "has(self.name) != has(self.volid)"),
+            vec![
+                case("an LxcBackup", None, c(json!({"source": {"backup": {"name": "nightly"}}})), true),
+                case(
+                    "an archive",
+                    None,
+                    c(json!({"source": {"backup": {"volid": "nfs:backup/vzdump-lxc-100-2026_11_27-02_00_00.tar.zst"}}})),
+                    true,
+                ),
+                case(
+                    "both",
+                    None,
+                    c(json!({"source": {"backup": {"name": "nightly", "volid": "nfs:backup/vzdump-lxc-100-2026_11_27-02_00_00.tar.zst"}}})),
+                    false,
+                ),
+                case("neither", None, c(json!({"source": {"backup": {}}})), false),
+            ],
+        ),
+        (
+            (
+                "LxcContainer",
+                "spec.source.image.reference",
+                "!self.contains('@') && self.matches(':[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$')",
+            ),
+            vec![
+                case("a tag", None, image("docker.io/library/nginx:1.27"), true),
+                case("a registry port and a tag", None, image("registry:5000/team/app:v2"), true),
+                case("no tag", None, image("nginx"), false),
+                case("a registry port, no tag", None, image("registry:5000/team/app"), false),
+                case("a digest", None, image("nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"), false),
+            ],
+        ),
         (
             ("ProxmoxTenant", "spec.vmidRange", "self.min <= self.max"),
             ranges("vmidRange", false),
@@ -273,7 +389,10 @@ fn cases() -> Vec<(Key, Vec<Case>)> {
                 ),
             ],
         ),
-    ]
+    ];
+    all.extend(shared("LxcContainer"));
+    all.extend(shared("LxcTemplate"));
+    all
 }
 
 /// The value at a dotted path; `name[*]` is the first item of list `name` (cases give one).
@@ -439,4 +558,87 @@ fn the_cel_evaluator_refuses_a_broken_rule_and_a_wrong_type() {
     assert!(got[0].as_str().is_some_and(|e| e.starts_with("error")), "{got:?}");
     assert!(got[1].as_str().is_some_and(|e| e.starts_with("error")), "{got:?}");
     assert_eq!(got[2], json!(true));
+}
+
+/// The messages users read when a rule refuses: plain words naming what to write instead.
+const MESSAGES: &[(&str, &str, &str)] = &[
+    ("LxcContainer", "spec.network[*].ipv4", "set either `dhcp` or `address`"),
+    (
+        "LxcContainer",
+        "spec.network[*].ipv6",
+        "set exactly one of `auto`, `dhcp` or `address`",
+    ),
+    (
+        "LxcContainer",
+        "spec.source",
+        "set exactly one of `osTemplate`, `template`, `clone`, `backup` or `image`",
+    ),
+    (
+        "LxcContainer",
+        "spec.source.backup",
+        "set either `name` (an LxcBackup) or `volid` (an archive)",
+    ),
+    (
+        "LxcContainer",
+        "spec.source.image.reference",
+        "a tag is required, e.g. `docker.io/library/nginx:1.27` (digests are refused)",
+    ),
+    (
+        "LxcContainer",
+        "spec.resources.memory",
+        "memory takes binary units: 1Gi, 512Mi (Proxmox counts in MiB)",
+    ),
+    (
+        "LxcContainer",
+        "spec.resources.swap",
+        "swap takes binary units: 1Gi, 512Mi (Proxmox counts in MiB)",
+    ),
+];
+
+#[test]
+fn conflicting_or_malformed_fields_are_refused_with_a_message_saying_what_to_write() {
+    let found = rules();
+    for (kind, path, message) in MESSAGES {
+        assert!(
+            found
+                .iter()
+                .any(|r| r.kind == *kind && r.path == *path && r.message == *message),
+            "{kind}.{path}: no rule with the message {message:?}; found {:?}",
+            found
+                .iter()
+                .filter(|r| r.path == *path)
+                .map(|r| &r.message)
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn duplicate_nic_names_are_refused_at_admission() {
+    let cp = common::ControlPlane::shared();
+    let ns = cp.namespace("dupnic");
+    let nic = |ip: &str| json!({"name": "eth0", "bridge": "vmbr0", "ipv4": {"address": ip}});
+    let obj = |name: &str, network: Value| {
+        json!({
+            "apiVersion": "pve.lxc.dev/v1alpha1", "kind": "LxcContainer",
+            "metadata": {"name": name},
+            "spec": {
+                "source": {"osTemplate": "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"},
+                "network": network,
+            }
+        })
+        .to_string()
+    };
+    let create = |o: String| cp.kubectl_stdin(&["create", "--validate=false", "-n", &ns, "-f", "-"], Some(&o));
+    let twice = create(obj("twice", json!([nic("10.0.0.5/24"), nic("10.0.0.6/24")])));
+    let err = String::from_utf8_lossy(&twice.stderr);
+    assert!(!twice.status.success(), "two NICs named eth0 were admitted");
+    assert!(
+        err.contains("spec.network[1]") && err.contains("Duplicate value"),
+        "the refusal names the list entry: {err}"
+    );
+    let mut second = nic("10.0.0.6/24");
+    second["name"] = json!("eth1");
+    let ok = create(obj("distinct", json!([nic("10.0.0.5/24"), second])));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }

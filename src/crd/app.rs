@@ -25,6 +25,7 @@ pub struct ImageSource {
     /// pulled once per node and storage (private registries need the node's own skopeo
     /// credentials: the API takes none).
     #[schemars(length(min = 3, max = 255), regex(pattern = OCI_REFERENCE_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!self.contains('@') && self.matches(':[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$')", "message": "a tag is required, e.g. `docker.io/library/nginx:1.27` (digests are refused)"}]))]
     pub reference: String,
     /// File-based storage with content `vztmpl` the image is pulled into.
     #[serde(default = "default_image_storage")]

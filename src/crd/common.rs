@@ -69,11 +69,12 @@ pub fn is_backup_volid(v: &str) -> bool {
         .is_match(v)
 }
 
-/// A reference to the `ProxmoxCluster` in the same namespace. When omitted, `default` is used.
+/// A reference to a `ProxmoxCluster` (cluster-scoped). When omitted, the cluster annotated
+/// `pve.lxc.dev/is-default-cluster: "true"` is used, else the one named `default`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterRef {
-    /// Name of the `ProxmoxCluster` in the same namespace.
+    /// Name of the `ProxmoxCluster`.
     #[schemars(length(min = 1, max = 253), regex(pattern = K8S_NAME_PATTERN))]
     pub name: String,
 }

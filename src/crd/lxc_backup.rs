@@ -29,21 +29,23 @@ use serde::{Deserialize, Serialize};
 pub struct LxcBackupSpec {
     /// The `LxcContainer` (same namespace) to back up.
     pub container_ref: LocalObjectRef,
-    /// Target storage (content `backup`); the container's cluster default when omitted.
+    /// Target storage (content `backup`). When omitted, a storage with content `backup` on the
+    /// container's node: a shared one first, then `local`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
     pub storage: Option<String>,
-    /// Backup mode.
+    /// Backup mode: `snapshot` (default; live, no downtime where the storage supports it),
+    /// `suspend` or `stop` (the container is suspended or stopped while copying).
     #[serde(default)]
     pub mode: BackupMode,
-    /// Compression.
+    /// Archive compression: `zstd` (default), `gzip`, `lzo` or `none`.
     #[serde(default)]
     pub compress: Compression,
     /// Notes stored with the archive (one line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024), regex(pattern = SINGLE_LINE_PATTERN))]
     pub notes: Option<String>,
-    /// What happens to the archive when this object is deleted.
+    /// What happens to the archive when this object is deleted: `Delete` (default) or `Retain`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
     /// Proxmox options of the `vzdump`.
@@ -158,7 +160,7 @@ pub struct LxcBackupStatus {
     /// Node the backup ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
-    /// The `ProxmoxCluster` (same namespace) the backup was made in; deletion uses it even when
+    /// The `ProxmoxCluster` the backup was made in; deletion uses it even when
     /// the container is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,

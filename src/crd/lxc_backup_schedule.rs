@@ -34,10 +34,10 @@ pub struct LxcBackupScheduleSpec {
     /// Target storage (content `backup`).
     #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
     pub storage: String,
-    /// Backup mode.
+    /// Backup mode: `snapshot` (default), `suspend` or `stop`.
     #[serde(default)]
     pub mode: BackupMode,
-    /// Compression.
+    /// Archive compression: `zstd` (default), `gzip`, `lzo` or `none`.
     #[serde(default)]
     pub compress: Compression,
     /// Only containers in this Proxmox pool (their `spec.pool`, or their tenant's pool), in

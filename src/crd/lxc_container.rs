@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LxcContainerSpec {
-    /// The `ProxmoxCluster` (same namespace) this container lives in; `default` when omitted.
+    /// The `ProxmoxCluster` (cluster-scoped) this container lives in; when omitted, the one
+    /// annotated `pve.lxc.dev/is-default-cluster: "true"`, else the one named `default`.
     /// Immutable once the container exists: a container cannot move between Proxmox clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self == oldSelf").message("clusterRef is immutable"))]
@@ -49,7 +50,9 @@ pub struct LxcContainerSpec {
     /// `image.reference`: a new tag is an image update (see `updateStrategy`).
     #[x_kube(
         validation = Rule::new("self == oldSelf || (has(self.image) && has(oldSelf.image) && self.image.storage == oldSelf.image.storage)")
-            .message("source is immutable (only source.image.reference may change: an image update)")
+            .message("source is immutable (only source.image.reference may change: an image update)"),
+        validation = Rule::new("(has(self.osTemplate) ? 1 : 0) + (has(self.template) ? 1 : 0) + (has(self.clone) ? 1 : 0) + (has(self.backup) ? 1 : 0) + (has(self.image) ? 1 : 0) == 1")
+            .message("set exactly one of `osTemplate`, `template`, `clone`, `backup` or `image`")
     )]
     pub source: ContainerSource,
     /// The process of an application container (`source.image` only): command, arguments and
@@ -105,9 +108,10 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub devices: Vec<Device>,
-    /// Network interfaces (`net0`..`net31`).
+    /// Network interfaces (`net0`..`net31`), in order; names must be unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub network: Vec<NetworkInterface>,
     /// DNS settings inside the container; the host's are used when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +136,8 @@ pub struct LxcContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), regex(pattern = TIMEZONE_PATTERN))]
     pub timezone: Option<String>,
-    /// Desired power state, driven to and kept.
+    /// Desired power state, driven to and kept: `Running` (default) or `Stopped` (a clean
+    /// shutdown, forced after 60 s).
     #[serde(default)]
     pub state: PowerState,
     /// The container's firewall: options and rules.
@@ -147,7 +152,8 @@ pub struct LxcContainerSpec {
     /// status is reported, nothing is changed.
     #[serde(default)]
     pub management: Management,
-    /// What happens to the Proxmox container when this object is deleted.
+    /// What happens to the Proxmox container when this object is deleted: `Delete` (default:
+    /// stopped, then destroyed with purge) or `Retain` (kept; only the operator's tag is removed).
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
     /// Proxmox protection flag: when set, Proxmox refuses to remove the container or its disks.
@@ -228,6 +234,7 @@ pub struct CloneSource {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("oneOf" = [{"required": ["name"]}, {"required": ["volid"]}]))]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.name) != has(self.volid)", "message": "set either `name` (an LxcBackup) or `volid` (an archive)"}]))]
 pub struct BackupSource {
     /// Name of an `LxcBackup` in the same namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,11 +262,15 @@ pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 500_000))]
     pub cpu_units: Option<u32>,
-    /// Memory, a whole number of MiB (e.g. `1Gi`, `512Mi`); at least `16Mi`.
+    /// Memory, a whole number of MiB in binary units (e.g. `1Gi`, `512Mi`; not `1G`); at least
+    /// `16Mi`. Proxmox's default (512 MiB) when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!string(self).matches('[kMGTPE]$')", "message": "memory takes binary units: 1Gi, 512Mi (Proxmox counts in MiB)"}]))]
     pub memory: Option<ByteQuantity>,
-    /// Swap, a whole number of MiB (e.g. `512Mi`); `0` disables swap.
+    /// Swap, a whole number of MiB in binary units (e.g. `512Mi`); `0` disables swap.
+    /// Proxmox's default (512 MiB) when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "!string(self).matches('[kMGTPE]$')", "message": "swap takes binary units: 1Gi, 512Mi (Proxmox counts in MiB)"}]))]
     pub swap: Option<ByteQuantity>,
 }
 
@@ -349,6 +360,7 @@ pub struct NetworkInterface {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("oneOf" = [{"required": ["dhcp"]}, {"required": ["address"]}]))]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "has(self.dhcp) != has(self.address)", "message": "set either `dhcp` or `address`"}]))]
 pub struct Ipv4Config {
     /// Get the address by DHCP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,6 +380,7 @@ pub struct Ipv4Config {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("oneOf" = [{"required": ["auto"]}, {"required": ["dhcp"]}, {"required": ["address"]}]))]
+#[schemars(extend("x-kubernetes-validations" = [{"rule": "(has(self.auto) ? 1 : 0) + (has(self.dhcp) ? 1 : 0) + (has(self.address) ? 1 : 0) == 1", "message": "set exactly one of `auto`, `dhcp` or `address`"}]))]
 pub struct Ipv6Config {
     /// Stateless address autoconfiguration (SLAAC).
     #[serde(default, skip_serializing_if = "Option::is_none")]

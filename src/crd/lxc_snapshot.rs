@@ -42,7 +42,8 @@ pub struct LxcSnapshotSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024), regex(pattern = SINGLE_LINE_PATTERN))]
     pub description: Option<String>,
-    /// What happens to the Proxmox snapshot when this object is deleted.
+    /// What happens to the Proxmox snapshot when this object is deleted: `Delete` (default) or
+    /// `Retain`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
     /// A rollback to this snapshot, carried out once per `request` value.

@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LxcTemplateSpec {
-    /// The `ProxmoxCluster` (same namespace); `default` when omitted.
+    /// The `ProxmoxCluster` (cluster-scoped); when omitted, the one annotated
+    /// `pve.lxc.dev/is-default-cluster: "true"`, else the one named `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_ref: Option<ClusterRef>,
     /// Node to build the template on; placement picks one when omitted.
@@ -51,9 +52,10 @@ pub struct LxcTemplateSpec {
     /// The template's root disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<RootFs>,
-    /// Network interfaces baked into the template.
+    /// Network interfaces baked into the template; names must be unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub network: Vec<NetworkInterface>,
     /// Container features baked into the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,7 +71,8 @@ pub struct LxcTemplateSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 64), regex(pattern = TAG_PATTERN)))]
     pub tags: Vec<String>,
-    /// What happens to the Proxmox template when this object is deleted.
+    /// What happens to the Proxmox template when this object is deleted: `Delete` (default) or
+    /// `Retain`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }

@@ -44,8 +44,7 @@ pub struct ProxmoxClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
     /// How often the inventory (`/cluster/resources`) is read, e.g. `60s`, `5m`. Default `60s`.
-    /// Whole seconds, minutes or hours; the operator keeps it within 1s..24h
-    /// ([`ProxmoxClusterSpec::bounded_resync`]).
+    /// Whole seconds, minutes or hours; the operator keeps it within 1s..24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32), regex(pattern = RESYNC_PATTERN))]
     pub resync_interval: Option<String>,

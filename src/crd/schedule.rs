@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleCommon {
-    /// The `ProxmoxCluster` (same namespace); `default` when omitted.
+    /// The `ProxmoxCluster` (cluster-scoped); when omitted, the one annotated
+    /// `pve.lxc.dev/is-default-cluster: "true"`, else the one named `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_ref: Option<ClusterRef>,
     /// When to run: a 5-field cron expression (`0 2 * * *`, `@daily`) or a Proxmox calendar
