@@ -492,7 +492,10 @@ fn a_restarted_operator_adopts_running_pods_and_removes_the_containers_of_pods_d
     wait_for("the deleted Pod's container to be destroyed", T, || {
         e.sim.container(gone).is_none().then_some(())
     });
-    assert!(get_json(e.cp, &e.ns, "lxc", "pod-gone").is_none());
+    // the object goes right after its container (its finalizer is released next)
+    wait_for("the deleted Pod's LxcContainer to go", T, || {
+        get_json(e.cp, &e.ns, "lxc", "pod-gone").is_none().then_some(())
+    });
     // the other Pod is taken over as it is: same container, no second create
     let p = wait_pod(&e, "keep", "Running after the restart", |p| {
         p["status"]["phase"] == "Running"
