@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need on a fresh Debian machine, idempotently:
 # Debian packages (etcd-server, python3-venv, lua; buildah, umoci and binutils for the image test;
-# chromium for the web UI's browser test; shellcheck for actionlint), the kube-apiserver build
-# (cached in ~/.cache), and the Python venv with third-party tools (cached in ~/.cache).
+# chromium for the web UI's browser test; shellcheck for actionlint), the Kubernetes control plane
+# build (kube-apiserver, kube-controller-manager, kube-scheduler; cached in ~/.cache), and the Python venv with third-party tools (cached in ~/.cache).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 need=()
