@@ -34,33 +34,11 @@ fn env_with(prefix: &str, extra: &[&str]) -> Env {
 fn env_spec(prefix: &str, virtual_nodes: &str, extra: &[&str]) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    cp.kubectl_ok(&[
-        "patch",
-        "proxmoxcluster",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(r#"{{"spec":{{"virtualNodes":{virtual_nodes}}}}}"#),
-    ]);
-    let port = free_port().to_string();
-    let kubelet_addr = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "--virtual-nodes",
-        "--node-renew-interval",
-        "1s",
-        "--node-lease-duration",
-        "4s",
-        "--kubelet-addr",
-        &kubelet_addr,
-        "--node-address",
-        "127.0.0.1",
-        "--prune-interval",
-        "2s",
-    ];
-    args.extend_from_slice(extra);
+    let sim = virtual_node_cluster(cp, &ns, virtual_nodes);
+    let port = free_port();
+    let mut args_owned = virtual_node_flags(port);
+    args_owned.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args_owned.iter().map(String::as_str).collect();
     let op = Operator::start_with(cp, &ns, &args);
     wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env {
@@ -68,7 +46,7 @@ fn env_spec(prefix: &str, virtual_nodes: &str, extra: &[&str]) -> Env {
         ns,
         sim,
         op,
-        kubelet_port: port,
+        kubelet_port: port.to_string(),
     }
 }
 

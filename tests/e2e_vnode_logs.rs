@@ -22,36 +22,14 @@ struct Env {
 
 /// A namespace (its ServiceAccount made by the controller-manager), its cluster serving every
 /// namespace's Pods on `virtualNodes`, and an operator running virtual nodes with
-/// the flags `e2e_vnode.rs` uses (copied from there).
+/// the tests' short renewals.
 fn env(prefix: &str) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    cp.kubectl_ok(&[
-        "patch",
-        "proxmoxcluster",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"virtualNodes":{"namespaces":"All"}}}"#,
-    ]);
+    let sim = virtual_node_cluster(cp, &ns, r#"{"namespaces":"All"}"#);
     let kubelet_port = free_port();
-    let kubelet_addr = format!("127.0.0.1:{kubelet_port}");
-    let args = [
-        "--virtual-nodes",
-        "--node-renew-interval",
-        "1s",
-        "--node-lease-duration",
-        "4s",
-        "--kubelet-addr",
-        &kubelet_addr,
-        "--node-address",
-        "127.0.0.1",
-        "--prune-interval",
-        "2s",
-    ];
+    let flags = virtual_node_flags(kubelet_port);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
     let op = Operator::start_with(cp, &ns, &args);
     wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
     Env {

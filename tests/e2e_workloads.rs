@@ -20,47 +20,18 @@ struct Env {
     op: Operator,
 }
 
-/// The flags that run virtual nodes with the tests' short renewals.
-fn vnode_flags(kubelet_addr: &str) -> Vec<String> {
-    [
-        "--virtual-nodes",
-        "--node-renew-interval",
-        "1s",
-        "--node-lease-duration",
-        "4s",
-        "--kubelet-addr",
-        kubelet_addr,
-        "--node-address",
-        "127.0.0.1",
-        "--prune-interval",
-        "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// A namespace, a simulator whose cluster has `virtualNodes`, and an operator running them
 /// (watching the namespaces `ns` and `extra`), once its three Nodes are Ready.
 fn env_watching(prefix: &str, extra_namespaces: &[&str], defaults: bool) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "1s");
-    cp.kubectl_ok(&[
-        "patch",
-        "proxmoxcluster",
-        &ns,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"virtualNodes":{"namespaces":"All"}}}"#,
-    ]);
+    let sim = virtual_node_cluster(cp, &ns, r#"{"namespaces":"All"}"#);
     let watched = std::iter::once(ns.as_str())
         .chain(extra_namespaces.iter().copied())
         .collect::<Vec<_>>()
         .join(",");
-    let kubelet_addr = format!("127.0.0.1:{}", free_port());
+    let kubelet_port = free_port();
+    let kubelet_addr = format!("127.0.0.1:{kubelet_port}");
     let op = if defaults {
         // production timings for Nodes and Leases (renewed every 10 s, 40 s leases)
         let args = [
@@ -72,7 +43,7 @@ fn env_watching(prefix: &str, extra_namespaces: &[&str], defaults: bool) -> Env 
         ];
         Operator::start_with_defaults(cp, &watched, &args)
     } else {
-        let flags = vnode_flags(&kubelet_addr);
+        let flags = virtual_node_flags(kubelet_port);
         let args: Vec<&str> = flags.iter().map(String::as_str).collect();
         Operator::start_with(cp, &watched, &args)
     };

@@ -765,3 +765,42 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// A simulator (tasks 5× faster) and the cluster `ns` on it with `spec.virtualNodes` set to
+/// `virtual_nodes` (JSON, e.g. `{"namespaces":"All"}`): what every virtual-node test starts from.
+pub fn virtual_node_cluster(cp: &ControlPlane, ns: &str, virtual_nodes: &str) -> Sim {
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, ns, &sim, "1s");
+    cp.kubectl_ok(&[
+        "patch",
+        "proxmoxcluster",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(r#"{{"spec":{{"virtualNodes":{virtual_nodes}}}}}"#),
+    ]);
+    sim
+}
+
+/// The operator flags of the virtual-node tests: Leases renewed every second (4 s long), the
+/// kubelet endpoint on `kubelet_port` of loopback, orphans pruned every 2 s.
+pub fn virtual_node_flags(kubelet_port: u16) -> Vec<String> {
+    let addr = format!("127.0.0.1:{kubelet_port}");
+    [
+        "--virtual-nodes",
+        "--node-renew-interval",
+        "1s",
+        "--node-lease-duration",
+        "4s",
+        "--kubelet-addr",
+        &addr,
+        "--node-address",
+        "127.0.0.1",
+        "--prune-interval",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
