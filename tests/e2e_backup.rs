@@ -219,12 +219,18 @@ fn a_failed_vzdump_gives_a_failed_backup_the_next_slot_still_runs_and_missed_slo
     assert!(get_json(e.cp, &e.ns, "lxcb", failed["metadata"]["name"].as_str().unwrap()).is_some());
 
     // the operator is down for more than two slots: on start, one backup for the latest slot
-    let before = wait_for("a settled schedule", T, || {
+    wait_for("a settled schedule", T, || {
         let s = get_json(e.cp, &e.ns, "lxcbs", "s")?;
         let last: Timestamp = s["status"]["lastScheduleTime"].as_str()?.parse().ok()?;
         backups(&e).iter().any(|b| slot_of(b) == last).then_some(last)
     });
     e.op.kill();
+    // read once the operator is down (under load it may have run another slot since the wait)
+    let before: Timestamp = get_json(e.cp, &e.ns, "lxcbs", "s").unwrap()["status"]["lastScheduleTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(13));
     let slots_before: BTreeSet<Timestamp> = backups(&e).iter().map(slot_of).collect();
     e.op.restart();
