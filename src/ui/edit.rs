@@ -113,15 +113,7 @@ pub fn patch(spec: &Value, f: &EditForm) -> Value {
     } else {
         let mut nic = nics.first().cloned().unwrap_or_else(|| json!({"name": "eth0"}));
         nic["bridge"] = bridge.into();
-        nic["ipv4"] = if f.ip == "static" {
-            let mut v = json!({"address": f.address.trim()});
-            if !f.gateway.trim().is_empty() {
-                v["gateway"] = f.gateway.trim().into();
-            }
-            v
-        } else {
-            json!({"dhcp": true})
-        };
+        nic["ipv4"] = super::wizard::ipv4(&f.ip, &f.address, &f.gateway);
         if f.firewall == "on" || nic.get("firewall").is_some() {
             nic["firewall"] = (f.firewall == "on").into();
         }

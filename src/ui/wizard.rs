@@ -42,6 +42,19 @@ pub struct Inventory {
     pub note: String,
 }
 
+/// An interface's `ipv4` from the form fields the wizard and the edit form share: `static`
+/// with the address (and the gateway when given), else DHCP.
+pub(super) fn ipv4(ip: &str, address: &str, gateway: &str) -> Value {
+    if ip != "static" {
+        return json!({"dhcp": true});
+    }
+    let mut v = json!({"address": address.trim()});
+    if !gateway.trim().is_empty() {
+        v["gateway"] = gateway.trim().into();
+    }
+    v
+}
+
 fn push_unique(v: &mut Vec<String>, s: &str) {
     if !s.is_empty() && !v.iter().any(|x| x == s) {
         v.push(s.to_string());
@@ -224,16 +237,7 @@ pub fn new_spec(f: &NewForm) -> Value {
         spec["resources"] = Value::Object(resources);
     }
     if !t(&f.bridge).is_empty() {
-        let ipv4 = if f.ip == "static" {
-            let mut v = json!({"address": t(&f.address)});
-            if !t(&f.gateway).is_empty() {
-                v["gateway"] = t(&f.gateway).into();
-            }
-            v
-        } else {
-            json!({"dhcp": true})
-        };
-        let mut nic = json!({"name": "eth0", "bridge": t(&f.bridge), "ipv4": ipv4});
+        let mut nic = json!({"name": "eth0", "bridge": t(&f.bridge), "ipv4": ipv4(&f.ip, &f.address, &f.gateway)});
         if f.firewall == "on" {
             nic["firewall"] = true.into();
         }
