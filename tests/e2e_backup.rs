@@ -187,6 +187,53 @@ fn a_schedule_backs_up_every_labelled_container_at_each_slot_one_vzdump_per_node
     eprintln!("schedule test took {:?}", started.elapsed());
 }
 
+/// A snapshot schedule and a backup schedule at the same hour meet: the vzdump finds the
+/// container locked by the snapshot. The backup waits for the lock and completes; it does not
+/// fail for good (and leave the night without a backup).
+#[test]
+fn a_backup_that_meets_a_snapshot_lock_waits_for_it_and_completes() {
+    let e = env("bklock");
+    for name in ["a", "b"] {
+        apply(e.cp, &e.ns, &container(name, "", "  node: pve1\n"));
+    }
+    let vmid = |n: &str| wait_ready(e.cp, &e.ns, "lxc", n, T)["status"]["vmid"].as_u64().unwrap();
+    let (va, vb) = (vmid("a"), vmid("b"));
+    // an admin's vzdump of b holds the node's vzdump lock for a while (tasks run slower now)
+    e.sim.call("POST", "/_sim/clock?speed=0.5", &[]);
+    let upid = e.sim.call(
+        "POST",
+        "/nodes/pve1/vzdump",
+        &[("vmid", &vb.to_string()), ("storage", "local")],
+    );
+    assert!(upid["data"].as_str().is_some_and(|u| u.contains(":vzdump:")), "{upid}");
+    apply(e.cp, &e.ns, "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: nightly\nspec:\n  containerRef: {name: a}\n  storage: local\n");
+    let running = |t: &Value| t["type"] == "vzdump" && t["status"] == "running";
+    wait_for("the operator's vzdump to wait behind the admin's", T, || {
+        let tasks = e.sim.call("GET", "/_sim/tasks", &[]);
+        (tasks.as_array()?.iter().filter(|t| running(t)).count() == 2).then_some(())
+    });
+    // a snapshot takes the container's lock before the operator's vzdump reaches it
+    e.sim.post_json(
+        &format!("/_sim/containers/{va}/lock"),
+        &serde_json::json!({"lock": "snapshot"}),
+    );
+    let waiting = wait_for("the backup to wait for the lock", T, || {
+        let b = get_json(e.cp, &e.ns, "lxcb", "nightly")?;
+        assert_ne!(b["status"]["phase"], "Failed", "{b}");
+        let (_, reason, message) = condition(&b, "Ready")?;
+        (reason == "ContainerLocked" && message.contains("snapshot")).then_some(b)
+    });
+    assert_eq!(waiting["status"]["phase"], "Pending", "{waiting}");
+    e.sim.call("POST", "/_sim/clock?speed=5", &[]);
+    e.sim.post_json(
+        &format!("/_sim/containers/{va}/lock"),
+        &serde_json::json!({"lock": null}),
+    );
+    let done = wait_ready(e.cp, &e.ns, "lxcb", "nightly", T);
+    assert_eq!(done["status"]["phase"], "Completed", "{done}");
+    assert!(!archives(&e.sim, "pve1", "local", va).is_empty());
+}
+
 #[test]
 fn a_failed_vzdump_gives_a_failed_backup_the_next_slot_still_runs_and_missed_slots_run_once() {
     let mut e = env("bfail");

@@ -402,6 +402,25 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     }
 }
 
+/// The lock a failed vzdump met (`ERROR: Backup of VM 100 failed - CT is locked (snapshot)`),
+/// when that is its only error: a transient state, not a failed backup.
+fn met_lock(text: &str, tail: &[String]) -> Option<String> {
+    // the task's own `TASK ERROR: job errors` summary line is not one of them
+    let errors: Vec<&String> = tail
+        .iter()
+        .filter(|l| l.contains("ERROR") && !l.starts_with("TASK ERROR"))
+        .collect();
+    let lock_of = |l: &str| {
+        let rest = &l[l.find("is locked (")? + "is locked (".len()..];
+        Some(rest[..rest.find(')')?].to_string())
+    };
+    match errors.as_slice() {
+        [] => lock_of(text),
+        [one] => lock_of(one),
+        _ => None,
+    }
+}
+
 /// What the operator records in the archive's notes: the namespace, container and backup.
 fn mark(p: &P<'_>, ns: &str, ct: &LxcContainer) -> ArchiveMark {
     ArchiveMark {
@@ -589,6 +608,17 @@ async fn poll(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             }
         },
         Some((_, Polled::Failed { text, tail })) => {
+            if let Some(lock) = met_lock(&text, &tail) {
+                // the container was locked (a snapshot, a migration) when vzdump reached it:
+                // nothing was written; wait for the lock like a backup that saw it first
+                release(p);
+                p.status.upid = None;
+                p.status.started_at = None;
+                let msg = format!("vzdump of CT {vmid} found it locked ({lock}); trying again once the lock is gone");
+                p.event(Reason::ContainerLocked, msg.clone()).await;
+                let wait = p.retry(Reason::ContainerLocked);
+                return pending(p, Reason::ContainerLocked, msg, wait).await;
+            }
             let errors: Vec<String> = tail.iter().filter(|l| l.contains("ERROR")).cloned().collect();
             let detail = if errors.is_empty() { tail } else { errors };
             let msg = task::failure_message(&format!("vzdump of CT {vmid}"), &text, &detail).replacen(
@@ -741,45 +771,5 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_backup_never_adopts_an_archive_it_cannot_tell_apart_from_a_foreign_one() {
-        let a = |v: &str, t: i64| (v.to_string(), Some(t), Some(10u64));
-        let list = vec![a("pbs:backup/ct/101/old", 50), a("pbs:backup/ct/101/ours", 120)];
-        assert_eq!(
-            pick_archive(&list, None, 100),
-            Some(("pbs:backup/ct/101/ours".into(), Some(10)))
-        );
-        // another job backed the container up while ours ran: which one is ours cannot be told
-        let two = vec![a("pbs:backup/ct/101/ours", 120), a("pbs:backup/ct/101/theirs", 125)];
-        assert_eq!(pick_archive(&two, None, 100), None);
-        // the log names ours: that one, and only if it is listed
-        assert_eq!(
-            pick_archive(&two, Some("pbs:backup/ct/101/ours"), 100).map(|x| x.0),
-            Some("pbs:backup/ct/101/ours".into())
-        );
-        assert_eq!(pick_archive(&two, Some("pbs:backup/ct/101/gone"), 100), None);
-    }
-
-    #[test]
-    fn the_archive_name_comes_from_the_task_log() {
-        let log = vec![
-            "INFO: starting new backup job: vzdump 101 --mode snapshot --storage local --compress zstd --node pve1"
-                .to_string(),
-            "INFO: creating vzdump archive '/var/lib/vz/dump/vzdump-lxc-101-2026_03_02-02_00_01.tar.zst'".to_string(),
-            "INFO: Finished Backup of VM 101 (00:00:12)".to_string(),
-        ];
-        assert_eq!(
-            archive_from_log(&log).as_deref(),
-            Some("vzdump-lxc-101-2026_03_02-02_00_01.tar.zst")
-        );
-        assert_eq!(
-            archive_from_log(&[
-                "INFO: creating Proxmox Backup Server archive 'ct/101/2026-03-02T02:00:01Z'".to_string()
-            ]),
-            None
-        );
-    }
-}
+#[path = "lxc_backup_tests.rs"]
+mod tests;
