@@ -7,14 +7,12 @@
 //! messages name the entry (`app.env[2] (DB_PASSWORD)`), never its value, and change summaries
 //! say `env changed`.
 
-use super::desired::{Desired, InvalidSpec, Source};
+use super::desired::{Desired, InvalidSpec};
 use super::reconcile::P;
-use crate::controller::cluster::ClusterHandle;
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::*;
-use crate::pve;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -251,35 +249,6 @@ const VALUE_RECHECK: Duration = Duration::from_secs(60);
 async fn refused_value(p: &mut P<'_>, i: usize, message: String) -> Result<Action, Error> {
     p.invalid(invalid(format!("app.env[{i}].valueFrom"), message)).await?;
     Ok(Action::requeue(jitter(VALUE_RECHECK)))
-}
-
-/// The desired config of an existing container with `spec.app` applied (its values read now),
-/// after an image update is rolled out or refused (`image::update`, which halts the pass while
-/// it acts).
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn prepare(
-    p: &mut P<'_>,
-    handle: &ClusterHandle,
-    node: &str,
-    vmid: u32,
-    cfg: &pve::LxcConfig,
-    running: bool,
-    desired: &Desired,
-) -> Step<Desired> {
-    if let Source::Image { reference, storage } = &desired.source {
-        match p.status.image.clone() {
-            Some(now) => {
-                let update = super::image::update(p, handle, node, vmid, cfg, running, &now, reference, storage);
-                update.await?;
-            }
-            None => p.status.image = Some(reference.clone()),
-        }
-    }
-    let current_env = cfg.raw.get("env").and_then(|v| v.as_str());
-    Ok(match resolve(p).await? {
-        None => desired.clone(),
-        Some(app) => app.apply(desired, current_env),
-    })
 }
 
 /// Whether the container is restarted now to apply process settings waiting for a restart

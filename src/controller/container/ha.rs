@@ -4,7 +4,7 @@
 //! is asked of HA (never started or stopped directly) and HA decides where it runs.
 
 use super::desired::InvalidSpec;
-use super::plan::{Plan, PowerAction};
+use super::plan::PowerAction;
 use super::reconcile::P;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
@@ -127,7 +127,7 @@ pub fn rule_step(want: Option<HaNodeAffinityParams>, have: Option<&HaRule>, mark
 
 /// How HA stands with the container after [`sync`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum HaView {
+pub enum HaView {
     /// HA does not manage it (or ignores it): the operator starts, stops and moves it.
     Direct,
     /// HA keeps it started or stopped; the operator only asks HA.
@@ -248,30 +248,19 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
     })
 }
 
-/// Moves of an HA-managed container: off a node in maintenance by asking HA (once: HA shows
-/// `migrate` while it works); a `spec.node` that differs from where HA runs it is not acted on
-/// (it is where the container was created). `Some(action)` ends the pass.
+/// Moves an HA-managed container off a node in maintenance by asking HA (`ask`: once; HA
+/// shows `migrate` while it works), and reports that HA moves it. (A `spec.node` that differs
+/// from where HA runs it is not acted on: it is where the container was created.)
 pub(super) async fn steer_move(
     p: &mut P<'_>,
     handle: &ClusterHandle,
-    plan: &mut Plan,
     vmid: u32,
     node: &str,
-) -> Result<Option<Action>, Error> {
-    let Some(target) = plan.migrate_to.take() else {
-        return Ok(None);
-    };
-    if handle.in_maintenance(node).is_none() {
-        return Ok(None);
-    }
-    let moving = p
-        .status
-        .high_availability
-        .as_ref()
-        .and_then(|h| h.state.as_deref())
-        .is_some_and(|s| s == "migrate" || s == "relocate");
-    if !moving {
-        match handle.client.ha_migrate(&pve::ct_sid(vmid), &target).await {
+    target: &str,
+    ask: bool,
+) -> Result<Action, Error> {
+    if ask {
+        match handle.client.ha_migrate(&pve::ct_sid(vmid), target).await {
             Ok(()) => {
                 p.event(
                     Reason::HaRequested,
@@ -279,14 +268,12 @@ pub(super) async fn steer_move(
                 )
                 .await
             }
-            Err(e) => return finish(Err(refused(p, e, "the HA move").await)).map(Some),
+            Err(e) => return finish(Err(refused(p, e, "the HA move").await)),
         }
     }
     let msg = format!("HA moves CT {vmid} from {node} (in maintenance) to {target}");
-    Ok(Some(
-        p.not_synced(Reason::HaRequested, msg, Action::requeue(jitter(HA_WAIT)))
-            .await?,
-    ))
+    p.not_synced(Reason::HaRequested, msg, Action::requeue(jitter(HA_WAIT)))
+        .await
 }
 
 /// An HA-managed container whose power state differs from `spec.state`: HA was asked (by

@@ -10,8 +10,8 @@ use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
-use crate::crd::lxc_container::{ContainerPhase, UpdateStrategy, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
-use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::lxc_container::{ContainerPhase, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
@@ -277,77 +277,6 @@ pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Des
 
 /// The operation name of the destroy that an image update by `Recreate` starts with.
 pub const RECREATE_OPERATION: Operation = Operation::Recreate;
-
-/// Rolls out a new `source.image.reference` to an existing container per
-/// `spec.updateStrategy`. `Ok` when the container runs the wanted image; otherwise it halts
-/// the pass: refused (`Synced=False`, `Stalled=True`, reason `ImageUpdateRefused`,
-/// nothing changed), the new image being pulled, or (`Recreate`) the stop, then the destroy
-/// after which the next passes create the container again from the new image.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn update(
-    p: &mut P<'_>,
-    handle: &ClusterHandle,
-    node: &str,
-    vmid: u32,
-    cfg: &pve::LxcConfig,
-    running: bool,
-    now: &str,
-    wanted: &str,
-    storage: &str,
-) -> Step<()> {
-    if canonical_reference(now) == canonical_reference(wanted) {
-        return Ok(());
-    }
-    let why = match p.obj.spec.update_strategy {
-        UpdateStrategy::Refuse => Some("updateStrategy is Refuse".to_string()),
-        UpdateStrategy::Recreate => recreate_blocker(cfg).map(|b| format!("updateStrategy Recreate cannot: {b}")),
-    };
-    if let Some(why) = why {
-        let msg = format!(
-            "the container runs {now}; changing spec.source.image.reference to {wanted} is refused (nothing was changed): {why}; set the reference back to go on"
-        );
-        let was = p.cond_of(CONDITION_SYNCED);
-        p.cond(CondSpec::yes(
-            CONDITION_STALLED,
-            Reason::ImageUpdateRefused,
-            msg.clone(),
-        ));
-        p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ImageUpdateRefused, msg.clone()));
-        p.save().await?;
-        if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
-            p.event(Reason::ImageUpdateRefused, msg).await;
-        }
-        return Err(Halt::Done(p.retry(Reason::ImageUpdateRefused)));
-    }
-    // the new image first: a pull that fails leaves the container running the old one
-    ensure_pulled(p, handle, node, storage, wanted).await?;
-    let client = handle.client.clone();
-    let n = node.to_string();
-    if running {
-        p.event(
-            Reason::Stopping,
-            format!("stopping CT {vmid} to create it again from {wanted} (updateStrategy Recreate)"),
-        )
-        .await;
-        let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
-        return Err(Halt::end(
-            super::reconcile::start_task(p, handle, node, Operation::Shutdown, call).await,
-        ));
-    }
-    p.event(
-        Reason::Recreating,
-        format!("destroying CT {vmid} on {node} to create it again from {wanted} with the same vmid and MACs (updateStrategy Recreate)"),
-    )
-    .await;
-    // the next passes create it again on this node (pinned while Creating)
-    p.status.phase = Some(ContainerPhase::Creating);
-    p.status.ip_addresses.clear();
-    let params = pve::DeleteParams::purge_referenced_only();
-    let call = async move { client.lxc_delete(&n, vmid, &params).await };
-    Err(Halt::end(
-        super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await,
-    ))
-}
 
 #[cfg(test)]
 mod tests {

@@ -2,11 +2,11 @@
 //! change nothing) and deletion (stop, destroy what the config references, then the finalizer;
 //! `Retain` removes our tag; a container without our tag or protected in Proxmox is kept).
 
-use super::converge::{addresses, usage};
 use super::desired::identity_tag;
 use super::identity::{self, Evidence, Ownership};
 use super::locate::{locate, Located};
 use super::reconcile::{check_pending_task, cluster_key, start_task, P};
+use super::report::{addresses, usage};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;

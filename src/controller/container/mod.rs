@@ -18,6 +18,7 @@
 pub mod app;
 pub mod clone_snapshot;
 pub mod converge;
+pub mod converge_step;
 pub mod create;
 pub mod decide;
 pub mod desired;
@@ -31,5 +32,6 @@ pub mod locate;
 pub mod plan;
 pub mod precheck;
 pub mod reconcile;
+pub mod report;
 pub mod service;
 pub mod tenancy;
