@@ -130,8 +130,7 @@ pub(super) async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts, step: Conv
             if moved {
                 p.event(Reason::Moved, format!("CT {vmid} is now on node {node}")).await;
             }
-            p.status.node = Some(node.to_string());
-            f.status_node = p.status.node.clone();
+            (p.status.node, f.status_node) = (Some(node.to_string()), Some(node.to_string()));
             Ok(None)
         }
         ConvergeStep::WaitLocked(lock) => {
@@ -147,10 +146,9 @@ pub(super) async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts, step: Conv
         }
         ConvergeStep::RefuseImage(why) => refuse_image(p, f, &why).await.map(Some),
         ConvergeStep::PullImage => {
-            let Source::Image { reference, storage } = &t.desired.source else {
-                unreachable!("an image change comes from an image source")
-            };
-            super::image::ensure_pulled(p, t.handle, node, storage, reference).await?;
+            if let Source::Image { reference, storage } = &t.desired.source {
+                super::image::ensure_pulled(p, t.handle, node, storage, reference).await?;
+            }
             f.image_pulled = true;
             Ok(None)
         }
@@ -159,15 +157,7 @@ pub(super) async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts, step: Conv
             f.planned = Some(make_plan(p, t, f).await?);
             Ok(None)
         }
-        ConvergeStep::BackOff { restarts, wait } => {
-            p.status.phase = Some(ContainerPhase::Stopped);
-            p.status.state = Some(t.current.status.clone());
-            let msg = format!(
-                "CT {vmid} stopped by itself {restarts} times; back-off {}s before it is started again",
-                wait.as_secs().max(1)
-            );
-            end(p.not_ready(Reason::RestartBackOff, msg, Action::requeue(wait)).await)
-        }
+        ConvergeStep::BackOff { restarts, wait } => end(back_off(p, t, restarts, wait).await),
         ConvergeStep::HaMove { target, ask } => end(super::ha::steer_move(p, t.handle, vmid, node, &target, ask).await),
         ConvergeStep::TargetOffline(target) => {
             let msg = format!("cannot move to node {target}: it is not online");
@@ -361,6 +351,19 @@ async fn make_plan(p: &mut P<'_>, t: &Target<'_>, f: &Facts) -> Step<Planned> {
         planned.restarts = 0;
     }
     Ok(planned)
+}
+
+/// A container that stopped by itself and was started often lately waits before it is started
+/// again (`Ready=False`, reason `RestartBackOff`).
+async fn back_off(p: &mut P<'_>, t: &Target<'_>, restarts: u32, wait: Duration) -> Result<Action, Error> {
+    p.status.phase = Some(ContainerPhase::Stopped);
+    p.status.state = Some(t.current.status.clone());
+    let msg = format!(
+        "CT {} stopped by itself {restarts} times; back-off {}s before it is started again",
+        t.vmid,
+        wait.as_secs().max(1)
+    );
+    p.not_ready(Reason::RestartBackOff, msg, Action::requeue(wait)).await
 }
 
 /// Migrates the container (a task); a move Proxmox refuses is reported.

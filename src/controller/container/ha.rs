@@ -173,7 +173,25 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
         let field = "highAvailability.nodeAffinity".into();
         return Err(Halt::end(p.invalid(InvalidSpec { field, message }).await));
     }
-    let want = wanted_resource(&ha, p.obj.spec.state, &mark);
+    sync_resource(p, client, &ha, vmid, &mark).await?;
+    let kept = sync_rule(p, client, &ha, vmid, &mark).await?;
+    let rule = rule_id(vmid);
+    p.status.high_availability = Some(HighAvailabilityStatus {
+        resource: sid,
+        state: snap.guests.get(&vmid).and_then(|g| g.hastate.clone()),
+        rule: kept.then_some(rule),
+    });
+    Ok(match ha.mode {
+        HaMode::Managed => HaView::Managed,
+        HaMode::Ignored => HaView::Direct,
+    })
+}
+
+/// Creates or updates the HA resource `ct:<vmid>` as `ha` and `spec.state` ask (events for what
+/// changed); halts the pass on a refusal.
+async fn sync_resource(p: &mut P<'_>, client: &pve::Client, ha: &HighAvailability, vmid: u32, mark: &str) -> Step<()> {
+    let sid = pve::ct_sid(vmid);
+    let want = wanted_resource(ha, p.obj.spec.state, mark);
     let step = match client.ha_resource(&sid).await {
         Ok(None) => client.ha_resource_create(&sid, &want).await.map(|()| Some(true)),
         Ok(Some(have)) if resource_matches(&want, &have) => Ok(None),
@@ -203,15 +221,21 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
         Ok(None) => {}
         Err(e) => return Err(refused(p, e, "the HA resource").await),
     }
+    Ok(())
+}
+
+/// Creates, updates or deletes the node-affinity rule `k8s-ct<vmid>` as `ha` asks (a rule of
+/// that id that is not ours is never touched: `Stalled`); whether the rule is ours and kept.
+async fn sync_rule(p: &mut P<'_>, client: &pve::Client, ha: &HighAvailability, vmid: u32, mark: &str) -> Step<bool> {
     let rule = rule_id(vmid);
     let have_rule = match client.ha_rule(&rule).await {
         Ok(r) => r,
         Err(e) => return Err(refused(p, e, "the HA rule").await),
     };
-    let kept = match rule_step(wanted_rule(&ha, vmid, &mark), have_rule.as_ref(), &mark) {
+    let kept = match rule_step(wanted_rule(ha, vmid, mark), have_rule.as_ref(), mark) {
         RuleStep::Keep => have_rule
             .as_ref()
-            .filter(|r| r.comment.as_deref() == Some(&mark))
+            .filter(|r| r.comment.as_deref() == Some(mark))
             .is_some(),
         RuleStep::Create(w) => match client.ha_node_affinity_create(&rule, &w).await {
             Ok(()) => true,
@@ -237,15 +261,7 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
             return Err(Halt::end(p.not_ready(Reason::HaRuleConflict, msg, wait).await));
         }
     };
-    p.status.high_availability = Some(HighAvailabilityStatus {
-        resource: sid,
-        state: snap.guests.get(&vmid).and_then(|g| g.hastate.clone()),
-        rule: kept.then_some(rule),
-    });
-    Ok(match ha.mode {
-        HaMode::Managed => HaView::Managed,
-        HaMode::Ignored => HaView::Direct,
-    })
+    Ok(kept)
 }
 
 /// Moves an HA-managed container off a node in maintenance by asking HA (`ask`: once; HA

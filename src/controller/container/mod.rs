@@ -20,6 +20,7 @@ pub mod clone_snapshot;
 pub mod converge;
 pub mod converge_step;
 pub mod create;
+pub mod create_step;
 pub mod decide;
 pub mod desired;
 pub mod firewall;

@@ -146,7 +146,35 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             to: Some(want_tags.join(";")),
         });
     }
-    // network: managed when the spec lists interfaces
+    plan_networks(desired, cfg, &raw, &mut p)?;
+    // root disk: grow only, same storage
+    if let Some((storage, size)) = &desired.rootfs {
+        if let Ok(Some(have)) = cfg.rootfs_parsed() {
+            disk_step("rootfs", "rootfs", storage, *size, &have, &mut p)?;
+        }
+    }
+    plan_mount_points(desired, cfg, &raw, &mut p)?;
+    // bind mounts and devices, in slots no volume holds
+    let volume_slots = desired.mount_points.keys().copied().collect();
+    let (host, host_keys) = super::host_mounts::changes(&desired.host, &volume_slots, cfg)?;
+    p.changes.extend(host);
+    p.host_keys = host_keys;
+    p.power = match (desired.state, observed.running()) {
+        (PowerState::Running, false) => Some(PowerAction::Start),
+        (PowerState::Stopped, true) => Some(PowerAction::Shutdown),
+        _ => None,
+    };
+    Ok(p)
+}
+
+/// The interface changes: managed when the spec lists interfaces (the MAC Proxmox assigned is
+/// kept; interfaces the spec does not list are removed).
+fn plan_networks(
+    desired: &Desired,
+    cfg: &LxcConfig,
+    raw: &BTreeMap<&str, String>,
+    p: &mut Plan,
+) -> Result<(), InvalidSpec> {
     if !desired.nets.is_empty() {
         let have = cfg.networks().unwrap_or_default();
         for (idx, want) in &desired.nets {
@@ -184,13 +212,16 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             });
         }
     }
-    // root disk: grow only, same storage
-    if let Some((storage, size)) = &desired.rootfs {
-        if let Ok(Some(have)) = cfg.rootfs_parsed() {
-            disk_step("rootfs", "rootfs", storage, *size, &have, &mut p)?;
-        }
-    }
-    // mount points: add, update options, grow
+    Ok(())
+}
+
+/// The volume mount point changes: added, options updated, grown.
+fn plan_mount_points(
+    desired: &Desired,
+    cfg: &LxcConfig,
+    raw: &BTreeMap<&str, String>,
+    p: &mut Plan,
+) -> Result<(), InvalidSpec> {
     let have_mps = cfg.mount_points().unwrap_or_default();
     for (idx, want) in &desired.mount_points {
         let key = format!("mp{idx}");
@@ -242,21 +273,11 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
                         to: Some(enc),
                     });
                 }
-                disk_step(&key, &field, &want.storage, want.size_gib, have, &mut p)?;
+                disk_step(&key, &field, &want.storage, want.size_gib, have, p)?;
             }
         }
     }
-    // bind mounts and devices, in slots no volume holds
-    let volume_slots = desired.mount_points.keys().copied().collect();
-    let (host, host_keys) = super::host_mounts::changes(&desired.host, &volume_slots, cfg)?;
-    p.changes.extend(host);
-    p.host_keys = host_keys;
-    p.power = match (desired.state, observed.running()) {
-        (PowerState::Running, false) => Some(PowerAction::Start),
-        (PowerState::Stopped, true) => Some(PowerAction::Shutdown),
-        _ => None,
-    };
-    Ok(p)
+    Ok(())
 }
 
 fn disk_step(

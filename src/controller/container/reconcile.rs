@@ -7,7 +7,8 @@ use crate::controller::cluster::{ClusterHandle, ClusterKey};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::kernel::task::{self, failure_message, Polled, Started};
-use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
+use crate::controller::kernel::{Halt, Managed, Pass, Reason, StatusCache, Step, TaskRecord, WakeRoutes};
+use crate::controller::tenancy::policy::Admission;
 use crate::controller::Error;
 use crate::crd::lxc_container::*;
 use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
@@ -148,33 +149,25 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     }
     let vmid = match p.status.vmid {
         Some(v) => v,
-        None => {
-            // the quota is counted when the vmid is taken: the check and the admission are one step
-            if let Err(r) = super::tenancy::admit_quota(&p, &admission) {
-                return super::tenancy::refuse(&mut p, r).await;
-            }
-            let range = admission.spec().and_then(|t| t.vmid_range);
-            let v = match (obj.spec.vmid, range) {
-                (Some(v), _) => v,
-                (None, None) => handle.allocate_vmid().await?,
-                (None, Some(r)) => match handle.allocate_vmid_in(r.min, r.max).await? {
-                    Some(v) => v,
-                    None => {
-                        let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
-                        let r = crate::controller::tenancy::policy::Refusal::new(Reason::TenantPolicyVmidRange, msg);
-                        return super::tenancy::refuse(&mut p, r).await;
-                    }
-                },
-            };
-            // the vmid is recorded before anything is created with it
-            p.status.vmid = Some(v);
-            p.status.cluster = Some(key.name.clone());
-            p.status.phase = Some(ContainerPhase::Pending);
-            p.save().await?;
-            v
-        }
+        None => match allocate(&mut p, &handle, &admission, &key).await {
+            Ok(v) => v,
+            Err(halt) => return halt.into(),
+        },
     };
-    match locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? {
+    create_or_converge(&mut p, &handle, &snap, &desired, vmid, &admission).await
+}
+
+/// Creates the container when Proxmox does not have it (again, with the same vmid, when it was
+/// there before), converges it otherwise.
+async fn create_or_converge(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &crate::controller::cluster::Snapshot,
+    desired: &super::desired::Desired,
+    vmid: u32,
+    admission: &Admission,
+) -> Result<Action, Error> {
+    match locate(handle, vmid, &p.status, p.obj.spec.node.as_deref()).await? {
         None => {
             if matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped)) {
                 p.event(
@@ -183,10 +176,38 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
                 )
                 .await;
             }
-            super::create::create(&mut p, &handle, &snap, &desired, vmid, &admission).await
+            super::create::create(p, handle, snap, desired, vmid, admission).await
         }
-        Some(found) => super::converge::converge(&mut p, &handle, &snap, &desired, vmid, found).await,
+        Some(found) => super::converge::converge(p, handle, snap, desired, vmid, found).await,
     }
+}
+
+/// Takes the vmid for a new container (the user's, or a free one, within the tenant's range)
+/// and records it in status before anything is created with it. The quota is counted when the
+/// vmid is taken: the check and the admission are one step.
+async fn allocate(p: &mut P<'_>, handle: &ClusterHandle, admission: &Admission, key: &ClusterKey) -> Step<u32> {
+    if let Err(r) = super::tenancy::admit_quota(p, admission) {
+        return Err(Halt::end(super::tenancy::refuse(p, r).await));
+    }
+    let range = admission.spec().and_then(|t| t.vmid_range);
+    let v = match (p.obj.spec.vmid, range) {
+        (Some(v), _) => v,
+        (None, None) => handle.allocate_vmid().await?,
+        (None, Some(r)) => match handle.allocate_vmid_in(r.min, r.max).await? {
+            Some(v) => v,
+            None => {
+                let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
+                let r = crate::controller::tenancy::policy::Refusal::new(Reason::TenantPolicyVmidRange, msg);
+                return Err(Halt::end(super::tenancy::refuse(p, r).await));
+            }
+        },
+    };
+    // the vmid is recorded before anything is created with it
+    p.status.vmid = Some(v);
+    p.status.cluster = Some(key.name.clone());
+    p.status.phase = Some(ContainerPhase::Pending);
+    p.save().await?;
+    Ok(v)
 }
 
 /// When to look at the task in status again (see [`task::next_poll`]).

@@ -20,9 +20,8 @@ use std::time::Duration;
 /// Reports the container in sync: status from what Proxmox reports (the reads go out
 /// together), the firewall and the Service made to match, then `Ready=True`.
 pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Error> {
-    let (handle, snap, desired, vmid) = (t.handle, t.snap, t.desired, t.vmid);
-    let (observed, current, node) = (&t.observed, &t.current, &t.observed.node);
-    let running = observed.running();
+    let (snap, vmid, current) = (t.snap, t.vmid, &t.current);
+    let running = t.observed.running();
     p.status.state = Some(current.status.clone());
     p.status.phase = Some(if running {
         ContainerPhase::Running
@@ -43,30 +42,58 @@ pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Err
             .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), g);
     }
     // MACs from the config; IPs from the running container (polled until known)
-    p.status.mac = observed
+    p.status.mac = t
+        .observed
         .config
         .networks()
         .unwrap_or_default()
         .values()
         .filter_map(|n| Some((n.name.clone(), n.hwaddr.clone()?)))
         .collect();
+    let (requeue, last_ipv4, backups) = addresses_and_backups(p, t).await;
+    if let Some(fw) = p
+        .obj
+        .spec
+        .firewall
+        .clone()
+        .or_else(|| t.desired.firewall_forced.map(|_| Default::default()))
+    {
+        let forced = t.desired.firewall_forced;
+        match super::firewall::sync(&t.handle.client, &t.observed.node, vmid, &fw, forced).await {
+            Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
+            Ok(None) => {}
+            Err(Error::Invalid(e)) => return p.invalid(e).await,
+            Err(e) => return Err(e),
+        }
+    }
+    let service_refused = service(p, t, last_ipv4).await?;
+    p.status.backups = backups;
+    report_ready(p, t, service_refused, fresh_usage).await?;
+    Ok(requeue)
+}
+
+/// The container's IPs (read while it runs and they are not known, or the spec changed) and
+/// backup archives, read together; the pass's requeue (soon while a running container shows
+/// no IP yet), its last known IPv4 address, and the archives.
+async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option<String>, Vec<BackupArchive>) {
+    let (handle, vmid, node) = (t.handle, t.vmid, &t.observed.node);
+    let running = t.observed.running();
     let mut requeue = if p.ctx.settings.drift_check_interval.is_zero() {
         Action::await_change()
     } else {
         Action::requeue(jitter(p.ctx.settings.drift_check_interval))
     };
-    // the reads for the status go out together
     let want_ips = running
-        && !observed.config.networks().unwrap_or_default().is_empty()
+        && !t.observed.config.networks().unwrap_or_default().is_empty()
         && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation());
     let (ifaces, backups) = tokio::join!(
         async {
             match want_ips {
-                true => Some(handle.client.lxc_interfaces(&node, vmid).await.unwrap_or_default()),
+                true => Some(handle.client.lxc_interfaces(node, vmid).await.unwrap_or_default()),
                 false => None,
             }
         },
-        backup_archives(handle, snap, &node, vmid, p, desired.open_tenancy)
+        backup_archives(handle, t.snap, node, vmid, p, t.desired.open_tenancy)
     );
     if let Some(ifaces) = ifaces {
         p.status.ip_addresses = addresses(&ifaces);
@@ -83,44 +110,41 @@ pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Err
     if !running {
         p.status.ip_addresses.clear();
     }
-    let forced = desired.firewall_forced;
-    if let Some(fw) = p
-        .obj
-        .spec
-        .firewall
-        .clone()
-        .or_else(|| forced.map(|_| Default::default()))
-    {
-        match super::firewall::sync(&handle.client, &node, vmid, &fw, forced).await {
-            Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
-            Ok(None) => {}
-            Err(Error::Invalid(e)) => return p.invalid(e).await,
-            Err(e) => return Err(e),
-        }
-    }
+    (requeue, last_ipv4, backups)
+}
+
+/// The published Service made to match; `Some(message)` when someone else's Service of that
+/// name is in the way (never taken over: reported, the container stays Ready).
+async fn service(p: &mut P<'_>, t: &Target<'_>, last_ipv4: Option<String>) -> Result<Option<String>, Error> {
+    let running = t.observed.running();
     // the endpoint keeps the last known address while stopped, marked not ready
-    let static_ipv4 = desired.nets.values().find_map(|n| {
+    let static_ipv4 = t.desired.nets.values().find_map(|n| {
         n.ip.as_deref()
             .filter(|ip| ip.contains('/'))
             .map(|ip| ip.split('/').next().unwrap_or(ip).to_string())
     });
-    let primary = if running {
-        last_ipv4.clone()
-    } else {
-        last_ipv4.clone().or(static_ipv4)
-    };
-    // someone else's Service of that name is never taken over: reported, the container stays Ready
-    let service_refused = match super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await {
+    let primary = if running { last_ipv4 } else { last_ipv4.or(static_ipv4) };
+    match super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await {
         Ok(wrote) => {
             if wrote {
                 p.ctx.metrics.kube_write("Service");
             }
-            None
+            Ok(None)
         }
-        Err(Error::Invalid(e)) if e.field == "ports" => Some(e.message),
-        Err(e) => return Err(e),
-    };
-    p.status.backups = backups;
+        Err(Error::Invalid(e)) if e.field == "ports" => Ok(Some(e.message)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Ready=True`, `Synced` (False only for a Service in the way), usage when due, the write, and
+/// the `Ready` event when it became ready.
+async fn report_ready(
+    p: &mut P<'_>,
+    t: &Target<'_>,
+    service_refused: Option<String>,
+    fresh_usage: Usage,
+) -> Result<(), Error> {
+    let (vmid, node, running) = (t.vmid, &t.observed.node, t.observed.running());
     let (reason, msg) = if running {
         (Reason::Running, format!("CT {vmid} runs on {node}"))
     } else {
@@ -154,7 +178,7 @@ pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Err
         )
         .await;
     }
-    Ok(requeue)
+    Ok(())
 }
 
 /// Usage for status, from what Proxmox reports (CPU rounded to 0.1 %).
