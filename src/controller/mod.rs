@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 pub mod kernel;
 pub mod leader;
+pub mod oci;
 pub mod run;
 pub mod schedule;
 pub mod snapshot;

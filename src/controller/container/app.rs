@@ -8,7 +8,7 @@
 //! say `env changed`.
 
 use super::desired::{Desired, InvalidSpec};
-use super::reconcile::P;
+use super::pass::P;
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};

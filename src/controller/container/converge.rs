@@ -4,12 +4,12 @@
 //! a step that does not (the HA sync, a synchronous config update, a check) fills in its fact
 //! and the pass decides again. The in-sync report is in [`super::report`].
 
-use super::converge_step::{decide, ConvergeStep, Facts, ImageChange, Planned};
+use super::converge_step::{decide, ConvergeStep, Facts, ImageChange, Planned, Target};
 use super::desired::{Desired, InvalidSpec, Source};
 use super::identity::{self, Evidence, Ownership};
 use super::locate::Located;
+use super::pass::{start_task, CONDITION_PENDING_RESTART, P};
 use super::plan::{plan, Observed, PowerAction};
-use super::reconcile::{start_task, CONDITION_PENDING_RESTART, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::{Halt, Reason, Step};
@@ -30,22 +30,6 @@ pub(super) const ROOT_RETRY: Duration = Duration::from_secs(120);
 /// More steps than any pass takes (each step that goes on fills in a fact the next decision
 /// reads): a bound against a rule that would repeat itself.
 const MAX_STEPS: usize = 16;
-
-/// What a converge pass works on (the same for every step).
-pub(super) struct Target<'a> {
-    /// The cluster.
-    pub handle: &'a ClusterHandle,
-    /// Its inventory.
-    pub snap: &'a Snapshot,
-    /// The validated spec.
-    pub desired: &'a Desired,
-    /// The container's vmid.
-    pub vmid: u32,
-    /// Where it is and what Proxmox has.
-    pub observed: Observed,
-    /// Its current status in Proxmox.
-    pub current: pve::LxcStatus,
-}
 
 /// Converges the container found at our vmid: gather, then decide and act until a step ends
 /// the pass.

@@ -13,6 +13,22 @@ use crate::crd::app::UpdateStrategy;
 use crate::crd::lxc_container::ContainerPhase;
 use std::time::Duration;
 
+/// What a converge pass works on (the same for every step).
+pub struct Target<'a> {
+    /// The cluster.
+    pub handle: &'a crate::controller::cluster::ClusterHandle,
+    /// Its inventory.
+    pub snap: &'a crate::controller::cluster::Snapshot,
+    /// The validated spec.
+    pub desired: &'a super::desired::Desired,
+    /// The container's vmid.
+    pub vmid: u32,
+    /// Where it is and what Proxmox has.
+    pub observed: super::plan::Observed,
+    /// Its current status in Proxmox.
+    pub current: crate::pve::LxcStatus,
+}
+
 /// A new `source.image.reference` for a container that runs another image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageChange {

@@ -51,7 +51,7 @@ fn change() -> Change {
 }
 
 #[test]
-fn each_rule_of_converging_an_existing_container_picks_its_one_step() {
+fn whose_it_is_where_it_is_and_its_lock_come_before_any_change() {
     use ConvergeStep::*;
     type Row = (&'static str, fn(&mut Facts), ConvergeStep);
     let rows: Vec<Row> = vec![
@@ -111,6 +111,19 @@ fn each_rule_of_converging_an_existing_container_picks_its_one_step() {
             |f| f.ha = None,
             SyncHa,
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = settled();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn a_new_image_is_refused_or_pulled_then_the_container_stopped_and_destroyed() {
+    use ConvergeStep::*;
+    type Row = (&'static str, fn(&mut Facts), ConvergeStep);
+    let rows: Vec<Row> = vec![
         (
             "image: Refuse refuses a new reference",
             |f| f.image = image(UpdateStrategy::Refuse, None),
@@ -151,6 +164,19 @@ fn each_rule_of_converging_an_existing_container_picks_its_one_step() {
             },
             InSync,
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = settled();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn the_plan_comes_after_the_image_and_a_container_that_stopped_by_itself_backs_off() {
+    use ConvergeStep::*;
+    type Row = (&'static str, fn(&mut Facts), ConvergeStep);
+    let rows: Vec<Row> = vec![
         (
             "the plan is made once HA and the image are settled",
             |f| f.planned = None,
@@ -194,6 +220,19 @@ fn each_rule_of_converging_an_existing_container_picks_its_one_step() {
             },
             InSync,
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = settled();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn a_move_goes_first_and_ha_moves_an_ha_managed_container_only_off_a_node_in_maintenance() {
+    use ConvergeStep::*;
+    type Row = (&'static str, fn(&mut Facts), ConvergeStep);
+    let rows: Vec<Row> = vec![
         (
             "a move goes first",
             |f| {
@@ -244,6 +283,19 @@ fn each_rule_of_converging_an_existing_container_picks_its_one_step() {
             },
             InSync,
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = settled();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn the_config_update_and_a_restart_spec_app_asks_for_come_after_the_move() {
+    use ConvergeStep::*;
+    type Row = (&'static str, fn(&mut Facts), ConvergeStep);
+    let rows: Vec<Row> = vec![
         (
             "the config update is made after the move",
             |f| {
@@ -262,6 +314,19 @@ fn each_rule_of_converging_an_existing_container_picks_its_one_step() {
             |f| f.reboot = true,
             Reboot,
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = settled();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn one_disk_grows_per_step_then_the_tenant_check_then_power() {
+    use ConvergeStep::*;
+    type Row = (&'static str, fn(&mut Facts), ConvergeStep);
+    let rows: Vec<Row> = vec![
         (
             "one disk grows per step",
             |f| planned(f).plan.resizes = vec![("rootfs".into(), 8), ("mp0".into(), 4)],

@@ -11,7 +11,7 @@ use super::create_step::{decide, CreateFacts, CreateStep, How, Resolved};
 use super::decide::{self, Origin};
 use super::desired::{Desired, InvalidSpec, Source};
 use super::identity;
-use super::reconcile::{next_poll, P, SLOT_RETRY};
+use super::pass::{next_poll, P, SLOT_RETRY};
 use super::tenancy;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::{self, CondSpec};

@@ -44,6 +44,13 @@ fn ready() -> CreateFacts {
     }
 }
 
+fn no_node() -> Unplaced {
+    Unplaced {
+        reason: Reason::NodeUnavailable,
+        message: "no node fits".into(),
+    }
+}
+
 fn start(node: &str, slot_node: &str) -> CreateStep {
     CreateStep::Start {
         node: node.into(),
@@ -52,12 +59,8 @@ fn start(node: &str, slot_node: &str) -> CreateStep {
 }
 
 #[test]
-fn each_rule_of_making_a_container_picks_its_one_step() {
+fn the_spec_the_vmid_the_source_and_the_app_values_are_checked_before_placement() {
     use CreateStep::*;
-    let unplaced = Unplaced {
-        reason: Reason::NodeUnavailable,
-        message: "no node fits".into(),
-    };
     type Row = (&'static str, Box<dyn Fn(&mut CreateFacts)>, CreateStep);
     let rows: Vec<Row> = vec![
         (
@@ -90,14 +93,24 @@ fn each_rule_of_making_a_container_picks_its_one_step() {
             Box::new(|f| f.node_in_maintenance = Some("pve1".into())),
             WaitMaintenance("pve1".into()),
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = ready();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn placement_and_the_image_pull_come_before_the_create() {
+    use CreateStep::*;
+    type Row = (&'static str, Box<dyn Fn(&mut CreateFacts)>, CreateStep);
+    let rows: Vec<Row> = vec![
         ("placement comes after the checks", Box::new(|f| f.placed = None), Place),
         (
             "no node that fits waits",
-            Box::new(move |f| f.placed = Some(Err(unplaced.clone()))),
-            NoNode(Unplaced {
-                reason: Reason::NodeUnavailable,
-                message: "no node fits".into(),
-            }),
+            Box::new(|f| f.placed = Some(Err(no_node()))),
+            NoNode(no_node()),
         ),
         (
             "an image is pulled on the node placement picked",
@@ -112,6 +125,19 @@ fn each_rule_of_making_a_container_picks_its_one_step() {
             }),
             start("pve1", "pve1"),
         ),
+    ];
+    for (rule, edit, want) in rows {
+        let mut f = ready();
+        edit(&mut f);
+        assert_eq!(decide(&f), want, "{rule}");
+    }
+}
+
+#[test]
+fn a_clone_lands_where_its_disks_allow_on_a_tenant_node_from_its_snapshot() {
+    use CreateStep::*;
+    type Row = (&'static str, Box<dyn Fn(&mut CreateFacts)>, CreateStep);
+    let rows: Vec<Row> = vec![
         (
             "a clone onto another node reads where the source's disks are",
             Box::new(|f| f.source = Some(clone(true))),

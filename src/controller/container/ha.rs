@@ -4,8 +4,8 @@
 //! is asked of HA (never started or stopped directly) and HA decides where it runs.
 
 use super::desired::InvalidSpec;
+use super::pass::P;
 use super::plan::PowerAction;
-use super::reconcile::P;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::halt::finish;

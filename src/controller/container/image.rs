@@ -4,7 +4,7 @@
 //! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
 
 use super::desired::{Desired, InvalidSpec};
-use super::reconcile::{next_poll, P};
+use super::pass::{next_poll, P};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
@@ -47,26 +47,7 @@ pub fn check_reference(field: &str, reference: &str) -> Result<(), InvalidSpec> 
     })
 }
 
-/// The reference as skopeo's `docker://` transport reads it: `nginx:1` is
-/// `docker.io/library/nginx:1`.
-pub fn canonical_reference(reference: &str) -> String {
-    let (name, tag) = match reference.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n, Some(t)),
-        _ => (reference, None),
-    };
-    let mut parts: Vec<&str> = name.split('/').collect();
-    let first = parts[0];
-    let explicit_host = parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
-    let host = if explicit_host { parts.remove(0) } else { "docker.io" };
-    if host == "docker.io" && parts.len() == 1 {
-        parts.insert(0, "library");
-    }
-    let repo = format!("{host}/{}", parts.join("/"));
-    match tag {
-        Some(t) => format!("{repo}:{t}"),
-        None => repo,
-    }
-}
+pub use crate::controller::oci::canonical_reference;
 
 /// The file name (without `.tar`) the operator pulls `reference` under: the reference's last
 /// path part as Proxmox normalizes it (`[^a-zA-Z0-9_.-]` → `_`), then `-` and 10 hex digits of
@@ -98,7 +79,7 @@ pub fn volid(storage: &str, reference: &str) -> String {
 
 /// The key of a pull in the shared claims: one per cluster, node and volume.
 fn claim_key(p: &P<'_>, node: &str, volid: &str) -> String {
-    format!("{}/{node}/{volid}", super::reconcile::cluster_key(p.obj, p.ctx))
+    format!("{}/{node}/{volid}", super::pass::cluster_key(p.obj, p.ctx))
 }
 
 /// The node a container being created from an image stays on while its image is pulled there

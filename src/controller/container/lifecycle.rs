@@ -5,8 +5,9 @@
 use super::desired::identity_tag;
 use super::identity::{self, Evidence, Ownership};
 use super::locate::{locate, Located};
-use super::reconcile::{check_pending_task, cluster_key, start_task, P};
-use super::report::{addresses, usage};
+use super::pass::{cluster_key, start_task, P};
+use super::report::{addresses, sample, usage};
+use super::task::check_pending_task;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
@@ -62,7 +63,7 @@ pub(super) async fn observe_only(
     }
     p.ctx
         .metrics
-        .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &g);
+        .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), sample(&g));
     let msg = format!(
         "CT {vmid} on {} is {} (observed only; nothing is changed)",
         g.node, g.status

@@ -2,8 +2,8 @@
 //! IPs, the firewall rules, the published Service, the backup archives, `Ready`/`Synced`. The
 //! last step of a converge pass ([`super::converge_step::ConvergeStep::InSync`]).
 
-use super::converge::Target;
-use super::reconcile::P;
+use super::converge_step::Target;
+use super::pass::P;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
@@ -39,7 +39,7 @@ pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Err
     if let Some(g) = snap.guests.get(&vmid) {
         p.ctx
             .metrics
-            .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), g);
+            .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), sample(g));
     }
     // MACs from the config; IPs from the running container (polled until known)
     p.status.mac = t
@@ -179,6 +179,20 @@ async fn report_ready(
         .await;
     }
     Ok(())
+}
+
+/// What the per-container metrics show of guest `g`.
+pub(super) fn sample(g: &crate::controller::cluster::Guest) -> crate::metrics::ContainerSample {
+    crate::metrics::ContainerSample {
+        node: g.node.clone(),
+        vmid: g.vmid,
+        up: g.status == "running",
+        cpu: g.cpu.unwrap_or(0.0),
+        memory: g.mem.unwrap_or(0),
+        disk: g.disk.unwrap_or(0),
+        net_in: g.netin.unwrap_or(0),
+        net_out: g.netout.unwrap_or(0),
+    }
 }
 
 /// Usage for status, from what Proxmox reports (CPU rounded to 0.1 %).
