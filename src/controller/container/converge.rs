@@ -284,9 +284,9 @@ async fn make_plan(p: &mut P<'_>, t: &Target<'_>, f: &Facts) -> Step<Planned> {
         p.status.image = Some(reference.clone());
     }
     let current_env = t.observed.config.raw.get("env").and_then(|v| v.as_str());
-    let mut desired = match super::app::resolve(p).await? {
+    let mut desired = match super::app_values::resolve(p).await? {
         None => t.desired.clone(),
-        Some(app) => app.apply(t.desired, current_env),
+        Some(app) => super::desired::with_app(t.desired, &app, current_env),
     };
     // only the bind mounts and devices the operator set are removed when they leave the spec
     desired.host.managed = p.status.host_mounts.iter().cloned().collect();

@@ -118,7 +118,7 @@ async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut CreateFacts, step: CreateSte
         }
         CreateStep::ReadApp => {
             // every value spec.app reads must be there (and acceptable) before anything is made
-            super::app::resolve(p).await?;
+            super::app_values::resolve(p).await?;
             f.app_ready = true;
             Ok(None)
         }
@@ -237,7 +237,7 @@ async fn clone_local_disks(t: &Target<'_>, f: &CreateFacts) -> Step<Vec<String>>
             .iter()
             .any(|st| st.node == *src_node && st.name == *s && st.shared)
     };
-    Ok(crate::controller::template::build::disk_storages(&src_cfg)
+    Ok(crate::controller::guest::disk_storages(&src_cfg)
         .into_iter()
         .filter(|s| !shared(s))
         .collect())
@@ -465,7 +465,7 @@ async fn start(p: &mut P<'_>, t: &Target<'_>, f: &CreateFacts, node: &str, slot_
     // a container created again (image update) keeps its MACs
     let kept;
     let desired = if f.from_image && !p.status.mac.is_empty() {
-        kept = super::image::with_kept_macs(t.desired, &p.status.mac);
+        kept = super::desired::with_kept_macs(t.desired, &p.status.mac);
         &kept
     } else {
         t.desired

@@ -821,6 +821,32 @@ pub fn fmt_f64(v: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
+/// The desired config of a container with `spec.app` applied: the `entrypoint` and `env` keys
+/// `app` asks for (`current_env` is the container's `env` as Proxmox has it).
+pub fn with_app(desired: &Desired, app: &super::app::ResolvedApp, current_env: Option<&str>) -> Desired {
+    let mut d = desired.clone();
+    if let Some(e) = &app.entrypoint {
+        d.keys.insert("entrypoint".into(), e.clone());
+    }
+    if !app.env.is_empty() {
+        d.keys.insert("env".into(), super::app::merge_env(current_env, &app.env));
+    }
+    d
+}
+
+/// The desired config with each interface keeping the MAC the container had (`status.mac`, by
+/// interface name) unless the spec sets one: a container created again (image update) keeps
+/// its MACs, and with them its DHCP leases.
+pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Desired {
+    let mut d = desired.clone();
+    for n in d.nets.values_mut() {
+        if n.hwaddr.is_none() {
+            n.hwaddr = macs.get(&n.name).map(|m| m.to_ascii_uppercase());
+        }
+    }
+    d
+}
+
 #[cfg(test)]
 #[path = "desired_tests.rs"]
 mod tests;

@@ -3,7 +3,7 @@
 //! however many containers want the image (concurrent creates share one pull through the same
 //! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
 
-use super::desired::{Desired, InvalidSpec};
+use crate::controller::InvalidSpec;
 use super::pass::{next_poll, P};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
@@ -15,7 +15,6 @@ use crate::crd::{Operation, CONDITION_READY, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -102,7 +101,7 @@ pub(super) async fn ensure_pulled(
     reference: &str,
 ) -> Step<String> {
     let volid = volid(storage, reference);
-    if crate::controller::template::reconcile::present(handle, node, storage, &volid).await? {
+    if crate::controller::guest::present(handle, node, storage, &volid).await? {
         return Ok(volid);
     }
     p.status.node = Some(node.to_string());
@@ -243,18 +242,6 @@ pub fn recreate_blocker(cfg: &pve::LxcConfig) -> Option<String> {
     protected.then(|| "protection is on in Proxmox; set spec.protection to false first".to_string())
 }
 
-/// The desired config with each interface keeping the MAC the container had (`status.mac`, by
-/// interface name) unless the spec sets one: a container created again (image update) keeps
-/// its MACs, and with them its DHCP leases.
-pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Desired {
-    let mut d = desired.clone();
-    for n in d.nets.values_mut() {
-        if n.hwaddr.is_none() {
-            n.hwaddr = macs.get(&n.name).map(|m| m.to_ascii_uppercase());
-        }
-    }
-    d
-}
 
 /// The operation name of the destroy that an image update by `Recreate` starts with.
 pub const RECREATE_OPERATION: Operation = Operation::Recreate;
@@ -349,7 +336,7 @@ mod tests {
             ("eth1".to_string(), "bc:24:11:00:00:00".to_string()),
         ]
         .into();
-        let kept = with_kept_macs(&d, &macs);
+        let kept = super::super::desired::with_kept_macs(&d, &macs);
         assert_eq!(kept.nets[&0].hwaddr.as_deref(), Some("BC:24:11:AA:BB:CC"));
         assert_eq!(kept.nets[&1].hwaddr.as_deref(), Some("02:00:00:00:00:01"));
     }

@@ -16,7 +16,9 @@
 //! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
 
 pub mod app;
+pub mod app_values;
 pub mod clone_snapshot;
+pub mod config;
 pub mod converge;
 pub mod converge_step;
 pub mod create;

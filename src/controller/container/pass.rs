@@ -2,7 +2,7 @@
 //! the kind, with its [`Managed`] impl), starting a task, when to poll it, the cluster an object
 //! uses. Steps import this; nothing here imports a step.
 
-use super::desired::InvalidSpec;
+use crate::controller::InvalidSpec;
 use crate::controller::cluster::{ClusterHandle, ClusterKey};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;

@@ -1,5 +1,6 @@
 //! What to do in Proxmox to make an existing container match its spec (pure).
 
+pub use super::config::{raw_strings, Change};
 use super::desired::{fmt_f64, Desired, InvalidSpec};
 use crate::crd::lxc_container::PowerState;
 use crate::pve::props::{self, MountPoint, NetConfig};
@@ -22,17 +23,6 @@ impl Observed {
     pub fn running(&self) -> bool {
         self.status == "running"
     }
-}
-
-/// One value that differs between spec and Proxmox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// Proxmox config key.
-    pub key: String,
-    /// The value in Proxmox, if any.
-    pub from: Option<String>,
-    /// The value the spec asks for (`None` = delete the key).
-    pub to: Option<String>,
 }
 
 /// A power action.
@@ -359,21 +349,6 @@ fn same_value(key: &str, have: Option<&str>, want: &str) -> bool {
     }
 }
 
-/// The config as `key → string` (numbers and booleans as Proxmox prints them).
-pub fn raw_strings(cfg: &LxcConfig) -> BTreeMap<&str, String> {
-    cfg.raw
-        .iter()
-        .filter_map(|(k, v)| {
-            let s = match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
-                _ => return None,
-            };
-            Some((k.as_str(), s))
-        })
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {
