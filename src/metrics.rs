@@ -29,15 +29,26 @@ struct Inner {
     containers: BTreeMap<(String, String), ContainerSample>,
 }
 
-struct ContainerSample {
-    node: String,
-    vmid: u32,
-    up: bool,
-    cpu: f64,
-    memory: u64,
-    disk: u64,
-    net_in: u64,
-    net_out: u64,
+/// What the per-container gauges show of one container (filled by the controller from what
+/// Proxmox reports; this module knows nothing of the controller).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSample {
+    /// The node it runs on.
+    pub node: String,
+    /// Its vmid.
+    pub vmid: u32,
+    /// Whether it runs.
+    pub up: bool,
+    /// CPU use (1.0 = one core).
+    pub cpu: f64,
+    /// Memory in use, bytes.
+    pub memory: u64,
+    /// Root disk in use, bytes.
+    pub disk: u64,
+    /// Bytes received.
+    pub net_in: u64,
+    /// Bytes sent.
+    pub net_out: u64,
 }
 
 /// The per-container metrics, rendered from [`ContainerSample`]s.
@@ -232,17 +243,7 @@ impl Metrics {
 
     /// Sets the per-container gauges of one container (a container that moved keeps one set of
     /// series, labelled with its new node).
-    pub fn container(&self, namespace: &str, name: &str, g: &crate::controller::cluster::Guest) {
-        let sample = ContainerSample {
-            node: g.node.clone(),
-            vmid: g.vmid,
-            up: g.status == "running",
-            cpu: g.cpu.unwrap_or(0.0),
-            memory: g.mem.unwrap_or(0),
-            disk: g.disk.unwrap_or(0),
-            net_in: g.netin.unwrap_or(0),
-            net_out: g.netout.unwrap_or(0),
-        };
+    pub fn container(&self, namespace: &str, name: &str, sample: ContainerSample) {
         self.inner
             .lock()
             .unwrap()
@@ -390,17 +391,16 @@ mod tests {
     #[test]
     fn a_moved_container_keeps_one_series_and_a_deleted_one_none() {
         let m = Metrics::default();
-        let mut g = crate::controller::cluster::Guest {
+        let mut g = ContainerSample {
             vmid: 101,
             node: "pve1".into(),
-            status: "running".into(),
-            kind: "lxc".into(),
-            mem: Some(1024),
+            up: true,
+            memory: 1024,
             ..Default::default()
         };
-        m.container("ns", "web", &g);
+        m.container("ns", "web", g.clone());
         g.node = "pve2".into();
-        m.container("ns", "web", &g);
+        m.container("ns", "web", g);
         let text = m.render();
         assert!(
             text.contains("plo_container_up{namespace=\"ns\",name=\"web\",node=\"pve2\",vmid=\"101\"} 1"),

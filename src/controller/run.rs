@@ -161,10 +161,7 @@ where
     tokio_stream_from(rx)
 }
 
-/// A stream of what arrives on `rx`.
-pub(crate) fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::UnboundedReceiver<T>) -> impl Stream<Item = T> + Send {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
+pub(crate) use super::kernel::wiring::tokio_stream_from;
 
 /// Runs the operator until SIGTERM/SIGINT.
 ///
@@ -411,8 +408,8 @@ fn prune_per_object_state(ctx: &Context, stores: &[Stores]) {
 /// Where observer triggers (cluster, vmid) are sent.
 type TriggerSender = mpsc::UnboundedSender<(ClusterKey, u32)>;
 
-/// A controller's run loop.
-pub type ControllerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+/// A controller's run loop (kept here for the kinds that still name it by this path).
+pub use super::kernel::wiring::ControllerFuture;
 
 /// The `ProxmoxCluster` controller (cluster-scoped: the clusters matching the instance's
 /// `--cluster-selector`).

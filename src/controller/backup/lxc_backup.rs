@@ -18,8 +18,8 @@ use crate::controller::context::Context;
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::slots::node_key;
 use crate::controller::kernel::task::{self, Polled, Started, UNKNOWN_UPID};
+use crate::controller::kernel::wiring::ControllerFuture;
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
-use crate::controller::run::ControllerFuture;
 use crate::controller::tenancy::ownership::{self, ArchiveMark};
 use crate::controller::tenancy::policy::Refusal;
 use crate::controller::{jitter, Error};
@@ -119,7 +119,7 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
         ctx,
         store: reader.clone(),
     });
-    let wakes = crate::controller::run::tokio_stream_from(wake_rx);
+    let wakes = crate::controller::kernel::wiring::tokio_stream_from(wake_rx);
     let run = Controller::for_stream(stream, reader.clone())
         .reconcile_on(wakes)
         .graceful_shutdown_on(stop)

@@ -15,7 +15,7 @@ pub use crate::controller::schedule::{
 };
 
 use super::context::Context;
-use super::run::ControllerFuture;
+use super::kernel::wiring::ControllerFuture;
 use kube::Client;
 use std::sync::Arc;
 

@@ -7,8 +7,8 @@
 //! only the containers of that Proxmox pool.
 
 use crate::controller::context::Context;
+use crate::controller::kernel::wiring::ControllerFuture;
 use crate::controller::kernel::{Managed, StatusCache, WakeRoutes};
-use crate::controller::run::ControllerFuture;
 use crate::controller::schedule::pass::{self, ItemState};
 use crate::controller::schedule::{Outcome, ScheduleKind};
 use crate::crd::lxc_backup::{BackupPhase, LxcBackup, LxcBackupSpec};

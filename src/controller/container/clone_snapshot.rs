@@ -6,7 +6,7 @@
 //! been started (`used`) and no task runs, it is deleted, whether the clone succeeded or failed,
 //! and it is deleted too when the object goes. [`step`] and [`tidy`] are the pure decisions.
 
-use super::reconcile::{next_poll, start_task, P};
+use super::pass::{next_poll, start_task, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot as Inventory};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};

@@ -1,21 +1,22 @@
-//! Converging an existing container: whose it is (`identity::ownership`), then the plan
-//! (migrate, config update, resize, power) with at most one task, then the in-sync status
-//! (usage, IPs, firewall, the Service, backups).
+//! Converging an existing container, read top to bottom: [`gather`] what the rules need,
+//! [`decide`](super::converge_step::decide) the next step (pure, table-tested in
+//! `converge_tests.rs`), [`act`] on it. A step that starts a task, waits or reports ends the pass;
+//! a step that does not (the HA sync, a synchronous config update, a check) fills in its fact
+//! and the pass decides again. The in-sync report is in [`super::report`].
 
-use super::decide;
-use super::desired::{Desired, InvalidSpec};
+use super::converge_step::{decide, ConvergeStep, Facts, ImageChange, Planned, Target};
+use super::desired::{Desired, InvalidSpec, Source};
 use super::identity::{self, Evidence, Ownership};
 use super::locate::Located;
+use super::pass::{start_task, CONDITION_PENDING_RESTART, P};
 use super::plan::{plan, Observed, PowerAction};
-use super::reconcile::{start_task, CONDITION_PENDING_RESTART, P};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
-use crate::controller::kernel::Reason;
-use crate::controller::tenancy::ownership::{user_notes, ArchiveMark};
+use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::app::AppExitPolicy;
 use crate::crd::lxc_container::*;
-use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
@@ -25,6 +26,158 @@ use std::time::Duration;
 /// How often a bind mount or device Proxmox refused for want of `root@pam` is tried again (the
 /// credentials may change without the spec changing).
 pub(super) const ROOT_RETRY: Duration = Duration::from_secs(120);
+
+/// More steps than any pass takes (each step that goes on fills in a fact the next decision
+/// reads): a bound against a rule that would repeat itself.
+const MAX_STEPS: usize = 16;
+
+/// Converges the container found at our vmid: gather, then decide and act until a step ends
+/// the pass.
+pub(super) async fn converge(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &Snapshot,
+    desired: &Desired,
+    vmid: u32,
+    found: Located,
+) -> Result<Action, Error> {
+    let Located { node, config, current } = found;
+    let observed = Observed {
+        node,
+        status: current.status.clone(),
+        config,
+    };
+    let t = Target {
+        handle,
+        snap,
+        desired,
+        vmid,
+        observed,
+        current,
+    };
+    let mut facts = gather(p, &t).await?;
+    for _ in 0..MAX_STEPS {
+        let step = decide(&facts);
+        tracing::trace!(object = %p.obj.name_any(), ?step, "converge step");
+        match act(p, &t, &mut facts, step).await {
+            Ok(None) => {}
+            Ok(Some(action)) => return Ok(action),
+            Err(halt) => return halt.into(),
+        }
+    }
+    Err(Error::Panic(format!(
+        "converging CT {vmid} did not settle in {MAX_STEPS} steps"
+    )))
+}
+
+/// Reads what the rules need before the first decision: whose the container is (the evidence
+/// in one read), its lock and power state, and the image change the spec asks for.
+pub(super) async fn gather(p: &mut P<'_>, t: &Target<'_>) -> Result<Facts, Error> {
+    let cfg = &t.observed.config;
+    let verdict = identity::ownership(&Evidence::gather(p, t.snap, t.vmid, cfg).await?);
+    let image = match &t.desired.source {
+        Source::Image { reference, .. } => p.status.image.clone().map(|now| ImageChange {
+            now,
+            wanted: reference.clone(),
+            strategy: p.obj.spec.update_strategy,
+            blocker: super::image::recreate_blocker(cfg),
+        }),
+        _ => None,
+    };
+    Ok(Facts {
+        verdict,
+        node: t.observed.node.clone(),
+        status_node: p.status.node.clone(),
+        phase: p.status.phase,
+        lock: cfg.lock.clone(),
+        running: t.observed.running(),
+        ha: None,
+        image,
+        image_pulled: false,
+        planned: None,
+        config_applied: false,
+        reboot: false,
+        tenant_checked: false,
+    })
+}
+
+/// Carries out one step: `Some(action)` ends the pass; `None` goes on (its fact filled in).
+pub(super) async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts, step: ConvergeStep) -> Step<Option<Action>> {
+    let (vmid, node) = (t.vmid, t.observed.node.as_str());
+    let end = |r: Result<Action, Error>| r.map(Some).map_err(Halt::Fail);
+    match step {
+        ConvergeStep::Foreign(verdict) => {
+            let what = format!("it lacks the tag {}", t.desired.identity_tag);
+            end(foreign(p, verdict, vmid, node, t.desired, &what).await)
+        }
+        ConvergeStep::NoteNode { moved } => {
+            if moved {
+                p.event(Reason::Moved, format!("CT {vmid} is now on node {node}")).await;
+            }
+            (p.status.node, f.status_node) = (Some(node.to_string()), Some(node.to_string()));
+            Ok(None)
+        }
+        ConvergeStep::WaitLocked(lock) => {
+            let msg = format!("CT is locked ({lock}); waiting");
+            p.cond(CondSpec::no(CONDITION_SYNCED, Reason::Locked, msg));
+            p.save().await?;
+            Ok(Some(p.retry(Reason::Locked)))
+        }
+        ConvergeStep::SyncHa => {
+            // the HA resource and rule first: while HA manages the container it decides power and place
+            f.ha = Some(super::ha::sync(p, t.handle, t.snap, vmid).await?);
+            Ok(None)
+        }
+        ConvergeStep::RefuseImage(why) => refuse_image(p, f, &why).await.map(Some),
+        ConvergeStep::PullImage => {
+            if let Source::Image { reference, storage } = &t.desired.source {
+                super::image::ensure_pulled(p, t.handle, node, storage, reference).await?;
+            }
+            f.image_pulled = true;
+            Ok(None)
+        }
+        ConvergeStep::StopForImage | ConvergeStep::DestroyForImage => end(recreate(p, t, f, &step).await),
+        ConvergeStep::MakePlan => {
+            f.planned = Some(make_plan(p, t, f).await?);
+            Ok(None)
+        }
+        ConvergeStep::BackOff { restarts, wait } => end(back_off(p, t, restarts, wait).await),
+        ConvergeStep::HaMove { target, ask } => end(super::ha::steer_move(p, t.handle, vmid, node, &target, ask).await),
+        ConvergeStep::TargetOffline(target) => {
+            let msg = format!("cannot move to node {target}: it is not online");
+            end(p
+                .not_ready(Reason::NodeUnavailable, msg, p.retry(Reason::NodeUnavailable))
+                .await)
+        }
+        ConvergeStep::Migrate { target } => end(migrate(p, t, &target).await),
+        ConvergeStep::ApplyConfig => apply_config(p, t, f).await,
+        ConvergeStep::Reboot => {
+            let msg = format!("restarting CT {vmid} to apply spec.app (restartPolicy OnChange)");
+            p.event(Reason::Restarting, msg).await;
+            let (client, n) = (t.handle.client.clone(), node.to_string());
+            let call = async move { client.lxc_reboot(&n, vmid, Some(60)).await };
+            end(start_task(p, t.handle, node, Operation::Reboot, call).await)
+        }
+        ConvergeStep::Resize { disk, gib } => {
+            let (client, n) = (t.handle.client.clone(), node.to_string());
+            p.event(Reason::Resizing, format!("growing {disk} of CT {vmid} to {gib}Gi"))
+                .await;
+            let call = async move { client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await };
+            end(start_task(p, t.handle, node, Operation::Resize, call).await)
+        }
+        ConvergeStep::CheckTenant => {
+            let plan = &f.planned.as_ref().expect("planned before the tenant check").plan;
+            if let Some(action) = super::tenancy::hold_start(p, t.handle, &t.observed.config, plan).await? {
+                return Ok(Some(action));
+            }
+            f.tenant_checked = true;
+            Ok(None)
+        }
+        ConvergeStep::WaitHaPower(action) => end(super::ha::wait_for_power(p, vmid, action, &t.current.status).await),
+        ConvergeStep::Power { action, drift } => end(power(p, t, action, drift).await),
+        ConvergeStep::InSync => end(super::report::in_sync(p, t).await),
+    }
+}
 
 /// Acts on a verdict that the container at our vmid is not (or no longer) ours: wait, pick
 /// another vmid, or stop with a condition that says what happened and how to resolve it.
@@ -76,71 +229,75 @@ pub(super) async fn foreign(
     p.not_ready(reason, msg, wait).await
 }
 
-/// Converges the container found at our vmid.
-pub(super) async fn converge(
-    p: &mut P<'_>,
-    handle: &ClusterHandle,
-    snap: &Snapshot,
-    desired: &Desired,
-    vmid: u32,
-    found: Located,
-) -> Result<Action, Error> {
-    let Located {
-        node,
-        config: cfg,
-        current,
-    } = found;
-    let verdict = identity::ownership(&Evidence::gather(p, snap, vmid, &cfg).await?);
-    let ours = match verdict {
-        Ownership::Ours => true,
-        Ownership::Claim => false,
-        other => {
-            let what = format!("it lacks the tag {}", desired.identity_tag);
-            return foreign(p, other, vmid, &node, desired, &what).await;
-        }
-    };
-    if p.status.node.as_deref() != Some(node.as_str()) {
-        if p.status.node.is_some() && !matches!(p.status.phase, Some(ContainerPhase::Creating)) {
-            p.event(Reason::Moved, format!("CT {vmid} is now on node {node}")).await;
-        }
-        p.status.node = Some(node.clone());
+/// A new image the spec asks for is refused (`Synced=False`, `Stalled=True`, reason
+/// `ImageUpdateRefused`, nothing changed); the event only when the message is new.
+async fn refuse_image(p: &mut P<'_>, f: &Facts, why: &str) -> Step<Action> {
+    let change = f.image.as_ref().expect("an image change to refuse");
+    let msg = format!(
+        "the container runs {}; changing spec.source.image.reference to {} is refused (nothing was changed): {why}; set the reference back to go on",
+        change.now, change.wanted
+    );
+    let was = p.cond_of(CONDITION_SYNCED);
+    p.cond(CondSpec::yes(
+        CONDITION_STALLED,
+        Reason::ImageUpdateRefused,
+        msg.clone(),
+    ));
+    p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ImageUpdateRefused, msg.clone()));
+    p.save().await?;
+    if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
+        p.event(Reason::ImageUpdateRefused, msg).await;
     }
-    if let Some(lock) = &cfg.lock {
-        p.cond(CondSpec::no(
-            CONDITION_SYNCED,
-            Reason::Locked,
-            format!("CT is locked ({lock}); waiting"),
-        ));
-        p.save().await?;
-        return Ok(p.retry(Reason::Locked));
+    Ok(p.retry(Reason::ImageUpdateRefused))
+}
+
+/// `updateStrategy: Recreate` with the new image pulled: the stop, then the destroy after
+/// which the next passes create the container again from the new image (on this node: pinned
+/// while Creating), with the same vmid and MACs.
+async fn recreate(p: &mut P<'_>, t: &Target<'_>, f: &Facts, step: &ConvergeStep) -> Result<Action, Error> {
+    let (vmid, node) = (t.vmid, t.observed.node.as_str());
+    let wanted = &f.image.as_ref().expect("an image change to roll out").wanted;
+    let (client, n) = (t.handle.client.clone(), node.to_string());
+    if *step == ConvergeStep::StopForImage {
+        let msg = format!("stopping CT {vmid} to create it again from {wanted} (updateStrategy Recreate)");
+        p.event(Reason::Stopping, msg).await;
+        let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
+        return start_task(p, t.handle, node, Operation::Shutdown, call).await;
     }
-    // the HA resource and rule first: while HA manages the container it decides power and place
-    let ha = match super::ha::sync(p, handle, snap, vmid).await {
-        Ok(v) => v,
-        Err(halt) => return halt.into(),
-    };
-    let by_ha = ha == super::ha::HaView::Managed;
-    // an image update (rolled out or refused), then spec.app with its values read now
-    let running = current.status == "running";
-    let mut prepared = match super::app::prepare(p, handle, &node, vmid, &cfg, running, desired).await {
-        Ok(d) => d,
-        Err(halt) => return halt.into(),
+    p.event(
+        Reason::Recreating,
+        format!("destroying CT {vmid} on {node} to create it again from {wanted} with the same vmid and MACs (updateStrategy Recreate)"),
+    )
+    .await;
+    p.status.phase = Some(ContainerPhase::Creating);
+    p.status.ip_addresses.clear();
+    let params = pve::DeleteParams::purge_referenced_only();
+    let call = async move { client.lxc_delete(&n, vmid, &params).await };
+    start_task(p, t.handle, node, super::image::RECREATE_OPERATION, call).await
+}
+
+/// The plan: `spec.app` with its values read now, the node the container should be on (node
+/// maintenance), desired vs observed, and what the restart back-off and HA moves need.
+async fn make_plan(p: &mut P<'_>, t: &Target<'_>, f: &Facts) -> Step<Planned> {
+    if let (Source::Image { reference, .. }, None) = (&t.desired.source, &p.status.image) {
+        // the image a container from an image runs is known from its first converge on
+        p.status.image = Some(reference.clone());
+    }
+    let current_env = t.observed.config.raw.get("env").and_then(|v| v.as_str());
+    let mut desired = match super::app_values::resolve(p).await? {
+        None => t.desired.clone(),
+        Some(app) => super::desired::with_app(t.desired, &app, current_env),
     };
     // only the bind mounts and devices the operator set are removed when they leave the spec
-    prepared.host.managed = p.status.host_mounts.iter().cloned().collect();
-    let desired = &prepared;
-    let observed = Observed {
-        node: node.clone(),
-        status: current.status.clone(),
-        config: cfg,
-    };
-    let (wanted, report) = super::tenancy::wanted_node(p, handle, snap, desired, &node);
+    desired.host.managed = p.status.host_mounts.iter().cloned().collect();
+    let node = t.observed.node.as_str();
+    let (wanted, report) = super::tenancy::wanted_node(p, t.handle, t.snap, &desired, node);
     if let Some(m) = report {
         p.event(Reason::NodeInMaintenance, m).await;
     }
-    let mut plan = match plan(desired, wanted.as_deref(), &observed) {
+    let plan = match plan(&desired, wanted.as_deref(), &t.observed) {
         Ok(pl) => pl,
-        Err(e) => return p.invalid(e).await,
+        Err(e) => return Err(Halt::end(p.invalid(e).await)),
     };
     let drift = p.status.observed_generation == p.generation()
         && matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped));
@@ -150,102 +307,87 @@ pub(super) async fn converge(
         .app
         .as_ref()
         .is_some_and(|a| a.on_exit == AppExitPolicy::Stay);
-    if drift && stays && plan.power == Some(PowerAction::Start) {
-        // its process ended by itself and spec.app.onExit says it stays stopped
-        plan.power = None;
+    let since_restart = p
+        .status
+        .restarted_at
+        .as_ref()
+        .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok());
+    let ha_moving = p
+        .status
+        .high_availability
+        .as_ref()
+        .and_then(|h| h.state.as_deref())
+        .is_some_and(|s| s == "migrate" || s == "relocate");
+    let mut planned = Planned {
+        target_online: plan.migrate_to.as_deref().is_some_and(|n| t.snap.node_online(n)),
+        plan,
+        drift,
+        stays,
+        restarts: p.status.restart_count.unwrap_or(0),
+        since_restart,
+        in_maintenance: t.handle.in_maintenance(node).is_some(),
+        ha_moving,
+    };
+    // ten minutes without a start of its own start the count over
+    let by_ha = f.ha == Some(super::ha::HaView::Managed);
+    if planned.restarts_by_itself(by_ha) && since_restart.is_some_and(|d: Duration| d >= Duration::from_secs(600)) {
+        p.status.restart_count = Some(0);
+        planned.restarts = 0;
     }
-    if drift && !by_ha && plan.power == Some(PowerAction::Start) {
-        let since = p
-            .status
-            .restarted_at
-            .as_ref()
-            .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok());
-        let restarts = if since.is_some_and(|d: Duration| d >= Duration::from_secs(600)) {
-            p.status.restart_count = Some(0);
-            0
-        } else {
-            p.status.restart_count.unwrap_or(0)
-        };
-        if let Some(wait) = decide::restart_back_off(restarts, since) {
-            p.status.phase = Some(ContainerPhase::Stopped);
-            p.status.state = Some(current.status.clone());
-            let msg = format!(
-                "CT {vmid} stopped by itself {restarts} times; back-off {}s before it is started again",
-                wait.as_secs().max(1)
-            );
-            return p.not_ready(Reason::RestartBackOff, msg, Action::requeue(wait)).await;
-        }
-    }
-    if by_ha {
-        if let Some(action) = super::ha::steer_move(p, handle, &mut plan, vmid, &node).await? {
-            return Ok(action);
-        }
-    }
-    if let Some(target) = &plan.migrate_to {
-        if !snap.node_online(target) {
-            return p
-                .not_ready(
-                    Reason::NodeUnavailable,
-                    format!("cannot move to node {target}: it is not online"),
-                    p.retry(Reason::NodeUnavailable),
-                )
-                .await;
-        }
-        let params = pve::MigrateParams {
-            target: target.clone(),
-            restart: observed.running().then_some(true),
-            ..Default::default()
-        };
-        p.event(Reason::Migrating, format!("moving CT {vmid} from {node} to {target}"))
-            .await;
-        let client = handle.client.clone();
-        let (n, t) = (node.clone(), params);
-        return match start_task(p, handle, &node, Operation::Migrate, async move {
-            client.lxc_migrate(&n, vmid, &t).await
-        })
-        .await
-        {
-            Err(Error::Pve(e)) if matches!(e.class(), ErrorClass::Conflict | ErrorClass::Permanent) => {
-                p.not_ready(
-                    Reason::MigrationRefused,
-                    format!("Proxmox refused to move CT {vmid} to {target}: {}", e.message()),
-                    p.retry(Reason::MigrationRefused),
-                )
+    Ok(planned)
+}
+
+/// A container that stopped by itself and was started often lately waits before it is started
+/// again (`Ready=False`, reason `RestartBackOff`).
+async fn back_off(p: &mut P<'_>, t: &Target<'_>, restarts: u32, wait: Duration) -> Result<Action, Error> {
+    p.status.phase = Some(ContainerPhase::Stopped);
+    p.status.state = Some(t.current.status.clone());
+    let msg = format!(
+        "CT {} stopped by itself {restarts} times; back-off {}s before it is started again",
+        t.vmid,
+        wait.as_secs().max(1)
+    );
+    p.not_ready(Reason::RestartBackOff, msg, Action::requeue(wait)).await
+}
+
+/// Migrates the container (a task); a move Proxmox refuses is reported.
+async fn migrate(p: &mut P<'_>, t: &Target<'_>, target: &str) -> Result<Action, Error> {
+    let (vmid, node) = (t.vmid, t.observed.node.clone());
+    let params = pve::MigrateParams {
+        target: target.to_string(),
+        restart: t.observed.running().then_some(true),
+        ..Default::default()
+    };
+    p.event(Reason::Migrating, format!("moving CT {vmid} from {node} to {target}"))
+        .await;
+    let client = t.handle.client.clone();
+    let n = node.clone();
+    let call = async move { client.lxc_migrate(&n, vmid, &params).await };
+    match start_task(p, t.handle, &node, Operation::Migrate, call).await {
+        Err(Error::Pve(e)) if matches!(e.class(), ErrorClass::Conflict | ErrorClass::Permanent) => {
+            let msg = format!("Proxmox refused to move CT {vmid} to {target}: {}", e.message());
+            p.not_ready(Reason::MigrationRefused, msg, p.retry(Reason::MigrationRefused))
                 .await
-            }
-            other => other,
-        };
+        }
+        other => other,
     }
+}
+
+/// The synchronous config update (when the plan has changes), then what waits for a restart:
+/// `PendingRestart`, or a restart `spec.app` asks for.
+async fn apply_config(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts) -> Step<Option<Action>> {
+    let (vmid, node) = (t.vmid, t.observed.node.as_str());
+    let planned = f.planned.as_ref().expect("planned before the config update");
+    let plan = &planned.plan;
+    let running = t.observed.running();
     let mut restart_keys: Vec<String> = Vec::new();
     if !plan.changes.is_empty() {
-        let (set, delete) = plan.config_update();
-        let update = pve::ConfigUpdate {
-            set,
-            delete,
-            digest: observed.config.digest.clone(),
-        };
-        match handle.client.lxc_update_config(&node, vmid, &update).await {
-            Ok(()) => {}
-            Err(e) if e.class() == ErrorClass::InvalidSpec => {
-                return p
-                    .invalid(InvalidSpec {
-                        field: "(config)".into(),
-                        message: format!("Proxmox refused the update: {e}"),
-                    })
-                    .await
-            }
-            Err(e) => match super::host_mounts::root_required(&e) {
-                Some(msg) => {
-                    return p
-                        .not_ready(Reason::RootRequired, msg, Action::requeue(jitter(ROOT_RETRY)))
-                        .await
-                }
-                None => return Err(e.into()),
-            },
+        if let Some(action) = update_config(p, t, plan).await? {
+            return Ok(Some(action));
         }
         p.status.host_mounts = plan.host_keys.iter().cloned().collect();
         let what = plan.describe_changes();
-        if drift && ours {
+        if planned.drift && f.verdict == Ownership::Ours {
             p.event(
                 Reason::DriftCorrected,
                 format!("put back values changed in Proxmox: {what}"),
@@ -254,27 +396,20 @@ pub(super) async fn converge(
         } else {
             p.event(Reason::Updated, format!("updated CT {vmid}: {what}")).await;
         }
-        if observed.running() {
-            restart_keys = awaiting_restart(handle, &node, vmid).await;
+        if running {
+            restart_keys = awaiting_restart(t.handle, node, vmid).await;
         }
-        handle.refresh.notify_one();
+        t.handle.refresh.notify_one();
     } else {
         p.status.host_mounts = plan.host_keys.iter().cloned().collect();
-        if observed.running() && p.is_true(CONDITION_PENDING_RESTART) {
-            restart_keys = awaiting_restart(handle, &node, vmid).await;
+        if running && p.is_true(CONDITION_PENDING_RESTART) {
+            restart_keys = awaiting_restart(t.handle, node, vmid).await;
         }
     }
-    if super::app::restart_now(&p.obj.spec, &restart_keys) {
-        p.event(
-            Reason::Restarting,
-            format!("restarting CT {vmid} to apply spec.app (restartPolicy OnChange)"),
-        )
-        .await;
-        let (client, n) = (handle.client.clone(), node.clone());
-        return start_task(p, handle, &node, Operation::Reboot, async move {
-            client.lxc_reboot(&n, vmid, Some(60)).await
-        })
-        .await;
+    f.config_applied = true;
+    f.reboot = super::app::restart_now(&p.obj.spec, &restart_keys);
+    if f.reboot {
+        return Ok(None);
     }
     if restart_keys.is_empty() {
         p.uncond(CONDITION_PENDING_RESTART);
@@ -285,186 +420,64 @@ pub(super) async fn converge(
             format!("Proxmox applies these after a restart: {}", restart_keys.join(", ")),
         ));
     }
-    if let Some((disk, gib)) = plan.resizes.first().cloned() {
-        let client = handle.client.clone();
-        let n = node.clone();
-        p.event(Reason::Resizing, format!("growing {disk} of CT {vmid} to {gib}Gi"))
-            .await;
-        return start_task(p, handle, &node, Operation::Resize, async move {
-            client.lxc_resize(&n, vmid, &disk, &format!("{gib}G")).await
-        })
-        .await;
-    }
-    if let Some(action) = super::tenancy::hold_start(p, handle, &observed.config, &plan).await? {
-        return Ok(action);
-    }
-    if let Some(action) = plan.power.filter(|_| by_ha) {
-        return super::ha::wait_for_power(p, vmid, action, &current.status).await;
-    }
-    if let Some(action) = plan.power {
-        let client = handle.client.clone();
-        let n = node.clone();
-        return match action {
-            PowerAction::Start => {
-                if drift {
-                    p.status.restart_count = Some(p.status.restart_count.unwrap_or(0) + 1);
-                    p.status.restarted_at = Some(Time(jiff::Timestamp::now()));
-                    p.event(
-                        Reason::Starting,
-                        format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)"),
-                    )
-                    .await;
-                } else {
-                    p.event(Reason::Starting, format!("starting CT {vmid}")).await;
-                }
-                start_task(p, handle, &node, Operation::Start, async move {
-                    client.lxc_start(&n, vmid).await
-                })
-                .await
-            }
-            PowerAction::Shutdown => {
-                p.event(Reason::Stopping, format!("stopping CT {vmid}")).await;
-                start_task(p, handle, &node, Operation::Shutdown, async move {
-                    client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await
-                })
-                .await
-            }
-        };
-    }
-    // in sync
-    let running = observed.running();
-    p.status.state = Some(current.status.clone());
-    p.status.phase = Some(if running {
-        ContainerPhase::Running
-    } else {
-        ContainerPhase::Stopped
-    });
-    let fresh_usage = usage(
-        current.cpu,
-        current.mem,
-        current.disk,
-        current.uptime,
-        current.netin,
-        current.netout,
-    );
-    if let Some(g) = snap.guests.get(&vmid) {
-        p.ctx
-            .metrics
-            .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), g);
-    }
-    // MACs from the config; IPs from the running container (polled until known)
-    p.status.mac = observed
-        .config
-        .networks()
-        .unwrap_or_default()
-        .values()
-        .filter_map(|n| Some((n.name.clone(), n.hwaddr.clone()?)))
-        .collect();
-    let mut requeue = if p.ctx.settings.drift_check_interval.is_zero() {
-        Action::await_change()
-    } else {
-        Action::requeue(jitter(p.ctx.settings.drift_check_interval))
+    Ok(None)
+}
+
+/// Sends the plan's config update; `Some(action)` when Proxmox refused it (reported).
+async fn update_config(p: &mut P<'_>, t: &Target<'_>, plan: &super::plan::Plan) -> Step<Option<Action>> {
+    let (set, delete) = plan.config_update();
+    let update = pve::ConfigUpdate {
+        set,
+        delete,
+        digest: t.observed.config.digest.clone(),
     };
-    // the reads for the status go out together
-    let want_ips = running
-        && !observed.config.networks().unwrap_or_default().is_empty()
-        && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation());
-    let (ifaces, backups) = tokio::join!(
-        async {
-            match want_ips {
-                true => Some(handle.client.lxc_interfaces(&node, vmid).await.unwrap_or_default()),
-                false => None,
+    let node = t.observed.node.as_str();
+    match t.handle.client.lxc_update_config(node, t.vmid, &update).await {
+        Ok(()) => Ok(None),
+        Err(e) if e.class() == ErrorClass::InvalidSpec => {
+            let e = InvalidSpec {
+                field: "(config)".into(),
+                message: format!("Proxmox refused the update: {e}"),
+            };
+            Err(Halt::end(p.invalid(e).await))
+        }
+        Err(e) => match super::host_mounts::root_required(&e) {
+            Some(msg) => {
+                let wait = Action::requeue(jitter(ROOT_RETRY));
+                Err(Halt::end(p.not_ready(Reason::RootRequired, msg, wait).await))
             }
+            None => Err(e.into()),
         },
-        backup_archives(handle, snap, &node, vmid, p, desired.open_tenancy)
-    );
-    if let Some(ifaces) = ifaces {
-        p.status.ip_addresses = addresses(&ifaces);
-        if p.status.ip_addresses.is_empty() {
-            requeue = Action::requeue(jitter(Duration::from_secs(3)));
-        }
     }
-    let last_ipv4 = p
-        .status
-        .ip_addresses
-        .iter()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .cloned();
-    if !running {
-        p.status.ip_addresses.clear();
-    }
-    let forced = desired.firewall_forced;
-    if let Some(fw) = p
-        .obj
-        .spec
-        .firewall
-        .clone()
-        .or_else(|| forced.map(|_| Default::default()))
-    {
-        match super::firewall::sync(&handle.client, &node, vmid, &fw, forced).await {
-            Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
-            Ok(None) => {}
-            Err(Error::Invalid(e)) => return p.invalid(e).await,
-            Err(e) => return Err(e),
-        }
-    }
-    // the endpoint keeps the last known address while stopped, marked not ready
-    let static_ipv4 = desired.nets.values().find_map(|n| {
-        n.ip.as_deref()
-            .filter(|ip| ip.contains('/'))
-            .map(|ip| ip.split('/').next().unwrap_or(ip).to_string())
-    });
-    let primary = if running {
-        last_ipv4.clone()
-    } else {
-        last_ipv4.clone().or(static_ipv4)
-    };
-    // someone else's Service of that name is never taken over: reported, the container stays Ready
-    let service_refused = match super::service::sync(&p.ctx.kube, p.obj, primary.as_deref(), running).await {
-        Ok(wrote) => {
-            if wrote {
-                p.ctx.metrics.kube_write("Service");
+}
+
+/// Starts or shuts down the container (a task); a start after it stopped outside Kubernetes
+/// counts as a restart (the back-off).
+async fn power(p: &mut P<'_>, t: &Target<'_>, action: PowerAction, drift: bool) -> Result<Action, Error> {
+    let (vmid, node) = (t.vmid, t.observed.node.as_str());
+    let (client, n) = (t.handle.client.clone(), node.to_string());
+    match action {
+        PowerAction::Start => {
+            if drift {
+                p.status.restart_count = Some(p.status.restart_count.unwrap_or(0) + 1);
+                p.status.restarted_at = Some(Time(jiff::Timestamp::now()));
+                p.event(
+                    Reason::Starting,
+                    format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)"),
+                )
+                .await;
+            } else {
+                p.event(Reason::Starting, format!("starting CT {vmid}")).await;
             }
-            None
+            let call = async move { client.lxc_start(&n, vmid).await };
+            start_task(p, t.handle, node, Operation::Start, call).await
         }
-        Err(Error::Invalid(e)) if e.field == "ports" => Some(e.message),
-        Err(e) => return Err(e),
-    };
-    p.status.backups = backups;
-    let (reason, msg) = if running {
-        (Reason::Running, format!("CT {vmid} runs on {node}"))
-    } else {
-        (Reason::Stopped, format!("CT {vmid} is stopped on {node}, as requested"))
-    };
-    let became_ready = !p.is_true(CONDITION_READY);
-    p.cond(CondSpec::yes(CONDITION_READY, reason, msg));
-    match service_refused {
-        Some(m) => p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ServiceNotOwned, m)),
-        None => p.cond(CondSpec::yes(
-            CONDITION_SYNCED,
-            Reason::InSync,
-            "Proxmox matches the spec",
-        )),
+        PowerAction::Shutdown => {
+            p.event(Reason::Stopping, format!("stopping CT {vmid}")).await;
+            let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
+            start_task(p, t.handle, node, Operation::Shutdown, call).await
+        }
     }
-    p.uncond(CONDITION_STALLED);
-    p.observed();
-    // usage figures alone make no write (they change every second): they go out with any other
-    // change, and at least every `cluster_status_refresh`
-    let due = p.status.last_sync_time.as_ref().is_none_or(|t| {
-        jiff::Timestamp::now().duration_since(t.0).as_secs() >= p.ctx.settings.cluster_status_refresh.as_secs() as i64
-    });
-    if p.status.usage.is_none() || due || p.changed() {
-        p.status.usage = Some(fresh_usage);
-    }
-    p.save().await?;
-    if became_ready {
-        p.event(
-            Reason::Ready,
-            format!("CT {vmid} is {}", if running { "running" } else { "stopped" }),
-        )
-        .await;
-    }
-    Ok(requeue)
 }
 
 /// The config keys Proxmox applies only after a restart (empty when it cannot tell).
@@ -477,89 +490,6 @@ async fn awaiting_restart(handle: &ClusterHandle, node: &str, vmid: u32) -> Vec<
         .collect()
 }
 
-/// Usage for status, from what Proxmox reports (CPU rounded to 0.1 %).
-pub(super) fn usage(
-    cpu: Option<f64>,
-    mem: Option<u64>,
-    disk: Option<u64>,
-    uptime: Option<u64>,
-    netin: Option<u64>,
-    netout: Option<u64>,
-) -> Usage {
-    Usage {
-        cpu: cpu.map(|c| (c * 1000.0).round() / 1000.0),
-        memory_bytes: mem,
-        disk_bytes: disk,
-        uptime_seconds: uptime,
-        net_in_bytes: netin,
-        net_out_bytes: netout,
-    }
-}
-
-/// The container's addresses without prefix: IPv4 first, then IPv6 (no loopback, no link-local).
-pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
-    let strip = |a: &String| a.split('/').next().unwrap_or(a).to_string();
-    let up = ifaces.iter().filter(|i| i.name != "lo");
-    let v4 = up.clone().flat_map(|i| i.inet.iter().map(strip));
-    let v6 = up
-        .flat_map(|i| i.inet6.iter().map(strip))
-        .filter(|a| !a.to_ascii_lowercase().starts_with("fe80"));
-    v4.chain(v6).collect()
-}
-
-/// How many archives `status.backups` lists.
-pub const MAX_LISTED_BACKUPS: usize = 10;
-
-/// Backup archives of this container on the backup storages `node` can see (shared ones once),
-/// newest first, bounded: those the mark in their notes ties to it, and (without a tenant,
-/// `open`) archives made outside the operator since this object exists. Archives of the vmid's
-/// earlier owners are never listed. Storages that cannot be read are skipped.
-async fn backup_archives(
-    handle: &ClusterHandle,
-    snap: &Snapshot,
-    node: &str,
-    vmid: u32,
-    p: &P<'_>,
-    open: bool,
-) -> Vec<BackupArchive> {
-    let uid = p.uid.as_str();
-    let since = p.obj.creation_timestamp().map(|t| t.0.as_second()).unwrap_or(i64::MAX);
-    let ours = |notes: Option<&str>, ctime: Option<i64>| match ArchiveMark::parse(notes) {
-        Some(m) => m.container_uid == uid,
-        None => open && ctime.is_some_and(|c| c >= since),
-    };
-    let storages: Vec<String> = snap
-        .storages
-        .iter()
-        .filter(|s| s.node == node && s.content.iter().any(|c| c == "backup"))
-        .map(|s| s.name.clone())
-        .collect();
-    let mut found: Vec<(i64, BackupArchive)> = Vec::new();
-    let lists = futures::future::join_all(
-        storages
-            .iter()
-            .map(|storage| handle.client.storage_content(node, storage, Some("backup"), Some(vmid))),
-    )
-    .await;
-    for v in lists
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|v| v.vmid.is_none_or(|id| id == vmid))
-        .filter(|v| ours(v.notes.as_deref(), v.ctime))
-    {
-        let created = v.ctime.and_then(|t| jiff::Timestamp::from_second(t).ok()).map(Time);
-        found.push((
-            v.ctime.unwrap_or(0),
-            BackupArchive {
-                volid: v.volid,
-                size_bytes: v.size,
-                created_at: created,
-                notes: v.notes.as_deref().and_then(user_notes),
-            },
-        ));
-    }
-    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.volid.cmp(&b.1.volid)));
-    found.dedup_by(|a, b| a.1.volid == b.1.volid);
-    found.into_iter().take(MAX_LISTED_BACKUPS).map(|(_, a)| a).collect()
-}
+#[cfg(test)]
+#[path = "converge_tests.rs"]
+mod tests;

@@ -201,6 +201,57 @@ pub fn identity_tag(uid: &str) -> String {
 /// Checks `spec` (of the object named `name` with uid `uid`) and computes what Proxmox should have.
 pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
     let source = source(&spec.source)?;
+    check_management(spec, &source)?;
+    let mut keys = BTreeMap::new();
+    let hostname = spec.hostname.clone().unwrap_or_else(|| name.to_string());
+    check_hostname("hostname", &hostname)?;
+    keys.insert("hostname".into(), hostname);
+    if let Some(d) = &spec.description {
+        if d.len() > 8192 {
+            return Err(invalid("description", "longer than 8192 characters"));
+        }
+        keys.insert("description".into(), d.trim_end().to_string());
+    }
+    if let Some(r) = &spec.resources {
+        resources(r, &mut keys)?;
+    }
+    let rootfs = match &spec.rootfs {
+        Some(r) => Some((storage_id("rootfs.storage", &r.storage)?, gib("rootfs.size", &r.size)?)),
+        None => None,
+    };
+    let mount_points = mount_points(spec)?;
+    if !mount_points.is_empty() && rootfs.is_none() {
+        return Err(invalid(
+            "rootfs",
+            "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)",
+        ));
+    }
+    let host = super::host_mounts::validate(spec)?;
+    let nets = networks(&spec.network)?;
+    dns(spec, &mut keys)?;
+    options(spec, &mut keys)?;
+    let tags = user_tags(spec)?;
+    check_rest(spec)?;
+    Ok(Desired {
+        source,
+        keys,
+        nets,
+        rootfs,
+        mount_points,
+        host,
+        tags,
+        identity_tag: identity_tag(uid),
+        unprivileged: spec.unprivileged,
+        state: spec.state,
+        pool: spec.pool.clone(),
+        firewall_forced: None,
+        open_tenancy: true,
+        allowed_nodes: Vec::new(),
+    })
+}
+
+/// The rules between `management`, the source, `auth`, `app` and `vmid`.
+fn check_management(spec: &LxcContainerSpec, source: &Source) -> Result<(), InvalidSpec> {
     if spec.auth.is_some() && spec.management == Management::Full && !matches!(source, Source::OsTemplate(_)) {
         // Proxmox sets password and keys only when it creates from an OS template: a clone or
         // restore would keep the source's root credentials while the user believes theirs are set
@@ -221,23 +272,11 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             return Err(invalid("vmid", format!("{v} is outside 100..999999999")));
         }
     }
-    let mut keys = BTreeMap::new();
-    let hostname = spec.hostname.clone().unwrap_or_else(|| name.to_string());
-    check_hostname("hostname", &hostname)?;
-    keys.insert("hostname".into(), hostname);
-    if let Some(d) = &spec.description {
-        if d.len() > 8192 {
-            return Err(invalid("description", "longer than 8192 characters"));
-        }
-        keys.insert("description".into(), d.trim_end().to_string());
-    }
-    if let Some(r) = &spec.resources {
-        resources(r, &mut keys)?;
-    }
-    let rootfs = match &spec.rootfs {
-        Some(r) => Some((storage_id("rootfs.storage", &r.storage)?, gib("rootfs.size", &r.size)?)),
-        None => None,
-    };
+    Ok(())
+}
+
+/// The volume mount points by slot (`mpN`): names, paths (each once) and sizes checked.
+fn mount_points(spec: &LxcContainerSpec) -> Result<BTreeMap<u32, DesiredMountPoint>, InvalidSpec> {
     let mut mount_points = BTreeMap::new();
     let mut paths = BTreeSet::new();
     for (i, mp) in spec.mount_points.iter().enumerate() {
@@ -268,14 +307,11 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             return Err(invalid(f("name"), format!("{} is used twice", mp.name)));
         }
     }
-    if !mount_points.is_empty() && rootfs.is_none() {
-        return Err(invalid(
-            "rootfs",
-            "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)",
-        ));
-    }
-    let host = super::host_mounts::validate(spec)?;
-    let nets = networks(&spec.network)?;
+    Ok(mount_points)
+}
+
+/// `nameserver` and `searchdomain` from `spec.dns`.
+fn dns(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
     if let Some(dns) = &spec.dns {
         if !dns.nameservers.is_empty() {
             for (i, ns) in dns.nameservers.iter().enumerate() {
@@ -293,6 +329,11 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             keys.insert("searchdomain".into(), sd.clone());
         }
     }
+    Ok(())
+}
+
+/// `features`, `onboot`, `startup`, `protection`, the console and the timezone.
+fn options(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
     if let Some(f) = &spec.features {
         // keyctl and fuse are only sent when on: Proxmox lets API tokens change nothing but
         // `nesting`, and off is their default anyway
@@ -324,7 +365,12 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     if let Some(p) = spec.protection {
         keys.insert("protection".into(), bool01(p));
     }
-    console_and_timezone(spec, &mut keys)?;
+    console_and_timezone(spec, keys)?;
+    Ok(())
+}
+
+/// The user's tags, lower-cased, sorted, once each (the identity tag's prefix is reserved).
+fn user_tags(spec: &LxcContainerSpec) -> Result<Vec<String>, InvalidSpec> {
     let mut tags = Vec::new();
     for (i, t) in spec.tags.iter().enumerate() {
         let t = t.to_ascii_lowercase();
@@ -339,6 +385,11 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
     }
     tags.sort();
     tags.dedup();
+    Ok(tags)
+}
+
+/// The pool id, the firewall rules, the port names and the SSH keys.
+fn check_rest(spec: &LxcContainerSpec) -> Result<(), InvalidSpec> {
     if let Some(p) = &spec.pool {
         if p.is_empty()
             || !p
@@ -370,22 +421,7 @@ pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desire
             }
         }
     }
-    Ok(Desired {
-        source,
-        keys,
-        nets,
-        rootfs,
-        mount_points,
-        host,
-        tags,
-        identity_tag: identity_tag(uid),
-        unprivileged: spec.unprivileged,
-        state: spec.state,
-        pool: spec.pool.clone(),
-        firewall_forced: None,
-        open_tenancy: true,
-        allowed_nodes: Vec::new(),
-    })
+    Ok(())
 }
 
 fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
@@ -560,140 +596,167 @@ fn networks(list: &[NetworkInterface]) -> Result<BTreeMap<u32, NetConfig>, Inval
             net_type: Some("veth".into()),
             ..Default::default()
         };
-        if let Some(v4) = &n.ipv4 {
-            match (v4.dhcp, &v4.address) {
-                (Some(true), None) => {
-                    if v4.gateway.is_some() {
-                        return Err(invalid(f("ipv4.gateway"), "a gateway only goes with a static address"));
-                    }
-                    nc.ip = Some("dhcp".into());
-                }
-                (None | Some(false), Some(addr)) => {
-                    let (ip, prefix) = parse_cidr4(addr).ok_or_else(|| {
-                        invalid(
-                            f("ipv4.address"),
-                            format!("{addr:?} is not an IPv4 address with prefix, e.g. 10.0.0.5/24"),
-                        )
-                    })?;
-                    nc.ip = Some(addr.clone());
-                    if let Some(gw) = &v4.gateway {
-                        let g: Ipv4Addr = gw
-                            .parse()
-                            .map_err(|_| invalid(f("ipv4.gateway"), format!("{gw:?} is not an IPv4 address")))?;
-                        let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
-                        if u32::from(g) & mask != u32::from(ip) & mask {
-                            return Err(invalid(f("ipv4.gateway"), format!("{gw} is outside {addr}")));
-                        }
-                        if g == ip {
-                            return Err(invalid(
-                                f("ipv4.gateway"),
-                                format!("{gw} is the interface's own address"),
-                            ));
-                        }
-                        nc.gw = Some(gw.clone());
-                    }
-                }
-                _ => return Err(invalid(f("ipv4"), "set either dhcp: true or address")),
-            }
-        }
-        if let Some(v6) = &n.ipv6 {
-            let set = [v6.auto == Some(true), v6.dhcp == Some(true), v6.address.is_some()]
-                .iter()
-                .filter(|x| **x)
-                .count();
-            if set != 1 {
-                return Err(invalid(
-                    f("ipv6"),
-                    "set exactly one of auto: true, dhcp: true or address",
-                ));
-            }
-            if v6.auto == Some(true) {
-                nc.ip6 = Some("auto".into());
-            } else if v6.dhcp == Some(true) {
-                nc.ip6 = Some("dhcp".into());
-            } else if let Some(addr) = &v6.address {
-                let ok = addr
-                    .split_once('/')
-                    .is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128));
-                if !ok {
-                    return Err(invalid(
-                        f("ipv6.address"),
-                        format!("{addr:?} is not an IPv6 address with prefix, e.g. fd00::5/64"),
-                    ));
-                }
-                nc.ip6 = Some(addr.clone());
-            }
-            if let Some(gw) = &v6.gateway {
-                if v6.address.is_none() {
-                    return Err(invalid(f("ipv6.gateway"), "a gateway only goes with a static address"));
-                }
-                gw.parse::<Ipv6Addr>()
-                    .map_err(|_| invalid(f("ipv6.gateway"), format!("{gw:?} is not an IPv6 address")))?;
-                nc.gw6 = Some(gw.clone());
-            }
-        }
-        if let Some(v) = n.vlan {
-            if !(1..=4094).contains(&v) {
-                return Err(invalid(f("vlan"), format!("{v} is outside 1..4094")));
-            }
-            nc.tag = Some(v);
-        }
-        nc.firewall = n.firewall;
-        if n.host_managed == Some(true) && nc.ip6.as_deref() == Some("auto") {
-            return Err(invalid(
-                f("hostManaged"),
-                "SLAAC (ipv6.auto) is not supported for a host-managed interface (Proxmox's rule)",
-            ));
-        }
-        nc.host_managed = n.host_managed;
-        if let Some(m) = n.mtu {
-            nc.mtu = Some(
-                u16::try_from(m)
-                    .ok()
-                    .filter(|m| *m >= 64)
-                    .ok_or_else(|| invalid(f("mtu"), format!("{m} is outside 64..65535")))?,
-            );
-        }
-        let rate = match (n.rate_megabytes_per_second, n.rate_mbps) {
-            (Some(a), Some(b)) if a != b => {
-                let msg =
-                    format!("{b} differs from rateMegabytesPerSecond {a}: rateMbps is its old name, set only one");
-                return Err(invalid(f("rateMbps"), msg));
-            }
-            (Some(r), _) => Some(("rateMegabytesPerSecond", r)),
-            (None, r) => r.map(|r| ("rateMbps", r)),
-        };
-        if let Some((name, r)) = rate {
-            if !r.is_finite() || r < 0.0 {
-                return Err(invalid(f(name), format!("{r} is not a non-negative number")));
-            }
-            nc.rate = Some(r);
-        }
-        if let Some(mac) = &n.mac {
-            let bytes: Vec<u8> = mac
-                .split(':')
-                .filter_map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2))
-                .collect();
-            if bytes.len() != 6 || mac.len() != 17 {
-                return Err(invalid(
-                    f("mac"),
-                    format!("{mac:?} is not a MAC address XX:XX:XX:XX:XX:XX"),
-                ));
-            }
-            if bytes[0] & 1 == 1 {
-                return Err(invalid(f("mac"), format!("{mac} is a multicast address")));
-            }
-            let up = mac.to_ascii_uppercase();
-            if !macs.insert(up.clone()) {
-                return Err(invalid(f("mac"), format!("{mac} is used twice")));
-            }
-            nc.hwaddr = Some(up);
-        }
+        ipv4(i, n, &mut nc)?;
+        ipv6(i, n, &mut nc)?;
+        link(i, n, &mut nc)?;
+        mac(i, n, &mut macs, &mut nc)?;
         nc.encode()
             .map_err(|e| invalid(format!("network[{i}]"), e.to_string()))?;
         out.insert(i as u32, nc);
     }
     Ok(out)
+}
+
+/// The interface's IPv4 settings: DHCP, or a static address with a gateway inside it.
+fn ipv4(i: usize, n: &NetworkInterface, nc: &mut NetConfig) -> Result<(), InvalidSpec> {
+    let f = |k: &str| format!("network[{i}].{k}");
+    if let Some(v4) = &n.ipv4 {
+        match (v4.dhcp, &v4.address) {
+            (Some(true), None) => {
+                if v4.gateway.is_some() {
+                    return Err(invalid(f("ipv4.gateway"), "a gateway only goes with a static address"));
+                }
+                nc.ip = Some("dhcp".into());
+            }
+            (None | Some(false), Some(addr)) => {
+                let (ip, prefix) = parse_cidr4(addr).ok_or_else(|| {
+                    invalid(
+                        f("ipv4.address"),
+                        format!("{addr:?} is not an IPv4 address with prefix, e.g. 10.0.0.5/24"),
+                    )
+                })?;
+                nc.ip = Some(addr.clone());
+                if let Some(gw) = &v4.gateway {
+                    let g: Ipv4Addr = gw
+                        .parse()
+                        .map_err(|_| invalid(f("ipv4.gateway"), format!("{gw:?} is not an IPv4 address")))?;
+                    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+                    if u32::from(g) & mask != u32::from(ip) & mask {
+                        return Err(invalid(f("ipv4.gateway"), format!("{gw} is outside {addr}")));
+                    }
+                    if g == ip {
+                        return Err(invalid(
+                            f("ipv4.gateway"),
+                            format!("{gw} is the interface's own address"),
+                        ));
+                    }
+                    nc.gw = Some(gw.clone());
+                }
+            }
+            _ => return Err(invalid(f("ipv4"), "set either dhcp: true or address")),
+        }
+    }
+    Ok(())
+}
+
+/// The interface's IPv6 settings: exactly one of SLAAC, DHCP or a static address.
+fn ipv6(i: usize, n: &NetworkInterface, nc: &mut NetConfig) -> Result<(), InvalidSpec> {
+    let f = |k: &str| format!("network[{i}].{k}");
+    if let Some(v6) = &n.ipv6 {
+        let set = [v6.auto == Some(true), v6.dhcp == Some(true), v6.address.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        if set != 1 {
+            return Err(invalid(
+                f("ipv6"),
+                "set exactly one of auto: true, dhcp: true or address",
+            ));
+        }
+        if v6.auto == Some(true) {
+            nc.ip6 = Some("auto".into());
+        } else if v6.dhcp == Some(true) {
+            nc.ip6 = Some("dhcp".into());
+        } else if let Some(addr) = &v6.address {
+            let ok = addr
+                .split_once('/')
+                .is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && p.parse::<u8>().is_ok_and(|p| p <= 128));
+            if !ok {
+                return Err(invalid(
+                    f("ipv6.address"),
+                    format!("{addr:?} is not an IPv6 address with prefix, e.g. fd00::5/64"),
+                ));
+            }
+            nc.ip6 = Some(addr.clone());
+        }
+        if let Some(gw) = &v6.gateway {
+            if v6.address.is_none() {
+                return Err(invalid(f("ipv6.gateway"), "a gateway only goes with a static address"));
+            }
+            gw.parse::<Ipv6Addr>()
+                .map_err(|_| invalid(f("ipv6.gateway"), format!("{gw:?} is not an IPv6 address")))?;
+            nc.gw6 = Some(gw.clone());
+        }
+    }
+    Ok(())
+}
+
+/// VLAN tag, firewall flag, host management, MTU and rate limit.
+fn link(i: usize, n: &NetworkInterface, nc: &mut NetConfig) -> Result<(), InvalidSpec> {
+    let f = |k: &str| format!("network[{i}].{k}");
+    if let Some(v) = n.vlan {
+        if !(1..=4094).contains(&v) {
+            return Err(invalid(f("vlan"), format!("{v} is outside 1..4094")));
+        }
+        nc.tag = Some(v);
+    }
+    nc.firewall = n.firewall;
+    if n.host_managed == Some(true) && nc.ip6.as_deref() == Some("auto") {
+        return Err(invalid(
+            f("hostManaged"),
+            "SLAAC (ipv6.auto) is not supported for a host-managed interface (Proxmox's rule)",
+        ));
+    }
+    nc.host_managed = n.host_managed;
+    if let Some(m) = n.mtu {
+        nc.mtu = Some(
+            u16::try_from(m)
+                .ok()
+                .filter(|m| *m >= 64)
+                .ok_or_else(|| invalid(f("mtu"), format!("{m} is outside 64..65535")))?,
+        );
+    }
+    let rate = match (n.rate_megabytes_per_second, n.rate_mbps) {
+        (Some(a), Some(b)) if a != b => {
+            let msg = format!("{b} differs from rateMegabytesPerSecond {a}: rateMbps is its old name, set only one");
+            return Err(invalid(f("rateMbps"), msg));
+        }
+        (Some(r), _) => Some(("rateMegabytesPerSecond", r)),
+        (None, r) => r.map(|r| ("rateMbps", r)),
+    };
+    if let Some((name, r)) = rate {
+        if !r.is_finite() || r < 0.0 {
+            return Err(invalid(f(name), format!("{r} is not a non-negative number")));
+        }
+        nc.rate = Some(r);
+    }
+    Ok(())
+}
+
+/// A fixed MAC: unicast, each once (`macs`, upper case).
+fn mac(i: usize, n: &NetworkInterface, macs: &mut BTreeSet<String>, nc: &mut NetConfig) -> Result<(), InvalidSpec> {
+    let f = |k: &str| format!("network[{i}].{k}");
+    if let Some(mac) = &n.mac {
+        let bytes: Vec<u8> = mac
+            .split(':')
+            .filter_map(|p| u8::from_str_radix(p, 16).ok().filter(|_| p.len() == 2))
+            .collect();
+        if bytes.len() != 6 || mac.len() != 17 {
+            return Err(invalid(
+                f("mac"),
+                format!("{mac:?} is not a MAC address XX:XX:XX:XX:XX:XX"),
+            ));
+        }
+        if bytes[0] & 1 == 1 {
+            return Err(invalid(f("mac"), format!("{mac} is a multicast address")));
+        }
+        let up = mac.to_ascii_uppercase();
+        if !macs.insert(up.clone()) {
+            return Err(invalid(f("mac"), format!("{mac} is used twice")));
+        }
+        nc.hwaddr = Some(up);
+    }
+    Ok(())
 }
 
 fn parse_cidr4(s: &str) -> Option<(Ipv4Addr, u32)> {
@@ -756,6 +819,32 @@ fn bool01(b: bool) -> String {
 pub fn fmt_f64(v: f64) -> String {
     let s = format!("{v}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// The desired config of a container with `spec.app` applied: the `entrypoint` and `env` keys
+/// `app` asks for (`current_env` is the container's `env` as Proxmox has it).
+pub fn with_app(desired: &Desired, app: &super::app::ResolvedApp, current_env: Option<&str>) -> Desired {
+    let mut d = desired.clone();
+    if let Some(e) = &app.entrypoint {
+        d.keys.insert("entrypoint".into(), e.clone());
+    }
+    if !app.env.is_empty() {
+        d.keys.insert("env".into(), super::app::merge_env(current_env, &app.env));
+    }
+    d
+}
+
+/// The desired config with each interface keeping the MAC the container had (`status.mac`, by
+/// interface name) unless the spec sets one: a container created again (image update) keeps
+/// its MACs, and with them its DHCP leases.
+pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Desired {
+    let mut d = desired.clone();
+    for n in d.nets.values_mut() {
+        if n.hwaddr.is_none() {
+            n.hwaddr = macs.get(&n.name).map(|m| m.to_ascii_uppercase());
+        }
+    }
+    d
 }
 
 #[cfg(test)]

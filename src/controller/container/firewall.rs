@@ -4,7 +4,7 @@
 //! [`UNMANAGED_MARKER`] was added by hand on purpose and is left alone (it stays after the
 //! managed ones); any other rule not in the spec is removed, with an Event.
 
-use super::desired::InvalidSpec;
+use crate::controller::InvalidSpec;
 use crate::crd::lxc_container::{Direction, Firewall, FirewallLogLevel, FirewallPolicy};
 use crate::pve::{self, FirewallOptions, FirewallOptionsUpdate, FirewallRule, FirewallRuleParams};
 

@@ -4,8 +4,8 @@
 //! is asked of HA (never started or stopped directly) and HA decides where it runs.
 
 use super::desired::InvalidSpec;
-use super::plan::{Plan, PowerAction};
-use super::reconcile::P;
+use super::pass::P;
+use super::plan::PowerAction;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::halt::finish;
@@ -127,7 +127,7 @@ pub fn rule_step(want: Option<HaNodeAffinityParams>, have: Option<&HaRule>, mark
 
 /// How HA stands with the container after [`sync`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum HaView {
+pub enum HaView {
     /// HA does not manage it (or ignores it): the operator starts, stops and moves it.
     Direct,
     /// HA keeps it started or stopped; the operator only asks HA.
@@ -173,7 +173,25 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
         let field = "highAvailability.nodeAffinity".into();
         return Err(Halt::end(p.invalid(InvalidSpec { field, message }).await));
     }
-    let want = wanted_resource(&ha, p.obj.spec.state, &mark);
+    sync_resource(p, client, &ha, vmid, &mark).await?;
+    let kept = sync_rule(p, client, &ha, vmid, &mark).await?;
+    let rule = rule_id(vmid);
+    p.status.high_availability = Some(HighAvailabilityStatus {
+        resource: sid,
+        state: snap.guests.get(&vmid).and_then(|g| g.hastate.clone()),
+        rule: kept.then_some(rule),
+    });
+    Ok(match ha.mode {
+        HaMode::Managed => HaView::Managed,
+        HaMode::Ignored => HaView::Direct,
+    })
+}
+
+/// Creates or updates the HA resource `ct:<vmid>` as `ha` and `spec.state` ask (events for what
+/// changed); halts the pass on a refusal.
+async fn sync_resource(p: &mut P<'_>, client: &pve::Client, ha: &HighAvailability, vmid: u32, mark: &str) -> Step<()> {
+    let sid = pve::ct_sid(vmid);
+    let want = wanted_resource(ha, p.obj.spec.state, mark);
     let step = match client.ha_resource(&sid).await {
         Ok(None) => client.ha_resource_create(&sid, &want).await.map(|()| Some(true)),
         Ok(Some(have)) if resource_matches(&want, &have) => Ok(None),
@@ -203,15 +221,21 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
         Ok(None) => {}
         Err(e) => return Err(refused(p, e, "the HA resource").await),
     }
+    Ok(())
+}
+
+/// Creates, updates or deletes the node-affinity rule `k8s-ct<vmid>` as `ha` asks (a rule of
+/// that id that is not ours is never touched: `Stalled`); whether the rule is ours and kept.
+async fn sync_rule(p: &mut P<'_>, client: &pve::Client, ha: &HighAvailability, vmid: u32, mark: &str) -> Step<bool> {
     let rule = rule_id(vmid);
     let have_rule = match client.ha_rule(&rule).await {
         Ok(r) => r,
         Err(e) => return Err(refused(p, e, "the HA rule").await),
     };
-    let kept = match rule_step(wanted_rule(&ha, vmid, &mark), have_rule.as_ref(), &mark) {
+    let kept = match rule_step(wanted_rule(ha, vmid, mark), have_rule.as_ref(), mark) {
         RuleStep::Keep => have_rule
             .as_ref()
-            .filter(|r| r.comment.as_deref() == Some(&mark))
+            .filter(|r| r.comment.as_deref() == Some(mark))
             .is_some(),
         RuleStep::Create(w) => match client.ha_node_affinity_create(&rule, &w).await {
             Ok(()) => true,
@@ -237,41 +261,22 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
             return Err(Halt::end(p.not_ready(Reason::HaRuleConflict, msg, wait).await));
         }
     };
-    p.status.high_availability = Some(HighAvailabilityStatus {
-        resource: sid,
-        state: snap.guests.get(&vmid).and_then(|g| g.hastate.clone()),
-        rule: kept.then_some(rule),
-    });
-    Ok(match ha.mode {
-        HaMode::Managed => HaView::Managed,
-        HaMode::Ignored => HaView::Direct,
-    })
+    Ok(kept)
 }
 
-/// Moves of an HA-managed container: off a node in maintenance by asking HA (once: HA shows
-/// `migrate` while it works); a `spec.node` that differs from where HA runs it is not acted on
-/// (it is where the container was created). `Some(action)` ends the pass.
+/// Moves an HA-managed container off a node in maintenance by asking HA (`ask`: once; HA
+/// shows `migrate` while it works), and reports that HA moves it. (A `spec.node` that differs
+/// from where HA runs it is not acted on: it is where the container was created.)
 pub(super) async fn steer_move(
     p: &mut P<'_>,
     handle: &ClusterHandle,
-    plan: &mut Plan,
     vmid: u32,
     node: &str,
-) -> Result<Option<Action>, Error> {
-    let Some(target) = plan.migrate_to.take() else {
-        return Ok(None);
-    };
-    if handle.in_maintenance(node).is_none() {
-        return Ok(None);
-    }
-    let moving = p
-        .status
-        .high_availability
-        .as_ref()
-        .and_then(|h| h.state.as_deref())
-        .is_some_and(|s| s == "migrate" || s == "relocate");
-    if !moving {
-        match handle.client.ha_migrate(&pve::ct_sid(vmid), &target).await {
+    target: &str,
+    ask: bool,
+) -> Result<Action, Error> {
+    if ask {
+        match handle.client.ha_migrate(&pve::ct_sid(vmid), target).await {
             Ok(()) => {
                 p.event(
                     Reason::HaRequested,
@@ -279,14 +284,12 @@ pub(super) async fn steer_move(
                 )
                 .await
             }
-            Err(e) => return finish(Err(refused(p, e, "the HA move").await)).map(Some),
+            Err(e) => return finish(Err(refused(p, e, "the HA move").await)),
         }
     }
     let msg = format!("HA moves CT {vmid} from {node} (in maintenance) to {target}");
-    Ok(Some(
-        p.not_synced(Reason::HaRequested, msg, Action::requeue(jitter(HA_WAIT)))
-            .await?,
-    ))
+    p.not_synced(Reason::HaRequested, msg, Action::requeue(jitter(HA_WAIT)))
+        .await
 }
 
 /// An HA-managed container whose power state differs from `spec.state`: HA was asked (by

@@ -19,7 +19,7 @@
 //! 7. otherwise someone else's: a vmid we picked is picked again, the user's is a conflict.
 
 use super::desired::identity_tag;
-use super::reconcile::P;
+use super::pass::P;
 use crate::controller::cluster::Snapshot;
 use crate::controller::error::KubeOp;
 use crate::controller::Error;

@@ -3,19 +3,18 @@
 //! however many containers want the image (concurrent creates share one pull through the same
 //! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
 
-use super::desired::{Desired, InvalidSpec};
-use super::reconcile::{next_poll, P};
+use crate::controller::InvalidSpec;
+use super::pass::{next_poll, P};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
-use crate::crd::lxc_container::{ContainerPhase, UpdateStrategy, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
-use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::lxc_container::{ContainerPhase, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
 use kube::runtime::controller::Action;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -47,26 +46,7 @@ pub fn check_reference(field: &str, reference: &str) -> Result<(), InvalidSpec> 
     })
 }
 
-/// The reference as skopeo's `docker://` transport reads it: `nginx:1` is
-/// `docker.io/library/nginx:1`.
-pub fn canonical_reference(reference: &str) -> String {
-    let (name, tag) = match reference.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n, Some(t)),
-        _ => (reference, None),
-    };
-    let mut parts: Vec<&str> = name.split('/').collect();
-    let first = parts[0];
-    let explicit_host = parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
-    let host = if explicit_host { parts.remove(0) } else { "docker.io" };
-    if host == "docker.io" && parts.len() == 1 {
-        parts.insert(0, "library");
-    }
-    let repo = format!("{host}/{}", parts.join("/"));
-    match tag {
-        Some(t) => format!("{repo}:{t}"),
-        None => repo,
-    }
-}
+pub use crate::controller::oci::canonical_reference;
 
 /// The file name (without `.tar`) the operator pulls `reference` under: the reference's last
 /// path part as Proxmox normalizes it (`[^a-zA-Z0-9_.-]` → `_`), then `-` and 10 hex digits of
@@ -98,7 +78,7 @@ pub fn volid(storage: &str, reference: &str) -> String {
 
 /// The key of a pull in the shared claims: one per cluster, node and volume.
 fn claim_key(p: &P<'_>, node: &str, volid: &str) -> String {
-    format!("{}/{node}/{volid}", super::reconcile::cluster_key(p.obj, p.ctx))
+    format!("{}/{node}/{volid}", super::pass::cluster_key(p.obj, p.ctx))
 }
 
 /// The node a container being created from an image stays on while its image is pulled there
@@ -121,7 +101,7 @@ pub(super) async fn ensure_pulled(
     reference: &str,
 ) -> Step<String> {
     let volid = volid(storage, reference);
-    if crate::controller::template::reconcile::present(handle, node, storage, &volid).await? {
+    if crate::controller::guest::present(handle, node, storage, &volid).await? {
         return Ok(volid);
     }
     p.status.node = Some(node.to_string());
@@ -262,92 +242,9 @@ pub fn recreate_blocker(cfg: &pve::LxcConfig) -> Option<String> {
     protected.then(|| "protection is on in Proxmox; set spec.protection to false first".to_string())
 }
 
-/// The desired config with each interface keeping the MAC the container had (`status.mac`, by
-/// interface name) unless the spec sets one: a container created again (image update) keeps
-/// its MACs, and with them its DHCP leases.
-pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Desired {
-    let mut d = desired.clone();
-    for n in d.nets.values_mut() {
-        if n.hwaddr.is_none() {
-            n.hwaddr = macs.get(&n.name).map(|m| m.to_ascii_uppercase());
-        }
-    }
-    d
-}
 
 /// The operation name of the destroy that an image update by `Recreate` starts with.
 pub const RECREATE_OPERATION: Operation = Operation::Recreate;
-
-/// Rolls out a new `source.image.reference` to an existing container per
-/// `spec.updateStrategy`. `Ok` when the container runs the wanted image; otherwise it halts
-/// the pass: refused (`Synced=False`, `Stalled=True`, reason `ImageUpdateRefused`,
-/// nothing changed), the new image being pulled, or (`Recreate`) the stop, then the destroy
-/// after which the next passes create the container again from the new image.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn update(
-    p: &mut P<'_>,
-    handle: &ClusterHandle,
-    node: &str,
-    vmid: u32,
-    cfg: &pve::LxcConfig,
-    running: bool,
-    now: &str,
-    wanted: &str,
-    storage: &str,
-) -> Step<()> {
-    if canonical_reference(now) == canonical_reference(wanted) {
-        return Ok(());
-    }
-    let why = match p.obj.spec.update_strategy {
-        UpdateStrategy::Refuse => Some("updateStrategy is Refuse".to_string()),
-        UpdateStrategy::Recreate => recreate_blocker(cfg).map(|b| format!("updateStrategy Recreate cannot: {b}")),
-    };
-    if let Some(why) = why {
-        let msg = format!(
-            "the container runs {now}; changing spec.source.image.reference to {wanted} is refused (nothing was changed): {why}; set the reference back to go on"
-        );
-        let was = p.cond_of(CONDITION_SYNCED);
-        p.cond(CondSpec::yes(
-            CONDITION_STALLED,
-            Reason::ImageUpdateRefused,
-            msg.clone(),
-        ));
-        p.cond(CondSpec::no(CONDITION_SYNCED, Reason::ImageUpdateRefused, msg.clone()));
-        p.save().await?;
-        if was != Some((Reason::ImageUpdateRefused.as_str().into(), msg.clone())) {
-            p.event(Reason::ImageUpdateRefused, msg).await;
-        }
-        return Err(Halt::Done(p.retry(Reason::ImageUpdateRefused)));
-    }
-    // the new image first: a pull that fails leaves the container running the old one
-    ensure_pulled(p, handle, node, storage, wanted).await?;
-    let client = handle.client.clone();
-    let n = node.to_string();
-    if running {
-        p.event(
-            Reason::Stopping,
-            format!("stopping CT {vmid} to create it again from {wanted} (updateStrategy Recreate)"),
-        )
-        .await;
-        let call = async move { client.lxc_shutdown(&n, vmid, Some(60), Some(true)).await };
-        return Err(Halt::end(
-            super::reconcile::start_task(p, handle, node, Operation::Shutdown, call).await,
-        ));
-    }
-    p.event(
-        Reason::Recreating,
-        format!("destroying CT {vmid} on {node} to create it again from {wanted} with the same vmid and MACs (updateStrategy Recreate)"),
-    )
-    .await;
-    // the next passes create it again on this node (pinned while Creating)
-    p.status.phase = Some(ContainerPhase::Creating);
-    p.status.ip_addresses.clear();
-    let params = pve::DeleteParams::purge_referenced_only();
-    let call = async move { client.lxc_delete(&n, vmid, &params).await };
-    Err(Halt::end(
-        super::reconcile::start_task(p, handle, node, RECREATE_OPERATION, call).await,
-    ))
-}
 
 #[cfg(test)]
 mod tests {
@@ -439,7 +336,7 @@ mod tests {
             ("eth1".to_string(), "bc:24:11:00:00:00".to_string()),
         ]
         .into();
-        let kept = with_kept_macs(&d, &macs);
+        let kept = super::super::desired::with_kept_macs(&d, &macs);
         assert_eq!(kept.nets[&0].hwaddr.as_deref(), Some("BC:24:11:AA:BB:CC"));
         assert_eq!(kept.nets[&1].hwaddr.as_deref(), Some("02:00:00:00:00:01"));
     }

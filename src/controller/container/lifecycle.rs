@@ -2,11 +2,12 @@
 //! change nothing) and deletion (stop, destroy what the config references, then the finalizer;
 //! `Retain` removes our tag; a container without our tag or protected in Proxmox is kept).
 
-use super::converge::{addresses, usage};
 use super::desired::identity_tag;
 use super::identity::{self, Evidence, Ownership};
 use super::locate::{locate, Located};
-use super::reconcile::{check_pending_task, cluster_key, start_task, P};
+use super::pass::{cluster_key, start_task, P};
+use super::report::{addresses, sample, usage};
+use super::task::check_pending_task;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
@@ -62,7 +63,7 @@ pub(super) async fn observe_only(
     }
     p.ctx
         .metrics
-        .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &g);
+        .container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), sample(&g));
     let msg = format!(
         "CT {vmid} on {} is {} (observed only; nothing is changed)",
         g.node, g.status
@@ -83,6 +84,80 @@ async fn done(p: &mut P<'_>) -> Result<Action, Error> {
         .metrics
         .forget_container(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any());
     Ok(Action::await_change())
+}
+
+/// Removes CT `vmid` (ours, found at `found`) as `deletionPolicy` says: the tag only (`Retain`),
+/// or out of HA, stopped, then destroyed (one task per pass); waits while it is locked or
+/// protected in Proxmox.
+async fn remove(p: &mut P<'_>, handle: &ClusterHandle, vmid: u32, found: Located) -> Result<Action, Error> {
+    let Located {
+        node,
+        config: cfg,
+        current,
+    } = found;
+    let own_tag = identity_tag(&p.uid);
+    if let Some(lock) = &cfg.lock {
+        p.status.phase = Some(ContainerPhase::Deleting);
+        let msg = format!("CT is locked ({lock}); deletion waits");
+        return p.not_ready(Reason::Locked, msg, p.retry(Reason::Locked)).await;
+    }
+    if p.obj.spec.deletion_policy == DeletionPolicy::Retain {
+        let update = super::desired::without_identity_tag(&cfg, &own_tag);
+        handle.client.lxc_update_config(&node, vmid, &update).await?;
+        let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
+        p.event(Reason::Retained, note).await;
+        return done(p).await;
+    }
+    p.status.phase = Some(ContainerPhase::Deleting);
+    if cfg.protection == Some(true) {
+        // protection set in Proxmox is removed only when the spec explicitly says false
+        if p.obj.spec.protection != Some(false) {
+            let msg = format!(
+                "CT {vmid} has protection enabled in Proxmox; it is not deleted until spec.protection is set to false (or deletionPolicy to Retain)"
+            );
+            return p.not_ready(Reason::Protected, msg, p.retry(Reason::Protected)).await;
+        }
+        let update = pve::ConfigUpdate {
+            set: [("protection".to_string(), "0".to_string())].into(),
+            digest: cfg.digest.clone(),
+            ..Default::default()
+        };
+        handle.client.lxc_update_config(&node, vmid, &update).await?;
+    }
+    // out of HA first, so the HA stack does not start again what is stopped here
+    if p.status.high_availability.is_some() || p.obj.spec.high_availability.is_some() {
+        let mark = super::ha::mark(&p.obj.namespace().unwrap_or_default(), &p.obj.name_any(), &p.uid);
+        super::ha::remove(&handle.client, vmid, &mark).await?;
+        if p.status.high_availability.take().is_some() {
+            p.event(Reason::HaDisabled, format!("CT {vmid} is no longer an HA resource"))
+                .await;
+        }
+    }
+    let client = handle.client.clone();
+    p.cond(CondSpec::no(
+        CONDITION_READY,
+        Reason::Deleting,
+        format!("deleting CT {vmid}"),
+    ));
+    if current.is_running() {
+        p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it"))
+            .await;
+        let n = node.clone();
+        return start_task(p, handle, &node, Operation::Stop, async move {
+            client.lxc_stop(&n, vmid).await
+        })
+        .await;
+    }
+    p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}"))
+        .await;
+    let n = node.clone();
+    // only what the config references: disks of other guests with this vmid on shared storage,
+    // or detached ones, are not ours to destroy
+    let params = pve::DeleteParams::purge_referenced_only();
+    start_task(p, handle, &node, Operation::Delete, async move {
+        client.lxc_delete(&n, vmid, &params).await
+    })
+    .await
 }
 
 /// Deletion, one step per pass.
@@ -119,7 +194,6 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
     if let Some(action) = super::clone_snapshot::tidy_pass(p, &handle, &snap, true).await? {
         return Ok(action);
     }
-    let own_tag = identity_tag(&p.uid);
     let Some(Located {
         node,
         config: cfg,
@@ -149,66 +223,15 @@ pub(super) async fn cleanup(p: &mut P<'_>) -> Result<Action, Error> {
             return done(p).await;
         }
     }
-    if let Some(lock) = &cfg.lock {
-        p.status.phase = Some(ContainerPhase::Deleting);
-        let msg = format!("CT is locked ({lock}); deletion waits");
-        return p.not_ready(Reason::Locked, msg, p.retry(Reason::Locked)).await;
-    }
-    if obj.spec.deletion_policy == DeletionPolicy::Retain {
-        let update = super::desired::without_identity_tag(&cfg, &own_tag);
-        handle.client.lxc_update_config(&node, vmid, &update).await?;
-        let note = format!("CT {vmid} stays in Proxmox on {node} (deletionPolicy Retain); our tag was removed");
-        p.event(Reason::Retained, note).await;
-        return done(p).await;
-    }
-    p.status.phase = Some(ContainerPhase::Deleting);
-    if cfg.protection == Some(true) {
-        // protection set in Proxmox is removed only when the spec explicitly says false
-        if obj.spec.protection != Some(false) {
-            let msg = format!(
-                "CT {vmid} has protection enabled in Proxmox; it is not deleted until spec.protection is set to false (or deletionPolicy to Retain)"
-            );
-            return p.not_ready(Reason::Protected, msg, p.retry(Reason::Protected)).await;
-        }
-        let update = pve::ConfigUpdate {
-            set: [("protection".to_string(), "0".to_string())].into(),
-            digest: cfg.digest.clone(),
-            ..Default::default()
-        };
-        handle.client.lxc_update_config(&node, vmid, &update).await?;
-    }
-    // out of HA first, so the HA stack does not start again what is stopped here
-    if p.status.high_availability.is_some() || obj.spec.high_availability.is_some() {
-        let mark = super::ha::mark(&obj.namespace().unwrap_or_default(), &obj.name_any(), &p.uid);
-        super::ha::remove(&handle.client, vmid, &mark).await?;
-        if p.status.high_availability.take().is_some() {
-            p.event(Reason::HaDisabled, format!("CT {vmid} is no longer an HA resource"))
-                .await;
-        }
-    }
-    let client = handle.client.clone();
-    p.cond(CondSpec::no(
-        CONDITION_READY,
-        Reason::Deleting,
-        format!("deleting CT {vmid}"),
-    ));
-    if current.is_running() {
-        p.event(Reason::Stopping, format!("stopping CT {vmid} before deleting it"))
-            .await;
-        let n = node.clone();
-        return start_task(p, &handle, &node, Operation::Stop, async move {
-            client.lxc_stop(&n, vmid).await
-        })
-        .await;
-    }
-    p.event(Reason::Deleting, format!("destroying CT {vmid} on {node}"))
-        .await;
-    let n = node.clone();
-    // only what the config references: disks of other guests with this vmid on shared storage,
-    // or detached ones, are not ours to destroy
-    let params = pve::DeleteParams::purge_referenced_only();
-    start_task(p, &handle, &node, Operation::Delete, async move {
-        client.lxc_delete(&n, vmid, &params).await
-    })
+    remove(
+        p,
+        &handle,
+        vmid,
+        Located {
+            node,
+            config: cfg,
+            current,
+        },
+    )
     .await
 }

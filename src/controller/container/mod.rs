@@ -16,9 +16,13 @@
 //! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
 
 pub mod app;
+pub mod app_values;
 pub mod clone_snapshot;
+pub mod config;
 pub mod converge;
+pub mod converge_step;
 pub mod create;
+pub mod create_step;
 pub mod decide;
 pub mod desired;
 pub mod firewall;
@@ -28,8 +32,11 @@ pub mod identity;
 pub mod image;
 pub mod lifecycle;
 pub mod locate;
+pub mod pass;
 pub mod plan;
 pub mod precheck;
 pub mod reconcile;
+pub mod report;
 pub mod service;
+pub mod task;
 pub mod tenancy;

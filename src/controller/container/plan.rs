@@ -1,5 +1,6 @@
 //! What to do in Proxmox to make an existing container match its spec (pure).
 
+pub use super::config::{raw_strings, Change};
 use super::desired::{fmt_f64, Desired, InvalidSpec};
 use crate::crd::lxc_container::PowerState;
 use crate::pve::props::{self, MountPoint, NetConfig};
@@ -22,17 +23,6 @@ impl Observed {
     pub fn running(&self) -> bool {
         self.status == "running"
     }
-}
-
-/// One value that differs between spec and Proxmox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    /// Proxmox config key.
-    pub key: String,
-    /// The value in Proxmox, if any.
-    pub from: Option<String>,
-    /// The value the spec asks for (`None` = delete the key).
-    pub to: Option<String>,
 }
 
 /// A power action.
@@ -146,7 +136,35 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             to: Some(want_tags.join(";")),
         });
     }
-    // network: managed when the spec lists interfaces
+    plan_networks(desired, cfg, &raw, &mut p)?;
+    // root disk: grow only, same storage
+    if let Some((storage, size)) = &desired.rootfs {
+        if let Ok(Some(have)) = cfg.rootfs_parsed() {
+            disk_step("rootfs", "rootfs", storage, *size, &have, &mut p)?;
+        }
+    }
+    plan_mount_points(desired, cfg, &raw, &mut p)?;
+    // bind mounts and devices, in slots no volume holds
+    let volume_slots = desired.mount_points.keys().copied().collect();
+    let (host, host_keys) = super::host_mounts::changes(&desired.host, &volume_slots, cfg)?;
+    p.changes.extend(host);
+    p.host_keys = host_keys;
+    p.power = match (desired.state, observed.running()) {
+        (PowerState::Running, false) => Some(PowerAction::Start),
+        (PowerState::Stopped, true) => Some(PowerAction::Shutdown),
+        _ => None,
+    };
+    Ok(p)
+}
+
+/// The interface changes: managed when the spec lists interfaces (the MAC Proxmox assigned is
+/// kept; interfaces the spec does not list are removed).
+fn plan_networks(
+    desired: &Desired,
+    cfg: &LxcConfig,
+    raw: &BTreeMap<&str, String>,
+    p: &mut Plan,
+) -> Result<(), InvalidSpec> {
     if !desired.nets.is_empty() {
         let have = cfg.networks().unwrap_or_default();
         for (idx, want) in &desired.nets {
@@ -184,13 +202,16 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             });
         }
     }
-    // root disk: grow only, same storage
-    if let Some((storage, size)) = &desired.rootfs {
-        if let Ok(Some(have)) = cfg.rootfs_parsed() {
-            disk_step("rootfs", "rootfs", storage, *size, &have, &mut p)?;
-        }
-    }
-    // mount points: add, update options, grow
+    Ok(())
+}
+
+/// The volume mount point changes: added, options updated, grown.
+fn plan_mount_points(
+    desired: &Desired,
+    cfg: &LxcConfig,
+    raw: &BTreeMap<&str, String>,
+    p: &mut Plan,
+) -> Result<(), InvalidSpec> {
     let have_mps = cfg.mount_points().unwrap_or_default();
     for (idx, want) in &desired.mount_points {
         let key = format!("mp{idx}");
@@ -242,21 +263,11 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
                         to: Some(enc),
                     });
                 }
-                disk_step(&key, &field, &want.storage, want.size_gib, have, &mut p)?;
+                disk_step(&key, &field, &want.storage, want.size_gib, have, p)?;
             }
         }
     }
-    // bind mounts and devices, in slots no volume holds
-    let volume_slots = desired.mount_points.keys().copied().collect();
-    let (host, host_keys) = super::host_mounts::changes(&desired.host, &volume_slots, cfg)?;
-    p.changes.extend(host);
-    p.host_keys = host_keys;
-    p.power = match (desired.state, observed.running()) {
-        (PowerState::Running, false) => Some(PowerAction::Start),
-        (PowerState::Stopped, true) => Some(PowerAction::Shutdown),
-        _ => None,
-    };
-    Ok(p)
+    Ok(())
 }
 
 fn disk_step(
@@ -338,21 +349,6 @@ fn same_value(key: &str, have: Option<&str>, want: &str) -> bool {
     }
 }
 
-/// The config as `key → string` (numbers and booleans as Proxmox prints them).
-pub fn raw_strings(cfg: &LxcConfig) -> BTreeMap<&str, String> {
-    cfg.raw
-        .iter()
-        .filter_map(|(k, v)| {
-            let s = match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                serde_json::Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
-                _ => return None,
-            };
-            Some((k.as_str(), s))
-        })
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {

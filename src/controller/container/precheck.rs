@@ -8,7 +8,7 @@
 //! exponential back-off, no Proxmox call).
 
 use super::desired::{Desired, InvalidSpec, Source};
-use super::reconcile::P;
+use super::pass::P;
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::Reason;

@@ -1,68 +1,23 @@
-//! The `LxcContainer` pass: resolve (cluster, snapshot) → validate → decide (`decide`) → act
-//! (at most one Proxmox task started per pass: `create`, `converge`, `lifecycle`) → status.
+//! The `LxcContainer` pass: resolve (cluster, snapshot) → validate → the task in flight →
+//! create (`create`) or converge (`converge`), or delete and observe (`lifecycle`); at most one
+//! Proxmox task started per pass. What every step uses is in [`super::pass`].
 
 use super::desired::{validate, InvalidSpec};
 use super::locate::locate;
+use super::pass::{cluster_key, P};
+use super::task::check_pending_task;
 use crate::controller::cluster::{ClusterHandle, ClusterKey};
-use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
-use crate::controller::kernel::task::{self, failure_message, Polled, Started};
-use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
+use crate::controller::kernel::{Halt, Pass, Reason, Step};
+use crate::controller::tenancy::policy::Admission;
 use crate::controller::Error;
 use crate::crd::lxc_container::*;
-use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
-use crate::pve::{self, ErrorClass, Upid};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use crate::crd::CONDITION_STALLED;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use crate::controller::kernel::UNKNOWN_UPID;
-
-/// The condition type set while changes wait for a restart of the container.
-pub const CONDITION_PENDING_RESTART: &str = "PendingRestart";
-
-/// One pass over one `LxcContainer`.
-pub(super) type P<'a> = Pass<'a, LxcContainer>;
-
-impl Managed for LxcContainer {
-    type Status = LxcContainerStatus;
-    const KIND: &'static str = "LxcContainer";
-
-    fn status_of(&self) -> Option<&LxcContainerStatus> {
-        self.status.as_ref()
-    }
-    fn conditions(s: &mut LxcContainerStatus) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-        &mut s.conditions
-    }
-    fn observed_generation(s: &mut LxcContainerStatus) -> &mut Option<i64> {
-        &mut s.observed_generation
-    }
-    fn sync_time(s: &mut LxcContainerStatus) -> Option<&mut Option<Time>> {
-        Some(&mut s.last_sync_time)
-    }
-    fn on_invalid(s: &mut LxcContainerStatus) {
-        if s.vmid.is_none() || s.phase.is_none() || s.phase == Some(ContainerPhase::Pending) {
-            s.phase = Some(ContainerPhase::Failed);
-        }
-    }
-    fn cache(ctx: &Context) -> &StatusCache<LxcContainerStatus> {
-        &ctx.status.containers
-    }
-    fn wakes(ctx: &Context) -> &WakeRoutes<LxcContainer> {
-        &ctx.wakes.containers
-    }
-}
-
-impl TaskRecord for LxcContainerStatus {
-    fn pending(&self) -> Option<PendingTask> {
-        self.pending_task.clone()
-    }
-    fn set_pending(&mut self, task: Option<PendingTask>) {
-        self.pending_task = task;
-    }
-}
+pub use super::pass::{CONDITION_PENDING_RESTART, UNKNOWN_UPID};
 
 /// Reconciles one `LxcContainer`.
 pub async fn reconcile(obj: Arc<LxcContainer>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -72,11 +27,6 @@ pub async fn reconcile(obj: Arc<LxcContainer>, ctx: Arc<Context>) -> Result<Acti
 /// Requeue policy for errors: the one every kind uses.
 pub fn error_policy(obj: Arc<LxcContainer>, err: &Error, ctx: Arc<Context>) -> Action {
     crate::controller::kernel::pass::error_policy(obj, err, ctx)
-}
-
-/// The `ProxmoxCluster` an object uses (see [`ClusterRegistry::of_container`](crate::controller::cluster::ClusterRegistry::of_container)).
-pub(super) fn cluster_key(obj: &LxcContainer, ctx: &Context) -> ClusterKey {
-    ctx.clusters.of_container(obj)
 }
 
 async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Error> {
@@ -148,33 +98,25 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
     }
     let vmid = match p.status.vmid {
         Some(v) => v,
-        None => {
-            // the quota is counted when the vmid is taken: the check and the admission are one step
-            if let Err(r) = super::tenancy::admit_quota(&p, &admission) {
-                return super::tenancy::refuse(&mut p, r).await;
-            }
-            let range = admission.spec().and_then(|t| t.vmid_range);
-            let v = match (obj.spec.vmid, range) {
-                (Some(v), _) => v,
-                (None, None) => handle.allocate_vmid().await?,
-                (None, Some(r)) => match handle.allocate_vmid_in(r.min, r.max).await? {
-                    Some(v) => v,
-                    None => {
-                        let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
-                        let r = crate::controller::tenancy::policy::Refusal::new(Reason::TenantPolicyVmidRange, msg);
-                        return super::tenancy::refuse(&mut p, r).await;
-                    }
-                },
-            };
-            // the vmid is recorded before anything is created with it
-            p.status.vmid = Some(v);
-            p.status.cluster = Some(key.name.clone());
-            p.status.phase = Some(ContainerPhase::Pending);
-            p.save().await?;
-            v
-        }
+        None => match allocate(&mut p, &handle, &admission, &key).await {
+            Ok(v) => v,
+            Err(halt) => return halt.into(),
+        },
     };
-    match locate(&handle, vmid, &p.status, obj.spec.node.as_deref()).await? {
+    create_or_converge(&mut p, &handle, &snap, &desired, vmid, &admission).await
+}
+
+/// Creates the container when Proxmox does not have it (again, with the same vmid, when it was
+/// there before), converges it otherwise.
+async fn create_or_converge(
+    p: &mut P<'_>,
+    handle: &ClusterHandle,
+    snap: &crate::controller::cluster::Snapshot,
+    desired: &super::desired::Desired,
+    vmid: u32,
+    admission: &Admission,
+) -> Result<Action, Error> {
+    match locate(handle, vmid, &p.status, p.obj.spec.node.as_deref()).await? {
         None => {
             if matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped)) {
                 p.event(
@@ -183,88 +125,36 @@ async fn reconcile_inner(obj: &LxcContainer, ctx: &Context) -> Result<Action, Er
                 )
                 .await;
             }
-            super::create::create(&mut p, &handle, &snap, &desired, vmid, &admission).await
+            super::create::create(p, handle, snap, desired, vmid, admission).await
         }
-        Some(found) => super::converge::converge(&mut p, &handle, &snap, &desired, vmid, found).await,
+        Some(found) => super::converge::converge(p, handle, snap, desired, vmid, found).await,
     }
 }
 
-/// When to look at the task in status again (see [`task::next_poll`]).
-pub(super) fn next_poll(p: &P<'_>) -> Action {
-    Action::requeue(task::next_poll(p))
-}
-
-/// Checks the task in `status.pendingTask`. `Some(action)` while it runs or just failed; `None`
-/// once it has ended well (or is unknown: the identity rules decide what exists) or when there
-/// is none.
-pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
-    match task::poll(p, handle, 3).await? {
-        Some((pt, Polled::Unknown | Polled::Done(_))) if pt.op() == Some(Operation::Pull) => {
-            super::image::pull_ended(p);
-            Ok(None)
-        }
-        Some((pt, Polled::Failed { text, tail })) if pt.op() == Some(Operation::Pull) => {
-            let msg = failure_message(&pt.operation, &text, &tail);
-            super::image::pull_failed(p, msg).await.map(Some)
-        }
-        None | Some((_, Polled::Unknown | Polled::Done(_))) => Ok(None),
-        Some((_, Polled::Running)) => {
-            p.save().await?;
-            Ok(Some(next_poll(p)))
-        }
-        Some((pt, Polled::Failed { text, tail })) => {
-            let msg = failure_message(&pt.operation, &text, &tail);
-            p.event(Reason::TaskFailed, msg.clone()).await;
-            p.cond(CondSpec::no(CONDITION_SYNCED, Reason::TaskFailed, msg.clone()));
-            let mut retry = None;
-            if pt.op().is_some_and(Operation::makes_container) {
-                p.status.phase = Some(ContainerPhase::Pending);
-                p.cond(CondSpec::no(CONDITION_READY, Reason::CreateFailed, msg));
-                // a create Proxmox refuses for what the spec names is tried ever more slowly
-                retry = Some(super::precheck::create_retry(&text, &p.status.conditions));
+/// Takes the vmid for a new container (the user's, or a free one, within the tenant's range)
+/// and records it in status before anything is created with it. The quota is counted when the
+/// vmid is taken: the check and the admission are one step.
+async fn allocate(p: &mut P<'_>, handle: &ClusterHandle, admission: &Admission, key: &ClusterKey) -> Step<u32> {
+    if let Err(r) = super::tenancy::admit_quota(p, admission) {
+        return Err(Halt::end(super::tenancy::refuse(p, r).await));
+    }
+    let range = admission.spec().and_then(|t| t.vmid_range);
+    let v = match (p.obj.spec.vmid, range) {
+        (Some(v), _) => v,
+        (None, None) => handle.allocate_vmid().await?,
+        (None, Some(r)) => match handle.allocate_vmid_in(r.min, r.max).await? {
+            Some(v) => v,
+            None => {
+                let msg = format!("every vmid of the tenant's range {}-{} is taken", r.min, r.max);
+                let r = crate::controller::tenancy::policy::Refusal::new(Reason::TenantPolicyVmidRange, msg);
+                return Err(Halt::end(super::tenancy::refuse(p, r).await));
             }
-            p.save().await?;
-            Ok(Some(match retry {
-                Some(after) => Action::requeue(crate::controller::jitter(after)),
-                None => p.retry(Reason::TaskFailed),
-            }))
-        }
-    }
-}
-
-/// How soon an object that found no free task slot looks again on its own (plus up to 20 %
-/// jitter). Waiters are woken first come first as slots free up; this is only the safety net
-/// for slots freed elsewhere (another controller, a failed call).
-pub(super) const SLOT_RETRY: Duration = Duration::from_secs(3);
-
-/// Starts a task that needs no write-ahead marker (the identity rules cover creates; a
-/// repeated start, stop, resize or migrate is harmless), recording it as `TaskRunning`.
-pub(super) async fn start_task(
-    p: &mut P<'_>,
-    handle: &ClusterHandle,
-    node: &str,
-    operation: Operation,
-    call: impl std::future::Future<Output = pve::Result<Upid>>,
-) -> Result<Action, Error> {
-    p.cond(CondSpec::no(
-        CONDITION_SYNCED,
-        Reason::TaskRunning,
-        format!("{operation} is running on {node}"),
-    ));
-    match task::start(p, handle, node, operation.as_str(), false, call).await? {
-        Started::Task(_) | Started::NoTask => Ok(next_poll(p)),
-        Started::NoSlot => {
-            let msg = format!("waiting for a task slot on node {node}");
-            p.not_synced(Reason::WaitingForTaskSlot, msg, p.retry(Reason::WaitingForTaskSlot))
-                .await
-        }
-        Started::Refused(e) if e.class() == ErrorClass::InvalidSpec => {
-            p.invalid(InvalidSpec {
-                field: operation.as_str().into(),
-                message: format!("Proxmox refused it: {e}"),
-            })
-            .await
-        }
-        Started::Refused(e) => Err(e.into()),
-    }
+        },
+    };
+    // the vmid is recorded before anything is created with it
+    p.status.vmid = Some(v);
+    p.status.cluster = Some(key.name.clone());
+    p.status.phase = Some(ContainerPhase::Pending);
+    p.save().await?;
+    Ok(v)
 }

@@ -2,7 +2,7 @@
 //! quota, and ownership of what the spec names (clone sources, archives, guests to observe).
 
 use super::desired::Desired;
-use super::reconcile::P;
+use super::pass::P;
 use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;

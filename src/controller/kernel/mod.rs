@@ -8,6 +8,7 @@
 //!   waiter when dropped), the fair one-per-node queue for vzdump, shared-work claims.
 //! - [`reason`]: every condition and Event reason, and how long a pass stopped on one waits.
 //! - [`halt`]: how a step ends a pass early (`Halt`), so steps use `?`.
+//! - [`wiring`]: what a kind's controller is made of (its run loop, wake streams).
 //!
 //! Each kind's reconcile decides with pure functions (e.g. `container::decide`) and uses the
 //! kernel to act: `resolve → validate → decide → act (at most one task) → status`.
@@ -17,6 +18,7 @@ pub mod pass;
 pub mod reason;
 pub mod slots;
 pub mod task;
+pub mod wiring;
 
 /// The guard of a lock; a lock poisoned by a panic elsewhere is used anyway (every pass must
 /// not wedge on it) and the process reports itself broken, so its liveness probe fails and

@@ -12,8 +12,8 @@ use super::{Item, Outcome, ScheduleClock, ANNOTATION_SCHEDULED_AT, KEEP_FAILED, 
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::Context;
 use crate::controller::error::KubeOp;
+use crate::controller::kernel::wiring::ControllerFuture;
 use crate::controller::kernel::{Managed, Reason};
-use crate::controller::run::ControllerFuture;
 use crate::controller::status::apply_status;
 use crate::controller::Error;
 use crate::crd::lxc_container::{LxcContainer, Management};

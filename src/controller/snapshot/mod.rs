@@ -16,8 +16,8 @@ use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::error::KubeOp;
 use crate::controller::kernel::task::{self, failure_message, Polled, Started};
+use crate::controller::kernel::wiring::ControllerFuture;
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
-use crate::controller::run::ControllerFuture;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{LxcContainer, Management, PendingTask, PowerState};
 use crate::crd::lxc_snapshot::{LxcSnapshot, LxcSnapshotStatus, RollbackStatus, SnapshotPhase};
@@ -106,7 +106,7 @@ fn snapshot_controller(
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
     let run = Controller::for_stream(stream, reader.clone())
-        .reconcile_on(crate::controller::run::tokio_stream_from(wake_rx))
+        .reconcile_on(crate::controller::kernel::wiring::tokio_stream_from(wake_rx))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {});

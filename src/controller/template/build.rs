@@ -300,26 +300,7 @@ pub fn volume_owner(vol: &StorageVolume) -> Option<u32> {
     })
 }
 
-/// The storages holding a container's disks (rootfs and volume mount points).
-pub fn disk_storages(cfg: &pve::LxcConfig) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut vols: Vec<String> = cfg
-        .rootfs_parsed()
-        .ok()
-        .flatten()
-        .map(|m| m.volume)
-        .into_iter()
-        .collect();
-    vols.extend(cfg.mount_points().unwrap_or_default().into_values().map(|m| m.volume));
-    for v in vols {
-        if let Some((s, _)) = v.split_once(':') {
-            if !out.iter().any(|x| x == s) {
-                out.push(s.to_string());
-            }
-        }
-    }
-    out
-}
+pub use crate::controller::guest::disk_storages;
 
 /// Create parameters of the template container: the image, the settings, our tags, stopped.
 pub fn create_params(d: &Desired, vmid: u32, ostemplate: &str) -> pve::LxcCreateParams {

@@ -8,7 +8,7 @@ pub mod reconcile;
 pub mod tenancy;
 
 use super::context::Context;
-use super::run::ControllerFuture;
+use super::kernel::wiring::ControllerFuture;
 use crate::crd::{LxcContainer, LxcTemplate};
 use futures::StreamExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -49,7 +49,7 @@ pub fn controller(
         .watches(containers, watcher::Config::default(), |c| {
             template_of_departing_container(&c)
         })
-        .reconcile_on(crate::controller::run::tokio_stream_from(wake_rx))
+        .reconcile_on(crate::controller::kernel::wiring::tokio_stream_from(wake_rx))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| async {});

@@ -776,18 +776,4 @@ async fn resolve_image(
     }
 }
 
-/// Whether `volid` is listed in `storage` on `node` (a storage missing there counts as absent).
-pub(crate) async fn present(handle: &ClusterHandle, node: &str, storage: &str, volid: &str) -> Result<bool, Error> {
-    match handle.client.storage_content(node, storage, Some("vztmpl"), None).await {
-        Ok(list) => Ok(list.iter().any(|v| v.volid == volid)),
-        Err(e)
-            if matches!(
-                e.class(),
-                ErrorClass::NotFound | ErrorClass::InvalidSpec | ErrorClass::Permanent
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
+pub(crate) use crate::controller::guest::present;

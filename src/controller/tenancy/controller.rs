@@ -5,8 +5,8 @@
 use super::policy::{self, Footprint};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::{Context, FIELD_MANAGER};
+use crate::controller::kernel::wiring::ControllerFuture;
 use crate::controller::kernel::Reason;
-use crate::controller::run::ControllerFuture;
 use crate::controller::Error;
 use crate::crd::proxmox_tenant::{ProxmoxTenant, ProxmoxTenantStatus, TenantQuota, TenantUsage};
 use crate::crd::CONDITION_READY;

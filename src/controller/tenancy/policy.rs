@@ -357,7 +357,7 @@ fn check_host_mounts(privileges: &TenantPrivileges, spec: &LxcContainerSpec) -> 
 
 /// The registry of an image reference, as skopeo reads it (`nginx:1` is from `docker.io`).
 pub fn registry_of(reference: &str) -> String {
-    let canonical = crate::controller::container::image::canonical_reference(reference);
+    let canonical = crate::controller::oci::canonical_reference(reference);
     canonical.split('/').next().unwrap_or_default().to_string()
 }
 
