@@ -706,6 +706,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     };
     let gone = |e: &pve::Error| e.class() == ErrorClass::NotFound || e.message().contains("does not exist");
     if present {
+        super::protected::lift(p, &handle, &node, &storage, &volid).await?;
         match handle.client.delete_volume(&node, &storage, &volid).await {
             Ok(Some(upid)) => match handle
                 .client
@@ -727,6 +728,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             },
             Ok(None) => {}
             Err(e) if gone(&e) => {}
+            Err(e) if super::protected::refused(&e) => return super::protected::left(p, &volid).await,
             Err(e) => return Err(e.into()),
         }
         p.event(
