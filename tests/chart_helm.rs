@@ -177,7 +177,10 @@ fn chart_renders_a_hardened_least_privilege_release_for_default_values() {
         .into_iter()
         .filter(|r| resources(r).contains(&"secrets".to_string()))
         .collect();
-    assert!(secrets.is_empty(), "rbac.tenantSecrets is off: no Secret of a tenant namespace");
+    assert!(
+        secrets.is_empty(),
+        "rbac.tenantSecrets is off: no Secret of a tenant namespace"
+    );
     for rule in rules_of(role("")) {
         if resources(&rule)
             .iter()

@@ -392,9 +392,16 @@ fn deleting_a_protected_backup_deletes_its_archive_and_does_not_hold_its_namespa
     );
     e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxcb", "mine", "theirs", "--wait=false"]);
     wait_for("both LxcBackups gone (no finalizer left looping)", T, || {
-        (get_json(e.cp, &e.ns, "lxcb", "mine").is_none() && get_json(e.cp, &e.ns, "lxcb", "theirs").is_none()).then_some(())
+        (get_json(e.cp, &e.ns, "lxcb", "mine").is_none() && get_json(e.cp, &e.ns, "lxcb", "theirs").is_none())
+            .then_some(())
     });
     let left = archives(&e.sim, &node, "local", vmid);
-    assert!(!left.contains(&at(&mine, "volid")), "its own protection lifted, the archive deleted: {left:?}");
-    assert!(left.contains(&at(&theirs, "volid")), "the admin's protection respected: {left:?}");
+    assert!(
+        !left.contains(&at(&mine, "volid")),
+        "its own protection lifted, the archive deleted: {left:?}"
+    );
+    assert!(
+        left.contains(&at(&theirs, "volid")),
+        "the admin's protection respected: {left:?}"
+    );
 }

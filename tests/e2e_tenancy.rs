@@ -717,7 +717,10 @@ fn template(name: &str, extra: &str) -> String {
 #[test]
 fn a_tenants_template_outside_its_nodes_or_vmid_range_is_refused_and_counts_against_its_disk_quota() {
     let e = env("t-tmpl");
-    tenant(&e, "  nodes: [pve1]\n  vmidRange: {min: 1000, max: 1099}\n  quota: {disk: 12Gi}\n");
+    tenant(
+        &e,
+        "  nodes: [pve1]\n  vmidRange: {min: 1000, max: 1099}\n  quota: {disk: 12Gi}\n",
+    );
     e.cp.apply(&e.a, &template("far", "  node: pve3\n"));
     e.cp.apply(&e.a, &template("squat", "  vmid: 5000\n"));
     let msg = refused(&e, &e.a, "lxctemplate", "far", "TenantPolicyNode");

@@ -406,6 +406,7 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
 fn mark(p: &P<'_>, ns: &str, ct: &LxcContainer) -> ArchiveMark {
     ArchiveMark {
         namespace: ns.to_string(),
+        namespace_uid: p.ctx.tenancy.namespace_uid(ns),
         container_uid: ct.uid().unwrap_or_default(),
         backup_uid: p.uid.clone(),
     }

@@ -25,10 +25,7 @@ pub(super) async fn lift(
     volid: &str,
 ) -> Result<(), Error> {
     if p.obj.spec.options.protected {
-        handle
-            .client
-            .set_volume_protected(node, storage, volid, false)
-            .await?;
+        handle.client.set_volume_protected(node, storage, volid, false).await?;
     }
     Ok(())
 }

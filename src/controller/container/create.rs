@@ -72,7 +72,7 @@ async fn resolve_source(
                 let msg = format!("archive {v} is not listed on any node that sees its storage");
                 return Err(p.stop(Reason::ArchiveNotFound, msg).await);
             };
-            if let Err(r) = ownership::may_restore(&ns, v, notes.as_deref(), admission) {
+            if let Err(r) = tenancy::may_restore(p, v, notes.as_deref(), admission) {
                 return Err(Halt::end(tenancy::refuse(p, r).await));
             }
             (
@@ -105,7 +105,7 @@ async fn resolve_source(
                         let r = Refusal::new(Reason::NotOwned, msg);
                         return Err(Halt::end(tenancy::refuse(p, r).await));
                     }
-                    if let Err(r) = ownership::may_restore(&ns, &v, notes.as_deref(), admission) {
+                    if let Err(r) = tenancy::may_restore(p, &v, notes.as_deref(), admission) {
                         return Err(Halt::end(tenancy::refuse(p, r).await));
                     }
                     // an archive on storage that is not shared can only be restored on its node

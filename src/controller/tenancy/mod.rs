@@ -193,6 +193,16 @@ impl Views {
             .map(|n| n.metadata.labels.clone().unwrap_or_default())
     }
 
+    /// The uid of `namespace`, when the namespace cache knows it.
+    pub fn namespace_uid(&self, namespace: &str) -> Option<String> {
+        self.namespaces
+            .get()?
+            .get(&ObjectRef::new(namespace))?
+            .metadata
+            .uid
+            .clone()
+    }
+
     /// Every namespace the cache knows, with its labels.
     pub fn namespaces(&self) -> Vec<(String, BTreeMap<String, String>)> {
         let Some(store) = self.namespaces.get() else {
