@@ -193,13 +193,22 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 /// privileges). `rootfs_storage` is the storage the root disk goes to (the default when the
 /// spec names none). Quotas are checked apart ([`quota_check`]).
 pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_storage: &str) -> Result<(), Refusal> {
-    if let (Some(pool), Some(want)) = (&t.pool, &spec.pool) {
-        if pool != want {
+    match (&t.pool, &spec.pool) {
+        (Some(pool), Some(want)) if pool != want => {
             return Err(Refusal::new(
                 Reason::TenantPolicyPool,
                 format!("spec.pool {want} is not the tenant's pool {pool} (leave it out: containers go to {pool})"),
             ));
         }
+        // a pool carries ACLs and backup jobs: without one of its own the tenant may not pick
+        // another team's or the admin's
+        (None, Some(want)) => {
+            return Err(Refusal::new(
+                Reason::TenantPolicyPool,
+                format!("spec.pool {want}: the tenant has no pool of its own and may not choose one (leave it out)"),
+            ));
+        }
+        _ => {}
     }
     if let (Some(range), Some(v)) = (&t.vmid_range, spec.vmid) {
         if !range.contains(v) {

@@ -481,3 +481,19 @@ fn a_template_counts_its_disks_against_the_quota_but_no_cores_memory_or_containe
         }
     );
 }
+
+#[test]
+fn a_tenant_without_a_pool_cannot_put_its_container_in_another_teams_pool() {
+    let t = ProxmoxTenantSpec {
+        pool: None,
+        ..team_a()
+    };
+    let s = LxcContainerSpec {
+        pool: Some("team-b".into()),
+        ..spec()
+    };
+    let e = check_container(&t, &s, "local-lvm").unwrap_err();
+    assert_eq!(e.reason, Reason::TenantPolicyPool);
+    assert!(e.message.contains("no pool of its own"), "{}", e.message);
+    assert!(check_container(&t, &spec(), "local-lvm").is_ok());
+}
