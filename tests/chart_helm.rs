@@ -461,6 +461,12 @@ fn chart_renders_every_option_of_the_all_on_values() {
         .map(|rule| &rule["ports"][0]["port"])
         .collect();
     assert_eq!(ingress_ports, [&json!("http"), &json!("ui"), &json!("kubelet")]);
+    // the listeners that run with the operator's identity, open only to who needs them
+    assert_eq!(
+        np["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+    assert_eq!(np["ingress"][2]["from"][0]["ipBlock"]["cidr"], "10.0.0.10/32");
     assert_eq!(np["egress"][1]["to"][1]["ipBlock"]["cidr"], "10.0.0.11/32");
     assert_eq!(np["egress"][2]["to"][0]["ipBlock"]["cidr"], "192.0.2.0/24");
     assert_eq!(

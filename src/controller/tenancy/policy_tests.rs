@@ -484,10 +484,7 @@ fn a_template_counts_its_disks_against_the_quota_but_no_cores_memory_or_containe
 
 #[test]
 fn a_tenant_without_a_pool_cannot_put_its_container_in_another_teams_pool() {
-    let t = ProxmoxTenantSpec {
-        pool: None,
-        ..team_a()
-    };
+    let t = ProxmoxTenantSpec { pool: None, ..team_a() };
     let s = LxcContainerSpec {
         pool: Some("team-b".into()),
         ..spec()
