@@ -104,8 +104,6 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         &["delete", "lxcbackups.pve.lxc.dev"],
         &["create", "lxcsnapshots.pve.lxc.dev"],
         &["delete", "lxcsnapshots.pve.lxc.dev"],
-        // rbac.tenantSecrets (default on): root password and app env Secrets, by name
-        &["get", "secrets/root-password"],
         &["get", "configmaps/app-settings"],
         &["create", "events.events.k8s.io"],
         &["patch", "events.events.k8s.io"],
@@ -128,6 +126,8 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
     }
     assert!(can_i(cp, &sa, Some(&release_ns), &["get", "secrets/pve-credentials"]));
     let denied: &[&[&str]] = &[
+        // rbac.tenantSecrets is off by default: no Secret of a tenant namespace
+        &["get", "secrets/root-password"],
         &["list", "secrets"],
         &["watch", "secrets"],
         &["create", "secrets"],
@@ -187,6 +187,29 @@ fn without_tenant_secrets_the_operator_reads_secrets_only_in_its_own_namespace()
         can_i(cp, &sa, Some(&apps), &["patch", "lxccontainers.pve.lxc.dev"]),
         "the rest is unchanged"
     );
+    cleanup(cp, &cluster_scoped);
+}
+
+#[test]
+fn by_default_the_operator_reads_no_secret_of_a_tenant_namespace_but_those_the_admin_listed() {
+    let cp = ControlPlane::shared();
+    let release_ns = cp.namespace("plo-rbacdef");
+    let (listed, other) = (cp.namespace("plo-seclisted"), cp.namespace("plo-secother"));
+    let (sa, cluster_scoped) = install_release(cp, &release_ns, json!({"rbac": {"secretNamespaces": [listed]}}));
+    assert!(
+        !can_i(cp, &sa, Some(&other), &["get", "secrets/ci-deployer-token"]),
+        "a Secret of a namespace the admin did not list"
+    );
+    assert!(!can_i(cp, &sa, None, &["get", "secrets"]), "no Secrets cluster-wide");
+    assert!(
+        can_i(cp, &sa, Some(&listed), &["get", "secrets/root-password"]),
+        "rbac.secretNamespaces: root passwords and app env Secrets there"
+    );
+    assert!(!can_i(cp, &sa, Some(&listed), &["list", "secrets"]), "by name only");
+    assert!(can_i(cp, &sa, Some(&release_ns), &["get", "secrets/pve-credentials"]));
+    // virtual nodes add their part only when enabled
+    assert!(!can_i(cp, &sa, None, &["patch", "nodes"]));
+    assert!(!can_i(cp, &sa, Some(&other), &["create", "pods/binding"]));
     cleanup(cp, &cluster_scoped);
 }
 
@@ -287,7 +310,11 @@ fn with_watch_namespaces_the_service_account_is_confined_to_them() {
     let cp = ControlPlane::shared();
     let release_ns = cp.namespace("plo-rbacns");
     let (watched, other) = (cp.namespace("plo-watched"), cp.namespace("plo-other"));
-    let (sa, cluster_scoped) = install_release(cp, &release_ns, json!({"watchNamespaces": [watched], "replicas": 2}));
+    let (sa, cluster_scoped) = install_release(
+        cp,
+        &release_ns,
+        json!({"watchNamespaces": [watched], "replicas": 2, "rbac": {"tenantSecrets": true}}),
+    );
     let lease = format!("leases.coordination.k8s.io/{release_ns}");
     assert!(can_i(cp, &sa, Some(&watched), &["list", "lxccontainers.pve.lxc.dev"]));
     assert!(

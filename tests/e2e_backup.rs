@@ -415,3 +415,40 @@ fn a_protected_backup_with_fleecing_and_pbs_options_is_accepted_and_protected_in
     let entry = listed(&e.sim, &node, &volid);
     assert_eq!(entry["protected"], 1, "{entry}");
 }
+
+#[test]
+fn deleting_a_protected_backup_deletes_its_archive_and_does_not_hold_its_namespace_forever() {
+    let e = env("bprotdel");
+    apply(e.cp, &e.ns, &container("src", "app: db", "  state: Stopped\n"));
+    wait_ready(e.cp, &e.ns, "lxc", "src", T);
+    let backup = |name: &str, extra: &str| {
+        format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcBackup\nmetadata:\n  name: {name}\nspec:\n  containerRef: {{name: src}}\n  storage: local\n{extra}")
+    };
+    apply(e.cp, &e.ns, &backup("mine", "  protected: true\n"));
+    let mine = wait_ready(e.cp, &e.ns, "lxcb", "mine", T);
+    apply(e.cp, &e.ns, &backup("theirs", ""));
+    let theirs = wait_ready(e.cp, &e.ns, "lxcb", "theirs", T);
+    let at = |b: &Value, k: &str| b["status"][k].as_str().unwrap().to_string();
+    let (node, vmid) = (at(&mine, "node"), mine["status"]["vmid"].as_u64().unwrap());
+    // an admin protects the other archive by hand in Proxmox
+    let enc = at(&theirs, "volid").replace(':', "%3A").replace('/', "%2F");
+    e.sim.call(
+        "PUT",
+        &format!("/nodes/{}/storage/local/content/{enc}", at(&theirs, "node")),
+        &[("protected", "1")],
+    );
+    e.cp.kubectl_ok(&["delete", "-n", &e.ns, "lxcb", "mine", "theirs", "--wait=false"]);
+    wait_for("both LxcBackups gone (no finalizer left looping)", T, || {
+        (get_json(e.cp, &e.ns, "lxcb", "mine").is_none() && get_json(e.cp, &e.ns, "lxcb", "theirs").is_none())
+            .then_some(())
+    });
+    let left = archives(&e.sim, &node, "local", vmid);
+    assert!(
+        !left.contains(&at(&mine, "volid")),
+        "its own protection lifted, the archive deleted: {left:?}"
+    );
+    assert!(
+        left.contains(&at(&theirs, "volid")),
+        "the admin's protection respected: {left:?}"
+    );
+}

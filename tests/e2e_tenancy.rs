@@ -707,3 +707,35 @@ fn a_container_outside_its_tenants_limits_in_proxmox_says_so_and_is_not_started_
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(e.sim.container(v).unwrap()["status"], "stopped");
 }
+
+fn template(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcTemplate\nmetadata:\n  name: {name}\nspec:\n  image: {{volid: \"local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\"}}\n{extra}"
+    )
+}
+
+#[test]
+fn a_tenants_template_outside_its_nodes_or_vmid_range_is_refused_and_counts_against_its_disk_quota() {
+    let e = env("t-tmpl");
+    tenant(
+        &e,
+        "  nodes: [pve1]\n  vmidRange: {min: 1000, max: 1099}\n  quota: {disk: 12Gi}\n",
+    );
+    e.cp.apply(&e.a, &template("far", "  node: pve3\n"));
+    e.cp.apply(&e.a, &template("squat", "  vmid: 5000\n"));
+    let msg = refused(&e, &e.a, "lxctemplate", "far", "TenantPolicyNode");
+    assert!(msg.contains("pve3"), "{msg}");
+    refused(&e, &e.a, "lxctemplate", "squat", "TenantPolicyVmidRange");
+    // within the limits: built on the tenant's node, inside its range
+    e.cp.apply(&e.a, &template("base", ""));
+    let o = wait_ready(e.cp, &e.a, "lxctemplate", "base", T);
+    let v = vmid(&o);
+    assert!((1000..=1099).contains(&v), "inside the tenant's range: {v}");
+    assert_eq!(o["status"]["node"], "pve1");
+    // its 8 GiB root disk counts: another 8 GiB would pass the 12 GiB quota
+    e.cp.apply(&e.a, &container("web", ""));
+    let msg = refused(&e, &e.a, "lxc", "web", "TenantPolicyQuotaExceeded");
+    assert!(msg.contains("disk"), "{msg}");
+    assert!(e.sim.container(5000).is_none(), "the other tenant's vmid was taken");
+    assert_eq!(e.sim.containers().len(), 1, "only the template reached Proxmox");
+}

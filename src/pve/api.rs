@@ -205,6 +205,15 @@ impl Client {
         }
     }
 
+    /// `PUT /nodes/{node}/storage/{storage}/content/{volume}` with `protected`: protects a
+    /// backup archive from deletion and pruning, or lifts that (synchronous).
+    pub async fn set_volume_protected(&self, node: &str, storage: &str, volume: &str, protected: bool) -> Result<()> {
+        let path = format!("/nodes/{}/storage/{}/content/{}", seg(node), seg(storage), seg(volume));
+        let mut p = Params::new();
+        p.set("protected", if protected { "1" } else { "0" });
+        self.unit_call(Method::PUT, &path, &p).await
+    }
+
     /// `GET /nodes/{node}/aplinfo`: the appliance/template catalogue.
     pub async fn aplinfo(&self, node: &str) -> Result<Vec<AplInfo>> {
         self.get(&format!("/nodes/{}/aplinfo", seg(node)), &Params::new()).await

@@ -63,7 +63,7 @@ SERVED = {
     "/storage/{storage}": ["GET"],
     "/nodes/{node}/storage/{storage}/status": ["GET"],
     "/nodes/{node}/storage/{storage}/content": ["GET"],
-    "/nodes/{node}/storage/{storage}/content/{volume}": ["GET", "DELETE"],
+    "/nodes/{node}/storage/{storage}/content/{volume}": ["GET", "PUT", "DELETE"],
     "/nodes/{node}/storage/{storage}/download-url": ["POST"],
     "/nodes/{node}/storage/{storage}/oci-registry-pull": ["POST"],
     "/nodes/{node}/query-oci-repo-tags": ["GET"],

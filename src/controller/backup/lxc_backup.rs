@@ -425,6 +425,7 @@ fn met_lock(text: &str, tail: &[String]) -> Option<String> {
 fn mark(p: &P<'_>, ns: &str, ct: &LxcContainer) -> ArchiveMark {
     ArchiveMark {
         namespace: ns.to_string(),
+        namespace_uid: p.ctx.tenancy.namespace_uid(ns),
         container_uid: ct.uid().unwrap_or_default(),
         backup_uid: p.uid.clone(),
     }
@@ -736,6 +737,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     };
     let gone = |e: &pve::Error| e.class() == ErrorClass::NotFound || e.message().contains("does not exist");
     if present {
+        super::protected::lift(p, &handle, &node, &storage, &volid).await?;
         match handle.client.delete_volume(&node, &storage, &volid).await {
             Ok(Some(upid)) => match handle
                 .client
@@ -757,6 +759,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             },
             Ok(None) => {}
             Err(e) if gone(&e) => {}
+            Err(e) if super::protected::refused(&e) => return super::protected::left(p, &volid).await,
             Err(e) => return Err(e.into()),
         }
         p.event(

@@ -8,6 +8,7 @@
 //!   ([`crate::controller::schedule`]).
 
 pub mod lxc_backup;
+mod protected;
 pub mod schedule;
 
 pub use crate::controller::schedule::{

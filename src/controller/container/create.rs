@@ -288,8 +288,7 @@ async fn resolve_source(
                 let msg = format!("archive {v} is not listed on any node that sees its storage");
                 return Err(p.stop(Reason::ArchiveNotFound, msg).await);
             };
-            let ns = p.obj.namespace().unwrap_or_default();
-            if let Err(r) = ownership::may_restore(&ns, v, notes.as_deref(), admission) {
+            if let Err(r) = tenancy::may_restore(p, v, notes.as_deref(), admission) {
                 return Err(Halt::end(tenancy::refuse(p, r).await));
             }
             Ok(create(v.clone(), true, Origin::Restore(None)))
@@ -351,7 +350,7 @@ async fn from_backup(
         let r = Refusal::new(Reason::NotOwned, msg);
         return Err(Halt::end(tenancy::refuse(p, r).await));
     }
-    if let Err(r) = ownership::may_restore(&ns, &v, notes.as_deref(), admission) {
+    if let Err(r) = tenancy::may_restore(p, &v, notes.as_deref(), admission) {
         return Err(Halt::end(tenancy::refuse(p, r).await));
     }
     let storage = v.split_once(':').map(|x| x.0).unwrap_or_default();

@@ -45,6 +45,13 @@ pub fn wanted_resource(ha: &HighAvailability, state: PowerState, mark: &str) -> 
     }
 }
 
+/// Whether an existing HA resource belongs to someone else: not marked as this object's and
+/// not one the operator already manages for it (`managed`: its status records one). Such a
+/// resource (an admin's, made by hand) is never rewritten or removed.
+pub fn resource_is_foreign(have: &HaResource, mark: &str, managed: bool) -> bool {
+    !managed && have.comment.as_deref() != Some(mark)
+}
+
 /// Whether HA has what `want` asks for (`enabled` is Proxmox's old name for `started`).
 pub fn resource_matches(want: &HaResourceParams, have: &HaResource) -> bool {
     let norm = |s: Option<&str>| match s {
@@ -192,7 +199,9 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
 async fn sync_resource(p: &mut P<'_>, client: &pve::Client, ha: &HighAvailability, vmid: u32, mark: &str) -> Step<()> {
     let sid = pve::ct_sid(vmid);
     let want = wanted_resource(ha, p.obj.spec.state, mark);
+    let managed = p.status.high_availability.is_some();
     let step = match client.ha_resource(&sid).await {
+        Ok(Some(have)) if resource_is_foreign(&have, mark, managed) => return Err(foreign(p, &sid).await),
         Ok(None) => client.ha_resource_create(&sid, &want).await.map(|()| Some(true)),
         Ok(Some(have)) if resource_matches(&want, &have) => Ok(None),
         Ok(Some(have)) => client
@@ -325,6 +334,14 @@ pub(super) async fn remove(client: &pve::Client, vmid: u32, mark: &str) -> pve::
         }
     }
     client.ha_resource_delete(&pve::ct_sid(vmid)).await.map(|_| ())
+}
+
+/// An HA resource on the container that someone else made: left as it is, reported.
+async fn foreign(p: &mut P<'_>, sid: &str) -> Halt {
+    let msg = format!("HA resource {sid} exists and was not made for this LxcContainer: it is left as it is (remove it in Proxmox for the operator to manage HA, or remove spec.highAvailability)");
+    p.cond(CondSpec::no(CONDITION_SYNCED, Reason::HaRefused, msg.clone()));
+    let wait = p.retry(Reason::HaRefused);
+    Halt::end(p.not_ready(Reason::HaRefused, msg, wait).await)
 }
 
 /// A refused HA change: a clear condition for what the user (or admin) can fix, otherwise the

@@ -95,3 +95,24 @@ fn node_affinity_becomes_one_rule_that_is_ours_only_with_our_mark() {
     );
     assert!(wanted_rule(&ha(HaMode::Managed, &[], false), 100, m).is_none());
 }
+
+#[test]
+fn an_ha_resource_an_admin_made_on_the_container_is_never_taken_over() {
+    let m = "pve.lxc.dev ns/web uid=u1";
+    let have = |comment: Option<&str>| HaResource {
+        sid: "ct:100".into(),
+        comment: comment.map(str::to_string),
+        ..Default::default()
+    };
+    assert!(resource_is_foreign(&have(None), m, false), "made by hand, no comment");
+    assert!(resource_is_foreign(&have(Some("keep on pve1 (ops)")), m, false));
+    assert!(
+        resource_is_foreign(&have(Some("pve.lxc.dev ns/web uid=u2")), m, false),
+        "an earlier object's"
+    );
+    assert!(!resource_is_foreign(&have(Some(m)), m, false), "ours");
+    assert!(
+        !resource_is_foreign(&have(None), m, true),
+        "one the operator already manages for it"
+    );
+}

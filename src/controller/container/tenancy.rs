@@ -210,6 +210,13 @@ pub(super) fn may_use(p: &P<'_>, g: &Guest, admission: &Admission, what: &str) -
     )
 }
 
+/// Whether this container's namespace (this very one, by uid) may restore archive `volid`.
+pub(super) fn may_restore(p: &P<'_>, volid: &str, notes: Option<&str>, admission: &Admission) -> Result<(), Refusal> {
+    let ns = p.obj.namespace().unwrap_or_default();
+    let uid = p.ctx.tenancy.namespace_uid(&ns);
+    ownership::may_restore(&ns, uid.as_deref(), volid, notes, admission)
+}
+
 /// The notes of archive `volid` as Proxmox lists them (first line), looked up on the nodes
 /// that see its storage; `None` when it is not listed anywhere.
 pub(super) async fn archive_notes(

@@ -414,7 +414,7 @@ async fn build_current(
             match decide::placement_with_load(
                 None,
                 &decide::Origin::Create,
-                snap,
+                &super::tenancy::placement_view(snap, &plan.desired.allowed_nodes),
                 &storage,
                 &handle.reserved(),
                 &p.ctx

@@ -1,15 +1,27 @@
-//! The tenant's policy for templates: admission to the cluster, the limits of a container, the
-//! image storage, the pool and the vmid range.
+//! The tenant's policy for templates: admission to the cluster, the limits of a container
+//! (node, vmid range, storages, network, privileges), the image and its storage, the pool and
+//! the quota (a template's disks count against it).
 
 use super::build;
-use crate::controller::cluster::ClusterHandle;
+use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::context::Context;
-use crate::controller::tenancy::policy::{self, Refusal};
+use crate::controller::tenancy::policy::{self, Admission, Refusal};
 use crate::crd::LxcTemplate;
 use kube::ResourceExt;
 
+/// The container spec the tenant's limits judge for a template: its settings, and the node,
+/// vmid and existing image volume it names (which a container's check looks at too).
+pub fn judged_spec(obj: &LxcTemplate) -> crate::crd::lxc_container::LxcContainerSpec {
+    let mut cs = build::container_spec(&obj.spec);
+    cs.node = obj.spec.node.clone();
+    cs.vmid = obj.spec.vmid;
+    cs.source.os_template = obj.spec.image.volid.clone();
+    cs
+}
+
 /// Admits the template to its cluster and checks it against the tenant's limits (those of a
-/// container, plus the image storage); the tenant's pool and vmid range go into `plan`.
+/// container, plus the image storage) and quota; the tenant's pool, nodes and vmid range go
+/// into `plan`.
 pub(super) fn admit(
     obj: &LxcTemplate,
     ctx: &Context,
@@ -26,14 +38,40 @@ pub(super) fn admit(
         .as_ref()
         .map(|r| r.0.clone())
         .unwrap_or_else(|| crate::controller::container::tenancy::DEFAULT_ROOTFS_STORAGE.into());
-    policy::check_container(t, &build::container_spec(&obj.spec), &rootfs)?;
+    let judged = judged_spec(obj);
+    policy::check_container(t, &judged, &rootfs)?;
     match &obj.spec.image.oci {
         Some(reference) => policy::check_image(t, reference, &plan.image_storage)?,
         None => policy::check_image_storage(t, &plan.image_storage)?,
     }
+    if let Admission::Tenant(tenant) = &admission {
+        let uid = obj.uid().unwrap_or_default();
+        ctx.tenancy.admit_quota(tenant, &uid, footprint(obj))?;
+    }
     if let Some(pool) = &t.pool {
         plan.desired.pool = Some(pool.clone());
     }
+    plan.desired.allowed_nodes = t.nodes.clone();
     plan.vmid_range = t.vmid_range;
     Ok(())
+}
+
+/// What a template counts against its tenant's quota: the disks of its current build and of
+/// every earlier build kept for linked clones (counted at the current size).
+pub fn footprint(obj: &LxcTemplate) -> policy::Footprint {
+    let one = policy::template_footprint(&judged_spec(obj));
+    let builds = 1 + obj.status.as_ref().map_or(0, |s| s.previous.len() as u64);
+    policy::Footprint {
+        disk_gib: one.disk_gib * builds,
+        ..one
+    }
+}
+
+/// What placement may choose from for a template: the tenant's nodes only, when it has a list.
+pub(super) fn placement_view<'a>(snap: &'a Snapshot, allowed_nodes: &[String]) -> std::borrow::Cow<'a, Snapshot> {
+    if allowed_nodes.is_empty() {
+        std::borrow::Cow::Borrowed(snap)
+    } else {
+        std::borrow::Cow::Owned(snap.placement_only_on(allowed_nodes))
+    }
 }

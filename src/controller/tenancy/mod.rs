@@ -193,6 +193,16 @@ impl Views {
             .map(|n| n.metadata.labels.clone().unwrap_or_default())
     }
 
+    /// The uid of `namespace`, when the namespace cache knows it.
+    pub fn namespace_uid(&self, namespace: &str) -> Option<String> {
+        self.namespaces
+            .get()?
+            .get(&ObjectRef::new(namespace))?
+            .metadata
+            .uid
+            .clone()
+    }
+
     /// Every namespace the cache knows, with its labels.
     pub fn namespaces(&self) -> Vec<(String, BTreeMap<String, String>)> {
         let Some(store) = self.namespaces.get() else {
@@ -250,7 +260,7 @@ impl Views {
         }
     }
 
-    /// Every managed container of the tenant's namespaces that counts against its quota: made
+    /// Every managed container and template of the tenant's namespaces that counts against its quota: made
     /// already (a vmid in status) or admitted by this process; `except` left out.
     fn usage(&self, tenant: &ProxmoxTenant, except: Option<&str>) -> Footprint {
         let admitted = recover(self.admitted.lock(), "the tenancy caches")
@@ -277,6 +287,29 @@ impl Views {
                 match admitted.get(&uid) {
                     Some(f) => total += *f,
                     None if made => total += policy::footprint(&c.spec),
+                    None => {}
+                }
+            }
+        }
+        // templates hold their disks (counted once they have a vmid, or once admitted)
+        for store in recover(self.templates.read(), "the tenancy caches").iter() {
+            for t in store.state() {
+                let uid = t.uid().unwrap_or_default();
+                let ns = t.namespace().unwrap_or_default();
+                if Some(uid.as_str()) == except || !seen.insert(uid.clone()) {
+                    continue;
+                }
+                let labels = labels_of.entry(ns.clone()).or_insert_with(|| self.labels(&ns));
+                if !policy::covers(&tenant.spec, &ns, labels.as_ref()) {
+                    continue;
+                }
+                let made = t
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.vmid.is_some() || !s.previous.is_empty());
+                match admitted.get(&uid) {
+                    Some(f) => total += *f,
+                    None if made => total += crate::controller::template::tenancy::footprint(&t),
                     None => {}
                 }
             }

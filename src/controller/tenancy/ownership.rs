@@ -71,6 +71,9 @@ const MARK: &str = "pve.lxc.dev";
 pub struct ArchiveMark {
     /// Namespace of the container backed up.
     pub namespace: String,
+    /// uid of that namespace (`nsuid=`; absent in marks written before it was recorded): a
+    /// namespace deleted and created again under the same name does not inherit the archive.
+    pub namespace_uid: Option<String>,
     /// uid of the `LxcContainer` backed up.
     pub container_uid: String,
     /// uid of the `LxcBackup` that made it.
@@ -80,8 +83,13 @@ pub struct ArchiveMark {
 impl ArchiveMark {
     /// The first line of the archive's notes.
     pub fn line(&self) -> String {
+        let nsuid = self
+            .namespace_uid
+            .as_ref()
+            .map(|u| format!(" nsuid={u}"))
+            .unwrap_or_default();
         format!(
-            "{MARK} ns={} ct={} backup={}",
+            "{MARK} ns={}{nsuid} ct={} backup={}",
             self.namespace, self.container_uid, self.backup_uid
         )
     }
@@ -93,10 +101,11 @@ impl ArchiveMark {
         if words.next()? != MARK {
             return None;
         }
-        let (mut ns, mut ct, mut backup) = (None, None, None);
+        let (mut ns, mut nsuid, mut ct, mut backup) = (None, None, None, None);
         for w in words {
             match w.split_once('=')? {
                 ("ns", v) => ns = Some(v.to_string()),
+                ("nsuid", v) => nsuid = Some(v.to_string()),
                 ("ct", v) => ct = Some(v.to_string()),
                 ("backup", v) => backup = Some(v.to_string()),
                 _ => return None,
@@ -104,6 +113,7 @@ impl ArchiveMark {
         }
         Some(ArchiveMark {
             namespace: ns?,
+            namespace_uid: nsuid,
             container_uid: ct?,
             backup_uid: backup?,
         })
@@ -134,12 +144,29 @@ pub fn user_notes(notes: &str) -> Option<String> {
     (!rest.is_empty()).then(|| rest.to_string())
 }
 
-/// Whether an object in `namespace` may restore archive `volid` with `notes`: archives the
-/// operator made for this namespace; unmarked ones (made outside the operator) only on an
-/// `Open` cluster without tenant.
-pub fn may_restore(namespace: &str, volid: &str, notes: Option<&str>, admission: &Admission) -> Result<(), Refusal> {
+/// Whether an object in `namespace` (whose uid is `namespace_uid`, when known) may restore
+/// archive `volid` with `notes`: archives the operator made for this namespace (this very one,
+/// when the mark records its uid: not an earlier namespace of the same name); unmarked ones
+/// (made outside the operator) only on an `Open` cluster without tenant.
+pub fn may_restore(
+    namespace: &str,
+    namespace_uid: Option<&str>,
+    volid: &str,
+    notes: Option<&str>,
+    admission: &Admission,
+) -> Result<(), Refusal> {
     match (ArchiveMark::parse(notes), admission.spec()) {
-        (Some(m), _) if m.namespace == namespace => Ok(()),
+        (Some(m), _) if m.namespace == namespace => match (m.namespace_uid.as_deref(), namespace_uid) {
+            (None, _) => Ok(()),
+            (Some(was), Some(is)) if was.eq_ignore_ascii_case(is) => Ok(()),
+            (Some(was), is) => Err(Refusal::new(
+                Reason::NotOwned,
+                format!(
+                    "archive {volid} was made for an earlier namespace {namespace} (uid {was}), not this one (uid {}): a namespace created again does not inherit its predecessor's archives; an administrator may adopt it by setting nsuid=<this namespace's uid> in the first line of the archive's notes in Proxmox",
+                    is.unwrap_or("not known yet")
+                ),
+            )),
+        },
         (Some(_), _) => Err(Refusal::new(
             Reason::NotOwned,
             format!("archive {volid} was made for another namespace; only archives of namespace {namespace} can be restored"),
@@ -200,6 +227,7 @@ mod tests {
     fn the_archive_mark_round_trips_and_user_notes_cannot_forge_it() {
         let m = ArchiveMark {
             namespace: "team-a".into(),
+            namespace_uid: Some("n-1".into()),
             container_uid: "c-1".into(),
             backup_uid: "b-1".into(),
         };
@@ -218,10 +246,33 @@ mod tests {
     #[test]
     fn archives_of_another_namespace_are_never_restored() {
         let b = "pve.lxc.dev ns=team-b ct=c backup=b";
-        assert!(may_restore("team-a", "v", Some(b), &Admission::Open).is_err());
-        assert!(may_restore("team-b", "v", Some(b), &tenant(vec![])).is_ok());
-        assert!(may_restore("team-a", "v", Some("by hand"), &Admission::Open).is_ok());
-        assert!(may_restore("team-a", "v", None, &tenant(vec![])).is_err());
+        assert!(may_restore("team-a", None, "v", Some(b), &Admission::Open).is_err());
+        assert!(may_restore("team-b", None, "v", Some(b), &tenant(vec![])).is_ok());
+        assert!(may_restore("team-a", None, "v", Some("by hand"), &Admission::Open).is_ok());
+        assert!(may_restore("team-a", None, "v", None, &tenant(vec![])).is_err());
+    }
+
+    #[test]
+    fn after_namespace_team_b_is_created_again_an_archive_marked_for_the_earlier_one_is_refused() {
+        let b = "pve.lxc.dev ns=team-b nsuid=uid-1 ct=c backup=b";
+        let r = may_restore("team-b", Some("uid-2"), "v", Some(b), &tenant(vec![])).unwrap_err();
+        assert_eq!(r.reason, Reason::NotOwned);
+        assert!(
+            r.message.contains("earlier namespace team-b (uid uid-1)"),
+            "{}",
+            r.message
+        );
+        assert!(
+            may_restore("team-b", None, "v", Some(b), &Admission::Open).is_err(),
+            "fails closed"
+        );
+        assert!(may_restore("team-b", Some("UID-1"), "v", Some(b), &Admission::Open).is_ok());
+        // the adoption path: an admin writes the new uid into the mark
+        let adopted = "pve.lxc.dev ns=team-b nsuid=uid-2 ct=c backup=b";
+        assert!(may_restore("team-b", Some("uid-2"), "v", Some(adopted), &tenant(vec![])).is_ok());
+        // marks written before the uid was recorded keep working by name
+        let old = "pve.lxc.dev ns=team-b ct=c backup=b";
+        assert!(may_restore("team-b", Some("uid-2"), "v", Some(old), &tenant(vec![])).is_ok());
     }
 
     #[test]

@@ -193,13 +193,22 @@ fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 /// privileges). `rootfs_storage` is the storage the root disk goes to (the default when the
 /// spec names none). Quotas are checked apart ([`quota_check`]).
 pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_storage: &str) -> Result<(), Refusal> {
-    if let (Some(pool), Some(want)) = (&t.pool, &spec.pool) {
-        if pool != want {
+    match (&t.pool, &spec.pool) {
+        (Some(pool), Some(want)) if pool != want => {
             return Err(Refusal::new(
                 Reason::TenantPolicyPool,
                 format!("spec.pool {want} is not the tenant's pool {pool} (leave it out: containers go to {pool})"),
             ));
         }
+        // a pool carries ACLs and backup jobs: without one of its own the tenant may not pick
+        // another team's or the admin's
+        (None, Some(want)) => {
+            return Err(Refusal::new(
+                Reason::TenantPolicyPool,
+                format!("spec.pool {want}: the tenant has no pool of its own and may not choose one (leave it out)"),
+            ));
+        }
+        _ => {}
     }
     if let (Some(range), Some(v)) = (&t.vmid_range, spec.vmid) {
         if !range.contains(v) {
@@ -238,6 +247,9 @@ pub fn check_container(t: &ProxmoxTenantSpec, spec: &LxcContainerSpec, rootfs_st
         }
     }
     check_network(t, spec)?;
+    if let Some(volid) = &spec.source.os_template {
+        check_os_template(t, volid, "spec.source.osTemplate")?;
+    }
     if let Some(image) = &spec.source.image {
         check_image(t, &image.reference, &image.storage)?;
     }
@@ -282,6 +294,17 @@ fn check_high_availability(
         return Err(Refusal::new(
             Reason::TenantPolicyHighAvailability,
             "spec.highAvailability makes the container a Proxmox HA resource; the tenant may not (its privileges.highAvailability is off)",
+        ));
+    }
+    // without a strict affinity HA recovers the container onto any node when the listed ones
+    // are down, and the operator then follows it there
+    if !t.nodes.is_empty() && !ha.node_affinity.as_ref().is_some_and(|a| a.strict) {
+        return Err(Refusal::new(
+            Reason::TenantPolicyHighAvailability,
+            format!(
+                "spec.highAvailability needs a nodeAffinity with strict: true on the tenant's nodes ({}): otherwise HA may recover the container onto any node",
+                listed(&t.nodes)
+            ),
         ));
     }
     let nodes = ha.node_affinity.iter().flat_map(|a| a.nodes.iter());
@@ -378,6 +401,34 @@ pub fn check_image(t: &ProxmoxTenantSpec, reference: &str, storage: &str) -> Res
         ));
     }
     check_image_storage(t, storage)
+}
+
+/// Whether `name` (a `vztmpl` file name) has the shape of an image the operator pulled
+/// (`<name>-<10 hex digits>.tar`, see `container::image::file_name`).
+fn is_pulled_image_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".tar") else {
+        return false;
+    };
+    stem.rsplit_once('-')
+        .is_some_and(|(base, h)| !base.is_empty() && h.len() == 10 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether the tenant may name the existing `vztmpl` volume `volid` (`field` says where): only
+/// on one of its template storages, and never a file the operator pulled from a registry
+/// (whose name anyone can compute from the image reference): those are reached through
+/// `spec.source.image` / `image.oci`, where the tenant's registry list applies.
+pub fn check_os_template(t: &ProxmoxTenantSpec, volid: &str, field: &str) -> Result<(), Refusal> {
+    let (storage, path) = volid.split_once(':').unwrap_or(("", volid));
+    let file = path.rsplit('/').next().unwrap_or(path);
+    if is_pulled_image_name(file) {
+        return Err(Refusal::new(
+            Reason::TenantPolicyImageRegistry,
+            format!(
+                "{field} {volid} names an image pulled from a registry; name the image in spec.source.image (or image.oci) instead, where the tenant's image registries apply"
+            ),
+        ));
+    }
+    check_image_storage(t, storage).map_err(|r| Refusal::new(r.reason, format!("{field} {volid}: {}", r.message)))
 }
 
 /// Whether the tenant may put downloaded templates and images on `storage`.
@@ -505,6 +556,17 @@ pub fn footprint(spec: &LxcContainerSpec) -> Footprint {
         memory_mib: r.memory.as_ref().and_then(|m| m.to_mib().ok()).unwrap_or(512),
         disk_gib: spec.rootfs.as_ref().map(|f| gib(&f.size)).unwrap_or(8)
             + spec.mount_points.iter().map(|m| gib(&m.size)).sum::<u64>(),
+    }
+}
+
+/// What a template counts against a quota: its disks only (it never runs, so it holds no
+/// cores or memory, and it is not a container of the `containers` count).
+pub fn template_footprint(spec: &LxcContainerSpec) -> Footprint {
+    let mut full = spec.clone();
+    full.management = Management::Full;
+    Footprint {
+        disk_gib: footprint(&full).disk_gib,
+        ..Footprint::default()
     }
 }
 

@@ -325,7 +325,6 @@ fn high_availability_needs_the_tenants_privilege_and_affinity_only_names_its_nod
     let e = check_container(&allowed(false), &with_nodes(&[]), "local-lvm").unwrap_err();
     assert_eq!(e.reason, Reason::TenantPolicyHighAvailability);
     assert!(e.message.contains("privileges.highAvailability"), "{}", e.message);
-    assert!(check_container(&allowed(true), &with_nodes(&[]), "local-lvm").is_ok());
     assert!(check_container(&allowed(true), &with_nodes(&["pve1"]), "local-lvm").is_ok());
     let e = check_container(&allowed(true), &with_nodes(&["pve1", "pve2"]), "local-lvm").unwrap_err();
     assert_eq!(e.reason, Reason::TenantPolicyHighAvailability);
@@ -373,4 +372,125 @@ fn only_growth_is_checked_against_a_quota() {
     assert!(small.within(&small));
     assert!(small.within(&big));
     assert!(!big.within(&small));
+}
+
+#[test]
+fn a_tenant_limited_to_nodes_pve1_and_pve2_gets_tenant_policy_high_availability_without_a_strict_affinity_on_them() {
+    use crate::crd::ha::{HaNode, HaNodeAffinity, HighAvailability};
+    let t = ProxmoxTenantSpec {
+        nodes: vec!["pve1".into(), "pve2".into()],
+        privileges: Some(TenantPrivileges {
+            high_availability: true,
+            ..Default::default()
+        }),
+        ..team_a()
+    };
+    let ha = |affinity: Option<(&[&str], bool)>| LxcContainerSpec {
+        high_availability: Some(HighAvailability {
+            node_affinity: affinity.map(|(nodes, strict)| HaNodeAffinity {
+                nodes: nodes
+                    .iter()
+                    .map(|n| HaNode {
+                        name: n.to_string(),
+                        priority: None,
+                    })
+                    .collect(),
+                strict,
+            }),
+            ..Default::default()
+        }),
+        ..spec()
+    };
+    // no affinity, or one HA may leave when pve1 and pve2 are down: recovered anywhere
+    for s in [ha(None), ha(Some((&["pve1", "pve2"], false)))] {
+        let e = check_container(&t, &s, "local-lvm").unwrap_err();
+        assert_eq!(e.reason, Reason::TenantPolicyHighAvailability);
+        assert!(e.message.contains("strict: true"), "{}", e.message);
+    }
+    assert!(check_container(&t, &ha(Some((&["pve1", "pve2"], true))), "local-lvm").is_ok());
+    assert!(check_container(&t, &ha(Some((&["pve2"], true))), "local-lvm").is_ok());
+    // a tenant free to use every node needs no affinity
+    let anywhere = ProxmoxTenantSpec {
+        nodes: Vec::new(),
+        ..t.clone()
+    };
+    assert!(check_container(&anywhere, &ha(None), "local-lvm").is_ok());
+}
+
+#[test]
+fn a_tenant_with_registries_docker_io_cannot_name_the_file_another_namespace_pulled_from_ghcr_io() {
+    let t = ProxmoxTenantSpec {
+        image_registries: vec!["docker.io".into()],
+        storages: Some(TenantStorages {
+            rootfs: vec!["local-lvm".into()],
+            templates: vec!["local".into()],
+            ..Default::default()
+        }),
+        ..team_a()
+    };
+    let theirs = crate::controller::container::image::volid("local", "ghcr.io/team-b/app:1.0");
+    let with = |volid: &str| LxcContainerSpec {
+        source: crate::crd::lxc_container::ContainerSource {
+            os_template: Some(volid.to_string()),
+            ..Default::default()
+        },
+        ..spec()
+    };
+    let e = check_container(&t, &with(&theirs), "local-lvm").unwrap_err();
+    assert_eq!(e.reason, Reason::TenantPolicyImageRegistry);
+    assert!(e.message.contains("spec.source.image"), "{}", e.message);
+    // its own docker.io pull too: images are reached through spec.source.image only
+    let mine = crate::controller::container::image::volid("local", "nginx:1");
+    assert!(check_container(&t, &with(&mine), "local-lvm").is_err());
+    // an OS template on one of its template storages is fine, on another storage not
+    assert!(check_container(
+        &t,
+        &with("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+        "local-lvm"
+    )
+    .is_ok());
+    let e = check_container(
+        &t,
+        &with("nfs:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"),
+        "local-lvm",
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, Reason::TenantPolicyStorage);
+    assert!(
+        e.message.starts_with("spec.source.osTemplate nfs:vztmpl/"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn a_template_counts_its_disks_against_the_quota_but_no_cores_memory_or_container() {
+    let s = LxcContainerSpec {
+        resources: Some(Resources {
+            cores: Some(4),
+            memory: Some(ByteQuantity::new("4Gi")),
+            ..Default::default()
+        }),
+        ..spec()
+    };
+    assert_eq!(
+        template_footprint(&s),
+        Footprint {
+            disk_gib: 8,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn a_tenant_without_a_pool_cannot_put_its_container_in_another_teams_pool() {
+    let t = ProxmoxTenantSpec { pool: None, ..team_a() };
+    let s = LxcContainerSpec {
+        pool: Some("team-b".into()),
+        ..spec()
+    };
+    let e = check_container(&t, &s, "local-lvm").unwrap_err();
+    assert_eq!(e.reason, Reason::TenantPolicyPool);
+    assert!(e.message.contains("no pool of its own"), "{}", e.message);
+    assert!(check_container(&t, &spec(), "local-lvm").is_ok());
 }

@@ -129,7 +129,7 @@ pub(crate) fn required_privilege(
         ("GET", t) if t.starts_with("/nodes/{node}/storage/{storage}") => {
             (format!("/storage/{}", g("storage")), "Datastore.Audit")
         }
-        ("DELETE", t) if t.starts_with("/nodes/{node}/storage/{storage}") => {
+        ("DELETE" | "PUT", t) if t.starts_with("/nodes/{node}/storage/{storage}") => {
             (format!("/storage/{}", g("storage")), "Datastore.Allocate")
         }
         ("POST", "/nodes/{node}/storage/{storage}/download-url") => {
@@ -324,6 +324,11 @@ const ROUTES: &[(&str, &str, Handler)] = &[
         "DELETE",
         "/nodes/{node}/storage/{storage}/content/{volume}",
         |s, st, p, c| data(delete_volume(s, st, p, c)),
+    ),
+    (
+        "PUT",
+        "/nodes/{node}/storage/{storage}/content/{volume}",
+        |_, st, p, _| data(update_volume(st, p)),
     ),
     ("POST", "/nodes/{node}/storage/{storage}/download-url", |s, st, p, c| {
         data(download_url(s, st, p, c))

@@ -92,6 +92,27 @@ pub(super) fn delete_volume(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: 
     Ok(json!(upid))
 }
 
+/// `PUT .../content/{volume}` (pve-storage `updateattributes`): sets the volume's notes and
+/// protection; synchronous, returns null.
+pub(super) fn update_volume(st: &mut State, p: &Params) -> ApiResult {
+    let node = p.node();
+    let volid = volume_param(p);
+    let sid = volid.split(':').next().unwrap_or_default().to_string();
+    let key = st.vol_key(&sid, &node);
+    let v = st
+        .volumes
+        .get_mut(&key)
+        .and_then(|l| l.iter_mut().find(|v| v.volid == volid))
+        .ok_or_else(|| ApiError::e500(format!("volume '{volid}' does not exist")))?;
+    if let Some(notes) = p.str("notes") {
+        v.notes = (!notes.is_empty()).then_some(notes);
+    }
+    if let Some(protected) = p.bool("protected") {
+        v.protected = protected;
+    }
+    Ok(Value::Null)
+}
+
 pub(super) fn download_url(sim: &Arc<Sim>, st: &mut State, p: &Params, caller: &Caller) -> ApiResult {
     let node = p.node();
     let sid = p.req("storage");
