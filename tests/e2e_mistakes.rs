@@ -214,6 +214,47 @@ fn a_missing_os_template_or_lxc_template_or_bridge_is_named_before_any_create() 
 }
 
 #[test]
+fn a_rejected_edit_keeps_a_running_container_ready_and_says_what_was_refused() {
+    let e = env("refused-edit");
+    let spec = |size: &str| {
+        container(
+            "live",
+            &format!("{{source: {{osTemplate: \"{DEBIAN}\"}}, rootfs: {{storage: local-lvm, size: {size}}}}}"),
+        )
+    };
+    apply(e.cp, &e.ns, &spec("4Gi"));
+    let obj = wait_ready(e.cp, &e.ns, "lxc", "live", T);
+    assert_eq!(condition(&obj, "Ready").unwrap().1, "Running");
+    apply(e.cp, &e.ns, &spec("2Gi"));
+    let (obj, synced) = wait_for("Synced=False InvalidSpec", T, || {
+        let o = get_json(e.cp, &e.ns, "lxc", "live")?;
+        let c = condition(&o, "Synced").filter(|c| c.0 == "False" && c.1 == "InvalidSpec")?;
+        Some((o, c))
+    });
+    assert!(synced.2.contains("rootfs"), "the message names the field: {}", synced.2);
+    let ready = condition(&obj, "Ready").unwrap();
+    assert_eq!(
+        (ready.0.as_str(), ready.1.as_str()),
+        ("True", "Running"),
+        "Ready stays about the guest, which runs untouched"
+    );
+    let stalled = condition(&obj, "Stalled").unwrap();
+    assert_eq!((stalled.0.as_str(), stalled.1.as_str()), ("True", "InvalidSpec"));
+    assert_eq!(obj["status"]["phase"], "Running");
+    assert!(
+        event_messages(&e).contains(&synced.2),
+        "an Event says what was refused"
+    );
+    // undoing the edit clears the refusal
+    apply(e.cp, &e.ns, &spec("4Gi"));
+    wait_for("Synced=True and no Stalled", T, || {
+        let o = get_json(e.cp, &e.ns, "lxc", "live")?;
+        (condition(&o, "Synced")?.0 == "True" && condition(&o, "Stalled").is_none()).then_some(())
+    });
+    delete_within(&e, "lxc", "live", "30s");
+}
+
+#[test]
 fn deleting_a_container_whose_cluster_does_not_exist_finishes_and_says_what_it_left() {
     let mut e = env("no-cluster");
     apply(
