@@ -107,8 +107,8 @@ fn service_account_can_do_what_the_operator_needs_and_nothing_more() {
         // rbac.tenantSecrets (default on): root password and app env Secrets, by name
         &["get", "secrets/root-password"],
         &["get", "configmaps/app-settings"],
-        &["create", "events.events.k8s.io"],
-        &["patch", "events.events.k8s.io"],
+        &["create", "events"],
+        &["patch", "events"],
         &["create", "services"],
         &["get", "services/web"],
         &["delete", "endpointslices.discovery.k8s.io"],

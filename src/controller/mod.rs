@@ -9,6 +9,7 @@ pub mod conditions;
 pub mod container;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod kernel;
 pub mod leader;
 pub mod run;

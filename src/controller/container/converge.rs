@@ -264,6 +264,9 @@ pub(super) async fn converge(
             restart_keys = awaiting_restart(handle, &node, vmid).await;
         }
     }
+    if let Some(action) = super::restart::honour(p, handle, &node, vmid, observed.running(), by_ha).await? {
+        return Ok(action);
+    }
     if super::app::restart_now(&p.obj.spec, &restart_keys) {
         p.event(
             Reason::Restarting,
@@ -401,6 +404,7 @@ pub(super) async fn converge(
         .clone()
         .or_else(|| forced.map(|_| Default::default()))
     {
+        super::firewall::warn_unapplied(p).await;
         match super::firewall::sync(&handle.client, &node, vmid, &fw, forced).await {
             Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
             Ok(None) => {}
@@ -448,12 +452,10 @@ pub(super) async fn converge(
     }
     p.uncond(CONDITION_STALLED);
     p.observed();
-    // usage figures alone make no write (they change every second): they go out with any other
-    // change, and at least every `cluster_status_refresh`
-    let due = p.status.last_sync_time.as_ref().is_none_or(|t| {
-        jiff::Timestamp::now().duration_since(t.0).as_secs() >= p.ctx.settings.cluster_status_refresh.as_secs() as i64
-    });
-    if p.status.usage.is_none() || due || p.changed() {
+    // usage figures alone make no write (they change every second; 0 writes in steady state):
+    // they go out with any other change (live figures: metrics and the UI's samples)
+    p.status.rootfs = super::rootfs::root_volume(observed.config.rootfs.as_deref());
+    if p.status.usage.is_none() || p.changed() {
         p.status.usage = Some(fresh_usage);
     }
     p.save().await?;
