@@ -115,24 +115,22 @@ impl Recorder {
             reason: ev.reason.clone(),
             action: ev.action.clone(),
         };
-        let mut seen = self.seen.lock().await;
-        seen.retain(|_, s| now.duration_since(s.last).as_secs() < AGGREGATE_FOR.as_secs() as i64);
-        if let Some(s) = seen.get_mut(&key) {
+        // the lock is held for the bookkeeping only, never across a request: passes publish
+        // concurrently (a race between two repeats of one event at worst makes a second Event)
+        let repeat = {
+            let mut seen = self.seen.lock().await;
+            seen.retain(|_, s| now.duration_since(s.last).as_secs() < AGGREGATE_FOR.as_secs() as i64);
+            seen.get_mut(&key).map(|s| {
+                s.count += 1;
+                s.last = now;
+                s.clone()
+            })
+        };
+        if let Some(s) = repeat {
             let api: Api<CoreEvent> = Api::namespaced(self.client.clone(), &s.namespace);
-            let count = s.count + 1;
-            match api
-                .patch(
-                    &s.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(repeat_patch(count, now)),
-                )
-                .await
-            {
-                Ok(_) => {
-                    s.count = count;
-                    s.last = now;
-                    return Ok(());
-                }
+            let patch = Patch::Merge(repeat_patch(s.count, now));
+            match api.patch(&s.name, &PatchParams::default(), &patch).await {
+                Ok(_) => return Ok(()),
                 // gone (deleted, or expired by the apiserver's TTL): a new one below
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e),
@@ -142,15 +140,13 @@ impl Recorder {
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let api: Api<CoreEvent> = Api::namespaced(self.client.clone(), &namespace);
         let made = api.create(&PostParams::default(), &event).await?;
-        seen.insert(
-            key,
-            Seen {
-                name: made.metadata.name.unwrap_or_default(),
-                namespace,
-                count: 1,
-                last: now,
-            },
-        );
+        let seen = Seen {
+            name: made.metadata.name.unwrap_or_default(),
+            namespace,
+            count: 1,
+            last: now,
+        };
+        self.seen.lock().await.insert(key, seen);
         Ok(())
     }
 }

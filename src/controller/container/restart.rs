@@ -100,12 +100,15 @@ pub async fn honour(
 mod tests {
     use super::*;
 
+    /// (requested, honoured, running, settled, by_ha, what to do)
+    type Case = (Option<&'static str>, Option<&'static str>, bool, bool, bool, Restart);
+
     #[test]
     fn a_restart_request_reboots_a_running_container_once_per_value() {
         let t1 = "2026-12-06T09:00:00Z";
         let t2 = "2026-12-06T10:00:00Z";
         // (requested, honoured, running, settled, by_ha) -> what to do
-        let cases: &[(Option<&str>, Option<&str>, bool, bool, bool, Restart)] = &[
+        let cases: &[Case] = &[
             (None, None, true, true, false, Restart::Nothing),
             (Some(""), None, true, true, false, Restart::Nothing),
             (Some("  "), Some(t1), true, true, false, Restart::Nothing),
