@@ -108,6 +108,65 @@ fn examples_are_accepted_and_every_field_survives_the_round_trip() {
 }
 
 #[test]
+fn the_examples_can_all_be_applied_in_one_namespace_and_again_in_another() {
+    let cp = ControlPlane::shared();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut addresses = std::collections::BTreeMap::new();
+    for file in example_files() {
+        for doc in documents(cp, &file) {
+            let kind = doc["kind"].as_str().unwrap().to_string();
+            let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+            let here = file.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some(other) = seen.insert((kind.clone(), name.clone()), here.clone()) {
+                panic!("{kind}/{name} is in {other} and {here}: applying both replaces one");
+            }
+            // what Proxmox holds once per cluster cannot be fixed in a manifest meant for any namespace
+            if kind == "LxcContainer" || kind == "LxcTemplate" {
+                assert!(doc["spec"]["vmid"].is_null(), "{here}: {kind}/{name} fixes a vmid");
+                for nic in doc["spec"]["network"].as_array().into_iter().flatten() {
+                    assert!(nic["mac"].is_null(), "{here}: {kind}/{name} fixes a MAC");
+                    if let Some(a) = nic["ipv4"]["address"].as_str() {
+                        if let Some(other) = addresses.insert(a.to_string(), here.clone()) {
+                            panic!("{a} is in {other} and {here}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // applied as a user would (a directory, then the same into a second namespace): nothing
+    // replaces anything, every object is there
+    let dir = repo().join("examples");
+    let files: Vec<String> = example_files()
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    for prefix in ["all-examples", "all-examples-again"] {
+        let ns = cp.namespace(prefix);
+        let mut args = vec!["apply", "-n", ns.as_str()];
+        for f in &files {
+            args.extend(["-f", f.as_str()]);
+        }
+        let out = cp.kubectl(&args);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = cp.kubectl_ok(&["get", "proxmox,secrets,configmaps", "-n", &ns, "-o", "name"]);
+        for (kind, name) in seen.keys() {
+            let want = match kind.as_str() {
+                "Secret" => format!("secret/{name}"),
+                "ConfigMap" => format!("configmap/{name}"),
+                k => format!("{}.pve.lxc.dev/{name}", k.to_lowercase()),
+            };
+            assert!(listed.lines().any(|l| l == want), "{want} missing in {ns}:\n{listed}");
+        }
+    }
+}
+
+#[test]
 fn kubectl_get_proxmox_lists_every_kind() {
     let cp = ControlPlane::shared();
     let ns = cp.namespace("category");

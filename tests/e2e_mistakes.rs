@@ -214,6 +214,259 @@ fn a_missing_os_template_or_lxc_template_or_bridge_is_named_before_any_create() 
 }
 
 #[test]
+fn a_rejected_edit_keeps_a_running_container_ready_and_says_what_was_refused() {
+    let e = env("refused-edit");
+    let spec = |size: &str| {
+        container(
+            "live",
+            &format!("{{source: {{osTemplate: \"{DEBIAN}\"}}, rootfs: {{storage: local-lvm, size: {size}}}}}"),
+        )
+    };
+    apply(e.cp, &e.ns, &spec("4Gi"));
+    let obj = wait_ready(e.cp, &e.ns, "lxc", "live", T);
+    assert_eq!(condition(&obj, "Ready").unwrap().1, "Running");
+    apply(e.cp, &e.ns, &spec("2Gi"));
+    let (obj, synced) = wait_for("Synced=False InvalidSpec", T, || {
+        let o = get_json(e.cp, &e.ns, "lxc", "live")?;
+        let c = condition(&o, "Synced").filter(|c| c.0 == "False" && c.1 == "InvalidSpec")?;
+        Some((o, c))
+    });
+    assert!(synced.2.contains("rootfs"), "the message names the field: {}", synced.2);
+    let ready = condition(&obj, "Ready").unwrap();
+    assert_eq!(
+        (ready.0.as_str(), ready.1.as_str()),
+        ("True", "Running"),
+        "Ready stays about the guest, which runs untouched"
+    );
+    let stalled = condition(&obj, "Stalled").unwrap();
+    assert_eq!((stalled.0.as_str(), stalled.1.as_str()), ("True", "InvalidSpec"));
+    assert_eq!(obj["status"]["phase"], "Running");
+    assert!(event_messages(&e).contains(&synced.2), "an Event says what was refused");
+    // undoing the edit clears the refusal
+    apply(e.cp, &e.ns, &spec("4Gi"));
+    wait_for("Synced=True and no Stalled", T, || {
+        let o = get_json(e.cp, &e.ns, "lxc", "live")?;
+        (condition(&o, "Synced")?.0 == "True" && condition(&o, "Stalled").is_none()).then_some(())
+    });
+    delete_within(&e, "lxc", "live", "30s");
+}
+
+// ---- everyday verbs and views
+
+fn reboots(sim: &Sim) -> u64 {
+    sim.count("POST /nodes/{node}/lxc/{vmid}/status/reboot")
+}
+
+fn annotate_restart(e: &Env, name: &str, value: &str) {
+    e.cp.kubectl_ok(&[
+        "annotate",
+        "-n",
+        &e.ns,
+        "lxc",
+        name,
+        &format!("pve.lxc.dev/restartedAt={value}"),
+        "--overwrite",
+    ]);
+}
+
+#[test]
+fn a_restart_request_reboots_a_running_container_once_per_value() {
+    let e = env("restart");
+    let spec = |description: &str| {
+        container(
+            "verb",
+            &format!("{{source: {{osTemplate: \"{DEBIAN}\"}}, description: {description}, resources: {{cores: 2, memory: 512Mi}}}}"),
+        )
+    };
+    apply(e.cp, &e.ns, &spec("one"));
+    wait_ready(e.cp, &e.ns, "lxc", "verb", T);
+    let wide = e.cp.kubectl_ok(&["get", "lxc", "-n", &e.ns, "-o", "wide"]);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    for column in ["CORES", "MEMORY", "READY", "PENDINGRESTART", "SYNCED"] {
+        assert!(header.contains(&column), "{column} in {header:?}");
+    }
+    let row = wide.lines().nth(1).unwrap();
+    assert!(row.contains(" 2 ") && row.contains("512Mi"), "{row}");
+    let before = reboots(&e.sim);
+    annotate_restart(&e, "verb", "2026-12-06T09:00:00Z");
+    wait_for("one reboot", T, || (reboots(&e.sim) == before + 1).then_some(()));
+    wait_for("status.restartRequest", T, || {
+        let o = get_json(e.cp, &e.ns, "lxc", "verb")?;
+        (o["status"]["restartRequest"] == "2026-12-06T09:00:00Z").then_some(())
+    });
+    wait_ready(e.cp, &e.ns, "lxc", "verb", T);
+    // another pass (a new generation) does not reboot it again for the same value
+    apply(e.cp, &e.ns, &spec("two"));
+    wait_for("generation observed", T, || {
+        let o = get_json(e.cp, &e.ns, "lxc", "verb")?;
+        (o["status"]["observedGeneration"] == o["metadata"]["generation"] && condition(&o, "Synced")?.0 == "True")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reboots(&e.sim), before + 1, "the same value reboots once");
+    annotate_restart(&e, "verb", "2026-12-06T10:00:00Z");
+    wait_for("a second reboot for a new value", T, || {
+        (reboots(&e.sim) == before + 2).then_some(())
+    });
+    let restarting = e.cp.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        &e.ns,
+        "--field-selector",
+        "reason=Restarting",
+        "-o",
+        "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        restarting.contains("as requested (pve.lxc.dev/restartedAt: 2026-12-06T09:00:00Z)"),
+        "{restarting}"
+    );
+    delete_within(&e, "lxc", "verb", "30s");
+}
+
+#[test]
+fn events_sort_by_last_timestamp_and_a_repeat_counts_up_on_one_event() {
+    let e = env("events");
+    let spec = |description: &str| {
+        container(
+            "fw",
+            &format!("{{source: {{osTemplate: \"{DEBIAN}\"}}, description: {description}, network: [{{name: eth0, bridge: vmbr0, ipv4: {{dhcp: true}}}}], firewall: {{enabled: true, rules: [{{action: ACCEPT, direction: in, protocol: tcp, port: \"22\"}}]}}}}"),
+        )
+    };
+    apply(e.cp, &e.ns, &spec("one"));
+    wait_ready(e.cp, &e.ns, "lxc", "fw", T);
+    let warning = |e: &Env| {
+        let out = e.cp.kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            &e.ns,
+            "--field-selector",
+            "reason=FirewallNotApplied",
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["items"].as_array().cloned().unwrap_or_default()
+    };
+    let first = wait_for("a FirewallNotApplied warning", T, || warning(&e).first().cloned());
+    assert_eq!(first["type"], "Warning");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("no interface has `firewall: true`"),
+        "{first}"
+    );
+    // the same warning again (a new generation) counts up on the same Event
+    apply(e.cp, &e.ns, &spec("two"));
+    let again = wait_for("the warning counted twice", T, || {
+        let items = warning(&e);
+        (items.len() == 1 && items[0]["count"] == 2).then(|| items[0].clone())
+    });
+    assert_eq!(again["metadata"]["name"], first["metadata"]["name"]);
+    assert!(again["lastTimestamp"].as_str() >= first["lastTimestamp"].as_str());
+    // every Event has a lastTimestamp, so --sort-by=.lastTimestamp orders them all
+    let sorted = e.cp.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        &e.ns,
+        "--sort-by=.lastTimestamp",
+        "-o",
+        "jsonpath={range .items[*]}{.lastTimestamp}{\"\\n\"}{end}",
+    ]);
+    let stamps: Vec<&str> = sorted.lines().collect();
+    assert!(stamps.len() >= 3, "{sorted}");
+    assert!(
+        stamps.iter().all(|t| !t.is_empty()),
+        "an Event without lastTimestamp:\n{sorted}"
+    );
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "not in order:\n{sorted}");
+    delete_within(&e, "lxc", "fw", "30s");
+}
+
+#[test]
+fn a_backup_or_snapshot_naming_what_is_not_there_says_so_and_deletes_at_once() {
+    let e = env("refs");
+    apply(
+        e.cp,
+        &e.ns,
+        &container("src", &format!("{{source: {{osTemplate: \"{DEBIAN}\"}}}}")),
+    );
+    wait_ready(e.cp, &e.ns, "lxc", "src", T);
+    let kind = |k: &str, name: &str, spec: &str| {
+        format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: {k}\nmetadata: {{name: {name}}}\nspec: {spec}\n")
+    };
+    apply(
+        e.cp,
+        &e.ns,
+        &kind("LxcBackup", "to-lvm", "{containerRef: {name: src}, storage: local-lvm}"),
+    );
+    apply(
+        e.cp,
+        &e.ns,
+        &kind("LxcSnapshot", "of-nothing", "{containerRef: {name: nothing}}"),
+    );
+    apply(
+        e.cp,
+        &e.ns,
+        &kind("LxcSnapshot", "before", "{containerRef: {name: src}}"),
+    );
+    let refused = |k: &str, name: &str, reason: &str| {
+        wait_for(&format!("{k}/{name}: Ready=False {reason}"), T, || {
+            let o = get_json(e.cp, &e.ns, k, name)?;
+            condition(&o, "Ready")
+                .filter(|c| c.0 == "False" && c.1 == reason)
+                .map(|c| c.2)
+        })
+    };
+    let msg = refused("lxcbackup", "to-lvm", "InvalidSpec");
+    assert!(
+        msg.starts_with("spec.storage: storage local-lvm cannot hold backups (content: "),
+        "{msg}"
+    );
+    assert_eq!(e.sim.count("POST /nodes/{node}/vzdump"), 0, "no vzdump was started");
+    let msg = refused("lxcsnapshot", "of-nothing", "ContainerNotFound");
+    assert_eq!(msg, "LxcContainer nothing does not exist");
+    // a snapshot whose container was deleted and made again says so (and never rolls the new
+    // one back)
+    wait_ready(e.cp, &e.ns, "lxcsnapshot", "before", T);
+    delete_within(&e, "lxc", "src", "60s");
+    apply(
+        e.cp,
+        &e.ns,
+        &container("src", &format!("{{source: {{osTemplate: \"{DEBIAN}\"}}}}")),
+    );
+    wait_ready(e.cp, &e.ns, "lxc", "src", T);
+    apply(
+        e.cp,
+        &e.ns,
+        &kind(
+            "LxcSnapshot",
+            "before",
+            "{containerRef: {name: src}, rollback: {request: \"1\"}}",
+        ),
+    );
+    let msg = refused("lxcsnapshot", "before", "ContainerRecreated");
+    assert!(msg.starts_with("LxcContainer src was re-created (CT "), "{msg}");
+    assert_eq!(
+        e.sim
+            .count("POST /nodes/{node}/lxc/{vmid}/snapshot/{snapname}/rollback"),
+        0
+    );
+    for (k, name) in [
+        ("lxcbackup", "to-lvm"),
+        ("lxcsnapshot", "of-nothing"),
+        ("lxcsnapshot", "before"),
+    ] {
+        let took = delete_within(&e, k, name, "15s");
+        assert!(took < Duration::from_secs(10), "{k}/{name}: {took:?}");
+    }
+}
+
+#[test]
 fn deleting_a_container_whose_cluster_does_not_exist_finishes_and_says_what_it_left() {
     let mut e = env("no-cluster");
     apply(

@@ -2,6 +2,7 @@
 //! events, metrics, and the per-object services of the kernel.
 
 use super::cluster::ClusterRegistry;
+use super::events::Recorder;
 use super::kernel::{Claims, NodeQueue, StatusCache, TaskSlots, WakeRoutes};
 use super::schedule::ScheduleClock;
 use crate::crd::{
@@ -9,7 +10,7 @@ use crate::crd::{
     LxcSnapshot, LxcSnapshotStatus, LxcTemplate, LxcTemplateStatus,
 };
 use crate::metrics::Metrics;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ pub mod container;
 pub mod context;
 pub mod error;
 pub mod guest;
+pub mod events;
 pub mod kernel;
 pub mod leader;
 pub mod oci;

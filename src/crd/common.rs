@@ -251,9 +251,52 @@ pub const CONDITION_SYNCED: &str = "Synced";
 /// Flux's kstatus.
 pub const CONDITION_STALLED: &str = "Stalled";
 
+/// A size in bytes in binary units as `kubectl` users read them: `8Gi`, `375.4Mi`, `512` (one
+/// decimal when not whole, trailing `.0` dropped).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut v = bytes as f64;
+    let mut unit = "";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    let s = format!("{v:.1}");
+    format!("{}{unit}", s.strip_suffix(".0").unwrap_or(&s))
+}
+
+/// A container's root volume as Proxmox has it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RootVolume {
+    /// The volume id, e.g. `local-lvm:vm-101-disk-0`.
+    pub volume: String,
+    /// The storage holding it, e.g. `local-lvm`.
+    pub storage: String,
+    /// Its size in binary units, e.g. `8Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_size(0), "0");
+        assert_eq!(human_size(1023), "1023");
+        assert_eq!(human_size(1024), "1Ki");
+        assert_eq!(human_size(393_597_484), "375.4Mi");
+        assert_eq!(human_size(8 << 30), "8Gi");
+        assert_eq!(human_size(3 << 40), "3Ti");
+    }
 
     fn mib(s: &str) -> Result<u64, QuantityError> {
         ByteQuantity::new(s).to_mib()

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
     status = "LxcBackupStatus",
     printcolumn = r#"{"name":"Container","type":"string","jsonPath":".spec.containerRef.name"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
-    printcolumn = r#"{"name":"Size","type":"integer","jsonPath":".status.sizeBytes"}"#,
+    printcolumn = r#"{"name":"Size","type":"string","jsonPath":".status.size"}"#,
     printcolumn = r#"{"name":"Completed","type":"date","jsonPath":".status.completedAt"}"#,
     printcolumn = r#"{"name":"Volid","type":"string","priority":1,"jsonPath":".status.volid"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -154,6 +154,9 @@ pub struct LxcBackupStatus {
     /// Archive size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
+    /// Archive size in binary units, e.g. `375.4Mi` (the `Size` column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     /// vmid of the container backed up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmid: Option<u32>,

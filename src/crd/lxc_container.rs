@@ -23,8 +23,12 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Node","type":"string","jsonPath":".status.node"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"IP","type":"string","jsonPath":".status.ipAddresses[0]"}"#,
+    printcolumn = r#"{"name":"Cores","type":"integer","jsonPath":".spec.resources.cores"}"#,
+    printcolumn = r#"{"name":"Memory","type":"string","jsonPath":".spec.resources.memory"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"PendingRestart","type":"string","jsonPath":".status.conditions[?(@.type==\"PendingRestart\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Synced","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Synced\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -671,7 +675,9 @@ pub struct LxcContainerStatus {
     /// MAC address per interface name.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub mac: std::collections::BTreeMap<String, String>,
-    /// Resource usage as last seen.
+    /// Resource usage when the status last changed: not live (a container whose state does not
+    /// change makes no status writes). Live figures: the `plo_container_*` metrics and the
+    /// UI's charts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// The Proxmox task in flight for this container (at most one).
@@ -688,7 +694,8 @@ pub struct LxcContainerStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
-    /// When Proxmox state was last read.
+    /// When the status last changed (written with a change, never on its own: not when
+    /// Proxmox was last read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
     /// Backup archives of this container found in Proxmox storage (any origin), newest first,
@@ -700,9 +707,16 @@ pub struct LxcContainerStatus {
     /// hand are left alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_mounts: Vec<String>,
+    /// The last value of the `pve.lxc.dev/restartedAt` annotation honoured (the container was
+    /// rebooted for it, or it was not running): a new value restarts it once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_request: Option<String>,
     /// The HA resource the operator manages for `spec.highAvailability`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub high_availability: Option<crate::crd::ha::HighAvailabilityStatus>,
+    /// The root volume in Proxmox (volume, storage, size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<RootVolume>,
 }
 
 /// A backup archive found in storage.

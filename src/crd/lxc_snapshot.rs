@@ -97,6 +97,10 @@ pub struct LxcSnapshotStatus {
     /// The snapshot's name in Proxmox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
+    /// The uid of the `LxcContainer` it was taken of (one re-created under the same name is
+    /// another container, without this snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_uid: Option<String>,
     /// When the snapshot was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Time>,

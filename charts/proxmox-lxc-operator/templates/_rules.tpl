@@ -81,7 +81,8 @@ With rbac.tenantSecrets, Secret `get` for `auth.passwordSecretRef` and `app.env`
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get]
-- apiGroups: [events.k8s.io]
+# Events: core/v1, with lastTimestamp and count (what `kubectl get events` sorts and counts)
+- apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
 # Published container ports: a Service without selector + an EndpointSlice per LxcContainer,

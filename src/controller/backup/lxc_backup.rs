@@ -275,6 +275,9 @@ async fn start(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
         let msg = format!("node {node} has no storage for backups (content backup); set spec.storage");
         return pending(p, Reason::NoBackupStorage, msg, wait(60)).await;
     };
+    if let Err(e) = super::precheck::storage(&snap, &node, &storage) {
+        return p.invalid(e).await;
+    }
     if let Err(r) = tenant_allows(p.ctx, &ns, &handle, &storage) {
         return pending(p, r.reason, r.message, wait(30)).await;
     }
@@ -643,6 +646,7 @@ async fn complete(
     p.status.phase = Some(BackupPhase::Completed);
     p.status.volid = Some(volid.clone());
     p.status.size_bytes = size;
+    p.status.size = size.map(crate::crd::human_size);
     p.status.completed_at = Some(p.now.clone());
     let msg = match warnings {
         Some(n) => format!("archive {volid} of CT {vmid} (vzdump ended with {n} warnings)"),

@@ -2,6 +2,7 @@
 //!
 //! - [`lxc_backup`]: one `vzdump` per `LxcBackup`, queued so that at most one runs per Proxmox node
 //!   at a time across every backup this process runs; finalizer deletes the archive.
+//! - [`precheck`]: the storage named, against the inventory, before any call (pure).
 //! - [`schedule`]: cron / Proxmox calendar schedules that create `LxcBackup`s for the
 //!   containers matching a selector, and prune them with Proxmox's retention semantics.
 //! - [`calendar`] and [`prune`]: the pure parts, shared with the snapshot schedules
@@ -9,6 +10,7 @@
 
 pub mod lxc_backup;
 mod protected;
+pub mod precheck;
 pub mod schedule;
 
 pub use crate::controller::schedule::{

@@ -406,6 +406,10 @@ async fn apply_config(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts) -> Step<Opti
             restart_keys = awaiting_restart(t.handle, node, vmid).await;
         }
     }
+    let by_ha = f.ha == Some(super::ha::HaView::Managed);
+    if let Some(action) = super::restart::honour(p, t.handle, node, vmid, running, by_ha).await? {
+        return Ok(Some(action));
+    }
     f.config_applied = true;
     f.reboot = super::app::restart_now(&p.obj.spec, &restart_keys);
     if f.reboot {

@@ -5,7 +5,7 @@
 //! managed ones); any other rule not in the spec is removed, with an Event.
 
 use crate::controller::InvalidSpec;
-use crate::crd::lxc_container::{Direction, Firewall, FirewallLogLevel, FirewallPolicy};
+use crate::crd::lxc_container::{Direction, Firewall, FirewallLogLevel, FirewallPolicy, LxcContainerSpec};
 use crate::pve::{self, FirewallOptions, FirewallOptionsUpdate, FirewallRule, FirewallRuleParams};
 
 /// Comment prefix of hand-made rules the operator leaves alone.
@@ -274,13 +274,43 @@ pub async fn sync(
             };
             client.lxc_firewall_rule_create(node, vmid, &params).await?;
         }
-        let mut note = format!("firewall rules rewritten ({} rules)", create.len());
+        let n = create.len();
+        let mut note = format!("firewall rules rewritten ({n} rule{})", if n == 1 { "" } else { "s" });
         if unknown > 0 {
             note.push_str(&format!("; removed {unknown} rule(s) not in the spec (mark hand-made rules with a comment starting {UNMANAGED_MARKER} to keep them)"));
         }
         notes.push(note);
     }
     Ok((!notes.is_empty()).then(|| notes.join("; ")))
+}
+
+/// Why Proxmox applies none of `spec.firewall` (pure): rules or an enabled firewall while no
+/// interface has `firewall: true` (Proxmox filters only the interfaces marked so: the classic
+/// gotcha), or rules while the firewall is off.
+pub fn unapplied(spec: &LxcContainerSpec) -> Option<String> {
+    let fw = spec.firewall.as_ref()?;
+    let rules = fw.rules.len();
+    let what = match rules {
+        1 => "1 rule".to_string(),
+        n => format!("{n} rules"),
+    };
+    if (fw.enabled || rules > 0) && !spec.network.iter().any(|n| n.firewall == Some(true)) {
+        return Some(format!(
+            "spec.firewall: {what} set, but no interface has `firewall: true` (spec.network[].firewall), so Proxmox applies none of them"
+        ));
+    }
+    (!fw.enabled && rules > 0)
+        .then(|| format!("spec.firewall: {what} set, but `enabled` is false, so Proxmox applies none of them"))
+}
+
+/// A Warning Event when [`unapplied`] finds the firewall cannot apply, once per generation.
+pub(super) async fn warn_unapplied(p: &super::pass::P<'_>) {
+    if p.status.observed_generation == p.generation() {
+        return;
+    }
+    if let Some(m) = unapplied(&p.obj.spec) {
+        p.event(crate::controller::kernel::Reason::FirewallNotApplied, m).await;
+    }
 }
 
 #[cfg(test)]
@@ -392,5 +422,38 @@ mod tests {
         let u = plan_options(&f, &off, None).unwrap();
         assert_eq!(u.enable, Some(true));
         assert_eq!(u.policy_in.as_deref(), Some("DROP"));
+    }
+
+    #[test]
+    fn firewall_rules_without_a_firewalled_interface_are_reported_as_not_applied() {
+        let spec = |enabled: bool, rules: usize, iface_fw: Option<bool>| {
+            let mut s: LxcContainerSpec = serde_json::from_value(serde_json::json!({
+                "source": {"osTemplate": "local:vztmpl/debian.tar.zst"},
+                "network": [{"name": "eth0", "bridge": "vmbr0"}],
+            }))
+            .unwrap();
+            s.network[0].firewall = iface_fw;
+            s.firewall = Some(Firewall {
+                enabled,
+                rules: (0..rules)
+                    .map(|_| {
+                        serde_json::from_value(serde_json::json!({"direction": "in", "action": "ACCEPT"})).unwrap()
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+            s
+        };
+        let none = unapplied(&spec(true, 1, None)).unwrap();
+        assert!(
+            none.contains("1 rule set, but no interface has `firewall: true`"),
+            "{none}"
+        );
+        assert!(unapplied(&spec(true, 2, Some(false))).unwrap().contains("2 rules"));
+        assert!(unapplied(&spec(false, 1, Some(true)))
+            .unwrap()
+            .contains("`enabled` is false"));
+        assert_eq!(unapplied(&spec(true, 1, Some(true))), None);
+        assert_eq!(unapplied(&spec(false, 0, None)), None);
     }
 }

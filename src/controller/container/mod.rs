@@ -14,6 +14,8 @@
 //! - [`precheck`]: the spec against the cluster's inventory (nodes, storages, bridges, OS
 //!   templates, capacity) before a create (pure).
 //! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
+//! - [`rootfs`]: the root volume recorded in status (pure).
+//! - [`restart`]: a restart on request (the `pve.lxc.dev/restartedAt` annotation), once per value.
 
 pub mod app;
 pub mod app_values;
@@ -37,6 +39,8 @@ pub mod plan;
 pub mod precheck;
 pub mod reconcile;
 pub mod report;
+pub mod restart;
+pub mod rootfs;
 pub mod service;
 pub mod task;
 pub mod tenancy;

@@ -45,6 +45,9 @@ impl Managed for LxcContainer {
             s.phase = Some(ContainerPhase::Failed);
         }
     }
+    fn ready_is_about_the_guest() -> bool {
+        true
+    }
     fn cache(ctx: &Context) -> &StatusCache<LxcContainerStatus> {
         &ctx.status.containers
     }

@@ -59,6 +59,7 @@ pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Err
         .or_else(|| t.desired.firewall_forced.map(|_| Default::default()))
     {
         let forced = t.desired.firewall_forced;
+        super::firewall::warn_unapplied(p).await;
         match super::firewall::sync(&t.handle.client, &t.observed.node, vmid, &fw, forced).await {
             Ok(Some(note)) => p.event(Reason::FirewallUpdated, note).await,
             Ok(None) => {}
@@ -162,12 +163,10 @@ async fn report_ready(
     }
     p.uncond(CONDITION_STALLED);
     p.observed();
-    // usage figures alone make no write (they change every second): they go out with any other
-    // change, and at least every `cluster_status_refresh`
-    let due = p.status.last_sync_time.as_ref().is_none_or(|t| {
-        jiff::Timestamp::now().duration_since(t.0).as_secs() >= p.ctx.settings.cluster_status_refresh.as_secs() as i64
-    });
-    if p.status.usage.is_none() || due || p.changed() {
+    // usage figures alone make no write (they change every second; 0 writes in steady state):
+    // they go out with any other change (live figures: metrics and the UI's samples)
+    p.status.rootfs = super::rootfs::root_volume(t.observed.config.rootfs.as_deref());
+    if p.status.usage.is_none() || p.changed() {
         p.status.usage = Some(fresh_usage);
     }
     p.save().await?;

@@ -49,6 +49,13 @@ pub trait Managed:
     }
     /// What an invalid spec does to the kind's phase.
     fn on_invalid(_s: &mut Self::Status) {}
+    /// Whether `Ready` is about the thing in Proxmox, which a refused change leaves untouched:
+    /// an invalid spec then keeps a `Ready=True` as it is and says what was refused in `Synced`
+    /// and `Stalled` only (a running container stays `Ready`, so alerts on `Ready` do not page
+    /// for a bad edit).
+    fn ready_is_about_the_guest() -> bool {
+        false
+    }
     /// Whether a pass that failed with `class` also makes the object not ready.
     fn failure_unreadies(class: Class) -> bool {
         !class.is_blip()
@@ -311,12 +318,20 @@ impl<'a, K: Managed> Pass<'a, K> {
         Ok(action)
     }
 
-    /// The spec cannot be applied: `Ready=False`, `Synced=False`, `Stalled=True` with reason
-    /// `InvalidSpec` naming the field, an Event when new; no retry until the spec changes.
+    /// The spec cannot be applied: `Synced=False`, `Stalled=True` with reason `InvalidSpec`
+    /// naming the field, and `Ready=False` too unless the kind's `Ready` is about the guest and
+    /// it is `True` ([`Managed::ready_is_about_the_guest`]); an Event when new; no retry until
+    /// the spec changes.
     pub async fn invalid(&mut self, e: InvalidSpec) -> Result<Action, Error> {
         let msg = e.to_string();
-        let was = self.cond_of(CONDITION_READY);
-        self.cond(CondSpec::no(CONDITION_READY, Reason::InvalidSpec, msg.clone()));
+        let was = self.cond_of(CONDITION_SYNCED);
+        match self.cond_of(CONDITION_READY) {
+            // still true of the guest at this generation (the observed one, for Argo CD & co.)
+            Some((reason, message)) if K::ready_is_about_the_guest() && self.is_true(CONDITION_READY) => {
+                self.cond(CondSpec::yes(CONDITION_READY, reason, message))
+            }
+            _ => self.cond(CondSpec::no(CONDITION_READY, Reason::InvalidSpec, msg.clone())),
+        }
         self.cond(CondSpec::no(CONDITION_SYNCED, Reason::InvalidSpec, msg.clone()));
         self.cond(CondSpec::yes(CONDITION_STALLED, Reason::InvalidSpec, msg.clone()));
         K::on_invalid(&mut self.status);
@@ -382,7 +397,16 @@ async fn report_failure<K: Managed>(obj: &K, ctx: &Context, e: &Error) -> Result
     let class = e.class();
     let msg = e.to_string();
     p.cond(CondSpec::no(CONDITION_SYNCED, class.reason(), msg.clone()));
-    if K::failure_unreadies(class) {
+    // Proxmox refused a parameter: the guest is untouched, and nothing but a change helps
+    let refused = class == Class::InvalidSpec && K::ready_is_about_the_guest();
+    if refused {
+        p.cond(CondSpec::yes(CONDITION_STALLED, class.reason(), msg.clone()));
+    }
+    if refused && p.is_true(CONDITION_READY) {
+        if let Some((reason, message)) = p.cond_of(CONDITION_READY) {
+            p.cond(CondSpec::yes(CONDITION_READY, reason, message));
+        }
+    } else if K::failure_unreadies(class) {
         p.cond(CondSpec::no(CONDITION_READY, class.reason(), msg));
     }
     p.save().await

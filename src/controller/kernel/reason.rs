@@ -138,6 +138,9 @@ reasons! {
     WaitingForContainer,
     /// The named LxcContainer does not exist.
     ContainerNotFound,
+    /// The named LxcContainer was deleted and made again: it is not the container the
+    /// snapshot or backup was made of.
+    ContainerRecreated,
     /// The backup's container is locked.
     ContainerLocked,
     /// The clone source does not exist.
@@ -253,6 +256,8 @@ reasons! {
     /// The tenancy caches are not loaded yet, or the namespace's labels are not known while a
     /// tenant selects namespaces by label: nothing is done until the policy is known.
     TenantPolicyPending,
+    /// `spec.firewall` cannot apply: no interface has `firewall: true`, or it is disabled.
+    FirewallNotApplied,
     /// The HA rule the operator would keep for the container exists and is not its own.
     HaRuleConflict,
     /// Proxmox refused an HA resource or rule change (the message says why, e.g. `Sys.Console`).
@@ -441,6 +446,58 @@ mod tests {
             if let Some(d) = r.retry_after(&s) {
                 assert!(d > Duration::ZERO && d <= secs(300), "{r}: {d:?}");
             }
+        }
+    }
+
+    /// The backticked CamelCase words of the reason column of the README's troubleshooting
+    /// table (`…X` is short for `TenantPolicyX`).
+    fn readme_reasons() -> Vec<String> {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let start = readme
+            .find("## Troubleshooting by condition reason")
+            .expect("the table");
+        let section = &readme[start..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        let mut found = Vec::new();
+        for row in section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| kind"))
+        {
+            let Some(column) = row.split(" | ").nth(1) else {
+                continue;
+            };
+            for word in column.split('`').skip(1).step_by(2) {
+                let word = match word.strip_prefix('…') {
+                    Some(rest) => format!("TenantPolicy{rest}"),
+                    None => word.to_string(),
+                };
+                if word.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && word.chars().all(|c| c.is_ascii_alphanumeric())
+                {
+                    found.push(word);
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_reason_the_readme_troubleshooting_table_names_is_one_the_operator_writes() {
+        let conditions = ["Ready", "Synced", "Stalled", "PendingRestart", "OutsideTenantPolicy"];
+        let named = readme_reasons();
+        assert!(named.len() >= 50, "{named:?}");
+        for word in &named {
+            assert!(
+                Reason::ALL.iter().any(|r| r.as_str() == word) || conditions.contains(&word.as_str()),
+                "the README names {word}, which is no reason (nor condition type) of the operator"
+            );
+        }
+        // and every warning a user can meet is explained there
+        for r in Reason::ALL.iter().filter(|r| r.is_warning()) {
+            assert!(
+                named.iter().any(|w| w == r.as_str()),
+                "{r} is not in the README's table"
+            );
         }
     }
 }

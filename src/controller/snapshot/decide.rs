@@ -109,6 +109,32 @@ pub fn located(inv: &Inventory, vmid: u32, container_uid: &str) -> Result<String
     }
 }
 
+/// What became of the container a snapshot was taken of (`taken_of`: its uid and vmid then),
+/// given the `LxcContainer` of that name now (`now`: its uid and vmid; `None` when it does not
+/// exist): `None` while it is the same one.
+pub fn container_changed(
+    name: &str,
+    snapshot: &str,
+    taken_of: Option<(&str, u32)>,
+    now: Option<(&str, Option<u32>)>,
+) -> Option<(Reason, String)> {
+    let (uid, vmid) = taken_of?;
+    match now {
+        None => Some((
+            Reason::ContainerNotFound,
+            format!("LxcContainer {name} was deleted; snapshot {snapshot} of CT {vmid} went with it"),
+        )),
+        Some((u, _)) if u == uid => None,
+        Some((_, new)) => {
+            let new = new.map(|v| format!(" (CT {v} now)")).unwrap_or_default();
+            Some((
+                Reason::ContainerRecreated,
+                format!("LxcContainer {name} was re-created{new}: snapshot {snapshot} was taken of CT {vmid}, which is gone; delete this LxcSnapshot, or take a new one"),
+            ))
+        }
+    }
+}
+
 /// What to do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -190,6 +216,22 @@ mod tests {
         assert_eq!(next(None, Some(false), None, None), Next::Taken);
         assert_eq!(next(Some(SnapshotPhase::Creating), Some(true), None, None), Next::Adopt);
         assert_eq!(next(Some(SnapshotPhase::Ready), None, None, None), Next::Gone);
+    }
+
+    #[test]
+    fn a_snapshot_says_when_its_container_was_deleted_or_re_created() {
+        let taken = Some(("uid-1", 101));
+        assert_eq!(container_changed("hello", "s", taken, Some(("uid-1", Some(101)))), None);
+        assert_eq!(container_changed("hello", "s", None, None), None, "not taken yet");
+        let (r, m) = container_changed("hello", "s", taken, None).unwrap();
+        assert_eq!(r, Reason::ContainerNotFound);
+        assert_eq!(m, "LxcContainer hello was deleted; snapshot s of CT 101 went with it");
+        let (r, m) = container_changed("hello", "s", taken, Some(("uid-2", Some(118)))).unwrap();
+        assert_eq!(r, Reason::ContainerRecreated);
+        assert!(
+            m.starts_with("LxcContainer hello was re-created (CT 118 now): snapshot s was taken of CT 101"),
+            "{m}"
+        );
     }
 
     #[test]

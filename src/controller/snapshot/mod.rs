@@ -140,7 +140,22 @@ async fn target(p: &mut P<'_>) -> Result<Result<Target, Action>, Error> {
     let ns = p.obj.namespace().unwrap_or_default();
     let name = p.obj.spec.container_ref.name.clone();
     let api: Api<LxcContainer> = Api::namespaced(p.ctx.kube.clone(), &ns);
-    let Some(ct) = api.get_opt(&name).await.op("read LxcContainer")? else {
+    let ct = api.get_opt(&name).await.op("read LxcContainer")?;
+    let taken_of = p.status.container_uid.clone().zip(p.status.vmid);
+    let now = ct
+        .as_ref()
+        .map(|c| (c.uid().unwrap_or_default(), c.status.as_ref().and_then(|s| s.vmid)));
+    let snapshot = p.status.snapshot_name.clone().unwrap_or_default();
+    if let Some((reason, msg)) = decide::container_changed(
+        &name,
+        &snapshot,
+        taken_of.as_ref().map(|(u, v)| (u.as_str(), *v)),
+        now.as_ref().map(|(u, v)| (u.as_str(), *v)),
+    ) {
+        p.status.phase = Some(SnapshotPhase::Failed);
+        return Ok(Err(p.not_ready(reason, msg, Action::await_change()).await?));
+    }
+    let Some(ct) = ct else {
         let msg = format!("LxcContainer {name} does not exist");
         return Ok(Err(p.not_ready(Reason::ContainerNotFound, msg, wait(15)).await?));
     };
@@ -163,6 +178,10 @@ async fn target(p: &mut P<'_>) -> Result<Result<Target, Action>, Error> {
     match decide::located(&inv, vmid, &ct.uid().unwrap_or_default()) {
         Ok(node) => {
             p.status.cluster = Some(key.name.clone());
+            // recorded with the snapshot (and for one taken before this was recorded)
+            if p.status.vmid.is_none_or(|v| v == vmid) {
+                p.status.container_uid = ct.uid();
+            }
             Ok(Ok(Target {
                 handle,
                 node,
@@ -273,7 +292,11 @@ async fn ready(p: &mut P<'_>, name: &str) -> Result<Action, Error> {
     ));
     p.observed();
     p.save().await?;
-    Ok(Action::await_change())
+    // looked at again now and then: a container deleted or re-created is then reported
+    Ok(match p.ctx.settings.drift_check_interval {
+        d if d.is_zero() => Action::await_change(),
+        d => Action::requeue(jitter(d)),
+    })
 }
 
 /// Starts a snapshot or rollback task in a task slot of the container's node.
