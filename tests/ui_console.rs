@@ -1,0 +1,156 @@
+//! A container's console in a real browser (headless Chromium over the DevTools protocol) on
+//! the real apiserver, the simulator and the operator: the owner opens the Console of a
+//! container running the simulator's counter fixture (an OCI image whose entrypoint prints
+//! numbered lines to `/dev/console`), sees its output in xterm.js, types and sees the echo; the
+//! page has no CSP violation, no serious axe-core finding and no overflow at 390 px. A viewer
+//! (no `create` on `lxccontainers/console`) is offered no Console and the websocket refuses
+//! them even when asked directly; a cross-site websocket is refused too.
+//! Screenshots go to `$CARGO_TARGET_TMPDIR/ui-screenshots/`.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+use browser::*;
+use common::ui::*;
+use common::*;
+use serde_json::json;
+
+/// Applies an `LxcContainer` `name` running the simulator's counter fixture.
+fn counter(cp: &ControlPlane, ns: &str, name: &str) {
+    let manifest = format!(
+        "apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source:\n    image: {{reference: \"ghcr.io/example/counter:1.0\"}}\n  rootfs: {{storage: local-lvm, size: 2Gi}}\n  app:\n    env:\n      - {{name: COUNTER_INTERVAL_MS, value: \"500\"}}\n"
+    );
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(&manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The text xterm.js shows (its DOM renderer's rows).
+const SCREEN: &str = "(document.querySelector('#terminal .xterm-rows') || {textContent: ''}).textContent";
+
+/// Opens a websocket to `url` from `page` (a same-origin page of the UI, or another origin)
+/// and says how it ended: `open` or `refused`.
+fn try_socket(url: &str) -> String {
+    format!(
+        "new Promise(r => {{ const w = new WebSocket({url:?}); w.onopen = () => {{ w.close(); r('open'); }}; w.onerror = () => r('refused'); }})"
+    )
+}
+
+#[tokio::test]
+async fn the_owner_types_into_a_containers_console_and_a_viewer_is_offered_none() {
+    let Some(bin) = chromium() else {
+        eprintln!("SKIP: chromium is not installed and `apt-get install chromium` failed");
+        return;
+    };
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace("ui-console");
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    counter(cp, &ns, "app");
+    let port = free_port();
+    let op = Operator::start_with(cp, &ns, &["--ui-addr", &format!("127.0.0.1:{port}")]);
+    let base = wait_ui(port);
+    wait_ready(cp, &ns, "lxc", "app", T);
+    let owner = sa_token(cp, &ns, "owner", ADMIN_RULES);
+    let viewer = sa_token(cp, &ns, "viewer", VIEWER_RULES);
+
+    // 1. the owner opens the Console from the container's page
+    let mut b = Browser::launch(bin).await;
+    b.goto(&format!("{base}/ui/login")).await;
+    b.fill(&[("token", owner.as_str()), ("namespace", ns.as_str())]).await;
+    b.click_and_wait("#login button", &format!("{base}/ui/containers"))
+        .await;
+    b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    b.click_and_wait("#console-link", &format!("{base}/ui/containers/{ns}/app/console"))
+        .await;
+    b.wait(
+        "the console to connect",
+        "document.getElementById('terminal').dataset.state === 'open'",
+    )
+    .await;
+
+    // 2. the container's output shows, and what is typed reaches it (the console echoes)
+    b.wait(
+        "the counter's lines in the terminal",
+        &format!("{SCREEN}.includes(': line ')"),
+    )
+    .await;
+    b.eval("document.querySelector('#terminal textarea').focus(); true")
+        .await;
+    // typed key by key, as a keyboard does
+    for c in "hello-from-the-browser".chars() {
+        let key = c.to_string();
+        b.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": "keyDown", "key": key, "text": key, "unmodifiedText": key}),
+        )
+        .await;
+        b.call("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": key}))
+            .await;
+    }
+    b.wait(
+        "the typed text echoed by the container's console",
+        &format!("{SCREEN}.includes('hello-from-the-browser')"),
+    )
+    .await;
+    b.screenshot("console-1-output-and-input").await;
+    b.axe("console").await;
+
+    // 3. a websocket from another origin is refused (the page's own worked above)
+    let ws_url = format!("{}/ui/containers/{ns}/app/console/ws", base.replace("http://", "ws://"));
+    b.goto("about:blank").await;
+    assert_eq!(b.eval(&try_socket(&ws_url)).await, "refused", "cross-site console");
+
+    // 4. narrow screen
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    b.goto(&format!("{base}/ui/containers/{ns}/app/console")).await;
+    b.wait(
+        "the console to connect at 390 px",
+        "document.getElementById('terminal').dataset.state === 'open'",
+    )
+    .await;
+    b.screenshot("narrow-390-console").await;
+    assert_eq!(b.eval(OVERFLOW).await, "", "the console overflows at 390 px");
+    b.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
+
+    // 5. a viewer sees no Console, and the page and the websocket refuse them
+    b.goto(&format!("{base}/ui/containers?ns={ns}")).await;
+    b.click_and_wait("form.signout button", &format!("{base}/ui/login"))
+        .await;
+    b.fill(&[("token", viewer.as_str()), ("namespace", ns.as_str())]).await;
+    b.click_and_wait("#login button", &format!("{base}/ui/containers"))
+        .await;
+    b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    assert_eq!(b.eval("document.querySelectorAll('#console-link').length").await, 0);
+    assert!(
+        b.eval("document.getElementById('not-offered').textContent.includes('lxccontainers/console')")
+            .await
+            == true
+    );
+    b.screenshot("console-2-viewer-without-console").await;
+    b.goto(&format!("{base}/ui/containers/{ns}/app/console")).await;
+    assert!(
+        b.eval("document.querySelector('.error').textContent.includes('create on lxccontainers/console')")
+            .await
+            == true
+    );
+    assert_eq!(b.eval("document.querySelectorAll('#terminal').length").await, 0);
+    assert_eq!(b.eval(&try_socket(&ws_url)).await, "refused", "a viewer's websocket");
+    b.screenshot("console-3-viewer-refused").await;
+    let violations = b.csp_violations();
+    assert!(violations.is_empty(), "CSP violations: {violations:#?}");
+    // 6. each session is in the operator's log with the user, the container, start and end
+    let who = format!("system:serviceaccount:{ns}:owner");
+    wait_for("the console sessions in the audit log", T, || {
+        let log = op.log();
+        let closed = log
+            .lines()
+            .filter(|l| l.contains("web UI: console closed") && l.contains(&who) && l.contains(&format!("{ns}/app")))
+            .count();
+        (log.contains("web UI: console opened") && closed >= 2).then_some(())
+    });
+    drop(sim);
+}
