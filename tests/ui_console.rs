@@ -4,7 +4,9 @@
 //! numbered lines to `/dev/console`), sees its output in xterm.js, types and sees the echo; the
 //! page has no CSP violation, no serious axe-core finding and no overflow at 390 px. A viewer
 //! (no `create` on `lxccontainers/console`) is offered no Console and the websocket refuses
-//! them even when asked directly; a cross-site websocket is refused too.
+//! them even when asked directly; a cross-site websocket is refused too. The container's
+//! Proxmox tasks list with status and duration, a task's log opens on click, and a user who may
+//! not read the container gets neither through the operator.
 //! Screenshots go to `$CARGO_TARGET_TMPDIR/ui-screenshots/`.
 
 #[path = "common/browser.rs"]
@@ -95,12 +97,59 @@ async fn the_owner_types_into_a_containers_console_and_a_viewer_is_offered_none(
     b.screenshot("console-1-output-and-input").await;
     b.axe("console").await;
 
-    // 3. a websocket from another origin is refused (the page's own worked above)
+    // 3. the container's Proxmox tasks: the console's own (vncproxy) among them, with a log
+    b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    b.click_and_wait("#tasks-link", &format!("{base}/ui/containers/{ns}/app/tasks"))
+        .await;
+    let kinds = b
+        .eval("[...document.querySelectorAll('#tasks tbody tr')].map(r => r.cells[0].textContent + ' ' + r.cells[1].textContent)")
+        .await;
+    let kinds: Vec<String> = serde_json::from_value(kinds).unwrap();
+    assert!(kinds.contains(&"vzstart OK".to_string()), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k.starts_with("vncproxy")), "{kinds:?}");
+    assert!(
+        b.eval("document.getElementById('tasks').textContent.includes('!')")
+            .await
+            == false,
+        "no API token name is shown"
+    );
+    b.screenshot("tasks-1-list").await;
+    b.axe("tasks").await;
+    b.eval("[...document.querySelectorAll('#tasks tbody a')].find(a => a.textContent === 'vzstart').click(); true")
+        .await;
+    b.wait(
+        "the task's log",
+        "document.getElementById('task-log') && document.getElementById('task-log').textContent.includes('TASK OK')",
+    )
+    .await;
+    b.screenshot("tasks-2-log").await;
+    b.axe("task log").await;
+    let upid = b.eval("document.querySelector('.upid').textContent").await;
+    let upid = upid.as_str().unwrap().to_string();
+
+    // a user who may not read the container gets no task and no log through the operator
+    let stranger = sa_token(
+        cp,
+        &ns,
+        "stranger",
+        r#"[{"apiGroups":[""],"resources":["events"],"verbs":["list"]}]"#,
+    );
+    let c = UiClient::new(&base);
+    c.login(&stranger, &ns);
+    let (code, body) = c.get(&format!("/ui/containers/{ns}/app/tasks"));
+    assert_eq!(code, 403, "{body}");
+    assert!(!body.contains("vzstart"), "{body}");
+    let q: String = url::form_urlencoded::byte_serialize(upid.as_bytes()).collect();
+    let (code, body) = c.get(&format!("/ui/containers/{ns}/app/tasks/log?upid={q}"));
+    assert_eq!(code, 403, "{body}");
+    assert!(!body.contains("TASK OK"), "{body}");
+
+    // 4. a websocket from another origin is refused (the page's own worked above)
     let ws_url = format!("{}/ui/containers/{ns}/app/console/ws", base.replace("http://", "ws://"));
     b.goto("about:blank").await;
     assert_eq!(b.eval(&try_socket(&ws_url)).await, "refused", "cross-site console");
 
-    // 4. narrow screen
+    // 5. narrow screen
     b.call(
         "Emulation.setDeviceMetricsOverride",
         json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
@@ -114,9 +163,17 @@ async fn the_owner_types_into_a_containers_console_and_a_viewer_is_offered_none(
     .await;
     b.screenshot("narrow-390-console").await;
     assert_eq!(b.eval(OVERFLOW).await, "", "the console overflows at 390 px");
+    for (page, name) in [
+        (format!("/ui/containers/{ns}/app/tasks"), "tasks"),
+        (format!("/ui/containers/{ns}/app/tasks/log?upid={q}"), "task-log"),
+    ] {
+        b.goto(&format!("{base}{page}")).await;
+        b.screenshot(&format!("narrow-390-{name}")).await;
+        assert_eq!(b.eval(OVERFLOW).await, "", "{page} overflows at 390 px");
+    }
     b.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
 
-    // 5. a viewer sees no Console, and the page and the websocket refuse them
+    // 6. a viewer sees no Console, and the page and the websocket refuse them
     b.goto(&format!("{base}/ui/containers?ns={ns}")).await;
     b.click_and_wait("form.signout button", &format!("{base}/ui/login"))
         .await;
@@ -142,7 +199,7 @@ async fn the_owner_types_into_a_containers_console_and_a_viewer_is_offered_none(
     b.screenshot("console-3-viewer-refused").await;
     let violations = b.csp_violations();
     assert!(violations.is_empty(), "CSP violations: {violations:#?}");
-    // 6. each session is in the operator's log with the user, the container, start and end
+    // 7. each session is in the operator's log with the user, the container, start and end
     let who = format!("system:serviceaccount:{ns}:owner");
     wait_for("the console sessions in the audit log", T, || {
         let log = op.log();

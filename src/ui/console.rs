@@ -65,24 +65,31 @@ pub struct Target {
     pub vmid: u32,
 }
 
-/// Where `obj`'s (an `LxcContainer` as JSON) console is, or why it has none (pure).
-pub fn target(obj: &Value) -> Result<Target, String> {
+/// Where `obj` (an `LxcContainer` as JSON) is in Proxmox, as its status says (pure).
+pub fn placement(obj: &Value) -> Result<Target, String> {
     let s = &obj["status"];
     let (Some(cluster), Some(node), Some(vmid)) = (s["cluster"].as_str(), s["node"].as_str(), s["vmid"].as_u64())
     else {
-        return Err("It is not in Proxmox yet: the console opens once the operator has created it.".into());
+        return Err("It is not in Proxmox yet: the operator has not created it.".into());
     };
-    if s["state"].as_str() != Some("running") {
-        return Err(format!(
-            "It is {}: a console needs a running container.",
-            s["state"].as_str().unwrap_or("not running")
-        ));
-    }
     Ok(Target {
         cluster: cluster.to_string(),
         node: node.to_string(),
         vmid: u32::try_from(vmid).map_err(|_| format!("vmid {vmid} is out of range"))?,
     })
+}
+
+/// Where `obj`'s (an `LxcContainer` as JSON) console is, or why it has none (pure).
+pub fn target(obj: &Value) -> Result<Target, String> {
+    let t = placement(obj)?;
+    let state = obj["status"]["state"].as_str();
+    if state != Some("running") {
+        return Err(format!(
+            "It is {}: a console needs a running container.",
+            state.unwrap_or("not running")
+        ));
+    }
+    Ok(t)
 }
 
 /// A message from the browser.

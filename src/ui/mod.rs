@@ -8,7 +8,7 @@
 //!   (each one change to an object); [`access`]: which actions RBAC allows (only those are
 //!   offered); [`live`]: the server-sent events that keep the table and detail pages live;
 //!   [`console`]: a container's console (xterm.js over a websocket the operator joins to
-//!   Proxmox's termproxy).
+//!   Proxmox's termproxy); [`tasks`]: a container's Proxmox task history.
 //! - [`health`]: the badges (the Argo CD health check's mapping); [`model`]: what pages show.
 //!
 //! Pages are askama templates (`src/ui/templates/`), compiled in; the stylesheet and the one
@@ -28,6 +28,7 @@ pub mod pods;
 pub mod session;
 pub mod signin;
 pub mod snapshots;
+pub mod tasks;
 pub mod wizard;
 
 use axum::extract::{FromRequestParts, State};
@@ -298,6 +299,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/ui/containers/{ns}/{name}/console", get(console::page))
         .route("/ui/containers/{ns}/{name}/console/ws", get(console::websocket))
+        .route("/ui/containers/{ns}/{name}/tasks", get(tasks::tasks))
+        .route("/ui/containers/{ns}/{name}/tasks/log", get(tasks::log))
         .route("/ui/containers/{ns}/{name}/state", post(actions::set_state))
         .route("/ui/containers/{ns}/{name}/backup", post(actions::back_up))
         .route("/ui/containers/{ns}/{name}/restore", post(actions::restore))
