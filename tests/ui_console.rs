@@ -144,6 +144,24 @@ async fn the_owner_types_into_a_containers_console_and_a_viewer_is_offered_none(
     assert_eq!(code, 403, "{body}");
     assert!(!body.contains("TASK OK"), "{body}");
 
+    // the usage charts over 24 h: the range is chosen by a link, values in a table for screen readers
+    b.goto(&format!("{base}/ui/containers/{ns}/app")).await;
+    b.click_and_wait("#range-24h", &format!("{base}/ui/containers/{ns}/app"))
+        .await;
+    assert_eq!(
+        b.eval("document.querySelector('nav.range a[aria-current]').textContent")
+            .await,
+        "24 h"
+    );
+    b.wait(
+        "a usage sample in the screen readers' table",
+        "document.querySelectorAll('#usage-values tbody tr').length > 0 || (location.reload(), false)",
+    )
+    .await;
+    b.eval("document.getElementById('h-usage').scrollIntoView(); true")
+        .await;
+    b.screenshot("usage-24h").await;
+
     // 4. a websocket from another origin is refused (the page's own worked above)
     let ws_url = format!("{}/ui/containers/{ns}/app/console/ws", base.replace("http://", "ws://"));
     b.goto("about:blank").await;
