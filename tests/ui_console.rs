@@ -167,6 +167,23 @@ async fn the_owner_types_into_a_containers_console_and_a_viewer_is_offered_none(
     b.goto("about:blank").await;
     assert_eq!(b.eval(&try_socket(&ws_url)).await, "refused", "cross-site console");
 
+    // the owner's own cookie from another site's page: refused by its Origin (the same request
+    // from this UI's origin is upgraded)
+    let c = UiClient::new(&base);
+    c.login(&owner, &ns);
+    let ws_path = format!("/ui/containers/{ns}/app/console/ws");
+    let upgrade = [
+        "Connection: Upgrade",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ];
+    let evil = [&upgrade[..], &["Origin: https://evil.example"]].concat();
+    assert_eq!(c.get_with(&ws_path, &evil).0, 403, "a cross-site console");
+    let own_origin = format!("Origin: {base}");
+    let own = [&upgrade[..], &[own_origin.as_str()]].concat();
+    assert_eq!(c.get_with(&ws_path, &own).0, 101, "the UI's own origin");
+
     // 5. narrow screen
     b.call(
         "Emulation.setDeviceMetricsOverride",
