@@ -223,6 +223,8 @@ async fn run_cli() -> anyhow::Result<()> {
             };
             let kube_config = kube::Config::infer().await?;
             let client = kube::Client::try_from(kube_config.clone())?;
+            // the controllers' Proxmox connections; the web UI's console joins them
+            let clusters = std::sync::Arc::new(proxmox_lxc_operator::controller::cluster::ClusterRegistry::default());
             if let Some(addr) = args.ui_addr {
                 // bound here so a taken port fails the start; its own credentials are dropped
                 let listener = tokio::net::TcpListener::bind(addr)
@@ -233,6 +235,7 @@ async fn run_cli() -> anyhow::Result<()> {
                     proxmox_lxc_operator::ui::Options {
                         secure_cookies: args.ui_secure_cookies,
                         samples: samples.clone(),
+                        clusters: Some(clusters.clone()),
                         ..Default::default()
                     },
                 );
@@ -266,6 +269,7 @@ async fn run_cli() -> anyhow::Result<()> {
                 settings,
                 leader_election,
                 shutdown_timeout: dur("shutdown-timeout", &args.shutdown_timeout)?,
+                clusters,
                 kubelet: args
                     .virtual_nodes
                     .then(|| -> anyhow::Result<_> {

@@ -264,6 +264,16 @@ fn a_tenant_with_the_edit_role_cannot_write_status_clusters_or_tenants() {
         assert!(can_i(cp, &bob, ns, &["get", &res]), "the view role reads {kind}");
         assert!(!can_i(cp, &bob, ns, &["create", &res]), "the view role only reads");
     }
+    let console = ["create", "lxccontainers.pve.lxc.dev", "--subresource=console"];
+    assert!(
+        can_i(cp, &alice, ns, &console),
+        "the edit role opens consoles (the web UI's)"
+    );
+    assert!(!can_i(cp, &bob, ns, &console), "the view role does not");
+    assert!(
+        can_i(cp, &carol, ns, &console),
+        "nor does the cluster-admin role lack it"
+    );
     for kind in ["proxmoxclusters", "proxmoxtenants"] {
         let res = format!("{kind}.pve.lxc.dev");
         for verb in ["create", "patch", "update", "delete", "get"] {

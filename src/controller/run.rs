@@ -35,6 +35,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// The kubelet endpoint of the virtual nodes (with `settings.virtual_nodes`).
     pub kubelet: Option<KubeletEndpoint>,
+    /// The Proxmox connections the controllers make (shared with the web UI's console).
+    pub clusters: Arc<ClusterRegistry>,
 }
 
 /// Where the virtual nodes' kubelet endpoint listens, and whom it serves.
@@ -199,7 +201,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    let registry = Arc::new(ClusterRegistry::default());
+    let registry = opts.clusters.clone();
     if let (Some(k), Some(vs)) = (&opts.kubelet, &opts.settings.virtual_nodes) {
         let listener = tokio::net::TcpListener::bind(k.addr)
             .await

@@ -218,6 +218,9 @@ pub struct TaskStatus {
     /// Only when stopped: `OK`, `WARNINGS: n` or the error text.
     #[serde(default, deserialize_with = "de::opt_string")]
     pub exitstatus: Option<String>,
+    /// End time (epoch seconds), in task lists once the task stopped.
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    pub endtime: Option<i64>,
 }
 
 impl TaskStatus {

@@ -27,6 +27,8 @@ pub struct Access {
     pub rollback: bool,
     /// `delete` `lxcsnapshots`.
     pub delete_snapshot: bool,
+    /// `create` `lxccontainers/console`: open a container's console.
+    pub console: bool,
 }
 
 impl Access {
@@ -39,6 +41,7 @@ impl Access {
         snapshot: true,
         rollback: true,
         delete_snapshot: true,
+        console: true,
     };
 
     /// A sentence naming what the user may not do in `ns`, empty when they may do everything.
@@ -51,6 +54,7 @@ impl Access {
             (self.snapshot, "take snapshots (create lxcsnapshots)"),
             (self.rollback, "roll back (patch lxcsnapshots)"),
             (self.delete_snapshot, "delete snapshots (delete lxcsnapshots)"),
+            (self.console, "open the console (create lxccontainers/console)"),
         ]
         .into_iter()
         .filter(|(allowed, _)| !allowed)
@@ -66,7 +70,7 @@ impl Access {
         };
         if *self == Access::default() {
             return format!(
-                "You may only view {scope}: starting, stopping, backing up, creating, restoring, deleting and snapshots need patch lxccontainers, create lxcbackups, create and delete lxccontainers, and create, patch and delete lxcsnapshots."
+                "You may only view {scope}: starting, stopping, backing up, creating, restoring, deleting, snapshots and the console need patch lxccontainers, create lxcbackups, create and delete lxccontainers, create, patch and delete lxcsnapshots, and create lxccontainers/console."
             );
         }
         format!(
@@ -86,12 +90,26 @@ pub async fn allowed(
     verb: &str,
     ns: &str,
 ) -> Result<bool, kube::Error> {
+    allowed_on(client, group, resource, "", verb, ns).await
+}
+
+/// Like [`allowed`], for a `subresource` of `resource` (none when empty), e.g. `create`
+/// `lxccontainers/console`.
+pub async fn allowed_on(
+    client: &kube::Client,
+    group: &str,
+    resource: &str,
+    subresource: &str,
+    verb: &str,
+    ns: &str,
+) -> Result<bool, kube::Error> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 group: Some(group.into()),
                 resource: Some(resource.into()),
                 verb: Some(verb.into()),
+                subresource: (!subresource.is_empty()).then(|| subresource.to_string()),
                 namespace: (!ns.is_empty()).then(|| ns.to_string()),
                 ..Default::default()
             }),
@@ -119,10 +137,11 @@ pub async fn access(session: &Session, ns: &str) -> Access {
         allowed(c, g, "lxccontainers", "delete", ns),
         allowed(c, g, "lxccontainers", "create", ns),
     );
-    let (snapshot, rollback, delete_snapshot) = futures::join!(
+    let (snapshot, rollback, delete_snapshot, console) = futures::join!(
         allowed(c, g, "lxcsnapshots", "create", ns),
         allowed(c, g, "lxcsnapshots", "patch", ns),
         allowed(c, g, "lxcsnapshots", "delete", ns),
+        allowed_on(c, g, "lxccontainers", "console", "create", ns),
     );
     let a = Access {
         patch: patch.unwrap_or(false),
@@ -132,6 +151,7 @@ pub async fn access(session: &Session, ns: &str) -> Access {
         snapshot: snapshot.unwrap_or(false),
         rollback: rollback.unwrap_or(false),
         delete_snapshot: delete_snapshot.unwrap_or(false),
+        console: console.unwrap_or(false),
     };
     session.cache_access(ns, a);
     a

@@ -80,15 +80,37 @@ struct ContainerPage {
     events_error: String,
     yaml: String,
     usage: Option<model::UsageChart>,
+    day: bool,
 }
 
-/// `GET /ui/containers/{ns}/{name}`: one container.
+/// The span of a container page's usage charts (`?range=1h`, the default, or `24h`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum Range {
+    /// The last hour, one sample a minute.
+    #[default]
+    #[serde(rename = "1h")]
+    Hour,
+    /// The last day, one sample (a mean) per quarter hour.
+    #[serde(rename = "24h")]
+    Day,
+}
+
+/// Query of a container's page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageQuery {
+    /// The charts' span.
+    #[serde(default)]
+    pub range: Range,
+}
+
+/// `GET /ui/containers/{ns}/{name}?range=`: one container.
 pub async fn container(
     State(state): State<AppState>,
     user: User,
     Path((ns, name)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
 ) -> Result<Response, UiError> {
-    container_page(&state, &user, &ns, &name, StatusCode::OK).await
+    container_page_in(&state, &user, &ns, &name, StatusCode::OK, q.range).await
 }
 
 /// The Events of the object with `uid`, newest first: type, reason, message, count, last seen.
@@ -131,6 +153,18 @@ pub async fn container_page(
     ns: &str,
     name: &str,
     status: StatusCode,
+) -> Result<Response, UiError> {
+    container_page_in(state, user, ns, name, status, Range::Hour).await
+}
+
+/// [`container_page`] with the charts over `range`.
+pub async fn container_page_in(
+    state: &AppState,
+    user: &User,
+    ns: &str,
+    name: &str,
+    status: StatusCode,
+    range: Range,
 ) -> Result<Response, UiError> {
     checked(ns, name)?;
     let client = &user.0.client;
@@ -187,11 +221,13 @@ pub async fn container_page(
             events_error,
             yaml: model::yaml(&obj),
             // the samples of this object (by its uid, which the user just read), not of a vmid
-            usage: state
-                .options()
-                .samples
-                .as_ref()
-                .and_then(|s| model::usage_chart(&s.series(&uid))),
+            usage: state.options().samples.as_ref().and_then(|s| {
+                model::usage_chart(&match range {
+                    Range::Hour => s.series(&uid),
+                    Range::Day => s.day_series(&uid),
+                })
+            }),
+            day: range == Range::Day,
         },
     )
 }

@@ -6,7 +6,9 @@
 //!   signs in and where their lists start.
 //! - [`pages`]: the read-only views, [`detail`]: one container's page; [`actions`]: the POSTs
 //!   (each one change to an object); [`access`]: which actions RBAC allows (only those are
-//!   offered); [`live`]: the server-sent events that keep the table and detail pages live.
+//!   offered); [`live`]: the server-sent events that keep the table and detail pages live;
+//!   [`console`]: a container's console (xterm.js over a websocket the operator joins to
+//!   Proxmox's termproxy); [`tasks`]: a container's Proxmox task history.
 //! - [`health`]: the badges (the Argo CD health check's mapping); [`model`]: what pages show.
 //!
 //! Pages are askama templates (`src/ui/templates/`), compiled in; the stylesheet and the one
@@ -15,6 +17,7 @@
 
 pub mod access;
 pub mod actions;
+pub mod console;
 pub mod detail;
 pub mod edit;
 pub mod health;
@@ -25,6 +28,7 @@ pub mod pods;
 pub mod session;
 pub mod signin;
 pub mod snapshots;
+pub mod tasks;
 pub mod wizard;
 
 use axum::extract::{FromRequestParts, State};
@@ -48,6 +52,9 @@ pub struct Options {
     pub lifetimes: Lifetimes,
     /// The usage samples the observers record (shared with the controllers).
     pub samples: Option<Arc<crate::controller::cluster::samples::Samples>>,
+    /// The operator's Proxmox connections (the console joins them); without them, consoles
+    /// cannot be opened.
+    pub clusters: Option<Arc<crate::controller::cluster::ClusterRegistry>>,
 }
 
 /// What the UI could not do.
@@ -117,6 +124,7 @@ struct Inner {
     base: kube::Config,
     sessions: Sessions,
     options: Options,
+    consoles: Arc<console::Open>,
 }
 
 /// Shared state of the UI's handlers.
@@ -132,6 +140,7 @@ impl AppState {
             base,
             sessions,
             options,
+            consoles: Arc::default(),
         }))
     }
 
@@ -153,6 +162,16 @@ impl AppState {
     /// The listener's options.
     pub fn options(&self) -> &Options {
         &self.0.options
+    }
+
+    /// The consoles open now.
+    pub fn consoles(&self) -> &Arc<console::Open> {
+        &self.0.consoles
+    }
+
+    /// The operator's Proxmox connections, when the UI runs in the operator.
+    pub fn clusters(&self) -> Option<&Arc<crate::controller::cluster::ClusterRegistry>> {
+        self.0.options.clusters.as_ref()
     }
 }
 
@@ -248,6 +267,13 @@ async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Respon
     let (ctype, body): (&str, &'static [u8]) = match name.as_str() {
         "style.css" => ("text/css; charset=utf-8", include_bytes!("assets/style.css")),
         "ui.js" => ("text/javascript; charset=utf-8", include_bytes!("assets/ui.js")),
+        "console.js" => ("text/javascript; charset=utf-8", include_bytes!("assets/console.js")),
+        "xterm.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("assets/xterm/xterm.js"),
+        ),
+        "xterm.css" => ("text/css; charset=utf-8", include_bytes!("assets/xterm/xterm.css")),
+        "xterm-LICENSE" => ("text/plain; charset=utf-8", include_bytes!("assets/xterm/LICENSE")),
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
     (
@@ -271,6 +297,10 @@ pub fn router(state: AppState) -> Router {
             "/ui/containers/{ns}/{name}/edit",
             get(edit::edit_form).post(edit::apply),
         )
+        .route("/ui/containers/{ns}/{name}/console", get(console::page))
+        .route("/ui/containers/{ns}/{name}/console/ws", get(console::websocket))
+        .route("/ui/containers/{ns}/{name}/tasks", get(tasks::tasks))
+        .route("/ui/containers/{ns}/{name}/tasks/log", get(tasks::log))
         .route("/ui/containers/{ns}/{name}/state", post(actions::set_state))
         .route("/ui/containers/{ns}/{name}/backup", post(actions::back_up))
         .route("/ui/containers/{ns}/{name}/restore", post(actions::restore))
@@ -338,6 +368,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                // the console's websocket
+                .with_upgrades()
                 .await;
             drop(permit);
         });

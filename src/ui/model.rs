@@ -586,7 +586,14 @@ pub fn usage_chart(samples: &[crate::controller::cluster::samples::Sample]) -> O
         mem_points: points(&mem_share),
         last_cpu: format!("{:.1}%", last.cpu * 100.0),
         last_mem: format!("{} of {}", bytes(Some(last.mem)), bytes(Some(last.maxmem))),
-        span: format!("the last {} min", ((last.at - first.at) as f64 / 60.0).ceil() as i64),
+        span: {
+            let min = ((last.at - first.at) as f64 / 60.0).ceil() as i64;
+            if min > 90 {
+                format!("the last {} h", (min + 59) / 60)
+            } else {
+                format!("the last {min} min")
+            }
+        },
         cpu_range: {
             let (lo, hi) = samples
                 .iter()
@@ -606,6 +613,8 @@ pub fn usage_chart(samples: &[crate::controller::cluster::samples::Sample]) -> O
                 let ago = (last.at - s.at) / 60;
                 let when = if ago == 0 {
                     "now".to_string()
+                } else if ago >= 120 {
+                    format!("{} h {} min ago", ago / 60, ago % 60)
                 } else {
                     format!("{ago} min ago")
                 };

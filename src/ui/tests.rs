@@ -196,6 +196,25 @@ fn usage_charts_are_drawn_from_the_samples_in_the_box_and_none_without_samples()
     assert_eq!(one.cpu_points, "150.0,45.5");
 }
 
+#[test]
+fn a_day_of_samples_reads_in_hours_for_the_axis_and_for_screen_readers() {
+    use crate::controller::cluster::samples::Sample;
+    let day: Vec<Sample> = (0..=96)
+        .map(|i| Sample {
+            at: i * 900,
+            cpu: 0.1,
+            mem: 100,
+            maxmem: 1000,
+        })
+        .collect();
+    let c = super::model::usage_chart(&day).unwrap();
+    assert_eq!(c.span, "the last 24 h");
+    assert_eq!(c.values[0].0, "now");
+    assert_eq!(c.values[1].0, "2 h 15 min ago", "{:?}", c.values);
+    assert!(c.values.len() <= 13, "{}", c.values.len());
+    assert_eq!(c.values[1].1, "10.0%");
+}
+
 #[tokio::test]
 async fn an_error_page_keeps_the_navigation_for_a_signed_in_user_and_shows_no_debug_dump() {
     let st = state();

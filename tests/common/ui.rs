@@ -67,6 +67,18 @@ impl UiClient {
         self.curl(&[&format!("{}{path}", self.base)])
     }
 
+    /// GET `path` with extra request `headers` (`Name: value`), for at most 3 seconds (an
+    /// upgraded connection stays open): status and body.
+    pub fn get_with(&self, path: &str, headers: &[&str]) -> (u16, String) {
+        let mut args = vec!["--max-time".to_string(), "3".into(), format!("{}{path}", self.base)];
+        for h in headers {
+            args.push("-H".into());
+            args.push(h.to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.curl(&args)
+    }
+
     /// POST a form (`k=v` pairs, url-encoded by curl) to `path`: status and body.
     pub fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
         let mut args = vec![format!("{}{path}", self.base)];

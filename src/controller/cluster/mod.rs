@@ -210,6 +210,12 @@ pub struct ClusterRegistry {
     handles: RwLock<HashMap<ClusterKey, Arc<ClusterHandle>>>,
 }
 
+impl std::fmt::Debug for ClusterRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRegistry").field("keys", &self.keys()).finish()
+    }
+}
+
 impl ClusterRegistry {
     /// The connection for `key`, if one is up.
     pub fn get(&self, key: &ClusterKey) -> Option<Arc<ClusterHandle>> {
