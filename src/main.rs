@@ -61,6 +61,10 @@ struct RunArgs {
     /// task, and one near the time its kind took last, is checked sooner).
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
+    /// The longest an image pull may run (and hold a task slot), e.g. `15m`: a registry that
+    /// trickles is stopped there and the pull is tried again after a minute.
+    #[arg(long, default_value = "15m")]
+    pull_timeout: String,
     /// How often each ProxmoxCluster's credential Secret is read again (rotation), e.g. `60s`.
     #[arg(long, default_value = "60s")]
     credentials_recheck_interval: String,
@@ -197,6 +201,7 @@ async fn run_cli() -> anyhow::Result<()> {
             let settings = proxmox_lxc_operator::controller::Settings {
                 drift_check_interval: dur("drift-check-interval", &args.drift_check_interval)?,
                 task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
+                pull_timeout: dur("pull-timeout", &args.pull_timeout)?,
                 credentials_recheck: dur("credentials-recheck-interval", &args.credentials_recheck_interval)?,
                 max_concurrent_reconciles: args.max_concurrent_reconciles,
                 prune_interval: dur("prune-interval", &args.prune_interval)?,
