@@ -133,7 +133,7 @@ impl TaskSlots {
 
     /// Takes a slot on `node` for object `uid` of `namespace` (true), or queues it (keeping its
     /// place) and returns false; `wake` is called when its turn comes. A free slot goes to
-    /// `uid` only when fewer waiters go before it (see [`SlotsInner::order`]) than slots are
+    /// `uid` only when fewer waiters go before it (the namespace served longest ago first, then the oldest) than slots are
     /// free. An object that holds a slot already keeps it.
     #[allow(clippy::too_many_arguments)]
     pub fn try_take(
