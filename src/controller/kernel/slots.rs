@@ -133,8 +133,8 @@ impl TaskSlots {
 
     /// Takes a slot on `node` for object `uid` of `namespace` (true), or queues it (keeping its
     /// place) and returns false; `wake` is called when its turn comes. A free slot goes to
-    /// `uid` only when fewer waiters go before it (the namespace served longest ago first, then the oldest) than slots are
-    /// free. An object that holds a slot already keeps it.
+    /// `uid` only when fewer waiters go before it (the namespace served longest ago first, then
+    /// the oldest) than slots are free. An object that holds a slot already keeps it.
     #[allow(clippy::too_many_arguments)]
     pub fn try_take(
         &self,
