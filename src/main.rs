@@ -303,8 +303,9 @@ async fn run_cli() -> anyhow::Result<()> {
 /// Keeps glibc to two malloc arenas. With the default (8 per core), the runtime's worker and
 /// blocking threads each fill an arena of their own; memory freed in one cannot serve the
 /// others, and at 10,000 objects that fragmentation is a good part of the heap. Two arenas keep
-/// contention low for a process that is mostly waiting on the network. `MALLOC_ARENA_MAX` in
-/// the environment, glibc's own knob, wins.
+/// contention low for a process that is mostly waiting on the network. Also fixes glibc's mmap
+/// and trim thresholds (see below). `MALLOC_ARENA_MAX` in the environment, glibc's own knob,
+/// wins (and leaves all three to glibc).
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
@@ -313,6 +314,11 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a glibc tunable; called before any other thread exists
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // fixed thresholds (glibc raises both up to 32 MiB after the first large free): list
+        // pages and response bodies above 128 KiB get pages of their own, returned when freed,
+        // instead of growing the heap that later small allocations pin
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
     }
 }
 
