@@ -61,6 +61,10 @@ struct RunArgs {
     /// task, and one near the time its kind took last, is checked sooner).
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
+    /// The longest an image pull may run (and hold a task slot), e.g. `15m`: a registry that
+    /// trickles is stopped there and the pull is tried again after a minute.
+    #[arg(long, default_value = "15m")]
+    pull_timeout: String,
     /// How often each ProxmoxCluster's credential Secret is read again (rotation), e.g. `60s`.
     #[arg(long, default_value = "60s")]
     credentials_recheck_interval: String,
@@ -197,6 +201,7 @@ async fn run_cli() -> anyhow::Result<()> {
             let settings = proxmox_lxc_operator::controller::Settings {
                 drift_check_interval: dur("drift-check-interval", &args.drift_check_interval)?,
                 task_poll: dur("task-poll-interval", &args.task_poll_interval)?,
+                pull_timeout: dur("pull-timeout", &args.pull_timeout)?,
                 credentials_recheck: dur("credentials-recheck-interval", &args.credentials_recheck_interval)?,
                 max_concurrent_reconciles: args.max_concurrent_reconciles,
                 prune_interval: dur("prune-interval", &args.prune_interval)?,
@@ -302,8 +307,9 @@ async fn run_cli() -> anyhow::Result<()> {
 /// Keeps glibc to two malloc arenas. With the default (8 per core), the runtime's worker and
 /// blocking threads each fill an arena of their own; memory freed in one cannot serve the
 /// others, and at 10,000 objects that fragmentation is a good part of the heap. Two arenas keep
-/// contention low for a process that is mostly waiting on the network. `MALLOC_ARENA_MAX` in
-/// the environment, glibc's own knob, wins.
+/// contention low for a process that is mostly waiting on the network. Also fixes glibc's mmap
+/// and trim thresholds (see below). `MALLOC_ARENA_MAX` in the environment, glibc's own knob,
+/// wins (and leaves all three to glibc).
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
         return;
@@ -312,6 +318,11 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets a glibc tunable; called before any other thread exists
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        // fixed thresholds (glibc raises both up to 32 MiB after the first large free): list
+        // pages and response bodies above 128 KiB get pages of their own, returned when freed,
+        // instead of growing the heap that later small allocations pin
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Settings {
     pub samples: Option<Arc<super::cluster::samples::Samples>>,
     /// Virtual nodes (Pods as containers), when the operator runs them (`--virtual-nodes`).
     pub virtual_nodes: Option<super::vnode::VnodeSettings>,
+    /// The longest an image pull may hold its task slot (`--pull-timeout`): a registry that
+    /// trickles is stopped there, the pull fails with `PullFailed` and is tried again later.
+    pub pull_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             cluster_selector: None,
             samples: None,
             virtual_nodes: None,
+            pull_timeout: Duration::from_secs(900),
         }
     }
 }

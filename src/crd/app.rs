@@ -47,19 +47,19 @@ pub struct AppSpec {
     /// Replaces the image's entrypoint and command (Proxmox stores both as one `entrypoint`
     /// string; each item is shell-quoted). Omitted: the image's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256), inner(length(max = 4096), regex(pattern = SINGLE_LINE_PATTERN)))]
+    #[schemars(length(max = 16), inner(length(max = 512), regex(pattern = SINGLE_LINE_PATTERN)))]
     pub command: Vec<String>,
     /// Arguments after `command`. Needs `command`: Proxmox keeps the image's entrypoint and
     /// command as one string, so arguments alone cannot replace the image's command.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256), inner(length(max = 4096), regex(pattern = SINGLE_LINE_PATTERN)))]
+    #[schemars(length(max = 16), inner(length(max = 512), regex(pattern = SINGLE_LINE_PATTERN)))]
     pub args: Vec<String>,
     /// Environment variables, set over the image's (a name given here replaces the image's
     /// value; the image's other variables stay). Names match `\w+` (letters, digits, `_`:
     /// Proxmox refuses `.` and `-`); values have no line breaks or other control characters
     /// except tabs. Removing an entry does not remove the variable from the container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 32))]
     pub env: Vec<AppEnvVar>,
     /// What happens when the process settings change while the container runs: `Never` (the
     /// default) leaves it running with a `PendingRestart` condition; `OnChange` restarts it.
@@ -93,11 +93,11 @@ pub enum AppExitPolicy {
 #[schemars(extend("oneOf" = [{"required": ["value"]}, {"required": ["valueFrom"]}]))]
 pub struct AppEnvVar {
     /// Variable name, `\w+` (Proxmox's rule).
-    #[schemars(length(min = 1, max = 256), regex(pattern = r"^\w+$"))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^\w+$"))]
     pub name: String,
     /// The value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 65536), regex(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"))]
+    #[schemars(length(max = 512), regex(pattern = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"))]
     pub value: Option<String>,
     /// Where the value comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -540,3 +540,63 @@ mod operation_tests {
         assert!(Operation::Restore.makes_container() && !Operation::Delete.makes_container());
     }
 }
+
+/// A Kubernetes label value (empty, or up to 63 characters starting and ending alphanumeric).
+pub const LABEL_VALUE_PATTERN: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$";
+
+/// The schema of a `LabelSelector` with bounds (a selector is cached with its object: unbounded,
+/// one object could hold the operator's memory): at most 64 `matchLabels` and 16
+/// `matchExpressions` of at most 64 values each; keys and values as Kubernetes label keys
+/// (≤ 317 characters) and values (≤ 63).
+pub fn bounded_label_selector(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema =
+        <k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as JsonSchema>::json_schema(generator);
+    bound_label_selector(&mut schema);
+    schema
+}
+
+/// [`bounded_label_selector`] for an optional selector.
+pub fn bounded_optional_label_selector(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = bounded_label_selector(generator);
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("nullable".into(), serde_json::Value::Bool(true));
+    }
+    schema
+}
+
+fn bound_label_selector(schema: &mut Schema) {
+    use serde_json::{json, Value};
+    let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(Value::Object(labels)) = props.get_mut("matchLabels") {
+        labels.insert("maxProperties".into(), json!(64));
+        if let Some(Value::Object(v)) = labels.get_mut("additionalProperties") {
+            v.insert("maxLength".into(), json!(63));
+            v.insert("pattern".into(), json!(LABEL_VALUE_PATTERN));
+        }
+    }
+    if let Some(Value::Object(exprs)) = props.get_mut("matchExpressions") {
+        exprs.insert("maxItems".into(), json!(16));
+        let item = exprs
+            .get_mut("items")
+            .and_then(|i| i.get_mut("properties"))
+            .and_then(Value::as_object_mut);
+        if let Some(item) = item {
+            if let Some(Value::Object(k)) = item.get_mut("key") {
+                k.insert("maxLength".into(), json!(317));
+                k.insert("pattern".into(), json!(LABEL_KEY_PATTERN));
+            }
+            if let Some(Value::Object(op)) = item.get_mut("operator") {
+                op.insert("maxLength".into(), json!(12));
+            }
+            if let Some(Value::Object(vs)) = item.get_mut("values") {
+                vs.insert("maxItems".into(), json!(64));
+                if let Some(Value::Object(v)) = vs.get_mut("items") {
+                    v.insert("maxLength".into(), json!(63));
+                    v.insert("pattern".into(), json!(LABEL_VALUE_PATTERN));
+                }
+            }
+        }
+    }
+}

@@ -9,6 +9,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of one LXC container in Proxmox VE.
+///
+/// Every list, map and string has an upper bound (shown with each field), chosen for real use
+/// with room to spare: the operator caches every object it watches, so the bounds keep what one
+/// namespace can make it hold in memory (a maximal object is at most
+/// [`MAX_OBJECT_BYTES`](crate::crd::bounds::MAX_OBJECT_BYTES)) within its limit.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "pve.lxc.dev",
@@ -98,19 +103,19 @@ pub struct LxcContainerSpec {
     pub rootfs: Option<RootFs>,
     /// Extra volumes mounted inside the container (`mp0`, `mp1`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 32))]
     pub mount_points: Vec<MountPoint>,
     /// Host directories bind-mounted into the container (`mpN: /host/path,mp=/path`, in `mpN`
     /// slots the operator picks besides `mountPoints`). Proxmox lets only `root@pam` itself set
     /// them: the operator must sign in with `root@pam`'s password (a token, even one of
     /// `root@pam`, is refused). A tenant needs `privileges.bindMounts`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 16))]
     pub bind_mounts: Vec<BindMount>,
     /// Host devices passed into the container (`dev0`, `dev1`, ...). `root@pam` only, like
     /// `bindMounts`; a tenant needs `privileges.devices`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 16))]
     pub devices: Vec<Device>,
     /// Network interfaces (`net0`..`net31`), in order; names must be unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -294,7 +299,10 @@ pub struct RootFs {
 #[serde(rename_all = "camelCase")]
 pub struct MountPoint {
     /// Proxmox key of the mount point, `mp0`..`mp255`.
-    #[schemars(regex(pattern = r"^mp([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$"))]
+    #[schemars(
+        length(max = 5),
+        regex(pattern = r"^mp([0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$")
+    )]
     pub name: String,
     /// Proxmox storage id holding the volume.
     #[schemars(length(max = 64), regex(pattern = STORAGE_PATTERN))]
@@ -302,7 +310,7 @@ pub struct MountPoint {
     /// Size, a whole number of GiB (e.g. `10Gi`). Can grow; shrinking is refused.
     pub size: ByteQuantity,
     /// Absolute path inside the container.
-    #[schemars(length(min = 2, max = 4096), regex(pattern = MOUNT_PATH_PATTERN))]
+    #[schemars(length(min = 2, max = 256), regex(pattern = MOUNT_PATH_PATTERN))]
     pub path: String,
     /// Include the volume in backups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,7 +328,7 @@ pub struct NetworkInterface {
     #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-zA-Z0-9_.-]+$"))]
     pub name: String,
     /// Host bridge to attach to, e.g. `vmbr0`.
-    #[schemars(regex(pattern = BRIDGE_PATTERN))]
+    #[schemars(length(min = 1, max = 15), regex(pattern = BRIDGE_PATTERN))]
     pub bridge: String,
     /// IPv4 configuration; none when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,7 +358,7 @@ pub struct NetworkInterface {
     pub rate_mbps: Option<f64>,
     /// Fixed MAC address; Proxmox assigns one when omitted (recorded in status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = MAC_PATTERN))]
+    #[schemars(length(max = 17), regex(pattern = MAC_PATTERN))]
     pub mac: Option<String>,
     /// The host runs the interface's IP configuration (its DHCP client) inside the container's
     /// network namespace (Proxmox `host-managed`), for images without a network stack. Proxmox
@@ -371,11 +379,11 @@ pub struct Ipv4Config {
     pub dhcp: Option<bool>,
     /// Static address with prefix length, e.g. `10.0.0.5/24`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = IPV4_CIDR_PATTERN))]
+    #[schemars(length(max = 18), regex(pattern = IPV4_CIDR_PATTERN))]
     pub address: Option<String>,
     /// Default gateway, inside the address's subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = IPV4_PATTERN))]
+    #[schemars(length(max = 15), regex(pattern = IPV4_PATTERN))]
     pub gateway: Option<String>,
 }
 
@@ -439,11 +447,11 @@ pub struct ContainerAuth {
     /// SSH public keys installed for root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
-        length(max = 64),
+        length(max = 32),
         inner(
-            length(max = 16384),
+            length(max = 2048),
             regex(
-                pattern = r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [^\x00-\x1f\x7f]*)?$"
+                pattern = r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/=]+( [\x20-\x7e]*)?$"
             )
         )
     )]
@@ -509,7 +517,7 @@ pub struct Firewall {
     pub log_level: Option<FirewallLogLevel>,
     /// Rules, in order (first match wins).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = 64))]
     pub rules: Vec<FirewallRule>,
 }
 
@@ -571,37 +579,40 @@ pub struct FirewallRule {
     pub direction: Direction,
     /// IP protocol name, e.g. `tcp`, `udp`, `icmp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(tcp|udp|icmp|icmpv6|ipv6-icmp|sctp|udplite|gre|esp|ah|igmp)$"))]
+    #[schemars(
+        length(max = 9),
+        regex(pattern = r"^(tcp|udp|icmp|icmpv6|ipv6-icmp|sctp|udplite|gre|esp|ah|igmp)$")
+    )]
     pub protocol: Option<String>,
     /// Destination port(s): `22`, `80,443` or a range `1000:2000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        length(max = 256),
+        length(max = 64),
         regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$")
     )]
     pub port: Option<String>,
     /// Source port(s), same syntax as `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        length(max = 256),
+        length(max = 64),
         regex(pattern = r"^[0-9]{1,5}([:-][0-9]{1,5})?(,[0-9]{1,5}([:-][0-9]{1,5})?)*$")
     )]
     pub source_port: Option<String>,
     /// Source address, CIDR, or alias name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 512), regex(pattern = r"^[A-Za-z0-9_.:/+-]+$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z0-9_.:/+-]+$"))]
     pub source: Option<String>,
     /// Destination address, CIDR, or alias name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 512), regex(pattern = r"^[A-Za-z0-9_.:/+-]+$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z0-9_.:/+-]+$"))]
     pub dest: Option<String>,
     /// Only match packets on this interface (`net0`..).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^net[0-9]{1,2}$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^net[0-9]{1,2}$"))]
     pub iface: Option<String>,
     /// Comment shown in Proxmox (one line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 512), regex(pattern = SINGLE_LINE_PATTERN))]
+    #[schemars(length(max = 128), regex(pattern = SINGLE_LINE_PATTERN))]
     pub comment: Option<String>,
     /// Whether the rule is active.
     #[serde(default = "default_true")]

@@ -36,7 +36,7 @@ pub struct LxcSnapshotSpec {
     /// The snapshot's name in Proxmox; `k8s-<metadata.name>` (shortened to 40 characters)
     /// when omitted. It cannot change once the snapshot exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = SNAPSHOT_NAME_PATTERN))]
+    #[schemars(length(max = 40), regex(pattern = SNAPSHOT_NAME_PATTERN))]
     pub snapshot_name: Option<String>,
     /// A description stored with the snapshot (one line).
     #[serde(default, skip_serializing_if = "Option::is_none")]

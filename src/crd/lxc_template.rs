@@ -116,7 +116,10 @@ pub struct ImageUrl {
     #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s,;]+$"))]
     pub url: String,
     /// Expected checksum as `ALGORITHM:HEX`, e.g. `sha256:...`.
-    #[schemars(regex(pattern = r"^(md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]{32,128}$"))]
+    #[schemars(
+        length(max = 135),
+        regex(pattern = r"^(md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]{32,128}$")
+    )]
     pub checksum: String,
     /// File name to store it as; taken from the URL when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

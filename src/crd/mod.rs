@@ -1,6 +1,7 @@
 //! Kubernetes API types of group `pve.lxc.dev`, version `v1alpha1`: one file per kind.
 
 pub mod app;
+pub mod bounds;
 pub mod common;
 pub mod docs;
 pub mod ha;

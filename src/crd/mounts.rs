@@ -24,10 +24,10 @@ pub struct BindMount {
     /// Absolute path on the Proxmox node, e.g. `/srv/media`. It must exist on the node the
     /// container runs on (Proxmox does not create it). Paths under `/dev/` are refused: use
     /// `devices` for device passthrough.
-    #[schemars(length(min = 2, max = 4096), regex(pattern = ABSOLUTE_PATH_PATTERN))]
+    #[schemars(length(min = 2, max = 256), regex(pattern = ABSOLUTE_PATH_PATTERN))]
     pub host_path: String,
     /// Absolute path inside the container, unique among `bindMounts` and `mountPoints`.
-    #[schemars(length(min = 2, max = 4096), regex(pattern = ABSOLUTE_PATH_PATTERN))]
+    #[schemars(length(min = 2, max = 256), regex(pattern = ABSOLUTE_PATH_PATTERN))]
     pub mount_path: String,
     /// Mount read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,11 +76,11 @@ impl MountOption {
 #[serde(rename_all = "camelCase")]
 pub struct Device {
     /// The device node on the Proxmox node, e.g. `/dev/dri/renderD128`; unique in the list.
-    #[schemars(length(min = 6, max = 4096), regex(pattern = DEVICE_PATH_PATTERN))]
+    #[schemars(length(min = 6, max = 128), regex(pattern = DEVICE_PATH_PATTERN))]
     pub path: String,
     /// Access mode of the device node in the container, four octal digits, e.g. `0660`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^0[0-7]{3}$"))]
+    #[schemars(length(max = 4), regex(pattern = r"^0[0-7]{3}$"))]
     pub mode: Option<String>,
     /// Owner of the device node in the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]

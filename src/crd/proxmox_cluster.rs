@@ -87,7 +87,7 @@ pub struct VirtualNodes {
     pub image_storage: Option<String>,
     /// Bridge of the Pods' network interface (`eth0`, DHCP from the host). Default `vmbr0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = BRIDGE_PATTERN))]
+    #[schemars(length(min = 1, max = 15), regex(pattern = BRIDGE_PATTERN))]
     pub bridge: Option<String>,
     /// Pods a Node accepts (its `pods` capacity). Default 110, as a kubelet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,13 +203,16 @@ pub struct TlsSpec {
     /// SHA-256 fingerprint of the server's leaf certificate (`AB:CD:...`), as Proxmox shows it;
     /// pins the certificate instead of checking a CA (Proxmox's default self-signed setup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$"))]
+    #[schemars(length(max = 95), regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$"))]
     pub fingerprint: Option<String>,
     /// More pinned fingerprints: one per node when each Proxmox node has its own certificate
     /// (the default), so failover to another endpoint keeps pinning. Any listed certificate
     /// is accepted at any endpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$")))]
+    #[schemars(
+        length(max = 32),
+        inner(length(max = 95), regex(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}$"))
+    )]
     pub fingerprints: Vec<String>,
     /// Skip verification entirely. Explicit opt-in, surfaced as a condition (`InsecureTLS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,8 +32,10 @@ pub struct ProxmoxTenantSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1024), inner(length(min = 1, max = 63), regex(pattern = K8S_NAME_PATTERN)))]
     pub namespaces: Vec<String>,
-    /// Namespaces of the tenant, by label (in addition to `namespaces`).
+    /// Namespaces of the tenant, by label (in addition to `namespaces`; at most 64
+    /// `matchLabels` and 16 `matchExpressions` of at most 64 values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_optional_label_selector")]
     pub namespace_selector: Option<LabelSelector>,
     /// Proxmox pool every container of the tenant is put in (`spec.pool` must be unset or equal).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -23,7 +23,9 @@ pub struct ScheduleCommon {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64), regex(pattern = r"^[A-Za-z0-9_+/-]+$"))]
     pub time_zone: Option<String>,
-    /// Which `LxcContainer`s of this namespace the schedule covers.
+    /// Which `LxcContainer`s of this namespace the schedule covers (at most 64 `matchLabels`
+    /// and 16 `matchExpressions` of at most 64 values).
+    #[schemars(schema_with = "bounded_label_selector")]
     pub selector: LabelSelector,
     /// How many to keep per container, with Proxmox's prune semantics.
     #[serde(default, skip_serializing_if = "Option::is_none")]

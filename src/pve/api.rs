@@ -655,6 +655,13 @@ impl Client {
         .await
     }
 
+    /// `DELETE /nodes/{node}/tasks/{upid}`: stops a running task (node taken from the UPID).
+    pub async fn stop_task(&self, upid: &Upid) -> Result<()> {
+        let path = format!("/nodes/{}/tasks/{}", seg(upid.node()), seg(upid.as_str()));
+        let _: Value = self.request(Method::DELETE, &path, &[]).await?;
+        Ok(())
+    }
+
     /// `GET /nodes/{node}/tasks/{upid}/log?start=&limit=`; returns the lines and the
     /// total line count.
     pub async fn task_log(&self, upid: &Upid, start: u64, limit: u64) -> Result<(Vec<TaskLogLine>, u64)> {

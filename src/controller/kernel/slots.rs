@@ -2,8 +2,10 @@
 //!
 //! - [`TaskSlots`]: at most `maxConcurrentTasksPerNode` Proxmox tasks per node. An object takes
 //!   a [`SlotGuard`] before it starts a task and keeps it (inside the service) until the task
-//!   has ended; an object that finds no free slot waits in a first-come-first-served queue per
-//!   node and is woken when a guard drops. A pass never blocks on a slot.
+//!   has ended; an object that finds no free slot waits in a queue per node and is woken when a
+//!   guard drops. The queue serves namespaces in turn (the namespace served longest ago first,
+//!   then its oldest waiter), so one tenant's many tasks (or slow pulls) do not delay another
+//!   tenant's one by more than one task. A pass never blocks on a slot.
 //! - [`NodeQueue`]: one holder per node at a time (one `vzdump` per Proxmox node), handed to
 //!   waiting namespaces in turn (one namespace's many backups do not starve another's one).
 //! - [`Claims`]: one object does a shared piece of work (an image download) for all.
@@ -25,14 +27,53 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 struct Waiter {
     uid: String,
     key: String,
+    namespace: String,
+    /// Arrival order (within a namespace, the oldest goes first).
+    seq: u64,
+    /// When it was woken for a freed slot: a waiter that does not come back within
+    /// [`WAKE_GRACE`] (its object went away, or its pass decided otherwise) stops holding up
+    /// the others until it asks again.
+    woken: Option<Instant>,
     kind: &'static str,
     wake: Waker,
 }
+
+/// How long a woken waiter keeps its turn before the next one may go.
+const WAKE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Default)]
 struct SlotsInner {
     held: HashMap<String, SlotGuard>,
     waiting: VecDeque<Waiter>,
+    /// Per node key, the turn at which each namespace last took a slot there.
+    served: HashMap<String, HashMap<String, u64>>,
+    turn: u64,
+    seq: u64,
+}
+
+impl SlotsInner {
+    /// The uids waiting for `key` in the order they go: the namespace served longest ago (or
+    /// never) first, within it the oldest. Waiters woken more than [`WAKE_GRACE`] ago that did
+    /// not come back are left out.
+    fn order(&self, key: &str) -> Vec<&Waiter> {
+        let served = self.served.get(key);
+        let turn = |ns: &str| served.and_then(|m| m.get(ns)).copied().unwrap_or(0);
+        let mut v: Vec<&Waiter> = self
+            .waiting
+            .iter()
+            .filter(|w| w.key == key && w.woken.is_none_or(|t| t.elapsed() < WAKE_GRACE))
+            .collect();
+        v.sort_by_key(|w| (turn(&w.namespace), w.seq));
+        v
+    }
+
+    /// Wakes the first waiter of `key` that was not woken yet (marking it woken).
+    fn wake_next(&mut self, key: &str) -> Option<Waker> {
+        let uid = self.order(key).into_iter().find(|w| w.woken.is_none())?.uid.clone();
+        let w = self.waiting.iter_mut().find(|w| w.uid == uid)?;
+        w.woken = Some(Instant::now());
+        Some(w.wake.clone())
+    }
 }
 
 /// A task slot on one node. Dropping it frees the slot and wakes the first object waiting for
@@ -51,8 +92,8 @@ impl Drop for SlotGuard {
         drop(self.permit.take());
         let Some(inner) = self.slots.upgrade() else { return };
         let next = {
-            let g = super::recover(inner.lock(), "the task slots");
-            g.waiting.iter().find(|w| w.key == self.key).map(|w| w.wake.clone())
+            let mut g = super::recover(inner.lock(), "the task slots");
+            g.wake_next(&self.key)
         };
         if let Some(wake) = next {
             wake();
@@ -90,15 +131,18 @@ impl TaskSlots {
             .set_queue_depth(kind, g.waiting.iter().filter(|w| w.kind == kind).count());
     }
 
-    /// Takes a slot on `node` for object `uid` (true), or queues it (keeping its place) and
-    /// returns false; `wake` is called when a slot there frees up. An object that holds a slot
-    /// already keeps it.
+    /// Takes a slot on `node` for object `uid` of `namespace` (true), or queues it (keeping its
+    /// place) and returns false; `wake` is called when its turn comes. A free slot goes to
+    /// `uid` only when fewer waiters go before it (the namespace served longest ago first, then
+    /// the oldest) than slots are free. An object that holds a slot already keeps it.
+    #[allow(clippy::too_many_arguments)]
     pub fn try_take(
         &self,
         client: &pve::Client,
         key: &str,
         node: &str,
         uid: &str,
+        namespace: &str,
         kind: &'static str,
         wake: Waker,
     ) -> bool {
@@ -106,45 +150,53 @@ impl TaskSlots {
         if g.held.contains_key(uid) {
             return true;
         }
-        let pos = g.waiting.iter().position(|w| w.uid == uid);
-        match client.try_acquire_task_slot(node) {
-            Some(permit) => {
-                if let Some(i) = pos {
-                    g.waiting.remove(i);
-                }
-                let guard = SlotGuard {
-                    permit: Some(permit),
-                    key: key.to_string(),
-                    slots: Arc::downgrade(&self.inner),
-                    since: Instant::now(),
-                };
-                g.held.insert(uid.to_string(), guard);
-                self.report_depth(&g, kind);
-                true
-            }
-            None => {
-                match pos {
-                    Some(i) if g.waiting[i].key == key => {}
-                    Some(i) => {
-                        g.waiting.remove(i);
-                        g.waiting.push_back(Waiter {
-                            uid: uid.into(),
-                            key: key.into(),
-                            kind,
-                            wake,
-                        });
-                    }
-                    None => g.waiting.push_back(Waiter {
-                        uid: uid.into(),
-                        key: key.into(),
-                        kind,
-                        wake,
-                    }),
-                }
-                self.report_depth(&g, kind);
-                false
-            }
+        self.enqueue(&mut g, key, uid, namespace, kind, wake);
+        let ahead = g.order(key).iter().take_while(|w| w.uid != uid).count();
+        let permit = (ahead < client.available_task_slots(node))
+            .then(|| client.try_acquire_task_slot(node))
+            .flatten();
+        let Some(permit) = permit else {
+            self.report_depth(&g, kind);
+            return false;
+        };
+        g.waiting.retain(|w| w.uid != uid);
+        g.turn += 1;
+        let turn = g.turn;
+        g.served
+            .entry(key.to_string())
+            .or_default()
+            .insert(namespace.to_string(), turn);
+        let guard = SlotGuard {
+            permit: Some(permit),
+            key: key.to_string(),
+            slots: Arc::downgrade(&self.inner),
+            since: Instant::now(),
+        };
+        g.held.insert(uid.to_string(), guard);
+        self.report_depth(&g, kind);
+        true
+    }
+
+    /// Puts `uid` in the queue of `key`, or keeps its place there (a waiter for another node
+    /// goes to the back of this one's); it is active again (not woken-and-gone).
+    fn enqueue(&self, g: &mut SlotsInner, key: &str, uid: &str, namespace: &str, kind: &'static str, wake: Waker) {
+        if let Some(w) = g.waiting.iter_mut().find(|w| w.uid == uid && w.key == key) {
+            w.woken = None;
+            w.wake = wake;
+            return;
         }
+        g.waiting.retain(|w| w.uid != uid);
+        g.seq += 1;
+        let seq = g.seq;
+        g.waiting.push_back(Waiter {
+            uid: uid.into(),
+            key: key.into(),
+            namespace: namespace.into(),
+            seq,
+            woken: None,
+            kind,
+            wake,
+        });
     }
 
     /// Takes a slot for a task found running (started by an earlier operator process), if one
@@ -460,14 +512,75 @@ mod tests {
         let (_, wa) = counter();
         let (nb, wb) = counter();
         let (nc, wc) = counter();
-        assert!(slots.try_take(&c, "k|pve1", "pve1", "a", "LxcContainer", wa));
-        assert!(!slots.try_take(&c, "k|pve1", "pve1", "b", "LxcContainer", wb));
-        assert!(!slots.try_take(&c, "k|pve1", "pve1", "c", "LxcContainer", wc));
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "a", "ns", "LxcContainer", wa));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "b", "ns", "LxcContainer", wb));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "c", "ns", "LxcContainer", wc));
         slots.release("a");
         assert_eq!((nb.load(Ordering::SeqCst), nc.load(Ordering::SeqCst)), (1, 0));
         let (_, wb) = counter();
-        assert!(slots.try_take(&c, "k|pve1", "pve1", "b", "LxcContainer", wb));
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "b", "ns", "LxcContainer", wb));
         assert_eq!(slots.waiting(), 1);
+    }
+
+    #[test]
+    fn one_tenants_slow_pulls_do_not_delay_another_tenants_creates() {
+        let slots = TaskSlots::new(Arc::default());
+        let c = client(2);
+        let k = "k|pve1";
+        let (_, w) = counter();
+        // team-a's pulls hold both slots of the node (a registry that trickles) and ten more
+        // of its pulls wait
+        assert!(slots.try_take(&c, k, "pve1", "pull0", "team-a", "LxcContainer", w.clone()));
+        assert!(slots.try_take(&c, k, "pve1", "pull1", "team-a", "LxcContainer", w.clone()));
+        for i in 2..12 {
+            assert!(!slots.try_take(&c, k, "pve1", &format!("pull{i}"), "team-a", "LxcContainer", w.clone()));
+        }
+        // then team-b asks for one create
+        let (nb, wb) = counter();
+        assert!(!slots.try_take(&c, k, "pve1", "create", "team-b", "LxcContainer", wb.clone()));
+        // one of team-a's pulls ends: team-b's create is woken, not team-a's next pull
+        slots.release("pull0");
+        assert_eq!(nb.load(Ordering::SeqCst), 1, "team-b is woken first");
+        assert!(
+            !slots.try_take(&c, k, "pve1", "pull2", "team-a", "LxcContainer", w.clone()),
+            "team-a's next pull cannot take team-b's turn"
+        );
+        assert!(slots.try_take(&c, k, "pve1", "create", "team-b", "LxcContainer", wb));
+        // the next freed slot goes back to team-a, its oldest waiter first
+        slots.release("pull1");
+        assert!(!slots.try_take(&c, k, "pve1", "pull3", "team-a", "LxcContainer", w.clone()));
+        assert!(slots.try_take(&c, k, "pve1", "pull2", "team-a", "LxcContainer", w));
+    }
+
+    #[test]
+    fn a_woken_waiter_that_does_not_come_back_stops_holding_up_the_queue() {
+        let slots = TaskSlots::new(Arc::default());
+        let c = client(1);
+        let k = "k|pve1";
+        let (_, w) = counter();
+        assert!(slots.try_take(&c, k, "pve1", "a", "team-a", "LxcContainer", w.clone()));
+        assert!(!slots.try_take(&c, k, "pve1", "gone", "team-b", "LxcContainer", w.clone()));
+        assert!(!slots.try_take(&c, k, "pve1", "c", "team-c", "LxcContainer", w.clone()));
+        slots.release("a");
+        // `gone` was woken and keeps its turn for a while
+        assert!(!slots.try_take(&c, k, "pve1", "c", "team-c", "LxcContainer", w.clone()));
+        // … but not for good
+        for waiter in slots.inner.lock().unwrap().waiting.iter_mut() {
+            if waiter.uid == "gone" {
+                waiter.woken = Instant::now().checked_sub(WAKE_GRACE * 2);
+            }
+        }
+        assert!(slots.try_take(&c, k, "pve1", "c", "team-c", "LxcContainer", w));
+    }
+
+    #[test]
+    fn free_slots_are_not_left_idle_behind_waiters_of_other_nodes() {
+        let slots = TaskSlots::new(Arc::default());
+        let c = client(1);
+        let (_, w) = counter();
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "a", "team-a", "LxcContainer", w.clone()));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "b", "team-a", "LxcContainer", w.clone()));
+        assert!(slots.try_take(&c, "k|pve2", "pve2", "c", "team-b", "LxcContainer", w));
     }
 
     #[test]
@@ -475,12 +588,12 @@ mod tests {
         let slots = TaskSlots::new(Arc::default());
         let c = client(1);
         let (_, w) = counter();
-        assert!(slots.try_take(&c, "k|pve1", "pve1", "gone", "LxcContainer", w.clone()));
-        assert!(!slots.try_take(&c, "k|pve1", "pve1", "ghost", "LxcContainer", w.clone()));
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "gone", "ns", "LxcContainer", w.clone()));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "ghost", "ns", "LxcContainer", w.clone()));
         slots.retain(&|uid| uid != "gone" && uid != "ghost");
         assert!(!slots.holds("gone"));
         assert_eq!(slots.waiting(), 0);
-        assert!(slots.try_take(&c, "k|pve1", "pve1", "next", "LxcContainer", w));
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "next", "ns", "LxcContainer", w));
     }
 
     #[test]

@@ -199,7 +199,12 @@ where
 {
     let waker = p.waker();
     let key = node_key(&handle.key, node);
-    if !p.ctx.slots.try_take(&handle.client, &key, node, &p.uid, K::KIND, waker) {
+    let namespace = kube::ResourceExt::namespace(p.obj).unwrap_or_default();
+    if !p
+        .ctx
+        .slots
+        .try_take(&handle.client, &key, node, &p.uid, &namespace, K::KIND, waker)
+    {
         return Ok(Started::NoSlot);
     }
     let now = p.now.clone();
@@ -272,6 +277,16 @@ where
         Err(e) => return Err(e.into()),
     };
     let polled = match st.result() {
+        TaskResult::Running if overran(p, &pt).is_some() => {
+            let bound = overran(p, &pt).unwrap_or_default();
+            // stopped, or gone meanwhile: either way it is not waited for any longer
+            let _ = handle.client.stop_task(&upid).await;
+            p.ctx.metrics.task_failed(&pt.operation);
+            Polled::Failed {
+                text: overran_text(bound),
+                tail: handle.client.task_log_tail(&upid, log_lines).await.unwrap_or_default(),
+            }
+        }
         TaskResult::Running => {
             // keep the slot of a task started by an earlier operator process, too
             p.ctx
@@ -300,9 +315,47 @@ where
     Ok(Some((pt, polled)))
 }
 
+/// The time bound of a task of `pt.operation` that it has run past, if any: a pull (its time
+/// is the registry's, not Proxmox's) may hold its slot for `--pull-timeout` at most.
+fn overran<K>(p: &Pass<'_, K>, pt: &PendingTask) -> Option<Duration>
+where
+    K: Managed,
+    K::Status: TaskRecord,
+{
+    let bound = time_bound(pt.op(), p.ctx.settings.pull_timeout)?;
+    let age = p.ctx.slots.held_for(&p.uid).or_else(|| {
+        let started = pt.started_at.as_ref()?.0;
+        jiff::Timestamp::now().duration_since(started).try_into().ok()
+    })?;
+    (age > bound).then_some(bound)
+}
+
+/// The longest a task of `op` may run (pure): pulls only; Proxmox's own tasks end by themselves.
+pub fn time_bound(op: Option<crate::crd::Operation>, pull_timeout: Duration) -> Option<Duration> {
+    (op == Some(crate::crd::Operation::Pull)).then_some(pull_timeout)
+}
+
+/// Why a task that overran its bound was stopped.
+pub fn overran_text(bound: Duration) -> String {
+    format!(
+        "stopped after {}s, the longest a pull may take (--pull-timeout): the registry is too slow or stalled",
+        bound.as_secs()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_pull_has_a_time_bound() {
+        use crate::crd::Operation;
+        let t = Duration::from_secs(900);
+        assert_eq!(time_bound(Some(Operation::Pull), t), Some(t));
+        assert_eq!(time_bound(Some(Operation::Create), t), None);
+        assert_eq!(time_bound(None, t), None);
+        assert!(overran_text(t).contains("900s"));
+    }
 
     #[test]
     fn a_young_task_is_polled_quickly_and_an_old_one_at_the_poll_interval() {

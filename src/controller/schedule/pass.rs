@@ -24,7 +24,7 @@ use jiff::{Timestamp, Zoned};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::Controller;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,10 +69,10 @@ pub fn controller<K: ScheduleKind>(
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let ctl = Controller::new(schedules, watcher::Config::default());
+    let ctl = Controller::new(schedules, crate::controller::run::cache_watch_config());
     let store = ctl.store();
     let run = ctl
-        .owns(items, watcher::Config::default())
+        .owns(items, crate::controller::run::cache_watch_config())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::<K>, error_policy::<K>, ctx)
