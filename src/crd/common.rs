@@ -600,3 +600,8 @@ fn bound_label_selector(schema: &mut Schema) {
         }
     }
 }
+
+/// `true`: the serde default of flags that are on unless turned off.
+pub(crate) fn default_true() -> bool {
+    true
+}

@@ -4,6 +4,7 @@ pub mod app;
 pub mod bounds;
 pub mod common;
 pub mod docs;
+pub mod firewall;
 pub mod ha;
 pub mod lxc_backup;
 pub mod lxc_backup_schedule;
