@@ -15,6 +15,7 @@
 pub mod admit;
 pub mod bind;
 pub mod console;
+pub mod exitcode;
 pub mod logs;
 pub mod node;
 pub mod pod;
