@@ -227,6 +227,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             kube: client.clone(),
             clusters: registry.clone(),
             follow_interval: Duration::from_secs(1),
+            limits: Default::default(),
             auth: k
                 .client_ca
                 .as_ref()

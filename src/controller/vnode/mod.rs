@@ -16,6 +16,7 @@ pub mod admit;
 pub mod bind;
 pub mod console;
 pub mod exitcode;
+pub mod limits;
 pub mod logs;
 pub mod node;
 pub mod pod;
