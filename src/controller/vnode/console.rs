@@ -375,10 +375,13 @@ async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, ui
     let mut last_pid = 0u64;
     let mut changed_at = tokio::time::Instant::now();
     loop {
-        let may_run = matches!(
-            *phase.borrow_and_update(),
-            Some(ContainerPhase::Running | ContainerPhase::Stopped)
-        );
+        // a container made stopped is not looked at until it runs (it waits for its start,
+        // maybe long, behind others); one whose run ended is, to attach to its restart at once
+        let may_run = match *phase.borrow_and_update() {
+            Some(ContainerPhase::Running) => true,
+            Some(ContainerPhase::Stopped) => last_pid != 0,
+            _ => false,
+        };
         let h = clusters.get(&ClusterKey::named(p.cluster.clone()));
         let pid = match (&h, may_run) {
             (Some(h), true) => running_pid(h, &p).await,
