@@ -616,7 +616,9 @@ fn a_pod_over_its_tenants_memory_quota_stays_pending_saying_why_and_node_name_do
         pod_yaml(
             name,
             Some(&n1),
-            &format!("  containers:\n  - {{name: {name}, image: nginx:1.27, resources: {{limits: {{memory: {memory}}}}}}}\n"),
+            &format!(
+                "  containers:\n  - {{name: {name}, image: nginx:1.27, resources: {{limits: {{memory: {memory}}}}}}}\n"
+            ),
         )
     };
     // within the quota: runs
@@ -632,15 +634,27 @@ fn a_pod_over_its_tenants_memory_quota_stays_pending_saying_why_and_node_name_do
     assert_eq!(p["status"]["phase"], "Pending", "{p:#}");
     let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
     assert_eq!(w["reason"], "CreateContainerError", "{w}");
-    assert!(w["message"].as_str().unwrap().contains("1280 MiB asked in all, 1024 MiB allowed"), "{w}");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("1280 MiB asked in all, 1024 MiB allowed"),
+        "{w}"
+    );
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(e.sim.containers().len(), 1, "only the Pod within the quota reached Proxmox");
+    assert_eq!(
+        e.sim.containers().len(),
+        1,
+        "only the Pod within the quota reached Proxmox"
+    );
     assert_eq!(pod(&e, "big")["status"]["phase"], "Pending");
     // room made: the waiting Pod starts
     e.cp.kubectl_ok(&["delete", "pod", "fits", "-n", &e.ns]);
     wait_pod(&e, "big", "Running", |p| p["status"]["phase"] == "Running");
     e.cp.kubectl_ok(&["delete", "pod", "big", "-n", &e.ns]);
-    wait_for("nothing left in Proxmox", T, || e.sim.containers().is_empty().then_some(()));
+    wait_for("nothing left in Proxmox", T, || {
+        e.sim.containers().is_empty().then_some(())
+    });
 }
 
 #[test]

@@ -417,7 +417,9 @@ fn run_counter_job(e: &Env, name: &str, code: i32, want: &str) -> (Value, String
     let pod_name = done["metadata"]["name"].as_str().unwrap().to_string();
     let logs = e.cp.kubectl_ok(&["logs", "-n", &e.ns, &pod_name]);
     e.cp.kubectl_ok(&["delete", "job", name, "-n", &e.ns]);
-    wait_for("the Job's Pod to go", T, || pods(e, &e.ns, name).is_empty().then_some(()));
+    wait_for("the Job's Pod to go", T, || {
+        pods(e, &e.ns, name).is_empty().then_some(())
+    });
     wait_pod_containers(e, 0);
     (done, logs)
 }

@@ -560,7 +560,10 @@ mod tests {
         logs.end("job", 100, 7, at(3));
         assert_eq!(logs.run_end("job", 100), Some(RunEnd::Exited(3)));
         let lines = logs.read("job", 100, false, 0).unwrap().lines;
-        assert_eq!(lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(), ["working", "done"]);
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["working", "done"]
+        );
         // a run without the wrapper: nothing is known
         logs.begin("job", 100, 8);
         logs.push("job", 100, 8, b"bye\n", at(4));

@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn a_command_that_starts_with_a_shell_or_an_annotation_names_the_shell() {
         let plain = Pod::default();
-        assert_eq!(shell_of(&plain, &s(&["/bin/sh", "-c", "x"])).as_deref(), Some("/bin/sh"));
+        assert_eq!(
+            shell_of(&plain, &s(&["/bin/sh", "-c", "x"])).as_deref(),
+            Some("/bin/sh")
+        );
         assert_eq!(shell_of(&plain, &s(&["bash", "-c", "x"])).as_deref(), Some("bash"));
         assert_eq!(shell_of(&plain, &s(&["/app/run"])), None);
         assert_eq!(shell_of(&plain, &[]), None);

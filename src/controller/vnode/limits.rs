@@ -28,13 +28,23 @@ pub const MAX_FOLLOWS_PER_POD: usize = 4;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits::new(MAX_CONNECTIONS, MAX_FOLLOWS_PER_POD, Duration::from_secs(10), Duration::from_secs(30))
+        Limits::new(
+            MAX_CONNECTIONS,
+            MAX_FOLLOWS_PER_POD,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
     }
 }
 
 impl Limits {
     /// Bounds of `connections` at once, `follows_per_pod` streams per Pod and the two timeouts.
-    pub fn new(connections: usize, follows_per_pod: usize, header_timeout: Duration, request_timeout: Duration) -> Limits {
+    pub fn new(
+        connections: usize,
+        follows_per_pod: usize,
+        header_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Limits {
         Limits {
             connections: Arc::new(tokio::sync::Semaphore::new(connections)),
             header_timeout,

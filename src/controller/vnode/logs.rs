@@ -137,9 +137,11 @@ pub fn render(lines: &[Line], q: &LogQuery) -> String {
     out
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+/// A response body.
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+/// A plain-text answer.
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.into())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -150,19 +152,22 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 }
 
 /// Where a Pod's container is in Proxmox.
-struct Target {
+pub(super) struct Target {
     /// The Pod's uid (console logs belong to it).
-    uid: String,
-    cluster: String,
-    node: String,
-    vmid: u32,
+    pub(super) uid: String,
+    /// Its `ProxmoxCluster`.
+    pub(super) cluster: String,
+    /// Its Proxmox node.
+    pub(super) node: String,
+    /// Its vmid.
+    pub(super) vmid: u32,
     /// When the Pod's `LxcContainer` was made (epoch seconds): tasks that started before are
     /// an earlier owner's of the vmid, never shown.
     made: i64,
 }
 
 /// The Pod's container in Proxmox, once `caller` may read it (the Pod's Node decides).
-async fn target(
+pub(super) async fn target(
     state: &LogState,
     caller: &Caller,
     ns: &str,
@@ -318,6 +323,17 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cer
             };
             logs(state, ns, pod, container, q, caller).await
         }
+        ("GET", ["attach", ns, pod, container]) if super::attach::wants_websocket(&req) => {
+            let caller = Caller {
+                client_cert,
+                authorization: req
+                    .headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            };
+            super::attach::attach(state, req, (ns, pod, container), caller).await
+        }
         (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => {
             // a Status object: kubectl shows its message (a plain body reaches it empty)
             let status = serde_json::json!({
@@ -347,7 +363,7 @@ fn unsupported(op: &str) -> String {
             "Proxmox has no API to run a command in a container; `kubectl logs` shows what the application prints"
         }
         "attach" => {
-            "attaching to the console is not offered yet; `kubectl logs -f` follows what the application prints"
+            "the console is attached over a websocket only (kubectl 1.30 or later), not SPDY; `kubectl logs -f` follows what the application prints"
         }
         _ => "Proxmox offers no port forwarding into a container; reach the Pod IP directly or through a Service",
     };
@@ -355,7 +371,7 @@ fn unsupported(op: &str) -> String {
 }
 
 /// Who asks.
-struct Caller {
+pub(super) struct Caller {
     client_cert: bool,
     authorization: Option<String>,
 }
@@ -596,6 +612,8 @@ pub async fn serve(listener: tokio::net::TcpListener, tls: rustls::ServerConfig,
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                // `kubectl attach` upgrades to a websocket
+                .with_upgrades()
                 .await;
         });
     }
@@ -632,9 +650,8 @@ mod tests {
         let tls = tls_config(vec!["localhost".into()], None).unwrap();
         tokio::spawn(serve(listener, tls, state));
         let mut buf = [0u8; 16];
-        let closed = |r: Result<std::io::Result<usize>, tokio::time::error::Elapsed>| {
-            matches!(r, Ok(Ok(0)) | Ok(Err(_)))
-        };
+        let closed =
+            |r: Result<std::io::Result<usize>, tokio::time::error::Elapsed>| matches!(r, Ok(Ok(0)) | Ok(Err(_)));
         let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -643,7 +660,10 @@ mod tests {
         let r = tokio::time::timeout(Duration::from_millis(100), silent.read(&mut buf)).await;
         assert!(r.is_err(), "the first one is still served");
         let r = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf)).await;
-        assert!(closed(r), "a caller that sends nothing is closed after the header timeout");
+        assert!(
+            closed(r),
+            "a caller that sends nothing is closed after the header timeout"
+        );
         // its place is free again
         let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
         let r = tokio::time::timeout(Duration::from_millis(150), third.read(&mut buf)).await;

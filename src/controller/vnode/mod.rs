@@ -13,6 +13,7 @@
 //!   what the Pods' applications print.
 
 pub mod admit;
+pub mod attach;
 pub mod bind;
 pub mod console;
 pub mod exitcode;

@@ -195,7 +195,12 @@ fn run_end(pod: &Pod, pctx: &PodContext, child: Option<&LxcContainer>) -> Result
         return Ok(None);
     };
     let end = logs.run_end(&pod.uid().unwrap_or_default(), status.vmid.unwrap_or(0));
-    let always = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()).unwrap_or("Always") == "Always";
+    let always = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
+        == "Always";
     if end != Some(RunEnd::Attached) || always || status.phase != Some(ContainerPhase::Stopped) {
         return Ok(end);
     }
@@ -204,9 +209,7 @@ fn run_end(pod: &Pod, pctx: &PodContext, child: Option<&LxcContainer>) -> Result
         .iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| c.last_transition_time.0);
-    let lately = stopped_at.is_some_and(|t| {
-        jiff::Timestamp::now().duration_since(t).unsigned_abs() < CONSOLE_GRACE
-    });
+    let lately = stopped_at.is_some_and(|t| jiff::Timestamp::now().duration_since(t).unsigned_abs() < CONSOLE_GRACE);
     if lately {
         Err(Action::requeue(Duration::from_secs(1)))
     } else {

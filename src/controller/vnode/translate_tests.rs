@@ -310,7 +310,13 @@ fn a_command_run_by_a_shell_goes_under_the_exit_status_wrapper_and_others_stay_a
     assert_eq!(app.args, ["exit 3"]);
     // the Pod says the image has one
     let mut p = pod(vec![c]);
-    p.metadata.annotations = Some([(super::super::exitcode::SHELL_ANNOTATION.to_string(), "/bin/sh".to_string())].into());
+    p.metadata.annotations = Some(
+        [(
+            super::super::exitcode::SHELL_ANNOTATION.to_string(),
+            "/bin/sh".to_string(),
+        )]
+        .into(),
+    );
     let app = translate(&p, &vnode()).unwrap().spec.app.unwrap();
     assert_eq!(app.command[0], "/bin/sh");
     assert_eq!(&app.command[4..], ["/app/run-once", "exit 3"]);

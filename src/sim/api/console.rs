@@ -595,7 +595,13 @@ pub(crate) fn step(st: &mut State) {
             } else {
                 (u64::MAX, 0)
             };
-            Some((c.vmid, c.started?, c.pid, settings, counter.then(|| counter_exit_code(&c.conf))))
+            Some((
+                c.vmid,
+                c.started?,
+                c.pid,
+                settings,
+                counter.then(|| counter_exit_code(&c.conf)),
+            ))
         })
         .collect();
     st.consoles
