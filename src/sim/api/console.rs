@@ -579,12 +579,16 @@ pub(crate) fn app_exit(st: &mut State, vmid: u32, code: i32) {
     power::do_stop(st, vmid);
 }
 
+/// A running app: vmid, start, init pid, the counter's (interval, lines) and, for the counter,
+/// its exit status.
+type RunningApp = (u32, Instant, u32, (u64, u64), Option<i32>);
+
 /// One step of every fixture application: print the lines that are due; an app that printed
 /// its last line exits (its container stops); a stopped container's app is gone.
 pub(crate) fn step(st: &mut State) {
     let now = Instant::now();
     // every app gets a console; only the counter prints on its own
-    let running: Vec<(u32, Instant, u32, (u64, u64), Option<i32>)> = st
+    let running: Vec<RunningApp> = st
         .cts
         .values()
         .filter(|c| c.running && runs_app(c))
