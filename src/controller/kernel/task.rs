@@ -114,7 +114,7 @@ fn backoff(age: Duration, div: u32, max: Duration) -> Duration {
 /// [`poll_interval`] from the task's age, knowing (when `expected` is given) how long a task of
 /// its kind took last. Proxmox tells nobody when a task ends, so each look is a request: a task
 /// is first looked at when it is expected to be nearly done (at 9/10 of that time; at most
-/// [`BLIND_MAX`] without a look), then every tenth of that time (100 ms to 1 s) until 1½ times
+/// 10 s without a look), then every tenth of that time (100 ms to 1 s) until 1½ times
 /// it, then with the back-off bounded by `max` (the task poll interval). A task of ±20 % around
 /// its kind's time is seen in 2-3 looks, ≤ a tenth of its time late. A kind not seen yet (the
 /// first task of its kind since the operator started) backs off by an eighth of its age.
