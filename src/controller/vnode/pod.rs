@@ -173,12 +173,18 @@ pub async fn reconcile(pod: Arc<Pod>, pctx: Arc<PodContext>) -> Result<Action, E
             Some(applied)
         }
     };
-    let end = match run_end(&pod, &pctx, child.as_ref()) {
+    report(&pod, &pctx, child.as_ref(), &now).await
+}
+
+/// Writes the status of a Pod whose child is `child`, knowing how its console said the last
+/// run ended (looked at again soon while that is being read).
+async fn report(pod: &Pod, pctx: &PodContext, child: Option<&LxcContainer>, now: &Time) -> Result<Action, Error> {
+    let end = match run_end(pod, pctx, child) {
         Ok(end) => end,
         Err(again) => return Ok(again),
     };
-    let status = pod_status_with_end(&pod, child.as_ref(), None, end, &now);
-    write_status(&pod, ctx, status).await?;
+    let status = pod_status_with_end(pod, child, None, end, now);
+    write_status(pod, &pctx.ctx, status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
