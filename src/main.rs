@@ -57,8 +57,9 @@ struct RunArgs {
     /// with its spec) even when the inventory shows no change (`0s` turns it off), e.g. `1h`.
     #[arg(long, default_value = "1h")]
     drift_check_interval: String,
-    /// The longest interval between two checks of a running Proxmox task, e.g. `1s` (a young
-    /// task, and one near the time its kind took last, is checked sooner).
+    /// The longest interval between two checks of a running Proxmox task whose kind's duration
+    /// is not known yet or that runs well past it, e.g. `1s` (a young task is checked sooner; a
+    /// task of a known kind near the time its kind took last).
     #[arg(long, default_value = "1s")]
     task_poll_interval: String,
     /// The longest an image pull may run (and hold a task slot), e.g. `15m`: a registry that

@@ -601,6 +601,63 @@ fn pods_run_only_in_namespaces_granted_them_and_setting_node_name_does_not_bypas
 }
 
 #[test]
+fn a_pod_over_its_tenants_memory_quota_stays_pending_saying_why_and_node_name_does_not_bypass_it() {
+    let e = env_spec("vn-quota", "{}", &[]);
+    let n1 = node1(&e);
+    e.cp.apply(
+        &e.ns,
+        &format!(
+            "apiVersion: pve.lxc.dev/v1alpha1\nkind: ProxmoxTenant\nmetadata: {{name: {ns}}}\nspec:\n  clusters: [{ns}]\n  namespaces: [{ns}]\n  imageRegistries: [docker.io]\n  privileges: {{pods: true}}\n  quota: {{memory: 1Gi}}\n",
+            ns = e.ns
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let web = |name: &str, memory: &str| {
+        pod_yaml(
+            name,
+            Some(&n1),
+            &format!(
+                "  containers:\n  - {{name: {name}, image: nginx:1.27, resources: {{limits: {{memory: {memory}}}}}}}\n"
+            ),
+        )
+    };
+    // within the quota: runs
+    e.cp.apply(&e.ns, &web("fits", "512Mi"));
+    wait_pod(&e, "fits", "Running", |p| p["status"]["phase"] == "Running");
+    // past it, with nodeName set directly (no scheduler asked): Pending, saying why
+    e.cp.apply(&e.ns, &web("big", "768Mi"));
+    let p = wait_pod(&e, "big", "waiting on the quota", |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("quota for memory"))
+    });
+    assert_eq!(p["status"]["phase"], "Pending", "{p:#}");
+    let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+    assert_eq!(w["reason"], "CreateContainerError", "{w}");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("1280 MiB asked in all, 1024 MiB allowed"),
+        "{w}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        e.sim.containers().len(),
+        1,
+        "only the Pod within the quota reached Proxmox"
+    );
+    assert_eq!(pod(&e, "big")["status"]["phase"], "Pending");
+    // room made: the waiting Pod starts
+    e.cp.kubectl_ok(&["delete", "pod", "fits", "-n", &e.ns]);
+    wait_pod(&e, "big", "Running", |p| p["status"]["phase"] == "Running");
+    e.cp.kubectl_ok(&["delete", "pod", "big", "-n", &e.ns]);
+    wait_for("nothing left in Proxmox", T, || {
+        e.sim.containers().is_empty().then_some(())
+    });
+}
+
+#[test]
 fn a_real_node_of_the_same_name_is_never_taken_over_and_the_other_virtual_nodes_leases_renew() {
     // a Node someone else registered (a kubelet) under the name our pve2 would get
     let prefix = format!("clash{}n", std::process::id());

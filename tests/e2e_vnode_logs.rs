@@ -200,3 +200,59 @@ fn kubectl_logs_shows_what_the_app_printed_follows_new_lines_and_previous_shows_
         );
     }
 }
+
+#[test]
+fn kubectl_attach_reaches_the_console_and_what_is_typed_comes_back() {
+    let e = env("vn-attach");
+    let n1 = wait_for("Node pve1", T, || {
+        let n = format!("{}-pve1", e.ns);
+        e.cp.kubectl(&["get", "node", &n]).status.success().then_some(n)
+    });
+    e.cp.apply(
+        &e.ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: counter}}\nspec:\n  nodeName: {n1}\n  tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n  containers:\n  - name: counter\n    image: ghcr.io/example/counter:1.0\n    stdin: true\n    env: [{{name: COUNTER_INTERVAL_MS, value: \"300\"}}]\n"
+        ),
+    );
+    wait_for("Pod counter Running", T, || {
+        (pod(&e, "counter")["status"]["phase"] == "Running").then_some(())
+    });
+    // kubectl 1.32 asks the 1.20 apiserver for a websocket, proxied as it is to our endpoint
+    let mut child = std::process::Command::new("kubectl")
+        .args(["attach", "-i", "-n", &e.ns, "counter"])
+        .env("KUBECONFIG", &e.cp.kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let (mut seen_app, mut seen_echo) = (false, false);
+    let start = Instant::now();
+    while !(seen_app && seen_echo) && start.elapsed() < Duration::from_secs(60) {
+        if seen_app {
+            use std::io::Write;
+            let _ = writeln!(stdin, "typed-into-the-console");
+        }
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            seen_app |= l.contains("counter pid ");
+            seen_echo |= l.contains("typed-into-the-console");
+        }
+    }
+    let _ = child.kill();
+    let err = child
+        .wait_with_output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+    assert!(
+        seen_app && seen_echo,
+        "app lines {seen_app}, echo {seen_echo}; kubectl said {err:?}"
+    );
+}

@@ -395,6 +395,61 @@ fn a_job_whose_app_runs_to_its_end_completes_and_a_cronjob_makes_its_job() {
     wait_pod_containers(&e, 0);
 }
 
+/// A Job `name` (no retries) whose Pod runs the fixture counter, which prints six lines and
+/// exits with `code`; the Pod says its image has a shell, so the operator runs the command
+/// under the wrapper that reports the exit status.
+fn counter_job(cluster: &str, name: &str, code: i32) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  backoffLimit: 0\n  template:\n    metadata: {{labels: {{app: {name}}}, annotations: {{pve.lxc.dev/shell: /bin/sh}}}}\n    spec:\n      restartPolicy: Never\n      nodeSelector: {}\n      tolerations: [{{key: pve.lxc.dev/virtual-node, operator: Exists}}]\n      containers:\n      - name: {name}\n        image: ghcr.io/example/counter:1.0\n        command: [/app/counter]\n        env: [{{name: COUNTER_INTERVAL_MS, value: \"1000\"}}, {{name: COUNTER_LINES, value: \"6\"}}, {{name: COUNTER_EXIT_CODE, value: \"{code}\"}}]\n",
+        on_cluster(cluster)
+    )
+}
+
+/// Runs [`counter_job`] with `code` until the Job has a `want` (`failed` or `succeeded`) Pod;
+/// returns that Pod, its `kubectl logs`, and deletes the Job (nothing left in Proxmox).
+fn run_counter_job(e: &Env, name: &str, code: i32, want: &str) -> (Value, String) {
+    e.cp.apply(&e.ns, &counter_job(&e.ns, name, code));
+    wait_for(&format!("the Job {name} to count one {want} Pod"), T, || {
+        let j = get_json(e.cp, &e.ns, "job", name)?;
+        (j["status"][want] == 1).then_some(())
+    });
+    let done = pods(e, &e.ns, name).remove(0);
+    let pod_name = done["metadata"]["name"].as_str().unwrap().to_string();
+    let logs = e.cp.kubectl_ok(&["logs", "-n", &e.ns, &pod_name]);
+    e.cp.kubectl_ok(&["delete", "job", name, "-n", &e.ns]);
+    wait_for("the Job's Pod to go", T, || {
+        pods(e, &e.ns, name).is_empty().then_some(())
+    });
+    wait_pod_containers(e, 0);
+    (done, logs)
+}
+
+#[test]
+fn a_job_whose_app_fails_is_failed_with_its_exit_code() {
+    let e = env("wl-jobfail");
+    let (done, logs) = run_counter_job(&e, "fails", 3, "failed");
+    assert_eq!(done["status"]["phase"], "Failed", "{done:#}");
+    let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["exitCode"], 3, "{term}");
+    assert_eq!(term["reason"], "Error", "{term}");
+    // the app's own lines, without the wrapper's marker
+    assert!(logs.contains(": line 6\n"), "{logs:?}");
+    assert!(!logs.contains('\u{1b}') && !logs.contains("exit-code"), "{logs:?}");
+}
+
+#[test]
+fn a_job_whose_app_exits_with_0_succeeds_with_exit_code_0() {
+    let e = env("wl-jobok");
+    let (done, logs) = run_counter_job(&e, "works", 0, "succeeded");
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done:#}");
+    // known, so not the ExitCodeUnknown of an app without a shell
+    assert!(done["status"]["reason"].is_null(), "{done:#}");
+    let term = &done["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["exitCode"], 0, "{term}");
+    assert_eq!(term["reason"], "Completed", "{term}");
+    assert!(logs.ends_with(": line 6\n"), "{logs:?}");
+}
+
 #[test]
 fn a_daemon_set_that_tolerates_everything_is_not_run_on_virtual_nodes_and_says_how_to_keep_it_off() {
     let e = env("wl-ds");

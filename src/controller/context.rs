@@ -24,9 +24,9 @@ pub const MAX_EVENT_NOTE: usize = 1000;
 /// Timings of the operator; the defaults suit production, tests shorten them.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The longest interval between two checks of a running Proxmox task (young tasks are
-    /// checked sooner, and so are tasks near the time their kind took last: see
-    /// `kernel::task::poll_after`).
+    /// The longest interval between two checks of a running Proxmox task whose kind's duration
+    /// is not known yet, or that runs well past it (young tasks are checked sooner; a task of a
+    /// known kind is checked near the time its kind took last: see `kernel::task::poll_after`).
     pub task_poll: Duration,
     /// How long to wait before retrying a locked container.
     pub lock_retry: Duration,

@@ -202,6 +202,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         }
     }
     let registry = opts.clusters.clone();
+    let mut consoles = None;
     if let (Some(k), Some(vs)) = (&opts.kubelet, &opts.settings.virtual_nodes) {
         let listener = tokio::net::TcpListener::bind(k.addr)
             .await
@@ -213,6 +214,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             tracing::warn!(addr = %k.addr, "the kubelet endpoint serves Pod logs to any caller (no --kubelet-client-ca)");
         }
         let pod_logs = Arc::new(super::vnode::console::PodLogs::new(vs.pod_log_bytes));
+        consoles = Some(pod_logs.clone());
         tokio::spawn(super::vnode::console::run(
             client.clone(),
             registry.clone(),
@@ -224,6 +226,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             kube: client.clone(),
             clusters: registry.clone(),
             follow_interval: Duration::from_secs(1),
+            limits: Default::default(),
             auth: k
                 .client_ca
                 .as_ref()
@@ -268,6 +271,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
                 ctx.clone(),
                 index.clone(),
                 added_rx,
+                consoles.clone(),
             )));
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -533,10 +537,12 @@ fn pod_controller(
     ctx: Arc<Context>,
     index: Arc<super::vnode::VnodeIndex>,
     added: mpsc::UnboundedReceiver<String>,
+    logs: Option<Arc<super::vnode::console::PodLogs>>,
 ) -> ControllerFuture {
     let pctx = Arc::new(super::vnode::pod::PodContext {
         ctx: ctx.clone(),
         index,
+        logs,
     });
     let (run, store) = super::vnode::pod::controller(client, scope.as_deref(), pctx, added);
     tokio::spawn(async move {

@@ -518,7 +518,15 @@ impl Front {
                     Err(e) => bad(e),
                 }
             }
-            ("POST", ["containers", id, "exit"]) => match api::entrypoint_exit(&mut st, id.parse().unwrap_or(0)) {
+            ("POST", ["containers", id, "exit"]) => match api::entrypoint_exit(
+                &mut st,
+                id.parse().unwrap_or(0),
+                form_decode(query)
+                    .into_iter()
+                    .find(|(k, _)| k == "code")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0),
+            ) {
                 Ok(()) => admin_json(200, &json!({"ok": true})),
                 Err(e) if e == "no such container" => admin_json(404, &json!({"error": e})),
                 Err(e) => bad(e),

@@ -91,6 +91,9 @@ pub(super) fn pinned_node<'a>(p: &'a P<'_>, online: impl Fn(&str) -> bool) -> Op
     p.status.node.as_deref().filter(|n| waiting && online(n))
 }
 
+/// How long an image seen in its storage is taken as there without listing the storage again.
+const SEEN_PULLED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The pulled image's volume id when it is in `storage` on `node`; otherwise starts its pull
 /// (or waits for the one another container started) and halts the pass.
 pub(super) async fn ensure_pulled(
@@ -101,7 +104,15 @@ pub(super) async fn ensure_pulled(
     reference: &str,
 ) -> Step<String> {
     let volid = volid(storage, reference);
+    let key = claim_key(p, node, &volid);
+    // seen there lately (by this or another container): the storage is not listed again on
+    // every pass of every container that waits for a task slot (a file removed meanwhile makes
+    // the create fail, and the next pass past this window pulls it again)
+    if p.ctx.downloads.done_within(&key, SEEN_PULLED_FOR) {
+        return Ok(volid);
+    }
     if crate::controller::guest::present(handle, node, storage, &volid).await? {
+        p.ctx.downloads.seen_done(&key);
         return Ok(volid);
     }
     p.status.node = Some(node.to_string());
@@ -109,7 +120,6 @@ pub(super) async fn ensure_pulled(
     if !exists {
         p.status.phase = Some(ContainerPhase::Pending);
     }
-    let key = claim_key(p, node, &volid);
     // a container pulls one image at a time: a claim it kept after a failed pull of another
     // image (or node) goes first
     p.ctx.downloads.forget(&p.uid);

@@ -370,7 +370,8 @@ impl Reason {
         Some(match self {
             // resolves by itself soon
             Locked | ContainerLocked => s.lock_retry,
-            WaitingForTaskSlot => secs(3),
+            // woken first come first when a slot frees: this is only the safety net
+            WaitingForTaskSlot => secs(20),
             Pulling | Downloading => secs(2),
             ClusterNotReady | WaitingForTemplate | CreateFailed | TaskFailed => secs(5),
             WaitingForBackup | WaitingForContainer | EnvSourceNotFound => secs(10),
@@ -433,7 +434,7 @@ mod tests {
         let secs = Duration::from_secs;
         assert_eq!(Reason::ClusterNotReady.retry_after(&s), Some(secs(5)));
         assert_eq!(Reason::Locked.retry_after(&s), Some(s.lock_retry));
-        assert_eq!(Reason::WaitingForTaskSlot.retry_after(&s), Some(secs(3)));
+        assert_eq!(Reason::WaitingForTaskSlot.retry_after(&s), Some(secs(20)));
         assert_eq!(Reason::VmidConflict.retry_after(&s), Some(secs(300)));
         assert_eq!(Reason::TenantPolicyNode.retry_after(&s), Some(secs(30)));
         assert_eq!(

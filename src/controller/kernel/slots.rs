@@ -436,13 +436,27 @@ impl NodeQueue {
 
 // ------------------------------------------------------------------ claims
 
-/// Shared work claimed by one object: `key` → the uid doing it.
+/// Shared work claimed by one object: `key` → the uid doing it; and the work known done (an
+/// image seen in its storage), for a while.
 #[derive(Default)]
 pub struct Claims {
     map: Mutex<HashMap<String, String>>,
+    done: Mutex<HashMap<String, Instant>>,
 }
 
 impl Claims {
+    /// `key`'s work was seen done now (an image listed in its storage).
+    pub fn seen_done(&self, key: &str) {
+        super::recover(self.done.lock(), "the download claims").insert(key.to_string(), Instant::now());
+    }
+
+    /// Whether `key`'s work was seen done less than `within` ago (another look can wait).
+    pub fn done_within(&self, key: &str, within: std::time::Duration) -> bool {
+        let mut m = super::recover(self.done.lock(), "the download claims");
+        m.retain(|_, at| at.elapsed() < within);
+        m.contains_key(key)
+    }
+
     /// Claims `key` for `uid`: `true` when it is (now) `uid`'s, `false` when another has it.
     pub fn claim(&self, key: &str, uid: &str) -> bool {
         let mut m = super::recover(self.map.lock(), "the download claims");

@@ -87,8 +87,13 @@ pub fn failure_message(operation: &str, text: &str, tail: &[String]) -> String {
 
 /// The first look at a fresh task (most tasks are short).
 const FIRST_POLL: Duration = Duration::from_millis(200);
-/// How often a task is looked at around the time it is expected to end.
+/// How often a task is looked at around the time it is expected to end, at least.
 const NEAR_END_POLL: Duration = Duration::from_millis(100);
+/// ... and at most.
+const NEAR_END_POLL_MAX: Duration = Duration::from_secs(1);
+/// The longest wait for a task's expected end without a look (a task much shorter than its
+/// kind's average is seen at most this late).
+const BLIND_MAX: Duration = Duration::from_secs(10);
 
 /// When to look at a task again: soon after it started (most tasks are short), then less
 /// often, up to the task poll interval: 200 ms for the first second, then a quarter of the
@@ -107,20 +112,21 @@ fn backoff(age: Duration, div: u32, max: Duration) -> Duration {
 }
 
 /// [`poll_interval`] from the task's age, knowing (when `expected` is given) how long a task of
-/// its kind took last: around then, from ¾ of it to 1½ times it, the task is looked at every
-/// 100 ms (its end is seen ≤ 100 ms late instead of up to a quarter of its age), and the
-/// back-off before that window stops at its start. A kind not seen yet (the first task of its
-/// kind since the operator started) backs off by an eighth of its age.
+/// its kind took last. Proxmox tells nobody when a task ends, so each look is a request: a task
+/// is first looked at when it is expected to be nearly done (at 9/10 of that time; at most
+/// 10 s without a look), then every tenth of that time (100 ms to 1 s) until 1½ times
+/// it, then with the back-off bounded by `max` (the task poll interval). A task of ±20 % around
+/// its kind's time is seen in 2-3 looks, ≤ a tenth of its time late. A kind not seen yet (the
+/// first task of its kind since the operator started) backs off by an eighth of its age.
 pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration) -> Duration {
     let Some(e) = expected else { return backoff(age, 8, max) };
-    let quarter = backoff(age, 4, max);
-    let (from, to) = (e.mul_f64(0.75), e.mul_f64(1.5));
+    let (from, to) = (e.mul_f64(0.9), e.mul_f64(1.5));
     if age >= to {
-        quarter
+        backoff(age, 4, max)
     } else if age >= from {
-        NEAR_END_POLL.min(quarter)
+        (e / 10).clamp(NEAR_END_POLL, NEAR_END_POLL_MAX)
     } else {
-        quarter.min(from - age).max(Duration::from_millis(10))
+        (from - age).clamp(Duration::from_millis(10), BLIND_MAX)
     }
 }
 
@@ -384,15 +390,19 @@ mod tests {
         // a kind not seen yet: an eighth of the age
         assert_eq!(poll_after(ms(2000), None, max), ms(250));
         assert_eq!(poll_after(ms(100), None, max), ms(200));
-        // before the window: the back-off, but not past ¾ of the expected time
-        assert_eq!(poll_after(ms(400), e, max), ms(200));
-        assert_eq!(poll_after(ms(2000), e, max), ms(250));
-        // within it, every 100 ms; well past it, the back-off again
-        assert_eq!(poll_after(ms(2250), e, max), ms(100));
-        assert_eq!(poll_after(ms(4400), e, max), ms(100));
+        // before the window: one wait until 9/10 of the expected time
+        assert_eq!(poll_after(ms(0), e, max), ms(2700));
+        assert_eq!(poll_after(ms(2000), e, max), ms(700));
+        // within it, every tenth of it; well past it, the back-off bounded by the interval
+        assert_eq!(poll_after(ms(2700), e, max), ms(300));
+        assert_eq!(poll_after(ms(4400), e, max), ms(300));
         assert_eq!(poll_after(ms(4500), e, max), ms(1000));
-        // a shorter poll interval still bounds it
-        assert_eq!(poll_after(ms(2500), e, ms(50)), ms(50));
+        assert_eq!(poll_after(ms(4500), e, ms(50)), ms(50));
+        // a long kind is looked at every 10 s at least, and every second near its end
+        assert_eq!(poll_after(ms(0), Some(ms(600_000)), max), ms(10_000));
+        assert_eq!(poll_after(ms(550_000), Some(ms(600_000)), max), ms(1000));
+        // a short one every 100 ms near its end
+        assert_eq!(poll_after(ms(450), Some(ms(500)), max), ms(100));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   100 bytes, more than `kubectl logs` readers scroll, and a bound the operator's memory can
 //!   afford — at most two rings per Pod, filled only as fast as the app prints.
 
+use super::exitcode::MarkerScanner;
 use super::logs::Line;
 use super::POD_UID_LABEL;
 use crate::controller::cluster::{ClusterKey, ClusterRegistry};
@@ -122,6 +123,21 @@ struct Run {
     ring: Ring,
     /// The console is attached (more lines may come).
     open: bool,
+    /// Takes the exit-status marker out of the output.
+    scanner: MarkerScanner,
+    /// The exit status the wrapper printed last (nothing printed after it).
+    exit: Option<i32>,
+}
+
+/// How the current run of a Pod's container ended, as its console told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The console is still attached (the run goes on, or its end is being read).
+    Attached,
+    /// The run ended with this exit status (the wrapper's marker).
+    Exited(i32),
+    /// The console closed without a marker: no wrapper, or it ended unseen.
+    Unknown,
 }
 
 /// The runs of one Pod's container.
@@ -193,6 +209,8 @@ impl PodLogs {
                     pid,
                     ring: Ring::new(self.cap),
                     open: true,
+                    scanner: MarkerScanner::default(),
+                    exit: None,
                 });
             }
         }
@@ -205,7 +223,14 @@ impl PodLogs {
         let mut m = self.lock();
         if let Some(e) = m.get_mut(uid).filter(|e| e.vmid == vmid) {
             if let Some(r) = e.current.as_mut().filter(|r| r.pid == pid) {
-                r.ring.push(bytes, at, &mut e.seq);
+                let (clean, code) = r.scanner.scan(bytes);
+                match code {
+                    Some(c) => r.exit = Some(c),
+                    // output after a marker: it was not the wrapper's last word
+                    None if !clean.is_empty() => r.exit = None,
+                    None => {}
+                }
+                r.ring.push(&clean, at, &mut e.seq);
             }
         }
         drop(m);
@@ -217,12 +242,29 @@ impl PodLogs {
         let mut m = self.lock();
         if let Some(e) = m.get_mut(uid).filter(|e| e.vmid == vmid) {
             if let Some(r) = e.current.as_mut().filter(|r| r.pid == pid) {
+                let held = r.scanner.finish();
+                if !held.is_empty() {
+                    r.exit = None;
+                    r.ring.push(&held, at, &mut e.seq);
+                }
                 r.ring.finish(at, &mut e.seq);
                 r.open = false;
             }
         }
         drop(m);
         self.changed.notify_waiters();
+    }
+
+    /// How the current run of Pod `uid`'s container (vmid `vmid`) ended; `None` when no run
+    /// was attached.
+    pub fn run_end(&self, uid: &str, vmid: u32) -> Option<RunEnd> {
+        let m = self.lock();
+        let r = m.get(uid).filter(|e| e.vmid == vmid)?.current.as_ref()?;
+        Some(match (r.open, r.exit) {
+            (true, _) => RunEnd::Attached,
+            (false, Some(c)) => RunEnd::Exited(c),
+            (false, None) => RunEnd::Unknown,
+        })
     }
 
     /// Forgets Pod `uid` (its container is gone).
@@ -333,10 +375,13 @@ async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, ui
     let mut last_pid = 0u64;
     let mut changed_at = tokio::time::Instant::now();
     loop {
-        let may_run = matches!(
-            *phase.borrow_and_update(),
-            Some(ContainerPhase::Running | ContainerPhase::Stopped)
-        );
+        // a container made stopped is not looked at until it runs (it waits for its start,
+        // maybe long, behind others); one whose run ended is, to attach to its restart at once
+        let may_run = match *phase.borrow_and_update() {
+            Some(ContainerPhase::Running) => true,
+            Some(ContainerPhase::Stopped) => last_pid != 0,
+            _ => false,
+        };
         let h = clusters.get(&ClusterKey::named(p.cluster.clone()));
         let pid = match (&h, may_run) {
             (Some(h), true) => running_pid(h, &p).await,
@@ -503,6 +548,28 @@ mod tests {
         logs.begin("pod-a", 200, 5);
         assert!(logs.read("pod-a", 200, true, 0).is_none());
         assert!(logs.read("pod-a", 100, false, 0).is_none());
+    }
+
+    #[test]
+    fn the_exit_status_marker_is_kept_with_the_run_and_not_shown_as_output() {
+        let logs = PodLogs::new(1 << 20);
+        logs.begin("job", 100, 7);
+        logs.push("job", 100, 7, b"working\r\ndone\r\n\x1b]7770;pve.lxc.dev/exit", at(1));
+        assert_eq!(logs.run_end("job", 100), Some(RunEnd::Attached));
+        logs.push("job", 100, 7, b"-code=3\x07", at(2));
+        logs.end("job", 100, 7, at(3));
+        assert_eq!(logs.run_end("job", 100), Some(RunEnd::Exited(3)));
+        let lines = logs.read("job", 100, false, 0).unwrap().lines;
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["working", "done"]
+        );
+        // a run without the wrapper: nothing is known
+        logs.begin("job", 100, 8);
+        logs.push("job", 100, 8, b"bye\n", at(4));
+        logs.end("job", 100, 8, at(5));
+        assert_eq!(logs.run_end("job", 100), Some(RunEnd::Unknown));
+        assert_eq!(logs.run_end("other", 100), None);
     }
 
     #[test]

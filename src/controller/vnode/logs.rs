@@ -10,6 +10,7 @@
 //! the lines of new tasks as they come. That is where a failed pull or start explains itself.
 //! `exec`, `attach` and `port-forward` answer 501 with what to do instead.
 
+use super::limits::{FollowSlot, Limits};
 use super::translate::child_name;
 use crate::controller::cluster::{ClusterKey, ClusterRegistry};
 use crate::crd::LxcContainer;
@@ -38,6 +39,19 @@ pub struct LogState {
     pub auth: Option<Arc<crate::metrics_auth::MetricsAuth>>,
     /// What the Pods' applications printed (none: task logs only).
     pub pod_logs: Option<Arc<super::console::PodLogs>>,
+    /// The bounds of the endpoint's work.
+    pub limits: Arc<Limits>,
+}
+
+/// The answer to a `follow` past [`Limits::follows_per_pod`].
+fn too_many_follows(limits: &Limits, pod: &str) -> Response<Body> {
+    text(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!(
+            "pod {pod} has {} log streams (-f) open already, the most one Pod may have; close one",
+            limits.follows_per_pod
+        ),
+    )
 }
 
 /// The query of `/containerLogs` (as the kubelet reads it).
@@ -123,9 +137,11 @@ pub fn render(lines: &[Line], q: &LogQuery) -> String {
     out
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+/// A response body.
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+/// A plain-text answer.
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.into())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -136,19 +152,22 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 }
 
 /// Where a Pod's container is in Proxmox.
-struct Target {
+pub(super) struct Target {
     /// The Pod's uid (console logs belong to it).
-    uid: String,
-    cluster: String,
-    node: String,
-    vmid: u32,
+    pub(super) uid: String,
+    /// Its `ProxmoxCluster`.
+    pub(super) cluster: String,
+    /// Its Proxmox node.
+    pub(super) node: String,
+    /// Its vmid.
+    pub(super) vmid: u32,
     /// When the Pod's `LxcContainer` was made (epoch seconds): tasks that started before are
     /// an earlier owner's of the vmid, never shown.
     made: i64,
 }
 
 /// The Pod's container in Proxmox, once `caller` may read it (the Pod's Node decides).
-async fn target(
+pub(super) async fn target(
     state: &LogState,
     caller: &Caller,
     ns: &str,
@@ -304,6 +323,17 @@ async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cer
             };
             logs(state, ns, pod, container, q, caller).await
         }
+        ("GET", ["attach", ns, pod, container]) if super::attach::wants_websocket(&req) => {
+            let caller = Caller {
+                client_cert,
+                authorization: req
+                    .headers()
+                    .get(hyper::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            };
+            super::attach::attach(state, req, (ns, pod, container), caller).await
+        }
         (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => {
             // a Status object: kubectl shows its message (a plain body reaches it empty)
             let status = serde_json::json!({
@@ -333,7 +363,7 @@ fn unsupported(op: &str) -> String {
             "Proxmox has no API to run a command in a container; `kubectl logs` shows what the application prints"
         }
         "attach" => {
-            "attaching to the console is not offered yet; `kubectl logs -f` follows what the application prints"
+            "the console is attached over a websocket only (kubectl 1.30 or later), not SPDY; `kubectl logs -f` follows what the application prints"
         }
         _ => "Proxmox offers no port forwarding into a container; reach the Pod IP directly or through a Service",
     };
@@ -341,7 +371,7 @@ fn unsupported(op: &str) -> String {
 }
 
 /// Who asks.
-struct Caller {
+pub(super) struct Caller {
     client_cert: bool,
     authorization: Option<String>,
 }
@@ -370,11 +400,19 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
         Ok(t) => t,
         Err(r) => return r,
     };
+    // a stream holds a slot until it ends (not for `previous`, which never streams)
+    let slot = match q.follow && !q.previous {
+        true => match state.limits.follow(&t.uid) {
+            Some(s) => Some(s),
+            None => return too_many_follows(&state.limits, pod),
+        },
+        false => None,
+    };
     // the app's lines once its console has any; until then the task log explains
     if let Some(pod_logs) = state.pod_logs.clone() {
         let run = pod_logs.read(&t.uid, t.vmid, q.previous, 0);
         if let Some(run) = run.filter(|r| q.previous || !r.lines.is_empty()) {
-            return console_logs(pod_logs, t, run, q);
+            return console_logs(pod_logs, t, run, q, slot);
         }
     }
     if q.previous {
@@ -400,6 +438,7 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
         ..q.clone()
     };
     tokio::spawn(async move {
+        let _slot = slot;
         let mut sent = body.len();
         if tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
             return;
@@ -449,6 +488,7 @@ fn console_logs(
     t: Target,
     run: super::console::RunLines,
     q: LogQuery,
+    slot: Option<FollowSlot>,
 ) -> Response<Body> {
     let body = render(&run.lines, &q);
     if !q.follow || q.previous || !run.open {
@@ -462,6 +502,7 @@ fn console_logs(
         ..q.clone()
     };
     tokio::spawn(async move {
+        let _slot = slot;
         let mut sent = body.len();
         let mut seq = run.seq;
         if tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
@@ -541,19 +582,38 @@ pub async fn serve(listener: tokio::net::TcpListener, tls: rustls::ServerConfig,
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
         };
+        // past the bound a connection is closed at once: the ones served keep their share
+        let Some(permit) = state.limits.connection() else {
+            tracing::debug!("kubelet endpoint: too many connections, one closed");
+            drop(tcp);
+            continue;
+        };
         let (acceptor, state) = (acceptor.clone(), state.clone());
         tokio::spawn(async move {
-            let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+            let _permit = permit;
+            let limits = state.limits.clone();
+            let Ok(Ok(tls)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await else {
                 return;
             };
             // the verifier checked it: any certificate shown is one the client CA signed
             let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req, client_cert).await) }
+                async move {
+                    let timeout = state.limits.request_timeout;
+                    let answer = match tokio::time::timeout(timeout, handle(state, req, client_cert)).await {
+                        Ok(r) => r,
+                        Err(_) => text(StatusCode::GATEWAY_TIMEOUT, "the request took too long; try again"),
+                    };
+                    Ok::<_, Infallible>(answer)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                // `kubectl attach` upgrades to a websocket
+                .with_upgrades()
                 .await;
         });
     }
@@ -571,6 +631,43 @@ mod tests {
                 text: format!("line {i}"),
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_after_the_header_timeout_and_one_past_the_bound_at_once() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let kube = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let state = LogState {
+            kube,
+            clusters: Arc::new(ClusterRegistry::default()),
+            follow_interval: Duration::from_secs(1),
+            auth: None,
+            pod_logs: None,
+            limits: Arc::new(Limits::new(1, 1, Duration::from_millis(400), Duration::from_secs(1))),
+        };
+        let tls = tls_config(vec!["localhost".into()], None).unwrap();
+        tokio::spawn(serve(listener, tls, state));
+        let mut buf = [0u8; 16];
+        let closed =
+            |r: Result<std::io::Result<usize>, tokio::time::error::Elapsed>| matches!(r, Ok(Ok(0)) | Ok(Err(_)));
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(1), second.read(&mut buf)).await;
+        assert!(closed(r), "the connection past the bound is closed at once");
+        let r = tokio::time::timeout(Duration::from_millis(100), silent.read(&mut buf)).await;
+        assert!(r.is_err(), "the first one is still served");
+        let r = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf)).await;
+        assert!(
+            closed(r),
+            "a caller that sends nothing is closed after the header timeout"
+        );
+        // its place is free again
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let r = tokio::time::timeout(Duration::from_millis(150), third.read(&mut buf)).await;
+        assert!(r.is_err(), "served");
     }
 
     #[test]

@@ -13,8 +13,11 @@
 //!   what the Pods' applications print.
 
 pub mod admit;
+pub mod attach;
 pub mod bind;
 pub mod console;
+pub mod exitcode;
+pub mod limits;
 pub mod logs;
 pub mod node;
 pub mod pod;

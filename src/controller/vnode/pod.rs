@@ -2,7 +2,8 @@
 //! the Pod); its status is read back from the child; deletion stops and destroys the child, then
 //! deletes the Pod with a UID precondition (a new Pod of the same name is never deleted).
 
-use super::status::pod_status;
+use super::console::{PodLogs, RunEnd};
+use super::status::{pod_status, pod_status_with_end};
 use super::translate::{child_name, translate, Refusal};
 use super::{VnodeIndex, POD_UID_LABEL};
 use crate::controller::cluster::ClusterKey;
@@ -10,6 +11,7 @@ use crate::controller::context::FIELD_MANAGER;
 use crate::controller::error::KubeOp;
 use crate::controller::run::ControllerFuture;
 use crate::controller::{Context, Error};
+use crate::crd::lxc_container::ContainerPhase;
 use crate::crd::LxcContainer;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -28,6 +30,9 @@ pub struct PodContext {
     pub ctx: Arc<Context>,
     /// Our Nodes.
     pub index: Arc<VnodeIndex>,
+    /// What the Pods' consoles said (the exit status of an ended app), when the kubelet
+    /// endpoint runs.
+    pub logs: Option<Arc<PodLogs>>,
 }
 
 /// The Pod controller of one namespace (or all), woken for every Pod on a Node that appears in
@@ -105,8 +110,8 @@ pub async fn reconcile(pod: Arc<Pod>, pctx: Arc<PodContext>) -> Result<Action, E
         return delete(&pod, &pctx, &children, child.as_ref().filter(|c| ours(c))).await;
     }
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if matches!(phase, Some("Failed")) && child.as_ref().is_none_or(|c| !ours(c)) {
-        // refused, or its container is gone: a terminal Pod stays as it is
+    if matches!(phase, Some("Failed" | "Succeeded")) {
+        // a terminal Pod stays as it is (as a kubelet leaves it), whatever is learnt later
         return Ok(Action::await_change());
     }
     let now = Time(jiff::Timestamp::now());
@@ -168,9 +173,54 @@ pub async fn reconcile(pod: Arc<Pod>, pctx: Arc<PodContext>) -> Result<Action, E
             Some(applied)
         }
     };
-    let status = pod_status(&pod, child.as_ref(), None, &now);
-    write_status(&pod, ctx, status).await?;
+    report(&pod, &pctx, child.as_ref(), &now).await
+}
+
+/// Writes the status of a Pod whose child is `child`, knowing how its console said the last
+/// run ended (looked at again soon while that is being read).
+async fn report(pod: &Pod, pctx: &PodContext, child: Option<&LxcContainer>, now: &Time) -> Result<Action, Error> {
+    let end = match run_end(pod, pctx, child) {
+        Ok(end) => end,
+        Err(again) => return Ok(again),
+    };
+    let status = pod_status_with_end(pod, child, None, end, now);
+    write_status(pod, &pctx.ctx, status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// How long an ended app's console may still be read before its exit status counts as unknown.
+const CONSOLE_GRACE: Duration = Duration::from_secs(15);
+
+/// How the console said the last run of the Pod's container ended; `Err` (look again soon)
+/// while an app that will not be restarted has stopped but its console is still being read.
+fn run_end(pod: &Pod, pctx: &PodContext, child: Option<&LxcContainer>) -> Result<Option<RunEnd>, Action> {
+    let (Some(logs), Some(child)) = (&pctx.logs, child) else {
+        return Ok(None);
+    };
+    let Some(status) = child.status.as_ref() else {
+        return Ok(None);
+    };
+    let end = logs.run_end(&pod.uid().unwrap_or_default(), status.vmid.unwrap_or(0));
+    let always = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
+        == "Always";
+    if end != Some(RunEnd::Attached) || always || status.phase != Some(ContainerPhase::Stopped) {
+        return Ok(end);
+    }
+    let stopped_at = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.last_transition_time.0);
+    let lately = stopped_at.is_some_and(|t| jiff::Timestamp::now().duration_since(t).unsigned_abs() < CONSOLE_GRACE);
+    if lately {
+        Err(Action::requeue(Duration::from_secs(1)))
+    } else {
+        Ok(Some(RunEnd::Unknown))
+    }
 }
 
 /// Creates or updates the child by server-side apply.

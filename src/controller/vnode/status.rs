@@ -1,5 +1,6 @@
 //! A Pod's status as a kubelet would write it, read from its child `LxcContainer` (pure).
 
+use super::console::RunEnd;
 use super::translate::Refusal;
 use crate::crd::lxc_container::ContainerPhase;
 use crate::crd::LxcContainer;
@@ -40,14 +41,17 @@ const IN_PROGRESS: &[&str] = &[
 pub const NO_EXIT_CODE: &str =
     "the container's process ended; Proxmox reports no exit code, so 0 is shown for every stop";
 
-/// The reason of an ended app's Pod and container state: the Pod counts as `Succeeded` (a Job
-/// completes) because nothing tells a failure apart, and says so instead of `Completed`.
+/// The reason of an ended app's Pod and container state when its exit status is not known (no
+/// wrapper, see [`super::exitcode`]): the Pod counts as `Succeeded` (a Job completes) because
+/// nothing tells a failure apart, and says so instead of `Completed`.
 pub const EXIT_CODE_UNKNOWN: &str = "ExitCodeUnknown";
 
-/// What the Pod's container is doing, from its child (or its absence).
+/// What the Pod's container is doing, from its child (or its absence) and how its console said
+/// its last run ended.
 fn container_state(
     pod: &Pod,
     child: Option<&LxcContainer>,
+    end: Option<RunEnd>,
     now: &Time,
 ) -> (ContainerState, bool, Option<&'static str>) {
     let waiting = |reason: &str, message: Option<String>| ContainerState {
@@ -97,19 +101,25 @@ fn container_state(
             let finished = ready
                 .map(|c| c.last_transition_time.clone())
                 .unwrap_or_else(|| now.clone());
+            // the wrapper's exit status (a kubelet's reasons), else the honest unknown
+            let (code, reason, message, phase) = match end {
+                Some(RunEnd::Exited(0)) => (0, "Completed", None, "Succeeded"),
+                Some(RunEnd::Exited(c)) => (c, "Error", None, "Failed"),
+                _ => (0, EXIT_CODE_UNKNOWN, Some(NO_EXIT_CODE.to_string()), "Succeeded"),
+            };
             return (
                 ContainerState {
                     terminated: Some(ContainerStateTerminated {
-                        exit_code: 0,
-                        reason: Some(EXIT_CODE_UNKNOWN.into()),
-                        message: Some(NO_EXIT_CODE.into()),
+                        exit_code: code,
+                        reason: Some(reason.into()),
+                        message,
                         finished_at: Some(finished),
                         ..Default::default()
                     }),
                     ..Default::default()
                 },
                 false,
-                Some("Succeeded"),
+                Some(phase),
             );
         }
         _ => {}
@@ -183,11 +193,22 @@ fn condition(pod: &Pod, type_: &str, status: bool, now: &Time) -> PodCondition {
 
 /// The status of a Pod whose child is `child` (none yet), or that is refused.
 pub fn pod_status(pod: &Pod, child: Option<&LxcContainer>, refusal: Option<&Refusal>, now: &Time) -> PodStatus {
+    pod_status_with_end(pod, child, refusal, None, now)
+}
+
+/// [`pod_status`], knowing how the console said the container's last run ended (`end`).
+pub fn pod_status_with_end(
+    pod: &Pod,
+    child: Option<&LxcContainer>,
+    refusal: Option<&Refusal>,
+    end: Option<RunEnd>,
+    now: &Time,
+) -> PodStatus {
     let old = pod.status.clone().unwrap_or_default();
     let c = pod.spec.as_ref().and_then(|s| s.containers.first());
     let (state, ready, terminal) = match refusal {
         Some(r) => (refused_state(r), false, None),
-        None => container_state(pod, child, now),
+        None => container_state(pod, child, end, now),
     };
     let cstatus = child.and_then(|c| c.status.as_ref());
     let running_once =
@@ -218,6 +239,10 @@ pub fn pod_status(pod: &Pod, child: Option<&LxcContainer>, refusal: Option<&Refu
         .as_ref()
         .and_then(|c| c.first())
         .and_then(|c| c.last_state.clone());
+    let ended = state
+        .terminated
+        .as_ref()
+        .is_some_and(|t| t.reason.as_deref() == Some(EXIT_CODE_UNKNOWN));
     let container = ContainerStatus {
         last_state,
         name: c.map(|c| c.name.clone()).unwrap_or_default(),
@@ -230,7 +255,7 @@ pub fn pod_status(pod: &Pod, child: Option<&LxcContainer>, refusal: Option<&Refu
         state: Some(state),
         ..Default::default()
     };
-    let ended = phase == "Succeeded";
+
     PodStatus {
         phase: Some(phase.into()),
         reason: ended.then(|| EXIT_CODE_UNKNOWN.to_string()),

@@ -140,6 +140,31 @@ fn a_stopped_app_with_restart_policy_never_succeeded_and_says_there_is_no_exit_c
 }
 
 #[test]
+fn a_stopped_app_whose_wrapper_printed_its_exit_status_is_failed_or_succeeded_with_it() {
+    use super::super::console::RunEnd;
+    let stopped = child(Some(ContainerPhase::Stopped), "Stopped", false);
+    for (end, phase, code, reason) in [
+        (RunEnd::Exited(3), "Failed", 3, "Error"),
+        (RunEnd::Exited(0), "Succeeded", 0, "Completed"),
+        (RunEnd::Unknown, "Succeeded", 0, "ExitCodeUnknown"),
+    ] {
+        for policy in ["Never", "OnFailure"] {
+            let s = pod_status_with_end(&pod(policy), Some(&stopped), None, Some(end), &t(5));
+            assert_eq!(s.phase.as_deref(), Some(phase), "{end:?}");
+            let term = s.container_statuses.as_ref().unwrap()[0]
+                .state
+                .clone()
+                .unwrap()
+                .terminated
+                .unwrap();
+            assert_eq!((term.exit_code, term.reason.as_deref()), (code, Some(reason)));
+            // the Pod's own reason is only for what cannot be known
+            assert_eq!(s.reason.is_some(), reason == "ExitCodeUnknown", "{end:?}");
+        }
+    }
+}
+
+#[test]
 fn a_pod_it_cannot_run_stays_pending_says_why_and_its_status_is_stable() {
     let r = Refusal {
         reason: "VolumesUnsupported",

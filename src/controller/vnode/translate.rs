@@ -266,6 +266,11 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
             "spec.containers[0].args needs command too: Proxmox keeps the image's entrypoint and command as one string, so arguments alone cannot replace the command",
         ));
     }
+    // where the image has a shell, the command runs under the wrapper that prints its exit status
+    let (command, args) = match super::exitcode::shell_of(pod, &command) {
+        Some(shell) if !command.is_empty() => (super::exitcode::wrap(&shell, &command, &args), Vec::new()),
+        _ => (command, args),
+    };
     // Proxmox reports no exit code: OnFailure cannot tell a failure from a success, and is Never
     let on_exit = match spec.restart_policy.as_deref() {
         Some("Never" | "OnFailure") => AppExitPolicy::Stay,

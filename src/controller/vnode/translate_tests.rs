@@ -291,3 +291,33 @@ fn long_pod_names_get_a_short_stable_child_name() {
     assert_eq!(c, child_name(&long));
     assert_ne!(c, child_name(&format!("{long}b")));
 }
+
+#[test]
+fn a_command_run_by_a_shell_goes_under_the_exit_status_wrapper_and_others_stay_as_they_are() {
+    let mut c = container("alpine:3.20");
+    c.command = Some(vec!["/bin/sh".into(), "-c".into()]);
+    c.args = Some(vec!["exit 3".into()]);
+    let app = translate(&pod(vec![c.clone()]), &vnode()).unwrap().spec.app.unwrap();
+    assert_eq!(
+        app.command,
+        super::super::exitcode::wrap("/bin/sh", &["/bin/sh".into(), "-c".into()], &["exit 3".into()])
+    );
+    assert!(app.args.is_empty());
+    // no shell known: the command as it is (the Pod will say its exit code is unknown)
+    c.command = Some(vec!["/app/run-once".into()]);
+    let app = translate(&pod(vec![c.clone()]), &vnode()).unwrap().spec.app.unwrap();
+    assert_eq!(app.command, ["/app/run-once"]);
+    assert_eq!(app.args, ["exit 3"]);
+    // the Pod says the image has one
+    let mut p = pod(vec![c]);
+    p.metadata.annotations = Some(
+        [(
+            super::super::exitcode::SHELL_ANNOTATION.to_string(),
+            "/bin/sh".to_string(),
+        )]
+        .into(),
+    );
+    let app = translate(&p, &vnode()).unwrap().spec.app.unwrap();
+    assert_eq!(app.command[0], "/bin/sh");
+    assert_eq!(&app.command[4..], ["/app/run-once", "exit 3"]);
+}

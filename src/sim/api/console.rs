@@ -22,8 +22,15 @@
 //!
 //! The application: the fixture image `ghcr.io/example/counter` (entrypoint `/app/counter`)
 //! prints `counter pid <pid>: line <n>` every `COUNTER_INTERVAL_MS` (its env, default 1000)
-//! and, with `COUNTER_LINES=N` (N > 0), exits after line N: the container then stops. [`run`]
-//! is that program for every container running it.
+//! and, with `COUNTER_LINES=N` (N > 0), exits after line N with status `COUNTER_EXIT_CODE`
+//! (default 0): the container then stops. [`run`] is that program for every container running
+//! it. Any app can be ended by the admin API (`POST /_sim/containers/{vmid}/exit?code=N`).
+//!
+//! An entrypoint `<shell> -c SCRIPT NAME APP...` (LXC splits `lxc.init.cmd` at blanks, a
+//! quoted word kept whole) runs APP under a shell: the app is what follows, and when it ends
+//! the shell goes on with the rest of SCRIPT. The simulator runs no script; it models one
+//! thing a wrapper does after its command: the last `printf "FORMAT" "$c"` of SCRIPT is
+//! printed on the console, `%d` being the app's exit status, before the container stops.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -441,30 +448,180 @@ fn counter_settings(conf: &BTreeMap<String, String>) -> (u64, u64) {
     )
 }
 
+/// The fixture application's exit status from the container's `env` (`COUNTER_EXIT_CODE`).
+fn counter_exit_code(conf: &BTreeMap<String, String>) -> i32 {
+    let env = conf.get("env").cloned().unwrap_or_default();
+    env.split('\0')
+        .filter_map(|kv| kv.strip_prefix("COUNTER_EXIT_CODE="))
+        .next_back()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// LXC's split of `lxc.init.cmd`: words at blanks; a quote runs to the same quote (no escapes);
+/// quotes around a whole word are dropped.
+pub(crate) fn split_init_cmd(cmd: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for ch in cmd.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                continue;
+            }
+            None if ch == '\'' || ch == '"' => quote = Some(ch),
+            None => {}
+        }
+        in_word = true;
+        word.push(ch);
+    }
+    if in_word && quote.is_none() {
+        words.push(word);
+    }
+    words
+        .into_iter()
+        .map(|w| {
+            let q = w.chars().next().filter(|c| *c == '\'' || *c == '"');
+            match q {
+                Some(q) if w.len() >= 2 && w.ends_with(q) => w[1..w.len() - 1].to_string(),
+                _ => w,
+            }
+        })
+        .collect()
+}
+
+/// Shells an entrypoint may start with.
+const SHELLS: &[&str] = &["sh", "ash", "dash", "bash", "ksh", "mksh", "zsh"];
+
+/// The app of CT `ct`'s entrypoint, and the script of the shell it runs under, if any.
+fn app_of(conf: &BTreeMap<String, String>) -> (Vec<String>, Option<String>) {
+    let argv = split_init_cmd(conf.get("entrypoint").map(String::as_str).unwrap_or("/sbin/init"));
+    let shell = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a));
+    if shell.is_some_and(|s| SHELLS.contains(&s)) && argv.get(1).map(String::as_str) == Some("-c") && argv.len() > 4 {
+        return (argv[4..].to_vec(), Some(argv[2].clone()));
+    }
+    (argv, None)
+}
+
+/// Whether CT `ct` runs an application on its console (an OCI image's entrypoint).
+fn runs_app(ct: &Ct) -> bool {
+    ct.conf.get("cmode").map(String::as_str) == Some("console")
+}
+
 /// Whether CT `ct` runs the fixture application.
 fn runs_counter(ct: &Ct) -> bool {
-    ct.conf.get("cmode").map(String::as_str) == Some("console")
-        && ct
-            .conf
-            .get("entrypoint")
-            .is_some_and(|e| e.split(' ').next() == Some(COUNTER_ENTRYPOINT))
+    runs_app(ct) && app_of(&ct.conf).0.first().map(String::as_str) == Some(COUNTER_ENTRYPOINT)
 }
+
+/// What a wrapper `script` prints after its command ended with `code`: its last
+/// `printf "FORMAT" "$c"`, `%d` the status, `\NNN`, `\n`, `\\` as printf reads them; a terminal
+/// turns `\n` into `\r\n`.
+pub(crate) fn wrapper_epilogue(script: &str, code: i32) -> Vec<u8> {
+    let Some(fmt) = script
+        .rfind("printf \"")
+        .map(|i| &script[i + 8..])
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(fmt, _)| fmt.replace("%d", &code.to_string()))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut b = [0; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.peek().copied() {
+            Some('n') => {
+                chars.next();
+                out.extend_from_slice(b"\r\n");
+            }
+            Some('\\') => {
+                chars.next();
+                out.push(b'\\');
+            }
+            Some(d) if d.is_digit(8) => {
+                let mut v = 0u32;
+                for _ in 0..3 {
+                    match chars.peek().and_then(|d| d.to_digit(8)) {
+                        Some(n) => {
+                            v = v * 8 + n;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.push(v as u8);
+            }
+            _ => out.push(b'\\'),
+        }
+    }
+    out
+}
+
+/// The app of CT `vmid` ends with status `code`: a wrapper's last words are printed on the
+/// console, then the container stops (its console ends).
+pub(crate) fn app_exit(st: &mut State, vmid: u32, code: i32) {
+    let script = st.cts.get(&vmid).and_then(|c| app_of(&c.conf).1);
+    if let (Some(script), Some(app)) = (script, st.consoles.apps.get(&vmid)) {
+        let _ = app.out.send(Bytes::from(wrapper_epilogue(&script, code)));
+    }
+    st.consoles.apps.remove(&vmid);
+    power::do_stop(st, vmid);
+}
+
+/// A running app: vmid, start, init pid, the counter's (interval, lines) and, for the counter,
+/// its exit status.
+type RunningApp = (u32, Instant, u32, (u64, u64), Option<i32>);
 
 /// One step of every fixture application: print the lines that are due; an app that printed
 /// its last line exits (its container stops); a stopped container's app is gone.
 pub(crate) fn step(st: &mut State) {
     let now = Instant::now();
-    let running: Vec<(u32, Instant, u32, (u64, u64))> = st
+    // every app gets a console; only the counter prints on its own
+    let running: Vec<RunningApp> = st
         .cts
         .values()
-        .filter(|c| c.running && runs_counter(c))
-        .filter_map(|c| Some((c.vmid, c.started?, c.pid, counter_settings(&c.conf))))
+        .filter(|c| c.running && runs_app(c))
+        .filter_map(|c| {
+            let counter = runs_counter(c);
+            let settings = if counter {
+                counter_settings(&c.conf)
+            } else {
+                (u64::MAX, 0)
+            };
+            Some((
+                c.vmid,
+                c.started?,
+                c.pid,
+                settings,
+                counter.then(|| counter_exit_code(&c.conf)),
+            ))
+        })
         .collect();
     st.consoles
         .apps
-        .retain(|vmid, a| running.iter().any(|(v, s, _, _)| v == vmid && *s == a.started));
+        .retain(|vmid, a| running.iter().any(|(v, s, _, _, _)| v == vmid && *s == a.started));
     let mut exited = Vec::new();
-    for (vmid, started, pid, (interval, lines)) in running {
+    for (vmid, started, pid, (interval, lines), code) in running {
+        let Some(code) = code else {
+            st.consoles.apps.entry(vmid).or_insert_with(|| App {
+                started,
+                pid,
+                printed: 0,
+                out: broadcast::channel(1024).0,
+            });
+            continue;
+        };
         let app = st.consoles.apps.entry(vmid).or_insert_with(|| App {
             started,
             pid,
@@ -482,12 +639,11 @@ pub(crate) fn step(st: &mut State) {
             )));
         }
         if lines > 0 && app.printed >= lines {
-            exited.push(vmid);
+            exited.push((vmid, code));
         }
     }
-    for vmid in exited {
-        st.consoles.apps.remove(&vmid);
-        power::do_stop(st, vmid);
+    for (vmid, code) in exited {
+        app_exit(st, vmid, code);
     }
 }
 
@@ -533,6 +689,27 @@ mod tests {
         assert!(!vnc_ticket_ok(&key, &t, "other@pve", "/vms/100"));
         let old = vnc_ticket(&key, "op@pve!k", "/vms/100", now_epoch() - 60);
         assert!(!vnc_ticket_ok(&key, &old, "op@pve!k", "/vms/100"));
+    }
+
+    #[test]
+    fn an_entrypoint_is_split_like_lxc_and_a_shell_wrapper_prints_its_last_words() {
+        assert_eq!(
+            split_init_cmd("/docker-entrypoint.sh nginx -g 'daemon off;'"),
+            ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]
+        );
+        let wrapped = crate::controller::container::app::entrypoint(
+            &crate::controller::vnode::exitcode::wrap("/bin/sh", &["/app/counter".into()], &[]),
+            &[],
+        )
+        .unwrap();
+        let conf: BTreeMap<String, String> = [("entrypoint".to_string(), wrapped)].into();
+        let (app, script) = app_of(&conf);
+        assert_eq!(app, ["/app/counter"]);
+        let said = wrapper_epilogue(&script.unwrap(), 3);
+        let (clean, code) = crate::controller::vnode::exitcode::MarkerScanner::default().scan(&said);
+        assert_eq!((clean.as_slice(), code), (&b""[..], Some(3)));
+        let plain: BTreeMap<String, String> = [("entrypoint".to_string(), "/app/counter".to_string())].into();
+        assert_eq!(app_of(&plain), (vec!["/app/counter".to_string()], None));
     }
 
     #[test]

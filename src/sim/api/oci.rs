@@ -233,12 +233,12 @@ fn cmd2string(args: &[&str]) -> String {
 
 /// Admin: CT `vmid`'s init process (its entrypoint) exits. LXC then stops the container; the
 /// API shows `status: stopped` and nothing else (no exit code, no task).
-pub(crate) fn entrypoint_exit(st: &mut State, vmid: u32) -> Result<(), String> {
+pub(crate) fn entrypoint_exit(st: &mut State, vmid: u32, code: i32) -> Result<(), String> {
     match st.cts.get(&vmid) {
         None => Err("no such container".into()),
         Some(ct) if !ct.running => Err(format!("CT {vmid} is not running")),
         Some(_) => {
-            do_stop(st, vmid);
+            super::console::app_exit(st, vmid, code);
             Ok(())
         }
     }
