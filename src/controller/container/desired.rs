@@ -829,7 +829,8 @@ pub fn with_app(desired: &Desired, app: &super::app::ResolvedApp, current_env: O
         d.keys.insert("entrypoint".into(), e.clone());
     }
     if !app.env.is_empty() {
-        d.keys.insert("env".into(), super::app::merge_env(current_env, &app.env));
+        d.keys
+            .insert("env".into(), super::app::merge_env(current_env, &app.env));
     }
     d
 }
