@@ -28,6 +28,7 @@ pub mod create;
 pub mod create_step;
 pub mod decide;
 pub mod desired;
+mod desired_net;
 pub mod firewall;
 pub mod ha;
 pub mod host_mounts;
