@@ -148,7 +148,6 @@ pub struct ResolvedApp {
     pub env: Vec<(String, String)>,
 }
 
-
 /// Whether the container is restarted now to apply process settings waiting for a restart
 /// (`restartPolicy: OnChange` and `entrypoint` or `env` among `pending`).
 pub fn restart_now(spec: &LxcContainerSpec, pending: &[String]) -> bool {

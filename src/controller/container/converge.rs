@@ -1,6 +1,6 @@
-//! Converging an existing container, read top to bottom: [`gather`] what the rules need,
-//! [`decide`](super::converge_step::decide) the next step (pure, table-tested in
-//! `converge_tests.rs`), [`act`] on it. A step that starts a task, waits or reports ends the pass;
+//! Converging an existing container, read top to bottom: `gather` what the rules need,
+//! `converge_step::decide` the next step (pure, table-tested in
+//! `converge_tests.rs`), `act` on it. A step that starts a task, waits or reports ends the pass;
 //! a step that does not (the HA sync, a synchronous config update, a check) fills in its fact
 //! and the pass decides again. The in-sync report is in [`super::report`].
 

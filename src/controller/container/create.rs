@@ -1,6 +1,6 @@
-//! Creating a container, read top to bottom: [`gather`] what the rules need,
-//! [`decide`](super::create_step::decide) the next step (pure, table-tested in
-//! `create_tests.rs`), [`act`] on it: the precheck, the source (ownership proven in Proxmox),
+//! Creating a container, read top to bottom: `gather` what the rules need,
+//! `create_step::decide` the next step (pure, table-tested in
+//! `create_tests.rs`), `act` on it: the precheck, the source (ownership proven in Proxmox),
 //! placement ([`decide::placement`]), the image pull, the clone node, the tenant's nodes, the
 //! temporary clone snapshot, then the create, restore or clone itself. The vmid is in status
 //! before the call, and the write-ahead marker goes first.

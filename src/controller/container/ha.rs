@@ -132,7 +132,7 @@ pub fn rule_step(want: Option<HaNodeAffinityParams>, have: Option<&HaRule>, mark
     }
 }
 
-/// How HA stands with the container after [`sync`].
+/// How HA stands with the container after `sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HaView {
     /// HA does not manage it (or ignores it): the operator starts, stops and moves it.

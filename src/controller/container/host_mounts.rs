@@ -8,8 +8,8 @@
 //! not, e.g. one removed from the spec) is never overwritten or deleted, and a bind mount
 //! removed from the spec is only unmounted (Proxmox keeps no data of it).
 
-use crate::controller::InvalidSpec;
 use super::config::{raw_strings, Change};
+use crate::controller::InvalidSpec;
 use crate::crd::lxc_container::LxcContainerSpec;
 use crate::pve::props::{DevConfig, MountPoint};
 use crate::pve::{self, LxcConfig};

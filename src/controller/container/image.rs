@@ -3,12 +3,12 @@
 //! however many containers want the image (concurrent creates share one pull through the same
 //! [`Claims`](crate::controller::kernel::Claims) appliance downloads use).
 
-use crate::controller::InvalidSpec;
 use super::pass::{next_poll, P};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::{Halt, Reason, Step};
+use crate::controller::InvalidSpec;
 use crate::controller::{jitter, Error};
 use crate::crd::lxc_container::{ContainerPhase, OCI_REFERENCE_PATTERN, OCI_REFERENCE_RULE};
 use crate::crd::{Operation, CONDITION_READY, CONDITION_SYNCED};
@@ -251,7 +251,6 @@ pub fn recreate_blocker(cfg: &pve::LxcConfig) -> Option<String> {
         .is_some_and(|v| v.as_bool() == Some(true) || v.as_u64() == Some(1) || v.as_str() == Some("1"));
     protected.then(|| "protection is on in Proxmox; set spec.protection to false first".to_string())
 }
-
 
 /// The operation name of the destroy that an image update by `Recreate` starts with.
 pub const RECREATE_OPERATION: Operation = Operation::Recreate;

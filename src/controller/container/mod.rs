@@ -1,21 +1,24 @@
 //! The `LxcContainer` controller: pure validation, decisions and planning, and the passes that
-//! carry them out.
+//! carry them out. Read in this order:
 //!
-//! - [`desired`]: the spec validated into the Proxmox config it asks for (pure).
-//! - [`identity`]: whose a Proxmox container is (the evidence gathered once, the pure rule).
-//! - [`decide`]: where a new container goes, and the restart back-off (pure).
-//! - [`plan`]: desired vs observed → the operations to make (pure).
-//! - [`reconcile`]: the pass: resolve, validate, check the task in flight, then create or converge.
-//! - [`create`], [`converge`], [`lifecycle`] (adoption, deletion), [`locate`]: the steps.
-//! - [`clone_snapshot`]: the temporary snapshot a full clone of a running source is made from.
-//! - [`firewall`], [`service`]: the firewall rules and the published Service.
-//! - [`image`], [`app`]: containers from OCI images (the pull) and their process settings.
-//! - [`host_mounts`]: bind mounts and devices, their `mpN`/`devN` slots (pure).
-//! - [`precheck`]: the spec against the cluster's inventory (nodes, storages, bridges, OS
-//!   templates, capacity) before a create (pure).
-//! - [`ha`]: `spec.highAvailability`, the HA resource and its node-affinity rule.
-//! - [`rootfs`]: the root volume recorded in status (pure).
-//! - [`restart`]: a restart on request (the `pve.lxc.dev/restartedAt` annotation), once per value.
+//! 1. [`reconcile`]: the pass: resolve, validate, check the task in flight ([`task`]), then
+//!    create or converge (or delete and observe: [`lifecycle`]); [`pass`] is what every step uses.
+//! 2. [`converge`]: an existing container, as gather → decide → act; [`converge_step`] is the
+//!    pure decision (one step per rule, table-tested in `converge_tests.rs`); [`report`] is what
+//!    status says once it is in sync.
+//! 3. [`create`]: a new container, the same way; [`create_step`] is its pure decision
+//!    (`create_tests.rs`).
+//! 4. The pure parts the decisions use: [`desired`] (the spec validated into the Proxmox config
+//!    it asks for), [`identity`] (whose a container is: the evidence gathered once, the rule),
+//!    [`decide`] (placement, clone node, restart back-off), [`plan`] (desired vs observed, with
+//!    [`config`]), [`host_mounts`] (bind mounts and devices), [`precheck`] (the spec against the
+//!    inventory before a create).
+//! 5. The features the steps carry out: [`image`] (the pull), [`app`] and [`app_values`]
+//!    (process settings and the values they read), [`ha`] (the HA resource and rule),
+//!    [`clone_snapshot`] (the temporary snapshot a clone is made from), [`firewall`],
+//!    [`service`], [`tenancy`] (the tenant's policy), [`locate`] (where the container is),
+//!    [`restart`] (a restart on request, the `pve.lxc.dev/restartedAt` annotation, once per value),
+//!    [`rootfs`] (the root volume recorded in status).
 
 pub mod app;
 pub mod app_values;
@@ -27,6 +30,7 @@ pub mod create;
 pub mod create_step;
 pub mod decide;
 pub mod desired;
+mod desired_net;
 pub mod firewall;
 pub mod ha;
 pub mod host_mounts;

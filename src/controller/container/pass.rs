@@ -1,14 +1,14 @@
-//! What every step of an `LxcContainer` pass uses: the pass type [`P`] (the kernel's `Pass` for
+//! What every step of an `LxcContainer` pass uses: the pass type `P` (the kernel's `Pass` for
 //! the kind, with its [`Managed`] impl), starting a task, when to poll it, the cluster an object
 //! uses. Steps import this; nothing here imports a step.
 
-use crate::controller::InvalidSpec;
 use crate::controller::cluster::{ClusterHandle, ClusterKey};
 use crate::controller::conditions::CondSpec;
 use crate::controller::context::Context;
 use crate::controller::kernel::task::{self, Started};
 use crate::controller::kernel::{Managed, Pass, Reason, StatusCache, TaskRecord, WakeRoutes};
 use crate::controller::Error;
+use crate::controller::InvalidSpec;
 use crate::crd::lxc_container::*;
 use crate::crd::{Operation, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass, Upid};

@@ -349,7 +349,6 @@ fn same_value(key: &str, have: Option<&str>, want: &str) -> bool {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::super::desired::validate;
