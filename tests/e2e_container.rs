@@ -659,9 +659,10 @@ fn changing_the_cluster_of_an_existing_container_is_refused_and_orphans_nothing(
     assert_eq!(obj["status"]["cluster"], e.ns.as_str());
     // clusterRef set later (no transition rule sees it; a 1.20 apiserver runs no CEL at all)
     apply(e.cp, &e.ns, &container_yaml("pinned", "  clusterRef: {name: other}\n"));
-    let (_, _, message) = wait_for("Ready=False reason=InvalidSpec", T, || {
+    // refused on Synced; the container still runs, so Ready stays true of it
+    let (_, _, message) = wait_for("Synced=False reason=InvalidSpec", T, || {
         let o = get_json(e.cp, &e.ns, "lxc", "pinned")?;
-        condition(&o, "Ready").filter(|(s, r, _)| s == "False" && r == "InvalidSpec")
+        condition(&o, "Synced").filter(|(s, r, _)| s == "False" && r == "InvalidSpec")
     });
     assert!(
         message.contains("clusterRef is immutable") && message.contains(e.ns.as_str()),

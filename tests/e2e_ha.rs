@@ -179,7 +179,7 @@ fn node_affinity_becomes_an_ha_rule_that_moves_the_container_and_deleting_remove
     cp.apply(&ns, &container("db", "Running", &affinity("[{name: pve9}]")));
     wait_for("the bad node refused", T, || {
         let o = get_json(cp, &ns, "lxc", "db")?;
-        let (_, reason, msg) = condition(&o, "Ready")?;
+        let (_, reason, msg) = condition(&o, "Synced")?;
         (reason == "InvalidSpec" && msg.contains("pve9")).then_some(())
     });
     assert_eq!(sim.call("GET", &rule_path, &[])["data"]["nodes"], "pve3:5");

@@ -183,7 +183,6 @@ pub struct LxcContainerSpec {
     pub high_availability: Option<crate::crd::ha::HighAvailability>,
 }
 
-
 /// Where a container comes from. Exactly one field must be set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

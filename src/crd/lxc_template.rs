@@ -77,7 +77,6 @@ pub struct LxcTemplateSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
-
 /// The OS image of a template. Exactly one field must be set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -9,8 +9,8 @@
 //!   ([`crate::controller::schedule`]).
 
 pub mod lxc_backup;
-mod protected;
 pub mod precheck;
+mod protected;
 pub mod schedule;
 
 pub use crate::controller::schedule::{
