@@ -430,17 +430,10 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
     if !q.follow {
         return text(StatusCode::OK, body);
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
-    let follow_q = LogQuery {
-        tail_lines: None,
-        since: None,
-        limit_bytes: None,
-        ..q.clone()
-    };
+    let (mut out, rx) = Follow::new(&q);
     tokio::spawn(async move {
         let _slot = slot;
-        let mut sent = body.len();
-        if tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
+        if !out.first(body).await {
             return;
         }
         loop {
@@ -449,25 +442,75 @@ async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery
                 continue;
             };
             if new.is_empty() {
-                if tx.is_closed() {
+                if out.closed() {
                     return;
                 }
                 continue;
             }
-            let mut chunk = render(&new, &follow_q);
-            if let Some(max) = q.limit_bytes {
-                if sent >= max {
-                    return;
-                }
-                chunk.truncate(max - sent);
-            }
-            sent += chunk.len();
-            if tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
+            if !out.lines(&new).await {
                 return;
             }
         }
     });
     streamed(rx)
+}
+
+/// One followed log stream (`-f`): the first answer, then the new lines as they come, rendered
+/// without a tail, since or limit of their own, and cut where `--limit-bytes` ends (on a
+/// character boundary).
+struct Follow {
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, Infallible>>,
+    q: LogQuery,
+    limit: Option<usize>,
+    sent: usize,
+}
+
+impl Follow {
+    fn new(q: &LogQuery) -> (Follow, tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, Infallible>>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let q_new = LogQuery {
+            tail_lines: None,
+            since: None,
+            limit_bytes: None,
+            ..q.clone()
+        };
+        let out = Follow {
+            tx,
+            q: q_new,
+            limit: q.limit_bytes,
+            sent: 0,
+        };
+        (out, rx)
+    }
+
+    /// Sends the first answer (already rendered with the request's own tail, since and limit);
+    /// false when the client is gone.
+    async fn first(&mut self, body: String) -> bool {
+        self.sent = body.len();
+        self.tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_ok()
+    }
+
+    /// Sends new lines; false when the stream is over (the client is gone or the limit reached).
+    async fn lines(&mut self, lines: &[Line]) -> bool {
+        let mut chunk = render(lines, &self.q);
+        if let Some(max) = self.limit {
+            if self.sent >= max {
+                return false;
+            }
+            let mut cut = chunk.len().min(max - self.sent);
+            while !chunk.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            chunk.truncate(cut);
+        }
+        self.sent += chunk.len();
+        self.tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_ok()
+    }
+
+    /// Whether the client went away.
+    fn closed(&self) -> bool {
+        self.tx.is_closed()
+    }
 }
 
 /// A streamed `text/plain` response from the chunks `rx` receives.
@@ -494,18 +537,11 @@ fn console_logs(
     if !q.follow || q.previous || !run.open {
         return text(StatusCode::OK, body);
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
-    let follow_q = LogQuery {
-        tail_lines: None,
-        since: None,
-        limit_bytes: None,
-        ..q.clone()
-    };
+    let (mut out, rx) = Follow::new(&q);
     tokio::spawn(async move {
         let _slot = slot;
-        let mut sent = body.len();
         let mut seq = run.seq;
-        if tx.send(Ok(Frame::data(Bytes::from(body)))).await.is_err() {
+        if !out.first(body).await {
             return;
         }
         loop {
@@ -514,28 +550,14 @@ fn console_logs(
                 return;
             };
             seq = now.seq;
-            if !now.lines.is_empty() {
-                let mut chunk = render(&now.lines, &follow_q);
-                if let Some(max) = q.limit_bytes {
-                    if sent >= max {
-                        return;
-                    }
-                    let mut cut = chunk.len().min(max - sent);
-                    while !chunk.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    chunk.truncate(cut);
-                }
-                sent += chunk.len();
-                if tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
-                    return;
-                }
+            if !now.lines.is_empty() && !out.lines(&now.lines).await {
+                return;
             }
             if !now.open {
                 return;
             }
             // woken by new lines; the timeout notices a client that went away
-            if tokio::time::timeout(Duration::from_secs(5), changed).await.is_err() && tx.is_closed() {
+            if tokio::time::timeout(Duration::from_secs(5), changed).await.is_err() && out.closed() {
                 return;
             }
         }
@@ -631,6 +653,38 @@ mod tests {
                 text: format!("line {i}"),
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_followed_stream_stops_at_limit_bytes_on_a_character_boundary() {
+        let q = LogQuery {
+            follow: true,
+            limit_bytes: Some(5),
+            ..Default::default()
+        };
+        let (mut out, mut rx) = Follow::new(&q);
+        assert!(out.first("ab\n".into()).await);
+        let wide = |text: &str| Line {
+            at: 1,
+            nanos: 0,
+            text: text.into(),
+        };
+        // 2 bytes left: the first "é" (2 bytes) fits; the rest is not sent
+        assert!(out.lines(&[wide("éé")]).await);
+        assert!(!out.lines(&[wide("more")]).await, "the limit is reached");
+        let (mut half, _half_rx) = Follow::new(&LogQuery {
+            limit_bytes: Some(6),
+            ..q.clone()
+        });
+        half.sent = 3;
+        // 3 bytes left: cutting there would split the second "é": only the first goes
+        assert!(half.lines(&[wide("éé")]).await);
+        assert_eq!(half.sent, 5);
+        let mut got = Vec::new();
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+            got.extend_from_slice(&frame.into_data().unwrap());
+        }
+        assert_eq!(String::from_utf8(got).unwrap(), "ab\né");
     }
 
     #[tokio::test]
