@@ -380,7 +380,7 @@ fn names_unusable_thing(m: &str) -> bool {
 }
 
 /// Extracts `<reason>` from `CT is locked (<reason>)` / `VM is locked (<reason>)`.
-fn locked_reason(m: &str) -> Option<String> {
+pub fn locked_reason(m: &str) -> Option<String> {
     let idx = m.find("is locked (")?;
     let rest = &m[idx + "is locked (".len()..];
     let end = rest.find(')')?;

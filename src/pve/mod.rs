@@ -29,7 +29,7 @@ pub use auth::Auth;
 pub use client::{encode_segment, Client, ClientConfig, Limits, RequestHook, RequestHookFn, RetryPolicy};
 pub use console::{encode_input, encode_resize, Console, ConsoleError, TermProxy, PING, PING_INTERVAL};
 pub use endpoint::DEFAULT_MAX_RESPONSE_BYTES;
-pub use error::{Error, ErrorClass, Result};
+pub use error::{locked_reason, Error, ErrorClass, Result};
 pub use props::{Features, MountPoint, NetConfig, Startup};
 pub use reqwest::Method;
 pub use tls::{cert_fingerprint, format_fingerprint, parse_fingerprint, TlsMode};

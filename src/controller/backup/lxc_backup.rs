@@ -414,13 +414,9 @@ fn met_lock(text: &str, tail: &[String]) -> Option<String> {
         .iter()
         .filter(|l| l.contains("ERROR") && !l.starts_with("TASK ERROR"))
         .collect();
-    let lock_of = |l: &str| {
-        let rest = &l[l.find("is locked (")? + "is locked (".len()..];
-        Some(rest[..rest.find(')')?].to_string())
-    };
     match errors.as_slice() {
-        [] => lock_of(text),
-        [one] => lock_of(one),
+        [] => pve::locked_reason(text),
+        [one] => pve::locked_reason(one),
         _ => None,
     }
 }
