@@ -58,9 +58,15 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-[[ -n $port ]] || port=$(free_port)
-etcd_port=$(free_port); peer_port=$(free_port)
+# Distinct free loopback ports, all bound at once (two separate binds of port 0 may return the
+# same port); a port taken again by someone else before we bind it is caught below by retrying.
+free_ports() { python3 -c '
+import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"; }
+free_port() { free_ports 1; }
+fixed_port=$port
 kube_dir=${KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-1.20.2}
 for b in kube-apiserver kube-controller-manager kube-scheduler; do
   [[ -x $kube_dir/$b ]] || kube_dir=$("$here/build-kube.sh" | tail -n1)
@@ -75,18 +81,71 @@ cd "$dir"
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$token,admin,admin-uid,system:masters" > tokens.csv
 
-etcd --name cp --data-dir "$dir/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-  --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
-echo $! > etcd.pid
-"$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
-  --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
-  --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
-  --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
-  --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
-  --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
-echo $! > apiserver.pid
+# etcd, healthy before the apiserver starts (an apiserver without etcd gives up after ~20 s
+# with "context deadline exceeded"); a port lost to another process is retried on new ports.
+etcd_ready=""
+for attempt in 1 2 3; do
+  read -r etcd_port peer_port <<<"$(free_ports 2)"
+  rm -rf "$dir/etcd"
+  etcd --name cp --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
+  echo $! > etcd.pid
+  for _ in $(seq 240); do
+    if curl -sf "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"'; then etcd_ready=1; break; fi
+    kill -0 "$(cat etcd.pid)" 2>/dev/null || break
+    sleep 0.25
+  done
+  [[ -n $etcd_ready ]] && break
+  echo "etcd did not become healthy (attempt $attempt); last lines of $dir/etcd.log:" >&2
+  tail -n 5 etcd.log >&2
+  kill "$(cat etcd.pid)" 2>/dev/null || true
+  wait "$(cat etcd.pid)" 2>/dev/null || true
+done
+[[ -n $etcd_ready ]] || { stop "$dir"; exit 1; }
+
+start_apiserver() {
+  "$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
+    --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
+    --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
+    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
+  echo $! > apiserver.pid
+}
+
+ready=""
+for attempt in 1 2 3; do
+  read -r etcd_port peer_port <<<"$(free_ports 2)"
+  rm -rf "$dir/etcd"
+  etcd --name cp --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
+  echo $! > etcd.pid
+  for _ in $(seq 240); do
+    if curl -sf "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"'; then etcd_ready=1; break; fi
+    kill -0 "$(cat etcd.pid)" 2>/dev/null || break
+    sleep 0.25
+  done
+  [[ -n $etcd_ready ]] && break
+  echo "etcd did not become healthy (attempt $attempt); last lines of $dir/etcd.log:" >&2
+  tail -n 5 etcd.log >&2
+  kill "$(cat etcd.pid)" 2>/dev/null || true
+  wait "$(cat etcd.pid)" 2>/dev/null || true
+done
+[[ -n $etcd_ready ]] || { stop "$dir"; exit 1; }
+
+start_apiserver() {
+  "$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
+    --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
+    --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
+    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
+  echo $! > apiserver.pid
+}
 
 if [[ -n $watch_pid ]]; then
   # setsid + closed fds: the watchdog must not keep the caller's pipes open.
@@ -97,14 +156,21 @@ if [[ -n $watch_pid ]]; then
 fi
 
 ready=""
-for _ in $(seq 240); do
-  if curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
-  kill -0 "$(cat apiserver.pid)" 2>/dev/null || break
-  sleep 0.25
+for attempt in 1 2 3; do
+  port=${fixed_port:-$(free_port)}
+  start_apiserver
+  for _ in $(seq 240); do
+    if curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
+    kill -0 "$(cat apiserver.pid)" 2>/dev/null || break
+    sleep 0.25
+  done
+  [[ -n $ready ]] && break
+  echo "kube-apiserver did not become ready (attempt $attempt); last lines of $dir/apiserver.log:" >&2
+  tail -n 20 apiserver.log >&2
+  kill "$(cat apiserver.pid)" 2>/dev/null || true
+  wait "$(cat apiserver.pid)" 2>/dev/null || true
 done
 if [[ -z $ready ]]; then
-  echo "kube-apiserver did not become ready; last lines of $dir/apiserver.log:" >&2
-  tail -n 20 apiserver.log >&2
   stop "$dir"
   exit 1
 fi
