@@ -413,6 +413,49 @@ mod tests {
     }
 
     #[test]
+    fn a_template_asks_proxmox_for_the_same_settings_as_a_container_with_the_same_fields() {
+        let mut t = appliance("debian-12-standard");
+        t.description = Some("base image\n".into());
+        t.tags = vec!["Base".into()];
+        t.resources = Some(Resources {
+            cores: Some(2),
+            cpu_limit: Some("1.5".into()),
+            memory: Some(ByteQuantity::new("1Gi")),
+            ..Default::default()
+        });
+        t.rootfs = Some(RootFs {
+            storage: "local-lvm".into(),
+            size: ByteQuantity::new("4Gi"),
+        });
+        t.network = vec![crate::crd::lxc_container::NetworkInterface {
+            name: "eth0".into(),
+            bridge: "vmbr0".into(),
+            ..Default::default()
+        }];
+        t.features = Some(crate::crd::lxc_container::Features {
+            nesting: Some(true),
+            ..Default::default()
+        });
+        let template = plan(&t, "base", "uid").unwrap();
+        let mut c = container_spec(&t);
+        c.source.os_template = Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into());
+        let container = crate::controller::container::desired::validate(&c, "base", "uid").unwrap();
+        assert_eq!(template.settings.config, container.config);
+        assert_eq!(template.settings.rootfs, container.rootfs);
+        assert_eq!(template.settings.nets, container.nets);
+        assert_eq!(template.settings.all_tags(&template.identity_tag), container.all_tags());
+        let from_template = create_params(&template, 9000, "local:vztmpl/x.tar.zst");
+        let from_container = container.create_params(9000, "local:vztmpl/x.tar.zst");
+        assert_eq!(
+            from_template,
+            pve::LxcCreateParams {
+                start: Some(false),
+                ..from_container
+            }
+        );
+    }
+
+    #[test]
     fn bad_settings_name_the_field() {
         let mut s = appliance("debian-12-standard");
         s.rootfs = Some(RootFs {
