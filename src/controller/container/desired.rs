@@ -395,4 +395,4 @@ pub fn with_kept_macs(desired: &Desired, macs: &BTreeMap<String, String>) -> Des
 
 #[cfg(test)]
 #[path = "desired_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -3,7 +3,8 @@
 use super::*;
 use crate::crd::ByteQuantity;
 
-fn base() -> LxcContainerSpec {
+/// A valid spec with nothing but a source (the other tests of the container kind start from it).
+pub(in crate::controller::container) fn base() -> LxcContainerSpec {
     LxcContainerSpec {
         source: ContainerSource {
             os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()),

@@ -1,22 +1,12 @@
 //! Tests of `managed`: the spec's typed config keys, their encoding, and their comparison with
 //! the container's config (equal, changed, unreadable).
 
+use super::super::desired::tests::base;
 use super::super::settings::{validate, ContainerSettings};
 use super::*;
 use crate::crd::lxc_container::*;
 use crate::crd::ByteQuantity;
 use serde_json::json;
-
-fn base() -> LxcContainerSpec {
-    LxcContainerSpec {
-        source: ContainerSource {
-            os_template: Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into()),
-            ..Default::default()
-        },
-        unprivileged: true,
-        ..Default::default()
-    }
-}
 
 fn config_of(spec: &LxcContainerSpec) -> ManagedConfig {
     validate(&ContainerSettings::from(spec), "web").unwrap().config
