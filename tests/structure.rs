@@ -152,7 +152,8 @@ fn code_only(text: &str) -> String {
                 }
             }
             out.push(' ');
-        } else if at(0) == 'r' && (at(1) == '"' || (at(1) == '#' && (at(2) == '"' || at(2) == '#')))
+        } else if at(0) == 'r'
+            && (at(1) == '"' || (at(1) == '#' && (at(2) == '"' || at(2) == '#')))
             && !(i > 0 && (c[i - 1].is_alphanumeric() || c[i - 1] == '_'))
         {
             let mut hashes = 0;
@@ -230,6 +231,8 @@ struct Named {
     public: bool,
     /// Written inside an inline `#[cfg(test)] mod … { }`.
     test: bool,
+    /// For a `pub use`: the name it binds is also used by the file's own code.
+    used_here: bool,
 }
 
 /// Parses one `use` tree at `t[*i]` with `prefix` already read; pushes each leaf.
@@ -288,9 +291,14 @@ fn named_paths(text: &str, module: &[String]) -> Vec<Named> {
     let mut inline: Vec<(String, usize, bool)> = Vec::new();
     let mut depth = 0usize;
     let scope = |inline: &[(String, usize, bool)]| -> Vec<String> {
-        module.iter().cloned().chain(inline.iter().map(|(n, _, _)| n.clone())).collect()
+        module
+            .iter()
+            .cloned()
+            .chain(inline.iter().map(|(n, _, _)| n.clone()))
+            .collect()
     };
     let test = |inline: &[(String, usize, bool)]| inline.iter().any(|m| m.2);
+    let mut in_use = BTreeSet::new();
     let mut i = 0;
     while i < t.len() {
         match t[i].as_str() {
@@ -310,37 +318,64 @@ fn named_paths(text: &str, module: &[String]) -> Vec<Named> {
             }
             "use" => {
                 let public = i > 0 && (t[i - 1] == "pub" || t[i - 1] == ")");
+                let start = i;
                 i += 1;
                 if t.get(i).is_some_and(|s| s == "::") {
                     i += 1;
                 }
                 let mut leaves = Vec::new();
                 use_tree(&t, &mut i, Vec::new(), &mut leaves);
+                in_use.extend(start..i);
                 for (path, name) in leaves {
-                    out.push(Named { scope: scope(&inline), path, binds: Some(name), public, test: test(&inline) });
+                    out.push(Named {
+                        scope: scope(&inline),
+                        path,
+                        binds: Some(name),
+                        public,
+                        test: test(&inline),
+                        used_here: false,
+                    });
                 }
                 continue;
             }
             seg if seg.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
                 && t.get(i + 1).is_some_and(|s| s == "::")
                 && !(i > 0 && (t[i - 1] == "::" || t[i - 1] == "."))
-                && t.get(i + 2).is_some_and(|s| s.chars().all(|c| c.is_alphanumeric() || c == '_')) =>
+                && t.get(i + 2)
+                    .is_some_and(|s| s.chars().all(|c| c.is_alphanumeric() || c == '_')) =>
             {
                 let mut path = vec![seg.to_string()];
                 let mut j = i + 1;
                 while t.get(j).is_some_and(|s| s == "::")
-                    && t.get(j + 1).is_some_and(|s| s.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                    && t.get(j + 1)
+                        .is_some_and(|s| s.chars().all(|c| c.is_alphanumeric() || c == '_'))
                 {
                     path.push(t[j + 1].clone());
                     j += 2;
                 }
-                out.push(Named { scope: scope(&inline), path, binds: None, public: false, test: test(&inline) });
+                out.push(Named {
+                    scope: scope(&inline),
+                    path,
+                    binds: None,
+                    public: false,
+                    test: test(&inline),
+                    used_here: false,
+                });
                 i = j;
                 continue;
             }
             _ => {}
         }
         i += 1;
+    }
+    let own: BTreeSet<&str> = t
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !in_use.contains(k))
+        .map(|(_, s)| s.as_str())
+        .collect();
+    for n in out.iter_mut().filter(|n| n.public) {
+        n.used_here = n.binds.as_deref().is_some_and(|b| own.contains(b));
     }
     out
 }
@@ -422,7 +457,7 @@ fn module_of(rel: &str) -> Vec<String> {
 
 /// The import graph of `sources` (path relative to `src/` → text): an edge `a → b` when `a`
 /// names an item of file `b` in its code or in a private `use`. Rules:
-/// - a `pub use` is a re-export, not an edge: a path through it resolves to the file that
+/// - a `pub use` is a re-export, not an edge (unless the file's own code uses the name): a path through it resolves to the file that
 ///   defines the item (a child importing a sibling through its parent's `pub use` is an edge to
 ///   the sibling, not to the parent). A private `use` is an edge and, for child modules'
 ///   `super::` paths, also a binding that is followed the same way.
@@ -434,8 +469,7 @@ fn module_of(rel: &str) -> Vec<String> {
 ///   (like a `#[path]` test file): tests sit above what they test and nothing imports them, so
 ///   a test that builds its input with a higher module is not a circle.
 fn import_graph(sources: &BTreeMap<String, String>) -> Graph {
-    let mut files: BTreeMap<Vec<String>, String> =
-        sources.keys().map(|rel| (module_of(rel), rel.clone())).collect();
+    let mut files: BTreeMap<Vec<String>, String> = sources.keys().map(|rel| (module_of(rel), rel.clone())).collect();
     for (rel, text) in sources {
         let dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
         let t = tokens(&code_only(text));
@@ -459,12 +493,19 @@ fn import_graph(sources: &BTreeMap<String, String>) -> Graph {
             }
         }
     }
-    let mut modules = Modules { files, binds: BTreeMap::new() };
-    let by_file: BTreeMap<String, Vec<String>> =
-        modules.files.iter().map(|(m, f)| (f.clone(), m.clone())).collect();
+    let mut modules = Modules {
+        files,
+        binds: BTreeMap::new(),
+    };
+    let by_file: BTreeMap<String, Vec<String>> = modules.files.iter().map(|(m, f)| (f.clone(), m.clone())).collect();
     let named: BTreeMap<String, Vec<Named>> = sources
         .iter()
-        .map(|(rel, text)| (rel.clone(), named_paths(text, by_file.get(rel).unwrap_or(&module_of(rel)))))
+        .map(|(rel, text)| {
+            (
+                rel.clone(),
+                named_paths(text, by_file.get(rel).unwrap_or(&module_of(rel))),
+            )
+        })
         .collect();
     // bindings first (in two rounds, so a `use` through another file's `use` resolves)
     for _ in 0..2 {
@@ -482,12 +523,14 @@ fn import_graph(sources: &BTreeMap<String, String>) -> Graph {
     for (rel, list) in &named {
         graph.entry(rel.clone()).or_default();
         for n in list {
-            if n.public {
+            if n.public && !n.used_here {
                 continue;
             }
             let from = if n.test { format!("{rel} (tests)") } else { rel.clone() };
             let edges = graph.entry(from).or_default();
-            let Some(abs) = modules.absolute(&n.scope, &n.path) else { continue };
+            let Some(abs) = modules.absolute(&n.scope, &n.path) else {
+                continue;
+            };
             if n.binds.as_ref().is_some_and(|b| b != "*") && modules.files.contains_key(&abs) {
                 continue; // a module imported by name: its uses are the edges
             }
@@ -604,13 +647,20 @@ fn no_two_files_in_src_controller_import_each_other_even_through_others() {
             format!("{} files:\n  {}", c.len(), arrows.join("\n  "))
         })
         .collect();
-    assert!(described.is_empty(), "break these circles of imports:\n{}", described.join("\n"));
+    assert!(
+        described.is_empty(),
+        "break these circles of imports:\n{}",
+        described.join("\n")
+    );
 }
 
 #[test]
 fn the_metrics_module_does_not_import_the_controller() {
     let graph = import_graph(&controller_sources());
-    let into: Vec<&String> = graph["metrics.rs"].keys().filter(|f| f.starts_with("controller/")).collect();
+    let into: Vec<&String> = graph["metrics.rs"]
+        .keys()
+        .filter(|f| f.starts_with("controller/"))
+        .collect();
     assert!(into.is_empty(), "metrics.rs imports {into:?}");
 }
 
@@ -620,6 +670,7 @@ fn the_import_reader_resolves_uses_reexports_and_paths_in_code_but_not_comments(
         ("c/mod.rs", "pub mod k;\npub mod a;\npub mod b;\npub use k::Pass;\n"),
         ("c/k/mod.rs", "pub mod pass;\npub use pass::{Pass, Other as Renamed};\npub fn recover() {}\n"),
         ("c/k/pass.rs", "pub struct Pass;\npub struct Other;\n"),
+        ("c/k/uses.rs", "pub use super::pass::Pass;\npub use super::pass::Other;\nfn f(p: Pass) {}\n"),
         (
             "c/a.rs",
             "use super::k;\nuse crate::c::Pass;\n// use super::b::Gone;\nfn f() { let s = \"super::b::x\"; k::recover(); }\n",
@@ -635,12 +686,38 @@ fn the_import_reader_resolves_uses_reexports_and_paths_in_code_but_not_comments(
     .collect();
     let graph = import_graph(&files);
     let edges = |f: &str| graph[f].keys().cloned().collect::<Vec<_>>();
-    assert_eq!(edges("c/a.rs"), ["c/k/mod.rs", "c/k/pass.rs"], "a re-export resolves to its source");
-    assert_eq!(edges("c/b.rs"), ["c/a.rs", "c/k/pass.rs"], "a renamed re-export and a module alias");
-    assert_eq!(edges("c/b_tests.rs"), ["c/b.rs"], "a #[path] test module is a child of its file");
-    assert!(edges("c/mod.rs").is_empty() && edges("c/k/mod.rs").is_empty(), "re-exports are not edges");
+    assert_eq!(
+        edges("c/a.rs"),
+        ["c/k/mod.rs", "c/k/pass.rs"],
+        "a re-export resolves to its source"
+    );
+    assert_eq!(
+        edges("c/b.rs"),
+        ["c/a.rs", "c/k/pass.rs"],
+        "a renamed re-export and a module alias"
+    );
+    assert_eq!(
+        edges("c/b_tests.rs"),
+        ["c/b.rs"],
+        "a #[path] test module is a child of its file"
+    );
+    assert!(
+        edges("c/mod.rs").is_empty() && edges("c/k/mod.rs").is_empty(),
+        "re-exports are not edges"
+    );
+    assert_eq!(
+        edges("c/k/uses.rs"),
+        ["c/k/pass.rs"],
+        "unless the file uses what it re-exports"
+    );
     assert!(circles(&graph).is_empty());
     let mut circular = graph.clone();
-    circular.get_mut("c/k/pass.rs").unwrap().insert("c/a.rs".into(), "super::super::a::f".into());
-    assert_eq!(circles(&circular), [vec!["c/a.rs".to_string(), "c/k/pass.rs".to_string()]]);
+    circular
+        .get_mut("c/k/pass.rs")
+        .unwrap()
+        .insert("c/a.rs".into(), "super::super::a::f".into());
+    assert_eq!(
+        circles(&circular),
+        [vec!["c/a.rs".to_string(), "c/k/pass.rs".to_string()]]
+    );
 }
