@@ -17,7 +17,10 @@ pub mod halt;
 pub mod pass;
 pub mod reason;
 pub mod slots;
+pub mod status_cache;
 pub mod task;
+pub mod task_times;
+pub mod wake;
 pub mod wiring;
 
 /// The guard of a lock; a lock poisoned by a panic elsewhere is used anyway (every pass must
@@ -31,7 +34,9 @@ pub fn recover<G>(r: std::sync::LockResult<G>, what: &'static str) -> G {
 }
 
 pub use halt::{Halt, Step};
-pub use pass::{Managed, Pass, StatusCache, WakeRoutes};
+pub use pass::{Managed, Pass};
 pub use reason::Reason;
 pub use slots::{Claims, NodeQueue, TaskSlots, Waker};
+pub use status_cache::StatusCache;
 pub use task::{Polled, Started, TaskRecord, UNKNOWN_UPID};
+pub use wake::WakeRoutes;
