@@ -2,8 +2,8 @@
 //! baked into the template, the fingerprint that decides when a new template must be built, and
 //! how linked clones of a template are recognized in a storage listing.
 
+use super::footprint::container_spec;
 use crate::controller::container::desired::{validate, Desired, InvalidSpec};
-use crate::crd::lxc_container::{ContainerSource, LxcContainerSpec, PowerState};
 use crate::crd::lxc_template::LxcTemplateSpec;
 use crate::crd::DeletionPolicy;
 use crate::pve::{self, AplInfo, StorageVolume};
@@ -59,26 +59,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec 
     InvalidSpec {
         field: field.into(),
         message: message.into(),
-    }
-}
-
-/// The `LxcContainerSpec` that carries a template's container settings, so they are checked and
-/// encoded exactly as a container's are. Its source is a placeholder: only the settings are used.
-pub fn container_spec(spec: &LxcTemplateSpec) -> LxcContainerSpec {
-    LxcContainerSpec {
-        source: ContainerSource {
-            os_template: Some("local:vztmpl/image.tar.zst".into()),
-            ..Default::default()
-        },
-        description: spec.description.clone(),
-        tags: spec.tags.clone(),
-        unprivileged: spec.unprivileged,
-        resources: spec.resources.clone(),
-        rootfs: spec.rootfs.clone(),
-        network: spec.network.clone(),
-        features: spec.features.clone(),
-        state: PowerState::Stopped,
-        ..Default::default()
     }
 }
 

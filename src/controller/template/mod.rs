@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cleanup;
+pub mod footprint;
 pub mod pass;
 pub mod reconcile;
 pub mod tenancy;
