@@ -427,51 +427,6 @@ async fn run(
 mod tests {
     use super::*;
 
-    fn res(v: serde_json::Value) -> Vec<ClusterResource> {
-        serde_json::from_value(v).unwrap()
-    }
-
-    fn sample(mem: u64, status: &str) -> Vec<ClusterResource> {
-        res(serde_json::json!([
-            {"id": "node/pve1", "type": "node", "node": "pve1", "status": "online", "mem": 1_000, "maxmem": 10_000},
-            {"id": "node/pve2", "type": "node", "node": "pve2", "status": "online", "mem": 1_000, "maxmem": 20_000},
-            {"id": "node/pve3", "type": "node", "node": "pve3", "status": "offline", "mem": 0, "maxmem": 90_000},
-            {"id": "storage/pve1/local-lvm", "type": "storage", "node": "pve1", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
-            {"id": "storage/pve2/local-lvm", "type": "storage", "node": "pve2", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
-            {"id": "storage/pve3/local-lvm", "type": "storage", "node": "pve3", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
-            {"id": "lxc/100", "type": "lxc", "vmid": 100, "node": "pve1", "status": status, "name": "web", "tags": "k8s-abc;web", "maxmem": 536870912, "mem": mem}
-        ]))
-    }
-
-    #[test]
-    fn usage_changes_alone_trigger_nothing() {
-        let a = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        let b = Snapshot::from_resources(&sample(2, "running"), Instant::now());
-        assert!(changed_guests(&a, &b).is_empty());
-    }
-
-    #[test]
-    fn a_state_change_or_a_vanished_container_triggers_it() {
-        let a = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        let b = Snapshot::from_resources(&sample(1, "stopped"), Instant::now());
-        assert_eq!(changed_guests(&a, &b), vec![100]);
-        let mut c = b.clone();
-        c.guests.clear();
-        assert_eq!(changed_guests(&b, &c), vec![100]);
-    }
-
-    #[test]
-    fn placement_prefers_online_nodes_with_the_storage_and_free_memory() {
-        let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        assert_eq!(
-            s.placement_candidates("local-lvm", &HashMap::new()),
-            vec!["pve2", "pve1"]
-        );
-        let reserved = HashMap::from([("pve2".to_string(), 15_000u64)]);
-        assert_eq!(s.placement_candidates("local-lvm", &reserved), vec!["pve1", "pve2"]);
-        assert!(s.placement_candidates("nfs", &HashMap::new()).is_empty());
-    }
-
     #[test]
     fn drift_reads_visit_every_container_in_turn_within_a_flat_budget() {
         let ours = [101, 102, 103, 104, 105];
@@ -493,11 +448,5 @@ mod tests {
             5,
             "never more than there are"
         );
-    }
-
-    #[test]
-    fn tags_are_normalized_and_our_tag_is_found() {
-        let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        assert!(s.guests[&100].has_tag("k8s-abc"));
     }
 }

@@ -374,18 +374,6 @@ mod tests {
     }
 
     #[test]
-    fn task_times_average_what_was_seen_per_kind_and_node() {
-        let t = TaskTimes::default();
-        assert_eq!(t.expected("create", "pve1"), None);
-        t.observe("create", "pve1", Duration::from_millis(3000));
-        t.observe("create", "pve1", Duration::from_millis(2000));
-        assert_eq!(t.expected("create", "pve1"), Some(Duration::from_millis(2500)));
-        // another node's first one goes by what was seen anywhere
-        assert_eq!(t.expected("create", "pve2"), Some(Duration::from_millis(2500)));
-        assert_eq!(t.expected("start", "pve1"), None);
-    }
-
-    #[test]
     fn a_failure_message_carries_the_log_tail() {
         assert_eq!(failure_message("create", "boom", &[]), "create task failed: boom");
         assert_eq!(

@@ -33,3 +33,20 @@ impl TaskTimes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_times_average_what_was_seen_per_kind_and_node() {
+        let t = TaskTimes::default();
+        assert_eq!(t.expected("create", "pve1"), None);
+        t.observe("create", "pve1", Duration::from_millis(3000));
+        t.observe("create", "pve1", Duration::from_millis(2000));
+        assert_eq!(t.expected("create", "pve1"), Some(Duration::from_millis(2500)));
+        // another node's first one goes by what was seen anywhere
+        assert_eq!(t.expected("create", "pve2"), Some(Duration::from_millis(2500)));
+        assert_eq!(t.expected("start", "pve1"), None);
+    }
+}
