@@ -9,23 +9,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-struct Env {
-    cp: &'static ControlPlane,
-    ns: String,
-    sim: Sim,
-    op: Operator,
-}
-
-fn env(prefix: &str) -> Env {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "2s");
-    let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
-    Env { cp, ns, sim, op }
-}
-
 fn apply(e: &Env, manifest: &str) {
     let out = e.cp.kubectl_stdin(&["apply", "-n", &e.ns, "-f", "-"], Some(manifest));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -13,18 +13,6 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(90);
 
-fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-struct Env {
-    cp: &'static ControlPlane,
-    ns: String,
-    sim: Sim,
-    op: Operator,
-}
-
 fn env(prefix: &str) -> Env {
     let cp = ControlPlane::shared();
     let ns = cp.namespace(prefix);

@@ -17,28 +17,6 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(60);
 const DEBIAN: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 
-struct Env {
-    cp: &'static ControlPlane,
-    ns: String,
-    sim: Sim,
-    op: Operator,
-}
-
-fn env(prefix: &str) -> Env {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "2s");
-    let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
-    Env { cp, ns, sim, op }
-}
-
-fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn container(name: &str, spec: &str) -> String {
     format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata: {{name: {name}}}\nspec: {spec}\n")
 }

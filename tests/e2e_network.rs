@@ -7,22 +7,12 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 
-fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn ct(name: &str, extra: &str) -> String {
     format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n  source:\n    osTemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst\n{extra}")
 }
 
 fn setup(prefix: &str) -> (&'static ControlPlane, String, Sim, Operator) {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "2s");
-    let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
+    let Env { cp, ns, sim, op } = env(prefix);
     (cp, ns, sim, op)
 }
 

@@ -8,34 +8,12 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(90);
 
-fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
-    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn template_yaml(name: &str, spec: &str) -> String {
     format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcTemplate\nmetadata:\n  name: {name}\nspec:\n{spec}")
 }
 
 fn container_yaml(name: &str, spec: &str) -> String {
     format!("apiVersion: pve.lxc.dev/v1alpha1\nkind: LxcContainer\nmetadata:\n  name: {name}\nspec:\n{spec}")
-}
-
-struct Env {
-    cp: &'static ControlPlane,
-    ns: String,
-    sim: Sim,
-    _op: Operator,
-}
-
-fn env(prefix: &str) -> Env {
-    let cp = ControlPlane::shared();
-    let ns = cp.namespace(prefix);
-    let sim = Sim::start(&["--clock-speed", "5"]);
-    connect_cluster(cp, &ns, &sim, "2s");
-    let op = Operator::start(cp, &ns);
-    wait_ready(cp, &ns, "proxmoxcluster", &ns, T);
-    Env { cp, ns, sim, _op: op }
 }
 
 fn status_u64(e: &Env, kind: &str, name: &str, field: &str) -> u64 {

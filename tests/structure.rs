@@ -78,7 +78,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("vnode/status.rs", "container_state", 104),
     ("cluster/reconcile.rs", "resolve", 103),
     ("vnode/node.rs", "pass", 102),
-    ("template/build.rs", "plan", 98),
     ("vnode/bind.rs", "bind", 97),
     ("schedule/pass.rs", "reconcile_inner", 97),
     ("schedule/calendar.rs", "parse_calendar", 95),

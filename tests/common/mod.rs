@@ -528,6 +528,37 @@ impl Drop for Operator {
     }
 }
 
+/// What most end-to-end tests start from: the binary's control plane, a fresh namespace, a
+/// simulator (clock ×5) connected by a `ProxmoxCluster` named after the namespace (resync 2 s),
+/// and an operator watching the namespace; the simulator and operator stop when it drops.
+pub struct Env {
+    /// The control plane of this test binary.
+    pub cp: &'static ControlPlane,
+    /// The test's namespace.
+    pub ns: String,
+    /// The simulator.
+    pub sim: Sim,
+    /// The operator process.
+    pub op: Operator,
+}
+
+/// An [`Env`] in a new namespace named after `prefix`, once its cluster is Ready.
+pub fn env(prefix: &str) -> Env {
+    let cp = ControlPlane::shared();
+    let ns = cp.namespace(prefix);
+    let sim = Sim::start(&["--clock-speed", "5"]);
+    connect_cluster(cp, &ns, &sim, "2s");
+    let op = Operator::start(cp, &ns);
+    wait_ready(cp, &ns, "proxmoxcluster", &ns, Duration::from_secs(60));
+    Env { cp, ns, sim, op }
+}
+
+/// `kubectl apply -f -` of `manifest` in `ns`; panics with kubectl's message when refused.
+pub fn apply(cp: &ControlPlane, ns: &str, manifest: &str) {
+    let out = cp.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], Some(manifest));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// The label that ties a test's (cluster-scoped) `ProxmoxCluster`s to its operator.
 pub const TEST_CLUSTER_LABEL: &str = "pve.lxc.dev/test-ns";
 

@@ -529,12 +529,7 @@ fn create_host_mounts(desired: &Desired) -> Vec<String> {
 
 /// The memory the container takes on its node (MiB in the config; 512 when unset), in bytes.
 fn memory_bytes(desired: &Desired) -> u64 {
-    desired
-        .keys
-        .get("memory")
-        .and_then(|m| m.parse::<u64>().ok())
-        .unwrap_or(512)
-        << 20
+    desired.config.memory_mib.unwrap_or(512) << 20
 }
 
 /// The Proxmox call that makes the container.
@@ -570,9 +565,9 @@ fn create_call<'a>(
                     } else {
                         None
                     },
-                    hostname: desired.keys.get("hostname").cloned(),
+                    hostname: Some(desired.config.hostname.clone()),
                     pool: desired.pool.clone(),
-                    description: desired.keys.get("description").cloned(),
+                    description: desired.config.description.clone(),
                     snapname: from_snapshot,
                     ..Default::default()
                 };

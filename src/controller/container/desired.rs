@@ -5,10 +5,12 @@
 //! cannot be expressed in a schema, and because every value that ends up in a Proxmox property
 //! string must be proven free of `,` `=` `;` and control characters.
 
+use super::managed::ManagedConfig;
+use super::settings::{gib, storage_id, ContainerSettings};
 use crate::crd::lxc_container::*;
 use crate::crd::IDENTITY_TAG_PREFIX;
 use crate::pve;
-use crate::pve::props::{self, Features as PveFeatures, NetConfig, Startup as PveStartup};
+use crate::pve::props::{self, NetConfig};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::controller::error::InvalidSpec;
@@ -72,10 +74,9 @@ pub struct DesiredMountPoint {
 pub struct Desired {
     /// Where the container comes from.
     pub source: Source,
-    /// Scalar config keys the spec manages, with their Proxmox-encoded values
-    /// (`hostname`, `cores`, `memory`, `features`, `startup`, ...). Keys the spec leaves
-    /// out are not managed.
-    pub keys: BTreeMap<String, String>,
+    /// The scalar config keys the spec manages (`hostname`, `cores`, `memory`, `features`,
+    /// `startup`, ...), typed; keys the spec leaves out are not managed.
+    pub config: ManagedConfig,
     /// `netN` interfaces by index; managed only when the spec lists at least one.
     pub nets: BTreeMap<u32, NetConfig>,
     /// Root disk: storage and size in GiB.
@@ -107,11 +108,7 @@ pub struct Desired {
 impl Desired {
     /// Every tag the container must carry: the user's plus the identity tag, as Proxmox stores them.
     pub fn all_tags(&self) -> Vec<String> {
-        let mut t: Vec<String> = self.tags.clone();
-        t.push(self.identity_tag.clone());
-        t.sort();
-        t.dedup();
-        t
+        super::settings::all_tags(&self.tags, &self.identity_tag)
     }
 }
 
@@ -119,7 +116,6 @@ impl Desired {
     /// The parameters of `POST /nodes/{node}/lxc` that carry these settings (Proxmox's create
     /// takes the same keys as the config), from `ostemplate` at `vmid`.
     pub fn create_params(&self, vmid: u32, ostemplate: &str) -> pve::LxcCreateParams {
-        let k = |key: &str| self.keys.get(key).cloned();
         let mount_point = |m: &DesiredMountPoint| -> Option<String> {
             let volume = props::new_volume(&m.storage, m.size_gib).ok()?;
             let mp = pve::MountPoint {
@@ -134,40 +130,20 @@ impl Desired {
         let volume_slots = self.mount_points.keys().copied().collect();
         let (binds, devices) = super::host_mounts::create_keys(&self.host, &volume_slots);
         pve::LxcCreateParams {
-            vmid,
-            ostemplate: ostemplate.to_string(),
-            hostname: k("hostname"),
-            rootfs: self.rootfs.as_ref().and_then(|(s, g)| props::new_volume(s, *g).ok()),
+            rootfs: super::settings::rootfs_param(self.rootfs.as_ref()),
             mount_points: self
                 .mount_points
                 .iter()
                 .filter_map(|(i, m)| Some((*i, mount_point(m)?)))
                 .chain(binds)
                 .collect(),
-            networks: self
-                .nets
-                .iter()
-                .filter_map(|(i, n)| Some((*i, n.encode().ok()?)))
-                .collect(),
-            memory: k("memory").and_then(|v| v.parse().ok()),
-            swap: k("swap").and_then(|v| v.parse().ok()),
-            cores: k("cores").and_then(|v| v.parse().ok()),
-            cpulimit: k("cpulimit").and_then(|v| v.parse().ok()),
-            cpuunits: k("cpuunits").and_then(|v| v.parse().ok()),
+            networks: super::settings::net_params(&self.nets),
             unprivileged: Some(self.unprivileged),
-            features: k("features"),
             pool: self.pool.clone(),
             tags: Some(self.all_tags().join(";")),
-            description: k("description"),
             start: Some(self.state == PowerState::Running),
-            onboot: k("onboot").map(|v| v == "1"),
-            startup: k("startup"),
-            nameserver: k("nameserver"),
-            searchdomain: k("searchdomain"),
-            protection: k("protection").map(|v| v == "1"),
-            timezone: k("timezone"),
             extra: devices,
-            ..Default::default()
+            ..self.config.create_params(vmid, ostemplate)
         }
     }
 }
@@ -201,46 +177,26 @@ pub fn identity_tag(uid: &str) -> String {
 pub fn validate(spec: &LxcContainerSpec, name: &str, uid: &str) -> Result<Desired, InvalidSpec> {
     let source = source(&spec.source)?;
     check_management(spec, &source)?;
-    let mut keys = BTreeMap::new();
-    let hostname = spec.hostname.clone().unwrap_or_else(|| name.to_string());
-    check_hostname("hostname", &hostname)?;
-    keys.insert("hostname".into(), hostname);
-    if let Some(d) = &spec.description {
-        if d.len() > 8192 {
-            return Err(invalid("description", "longer than 8192 characters"));
-        }
-        keys.insert("description".into(), d.trim_end().to_string());
-    }
-    if let Some(r) = &spec.resources {
-        resources(r, &mut keys)?;
-    }
-    let rootfs = match &spec.rootfs {
-        Some(r) => Some((storage_id("rootfs.storage", &r.storage)?, gib("rootfs.size", &r.size)?)),
-        None => None,
-    };
+    let settings = super::settings::validate(&ContainerSettings::from(spec), name)?;
     let mount_points = mount_points(spec)?;
-    if !mount_points.is_empty() && rootfs.is_none() {
+    if !mount_points.is_empty() && settings.rootfs.is_none() {
         return Err(invalid(
             "rootfs",
             "mount points need spec.rootfs (Proxmox refuses mount points without rootfs)",
         ));
     }
     let host = super::host_mounts::validate(spec)?;
-    let nets = super::desired_net::networks(&spec.network)?;
-    dns(spec, &mut keys)?;
-    options(spec, &mut keys)?;
-    let tags = user_tags(spec)?;
     check_rest(spec)?;
     Ok(Desired {
         source,
-        keys,
-        nets,
-        rootfs,
+        config: settings.config,
+        nets: settings.nets,
+        rootfs: settings.rootfs,
         mount_points,
         host,
-        tags,
+        tags: settings.tags,
         identity_tag: identity_tag(uid),
-        unprivileged: spec.unprivileged,
+        unprivileged: settings.unprivileged,
         state: spec.state,
         pool: spec.pool.clone(),
         firewall_forced: None,
@@ -307,84 +263,6 @@ fn mount_points(spec: &LxcContainerSpec) -> Result<BTreeMap<u32, DesiredMountPoi
         }
     }
     Ok(mount_points)
-}
-
-/// `nameserver` and `searchdomain` from `spec.dns`.
-fn dns(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
-    if let Some(dns) = &spec.dns {
-        if !dns.nameservers.is_empty() {
-            for (i, ns) in dns.nameservers.iter().enumerate() {
-                if ns.parse::<std::net::IpAddr>().is_err() {
-                    return Err(invalid(
-                        format!("dns.nameservers[{i}]"),
-                        format!("{ns:?} is not an IP address"),
-                    ));
-                }
-            }
-            keys.insert("nameserver".into(), dns.nameservers.join(" "));
-        }
-        if let Some(sd) = &dns.search_domain {
-            check_hostname("dns.searchDomain", sd)?;
-            keys.insert("searchdomain".into(), sd.clone());
-        }
-    }
-    Ok(())
-}
-
-/// `features`, `onboot`, `startup`, `protection`, the console and the timezone.
-fn options(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
-    if let Some(f) = &spec.features {
-        // keyctl and fuse are only sent when on: Proxmox lets API tokens change nothing but
-        // `nesting`, and off is their default anyway
-        let pf = PveFeatures {
-            nesting: f.nesting,
-            keyctl: f.keyctl.filter(|k| *k),
-            fuse: f.fuse.filter(|k| *k),
-            ..Default::default()
-        };
-        let enc = pf.encode().map_err(|e| invalid("features", e.to_string()))?;
-        if !enc.is_empty() {
-            keys.insert("features".into(), enc);
-        }
-    }
-    if let Some(b) = spec.start_on_boot {
-        keys.insert("onboot".into(), bool01(b));
-    }
-    if let Some(s) = &spec.startup {
-        let ps = PveStartup {
-            order: s.order,
-            up: s.up_delay_seconds,
-            down: s.down_delay_seconds,
-        };
-        let enc = ps.encode();
-        if !enc.is_empty() {
-            keys.insert("startup".into(), enc);
-        }
-    }
-    if let Some(p) = spec.protection {
-        keys.insert("protection".into(), bool01(p));
-    }
-    console_and_timezone(spec, keys)?;
-    Ok(())
-}
-
-/// The user's tags, lower-cased, sorted, once each (the identity tag's prefix is reserved).
-fn user_tags(spec: &LxcContainerSpec) -> Result<Vec<String>, InvalidSpec> {
-    let mut tags = Vec::new();
-    for (i, t) in spec.tags.iter().enumerate() {
-        let t = t.to_ascii_lowercase();
-        if t.starts_with(IDENTITY_TAG_PREFIX) {
-            return Err(invalid(
-                format!("tags[{i}]"),
-                format!("tags starting with {IDENTITY_TAG_PREFIX:?} are reserved for the operator's identity tag"),
-            ));
-        }
-        props::encode_tags([&t]).map_err(|e| invalid(format!("tags[{i}]"), e.to_string()))?;
-        tags.push(t);
-    }
-    tags.sort();
-    tags.dedup();
-    Ok(tags)
 }
 
 /// The pool id, the firewall rules, the port names and the SSH keys.
@@ -484,134 +362,9 @@ fn source(s: &ContainerSource) -> Result<Source, InvalidSpec> {
     }
 }
 
-fn console_and_timezone(spec: &LxcContainerSpec, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
-    if let Some(c) = &spec.console {
-        if let Some(m) = c.mode {
-            let mode = match m {
-                ConsoleMode::Tty => "tty",
-                ConsoleMode::Console => "console",
-                ConsoleMode::Shell => "shell",
-            };
-            keys.insert("cmode".into(), mode.into());
-        }
-        if let Some(t) = c.ttys {
-            if t > 6 {
-                return Err(invalid("console.ttys", format!("{t} is outside 0..6")));
-            }
-            keys.insert("tty".into(), t.to_string());
-        }
-    }
-    if let Some(tz) = &spec.timezone {
-        let zone = tz.split('/').count() <= 3
-            && tz.split('/').all(|p| {
-                !p.is_empty()
-                    && p.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
-            });
-        if !(tz == "host" || zone) || tz.len() > 64 {
-            return Err(invalid(
-                "timezone",
-                format!("{tz:?} is not host, UTC or a zone like Europe/Berlin"),
-            ));
-        }
-        keys.insert("timezone".into(), tz.clone());
-    }
-    Ok(())
-}
-
-fn resources(r: &Resources, keys: &mut BTreeMap<String, String>) -> Result<(), InvalidSpec> {
-    if let Some(c) = r.cores {
-        if !(1..=8192).contains(&c) {
-            return Err(invalid("resources.cores", format!("{c} is outside 1..8192")));
-        }
-        keys.insert("cores".into(), c.to_string());
-    }
-    if let Some(l) = &r.cpu_limit {
-        let v: f64 = l
-            .parse()
-            .map_err(|_| invalid("resources.cpuLimit", format!("{l:?} is not a number")))?;
-        if !(0.0..=8192.0).contains(&v) {
-            return Err(invalid("resources.cpuLimit", format!("{l} is outside 0..8192")));
-        }
-        keys.insert("cpulimit".into(), fmt_f64(v));
-    }
-    if let Some(u) = r.cpu_units {
-        if u > 500_000 {
-            return Err(invalid("resources.cpuUnits", format!("{u} is above 500000")));
-        }
-        keys.insert("cpuunits".into(), u.to_string());
-    }
-    if let Some(m) = &r.memory {
-        let mib = m.to_mib().map_err(|e| invalid("resources.memory", e.to_string()))?;
-        if mib < 16 {
-            return Err(invalid(
-                "resources.memory",
-                format!("{} is below the Proxmox minimum of 16Mi", m.0),
-            ));
-        }
-        keys.insert("memory".into(), mib.to_string());
-    }
-    if let Some(s) = &r.swap {
-        let mib = s.to_mib().map_err(|e| invalid("resources.swap", e.to_string()))?;
-        keys.insert("swap".into(), mib.to_string());
-    }
-    Ok(())
-}
-
-fn check_hostname(field: &str, h: &str) -> Result<(), InvalidSpec> {
-    let ok = !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(field, format!("{h:?} is not a valid host name")))
-    }
-}
-
-fn storage_id(field: &str, s: &str) -> Result<String, InvalidSpec> {
-    let ok = s.len() >= 2
-        && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(invalid(field, format!("{s:?} is not a storage id")))
-    }
-}
-
-fn gib(field: &str, q: &crate::crd::ByteQuantity) -> Result<u32, InvalidSpec> {
-    let mib = q.to_mib().map_err(|e| invalid(field, e.to_string()))?;
-    if mib == 0 || mib % 1024 != 0 {
-        return Err(invalid(
-            field,
-            format!("{} is not a whole number of GiB (at least 1Gi)", q.0),
-        ));
-    }
-    u32::try_from(mib / 1024).map_err(|_| invalid(field, format!("{} is too large", q.0)))
-}
-
 fn has_separator(s: &str) -> bool {
     s.chars()
         .any(|c| matches!(c, ',' | ';' | '=') || c.is_whitespace() || c.is_control())
-}
-
-fn bool01(b: bool) -> String {
-    if b { "1" } else { "0" }.to_string()
-}
-
-/// Formats a float the way Proxmox prints it (`1.5`, `2`).
-pub fn fmt_f64(v: f64) -> String {
-    let s = format!("{v}");
-    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
 /// The desired config of a container with `spec.app` applied: the `entrypoint` and `env` keys
@@ -619,11 +372,10 @@ pub fn fmt_f64(v: f64) -> String {
 pub fn with_app(desired: &Desired, app: &super::app::ResolvedApp, current_env: Option<&str>) -> Desired {
     let mut d = desired.clone();
     if let Some(e) = &app.entrypoint {
-        d.keys.insert("entrypoint".into(), e.clone());
+        d.config.entrypoint = Some(e.clone());
     }
     if !app.env.is_empty() {
-        d.keys
-            .insert("env".into(), super::app::merge_env(current_env, &app.env));
+        d.config.env = Some(super::app::merge_env(current_env, &app.env));
     }
     d
 }

@@ -30,8 +30,11 @@ fn net(f: impl FnOnce(&mut NetworkInterface)) -> LxcContainerSpec {
 #[test]
 fn a_minimal_spec_manages_only_the_hostname_and_our_tag() {
     let d = validate(&base(), "web", "ABC-1").unwrap();
-    assert_eq!(d.keys.len(), 1);
-    assert_eq!(d.keys["hostname"], "web");
+    let only_hostname = ManagedConfig {
+        hostname: "web".into(),
+        ..Default::default()
+    };
+    assert_eq!(d.config, only_hostname);
     assert_eq!(d.identity_tag, "k8s-abc-1");
     assert_eq!(d.all_tags(), vec!["k8s-abc-1"]);
     assert!(d.nets.is_empty());
@@ -50,10 +53,11 @@ fn resources_become_proxmox_units() {
         ..base()
     };
     let d = validate(&spec, "web", "u").unwrap();
-    assert_eq!(d.keys["cores"], "2");
-    assert_eq!(d.keys["cpulimit"], "1.5");
-    assert_eq!(d.keys["memory"], "1024");
-    assert_eq!(d.keys["swap"], "512");
+    assert_eq!(d.config.cores, Some(2));
+    assert_eq!(d.config.cpulimit, Some(1.5));
+    assert_eq!(d.config.cpuunits, Some(100));
+    assert_eq!(d.config.memory_mib, Some(1024));
+    assert_eq!(d.config.swap_mib, Some(512));
 }
 
 #[test]
@@ -207,9 +211,9 @@ fn console_and_time_zone_become_cmode_tty_and_timezone() {
         ..base()
     };
     let d = validate(&spec, "web", "uid").unwrap();
-    assert_eq!(d.keys["cmode"], "shell");
-    assert_eq!(d.keys["tty"], "0");
-    assert_eq!(d.keys["timezone"], "Europe/Berlin");
+    assert_eq!(d.config.cmode, Some(ConsoleMode::Shell));
+    assert_eq!(d.config.tty, Some(0));
+    assert_eq!(d.config.timezone.as_deref(), Some("Europe/Berlin"));
     assert_eq!(
         d.create_params(100, "local:vztmpl/x.tar.zst").timezone.as_deref(),
         Some("Europe/Berlin")

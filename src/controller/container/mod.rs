@@ -9,7 +9,8 @@
 //! 3. [`create`]: a new container, the same way; [`create_step`] is its pure decision
 //!    (`create_tests.rs`).
 //! 4. The pure parts the decisions use: [`desired`] (the spec validated into the Proxmox config
-//!    it asks for), [`identity`] (whose a container is: the evidence gathered once, the rule),
+//!    it asks for; [`settings`] is the part a template shares, [`managed`] the typed config keys
+//!    with their encoding and their comparison), [`identity`] (whose a container is: the evidence gathered once, the rule),
 //!    [`decide`] (placement, clone node, restart back-off), [`plan`] (desired vs observed, with
 //!    [`config`]), [`host_mounts`] (bind mounts and devices), [`precheck`] (the spec against the
 //!    inventory before a create).
@@ -38,6 +39,7 @@ pub mod identity;
 pub mod image;
 pub mod lifecycle;
 pub mod locate;
+pub mod managed;
 pub mod pass;
 pub mod plan;
 pub mod precheck;
@@ -46,5 +48,6 @@ pub mod report;
 pub mod restart;
 pub mod rootfs;
 pub mod service;
+pub mod settings;
 pub mod task;
 pub mod tenancy;

@@ -1,7 +1,7 @@
 //! What to do in Proxmox to make an existing container match its spec (pure).
 
 pub use super::config::{raw_strings, Change};
-use super::desired::{fmt_f64, Desired, InvalidSpec};
+use super::desired::{Desired, InvalidSpec};
 use crate::crd::lxc_container::PowerState;
 use crate::pve::props::{self, MountPoint, NetConfig};
 use crate::pve::LxcConfig;
@@ -49,6 +49,9 @@ pub struct Plan {
     /// The `mpN`/`devN` keys of the spec's bind mounts and devices once the changes are made
     /// (recorded in `status.hostMounts`).
     pub host_keys: std::collections::BTreeSet<String>,
+    /// Managed keys whose value in Proxmox did not read as their type, with what it should
+    /// have been (`memory → a whole number`): changed like any drift, and said so.
+    pub unreadable: BTreeMap<String, &'static str>,
 }
 
 impl Plan {
@@ -73,7 +76,8 @@ impl Plan {
     }
 
     /// A one-line summary of the config changes, e.g. `memory 512 → 1024, net0 changed`.
-    /// Values of `description` are not repeated.
+    /// Values of `description` are not repeated. A value Proxmox held that did not read as its
+    /// type is said so: `memory "lots" (unreadable, not a whole number) → 1024`.
     pub fn describe_changes(&self) -> String {
         self.changes
             .iter()
@@ -85,7 +89,14 @@ impl Plan {
                         || c.key.starts_with("net")
                         || c.key.starts_with("mp") =>
                 {
-                    format!("{} changed", c.key)
+                    match self.unreadable.get(&c.key) {
+                        Some(_) => format!("{} changed (unreadable in Proxmox)", c.key),
+                        None => format!("{} changed", c.key),
+                    }
+                }
+                (Some(f), Some(t)) if self.unreadable.contains_key(&c.key) => {
+                    let expected = self.unreadable[&c.key];
+                    format!("{} {f:?} (unreadable, not {expected}) → {t}", c.key)
                 }
                 (Some(f), Some(t)) => format!("{} {f} → {t}", c.key),
                 (None, Some(t)) => format!("{} set to {t}", c.key),
@@ -116,15 +127,15 @@ pub fn plan(desired: &Desired, desired_node: Option<&str>, observed: &Observed) 
             });
         }
     }
-    for (key, want) in &desired.keys {
-        let have = raw.get(key.as_str()).cloned();
-        if !same_value(key, have.as_deref(), want) {
-            p.changes.push(Change {
-                key: key.clone(),
-                from: have,
-                to: Some(want.clone()),
-            });
+    for d in desired.config.drift(cfg) {
+        if let Some(expected) = d.unreadable {
+            p.unreadable.insert(d.key.to_string(), expected);
         }
+        p.changes.push(Change {
+            key: d.key.to_string(),
+            from: d.from,
+            to: Some(d.to),
+        });
     }
     // tags: exactly the user's plus ours
     let want_tags = desired.all_tags();
@@ -335,20 +346,6 @@ fn same_net(want: &NetConfig, have: &NetConfig) -> bool {
                 == have.hwaddr.as_deref().map(str::to_ascii_uppercase))
 }
 
-fn same_value(key: &str, have: Option<&str>, want: &str) -> bool {
-    let Some(have) = have else { return false };
-    match key {
-        "cpulimit" => have.parse::<f64>().ok().map(fmt_f64).as_deref() == Some(want),
-        "description" => have.trim_end() == want,
-        "onboot" | "protection" => props::parse_bool(have) == props::parse_bool(want),
-        "features" => props::Features::parse(have).ok() == props::Features::parse(want).ok(),
-        "startup" => props::Startup::parse(have).ok() == props::Startup::parse(want).ok(),
-        "nameserver" => have.split_whitespace().eq(want.split_whitespace()),
-        "hostname" | "searchdomain" => have.eq_ignore_ascii_case(want),
-        _ => have == want,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::desired::validate;
@@ -427,9 +424,22 @@ mod tests {
     }
 
     #[test]
+    fn a_value_proxmox_holds_that_does_not_read_as_its_type_is_put_back_and_said_unreadable() {
+        let d = validate(&spec(), "web", "uid").unwrap();
+        let mut cfg = in_sync();
+        cfg["memory"] = json!("lots");
+        let p = plan(&d, None, &observed(cfg, "running")).unwrap();
+        assert_eq!(p.config_update().0["memory"], "1024");
+        assert_eq!(
+            p.describe_changes(),
+            "memory \"lots\" (unreadable, not a whole number) → 1024"
+        );
+    }
+
+    #[test]
     fn env_values_are_never_repeated_in_change_summaries() {
         let mut d = validate(&spec(), "web", "uid").unwrap();
-        d.keys.insert("env".into(), "DB_PASSWORD=s3cret".into());
+        d.config.env = Some("DB_PASSWORD=s3cret".into());
         let mut cfg = in_sync();
         cfg["env"] = json!("DB_PASSWORD=old-s3cret");
         let p = plan(&d, None, &observed(cfg, "running")).unwrap();

@@ -206,15 +206,14 @@ fn check_capacity(desired: &Desired, snap: &Snapshot, node: Option<&str>) -> Res
             .unwrap_or_else(|| "the largest online node".into())
     };
     let cpus = nodes.iter().filter_map(|n| n.cpus).max();
-    if let (Some(cores), Some(max)) = (desired.keys.get("cores").and_then(|c| c.parse::<u32>().ok()), cpus) {
+    if let (Some(cores), Some(max)) = (desired.config.cores, cpus) {
         if cores > max {
             let message = format!("{cores} cores do not fit {}, which has {max} CPUs", what(node));
             return Err(invalid("resources.cores", message));
         }
     }
     let memory = nodes.iter().filter_map(|n| n.memory_total).max();
-    let want = desired.keys.get("memory").and_then(|m| m.parse::<u64>().ok());
-    if let (Some(mib), Some(total)) = (want, memory) {
+    if let (Some(mib), Some(total)) = (desired.config.memory_mib, memory) {
         if mib.saturating_mul(1 << 20) > total {
             let message = format!(
                 "{mib} MiB of memory does not fit {}, which has {} MiB",

@@ -138,6 +138,25 @@ fn with_every_node_offline_only_the_node_name_is_checked() {
 }
 
 #[test]
+fn the_capacity_check_reads_the_typed_cores_and_memory_of_the_validated_config() {
+    let spec: LxcContainerSpec = serde_json::from_value(os(serde_json::json!({"node": "pve1"}))).unwrap();
+    let fits = validate(&spec, "web", "uid-1").unwrap();
+    let cases = [
+        ("16 cores fit 16 CPUs", Some(16), None, Ok(())),
+        ("17 cores do not", Some(17), None, Err("resources.cores")),
+        ("64 GiB fit 64 GiB", None, Some(65536), Ok(())),
+        ("one MiB more does not", None, Some(65537), Err("resources.memory")),
+    ];
+    for (what, cores, memory_mib, want) in cases {
+        let mut desired = fits.clone();
+        desired.config.cores = cores;
+        desired.config.memory_mib = memory_mib;
+        let got = check(&spec, &desired, &inventory(), &known()).map_err(|e| e.field);
+        assert_eq!(got.as_ref().map_err(String::as_str).copied(), want, "{what}");
+    }
+}
+
+#[test]
 fn unknown_inventory_is_not_checked() {
     let spec: LxcContainerSpec = serde_json::from_value(os(serde_json::json!({
         "network": [{"name": "eth0", "bridge": "vmbr7"}]

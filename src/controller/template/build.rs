@@ -2,8 +2,8 @@
 //! baked into the template, the fingerprint that decides when a new template must be built, and
 //! how linked clones of a template are recognized in a storage listing.
 
-use super::footprint::container_spec;
-use crate::controller::container::desired::{validate, Desired, InvalidSpec};
+use crate::controller::container::desired::{identity_tag, InvalidSpec};
+use crate::controller::container::settings::{self, ContainerSettings, ValidSettings};
 use crate::crd::lxc_template::LxcTemplateSpec;
 use crate::crd::DeletionPolicy;
 use crate::pve::{self, AplInfo, StorageVolume};
@@ -47,8 +47,15 @@ pub struct TemplatePlan {
     pub image: Image,
     /// Storage for downloaded images (content `vztmpl`).
     pub image_storage: String,
-    /// The container settings (resources, rootfs, network, features, tags, ...).
-    pub desired: Desired,
+    /// The container settings (resources, rootfs, network, features, tags, ...), checked and
+    /// encoded exactly as a container's are.
+    pub settings: ValidSettings,
+    /// The identity tag `k8s-<uid>`.
+    pub identity_tag: String,
+    /// The pool to create the template in (the tenant's, set after admission).
+    pub pool: Option<String>,
+    /// The nodes the tenant may use (any when empty; set after admission).
+    pub allowed_nodes: Vec<String>,
     /// Fingerprint of every spec field that shapes the template (all but `deletionPolicy`).
     pub hash: String,
     /// The tenant's vmid range, when one applies (set after admission).
@@ -83,7 +90,21 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
             format!("{image_storage:?} is not a storage id"),
         ));
     }
-    let i = &spec.image;
+    let image = image(&spec.image)?;
+    Ok(TemplatePlan {
+        image,
+        image_storage,
+        settings: settings::validate(&ContainerSettings::from(spec), name)?,
+        identity_tag: identity_tag(uid),
+        pool: None,
+        allowed_nodes: Vec::new(),
+        hash: build_hash(spec),
+        vmid_range: None,
+    })
+}
+
+/// The OS image: exactly one of `appliance`, `url`, `volid` or `oci`, each checked.
+fn image(i: &crate::crd::lxc_template::TemplateImage) -> Result<Image, InvalidSpec> {
     let set = [
         i.appliance.is_some(),
         i.url.is_some(),
@@ -161,14 +182,7 @@ pub fn plan(spec: &LxcTemplateSpec, name: &str, uid: &str) -> Result<TemplatePla
             checksum,
         }
     };
-    let desired = validate(&container_spec(spec), name, uid)?;
-    Ok(TemplatePlan {
-        image,
-        image_storage,
-        desired,
-        hash: build_hash(spec),
-        vmid_range: None,
-    })
+    Ok(image)
 }
 
 fn is_storage_id(s: &str) -> bool {
@@ -283,15 +297,22 @@ pub fn volume_owner(vol: &StorageVolume) -> Option<u32> {
 pub use crate::controller::guest::disk_storages;
 
 /// Create parameters of the template container: the image, the settings, our tags, stopped.
-pub fn create_params(d: &Desired, vmid: u32, ostemplate: &str) -> pve::LxcCreateParams {
+pub fn create_params(plan: &TemplatePlan, vmid: u32, ostemplate: &str) -> pve::LxcCreateParams {
+    let s = &plan.settings;
     pve::LxcCreateParams {
+        rootfs: settings::rootfs_param(s.rootfs.as_ref()),
+        networks: settings::net_params(&s.nets),
+        unprivileged: Some(s.unprivileged),
+        pool: plan.pool.clone(),
+        tags: Some(s.all_tags(&plan.identity_tag).join(";")),
         start: Some(false),
-        ..d.create_params(vmid, ostemplate)
+        ..s.config.create_params(vmid, ostemplate)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::footprint::container_spec;
     use super::*;
     use crate::crd::lxc_container::{Resources, RootFs};
     use crate::crd::lxc_template::{ImageUrl, TemplateImage};
@@ -365,14 +386,57 @@ mod tests {
             }
         );
         assert_eq!(p.image_storage, "local");
-        assert_eq!(p.desired.keys["cores"], "2");
-        assert_eq!(p.desired.keys["memory"], "1024");
-        assert_eq!(p.desired.keys["hostname"], "debian-base");
-        assert_eq!(p.desired.all_tags(), vec!["base", "k8s-uid-1"]);
-        let c = create_params(&p.desired, 9000, "local:vztmpl/x.tar.zst");
+        assert_eq!(p.settings.config.cores, Some(2));
+        assert_eq!(p.settings.config.memory_mib, Some(1024));
+        assert_eq!(p.settings.config.hostname, "debian-base");
+        assert_eq!(p.settings.all_tags(&p.identity_tag), vec!["base", "k8s-uid-1"]);
+        let c = create_params(&p, 9000, "local:vztmpl/x.tar.zst");
         assert_eq!(c.rootfs.as_deref(), Some("local-lvm:4"));
         assert_eq!(c.start, Some(false));
         assert_eq!(c.tags.as_deref(), Some("base;k8s-uid-1"));
+    }
+
+    #[test]
+    fn a_template_asks_proxmox_for_the_same_settings_as_a_container_with_the_same_fields() {
+        let mut t = appliance("debian-12-standard");
+        t.description = Some("base image\n".into());
+        t.tags = vec!["Base".into()];
+        t.resources = Some(Resources {
+            cores: Some(2),
+            cpu_limit: Some("1.5".into()),
+            memory: Some(ByteQuantity::new("1Gi")),
+            ..Default::default()
+        });
+        t.rootfs = Some(RootFs {
+            storage: "local-lvm".into(),
+            size: ByteQuantity::new("4Gi"),
+        });
+        t.network = vec![crate::crd::lxc_container::NetworkInterface {
+            name: "eth0".into(),
+            bridge: "vmbr0".into(),
+            ..Default::default()
+        }];
+        t.features = Some(crate::crd::lxc_container::Features {
+            nesting: Some(true),
+            ..Default::default()
+        });
+        let template = plan(&t, "base", "uid").unwrap();
+        let mut c = container_spec(&t);
+        c.source.os_template = Some("local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst".into());
+        let container = crate::controller::container::desired::validate(&c, "base", "uid").unwrap();
+        assert_eq!(template.settings.config, container.config);
+        assert_eq!(template.settings.rootfs, container.rootfs);
+        assert_eq!(template.settings.nets, container.nets);
+        assert_eq!(template.settings.all_tags(&template.identity_tag), container.all_tags());
+        let from_template = create_params(&template, 9000, "local:vztmpl/x.tar.zst");
+        let from_container = container.create_params(9000, "local:vztmpl/x.tar.zst");
+        assert_eq!(
+            from_template,
+            pve::LxcCreateParams {
+                start: Some(false),
+                ..from_container
+            }
+        );
     }
 
     #[test]

@@ -3,17 +3,13 @@
 //! tenancy caches read this, so it imports nothing of the template controller.
 
 use crate::controller::tenancy::policy;
-use crate::crd::lxc_container::{ContainerSource, LxcContainerSpec, PowerState};
+use crate::crd::lxc_container::{LxcContainerSpec, PowerState};
 use crate::crd::{LxcTemplate, LxcTemplateSpec};
 
-/// The `LxcContainerSpec` that carries a template's container settings, so they are checked and
-/// encoded exactly as a container's are. Its source is a placeholder: only the settings are used.
+/// A template's settings as an `LxcContainerSpec` without a source, for the tenant's policy,
+/// which judges a template like a container ([`judged_spec`] sets the source).
 pub fn container_spec(spec: &LxcTemplateSpec) -> LxcContainerSpec {
     LxcContainerSpec {
-        source: ContainerSource {
-            os_template: Some("local:vztmpl/image.tar.zst".into()),
-            ..Default::default()
-        },
         description: spec.description.clone(),
         tags: spec.tags.clone(),
         unprivileged: spec.unprivileged,

@@ -193,22 +193,16 @@ async fn build_current(
         }
         (None, None) => {
             let storage = plan
-                .desired
+                .settings
                 .rootfs
                 .as_ref()
                 .map(|r| r.0.clone())
                 .unwrap_or_else(|| "local".into());
-            let memory = plan
-                .desired
-                .keys
-                .get("memory")
-                .and_then(|m| m.parse::<u64>().ok())
-                .unwrap_or(512)
-                << 20;
+            let memory = plan.settings.config.memory_mib.unwrap_or(512) << 20;
             match decide::placement_with_load(
                 None,
                 &decide::Origin::Create,
-                &super::tenancy::placement_view(snap, &plan.desired.allowed_nodes),
+                &super::tenancy::placement_view(snap, &plan.allowed_nodes),
                 &storage,
                 &handle.reserved(),
                 &p.ctx
@@ -318,7 +312,7 @@ async fn build_current(
                 Reason::Building,
                 format!("creating CT {vmid} on {node} from {os_template}"),
             ));
-            let params = create_params(&plan.desired, vmid, &os_template);
+            let params = create_params(plan, vmid, &os_template);
             let client = handle.client.clone();
             let n = node.clone();
             return match start_task(p, handle, &node, "create", async move {

@@ -24,7 +24,7 @@ pub(super) fn admit(
         return Ok(());
     };
     let rootfs = plan
-        .desired
+        .settings
         .rootfs
         .as_ref()
         .map(|r| r.0.clone())
@@ -40,9 +40,9 @@ pub(super) fn admit(
         ctx.tenancy.admit_quota(tenant, &uid, footprint(obj))?;
     }
     if let Some(pool) = &t.pool {
-        plan.desired.pool = Some(pool.clone());
+        plan.pool = Some(pool.clone());
     }
-    plan.desired.allowed_nodes = t.nodes.clone();
+    plan.allowed_nodes = t.nodes.clone();
     plan.vmid_range = t.vmid_range;
     Ok(())
 }
