@@ -404,6 +404,11 @@ impl From<Reason> for String {
     }
 }
 
+/// `base` plus up to 20% random jitter, so that many objects do not retry in lockstep.
+pub fn jitter(base: Duration) -> Duration {
+    base + base.mul_f64(rand::random::<f64>() * 0.2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,9 +506,4 @@ mod tests {
             );
         }
     }
-}
-
-/// `base` plus up to 20% random jitter, so that many objects do not retry in lockstep.
-pub fn jitter(base: Duration) -> Duration {
-    base + base.mul_f64(rand::random::<f64>() * 0.2)
 }
