@@ -1,6 +1,7 @@
 //! The shape of the code that CONTRIBUTING.md promises, checked: no source file over 800 lines,
 //! no function over 80 lines in the container controller, and the long functions elsewhere in
-//! `src/controller` only ever get shorter (a ratchet: the list below may lose entries, never gain).
+//! `src/controller` only ever get shorter (a ratchet: the list below may lose entries, never gain);
+//! no two files of `src/controller` import each other, even through others.
 
 use std::path::{Path, PathBuf};
 
@@ -456,10 +457,10 @@ fn module_of(rel: &str) -> Vec<String> {
 
 /// The import graph of `sources` (path relative to `src/` → text): an edge `a → b` when `a`
 /// names an item of file `b` in its code or in a private `use`. Rules:
-/// - a `pub use` is a re-export, not an edge (unless the file's own code uses the name): a path through it resolves to the file that
-///   defines the item (a child importing a sibling through its parent's `pub use` is an edge to
-///   the sibling, not to the parent). A private `use` is an edge and, for child modules'
-///   `super::` paths, also a binding that is followed the same way.
+/// - a `pub use` is a re-export, not an edge (unless the file's own code uses the name): a path
+///   through it resolves to the file that defines the item (a child importing a sibling through
+///   its parent's `pub use` is an edge to the sibling, not to the parent). A private `use` is an
+///   edge and, for child modules' `super::` paths, also a binding that is followed the same way.
 /// - a `use` of a module (`use super::kernel;`) is only a binding: the paths through it
 ///   (`kernel::task::start`) are the edges. A glob (`use super::*`) is an edge to that module.
 /// - `mod x;` declarations are not edges; `#[path = "x_tests.rs"] mod tests;` makes that file
@@ -467,6 +468,9 @@ fn module_of(rel: &str) -> Vec<String> {
 /// - the code of an inline `#[cfg(test)] mod tests { }` is a node of its own, `file (tests)`
 ///   (like a `#[path]` test file): tests sit above what they test and nothing imports them, so
 ///   a test that builds its input with a higher module is not a circle.
+///
+/// It reads text, not types: a method called on a value is not an edge (the file that names the
+/// value's type, or the function that returns it, has one).
 fn import_graph(sources: &BTreeMap<String, String>) -> Graph {
     let mut files: BTreeMap<Vec<String>, String> = sources.keys().map(|rel| (module_of(rel), rel.clone())).collect();
     for (rel, text) in sources {
