@@ -1,7 +1,7 @@
 //! Errors of a reconcile, their classes, and the one requeue policy every kind uses.
 
 use super::kernel::Reason;
-use super::Settings;
+use super::settings::Settings;
 use crate::pve;
 use std::time::Duration;
 
@@ -187,7 +187,7 @@ impl Error {
 
 /// The requeue for a failed reconcile, by error class, with jitter.
 pub fn requeue_after_error(err: &Error, settings: &Settings) -> kube::runtime::controller::Action {
-    kube::runtime::controller::Action::requeue(super::jitter(err.class().requeue(settings)))
+    kube::runtime::controller::Action::requeue(super::kernel::reason::jitter(err.class().requeue(settings)))
 }
 
 #[cfg(test)]

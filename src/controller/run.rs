@@ -208,7 +208,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("--kubelet-addr {}: {e}", k.addr))?;
         let names = vec![vs.address.clone(), "localhost".into()];
-        let tls = super::vnode::logs::tls_config(names, k.client_ca.as_deref())
+        let tls = super::vnode::kubelet::tls_config(names, k.client_ca.as_deref())
             .map_err(|e| anyhow::anyhow!("kubelet endpoint TLS: {e}"))?;
         if k.client_ca.is_none() {
             tracing::warn!(addr = %k.addr, "the kubelet endpoint serves Pod logs to any caller (no --kubelet-client-ca)");
@@ -232,7 +232,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|_| Arc::new(crate::metrics_auth::MetricsAuth::new(client.clone()))),
         };
-        tokio::spawn(super::vnode::logs::serve(listener, tls, state));
+        tokio::spawn(super::vnode::kubelet::serve(listener, tls, state));
     }
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -456,34 +456,7 @@ fn cluster_controller(
     (Box::pin(pc_run), pc_store)
 }
 
-/// What a cache keeps of an object: every object is kept, so not what no controller reads:
-/// managedFields (at 10,000 objects tens of MiB alone) and the annotations of other tools
-/// (kubectl's last-applied copy of the whole object, up to 256 KiB each, GitOps tracking); ours
-/// (`pve.lxc.dev/…`) stay. Used by every cache of a namespaced kind a tenant writes.
-pub fn slim_for_cache<K: kube::Resource>(o: &mut K) {
-    let meta = o.meta_mut();
-    meta.managed_fields = None;
-    if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| k.starts_with("pve.lxc.dev/"));
-        if a.is_empty() {
-            meta.annotations = None;
-        }
-    }
-}
-
-/// Objects per page of a cache's list (the first one, and every relist after a watch expired).
-/// A page is held twice while it is decoded (the response body and the objects), and two
-/// watches list `LxcContainer`s at start (the cache and the template controller's), so with
-/// objects of up to 512 KiB (the schema's bounds) kube's default of 500 per page made the
-/// start-up list the process's peak (200 maximal objects: 299 MiB, over the chart's 256 MiB
-/// limit; 236 MiB with 50 per page). 20 per page keeps it to ~10 MiB per list, at 500 list calls
-/// for 10,000 objects.
-pub const CACHE_LIST_PAGE: u32 = 20;
-
-/// The watch configuration of the caches of namespaced kinds ([`CACHE_LIST_PAGE`]).
-pub fn cache_watch_config() -> watcher::Config {
-    watcher::Config::default().page_size(CACHE_LIST_PAGE)
-}
+pub use super::kernel::wiring::{cache_watch_config, slim_for_cache, CACHE_LIST_PAGE};
 
 /// Drops this process's copy of an object's status once the cache holds that status (only for
 /// watch events applied to the cache at once: objects of a relist reach it together at its end).
@@ -539,7 +512,7 @@ fn pod_controller(
     added: mpsc::UnboundedReceiver<String>,
     logs: Option<Arc<super::vnode::console::PodLogs>>,
 ) -> ControllerFuture {
-    let pctx = Arc::new(super::vnode::pod::PodContext {
+    let pctx = Arc::new(super::vnode::pod_context::PodContext {
         ctx: ctx.clone(),
         index,
         logs,

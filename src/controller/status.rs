@@ -1,6 +1,6 @@
 //! Status writes by server-side apply (only when the status changed) and finalizer edits.
 
-use super::context::FIELD_MANAGER;
+use super::settings::FIELD_MANAGER;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;

@@ -297,12 +297,12 @@ fn the_container_cache_keeps_only_our_annotations_and_no_managed_fields() {
                      "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
         "spec": {"source": {"osTemplate": "local:vztmpl/x.tar.zst"}}}))
     .unwrap();
-    crate::controller::run::slim_for_cache(&mut o);
+    crate::controller::kernel::wiring::slim_for_cache(&mut o);
     assert!(o.metadata.managed_fields.is_none());
     let keys: Vec<_> = o.metadata.annotations.as_ref().unwrap().keys().cloned().collect();
     assert_eq!(keys, vec!["pve.lxc.dev/keep".to_string()]);
     o.metadata.annotations = Some([("other".to_string(), "1".to_string())].into());
-    crate::controller::run::slim_for_cache(&mut o);
+    crate::controller::kernel::wiring::slim_for_cache(&mut o);
     assert!(o.metadata.annotations.is_none());
 }
 

@@ -109,9 +109,9 @@ pub fn controller(client: &Client, namespace: Option<&str>, ctx: Arc<Context>) -
     ctx.wakes.backups.add(namespace.map(str::to_string), wake);
     let (reader, writer) = reflector::store();
     // spec changes and deletion (generation); not our own status writes
-    let stream = watcher(api, crate::controller::run::cache_watch_config())
+    let stream = watcher(api, crate::controller::kernel::wiring::cache_watch_config())
         .default_backoff()
-        .modify(crate::controller::run::slim_for_cache)
+        .modify(crate::controller::kernel::wiring::slim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

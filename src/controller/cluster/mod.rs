@@ -1,5 +1,6 @@
 //! `ProxmoxCluster`: the registry of Proxmox connections, their controller and observers.
 
+pub mod inventory;
 pub mod observer;
 pub mod preflight;
 pub mod reconcile;
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tokio::sync::{watch, Notify};
 
-pub use observer::{Guest, Snapshot};
+pub use inventory::{Guest, Snapshot};
 
 /// A `ProxmoxCluster` (cluster-scoped) by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

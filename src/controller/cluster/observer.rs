@@ -3,14 +3,15 @@
 //! snapshot in memory, writes the inventory into `ProxmoxCluster.status` when it changed, and
 //! triggers a reconcile of exactly the containers whose observed state changed.
 
+use super::inventory::{changed_guests, Snapshot};
 use super::{ClusterHandle, ClusterKey, Connection};
 use crate::controller::conditions::{self, CondSpec};
-use crate::controller::context::FIELD_MANAGER;
 use crate::controller::kernel::Reason;
+use crate::controller::settings::FIELD_MANAGER;
 use crate::crd::proxmox_cluster::{MissingPrivilege, CONDITION_PRIVILEGES_MISSING};
-use crate::crd::proxmox_cluster::{NodeStatus, ProxmoxCluster, ProxmoxClusterStatus, StorageStatus};
+use crate::crd::proxmox_cluster::{ProxmoxCluster, ProxmoxClusterStatus};
 use crate::crd::CONDITION_READY;
-use crate::pve::{self, ClusterResource, ErrorClass};
+use crate::pve::{self, ErrorClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
@@ -18,229 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
-
-/// One container or VM as the inventory shows it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Guest {
-    /// vmid.
-    pub vmid: u32,
-    /// Node it is on.
-    pub node: String,
-    /// `running`, `stopped`, ...
-    pub status: String,
-    /// Host name.
-    pub name: Option<String>,
-    /// Tags, normalized.
-    pub tags: Vec<String>,
-    /// Lock, while one is held.
-    pub lock: Option<String>,
-    /// Whether it is a template.
-    pub template: bool,
-    /// `lxc` or `qemu`.
-    pub kind: String,
-    /// Memory limit, bytes.
-    pub maxmem: Option<u64>,
-    /// Root disk size, bytes.
-    pub maxdisk: Option<u64>,
-    /// CPU limit (cores).
-    pub maxcpu: Option<f64>,
-    /// CPU usage.
-    pub cpu: Option<f64>,
-    /// Memory in use.
-    pub mem: Option<u64>,
-    /// Disk in use.
-    pub disk: Option<u64>,
-    /// Bytes received.
-    pub netin: Option<u64>,
-    /// Bytes sent.
-    pub netout: Option<u64>,
-    /// Seconds up.
-    pub uptime: Option<u64>,
-    /// The HA state when Proxmox's HA stack manages it (`started`, `migrate`, `fence`, ...).
-    pub hastate: Option<String>,
-}
-
-impl Guest {
-    fn from_resource(r: &ClusterResource) -> Option<Guest> {
-        Some(Guest {
-            vmid: r.vmid?,
-            node: r.node.clone()?,
-            status: r.status.clone().unwrap_or_default(),
-            name: r.name.clone(),
-            tags: r.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
-            lock: r.lock.clone().filter(|l| !l.is_empty()),
-            template: r.template.unwrap_or(false),
-            kind: r.resource_type.clone(),
-            maxmem: r.maxmem,
-            maxdisk: r.maxdisk,
-            maxcpu: r.maxcpu,
-            cpu: r.cpu,
-            mem: r.mem,
-            disk: r.disk,
-            netin: r.netin,
-            netout: r.netout,
-            uptime: r.uptime,
-            hastate: r.hastate.clone().filter(|h| !h.is_empty()),
-        })
-    }
-
-    /// What a reconcile cares about, without the usage figures that move all the time.
-    pub fn identity(&self) -> impl PartialEq + '_ {
-        (
-            &self.node,
-            &self.status,
-            &self.name,
-            &self.tags,
-            &self.lock,
-            &self.hastate,
-            self.template,
-            self.maxmem,
-            self.maxdisk,
-            self.maxcpu.map(f64::to_bits),
-        )
-    }
-
-    /// Whether the guest carries `tag`.
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| t == tag)
-    }
-}
-
-/// The inventory of one cluster at one moment.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    /// When it was read.
-    pub taken_at: Instant,
-    /// Containers and VMs by vmid.
-    pub guests: HashMap<u32, Guest>,
-    /// Nodes.
-    pub nodes: Vec<NodeStatus>,
-    /// Storages per node.
-    pub storages: Vec<StorageStatus>,
-}
-
-impl Snapshot {
-    /// Builds a snapshot from a `/cluster/resources` answer.
-    pub fn from_resources(list: &[ClusterResource], taken_at: Instant) -> Snapshot {
-        let mut guests = HashMap::new();
-        let mut nodes = Vec::new();
-        let mut storages = Vec::new();
-        for r in list {
-            match r.resource_type.as_str() {
-                "lxc" | "qemu" => {
-                    if let Some(g) = Guest::from_resource(r) {
-                        guests.insert(g.vmid, g);
-                    }
-                }
-                "node" => nodes.push(NodeStatus {
-                    name: r.node.clone().unwrap_or_default(),
-                    online: r.status.as_deref() == Some("online"),
-                    cpu: r.cpu,
-                    memory_used: r.mem,
-                    memory_total: r.maxmem,
-                    cpus: r.maxcpu.map(|c| c.round() as u32),
-                    uptime_seconds: r.uptime,
-                    bridges: Vec::new(),
-                }),
-                "storage" => storages.push(StorageStatus {
-                    node: r.node.clone().unwrap_or_default(),
-                    name: r.storage.clone().unwrap_or_default(),
-                    type_: r.plugintype.clone(),
-                    content: r
-                        .content
-                        .as_deref()
-                        .map(|c| {
-                            c.split(',')
-                                .map(|s| s.trim().to_string())
-                                .filter(|s| !s.is_empty())
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    shared: r.shared.unwrap_or(false),
-                    used_bytes: r.disk,
-                    total_bytes: r.maxdisk,
-                }),
-                _ => {}
-            }
-        }
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        storages.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
-        Snapshot {
-            taken_at,
-            guests,
-            nodes,
-            storages,
-        }
-    }
-
-    /// Whether `node` is known and online.
-    pub fn node_online(&self, node: &str) -> bool {
-        self.nodes.iter().any(|n| n.name == node && n.online)
-    }
-
-    /// Whether `storage` exists on `node` with content `content`.
-    pub fn node_has_storage(&self, node: &str, storage: &str, content: &str) -> bool {
-        self.storages
-            .iter()
-            .any(|s| s.node == node && s.name == storage && s.content.iter().any(|c| c == content))
-    }
-
-    /// Puts each node's bridges (as last read from its network configuration) into `nodes`.
-    pub fn set_bridges(&mut self, bridges: &HashMap<String, Vec<String>>) {
-        for n in &mut self.nodes {
-            n.bridges = bridges.get(&n.name).cloned().unwrap_or_default();
-        }
-    }
-
-    /// The nodes and storages of `nodes` only (no guests): what placement may choose from
-    /// for a tenant limited to them.
-    pub fn placement_only_on(&self, nodes: &[String]) -> Snapshot {
-        Snapshot {
-            taken_at: self.taken_at,
-            guests: HashMap::new(),
-            nodes: self.nodes.iter().filter(|n| nodes.contains(&n.name)).cloned().collect(),
-            storages: self
-                .storages
-                .iter()
-                .filter(|s| nodes.contains(&s.node))
-                .cloned()
-                .collect(),
-        }
-    }
-
-    /// Online nodes that have `storage` (content `rootdir`), most free memory first, after
-    /// subtracting `reserved` bytes per node.
-    pub fn placement_candidates(&self, storage: &str, reserved: &HashMap<String, u64>) -> Vec<String> {
-        let mut c: Vec<(u64, &str)> = self
-            .nodes
-            .iter()
-            .filter(|n| n.online && self.node_has_storage(&n.name, storage, "rootdir"))
-            .map(|n| {
-                let free = n.memory_total.unwrap_or(0).saturating_sub(n.memory_used.unwrap_or(0));
-                (
-                    free.saturating_sub(reserved.get(&n.name).copied().unwrap_or(0)),
-                    n.name.as_str(),
-                )
-            })
-            .collect();
-        c.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
-        c.into_iter().map(|(_, n)| n.to_string()).collect()
-    }
-}
-
-/// vmids whose observed state differs between two snapshots (appeared, vanished or changed).
-pub fn changed_guests(old: &Snapshot, new: &Snapshot) -> Vec<u32> {
-    let mut out: Vec<u32> = Vec::new();
-    for (vmid, g) in &new.guests {
-        match old.guests.get(vmid) {
-            Some(o) if o.identity() == g.identity() => {}
-            _ => out.push(*vmid),
-        }
-    }
-    out.extend(old.guests.keys().filter(|v| !new.guests.contains_key(v)));
-    out.sort_unstable();
-    out
-}
 
 /// What an observer needs.
 pub struct ObserverParams {
@@ -649,51 +427,6 @@ async fn run(
 mod tests {
     use super::*;
 
-    fn res(v: serde_json::Value) -> Vec<ClusterResource> {
-        serde_json::from_value(v).unwrap()
-    }
-
-    fn sample(mem: u64, status: &str) -> Vec<ClusterResource> {
-        res(serde_json::json!([
-            {"id": "node/pve1", "type": "node", "node": "pve1", "status": "online", "mem": 1_000, "maxmem": 10_000},
-            {"id": "node/pve2", "type": "node", "node": "pve2", "status": "online", "mem": 1_000, "maxmem": 20_000},
-            {"id": "node/pve3", "type": "node", "node": "pve3", "status": "offline", "mem": 0, "maxmem": 90_000},
-            {"id": "storage/pve1/local-lvm", "type": "storage", "node": "pve1", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
-            {"id": "storage/pve2/local-lvm", "type": "storage", "node": "pve2", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
-            {"id": "storage/pve3/local-lvm", "type": "storage", "node": "pve3", "storage": "local-lvm", "content": "rootdir,images", "plugintype": "lvmthin"},
-            {"id": "lxc/100", "type": "lxc", "vmid": 100, "node": "pve1", "status": status, "name": "web", "tags": "k8s-abc;web", "maxmem": 536870912, "mem": mem}
-        ]))
-    }
-
-    #[test]
-    fn usage_changes_alone_trigger_nothing() {
-        let a = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        let b = Snapshot::from_resources(&sample(2, "running"), Instant::now());
-        assert!(changed_guests(&a, &b).is_empty());
-    }
-
-    #[test]
-    fn a_state_change_or_a_vanished_container_triggers_it() {
-        let a = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        let b = Snapshot::from_resources(&sample(1, "stopped"), Instant::now());
-        assert_eq!(changed_guests(&a, &b), vec![100]);
-        let mut c = b.clone();
-        c.guests.clear();
-        assert_eq!(changed_guests(&b, &c), vec![100]);
-    }
-
-    #[test]
-    fn placement_prefers_online_nodes_with_the_storage_and_free_memory() {
-        let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        assert_eq!(
-            s.placement_candidates("local-lvm", &HashMap::new()),
-            vec!["pve2", "pve1"]
-        );
-        let reserved = HashMap::from([("pve2".to_string(), 15_000u64)]);
-        assert_eq!(s.placement_candidates("local-lvm", &reserved), vec!["pve1", "pve2"]);
-        assert!(s.placement_candidates("nfs", &HashMap::new()).is_empty());
-    }
-
     #[test]
     fn drift_reads_visit_every_container_in_turn_within_a_flat_budget() {
         let ours = [101, 102, 103, 104, 105];
@@ -715,11 +448,5 @@ mod tests {
             5,
             "never more than there are"
         );
-    }
-
-    #[test]
-    fn tags_are_normalized_and_our_tag_is_found() {
-        let s = Snapshot::from_resources(&sample(1, "running"), Instant::now());
-        assert!(s.guests[&100].has_tag("k8s-abc"));
     }
 }

@@ -7,7 +7,7 @@
 //! KiB per container). A second ring keeps the last [`DAY`] at one sample per [`DAY_STEP`], the
 //! mean of the samples of that step (another 3 KiB per container), for the 24 h charts.
 
-use super::Snapshot;
+use super::inventory::{identity_uid, Snapshot};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -64,7 +64,7 @@ impl Samples {
         let step = self.window / SLOTS as i64;
         let mut map = crate::controller::kernel::recover(self.inner.lock(), "the usage samples");
         for g in snap.guests.values().filter(|g| g.kind == "lxc") {
-            let Some(uid) = crate::controller::tenancy::ownership::identity_uid(&g.tags) else {
+            let Some(uid) = identity_uid(&g.tags) else {
                 continue;
             };
             let ring = map.entry(uid.to_string()).or_default();

@@ -6,9 +6,13 @@
 //! - [`task`]: start a Proxmox task (slot, write-ahead marker, call, UPID) and poll it.
 //! - [`slots`]: the capacity services: task slots per node (a guard that wakes the next
 //!   waiter when dropped), the fair one-per-node queue for vzdump, shared-work claims.
+//! - [`status_cache`]: the status this process wrote last, per object (read-your-writes).
+//! - [`wake`]: the wake channels of each kind's controllers.
+//! - [`task_times`]: how long tasks took, so a running one is looked at near its end.
 //! - [`reason`]: every condition and Event reason, and how long a pass stopped on one waits.
 //! - [`halt`]: how a step ends a pass early (`Halt`), so steps use `?`.
-//! - [`wiring`]: what a kind's controller is made of (its run loop, wake streams).
+//! - [`wiring`]: what a kind's controller is made of (its run loop, wake streams, the watch
+//!   configuration of its cache), so kinds depend on the kernel and only `run.rs` on the kinds.
 //!
 //! Each kind's reconcile decides with pure functions (e.g. `container::decide`) and uses the
 //! kernel to act: `resolve → validate → decide → act (at most one task) → status`.
@@ -17,7 +21,10 @@ pub mod halt;
 pub mod pass;
 pub mod reason;
 pub mod slots;
+pub mod status_cache;
 pub mod task;
+pub mod task_times;
+pub mod wake;
 pub mod wiring;
 
 /// The guard of a lock; a lock poisoned by a panic elsewhere is used anyway (every pass must
@@ -31,7 +38,9 @@ pub fn recover<G>(r: std::sync::LockResult<G>, what: &'static str) -> G {
 }
 
 pub use halt::{Halt, Step};
-pub use pass::{Managed, Pass, StatusCache, WakeRoutes};
+pub use pass::{Managed, Pass};
 pub use reason::Reason;
 pub use slots::{Claims, NodeQueue, TaskSlots, Waker};
+pub use status_cache::StatusCache;
 pub use task::{Polled, Started, TaskRecord, UNKNOWN_UPID};
+pub use wake::WakeRoutes;

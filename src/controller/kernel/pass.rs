@@ -4,6 +4,8 @@
 
 use super::reason::Reason;
 use super::slots::Waker;
+use super::status_cache::StatusCache;
+use super::wake::WakeRoutes;
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::context::Context;
 use crate::controller::error::{Class, InvalidSpec, KubeOp};
@@ -13,14 +15,11 @@ use crate::crd::{CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED, FINALIZER
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 /// A kind the kernel runs passes for.
 pub trait Managed:
@@ -64,116 +63,6 @@ pub trait Managed:
     fn cache(ctx: &Context) -> &StatusCache<Self::Status>;
     /// Where to send objects of the kind for a pass.
     fn wakes(ctx: &Context) -> &WakeRoutes<Self>;
-}
-
-/// The status this process wrote last, by object uid: newer than a watch cache that has not
-/// seen the write yet. A pass starts from it, so a lagging cache can never make the operator
-/// redo a step it recorded (a create, a build, a vzdump).
-pub struct StatusCache<S> {
-    map: Mutex<HashMap<String, S>>,
-}
-
-impl<S> Default for StatusCache<S> {
-    fn default() -> Self {
-        Self { map: Mutex::default() }
-    }
-}
-
-impl<S: Clone + PartialEq> StatusCache<S> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, S>> {
-        super::recover(self.map.lock(), "a status cache")
-    }
-
-    /// The status to start from: ours while the cache differs from it; the cache's once it has
-    /// caught up (our copy is then dropped: it costs memory).
-    pub fn current(&self, uid: &str, cached: Option<&S>) -> Option<S> {
-        let mut m = self.lock();
-        match (m.get(uid), cached) {
-            (Some(mine), Some(c)) if mine != c => Some(mine.clone()),
-            (Some(mine), None) => Some(mine.clone()),
-            (Some(_), c) => {
-                m.remove(uid);
-                c.cloned()
-            }
-            (None, c) => c.cloned(),
-        }
-    }
-
-    /// Records what was written for `uid`.
-    pub fn record(&self, uid: &str, s: &S) {
-        self.lock().insert(uid.to_string(), s.clone());
-    }
-
-    /// Forgets `uid`.
-    pub fn forget(&self, uid: &str) {
-        self.lock().remove(uid);
-    }
-
-    /// Drops the copy of `uid` once the cache shows it (`cached`, already in the cache): what
-    /// [`current`](Self::current) does on the next pass, done as the watch delivers it, so the
-    /// copies of objects that see no pass for a while (every one after a start-up or a burst)
-    /// do not pile up.
-    pub fn caught_up(&self, uid: &str, cached: Option<&S>) {
-        let mut m = self.lock();
-        if cached.is_some() && m.get(uid) == cached {
-            m.remove(uid);
-        }
-    }
-
-    /// Forgets every object for which `live` is false.
-    pub fn retain(&self, live: &dyn Fn(&str) -> bool) {
-        self.lock().retain(|uid, _| live(uid));
-    }
-
-    /// How many statuses are kept.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A controller's wake channel and the namespace it watches (`None`: all).
-type Route<K> = (Option<String>, mpsc::UnboundedSender<ObjectRef<K>>);
-
-/// The wake channels of a kind's controllers, by the namespace each watches (`None`: all).
-pub struct WakeRoutes<K: Resource> {
-    routes: Mutex<Vec<Route<K>>>,
-}
-
-impl<K: Resource> Default for WakeRoutes<K> {
-    fn default() -> Self {
-        Self {
-            routes: Mutex::default(),
-        }
-    }
-}
-
-impl<K: Resource<DynamicType = ()> + 'static> WakeRoutes<K> {
-    /// Adds the channel of a controller watching `scope`.
-    pub fn add(&self, scope: Option<String>, tx: mpsc::UnboundedSender<ObjectRef<K>>) {
-        super::recover(self.routes.lock(), "the wake routes").push((scope, tx));
-    }
-
-    /// A waker that sends `obj` to its controller (does nothing when none watches it).
-    pub fn waker(&self, obj: &K) -> Waker {
-        let r = ObjectRef::from_obj(obj);
-        let tx = {
-            let routes = super::recover(self.routes.lock(), "the wake routes");
-            routes
-                .iter()
-                .find(|(scope, _)| scope.is_none() || *scope == r.namespace)
-                .map(|(_, tx)| tx.clone())
-        };
-        Arc::new(move || {
-            if let Some(tx) = &tx {
-                let _ = tx.send(r.clone());
-            }
-        })
-    }
 }
 
 /// Now in whole seconds, as the apiserver stores times: a status read back equals the one written.
@@ -370,6 +259,30 @@ impl<'a, K: Managed> Pass<'a, K> {
     pub fn has_finalizer(&self) -> bool {
         self.obj.finalizers().iter().any(|f| f == FINALIZER)
     }
+}
+
+/// Runs one reconcile of a `kind` object: a panic becomes [`Error::Panic`] (one bad object
+/// cannot stop its controller), and the outcome and duration go to the metrics and the debug log.
+pub async fn instrumented<T>(
+    kind: &'static str,
+    name: &str,
+    metrics: &crate::metrics::Metrics,
+    pass: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let span = tracing::debug_span!("reconcile", kind, object = name);
+    let res = Error::catch_panic(pass).instrument(span).await;
+    let class = res.as_ref().map(|_| "ok").unwrap_or_else(|e| e.class().as_str());
+    metrics.reconcile(kind, class, started.elapsed());
+    tracing::debug!(
+        kind,
+        object = name,
+        outcome = class,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconcile pass"
+    );
+    res
 }
 
 /// Runs one pass of a `K` object (a panic becomes an error; outcome and duration go to the

@@ -2,7 +2,7 @@
 //! with the rules for which ones are warnings, which ones publish an Event, and how long a pass
 //! stopped on one waits ([`Reason::retry_after`]).
 
-use crate::controller::context::Settings;
+use crate::controller::settings::Settings;
 use std::time::Duration;
 
 macro_rules! reasons {
@@ -402,6 +402,11 @@ impl From<Reason> for String {
     fn from(r: Reason) -> String {
         r.as_str().to_string()
     }
+}
+
+/// `base` plus up to 20% random jitter, so that many objects do not retry in lockstep.
+pub fn jitter(base: Duration) -> Duration {
+    base + base.mul_f64(rand::random::<f64>() * 0.2)
 }
 
 #[cfg(test)]

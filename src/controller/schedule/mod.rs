@@ -7,6 +7,7 @@
 //! - this module: the pure decisions of a pass, with table tests.
 
 pub mod calendar;
+pub mod clock;
 pub mod pass;
 pub mod prune;
 
@@ -15,12 +16,12 @@ use crate::controller::kernel::Reason;
 use crate::crd::schedule::Retention;
 use crate::crd::CONDITION_READY;
 use calendar::Schedule;
+pub use clock::ScheduleClock;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp, Zoned};
+use jiff::{Timestamp, Zoned};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use sha2::Digest;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 pub use pass::ScheduleKind;
 
@@ -33,49 +34,6 @@ pub const LABEL_CONTAINER: &str = "pve.lxc.dev/container";
 pub const ANNOTATION_SCHEDULED_AT: &str = "pve.lxc.dev/scheduled-at";
 /// Failed objects kept per container and schedule (newest first); older ones are deleted.
 pub const KEEP_FAILED: usize = 3;
-
-/// The clock schedules run on (in [`Settings`](crate::controller::Settings)). In production it
-/// is the wall clock. For tests and demos it can run faster (`--schedule-clock-speed`):
-/// schedule time = origin + (wall time − origin) × speed, so an hourly schedule at speed 360
-/// fires every 10 s. Only schedule slots, `lastScheduleTime`, `nextScheduleTime` and retention
-/// periods use it; Proxmox and the other controllers keep the wall clock.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ScheduleClock {
-    /// Speed-up factor (1 = wall clock).
-    pub speed: f64,
-    /// The instant where schedule time and wall time coincide.
-    pub origin: Timestamp,
-}
-
-impl ScheduleClock {
-    /// The wall clock.
-    pub const WALL: ScheduleClock = ScheduleClock {
-        speed: 1.0,
-        origin: Timestamp::UNIX_EPOCH,
-    };
-
-    /// Schedule time of a wall-clock instant.
-    pub fn at(&self, wall: Timestamp) -> Timestamp {
-        if self.speed == 1.0 {
-            return wall;
-        }
-        let d = wall.duration_since(self.origin).as_secs_f64() * self.speed;
-        self.origin
-            .checked_add(SignedDuration::from_secs_f64(d))
-            .unwrap_or(wall)
-    }
-
-    /// Schedule time now.
-    pub fn now(&self) -> Timestamp {
-        self.at(Timestamp::now())
-    }
-
-    /// Wall-clock time until schedule time `t` (zero if it has passed).
-    pub fn until(&self, t: Timestamp) -> Duration {
-        let d = t.duration_since(self.now()).as_secs_f64() / self.speed;
-        Duration::from_secs_f64(d.max(0.0))
-    }
-}
 
 /// A label value for an object name (names longer than 63 characters are shortened with a hash).
 pub fn label_value(name: &str) -> String {

@@ -69,10 +69,10 @@ pub fn controller<K: ScheduleKind>(
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let ctl = Controller::new(schedules, crate::controller::run::cache_watch_config());
+    let ctl = Controller::new(schedules, crate::controller::kernel::wiring::cache_watch_config());
     let store = ctl.store();
     let run = ctl
-        .owns(items, crate::controller::run::cache_watch_config())
+        .owns(items, crate::controller::kernel::wiring::cache_watch_config())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::<K>, error_policy::<K>, ctx)

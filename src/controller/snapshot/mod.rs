@@ -100,9 +100,9 @@ fn snapshot_controller(
     let (wake, wake_rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<LxcSnapshot>>();
     ctx.wakes.snapshots.add(namespace.map(str::to_string), wake);
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, crate::controller::run::cache_watch_config())
+    let stream = watcher(api, crate::controller::kernel::wiring::cache_watch_config())
         .default_backoff()
-        .modify(crate::controller::run::slim_for_cache)
+        .modify(crate::controller::kernel::wiring::slim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());

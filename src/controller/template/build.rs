@@ -4,7 +4,6 @@
 
 use crate::controller::container::desired::{identity_tag, InvalidSpec};
 use crate::controller::container::settings::{self, ContainerSettings, ValidSettings};
-use crate::crd::lxc_container::LxcContainerSpec;
 use crate::crd::lxc_template::LxcTemplateSpec;
 use crate::crd::DeletionPolicy;
 use crate::pve::{self, AplInfo, StorageVolume};
@@ -67,22 +66,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec 
     InvalidSpec {
         field: field.into(),
         message: message.into(),
-    }
-}
-
-/// A template's settings as an `LxcContainerSpec` without a source, for the tenant's policy,
-/// which judges a template like a container (`template::tenancy::judged_spec` sets the source).
-pub fn container_spec(spec: &LxcTemplateSpec) -> LxcContainerSpec {
-    LxcContainerSpec {
-        description: spec.description.clone(),
-        tags: spec.tags.clone(),
-        unprivileged: spec.unprivileged,
-        resources: spec.resources.clone(),
-        rootfs: spec.rootfs.clone(),
-        network: spec.network.clone(),
-        features: spec.features.clone(),
-        state: crate::crd::lxc_container::PowerState::Stopped,
-        ..Default::default()
     }
 }
 
@@ -329,6 +312,7 @@ pub fn create_params(plan: &TemplatePlan, vmid: u32, ostemplate: &str) -> pve::L
 
 #[cfg(test)]
 mod tests {
+    use super::super::footprint::container_spec;
     use super::*;
     use crate::crd::lxc_container::{Resources, RootFs};
     use crate::crd::lxc_template::{ImageUrl, TemplateImage};

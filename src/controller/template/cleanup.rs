@@ -1,7 +1,7 @@
 //! Deleting an `LxcTemplate`: refused while linked clones depend on any build; `Retain`
 //! removes our tag and leaves the templates; `Delete` destroys them, one task per pass.
 
-use super::reconcile::{
+use super::pass::{
     check_task, cluster_key, config, describe_clones, linked_clones, release, start_task, P, PHASE_DELETING,
 };
 use crate::controller::conditions::CondSpec;

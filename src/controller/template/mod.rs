@@ -4,6 +4,8 @@
 
 pub mod build;
 pub mod cleanup;
+pub mod footprint;
+pub mod pass;
 pub mod reconcile;
 pub mod tenancy;
 
@@ -37,9 +39,9 @@ pub fn controller(
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
     let (reader, writer) = reflector::store();
-    let stream = watcher(templates, crate::controller::run::cache_watch_config())
+    let stream = watcher(templates, crate::controller::kernel::wiring::cache_watch_config())
         .default_backoff()
-        .modify(crate::controller::run::slim_for_cache)
+        .modify(crate::controller::kernel::wiring::slim_for_cache)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
@@ -47,9 +49,11 @@ pub fn controller(
     ctx.wakes.templates.add(namespace.map(str::to_string), wake);
     let run = Controller::for_stream(stream, reader.clone())
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(100)))
-        .watches(containers, crate::controller::run::cache_watch_config(), |c| {
-            template_of_departing_container(&c)
-        })
+        .watches(
+            containers,
+            crate::controller::kernel::wiring::cache_watch_config(),
+            |c| template_of_departing_container(&c),
+        )
         .reconcile_on(crate::controller::kernel::wiring::tokio_stream_from(wake_rx))
         .graceful_shutdown_on(ctx.shutdown.triggered())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

@@ -3,21 +3,12 @@
 //! the quota (a template's disks count against it).
 
 use super::build;
+use super::footprint::{footprint, judged_spec};
 use crate::controller::cluster::{ClusterHandle, Snapshot};
 use crate::controller::context::Context;
 use crate::controller::tenancy::policy::{self, Admission, Refusal};
 use crate::crd::LxcTemplate;
 use kube::ResourceExt;
-
-/// The container spec the tenant's limits judge for a template: its settings, and the node,
-/// vmid and existing image volume it names (which a container's check looks at too).
-pub fn judged_spec(obj: &LxcTemplate) -> crate::crd::lxc_container::LxcContainerSpec {
-    let mut cs = build::container_spec(&obj.spec);
-    cs.node = obj.spec.node.clone();
-    cs.vmid = obj.spec.vmid;
-    cs.source.os_template = obj.spec.image.volid.clone();
-    cs
-}
 
 /// Admits the template to its cluster and checks it against the tenant's limits (those of a
 /// container, plus the image storage) and quota; the tenant's pool, nodes and vmid range go
@@ -54,17 +45,6 @@ pub(super) fn admit(
     plan.allowed_nodes = t.nodes.clone();
     plan.vmid_range = t.vmid_range;
     Ok(())
-}
-
-/// What a template counts against its tenant's quota: the disks of its current build and of
-/// every earlier build kept for linked clones (counted at the current size).
-pub fn footprint(obj: &LxcTemplate) -> policy::Footprint {
-    let one = policy::template_footprint(&judged_spec(obj));
-    let builds = 1 + obj.status.as_ref().map_or(0, |s| s.previous.len() as u64);
-    policy::Footprint {
-        disk_gib: one.disk_gib * builds,
-        ..one
-    }
 }
 
 /// What placement may choose from for a template: the tenant's nodes only, when it has a list.

@@ -33,7 +33,7 @@ pub fn controller(client: &Client, ctx: Arc<Context>) -> (ControllerFuture, Stor
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(crate::controller::run::slim_for_cache)
+    .modify(crate::controller::kernel::wiring::slim_for_cache)
     .reflect(ns_writer)
     .for_each(|_| async {});
     tokio::spawn(namespaces);

@@ -309,7 +309,7 @@ impl Views {
                     .is_some_and(|s| s.vmid.is_some() || !s.previous.is_empty());
                 match admitted.get(&uid) {
                     Some(f) => total += *f,
-                    None if made => total += crate::controller::template::tenancy::footprint(&t),
+                    None if made => total += crate::controller::template::footprint::footprint(&t),
                     None => {}
                 }
             }

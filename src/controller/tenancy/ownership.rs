@@ -5,13 +5,8 @@
 //! the schema forbids line breaks in them).
 
 use super::policy::{Admission, Refusal};
+pub use crate::controller::cluster::inventory::identity_uid;
 use crate::controller::kernel::Reason;
-use crate::crd::IDENTITY_TAG_PREFIX;
-
-/// The uid in a guest's identity tag (`k8s-<uid>`), lower-case as Proxmox stores tags.
-pub fn identity_uid(tags: &[String]) -> Option<&str> {
-    tags.iter().find_map(|t| t.strip_prefix(IDENTITY_TAG_PREFIX))
-}
 
 /// Who a Proxmox guest belongs to, as far as the operator can prove.
 #[derive(Clone, Debug, PartialEq, Eq)]

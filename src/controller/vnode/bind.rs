@@ -1,7 +1,7 @@
 //! The binder: Pods with the operator's scheduler name are bound to one of our Nodes, so
 //! `kubectl run` works where no scheduler should (or can) place them.
 
-use super::pod::PodContext;
+use super::pod_context::PodContext;
 use super::Vnode;
 use crate::controller::error::KubeOp;
 use crate::controller::Error;

@@ -14,7 +14,7 @@
 //!   afford — at most two rings per Pod, filled only as fast as the app prints.
 
 use super::exitcode::MarkerScanner;
-use super::logs::Line;
+use super::lines::Line;
 use super::POD_UID_LABEL;
 use crate::controller::cluster::{ClusterKey, ClusterRegistry};
 use crate::crd::lxc_container::ContainerPhase;
@@ -485,7 +485,7 @@ pub async fn run(kube: kube::Client, clusters: Arc<ClusterRegistry>, logs: Arc<P
 
 #[cfg(test)]
 mod tests {
-    use super::super::logs::{parse_query, render};
+    use super::super::lines::{parse_query, render};
     use super::*;
 
     fn at(s: i64) -> (i64, u32) {

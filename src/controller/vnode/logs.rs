@@ -11,13 +11,14 @@
 //! `exec`, `attach` and `port-forward` answer 501 with what to do instead.
 
 use super::limits::{FollowSlot, Limits};
+use super::lines::{render, Line, LogQuery};
 use super::translate::child_name;
 use crate::controller::cluster::{ClusterKey, ClusterRegistry};
 use crate::crd::LxcContainer;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use std::collections::HashMap;
@@ -52,89 +53,6 @@ fn too_many_follows(limits: &Limits, pod: &str) -> Response<Body> {
             limits.follows_per_pod
         ),
     )
-}
-
-/// The query of `/containerLogs` (as the kubelet reads it).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct LogQuery {
-    /// `tailLines`: only the last N lines.
-    pub tail_lines: Option<usize>,
-    /// `limitBytes`: stop after this many bytes.
-    pub limit_bytes: Option<usize>,
-    /// `timestamps`: each line starts with an RFC 3339 time.
-    pub timestamps: bool,
-    /// `follow`: keep the stream open.
-    pub follow: bool,
-    /// `sinceSeconds` / `sinceTime`, as epoch seconds.
-    pub since: Option<i64>,
-    /// `previous`: the run before the last restart.
-    pub previous: bool,
-}
-
-/// Parses the query string (pure); both since* at once is an error, as at a kubelet.
-pub fn parse_query(q: &str, now: i64) -> Result<LogQuery, String> {
-    let mut out = LogQuery::default();
-    let mut since_seconds = None;
-    let mut since_time = None;
-    for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
-        let num = |v: &str| v.parse::<i64>().map_err(|_| format!("{k}: {v:?} is not a number"));
-        match k.as_ref() {
-            "tailLines" => out.tail_lines = Some(num(&v)?.max(0) as usize),
-            "limitBytes" => out.limit_bytes = Some(num(&v)?.max(1) as usize),
-            "timestamps" => out.timestamps = v == "true" || v == "1",
-            "follow" => out.follow = v == "true" || v == "1",
-            "previous" => out.previous = v == "true" || v == "1",
-            "sinceSeconds" => since_seconds = Some(num(&v)?),
-            "sinceTime" => {
-                let t: jiff::Timestamp = v.parse().map_err(|_| format!("sinceTime: {v:?} is not RFC 3339"))?;
-                since_time = Some(t.as_second());
-            }
-            _ => {}
-        }
-    }
-    out.since = match (since_seconds, since_time) {
-        (Some(_), Some(_)) => return Err("at most one of sinceTime or sinceSeconds may be specified".into()),
-        (Some(s), None) => Some(now - s),
-        (None, t) => t,
-    };
-    Ok(out)
-}
-
-/// One log line: when (its task's start, or when the console sent it) and the text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Line {
-    /// Epoch seconds.
-    pub at: i64,
-    /// Nanoseconds within the second.
-    pub nanos: u32,
-    /// Text, without the newline.
-    pub text: String,
-}
-
-/// The lines to send (pure): since, then the tail, then rendered with or without times, then
-/// cut at `limitBytes`.
-pub fn render(lines: &[Line], q: &LogQuery) -> String {
-    let kept: Vec<&Line> = lines.iter().filter(|l| q.since.is_none_or(|s| l.at >= s)).collect();
-    let start = q.tail_lines.map(|n| kept.len().saturating_sub(n)).unwrap_or(0);
-    let mut out = String::new();
-    for l in &kept[start..] {
-        if q.timestamps {
-            let t = jiff::Timestamp::new(l.at, l.nanos as i32).unwrap_or_default();
-            out.push_str(&format!("{} ", t.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")));
-        }
-        out.push_str(&l.text);
-        out.push('\n');
-    }
-    if let Some(max) = q.limit_bytes {
-        if out.len() > max {
-            let mut cut = max;
-            while !out.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            out.truncate(cut);
-        }
-    }
-    out
 }
 
 /// A response body.
@@ -299,81 +217,12 @@ async fn read_lines(state: &LogState, t: &Target, seen: &mut HashMap<String, See
     Ok(out)
 }
 
-/// Serves one request; `client_cert` says whether the caller showed a client certificate the
-/// client CA signed (the kube-apiserver).
-async fn handle(state: LogState, req: Request<hyper::body::Incoming>, client_cert: bool) -> Response<Body> {
-    let path = req.uri().path().trim_end_matches('/').to_string();
-    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match (req.method().as_str(), parts.as_slice()) {
-        ("GET", ["healthz"]) => text(StatusCode::OK, "ok"),
-        ("GET", ["containerLogs", ns, pod, container]) => {
-            let now = jiff::Timestamp::now().as_second();
-            let q = match parse_query(req.uri().query().unwrap_or(""), now) {
-                Ok(q) => q,
-                Err(e) => return text(StatusCode::BAD_REQUEST, e),
-            };
-            let authorization = req
-                .headers()
-                .get(hyper::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let caller = Caller {
-                client_cert,
-                authorization,
-            };
-            logs(state, ns, pod, container, q, caller).await
-        }
-        ("GET", ["attach", ns, pod, container]) if super::attach::wants_websocket(&req) => {
-            let caller = Caller {
-                client_cert,
-                authorization: req
-                    .headers()
-                    .get(hyper::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-            };
-            super::attach::attach(state, req, (ns, pod, container), caller).await
-        }
-        (_, [op, ..]) if matches!(*op, "exec" | "attach" | "portForward" | "run") => {
-            // a Status object: kubectl shows its message (a plain body reaches it empty)
-            let status = serde_json::json!({
-                "kind": "Status",
-                "apiVersion": "v1",
-                "metadata": {},
-                "status": "Failure",
-                "message": unsupported(op),
-                "reason": "NotImplemented",
-                "code": 501,
-            });
-            let mut r = text(StatusCode::NOT_IMPLEMENTED, status.to_string());
-            r.headers_mut().insert(
-                "content-type",
-                hyper::header::HeaderValue::from_static("application/json"),
-            );
-            r
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found"),
-    }
-}
-
-/// What `exec`, `attach`, `port-forward` and `run` answer.
-fn unsupported(op: &str) -> String {
-    let what = match op {
-        "exec" | "run" => {
-            "Proxmox has no API to run a command in a container; `kubectl logs` shows what the application prints"
-        }
-        "attach" => {
-            "the console is attached over a websocket only (kubectl 1.30 or later), not SPDY; `kubectl logs -f` follows what the application prints"
-        }
-        _ => "Proxmox offers no port forwarding into a container; reach the Pod IP directly or through a Service",
-    };
-    format!("{op} is not supported on Proxmox virtual nodes: {what}")
-}
-
 /// Who asks.
 pub(super) struct Caller {
-    client_cert: bool,
-    authorization: Option<String>,
+    /// Whether it showed a client certificate the client CA signed (the kube-apiserver).
+    pub(super) client_cert: bool,
+    /// Its `Authorization` header.
+    pub(super) authorization: Option<String>,
 }
 
 /// Whether `caller` may read logs of a Pod on `node`: `None` if so, else the refusal.
@@ -388,7 +237,15 @@ async fn refused(state: &LogState, caller: &Caller, node: &str) -> Option<Respon
     }
 }
 
-async fn logs(state: LogState, ns: &str, pod: &str, container: &str, q: LogQuery, caller: Caller) -> Response<Body> {
+/// Answers `GET /containerLogs/{ns}/{pod}/{container}`.
+pub(super) async fn logs(
+    state: LogState,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    q: LogQuery,
+    caller: Caller,
+) -> Response<Body> {
     // the Pod's Node decides; before it is known, any caller may learn only that it is not found
     if state.auth.is_some() && !caller.client_cert && caller.authorization.is_none() {
         return text(
@@ -565,84 +422,10 @@ fn console_logs(
     streamed(rx)
 }
 
-/// The TLS settings of the endpoint: a fresh self-signed certificate for `names`; with
-/// `client_ca`, only clients with a certificate it signed (the kube-apiserver's kubelet client
-/// certificate) are served.
-pub fn tls_config(names: Vec<String>, client_ca: Option<&[u8]>) -> Result<rustls::ServerConfig, String> {
-    let ck = rcgen::generate_simple_self_signed(names).map_err(|e| e.to_string())?;
-    let cert = ck.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(pem) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
-                let c: rustls::pki_types::CertificateDer = c.map_err(|e| format!("client CA: {e}"))?;
-                roots.add(c).map_err(|e| format!("client CA: {e}"))?;
-            }
-            // optional at the handshake: a caller without one may still show a bearer token
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| format!("client CA: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut tls = builder.with_single_cert(vec![cert], key).map_err(|e| e.to_string())?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tls)
-}
-
-/// Serves the endpoint on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, tls: rustls::ServerConfig, state: LogState) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        // past the bound a connection is closed at once: the ones served keep their share
-        let Some(permit) = state.limits.connection() else {
-            tracing::debug!("kubelet endpoint: too many connections, one closed");
-            drop(tcp);
-            continue;
-        };
-        let (acceptor, state) = (acceptor.clone(), state.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let limits = state.limits.clone();
-            let Ok(Ok(tls)) = tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await else {
-                return;
-            };
-            // the verifier checked it: any certificate shown is one the client CA signed
-            let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move {
-                    let timeout = state.limits.request_timeout;
-                    let answer = match tokio::time::timeout(timeout, handle(state, req, client_cert)).await {
-                        Ok(r) => r,
-                        Err(_) => text(StatusCode::GATEWAY_TIMEOUT, "the request took too long; try again"),
-                    };
-                    Ok::<_, Infallible>(answer)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                // `kubectl attach` upgrades to a websocket
-                .with_upgrades()
-                .await;
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::kubelet::{serve, tls_config};
+    use super::super::lines::parse_query;
     use super::*;
 
     fn lines() -> Vec<Line> {

@@ -9,18 +9,22 @@
 //!   status is read back from it ([`status`]), the translation is [`translate`].
 //! - [`admit`]: which namespaces a cluster's virtual nodes serve (an explicit grant).
 //! - [`bind`]: Pods with our scheduler name are bound to a Node by the operator.
-//! - [`logs`]: the kubelet endpoint the apiserver calls for `kubectl logs`; [`console`] keeps
-//!   what the Pods' applications print.
+//! - [`kubelet`]: the kubelet endpoint the apiserver calls; [`logs`] answers `kubectl logs`,
+//!   [`attach`] `kubectl attach`; [`console`] keeps what the Pods' applications print, as
+//!   [`lines`].
 
 pub mod admit;
 pub mod attach;
 pub mod bind;
 pub mod console;
 pub mod exitcode;
+pub mod kubelet;
 pub mod limits;
+pub mod lines;
 pub mod logs;
 pub mod node;
 pub mod pod;
+pub mod pod_context;
 pub mod status;
 pub mod translate;
 

@@ -2,14 +2,15 @@
 //! the Pod); its status is read back from the child; deletion stops and destroys the child, then
 //! deletes the Pod with a UID precondition (a new Pod of the same name is never deleted).
 
-use super::console::{PodLogs, RunEnd};
+use super::console::RunEnd;
+use super::pod_context::PodContext;
 use super::status::{pod_status, pod_status_with_end};
 use super::translate::{child_name, translate, Refusal};
-use super::{VnodeIndex, POD_UID_LABEL};
+use super::POD_UID_LABEL;
 use crate::controller::cluster::ClusterKey;
 use crate::controller::context::FIELD_MANAGER;
 use crate::controller::error::KubeOp;
-use crate::controller::run::ControllerFuture;
+use crate::controller::kernel::wiring::ControllerFuture;
 use crate::controller::{Context, Error};
 use crate::crd::lxc_container::ContainerPhase;
 use crate::crd::LxcContainer;
@@ -23,17 +24,6 @@ use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What the Pod controller shares.
-pub struct PodContext {
-    /// The operator's context.
-    pub ctx: Arc<Context>,
-    /// Our Nodes.
-    pub index: Arc<VnodeIndex>,
-    /// What the Pods' consoles said (the exit status of an ended app), when the kubelet
-    /// endpoint runs.
-    pub logs: Option<Arc<PodLogs>>,
-}
 
 /// The Pod controller of one namespace (or all), woken for every Pod on a Node that appears in
 /// `added` (Nodes registered after their Pods were bound).
@@ -71,7 +61,7 @@ pub fn controller(
     let shutdown = pctx.ctx.shutdown.triggered();
     let run = Controller::for_stream(stream, reader.clone())
         .owns(children, watcher::Config::default().labels(POD_UID_LABEL))
-        .reconcile_on(crate::controller::run::tokio_stream_from(rx))
+        .reconcile_on(crate::controller::kernel::wiring::tokio_stream_from(rx))
         .graceful_shutdown_on(shutdown)
         .run(
             |pod, pctx: Arc<PodContext>| async move {
