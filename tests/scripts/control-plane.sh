@@ -59,13 +59,31 @@ while [[ $# -gt 0 ]]; do
 done
 
 # Distinct free loopback ports, all bound at once (two separate binds of port 0 may return the
-# same port); a port taken again by someone else before we bind it is caught below by retrying.
+# same port); a port someone else takes before our process binds it is caught by a retry.
 free_ports() { python3 -c '
 import socket,sys
 ss=[socket.socket() for _ in range(int(sys.argv[1]))]
 for s in ss: s.bind(("127.0.0.1",0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"; }
 free_port() { free_ports 1; }
+# up PIDFILE CHECK...: waits up to 60 s for CHECK to succeed; fails at once when the process
+# of PIDFILE has exited.
+up() {
+  local pidfile=$1; shift
+  for _ in $(seq 240); do
+    "$@" && return 0
+    kill -0 "$(cat "$pidfile")" 2>/dev/null || return 1
+    sleep 0.25
+  done
+  return 1
+}
+# gone NAME LINES: says why NAME did not come up and stops its process.
+gone() {
+  echo "$1 did not come up; last lines of $dir/$1.log:" >&2
+  tail -n "$2" "$1.log" >&2
+  kill "$(cat "$1.pid")" 2>/dev/null || true
+  wait "$(cat "$1.pid")" 2>/dev/null || true
+}
 fixed_port=$port
 kube_dir=${KUBE_BIN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kube-1.20.2}
 for b in kube-apiserver kube-controller-manager kube-scheduler; do
@@ -81,72 +99,6 @@ cd "$dir"
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$token,admin,admin-uid,system:masters" > tokens.csv
 
-# etcd, healthy before the apiserver starts (an apiserver without etcd gives up after ~20 s
-# with "context deadline exceeded"); a port lost to another process is retried on new ports.
-etcd_ready=""
-for attempt in 1 2 3; do
-  read -r etcd_port peer_port <<<"$(free_ports 2)"
-  rm -rf "$dir/etcd"
-  etcd --name cp --data-dir "$dir/etcd" \
-    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
-  echo $! > etcd.pid
-  for _ in $(seq 240); do
-    if curl -sf "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"'; then etcd_ready=1; break; fi
-    kill -0 "$(cat etcd.pid)" 2>/dev/null || break
-    sleep 0.25
-  done
-  [[ -n $etcd_ready ]] && break
-  echo "etcd did not become healthy (attempt $attempt); last lines of $dir/etcd.log:" >&2
-  tail -n 5 etcd.log >&2
-  kill "$(cat etcd.pid)" 2>/dev/null || true
-  wait "$(cat etcd.pid)" 2>/dev/null || true
-done
-[[ -n $etcd_ready ]] || { stop "$dir"; exit 1; }
-
-start_apiserver() {
-  "$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
-    --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
-    --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
-    --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
-    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
-  echo $! > apiserver.pid
-}
-
-ready=""
-for attempt in 1 2 3; do
-  read -r etcd_port peer_port <<<"$(free_ports 2)"
-  rm -rf "$dir/etcd"
-  etcd --name cp --data-dir "$dir/etcd" \
-    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
-  echo $! > etcd.pid
-  for _ in $(seq 240); do
-    if curl -sf "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"'; then etcd_ready=1; break; fi
-    kill -0 "$(cat etcd.pid)" 2>/dev/null || break
-    sleep 0.25
-  done
-  [[ -n $etcd_ready ]] && break
-  echo "etcd did not become healthy (attempt $attempt); last lines of $dir/etcd.log:" >&2
-  tail -n 5 etcd.log >&2
-  kill "$(cat etcd.pid)" 2>/dev/null || true
-  wait "$(cat etcd.pid)" 2>/dev/null || true
-done
-[[ -n $etcd_ready ]] || { stop "$dir"; exit 1; }
-
-start_apiserver() {
-  "$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
-    --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
-    --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
-    --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
-    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
-  echo $! > apiserver.pid
-}
-
 if [[ -n $watch_pid ]]; then
   # setsid + closed fds: the watchdog must not keep the caller's pipes open.
   # and then the state directory goes (etcd's data is ~100 MB a control plane)
@@ -155,25 +107,38 @@ if [[ -n $watch_pid ]]; then
   echo $! > watchdog.pid
 fi
 
+etcd_healthy() { curl -sf "http://127.0.0.1:$etcd_port/health" 2>/dev/null | grep -q '"health":"true"'; }
+apiserver_ready() { curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; }
+
+# etcd, healthy before the apiserver starts (an apiserver without etcd gives up after ~20 s
+# with "context deadline exceeded"), then the apiserver; each is retried on new ports.
 ready=""
-for attempt in 1 2 3; do
-  port=${fixed_port:-$(free_port)}
-  start_apiserver
-  for _ in $(seq 240); do
-    if curl -sfk -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ready=1; break; fi
-    kill -0 "$(cat apiserver.pid)" 2>/dev/null || break
-    sleep 0.25
-  done
-  [[ -n $ready ]] && break
-  echo "kube-apiserver did not become ready (attempt $attempt); last lines of $dir/apiserver.log:" >&2
-  tail -n 20 apiserver.log >&2
-  kill "$(cat apiserver.pid)" 2>/dev/null || true
-  wait "$(cat apiserver.pid)" 2>/dev/null || true
+for _ in 1 2 3; do
+  read -r etcd_port peer_port <<<"$(free_ports 2)"
+  rm -rf "$dir/etcd"
+  etcd --name cp --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "cp=http://127.0.0.1:$peer_port" --quota-backend-bytes=4294967296 > etcd.log 2>&1 &
+  echo $! > etcd.pid
+  if up etcd.pid etcd_healthy; then ready=1; break; fi
+  gone etcd 5
 done
-if [[ -z $ready ]]; then
-  stop "$dir"
-  exit 1
-fi
+[[ -n $ready ]] || { stop "$dir"; exit 1; }
+ready=""
+for _ in 1 2 3; do
+  port=${fixed_port:-$(free_port)}
+  "$bin" --etcd-servers="http://127.0.0.1:$etcd_port" --bind-address=127.0.0.1 --secure-port="$port" \
+    --advertise-address=127.0.0.1 --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" \
+    --authorization-mode=RBAC --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none --insecure-port=0 \
+    --max-requests-inflight=1000 --max-mutating-requests-inflight=500 > apiserver.log 2>&1 &
+  echo $! > apiserver.pid
+  if up apiserver.pid apiserver_ready; then ready=1; break; fi
+  gone apiserver 20
+done
+[[ -n $ready ]] || { stop "$dir"; exit 1; }
 
 export KUBECONFIG=$dir/kubeconfig
 kubectl config set-cluster local --server="https://127.0.0.1:$port" --certificate-authority="$dir/certs/apiserver.crt" --embed-certs=true >/dev/null 2>&1 \
@@ -183,7 +148,7 @@ kubectl config set-context local --cluster=local --user=admin --namespace=defaul
 kubectl config use-context local >/dev/null
 
 if [[ -z $bare ]]; then
-  kcm_port=$(free_port); sched_port=$(free_port)
+  read -r kcm_port sched_port <<<"$(free_ports 2)"
   echo "$kcm_port" > controller-manager.port; echo "$sched_port" > scheduler.port
   "$kube_dir/kube-controller-manager" --kubeconfig="$KUBECONFIG" --leader-elect=false \
     --service-account-private-key-file="$dir/sa.key" --root-ca-file="$dir/certs/apiserver.crt" \
@@ -196,19 +161,9 @@ if [[ -z $bare ]]; then
     --port=0 --bind-address=127.0.0.1 --secure-port="$sched_port" --cert-dir="$dir/scheduler-certs" \
     --authentication-kubeconfig="$KUBECONFIG" --authorization-kubeconfig="$KUBECONFIG" > scheduler.log 2>&1 &
   echo $! > scheduler.pid
+  healthz() { curl -sfk "https://127.0.0.1:$(cat "$1.port")/healthz" >/dev/null 2>&1; }
   for c in controller-manager scheduler; do
-    ok=""
-    for _ in $(seq 240); do
-      if curl -sfk "https://127.0.0.1:$(cat $c.port)/healthz" >/dev/null 2>&1; then ok=1; break; fi
-      kill -0 "$(cat $c.pid)" 2>/dev/null || break
-      sleep 0.25
-    done
-    if [[ -z $ok ]]; then
-      echo "kube-$c did not become healthy; last lines of $dir/$c.log:" >&2
-      tail -n 20 "$c.log" >&2
-      stop "$dir"
-      exit 1
-    fi
+    up "$c.pid" healthz "$c" || { gone "$c" 20; stop "$dir"; exit 1; }
   done
   # the controllers act: the default namespace gets its ServiceAccount and token Secret
   for _ in $(seq 240); do

@@ -639,6 +639,7 @@ async fn complete(
     warnings: Option<u32>,
 ) -> Result<Action, Error> {
     release(p);
+    crate::controller::container::report::backups_changed();
     let vmid = p.status.vmid.unwrap_or_default();
     p.status.phase = Some(BackupPhase::Completed);
     p.status.volid = Some(volid.clone());
@@ -763,6 +764,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             Err(e) if super::protected::refused(&e) => return super::protected::left(p, &volid).await,
             Err(e) => return Err(e.into()),
         }
+        crate::controller::container::report::backups_changed();
         p.event(
             Reason::ArchiveDeleted,
             format!("deleted archive {volid} from storage {storage}"),

@@ -355,6 +355,14 @@ impl BridgeRead {
     }
 }
 
+/// Whether an inventory read sends a drift batch: the first one, then one per `resync` (a read
+/// asked for sooner, e.g. after each task end, sends only the guests that changed). Per read,
+/// a burst of 100 Pods (a read after every task) sent each container a drift pass every few
+/// seconds: 20 of its 68 Proxmox requests.
+pub fn drift_due(last: Option<Instant>, now: Instant, resync: Duration) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= resync)
+}
+
 /// The next `k` vmids after `cursor` (wrapping around) among `ours` (sorted), skipping those in
 /// `skip` (passed already this resync), and the new cursor: a flat drift budget per resync that
 /// visits every container in turn (N containers take N / k resyncs).
@@ -457,6 +465,7 @@ async fn run(
     let mut version: Option<String> = None;
     let mut prev: Option<Arc<Snapshot>> = None;
     let mut drift_cursor: Option<u32> = None;
+    let mut drift_at: Option<Instant> = None;
     let mut privileges: Option<PrivilegeRead> = None;
     let mut bridges = BridgeRead {
         at: None,
@@ -488,7 +497,12 @@ async fn run(
                         .map(|g| g.vmid)
                         .collect();
                     ours.sort_unstable();
-                    let (batch, cursor) = drift_batch(&ours, drift_cursor, p.drift_per_resync, &changed);
+                    let k = match drift_due(drift_at, started, p.resync) {
+                        true => p.drift_per_resync,
+                        false => 0,
+                    };
+                    drift_at = if k > 0 { Some(started) } else { drift_at };
+                    let (batch, cursor) = drift_batch(&ours, drift_cursor, k, &changed);
                     drift_cursor = cursor;
                     for vmid in batch {
                         let _ = p.triggers.send((p.key.clone(), vmid));
@@ -715,6 +729,14 @@ mod tests {
             5,
             "never more than there are"
         );
+    }
+
+    #[test]
+    fn an_inventory_read_asked_for_between_resyncs_sends_no_drift_batch() {
+        let (t0, resync) = (Instant::now(), Duration::from_secs(15));
+        assert!(drift_due(None, t0, resync), "the first read");
+        assert!(!drift_due(Some(t0), t0 + Duration::from_secs(2), resync), "a task ended: changed guests only");
+        assert!(drift_due(Some(t0), t0 + resync, resync), "the next resync");
     }
 
     #[test]

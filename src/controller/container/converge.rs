@@ -118,6 +118,9 @@ pub(super) async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts, step: Conv
             Ok(None)
         }
         ConvergeStep::WaitLocked(lock) => {
+            if lock == "backup" {
+                super::report::backup_lock_seen(&p.uid);
+            }
             let msg = format!("CT is locked ({lock}); waiting");
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::Locked, msg));
             p.save().await?;
