@@ -1,9 +1,11 @@
 //! Finding a container in Proxmox: config and power state, read together.
 
-use crate::controller::cluster::ClusterHandle;
+use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::Error;
 use crate::crd::lxc_container::{ContainerPhase, LxcContainerStatus};
 use crate::pve::{self, ErrorClass, LxcConfig};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where a container was found, with its config and power state (read together: one round
@@ -17,10 +19,94 @@ pub struct Located {
     pub current: pve::LxcStatus,
 }
 
+/// When this process last saw a task of each object (by uid) end: its container's power state
+/// may have changed since the inventory was read.
+static TASK_ENDS: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+
+/// Records that the task of the object `uid` ended (well or not) now.
+pub fn task_ended(uid: &str) {
+    let now = Instant::now();
+    let mut m = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends");
+    if m.len() >= 1024 && m.len().is_power_of_two() {
+        // an end older than any inventory we would use no longer matters
+        m.retain(|_, at| now.saturating_duration_since(*at) < INVENTORY_FRESH);
+    }
+    m.insert(uid.to_string(), now);
+}
+
+/// The oldest inventory a pass takes a container's power state from.
+pub const INVENTORY_FRESH: Duration = Duration::from_secs(60);
+
+/// Whether a pass takes the container's power state and usage from the inventory (pure)
+/// instead of `GET …/status/current`: the inventory lists it on `node`, unlocked, it was read
+/// less than [`INVENTORY_FRESH`] ago (a change since is found by the next read, which sends the
+/// container a pass), and after the last task of the object this process saw end (a start or
+/// stop that ended since is not in it yet). One status read less on most passes.
+pub fn power_from_inventory(g: Option<&Guest>, node: &str, taken_at: Instant, task_end: Option<Instant>, now: Instant) -> bool {
+    g.is_some_and(|g| g.node == node && g.kind == "lxc" && g.lock.is_none())
+        && now.saturating_duration_since(taken_at) < INVENTORY_FRESH
+        && task_end.is_none_or(|end| taken_at > end)
+}
+
+/// The inventory's view of a container as `status/current` would show it.
+fn status_of(g: &Guest) -> pve::LxcStatus {
+    pve::LxcStatus {
+        vmid: g.vmid,
+        status: g.status.clone(),
+        name: g.name.clone(),
+        tags: (!g.tags.is_empty()).then(|| g.tags.join(";")),
+        lock: g.lock.clone(),
+        template: g.template,
+        pid: None,
+        uptime: g.uptime,
+        cpu: g.cpu,
+        cpus: g.maxcpu,
+        mem: g.mem,
+        maxmem: g.maxmem,
+        swap: None,
+        maxswap: None,
+        disk: g.disk,
+        maxdisk: g.maxdisk,
+        diskread: None,
+        diskwrite: None,
+        netin: g.netin,
+        netout: g.netout,
+        ha: None,
+    }
+}
+
+/// The inventory entry of `vmid` when a pass of `uid` may take the power state from it.
+fn inventory_status(snap: Option<&Snapshot>, uid: Option<&str>, node: &str, vmid: u32) -> Option<pve::LxcStatus> {
+    let (snap, uid) = (snap?, uid?);
+    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied();
+    let g = snap.guests.get(&vmid)?;
+    power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now()).then(|| status_of(g))
+}
+
 /// Reads config and status of `vmid` on `node` concurrently; `None` when it is not there. A
 /// container not made yet (`expect_absent`) is looked for with its config alone: one request
-/// instead of two on every pass while it waits for a task slot or its image.
-async fn read_on(handle: &ClusterHandle, node: &str, vmid: u32, expect_absent: bool) -> Result<Option<Located>, Error> {
+/// instead of two on every pass while it waits for a task slot or its image; so is one whose
+/// power state the inventory shows (`listed`, see [`power_from_inventory`]).
+async fn read_on(
+    handle: &ClusterHandle,
+    node: &str,
+    vmid: u32,
+    expect_absent: bool,
+    listed: Option<pve::LxcStatus>,
+) -> Result<Option<Located>, Error> {
+    if let Some(current) = listed {
+        return match handle.client.lxc_config(node, vmid).await {
+            Ok(config) => Ok(Some(Located {
+                node: node.to_string(),
+                config,
+                current,
+            })),
+            Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    }
     if expect_absent {
         return match handle.client.lxc_config(node, vmid).await {
             Ok(config) => Ok(Some(Located {
@@ -55,6 +141,18 @@ pub async fn locate(
     status: &LxcContainerStatus,
     spec_node: Option<&str>,
 ) -> Result<Option<Located>, Error> {
+    locate_for(handle, vmid, status, spec_node, None).await
+}
+
+/// [`locate`] for a pass of the object `uid` (`Some`): its power state comes from the inventory
+/// where [`power_from_inventory`] allows.
+pub async fn locate_for(
+    handle: &ClusterHandle,
+    vmid: u32,
+    status: &LxcContainerStatus,
+    spec_node: Option<&str>,
+    uid: Option<&str>,
+) -> Result<Option<Located>, Error> {
     let snap = handle.snapshot();
     let mut nodes: Vec<String> = Vec::new();
     let listed_guest = snap
@@ -77,7 +175,8 @@ pub async fn locate(
     // nothing made yet: no task recorded that may have made it, and the inventory lists none
     let not_made = !existed && status.pending_task.is_none() && listed_guest.is_none();
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
-        if let Some(found) = read_on(handle, &node, vmid, not_made).await? {
+        let listed = inventory_status(snap.as_deref(), uid, &node, vmid);
+        if let Some(found) = read_on(handle, &node, vmid, not_made, listed).await? {
             return Ok(Some(found));
         }
     }
@@ -87,9 +186,52 @@ pub async fn locate(
     if let Some(s) = handle.fresh_snapshot(Instant::now(), Duration::from_secs(10)).await {
         if let Some(g) = s.guests.get(&vmid).filter(|g| g.kind != "qemu") {
             if status.node.as_deref() != Some(g.node.as_str()) {
-                return read_on(handle, &g.node, vmid, false).await;
+                return read_on(handle, &g.node, vmid, false, None).await;
             }
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest(node: &str, lock: Option<&str>) -> Guest {
+        Guest {
+            vmid: 100,
+            node: node.into(),
+            status: "running".into(),
+            kind: "lxc".into(),
+            lock: lock.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_pass_takes_the_power_state_from_a_fresh_inventory_read_after_its_last_task() {
+        let t0 = Instant::now();
+        let (g, later) = (guest("pve1", None), t0 + Duration::from_secs(5));
+        assert!(power_from_inventory(Some(&g), "pve1", t0, None, later), "no task seen: a fresh inventory stands in");
+        let ended_before = Some(t0 - Duration::from_secs(1));
+        assert!(power_from_inventory(Some(&g), "pve1", t0, ended_before, later));
+    }
+
+    #[test]
+    fn a_pass_right_after_its_start_task_ended_reads_the_power_state_from_proxmox() {
+        let t0 = Instant::now();
+        let g = guest("pve1", None);
+        let ended_after = Some(t0 + Duration::from_millis(1));
+        assert!(!power_from_inventory(Some(&g), "pve1", t0, ended_after, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_stale_inventory_another_node_a_lock_or_no_entry_is_never_taken_for_the_power_state() {
+        let t0 = Instant::now();
+        let g = guest("pve1", None);
+        assert!(!power_from_inventory(Some(&g), "pve1", t0, None, t0 + INVENTORY_FRESH), "stale");
+        assert!(!power_from_inventory(Some(&g), "pve2", t0, None, t0), "listed on another node");
+        assert!(!power_from_inventory(Some(&guest("pve1", Some("backup"))), "pve1", t0, None, t0), "locked");
+        assert!(!power_from_inventory(None, "pve1", t0, None, t0), "not listed");
+    }
 }

@@ -15,7 +15,11 @@ use kube::runtime::controller::Action;
 /// once it has ended well (or is unknown: the identity rules decide what exists) or when there
 /// is none.
 pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) -> Result<Option<Action>, Error> {
-    match task::poll(p, handle, 3).await? {
+    let polled = task::poll(p, handle, 3).await?;
+    if polled.as_ref().is_some_and(|(_, r)| !matches!(r, Polled::Running)) {
+        super::locate::task_ended(&p.uid);
+    }
+    match polled {
         Some((pt, Polled::Unknown | Polled::Done(_))) if pt.op() == Some(Operation::Pull) => {
             super::image::pull_ended(p);
             Ok(None)
