@@ -48,6 +48,15 @@ pub fn power_from_inventory(g: Option<&Guest>, node: &str, taken_at: Instant, ta
         && task_end.is_none_or(|end| taken_at > end)
 }
 
+/// Whether a container not made yet (no task recorded that may have made it, never seen) is
+/// taken as absent without a config read (pure): a fresh inventory does not list its vmid. A
+/// Pod's container waiting for a create slot passes several times (woken, the safety net);
+/// each pass read its config only to be told it is not there. A container someone else made
+/// with the vmid since the inventory read makes the create fail, and the next pass finds it.
+pub fn absent_by_inventory(not_made: bool, in_inventory: bool, taken_at: Option<Instant>, now: Instant) -> bool {
+    not_made && !in_inventory && taken_at.is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH)
+}
+
 /// The inventory's view of a container as `status/current` would show it.
 fn status_of(g: &Guest) -> pve::LxcStatus {
     pve::LxcStatus {
@@ -174,6 +183,11 @@ pub async fn locate_for(
     );
     // nothing made yet: no task recorded that may have made it, and the inventory lists none
     let not_made = !existed && status.pending_task.is_none() && listed_guest.is_none();
+    let taken_at = snap.as_ref().map(|s| s.taken_at);
+    let in_inventory = snap.as_ref().is_some_and(|s| s.guests.contains_key(&vmid));
+    if uid.is_some() && absent_by_inventory(not_made, in_inventory, taken_at, Instant::now()) {
+        return Ok(None);
+    }
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
         let listed = inventory_status(snap.as_deref(), uid, &node, vmid);
         if let Some(found) = read_on(handle, &node, vmid, not_made, listed).await? {
@@ -223,6 +237,17 @@ mod tests {
         let g = guest("pve1", None);
         let ended_after = Some(t0 + Duration::from_millis(1));
         assert!(!power_from_inventory(Some(&g), "pve1", t0, ended_after, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_container_waiting_for_its_create_slot_is_not_looked_for_while_a_fresh_inventory_lacks_it() {
+        let t0 = Instant::now();
+        let soon = t0 + Duration::from_secs(5);
+        assert!(absent_by_inventory(true, false, Some(t0), soon), "not made, not listed: no read");
+        assert!(!absent_by_inventory(true, true, Some(t0), soon), "listed: looked for");
+        assert!(!absent_by_inventory(false, false, Some(t0), soon), "a task may have made it: looked for");
+        assert!(!absent_by_inventory(true, false, Some(t0), t0 + INVENTORY_FRESH), "stale inventory: looked for");
+        assert!(!absent_by_inventory(true, false, None, soon), "no inventory: looked for");
     }
 
     #[test]
