@@ -93,8 +93,11 @@ async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option
     let want_ips = running
         && !t.observed.config.networks().unwrap_or_default().is_empty()
         && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation());
-    let spec_changed = p.status.observed_generation != p.generation();
-    let list = BACKUPS_LISTED.due(&p.uid, spec_changed, Instant::now());
+    let age = p
+        .obj
+        .creation_timestamp()
+        .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok());
+    let list = BACKUPS_LISTED.due(&p.uid, p.generation(), age, Instant::now());
     let (ifaces, backups) = tokio::join!(
         async {
             match want_ips {
@@ -110,7 +113,7 @@ async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option
         }
     );
     if let (Some(epoch), Some(_)) = (list, &backups) {
-        BACKUPS_LISTED.listed(&p.uid, epoch, Instant::now());
+        BACKUPS_LISTED.listed(&p.uid, Listed::new(epoch, Instant::now(), p.generation()));
     }
     if let Some(ifaces) = ifaces {
         p.status.ip_addresses = addresses(&ifaces);
@@ -256,7 +259,12 @@ pub fn backups_changed() {
 /// Tells the container pass of `uid` that its container is locked by a backup (the operator's
 /// or one run by hand): its next in-sync pass lists the backup storages again.
 pub fn backup_lock_seen(uid: &str) {
-    crate::controller::kernel::recover(BACKUPS_LISTED.0.lock(), "the backup listings").remove(uid);
+    let forced = Listed {
+        epoch: u64::MAX,
+        at: Instant::now(),
+        generation: None,
+    };
+    crate::controller::kernel::recover(BACKUPS_LISTED.0.lock(), "the backup listings").insert(uid.to_string(), forced);
 }
 
 /// When a container's backup storages were last listed in this process, and the archive epoch
@@ -267,15 +275,28 @@ pub struct Listed {
     pub epoch: u64,
     /// When.
     pub at: Instant,
+    /// The object's generation then.
+    pub generation: Option<i64>,
 }
 
-/// Whether a pass lists the backup storages (pure): the first pass of the process, a spec
-/// change, an archive change the operator made since, or [`BACKUP_REFRESH`] gone by. Listing on
-/// every pass was ~11 of a Pod's 70 Proxmox requests.
-pub fn backups_due(last: Option<Listed>, epoch: u64, spec_changed: bool, now: Instant) -> bool {
+impl Listed {
+    /// A listing at `at` of the object at `generation`, with the archive epoch `epoch`.
+    pub fn new(epoch: u64, at: Instant, generation: Option<i64>) -> Listed {
+        Listed { epoch, at, generation }
+    }
+}
+
+/// Whether a pass lists the backup storages (pure): its first pass in this process (unless the
+/// object is younger than [`BACKUP_REFRESH`]: it has no archives yet, and a backup of it locks
+/// it, see [`backup_lock_seen`]), a spec change since the last listing, an archive change the
+/// operator made since, or [`BACKUP_REFRESH`] gone by. Listing on every pass was ~11 of a Pod's
+/// 70 Proxmox requests.
+pub fn backups_due(last: Option<Listed>, epoch: u64, generation: Option<i64>, age: Option<Duration>, now: Instant) -> bool {
     match last {
-        None => true,
-        Some(l) => spec_changed || l.epoch != epoch || now.saturating_duration_since(l.at) >= BACKUP_REFRESH,
+        None => age.is_none_or(|a| a >= BACKUP_REFRESH),
+        Some(l) => {
+            l.generation != generation || l.epoch != epoch || now.saturating_duration_since(l.at) >= BACKUP_REFRESH
+        }
     }
 }
 
@@ -286,22 +307,29 @@ struct ListedByUid(LazyLock<Mutex<HashMap<String, Listed>>>);
 static BACKUPS_LISTED: ListedByUid = ListedByUid(LazyLock::new(Default::default));
 
 impl ListedByUid {
-    /// `Some(epoch)` when the object's pass lists its backup storages now.
-    fn due(&self, uid: &str, spec_changed: bool, now: Instant) -> Option<u64> {
+    /// `Some(epoch)` when the pass of the object `uid` (at `generation`, `age` old) lists its
+    /// backup storages now. A young object's first pass is recorded as a listing of nothing.
+    fn due(&self, uid: &str, generation: Option<i64>, age: Option<Duration>, now: Instant) -> Option<u64> {
         let epoch = BACKUP_EPOCH.load(Ordering::Relaxed);
         let last = crate::controller::kernel::recover(self.0.lock(), "the backup listings")
             .get(uid)
             .copied();
-        backups_due(last, epoch, spec_changed, now).then_some(epoch)
+        if backups_due(last, epoch, generation, age, now) {
+            return Some(epoch);
+        }
+        if last.is_none() {
+            self.listed(uid, Listed::new(epoch, now, generation));
+        }
+        None
     }
 
     /// Records a listing.
-    fn listed(&self, uid: &str, epoch: u64, now: Instant) {
+    fn listed(&self, uid: &str, l: Listed) {
         let mut m = crate::controller::kernel::recover(self.0.lock(), "the backup listings");
         if m.len() >= 1024 && m.len().is_power_of_two() {
-            m.retain(|_, l| now.saturating_duration_since(l.at) < BACKUP_REFRESH);
+            m.retain(|_, e| l.at.saturating_duration_since(e.at) < BACKUP_REFRESH);
         }
-        m.insert(uid.to_string(), Listed { epoch, at: now });
+        m.insert(uid.to_string(), l);
     }
 }
 
@@ -369,15 +397,26 @@ mod tests {
     #[test]
     fn a_container_in_sync_does_not_list_backup_storages_again_until_a_backup_changes() {
         let t0 = Instant::now();
-        let last = Some(Listed { epoch: 3, at: t0 });
+        let g = Some(1);
+        let last = Some(Listed::new(3, t0, g));
         let later = t0 + Duration::from_secs(30);
-        assert!(backups_due(None, 3, false, t0), "the first pass of the process lists");
-        assert!(!backups_due(last, 3, false, later), "nothing changed: not listed again");
-        assert!(backups_due(last, 4, false, later), "an LxcBackup wrote or deleted an archive");
-        assert!(backups_due(last, 3, true, later), "a spec change lists (a vzdump made by hand shows)");
+        let old = Some(BACKUP_REFRESH);
+        assert!(backups_due(None, 3, g, old, t0), "the first pass of the process lists");
+        assert!(!backups_due(last, 3, g, old, later), "nothing changed: not listed again");
+        assert!(backups_due(last, 4, g, old, later), "an LxcBackup wrote or deleted an archive");
+        assert!(backups_due(last, 3, Some(2), old, later), "a spec change lists (a vzdump made by hand shows)");
         assert!(
-            backups_due(last, 3, false, t0 + BACKUP_REFRESH),
+            backups_due(last, 3, g, old, t0 + BACKUP_REFRESH),
             "archives made or deleted in Proxmox show within the refresh"
         );
+        let forced = Some(Listed::new(u64::MAX, t0, None));
+        assert!(backups_due(forced, 3, g, old, later), "a backup lock was seen");
+    }
+
+    #[test]
+    fn a_new_container_lists_no_backup_storages_before_it_could_have_an_archive() {
+        let t0 = Instant::now();
+        assert!(!backups_due(None, 0, Some(1), Some(Duration::from_secs(20)), t0));
+        assert!(backups_due(None, 0, Some(1), None, t0), "age unknown: listed");
     }
 }
