@@ -439,6 +439,7 @@ async fn update_config(p: &mut P<'_>, t: &Target<'_>, plan: &super::plan::Plan) 
         digest: t.observed.config.digest.clone(),
     };
     let node = t.observed.node.as_str();
+    super::locate::config_written(&p.uid);
     match t.handle.client.lxc_update_config(node, t.vmid, &update).await {
         Ok(()) => Ok(None),
         Err(e) if e.class() == ErrorClass::InvalidSpec => {

@@ -57,6 +57,87 @@ pub fn absent_by_inventory(not_made: bool, in_inventory: bool, taken_at: Option<
     not_made && !in_inventory && taken_at.is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH)
 }
 
+/// How long a config this process read is used again instead of another read (see
+/// [`config_reusable`]). Shorter than any resync interval the drift passes come at, so a
+/// change the inventory cannot show (a network key set by hand) is found at most one drift
+/// pass later.
+pub const CONFIG_REUSE: Duration = Duration::from_secs(10);
+
+/// A config read by a pass, and what the inventory showed of the container then.
+#[derive(Clone)]
+struct ReadConfig {
+    node: String,
+    vmid: u32,
+    config: LxcConfig,
+    /// The inventory entry the config goes with (`status` as the pass saw it).
+    seen: Guest,
+    at: Instant,
+}
+
+/// The last config read per object uid (entries older than [`CONFIG_REUSE`] are dropped as
+/// new ones come).
+static CONFIGS: LazyLock<Mutex<HashMap<String, ReadConfig>>> = LazyLock::new(Default::default);
+
+/// The operator is about to write the config of the object `uid`'s container: it is read again.
+pub fn config_written(uid: &str) {
+    crate::controller::kernel::recover(CONFIGS.lock(), "the read configs").remove(uid);
+}
+
+/// Whether a pass may use the config read at `read_at` again instead of reading it (pure):
+/// read less than [`CONFIG_REUSE`] ago, no task of the object ended and nothing was written
+/// since (written: the entry is gone), and the inventory's entry is the one the config went
+/// with (a config changed in Proxmox shows there as another name, tags, lock, memory, cores
+/// or disk; a power change as another status). Passes of a Pod's container waiting for its
+/// start slot, and the one the inventory sends after a start the pass saw itself, read
+/// nothing again.
+pub fn config_reusable(seen: &Guest, now_listed: &Guest, read_at: Instant, task_end: Option<Instant>, now: Instant) -> bool {
+    now.saturating_duration_since(read_at) < CONFIG_REUSE
+        && task_end.is_none_or(|end| end < read_at)
+        && seen.identity() == now_listed.identity()
+}
+
+/// The config of the object `uid`'s container read lately on `node`, when still good.
+fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32) -> Option<Located> {
+    let (uid, snap) = (uid?, snap?);
+    let g = snap.guests.get(&vmid)?;
+    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied();
+    let c = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs")
+        .get(uid)
+        .cloned()?;
+    let fits = c.node == node && c.vmid == vmid && g.node == node && g.kind == "lxc" && g.lock.is_none();
+    let fresh = power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now());
+    (fits && fresh && config_reusable(&c.seen, g, c.at, end, Instant::now())).then(|| Located {
+        node: node.to_string(),
+        config: c.config,
+        current: status_of(g),
+    })
+}
+
+/// Records the config a pass of `uid` read, with the inventory entry it goes with (its
+/// status as read).
+fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u32, at: Instant) {
+    let (Some(uid), Some(g)) = (uid, snap.and_then(|s| s.guests.get(&vmid))) else {
+        return;
+    };
+    let mut seen = g.clone();
+    seen.status = found.current.status.clone();
+    seen.lock = found.config.lock.clone().filter(|l| !l.is_empty());
+    let mut m = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs");
+    m.retain(|_, c| at.saturating_duration_since(c.at) < CONFIG_REUSE);
+    m.insert(
+        uid.to_string(),
+        ReadConfig {
+            node: found.node.clone(),
+            vmid,
+            config: found.config.clone(),
+            seen,
+            at,
+        },
+    );
+}
+
 /// The inventory's view of a container as `status/current` would show it.
 fn status_of(g: &Guest) -> pve::LxcStatus {
     pve::LxcStatus {
@@ -189,8 +270,13 @@ pub async fn locate_for(
         return Ok(None);
     }
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
+        if let Some(found) = reusable(uid, snap.as_deref(), &node, vmid) {
+            return Ok(Some(found));
+        }
         let listed = inventory_status(snap.as_deref(), uid, &node, vmid);
+        let at = Instant::now();
         if let Some(found) = read_on(handle, &node, vmid, not_made, listed).await? {
+            remember(uid, snap.as_deref(), &found, vmid, at);
             return Ok(Some(found));
         }
     }
@@ -248,6 +334,28 @@ mod tests {
         assert!(!absent_by_inventory(false, false, Some(t0), soon), "a task may have made it: looked for");
         assert!(!absent_by_inventory(true, false, Some(t0), t0 + INVENTORY_FRESH), "stale inventory: looked for");
         assert!(!absent_by_inventory(true, false, None, soon), "no inventory: looked for");
+    }
+
+    #[test]
+    fn a_config_read_lately_is_used_again_while_the_inventory_shows_the_same_container() {
+        let t0 = Instant::now();
+        let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
+        assert!(config_reusable(&seen, &seen.clone(), t0, None, soon));
+        assert!(config_reusable(&seen, &seen.clone(), t0, Some(t0 - Duration::from_secs(1)), soon));
+    }
+
+    #[test]
+    fn a_config_changed_in_proxmox_a_task_end_or_time_makes_the_pass_read_it_again() {
+        let t0 = Instant::now();
+        let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
+        let mut memory = seen.clone();
+        memory.maxmem = Some(1 << 30);
+        assert!(!config_reusable(&seen, &memory, t0, None, soon), "memory changed by hand");
+        let mut stopped = seen.clone();
+        stopped.status = "stopped".into();
+        assert!(!config_reusable(&seen, &stopped, t0, None, soon), "stopped by hand");
+        assert!(!config_reusable(&seen, &seen.clone(), t0, Some(t0 + Duration::from_secs(1)), soon), "a task ended since");
+        assert!(!config_reusable(&seen, &seen.clone(), t0, None, t0 + CONFIG_REUSE), "read too long ago");
     }
 
     #[test]
