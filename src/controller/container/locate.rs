@@ -53,8 +53,18 @@ pub fn power_from_inventory(g: Option<&Guest>, node: &str, taken_at: Instant, ta
 /// Pod's container waiting for a create slot passes several times (woken, the safety net);
 /// each pass read its config only to be told it is not there. A container someone else made
 /// with the vmid since the inventory read makes the create fail, and the next pass finds it.
-pub fn absent_by_inventory(not_made: bool, in_inventory: bool, taken_at: Option<Instant>, now: Instant) -> bool {
-    not_made && !in_inventory && taken_at.is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH)
+/// An inventory read before the end of the object's last task (a create, clone or restore
+/// that made it) is not enough: it is looked for.
+pub fn absent_by_inventory(
+    not_made: bool,
+    in_inventory: bool,
+    taken_at: Option<Instant>,
+    task_end: Option<Instant>,
+    now: Instant,
+) -> bool {
+    not_made
+        && !in_inventory
+        && taken_at.is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH && task_end.is_none_or(|end| t > end))
 }
 
 /// How long a config this process read is used again instead of another read (see
@@ -266,7 +276,12 @@ pub async fn locate_for(
     let not_made = !existed && status.pending_task.is_none() && listed_guest.is_none();
     let taken_at = snap.as_ref().map(|s| s.taken_at);
     let in_inventory = snap.as_ref().is_some_and(|s| s.guests.contains_key(&vmid));
-    if uid.is_some() && absent_by_inventory(not_made, in_inventory, taken_at, Instant::now()) {
+    let task_end = uid.and_then(|u| {
+        crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+            .get(u)
+            .copied()
+    });
+    if uid.is_some() && absent_by_inventory(not_made, in_inventory, taken_at, task_end, Instant::now()) {
         return Ok(None);
     }
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
@@ -329,11 +344,19 @@ mod tests {
     fn a_container_waiting_for_its_create_slot_is_not_looked_for_while_a_fresh_inventory_lacks_it() {
         let t0 = Instant::now();
         let soon = t0 + Duration::from_secs(5);
-        assert!(absent_by_inventory(true, false, Some(t0), soon), "not made, not listed: no read");
-        assert!(!absent_by_inventory(true, true, Some(t0), soon), "listed: looked for");
-        assert!(!absent_by_inventory(false, false, Some(t0), soon), "a task may have made it: looked for");
-        assert!(!absent_by_inventory(true, false, Some(t0), t0 + INVENTORY_FRESH), "stale inventory: looked for");
-        assert!(!absent_by_inventory(true, false, None, soon), "no inventory: looked for");
+        assert!(absent_by_inventory(true, false, Some(t0), None, soon), "not made, not listed: no read");
+        assert!(!absent_by_inventory(true, true, Some(t0), None, soon), "listed: looked for");
+        assert!(!absent_by_inventory(false, false, Some(t0), None, soon), "a task may have made it: looked for");
+        assert!(!absent_by_inventory(true, false, Some(t0), None, t0 + INVENTORY_FRESH), "stale inventory: looked for");
+        assert!(!absent_by_inventory(true, false, None, None, soon), "no inventory: looked for");
+    }
+
+    #[test]
+    fn a_container_whose_create_just_ended_is_looked_for_though_the_inventory_was_read_before() {
+        let t0 = Instant::now();
+        let ended = Some(t0 + Duration::from_secs(1));
+        assert!(!absent_by_inventory(true, false, Some(t0), ended, t0 + Duration::from_secs(2)));
+        assert!(absent_by_inventory(true, false, Some(t0), Some(t0 - Duration::from_secs(1)), t0));
     }
 
     #[test]
