@@ -735,7 +735,10 @@ mod tests {
     fn an_inventory_read_asked_for_between_resyncs_sends_no_drift_batch() {
         let (t0, resync) = (Instant::now(), Duration::from_secs(15));
         assert!(drift_due(None, t0, resync), "the first read");
-        assert!(!drift_due(Some(t0), t0 + Duration::from_secs(2), resync), "a task ended: changed guests only");
+        assert!(
+            !drift_due(Some(t0), t0 + Duration::from_secs(2), resync),
+            "a task ended: changed guests only"
+        );
         assert!(drift_due(Some(t0), t0 + resync, resync), "the next resync");
     }
 

@@ -42,7 +42,13 @@ pub const INVENTORY_FRESH: Duration = Duration::from_secs(60);
 /// less than [`INVENTORY_FRESH`] ago (a change since is found by the next read, which sends the
 /// container a pass), and after the last task of the object this process saw end (a start or
 /// stop that ended since is not in it yet). One status read less on most passes.
-pub fn power_from_inventory(g: Option<&Guest>, node: &str, taken_at: Instant, task_end: Option<Instant>, now: Instant) -> bool {
+pub fn power_from_inventory(
+    g: Option<&Guest>,
+    node: &str,
+    taken_at: Instant,
+    task_end: Option<Instant>,
+    now: Instant,
+) -> bool {
     g.is_some_and(|g| g.node == node && g.kind == "lxc" && g.lock.is_none())
         && now.saturating_duration_since(taken_at) < INVENTORY_FRESH
         && task_end.is_none_or(|end| taken_at > end)
@@ -64,7 +70,8 @@ pub fn absent_by_inventory(
 ) -> bool {
     not_made
         && !in_inventory
-        && taken_at.is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH && task_end.is_none_or(|end| t > end))
+        && taken_at
+            .is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH && task_end.is_none_or(|end| t > end))
 }
 
 /// How long a config this process read is used again instead of another read (see
@@ -100,7 +107,13 @@ pub fn config_written(uid: &str) {
 /// or disk; a power change as another status). Passes of a Pod's container waiting for its
 /// start slot, and the one the inventory sends after a start the pass saw itself, read
 /// nothing again.
-pub fn config_reusable(seen: &Guest, now_listed: &Guest, read_at: Instant, task_end: Option<Instant>, now: Instant) -> bool {
+pub fn config_reusable(
+    seen: &Guest,
+    now_listed: &Guest,
+    read_at: Instant,
+    task_end: Option<Instant>,
+    now: Instant,
+) -> bool {
     now.saturating_duration_since(read_at) < CONFIG_REUSE
         && task_end.is_none_or(|end| end < read_at)
         && seen.identity() == now_listed.identity()
@@ -327,7 +340,10 @@ mod tests {
     fn a_pass_takes_the_power_state_from_a_fresh_inventory_read_after_its_last_task() {
         let t0 = Instant::now();
         let (g, later) = (guest("pve1", None), t0 + Duration::from_secs(5));
-        assert!(power_from_inventory(Some(&g), "pve1", t0, None, later), "no task seen: a fresh inventory stands in");
+        assert!(
+            power_from_inventory(Some(&g), "pve1", t0, None, later),
+            "no task seen: a fresh inventory stands in"
+        );
         let ended_before = Some(t0 - Duration::from_secs(1));
         assert!(power_from_inventory(Some(&g), "pve1", t0, ended_before, later));
     }
@@ -337,26 +353,59 @@ mod tests {
         let t0 = Instant::now();
         let g = guest("pve1", None);
         let ended_after = Some(t0 + Duration::from_millis(1));
-        assert!(!power_from_inventory(Some(&g), "pve1", t0, ended_after, t0 + Duration::from_secs(1)));
+        assert!(!power_from_inventory(
+            Some(&g),
+            "pve1",
+            t0,
+            ended_after,
+            t0 + Duration::from_secs(1)
+        ));
     }
 
     #[test]
     fn a_container_waiting_for_its_create_slot_is_not_looked_for_while_a_fresh_inventory_lacks_it() {
         let t0 = Instant::now();
         let soon = t0 + Duration::from_secs(5);
-        assert!(absent_by_inventory(true, false, Some(t0), None, soon), "not made, not listed: no read");
-        assert!(!absent_by_inventory(true, true, Some(t0), None, soon), "listed: looked for");
-        assert!(!absent_by_inventory(false, false, Some(t0), None, soon), "a task may have made it: looked for");
-        assert!(!absent_by_inventory(true, false, Some(t0), None, t0 + INVENTORY_FRESH), "stale inventory: looked for");
-        assert!(!absent_by_inventory(true, false, None, None, soon), "no inventory: looked for");
+        assert!(
+            absent_by_inventory(true, false, Some(t0), None, soon),
+            "not made, not listed: no read"
+        );
+        assert!(
+            !absent_by_inventory(true, true, Some(t0), None, soon),
+            "listed: looked for"
+        );
+        assert!(
+            !absent_by_inventory(false, false, Some(t0), None, soon),
+            "a task may have made it: looked for"
+        );
+        assert!(
+            !absent_by_inventory(true, false, Some(t0), None, t0 + INVENTORY_FRESH),
+            "stale inventory: looked for"
+        );
+        assert!(
+            !absent_by_inventory(true, false, None, None, soon),
+            "no inventory: looked for"
+        );
     }
 
     #[test]
     fn a_container_whose_create_just_ended_is_looked_for_though_the_inventory_was_read_before() {
         let t0 = Instant::now();
         let ended = Some(t0 + Duration::from_secs(1));
-        assert!(!absent_by_inventory(true, false, Some(t0), ended, t0 + Duration::from_secs(2)));
-        assert!(absent_by_inventory(true, false, Some(t0), Some(t0 - Duration::from_secs(1)), t0));
+        assert!(!absent_by_inventory(
+            true,
+            false,
+            Some(t0),
+            ended,
+            t0 + Duration::from_secs(2)
+        ));
+        assert!(absent_by_inventory(
+            true,
+            false,
+            Some(t0),
+            Some(t0 - Duration::from_secs(1)),
+            t0
+        ));
     }
 
     #[test]
@@ -364,7 +413,13 @@ mod tests {
         let t0 = Instant::now();
         let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
         assert!(config_reusable(&seen, &seen.clone(), t0, None, soon));
-        assert!(config_reusable(&seen, &seen.clone(), t0, Some(t0 - Duration::from_secs(1)), soon));
+        assert!(config_reusable(
+            &seen,
+            &seen.clone(),
+            t0,
+            Some(t0 - Duration::from_secs(1)),
+            soon
+        ));
     }
 
     #[test]
@@ -373,21 +428,39 @@ mod tests {
         let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
         let mut memory = seen.clone();
         memory.maxmem = Some(1 << 30);
-        assert!(!config_reusable(&seen, &memory, t0, None, soon), "memory changed by hand");
+        assert!(
+            !config_reusable(&seen, &memory, t0, None, soon),
+            "memory changed by hand"
+        );
         let mut stopped = seen.clone();
         stopped.status = "stopped".into();
         assert!(!config_reusable(&seen, &stopped, t0, None, soon), "stopped by hand");
-        assert!(!config_reusable(&seen, &seen.clone(), t0, Some(t0 + Duration::from_secs(1)), soon), "a task ended since");
-        assert!(!config_reusable(&seen, &seen.clone(), t0, None, t0 + CONFIG_REUSE), "read too long ago");
+        assert!(
+            !config_reusable(&seen, &seen.clone(), t0, Some(t0 + Duration::from_secs(1)), soon),
+            "a task ended since"
+        );
+        assert!(
+            !config_reusable(&seen, &seen.clone(), t0, None, t0 + CONFIG_REUSE),
+            "read too long ago"
+        );
     }
 
     #[test]
     fn a_stale_inventory_another_node_a_lock_or_no_entry_is_never_taken_for_the_power_state() {
         let t0 = Instant::now();
         let g = guest("pve1", None);
-        assert!(!power_from_inventory(Some(&g), "pve1", t0, None, t0 + INVENTORY_FRESH), "stale");
-        assert!(!power_from_inventory(Some(&g), "pve2", t0, None, t0), "listed on another node");
-        assert!(!power_from_inventory(Some(&guest("pve1", Some("backup"))), "pve1", t0, None, t0), "locked");
+        assert!(
+            !power_from_inventory(Some(&g), "pve1", t0, None, t0 + INVENTORY_FRESH),
+            "stale"
+        );
+        assert!(
+            !power_from_inventory(Some(&g), "pve2", t0, None, t0),
+            "listed on another node"
+        );
+        assert!(
+            !power_from_inventory(Some(&guest("pve1", Some("backup"))), "pve1", t0, None, t0),
+            "locked"
+        );
         assert!(!power_from_inventory(None, "pve1", t0, None, t0), "not listed");
     }
 }

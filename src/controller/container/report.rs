@@ -291,7 +291,13 @@ impl Listed {
 /// it, see [`backup_lock_seen`]), a spec change since the last listing, an archive change the
 /// operator made since, or [`BACKUP_REFRESH`] gone by. Listing on every pass was ~11 of a Pod's
 /// 70 Proxmox requests.
-pub fn backups_due(last: Option<Listed>, epoch: u64, generation: Option<i64>, age: Option<Duration>, now: Instant) -> bool {
+pub fn backups_due(
+    last: Option<Listed>,
+    epoch: u64,
+    generation: Option<i64>,
+    age: Option<Duration>,
+    now: Instant,
+) -> bool {
     match last {
         None => age.is_none_or(|a| a >= BACKUP_REFRESH),
         Some(l) => {
@@ -402,9 +408,18 @@ mod tests {
         let later = t0 + Duration::from_secs(30);
         let old = Some(BACKUP_REFRESH);
         assert!(backups_due(None, 3, g, old, t0), "the first pass of the process lists");
-        assert!(!backups_due(last, 3, g, old, later), "nothing changed: not listed again");
-        assert!(backups_due(last, 4, g, old, later), "an LxcBackup wrote or deleted an archive");
-        assert!(backups_due(last, 3, Some(2), old, later), "a spec change lists (a vzdump made by hand shows)");
+        assert!(
+            !backups_due(last, 3, g, old, later),
+            "nothing changed: not listed again"
+        );
+        assert!(
+            backups_due(last, 4, g, old, later),
+            "an LxcBackup wrote or deleted an archive"
+        );
+        assert!(
+            backups_due(last, 3, Some(2), old, later),
+            "a spec change lists (a vzdump made by hand shows)"
+        );
         assert!(
             backups_due(last, 3, g, old, t0 + BACKUP_REFRESH),
             "archives made or deleted in Proxmox show within the refresh"

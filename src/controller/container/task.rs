@@ -88,7 +88,11 @@ mod tests {
     #[test]
     fn a_pass_before_the_first_look_at_a_task_of_a_known_kind_does_not_read_its_status() {
         let ms = Duration::from_millis;
-        assert_eq!(early_by(ms(500), Some(ms(3000))), Some(ms(2200)), "waits for 9/10 of the kind's time");
+        assert_eq!(
+            early_by(ms(500), Some(ms(3000))),
+            Some(ms(2200)),
+            "waits for 9/10 of the kind's time"
+        );
         assert_eq!(early_by(ms(2690), Some(ms(3000))), None, "the look is due");
         assert_eq!(early_by(ms(500), None), None, "a kind not seen yet is read");
     }
