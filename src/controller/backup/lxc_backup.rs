@@ -658,6 +658,16 @@ async fn complete(
     Ok(Action::await_change())
 }
 
+/// The archive is gone: the containers list their archives again, and the event.
+async fn archive_deleted(p: &P<'_>, volid: &str, storage: &str) {
+    crate::controller::container::report::backups_changed();
+    p.event(
+        Reason::ArchiveDeleted,
+        format!("deleted archive {volid} from storage {storage}"),
+    )
+    .await;
+}
+
 async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
     let obj = p.obj;
     if !p.has_finalizer() {
@@ -764,12 +774,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             Err(e) if super::protected::refused(&e) => return super::protected::left(p, &volid).await,
             Err(e) => return Err(e.into()),
         }
-        crate::controller::container::report::backups_changed();
-        p.event(
-            Reason::ArchiveDeleted,
-            format!("deleted archive {volid} from storage {storage}"),
-        )
-        .await;
+        archive_deleted(p, &volid, &storage).await;
     }
     p.remove_finalizer().await?;
     p.ctx.forget(&p.uid);

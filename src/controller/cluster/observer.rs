@@ -363,6 +363,27 @@ pub fn drift_due(last: Option<Instant>, now: Instant, resync: Duration) -> bool 
     last.is_none_or(|at| now.saturating_duration_since(at) >= resync)
 }
 
+/// Where the drift passes stand: the last vmid sent, and when the last batch went out.
+#[derive(Default)]
+struct DriftCursor {
+    cursor: Option<u32>,
+    at: Option<Instant>,
+}
+
+impl DriftCursor {
+    /// The unchanged containers the inventory read at `now` sends for a drift pass: the next
+    /// [`drift_batch`] when [`drift_due`], else none.
+    fn next(&mut self, ours: &[u32], now: Instant, p: &ObserverParams, changed: &[u32]) -> Vec<u32> {
+        if !drift_due(self.at, now, p.resync) {
+            return Vec::new();
+        }
+        self.at = Some(now);
+        let (batch, cursor) = drift_batch(ours, self.cursor, p.drift_per_resync, changed);
+        self.cursor = cursor;
+        batch
+    }
+}
+
 /// The next `k` vmids after `cursor` (wrapping around) among `ours` (sorted), skipping those in
 /// `skip` (passed already this resync), and the new cursor: a flat drift budget per resync that
 /// visits every container in turn (N containers take N / k resyncs).
@@ -464,8 +485,7 @@ async fn run(
     let mut last_write = Instant::now();
     let mut version: Option<String> = None;
     let mut prev: Option<Arc<Snapshot>> = None;
-    let mut drift_cursor: Option<u32> = None;
-    let mut drift_at: Option<Instant> = None;
+    let mut drift = DriftCursor::default();
     let mut privileges: Option<PrivilegeRead> = None;
     let mut bridges = BridgeRead {
         at: None,
@@ -488,7 +508,7 @@ async fn run(
                     for vmid in &changed {
                         let _ = p.triggers.send((p.key.clone(), *vmid));
                     }
-                    // and a bounded share of the unchanged ones, in turn
+                    // and (once per resync) a bounded share of the unchanged ones, in turn
                     let mut ours: Vec<u32> = snap
                         .guests
                         .values()
@@ -497,14 +517,7 @@ async fn run(
                         .map(|g| g.vmid)
                         .collect();
                     ours.sort_unstable();
-                    let k = match drift_due(drift_at, started, p.resync) {
-                        true => p.drift_per_resync,
-                        false => 0,
-                    };
-                    drift_at = if k > 0 { Some(started) } else { drift_at };
-                    let (batch, cursor) = drift_batch(&ours, drift_cursor, k, &changed);
-                    drift_cursor = cursor;
-                    for vmid in batch {
+                    for vmid in drift.next(&ours, started, &p, &changed) {
                         let _ = p.triggers.send((p.key.clone(), vmid));
                     }
                 } else {

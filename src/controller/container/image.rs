@@ -111,9 +111,8 @@ pub(super) async fn ensure_pulled(
     if p.ctx.downloads.done_within(&key, SEEN_PULLED_FOR) {
         return Ok(volid);
     }
-    // a container pulls one image at a time: a claim it kept after a failed pull of another
-    // image (or node) goes first; the claim is taken before the storage is listed, so the
-    // containers waiting for another's pull do not list it on every pass
+    // one pull at a time: a claim kept after a failed pull of another image (or node) goes
+    // first; claimed before the listing (waiters of another's pull do not list the storage)
     p.ctx.downloads.forget(&p.uid);
     let claimed = p.ctx.downloads.claim(&key, &p.uid);
     if claimed && crate::controller::guest::present(handle, node, storage, &volid).await? {
