@@ -127,15 +127,28 @@ async fn pods(n: usize) -> Res<()> {
         .collect()
         .await;
     results.into_iter().collect::<Res<Vec<()>>>()?;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(env_or("BENCH_DEADLINE_S", 600));
+    let pid = op.pid().expect("operator running");
+    // the operator's memory while the Pods start (sampled every second) and once all run
+    let mut peak_rss = 0.0f64;
+    let mut last_sample = Instant::now() - Duration::from_secs(1);
     loop {
         let r = track.lock().unwrap().running.len();
+        if last_sample.elapsed() >= Duration::from_secs(1) {
+            peak_rss = peak_rss.max(rss(pid).0);
+            last_sample = Instant::now();
+        }
         if r >= n || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let total_s = t0.elapsed().as_secs_f64();
+    // settled: 10 s after the last Pod ran (status writes, the consoles attached)
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rss_settled, hwm) = rss(pid);
+    let (anon, file) = rss_parts(pid);
+    eprintln!("  operator RSS: peak {peak_rss:.1} MiB while starting, {rss_settled:.1} MiB settled (anon {anon:.1}, file {file:.1}), VmHWM {hwm:.1} MiB");
     let stats = http.stats().await;
     let tasks = http.get("/_sim/tasks").await;
     let tm = task_ms();
@@ -201,6 +214,7 @@ async fn pods(n: usize) -> Res<()> {
         "pod_start_minus_task_time_ms": {"p50": r1(pct(&over, 50.0)), "p99": r1(pct(&over, 99.0))},
         "proxmox_requests": requests, "inventory_reads": inventory,
         "proxmox_requests_per_pod": r1(per_pod), "proxmox_requests_by_endpoint": stats["requests"],
+        "operator_rss_mib": {"peak_while_starting": r1(peak_rss), "settled": r1(rss_settled), "anon": r1(anon), "file": r1(file), "hwm": r1(hwm)},
         "machine": machine(), "load_before": load_before, "load_after": loadavg(),
     });
     let md = format!(
@@ -213,6 +227,7 @@ async fn pods(n: usize) -> Res<()> {
          | Pod start p50 / p99 | {:.0} ms / {:.0} ms |\n\
          | Pod start minus its container's task time p50 / p99 | **{:.0} ms / {:.0} ms** |\n\
          | Proxmox requests per Pod (without inventory reads) | **{per_pod:.1}** |\n\
+         | operator RSS: peak while starting / settled (anon + file) / VmHWM | {peak_rss:.1} MiB / {rss_settled:.1} MiB ({anon:.1} + {file:.1}) / {hwm:.1} MiB |\n\
          | tasks | {} |\n\n\
          The start of a Pod includes waiting for a task slot behind the others (the burst) and for the \
          image pull of its node; the figure minus its own task time is that wait plus the operator's time.\n",

@@ -639,6 +639,7 @@ async fn complete(
     warnings: Option<u32>,
 ) -> Result<Action, Error> {
     release(p);
+    crate::controller::container::report::backups_changed();
     let vmid = p.status.vmid.unwrap_or_default();
     p.status.phase = Some(BackupPhase::Completed);
     p.status.volid = Some(volid.clone());
@@ -655,6 +656,16 @@ async fn complete(
     p.event(Reason::Completed, msg).await;
     handle.refresh.notify_one();
     Ok(Action::await_change())
+}
+
+/// The archive is gone: the containers list their archives again, and the event.
+async fn archive_deleted(p: &P<'_>, volid: &str, storage: &str) {
+    crate::controller::container::report::backups_changed();
+    p.event(
+        Reason::ArchiveDeleted,
+        format!("deleted archive {volid} from storage {storage}"),
+    )
+    .await;
 }
 
 async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
@@ -763,11 +774,7 @@ async fn cleanup(p: &mut P<'_>, bctx: &BackupCtx) -> Result<Action, Error> {
             Err(e) if super::protected::refused(&e) => return super::protected::left(p, &volid).await,
             Err(e) => return Err(e.into()),
         }
-        p.event(
-            Reason::ArchiveDeleted,
-            format!("deleted archive {volid} from storage {storage}"),
-        )
-        .await;
+        archive_deleted(p, &volid, &storage).await;
     }
     p.remove_finalizer().await?;
     p.ctx.forget(&p.uid);

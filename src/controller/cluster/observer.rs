@@ -133,6 +133,35 @@ impl BridgeRead {
     }
 }
 
+/// Whether an inventory read sends a drift batch: the first one, then one per `resync` (a read
+/// asked for sooner, e.g. after each task end, sends only the guests that changed). Per read,
+/// a burst of 100 Pods (a read after every task) sent each container a drift pass every few
+/// seconds: 20 of its 68 Proxmox requests.
+pub fn drift_due(last: Option<Instant>, now: Instant, resync: Duration) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= resync)
+}
+
+/// Where the drift passes stand: the last vmid sent, and when the last batch went out.
+#[derive(Default)]
+struct DriftCursor {
+    cursor: Option<u32>,
+    at: Option<Instant>,
+}
+
+impl DriftCursor {
+    /// The unchanged containers the inventory read at `now` sends for a drift pass: the next
+    /// [`drift_batch`] when [`drift_due`], else none.
+    fn next(&mut self, ours: &[u32], now: Instant, p: &ObserverParams, changed: &[u32]) -> Vec<u32> {
+        if !drift_due(self.at, now, p.resync) {
+            return Vec::new();
+        }
+        self.at = Some(now);
+        let (batch, cursor) = drift_batch(ours, self.cursor, p.drift_per_resync, changed);
+        self.cursor = cursor;
+        batch
+    }
+}
+
 /// The next `k` vmids after `cursor` (wrapping around) among `ours` (sorted), skipping those in
 /// `skip` (passed already this resync), and the new cursor: a flat drift budget per resync that
 /// visits every container in turn (N containers take N / k resyncs).
@@ -234,7 +263,7 @@ async fn run(
     let mut last_write = Instant::now();
     let mut version: Option<String> = None;
     let mut prev: Option<Arc<Snapshot>> = None;
-    let mut drift_cursor: Option<u32> = None;
+    let mut drift = DriftCursor::default();
     let mut privileges: Option<PrivilegeRead> = None;
     let mut bridges = BridgeRead {
         at: None,
@@ -257,7 +286,7 @@ async fn run(
                     for vmid in &changed {
                         let _ = p.triggers.send((p.key.clone(), *vmid));
                     }
-                    // and a bounded share of the unchanged ones, in turn
+                    // and (once per resync) a bounded share of the unchanged ones, in turn
                     let mut ours: Vec<u32> = snap
                         .guests
                         .values()
@@ -266,9 +295,7 @@ async fn run(
                         .map(|g| g.vmid)
                         .collect();
                     ours.sort_unstable();
-                    let (batch, cursor) = drift_batch(&ours, drift_cursor, p.drift_per_resync, &changed);
-                    drift_cursor = cursor;
-                    for vmid in batch {
+                    for vmid in drift.next(&ours, started, &p, &changed) {
                         let _ = p.triggers.send((p.key.clone(), vmid));
                     }
                 } else {
@@ -449,4 +476,16 @@ mod tests {
             "never more than there are"
         );
     }
+
+    #[test]
+    fn an_inventory_read_asked_for_between_resyncs_sends_no_drift_batch() {
+        let (t0, resync) = (Instant::now(), Duration::from_secs(15));
+        assert!(drift_due(None, t0, resync), "the first read");
+        assert!(
+            !drift_due(Some(t0), t0 + Duration::from_secs(2), resync),
+            "a task ended: changed guests only"
+        );
+        assert!(drift_due(Some(t0), t0 + resync, resync), "the next resync");
+    }
+
 }

@@ -118,6 +118,9 @@ pub(super) async fn act(p: &mut P<'_>, t: &Target<'_>, f: &mut Facts, step: Conv
             Ok(None)
         }
         ConvergeStep::WaitLocked(lock) => {
+            if lock == "backup" {
+                super::report::backup_lock_seen(&p.uid);
+            }
             let msg = format!("CT is locked ({lock}); waiting");
             p.cond(CondSpec::no(CONDITION_SYNCED, Reason::Locked, msg));
             p.save().await?;
@@ -436,6 +439,7 @@ async fn update_config(p: &mut P<'_>, t: &Target<'_>, plan: &super::plan::Plan) 
         digest: t.observed.config.digest.clone(),
     };
     let node = t.observed.node.as_str();
+    super::locate::config_written(&p.uid);
     match t.handle.client.lxc_update_config(node, t.vmid, &update).await {
         Ok(()) => Ok(None),
         Err(e) if e.class() == ErrorClass::InvalidSpec => {

@@ -111,7 +111,12 @@ pub(super) async fn ensure_pulled(
     if p.ctx.downloads.done_within(&key, SEEN_PULLED_FOR) {
         return Ok(volid);
     }
-    if crate::controller::guest::present(handle, node, storage, &volid).await? {
+    // one pull at a time: a claim kept after a failed pull of another image (or node) goes
+    // first; claimed before the listing (waiters of another's pull do not list the storage)
+    p.ctx.downloads.forget(&p.uid);
+    let claimed = p.ctx.downloads.claim(&key, &p.uid);
+    if claimed && crate::controller::guest::present(handle, node, storage, &volid).await? {
+        p.ctx.downloads.release(&key);
         p.ctx.downloads.seen_done(&key);
         return Ok(volid);
     }
@@ -120,10 +125,7 @@ pub(super) async fn ensure_pulled(
     if !exists {
         p.status.phase = Some(ContainerPhase::Pending);
     }
-    // a container pulls one image at a time: a claim it kept after a failed pull of another
-    // image (or node) goes first
-    p.ctx.downloads.forget(&p.uid);
-    if !p.ctx.downloads.claim(&key, &p.uid) {
+    if !claimed {
         let msg = format!(
             "waiting for the pull of {reference} to {storage} on node {node} that another container started (or retries after a failure, once a minute)"
         );

@@ -1,9 +1,11 @@
 //! Finding a container in Proxmox: config and power state, read together.
 
-use crate::controller::cluster::ClusterHandle;
+use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
 use crate::controller::Error;
 use crate::crd::lxc_container::{ContainerPhase, LxcContainerStatus};
 use crate::pve::{self, ErrorClass, LxcConfig};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where a container was found, with its config and power state (read together: one round
@@ -17,10 +19,207 @@ pub struct Located {
     pub current: pve::LxcStatus,
 }
 
+/// When this process last saw a task of each object (by uid) end: its container's power state
+/// may have changed since the inventory was read.
+static TASK_ENDS: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+
+/// Records that the task of the object `uid` ended (well or not) now.
+pub fn task_ended(uid: &str) {
+    let now = Instant::now();
+    let mut m = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends");
+    if m.len() >= 1024 && m.len().is_power_of_two() {
+        // an end older than any inventory we would use no longer matters
+        m.retain(|_, at| now.saturating_duration_since(*at) < INVENTORY_FRESH);
+    }
+    m.insert(uid.to_string(), now);
+}
+
+/// The oldest inventory a pass takes a container's power state from.
+pub const INVENTORY_FRESH: Duration = Duration::from_secs(60);
+
+/// Whether a pass takes the container's power state and usage from the inventory (pure)
+/// instead of `GET …/status/current`: the inventory lists it on `node`, unlocked, it was read
+/// less than [`INVENTORY_FRESH`] ago (a change since is found by the next read, which sends the
+/// container a pass), and after the last task of the object this process saw end (a start or
+/// stop that ended since is not in it yet). One status read less on most passes.
+pub fn power_from_inventory(
+    g: Option<&Guest>,
+    node: &str,
+    taken_at: Instant,
+    task_end: Option<Instant>,
+    now: Instant,
+) -> bool {
+    g.is_some_and(|g| g.node == node && g.kind == "lxc" && g.lock.is_none())
+        && now.saturating_duration_since(taken_at) < INVENTORY_FRESH
+        && task_end.is_none_or(|end| taken_at > end)
+}
+
+/// Whether a container not made yet (no task recorded that may have made it, never seen) is
+/// taken as absent without a config read (pure): a fresh inventory does not list its vmid. A
+/// Pod's container waiting for a create slot passes several times (woken, the safety net);
+/// each pass read its config only to be told it is not there. A container someone else made
+/// with the vmid since the inventory read makes the create fail, and the next pass finds it.
+/// An inventory read before the end of the object's last task (a create, clone or restore
+/// that made it) is not enough: it is looked for.
+pub fn absent_by_inventory(
+    not_made: bool,
+    in_inventory: bool,
+    taken_at: Option<Instant>,
+    task_end: Option<Instant>,
+    now: Instant,
+) -> bool {
+    not_made
+        && !in_inventory
+        && taken_at
+            .is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH && task_end.is_none_or(|end| t > end))
+}
+
+/// How long a config this process read is used again instead of another read (see
+/// [`config_reusable`]). Shorter than any resync interval the drift passes come at, so a
+/// change the inventory cannot show (a network key set by hand) is found at most one drift
+/// pass later.
+pub const CONFIG_REUSE: Duration = Duration::from_secs(10);
+
+/// A config read by a pass, and what the inventory showed of the container then.
+#[derive(Clone)]
+struct ReadConfig {
+    node: String,
+    vmid: u32,
+    config: LxcConfig,
+    /// The inventory entry the config goes with (`status` as the pass saw it).
+    seen: Guest,
+    at: Instant,
+}
+
+/// The last config read per object uid (entries older than [`CONFIG_REUSE`] are dropped as
+/// new ones come).
+static CONFIGS: LazyLock<Mutex<HashMap<String, ReadConfig>>> = LazyLock::new(Default::default);
+
+/// The operator is about to write the config of the object `uid`'s container: it is read again.
+pub fn config_written(uid: &str) {
+    crate::controller::kernel::recover(CONFIGS.lock(), "the read configs").remove(uid);
+}
+
+/// Whether a pass may use the config read at `read_at` again instead of reading it (pure):
+/// read less than [`CONFIG_REUSE`] ago, no task of the object ended and nothing was written
+/// since (written: the entry is gone), and the inventory's entry is the one the config went
+/// with (a config changed in Proxmox shows there as another name, tags, lock, memory, cores
+/// or disk; a power change as another status). Passes of a Pod's container waiting for its
+/// start slot, and the one the inventory sends after a start the pass saw itself, read
+/// nothing again.
+pub fn config_reusable(
+    seen: &Guest,
+    now_listed: &Guest,
+    read_at: Instant,
+    task_end: Option<Instant>,
+    now: Instant,
+) -> bool {
+    now.saturating_duration_since(read_at) < CONFIG_REUSE
+        && task_end.is_none_or(|end| end < read_at)
+        && seen.identity() == now_listed.identity()
+}
+
+/// The config of the object `uid`'s container read lately on `node`, when still good.
+fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32) -> Option<Located> {
+    let (uid, snap) = (uid?, snap?);
+    let g = snap.guests.get(&vmid)?;
+    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied();
+    let c = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs")
+        .get(uid)
+        .cloned()?;
+    let fits = c.node == node && c.vmid == vmid && g.node == node && g.kind == "lxc" && g.lock.is_none();
+    let fresh = power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now());
+    (fits && fresh && config_reusable(&c.seen, g, c.at, end, Instant::now())).then(|| Located {
+        node: node.to_string(),
+        config: c.config,
+        current: status_of(g),
+    })
+}
+
+/// Records the config a pass of `uid` read, with the inventory entry it goes with (its
+/// status as read).
+fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u32, at: Instant) {
+    let (Some(uid), Some(g)) = (uid, snap.and_then(|s| s.guests.get(&vmid))) else {
+        return;
+    };
+    let mut seen = g.clone();
+    seen.status = found.current.status.clone();
+    seen.lock = found.config.lock.clone().filter(|l| !l.is_empty());
+    let mut m = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs");
+    m.retain(|_, c| at.saturating_duration_since(c.at) < CONFIG_REUSE);
+    m.insert(
+        uid.to_string(),
+        ReadConfig {
+            node: found.node.clone(),
+            vmid,
+            config: found.config.clone(),
+            seen,
+            at,
+        },
+    );
+}
+
+/// The inventory's view of a container as `status/current` would show it.
+fn status_of(g: &Guest) -> pve::LxcStatus {
+    pve::LxcStatus {
+        vmid: g.vmid,
+        status: g.status.clone(),
+        name: g.name.clone(),
+        tags: (!g.tags.is_empty()).then(|| g.tags.join(";")),
+        lock: g.lock.clone(),
+        template: g.template,
+        pid: None,
+        uptime: g.uptime,
+        cpu: g.cpu,
+        cpus: g.maxcpu,
+        mem: g.mem,
+        maxmem: g.maxmem,
+        swap: None,
+        maxswap: None,
+        disk: g.disk,
+        maxdisk: g.maxdisk,
+        diskread: None,
+        diskwrite: None,
+        netin: g.netin,
+        netout: g.netout,
+        ha: None,
+    }
+}
+
+/// The inventory entry of `vmid` when a pass of `uid` may take the power state from it.
+fn inventory_status(snap: Option<&Snapshot>, uid: Option<&str>, node: &str, vmid: u32) -> Option<pve::LxcStatus> {
+    let (snap, uid) = (snap?, uid?);
+    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied();
+    let g = snap.guests.get(&vmid)?;
+    power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now()).then(|| status_of(g))
+}
+
 /// Reads config and status of `vmid` on `node` concurrently; `None` when it is not there. A
 /// container not made yet (`expect_absent`) is looked for with its config alone: one request
-/// instead of two on every pass while it waits for a task slot or its image.
-async fn read_on(handle: &ClusterHandle, node: &str, vmid: u32, expect_absent: bool) -> Result<Option<Located>, Error> {
+/// instead of two on every pass while it waits for a task slot or its image; so is one whose
+/// power state the inventory shows (`listed`, see [`power_from_inventory`]).
+async fn read_on(
+    handle: &ClusterHandle,
+    node: &str,
+    vmid: u32,
+    expect_absent: bool,
+    listed: Option<pve::LxcStatus>,
+) -> Result<Option<Located>, Error> {
+    if let Some(current) = listed {
+        return match handle.client.lxc_config(node, vmid).await {
+            Ok(config) => Ok(Some(Located {
+                node: node.to_string(),
+                config,
+                current,
+            })),
+            Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    }
     if expect_absent {
         return match handle.client.lxc_config(node, vmid).await {
             Ok(config) => Ok(Some(Located {
@@ -55,6 +254,18 @@ pub async fn locate(
     status: &LxcContainerStatus,
     spec_node: Option<&str>,
 ) -> Result<Option<Located>, Error> {
+    locate_for(handle, vmid, status, spec_node, None).await
+}
+
+/// [`locate`] for a pass of the object `uid` (`Some`): its power state comes from the inventory
+/// where [`power_from_inventory`] allows.
+pub async fn locate_for(
+    handle: &ClusterHandle,
+    vmid: u32,
+    status: &LxcContainerStatus,
+    spec_node: Option<&str>,
+    uid: Option<&str>,
+) -> Result<Option<Located>, Error> {
     let snap = handle.snapshot();
     let mut nodes: Vec<String> = Vec::new();
     let listed_guest = snap
@@ -76,8 +287,24 @@ pub async fn locate(
     );
     // nothing made yet: no task recorded that may have made it, and the inventory lists none
     let not_made = !existed && status.pending_task.is_none() && listed_guest.is_none();
+    let taken_at = snap.as_ref().map(|s| s.taken_at);
+    let in_inventory = snap.as_ref().is_some_and(|s| s.guests.contains_key(&vmid));
+    let task_end = uid.and_then(|u| {
+        crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+            .get(u)
+            .copied()
+    });
+    if uid.is_some() && absent_by_inventory(not_made, in_inventory, taken_at, task_end, Instant::now()) {
+        return Ok(None);
+    }
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
-        if let Some(found) = read_on(handle, &node, vmid, not_made).await? {
+        if let Some(found) = reusable(uid, snap.as_deref(), &node, vmid) {
+            return Ok(Some(found));
+        }
+        let listed = inventory_status(snap.as_deref(), uid, &node, vmid);
+        let at = Instant::now();
+        if let Some(found) = read_on(handle, &node, vmid, not_made, listed).await? {
+            remember(uid, snap.as_deref(), &found, vmid, at);
             return Ok(Some(found));
         }
     }
@@ -87,9 +314,153 @@ pub async fn locate(
     if let Some(s) = handle.fresh_snapshot(Instant::now(), Duration::from_secs(10)).await {
         if let Some(g) = s.guests.get(&vmid).filter(|g| g.kind != "qemu") {
             if status.node.as_deref() != Some(g.node.as_str()) {
-                return read_on(handle, &g.node, vmid, false).await;
+                return read_on(handle, &g.node, vmid, false, None).await;
             }
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guest(node: &str, lock: Option<&str>) -> Guest {
+        Guest {
+            vmid: 100,
+            node: node.into(),
+            status: "running".into(),
+            kind: "lxc".into(),
+            lock: lock.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_pass_takes_the_power_state_from_a_fresh_inventory_read_after_its_last_task() {
+        let t0 = Instant::now();
+        let (g, later) = (guest("pve1", None), t0 + Duration::from_secs(5));
+        assert!(
+            power_from_inventory(Some(&g), "pve1", t0, None, later),
+            "no task seen: a fresh inventory stands in"
+        );
+        let ended_before = Some(t0 - Duration::from_secs(1));
+        assert!(power_from_inventory(Some(&g), "pve1", t0, ended_before, later));
+    }
+
+    #[test]
+    fn a_pass_right_after_its_start_task_ended_reads_the_power_state_from_proxmox() {
+        let t0 = Instant::now();
+        let g = guest("pve1", None);
+        let ended_after = Some(t0 + Duration::from_millis(1));
+        assert!(!power_from_inventory(
+            Some(&g),
+            "pve1",
+            t0,
+            ended_after,
+            t0 + Duration::from_secs(1)
+        ));
+    }
+
+    #[test]
+    fn a_container_waiting_for_its_create_slot_is_not_looked_for_while_a_fresh_inventory_lacks_it() {
+        let t0 = Instant::now();
+        let soon = t0 + Duration::from_secs(5);
+        assert!(
+            absent_by_inventory(true, false, Some(t0), None, soon),
+            "not made, not listed: no read"
+        );
+        assert!(
+            !absent_by_inventory(true, true, Some(t0), None, soon),
+            "listed: looked for"
+        );
+        assert!(
+            !absent_by_inventory(false, false, Some(t0), None, soon),
+            "a task may have made it: looked for"
+        );
+        assert!(
+            !absent_by_inventory(true, false, Some(t0), None, t0 + INVENTORY_FRESH),
+            "stale inventory: looked for"
+        );
+        assert!(
+            !absent_by_inventory(true, false, None, None, soon),
+            "no inventory: looked for"
+        );
+    }
+
+    #[test]
+    fn a_container_whose_create_just_ended_is_looked_for_though_the_inventory_was_read_before() {
+        let t0 = Instant::now();
+        let ended = Some(t0 + Duration::from_secs(1));
+        assert!(!absent_by_inventory(
+            true,
+            false,
+            Some(t0),
+            ended,
+            t0 + Duration::from_secs(2)
+        ));
+        assert!(absent_by_inventory(
+            true,
+            false,
+            Some(t0),
+            Some(t0 - Duration::from_secs(1)),
+            t0
+        ));
+    }
+
+    #[test]
+    fn a_config_read_lately_is_used_again_while_the_inventory_shows_the_same_container() {
+        let t0 = Instant::now();
+        let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
+        assert!(config_reusable(&seen, &seen.clone(), t0, None, soon));
+        assert!(config_reusable(
+            &seen,
+            &seen.clone(),
+            t0,
+            Some(t0 - Duration::from_secs(1)),
+            soon
+        ));
+    }
+
+    #[test]
+    fn a_config_changed_in_proxmox_a_task_end_or_time_makes_the_pass_read_it_again() {
+        let t0 = Instant::now();
+        let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
+        let mut memory = seen.clone();
+        memory.maxmem = Some(1 << 30);
+        assert!(
+            !config_reusable(&seen, &memory, t0, None, soon),
+            "memory changed by hand"
+        );
+        let mut stopped = seen.clone();
+        stopped.status = "stopped".into();
+        assert!(!config_reusable(&seen, &stopped, t0, None, soon), "stopped by hand");
+        assert!(
+            !config_reusable(&seen, &seen.clone(), t0, Some(t0 + Duration::from_secs(1)), soon),
+            "a task ended since"
+        );
+        assert!(
+            !config_reusable(&seen, &seen.clone(), t0, None, t0 + CONFIG_REUSE),
+            "read too long ago"
+        );
+    }
+
+    #[test]
+    fn a_stale_inventory_another_node_a_lock_or_no_entry_is_never_taken_for_the_power_state() {
+        let t0 = Instant::now();
+        let g = guest("pve1", None);
+        assert!(
+            !power_from_inventory(Some(&g), "pve1", t0, None, t0 + INVENTORY_FRESH),
+            "stale"
+        );
+        assert!(
+            !power_from_inventory(Some(&g), "pve2", t0, None, t0),
+            "listed on another node"
+        );
+        assert!(
+            !power_from_inventory(Some(&guest("pve1", Some("backup"))), "pve1", t0, None, t0),
+            "locked"
+        );
+        assert!(!power_from_inventory(None, "pve1", t0, None, t0), "not listed");
+    }
 }

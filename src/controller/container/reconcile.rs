@@ -3,7 +3,7 @@
 //! Proxmox task started per pass. What every step uses is in [`super::pass`].
 
 use super::desired::{validate, InvalidSpec};
-use super::locate::locate;
+use super::locate::locate_for;
 use super::pass::{cluster_key, P};
 use super::task::check_pending_task;
 use crate::controller::cluster::{ClusterHandle, ClusterKey};
@@ -116,7 +116,7 @@ async fn create_or_converge(
     vmid: u32,
     admission: &Admission,
 ) -> Result<Action, Error> {
-    match locate(handle, vmid, &p.status, p.obj.spec.node.as_deref()).await? {
+    match locate_for(handle, vmid, &p.status, p.obj.spec.node.as_deref(), Some(&p.uid)).await? {
         None => {
             if matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped)) {
                 p.event(

@@ -15,7 +15,10 @@ use crate::pve;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 /// Reports the container in sync: status from what Proxmox reports (the reads go out
 /// together), the firewall and the Service made to match, then `Ready=True`.
@@ -68,15 +71,18 @@ pub(super) async fn in_sync(p: &mut P<'_>, t: &Target<'_>) -> Result<Action, Err
         }
     }
     let service_refused = service(p, t, last_ipv4).await?;
-    p.status.backups = backups;
+    if let Some(backups) = backups {
+        p.status.backups = backups;
+    }
     report_ready(p, t, service_refused, fresh_usage).await?;
     Ok(requeue)
 }
 
 /// The container's IPs (read while it runs and they are not known, or the spec changed) and
-/// backup archives, read together; the pass's requeue (soon while a running container shows
-/// no IP yet), its last known IPv4 address, and the archives.
-async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option<String>, Vec<BackupArchive>) {
+/// backup archives (when [`backups_due`]), read together; the pass's requeue (soon while a
+/// running container shows no IP yet), its last known IPv4 address, and the archives (`None`:
+/// not listed this pass, `status.backups` stays).
+async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option<String>, Option<Vec<BackupArchive>>) {
     let (handle, vmid, node) = (t.handle, t.vmid, &t.observed.node);
     let running = t.observed.running();
     let mut requeue = if p.ctx.settings.drift_check_interval.is_zero() {
@@ -87,6 +93,11 @@ async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option
     let want_ips = running
         && !t.observed.config.networks().unwrap_or_default().is_empty()
         && (p.status.ip_addresses.is_empty() || p.status.observed_generation != p.generation());
+    let age = p
+        .obj
+        .creation_timestamp()
+        .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok());
+    let list = BACKUPS_LISTED.due(&p.uid, p.generation(), age, Instant::now());
     let (ifaces, backups) = tokio::join!(
         async {
             match want_ips {
@@ -94,8 +105,16 @@ async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option
                 false => None,
             }
         },
-        backup_archives(handle, t.snap, node, vmid, p, t.desired.open_tenancy)
+        async {
+            match list {
+                Some(_) => Some(backup_archives(handle, t.snap, node, vmid, p, t.desired.open_tenancy).await),
+                None => None,
+            }
+        }
     );
+    if let (Some(epoch), Some(_)) = (list, &backups) {
+        BACKUPS_LISTED.listed(&p.uid, Listed::new(epoch, Instant::now(), p.generation()));
+    }
     if let Some(ifaces) = ifaces {
         p.status.ip_addresses = addresses(&ifaces);
         if p.status.ip_addresses.is_empty() {
@@ -224,6 +243,102 @@ pub fn addresses(ifaces: &[pve::Interface]) -> Vec<String> {
     v4.chain(v6).collect()
 }
 
+/// How often an in-sync container's backup storages are listed again when nothing the operator
+/// knows of changed an archive (a `vzdump` run by hand, an archive deleted in Proxmox).
+pub const BACKUP_REFRESH: Duration = Duration::from_secs(600);
+
+/// Archive changes the operator made (an `LxcBackup` wrote or deleted one), process-wide.
+static BACKUP_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Tells the container passes that an archive was written or deleted: each lists its backup
+/// storages again at its next pass. Called by the `LxcBackup` controller.
+pub fn backups_changed() {
+    BACKUP_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Tells the container pass of `uid` that its container is locked by a backup (the operator's
+/// or one run by hand): its next in-sync pass lists the backup storages again.
+pub fn backup_lock_seen(uid: &str) {
+    let forced = Listed {
+        epoch: u64::MAX,
+        at: Instant::now(),
+        generation: None,
+    };
+    crate::controller::kernel::recover(BACKUPS_LISTED.0.lock(), "the backup listings").insert(uid.to_string(), forced);
+}
+
+/// When a container's backup storages were last listed in this process, and the archive epoch
+/// then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// [`backups_changed`]'s count at the listing.
+    pub epoch: u64,
+    /// When.
+    pub at: Instant,
+    /// The object's generation then.
+    pub generation: Option<i64>,
+}
+
+impl Listed {
+    /// A listing at `at` of the object at `generation`, with the archive epoch `epoch`.
+    pub fn new(epoch: u64, at: Instant, generation: Option<i64>) -> Listed {
+        Listed { epoch, at, generation }
+    }
+}
+
+/// Whether a pass lists the backup storages (pure): its first pass in this process (unless the
+/// object is younger than [`BACKUP_REFRESH`]: it has no archives yet, and a backup of it locks
+/// it, see [`backup_lock_seen`]), a spec change since the last listing, an archive change the
+/// operator made since, or [`BACKUP_REFRESH`] gone by. Listing on every pass was ~11 of a Pod's
+/// 70 Proxmox requests.
+pub fn backups_due(
+    last: Option<Listed>,
+    epoch: u64,
+    generation: Option<i64>,
+    age: Option<Duration>,
+    now: Instant,
+) -> bool {
+    match last {
+        None => age.is_none_or(|a| a >= BACKUP_REFRESH),
+        Some(l) => {
+            l.generation != generation || l.epoch != epoch || now.saturating_duration_since(l.at) >= BACKUP_REFRESH
+        }
+    }
+}
+
+/// The last listing per object uid (entries older than [`BACKUP_REFRESH`] are due anyway, and
+/// are dropped as the map grows).
+struct ListedByUid(LazyLock<Mutex<HashMap<String, Listed>>>);
+
+static BACKUPS_LISTED: ListedByUid = ListedByUid(LazyLock::new(Default::default));
+
+impl ListedByUid {
+    /// `Some(epoch)` when the pass of the object `uid` (at `generation`, `age` old) lists its
+    /// backup storages now. A young object's first pass is recorded as a listing of nothing.
+    fn due(&self, uid: &str, generation: Option<i64>, age: Option<Duration>, now: Instant) -> Option<u64> {
+        let epoch = BACKUP_EPOCH.load(Ordering::Relaxed);
+        let last = crate::controller::kernel::recover(self.0.lock(), "the backup listings")
+            .get(uid)
+            .copied();
+        if backups_due(last, epoch, generation, age, now) {
+            return Some(epoch);
+        }
+        if last.is_none() {
+            self.listed(uid, Listed::new(epoch, now, generation));
+        }
+        None
+    }
+
+    /// Records a listing.
+    fn listed(&self, uid: &str, l: Listed) {
+        let mut m = crate::controller::kernel::recover(self.0.lock(), "the backup listings");
+        if m.len() >= 1024 && m.len().is_power_of_two() {
+            m.retain(|_, e| l.at.saturating_duration_since(e.at) < BACKUP_REFRESH);
+        }
+        m.insert(uid.to_string(), l);
+    }
+}
+
 /// How many archives `status.backups` lists.
 pub const MAX_LISTED_BACKUPS: usize = 10;
 
@@ -279,4 +394,44 @@ async fn backup_archives(
     found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.volid.cmp(&b.1.volid)));
     found.dedup_by(|a, b| a.1.volid == b.1.volid);
     found.into_iter().take(MAX_LISTED_BACKUPS).map(|(_, a)| a).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_in_sync_does_not_list_backup_storages_again_until_a_backup_changes() {
+        let t0 = Instant::now();
+        let g = Some(1);
+        let last = Some(Listed::new(3, t0, g));
+        let later = t0 + Duration::from_secs(30);
+        let old = Some(BACKUP_REFRESH);
+        assert!(backups_due(None, 3, g, old, t0), "the first pass of the process lists");
+        assert!(
+            !backups_due(last, 3, g, old, later),
+            "nothing changed: not listed again"
+        );
+        assert!(
+            backups_due(last, 4, g, old, later),
+            "an LxcBackup wrote or deleted an archive"
+        );
+        assert!(
+            backups_due(last, 3, Some(2), old, later),
+            "a spec change lists (a vzdump made by hand shows)"
+        );
+        assert!(
+            backups_due(last, 3, g, old, t0 + BACKUP_REFRESH),
+            "archives made or deleted in Proxmox show within the refresh"
+        );
+        let forced = Some(Listed::new(u64::MAX, t0, None));
+        assert!(backups_due(forced, 3, g, old, later), "a backup lock was seen");
+    }
+
+    #[test]
+    fn a_new_container_lists_no_backup_storages_before_it_could_have_an_archive() {
+        let t0 = Instant::now();
+        assert!(!backups_due(None, 0, Some(1), Some(Duration::from_secs(20)), t0));
+        assert!(backups_due(None, 0, Some(1), None, t0), "age unknown: listed");
+    }
 }

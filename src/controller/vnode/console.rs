@@ -334,6 +334,18 @@ const LOOK_SOON: Duration = Duration::from_millis(500);
 const LOOK_LATER: Duration = Duration::from_secs(10);
 /// How long after a change the container is looked at [`LOOK_SOON`].
 const SOON_FOR: Duration = Duration::from_secs(30);
+/// The longest wait before attaching again after attaching failed.
+const ATTACH_RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// How long a follower waits after its `failures`-th failed attach in a row (pure): 10 s,
+/// doubling up to 5 min. Proxmox hands out 100 console ports per node: with more Pods than
+/// that on a node, followers retrying every 10 s (a status read and a `termproxy` each) made
+/// most of the requests of 1,000 Pods.
+fn attach_retry(failures: u32) -> Duration {
+    LOOK_LATER
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(8))
+        .min(ATTACH_RETRY_MAX)
+}
 
 /// The phase of the child `LxcContainer`, as the watch says it.
 type Phase = tokio::sync::watch::Receiver<Option<ContainerPhase>>;
@@ -373,6 +385,7 @@ async fn read_run(console: &mut crate::pve::Console, logs: &PodLogs, uid: &str, 
 /// being created or deleted.
 async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, uid: String, p: Place, mut phase: Phase) {
     let mut last_pid = 0u64;
+    let mut failures = 0u32;
     let mut changed_at = tokio::time::Instant::now();
     loop {
         // a container made stopped is not looked at until it runs (it waits for its start,
@@ -409,12 +422,24 @@ async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, ui
         let Some(h) = h else { continue };
         match h.client.console(&p.node, p.vmid).await {
             Ok(mut console) => {
+                failures = 0;
                 last_pid = read_run(&mut console, &logs, &uid, &p, pid).await;
                 changed_at = tokio::time::Instant::now();
             }
             Err(e) => {
-                tracing::warn!(vmid = p.vmid, error = %e, "pod logs: cannot attach to the container's console");
-                tokio::time::sleep(LOOK_LATER).await;
+                failures = failures.saturating_add(1);
+                let wait = attach_retry(failures);
+                tracing::warn!(vmid = p.vmid, error = %e, ?wait, "pod logs: cannot attach to the container's console");
+                // a phase change (a restart) is tried at once
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    r = phase.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        changed_at = tokio::time::Instant::now();
+                    }
+                }
             }
         }
     }
@@ -486,6 +511,17 @@ pub async fn run(kube: kube::Client, clusters: Arc<ClusterRegistry>, logs: Arc<P
 #[cfg(test)]
 mod tests {
     use super::super::lines::{parse_query, render};
+
+    #[test]
+    fn a_follower_that_cannot_attach_waits_longer_each_time_up_to_five_minutes() {
+        let secs = Duration::from_secs;
+        assert_eq!(attach_retry(1), secs(10));
+        assert_eq!(attach_retry(2), secs(20));
+        assert_eq!(attach_retry(5), secs(160));
+        assert_eq!(attach_retry(6), secs(300));
+        assert_eq!(attach_retry(u32::MAX), secs(300));
+    }
+
     use super::*;
 
     fn at(s: i64) -> (i64, u32) {
