@@ -487,5 +487,4 @@ mod tests {
         );
         assert!(drift_due(Some(t0), t0 + resync, resync), "the next resync");
     }
-
 }

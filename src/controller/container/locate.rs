@@ -198,6 +198,31 @@ fn inventory_status(snap: Option<&Snapshot>, uid: Option<&str>, node: &str, vmid
     power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now()).then(|| status_of(g))
 }
 
+/// Whether the inventory has not caught up with what a pass saw of the container (pure): it
+/// lists the container unlocked on `node` but was read before the object's last task ended, or
+/// shows another power state than the pass read (`seen_status`). The inventory wakes a
+/// container when its entry changes from one read to the next, so a change right after such a
+/// pass (an app that exits just after its start) would not wake it: the pass looks again soon.
+pub fn inventory_behind(
+    g: Option<&Guest>,
+    node: &str,
+    taken_at: Instant,
+    task_end: Option<Instant>,
+    seen_status: &str,
+) -> bool {
+    g.is_some_and(|g| {
+        g.node == node && g.lock.is_none() && (task_end.is_some_and(|end| taken_at <= end) || g.status != seen_status)
+    })
+}
+
+/// [`inventory_behind`] for the container `vmid` of the object `uid`, as this process saw it.
+pub fn behind(snap: &Snapshot, uid: &str, node: &str, vmid: u32, seen_status: &str) -> bool {
+    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied();
+    inventory_behind(snap.guests.get(&vmid), node, snap.taken_at, end, seen_status)
+}
+
 /// Reads config and status of `vmid` on `node` concurrently; `None` when it is not there. A
 /// container not made yet (`expect_absent`) is looked for with its config alone: one request
 /// instead of two on every pass while it waits for a task slot or its image; so is one whose
@@ -360,6 +385,37 @@ mod tests {
             ended_after,
             t0 + Duration::from_secs(1)
         ));
+    }
+
+    #[test]
+    fn a_pass_that_saw_more_than_the_inventory_looks_again_so_an_exit_right_after_a_start_is_not_missed() {
+        let t0 = Instant::now();
+        let g = guest("pve1", None);
+        let started_after = Some(t0 + Duration::from_millis(1));
+        assert!(
+            inventory_behind(Some(&g), "pve1", t0, started_after, "running"),
+            "read before the start ended: the next read may show the same entry"
+        );
+        let mut stopped = g.clone();
+        stopped.status = "stopped".into();
+        assert!(
+            inventory_behind(Some(&stopped), "pve1", t0, None, "running"),
+            "the inventory still shows the exit before the restart"
+        );
+        let ended_before = Some(t0 - Duration::from_secs(1));
+        assert!(
+            !inventory_behind(Some(&g), "pve1", t0, ended_before, "running"),
+            "caught up"
+        );
+        assert!(
+            !inventory_behind(None, "pve1", t0, started_after, "running"),
+            "not listed"
+        );
+        let locked = guest("pve1", Some("backup"));
+        assert!(
+            !inventory_behind(Some(&locked), "pve1", t0, started_after, "running"),
+            "locked: the lock's end is a change the inventory shows"
+        );
     }
 
     #[test]

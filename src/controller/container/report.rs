@@ -130,6 +130,10 @@ async fn addresses_and_backups(p: &mut P<'_>, t: &Target<'_>) -> (Action, Option
     if !running {
         p.status.ip_addresses.clear();
     }
+    if super::locate::behind(t.snap, &p.uid, node, vmid, &t.current.status) {
+        // the inventory's next read may show nothing new to wake it for: look again then
+        requeue = Action::requeue(jitter(Duration::from_secs(2)));
+    }
     (requeue, last_ipv4, backups)
 }
 
