@@ -8,11 +8,13 @@
 //!   waiter when dropped), the fair one-per-node queue for vzdump, shared-work claims.
 //! - [`reason`]: every condition and Event reason, and how long a pass stopped on one waits.
 //! - [`halt`]: how a step ends a pass early (`Halt`), so steps use `?`.
+//! - [`generations`]: the generation filter of a controller's own watch (16 bytes an object).
 //! - [`wiring`]: what a kind's controller is made of (its run loop, wake streams).
 //!
 //! Each kind's reconcile decides with pure functions (e.g. `container::decide`) and uses the
 //! kernel to act: `resolve → validate → decide → act (at most one task) → status`.
 
+pub mod generations;
 pub mod halt;
 pub mod pass;
 pub mod reason;
