@@ -150,7 +150,12 @@ pub fn rows_of(file: &str, v: &Value) -> Vec<Row> {
             file: file.into(),
         }],
         "observe" => vec![
-            memory_row(file, format!("memory, {n} ObserveOnly"), &v["memory_mib"], mem_target(v)),
+            memory_row(
+                file,
+                format!("memory, {n} ObserveOnly"),
+                &v["memory_mib"],
+                mem_target(v),
+            ),
             steady_row(file, format!("steady state, {n} ObserveOnly"), st),
         ],
         "full" => vec![

@@ -121,7 +121,10 @@ mod tests {
     fn a_new_object_and_a_new_generation_pass_a_status_write_does_not() {
         let mut g = Generations::default();
         assert!(g.applied(Some("a"), Some(1)), "new");
-        assert!(!g.applied(Some("a"), Some(1)), "same generation: a status or label write");
+        assert!(
+            !g.applied(Some("a"), Some(1)),
+            "same generation: a status or label write"
+        );
         assert!(g.applied(Some("a"), Some(2)), "spec change");
         assert!(g.applied(Some("b"), Some(2)), "another object");
         assert!(!g.applied(Some("b"), Some(2)));
