@@ -354,14 +354,6 @@ fn pods_that_cannot_run_say_why_and_an_exited_app_is_restarted_with_the_count_sh
     let _ = follow.wait();
     let backing_off = wait_for("STATUS CrashLoopBackOff", T, || {
         let w = wide(&e, "app");
-        eprintln!(
-            "DEBUG {:?} {}",
-            w,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-        );
         (w[2] == "CrashLoopBackOff").then_some(w)
     });
     assert_eq!(

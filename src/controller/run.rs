@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{predicates, reflector, watcher, Controller, WatchStreamExt};
+use kube::runtime::{reflector, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -484,9 +484,8 @@ fn container_controller(
         .default_backoff()
         .modify(slim_for_cache)
         .reflect(writer)
-        .inspect(status_copy_dropper(ctx.clone()))
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .inspect(status_copy_dropper(ctx.clone()));
+    let stream = super::kernel::generations::generation_changes(stream);
     let concurrency = ctx.settings.max_concurrent_reconciles;
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     ctx.wakes.containers.add(namespace.map(str::to_string), wake_tx);

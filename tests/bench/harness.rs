@@ -65,6 +65,17 @@ pub fn rss_parts(pid: u32) -> (f64, f64) {
     status_mib(pid, ["RssAnon:", "RssFile:"])
 }
 
+/// Profiling aid (bench only): with `BENCH_SMAPS=DIR`, copies the process's `/proc/PID/smaps` to
+/// `DIR/<label>.smaps` (which mapping holds the RSS: heap, malloc arenas, stacks, the binary).
+pub fn dump_smaps(pid: u32, label: &str) {
+    if let Some(dir) = std::env::var_os("BENCH_SMAPS") {
+        let to = std::path::Path::new(&dir).join(format!("{label}.smaps"));
+        if let Err(e) = std::fs::copy(format!("/proc/{pid}/smaps"), &to) {
+            eprintln!("  BENCH_SMAPS: {}: {e}", to.display());
+        }
+    }
+}
+
 pub fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

@@ -56,6 +56,7 @@ pub async fn observe(n: usize) -> Res<()> {
     );
     let e = Env::start("bench-observe", clock, Some(n)).await?;
     let (rss_idle, _) = rss(e.pid());
+    dump_smaps(e.pid(), "observe-idle");
     let objs: Vec<Value> = (0..n)
         .map(|i| {
             container_obj(
@@ -83,6 +84,7 @@ pub async fn observe(n: usize) -> Res<()> {
     };
     let (rss_steady, _) = rss(e.pid());
     let (anon_steady, file_steady) = rss_parts(e.pid());
+    dump_smaps(e.pid(), "observe-steady");
     // pickup: one new resource while n exist → its first Proxmox request
     let samples_n: usize = env_or("BENCH_PICKUP_SAMPLES", 20);
     let (mut first, mut create_call) = (Vec::new(), Vec::new());

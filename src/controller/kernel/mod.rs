@@ -11,12 +11,14 @@
 //! - [`task_times`]: how long tasks took, so a running one is looked at near its end.
 //! - [`reason`]: every condition and Event reason, and how long a pass stopped on one waits.
 //! - [`halt`]: how a step ends a pass early (`Halt`), so steps use `?`.
+//! - [`generations`]: the generation filter of a controller's own watch (16 bytes an object).
 //! - [`wiring`]: what a kind's controller is made of (its run loop, wake streams, the watch
 //!   configuration of its cache), so kinds depend on the kernel and only `run.rs` on the kinds.
 //!
 //! Each kind's reconcile decides with pure functions (e.g. `container::decide`) and uses the
 //! kernel to act: `resolve → validate → decide → act (at most one task) → status`.
 
+pub mod generations;
 pub mod halt;
 pub mod pass;
 pub mod reason;
