@@ -150,7 +150,13 @@ impl TaskSlots {
         if g.held.contains_key(uid) {
             return true;
         }
-        self.enqueue(&mut g, key, uid, namespace, kind, wake);
+        let passed_on = self.enqueue(&mut g, key, uid, namespace, kind, wake);
+        if let Some(next) = passed_on {
+            // called without the lock held (a waker may come back at once)
+            drop(g);
+            next();
+            g = self.lock();
+        }
         let ahead = g.order(key).iter().take_while(|w| w.uid != uid).count();
         let permit = (ahead < client.available_task_slots(node))
             .then(|| client.try_acquire_task_slot(node))
@@ -178,13 +184,29 @@ impl TaskSlots {
     }
 
     /// Puts `uid` in the queue of `key`, or keeps its place there (a waiter for another node
-    /// goes to the back of this one's); it is active again (not woken-and-gone).
-    fn enqueue(&self, g: &mut SlotsInner, key: &str, uid: &str, namespace: &str, kind: &'static str, wake: Waker) {
+    /// goes to the back of this one's); it is active again (not woken-and-gone). A waiter woken
+    /// for a slot of another node that now asks for this one passes its turn there on: the
+    /// waker of the next waiter of that node is returned, to be called once the lock is let go
+    /// (else that freed slot would stay idle until the safety-net look).
+    fn enqueue(
+        &self,
+        g: &mut SlotsInner,
+        key: &str,
+        uid: &str,
+        namespace: &str,
+        kind: &'static str,
+        wake: Waker,
+    ) -> Option<Waker> {
         if let Some(w) = g.waiting.iter_mut().find(|w| w.uid == uid && w.key == key) {
             w.woken = None;
             w.wake = wake;
-            return;
+            return None;
         }
+        let moved_from = g
+            .waiting
+            .iter()
+            .find(|w| w.uid == uid && w.woken.is_some())
+            .map(|w| w.key.clone());
         g.waiting.retain(|w| w.uid != uid);
         g.seq += 1;
         let seq = g.seq;
@@ -197,6 +219,7 @@ impl TaskSlots {
             kind,
             wake,
         });
+        moved_from.and_then(|k| g.wake_next(&k))
     }
 
     /// Takes a slot for a task found running (started by an earlier operator process), if one
@@ -238,13 +261,25 @@ impl TaskSlots {
         let guard = {
             let mut g = self.lock();
             let kinds: Vec<&'static str> = g.waiting.iter().filter(|w| w.uid == uid).map(|w| w.kind).collect();
+            let woken_for: Vec<String> = g
+                .waiting
+                .iter()
+                .filter(|w| w.uid == uid && w.woken.is_some())
+                .map(|w| w.key.clone())
+                .collect();
             g.waiting.retain(|w| w.uid != uid);
             for k in kinds {
                 self.report_depth(&g, k);
             }
-            g.held.remove(uid)
+            // a waiter woken for a freed slot that goes away passes its turn on
+            let next: Vec<Waker> = woken_for.iter().filter_map(|k| g.wake_next(k)).collect();
+            (g.held.remove(uid), next)
         };
+        let (guard, next) = guard;
         drop(guard);
+        for wake in next {
+            wake();
+        }
     }
 
     /// Forgets every object for which `live` is false.
@@ -534,6 +569,30 @@ mod tests {
         let (_, wb) = counter();
         assert!(slots.try_take(&c, "k|pve1", "pve1", "b", "ns", "LxcContainer", wb));
         assert_eq!(slots.waiting(), 1);
+    }
+
+    #[test]
+    fn a_woken_waiter_that_asks_for_another_node_or_goes_away_passes_its_turn_on() {
+        let slots = TaskSlots::new(Arc::default());
+        let c = client(1);
+        let (_, w) = counter();
+        let (nb, wb) = counter();
+        let (nc, wc) = counter();
+        let (nd, wd) = counter();
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "a", "ns", "LxcContainer", w.clone()));
+        assert!(slots.try_take(&c, "k|pve2", "pve2", "x", "ns", "LxcContainer", w.clone()));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "b", "ns", "LxcContainer", wb));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "c", "ns", "LxcContainer", wc));
+        assert!(!slots.try_take(&c, "k|pve1", "pve1", "d", "ns", "LxcContainer", wd));
+        slots.release("a");
+        assert_eq!(nb.load(Ordering::SeqCst), 1, "b's turn on pve1");
+        // b's pass placed it on pve2 instead (full): pve1's free slot goes to c, not idle
+        assert!(!slots.try_take(&c, "k|pve2", "pve2", "b", "ns", "LxcContainer", w.clone()));
+        assert_eq!(nc.load(Ordering::SeqCst), 1, "b passed its turn on pve1 to c");
+        // c goes away before its pass: d is woken
+        slots.forget("c");
+        assert_eq!(nd.load(Ordering::SeqCst), 1, "c passed its turn on to d");
+        assert!(slots.try_take(&c, "k|pve1", "pve1", "d", "ns", "LxcContainer", w));
     }
 
     #[test]
