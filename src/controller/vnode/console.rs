@@ -408,14 +408,10 @@ async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, ui
             } else {
                 LOOK_LATER
             };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                r = phase.changed() => {
-                    if r.is_err() {
-                        return;
-                    }
-                    changed_at = tokio::time::Instant::now();
-                }
+            match sleep_or_phase_change(wait, &mut phase).await {
+                None => return,
+                Some(true) => changed_at = tokio::time::Instant::now(),
+                Some(false) => {}
             }
             continue;
         }
@@ -431,17 +427,22 @@ async fn follow_container(clusters: Arc<ClusterRegistry>, logs: Arc<PodLogs>, ui
                 let wait = attach_retry(failures);
                 tracing::warn!(vmid = p.vmid, error = %e, ?wait, "pod logs: cannot attach to the container's console");
                 // a phase change (a restart) is tried at once
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    r = phase.changed() => {
-                        if r.is_err() {
-                            return;
-                        }
-                        changed_at = tokio::time::Instant::now();
-                    }
+                match sleep_or_phase_change(wait, &mut phase).await {
+                    None => return,
+                    Some(true) => changed_at = tokio::time::Instant::now(),
+                    Some(false) => {}
                 }
             }
         }
+    }
+}
+
+/// Sleeps `wait` or until the phase changes: `Some(true)` on a change, `Some(false)` when the
+/// time ran out, `None` when the phase's sender is gone (the Pod is no longer followed).
+async fn sleep_or_phase_change(wait: Duration, phase: &mut Phase) -> Option<bool> {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Some(false),
+        r = phase.changed() => r.is_ok().then_some(true),
     }
 }
 
