@@ -34,6 +34,13 @@ pub fn task_ended(uid: &str) {
     m.insert(uid.to_string(), now);
 }
 
+/// When this process last saw a task of the object `uid` end.
+fn last_task_end(uid: &str) -> Option<Instant> {
+    crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied()
+}
+
 /// The oldest inventory a pass takes a container's power state from.
 pub const INVENTORY_FRESH: Duration = Duration::from_secs(60);
 
@@ -123,9 +130,7 @@ pub fn config_reusable(
 fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32) -> Option<Located> {
     let (uid, snap) = (uid?, snap?);
     let g = snap.guests.get(&vmid)?;
-    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
-        .get(uid)
-        .copied();
+    let end = last_task_end(uid);
     let c = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs")
         .get(uid)
         .cloned()?;
@@ -191,9 +196,7 @@ fn status_of(g: &Guest) -> pve::LxcStatus {
 /// The inventory entry of `vmid` when a pass of `uid` may take the power state from it.
 fn inventory_status(snap: Option<&Snapshot>, uid: Option<&str>, node: &str, vmid: u32) -> Option<pve::LxcStatus> {
     let (snap, uid) = (snap?, uid?);
-    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
-        .get(uid)
-        .copied();
+    let end = last_task_end(uid);
     let g = snap.guests.get(&vmid)?;
     power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now()).then(|| status_of(g))
 }
@@ -217,9 +220,7 @@ pub fn inventory_behind(
 
 /// [`inventory_behind`] for the container `vmid` of the object `uid`, as this process saw it.
 pub fn behind(snap: &Snapshot, uid: &str, node: &str, vmid: u32, seen_status: &str) -> bool {
-    let end = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
-        .get(uid)
-        .copied();
+    let end = last_task_end(uid);
     inventory_behind(snap.guests.get(&vmid), node, snap.taken_at, end, seen_status)
 }
 
@@ -314,11 +315,7 @@ pub async fn locate_for(
     let not_made = !existed && status.pending_task.is_none() && listed_guest.is_none();
     let taken_at = snap.as_ref().map(|s| s.taken_at);
     let in_inventory = snap.as_ref().is_some_and(|s| s.guests.contains_key(&vmid));
-    let task_end = uid.and_then(|u| {
-        crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
-            .get(u)
-            .copied()
-    });
+    let task_end = uid.and_then(last_task_end);
     if uid.is_some() && absent_by_inventory(not_made, in_inventory, taken_at, task_end, Instant::now()) {
         return Ok(None);
     }

@@ -258,7 +258,7 @@ impl TaskSlots {
 
     /// Forgets `uid` entirely: its slot and its place in the queue.
     pub fn forget(&self, uid: &str) {
-        let guard = {
+        let (guard, next) = {
             let mut g = self.lock();
             let kinds: Vec<&'static str> = g.waiting.iter().filter(|w| w.uid == uid).map(|w| w.kind).collect();
             let woken_for: Vec<String> = g
@@ -275,7 +275,6 @@ impl TaskSlots {
             let next: Vec<Waker> = woken_for.iter().filter_map(|k| g.wake_next(k)).collect();
             (g.held.remove(uid), next)
         };
-        let (guard, next) = guard;
         drop(guard);
         for wake in next {
             wake();
