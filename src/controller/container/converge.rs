@@ -16,9 +16,9 @@ use crate::controller::kernel::{Halt, Reason, Step};
 use crate::controller::{jitter, Error};
 use crate::crd::app::AppExitPolicy;
 use crate::crd::lxc_container::*;
-use crate::crd::{Operation, CONDITION_STALLED, CONDITION_SYNCED};
+use crate::crd::{Operation, CONDITION_READY, CONDITION_STALLED, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use std::time::Duration;
@@ -315,6 +315,7 @@ async fn make_plan(p: &mut P<'_>, t: &Target<'_>, f: &Facts) -> Step<Planned> {
         .restarted_at
         .as_ref()
         .and_then(|t| jiff::Timestamp::now().duration_since(t.0).try_into().ok());
+    let since_exit = since_exit_seen(&p.status.conditions, p.status.restarted_at.as_ref());
     let ha_moving = p
         .status
         .high_availability
@@ -327,7 +328,7 @@ async fn make_plan(p: &mut P<'_>, t: &Target<'_>, f: &Facts) -> Step<Planned> {
         drift,
         stays,
         restarts: p.status.restart_count.unwrap_or(0),
-        since_restart,
+        since_exit,
         in_maintenance: t.handle.in_maintenance(node).is_some(),
         ha_moving,
     };
@@ -338,6 +339,22 @@ async fn make_plan(p: &mut P<'_>, t: &Target<'_>, f: &Facts) -> Step<Planned> {
         planned.restarts = 0;
     }
     Ok(planned)
+}
+
+/// How long ago the operator saw the process end (the back-off's clock): zero while `Ready` is
+/// True (this pass is the first to see it stopped), else since `Ready` turned False or since
+/// the last restart, whichever is later (an app that ends before it was ever reported ready
+/// ended after its restart).
+fn since_exit_seen(conditions: &[Condition], restarted_at: Option<&Time>) -> Duration {
+    let Some(ready) = crate::controller::conditions::get(conditions, CONDITION_READY).filter(|c| c.status == "False")
+    else {
+        return Duration::ZERO;
+    };
+    let seen = restarted_at.map_or(ready.last_transition_time.0, |r| r.0.max(ready.last_transition_time.0));
+    jiff::Timestamp::now()
+        .duration_since(seen)
+        .try_into()
+        .unwrap_or_default()
 }
 
 /// A container that stopped by itself and was started often lately waits before it is started
@@ -469,11 +486,13 @@ async fn power(p: &mut P<'_>, t: &Target<'_>, action: PowerAction, drift: bool) 
             if drift {
                 p.status.restart_count = Some(p.status.restart_count.unwrap_or(0) + 1);
                 p.status.restarted_at = Some(Time(jiff::Timestamp::now()));
-                p.event(
-                    Reason::Starting,
-                    format!("CT {vmid} was stopped outside Kubernetes; starting it (spec.state is Running)"),
-                )
-                .await;
+                // not running until the start is done: a Pod shows its container waiting, and
+                // an exit right after the start is a new one (the back-off counts from it)
+                p.status.phase = Some(ContainerPhase::Stopped);
+                p.status.state = Some(t.current.status.clone());
+                let msg = format!("CT {vmid} stopped outside Kubernetes; starting it (spec.state is Running)");
+                p.cond(CondSpec::no(CONDITION_READY, Reason::Starting, msg.clone()));
+                p.event(Reason::Starting, msg).await;
             } else {
                 p.event(Reason::Starting, format!("starting CT {vmid}")).await;
             }

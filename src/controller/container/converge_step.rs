@@ -54,8 +54,9 @@ pub struct Planned {
     pub stays: bool,
     /// Starts after the container stopped by itself (`status.restartCount`).
     pub restarts: u32,
-    /// Since the last such start.
-    pub since_restart: Option<Duration>,
+    /// Since the operator saw the process end (zero in the pass that first sees it stopped): the
+    /// back-off counts from there.
+    pub since_exit: Duration,
     /// The container's node is in maintenance.
     pub in_maintenance: bool,
     /// HA is moving the container already (its HA state is `migrate` or `relocate`).
@@ -207,7 +208,7 @@ pub fn decide(f: &Facts) -> ConvergeStep {
         return MakePlan;
     };
     if planned.restarts_by_itself(by_ha) {
-        if let Some(wait) = restart_back_off(planned.restarts, planned.since_restart) {
+        if let Some(wait) = restart_back_off(planned.restarts, planned.since_exit) {
             return BackOff {
                 restarts: planned.restarts,
                 wait,

@@ -189,7 +189,7 @@ fn the_plan_comes_after_the_image_and_a_container_that_stopped_by_itself_backs_o
                 p.plan.power = Some(PowerAction::Start);
                 p.drift = true;
                 p.restarts = 2;
-                p.since_restart = Some(Duration::from_secs(5));
+                p.since_exit = Duration::from_secs(5);
             },
             BackOff {
                 restarts: 2,
@@ -203,7 +203,7 @@ fn the_plan_comes_after_the_image_and_a_container_that_stopped_by_itself_backs_o
                 p.plan.power = Some(PowerAction::Start);
                 p.drift = true;
                 p.restarts = 1;
-                p.since_restart = Some(Duration::from_secs(60));
+                p.since_exit = Duration::from_secs(60);
             },
             Power {
                 action: PowerAction::Start,
@@ -375,7 +375,7 @@ fn one_disk_grows_per_step_then_the_tenant_check_then_power() {
                 p.plan.power = Some(PowerAction::Start);
                 p.drift = true;
                 p.restarts = 3;
-                p.since_restart = Some(Duration::from_secs(1));
+                p.since_exit = Duration::from_secs(1);
             },
             WaitHaPower(PowerAction::Start),
         ),
@@ -432,4 +432,48 @@ fn a_pass_that_changes_everything_takes_its_steps_in_order_and_ends_with_one_tas
             }
         ]
     );
+}
+
+#[test]
+fn the_restart_back_off_counts_from_when_the_exit_was_seen_never_from_a_stale_condition() {
+    use crate::crd::CONDITION_READY;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let ago = |s: i64| Time(jiff::Timestamp::now() - jiff::SignedDuration::from_secs(s));
+    let ready = |status: &str, since: i64| {
+        vec![Condition {
+            type_: CONDITION_READY.into(),
+            status: status.into(),
+            reason: "RestartBackOff".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: ago(since),
+        }]
+    };
+    let secs =
+        |c: &[Condition], restarted: Option<i64>| super::since_exit_seen(c, restarted.map(ago).as_ref()).as_secs();
+    let rows: [(&str, Vec<Condition>, Option<i64>, std::ops::RangeInclusive<u64>); 4] = [
+        (
+            "ready until this pass: first seen now",
+            ready("True", 300),
+            Some(400),
+            0..=0,
+        ),
+        ("no Ready condition yet: first seen now", vec![], None, 0..=0),
+        (
+            "not ready since the exit was seen",
+            ready("False", 30),
+            Some(60),
+            29..=31,
+        ),
+        (
+            "not ready since before the last restart: counted from the restart",
+            ready("False", 100),
+            Some(5),
+            4..=6,
+        ),
+    ];
+    for (rule, conditions, restarted, want) in rows {
+        let got = secs(&conditions, restarted);
+        assert!(want.contains(&got), "{rule}: {got} s, want {want:?}");
+    }
 }

@@ -284,15 +284,16 @@ mod tests {
 
 /// How long to wait before starting again a container whose process ended by itself (pure):
 /// `None` to start now. A kubelet's CrashLoopBackOff: none for the first restart, then 10 s
-/// doubling up to 5 min since the last restart; after 10 min without one the count starts over.
-pub fn restart_back_off(restarts: u32, since_last: Option<std::time::Duration>) -> Option<std::time::Duration> {
+/// doubling up to 5 min, counted from when the exit was seen (a kubelet counts from the
+/// container's finish time, so a slow notice of the exit never skips the back-off). The count
+/// starting over after 10 min without a restart is the caller's (`restarts` is then 0).
+pub fn restart_back_off(restarts: u32, since_exit: std::time::Duration) -> Option<std::time::Duration> {
     use std::time::Duration;
-    let since = since_last?;
-    if restarts == 0 || since >= Duration::from_secs(600) {
+    if restarts == 0 {
         return None;
     }
     let wait = Duration::from_secs(10 * (1u64 << (restarts - 1).min(5))).min(Duration::from_secs(300));
-    wait.checked_sub(since).filter(|d| !d.is_zero())
+    wait.checked_sub(since_exit).filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -303,16 +304,17 @@ mod back_off_tests {
     #[test]
     fn the_first_restart_is_at_once_then_the_wait_doubles_up_to_five_minutes() {
         let s = Duration::from_secs;
-        assert_eq!(restart_back_off(0, None), None);
-        assert_eq!(restart_back_off(1, Some(s(0))), Some(s(10)));
-        assert_eq!(restart_back_off(1, Some(s(4))), Some(s(6)));
-        assert_eq!(restart_back_off(2, Some(s(0))), Some(s(20)));
-        assert_eq!(restart_back_off(9, Some(s(0))), Some(s(300)));
-        assert_eq!(restart_back_off(3, Some(s(40))), None, "waited long enough");
+        assert_eq!(restart_back_off(0, s(0)), None);
+        assert_eq!(restart_back_off(1, s(0)), Some(s(10)));
+        assert_eq!(restart_back_off(1, s(4)), Some(s(6)));
+        assert_eq!(restart_back_off(2, s(0)), Some(s(20)));
+        assert_eq!(restart_back_off(9, s(0)), Some(s(300)));
+        assert_eq!(restart_back_off(3, s(40)), None, "waited long enough");
     }
 
     #[test]
-    fn ten_minutes_without_a_restart_start_the_count_over() {
-        assert_eq!(restart_back_off(7, Some(Duration::from_secs(600))), None);
+    fn the_wait_counts_from_the_exit_so_an_exit_noticed_late_still_backs_off() {
+        // the second exit noticed 30 s after the first restart: a kubelet still waits 10 s
+        assert_eq!(restart_back_off(1, Duration::ZERO), Some(Duration::from_secs(10)));
     }
 }
