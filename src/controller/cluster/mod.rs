@@ -67,6 +67,8 @@ pub struct ClusterHandle {
     pub tenancy: crate::crd::Tenancy,
     /// It carries the default-cluster annotation.
     pub is_default: bool,
+    /// How often the inventory is read without being asked (`spec.resyncInterval`).
+    pub resync: std::time::Duration,
     /// Nodes in maintenance, as the `ProxmoxCluster` says now (kept current by its reconcile
     /// and the observer).
     pub maintenance: Arc<RwLock<Vec<crate::crd::proxmox_cluster::NodeMaintenance>>>,

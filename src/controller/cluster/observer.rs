@@ -212,7 +212,7 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
     let refresh = Arc::new(Notify::new());
     let key = p.key.clone();
     let client = p.client.clone();
-    let (config_hash, tenancy, is_default) = (p.config_hash, p.tenancy, p.is_default);
+    let (config_hash, tenancy, is_default, resync) = (p.config_hash, p.tenancy, p.is_default, p.resync);
     let maintenance = p.maintenance.clone();
     let r = refresh.clone();
     let placements: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
@@ -227,6 +227,7 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
         config_hash,
         tenancy,
         is_default,
+        resync,
         maintenance,
         placements,
         allocated: Mutex::default(),

@@ -451,7 +451,8 @@ fn the_restart_back_off_counts_from_when_the_exit_was_seen_never_from_a_stale_co
     };
     let secs =
         |c: &[Condition], restarted: Option<i64>| super::since_exit_seen(c, restarted.map(ago).as_ref()).as_secs();
-    let rows: [(&str, Vec<Condition>, Option<i64>, std::ops::RangeInclusive<u64>); 4] = [
+    type Row = (&'static str, Vec<Condition>, Option<i64>, std::ops::RangeInclusive<u64>);
+    let rows: [Row; 4] = [
         (
             "ready until this pass: first seen now",
             ready("True", 300),

@@ -1,8 +1,10 @@
 //! Finding a container in Proxmox: config and power state, read together.
 
 use crate::controller::cluster::{ClusterHandle, Guest, Snapshot};
+use crate::controller::kernel::Reason;
 use crate::controller::Error;
 use crate::crd::lxc_container::{ContainerPhase, LxcContainerStatus};
+use crate::crd::{Operation, CONDITION_SYNCED};
 use crate::pve::{self, ErrorClass, LxcConfig};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -19,26 +21,34 @@ pub struct Located {
     pub current: pve::LxcStatus,
 }
 
-/// When this process last saw a task of each object (by uid) end: its container's power state
-/// may have changed since the inventory was read.
-static TASK_ENDS: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+/// When this process last saw a task of each object (by uid) end, and what the task did: its
+/// container's power state may have changed since the inventory was read.
+static TASK_ENDS: LazyLock<Mutex<HashMap<String, TaskEnd>>> = LazyLock::new(Default::default);
 
-/// Records that the task of the object `uid` ended (well or not) now.
-pub fn task_ended(uid: &str) {
+/// When a task ended, and what it did when it ended well.
+type TaskEnd = (Instant, Option<Operation>);
+
+/// Records that the task `op` of the object `uid` ended (well or not) now.
+pub fn task_ended(uid: &str, op: Option<Operation>) {
     let now = Instant::now();
     let mut m = crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends");
     if m.len() >= 1024 && m.len().is_power_of_two() {
         // an end older than any inventory we would use no longer matters
-        m.retain(|_, at| now.saturating_duration_since(*at) < INVENTORY_FRESH);
+        m.retain(|_, (at, _)| now.saturating_duration_since(*at) < INVENTORY_FRESH);
     }
-    m.insert(uid.to_string(), now);
+    m.insert(uid.to_string(), (now, op));
+}
+
+/// When this process last saw a task of the object `uid` end, and which.
+fn last_task(uid: &str) -> Option<TaskEnd> {
+    crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
+        .get(uid)
+        .copied()
 }
 
 /// When this process last saw a task of the object `uid` end.
 fn last_task_end(uid: &str) -> Option<Instant> {
-    crate::controller::kernel::recover(TASK_ENDS.lock(), "the task ends")
-        .get(uid)
-        .copied()
+    last_task(uid).map(|(at, _)| at)
 }
 
 /// The oldest inventory a pass takes a container's power state from.
@@ -81,11 +91,25 @@ pub fn absent_by_inventory(
             .is_some_and(|t| now.saturating_duration_since(t) < INVENTORY_FRESH && task_end.is_none_or(|end| t > end))
 }
 
-/// How long a config this process read is used again instead of another read (see
-/// [`config_reusable`]). Shorter than any resync interval the drift passes come at, so a
-/// change the inventory cannot show (a network key set by hand) is found at most one drift
-/// pass later.
+/// How long a config this process read is used again instead of another read, at least (see
+/// [`config_reusable`]).
 pub const CONFIG_REUSE: Duration = Duration::from_secs(10);
+/// ... and at most.
+pub const CONFIG_REUSE_MAX: Duration = Duration::from_secs(30);
+
+/// How long a config read is used again on a cluster whose inventory is read every `resync`
+/// (pure): half of it, between [`CONFIG_REUSE`] and [`CONFIG_REUSE_MAX`]. A container gets a
+/// drift pass at most once per `resync`, so a drift pass never takes the config an earlier one
+/// read, and a change the inventory cannot show (a network key set by hand) is found at most
+/// one drift pass later. A container waiting for a task slot (`waiting`: the passes a Pod's
+/// container makes until its start, woken and by the safety net) uses it up to
+/// [`INVENTORY_FRESH`]: what it waits for is a task, and the pass after any task reads anew.
+pub fn config_reuse(resync: Duration, waiting: bool) -> Duration {
+    if waiting {
+        return INVENTORY_FRESH;
+    }
+    (resync / 2).clamp(CONFIG_REUSE, CONFIG_REUSE_MAX)
+}
 
 /// A config read by a pass, and what the inventory showed of the container then.
 #[derive(Clone)]
@@ -98,8 +122,8 @@ struct ReadConfig {
     at: Instant,
 }
 
-/// The last config read per object uid (entries older than [`CONFIG_REUSE`] are dropped as
-/// new ones come).
+/// The last config read per object uid (entries older than [`INVENTORY_FRESH`] are dropped
+/// as new ones come).
 static CONFIGS: LazyLock<Mutex<HashMap<String, ReadConfig>>> = LazyLock::new(Default::default);
 
 /// The operator is about to write the config of the object `uid`'s container: it is read again.
@@ -108,7 +132,7 @@ pub fn config_written(uid: &str) {
 }
 
 /// Whether a pass may use the config read at `read_at` again instead of reading it (pure):
-/// read less than [`CONFIG_REUSE`] ago, no task of the object ended and nothing was written
+/// read less than `reuse` ([`config_reuse`]) ago, no task of the object ended and nothing was written
 /// since (written: the entry is gone), and the inventory's entry is the one the config went
 /// with (a config changed in Proxmox shows there as another name, tags, lock, memory, cores
 /// or disk; a power change as another status). Passes of a Pod's container waiting for its
@@ -120,14 +144,18 @@ pub fn config_reusable(
     read_at: Instant,
     task_end: Option<Instant>,
     now: Instant,
+    reuse: Duration,
 ) -> bool {
-    now.saturating_duration_since(read_at) < CONFIG_REUSE
+    now.saturating_duration_since(read_at) < reuse
         && task_end.is_none_or(|end| end < read_at)
         && seen.identity() == now_listed.identity()
 }
 
-/// The config of the object `uid`'s container read lately on `node`, when still good.
-fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32) -> Option<Located> {
+/// The config of the object `uid`'s container read lately on `node`, when still good: read
+/// after the object's last task ended, and a fresh inventory shows the container as that read
+/// saw it (an inventory read that began before the task's end but already shows its result, as
+/// the read that sends the pass after a create often is, is as good).
+fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32, reuse: Duration) -> Option<Located> {
     let (uid, snap) = (uid?, snap?);
     let g = snap.guests.get(&vmid)?;
     let end = last_task_end(uid);
@@ -135,8 +163,8 @@ fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32) -
         .get(uid)
         .cloned()?;
     let fits = c.node == node && c.vmid == vmid && g.node == node && g.kind == "lxc" && g.lock.is_none();
-    let fresh = power_from_inventory(Some(g), node, snap.taken_at, end, Instant::now());
-    (fits && fresh && config_reusable(&c.seen, g, c.at, end, Instant::now())).then(|| Located {
+    let fresh = Instant::now().saturating_duration_since(snap.taken_at) < INVENTORY_FRESH;
+    (fits && fresh && config_reusable(&c.seen, g, c.at, end, Instant::now(), reuse)).then(|| Located {
         node: node.to_string(),
         config: c.config,
         current: status_of(g),
@@ -144,16 +172,21 @@ fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32) -
 }
 
 /// Records the config a pass of `uid` read, with the inventory entry it goes with (its
-/// status as read).
+/// status as read). A container the inventory does not list yet (made by the task that just
+/// ended) gets the entry its status read shows, so the pass the next inventory read sends
+/// (the new container listed) reads nothing again when that entry is the same.
 fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u32, at: Instant) {
-    let (Some(uid), Some(g)) = (uid, snap.and_then(|s| s.guests.get(&vmid))) else {
+    let Some(uid) = uid else {
         return;
     };
-    let mut seen = g.clone();
+    let mut seen = match snap.and_then(|s| s.guests.get(&vmid)) {
+        Some(g) => g.clone(),
+        None => listed_as(&found.node, &found.current),
+    };
     seen.status = found.current.status.clone();
     seen.lock = found.config.lock.clone().filter(|l| !l.is_empty());
     let mut m = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs");
-    m.retain(|_, c| at.saturating_duration_since(c.at) < CONFIG_REUSE);
+    m.retain(|_, c| at.saturating_duration_since(c.at) < INVENTORY_FRESH);
     m.insert(
         uid.to_string(),
         ReadConfig {
@@ -164,6 +197,34 @@ fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u
             at,
         },
     );
+}
+
+/// The inventory entry `status/current` of a container on `node` stands for (pure): the fields
+/// [`Guest::identity`] compares, as `/cluster/resources` lists them (an HA-managed container
+/// lists its HA state, which `status/current` does not name the same way: such an entry never
+/// matches, and the config is read again).
+pub fn listed_as(node: &str, st: &pve::LxcStatus) -> Guest {
+    let managed = st
+        .ha
+        .as_ref()
+        .and_then(|h| h.get("managed"))
+        .and_then(|m| m.as_u64())
+        .is_some_and(|m| m != 0);
+    Guest {
+        vmid: st.vmid,
+        node: node.to_string(),
+        status: st.status.clone(),
+        name: st.name.clone(),
+        tags: st.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
+        lock: st.lock.clone().filter(|l| !l.is_empty()),
+        template: st.template,
+        kind: "lxc".into(),
+        maxmem: st.maxmem,
+        maxdisk: st.maxdisk,
+        maxcpu: st.cpus,
+        hastate: managed.then(|| "unknown".to_string()),
+        ..Default::default()
+    }
 }
 
 /// The inventory's view of a container as `status/current` would show it.
@@ -224,23 +285,59 @@ pub fn behind(snap: &Snapshot, uid: &str, node: &str, vmid: u32, seen_status: &s
     inventory_behind(snap.guests.get(&vmid), node, snap.taken_at, end, seen_status)
 }
 
+/// Where a pass takes the container's power state from.
+enum Power {
+    /// The inventory's entry ([`power_from_inventory`]).
+    Listed(Box<pve::LxcStatus>),
+    /// Its own create of it just ended, and created it stopped: stopped, as its config says.
+    MadeStopped,
+    /// `GET …/status/current`.
+    Read,
+}
+
+/// The inventory entry of a container this process just created stopped, from its config
+/// (pure): what `/cluster/resources` lists for it (`maxcpu` is `cpulimit`, else `cores`).
+pub fn made_stopped(node: &str, vmid: u32, c: &LxcConfig) -> Guest {
+    let disk = c
+        .rootfs
+        .as_deref()
+        .and_then(|r| pve::props::MountPoint::parse_rootfs(r).ok());
+    Guest {
+        vmid,
+        node: node.to_string(),
+        status: "stopped".into(),
+        name: c.hostname.clone(),
+        tags: c.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
+        lock: c.lock.clone().filter(|l| !l.is_empty()),
+        template: c.template.unwrap_or(false),
+        kind: "lxc".into(),
+        maxmem: c.memory.map(|m| m << 20),
+        maxdisk: disk.and_then(|d| d.size),
+        maxcpu: c.cpulimit.filter(|l| *l > 0.0).or(c.cores.map(f64::from)),
+        ..Default::default()
+    }
+}
+
 /// Reads config and status of `vmid` on `node` concurrently; `None` when it is not there. A
 /// container not made yet (`expect_absent`) is looked for with its config alone: one request
 /// instead of two on every pass while it waits for a task slot or its image; so is one whose
-/// power state the inventory shows (`listed`, see [`power_from_inventory`]).
+/// power state the inventory shows or that this process just created stopped (`power`).
 async fn read_on(
     handle: &ClusterHandle,
     node: &str,
     vmid: u32,
     expect_absent: bool,
-    listed: Option<pve::LxcStatus>,
+    power: Power,
 ) -> Result<Option<Located>, Error> {
-    if let Some(current) = listed {
+    if let Power::Listed(_) | Power::MadeStopped = power {
         return match handle.client.lxc_config(node, vmid).await {
             Ok(config) => Ok(Some(Located {
                 node: node.to_string(),
+                current: match power {
+                    Power::Listed(current) => *current,
+                    _ => status_of(&made_stopped(node, vmid, &config)),
+                },
                 config,
-                current,
             })),
             Err(e) if e.class() == ErrorClass::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -280,17 +377,20 @@ pub async fn locate(
     status: &LxcContainerStatus,
     spec_node: Option<&str>,
 ) -> Result<Option<Located>, Error> {
-    locate_for(handle, vmid, status, spec_node, None).await
+    locate_for(handle, vmid, status, spec_node, None, false).await
 }
 
 /// [`locate`] for a pass of the object `uid` (`Some`): its power state comes from the inventory
-/// where [`power_from_inventory`] allows.
+/// where [`power_from_inventory`] allows, and is known without a read right after this
+/// process created it stopped (a container from an image, `from_image`: its first start comes
+/// after its config update).
 pub async fn locate_for(
     handle: &ClusterHandle,
     vmid: u32,
     status: &LxcContainerStatus,
     spec_node: Option<&str>,
     uid: Option<&str>,
+    from_image: bool,
 ) -> Result<Option<Located>, Error> {
     let snap = handle.snapshot();
     let mut nodes: Vec<String> = Vec::new();
@@ -315,17 +415,29 @@ pub async fn locate_for(
     let not_made = !existed && status.pending_task.is_none() && listed_guest.is_none();
     let taken_at = snap.as_ref().map(|s| s.taken_at);
     let in_inventory = snap.as_ref().is_some_and(|s| s.guests.contains_key(&vmid));
-    let task_end = uid.and_then(last_task_end);
+    let last = uid.and_then(last_task);
+    let task_end = last.map(|(at, _)| at);
+    // the pass after this process's own create of a container made stopped
+    let made_by_create = from_image
+        && status.phase == Some(ContainerPhase::Creating)
+        && last.is_some_and(|(_, op)| op == Some(Operation::Create));
     if uid.is_some() && absent_by_inventory(not_made, in_inventory, taken_at, task_end, Instant::now()) {
         return Ok(None);
     }
+    let waiting = crate::controller::conditions::get(&status.conditions, CONDITION_SYNCED)
+        .is_some_and(|c| c.reason == Reason::WaitingForTaskSlot.as_str());
+    let reuse = config_reuse(handle.resync, waiting);
     for node in nodes.into_iter().filter(|n| seen.insert(n.clone())).filter(listed) {
-        if let Some(found) = reusable(uid, snap.as_deref(), &node, vmid) {
+        if let Some(found) = reusable(uid, snap.as_deref(), &node, vmid, reuse) {
             return Ok(Some(found));
         }
-        let listed = inventory_status(snap.as_deref(), uid, &node, vmid);
+        let power = match inventory_status(snap.as_deref(), uid, &node, vmid) {
+            Some(listed) => Power::Listed(Box::new(listed)),
+            None if made_by_create => Power::MadeStopped,
+            None => Power::Read,
+        };
         let at = Instant::now();
-        if let Some(found) = read_on(handle, &node, vmid, not_made, listed).await? {
+        if let Some(found) = read_on(handle, &node, vmid, not_made, power).await? {
             remember(uid, snap.as_deref(), &found, vmid, at);
             return Ok(Some(found));
         }
@@ -336,7 +448,7 @@ pub async fn locate_for(
     if let Some(s) = handle.fresh_snapshot(Instant::now(), Duration::from_secs(10)).await {
         if let Some(g) = s.guests.get(&vmid).filter(|g| g.kind != "qemu") {
             if status.node.as_deref() != Some(g.node.as_str()) {
-                return read_on(handle, &g.node, vmid, false, None).await;
+                return read_on(handle, &g.node, vmid, false, Power::Read).await;
             }
         }
     }
@@ -464,38 +576,126 @@ mod tests {
     #[test]
     fn a_config_read_lately_is_used_again_while_the_inventory_shows_the_same_container() {
         let t0 = Instant::now();
-        let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
-        assert!(config_reusable(&seen, &seen.clone(), t0, None, soon));
+        let (seen, soon, r) = (guest("pve1", None), t0 + Duration::from_secs(3), CONFIG_REUSE);
+        assert!(config_reusable(&seen, &seen.clone(), t0, None, soon, r));
         assert!(config_reusable(
             &seen,
             &seen.clone(),
             t0,
             Some(t0 - Duration::from_secs(1)),
-            soon
+            soon,
+            r
         ));
     }
 
     #[test]
     fn a_config_changed_in_proxmox_a_task_end_or_time_makes_the_pass_read_it_again() {
         let t0 = Instant::now();
-        let (seen, soon) = (guest("pve1", None), t0 + Duration::from_secs(3));
+        let (seen, soon, r) = (guest("pve1", None), t0 + Duration::from_secs(3), CONFIG_REUSE);
         let mut memory = seen.clone();
         memory.maxmem = Some(1 << 30);
         assert!(
-            !config_reusable(&seen, &memory, t0, None, soon),
+            !config_reusable(&seen, &memory, t0, None, soon, r),
             "memory changed by hand"
         );
         let mut stopped = seen.clone();
         stopped.status = "stopped".into();
-        assert!(!config_reusable(&seen, &stopped, t0, None, soon), "stopped by hand");
+        assert!(!config_reusable(&seen, &stopped, t0, None, soon, r), "stopped by hand");
         assert!(
-            !config_reusable(&seen, &seen.clone(), t0, Some(t0 + Duration::from_secs(1)), soon),
+            !config_reusable(&seen, &seen.clone(), t0, Some(t0 + Duration::from_secs(1)), soon, r),
             "a task ended since"
         );
         assert!(
-            !config_reusable(&seen, &seen.clone(), t0, None, t0 + CONFIG_REUSE),
+            !config_reusable(&seen, &seen.clone(), t0, None, t0 + r, r),
             "read too long ago"
         );
+    }
+
+    #[test]
+    fn a_config_is_used_again_for_at_most_half_the_resync_interval_so_drift_passes_read_their_own() {
+        let s = Duration::from_secs;
+        assert_eq!(config_reuse(s(60), false), s(30), "the default resync");
+        assert_eq!(config_reuse(s(30), false), s(15));
+        assert_eq!(config_reuse(s(5), false), CONFIG_REUSE, "never below the floor");
+        assert_eq!(config_reuse(s(3600), false), CONFIG_REUSE_MAX, "nor above the cap");
+        assert_eq!(
+            config_reuse(s(15), true),
+            INVENTORY_FRESH,
+            "waiting for a task slot: the pass after the task reads anew"
+        );
+    }
+
+    #[test]
+    fn a_container_the_inventory_does_not_list_yet_is_remembered_as_its_status_read_shows_it() {
+        let st: pve::LxcStatus = serde_json::from_value(serde_json::json!({
+            "vmid": 100, "status": "stopped", "name": "web", "tags": "k8s-abc;web",
+            "maxmem": 536870912, "maxdisk": 8589934592u64, "cpus": 2, "ha": {"managed": 0}
+        }))
+        .unwrap();
+        let listed = Guest {
+            vmid: 100,
+            node: "pve1".into(),
+            status: "stopped".into(),
+            name: Some("web".into()),
+            tags: vec!["k8s-abc".into(), "web".into()],
+            kind: "lxc".into(),
+            maxmem: Some(536870912),
+            maxdisk: Some(8589934592),
+            maxcpu: Some(2.0),
+            ..Default::default()
+        };
+        let seen = listed_as("pve1", &st);
+        let soon = Instant::now() + Duration::from_secs(1);
+        assert!(config_reusable(
+            &seen,
+            &listed,
+            Instant::now(),
+            None,
+            soon,
+            CONFIG_REUSE
+        ));
+        let mut ha: pve::LxcStatus = st.clone();
+        ha.ha = Some(serde_json::json!({"managed": 1, "state": "started"}));
+        let mut listed_ha = listed.clone();
+        listed_ha.hastate = Some("started".into());
+        assert!(
+            !config_reusable(
+                &listed_as("pve1", &ha),
+                &listed_ha,
+                Instant::now(),
+                None,
+                soon,
+                CONFIG_REUSE
+            ),
+            "an HA-managed one is read again"
+        );
+    }
+
+    #[test]
+    fn a_container_just_created_stopped_is_listed_as_its_config_says_so_no_status_is_read() {
+        let c: LxcConfig = serde_json::from_value(serde_json::json!({
+            "hostname": "web", "tags": "k8s-abc;web", "memory": 512, "cores": 2,
+            "rootfs": "local-lvm:vm-100-disk-0,size=8G", "digest": "x"
+        }))
+        .unwrap();
+        // as the simulator's /cluster/resources lists such a container
+        let listed = Guest {
+            vmid: 100,
+            node: "pve1".into(),
+            status: "stopped".into(),
+            name: Some("web".into()),
+            tags: vec!["k8s-abc".into(), "web".into()],
+            kind: "lxc".into(),
+            maxmem: Some(536870912),
+            maxdisk: Some(8589934592),
+            maxcpu: Some(2.0),
+            ..Default::default()
+        };
+        let g = made_stopped("pve1", 100, &c);
+        assert!(g.identity() == listed.identity(), "{g:?}");
+        let mut limited = c.clone();
+        limited.cpulimit = Some(1.5);
+        assert_eq!(made_stopped("pve1", 100, &limited).maxcpu, Some(1.5), "cpulimit first");
     }
 
     #[test]

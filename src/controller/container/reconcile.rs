@@ -116,7 +116,17 @@ async fn create_or_converge(
     vmid: u32,
     admission: &Admission,
 ) -> Result<Action, Error> {
-    match locate_for(handle, vmid, &p.status, p.obj.spec.node.as_deref(), Some(&p.uid)).await? {
+    let from_image = matches!(desired.source, super::desired::Source::Image { .. });
+    match locate_for(
+        handle,
+        vmid,
+        &p.status,
+        p.obj.spec.node.as_deref(),
+        Some(&p.uid),
+        from_image,
+    )
+    .await?
+    {
         None => {
             if matches!(p.status.phase, Some(ContainerPhase::Running | ContainerPhase::Stopped)) {
                 p.event(

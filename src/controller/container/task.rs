@@ -44,8 +44,9 @@ pub(super) async fn check_pending_task(p: &mut P<'_>, handle: &ClusterHandle) ->
         return Ok(Some(Action::requeue(wait)));
     }
     let polled = task::poll(p, handle, 3).await?;
-    if polled.as_ref().is_some_and(|(_, r)| !matches!(r, Polled::Running)) {
-        super::locate::task_ended(&p.uid);
+    if let Some((pt, r)) = polled.as_ref().filter(|(_, r)| !matches!(r, Polled::Running)) {
+        let op = matches!(r, Polled::Done(_)).then(|| pt.op()).flatten();
+        super::locate::task_ended(&p.uid, op);
     }
     match polled {
         Some((pt, Polled::Unknown | Polled::Done(_))) if pt.op() == Some(Operation::Pull) => {
