@@ -15,10 +15,10 @@ use std::time::Duration;
 
 /// How long before the first look at a task of a kind whose time is known a pass that came
 /// sooner (the inventory shows the new container, a drift pass) waits instead of reading the
-/// task's status (pure): until 9/10 of that time, as the scheduled look. One read less per
-/// task; a task that ended that early is seen at most a tenth of its time late.
+/// task's status (pure): until the scheduled first look ([`task::first_look`]). One read less
+/// per task.
 pub fn early_by(age: Duration, expected: Option<Duration>) -> Option<Duration> {
-    let from = expected?.mul_f64(0.9);
+    let from = task::first_look(expected?);
     (age + EARLY_SLACK < from).then(|| from - age)
 }
 
@@ -91,10 +91,10 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(
             early_by(ms(500), Some(ms(3000))),
-            Some(ms(2200)),
-            "waits for 9/10 of the kind's time"
+            Some(ms(2500)),
+            "waits for the kind's time"
         );
-        assert_eq!(early_by(ms(2690), Some(ms(3000))), None, "the look is due");
+        assert_eq!(early_by(ms(2990), Some(ms(3000))), None, "the look is due");
         assert_eq!(early_by(ms(500), None), None, "a kind not seen yet is read");
     }
 }

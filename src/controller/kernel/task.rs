@@ -111,16 +111,37 @@ fn backoff(age: Duration, div: u32, max: Duration) -> Duration {
     (age / div).clamp(FIRST_POLL.min(max), max)
 }
 
+/// When a task of a kind expected to take `expected` is first looked at: at that time. What a
+/// first look that finds the task ended teaches is only an upper bound ([`learned`]), so the
+/// expectation creeps down until a first look comes too early, and a second look lifts it.
+pub fn first_look(expected: Duration) -> Duration {
+    expected
+}
+
+/// What a task that was found ended `took` after its start teaches about its kind (pure): a
+/// find at the first look ([`first_look`], plus the pass's own delay: less than 1/20 of the
+/// time past it) says only that it took at most that, so the expectation is taken 2 % lower; a
+/// later look, or a kind not known yet, counts what it saw. Without this, each first look
+/// found done would count the pass's own delay as task time, and the expectation would only
+/// grow; with the first look before the expected end, it settled where the first look was
+/// always too early (two looks a task).
+pub fn learned(expected: Option<Duration>, took: Duration) -> Duration {
+    match expected {
+        Some(e) if took < first_look(e) + e / 20 => e.mul_f64(0.98).min(took),
+        _ => took,
+    }
+}
+
 /// [`poll_interval`] from the task's age, knowing (when `expected` is given) how long a task of
 /// its kind took last. Proxmox tells nobody when a task ends, so each look is a request: a task
-/// is first looked at when it is expected to be nearly done (at 9/10 of that time; at most
-/// 10 s without a look), then every tenth of that time (100 ms to 1 s) until 1½ times
-/// it, then with the back-off bounded by `max` (the task poll interval). A task of ±20 % around
-/// its kind's time is seen in 2-3 looks, ≤ a tenth of its time late. A kind not seen yet (the
-/// first task of its kind since the operator started) backs off by an eighth of its age.
+/// is first looked at when it is expected to be done ([`first_look`]; at most 10 s without a
+/// look), then every tenth of that time (100 ms to 1 s) until 1½ times it, then with the
+/// back-off bounded by `max` (the task poll interval). A task of its kind's usual time is seen
+/// in one look most of the time, one a little slower in two. A kind not seen yet (the first
+/// task of its kind since the operator started) backs off by an eighth of its age.
 pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration) -> Duration {
     let Some(e) = expected else { return backoff(age, 8, max) };
-    let (from, to) = (e.mul_f64(0.9), e.mul_f64(1.5));
+    let (from, to) = (first_look(e), e.mul_f64(1.5));
     if age >= to {
         backoff(age, 4, max)
     } else if age >= from {
@@ -270,7 +291,10 @@ where
         }
         TaskResult::Ok | TaskResult::Warnings(_) => {
             if let Some(took) = p.ctx.slots.held_for(&p.uid) {
-                p.ctx.task_times.observe(&pt.operation, upid.node(), took);
+                let expected = p.ctx.task_times.expected(&pt.operation, upid.node());
+                p.ctx
+                    .task_times
+                    .observe(&pt.operation, upid.node(), learned(expected, took));
             }
             match st.result() {
                 TaskResult::Warnings(n) => Polled::Done(Some(n)),
@@ -358,19 +382,50 @@ mod tests {
         // a kind not seen yet: an eighth of the age
         assert_eq!(poll_after(ms(2000), None, max), ms(250));
         assert_eq!(poll_after(ms(100), None, max), ms(200));
-        // before the window: one wait until 9/10 of the expected time
-        assert_eq!(poll_after(ms(0), e, max), ms(2700));
-        assert_eq!(poll_after(ms(2000), e, max), ms(700));
+        // before the window: one wait until the expected time
+        assert_eq!(poll_after(ms(0), e, max), ms(3000));
+        assert_eq!(poll_after(ms(2000), e, max), ms(1000));
         // within it, every tenth of it; well past it, the back-off bounded by the interval
-        assert_eq!(poll_after(ms(2700), e, max), ms(300));
+        assert_eq!(poll_after(ms(3000), e, max), ms(300));
         assert_eq!(poll_after(ms(4400), e, max), ms(300));
         assert_eq!(poll_after(ms(4500), e, max), ms(1000));
         assert_eq!(poll_after(ms(4500), e, ms(50)), ms(50));
         // a long kind is looked at every 10 s at least, and every second near its end
         assert_eq!(poll_after(ms(0), Some(ms(600_000)), max), ms(10_000));
-        assert_eq!(poll_after(ms(550_000), Some(ms(600_000)), max), ms(1000));
+        assert_eq!(poll_after(ms(600_000), Some(ms(600_000)), max), ms(1000));
         // a short one every 100 ms near its end
-        assert_eq!(poll_after(ms(450), Some(ms(500)), max), ms(100));
+        assert_eq!(poll_after(ms(500), Some(ms(500)), max), ms(100));
+    }
+
+    #[test]
+    fn a_task_found_done_at_its_first_look_lowers_its_kinds_time_and_a_later_find_raises_it() {
+        let ms = Duration::from_millis;
+        let e = Some(ms(3000));
+        assert_eq!(learned(e, ms(3040)), ms(2940), "found at the first look: 2 % lower");
+        assert_eq!(
+            learned(e, ms(2500)),
+            ms(2500),
+            "found sooner (woken early): what it saw"
+        );
+        assert_eq!(learned(e, ms(3300)), ms(3300), "found at the second look");
+        assert_eq!(learned(None, ms(3300)), ms(3300), "a kind not known yet");
+        // a kind of steady 3 s settles within a few percent of it, mostly seen in one look
+        let t = crate::controller::kernel::task_times::TaskTimes::default();
+        t.observe("create", "pve1", ms(3600));
+        let mut looks = 0;
+        for _ in 0..40 {
+            let e = t.expected("create", "pve1").unwrap();
+            let mut at = first_look(e);
+            looks += 1;
+            while at < ms(3000) {
+                at += poll_after(at, Some(e), Duration::from_secs(1));
+                looks += 1;
+            }
+            t.observe("create", "pve1", learned(Some(e), at + ms(20)));
+        }
+        let e = t.expected("create", "pve1").unwrap();
+        assert!(e >= ms(2900) && e <= ms(3300), "{e:?}");
+        assert!(looks <= 56, "{looks} looks for 40 tasks");
     }
 
     #[test]
