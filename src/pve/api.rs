@@ -119,6 +119,12 @@ impl Client {
 
     /// `GET /cluster/resources[?type=vm|storage|node|sdn]`.
     pub async fn cluster_resources(&self, resource_type: Option<&str>) -> Result<Vec<ClusterResource>> {
+        self.cluster_resources_as(resource_type).await
+    }
+
+    /// `GET /cluster/resources[?type=...]` decoded into `T`, e.g. a type whose `Deserialize`
+    /// takes one [`ClusterResource`] at a time instead of holding them all.
+    pub async fn cluster_resources_as<T: serde::de::DeserializeOwned>(&self, resource_type: Option<&str>) -> Result<T> {
         let mut p = Params::new();
         p.opt("type", resource_type);
         self.get("/cluster/resources", &p).await

@@ -3,7 +3,7 @@
 //! snapshot in memory, writes the inventory into `ProxmoxCluster.status` when it changed, and
 //! triggers a reconcile of exactly the containers whose observed state changed.
 
-use super::inventory::{changed_guests, Snapshot};
+use super::inventory::{changed_guests, Snapshot, SnapshotBuilder};
 use super::{ClusterHandle, ClusterKey, Connection};
 use crate::controller::conditions::{self, CondSpec};
 use crate::controller::kernel::Reason;
@@ -275,10 +275,10 @@ async fn run(
         if version.is_none() {
             version = p.client.version().await.ok().and_then(|v| v.version);
         }
-        let result = p.client.cluster_resources(None).await;
+        let result = p.client.cluster_resources_as::<SnapshotBuilder>(None).await;
         let (conn, snap) = match result {
-            Ok(list) => {
-                let mut snap = Snapshot::from_resources(&list, started);
+            Ok(built) => {
+                let mut snap = built.finish(started);
                 bridges.refresh(&p, &snap).await;
                 snap.set_bridges(&bridges.by_node);
                 let snap = Arc::new(snap);
