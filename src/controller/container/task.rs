@@ -91,10 +91,10 @@ mod tests {
         let ms = Duration::from_millis;
         assert_eq!(
             early_by(ms(500), Some(ms(3000))),
-            Some(ms(2500)),
-            "waits for the kind's time"
+            Some(ms(2350)),
+            "waits for the first look"
         );
-        assert_eq!(early_by(ms(2990), Some(ms(3000))), None, "the look is due");
+        assert_eq!(early_by(ms(2840), Some(ms(3000))), None, "the look is due");
         assert_eq!(early_by(ms(500), None), None, "a kind not seen yet is read");
     }
 }
