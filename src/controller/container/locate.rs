@@ -625,14 +625,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_container_the_inventory_does_not_list_yet_is_remembered_as_its_status_read_shows_it() {
-        let st: pve::LxcStatus = serde_json::from_value(serde_json::json!({
-            "vmid": 100, "status": "stopped", "name": "web", "tags": "k8s-abc;web",
-            "maxmem": 536870912, "maxdisk": 8589934592u64, "cpus": 2, "ha": {"managed": 0}
-        }))
-        .unwrap();
-        let listed = Guest {
+    /// A stopped container `web` of 512 MiB, 2 cores and 8 GiB, as the simulator's
+    /// `/cluster/resources` lists it.
+    fn listed_web() -> Guest {
+        Guest {
             vmid: 100,
             node: "pve1".into(),
             status: "stopped".into(),
@@ -643,7 +639,17 @@ mod tests {
             maxdisk: Some(8589934592),
             maxcpu: Some(2.0),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn a_container_the_inventory_does_not_list_yet_is_remembered_as_its_status_read_shows_it() {
+        let st: pve::LxcStatus = serde_json::from_value(serde_json::json!({
+            "vmid": 100, "status": "stopped", "name": "web", "tags": "k8s-abc;web",
+            "maxmem": 536870912, "maxdisk": 8589934592u64, "cpus": 2, "ha": {"managed": 0}
+        }))
+        .unwrap();
+        let listed = listed_web();
         let seen = listed_as("pve1", &st);
         let soon = Instant::now() + Duration::from_secs(1);
         assert!(config_reusable(
@@ -678,19 +684,7 @@ mod tests {
             "rootfs": "local-lvm:vm-100-disk-0,size=8G", "digest": "x"
         }))
         .unwrap();
-        // as the simulator's /cluster/resources lists such a container
-        let listed = Guest {
-            vmid: 100,
-            node: "pve1".into(),
-            status: "stopped".into(),
-            name: Some("web".into()),
-            tags: vec!["k8s-abc".into(), "web".into()],
-            kind: "lxc".into(),
-            maxmem: Some(536870912),
-            maxdisk: Some(8589934592),
-            maxcpu: Some(2.0),
-            ..Default::default()
-        };
+        let listed = listed_web();
         let g = made_stopped("pve1", 100, &c);
         assert!(g.identity() == listed.identity(), "{g:?}");
         let mut limited = c.clone();
