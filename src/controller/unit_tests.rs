@@ -346,11 +346,11 @@ async fn an_object_deleted_while_proxmox_still_creates_its_container_keeps_its_f
         cluster: Some("default".into()),
         node: Some("pve1".into()),
         phase: Some(crate::crd::lxc_container::ContainerPhase::Creating),
-        pending_task: Some(crate::crd::lxc_container::PendingTask {
+        pending_task: Some(Box::new(crate::crd::lxc_container::PendingTask {
             upid: super::kernel::UNKNOWN_UPID.into(),
             operation: "create".into(),
             started_at: None,
-        }),
+        })),
         ..Default::default()
     });
     w.api.put(&path("ns", "lxccontainers", "web"), &obj);

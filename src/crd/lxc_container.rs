@@ -68,7 +68,7 @@ pub struct LxcContainerSpec {
     /// The process of an application container (`source.image` only): command, arguments and
     /// environment, like a Pod container's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<AppSpec>,
+    pub app: Option<Box<AppSpec>>,
     /// How a new `source.image.reference` (an image update) is rolled out: `Recreate` (same
     /// vmid, MACs and IPs, new root filesystem; refused while volume mount points exist; bind
     /// mounts and devices are made again) or `Refuse`. A refused update says why in
@@ -101,7 +101,7 @@ pub struct LxcContainerSpec {
     pub resources: Option<Resources>,
     /// The root disk. It can grow in place; shrinking is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rootfs: Option<RootFs>,
+    pub rootfs: Option<Box<RootFs>>,
     /// Extra volumes mounted inside the container (`mp0`, `mp1`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
@@ -125,19 +125,19 @@ pub struct LxcContainerSpec {
     pub network: Vec<NetworkInterface>,
     /// DNS settings inside the container; the host's are used when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dns: Option<Dns>,
+    pub dns: Option<Box<Dns>>,
     /// Container features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<Features>,
     /// Credentials set at creation only (Proxmox accepts them only then). Never copied into status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth: Option<ContainerAuth>,
+    pub auth: Option<Box<ContainerAuth>>,
     /// Start the container when its Proxmox node boots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_on_boot: Option<bool>,
     /// Start/stop order and delays at node boot and shutdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup: Option<Startup>,
+    pub startup: Option<Box<Startup>>,
     /// Console mode and number of ttys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<Console>,
@@ -152,7 +152,7 @@ pub struct LxcContainerSpec {
     pub state: PowerState,
     /// The container's firewall: options and rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub firewall: Option<Firewall>,
+    pub firewall: Option<Box<Firewall>>,
     /// Ports published in-cluster as a Service (without selector) and an EndpointSlice pointing at
     /// the container's IP.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -180,7 +180,7 @@ pub struct LxcContainerSpec {
     /// High availability through Proxmox's HA stack (restart on failure, recovery on another
     /// node, node affinity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high_availability: Option<crate::crd::ha::HighAvailability>,
+    pub high_availability: Option<Box<crate::crd::ha::HighAvailability>>,
 }
 
 /// Where a container comes from. Exactly one field must be set.
@@ -570,11 +570,11 @@ pub struct LxcContainerStatus {
     pub usage: Option<Usage>,
     /// The Proxmox task in flight for this container (at most one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_task: Option<PendingTask>,
+    pub pending_task: Option<Box<PendingTask>>,
     /// The temporary snapshot of a running clone source this container is cloned from
     /// (recorded before it is taken; deleted once the clone has ended or the object goes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clone_snapshot: Option<CloneSnapshot>,
+    pub clone_snapshot: Option<Box<CloneSnapshot>>,
     /// The `metadata.generation` last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -601,7 +601,7 @@ pub struct LxcContainerStatus {
     pub restart_request: Option<String>,
     /// The HA resource the operator manages for `spec.highAvailability`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub high_availability: Option<crate::crd::ha::HighAvailabilityStatus>,
+    pub high_availability: Option<Box<crate::crd::ha::HighAvailabilityStatus>>,
     /// The root volume in Proxmox (volume, storage, size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<RootVolume>,

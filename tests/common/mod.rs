@@ -420,8 +420,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .unwrap();
-        // PLO_OPERATOR_WRAPPER="heaptrack -o /tmp/ht" runs the operator under a profiler (a wrapper
-        // that forks rather than execs outlives kill(): end it by hand)
+        // PLO_OPERATOR_WRAPPER="heaptrack -o /tmp/ht" runs the operator under a profiler
         let wrapper: Vec<String> = std::env::var("PLO_OPERATOR_WRAPPER")
             .unwrap_or_default()
             .split_whitespace()
@@ -431,6 +430,8 @@ impl Operator {
             Some((prog, args)) => {
                 let mut c = Command::new(prog);
                 c.args(args).arg(env!("CARGO_BIN_EXE_proxmox-lxc-operator"));
+                // its own process group, so `kill` ends the operator the wrapper started too
+                std::os::unix::process::CommandExt::process_group(&mut c, 0);
                 c
             }
             None => Command::new(env!("CARGO_BIN_EXE_proxmox-lxc-operator")),
@@ -491,6 +492,13 @@ impl Operator {
     /// Kills the operator with SIGKILL (no cleanup at all).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if std::env::var_os("PLO_OPERATOR_WRAPPER").is_some() {
+                // the operator only: the profiler then writes out what it has and exits
+                let group = c.id().to_string();
+                let _ = Command::new("pkill")
+                    .args(["-KILL", "-g", &group, "^proxmox-lxc"])
+                    .status();
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -100,7 +100,7 @@ pub struct Snapshot {
     /// When it was read.
     pub taken_at: Instant,
     /// Containers and VMs by vmid.
-    pub guests: HashMap<u32, Guest>,
+    pub guests: Guests,
     /// Nodes.
     pub nodes: Vec<NodeStatus>,
     /// Storages per node.
@@ -113,7 +113,7 @@ pub struct Snapshot {
 /// next to the snapshot built from it: ~10 MiB more at every read, the operator's peak).
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
-    guests: HashMap<u32, Guest>,
+    guests: Vec<Guest>,
     nodes: Vec<NodeStatus>,
     storages: Vec<StorageStatus>,
 }
@@ -124,7 +124,7 @@ impl SnapshotBuilder {
         match r.resource_type.as_str() {
             "lxc" | "qemu" => {
                 if let Some(g) = Guest::from_resource(r) {
-                    self.guests.insert(g.vmid, g);
+                    self.guests.push(g);
                 }
             }
             "node" => self.nodes.push(NodeStatus {
@@ -170,10 +170,76 @@ impl SnapshotBuilder {
         storages.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
         Snapshot {
             taken_at,
-            guests,
+            guests: Guests::from_vec(guests),
             nodes,
             storages,
         }
+    }
+}
+
+/// The guests of a [`Snapshot`] by vmid: a vector sorted by vmid, searched by halving. 10,000
+/// guests take exactly their bytes (~4 MiB); a hash map kept up to half of its table empty
+/// and held two tables at once while it grew during each read, which was the operator's
+/// largest peak while adopting 10,000 containers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Guests(Vec<Guest>);
+
+impl Guests {
+    /// Sorts `v` by vmid; of two entries with one vmid the later is kept, as a map would.
+    fn from_vec(mut v: Vec<Guest>) -> Guests {
+        v.reverse();
+        v.sort_by_key(|g| g.vmid);
+        v.dedup_by_key(|g| g.vmid);
+        v.shrink_to_fit();
+        Guests(v)
+    }
+
+    /// The guest `vmid`.
+    pub fn get(&self, vmid: &u32) -> Option<&Guest> {
+        self.0.binary_search_by_key(vmid, |g| g.vmid).ok().map(|i| &self.0[i])
+    }
+
+    /// Whether guest `vmid` is listed.
+    pub fn contains_key(&self, vmid: &u32) -> bool {
+        self.get(vmid).is_some()
+    }
+
+    /// The vmids, ascending.
+    pub fn keys(&self) -> impl Iterator<Item = &u32> {
+        self.0.iter().map(|g| &g.vmid)
+    }
+
+    /// The guests, by ascending vmid.
+    pub fn values(&self) -> std::slice::Iter<'_, Guest> {
+        self.0.iter()
+    }
+
+    /// How many are listed.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Drops them all.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl FromIterator<(u32, Guest)> for Guests {
+    fn from_iter<I: IntoIterator<Item = (u32, Guest)>>(it: I) -> Guests {
+        Guests::from_vec(it.into_iter().map(|(vmid, g)| Guest { vmid, ..g }).collect())
+    }
+}
+
+impl std::ops::Index<&u32> for Guests {
+    type Output = Guest;
+    fn index(&self, vmid: &u32) -> &Guest {
+        self.get(vmid).expect("a listed vmid")
     }
 }
 
@@ -231,7 +297,7 @@ impl Snapshot {
     pub fn placement_only_on(&self, nodes: &[String]) -> Snapshot {
         Snapshot {
             taken_at: self.taken_at,
-            guests: HashMap::new(),
+            guests: Guests::default(),
             nodes: self.nodes.iter().filter(|n| nodes.contains(&n.name)).cloned().collect(),
             storages: self
                 .storages
@@ -265,10 +331,10 @@ impl Snapshot {
 /// vmids whose observed state differs between two snapshots (appeared, vanished or changed).
 pub fn changed_guests(old: &Snapshot, new: &Snapshot) -> Vec<u32> {
     let mut out: Vec<u32> = Vec::new();
-    for (vmid, g) in &new.guests {
-        match old.guests.get(vmid) {
+    for g in new.guests.values() {
+        match old.guests.get(&g.vmid) {
             Some(o) if o.identity() == g.identity() => {}
-            _ => out.push(*vmid),
+            _ => out.push(g.vmid),
         }
     }
     out.extend(old.guests.keys().filter(|v| !new.guests.contains_key(v)));
@@ -304,6 +370,27 @@ mod tests {
             {"id": "lxc/100", "type": "lxc", "vmid": 100, "node": "pve1", "status": status, "name": "web", "tags": "k8s-abc;web", "maxmem": 536870912, "mem": mem},
             {"id": "sdn/pve1/localnetwork", "type": "sdn", "node": "pve1", "sdn": "localnetwork", "status": "ok"}
         ])
+    }
+
+    #[test]
+    fn guests_are_found_by_vmid_in_any_order_and_a_repeated_vmid_keeps_its_last_entry() {
+        let g = |vmid: u32, node: &str| Guest {
+            vmid,
+            node: node.into(),
+            ..Default::default()
+        };
+        let guests: Guests = [
+            (300, g(300, "a")),
+            (100, g(100, "a")),
+            (200, g(200, "a")),
+            (100, g(100, "b")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(guests.keys().copied().collect::<Vec<_>>(), vec![100, 200, 300]);
+        assert_eq!(guests.get(&100).map(|g| g.node.as_str()), Some("b"));
+        assert!(guests.contains_key(&300) && !guests.contains_key(&250));
+        assert_eq!((guests.len(), guests[&200].vmid), (3, 200));
     }
 
     #[test]

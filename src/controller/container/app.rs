@@ -170,7 +170,7 @@ mod tests {
                 }),
                 ..Default::default()
             },
-            app: Some(app),
+            app: Some(Box::new(app)),
             ..Default::default()
         }
     }

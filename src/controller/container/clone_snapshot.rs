@@ -153,7 +153,7 @@ pub(super) async fn prepare(
         Some(r) => present(p, handle, src_node, src_vmid, &r.name).await? == Some(true),
         None => false,
     };
-    match step(full, running, recorded.as_ref(), ours, &p.uid) {
+    match step(full, running, recorded.as_deref(), ours, &p.uid) {
         Step::Direct => Ok(Prepared::Direct),
         Step::From(name) => {
             if let Some(r) = p.status.clone_snapshot.as_mut() {
@@ -164,12 +164,12 @@ pub(super) async fn prepare(
         }
         Step::Take(name) => {
             // recorded before the task: a restart finds it, whatever happens next
-            p.status.clone_snapshot = Some(CloneSnapshot {
+            p.status.clone_snapshot = Some(Box::new(CloneSnapshot {
                 node: src_node.to_string(),
                 vmid: src_vmid,
                 name: name.clone(),
                 used: false,
-            });
+            }));
             p.status.phase = Some(ContainerPhase::Pending);
             p.cond(CondSpec::no(
                 CONDITION_READY,

@@ -548,7 +548,7 @@ fn create_call<'a>(
     async move {
         match how {
             How::Create { ostemplate, restore } => {
-                let params = create_params(desired, vmid, ostemplate, *restore, password, obj.spec.auth.as_ref());
+                let params = create_params(desired, vmid, ostemplate, *restore, password, obj.spec.auth.as_deref());
                 client.lxc_create(node, &params).await
             }
             How::Clone {

@@ -112,15 +112,15 @@ fn injected_property_separators_never_get_through() {
     spec.tags = vec!["a,b=c".into()];
     assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "tags[0]");
     spec.tags = vec![];
-    spec.rootfs = Some(RootFs {
+    spec.rootfs = Some(Box::new(RootFs {
         storage: "local,size=1".into(),
         size: ByteQuantity::new("8Gi"),
-    });
+    }));
     assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "rootfs.storage");
-    spec.rootfs = Some(RootFs {
+    spec.rootfs = Some(Box::new(RootFs {
         storage: "local".into(),
         size: ByteQuantity::new("8Gi"),
-    });
+    }));
     spec.mount_points = vec![MountPoint {
         name: "mp0".into(),
         storage: "local".into(),
@@ -182,15 +182,15 @@ fn our_identity_tag_cannot_be_claimed_by_the_user() {
 #[test]
 fn disks_must_be_whole_gib() {
     let mut spec = base();
-    spec.rootfs = Some(RootFs {
+    spec.rootfs = Some(Box::new(RootFs {
         storage: "local-lvm".into(),
         size: ByteQuantity::new("1536Mi"),
-    });
+    }));
     assert_eq!(validate(&spec, "x", "u").unwrap_err().field, "rootfs.size");
-    spec.rootfs = Some(RootFs {
+    spec.rootfs = Some(Box::new(RootFs {
         storage: "local-lvm".into(),
         size: ByteQuantity::new("8Gi"),
-    });
+    }));
     assert_eq!(validate(&spec, "x", "u").unwrap().rootfs, Some(("local-lvm".into(), 8)));
 }
 

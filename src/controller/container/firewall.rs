@@ -433,7 +433,7 @@ mod tests {
             }))
             .unwrap();
             s.network[0].firewall = iface_fw;
-            s.firewall = Some(Firewall {
+            s.firewall = Some(Box::new(Firewall {
                 enabled,
                 rules: (0..rules)
                     .map(|_| {
@@ -441,7 +441,7 @@ mod tests {
                     })
                     .collect(),
                 ..Default::default()
-            });
+            }));
             s
         };
         let none = unapplied(&spec(true, 1, None)).unwrap();

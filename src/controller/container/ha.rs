@@ -183,11 +183,11 @@ pub(super) async fn sync(p: &mut P<'_>, handle: &ClusterHandle, snap: &Snapshot,
     sync_resource(p, client, &ha, vmid, &mark).await?;
     let kept = sync_rule(p, client, &ha, vmid, &mark).await?;
     let rule = rule_id(vmid);
-    p.status.high_availability = Some(HighAvailabilityStatus {
+    p.status.high_availability = Some(Box::new(HighAvailabilityStatus {
         resource: sid,
         state: snap.guests.get(&vmid).and_then(|g| g.hastate.clone()),
         rule: kept.then_some(rule),
-    });
+    }));
     Ok(match ha.mode {
         HaMode::Managed => HaView::Managed,
         HaMode::Ignored => HaView::Direct,

@@ -33,10 +33,10 @@ fn spec(binds: Vec<BindMount>, devices: Vec<Device>) -> LxcContainerSpec {
             ..Default::default()
         },
         unprivileged: true,
-        rootfs: Some(RootFs {
+        rootfs: Some(Box::new(RootFs {
             storage: "local-lvm".into(),
             size: ByteQuantity::new("8Gi"),
-        }),
+        })),
         bind_mounts: binds,
         devices,
         ..Default::default()

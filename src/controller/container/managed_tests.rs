@@ -37,16 +37,16 @@ fn everything() -> LxcContainerSpec {
             keyctl: Some(true),
             fuse: Some(false),
         }),
-        dns: Some(Dns {
+        dns: Some(Box::new(Dns {
             nameservers: vec!["10.0.0.1".into(), "10.0.0.2".into()],
             search_domain: Some("example.org".into()),
-        }),
+        })),
         start_on_boot: Some(true),
-        startup: Some(crate::crd::lxc_container::Startup {
+        startup: Some(Box::new(crate::crd::lxc_container::Startup {
             order: Some(2),
             up_delay_seconds: Some(30),
             down_delay_seconds: None,
-        }),
+        })),
         console: Some(Console {
             mode: Some(ConsoleMode::Console),
             ttys: Some(0),
@@ -96,7 +96,7 @@ fn every_setting_of_the_spec_becomes_one_proxmox_parameter_and_unset_ones_none()
                     fuse: Some(false),
                 }),
                 startup: Some(Default::default()),
-                dns: Some(Dns::default()),
+                dns: Some(Box::new(Dns::default())),
                 console: Some(Console::default()),
                 ..base()
             },

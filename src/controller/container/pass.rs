@@ -58,10 +58,10 @@ impl Managed for LxcContainer {
 
 impl TaskRecord for LxcContainerStatus {
     fn pending(&self) -> Option<PendingTask> {
-        self.pending_task.clone()
+        self.pending_task.as_deref().cloned()
     }
     fn set_pending(&mut self, task: Option<PendingTask>) {
-        self.pending_task = task;
+        self.pending_task = task.map(Box::new);
     }
 }
 

@@ -366,10 +366,10 @@ mod tests {
                 memory: Some(ByteQuantity::new("1Gi")),
                 ..Default::default()
             }),
-            rootfs: Some(RootFs {
+            rootfs: Some(Box::new(RootFs {
                 storage: "local-lvm".into(),
                 size: ByteQuantity::new("8Gi"),
-            }),
+            })),
             network: vec![NetworkInterface {
                 name: "eth0".into(),
                 bridge: "vmbr0".into(),

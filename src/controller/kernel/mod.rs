@@ -39,6 +39,15 @@ pub fn recover<G>(r: std::sync::LockResult<G>, what: &'static str) -> G {
     })
 }
 
+/// Gives a map's memory back once most of it is empty (after a burst, as 10,000 objects
+/// adopted at once leave): a `HashMap` never shrinks by itself, and its table holds every
+/// entry's bytes inline.
+pub fn shrink_when_sparse<K: Eq + std::hash::Hash, V>(m: &mut std::collections::HashMap<K, V>) {
+    if m.capacity() > 64 && m.len() * 4 < m.capacity() {
+        m.shrink_to_fit();
+    }
+}
+
 pub use halt::{Halt, Step};
 pub use pass::{Managed, Pass};
 pub use reason::Reason;

@@ -14,7 +14,7 @@ pub fn container_spec(spec: &LxcTemplateSpec) -> LxcContainerSpec {
         tags: spec.tags.clone(),
         unprivileged: spec.unprivileged,
         resources: spec.resources.clone(),
-        rootfs: spec.rootfs.clone(),
+        rootfs: spec.rootfs.clone().map(Box::new),
         network: spec.network.clone(),
         features: spec.features.clone(),
         state: PowerState::Stopped,

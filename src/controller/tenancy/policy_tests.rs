@@ -300,7 +300,7 @@ fn bind_mounts_and_devices_need_the_tenants_privilege_and_stay_inside_its_paths(
 fn high_availability_needs_the_tenants_privilege_and_affinity_only_names_its_nodes() {
     use crate::crd::ha::{HaNode, HaNodeAffinity, HighAvailability};
     let with_nodes = |nodes: &[&str]| LxcContainerSpec {
-        high_availability: Some(HighAvailability {
+        high_availability: Some(Box::new(HighAvailability {
             node_affinity: (!nodes.is_empty()).then(|| HaNodeAffinity {
                 nodes: nodes
                     .iter()
@@ -312,7 +312,7 @@ fn high_availability_needs_the_tenants_privilege_and_affinity_only_names_its_nod
                 strict: true,
             }),
             ..Default::default()
-        }),
+        })),
         ..spec()
     };
     let allowed = |on: bool| ProxmoxTenantSpec {
@@ -386,7 +386,7 @@ fn a_tenant_limited_to_nodes_pve1_and_pve2_gets_tenant_policy_high_availability_
         ..team_a()
     };
     let ha = |affinity: Option<(&[&str], bool)>| LxcContainerSpec {
-        high_availability: Some(HighAvailability {
+        high_availability: Some(Box::new(HighAvailability {
             node_affinity: affinity.map(|(nodes, strict)| HaNodeAffinity {
                 nodes: nodes
                     .iter()
@@ -398,7 +398,7 @@ fn a_tenant_limited_to_nodes_pve1_and_pve2_gets_tenant_policy_high_availability_
                 strict,
             }),
             ..Default::default()
-        }),
+        })),
         ..spec()
     };
     // no affinity, or one HA may leave when pve1 and pve2 are down: recovered anywhere

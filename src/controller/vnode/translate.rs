@@ -306,7 +306,7 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
             }),
             node: Some(vnode.pve_node.clone()),
             source,
-            app,
+            app: app.map(Box::new),
             hostname: Some(hostname),
             description: Some(format!(
                 "Pod {}/{} (uid {})",
@@ -323,10 +323,10 @@ pub fn translate(pod: &Pod, vnode: &Vnode) -> Result<Translation, Refusal> {
                 swap: Some(ByteQuantity("0".into())),
                 ..Default::default()
             }),
-            rootfs: Some(RootFs {
+            rootfs: Some(Box::new(RootFs {
                 storage: vnode.spec.storage.clone().unwrap_or_else(|| "local-lvm".into()),
                 size: ByteQuantity(format!("{disk_gib}Gi")),
-            }),
+            })),
             network: vec![NetworkInterface {
                 name: "eth0".into(),
                 bridge: vnode.spec.bridge.clone().unwrap_or_else(|| "vmbr0".into()),
