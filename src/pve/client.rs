@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::auth::Auth;
-use super::endpoint::{normalize_endpoint, read_limited, ReadError, DEFAULT_MAX_RESPONSE_BYTES};
+use super::endpoint::{normalize_endpoint, read_limited, Body, ReadError, DEFAULT_MAX_RESPONSE_BYTES};
 use super::error::{Error, Result};
 use super::tls::{self, TlsMode};
 
@@ -171,7 +171,7 @@ impl TokenBucket {
 pub(crate) struct RawResponse {
     pub status: u16,
     pub reason: Option<String>,
-    pub body: bytes::Bytes,
+    pub body: Body,
 }
 
 struct Inner {
@@ -509,16 +509,17 @@ impl Client {
             ("password".to_string(), password),
         ];
         let raw = self.send_raw(&Method::POST, path, &params, HeaderMap::new()).await?;
+        let body = raw.body.bytes();
         if !(200..300).contains(&raw.status) {
             return Err(Error::from_response(
                 "POST",
                 path,
                 raw.status,
                 raw.reason.as_deref(),
-                &raw.body,
+                &body,
             ));
         }
-        let v: Value = serde_json::from_slice(&raw.body).map_err(|e| Error::Decode {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Decode {
             method: "POST".into(),
             path: path.into(),
             message: e.to_string(),
@@ -581,7 +582,7 @@ impl Client {
     }
 
     /// One attempt including authentication (and one re-login on 401 with ticket auth).
-    async fn execute_once(&self, method: &Method, path: &str, params: &[(String, String)]) -> Result<bytes::Bytes> {
+    async fn execute_once(&self, method: &Method, path: &str, params: &[(String, String)]) -> Result<Body> {
         let (headers, generation) = self.auth_headers(method, None).await?;
         let mut raw = self.send_raw(method, path, params, headers).await?;
         let is_ticket = matches!(
@@ -601,7 +602,7 @@ impl Client {
                 path,
                 raw.status,
                 raw.reason.as_deref(),
-                &raw.body,
+                &raw.body.bytes(),
             ));
         }
         Ok(raw.body)
@@ -616,7 +617,7 @@ impl Client {
         params: &[(String, String)],
     ) -> Result<Value> {
         let m = method.as_str().to_string();
-        let body = self.request_body(method, path, params).await?;
+        let body = self.request_body(method, path, params).await?.bytes();
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -629,7 +630,7 @@ impl Client {
 
     /// Sends a request (GETs retried, see [`Client::request_envelope`]) and returns the body of
     /// its successful answer.
-    async fn request_body(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<bytes::Bytes> {
+    async fn request_body(&self, method: Method, path: &str, params: &[(String, String)]) -> Result<Body> {
         let retry = &self.inner.retry;
         let attempts = if method == Method::GET {
             retry.max_attempts.max(1)
@@ -682,10 +683,14 @@ impl Client {
             path: path.to_string(),
             message: e.to_string(),
         };
-        let data = if body.iter().all(u8::is_ascii_whitespace) {
+        // decoded as it is read, each chunk freed once decoded (see `Body`)
+        let data = if body.is_blank() {
             None
         } else {
-            serde_json::from_slice::<Envelope<T>>(&body).map_err(decode_err)?.data
+            let reader = std::io::BufReader::with_capacity(16 * 1024, body.reader());
+            serde_json::from_reader::<_, Envelope<T>>(reader)
+                .map_err(decode_err)?
+                .data
         };
         match data {
             Some(d) => Ok(d),

@@ -70,7 +70,7 @@ pub(crate) async fn read_limited(
     method: &reqwest::Method,
     path: &str,
     endpoint: &str,
-) -> std::result::Result<bytes::Bytes, ReadError> {
+) -> std::result::Result<Body, ReadError> {
     let too_large = || {
         ReadError::TooLarge(Error::ResponseTooLarge {
             method: method.to_string(),
@@ -82,14 +82,70 @@ pub(crate) async fn read_limited(
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let mut buf = bytes::BytesMut::new();
+    let mut body = Body::default();
     while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
-        if buf.len() as u64 + chunk.len() as u64 > limit {
+        if body.len as u64 + chunk.len() as u64 > limit {
             return Err(too_large());
         }
-        buf.extend_from_slice(&chunk);
+        body.len += chunk.len();
+        body.chunks.push_back(chunk);
     }
-    Ok(buf.freeze())
+    Ok(body)
+}
+
+/// A response body as it came, in chunks: decoded by [`Body::reader`], each chunk is freed as
+/// soon as it is read, so a large answer (the inventory of 10,000 guests, megabytes of JSON)
+/// is never held whole next to what is decoded from it.
+#[derive(Debug, Default)]
+pub(crate) struct Body {
+    chunks: std::collections::VecDeque<bytes::Bytes>,
+    len: usize,
+}
+
+impl Body {
+    /// The whole body in one piece (no copy when it came in one chunk).
+    pub(crate) fn bytes(mut self) -> bytes::Bytes {
+        match self.chunks.len() {
+            0 => bytes::Bytes::new(),
+            1 => self.chunks.pop_front().unwrap_or_default(),
+            _ => {
+                let mut buf = bytes::BytesMut::with_capacity(self.len);
+                for c in &self.chunks {
+                    buf.extend_from_slice(c);
+                }
+                buf.freeze()
+            }
+        }
+    }
+
+    /// Whether it is empty or white space only.
+    pub(crate) fn is_blank(&self) -> bool {
+        self.chunks.iter().all(|c| c.iter().all(u8::is_ascii_whitespace))
+    }
+
+    /// Reads it front to back, dropping each chunk once read.
+    pub(crate) fn reader(self) -> BodyReader {
+        BodyReader(self.chunks)
+    }
+}
+
+/// See [`Body::reader`].
+pub(crate) struct BodyReader(std::collections::VecDeque<bytes::Bytes>);
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(front) = self.0.front_mut() {
+            if front.is_empty() {
+                self.0.pop_front();
+                continue;
+            }
+            let n = out.len().min(front.len());
+            out[..n].copy_from_slice(&front[..n]);
+            bytes::Buf::advance(front, n);
+            return Ok(n);
+        }
+        Ok(0)
+    }
 }
 
 /// Why [`read_limited`] failed.
@@ -103,6 +159,26 @@ pub(crate) enum ReadError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(chunks: &[&str]) -> Body {
+        Body {
+            chunks: chunks
+                .iter()
+                .map(|c| bytes::Bytes::copy_from_slice(c.as_bytes()))
+                .collect(),
+            len: chunks.iter().map(|c| c.len()).sum(),
+        }
+    }
+
+    #[test]
+    fn a_body_in_chunks_reads_and_decodes_as_the_whole_and_blank_is_blank() {
+        let json = ["{\"da", "", "ta\": [1, 2", ", 3]}"];
+        assert_eq!(&body(&json).bytes()[..], b"{\"data\": [1, 2, 3]}");
+        let v: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(body(&json).reader())).unwrap();
+        assert_eq!(v["data"], serde_json::json!([1, 2, 3]));
+        assert!(body(&[" ", "\n"]).is_blank() && body(&[]).is_blank() && !body(&[" x"]).is_blank());
+        assert_eq!(&body(&["one"]).bytes()[..], b"one");
+    }
 
     #[test]
     fn endpoints_are_normalized_to_the_api2_json_base() {

@@ -111,6 +111,15 @@ pub fn config_reuse(resync: Duration, waiting: bool) -> Duration {
     (resync / 2).clamp(CONFIG_REUSE, CONFIG_REUSE_MAX)
 }
 
+/// How long a config read is kept for later passes (pure): as long as the longest reuse a
+/// coming pass may make of it ([`INVENTORY_FRESH`]) while the object waits for a task slot or
+/// one of its tasks ended lately (a Pod's container between its create and its start), else
+/// the reuse of a drift pass ([`config_reuse`]). 10,000 containers adopted at once each have
+/// a config read: kept a minute, that was ~5 MiB of the operator's peak.
+pub fn config_kept(resync: Duration, waiting: bool, task_lately: bool) -> Duration {
+    config_reuse(resync, waiting || task_lately)
+}
+
 /// A config read by a pass, and what the inventory showed of the container then.
 #[derive(Clone)]
 struct ReadConfig {
@@ -120,9 +129,11 @@ struct ReadConfig {
     /// The inventory entry the config goes with (`status` as the pass saw it).
     seen: Guest,
     at: Instant,
+    /// How long it is kept ([`config_kept`]).
+    keep: Duration,
 }
 
-/// The last config read per object uid (entries older than [`INVENTORY_FRESH`] are dropped
+/// The last config read per object uid (entries older than their [`config_kept`] are dropped
 /// as new ones come, at most once a second). Boxed: the table keeps its size after a burst
 /// (10,000 containers adopted at once), and with the entries inline that was ~6 MiB.
 static CONFIGS: LazyLock<Mutex<ReadConfigs>> = LazyLock::new(Default::default);
@@ -185,7 +196,7 @@ fn reusable(uid: Option<&str>, snap: Option<&Snapshot>, node: &str, vmid: u32, r
 /// status as read). A container the inventory does not list yet (made by the task that just
 /// ended) gets the entry its status read shows, so the pass the next inventory read sends
 /// (the new container listed) reads nothing again when that entry is the same.
-fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u32, at: Instant) {
+fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u32, at: Instant, keep: Duration) {
     let Some(uid) = uid else {
         return;
     };
@@ -199,8 +210,7 @@ fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u
     if m.pruned
         .is_none_or(|p| at.saturating_duration_since(p) >= Duration::from_secs(1))
     {
-        m.by_uid
-            .retain(|_, c| at.saturating_duration_since(c.at) < INVENTORY_FRESH);
+        m.by_uid.retain(|_, c| at.saturating_duration_since(c.at) < c.keep);
         crate::controller::kernel::shrink_when_sparse(&mut m.by_uid);
         m.pruned = Some(at);
     }
@@ -212,6 +222,7 @@ fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u
             config: found.config.clone(),
             seen,
             at,
+            keep,
         }),
     );
 }
@@ -455,7 +466,8 @@ pub async fn locate_for(
         };
         let at = Instant::now();
         if let Some(found) = read_on(handle, &node, vmid, not_made, power).await? {
-            remember(uid, snap.as_deref(), &found, vmid, at);
+            let keep = config_kept(handle.resync, waiting, task_end.is_some());
+            remember(uid, snap.as_deref(), &found, vmid, at, keep);
             return Ok(Some(found));
         }
     }
@@ -626,6 +638,20 @@ mod tests {
             !config_reusable(&seen, &seen.clone(), t0, None, t0 + r, r),
             "read too long ago"
         );
+    }
+
+    #[test]
+    fn a_config_is_kept_a_minute_only_for_a_container_waiting_for_a_slot_or_just_after_its_task() {
+        let resync = Duration::from_secs(15);
+        for (waiting, task_lately, kept) in [
+            (false, false, 10), // adopted or in sync: what a drift pass may reuse
+            (true, false, 60),  // waiting for a task slot
+            (false, true, 60),  // a Pod's container between its create and its start
+            (true, true, 60),
+        ] {
+            assert_eq!(config_kept(resync, waiting, task_lately), Duration::from_secs(kept));
+        }
+        assert_eq!(config_kept(Duration::from_secs(300), false, false), CONFIG_REUSE_MAX);
     }
 
     #[test]
