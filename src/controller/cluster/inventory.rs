@@ -14,8 +14,8 @@ pub struct Guest {
     pub vmid: u32,
     /// Node it is on.
     pub node: String,
-    /// `running`, `stopped`, ...
-    pub status: String,
+    /// `running`, `stopped`, ... (the usual ones shared, not one string per guest)
+    pub status: std::borrow::Cow<'static, str>,
     /// Host name.
     pub name: Option<String>,
     /// Tags, normalized.
@@ -25,7 +25,7 @@ pub struct Guest {
     /// Whether it is a template.
     pub template: bool,
     /// `lxc` or `qemu`.
-    pub kind: String,
+    pub kind: &'static str,
     /// Memory limit, bytes.
     pub maxmem: Option<u64>,
     /// Root disk size, bytes.
@@ -48,17 +48,28 @@ pub struct Guest {
     pub hastate: Option<String>,
 }
 
+/// A guest's status as a shared string when it is one Proxmox uses (pure).
+pub fn shared_status(s: &str) -> std::borrow::Cow<'static, str> {
+    match s {
+        "running" => "running".into(),
+        "stopped" => "stopped".into(),
+        "paused" => "paused".into(),
+        "unknown" => "unknown".into(),
+        other => other.to_string().into(),
+    }
+}
+
 impl Guest {
     fn from_resource(r: &ClusterResource) -> Option<Guest> {
         Some(Guest {
             vmid: r.vmid?,
             node: r.node.clone()?,
-            status: r.status.clone().unwrap_or_default(),
+            status: shared_status(r.status.as_deref().unwrap_or_default()),
             name: r.name.clone(),
             tags: r.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
             lock: r.lock.clone().filter(|l| !l.is_empty()),
             template: r.template.unwrap_or(false),
-            kind: r.resource_type.clone(),
+            kind: if r.resource_type == "qemu" { "qemu" } else { "lxc" },
             maxmem: r.maxmem,
             maxdisk: r.maxdisk,
             maxcpu: r.maxcpu,
@@ -185,10 +196,13 @@ impl SnapshotBuilder {
 pub struct Guests(Vec<Guest>);
 
 impl Guests {
-    /// Sorts `v` by vmid; of two entries with one vmid the later is kept, as a map would.
+    /// Sorts `v` by vmid (in place: a stable sort's scratch copy of 10,000 guests was ~3 MiB
+    /// of the operator's peak); of two entries with one vmid, which Proxmox never lists, one is
+    /// kept.
     fn from_vec(mut v: Vec<Guest>) -> Guests {
-        v.reverse();
-        v.sort_by_key(|g| g.vmid);
+        if !v.is_sorted_by_key(|g| g.vmid) {
+            v.sort_unstable_by_key(|g| g.vmid);
+        }
         v.dedup_by_key(|g| g.vmid);
         v.shrink_to_fit();
         Guests(v)
@@ -373,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn guests_are_found_by_vmid_in_any_order_and_a_repeated_vmid_keeps_its_last_entry() {
+    fn guests_are_found_by_vmid_in_any_order_and_a_repeated_vmid_is_listed_once() {
         let g = |vmid: u32, node: &str| Guest {
             vmid,
             node: node.into(),
@@ -388,7 +402,7 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(guests.keys().copied().collect::<Vec<_>>(), vec![100, 200, 300]);
-        assert_eq!(guests.get(&100).map(|g| g.node.as_str()), Some("b"));
+        assert!(guests.get(&100).is_some_and(|g| g.node == "a" || g.node == "b"));
         assert!(guests.contains_key(&300) && !guests.contains_key(&250));
         assert_eq!((guests.len(), guests[&200].vmid), (3, 200));
     }

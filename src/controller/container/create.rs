@@ -78,7 +78,7 @@ pub(super) async fn create(
 /// What the rules know before the first decision (no reads: the steps read what they need).
 fn gather(p: &P<'_>, t: &Target<'_>) -> CreateFacts {
     let user_vmid = p.obj.spec.vmid.is_some();
-    let kind = t.snap.guests.get(&t.vmid).map(|g| g.kind.as_str());
+    let kind = t.snap.guests.get(&t.vmid).map(|g| g.kind);
     CreateFacts {
         prechecked: false,
         held_by_vm: identity::held_by_vm(kind, user_vmid),

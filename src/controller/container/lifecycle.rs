@@ -49,7 +49,7 @@ pub(super) async fn observe_only(
     };
     let running = g.status == "running";
     p.status.node = Some(g.node.clone());
-    p.status.state = Some(g.status.clone());
+    p.status.state = Some(g.status.to_string());
     p.status.phase = Some(if running {
         ContainerPhase::Running
     } else {

@@ -204,7 +204,7 @@ fn remember(uid: Option<&str>, snap: Option<&Snapshot>, found: &Located, vmid: u
         Some(g) => g.clone(),
         None => listed_as(&found.node, &found.current),
     };
-    seen.status = found.current.status.clone();
+    seen.status = crate::controller::cluster::inventory::shared_status(&found.current.status);
     seen.lock = found.config.lock.clone().filter(|l| !l.is_empty());
     let mut m = crate::controller::kernel::recover(CONFIGS.lock(), "the read configs");
     if m.pruned
@@ -241,12 +241,12 @@ pub fn listed_as(node: &str, st: &pve::LxcStatus) -> Guest {
     Guest {
         vmid: st.vmid,
         node: node.to_string(),
-        status: st.status.clone(),
+        status: crate::controller::cluster::inventory::shared_status(&st.status),
         name: st.name.clone(),
         tags: st.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
         lock: st.lock.clone().filter(|l| !l.is_empty()),
         template: st.template,
-        kind: "lxc".into(),
+        kind: "lxc",
         maxmem: st.maxmem,
         maxdisk: st.maxdisk,
         maxcpu: st.cpus,
@@ -259,7 +259,7 @@ pub fn listed_as(node: &str, st: &pve::LxcStatus) -> Guest {
 fn status_of(g: &Guest) -> pve::LxcStatus {
     pve::LxcStatus {
         vmid: g.vmid,
-        status: g.status.clone(),
+        status: g.status.to_string(),
         name: g.name.clone(),
         tags: (!g.tags.is_empty()).then(|| g.tags.join(";")),
         lock: g.lock.clone(),
@@ -338,7 +338,7 @@ pub fn made_stopped(node: &str, vmid: u32, c: &LxcConfig) -> Guest {
         tags: c.tags.as_deref().map(pve::props::parse_tags).unwrap_or_default(),
         lock: c.lock.clone().filter(|l| !l.is_empty()),
         template: c.template.unwrap_or(false),
-        kind: "lxc".into(),
+        kind: "lxc",
         maxmem: c.memory.map(|m| m << 20),
         maxdisk: disk.and_then(|d| d.size),
         maxcpu: c.cpulimit.filter(|l| *l > 0.0).or(c.cores.map(f64::from)),
@@ -493,7 +493,7 @@ mod tests {
             vmid: 100,
             node: node.into(),
             status: "running".into(),
-            kind: "lxc".into(),
+            kind: "lxc",
             lock: lock.map(str::to_string),
             ..Default::default()
         }
@@ -677,7 +677,7 @@ mod tests {
             status: "stopped".into(),
             name: Some("web".into()),
             tags: vec!["k8s-abc".into(), "web".into()],
-            kind: "lxc".into(),
+            kind: "lxc",
             maxmem: Some(536870912),
             maxdisk: Some(8589934592),
             maxcpu: Some(2.0),

@@ -203,7 +203,7 @@ pub(super) fn may_use(p: &P<'_>, g: &Guest, admission: &Admission, what: &str) -
     ownership::may_use_guest(
         &p.obj.namespace().unwrap_or_default(),
         g.vmid,
-        &g.kind,
+        g.kind,
         &owner,
         admission,
         what,
