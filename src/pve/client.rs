@@ -617,10 +617,11 @@ impl Client {
         params: &[(String, String)],
     ) -> Result<Value> {
         let m = method.as_str().to_string();
-        let body = self.request_body(method, path, params).await?.bytes();
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let body = self.request_body(method, path, params).await?;
+        if body.is_blank() {
             return Ok(Value::Null);
         }
+        let body = body.bytes();
         serde_json::from_slice(&body).map_err(|e| Error::Decode {
             method: m,
             path: path.to_string(),
