@@ -552,6 +552,9 @@ impl Front {
                         let mut v = t.status_json();
                         v["log"] = json!(t.log);
                         v["work_ms"] = json!(t.work_ms);
+                        v["started_ms"] = json!(t.times.started_ms);
+                        v["ended_ms"] = json!(t.times.ended_ms);
+                        v["seen_ended_ms"] = json!(t.times.seen_ended_ms);
                         v
                     })
                     .collect();

@@ -194,6 +194,25 @@ pub(crate) struct Task {
     pub abort: Option<tokio::task::AbortHandle>,
     /// What the task's work took (ms at clock speed 1, jitter included): `/_sim/tasks` shows it.
     pub work_ms: u64,
+    /// When the task started, ended and was first seen ended by a status read (Unix ms, wall
+    /// clock): `/_sim/tasks` shows them, so a benchmark can tell how late a client saw the end.
+    pub times: TaskTimes,
+}
+
+/// Wall-clock marks of a task (Unix ms), for `/_sim/tasks` only.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TaskTimes {
+    pub started_ms: u64,
+    pub ended_ms: Option<u64>,
+    pub seen_ended_ms: Option<u64>,
+}
+
+/// Now in Unix ms.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Task {
@@ -733,6 +752,10 @@ impl Sim {
                 endtime: None,
                 abort: None,
                 work_ms: 0,
+                times: TaskTimes {
+                    started_ms: now_ms(),
+                    ..Default::default()
+                },
             },
         );
         st.task_order.push(upid_str.clone());

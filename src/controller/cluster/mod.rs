@@ -81,7 +81,42 @@ pub struct ClusterHandle {
     /// The node placement chose for each container (by uid) of a spread group, taken in the
     /// same step as the choice, so a burst of replicas placed at once spreads too.
     pub spread: std::sync::Mutex<HashMap<String, String>>,
+    /// OS template volumes read lately, by node and storage (a burst of creates from one
+    /// template reads the storage once).
+    pub templates: TemplateLists,
     pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+/// OS template volumes of a storage as read lately, by node and storage: a create checks its
+/// template against a list read within [`TemplateLists::FRESH`] when that list has it (a
+/// template deleted meanwhile is then refused by Proxmox's own create, with its own message);
+/// a list without it is read again (the template may have just been downloaded).
+#[derive(Default)]
+pub struct TemplateLists(std::sync::Mutex<HashMap<(String, String), ListRead>>);
+
+/// A list read and when.
+type ListRead = (std::time::Instant, Arc<[String]>);
+
+impl TemplateLists {
+    /// How long a list read is used again.
+    pub const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// The list of `storage` on `node` read within [`Self::FRESH`], when it holds `volid`.
+    pub fn holding(&self, node: &str, storage: &str, volid: &str) -> Option<Arc<[String]>> {
+        let m = crate::controller::kernel::recover(self.0.lock(), "the template lists");
+        let (at, list) = m.get(&(node.to_string(), storage.to_string()))?;
+        (at.elapsed() < Self::FRESH && list.iter().any(|v| v == volid)).then(|| list.clone())
+    }
+
+    /// Keeps `list`, just read from `storage` on `node` (dropping lists gone stale).
+    pub fn keep(&self, node: &str, storage: &str, list: Arc<[String]>) {
+        let mut m = crate::controller::kernel::recover(self.0.lock(), "the template lists");
+        m.retain(|_, (at, _)| at.elapsed() < Self::FRESH);
+        m.insert(
+            (node.to_string(), storage.to_string()),
+            (std::time::Instant::now(), list),
+        );
+    }
 }
 
 impl ClusterHandle {
@@ -302,5 +337,21 @@ impl ClusterRegistry {
             .keys()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod template_list_tests {
+    use super::*;
+
+    #[test]
+    fn a_template_list_is_used_again_only_when_it_has_the_template() {
+        let lists = TemplateLists::default();
+        assert!(lists.holding("pve1", "local", "local:vztmpl/debian.tar.zst").is_none());
+        lists.keep("pve1", "local", vec!["local:vztmpl/debian.tar.zst".to_string()].into());
+        assert!(lists.holding("pve1", "local", "local:vztmpl/debian.tar.zst").is_some());
+        // a template not in it (just downloaded?) is read again; so is another node's storage
+        assert!(lists.holding("pve1", "local", "local:vztmpl/alpine.tar.xz").is_none());
+        assert!(lists.holding("pve2", "local", "local:vztmpl/debian.tar.zst").is_none());
     }
 }

@@ -232,6 +232,7 @@ pub fn spawn(p: ObserverParams) -> Arc<ClusterHandle> {
         placements,
         allocated: Mutex::default(),
         spread: Mutex::default(),
+        templates: Default::default(),
         task,
     })
 }

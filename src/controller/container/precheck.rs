@@ -23,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the checks know besides the spec.
@@ -32,7 +33,7 @@ pub struct Known<'a> {
     pub cluster: &'a str,
     /// The OS template volumes (`storage:vztmpl/...`) listed on the storage the spec's
     /// `source.osTemplate` names; `None` when not read (not an OS template, or the read failed).
-    pub templates: Option<Vec<String>>,
+    pub templates: Option<std::sync::Arc<[String]>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
@@ -147,7 +148,7 @@ pub fn check(
             if let Some(list) = known.templates.as_ref().filter(|l| !l.contains(volid)) {
                 let message = format!(
                     "volume {volid} does not exist; OS templates on storage {storage}: {}",
-                    choices(list)
+                    choices(list.iter())
                 );
                 return Err(invalid("source.osTemplate", message));
             }
@@ -307,14 +308,15 @@ pub fn reference_retry_after(missing_for: Duration) -> Duration {
 }
 
 /// Reads the OS template volumes of the storage `source.osTemplate` names, on the spec's node
-/// or the first online node that has that storage; `None` when there is nothing to read or the
-/// read failed (then the check is left to Proxmox).
+/// or the first online node that has that storage (a list read lately that has the template
+/// is used again: [`TemplateLists`](crate::controller::cluster::TemplateLists)); `None` when
+/// there is nothing to read or the read failed (then the check is left to Proxmox).
 pub async fn gather(
     handle: &ClusterHandle,
     snap: &Snapshot,
     spec: &LxcContainerSpec,
     desired: &Desired,
-) -> Option<Vec<String>> {
+) -> Option<Arc<[String]>> {
     let Source::OsTemplate(volid) = &desired.source else {
         return None;
     };
@@ -323,12 +325,17 @@ pub async fn gather(
         .into_iter()
         .filter(|n| n.online)
         .find(|n| snap.node_has_storage(&n.name, storage, "vztmpl"))?;
+    if let Some(list) = handle.templates.holding(&node.name, storage, volid) {
+        return Some(list);
+    }
     let list = handle
         .client
         .storage_content(&node.name, storage, Some("vztmpl"), None)
         .await
         .ok()?;
-    Some(list.into_iter().map(|v| v.volid).collect())
+    let list: Arc<[String]> = list.into_iter().map(|v| v.volid).collect();
+    handle.templates.keep(&node.name, storage, list.clone());
+    Some(list)
 }
 
 /// Runs the checks before a create: `Some(action)` when the spec is refused (`Ready=False`,

@@ -45,7 +45,7 @@ const DEBIAN: &str = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst";
 fn known() -> Known<'static> {
     Known {
         cluster: "default",
-        templates: Some(vec![DEBIAN.to_string()]),
+        templates: Some(vec![DEBIAN.to_string()].into()),
     }
 }
 

@@ -248,6 +248,16 @@ fn abort_cleanup(st: &mut State, typ: &str, id: &str) {
     }
 }
 
+/// A task's status; the first read that finds it ended is marked (for `/_sim/tasks`).
+pub(super) fn task_status(st: &mut State, p: &Params) -> ApiResult {
+    task(st, p)?;
+    let t = st.tasks.get_mut(&p.req("upid")).expect("found above");
+    if t.exitstatus.is_some() && t.times.seen_ended_ms.is_none() {
+        t.times.seen_ended_ms = Some(crate::sim::state::now_ms());
+    }
+    Ok(t.status_json())
+}
+
 pub(super) fn task_index(st: &State, p: &Params) -> ApiResult {
     task(st, p)?;
     Ok(json!([{"name":"log"},{"name":"status"}]))

@@ -300,7 +300,7 @@ const ROUTES: &[(&str, &str, Handler)] = &[
         data(task_stop(st, p))
     }),
     ("GET", "/nodes/{node}/tasks/{upid}/status", |_, st, p, _| {
-        data(Ok(task(st, p)?.status_json()))
+        data(task_status(st, p))
     }),
     ("GET", "/nodes/{node}/tasks/{upid}/log", |_, st, p, _| task_log(st, p)),
     ("GET", "/nodes/{node}/storage", |_, st, p, _| data(storage_list(st, p))),
