@@ -15,10 +15,10 @@ use std::time::Duration;
 
 /// How long before the first look at a task of a kind whose time is known a pass that came
 /// sooner (the inventory shows the new container, a drift pass) waits instead of reading the
-/// task's status (pure): until the scheduled first look ([`task::first_look`]). One read less
-/// per task.
-pub fn early_by(age: Duration, expected: Option<Duration>) -> Option<Duration> {
-    let from = task::first_look(expected?);
+/// task's status (pure): until the scheduled first look ([`task::Looks::first_look`]). One
+/// read less per task.
+pub fn early_by(age: Duration, expected: Option<Duration>, looks: task::Looks) -> Option<Duration> {
+    let from = looks.first_look(expected?);
     (age + EARLY_SLACK < from).then(|| from - age)
 }
 
@@ -33,7 +33,8 @@ fn not_due_yet(p: &P<'_>) -> Option<Duration> {
         jiff::Timestamp::now().duration_since(started).try_into().ok()
     })?;
     let node = pt.upid.parse::<Upid>().ok()?.node().to_string();
-    early_by(age, p.ctx.task_times.expected(&pt.operation, &node))
+    let looks = task::Looks::for_load(p.ctx.slots.waiting() > 0);
+    early_by(age, p.ctx.task_times.expected(&pt.operation, &node), looks)
 }
 
 /// Checks the task in `status.pendingTask`. `Some(action)` while it runs or just failed; `None`
@@ -89,6 +90,7 @@ mod tests {
     #[test]
     fn a_pass_before_the_first_look_at_a_task_of_a_known_kind_does_not_read_its_status() {
         let ms = Duration::from_millis;
+        let early_by = |age, e| early_by(age, e, task::Looks::BURST);
         assert_eq!(
             early_by(ms(500), Some(ms(3000))),
             Some(ms(2350)),

@@ -111,56 +111,76 @@ fn backoff(age: Duration, div: u32, max: Duration) -> Duration {
     (age / div).clamp(FIRST_POLL.min(max), max)
 }
 
-/// When a task of a kind expected to take `expected` is first looked at: at 95 % of it. What
-/// a first look that finds the task ended teaches is only an upper bound ([`learned`]), so the
-/// expectation creeps down until a first look comes too early, and a later look lifts it.
-pub fn first_look(expected: Duration) -> Duration {
-    expected.mul_f64(0.95)
+/// How a task is looked at around its expected end (pure): its first look at `first` of its
+/// kind's expected time, then every `1/div` of that time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Looks {
+    /// The first look, as a fraction of the expected time.
+    pub first: f64,
+    /// Near the end, a look every `1/div` of the expected time.
+    pub div: u32,
 }
 
-/// What a task that was found ended `took` after its start teaches about its kind (pure): a
-/// find at the first look ([`first_look`], plus the pass's own delay: less than 1/20 of the
-/// time past it) says only that it took at most that, so the expectation is taken 5 % lower; a
-/// later look, or a kind not known yet, counts what it saw. Simulated against tasks of ±20 %
-/// (the benchmark's), this sees a task in ~1.4 looks, ~10 % of its time late; the first look
-/// at 9/10 without the lowering settled where that look was almost always too early (~1.9
-/// looks, ~7 % late), a first look at the expected time with 2 % lowering took ~1.15 looks but
-/// ~16 % late (slots freed that much later: a burst of 100 Pods ×1.11 of its limit).
-pub fn learned(expected: Option<Duration>, took: Duration) -> Duration {
-    match expected {
-        Some(e) if took < first_look(e) + e / 20 => e.mul_f64(0.95).min(took),
-        _ => took,
+impl Looks {
+    /// In a burst (objects wait for a task slot): first at 95 % of the expected time, then
+    /// every tenth. Every look is a request many tasks pay, and a late look costs the slot's
+    /// next holder only that delay: ~1.4 looks per task, ~10 % of its time late (issue 26's
+    /// requests per Pod).
+    pub const BURST: Looks = Looks { first: 0.95, div: 10 };
+    /// Alone (no object waits for a slot: a `kubectl apply` and someone waiting): first at
+    /// 90 %, then every twentieth. Simulated against tasks of ±20 % (the benchmark's 3 s
+    /// create): 2.8 looks, 116 ms late at the median, 620 ms at p99, against 1.5 looks and
+    /// 275 / 910 ms with [`Looks::BURST`]; a look more per task, when Proxmox is not busy with
+    /// ours.
+    pub const ALONE: Looks = Looks { first: 0.9, div: 20 };
+
+    /// [`Looks::BURST`] while objects wait for a task slot, else [`Looks::ALONE`].
+    pub fn for_load(queued: bool) -> Looks {
+        if queued {
+            Looks::BURST
+        } else {
+            Looks::ALONE
+        }
+    }
+
+    /// When a task of a kind expected to take `expected` is first looked at. What a first look
+    /// that finds the task ended teaches is only an upper bound ([`learned`]), so the
+    /// expectation creeps down until a first look comes too early, and a later look lifts it.
+    pub fn first_look(self, expected: Duration) -> Duration {
+        expected.mul_f64(self.first)
     }
 }
 
-/// How finely the time around a task's expected end is looked at (pure): every twentieth of
-/// it while no object waits for a task slot, every tenth while some do. Alone (a `kubectl
-/// apply` and a wait), a task is seen ended about half as late for about half a look more
-/// (simulated against tasks of ±20 %: 1.9 looks and a median 160 ms late, against 1.5 and
-/// 275 ms for a 3 s task); in a burst, every look is a request many tasks pay, so the looks
-/// stay as few as before (issue 26's requests per Pod).
-pub fn near_end_division(queued: bool) -> u32 {
-    if queued {
-        10
-    } else {
-        20
+/// What a task that was found ended `took` after its start teaches about its kind (pure): a
+/// find at the first look ([`Looks::first_look`], plus the pass's own delay: less than 1/20 of
+/// the time past it) says only that it took at most that, so the expectation is taken 5 %
+/// lower; a later look, or a kind not known yet, counts what it saw. Simulated against tasks of
+/// ±20 % (the benchmark's) with [`Looks::BURST`], this sees a task in ~1.4 looks, ~10 % of its
+/// time late; the first look at 9/10 without the lowering settled where that look was almost
+/// always too early (~1.9 looks, ~7 % late), a first look at the expected time with 2 % lowering
+/// took ~1.15 looks but ~16 % late (slots freed that much later: a burst of 100 Pods ×1.11 of
+/// its limit).
+pub fn learned(expected: Option<Duration>, took: Duration, looks: Looks) -> Duration {
+    match expected {
+        Some(e) if took < looks.first_look(e) + e / 20 => e.mul_f64(0.95).min(took),
+        _ => took,
     }
 }
 
 /// [`poll_interval`] from the task's age, knowing (when `expected` is given) how long a task of
 /// its kind took last. Proxmox tells nobody when a task ends, so each look is a request: a task
-/// is first looked at when it is nearly done ([`first_look`]; at most 10 s without a look),
-/// then every `1/div` of that time ([`near_end_division`]; 100 ms to 1 s) until 1½ times it,
-/// then with the back-off bounded by `max` (the task poll interval). A task of its kind's usual
-/// time is seen in one look most of the time, one a little slower in two. A kind not seen yet
-/// (the first task of its kind since the operator started) backs off by an eighth of its age.
-pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration, div: u32) -> Duration {
+/// is first looked at when it is nearly done ([`Looks::first_look`]; at most 10 s without a
+/// look), then every `1/div` of that time (100 ms to 1 s) until 1½ times it, then with the
+/// back-off bounded by `max` (the task poll interval). A task of its kind's usual time is seen
+/// in one look most of the time, one a little slower in two. A kind not seen yet (the first
+/// task of its kind since the operator started) backs off by an eighth of its age.
+pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration, looks: Looks) -> Duration {
     let Some(e) = expected else { return backoff(age, 8, max) };
-    let (from, to) = (first_look(e), e.mul_f64(1.5));
+    let (from, to) = (looks.first_look(e), e.mul_f64(1.5));
     if age >= to {
         backoff(age, 4, max)
     } else if age >= from {
-        (e / div.max(1)).clamp(NEAR_END_POLL, NEAR_END_POLL_MAX)
+        (e / looks.div.max(1)).clamp(NEAR_END_POLL, NEAR_END_POLL_MAX)
     } else {
         (from - age).clamp(Duration::from_millis(10), BLIND_MAX)
     }
@@ -168,7 +188,7 @@ pub fn poll_after(age: Duration, expected: Option<Duration>, max: Duration, div:
 
 /// When to look at the pass's task again: [`poll_after`] with the task's age to the millisecond
 /// (from its task slot; else from status, in whole seconds), what its kind took last time, and
-/// whether any object waits for a task slot ([`near_end_division`]).
+/// whether any object waits for a task slot ([`Looks::for_load`]).
 pub fn next_poll<K>(p: &Pass<'_, K>) -> Duration
 where
     K: Managed,
@@ -189,8 +209,8 @@ where
         .parse::<Upid>()
         .map(|u| u.node().to_string())
         .unwrap_or_default();
-    let div = near_end_division(p.ctx.slots.waiting() > 0);
-    poll_after(age, p.ctx.task_times.expected(&pt.operation, &node), max, div)
+    let looks = Looks::for_load(p.ctx.slots.waiting() > 0);
+    poll_after(age, p.ctx.task_times.expected(&pt.operation, &node), max, looks)
 }
 
 /// Starts `call` on `node` as `operation` for the pass's object: takes a task slot (or queues
@@ -308,10 +328,11 @@ where
         }
         TaskResult::Ok | TaskResult::Warnings(_) => {
             if let Some(took) = p.ctx.slots.held_for(&p.uid) {
+                let looks = Looks::for_load(p.ctx.slots.waiting() > 0);
                 let expected = p.ctx.task_times.expected(&pt.operation, upid.node());
                 p.ctx
                     .task_times
-                    .observe(&pt.operation, upid.node(), learned(expected, took));
+                    .observe(&pt.operation, upid.node(), learned(expected, took, looks));
             }
             match st.result() {
                 TaskResult::Warnings(n) => Polled::Done(Some(n)),
@@ -396,7 +417,7 @@ mod tests {
     fn a_task_is_polled_densely_around_its_expected_end() {
         let (ms, max) = (Duration::from_millis, Duration::from_secs(1));
         let e = Some(ms(3000));
-        let poll_after = |age, e, max| poll_after(age, e, max, near_end_division(true));
+        let poll_after = |age, e, max| poll_after(age, e, max, Looks::BURST);
         // a kind not seen yet: an eighth of the age
         assert_eq!(poll_after(ms(2000), None, max), ms(250));
         assert_eq!(poll_after(ms(100), None, max), ms(200));
@@ -419,6 +440,7 @@ mod tests {
     fn a_task_found_done_at_its_first_look_lowers_its_kinds_time_and_a_later_find_raises_it() {
         let ms = Duration::from_millis;
         let e = Some(ms(3000));
+        let learned = |e, took| learned(e, took, Looks::BURST);
         assert_eq!(learned(e, ms(2900)), ms(2850), "found at the first look: 5 % lower");
         assert_eq!(
             learned(e, ms(2500)),
@@ -433,10 +455,10 @@ mod tests {
         let mut looks = 0;
         for _ in 0..40 {
             let e = t.expected("create", "pve1").unwrap();
-            let mut at = first_look(e);
+            let mut at = Looks::BURST.first_look(e);
             looks += 1;
             while at < ms(3000) {
-                at += poll_after(at, Some(e), Duration::from_secs(1), 10);
+                at += poll_after(at, Some(e), Duration::from_secs(1), Looks::BURST);
                 looks += 1;
             }
             t.observe("create", "pve1", learned(Some(e), at + ms(20)));
@@ -447,17 +469,21 @@ mod tests {
     }
 
     #[test]
-    fn a_task_alone_is_looked_at_twice_as_often_near_its_end_as_one_in_a_burst() {
+    fn a_task_alone_is_looked_at_sooner_and_twice_as_often_near_its_end_as_one_in_a_burst() {
         let (ms, max) = (Duration::from_millis, Duration::from_secs(1));
-        let (alone, burst) = (near_end_division(false), near_end_division(true));
+        let (alone, burst) = (Looks::for_load(false), Looks::for_load(true));
         let e = Some(ms(3000));
+        assert_eq!(poll_after(ms(0), e, max, alone), ms(2700));
+        assert_eq!(poll_after(ms(0), e, max, burst), ms(2850));
         assert_eq!(poll_after(ms(2850), e, max, alone), ms(150));
         assert_eq!(poll_after(ms(2850), e, max, burst), ms(300));
-        // the same first look and the same back-off well past it either way
-        assert_eq!(poll_after(ms(0), e, max, alone), poll_after(ms(0), e, max, burst));
+        // the same back-off well past it either way, and never more often than every 100 ms
         assert_eq!(poll_after(ms(4500), e, max, alone), ms(1000));
-        // and never more often than every 100 ms
         assert_eq!(poll_after(ms(500), Some(ms(500)), max, alone), ms(100));
+        // a find at the first look lowers the kind's time by 5 % either way
+        assert_eq!(learned(e, ms(2900), alone), ms(2900), "found at the second look alone");
+        assert_eq!(learned(e, ms(2750), alone), ms(2750), "found at the first look alone");
+        assert_eq!(learned(e, ms(2900), burst), ms(2850));
     }
 
     #[test]
