@@ -8,7 +8,7 @@ use super::locate::{locate, Located};
 use super::pass::{cluster_key, start_task, P};
 use super::report::{addresses, sample, usage};
 use super::task::check_pending_task;
-use crate::controller::cluster::{ClusterHandle, Snapshot};
+use crate::controller::cluster::{ClusterHandle, Guest};
 use crate::controller::conditions::CondSpec;
 use crate::controller::kernel::Reason;
 use crate::controller::tenancy::policy::Admission;
@@ -23,14 +23,14 @@ use kube::ResourceExt;
 pub(super) async fn observe_only(
     p: &mut P<'_>,
     handle: &ClusterHandle,
-    snap: &Snapshot,
+    guest: Option<Guest>,
     admission: &Admission,
 ) -> Result<Action, Error> {
     let vmid = p.obj.spec.vmid.expect("validated");
     p.remove_finalizer().await?;
     // only what the namespace may see: nothing about another tenant's guest (not even where
     // it runs) reaches status
-    if let Some(g) = snap.guests.get(&vmid) {
+    if let Some(g) = &guest {
         if let Err(r) = super::tenancy::may_use(p, g, admission, "spec.vmid") {
             p.status.vmid = None;
             p.status.node = None;
@@ -41,7 +41,7 @@ pub(super) async fn observe_only(
         }
     }
     p.status.vmid = Some(vmid);
-    let Some(g) = snap.guests.get(&vmid).cloned() else {
+    let Some(g) = guest else {
         p.status.phase = Some(ContainerPhase::Pending);
         p.status.ip_addresses.clear();
         let msg = format!("CT {vmid} does not exist in Proxmox");
