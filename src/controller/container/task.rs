@@ -33,7 +33,7 @@ fn not_due_yet(p: &P<'_>) -> Option<Duration> {
         jiff::Timestamp::now().duration_since(started).try_into().ok()
     })?;
     let node = pt.upid.parse::<Upid>().ok()?.node().to_string();
-    let looks = task::Looks::for_load(p.ctx.slots.waiting() > 0);
+    let looks = task::Looks::now(&p.ctx.slots);
     early_by(age, p.ctx.task_times.expected(&pt.operation, &node), looks)
 }
 

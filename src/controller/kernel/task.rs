@@ -3,7 +3,7 @@
 //! status (its slot kept while it runs, freed when it ends, the failure text with the log tail).
 
 use super::pass::{Managed, Pass};
-use super::slots::node_key;
+use super::slots::{node_key, TaskSlots};
 use crate::controller::cluster::ClusterHandle;
 use crate::controller::Error;
 use crate::crd::PendingTask;
@@ -143,6 +143,11 @@ impl Looks {
         }
     }
 
+    /// How tasks are looked at now: [`Looks::for_load`] of whether any object waits in `slots`.
+    pub fn now(slots: &TaskSlots) -> Looks {
+        Looks::for_load(slots.waiting() > 0)
+    }
+
     /// When a task of a kind expected to take `expected` is first looked at. What a first look
     /// that finds the task ended teaches is only an upper bound ([`learned`]), so the
     /// expectation creeps down until a first look comes too early, and a later look lifts it.
@@ -209,7 +214,7 @@ where
         .parse::<Upid>()
         .map(|u| u.node().to_string())
         .unwrap_or_default();
-    let looks = Looks::for_load(p.ctx.slots.waiting() > 0);
+    let looks = Looks::now(&p.ctx.slots);
     poll_after(age, p.ctx.task_times.expected(&pt.operation, &node), max, looks)
 }
 
@@ -328,7 +333,7 @@ where
         }
         TaskResult::Ok | TaskResult::Warnings(_) => {
             if let Some(took) = p.ctx.slots.held_for(&p.uid) {
-                let looks = Looks::for_load(p.ctx.slots.waiting() > 0);
+                let looks = Looks::now(&p.ctx.slots);
                 let expected = p.ctx.task_times.expected(&pt.operation, upid.node());
                 p.ctx
                     .task_times
