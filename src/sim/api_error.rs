@@ -54,8 +54,13 @@ pub(crate) type ApiResult<T = Value> = Result<T, ApiError>;
 
 /// Seconds since the epoch.
 pub(crate) fn now_epoch() -> u64 {
+    now_ms() / 1000
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }

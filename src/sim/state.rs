@@ -207,14 +207,6 @@ pub(crate) struct TaskTimes {
     pub seen_ended_ms: Option<u64>,
 }
 
-/// Now in Unix ms.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Task {
     pub(crate) fn status_json(&self) -> Value {
         let u = &self.upid;
@@ -753,7 +745,7 @@ impl Sim {
                 abort: None,
                 work_ms: 0,
                 times: TaskTimes {
-                    started_ms: now_ms(),
+                    started_ms: super::api_error::now_ms(),
                     ..Default::default()
                 },
             },

@@ -89,7 +89,7 @@ pub(crate) fn finish_task(st: &mut State, upid: &str, node: &str, res: Result<()
         }
     }
     t.endtime = Some(now_epoch());
-    t.times.ended_ms = Some(crate::sim::state::now_ms());
+    t.times.ended_ms = Some(crate::sim::api_error::now_ms());
     t.abort = None;
     if let Some(r) = st.running_tasks.get_mut(node) {
         *r = r.saturating_sub(1);

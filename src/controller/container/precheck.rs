@@ -33,7 +33,7 @@ pub struct Known<'a> {
     pub cluster: &'a str,
     /// The OS template volumes (`storage:vztmpl/...`) listed on the storage the spec's
     /// `source.osTemplate` names; `None` when not read (not an OS template, or the read failed).
-    pub templates: Option<std::sync::Arc<[String]>>,
+    pub templates: Option<Arc<[String]>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {

@@ -253,7 +253,7 @@ pub(super) fn task_status(st: &mut State, p: &Params) -> ApiResult {
     task(st, p)?;
     let t = st.tasks.get_mut(&p.req("upid")).expect("found above");
     if t.exitstatus.is_some() && t.times.seen_ended_ms.is_none() {
-        t.times.seen_ended_ms = Some(crate::sim::state::now_ms());
+        t.times.seen_ended_ms = Some(crate::sim::api_error::now_ms());
     }
     Ok(t.status_json())
 }
